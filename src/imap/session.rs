@@ -1,0 +1,1 @@
+//! The IMAP session: framing, state machine, commands, untagged updates.

@@ -1,0 +1,1 @@
+//! Grammar pieces shared by the parser and the response encoder.

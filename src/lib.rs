@@ -1,0 +1,20 @@
+//! Loft: an IMAP4rev1 (and later POP3) mail store daemon.
+//!
+//! Crate map, top to bottom (no arrow points back up; see docs/architecture.md):
+//!
+//! * [`server`] — listeners, TLS/STARTTLS streams, connection limits, graceful shutdown;
+//!   spawns one tokio task per connection.
+//! * [`imap`] — the IMAP protocol: command parser, session state machine, commands,
+//!   response encoding. Never touches files: everything goes through [`mailbox`].
+//! * [`auth`] — passwd-file users, password schemes, SASL mechanisms, failure delay.
+//! * [`mailbox`] — the storage API (`Store`, `Mailbox` traits), mailbox names, flags,
+//!   the MIME scanner and SEARCH evaluation. The Maildir backend is private to it.
+//! * [`config`] — TOML configuration, validated with `FILE:LINE:COL` diagnostics.
+//! * [`tls`] — rustls acceptor, certificate loading, self-signed default.
+
+pub mod auth;
+pub mod config;
+pub mod imap;
+pub mod mailbox;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,330 @@
+//! The storage API seen by protocol code.
+//!
+//! A [`Store`] is one user's set of mailboxes; a [`Mailbox`] is one mailbox opened by one
+//! session. Protocol code (IMAP, later POP3) talks only to these traits; the on-disk formats
+//! (`maildir`, later `mbox` and the index engine) are private to this module.
+//!
+//! Names given to and returned by this API are UTF-8 with `/` as the hierarchy separator
+//! (the wire encoding — modified UTF-7 — is the protocol layer's business). `INBOX` is
+//! matched case-insensitively (RFC 3501 §5.1) by [`normalize_name`].
+//!
+//! This module must not know about IMAP, POP3, quirks or Lua.
+
+pub mod date;
+pub mod error;
+mod maildir;
+pub mod message;
+pub mod search;
+
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use error::{Error, ErrorKind, Result};
+
+/// A message UID (RFC 3501 §2.3.1.1): strictly ascending, never reused within a UIDVALIDITY.
+pub type Uid = u32;
+
+/// The hierarchy separator presented to clients.
+pub const SEPARATOR: char = '/';
+
+/// The five permanent system flags (RFC 3501 §2.3.2). `\Recent` is session state and is
+/// not stored here.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug)]
+pub struct SysFlags(pub u8);
+
+impl SysFlags {
+    pub const SEEN: SysFlags = SysFlags(1);
+    pub const ANSWERED: SysFlags = SysFlags(2);
+    pub const FLAGGED: SysFlags = SysFlags(4);
+    pub const DELETED: SysFlags = SysFlags(8);
+    pub const DRAFT: SysFlags = SysFlags(16);
+    pub const ALL: [(SysFlags, &'static str); 5] = [
+        (SysFlags::ANSWERED, "\\Answered"),
+        (SysFlags::FLAGGED, "\\Flagged"),
+        (SysFlags::DELETED, "\\Deleted"),
+        (SysFlags::SEEN, "\\Seen"),
+        (SysFlags::DRAFT, "\\Draft"),
+    ];
+
+    pub fn contains(self, other: SysFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub fn insert(&mut self, other: SysFlags) {
+        self.0 |= other.0;
+    }
+    pub fn remove(&mut self, other: SysFlags) {
+        self.0 &= !other.0;
+    }
+    /// The IMAP name of a system flag, e.g. `\Seen` (case-insensitive lookup).
+    pub fn from_name(name: &str) -> Option<SysFlags> {
+        SysFlags::ALL
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(f, _)| *f)
+    }
+}
+
+/// The flags of one message: system flags plus keywords. Keywords are kept sorted and
+/// unique; comparisons of keyword names are case-insensitive (RFC 3501 §2.3.2 flag-keyword
+/// is an atom; Dovecot and most clients treat them case-insensitively).
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct Flags {
+    pub sys: SysFlags,
+    pub keywords: Vec<String>,
+}
+
+impl Flags {
+    pub fn has_keyword(&self, kw: &str) -> bool {
+        self.keywords.iter().any(|k| k.eq_ignore_ascii_case(kw))
+    }
+    pub fn add_keyword(&mut self, kw: &str) {
+        if !self.has_keyword(kw) {
+            self.keywords.push(kw.to_string());
+            self.keywords.sort();
+        }
+    }
+    pub fn remove_keyword(&mut self, kw: &str) {
+        self.keywords.retain(|k| !k.eq_ignore_ascii_case(kw));
+    }
+    /// Applies a STORE operation and returns the result.
+    pub fn apply(&self, op: StoreOp, change: &Flags) -> Flags {
+        let mut out = match op {
+            StoreOp::Replace => Flags::default(),
+            _ => self.clone(),
+        };
+        match op {
+            StoreOp::Replace | StoreOp::Add => {
+                out.sys.insert(change.sys);
+                for k in &change.keywords {
+                    out.add_keyword(k);
+                }
+            }
+            StoreOp::Remove => {
+                out.sys.remove(change.sys);
+                for k in &change.keywords {
+                    out.remove_keyword(k);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// STORE FLAGS / +FLAGS / -FLAGS.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StoreOp {
+    Replace,
+    Add,
+    Remove,
+}
+
+/// What a store knows about one message without opening it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: Uid,
+    pub flags: Flags,
+    /// RFC822.SIZE: the exact number of octets [`Mailbox::fetch_message`] returns (CRLF line ends).
+    pub size: u64,
+    /// INTERNALDATE as seconds since the Unix epoch (UTC).
+    pub internal_date: i64,
+}
+
+/// The state of a mailbox at one moment. Messages are in ascending UID order.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub uid_validity: u32,
+    pub uid_next: Uid,
+    pub messages: Vec<MessageMeta>,
+    /// Keywords that may appear in this mailbox (for FLAGS / PERMANENTFLAGS).
+    pub keywords: Vec<String>,
+}
+
+/// The result of [`Mailbox::sync`].
+#[derive(Clone, Debug)]
+pub struct SyncResult {
+    /// The current state. When nothing changed since the previous sync the same `Arc` is
+    /// returned, so callers can skip diffing with `Arc::ptr_eq`.
+    pub snapshot: Arc<Snapshot>,
+    /// UIDs that this session (and no other) sees as `\Recent` for the first time
+    /// (RFC 3501 §2.3.2). Empty for read-only opens.
+    pub new_recent: Vec<Uid>,
+}
+
+/// Counts for STATUS (RFC 3501 §6.3.10), computed without opening messages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatusInfo {
+    pub messages: u32,
+    pub recent: u32,
+    pub uid_next: Uid,
+    pub uid_validity: u32,
+    pub unseen: u32,
+    /// Sum of RFC822.SIZE over all messages (STATUS=SIZE, RFC 8438).
+    pub size: u64,
+}
+
+/// Special-use attributes (RFC 6154).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpecialUse {
+    All,
+    Archive,
+    Drafts,
+    Flagged,
+    Junk,
+    Sent,
+    Trash,
+}
+
+impl SpecialUse {
+    pub fn attribute(self) -> &'static str {
+        match self {
+            SpecialUse::All => "\\All",
+            SpecialUse::Archive => "\\Archive",
+            SpecialUse::Drafts => "\\Drafts",
+            SpecialUse::Flagged => "\\Flagged",
+            SpecialUse::Junk => "\\Junk",
+            SpecialUse::Sent => "\\Sent",
+            SpecialUse::Trash => "\\Trash",
+        }
+    }
+}
+
+/// One entry of [`Store::list`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailboxEntry {
+    /// Full UTF-8 name with `/` separators; INBOX is spelled `INBOX`.
+    pub name: String,
+    /// A name that exists only as the parent of others (`\Noselect`, RFC 3501 §7.2.2).
+    pub noselect: bool,
+    pub has_children: bool,
+    pub special_use: Option<SpecialUse>,
+}
+
+/// The result of COPY/MOVE for COPYUID (RFC 4315 §3).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CopyResult {
+    pub dest_uid_validity: u32,
+    pub source_uids: Vec<Uid>,
+    pub dest_uids: Vec<Uid>,
+}
+
+/// Message bytes, either read into memory or mapped. Always CRLF line ends, exactly
+/// [`MessageMeta::size`] octets.
+pub enum MessageData {
+    Owned(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl Deref for MessageData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            MessageData::Owned(v) => v,
+            MessageData::Mapped(m) => m,
+        }
+    }
+}
+
+/// One user's mailboxes.
+///
+/// All methods do blocking file I/O: async callers run them on the blocking pool
+/// (`tokio::task::block_in_place` / `spawn_blocking`).
+pub trait Store: Send + Sync {
+    /// Every mailbox, including `INBOX` and `\Noselect` parents, in no particular order.
+    fn list(&self) -> Result<Vec<MailboxEntry>>;
+    /// Creates a mailbox (and any missing parents, RFC 3501 §6.3.3). A trailing separator
+    /// is ignored.
+    fn create(&self, name: &str, special_use: Option<SpecialUse>) -> Result<()>;
+    /// Deletes a mailbox and its messages. INBOX cannot be deleted; a mailbox with children
+    /// becomes `\Noselect` instead (RFC 3501 §6.3.4).
+    fn delete(&self, name: &str) -> Result<()>;
+    /// Renames a mailbox and its children. Renaming INBOX moves its messages to the new
+    /// mailbox and leaves INBOX empty (RFC 3501 §6.3.5).
+    fn rename(&self, from: &str, to: &str) -> Result<()>;
+    fn subscriptions(&self) -> Result<Vec<String>>;
+    fn set_subscribed(&self, name: &str, subscribed: bool) -> Result<()>;
+    fn status(&self, name: &str) -> Result<StatusInfo>;
+    fn open(&self, name: &str, read_only: bool) -> Result<Box<dyn Mailbox>>;
+    /// Starts saving one message into `name`. Bytes arrive in chunks as the client sends
+    /// them; nothing is visible until [`AppendSink::commit`].
+    fn append(&self, name: &str) -> Result<Box<dyn AppendSink>>;
+    /// Makes sure the special-use mailboxes exist (first login).
+    fn ensure_special_use(&self) -> Result<()>;
+}
+
+/// A message being saved.
+pub trait AppendSink: Send {
+    fn write(&mut self, chunk: &[u8]) -> Result<()>;
+    /// fsyncs and publishes the message. Returns (UIDVALIDITY, UID) for APPENDUID.
+    fn commit(self: Box<Self>, flags: &Flags, internal_date: Option<i64>) -> Result<(u32, Uid)>;
+    /// Throws the partial message away.
+    fn abort(self: Box<Self>);
+}
+
+/// One mailbox opened by one session.
+pub trait Mailbox: Send {
+    fn name(&self) -> &str;
+    fn read_only(&self) -> bool;
+    /// Looks at the storage for changes made by anybody (this session, other sessions,
+    /// other programs such as an MTA delivering into `new/`).
+    fn sync(&mut self) -> Result<SyncResult>;
+    /// The full message, CRLF line ends. [`ErrorKind::Expunged`] if it vanished.
+    fn fetch_message(&self, uid: Uid) -> Result<MessageData>;
+    /// Changes flags; returns the new flags of every message that exists.
+    fn store(&mut self, uids: &[Uid], op: StoreOp, flags: &Flags) -> Result<Vec<(Uid, Flags)>>;
+    /// Removes messages flagged `\Deleted` (only those in `only`, when given: UID EXPUNGE).
+    /// Returns the UIDs removed, ascending.
+    fn expunge(&mut self, only: Option<&[Uid]>) -> Result<Vec<Uid>>;
+    /// Copies messages into another mailbox of the same store, keeping flags and dates.
+    fn copy_to(&mut self, uids: &[Uid], dest: &str) -> Result<CopyResult>;
+}
+
+/// Opens the store of one user from the storage configuration.
+pub fn open_store(
+    cfg: &crate::config::StorageConfig,
+    user: &str,
+    home: Option<&Path>,
+) -> Result<Arc<dyn Store>> {
+    maildir::open_store(cfg, user, home)
+}
+
+/// Case-folds a leading `INBOX` (RFC 3501 §5.1: INBOX is case-insensitive) and strips a
+/// trailing separator.
+pub fn normalize_name(name: &str) -> String {
+    let trimmed = name.strip_suffix(SEPARATOR).unwrap_or(name);
+    let head = trimmed.split(SEPARATOR).next().unwrap_or("");
+    if head.eq_ignore_ascii_case("INBOX") {
+        format!("INBOX{}", &trimmed[head.len()..])
+    } else {
+        trimmed.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_inbox() {
+        assert_eq!(normalize_name("inbox"), "INBOX");
+        assert_eq!(normalize_name("InBox/Sub/"), "INBOX/Sub");
+        assert_eq!(normalize_name("Inboxes"), "Inboxes");
+    }
+
+    #[test]
+    fn apply_store_ops() {
+        let mut f = Flags::default();
+        f.sys.insert(SysFlags::SEEN);
+        f.add_keyword("$Label1");
+        let mut change = Flags::default();
+        change.sys.insert(SysFlags::FLAGGED);
+        change.add_keyword("$label1");
+        let added = f.apply(StoreOp::Add, &change);
+        assert!(added.sys.contains(SysFlags::SEEN) && added.sys.contains(SysFlags::FLAGGED));
+        assert_eq!(added.keywords.len(), 1);
+        let removed = added.apply(StoreOp::Remove, &change);
+        assert!(!removed.sys.contains(SysFlags::FLAGGED) && removed.keywords.is_empty());
+        let replaced = f.apply(StoreOp::Replace, &change);
+        assert!(!replaced.sys.contains(SysFlags::SEEN));
+    }
+}

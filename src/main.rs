@@ -1,0 +1,5 @@
+//! The `loft` command line.
+
+fn main() {
+    println!("loft");
+}

@@ -1,0 +1,1 @@
+//! Listeners, connection limits, graceful shutdown.

@@ -1,0 +1,1 @@
+//! TLS: certificate loading, self-signed default, the rustls acceptor.
