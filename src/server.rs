@@ -1,9 +1,264 @@
 //! Listeners, connection limits, graceful shutdown.
+//!
+//! `start` binds every configured address (so a port in use is a clear startup error),
+//! spawns one accept loop per listener and one task per connection; `serve` adds the
+//! signal handling of the daemon. Tests use `start` with port 0.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tracing::{error, info, warn};
+
+use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::imap::session::stream::Stream;
+use crate::imap::session::{Context, Session};
+
+/// How long shutdown waits for sessions to finish what they are writing.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Counts sessions per (user, remote IP) to enforce `max_connections_per_user_ip`.
+pub struct UserIpLimits {
+    max: usize,
+    counts: Mutex<HashMap<(String, IpAddr), usize>>,
+}
+
+/// Held by a logged-in session; releases its slot when dropped.
+pub struct UserIpGuard {
+    limits: Arc<UserIpLimits>,
+    key: (String, IpAddr),
+}
+
+impl UserIpLimits {
+    pub fn new(max: usize) -> Arc<UserIpLimits> {
+        Arc::new(UserIpLimits {
+            max,
+            counts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A slot for one more session of `user` from `ip`, or `None` at the limit.
+    pub fn acquire(self: &Arc<Self>, user: &str, ip: IpAddr) -> Option<UserIpGuard> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (user.to_string(), ip);
+        let n = counts.entry(key.clone()).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(UserIpGuard {
+            limits: Arc::clone(self),
+            key,
+        })
+    }
+}
+
+impl Drop for UserIpGuard {
+    fn drop(&mut self) {
+        let mut counts = self.limits.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Counts connections per remote IP before and after login.
+struct IpLimits {
+    max: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl IpLimits {
+    fn try_add(&self, ip: IpAddr) -> bool {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+    fn remove(&self, ip: IpAddr) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&ip);
+            }
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// Bound plaintext IMAP addresses (with real ports when 0 was configured).
+    pub imap_addrs: Vec<SocketAddr>,
+    /// Bound IMAPS addresses.
+    pub imaps_addrs: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+}
+
+impl Server {
+    /// Stops accepting, tells every session to say BYE, and waits (bounded) until they are
+    /// gone.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let all = self.max_connections as u32;
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, self.connections.acquire_many(all)).await;
+    }
+}
+
+/// Binds the listeners and starts serving. Returns when everything is listening.
+pub async fn start(cfg: Config) -> Result<Server, String> {
+    let cfg = Arc::new(cfg);
+    let auth = Arc::new(Authenticator::new(&cfg.auth)?);
+    let tls = match crate::tls::server_config(&cfg.tls, &cfg.server.hostname) {
+        Ok(c) => Some(tokio_rustls::TlsAcceptor::from(c)),
+        Err(e) if cfg.imap.listen_tls.is_empty() => {
+            warn!("TLS unavailable, STARTTLS will not be offered: {e}");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    let ctx = Arc::new(Context {
+        cfg: Arc::clone(&cfg),
+        auth,
+        tls: tls.clone(),
+        shutdown: stop_rx,
+        user_limits: UserIpLimits::new(cfg.server.max_connections_per_user_ip),
+    });
+    let connections = Arc::new(Semaphore::new(cfg.server.max_connections));
+    let ip_limits = Arc::new(IpLimits {
+        max: cfg.server.max_connections_per_ip,
+        counts: Mutex::new(HashMap::new()),
+    });
+    let mut imap_addrs = Vec::new();
+    let mut imaps_addrs = Vec::new();
+    let mut listeners = Vec::new();
+    for (addrs, implicit_tls) in [(&cfg.imap.listen, false), (&cfg.imap.listen_tls, true)] {
+        for addr in addrs {
+            let l = TcpListener::bind(addr).await.map_err(|e| {
+                format!(
+                    "cannot listen on {addr} for IMAP{}: {e}",
+                    if implicit_tls { "S" } else { "" }
+                )
+            })?;
+            let local = l
+                .local_addr()
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            info!(
+                "listening for IMAP{} on {local}",
+                if implicit_tls { "S" } else { "" }
+            );
+            if implicit_tls {
+                imaps_addrs.push(local)
+            } else {
+                imap_addrs.push(local)
+            }
+            listeners.push((l, implicit_tls));
+        }
+    }
+    for (listener, implicit_tls) in listeners {
+        let ctx = Arc::clone(&ctx);
+        let connections = Arc::clone(&connections);
+        let ip_limits = Arc::clone(&ip_limits);
+        let tls = if implicit_tls { tls.clone() } else { None };
+        let mut stop = ctx.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    r = listener.accept() => r,
+                    _ = stop.changed() => break,
+                };
+                match accepted {
+                    Ok((tcp, remote)) => {
+                        accept_one(tcp, remote, &ctx, &connections, &ip_limits, tls.clone());
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        error!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+    }
+    Ok(Server {
+        imap_addrs,
+        imaps_addrs,
+        stop,
+        connections,
+        max_connections: cfg.server.max_connections,
+    })
+}
+
+fn accept_one(
+    tcp: TcpStream,
+    remote: SocketAddr,
+    ctx: &Arc<Context>,
+    connections: &Arc<Semaphore>,
+    ip_limits: &Arc<IpLimits>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let Ok(permit) = Arc::clone(connections).try_acquire_owned() else {
+        warn!(remote = %remote, "connection refused: max_connections reached");
+        return;
+    };
+    if !ip_limits.try_add(remote.ip()) {
+        warn!(remote = %remote, "connection refused: too many connections from this address");
+        return;
+    }
+    let _ = tcp.set_nodelay(true);
+    let ctx = Arc::clone(ctx);
+    let ip_limits = Arc::clone(ip_limits);
+    tokio::spawn(async move {
+        let stream = match tls {
+            Some(acceptor) => {
+                let hs =
+                    tokio::time::timeout(ctx.cfg.imap.login_timeout, acceptor.accept(tcp)).await;
+                match hs {
+                    Ok(Ok(s)) => Some(Stream::Tls(Box::new(s))),
+                    Ok(Err(e)) => {
+                        info!(remote = %remote, "TLS handshake failed: {e}");
+                        None
+                    }
+                    Err(_) => None,
+                }
+            }
+            None => Some(Stream::Plain(tcp)),
+        };
+        if let Some(stream) = stream {
+            Session::new(ctx, stream, remote).run().await;
+        }
+        ip_limits.remove(remote.ip());
+        drop(permit);
+    });
+}
 
 /// Runs the daemon until SIGTERM/SIGINT. Errors are startup failures, in plain words.
 pub async fn serve(cfg: Config) -> Result<(), String> {
-    let _ = cfg;
-    Err("server not built yet".into())
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let server = start(cfg).await?;
+    info!("Loft {} ready", env!("CARGO_PKG_VERSION"));
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received, shutting down"),
+        _ = int.recv() => info!("SIGINT received, shutting down"),
+    }
+    server.shutdown().await;
+    info!("stopped");
+    Ok(())
 }

@@ -186,6 +186,7 @@ pub struct AppendHead {
 /// so the session can answer `tag BAD message`; otherwise it answers `* BAD message`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
+    pub kind: ParseErrorKind,
     pub tag: Option<String>,
     pub message: String,
 }
@@ -195,6 +196,7 @@ pub struct ParseError {
 pub fn parse(input: &[u8]) -> Result<Request, ParseError> {
     let _ = input;
     Err(ParseError {
+        kind: ParseErrorKind::Bad,
         tag: None,
         message: "parser not built yet".into(),
     })
@@ -207,4 +209,10 @@ pub fn parse(input: &[u8]) -> Result<Request, ParseError> {
 pub fn parse_append_head(input: &[u8]) -> Option<Result<AppendHead, ParseError>> {
     let _ = input;
     None
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseErrorKind {
+    Bad,
+    BadCharset,
 }

@@ -15,6 +15,7 @@ pub mod error;
 mod maildir;
 pub mod message;
 pub mod search;
+pub mod utf7;
 
 use std::ops::Deref;
 use std::path::Path;
@@ -262,7 +263,7 @@ pub trait AppendSink: Send {
 }
 
 /// One mailbox opened by one session.
-pub trait Mailbox: Send {
+pub trait Mailbox: Send + Sync {
     fn name(&self) -> &str;
     fn read_only(&self) -> bool;
     /// Looks at the storage for changes made by anybody (this session, other sessions,

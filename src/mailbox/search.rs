@@ -81,3 +81,9 @@ pub struct MessageContext<'a> {
     pub meta: &'a MessageMeta,
     pub recent: bool,
 }
+pub fn needs_content(_k: &SearchKey) -> bool {
+    false
+}
+pub fn matches(_k: &SearchKey, _c: &MessageContext, _d: Option<&[u8]>) -> bool {
+    false
+}

@@ -20,3 +20,10 @@ pub enum SectionText {
     /// Only valid with a part number.
     Mime,
 }
+pub struct Part;
+pub fn parse(_d: &[u8]) -> Part {
+    Part
+}
+pub fn section<'a>(_d: &'a [u8], _p: &Part, _s: &Section) -> Option<std::borrow::Cow<'a, [u8]>> {
+    None
+}

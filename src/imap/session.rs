@@ -1,1 +1,0 @@
-//! The IMAP session: framing, state machine, commands, untagged updates.

@@ -1,0 +1,196 @@
+//! STARTTLS, LOGIN and AUTHENTICATE (RFC 3501 §6.2, RFC 4959 SASL-IR, RFC 4616 PLAIN and the
+//! LOGIN mechanism), and what happens once a user is known.
+
+use base64::Engine;
+use tracing::{info, warn};
+
+use super::{blocking, Flow, Session, Status};
+use crate::auth::{sasl, AuthResult, User};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// Longest SASL response line we accept.
+const SASL_LINE_LIMIT: usize = 16 * 1024;
+
+impl Session {
+    pub(super) async fn starttls(&mut self, tag: &str) -> Flow {
+        let Some(acceptor) = self.ctx.tls.clone() else {
+            self.tagged(tag, Status::no("TLS is not configured."));
+            return Flow::Continue;
+        };
+        if self.conn.stream.is_tls() {
+            self.tagged(tag, Status::bad("TLS is already active."));
+            return Flow::Continue;
+        }
+        self.tagged(tag, Status::ok("Begin TLS negotiation now."));
+        if self.conn.flush().await.is_err() {
+            return Flow::Close;
+        }
+        // Anything the client pipelined after STARTTLS was sent in the clear: drop it.
+        self.conn.discard_buffered_input();
+        match self.conn.stream.upgrade(&acceptor).await {
+            Ok(()) => Flow::Continue,
+            Err(e) => {
+                info!(session = %self.id, remote = %self.remote, "STARTTLS handshake failed: {e}");
+                Flow::Close
+            }
+        }
+    }
+
+    pub(super) async fn login(&mut self, user: &str, password: &str) -> Status {
+        if self.login_disabled() {
+            return Status::no_code(
+                "PRIVACYREQUIRED",
+                "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+            );
+        }
+        self.check_password(user, password).await
+    }
+
+    pub(super) async fn authenticate(
+        &mut self,
+        mechanism: &str,
+        initial: Option<String>,
+    ) -> Status {
+        if self.login_disabled() {
+            return Status::no_code(
+                "PRIVACYREQUIRED",
+                "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+            );
+        }
+        let mech = mechanism.to_ascii_uppercase();
+        match mech.as_str() {
+            "PLAIN" => {
+                let data = match initial {
+                    Some(ir) => ir,
+                    None => match self.sasl_prompt("").await {
+                        Ok(line) => line,
+                        Err(status) => return status,
+                    },
+                };
+                let raw = match decode_b64(&data) {
+                    Some(raw) => raw,
+                    None => return Status::bad("Invalid base64 data in SASL response."),
+                };
+                match sasl::decode_plain(&raw) {
+                    Some((_authz, user, pass)) => self.check_password(&user, &pass).await,
+                    None => {
+                        self.fail_delay().await;
+                        Status::no_code("AUTHENTICATIONFAILED", "Authentication failed.")
+                    }
+                }
+            }
+            "LOGIN" => {
+                // With SASL-IR the initial response is the user name.
+                let user_b64 = match initial {
+                    Some(ir) => ir,
+                    None => match self.sasl_prompt("VXNlcm5hbWU6").await {
+                        Ok(line) => line,
+                        Err(status) => return status,
+                    },
+                };
+                let pass_b64 = match self.sasl_prompt("UGFzc3dvcmQ6").await {
+                    Ok(line) => line,
+                    Err(status) => return status,
+                };
+                let (Some(user), Some(pass)) = (decode_b64(&user_b64), decode_b64(&pass_b64))
+                else {
+                    return Status::bad("Invalid base64 data in SASL response.");
+                };
+                let user = String::from_utf8_lossy(&user).into_owned();
+                let pass = String::from_utf8_lossy(&pass).into_owned();
+                self.check_password(&user, &pass).await
+            }
+            _ => Status::no("Unsupported authentication mechanism."),
+        }
+    }
+
+    /// Sends a SASL continuation and reads the client's answer (RFC 3501 §6.2.2): `*`
+    /// cancels the exchange with a tagged BAD.
+    async fn sasl_prompt(&mut self, challenge: &str) -> Result<String, Status> {
+        self.conn
+            .out
+            .extend_from_slice(format!("+ {challenge}\r\n").as_bytes());
+        if self.conn.flush().await.is_err() {
+            return Err(Status::bad("Connection lost."));
+        }
+        match self.conn.read_line(SASL_LINE_LIMIT).await {
+            Ok(Some(line)) if line == b"*" => Err(Status::bad("Authentication canceled.")),
+            Ok(Some(line)) => Ok(String::from_utf8_lossy(&line).into_owned()),
+            Ok(None) => Err(Status::bad("Connection lost.")),
+            Err(_) => Err(Status::bad("SASL response too long.")),
+        }
+    }
+
+    async fn fail_delay(&self) {
+        tokio::time::sleep(self.ctx.cfg.auth.failure_delay).await;
+    }
+
+    async fn check_password(&mut self, user: &str, password: &str) -> Status {
+        match self
+            .ctx
+            .auth
+            .authenticate(user, password, self.remote.ip())
+            .await
+        {
+            AuthResult::Ok(user) => self.logged_in(user),
+            AuthResult::Failed => Status::no_code("AUTHENTICATIONFAILED", "Authentication failed."),
+            AuthResult::TempFail(why) => {
+                warn!(session = %self.id, remote = %self.remote, "authentication unavailable: {why}");
+                Status::no_code("UNAVAILABLE", "Temporary authentication failure.")
+            }
+        }
+    }
+
+    /// The password was right: apply per-user limits and open the user's mail store.
+    fn logged_in(&mut self, user: User) -> Status {
+        let Some(guard) = self.ctx.user_limits.acquire(&user.name, self.remote.ip()) else {
+            warn!(
+                session = %self.id,
+                user = %user.name,
+                remote = %self.remote,
+                "login refused: too many connections from this user and address (max {})",
+                self.ctx.cfg.server.max_connections_per_user_ip
+            );
+            return Status::no_code(
+                "LIMIT",
+                "Maximum number of connections from user+IP exceeded.",
+            );
+        };
+        let cfg = &self.ctx.cfg.storage;
+        let opened = blocking(|| {
+            let store = crate::mailbox::open_store(cfg, &user.name, user.home.as_deref())?;
+            if cfg.autocreate_special_use {
+                store.ensure_special_use()?;
+            }
+            Ok::<_, crate::mailbox::Error>(store)
+        });
+        match opened {
+            Ok(store) => {
+                info!(
+                    session = %self.id,
+                    user = %user.name,
+                    remote = %self.remote,
+                    tls = self.conn.stream.is_tls(),
+                    "login"
+                );
+                self.store = Some(store);
+                self.user = Some(user);
+                self._limit = Some(guard);
+                Status::ok_code(format!("CAPABILITY {}", self.capabilities()), "Logged in")
+            }
+            Err(e) => {
+                warn!(session = %self.id, user = %user.name, "cannot open mail store: {e}");
+                Status::no_code("UNAVAILABLE", "Mail storage is temporarily unavailable.")
+            }
+        }
+    }
+}
+
+/// Base64 as used in SASL exchanges; `=` alone is the empty response (RFC 4959 §3).
+fn decode_b64(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s == "=" {
+        return Some(Vec::new());
+    }
+    B64.decode(s).ok()
+}

@@ -1,0 +1,297 @@
+//! FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2). Items come back in the order asked, with
+//! UID first for UID FETCH. Message bodies are written from the store's buffer (often a
+//! mapped file) without an extra copy.
+
+use std::borrow::Cow;
+
+use super::{blocking, Session, Status};
+use crate::imap::command::FetchAtt;
+use crate::imap::response::{push_astring, push_literal};
+use crate::imap::syntax::{bodystructure, envelope};
+use crate::mailbox::message::{self, Section, SectionText};
+use crate::mailbox::search::NumSet;
+use crate::mailbox::{date, ErrorKind, Flags, StoreOp, SysFlags};
+
+impl Session {
+    pub(super) async fn fetch(&mut self, uid: bool, set: &NumSet, atts: &[FetchAtt]) -> Status {
+        let Some(view) = self.view.as_mut() else {
+            return Status::bad("No mailbox selected.");
+        };
+        let indexes = if uid {
+            view.resolve_uid(set)
+        } else {
+            match view.resolve_seq(set) {
+                Ok(ix) => ix,
+                Err(msg) => return Status::bad(msg),
+            }
+        };
+        // UID FETCH always returns UID, first (RFC 3501 §6.4.8).
+        let mut items: Vec<FetchAtt> = Vec::with_capacity(atts.len() + 1);
+        if uid {
+            items.push(FetchAtt::Uid);
+        }
+        items.extend(
+            atts.iter()
+                .filter(|a| !(uid && **a == FetchAtt::Uid))
+                .cloned(),
+        );
+
+        // Non-PEEK body fetches set \Seen (RFC 3501 §6.4.5); the new FLAGS are reported.
+        let sets_seen = items.iter().any(|a| {
+            matches!(
+                a,
+                FetchAtt::Rfc822 | FetchAtt::Rfc822Text | FetchAtt::BodySection { peek: false, .. }
+            )
+        });
+        let mut flags_changed = std::collections::HashSet::new();
+        if sets_seen && !view.read_only {
+            let unseen: Vec<u32> = indexes
+                .iter()
+                .filter_map(|&i| view.messages.get(i))
+                .filter(|m| !m.flags.sys.contains(SysFlags::SEEN) && !view.is_expunged(m.uid))
+                .map(|m| m.uid)
+                .collect();
+            if !unseen.is_empty() {
+                let seen = Flags {
+                    sys: SysFlags::SEEN,
+                    keywords: Vec::new(),
+                };
+                match blocking(|| view.mailbox.store(&unseen, StoreOp::Add, &seen)) {
+                    Ok(changed) => {
+                        for (u, f) in changed {
+                            view.set_flags(u, f);
+                            flags_changed.insert(u);
+                        }
+                    }
+                    Err(e) => {
+                        let st = self.storage_error("fetch: setting \\Seen", &e);
+                        return st;
+                    }
+                }
+            }
+        }
+        let needs_content = items.iter().any(|a| {
+            !matches!(
+                a,
+                FetchAtt::Uid | FetchAtt::Flags | FetchAtt::InternalDate | FetchAtt::Rfc822Size
+            )
+        });
+        let wants_flags = items.contains(&FetchAtt::Flags);
+        let mut vanished = false;
+        for i in indexes {
+            let Some(view) = self.view.as_ref() else {
+                break;
+            };
+            let Some(meta) = view.messages.get(i).cloned() else {
+                continue;
+            };
+            let data = if needs_content {
+                match blocking(|| view.mailbox.fetch_message(meta.uid)) {
+                    Ok(d) => Some(d),
+                    Err(e) if e.kind == ErrorKind::Expunged || e.kind == ErrorKind::NonExistent => {
+                        vanished = true;
+                        continue;
+                    }
+                    Err(e) => return self.storage_error("fetch", &e),
+                }
+            } else {
+                None
+            };
+            let parsed = data.as_deref().map(message::parse);
+            let mut line = format!("* {} FETCH (", i + 1).into_bytes();
+            let mut first = true;
+            let mut literal_tail: Option<Cow<[u8]>> = None;
+            for item in &items {
+                if !first {
+                    line.push(b' ');
+                }
+                first = false;
+                match item {
+                    FetchAtt::Uid => line.extend_from_slice(format!("UID {}", meta.uid).as_bytes()),
+                    FetchAtt::Flags => {
+                        line.extend_from_slice(b"FLAGS ");
+                        view.flag_list(&meta, &mut line);
+                    }
+                    FetchAtt::InternalDate => {
+                        line.extend_from_slice(
+                            format!(
+                                "INTERNALDATE \"{}\"",
+                                date::imap_datetime(meta.internal_date)
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                    FetchAtt::Rfc822Size => {
+                        line.extend_from_slice(format!("RFC822.SIZE {}", meta.size).as_bytes())
+                    }
+                    FetchAtt::Envelope => {
+                        if let (Some(d), Some(p)) = (data.as_deref(), parsed.as_ref()) {
+                            line.extend_from_slice(b"ENVELOPE ");
+                            envelope::envelope(d, p, &mut line);
+                        }
+                    }
+                    FetchAtt::Body | FetchAtt::BodyStructure => {
+                        if let (Some(d), Some(p)) = (data.as_deref(), parsed.as_ref()) {
+                            let ext = *item == FetchAtt::BodyStructure;
+                            line.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
+                            bodystructure::bodystructure(d, p, ext, &mut line);
+                        }
+                    }
+                    FetchAtt::Rfc822
+                    | FetchAtt::Rfc822Header
+                    | FetchAtt::Rfc822Text
+                    | FetchAtt::BodySection { .. } => {
+                        let (Some(d), Some(p)) = (data.as_deref(), parsed.as_ref()) else {
+                            continue;
+                        };
+                        let (name, section, partial) = match item {
+                            FetchAtt::Rfc822 => ("RFC822".to_string(), Section::default(), None),
+                            FetchAtt::Rfc822Header => (
+                                "RFC822.HEADER".to_string(),
+                                Section {
+                                    part: vec![],
+                                    text: Some(SectionText::Header),
+                                },
+                                None,
+                            ),
+                            FetchAtt::Rfc822Text => (
+                                "RFC822.TEXT".to_string(),
+                                Section {
+                                    part: vec![],
+                                    text: Some(SectionText::Text),
+                                },
+                                None,
+                            ),
+                            FetchAtt::BodySection {
+                                section, partial, ..
+                            } => (section_name(section, *partial), section.clone(), *partial),
+                            _ => continue,
+                        };
+                        let body: Option<Cow<[u8]>> = if section == Section::default() {
+                            Some(Cow::Borrowed(d))
+                        } else {
+                            message::section(d, p, &section)
+                        };
+                        line.extend_from_slice(name.as_bytes());
+                        line.push(b' ');
+                        let Some(body) = body else {
+                            line.extend_from_slice(b"NIL");
+                            continue;
+                        };
+                        let body = match partial {
+                            Some((origin, count)) => {
+                                let start = (origin as usize).min(body.len());
+                                let end = start.saturating_add(count as usize).min(body.len());
+                                slice_cow(body, start, end)
+                            }
+                            None => body,
+                        };
+                        let is_last = items.last().is_some_and(|l| std::ptr::eq(l, item));
+                        if body.len() >= 8192 && is_last {
+                            // The last item: send the big literal straight from the message
+                            // buffer instead of copying it into the line.
+                            line.extend_from_slice(format!("{{{}}}\r\n", body.len()).as_bytes());
+                            literal_tail = Some(body);
+                        } else {
+                            push_literal(&mut line, &body);
+                        }
+                    }
+                }
+            }
+            let mut tail = Vec::new();
+            if !wants_flags && flags_changed.contains(&meta.uid) {
+                tail.extend_from_slice(b" FLAGS ");
+                view.flag_list(&meta, &mut tail);
+            }
+            tail.extend_from_slice(b")\r\n");
+            match literal_tail {
+                Some(body) => {
+                    self.conn.out.extend_from_slice(&line);
+                    let ok = self.conn.write_bytes(&body).await.is_ok();
+                    self.conn.out.extend_from_slice(&tail);
+                    if !ok {
+                        return Status::no("Connection error.");
+                    }
+                }
+                None => {
+                    line.extend_from_slice(&tail);
+                    if self.conn.write_bytes(&line).await.is_err() {
+                        return Status::no("Connection error.");
+                    }
+                }
+            }
+        }
+        if vanished {
+            Status::no_code("EXPUNGEISSUED", "Some messages were also expunged.")
+        } else {
+            Status::ok("Fetch completed.")
+        }
+    }
+}
+
+fn slice_cow(c: Cow<'_, [u8]>, start: usize, end: usize) -> Cow<'_, [u8]> {
+    match c {
+        Cow::Borrowed(b) => Cow::Borrowed(b.get(start..end).unwrap_or(&[])),
+        Cow::Owned(v) => Cow::Owned(v.get(start..end).unwrap_or(&[]).to_vec()),
+    }
+}
+
+/// `BODY[1.HEADER.FIELDS (A B)]<0>` as echoed in the response (RFC 3501 §7.4.2: only the
+/// origin of a partial fetch is returned).
+fn section_name(section: &Section, partial: Option<(u32, u32)>) -> String {
+    let mut s = String::from("BODY[");
+    let parts: Vec<String> = section.part.iter().map(|p| p.to_string()).collect();
+    s.push_str(&parts.join("."));
+    if let Some(text) = &section.text {
+        if !section.part.is_empty() {
+            s.push('.');
+        }
+        let fields = |names: &Vec<String>| {
+            let mut out = Vec::new();
+            for (i, n) in names.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                push_astring(&mut out, n.as_bytes());
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        match text {
+            SectionText::Header => s.push_str("HEADER"),
+            SectionText::HeaderFields(f) => s.push_str(&format!("HEADER.FIELDS ({})", fields(f))),
+            SectionText::HeaderFieldsNot(f) => {
+                s.push_str(&format!("HEADER.FIELDS.NOT ({})", fields(f)))
+            }
+            SectionText::Text => s.push_str("TEXT"),
+            SectionText::Mime => s.push_str("MIME"),
+        }
+    }
+    s.push(']');
+    if let Some((origin, _)) = partial {
+        s.push_str(&format!("<{origin}>"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn section_names() {
+        let s = Section {
+            part: vec![1, 2],
+            text: Some(SectionText::HeaderFields(vec!["From".into(), "X Y".into()])),
+        };
+        assert_eq!(
+            section_name(&s, Some((10, 5))),
+            "BODY[1.2.HEADER.FIELDS (From \"X Y\")]<10>"
+        );
+        assert_eq!(section_name(&Section::default(), None), "BODY[]");
+        let t = Section {
+            part: vec![],
+            text: Some(SectionText::Text),
+        };
+        assert_eq!(section_name(&t, None), "BODY[TEXT]");
+    }
+}

@@ -1,0 +1,406 @@
+//! Commands on the messages of the selected mailbox: SEARCH, STORE, COPY, MOVE (RFC 6851),
+//! EXPUNGE and UID EXPUNGE (RFC 4315), plus APPEND (streamed into the store) and IDLE
+//! (RFC 2177).
+
+use std::time::Duration;
+
+use tracing::debug;
+
+use super::{blocking, Flow, Session, Status};
+use crate::imap::command::AppendHead;
+use crate::mailbox::search::{self, MessageContext, NumSet, SearchKey};
+use crate::mailbox::{ErrorKind, Flags, StoreOp, SysFlags, Uid};
+
+/// Longest line accepted while idling (it should be `DONE`).
+const IDLE_LINE_LIMIT: usize = 1024;
+
+/// `1:3,5,7:9` from ascending UIDs (RFC 4315 `uid-set`).
+pub fn compact_uids(uids: &[Uid]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end.wrapping_add(1) {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+impl Session {
+    /// Messages named by a set, as (index, uid), leaving out those already expunged by
+    /// another session but not yet announced.
+    fn targets(&self, uid: bool, set: &NumSet) -> Result<Vec<(usize, Uid)>, Status> {
+        let Some(view) = self.view.as_ref() else {
+            return Err(Status::bad("No mailbox selected."));
+        };
+        let ix = if uid {
+            view.resolve_uid(set)
+        } else {
+            view.resolve_seq(set).map_err(Status::bad)?
+        };
+        Ok(ix
+            .into_iter()
+            .filter_map(|i| view.messages.get(i).map(|m| (i, m.uid)))
+            .filter(|(_, u)| !view.is_expunged(*u))
+            .collect())
+    }
+
+    pub(super) fn search(&mut self, uid: bool, key: &SearchKey) -> Status {
+        let Some(view) = self.view.as_ref() else {
+            return Status::bad("No mailbox selected.");
+        };
+        let needs_content = search::needs_content(key);
+        let max_seq = view.exists();
+        let max_uid = view.max_uid();
+        let mut hits: Vec<u32> = Vec::new();
+        blocking(|| {
+            for (i, meta) in view.messages.iter().enumerate() {
+                let content = if needs_content {
+                    view.mailbox.fetch_message(meta.uid).ok()
+                } else {
+                    None
+                };
+                let ctx = MessageContext {
+                    seq: i as u32 + 1,
+                    max_seq,
+                    max_uid,
+                    meta,
+                    recent: view.recent.contains(&meta.uid),
+                };
+                if search::matches(key, &ctx, content.as_deref()) {
+                    hits.push(if uid { meta.uid } else { i as u32 + 1 });
+                }
+            }
+        });
+        let out = &mut self.conn.out;
+        out.extend_from_slice(b"* SEARCH");
+        for h in hits {
+            out.extend_from_slice(format!(" {h}").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        Status::ok("Search completed.")
+    }
+
+    pub(super) fn store(
+        &mut self,
+        uid: bool,
+        set: &NumSet,
+        op: StoreOp,
+        silent: bool,
+        flags: &Flags,
+    ) -> Status {
+        let targets = match self.targets(uid, set) {
+            Ok(t) => t,
+            Err(s) => return s,
+        };
+        let Some(view) = self.view.as_mut() else {
+            return Status::bad("No mailbox selected.");
+        };
+        if view.read_only {
+            return Status::no_code("READ-ONLY", "Mailbox is read-only.");
+        }
+        let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
+        let changed = match blocking(|| view.mailbox.store(&uids, op, flags)) {
+            Ok(c) => c,
+            Err(e) => return self.storage_error("store", &e),
+        };
+        let Some(view) = self.view.as_mut() else {
+            return Status::bad("No mailbox selected.");
+        };
+        for (u, f) in changed {
+            view.set_flags(u, f);
+            if silent {
+                continue;
+            }
+            let Some(seq) = view.seq_of(u) else { continue };
+            let Some(meta) = view.messages.get(seq as usize - 1) else {
+                continue;
+            };
+            let mut line = format!("* {seq} FETCH (").into_bytes();
+            if uid {
+                line.extend_from_slice(format!("UID {u} ").as_bytes());
+            }
+            line.extend_from_slice(b"FLAGS ");
+            view.flag_list(meta, &mut line);
+            line.extend_from_slice(b")\r\n");
+            self.conn.out.extend_from_slice(&line);
+        }
+        Status::ok("Store completed.")
+    }
+
+    pub(super) fn copy(&mut self, uid: bool, set: &NumSet, wire: &str, is_move: bool) -> Status {
+        let dest = match self.mailbox_name(wire) {
+            Ok(n) => n,
+            Err(s) => return s,
+        };
+        let targets = match self.targets(uid, set) {
+            Ok(t) => t,
+            Err(s) => return s,
+        };
+        let Some(view) = self.view.as_mut() else {
+            return Status::bad("No mailbox selected.");
+        };
+        if is_move && view.read_only {
+            return Status::no_code("READ-ONLY", "Mailbox is read-only.");
+        }
+        if targets.is_empty() {
+            return Status::ok(if is_move {
+                "No messages moved."
+            } else {
+                "No messages copied."
+            });
+        }
+        let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
+        let copied = match blocking(|| view.mailbox.copy_to(&uids, &dest)) {
+            Ok(c) => c,
+            Err(e) if e.kind == ErrorKind::NonExistent => {
+                return Status::no_code("TRYCREATE", "Mailbox doesn't exist.");
+            }
+            Err(e) => return self.storage_error("copy", &e),
+        };
+        let code = format!(
+            "COPYUID {} {} {}",
+            copied.dest_uid_validity,
+            compact_uids(&copied.source_uids),
+            compact_uids(&copied.dest_uids)
+        );
+        if !is_move {
+            return Status::ok_code(code, "Copy completed.");
+        }
+        // RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
+        self.conn
+            .out
+            .extend_from_slice(format!("* OK [{code}] Moved UIDs.\r\n").as_bytes());
+        let deleted = Flags {
+            sys: SysFlags::DELETED,
+            keywords: Vec::new(),
+        };
+        let removed = blocking(|| {
+            view.mailbox
+                .store(&copied.source_uids, StoreOp::Add, &deleted)?;
+            view.mailbox.expunge(Some(&copied.source_uids))
+        });
+        match removed {
+            Ok(removed) => {
+                view.expunged_now(&removed, &mut self.conn.out);
+                Status::ok("Move completed.")
+            }
+            Err(e) => self.storage_error("move: expunging the source", &e),
+        }
+    }
+
+    pub(super) fn expunge(&mut self, only: Option<&NumSet>) -> Status {
+        let only_uids = match only {
+            Some(set) => match self.targets(true, set) {
+                Ok(t) => Some(t.into_iter().map(|t| t.1).collect::<Vec<_>>()),
+                Err(s) => return s,
+            },
+            None => None,
+        };
+        let Some(view) = self.view.as_mut() else {
+            return Status::bad("No mailbox selected.");
+        };
+        if view.read_only {
+            return Status::no_code("READ-ONLY", "Mailbox is read-only.");
+        }
+        match blocking(|| view.mailbox.expunge(only_uids.as_deref())) {
+            Ok(removed) => {
+                view.expunged_now(&removed, &mut self.conn.out);
+                Status::ok("Expunge completed.")
+            }
+            Err(e) => self.storage_error("expunge", &e),
+        }
+    }
+
+    /// APPEND (RFC 3501 §6.3.11) with the message literal streamed into the store as it
+    /// arrives; APPENDLIMIT (RFC 7889) is enforced before the first octet is accepted.
+    pub(super) async fn append(&mut self, head: AppendHead) -> Flow {
+        let tag = head.tag.clone();
+        let refuse = |s: &mut Session, status: Status| {
+            s.tagged(&tag, status);
+        };
+        let status = self.append_inner(&head).await;
+        match status {
+            Ok(status) => refuse(self, status),
+            Err((status, flow)) => {
+                refuse(self, status);
+                if flow == Flow::Close {
+                    self.conn.out.extend_from_slice(b"* BYE Too much data.\r\n");
+                    return Flow::Close;
+                }
+            }
+        }
+        self.send_updates(true);
+        Flow::Continue
+    }
+
+    /// Swallows a non-synchronizing literal the client sends regardless of our answer.
+    async fn drain_literal(&mut self, head: &AppendHead) -> Result<(), (Status, Flow)> {
+        if !head.non_sync {
+            return Ok(());
+        }
+        if head.size > self.ctx.cfg.imap.append_limit {
+            // RFC 7888 §4: too big to read and throw away; close the connection.
+            return Err((Status::no_code("TOOBIG", "Message too large."), Flow::Close));
+        }
+        match self.conn.stream_literal(head.size, |_| true).await {
+            Ok(true) => {}
+            _ => return Err((Status::bad("Connection lost."), Flow::Close)),
+        }
+        let _ = self.conn.read_line(self.ctx.cfg.imap.max_line_length).await;
+        Ok(())
+    }
+
+    async fn append_inner(&mut self, head: &AppendHead) -> Result<Status, (Status, Flow)> {
+        let early = if self.user.is_none() {
+            Some(Status::bad("Please log in first."))
+        } else if head.size > self.ctx.cfg.imap.append_limit {
+            Some(Status::no_code("TOOBIG", "Message too large."))
+        } else {
+            None
+        };
+        if let Some(status) = early {
+            self.drain_literal(head).await?;
+            return Ok(status);
+        }
+        let name = match self.mailbox_name(&head.mailbox) {
+            Ok(n) => n,
+            Err(s) => {
+                self.drain_literal(head).await?;
+                return Ok(s);
+            }
+        };
+        let store = match self.user_store() {
+            Ok(s) => s,
+            Err(s) => return Ok(s),
+        };
+        let mut sink = match blocking(|| store.append(&name)) {
+            Ok(sink) => sink,
+            Err(e) => {
+                self.drain_literal(head).await?;
+                return Ok(if e.kind == ErrorKind::NonExistent {
+                    Status::no_code("TRYCREATE", "Mailbox doesn't exist.")
+                } else {
+                    self.storage_error("append", &e)
+                });
+            }
+        };
+        if !head.non_sync {
+            self.conn.out.extend_from_slice(b"+ OK\r\n");
+            if self.conn.flush().await.is_err() {
+                sink.abort();
+                return Err((Status::bad("Connection lost."), Flow::Close));
+            }
+        }
+        let mut write_error = None;
+        let complete = self
+            .conn
+            .stream_literal(head.size, |chunk| match blocking(|| sink.write(chunk)) {
+                Ok(()) => true,
+                Err(e) => {
+                    write_error = Some(e);
+                    false
+                }
+            })
+            .await;
+        if !matches!(complete, Ok(true)) {
+            blocking(|| sink.abort());
+            return Err((Status::bad("Connection lost during APPEND."), Flow::Close));
+        }
+        // The command line goes on after the literal: it must end here (no MULTIAPPEND).
+        let rest = self.conn.read_line(self.ctx.cfg.imap.max_line_length).await;
+        if let Some(e) = write_error {
+            blocking(|| sink.abort());
+            return Ok(self.storage_error("append: writing the message", &e));
+        }
+        match rest {
+            Ok(Some(r)) if r.is_empty() => {}
+            Ok(Some(_)) | Err(_) => {
+                blocking(|| sink.abort());
+                return Ok(Status::bad(
+                    "Unexpected data after the APPEND message literal.",
+                ));
+            }
+            Ok(None) => {
+                blocking(|| sink.abort());
+                return Err((Status::bad("Connection lost."), Flow::Close));
+            }
+        }
+        match blocking(|| sink.commit(&head.flags, head.date)) {
+            Ok((validity, uid)) => Ok(Status::ok_code(
+                format!("APPENDUID {validity} {uid}"),
+                "Append completed.",
+            )),
+            Err(e) => Ok(self.storage_error("append: saving the message", &e)),
+        }
+    }
+
+    /// IDLE (RFC 2177): report changes as they happen until the client says DONE.
+    pub(super) async fn idle(&mut self) -> (Status, Flow) {
+        self.conn.out.extend_from_slice(b"+ idling\r\n");
+        if self.conn.flush().await.is_err() {
+            return (Status::bad("Connection lost."), Flow::Close);
+        }
+        let mut shutdown = self.ctx.shutdown.clone();
+        let mut tick =
+            tokio::time::interval(self.ctx.cfg.imap.idle_poll.max(Duration::from_millis(50)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let deadline = tokio::time::Instant::now() + self.ctx.cfg.imap.autologout;
+        enum Event {
+            Line(std::io::Result<Option<Vec<u8>>>),
+            Tick,
+            Stop(&'static str),
+        }
+        loop {
+            let ev = tokio::select! {
+                r = self.conn.read_line(IDLE_LINE_LIMIT) => Event::Line(r),
+                _ = tick.tick() => Event::Tick,
+                _ = shutdown.changed() => Event::Stop("* BYE Server shutting down.\r\n"),
+                _ = tokio::time::sleep_until(deadline) => Event::Stop("* BYE Disconnected for inactivity.\r\n"),
+            };
+            match ev {
+                Event::Line(Ok(Some(line))) if line.eq_ignore_ascii_case(b"DONE") => {
+                    return (Status::ok("Idle completed."), Flow::Continue);
+                }
+                Event::Line(Ok(Some(_))) => return (Status::bad("Expected DONE."), Flow::Continue),
+                Event::Line(_) => return (Status::bad("Connection lost."), Flow::Close),
+                Event::Tick => {
+                    self.send_updates(true);
+                    if self.conn.flush().await.is_err() {
+                        return (Status::bad("Connection lost."), Flow::Close);
+                    }
+                }
+                Event::Stop(bye) => {
+                    self.conn.out.extend_from_slice(bye.as_bytes());
+                    let _ = self.conn.flush().await;
+                    debug!(session = %self.id, user = %self.user_name(), "IDLE ended: {}", bye.trim_end());
+                    return (Status::bad("Idle aborted."), Flow::Close);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact_uids;
+
+    #[test]
+    fn compacts() {
+        assert_eq!(compact_uids(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(compact_uids(&[4]), "4");
+        assert_eq!(compact_uids(&[]), "");
+    }
+}

@@ -1,0 +1,409 @@
+//! One IMAP connection: greeting, the state machine of RFC 3501 §3 (not authenticated →
+//! authenticated ⇄ selected → logout), command dispatch, and the untagged updates that keep
+//! a client's view of the selected mailbox in step with the store.
+//!
+//! Storage calls block (file I/O); they run under `tokio::task::block_in_place`, so one
+//! worker thread is given up for their duration and other connections keep running.
+
+mod auth;
+mod fetch;
+mod mailboxes;
+mod messages;
+pub mod stream;
+pub mod view;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{debug, info, warn};
+
+use crate::auth::{Authenticator, User};
+use crate::config::Config;
+use crate::imap::command::{self, Command, ParseErrorKind, Request};
+use crate::mailbox::{self, Store};
+use stream::Stream;
+use view::View;
+use wire::{Conn, Frame};
+
+/// What every session shares: configuration, the auth core, TLS, shutdown signal, limits.
+pub struct Context {
+    pub cfg: Arc<Config>,
+    pub auth: Arc<Authenticator>,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub user_limits: Arc<crate::server::UserIpLimits>,
+}
+
+/// The tagged completion of a command.
+pub struct Status {
+    kind: &'static str,
+    code: Option<String>,
+    text: String,
+}
+
+impl Status {
+    pub fn ok(text: impl Into<String>) -> Status {
+        Status {
+            kind: "OK",
+            code: None,
+            text: text.into(),
+        }
+    }
+    pub fn ok_code(code: impl Into<String>, text: impl Into<String>) -> Status {
+        Status {
+            kind: "OK",
+            code: Some(code.into()),
+            text: text.into(),
+        }
+    }
+    pub fn no(text: impl Into<String>) -> Status {
+        Status {
+            kind: "NO",
+            code: None,
+            text: text.into(),
+        }
+    }
+    pub fn no_code(code: impl Into<String>, text: impl Into<String>) -> Status {
+        Status {
+            kind: "NO",
+            code: Some(code.into()),
+            text: text.into(),
+        }
+    }
+    pub fn bad(text: impl Into<String>) -> Status {
+        Status {
+            kind: "BAD",
+            code: None,
+            text: text.into(),
+        }
+    }
+}
+
+/// Whether the connection goes on after a command.
+#[derive(PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Close,
+}
+
+pub struct Session {
+    ctx: Arc<Context>,
+    conn: Conn,
+    /// Short random id naming this session in every log line.
+    id: String,
+    remote: SocketAddr,
+    user: Option<User>,
+    store: Option<Arc<dyn Store>>,
+    view: Option<View>,
+    started: Instant,
+    _limit: Option<crate::server::UserIpGuard>,
+}
+
+/// Runs blocking storage work without stalling the runtime.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+impl Session {
+    pub fn new(ctx: Arc<Context>, stream: Stream, remote: SocketAddr) -> Session {
+        let max_line = ctx.cfg.imap.max_line_length;
+        Session {
+            ctx,
+            conn: Conn::new(stream, max_line),
+            id: format!("{:08x}", rand::random::<u32>()),
+            remote,
+            user: None,
+            store: None,
+            view: None,
+            started: Instant::now(),
+            _limit: None,
+        }
+    }
+
+    fn user_name(&self) -> &str {
+        self.user.as_ref().map(|u| u.name.as_str()).unwrap_or("-")
+    }
+
+    /// Plaintext authentication is refused before TLS on non-loopback connections unless
+    /// configured otherwise (RFC 3501 §6.2.3, LOGINDISABLED).
+    fn login_disabled(&self) -> bool {
+        !self.conn.stream.is_tls()
+            && !self.remote.ip().is_loopback()
+            && !self.ctx.cfg.auth.allow_plaintext_auth
+    }
+
+    fn capabilities(&self) -> String {
+        let mut caps = String::from("IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE");
+        if self.user.is_none() {
+            if !self.conn.stream.is_tls() && self.ctx.tls.is_some() {
+                caps.push_str(" STARTTLS");
+            }
+            if self.login_disabled() {
+                caps.push_str(" LOGINDISABLED");
+            } else {
+                caps.push_str(" AUTH=PLAIN AUTH=LOGIN");
+            }
+        } else {
+            caps.push_str(" NAMESPACE UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE STATUS=SIZE");
+            caps.push_str(&format!(" APPENDLIMIT={}", self.ctx.cfg.imap.append_limit));
+        }
+        caps
+    }
+
+    /// Serves the connection until LOGOUT, disconnect, timeout or shutdown.
+    pub async fn run(mut self) {
+        let greeting = format!(
+            "* OK [CAPABILITY {}] {} Loft ready.\r\n",
+            self.capabilities(),
+            self.ctx.cfg.server.hostname
+        );
+        self.conn.out.extend_from_slice(greeting.as_bytes());
+        if self.conn.flush().await.is_err() {
+            return;
+        }
+        let mut shutdown = self.ctx.shutdown.clone();
+        let reason = loop {
+            let limit = if self.user.is_some() {
+                self.ctx.cfg.imap.autologout
+            } else {
+                self.ctx.cfg.imap.login_timeout
+            };
+            let append_limit = self.ctx.cfg.imap.append_limit;
+            let frame = tokio::select! {
+                r = tokio::time::timeout(limit, self.conn.read_frame(append_limit)) => r,
+                _ = shutdown.changed() => {
+                    self.conn.out.extend_from_slice(b"* BYE Server shutting down.\r\n");
+                    let _ = self.conn.flush().await;
+                    break "server shutdown";
+                }
+            };
+            let frame = match frame {
+                Err(_) => {
+                    self.conn
+                        .out
+                        .extend_from_slice(b"* BYE Disconnected for inactivity.\r\n");
+                    let _ = self.conn.flush().await;
+                    break "inactivity";
+                }
+                Ok(Err(e)) => {
+                    debug!(session = %self.id, "read error: {e}");
+                    break "connection error";
+                }
+                Ok(Ok(None)) => break "disconnected",
+                Ok(Ok(Some(frame))) => frame,
+            };
+            let flow = match frame {
+                Frame::Command(bytes) => self.command(&bytes).await,
+                Frame::Append(head) => self.append(head).await,
+                Frame::Refused {
+                    tag,
+                    message,
+                    fatal,
+                } => {
+                    self.tagged_bad(tag.as_deref(), &message);
+                    if fatal {
+                        self.conn.out.extend_from_slice(b"* BYE Too much data.\r\n");
+                        Flow::Close
+                    } else {
+                        Flow::Continue
+                    }
+                }
+            };
+            if self.conn.flush().await.is_err() {
+                break "connection error";
+            }
+            self.conn.shrink();
+            if flow == Flow::Close {
+                break "logout";
+            }
+        };
+        if let Some(user) = &self.user {
+            info!(
+                session = %self.id,
+                user = %user.name,
+                remote = %self.remote,
+                bytes_in = self.conn.bytes_in,
+                bytes_out = self.conn.bytes_out,
+                secs = self.started.elapsed().as_secs(),
+                "logout ({reason})"
+            );
+        } else {
+            debug!(session = %self.id, remote = %self.remote, "connection closed before login ({reason})");
+        }
+    }
+
+    fn tagged_bad(&mut self, tag: Option<&str>, message: &str) {
+        let line = format!("{} BAD {}\r\n", tag.unwrap_or("*"), message);
+        self.conn.out.extend_from_slice(line.as_bytes());
+    }
+
+    fn tagged(&mut self, tag: &str, status: Status) {
+        let mut line = format!("{} {} ", tag, status.kind);
+        if let Some(code) = status.code {
+            line.push('[');
+            line.push_str(&code);
+            line.push_str("] ");
+        }
+        line.push_str(&status.text);
+        line.push_str("\r\n");
+        self.conn.out.extend_from_slice(line.as_bytes());
+    }
+
+    /// A storage error as a NO response; the detail goes to the log.
+    fn storage_error(&self, what: &str, e: &mailbox::Error) -> Status {
+        if let Some(detail) = &e.detail {
+            warn!(session = %self.id, user = %self.user_name(), "{what}: {detail}");
+        }
+        match crate::imap::response::code_for(e.kind) {
+            Some(code) => Status::no_code(code, e.text.clone()),
+            None => Status::no(e.text.clone()),
+        }
+    }
+
+    async fn command(&mut self, bytes: &[u8]) -> Flow {
+        let Request { tag, command } = match command::parse(bytes) {
+            Ok(req) => req,
+            Err(e) => {
+                if e.kind == ParseErrorKind::BadCharset {
+                    if let Some(tag) = e.tag {
+                        self.tagged(
+                            &tag,
+                            Status::no_code("BADCHARSET (US-ASCII UTF-8)", e.message),
+                        );
+                        return Flow::Continue;
+                    }
+                }
+                let msg = format!("Error in IMAP command: {}", e.message);
+                self.tagged_bad(e.tag.as_deref(), &msg);
+                return Flow::Continue;
+            }
+        };
+        let (status, flow) = self.dispatch(&tag, command).await;
+        if let Some(status) = status {
+            self.tagged(&tag, status);
+        }
+        flow
+    }
+
+    /// Runs one command. `None` when the command already sent its tagged response.
+    async fn dispatch(&mut self, tag: &str, cmd: Command) -> (Option<Status>, Flow) {
+        let authed = self.user.is_some();
+        let selected = self.view.is_some();
+        // RFC 3501 §7.4.1: no EXPUNGE while answering FETCH, STORE or SEARCH.
+        let mut allow_expunge = true;
+        let status = match cmd {
+            Command::Capability => {
+                let caps = format!("* CAPABILITY {}\r\n", self.capabilities());
+                self.conn.out.extend_from_slice(caps.as_bytes());
+                Status::ok("Capability completed.")
+            }
+            Command::Noop => Status::ok("NOOP completed."),
+            Command::Logout => {
+                self.conn.out.extend_from_slice(b"* BYE Logging out\r\n");
+                return (Some(Status::ok("Logout completed.")), Flow::Close);
+            }
+            Command::StartTls if !authed => return (None, self.starttls(tag).await),
+            Command::Authenticate {
+                mechanism,
+                initial_response,
+            } if !authed => self.authenticate(&mechanism, initial_response).await,
+            Command::Login { user, password } if !authed => self.login(&user, &password).await,
+            Command::StartTls | Command::Authenticate { .. } | Command::Login { .. } => {
+                Status::bad("Already authenticated.")
+            }
+            _ if !authed => Status::bad("Please log in first."),
+            Command::Id { params } => self.id(params),
+            Command::Enable { .. } => {
+                // No ENABLE-able extension is offered yet (RFC 5161 §3.1: an empty list).
+                self.conn.out.extend_from_slice(b"* ENABLED\r\n");
+                Status::ok("Enabled.")
+            }
+            Command::Namespace => {
+                self.conn
+                    .out
+                    .extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+                Status::ok("Namespace completed.")
+            }
+            Command::Select { mailbox } => self.select(&mailbox, false),
+            Command::Examine { mailbox } => self.select(&mailbox, true),
+            Command::Create { mailbox } => self.create(&mailbox),
+            Command::Delete { mailbox } => self.delete(&mailbox),
+            Command::Rename { from, to } => self.rename(&from, &to),
+            Command::Subscribe { mailbox } => self.subscribe(&mailbox, true),
+            Command::Unsubscribe { mailbox } => self.subscribe(&mailbox, false),
+            Command::List {
+                reference,
+                patterns,
+                options,
+            } => self.list(&reference, &patterns, &options),
+            Command::Lsub { reference, pattern } => self.lsub(&reference, &pattern),
+            Command::Status { mailbox, items } => self.status(&mailbox, &items),
+            Command::Idle => match self.idle().await {
+                (_, Flow::Close) => return (None, Flow::Close),
+                (status, Flow::Continue) => status,
+            },
+            _ if !selected => Status::bad("No mailbox selected."),
+            Command::Check => Status::ok("Check completed."),
+            Command::Close => self.close(true),
+            Command::Unselect => self.close(false),
+            Command::Expunge => self.expunge(None),
+            Command::UidExpunge { set } => self.expunge(Some(&set)),
+            Command::Search {
+                uid,
+                charset: _,
+                key,
+            } => {
+                allow_expunge = false;
+                self.search(uid, &key)
+            }
+            Command::Fetch { uid, set, atts } => {
+                allow_expunge = false;
+                self.fetch(uid, &set, &atts).await
+            }
+            Command::Store {
+                uid,
+                set,
+                op,
+                silent,
+                flags,
+            } => {
+                allow_expunge = false;
+                self.store(uid, &set, op, silent, &flags)
+            }
+            Command::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false),
+            Command::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true),
+        };
+        self.send_updates(allow_expunge);
+        (Some(status), Flow::Continue)
+    }
+
+    /// Queues untagged EXISTS/EXPUNGE/FETCH for changes made elsewhere.
+    fn send_updates(&mut self, allow_expunge: bool) {
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        let res = blocking(|| view.update(allow_expunge, &mut self.conn.out));
+        if let Err(e) = res {
+            warn!(session = %self.id, user = %self.user_name(), "mailbox sync failed: {e}");
+        }
+    }
+
+    fn id(&mut self, params: Option<Vec<(String, Option<String>)>>) -> Status {
+        if let Some(params) = params {
+            let desc: Vec<String> = params
+                .iter()
+                .take(30)
+                .map(|(k, v)| format!("{}={}", k, v.as_deref().unwrap_or("NIL")))
+                .collect();
+            info!(session = %self.id, user = %self.user_name(), "client ID: {}", desc.join(", "));
+        }
+        let line = format!(
+            "* ID (\"name\" \"Loft\" \"version\" \"{}\")\r\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        self.conn.out.extend_from_slice(line.as_bytes());
+        Status::ok("ID completed.")
+    }
+}

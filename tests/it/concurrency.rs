@@ -1,0 +1,167 @@
+//! Several sessions on one mailbox, mail delivered behind the server's back, IDLE.
+
+use std::time::Duration;
+
+use crate::util::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_see_each_others_changes() {
+    let srv = TestServer::start().await;
+    let mut a = srv.login().await;
+    let mut b = srv.login().await;
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    let m = sample_message(1);
+    a.send(format!("x APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()).as_bytes())
+        .await;
+    let r = a.collect("x").await;
+    assert!(
+        r.iter().any(|l| l == "* 1 EXISTS\r\n"),
+        "appender sees EXISTS: {r:?}"
+    );
+    let r = b.ok("NOOP").await;
+    assert!(r.iter().any(|l| l == "* 1 EXISTS\r\n"), "{r:?}");
+    a.ok("STORE 1 +FLAGS (\\Flagged)").await;
+    let r = b.ok("NOOP").await;
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 1 FETCH (FLAGS (\\Flagged")),
+        "{r:?}"
+    );
+    // No EXPUNGE during FETCH/STORE/SEARCH (RFC 3501 §7.4.1)
+    a.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    a.ok("EXPUNGE").await;
+    let r = b.ok("FETCH 1 FLAGS").await;
+    assert!(r.iter().all(|l| !l.contains("EXPUNGE")), "{r:?}");
+    let r = b.ok("SEARCH ALL").await;
+    assert!(r.iter().all(|l| !l.contains("EXPUNGE")), "{r:?}");
+    let r = b.ok("NOOP").await;
+    assert!(r.iter().any(|l| l == "* 1 EXPUNGE\r\n"), "{r:?}");
+    let r = b.ok("SEARCH ALL").await;
+    assert_eq!(r.last().unwrap(), "* SEARCH\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mta_delivery_is_announced_during_idle() {
+    let srv = TestServer::start().await;
+    let mut c = srv.login().await;
+    c.ok("SELECT INBOX").await;
+    c.send(b"i1 IDLE\r\n").await;
+    assert!(c.read_checked().await.starts_with("+ "));
+    deliver(
+        &srv.maildir(USER),
+        "1700000000.M1P1.mta",
+        &sample_message(7),
+    );
+    let started = std::time::Instant::now();
+    let mut saw_exists = false;
+    while started.elapsed() < Duration::from_secs(3) {
+        let line = c.read_checked().await;
+        if line == "* 1 EXISTS\r\n" {
+            saw_exists = true;
+            break;
+        }
+    }
+    assert!(saw_exists, "EXISTS during IDLE");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "announced within about a second"
+    );
+    // DONE and the next command in one packet (iOS Mail)
+    c.send(b"DONE\r\ni2 FETCH 1 (UID FLAGS)\r\n").await;
+    let r = c.collect("i1").await;
+    assert!(r.last().unwrap().starts_with("i1 OK"), "{r:?}");
+    let r = c.collect("i2").await;
+    assert!(
+        r[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Recent))"),
+        "{r:?}"
+    );
+    // the message moved from new/ to cur/
+    assert_eq!(
+        std::fs::read_dir(srv.maildir(USER).join("new"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_reports_expunge_and_flags_from_other_session() {
+    let srv = TestServer::start().await;
+    let mut a = srv.login().await;
+    for i in 0..2 {
+        let m = sample_message(i);
+        a.send(format!("x APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()).as_bytes())
+            .await;
+        a.collect("x").await;
+    }
+    a.ok("SELECT INBOX").await;
+    let mut b = srv.login().await;
+    b.ok("SELECT INBOX").await;
+    b.send(b"i IDLE\r\n").await;
+    assert!(b.read_checked().await.starts_with("+ "));
+    a.ok("STORE 2 +FLAGS (\\Seen)").await;
+    a.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    a.ok("EXPUNGE").await;
+    let mut got = Vec::new();
+    while !got.iter().any(|l: &String| l.contains("EXPUNGE")) {
+        got.push(b.read_checked().await);
+    }
+    assert!(got.contains(&"* 1 EXPUNGE\r\n".to_string()), "{got:?}");
+    b.send(b"DONE\r\n").await;
+    b.collect("i").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uids_survive_restart_and_external_rename() {
+    let mut srv = TestServer::start().await;
+    let mut c = srv.login().await;
+    for i in 0..3 {
+        let m = sample_message(i);
+        c.send(format!("x APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()).as_bytes())
+            .await;
+        c.collect("x").await;
+    }
+    c.ok("SELECT INBOX").await;
+    let before = c.ok("UID FETCH 1:* (UID RFC822.SIZE)").await;
+    let validity = c.ok("STATUS INBOX (UIDVALIDITY)").await;
+    drop(c);
+    srv.stop().await;
+    // mutt marks message 2 as seen by renaming the file
+    let cur = srv.maildir(USER).join("cur");
+    let mut files: Vec<_> = std::fs::read_dir(&cur)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let f = files[1].clone();
+    let name = f.file_name().unwrap().to_string_lossy().into_owned();
+    let base = name.split(":2,").next().unwrap();
+    std::fs::rename(&f, cur.join(format!("{base}:2,FS"))).unwrap();
+
+    let srv2 = TestServer::start_with(|cfg| {
+        cfg.storage.location = srv
+            .dir
+            .path()
+            .join("mail/%u")
+            .to_string_lossy()
+            .into_owned();
+    })
+    .await;
+    let mut c = srv2.login().await;
+    assert_eq!(c.ok("STATUS INBOX (UIDVALIDITY)").await, validity);
+    c.ok("SELECT INBOX").await;
+    assert_eq!(c.ok("UID FETCH 1:* (UID RFC822.SIZE)").await, before);
+    let r = c.ok("UID FETCH 1:* FLAGS").await;
+    let flagged: Vec<_> = r
+        .iter()
+        .filter(|l| l.contains("\\Flagged \\Seen"))
+        .collect();
+    assert_eq!(flagged.len(), 1, "{r:?}");
+    // new UIDs continue after the old ones
+    let m = sample_message(9);
+    c.send(format!("x APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()).as_bytes())
+        .await;
+    let st = c.collect("x").await.pop().unwrap();
+    assert!(st.contains(" 4] "), "{st}");
+}

@@ -1,0 +1,9 @@
+//! Integration tests: a real server on ephemeral loopback ports, driven over TCP and TLS.
+
+mod util;
+
+mod basics;
+mod concurrency;
+mod mailboxes;
+mod messages;
+mod robustness;

@@ -1,0 +1,283 @@
+//! APPEND, FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE on the selected mailbox.
+
+use crate::util::*;
+
+async fn append(c: &mut Client, mailbox: &str, extra: &str, msg: &str) -> String {
+    let tag = c.tag();
+    c.send(format!("{tag} APPEND {mailbox}{extra} {{{}}}\r\n", msg.len()).as_bytes())
+        .await;
+    let cont = c.read_checked().await;
+    assert!(cont.starts_with("+ "), "{cont}");
+    c.send(format!("{msg}\r\n").as_bytes()).await;
+    c.collect(&tag).await.pop().unwrap()
+}
+
+const MULTIPART: &str = "From: \"Joe Q. Public\" <john.q.public@example.com>\r\nTo: Mary Smith <mary@x.test>, jdoe@example.org\r\nCc: Undisclosed recipients:;\r\nSubject: =?ISO-8859-1?Q?Caf=E9?= report\r\nDate: Tue, 1 Jul 2003 10:52:37 +0200\r\nMessage-ID: <5678.21-Nov-1997@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\npreamble\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe quarterly numbers --XX are in.\r\n--XX\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"a.bin\"\r\n\r\nAAECAwQ=\r\n--XX--\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_and_fetch_everything() {
+    let srv = TestServer::start().await;
+    let mut c = srv.login().await;
+    let st = append(
+        &mut c,
+        "INBOX",
+        " (\\Seen $Work) \"02-Jan-2006 15:04:05 -0700\"",
+        MULTIPART,
+    )
+    .await;
+    assert!(st.contains("OK [APPENDUID "), "{st}");
+    let validity: u32 = st.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(st.contains(&format!("APPENDUID {validity} 1]")), "{st}");
+    c.ok("SELECT INBOX").await;
+    let r = c.ok("FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE UID)").await;
+    assert_eq!(
+        r[0],
+        format!("* 1 FETCH (FLAGS (\\Seen $Work) INTERNALDATE \"02-Jan-2006 22:04:05 +0000\" RFC822.SIZE {} UID 1)\r\n", MULTIPART.len())
+    );
+    let r = c.ok("FETCH 1 BODY.PEEK[]").await;
+    assert_eq!(
+        r[0],
+        format!(
+            "* 1 FETCH (BODY[] {{{}}}\r\n{})\r\n",
+            MULTIPART.len(),
+            MULTIPART
+        )
+    );
+    let r = c.ok("FETCH 1 ENVELOPE").await;
+    assert!(
+        r[0].contains("\"=?ISO-8859-1?Q?Caf=E9?= report\""),
+        "{}",
+        r[0]
+    );
+    assert!(
+        r[0].contains("((\"Joe Q. Public\" NIL \"john.q.public\" \"example.com\"))"),
+        "{}",
+        r[0]
+    );
+    let r = c.ok("FETCH 1 BODYSTRUCTURE").await;
+    assert!(r[0].contains("\"mixed\""), "{}", r[0]);
+    assert!(r[0].contains("\"base64\" 8"), "{}", r[0]);
+    let r = c
+        .ok("FETCH 1 (BODY.PEEK[1] BODY.PEEK[2]<2.3> BODY.PEEK[HEADER.FIELDS (Subject)])")
+        .await;
+    assert!(
+        r[0].contains("BODY[1] {34}\r\nThe quarterly numbers --XX are in."),
+        "{}",
+        r[0]
+    );
+    assert!(r[0].contains("BODY[2]<2> {3}\r\nECA"), "{}", r[0]);
+    assert!(
+        r[0].contains(
+            "BODY[HEADER.FIELDS (Subject)] {43}\r\nSubject: =?ISO-8859-1?Q?Caf=E9?= report\r\n\r\n"
+        ),
+        "{}",
+        r[0]
+    );
+    let r = c.ok("UID FETCH 1 (FLAGS BODY[TEXT]<0.8>)").await;
+    assert!(
+        r[0].starts_with("* 1 FETCH (UID 1 FLAGS"),
+        "UID first: {}",
+        r[0]
+    );
+    let r = c.ok("FETCH 1 (RFC822.HEADER)").await;
+    assert!(r[0].contains("RFC822.HEADER {"), "{}", r[0]);
+    let r = c.ok("FETCH 1 BODY[9]").await;
+    assert!(r[0].contains("BODY[9] NIL"), "{}", r[0]);
+    let st = c.status("FETCH 2 FLAGS").await;
+    assert!(st.contains(" BAD "), "{st}");
+    let r = c.ok("UID FETCH 5:* FLAGS").await;
+    assert_eq!(r.len(), 1, "n:* includes the highest UID: {r:?}");
+    let r = c.ok("FETCH 1 FAST").await;
+    assert!(
+        r[0].contains("FLAGS") && r[0].contains("INTERNALDATE") && r[0].contains("RFC822.SIZE")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_body_sets_seen_peek_does_not() {
+    let srv = TestServer::start().await;
+    let mut c = srv.login().await;
+    append(&mut c, "INBOX", "", &sample_message(1)).await;
+    append(&mut c, "INBOX", "", &sample_message(2)).await;
+    c.ok("SELECT INBOX").await;
+    c.ok("FETCH 1 BODY.PEEK[TEXT]").await;
+    let r = c.ok("FETCH 1 FLAGS").await;
+    assert!(!r[0].contains("\\Seen"), "{r:?}");
+    let r = c.ok("FETCH 2 BODY[TEXT]").await;
+    assert!(
+        r[0].contains("FLAGS (\\Seen"),
+        "FLAGS reported with the implicit \\Seen: {r:?}"
+    );
+    let r = c.ok("FETCH 2 FLAGS").await;
+    assert!(r[0].contains("\\Seen"), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_errors() {
+    let srv = TestServer::start_with(|cfg| cfg.imap.append_limit = 1000).await;
+    let mut c = srv.login().await;
+    let st = append(&mut c, "Nope", "", "x").await;
+    assert!(st.contains("NO [TRYCREATE]"), "{st}");
+    c.send(b"t1 APPEND INBOX {5000}\r\n").await;
+    let st = c.collect("t1").await.pop().unwrap();
+    assert!(st.contains("NO [TOOBIG]"), "{st}");
+    // bad date
+    c.send(b"t2 APPEND INBOX \"31-Feb-2006 15:04:05 -0700\" {1}\r\n")
+        .await;
+    let st = c.collect("t2").await.pop().unwrap();
+    assert!(st.contains(" BAD "), "{st}");
+    // still usable
+    c.ok("NOOP").await;
+    // non-synchronizing literal to a missing mailbox: swallowed, session continues
+    c.send(b"t3 APPEND Nope {3+}\r\nabc\r\n").await;
+    let st = c.collect("t3").await.pop().unwrap();
+    assert!(st.contains("NO [TRYCREATE]"), "{st}");
+    c.ok("NOOP").await;
+    // nothing half-written is visible
+    let r = c.ok("STATUS INBOX (MESSAGES)").await;
+    assert!(r[0].contains("MESSAGES 0"), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_flags_and_keywords() {
+    let srv = TestServer::start().await;
+    let mut c = srv.login().await;
+    for i in 0..3 {
+        append(&mut c, "INBOX", "", &sample_message(i)).await;
+    }
+    c.ok("SELECT INBOX").await;
+    let r = c.ok("STORE 1:2 +FLAGS (\\Flagged $Important)").await;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(
+        r[0].starts_with("* 1 FETCH (FLAGS (\\Flagged") && r[0].contains("$Important"),
+        "{r:?}"
+    );
+    let r = c.ok("STORE 1 -FLAGS.SILENT (\\Flagged)").await;
+    assert!(r.iter().all(|l| !l.contains("FETCH")), "{r:?}");
+    let r = c.ok("UID STORE 3 FLAGS (\\Answered \\Draft)").await;
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 3 FETCH (UID 3 FLAGS (\\Answered \\Draft")),
+        "{r:?}"
+    );
+    let r = c.ok("FETCH 1:3 FLAGS").await;
+    assert!(
+        r[0].contains("$Important") && !r[0].contains("\\Flagged"),
+        "{r:?}"
+    );
+    assert!(r[1].contains("\\Flagged"), "{r:?}");
+    // flags live in Maildir file names (mutt sees them)
+    let cur: Vec<String> = std::fs::read_dir(srv.maildir(USER).join("cur"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(cur.iter().any(|n| n.ends_with(":2,DR")), "{cur:?}");
+    // and survive a new session
+    let mut d = srv.login().await;
+    d.ok("EXAMINE INBOX").await;
+    let r = d.ok("FETCH 3 FLAGS").await;
+    assert!(r[0].contains("\\Answered \\Draft"), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_move_expunge() {
+    let srv = TestServer::start().await;
+    let mut c = srv.login().await;
+    for i in 0..5 {
+        append(&mut c, "INBOX", "", &sample_message(i)).await;
+    }
+    c.ok("CREATE Dest").await;
+    c.ok("SELECT INBOX").await;
+    let st = c.status("COPY 1:2 Dest").await;
+    assert!(
+        st.contains("OK [COPYUID ") && st.ends_with(" 1:2 1:2] Copy completed.\r\n"),
+        "{st}"
+    );
+    let st = c.status("COPY 1 Missing").await;
+    assert!(st.contains("NO [TRYCREATE]"), "{st}");
+    let r = c.cmd("UID MOVE 4:5 Dest").await;
+    assert!(
+        r[0].starts_with("* OK [COPYUID ") && r[0].contains(" 4:5 3:4]"),
+        "{r:?}"
+    );
+    assert_eq!(
+        &r[1..3],
+        &["* 5 EXPUNGE\r\n".to_string(), "* 4 EXPUNGE\r\n".to_string()],
+        "{r:?}"
+    );
+    c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    c.ok("STORE 3 +FLAGS.SILENT (\\Deleted)").await;
+    let r = c.ok("UID EXPUNGE 3").await;
+    assert_eq!(r, vec!["* 3 EXPUNGE\r\n".to_string()]);
+    let r = c.ok("EXPUNGE").await;
+    assert_eq!(r, vec!["* 1 EXPUNGE\r\n".to_string()]);
+    let r = c.ok("UID SEARCH ALL").await;
+    assert_eq!(r[0], "* SEARCH 2\r\n");
+    let r = c.ok("STATUS Dest (MESSAGES UIDNEXT)").await;
+    assert!(r[0].contains("MESSAGES 4 UIDNEXT 5"), "{r:?}");
+    // CLOSE expunges silently
+    c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    let r = c.ok("CLOSE").await;
+    assert!(r.is_empty(), "{r:?}");
+    let r = c.ok("STATUS INBOX (MESSAGES)").await;
+    assert!(r[0].contains("MESSAGES 0"), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_keys() {
+    let srv = TestServer::start().await;
+    let mut c = srv.login().await;
+    append(&mut c, "INBOX", " (\\Seen)", &sample_message(1)).await;
+    append(&mut c, "INBOX", " (\\Flagged)", MULTIPART).await;
+    append(
+        &mut c,
+        "INBOX",
+        "",
+        "Subject: =?UTF-8?B?R3LDvMOfZQ==?=\r\nFrom: x@y.z\r\n\r\nbig body here\r\n",
+    )
+    .await;
+    c.ok("SELECT INBOX").await;
+    let q = |k: &str| format!("SEARCH {k}");
+    for (key, want) in [
+        ("ALL", "* SEARCH 1 2 3"),
+        ("SEEN", "* SEARCH 1"),
+        ("UNSEEN", "* SEARCH 2 3"),
+        ("FLAGGED", "* SEARCH 2"),
+        ("FROM sender1", "* SEARCH 1"),
+        ("FROM \"joe q.\"", "* SEARCH 2"),
+        ("SUBJECT café", "* SEARCH 2"),
+        ("SUBJECT GRÜßE", "* SEARCH 3"),
+        ("BODY quarterly", "* SEARCH 2"),
+        ("TEXT \"big body\"", "* SEARCH 3"),
+        ("HEADER Message-ID m1@", "* SEARCH 1"),
+        ("OR SEEN FLAGGED", "* SEARCH 1 2"),
+        ("NOT SEEN", "* SEARCH 2 3"),
+        ("(SEEN) (ALL)", "* SEARCH 1"),
+        ("2:*", "* SEARCH 2 3"),
+        ("UID 1,3", "* SEARCH 1 3"),
+        ("LARGER 200", "* SEARCH 2"),
+        ("SENTBEFORE 1-Jan-2004", "* SEARCH 2"),
+        ("SENTON 2-Jan-2006", "* SEARCH 1"),
+        ("NEW", "* SEARCH 2 3"),
+    ] {
+        let r = c
+            .ok(&format!(
+                "{} {}",
+                if key.contains('é') || key.contains('ß') {
+                    "SEARCH CHARSET UTF-8"
+                } else {
+                    "SEARCH"
+                },
+                key
+            ))
+            .await;
+        assert_eq!(r[0].trim_end(), want, "SEARCH {key}");
+    }
+    let _ = q;
+    let st = c.status("SEARCH CHARSET KOI9-X ALL").await;
+    assert!(st.contains("NO [BADCHARSET"), "{st}");
+    let st = c.status("SEARCH FROBNICATE").await;
+    assert!(st.contains(" BAD "), "{st}");
+    let r = c.ok("UID SEARCH FLAGGED").await;
+    assert_eq!(r[0].trim_end(), "* SEARCH 2");
+}
