@@ -1,0 +1,1 @@
+//! Parser tests: one or more per command, per SEARCH key, literals, errors.
