@@ -84,17 +84,17 @@ pub(super) fn store(c: &mut Cursor<'_>, uid: bool) -> PResult<Command> {
     })
 }
 
-/// Reads `"(" [item *(SP item)] ")"` of atoms, upper-cased.
-fn keyword_list(c: &mut Cursor<'_>) -> PResult<Vec<String>> {
+/// Reads `"(" [item *(SP item)] ")"` of atoms, handing each (upper-cased) to `each` as soon
+/// as it is read, so an unknown item is reported before any syntax that follows it.
+fn keyword_list(c: &mut Cursor<'_>, mut each: impl FnMut(String) -> PResult<()>) -> PResult<()> {
     c.expect(b'(')?;
-    let mut out = Vec::new();
     if c.eat(b')') {
-        return Ok(out);
+        return Ok(());
     }
     loop {
-        out.push(c.keyword()?);
+        each(c.keyword()?)?;
         if c.eat(b')') {
-            return Ok(out);
+            return Ok(());
         }
         c.sp()?;
     }
@@ -106,7 +106,7 @@ pub(super) fn list(c: &mut Cursor<'_>) -> PResult<Command> {
     let mut options = ListOptions::default();
     c.sp()?;
     if c.peek() == Some(b'(') {
-        for opt in keyword_list(c)? {
+        keyword_list(c, |opt| {
             match opt.as_str() {
                 "SUBSCRIBED" => options.select_subscribed = true,
                 "SPECIAL-USE" => options.select_special_use = true,
@@ -119,7 +119,8 @@ pub(super) fn list(c: &mut Cursor<'_>) -> PResult<Command> {
                     )))
                 }
             }
-        }
+            Ok(())
+        })?;
         c.sp()?;
     }
     let reference = c.mailbox()?;
@@ -141,7 +142,7 @@ pub(super) fn list(c: &mut Cursor<'_>) -> PResult<Command> {
             return Err(bad("Expected RETURN"));
         }
         c.sp()?;
-        for opt in keyword_list(c)? {
+        keyword_list(c, |opt| {
             match opt.as_str() {
                 "SUBSCRIBED" => options.return_subscribed = true,
                 "CHILDREN" => options.return_children = true,
@@ -153,7 +154,8 @@ pub(super) fn list(c: &mut Cursor<'_>) -> PResult<Command> {
                     )))
                 }
             }
-        }
+            Ok(())
+        })?;
     }
     Ok(Command::List {
         reference,
@@ -167,12 +169,8 @@ pub(super) fn status(c: &mut Cursor<'_>) -> PResult<Command> {
     c.sp()?;
     let mailbox = c.mailbox()?;
     c.sp()?;
-    let names = keyword_list(c)?;
-    if names.is_empty() {
-        return Err(bad("Missing STATUS items"));
-    }
-    let mut items = Vec::with_capacity(names.len());
-    for n in names {
+    let mut items = Vec::new();
+    keyword_list(c, |n| {
         items.push(match n.as_str() {
             "MESSAGES" => StatusItem::Messages,
             "RECENT" => StatusItem::Recent,
@@ -182,6 +180,10 @@ pub(super) fn status(c: &mut Cursor<'_>) -> PResult<Command> {
             "SIZE" => StatusItem::Size,
             _ => return Err(bad(format!("Unknown STATUS item {}", shown(n.as_bytes())))),
         });
+        Ok(())
+    })?;
+    if items.is_empty() {
+        return Err(bad("Missing STATUS items"));
     }
     Ok(Command::Status { mailbox, items })
 }
