@@ -120,7 +120,8 @@ pub enum Command {
         mailbox: String,
         items: Vec<StatusItem>,
     },
-    /// APPEND with its message literal already consumed (see [`AppendHead`]).
+    // APPEND is not a `Command`: the session streams its message literal, using
+    // `parse_append_head` to get an [`AppendHead`] first.
     Namespace,
     Enable {
         capabilities: Vec<String>,

@@ -36,7 +36,7 @@ pub(super) fn fetch(c: &mut Cursor<'_>, uid: bool) -> PResult<Command> {
 
 /// The name part of an attribute (`BODY.PEEK`, `RFC822.SIZE`), upper-cased.
 fn att_name(c: &mut Cursor<'_>) -> String {
-    let name = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'.');
+    let name = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
     String::from_utf8_lossy(name).to_ascii_uppercase()
 }
 
