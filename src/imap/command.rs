@@ -120,7 +120,8 @@ pub enum Command {
         mailbox: String,
         items: Vec<StatusItem>,
     },
-    /// APPEND with its message literal already consumed (see [`AppendHead`]).
+    // APPEND is not a `Command`: the session streams its message literal, using
+    // `parse_append_head` to get an [`AppendHead`] first.
     Namespace,
     Enable {
         capabilities: Vec<String>,
@@ -186,33 +187,21 @@ pub struct AppendHead {
 /// so the session can answer `tag BAD message`; otherwise it answers `* BAD message`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
-    pub kind: ParseErrorKind,
     pub tag: Option<String>,
     pub message: String,
+    pub kind: ParseErrorKind,
 }
 
-/// Parses one framed command: the command line with any literals inline exactly as they
-/// arrived (`{n}\r\n` or `{n+}\r\n` followed by n octets), without the final CRLF.
-pub fn parse(input: &[u8]) -> Result<Request, ParseError> {
-    let _ = input;
-    Err(ParseError {
-        kind: ParseErrorKind::Bad,
-        tag: None,
-        message: "parser not built yet".into(),
-    })
-}
-
-/// Recognises the head of an APPEND whose message literal is about to follow. `input` is the
-/// command so far, ending with the literal marker `{n}` / `{n+}` (no CRLF). Returns `None`
-/// when this is not an APPEND message literal (e.g. a literal mailbox name), `Some(Err)` for a
-/// malformed APPEND.
-pub fn parse_append_head(input: &[u8]) -> Option<Result<AppendHead, ParseError>> {
-    let _ = input;
-    None
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the session answers a [`ParseError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ParseErrorKind {
+    /// Syntax error: `tag BAD message` (or `* BAD` without a tag).
+    #[default]
     Bad,
+    /// SEARCH with a CHARSET we cannot convert: `tag NO [BADCHARSET (US-ASCII UTF-8)]`
+    /// (RFC 3501 §6.4.4).
     BadCharset,
 }
+
+/// The parser lives in [`crate::imap::parse`]; re-exported here beside the types it builds.
+pub use super::parse::{parse, parse_append_head};

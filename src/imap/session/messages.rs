@@ -8,6 +8,7 @@ use tracing::debug;
 
 use super::{blocking, Flow, Session, Status};
 use crate::imap::command::AppendHead;
+use crate::imap::syntax::seqset;
 use crate::mailbox::search::{self, MessageContext, NumSet, SearchKey};
 use crate::mailbox::{ErrorKind, Flags, StoreOp, SysFlags, Uid};
 
@@ -15,27 +16,8 @@ use crate::mailbox::{ErrorKind, Flags, StoreOp, SysFlags, Uid};
 const IDLE_LINE_LIMIT: usize = 1024;
 
 /// `1:3,5,7:9` from ascending UIDs (RFC 4315 `uid-set`).
-pub fn compact_uids(uids: &[Uid]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < uids.len() {
-        let start = uids[i];
-        let mut end = start;
-        while i + 1 < uids.len() && uids[i + 1] == end.wrapping_add(1) {
-            i += 1;
-            end = uids[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    out
+fn compact_uids(uids: &[Uid]) -> String {
+    seqset::format(&seqset::compress(uids))
 }
 
 impl Session {
@@ -393,14 +375,3 @@ impl Session {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::compact_uids;
-
-    #[test]
-    fn compacts() {
-        assert_eq!(compact_uids(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
-        assert_eq!(compact_uids(&[4]), "4");
-        assert_eq!(compact_uids(&[]), "");
-    }
-}
