@@ -171,6 +171,18 @@ mod tests {
         }
     }
 
+    #[test]
+    fn oracle_rejects_invalid() {
+        // (imap-codec reads a text part without line count as a basic part, so the oracle
+        // cannot catch that; it does catch missing fields and bad nesting.)
+        let bad = b"* 1 FETCH (BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\"))\r\n";
+        assert!(ResponseCodec::default().decode(bad).is_err());
+        let bad = b"* 1 FETCH (BODYSTRUCTURE ((\"text\" \"plain\" NIL NIL NIL \"7bit\" 1 0)))\r\n";
+        assert!(ResponseCodec::default().decode(bad).is_err());
+        let good = b"* 1 FETCH (BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 1 0))\r\n";
+        assert!(ResponseCodec::default().decode(good).is_ok());
+    }
+
     fn check_both(m: &[u8]) {
         for ext in [true, false] {
             let mut out = Vec::new();

@@ -100,3 +100,92 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::super::bodystructure::bodystructure;
+    use super::*;
+    use crate::mailbox::message::{parse, section, Section, SectionText};
+    use imap_codec::decode::Decoder;
+    use imap_codec::ResponseCodec;
+    use proptest::prelude::*;
+
+    /// Message-like garbage: random picks from MIME-ish fragments and random bytes.
+    fn messageish() -> impl Strategy<Value = Vec<u8>> {
+        let frag = prop_oneof![
+            Just(b"\r\n".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"--b".to_vec()),
+            Just(b"--b--".to_vec()),
+            Just(b"--".to_vec()),
+            Just(b"Content-Type: multipart/mixed; boundary=b\r\n".to_vec()),
+            Just(b"Content-Type: message/rfc822\r\n".to_vec()),
+            Just(b"Content-Type: multipart/digest; boundary=\"b\"\r\n".to_vec()),
+            Just(b"Content-Type: text/plain; charset=\"x\r\n".to_vec()),
+            Just(b"Content-Disposition: inline; a=(b\r\n".to_vec()),
+            Just(b"Content-Language: en, (c) de\r\n".to_vec()),
+            Just(b"From: \"a\\\" <b@c>, g: <@x:y@z> (c;\r\n".to_vec()),
+            Just(b"To: =?utf-8?q?=C3?= <x@[1.2\r\n".to_vec()),
+            Just(b"Date: Mon, 2 Jan 06 1:2 Z\r\n".to_vec()),
+            Just(b" folded\r\n".to_vec()),
+            Just(b":;<>@,\"()\\".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..12),
+        ];
+        proptest::collection::vec(frag, 0..40).prop_map(|v| v.concat())
+    }
+
+    fn fetch_line(item: &str, v: &[u8]) -> Vec<u8> {
+        let mut line = format!("* 1 FETCH ({item} ").into_bytes();
+        line.extend_from_slice(v);
+        line.extend_from_slice(b")\r\n");
+        line
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn never_panics_and_stays_parseable(data in messageish()) {
+            let root = parse(&data);
+            for path in [vec![], vec![1], vec![1, 1], vec![2, 1, 1], vec![0], vec![3, 2]] {
+                for text in [
+                    None,
+                    Some(SectionText::Header),
+                    Some(SectionText::Text),
+                    Some(SectionText::Mime),
+                    Some(SectionText::HeaderFields(vec!["from".into()])),
+                    Some(SectionText::HeaderFieldsNot(vec!["to".into()])),
+                ] {
+                    let whole = path.is_empty() && text.is_none();
+                    let s = section(&data, &root, &Section { part: path.clone(), text });
+                    if whole {
+                        prop_assert_eq!(s.as_deref(), Some(&data[..]));
+                    }
+                }
+            }
+            let mut env = Vec::new();
+            envelope(&data, &root, &mut env);
+            let codec = ResponseCodec::default();
+            prop_assert!(codec.decode(&fetch_line("ENVELOPE", &env)).is_ok(),
+                "envelope {:?}", String::from_utf8_lossy(&env));
+            for ext in [false, true] {
+                let mut bs = Vec::new();
+                bodystructure(&data, &root, ext, &mut bs);
+                prop_assert!(codec.decode(&fetch_line("BODYSTRUCTURE", &bs)).is_ok(),
+                    "bodystructure {:?}", String::from_utf8_lossy(&bs));
+            }
+            let _ = crate::mailbox::message::encoded_word::decode_header(&data);
+            let _ = crate::mailbox::message::rfc5322date::parse(&data);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let root = parse(&data);
+            let mut out = Vec::new();
+            envelope(&data, &root, &mut out);
+            bodystructure(&data, &root, true, &mut out);
+            let _ = section(&data, &root, &Section { part: vec![1], text: None });
+            let _ = crate::mailbox::message::address::parse_list(&data);
+        }
+    }
+}

@@ -145,20 +145,15 @@ fn is_dot_atom_text(s: &[u8]) -> bool {
 /// obs-phrase (`John Q. Public`) are kept where they are.
 fn phrase(toks: &[Tok]) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut glue = true;
     for t in toks {
         match t {
             Tok::Atom(w) | Tok::Quoted(w) => {
-                if !glue && !out.is_empty() {
+                if !out.is_empty() {
                     out.push(b' ');
                 }
                 out.extend_from_slice(w);
-                glue = false;
             }
-            Tok::Special(c) => {
-                out.push(*c);
-                glue = false;
-            }
+            Tok::Special(c) => out.push(*c),
         }
     }
     out
