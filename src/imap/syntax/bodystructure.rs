@@ -251,6 +251,13 @@ mod tests {
 
     #[test]
     fn digest_and_empty_multipart() {
+        assert_eq!(
+            bs(samples::DIGEST, false),
+            "((\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 24 \
+             (NIL \"one\" NIL NIL NIL NIL NIL NIL NIL NIL) \
+             (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 8 0) 2)\
+             (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 13 0) \"digest\")"
+        );
         check_both(samples::DIGEST);
         let m = b"Content-Type: multipart/mixed\r\n\r\nno parts\r\n";
         assert_eq!(
