@@ -5,7 +5,10 @@
 //! converted from the command's CHARSET).
 
 use super::date::Date;
-use super::MessageMeta;
+use super::message::decode::{to_utf8, transfer_decode};
+use super::message::encoded_word::decode_header;
+use super::message::{self, address, header, rfc5322date, Body, Part};
+use super::{MessageMeta, SysFlags};
 
 /// A set of numbers (message sequence numbers or UIDs), as sent: ranges may be reversed and
 /// `*` is [`NumSet::STAR`] until resolved against the mailbox (RFC 3501 §9 `sequence-set`).
@@ -81,9 +84,362 @@ pub struct MessageContext<'a> {
     pub meta: &'a MessageMeta,
     pub recent: bool,
 }
-pub fn needs_content(_k: &SearchKey) -> bool {
-    false
+
+/// Does evaluating `key` need the message content (headers, body or the Date: header)?
+pub fn needs_content(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.iter().any(needs_content),
+        SearchKey::Or(a, b) => needs_content(a) || needs_content(b),
+        SearchKey::Not(k) => needs_content(k),
+        SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_)
+        | SearchKey::Header(..)
+        | SearchKey::Body(_)
+        | SearchKey::Text(_) => true,
+        _ => false,
+    }
 }
-pub fn matches(_k: &SearchKey, _c: &MessageContext, _d: Option<&[u8]>) -> bool {
-    false
+
+/// Evaluates `key` for one message. `content` must be `Some` whenever [`needs_content`] is
+/// true; content keys are false without it. The message is parsed at most once, and only
+/// if a content key is actually reached.
+pub fn matches(key: &SearchKey, ctx: &MessageContext, content: Option<&[u8]>) -> bool {
+    let mut ev = Evaluator::new(ctx, content, None);
+    ev.eval(key)
+}
+
+/// Like [`matches`], with a [`Part`] tree already parsed from `content` (e.g. cached).
+pub fn matches_parsed(key: &SearchKey, ctx: &MessageContext, content: &[u8], root: &Part) -> bool {
+    let mut ev = Evaluator::new(ctx, Some(content), Some(root));
+    ev.eval(key)
+}
+
+/// Case-insensitive substring test on Unicode text (simple lowercase folding).
+fn contains_folded(haystack_folded: &str, needle: &str) -> bool {
+    haystack_folded.contains(&needle.to_lowercase())
+}
+
+struct Evaluator<'a> {
+    ctx: &'a MessageContext<'a>,
+    data: Option<&'a [u8]>,
+    given: Option<&'a Part>,
+    parsed: Option<Part>,
+    /// Lowercased decoded text of all text parts.
+    body_text: Option<String>,
+    /// Lowercased decoded headers of the message and of every part.
+    header_text: Option<String>,
+}
+
+impl<'a> Evaluator<'a> {
+    fn new(ctx: &'a MessageContext<'a>, data: Option<&'a [u8]>, given: Option<&'a Part>) -> Self {
+        Evaluator {
+            ctx,
+            data,
+            given,
+            parsed: None,
+            body_text: None,
+            header_text: None,
+        }
+    }
+
+    fn root(&mut self) -> Option<(&'a [u8], &Part)> {
+        let data = self.data?;
+        if let Some(p) = self.given {
+            return Some((data, p));
+        }
+        let p = self.parsed.get_or_insert_with(|| message::parse(data));
+        Some((data, p))
+    }
+
+    fn eval(&mut self, key: &SearchKey) -> bool {
+        let meta = self.ctx.meta;
+        let sys = meta.flags.sys;
+        let internal = Date::from_unix(meta.internal_date);
+        match key {
+            SearchKey::All => true,
+            SearchKey::And(keys) => keys.iter().all(|k| self.eval(k)),
+            SearchKey::Or(a, b) => self.eval(a) || self.eval(b),
+            SearchKey::Not(k) => !self.eval(k),
+            SearchKey::SeqSet(set) => set.contains(self.ctx.seq, self.ctx.max_seq),
+            SearchKey::Uid(set) => set.contains(meta.uid, self.ctx.max_uid),
+            SearchKey::Answered => sys.contains(SysFlags::ANSWERED),
+            SearchKey::Deleted => sys.contains(SysFlags::DELETED),
+            SearchKey::Draft => sys.contains(SysFlags::DRAFT),
+            SearchKey::Flagged => sys.contains(SysFlags::FLAGGED),
+            SearchKey::Seen => sys.contains(SysFlags::SEEN),
+            SearchKey::Recent => self.ctx.recent,
+            SearchKey::New => self.ctx.recent && !sys.contains(SysFlags::SEEN),
+            SearchKey::Old => !self.ctx.recent,
+            SearchKey::Unanswered => !sys.contains(SysFlags::ANSWERED),
+            SearchKey::Undeleted => !sys.contains(SysFlags::DELETED),
+            SearchKey::Undraft => !sys.contains(SysFlags::DRAFT),
+            SearchKey::Unflagged => !sys.contains(SysFlags::FLAGGED),
+            SearchKey::Unseen => !sys.contains(SysFlags::SEEN),
+            SearchKey::Keyword(k) => meta.flags.has_keyword(k),
+            SearchKey::Unkeyword(k) => !meta.flags.has_keyword(k),
+            SearchKey::Before(d) => internal < *d,
+            SearchKey::On(d) => internal == *d,
+            SearchKey::Since(d) => internal >= *d,
+            SearchKey::SentBefore(d) => self.sent_date().is_some_and(|s| s < *d),
+            SearchKey::SentOn(d) => self.sent_date().is_some_and(|s| s == *d),
+            SearchKey::SentSince(d) => self.sent_date().is_some_and(|s| s >= *d),
+            SearchKey::Larger(n) => meta.size > *n,
+            SearchKey::Smaller(n) => meta.size < *n,
+            SearchKey::Header(name, value) => self.header_matches(name, value),
+            SearchKey::Body(s) => self.body_text().is_some_and(|t| contains_folded(t, s)),
+            SearchKey::Text(s) => {
+                self.header_text().is_some_and(|t| contains_folded(t, s))
+                    || self.body_text().is_some_and(|t| contains_folded(t, s))
+            }
+        }
+    }
+
+    /// The Date: header's date as written (RFC 3501 §6.4.4 disregards time and timezone),
+    /// or the internal date when the header is missing or unparsable.
+    fn sent_date(&mut self) -> Option<Date> {
+        let internal = Date::from_unix(self.ctx.meta.internal_date);
+        let (data, root) = self.root()?;
+        Some(
+            header::first(root.header_bytes(data), "Date")
+                .and_then(rfc5322date::parse)
+                .map_or(internal, |d| d.date),
+        )
+    }
+
+    fn header_matches(&mut self, name: &str, value: &str) -> bool {
+        let Some((data, root)) = self.root() else {
+            return false;
+        };
+        let needle = value.to_lowercase();
+        let address = ["from", "to", "cc", "bcc", "sender", "reply-to"]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name));
+        header::fields(root.header_bytes(data))
+            .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+            .any(|f| {
+                needle.is_empty()
+                    || decode_header(f.value).to_lowercase().contains(&needle)
+                    || (address
+                        && address::search_text(f.value)
+                            .to_lowercase()
+                            .contains(&needle))
+            })
+    }
+
+    fn header_text(&mut self) -> Option<&str> {
+        if self.header_text.is_none() {
+            let (data, root) = self.root()?;
+            let mut text = String::new();
+            root.walk(&mut |p| {
+                for f in header::fields(p.header_bytes(data)) {
+                    text.push_str(&String::from_utf8_lossy(f.name));
+                    text.push_str(": ");
+                    text.push_str(&decode_header(f.value));
+                    text.push('\n');
+                }
+            });
+            self.header_text = Some(text.to_lowercase());
+        }
+        self.header_text.as_deref()
+    }
+
+    fn body_text(&mut self) -> Option<&str> {
+        if self.body_text.is_none() {
+            let (data, root) = self.root()?;
+            let mut text = String::new();
+            root.walk(&mut |p| {
+                if p.kind == Body::Single && p.content_type.is_type("text") {
+                    let raw = transfer_decode(p.encoding.as_deref(), p.body_bytes(data));
+                    text.push_str(&to_utf8(p.content_type.param("charset"), &raw));
+                    text.push('\n');
+                }
+            });
+            self.body_text = Some(text.to_lowercase());
+        }
+        self.body_text.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::Flags;
+
+    const MSG: &[u8] = b"Date: Sun, 31 Dec 2023 23:30:00 -0500\r\n\
+From: =?ISO-8859-1?Q?Andr=E9?= <andre@example.org>\r\n\
+To: Team: bob@example.com;\r\n\
+Subject: =?UTF-8?B?w4ljaGVj?= du\r\n plan\r\n\
+X-Empty:\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\
+\r\n\
+--b\r\n\
+Content-Type: text/plain; charset=iso-8859-1\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\
+\r\n\
+Voil=E0 le r=E9sum=\r\n=E9.\r\n\
+--b\r\n\
+Content-Type: text/html; charset=utf-8\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+PGI+R3LDvMOfZTwvYj4=\r\n\
+--b\r\n\
+Content-Type: application/octet-stream\r\n\
+\r\n\
+secretword\r\n\
+--b--\r\n";
+
+    fn meta(flags: SysFlags) -> MessageMeta {
+        MessageMeta {
+            uid: 7,
+            flags: Flags {
+                sys: flags,
+                keywords: vec!["$Work".into()],
+            },
+            size: MSG.len() as u64,
+            // 2024-01-02 10:00:00 UTC
+            internal_date: Date::new(2024, 1, 2).unwrap().to_days() * 86400 + 36000,
+        }
+    }
+
+    fn m(key: SearchKey, flags: SysFlags, recent: bool) -> bool {
+        let meta = meta(flags);
+        let ctx = MessageContext {
+            seq: 3,
+            max_seq: 5,
+            max_uid: 9,
+            meta: &meta,
+            recent,
+        };
+        let content = needs_content(&key).then_some(MSG);
+        matches(&key, &ctx, content)
+    }
+
+    fn yes(key: SearchKey) -> bool {
+        m(key, SysFlags::default(), false)
+    }
+
+    fn d(y: i32, mo: u8, day: u8) -> Date {
+        Date::new(y, mo, day).unwrap()
+    }
+
+    fn h(n: &str, v: &str) -> SearchKey {
+        SearchKey::Header(n.into(), v.into())
+    }
+
+    #[test]
+    fn flags_and_numbers() {
+        assert!(m(SearchKey::New, SysFlags::default(), true));
+        assert!(!m(SearchKey::New, SysFlags::SEEN, true));
+        assert!(m(SearchKey::Old, SysFlags::SEEN, false));
+        assert!(!m(SearchKey::Old, SysFlags::SEEN, true));
+        assert!(m(SearchKey::Seen, SysFlags::SEEN, false));
+        assert!(yes(SearchKey::Unseen));
+        assert!(yes(SearchKey::Keyword("$work".into())));
+        assert!(!yes(SearchKey::Unkeyword("$WORK".into())));
+        assert!(yes(SearchKey::SeqSet(NumSet {
+            ranges: vec![(NumSet::STAR, 3)]
+        })));
+        assert!(!yes(SearchKey::SeqSet(NumSet {
+            ranges: vec![(4, NumSet::STAR)]
+        })));
+        assert!(yes(SearchKey::Uid(NumSet {
+            ranges: vec![(7, 7)]
+        })));
+        assert!(!yes(SearchKey::Uid(NumSet {
+            ranges: vec![(8, NumSet::STAR)]
+        })));
+        let size = MSG.len() as u64;
+        assert!(yes(SearchKey::Larger(size - 1)) && !yes(SearchKey::Larger(size)));
+        assert!(yes(SearchKey::Smaller(size + 1)) && !yes(SearchKey::Smaller(size)));
+        assert!(yes(SearchKey::Or(
+            Box::new(SearchKey::Deleted),
+            Box::new(SearchKey::Not(Box::new(SearchKey::Draft)))
+        )));
+        assert!(!yes(SearchKey::And(vec![
+            SearchKey::All,
+            SearchKey::Flagged
+        ])));
+    }
+
+    #[test]
+    fn dates() {
+        assert!(yes(SearchKey::On(d(2024, 1, 2))));
+        assert!(yes(SearchKey::Since(d(2024, 1, 2))));
+        assert!(!yes(SearchKey::Before(d(2024, 1, 2))));
+        assert!(yes(SearchKey::Before(d(2024, 1, 3))));
+        // Sent date is taken as written (31 Dec 2023, although that is 1 Jan in UTC).
+        assert!(yes(SearchKey::SentOn(d(2023, 12, 31))));
+        assert!(yes(SearchKey::SentBefore(d(2024, 1, 1))));
+        assert!(!yes(SearchKey::SentSince(d(2024, 1, 1))));
+        // No Date: header: internal date is used.
+        let meta = meta(SysFlags::default());
+        let ctx = MessageContext {
+            seq: 1,
+            max_seq: 1,
+            max_uid: 9,
+            meta: &meta,
+            recent: false,
+        };
+        assert!(matches(
+            &SearchKey::SentOn(d(2024, 1, 2)),
+            &ctx,
+            Some(b"Subject: x\r\n\r\n")
+        ));
+        assert!(!matches(&SearchKey::SentOn(d(2024, 1, 2)), &ctx, None));
+    }
+
+    #[test]
+    fn headers() {
+        assert!(yes(h("subject", "échec du")));
+        assert!(yes(h("SUBJECT", "ÉCHEC DU PLAN")));
+        assert!(!yes(h("subject", "secretword")));
+        assert!(yes(h("from", "andré")));
+        assert!(yes(h("from", "ANDRE@EXAMPLE")));
+        assert!(yes(h("to", "bob@")));
+        assert!(yes(h("x-empty", "")));
+        assert!(!yes(h("x-missing", "")));
+        assert!(!yes(h("cc", "bob")));
+    }
+
+    #[test]
+    fn body_and_text() {
+        assert!(yes(SearchKey::Body("résumé.".into())));
+        assert!(yes(SearchKey::Body("VOILÀ".into())));
+        assert!(yes(SearchKey::Body("grüße".into())));
+        assert!(!yes(SearchKey::Body("secretword".into())));
+        assert!(!yes(SearchKey::Body("échec".into())));
+        assert!(yes(SearchKey::Text("échec".into())));
+        assert!(yes(SearchKey::Text("voilà".into())));
+        assert!(yes(SearchKey::Text("application/octet".into())));
+        assert!(!yes(SearchKey::Text("nowhere".into())));
+        let root = message::parse(MSG);
+        let meta = meta(SysFlags::default());
+        let ctx = MessageContext {
+            seq: 1,
+            max_seq: 1,
+            max_uid: 9,
+            meta: &meta,
+            recent: false,
+        };
+        assert!(matches_parsed(
+            &SearchKey::Body("résumé".into()),
+            &ctx,
+            MSG,
+            &root
+        ));
+    }
+
+    #[test]
+    fn needs_content_only_for_content_keys() {
+        assert!(!needs_content(&SearchKey::And(vec![
+            SearchKey::Seen,
+            SearchKey::Larger(1)
+        ])));
+        assert!(needs_content(&SearchKey::Not(Box::new(h("a", "b")))));
+        assert!(needs_content(&SearchKey::Or(
+            Box::new(SearchKey::All),
+            Box::new(SearchKey::SentOn(d(2020, 1, 1)))
+        )));
+    }
 }

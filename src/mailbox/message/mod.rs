@@ -1,6 +1,26 @@
 //! One-pass MIME structure scanner: header/body split, part offsets, octet and line counts,
 //! nested message/rfc822. Its output is what FETCH (BODY[section], BODYSTRUCTURE, ENVELOPE)
 //! and SEARCH need, and what the index engine will cache.
+//!
+//! * [`header`] — header blocks, fields, unfolding, structured-field tokens.
+//! * [`mime`] — the [`Part`] tree ([`parse`]).
+//! * [`section`] — FETCH body sections ([`section()`]).
+//! * [`address`] — address lists for ENVELOPE and FROM/TO search.
+//! * [`encoded_word`] — RFC 2047 decoding; [`decode`] — transfer encodings and charsets.
+//! * [`rfc5322date`] — Date: header parsing.
+//!
+//! Nothing here knows IMAP syntax; the encoders live in `crate::imap::syntax`.
+
+pub mod address;
+pub mod decode;
+pub mod encoded_word;
+pub mod header;
+pub mod mime;
+pub mod rfc5322date;
+pub mod section;
+
+pub use mime::{parse, Body, ContentType, Disposition, Part, MAX_DEPTH};
+pub use section::{find_part, section};
 
 /// A body section as named in FETCH (RFC 3501 §6.4.5 `section`), format-neutral.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -19,11 +39,4 @@ pub enum SectionText {
     Text,
     /// Only valid with a part number.
     Mime,
-}
-pub struct Part;
-pub fn parse(_d: &[u8]) -> Part {
-    Part
-}
-pub fn section<'a>(_d: &'a [u8], _p: &Part, _s: &Section) -> Option<std::borrow::Cow<'a, [u8]>> {
-    None
 }
