@@ -48,6 +48,9 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("log", &["level"]),
 ];
 
+/// Prefix of syntax-error messages.
+const SYNTAX: &str = "TOML syntax: ";
+
 /// RFC 3501 §5.4: the autologout timer must be at least 30 minutes.
 const MIN_AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -97,9 +100,18 @@ pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
     // Recovering parse: every syntax error is reported, and whatever could be parsed
     // is still validated below.
     let (doc, syntax) = DeTable::parse_recoverable(&src);
-    for e in syntax {
+    for e in &syntax {
         let span = e.span().unwrap_or(0..0);
-        w.error(span, format!("TOML syntax: {}", e.message()));
+        let mut msg = format!("{SYNTAX}{}", e.message());
+        if msg.contains("duplicate") {
+            if let Some(text) = src
+                .get(span.clone())
+                .filter(|t| t.len() < 60 && !t.contains('\n'))
+            {
+                msg.push_str(&format!(": `{}`", text.trim()));
+            }
+        }
+        w.error(span, msg);
     }
     let mut spans = Spans::default();
     walk_document(&mut w, doc.get_ref(), &mut cfg, &mut spans);
@@ -116,7 +128,15 @@ pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
     if w.diags.is_empty() {
         Ok(cfg)
     } else {
+        // A value the parser had to guess at would only repeat its syntax error.
+        let bad_lines: Vec<usize> = w
+            .diags
+            .iter()
+            .filter(|d| d.message.starts_with(SYNTAX))
+            .map(|d| d.line)
+            .collect();
         let mut d = w.diags;
+        d.retain(|d| d.message.starts_with(SYNTAX) || !bad_lines.contains(&d.line));
         d.sort_by_key(|d| (d.line, d.col));
         d.dedup();
         Err(d)

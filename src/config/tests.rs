@@ -99,6 +99,13 @@ fn syntax_errors_have_positions_and_do_not_hide_other_problems() {
         m.iter().any(|x| x.0 == 3 && x.2.starts_with("TOML syntax")),
         "{m:#?}"
     );
+    // No follow-up error for the value the parser had to guess at.
+    assert_eq!(m.iter().filter(|x| x.0 == 3).count(), 1, "{m:#?}");
+    let m = messages(load_str(
+        d.path(),
+        "[imap]\nlisten = \"127.0.0.1:1\"\nlisten = \"127.0.0.1:2\"\n",
+    ));
+    assert!(m[0].2.ends_with("duplicate key: `listen`"), "{m:#?}");
 }
 
 #[test]
