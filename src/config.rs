@@ -1,5 +1,19 @@
 //! Configuration: `conf/loft.toml` parsed and validated into typed [`Config`].
 //! Relative paths are resolved against the folder of the config file.
+//!
+//! [`load`] reads and validates a file and reports every problem as a [`Diagnostic`]
+//! (`FILE:LINE:COL: message`); the key reference is `docs/config.md`. This module knows
+//! the schema, not how the daemon uses it.
+
+mod diag;
+mod files;
+mod load;
+mod units;
+mod walk;
+
+pub use diag::Diagnostic;
+pub use load::load;
+pub use units::{format_duration, parse_duration, parse_size};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -66,6 +80,9 @@ pub struct AuthConfig {
     /// Allow LOGIN/AUTHENTICATE PLAIN without TLS on non-loopback connections
     /// (Dovecot's `disable_plaintext_auth = no`). Default false.
     pub allow_plaintext_auth: bool,
+    /// The passwd-file is the default one (`users` beside the config) and does not exist:
+    /// [`crate::auth::Authenticator::new`] creates it empty (mode 0600).
+    pub create_if_missing: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +144,7 @@ impl Config {
                 passwd_file: dir.join("users"),
                 failure_delay: Duration::from_millis(0),
                 allow_plaintext_auth: false,
+                create_if_missing: true,
             },
             storage: StorageConfig {
                 format: StorageFormat::Maildir,
@@ -140,3 +158,34 @@ impl Config {
         }
     }
 }
+
+/// The documented defaults for a config file living in `dir` (before the file's own
+/// values are applied). Differs from [`Config::for_tests`] where a daemon and a test
+/// want different things: real listeners, a real failure delay, the system host name.
+pub(crate) fn defaults(dir: &Path) -> Config {
+    let mut c = Config::for_tests(dir);
+    c.server.hostname = system_hostname().unwrap_or_else(|| "localhost".into());
+    c.imap.listen = vec![SocketAddr::from(([127, 0, 0, 1], 1143))];
+    c.imap.listen_tls = vec![SocketAddr::from(([127, 0, 0, 1], 1993))];
+    c.imap.idle_poll = Duration::from_secs(1);
+    c.auth.failure_delay = Duration::from_secs(2);
+    c.storage.location = dir.join("../var/mail/%u").to_string_lossy().into_owned();
+    c
+}
+
+/// gethostname(2), if it yields a usable UTF-8 name.
+fn system_hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for `len` bytes; gethostname NUL-terminates on success
+    // when the name fits, and we also cap at the buffer length.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = std::str::from_utf8(buf.get(..end)?).ok()?.trim();
+    (!name.is_empty() && !name.contains(char::is_whitespace)).then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests;

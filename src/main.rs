@@ -1,5 +1,226 @@
-//! The `loft` command line.
+//! The `loft` command line: `serve`, `check-config` and `pw`. Parses arguments, sets up
+//! logging and the runtime, and hands over to the library; holds no daemon logic.
 
-fn main() {
-    println!("loft");
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use loft::auth::{hash_password, passwd_file, Scheme};
+use loft::config::{self, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "loft",
+    version,
+    about = "Loft: an IMAP4rev1 mail store daemon on Maildir"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon until SIGTERM or SIGINT.
+    Serve {
+        /// Configuration file.
+        #[arg(long, short, default_value = "conf/loft.toml")]
+        config: PathBuf,
+    },
+    /// Check the configuration, the passwd-file and the TLS pair, then exit.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long, short, default_value = "conf/loft.toml")]
+        config: PathBuf,
+    },
+    /// Hash a password for the passwd-file (read from stdin, or prompted for twice).
+    Pw {
+        /// ARGON2ID, ARGON2I, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT or PLAIN.
+        #[arg(long, short, default_value = "ARGON2ID")]
+        scheme: Scheme,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Pw { scheme } => pw(scheme),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("loft: {e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the config, printing every diagnostic on failure.
+fn load(path: &Path) -> Result<Config, String> {
+    config::load(path).map_err(|diags| {
+        for d in &diags {
+            eprintln!("{d}");
+        }
+        let n = diags.len();
+        format!(
+            "{n} problem{} in {}",
+            if n == 1 { "" } else { "s" },
+            path.display()
+        )
+    })
+}
+
+fn serve(path: &Path) -> Result<(), String> {
+    let cfg = load(path)?;
+    // RUST_LOG, when set, wins over [log] level.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => tracing_subscriber::EnvFilter::builder()
+            .parse(&v)
+            .map_err(|e| format!("bad RUST_LOG {v:?}: {e}"))?,
+        _ => tracing_subscriber::EnvFilter::builder()
+            .parse(&cfg.log.level)
+            .map_err(|e| format!("bad [log] level: {e}"))?,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(loft::server::serve(cfg))
+}
+
+fn join_addrs(a: &[std::net::SocketAddr]) -> String {
+    a.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+fn check_config(path: &Path) -> Result<(), String> {
+    let cfg = load(path)?;
+    let mut problems = 0usize;
+
+    let users = if cfg.auth.passwd_file.exists() {
+        match passwd_file::read(&cfg.auth.passwd_file) {
+            Ok((table, found)) => {
+                for p in &found {
+                    eprintln!(
+                        "{}:{}:1: {}",
+                        cfg.auth.passwd_file.display(),
+                        p.line,
+                        p.message
+                    );
+                }
+                problems += found.len();
+                table.len()
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                problems += 1;
+                0
+            }
+        }
+    } else {
+        0 // the default file, created empty on start
+    };
+    if let Err(e) = loft::tls::check(&cfg.tls) {
+        eprintln!("{}: [tls] {e}", path.display());
+        problems += 1;
+    }
+    if problems > 0 {
+        return Err(format!(
+            "{problems} problem{} found",
+            if problems == 1 { "" } else { "s" }
+        ));
+    }
+
+    let mut parts = Vec::new();
+    if !cfg.imap.listen.is_empty() {
+        parts.push(format!("imap on {}", join_addrs(&cfg.imap.listen)));
+    }
+    if !cfg.imap.listen_tls.is_empty() {
+        parts.push(format!("imaps on {}", join_addrs(&cfg.imap.listen_tls)));
+    }
+    parts.push(format!("{users} user{}", if users == 1 { "" } else { "s" }));
+    println!("{}: OK ({})", path.display(), parts.join(", "));
+    Ok(())
+}
+
+fn pw(scheme: Scheme) -> Result<(), String> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = prompt("Password: ")?;
+        let second = prompt("Retype password: ")?;
+        if first != second {
+            return Err("the passwords do not match".into());
+        }
+        first
+    } else {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("cannot read stdin: {e}"))?;
+        let s = String::from_utf8(buf).map_err(|_| "the password is not valid UTF-8")?;
+        let s = s.strip_suffix('\n').unwrap_or(&s);
+        let s = s.strip_suffix('\r').unwrap_or(s);
+        if s.contains(['\n', '\r']) {
+            return Err("the password contains a line break".into());
+        }
+        s.to_string()
+    };
+    if password.is_empty() {
+        return Err("empty password".into());
+    }
+    println!("{}", hash_password(scheme, &password)?);
+    Ok(())
+}
+
+/// Turns terminal echo off on stdin for its lifetime (newlines still echo).
+struct EchoOff {
+    saved: libc::termios,
+}
+
+impl EchoOff {
+    fn new() -> Result<EchoOff, String> {
+        // SAFETY: termios is plain data; tcgetattr fills it or fails, checked below.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        if unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut saved) } != 0 {
+            return Err(format!("tcgetattr: {}", std::io::Error::last_os_error()));
+        }
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        quiet.c_lflag |= libc::ECHONL;
+        // SAFETY: `quiet` is a valid termios derived from the current settings.
+        if unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSAFLUSH, &quiet) } != 0 {
+            return Err(format!("tcsetattr: {}", std::io::Error::last_os_error()));
+        }
+        Ok(EchoOff { saved })
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        // SAFETY: restores the settings read in `new`.
+        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &self.saved) };
+    }
+}
+
+fn prompt(text: &str) -> Result<String, String> {
+    eprint!("{text}");
+    let _ = std::io::stderr().flush();
+    let _echo = EchoOff::new()?;
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    Ok(line.strip_suffix('\r').unwrap_or(line).to_string())
 }

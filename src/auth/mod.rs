@@ -1,8 +1,25 @@
 //! Authentication: the passwd-file passdb, password schemes, SASL mechanisms and the
 //! failure delay. One core, used by IMAP now and POP3 and the auth socket later.
+//! Knows nothing of protocols: callers hand it a user name, a password and the peer.
+//!
+//! * [`passwd_file`] — Dovecot-format users file, re-read when it changes.
+//! * [`scheme`] — `{SCHEME}hash` verification and [`hash_password`].
+//! * [`sasl`] — SASL PLAIN decoding.
 
+pub mod passwd_file;
+pub mod sasl;
+pub mod scheme;
+
+use std::io::Write;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pub use scheme::{hash_password, Scheme};
+
+use passwd_file::{PasswdDb, Table};
 
 /// A successfully authenticated user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,30 +43,149 @@ pub enum AuthResult {
 
 /// The authentication core. Cheap to share (`Arc<Authenticator>`).
 pub struct Authenticator {
-    _cfg: crate::config::AuthConfig,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: PasswdDb,
+    failure_delay: Duration,
+    /// Decoy hash for unknown users when the file has no usable hash to imitate.
+    fallback_decoy: OnceLock<String>,
+}
+
+/// Why a check failed: for the log only, never for the client.
+enum Outcome {
+    Ok(User),
+    Failed(String),
+}
+
+const NEW_FILE_HEADER: &str = "# Loft users: user:{SCHEME}hash[:uid:gid:gecos:home:shell:extra]\n\
+# Make a hash with `loft pw` and add one line per user.\n";
+
+/// Creates an empty passwd-file (mode 0600), and its folder, if it does not exist.
+fn create_passwd_file(path: &Path) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(mut f) => {
+            f.write_all(NEW_FILE_HEADER.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            tracing::info!("created empty passwd-file {}", path.display());
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+    }
 }
 
 impl Authenticator {
-    /// Loads the passwd-file. An unreadable file is an error at startup.
+    /// Loads the passwd-file. An unreadable file is an error at startup. The default
+    /// file (`cfg.create_if_missing`) is created empty when it does not exist.
     pub fn new(cfg: &crate::config::AuthConfig) -> Result<Authenticator, String> {
-        Ok(Authenticator { _cfg: cfg.clone() })
+        if cfg.create_if_missing && !cfg.passwd_file.exists() {
+            create_passwd_file(&cfg.passwd_file)?;
+        }
+        let db = PasswdDb::open(&cfg.passwd_file)?;
+        Ok(Authenticator {
+            inner: Arc::new(Inner {
+                db,
+                failure_delay: cfg.failure_delay,
+                fallback_decoy: OnceLock::new(),
+            }),
+        })
     }
 
     /// Checks a user name and password. Hash verification runs on the blocking pool; on
     /// failure the configured failure delay is served before returning, identically for an
     /// unknown user and a wrong password. `remote` is for logging and rate limits.
     pub async fn authenticate(&self, user: &str, password: &str, remote: IpAddr) -> AuthResult {
-        let _ = (user, password, remote);
-        AuthResult::Failed
+        let inner = Arc::clone(&self.inner);
+        let (u, p) = (user.to_owned(), password.to_owned());
+        let outcome = tokio::task::spawn_blocking(move || inner.check(&u, &p)).await;
+        match outcome {
+            Ok(Outcome::Ok(user)) => AuthResult::Ok(user),
+            Ok(Outcome::Failed(reason)) => {
+                // `{:?}` escapes control characters a client may have put in the name.
+                tracing::warn!(user = ?user, remote = %remote, "authentication failed: {reason}");
+                tokio::time::sleep(self.inner.failure_delay).await;
+                AuthResult::Failed
+            }
+            Err(e) => {
+                tracing::error!(user = ?user, remote = %remote, "authentication worker failed: {e}");
+                AuthResult::TempFail("internal error in the authentication worker".into())
+            }
+        }
+    }
+
+    /// The user's passdb fields without a password check (for userdb-style lookups).
+    /// May stat or re-read the file: blocking.
+    pub fn lookup(&self, name: &str) -> Option<User> {
+        self.inner.db.current().get(name).map(to_user)
+    }
+
+    /// Number of users currently known. May stat or re-read the file: blocking.
+    pub fn user_count(&self) -> usize {
+        self.inner.db.current().len()
     }
 }
 
-/// SASL mechanism helpers (RFC 4616 PLAIN, draft-murchison-sasl-login LOGIN).
-pub mod sasl {
-    /// Decodes a PLAIN message `authzid NUL authcid NUL passwd` (already base64-decoded).
-    /// Returns (authzid, authcid, password).
-    pub fn decode_plain(data: &[u8]) -> Option<(String, String, String)> {
-        let _ = data;
-        None
+fn to_user(e: &passwd_file::Entry) -> User {
+    User {
+        name: e.name.clone(),
+        uid: e.uid,
+        gid: e.gid,
+        home: e.home.clone(),
     }
 }
+
+impl Inner {
+    /// Blocking: file check plus hash verification.
+    fn check(&self, user: &str, password: &str) -> Outcome {
+        let table = self.db.current();
+        let Some(entry) = table.get(user) else {
+            self.decoy_verify(&table, password);
+            return Outcome::Failed("unknown user".into());
+        };
+        if entry.password.is_empty() {
+            self.decoy_verify(&table, password);
+            return Outcome::Failed("no password set".into());
+        }
+        match scheme::parse_stored(&entry.password) {
+            Err(name) => {
+                self.decoy_verify(&table, password);
+                Outcome::Failed(format!("unknown scheme {name}"))
+            }
+            Ok((s, hash)) => match scheme::verify(s, hash, password) {
+                Ok(true) => Outcome::Ok(to_user(entry)),
+                Ok(false) => Outcome::Failed("wrong password".into()),
+                Err(e) => {
+                    Outcome::Failed(format!("malformed {s} hash on line {}: {e}", entry.line))
+                }
+            },
+        }
+    }
+
+    /// Spends about the time a real check would: verifies against a real stored hash of
+    /// the file's most common scheme (same parameters as real users), the result unused.
+    fn decoy_verify(&self, table: &Table, password: &str) {
+        let stored = match &table.decoy {
+            Some(d) => d.as_str(),
+            None => self.fallback_decoy.get_or_init(|| {
+                hash_password(Scheme::Argon2id, "decoy-password-never-matches").unwrap_or_default()
+            }),
+        };
+        if let Ok((s, h)) = scheme::parse_stored(stored) {
+            let _ = std::hint::black_box(scheme::verify(s, h, password));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,260 @@
+//! Password schemes in Dovecot's notation: `{SCHEME}hash`. Recognises the scheme of a
+//! stored password, verifies a password against it and makes new hashes. Pure CPU work:
+//! callers run it on the blocking pool. Knows nothing of users or files.
+//!
+//! Without a `{SCHEME}` prefix a hash is taken as Dovecot's default scheme CRYPT and
+//! recognised by its modular-crypt `$id$` prefix (`$6$`, `$5$`, `$2y$`, `$argon2id$`…).
+
+use std::fmt;
+use std::str::FromStr;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+/// A password scheme Loft can verify and produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Argon2id,
+    Argon2i,
+    Sha512Crypt,
+    Sha256Crypt,
+    BlfCrypt,
+    /// `{PLAIN}` and its alias `{CLEARTEXT}`.
+    Plain,
+}
+
+/// bcrypt cost for new BLF-CRYPT hashes (2^10 rounds).
+const BCRYPT_COST: u32 = 10;
+/// SHA-crypt rounds for new hashes: the crypt(3) default, as Dovecot uses.
+const SHA_CRYPT_ROUNDS: usize = 5_000;
+
+impl Scheme {
+    pub const ALL: [Scheme; 6] = [
+        Scheme::Argon2id,
+        Scheme::Argon2i,
+        Scheme::Sha512Crypt,
+        Scheme::Sha256Crypt,
+        Scheme::BlfCrypt,
+        Scheme::Plain,
+    ];
+
+    /// The name as written between braces.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Argon2id => "ARGON2ID",
+            Scheme::Argon2i => "ARGON2I",
+            Scheme::Sha512Crypt => "SHA512-CRYPT",
+            Scheme::Sha256Crypt => "SHA256-CRYPT",
+            Scheme::BlfCrypt => "BLF-CRYPT",
+            Scheme::Plain => "PLAIN",
+        }
+    }
+
+    /// Recognises a modular-crypt hash by its `$id$` prefix (Dovecot's CRYPT scheme).
+    pub fn from_crypt_prefix(hash: &str) -> Option<Scheme> {
+        if hash.starts_with("$6$") {
+            Some(Scheme::Sha512Crypt)
+        } else if hash.starts_with("$5$") {
+            Some(Scheme::Sha256Crypt)
+        } else if ["$2a$", "$2b$", "$2y$", "$2x$"]
+            .iter()
+            .any(|p| hash.starts_with(p))
+        {
+            Some(Scheme::BlfCrypt)
+        } else if hash.starts_with("$argon2id$") {
+            Some(Scheme::Argon2id)
+        } else if hash.starts_with("$argon2i$") {
+            Some(Scheme::Argon2i)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scheme {
+    type Err = String;
+
+    /// Case-insensitive, as Dovecot's scheme names are.
+    fn from_str(s: &str) -> Result<Scheme, String> {
+        let up = s.to_ascii_uppercase();
+        if up == "CLEARTEXT" {
+            return Ok(Scheme::Plain);
+        }
+        Scheme::ALL
+            .into_iter()
+            .find(|sc| sc.name() == up)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Scheme::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown scheme {s:?} (known: {})", names.join(", "))
+            })
+    }
+}
+
+/// Splits a stored password field into its scheme and hash. `Err` carries the name of an
+/// unsupported scheme (e.g. `MD5-CRYPT`, `SSHA`, or `CRYPT` with an unknown `$id$`).
+pub fn parse_stored(field: &str) -> Result<(Scheme, &str), String> {
+    let (name, hash) = match field.strip_prefix('{').and_then(|r| r.split_once('}')) {
+        Some((name, hash)) => (Some(name), hash),
+        None => (None, field),
+    };
+    match name {
+        None => Scheme::from_crypt_prefix(hash)
+            .map(|s| (s, hash))
+            .ok_or_else(|| crypt_id(hash)),
+        Some(n) if n.eq_ignore_ascii_case("CRYPT") => Scheme::from_crypt_prefix(hash)
+            .map(|s| (s, hash))
+            .ok_or_else(|| crypt_id(hash)),
+        Some(n) => match n.parse::<Scheme>() {
+            Ok(s) => Ok((s, hash)),
+            Err(_) => Err(n.to_string()),
+        },
+    }
+}
+
+/// Names the unsupported crypt variant for log messages.
+fn crypt_id(hash: &str) -> String {
+    match hash.strip_prefix('$').and_then(|r| r.split_once('$')) {
+        Some((id, _)) => format!("CRYPT ${id}$"),
+        None => "CRYPT (DES)".into(),
+    }
+}
+
+/// Checks `password` against `hash` (the part after `{SCHEME}`). `Ok(false)` is a wrong
+/// password; `Err` a hash that cannot be used (malformed, or of another scheme).
+pub fn verify(scheme: Scheme, hash: &str, password: &str) -> Result<bool, String> {
+    match scheme {
+        Scheme::Argon2id | Scheme::Argon2i => {
+            let parsed = PasswordHash::new(hash).map_err(|e| format!("bad PHC string: {e}"))?;
+            let want = if scheme == Scheme::Argon2id {
+                "argon2id"
+            } else {
+                "argon2i"
+            };
+            if parsed.algorithm.as_str() != want {
+                return Err(format!("{scheme} hash is {}", parsed.algorithm));
+            }
+            match Argon2::default().verify_password(password.as_bytes(), &parsed) {
+                Ok(()) => Ok(true),
+                Err(argon2::password_hash::Error::Password) => Ok(false),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Scheme::Sha512Crypt | Scheme::Sha256Crypt => sha_crypt_verify(scheme, hash, password),
+        Scheme::BlfCrypt => bcrypt::verify(password, hash).map_err(|e| e.to_string()),
+        Scheme::Plain => Ok(constant_time_eq(hash.as_bytes(), password.as_bytes())),
+    }
+}
+
+/// SHA-crypt (Drepper's `$6$[rounds=N$]salt$hash`, `$5$` alike). Out-of-range rounds
+/// are clamped to 1000..=999999999 and salts cut at 16 characters, as the specification
+/// and glibc do.
+fn sha_crypt_verify(scheme: Scheme, hash: &str, password: &str) -> Result<bool, String> {
+    let id = if scheme == Scheme::Sha512Crypt {
+        "$6$"
+    } else {
+        "$5$"
+    };
+    let rest = hash
+        .strip_prefix(id)
+        .ok_or_else(|| format!("{scheme} hash does not start with {id}"))?;
+    let (rounds, rest) = match rest.strip_prefix("rounds=") {
+        Some(r) => {
+            let (n, rest) = r.split_once('$').ok_or("no salt after rounds=")?;
+            let n: u64 = n.parse().map_err(|_| format!("bad rounds={n}"))?;
+            let n = n.clamp(sha_crypt::ROUNDS_MIN as u64, sha_crypt::ROUNDS_MAX as u64);
+            (usize::try_from(n).map_err(|_| "rounds too large")?, rest)
+        }
+        None => (sha_crypt::ROUNDS_DEFAULT, rest),
+    };
+    let (salt, want) = rest.split_once('$').ok_or("no '$' between salt and hash")?;
+    let got = if scheme == Scheme::Sha512Crypt {
+        let p = sha_crypt::Sha512Params::new(rounds).map_err(|e| format!("{e:?}"))?;
+        sha_crypt::sha512_crypt_b64(password.as_bytes(), salt.as_bytes(), &p)
+    } else {
+        let p = sha_crypt::Sha256Params::new(rounds).map_err(|e| format!("{e:?}"))?;
+        sha_crypt::sha256_crypt_b64(password.as_bytes(), salt.as_bytes(), &p)
+    }
+    .map_err(|e| format!("{e:?}"))?;
+    let expected_len = if scheme == Scheme::Sha512Crypt {
+        86
+    } else {
+        43
+    };
+    if want.len() != expected_len {
+        return Err(format!(
+            "{scheme} hash part has {} characters, not {expected_len}",
+            want.len()
+        ));
+    }
+    Ok(constant_time_eq(got.as_bytes(), want.as_bytes()))
+}
+
+/// Compares without an early exit, so the time taken does not tell how many leading
+/// bytes matched (the length still shows; a PLAIN passdb is weak anyway).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    let n = a.len().max(b.len());
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0xff);
+        diff |= std::hint::black_box(x ^ y);
+    }
+    diff == 0
+}
+
+/// Hashes `password` with `scheme`, with a fresh random salt, in the stored form
+/// `{SCHEME}hash`, e.g. `{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$…`.
+pub fn hash_password(scheme: Scheme, password: &str) -> Result<String, String> {
+    let hash = match scheme {
+        Scheme::Argon2id | Scheme::Argon2i => {
+            let alg = if scheme == Scheme::Argon2id {
+                Algorithm::Argon2id
+            } else {
+                Algorithm::Argon2i
+            };
+            // The argon2 crate's defaults (m=19 MiB, t=2, p=1): OWASP's recommended
+            // minimum, affordable per login on a small server.
+            let a = Argon2::new(alg, Version::V0x13, Params::default());
+            let salt = SaltString::generate(&mut OsRng);
+            a.hash_password(password.as_bytes(), &salt)
+                .map_err(|e| e.to_string())?
+                .to_string()
+        }
+        Scheme::Sha512Crypt => {
+            let p = sha_crypt::Sha512Params::new(SHA_CRYPT_ROUNDS).map_err(|e| format!("{e:?}"))?;
+            sha_crypt::sha512_simple(password, &p).map_err(|e| format!("{e:?}"))?
+        }
+        Scheme::Sha256Crypt => {
+            let p = sha_crypt::Sha256Params::new(SHA_CRYPT_ROUNDS).map_err(|e| format!("{e:?}"))?;
+            sha_crypt::sha256_simple(password, &p).map_err(|e| format!("{e:?}"))?
+        }
+        Scheme::BlfCrypt => {
+            if password.len() > 72 {
+                return Err("BLF-CRYPT uses only the first 72 bytes of a password; \
+                            choose a shorter password or another scheme"
+                    .into());
+            }
+            bcrypt::hash_with_result(password, BCRYPT_COST)
+                .map_err(|e| e.to_string())?
+                .format_for_version(bcrypt::Version::TwoY)
+        }
+        Scheme::Plain => {
+            // The passwd-file is colon-separated and line-based.
+            if password.contains([':', '\n', '\r']) {
+                return Err("a PLAIN password cannot contain ':' or line breaks".into());
+            }
+            password.to_string()
+        }
+    };
+    Ok(format!("{{{}}}{hash}", scheme.name()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,109 @@
+//! Authenticator tests: success, failures, the failure delay and auto-creation.
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use super::*;
+use crate::config::Config;
+
+const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn setup(users: &str, delay: Duration) -> (tempfile::TempDir, Authenticator) {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = Config::for_tests(d.path()).auth;
+    std::fs::write(&cfg.passwd_file, users).unwrap();
+    cfg.failure_delay = delay;
+    let a = Authenticator::new(&cfg).unwrap();
+    (d, a)
+}
+
+#[tokio::test]
+async fn good_and_bad_passwords() {
+    let sha = hash_password(Scheme::Sha512Crypt, "s3cret").unwrap();
+    let (_d, a) = setup(
+        &format!("alice:{sha}:1000:100::/home/alice\nbob:{{PLAIN}}pw\nodd:{{SSHA}}x\n"),
+        Duration::ZERO,
+    );
+    assert_eq!(
+        a.authenticate("alice", "s3cret", IP).await,
+        AuthResult::Ok(User {
+            name: "alice".into(),
+            uid: Some(1000),
+            gid: Some(100),
+            home: Some("/home/alice".into()),
+        })
+    );
+    assert_eq!(
+        a.authenticate("alice", "wrong", IP).await,
+        AuthResult::Failed
+    );
+    assert_eq!(
+        a.authenticate("ALICE", "s3cret", IP).await,
+        AuthResult::Failed
+    );
+    assert_eq!(
+        a.authenticate("nobody", "s3cret", IP).await,
+        AuthResult::Failed
+    );
+    assert_eq!(a.authenticate("odd", "x", IP).await, AuthResult::Failed);
+    assert!(matches!(
+        a.authenticate("bob", "pw", IP).await,
+        AuthResult::Ok(_)
+    ));
+    assert_eq!(a.user_count(), 3);
+    assert_eq!(a.lookup("bob").unwrap().name, "bob");
+}
+
+#[tokio::test]
+async fn failure_delay_applies_to_unknown_users_and_wrong_passwords() {
+    let (_d, a) = setup("bob:{PLAIN}pw\n", Duration::from_millis(300));
+    for (u, p) in [("bob", "nope"), ("ghost", "pw")] {
+        let t = Instant::now();
+        assert_eq!(a.authenticate(u, p, IP).await, AuthResult::Failed);
+        assert!(t.elapsed() >= Duration::from_millis(300), "{u}");
+    }
+    let t = Instant::now();
+    assert!(matches!(
+        a.authenticate("bob", "pw", IP).await,
+        AuthResult::Ok(_)
+    ));
+    assert!(t.elapsed() < Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn unknown_user_costs_a_real_verification() {
+    // With only a BLF-CRYPT user, an unknown user is checked against that hash: both
+    // take at least one bcrypt computation (cost 10, milliseconds), far above a lookup.
+    let h = hash_password(Scheme::BlfCrypt, "pw").unwrap();
+    let (_d, a) = setup(&format!("bob:{h}\n"), Duration::ZERO);
+    let t = Instant::now();
+    a.authenticate("bob", "wrong", IP).await;
+    let known = t.elapsed();
+    let t = Instant::now();
+    a.authenticate("ghost", "wrong", IP).await;
+    let unknown = t.elapsed();
+    assert!(
+        unknown * 3 > known,
+        "known {known:?} vs unknown {unknown:?}"
+    );
+}
+
+#[tokio::test]
+async fn default_file_is_created_when_missing() {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = Config::for_tests(&d.path().join("sub")).auth;
+    cfg.create_if_missing = true;
+    let a = Authenticator::new(&cfg).unwrap();
+    assert_eq!(a.user_count(), 0);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&cfg.passwd_file)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(a.authenticate("x", "y", IP).await, AuthResult::Failed);
+
+    cfg.passwd_file = d.path().join("elsewhere");
+    cfg.create_if_missing = false;
+    assert!(Authenticator::new(&cfg).is_err());
+}

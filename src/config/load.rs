@@ -1,0 +1,417 @@
+//! Loading `loft.toml`: parse to a spanned document, walk every section and key, collect
+//! every problem with its position, then check the files the config points at.
+//! Knows the schema; knows nothing of how the daemon uses the values.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::DeTable;
+
+use super::diag::{closest, Diagnostic};
+use super::walk::{Val, Walker};
+use super::{Config, FsyncMode, StorageFormat};
+
+/// Every section and its keys: the schema, used for unknown-key suggestions too.
+const SCHEMA: &[(&str, &[&str])] = &[
+    (
+        "server",
+        &[
+            "hostname",
+            "max_connections",
+            "max_connections_per_ip",
+            "max_connections_per_user_ip",
+        ],
+    ),
+    (
+        "imap",
+        &[
+            "listen",
+            "listen_tls",
+            "max_line_length",
+            "append_limit",
+            "max_nesting",
+            "autologout",
+            "login_timeout",
+            "idle_poll",
+        ],
+    ),
+    ("tls", &["cert", "key"]),
+    (
+        "auth",
+        &["passwd_file", "failure_delay", "allow_plaintext_auth"],
+    ),
+    (
+        "storage",
+        &["format", "location", "fsync", "autocreate_special_use"],
+    ),
+    ("log", &["level"]),
+];
+
+/// Prefix of syntax-error messages.
+const SYNTAX: &str = "TOML syntax: ";
+
+/// RFC 3501 §5.4: the autologout timer must be at least 30 minutes.
+const MIN_AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Spans of values the file checks point back at (absent keys point at their section).
+#[derive(Default)]
+struct Spans {
+    sections: Vec<(&'static str, Range<usize>)>,
+    cert: Option<Range<usize>>,
+    key: Option<Range<usize>>,
+    passwd_file: Option<Range<usize>>,
+}
+
+impl Spans {
+    fn section(&self, name: &str) -> Range<usize> {
+        self.sections
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| s.clone())
+            .unwrap_or(0..0)
+    }
+}
+
+/// Reads, parses and validates the configuration file at `path`. Every problem found is
+/// returned, each with its position; `Ok` only when there are none.
+pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+    let src = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read the configuration file: {e}"),
+            }])
+        }
+    };
+    let dir = config_dir(path);
+    let mut w = Walker {
+        file: path.to_path_buf(),
+        src: &src,
+        dir: dir.clone(),
+        diags: Vec::new(),
+    };
+    let mut cfg = super::defaults(&dir);
+    cfg.path = path.to_path_buf();
+
+    // Recovering parse: every syntax error is reported, and whatever could be parsed
+    // is still validated below.
+    let (doc, syntax) = DeTable::parse_recoverable(&src);
+    for e in &syntax {
+        let span = e.span().unwrap_or(0..0);
+        let mut msg = format!("{SYNTAX}{}", e.message());
+        if msg.contains("duplicate") {
+            if let Some(text) = src
+                .get(span.clone())
+                .filter(|t| t.len() < 60 && !t.contains('\n'))
+            {
+                msg.push_str(&format!(": `{}`", text.trim()));
+            }
+        }
+        w.error(span, msg);
+    }
+    let mut spans = Spans::default();
+    walk_document(&mut w, doc.get_ref(), &mut cfg, &mut spans);
+    let at = super::files::Spans {
+        cert: spans.cert.clone().unwrap_or_else(|| spans.section("tls")),
+        key: spans.key.clone().unwrap_or_else(|| spans.section("tls")),
+        passwd_file: spans
+            .passwd_file
+            .clone()
+            .unwrap_or_else(|| spans.section("auth")),
+    };
+    super::files::check(&mut w, &mut cfg, &at);
+
+    if w.diags.is_empty() {
+        Ok(cfg)
+    } else {
+        // A value the parser had to guess at would only repeat its syntax error.
+        let bad_lines: Vec<usize> = w
+            .diags
+            .iter()
+            .filter(|d| d.message.starts_with(SYNTAX))
+            .map(|d| d.line)
+            .collect();
+        let mut d = w.diags;
+        d.retain(|d| d.message.starts_with(SYNTAX) || !bad_lines.contains(&d.line));
+        d.sort_by_key(|d| (d.line, d.col));
+        d.dedup();
+        Err(d)
+    }
+}
+
+/// The folder holding the config file, made absolute so that resolved paths keep their
+/// meaning whatever the daemon's working directory later is.
+fn config_dir(path: &Path) -> PathBuf {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::path::absolute(&parent).unwrap_or(parent)
+}
+
+fn walk_document(w: &mut Walker<'_>, doc: &DeTable<'_>, cfg: &mut Config, spans: &mut Spans) {
+    let names: Vec<&str> = SCHEMA.iter().map(|(n, _)| *n).collect();
+    for (k, v) in doc.iter() {
+        let name = k.get_ref().as_ref();
+        let Some((sect, keys)) = SCHEMA.iter().find(|(n, _)| *n == name) else {
+            let msg = match (home_section(name), closest(name, &names)) {
+                (Some(s), _) => format!("`{name}` must be inside the [{s}] section"),
+                (None, Some(c)) => format!("unknown section [{name}]; did you mean [{c}]?"),
+                (None, None) => format!("unknown section [{name}] (known: {})", names.join(", ")),
+            };
+            w.error(k.span(), msg);
+            continue;
+        };
+        spans.sections.push((sect, k.span()));
+        let Some(table) = w.table(name, v) else {
+            continue;
+        };
+        for (key, val) in table.iter() {
+            let key_name = key.get_ref().as_ref();
+            if !keys.contains(&key_name) {
+                let msg = match (closest(key_name, keys), home_section(key_name)) {
+                    (Some(c), _) => {
+                        format!("unknown key `{key_name}` in [{sect}]; did you mean `{c}`?")
+                    }
+                    (None, Some(other)) => {
+                        format!("`{key_name}` belongs in the [{other}] section, not [{sect}]")
+                    }
+                    (None, None) => format!(
+                        "unknown key `{key_name}` in [{sect}] (known: {})",
+                        keys.join(", ")
+                    ),
+                };
+                w.error(key.span(), msg);
+                continue;
+            }
+            match *sect {
+                "server" => server_key(w, key_name, val, cfg),
+                "imap" => imap_key(w, key_name, val, cfg),
+                "tls" => tls_key(w, key_name, val, cfg, spans),
+                "auth" => auth_key(w, key_name, val, cfg, spans),
+                "storage" => storage_key(w, key_name, val, cfg),
+                _ => log_key(w, key_name, val, cfg),
+            }
+        }
+    }
+    // Cross-key checks.
+    let mut seen: Vec<std::net::SocketAddr> = Vec::new();
+    for a in cfg.imap.listen.iter().chain(cfg.imap.listen_tls.iter()) {
+        if seen.contains(a) {
+            let s = spans.section("imap");
+            w.error(
+                s,
+                format!("address {a} is listed twice in [imap] listen/listen_tls"),
+            );
+        }
+        seen.push(*a);
+    }
+    if cfg.imap.listen.is_empty() && cfg.imap.listen_tls.is_empty() {
+        let s = spans.section("imap");
+        w.error(s, "no IMAP listener: set [imap] listen or listen_tls");
+    }
+}
+
+/// The section a key belongs to, for "wrong section" hints.
+fn home_section(key: &str) -> Option<&'static str> {
+    SCHEMA
+        .iter()
+        .find(|(_, keys)| keys.contains(&key))
+        .map(|(s, _)| *s)
+}
+
+fn server_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
+    let s = &mut cfg.server;
+    match key {
+        "hostname" => {
+            if let Some(h) = w.string(key, v) {
+                if h.is_empty() || h.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                    w.error(
+                        v.span(),
+                        "`hostname` must be a non-empty name without spaces",
+                    );
+                } else {
+                    s.hostname = h;
+                }
+            }
+        }
+        "max_connections" => set(&mut s.max_connections, w.usize(key, v, 1)),
+        "max_connections_per_ip" => set(&mut s.max_connections_per_ip, w.usize(key, v, 1)),
+        _ => set(&mut s.max_connections_per_user_ip, w.usize(key, v, 1)),
+    }
+}
+
+fn imap_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
+    let i = &mut cfg.imap;
+    match key {
+        "listen" => set(
+            &mut i.listen,
+            w.addrs(key, v)
+                .map(|a| a.into_iter().map(|(a, _)| a).collect()),
+        ),
+        "listen_tls" => set(
+            &mut i.listen_tls,
+            w.addrs(key, v)
+                .map(|a| a.into_iter().map(|(a, _)| a).collect()),
+        ),
+        // RFC 7162 §4 recommends accepting command lines of at least 8192 octets.
+        "max_line_length" => set(
+            &mut i.max_line_length,
+            w.size(key, v, 1024).map(|n| n as usize),
+        ),
+        "append_limit" => set(&mut i.append_limit, w.size(key, v, 1)),
+        "max_nesting" => {
+            if let Some(n) = w.usize(key, v, 1) {
+                if n > 1000 {
+                    w.error(
+                        v.span(),
+                        "`max_nesting` above 1000 invites stack exhaustion",
+                    );
+                } else {
+                    i.max_nesting = n;
+                }
+            }
+        }
+        "autologout" => {
+            if let Some(d) = w.duration(key, v) {
+                if d < MIN_AUTOLOGOUT {
+                    w.error(
+                        v.span(),
+                        "`autologout` must be at least 30m (RFC 3501 section 5.4)",
+                    );
+                } else {
+                    i.autologout = d;
+                }
+            }
+        }
+        "login_timeout" => set(&mut i.login_timeout, nonzero(w, key, v)),
+        _ => set(&mut i.idle_poll, nonzero(w, key, v)),
+    }
+}
+
+fn nonzero(w: &mut Walker<'_>, key: &str, v: &Val<'_>) -> Option<Duration> {
+    let d = w.duration(key, v)?;
+    if d.is_zero() {
+        w.error(v.span(), format!("`{key}` must not be 0"));
+        return None;
+    }
+    Some(d)
+}
+
+fn tls_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config, spans: &mut Spans) {
+    if key == "cert" {
+        spans.cert = Some(v.span());
+        set(&mut cfg.tls.cert, w.path(key, v));
+    } else {
+        spans.key = Some(v.span());
+        set(&mut cfg.tls.key, w.path(key, v));
+    }
+}
+
+fn auth_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config, spans: &mut Spans) {
+    let a = &mut cfg.auth;
+    match key {
+        "passwd_file" => {
+            spans.passwd_file = Some(v.span());
+            set(&mut a.passwd_file, w.path(key, v));
+        }
+        "failure_delay" => {
+            if let Some(d) = w.duration(key, v) {
+                if d > Duration::from_secs(60) {
+                    w.error(v.span(), "`failure_delay` above 60s would stall clients");
+                } else {
+                    a.failure_delay = d;
+                }
+            }
+        }
+        _ => set(&mut a.allow_plaintext_auth, w.boolean(key, v)),
+    }
+}
+
+fn storage_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
+    let st = &mut cfg.storage;
+    match key {
+        "format" => match w.string(key, v).as_deref() {
+            Some("maildir") => st.format = StorageFormat::Maildir,
+            Some(f @ ("mbox" | "mdbox" | "sdbox" | "dbox" | "imapc" | "obox")) => w.error(
+                v.span(),
+                format!("storage format {f:?} is not yet supported (only \"maildir\")"),
+            ),
+            Some(f) => w.error(
+                v.span(),
+                format!("unknown storage format {f:?} (supported: \"maildir\")"),
+            ),
+            None => {}
+        },
+        "location" => {
+            if let Some(t) = w.string(key, v) {
+                match location_template(w, &t) {
+                    Ok(l) => st.location = l,
+                    Err(e) => w.error(v.span(), format!("`location`: {e}")),
+                }
+            }
+        }
+        "fsync" => match w.string(key, v).as_deref() {
+            Some("always") => st.fsync = FsyncMode::Always,
+            Some("optimized") => st.fsync = FsyncMode::Optimized,
+            Some("never") => st.fsync = FsyncMode::Never,
+            Some(f) => w.error(
+                v.span(),
+                format!("`fsync` must be \"always\", \"optimized\" or \"never\", not {f:?}"),
+            ),
+            None => {}
+        },
+        _ => set(&mut st.autocreate_special_use, w.boolean(key, v)),
+    }
+}
+
+/// Checks a mail location template and resolves it: `~/x` means `%h/x`; templates
+/// starting with `%` (home-based) are kept; other relative ones join the config folder.
+pub(super) fn location_template(w: &Walker<'_>, t: &str) -> Result<String, String> {
+    let t = match t.strip_prefix("~/") {
+        Some(rest) => format!("%h/{rest}"),
+        None => t.to_string(),
+    };
+    if t.is_empty() {
+        return Err("must not be empty".into());
+    }
+    let mut chars = t.chars();
+    let mut per_user = false;
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some('u' | 'n' | 'h') => per_user = true,
+                Some('d' | '%') => {}
+                Some(o) => return Err(format!("unknown variable %{o} (use %u, %n, %d, %h or %%)")),
+                None => return Err("ends with a lone %".into()),
+            }
+        }
+    }
+    if !per_user {
+        return Err("contains none of %u, %n, %h: every user would share one mail store".into());
+    }
+    if t.starts_with('%') || Path::new(&t).is_absolute() {
+        Ok(t)
+    } else {
+        Ok(w.resolve(Path::new(&t)).to_string_lossy().into_owned())
+    }
+}
+
+fn log_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
+    if let Some(level) = w.string(key, v) {
+        match tracing_subscriber::EnvFilter::builder().parse(&level) {
+            Ok(_) => cfg.log.level = level,
+            Err(e) => w.error(v.span(), format!("`level`: bad log filter {level:?}: {e}")),
+        }
+    }
+}
+
+fn set<T>(slot: &mut T, v: Option<T>) {
+    if let Some(v) = v {
+        *slot = v;
+    }
+}

@@ -1,0 +1,188 @@
+//! Tests of config loading: the shipped file, and one test per kind of problem.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn load_str(dir: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
+    let p = dir.join("loft.toml");
+    std::fs::write(&p, text).unwrap();
+    load(&p)
+}
+
+fn messages(r: Result<Config, Vec<Diagnostic>>) -> Vec<(usize, usize, String)> {
+    match r {
+        Ok(_) => panic!("expected diagnostics"),
+        Err(d) => d.into_iter().map(|d| (d.line, d.col, d.message)).collect(),
+    }
+}
+
+#[test]
+fn shipped_config_loads() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/loft.toml");
+    let c = load(&p).unwrap_or_else(|d| panic!("{d:?}"));
+    assert_eq!(c.imap.listen, vec!["127.0.0.1:1143".parse().unwrap()]);
+    assert_eq!(c.imap.listen_tls, vec!["127.0.0.1:1993".parse().unwrap()]);
+    assert_eq!(c.imap.max_line_length, 64 * 1024);
+    assert_eq!(c.imap.append_limit, 50 * 1024 * 1024);
+    assert_eq!(c.imap.autologout, Duration::from_secs(1800));
+    assert_eq!(c.auth.failure_delay, Duration::from_secs(2));
+    assert!(c.tls.cert.ends_with("conf/tls/cert.pem"));
+    assert!(c.tls.cert.is_absolute());
+    assert!(c.storage.location.ends_with("conf/../var/mail/%u"));
+    assert_eq!(c.storage.fsync, FsyncMode::Always);
+}
+
+#[test]
+fn empty_file_gets_defaults() {
+    let d = tempfile::tempdir().unwrap();
+    let c = load_str(d.path(), "").unwrap();
+    assert_eq!(c.imap.listen.len(), 1);
+    assert_eq!(c.auth.failure_delay, Duration::from_secs(2));
+    assert!(c.tls.generate_if_missing);
+    assert!(c.auth.create_if_missing);
+    assert_eq!(
+        c.auth.passwd_file,
+        std::path::absolute(d.path()).unwrap().join("users")
+    );
+}
+
+#[test]
+fn every_problem_is_reported_with_its_position() {
+    let d = tempfile::tempdir().unwrap();
+    let text = "\
+[server]
+max_conections = 5
+max_connections = 0
+
+[imap]
+listen = [\"127.0.0.1:1143\", \"nonsense\"]
+autologout = \"10m\"
+idle_poll = true
+
+[storage]
+format = \"mbox\"
+fsync = \"sometimes\"
+
+[bogus]
+";
+    let m = messages(load_str(d.path(), text));
+    let lines: Vec<usize> = m.iter().map(|x| x.0).collect();
+    assert_eq!(lines, vec![2, 3, 6, 7, 8, 11, 12, 14], "{m:#?}");
+    assert!(
+        m[0].2.contains("did you mean `max_connections`"),
+        "{}",
+        m[0].2
+    );
+    assert_eq!(m[0].1, 1);
+    assert!(m[1].2.contains("must not be 0"));
+    assert!(m[2].2.contains("\"nonsense\""));
+    assert_eq!(m[2].1, 29);
+    assert!(m[3].2.contains("RFC 3501"));
+    assert!(m[4].2.contains("found a boolean"), "{}", m[4].2);
+    assert!(m[5].2.contains("not yet supported"));
+    assert!(m[6].2.contains("always"));
+    assert!(m[7].2.contains("unknown section [bogus]"));
+}
+
+#[test]
+fn syntax_errors_have_positions_and_do_not_hide_other_problems() {
+    let d = tempfile::tempdir().unwrap();
+    let text = "[imap]\nmax_nesting = 0\nlisten = \"127.0.0.1:1143\n";
+    let m = messages(load_str(d.path(), text));
+    assert!(
+        m.iter().any(|x| x.0 == 2 && x.2.contains("must not be 0")),
+        "{m:#?}"
+    );
+    assert!(
+        m.iter().any(|x| x.0 == 3 && x.2.starts_with("TOML syntax")),
+        "{m:#?}"
+    );
+    // No follow-up error for the value the parser had to guess at.
+    assert_eq!(m.iter().filter(|x| x.0 == 3).count(), 1, "{m:#?}");
+    let m = messages(load_str(
+        d.path(),
+        "[imap]\nlisten = \"127.0.0.1:1\"\nlisten = \"127.0.0.1:2\"\n",
+    ));
+    assert!(m[0].2.ends_with("duplicate key: `listen`"), "{m:#?}");
+}
+
+#[test]
+fn wrong_section_is_pointed_out() {
+    let d = tempfile::tempdir().unwrap();
+    let m = messages(load_str(d.path(), "[server]\nlisten = \"127.0.0.1:1\"\n"));
+    assert!(m[0].2.contains("[imap]"), "{m:?}");
+    let m = messages(load_str(d.path(), "hostname = \"x\"\n"));
+    assert!(m[0].2.contains("inside the [server] section"), "{m:?}");
+}
+
+#[test]
+fn durations_sizes_and_relative_paths() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("pw"), "").unwrap();
+    let c = load_str(
+        d.path(),
+        "[imap]\nautologout = 3600\nlogin_timeout = \"1m30s\"\nidle_poll = \"250ms\"\n\
+         max_line_length = 8192\nappend_limit = \"10M\"\n\
+         [auth]\npasswd_file = \"pw\"\nfailure_delay = \"500ms\"\n\
+         [storage]\nlocation = \"~/Maildir\"\nfsync = \"never\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.imap.autologout, Duration::from_secs(3600));
+    assert_eq!(c.imap.login_timeout, Duration::from_secs(90));
+    assert_eq!(c.imap.idle_poll, Duration::from_millis(250));
+    assert_eq!(c.imap.append_limit, 10 << 20);
+    assert_eq!(c.auth.failure_delay, Duration::from_millis(500));
+    assert!(c.auth.passwd_file.ends_with("pw"));
+    assert!(!c.auth.create_if_missing);
+    assert_eq!(c.storage.location, "%h/Maildir");
+    assert_eq!(c.storage.fsync, FsyncMode::Never);
+}
+
+#[test]
+fn missing_files_outside_the_defaults_are_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let m = messages(load_str(
+        d.path(),
+        "[tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"\n\
+         [auth]\npasswd_file = \"nope\"\n",
+    ));
+    assert_eq!(m.len(), 3, "{m:#?}");
+    assert!(m[0].2.contains("cannot read /nonexistent/c.pem"));
+    assert_eq!((m[1].0, m[2].0), (3, 5));
+}
+
+#[test]
+fn half_a_default_pair_is_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("tls")).unwrap();
+    std::fs::write(d.path().join("tls/key.pem"), "x").unwrap();
+    let m = messages(load_str(d.path(), "[tls]\n"));
+    assert!(m[0].2.contains("remove both"), "{m:?}");
+}
+
+#[test]
+fn location_needs_a_per_user_variable() {
+    let d = tempfile::tempdir().unwrap();
+    let m = messages(load_str(d.path(), "[storage]\nlocation = \"/var/mail\"\n"));
+    assert!(m[0].2.contains("share"), "{m:?}");
+    let m = messages(load_str(d.path(), "[storage]\nlocation = \"/m/%x\"\n"));
+    assert!(m[0].2.contains("%x"), "{m:?}");
+}
+
+#[test]
+fn bad_log_level_and_duplicate_listener() {
+    let d = tempfile::tempdir().unwrap();
+    let m = messages(load_str(
+        d.path(),
+        "[imap]\nlisten = \"127.0.0.1:1143\"\nlisten_tls = \"127.0.0.1:1143\"\n[log]\nlevel = \"loft=[\"\n",
+    ));
+    assert_eq!(m.len(), 2, "{m:#?}");
+}
+
+#[test]
+fn unreadable_config_file() {
+    let m = messages(load(Path::new("/nonexistent/loft.toml")));
+    assert!(m[0].2.contains("cannot read"));
+}
