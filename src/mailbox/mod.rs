@@ -15,6 +15,7 @@ pub mod error;
 mod maildir;
 pub mod message;
 pub mod search;
+pub mod utf7;
 
 use std::ops::Deref;
 use std::path::Path;
