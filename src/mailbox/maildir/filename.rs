@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(n.other_letters, b"P");
         let mut sys = n.sys;
         sys.insert(SysFlags::DRAFT);
-        assert_eq!(flag_letters(sys, &[b'z', b'b'], &n.other_letters), "DPSTbz");
+        assert_eq!(flag_letters(sys, b"zb", &n.other_letters), "DPSTbz");
         assert_eq!(cur_name("b", "S"), "b:2,S");
     }
 }

@@ -83,6 +83,9 @@ impl Keywords {
         if !create {
             return Ok(None);
         }
+        if !valid_keyword(name) {
+            return Err(Error::new(ErrorKind::BadName, "Invalid keyword"));
+        }
         let idx = match self.slots.iter().position(|s| s.is_none()) {
             Some(i) => i,
             None if self.slots.len() < MAX => {

@@ -164,6 +164,9 @@ impl Mailbox for MaildirMailbox {
         if self.view.keywords != kw_before {
             self.view.keywords.save(&folder.path, self.ctx.fsync)?;
         }
+        if self.ctx.fsync == FsyncMode::Always && !out.is_empty() {
+            super::fsio::sync_dir(&folder.path.join("cur"))?;
+        }
         folder.shared.bump();
         result?;
         out.sort_by_key(|(u, _)| *u);

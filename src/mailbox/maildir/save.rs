@@ -114,6 +114,14 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
             let _ = std::fs::remove_file(&p.tmp);
             continue;
         }
+        if list.uid_next == u32::MAX {
+            let _ = std::fs::remove_file(&p.tmp);
+            failure = Some(Error::new(
+                crate::mailbox::ErrorKind::Limit,
+                "Mailbox has no UIDs left",
+            ));
+            continue;
+        }
         let base = format!("{},S={},W={}", p.unique, p.fsize, p.vsize);
         let name = filename::cur_name(&base, &filename::flag_letters(p.flags.sys, &letters, &[]));
         let target = dest.file_path(Sub::Cur, &name);
@@ -263,5 +271,22 @@ impl Drop for MaildirAppend {
             self.file.take();
             let _ = std::fs::remove_file(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names() {
+        assert_eq!(escape_host("a/b:c"), "a\\057b\\072c");
+        let a = unique_name();
+        let b = unique_name();
+        assert_ne!(a, b);
+        assert!(!a.contains('/') && !a.contains(':'));
+        let (secs, rest) = a.split_once(".M").unwrap();
+        assert!(secs.parse::<u64>().is_ok());
+        assert!(rest.contains(&format!("P{}Q", std::process::id())));
     }
 }

@@ -196,6 +196,17 @@ impl View {
         list.entries.retain(|uid, _| matched.contains_key(uid));
         dirty |= list.entries.len() != before;
         unknown.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
+        if u64::from(list.uid_next) + unknown.len() as u64 >= u64::from(u32::MAX) {
+            // UIDs exhausted (RFC 3501 §2.3.1.1): only a new UIDVALIDITY helps.
+            let v = uidlist::fresh_uid_validity().max(list.uid_validity.saturating_add(1));
+            tracing::warn!(folder = %self.folder.path.display(), uidvalidity = v, "UID space exhausted; UIDVALIDITY changed, all messages renumbered");
+            let mut all: Vec<FileInfo> = std::mem::take(&mut matched).into_values().collect();
+            all.append(&mut unknown);
+            all.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
+            unknown = all;
+            list = UidList::new(v);
+            dirty = true;
+        }
         for f in unknown {
             let uid = list.push(f.parsed.base.clone(), None);
             matched.insert(uid, f);
