@@ -171,4 +171,21 @@ mod tests {
             assert_eq!(decode(&encode(s)).as_deref(), Some(s), "{s:?}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn prop_round_trip(s in "\\PC{0,40}") {
+            let e = encode(&s);
+            proptest::prop_assert!(e.bytes().all(|b| (0x20..=0x7e).contains(&b)));
+            proptest::prop_assert_eq!(decode(&e), Some(s));
+        }
+
+        #[test]
+        fn prop_decode_is_canonical(s in "[ -~]{0,24}") {
+            // Whatever decodes must encode back to exactly the same text.
+            if let Some(d) = decode(&s) {
+                proptest::prop_assert_eq!(encode(&d), s);
+            }
+        }
+    }
 }
