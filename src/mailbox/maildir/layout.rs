@@ -468,10 +468,12 @@ fn parse_subscriptions(text: &str) -> Vec<String> {
         if line.is_empty() {
             continue;
         }
+        // v2 separates levels with tabs; an old v1 file from a Maildir++ setup uses `.`,
+        // which can never be part of a Loft name component.
         let name = if v2 {
             line.replace('\t', "/")
         } else {
-            line.to_string()
+            line.replace('.', "/")
         };
         let name = normalize_name(&name);
         if names::components(&name).is_ok() && !out.contains(&name) {
@@ -510,8 +512,8 @@ mod tests {
     #[test]
     fn subscription_formats() {
         assert_eq!(
-            parse_subscriptions("A\ninbox\nB/C\n\n"),
-            vec!["A", "INBOX", "B/C"]
+            parse_subscriptions("A\ninbox\nB/C\nD.E\n\n"),
+            vec!["A", "INBOX", "B/C", "D/E"]
         );
         assert_eq!(parse_subscriptions("V\t2\n\nA\tB\nC\n"), vec!["A/B", "C"]);
         assert_eq!(

@@ -606,3 +606,51 @@ fn mailbox_trait_object_name() {
     assert_eq!(m.name(), "INBOX");
     assert!(m.read_only());
 }
+
+#[test]
+fn concurrent_appends_and_syncs() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, _root) = store(d.path());
+    let mut threads = Vec::new();
+    for t in 0..4 {
+        let s = s.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut m = s.open("INBOX", t % 2 == 0).unwrap();
+            let mut uids = Vec::new();
+            for i in 0..10 {
+                let body = format!("Subject: {t}-{i}\n\nx\n");
+                uids.push(append(&*s, "INBOX", body.as_bytes(), Flags::default(), None).1);
+                m.sync().unwrap();
+            }
+            uids
+        }));
+    }
+    let mut all: Vec<u32> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 40, "every append got its own UID");
+    let mut m = s.open("INBOX", false).unwrap();
+    let snap = m.sync().unwrap().snapshot;
+    assert_eq!(snap.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), all);
+    for meta in &snap.messages {
+        assert_eq!(m.fetch_message(meta.uid).unwrap().len() as u64, meta.size);
+    }
+}
+
+#[test]
+fn copy_into_same_mailbox() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, _root) = store(d.path());
+    append(&*s, "INBOX", b"a\r\n", seen(), None);
+    let mut m = s.open("INBOX", false).unwrap();
+    m.sync().unwrap();
+    let r = m.copy_to(&[1], "inbox").unwrap();
+    assert_eq!(r.dest_uids, vec![2]);
+    let res = m.sync().unwrap();
+    assert_eq!(res.snapshot.messages.len(), 2);
+    // The copy is \Recent (RFC 3501 §6.4.7) for the session that sees it first.
+    assert_eq!(res.new_recent, vec![2]);
+}
