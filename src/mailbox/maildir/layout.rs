@@ -1,54 +1,26 @@
 //! [`Store`] over a Maildir++ tree: listing, creating, deleting and renaming folders,
 //! subscriptions, STATUS and special-use mailboxes.
 //!
-//! Special-use attributes (RFC 6154) are recorded in `<root>/loft-special-use`, one
-//! `<attribute> <mailbox name>` line each (e.g. `\Sent Sent`); `ensure_special_use`
-//! creates Drafts, Sent, Trash, Junk and Archive when missing and records them unless the
+//! `ensure_special_use` creates Drafts, Sent, Trash, Junk and Archive when missing and
+//! records their attributes in `loft-special-use` ([`super::rootfiles`]) unless the
 //! attribute is already given to another mailbox.
-//!
-//! Subscriptions live in `<root>/subscriptions`, one UTF-8 mailbox name per line. When
-//! reading, Dovecot's version-2 file (`V\t2` header, hierarchy levels separated by tabs)
-//! is understood, and Courier's `courierimapsubscribed` (`INBOX.A.B`, modified UTF-7) is
-//! used when no `subscriptions` file exists yet.
 //!
 //! This module must not know about message files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::fsio;
 use super::mailbox::MaildirMailbox;
 use super::names;
+use super::rootfiles;
 use super::save::MaildirAppend;
 use super::sync::View;
 use super::uidlist::{self, UidList};
 use super::Ctx;
 use crate::mailbox::{
-    normalize_name, utf7, AppendSink, Error, ErrorKind, Mailbox, MailboxEntry, Result, SpecialUse,
+    normalize_name, AppendSink, Error, ErrorKind, Mailbox, MailboxEntry, Result, SpecialUse,
     StatusInfo, Store, SysFlags,
 };
-
-pub const SPECIAL_USE_FILE: &str = "loft-special-use";
-pub const SUBSCRIPTIONS_FILE: &str = "subscriptions";
-const COURIER_SUBSCRIPTIONS: &str = "courierimapsubscribed";
-
-const DEFAULT_SPECIAL: [(&str, SpecialUse); 5] = [
-    ("Drafts", SpecialUse::Drafts),
-    ("Sent", SpecialUse::Sent),
-    ("Trash", SpecialUse::Trash),
-    ("Junk", SpecialUse::Junk),
-    ("Archive", SpecialUse::Archive),
-];
-
-const ALL_SPECIAL: [SpecialUse; 7] = [
-    SpecialUse::All,
-    SpecialUse::Archive,
-    SpecialUse::Drafts,
-    SpecialUse::Flagged,
-    SpecialUse::Junk,
-    SpecialUse::Sent,
-    SpecialUse::Trash,
-];
 
 pub struct MaildirStore {
     pub ctx: Arc<Ctx>,
@@ -90,48 +62,12 @@ impl MaildirStore {
         Ok(out)
     }
 
-    fn read_special(&self) -> Vec<(SpecialUse, String)> {
-        let path = self.ctx.root.join(SPECIAL_USE_FILE);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for line in text.lines() {
-            let parsed = line.split_once(' ').and_then(|(a, n)| {
-                let su = ALL_SPECIAL
-                    .iter()
-                    .find(|s| s.attribute().eq_ignore_ascii_case(a))?;
-                Some((*su, n.to_string()))
-            });
-            match parsed {
-                Some(p) => out.push(p),
-                None if line.is_empty() => {}
-                None => {
-                    tracing::warn!(file = %path.display(), line, "ignoring malformed special-use line")
-                }
-            }
-        }
-        out
-    }
-
-    fn write_special(&self, list: &[(SpecialUse, String)]) -> Result<()> {
-        let mut text = String::new();
-        for (su, n) in list {
-            text.push_str(&format!("{} {}\n", su.attribute(), n));
-        }
-        fsio::write_atomic(
-            &self.ctx.root.join(SPECIAL_USE_FILE),
-            text.as_bytes(),
-            self.ctx.fsync,
-        )
-    }
-
     fn set_special(&self, name: &str, su: SpecialUse) -> Result<()> {
         let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut list = self.read_special();
+        let mut list = rootfiles::read_special(&self.ctx.root);
         list.retain(|(s, n)| *s != su && n != name);
         list.push((su, name.to_string()));
-        self.write_special(&list)
+        rootfiles::write_special(&self.ctx.root, &list, self.ctx.fsync)
     }
 
     fn create_one(&self, name: &str) -> Result<bool> {
@@ -216,7 +152,7 @@ impl Store for MaildirStore {
                 parent = p;
             }
         }
-        let special = self.read_special();
+        let special = rootfiles::read_special(&self.ctx.root);
         let keys: BTreeSet<String> = all.keys().cloned().collect();
         Ok(all
             .into_iter()
@@ -287,11 +223,11 @@ impl Store for MaildirStore {
         }
         folder.shared.bump();
         let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut special = self.read_special();
+        let mut special = rootfiles::read_special(&self.ctx.root);
         let before = special.len();
         special.retain(|(_, n)| *n != name);
         if special.len() != before {
-            self.write_special(&special)?;
+            rootfiles::write_special(&self.ctx.root, &special, self.ctx.fsync)?;
         }
         Ok(())
     }
@@ -351,7 +287,7 @@ impl Store for MaildirStore {
             super::lock::shared(src).bump();
         }
         let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut special = self.read_special();
+        let mut special = rootfiles::read_special(&self.ctx.root);
         let mut changed = false;
         for (_, n) in special.iter_mut() {
             if let Some((_, _, _, new_name)) = plan.iter().find(|(_, _, old, _)| old == n) {
@@ -360,25 +296,13 @@ impl Store for MaildirStore {
             }
         }
         if changed {
-            self.write_special(&special)?;
+            rootfiles::write_special(&self.ctx.root, &special, self.ctx.fsync)?;
         }
         Ok(())
     }
 
     fn subscriptions(&self) -> Result<Vec<String>> {
-        let path = self.ctx.root.join(SUBSCRIPTIONS_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(parse_subscriptions(&String::from_utf8_lossy(&bytes))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                match std::fs::read(self.ctx.root.join(COURIER_SUBSCRIPTIONS)) {
-                    Ok(bytes) => Ok(parse_courier_subscriptions(&String::from_utf8_lossy(
-                        &bytes,
-                    ))),
-                    Err(_) => Ok(Vec::new()),
-                }
-            }
-            Err(e) => Err(Error::io(path.display(), e)),
-        }
+        rootfiles::read_subscriptions(&self.ctx.root)
     }
 
     fn set_subscribed(&self, name: &str, subscribed: bool) -> Result<()> {
@@ -395,16 +319,7 @@ impl Store for MaildirStore {
         } else {
             subs.retain(|n| *n != name);
         }
-        let mut text = String::new();
-        for s in subs {
-            text.push_str(&s);
-            text.push('\n');
-        }
-        fsio::write_atomic(
-            &self.ctx.root.join(SUBSCRIPTIONS_FILE),
-            text.as_bytes(),
-            self.ctx.fsync,
-        )
+        rootfiles::write_subscriptions(&self.ctx.root, &subs, self.ctx.fsync)
     }
 
     fn status(&self, name: &str) -> Result<StatusInfo> {
@@ -446,79 +361,15 @@ impl Store for MaildirStore {
     }
 
     fn ensure_special_use(&self) -> Result<()> {
-        for (name, su) in DEFAULT_SPECIAL {
+        for (name, su) in rootfiles::DEFAULT_SPECIAL {
             self.create_one(name)?;
-            let claimed = self.read_special().iter().any(|(s, _)| *s == su);
+            let claimed = rootfiles::read_special(&self.ctx.root)
+                .iter()
+                .any(|(s, _)| *s == su);
             if !claimed {
                 self.set_special(name, su)?;
             }
         }
         Ok(())
-    }
-}
-
-fn parse_subscriptions(text: &str) -> Vec<String> {
-    let mut lines = text.lines().peekable();
-    let v2 = lines.peek().is_some_and(|l| l.starts_with("V\t"));
-    if v2 {
-        lines.next();
-    }
-    let mut out: Vec<String> = Vec::new();
-    for line in lines {
-        if line.is_empty() {
-            continue;
-        }
-        // v2 separates levels with tabs; an old v1 file from a Maildir++ setup uses `.`,
-        // which can never be part of a Loft name component.
-        let name = if v2 {
-            line.replace('\t', "/")
-        } else {
-            line.replace('.', "/")
-        };
-        let name = normalize_name(&name);
-        if names::components(&name).is_ok() && !out.contains(&name) {
-            out.push(name);
-        }
-    }
-    out
-}
-
-fn parse_courier_subscriptions(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let rest = line.strip_prefix("INBOX.").unwrap_or(line);
-        let mut parts = Vec::new();
-        let mut ok = !rest.is_empty();
-        for p in rest.split('.') {
-            match utf7::decode(p) {
-                Some(d) if !d.is_empty() => parts.push(d),
-                _ => ok = false,
-            }
-        }
-        if ok {
-            let n = normalize_name(&parts.join("/"));
-            if names::components(&n).is_ok() && !out.contains(&n) {
-                out.push(n);
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subscription_formats() {
-        assert_eq!(
-            parse_subscriptions("A\ninbox\nB/C\nD.E\n\n"),
-            vec!["A", "INBOX", "B/C", "D/E"]
-        );
-        assert_eq!(parse_subscriptions("V\t2\n\nA\tB\nC\n"), vec!["A/B", "C"]);
-        assert_eq!(
-            parse_courier_subscriptions("INBOX.Sent\nINBOX.A.Entw&APw-rfe\n"),
-            vec!["Sent", "A/Entw\u{fc}rfe"]
-        );
     }
 }

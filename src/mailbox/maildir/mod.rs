@@ -19,7 +19,7 @@
 //! * `loft-uidlist.lock` — `flock` target for uid list updates — [`lock`]
 //! * `dovecot-uidlist`, `courierimapuiddb` — read once to adopt UIDs — [`migrate`]
 //!
-//! Store-wide files in the root: `subscriptions`, `loft-special-use` ([`layout`]).
+//! Store-wide files in the root: `subscriptions`, `loft-special-use` ([`rootfiles`]).
 //!
 //! # Decisions
 //!
@@ -43,6 +43,7 @@ mod lock;
 mod mailbox;
 mod migrate;
 mod names;
+mod rootfiles;
 mod save;
 mod sync;
 mod uidlist;

@@ -1,180 +1,9 @@
-//! End-to-end tests of the Maildir backend through the `Store`/`Mailbox` traits.
+//! Message-level tests: append, fetch, flags, sync, recent, expunge, copy, recovery.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{FsyncMode, StorageConfig, StorageFormat};
-use crate::mailbox::{ErrorKind, Flags, Mailbox, SpecialUse, Store, StoreOp, SysFlags};
-
-fn cfg(dir: &Path) -> StorageConfig {
-    StorageConfig {
-        format: StorageFormat::Maildir,
-        location: format!("{}/mail/%u", dir.display()),
-        fsync: FsyncMode::Never,
-        autocreate_special_use: true,
-    }
-}
-
-fn store(dir: &Path) -> (Arc<dyn Store>, PathBuf) {
-    let s = super::open_store(&cfg(dir), "bob", None).unwrap();
-    (s, dir.join("mail/bob"))
-}
-
-fn append(s: &dyn Store, mbox: &str, body: &[u8], flags: Flags, date: Option<i64>) -> (u32, u32) {
-    let mut sink = s.append(mbox).unwrap();
-    for chunk in body.chunks(7) {
-        sink.write(chunk).unwrap();
-    }
-    sink.commit(&flags, date).unwrap()
-}
-
-fn names(s: &dyn Store) -> Vec<(String, bool, bool)> {
-    let mut v: Vec<_> = s
-        .list()
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.name, e.noselect, e.has_children))
-        .collect();
-    v.sort();
-    v
-}
-
-fn seen() -> Flags {
-    Flags {
-        sys: SysFlags::SEEN,
-        keywords: vec![],
-    }
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-#[test]
-fn open_creates_root() {
-    let d = tempfile::tempdir().unwrap();
-    let (s, root) = store(d.path());
-    for sub in ["cur", "new", "tmp"] {
-        assert!(root.join(sub).is_dir());
-    }
-    assert_eq!(names(&*s), vec![("INBOX".to_string(), false, false)]);
-}
-
-#[test]
-fn create_list_rename_delete() {
-    let d = tempfile::tempdir().unwrap();
-    let (s, root) = store(d.path());
-    s.create("A/B/", None).unwrap();
-    assert!(root.join(".A/maildirfolder").is_file());
-    assert!(root.join(".A.B/cur").is_dir());
-    assert_eq!(
-        s.create("A/B", None).unwrap_err().kind,
-        ErrorKind::AlreadyExists
-    );
-    assert_eq!(
-        s.create("inbox", None).unwrap_err().kind,
-        ErrorKind::AlreadyExists
-    );
-    s.create("Entw\u{fc}rfe", Some(SpecialUse::Drafts)).unwrap();
-    assert!(root.join(".Entw&APw-rfe").is_dir());
-    assert_eq!(
-        names(&*s),
-        vec![
-            ("A".into(), false, true),
-            ("A/B".into(), false, false),
-            ("Entw\u{fc}rfe".into(), false, false),
-            ("INBOX".into(), false, false),
-        ]
-    );
-    let drafts = s
-        .list()
-        .unwrap()
-        .into_iter()
-        .find(|e| e.name == "Entw\u{fc}rfe")
-        .unwrap();
-    assert_eq!(drafts.special_use, Some(SpecialUse::Drafts));
-
-    append(&*s, "A", b"Subject: x\r\n\r\nbody\r\n", seen(), None);
-    // Rename with children.
-    s.rename("A", "C/D").unwrap();
-    assert!(root.join(".C.D.B/cur").is_dir());
-    assert!(!root.join(".A").exists());
-    assert_eq!(s.status("C/D").unwrap().messages, 1);
-    assert_eq!(
-        s.rename("C/D", "Entw\u{fc}rfe").unwrap_err().kind,
-        ErrorKind::AlreadyExists
-    );
-    assert_eq!(
-        s.rename("Nope", "X").unwrap_err().kind,
-        ErrorKind::NonExistent
-    );
-
-    // Delete with children: becomes a \Noselect parent.
-    s.delete("C/D").unwrap();
-    let l = names(&*s);
-    assert!(l.contains(&("C/D".into(), true, true)), "{l:?}");
-    assert!(l.contains(&("C/D/B".into(), false, false)));
-    assert_eq!(s.delete("C/D").unwrap_err().kind, ErrorKind::HasChildren);
-    assert_eq!(
-        s.open("C/D", false).err().map(|e| e.kind),
-        Some(ErrorKind::NonExistent)
-    );
-    s.delete("C/D/B").unwrap();
-    assert_eq!(s.delete("INBOX").unwrap_err().kind, ErrorKind::NoPerm);
-    assert_eq!(s.delete("Nope").unwrap_err().kind, ErrorKind::NonExistent);
-    assert!(files_in(&root)
-        .iter()
-        .all(|f| !f.starts_with("loft-deleting")));
-}
-
-#[test]
-fn inbox_rename_moves_messages() {
-    let d = tempfile::tempdir().unwrap();
-    let (s, _root) = store(d.path());
-    s.create("INBOX/Sub", None).unwrap();
-    append(&*s, "INBOX", b"a\r\n", Flags::default(), None);
-    append(&*s, "INBOX", b"b\r\n", seen(), None);
-    s.rename("INBOX", "Old").unwrap();
-    assert_eq!(s.status("INBOX").unwrap().messages, 0);
-    let st = s.status("Old").unwrap();
-    assert_eq!((st.messages, st.unseen), (2, 1));
-    assert!(names(&*s).contains(&("INBOX/Sub".into(), false, false)));
-}
-
-#[test]
-fn bad_names_refused() {
-    let d = tempfile::tempdir().unwrap();
-    let (s, _root) = store(d.path());
-    for n in [
-        "../x",
-        "/etc",
-        "a//b",
-        "a.b",
-        "a\0b",
-        "..",
-        "a/../../b",
-        "x\ty",
-    ] {
-        assert_eq!(
-            s.create(n, None).unwrap_err().kind,
-            ErrorKind::BadName,
-            "{n:?}"
-        );
-        assert_eq!(
-            s.open(n, false).err().map(|e| e.kind),
-            Some(ErrorKind::BadName)
-        );
-    }
-    for u in ["../bob", "a/b", "..", "", "a\0"] {
-        assert!(super::open_store(&cfg(d.path()), u, None).is_err(), "{u:?}");
-    }
-    assert!(!d.path().join("bob").exists());
-}
+use super::*;
+use crate::mailbox::{ErrorKind, Flags, StoreOp, SysFlags};
 
 #[test]
 fn append_fetch_sizes_exact() {
@@ -478,40 +307,13 @@ fn migration_from_dovecot() {
 }
 
 #[test]
-fn migration_from_courier() {
-    let d = tempfile::tempdir().unwrap();
-    let root = d.path().join("mail/bob");
-    let f = root.join(".Work");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(f.join(sub)).unwrap();
-    }
-    std::fs::write(f.join("cur/500.M1.host:2,S"), b"x\n").unwrap();
-    std::fs::write(f.join("courierimapuiddb"), "1 4242 9\n8 500.M1.host:2,S\n").unwrap();
-    std::fs::write(root.join("courierimapsubscribed"), "INBOX.Work\n").unwrap();
-    let (s, _) = store(d.path());
-    let st = s.status("Work").unwrap();
-    assert_eq!(
-        (st.uid_validity, st.uid_next, st.messages, st.recent),
-        (4242, 9, 1, 0)
-    );
-    assert_eq!(s.subscriptions().unwrap(), vec!["Work".to_string()]);
-    s.set_subscribed("Other", true).unwrap();
-    assert_eq!(
-        s.subscriptions().unwrap(),
-        vec!["Work".to_string(), "Other".to_string()]
-    );
-    s.set_subscribed("Work", false).unwrap();
-    assert_eq!(s.subscriptions().unwrap(), vec!["Other".to_string()]);
-}
-
-#[test]
 fn tmp_leftovers_ignored_and_cleaned() {
     let d = tempfile::tempdir().unwrap();
     let (s, root) = store(d.path());
     let old = root.join("tmp/1.M1P1.crashed");
     std::fs::write(&old, b"half a mess").unwrap();
     let f = std::fs::OpenOptions::new().write(true).open(&old).unwrap();
-    super::save::set_mtime(&f, 1_000_000).unwrap();
+    crate::mailbox::maildir::save::set_mtime(&f, 1_000_000).unwrap();
     drop(f);
     let fresh = root.join("tmp/2.M2P2.writing");
     std::fs::write(&fresh, b"in progress").unwrap();
@@ -560,31 +362,6 @@ fn garbage_uidlist_recovered() {
 }
 
 #[test]
-fn ensure_special_use_creates_and_marks() {
-    let d = tempfile::tempdir().unwrap();
-    let (s, _root) = store(d.path());
-    s.create("Sent", None).unwrap();
-    s.ensure_special_use().unwrap();
-    s.ensure_special_use().unwrap();
-    let l = s.list().unwrap();
-    for (n, su) in [
-        ("Drafts", SpecialUse::Drafts),
-        ("Sent", SpecialUse::Sent),
-        ("Trash", SpecialUse::Trash),
-        ("Junk", SpecialUse::Junk),
-        ("Archive", SpecialUse::Archive),
-    ] {
-        let e = l.iter().find(|e| e.name == n).unwrap();
-        assert_eq!(e.special_use, Some(su));
-        assert!(!e.noselect);
-    }
-    s.rename("Sent", "Sent Items").unwrap();
-    let l = s.list().unwrap();
-    let e = l.iter().find(|e| e.name == "Sent Items").unwrap();
-    assert_eq!(e.special_use, Some(SpecialUse::Sent));
-}
-
-#[test]
 fn other_process_sees_changes_via_disk() {
     // Two stores (as two processes would have) on the same root.
     let d = tempfile::tempdir().unwrap();
@@ -596,15 +373,6 @@ fn other_process_sees_changes_via_disk() {
     let r = m2.sync().unwrap();
     assert_eq!(r.snapshot.messages.len(), 1);
     assert_eq!(r.new_recent, vec![1]);
-}
-
-#[test]
-fn mailbox_trait_object_name() {
-    let d = tempfile::tempdir().unwrap();
-    let (s, _) = store(d.path());
-    let m: Box<dyn Mailbox> = s.open("inbox", true).unwrap();
-    assert_eq!(m.name(), "INBOX");
-    assert!(m.read_only());
 }
 
 #[test]
