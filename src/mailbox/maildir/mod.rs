@@ -1,15 +1,111 @@
-//! Maildir / Maildir++ storage.
+//! Maildir / Maildir++ storage, compatible with Dovecot and Courier on the same files.
+//!
+//! # Layout
+//!
+//! The user's root (the expanded `location`) holds `cur/ new/ tmp/` = INBOX. Every other
+//! mailbox is a Maildir++ folder `<root>/.Name` or `<root>/.Parent.Child` with its own
+//! `cur/ new/ tmp/` and an empty `maildirfolder` file. The on-disk separator is `.`, the
+//! client separator `/`; name components are stored in modified UTF-7 like Dovecot does.
+//! A `.` inside a client name component is refused (`BadName`), as Dovecot does with this
+//! layout; see [`names`]. Parents that exist only because of their children (`.A.B`
+//! without `.A`) are listed `\Noselect`. CREATE creates missing parents as real folders.
+//!
+//! # Files per folder
+//!
+//! * message files `<unique>[,S=<size>][,W=<vsize>]:2,<flags>` — [`filename`]
+//! * `dovecot-keywords` — keyword letters `a`–`z`, shared with Dovecot — [`keywords`]
+//! * `loft-uidlist` — UIDVALIDITY, UIDNEXT, recent threshold, UID ↔ base name, sizes —
+//!   [`uidlist`] documents the format
+//! * `loft-uidlist.lock` — `flock` target for uid list updates — [`lock`]
+//! * `dovecot-uidlist`, `courierimapuiddb` — read once to adopt UIDs — [`migrate`]
+//!
+//! Store-wide files in the root: `subscriptions`, `loft-special-use` ([`rootfiles`]).
+//!
+//! # Decisions
+//!
+//! * More than 26 keywords in one folder: the STORE/APPEND/COPY is refused with
+//!   `ErrorKind::Limit` (a Maildir file name can only carry 26 keyword letters).
+//! * Appended bytes are stored as sent; RFC822.SIZE and FETCH use CRLF line ends (bare LFs
+//!   are converted on the fly; `W=` carries the CRLF size).
+//! * Deleting a folder with children removes the folder directory; the children keep it
+//!   listed as a `\Noselect` parent (RFC 3501 §6.3.4).
+//! * Renaming INBOX moves its files into the new folder, which gets a fresh UIDVALIDITY
+//!   and assigns UIDs in delivery order; INBOX's children stay (RFC 3501 §6.3.5).
+//!
+//! This module must not know about IMAP, POP3 or Lua.
 
-use std::path::Path;
+mod filename;
+mod folder;
+mod fsio;
+mod keywords;
+mod layout;
+mod lock;
+mod mailbox;
+mod migrate;
+mod names;
+mod rootfiles;
+mod save;
+mod sync;
+mod uidlist;
+
+#[cfg(test)]
+mod tests;
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Error, ErrorKind, Result, Store};
+use super::{normalize_name, Error, ErrorKind, Result, Store};
+use crate::config::{FsyncMode, StorageConfig};
 
-pub fn open_store(
-    cfg: &crate::config::StorageConfig,
-    user: &str,
-    home: Option<&Path>,
-) -> Result<Arc<dyn Store>> {
-    let _ = (cfg, user, home);
-    Err(Error::new(ErrorKind::Temporary, "maildir not built yet"))
+/// What every part of one user's store needs.
+pub struct Ctx {
+    pub root: PathBuf,
+    pub fsync: FsyncMode,
+}
+
+impl Ctx {
+    /// The folder of a client mailbox name (checked; nothing on disk is touched).
+    pub fn folder(&self, name: &str) -> Result<folder::Folder> {
+        let name = normalize_name(name);
+        if name == "INBOX" {
+            return Ok(folder::Folder::new(name, self.root.clone()));
+        }
+        let dir = names::to_dir(&name)?;
+        Ok(folder::Folder::new(name, self.root.join(dir)))
+    }
+}
+
+/// Creates a directory (mode 0700) unless it exists.
+pub(crate) fn mkdir(path: &Path) -> Result<()> {
+    match std::fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(Error::io(path.display(), e)),
+    }
+}
+
+/// Opens (creating on first use) the Maildir of `user`.
+pub fn open_store(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Result<Arc<dyn Store>> {
+    let location = names::expand_location(&cfg.location, user, home)?;
+    let root = PathBuf::from(location);
+    if !root.is_absolute() {
+        return Err(Error::new(ErrorKind::Temporary, "Bad mail location")
+            .with_detail(format!("mail location {} is not absolute", root.display())));
+    }
+    if !root.is_dir() {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&root)
+            .map_err(|e| Error::io(root.display(), e))?;
+    }
+    for d in ["cur", "new", "tmp"] {
+        mkdir(&root.join(d))?;
+    }
+    let ctx = Arc::new(Ctx {
+        root,
+        fsync: cfg.fsync,
+    });
+    Ok(Arc::new(layout::MaildirStore::new(ctx)))
 }

@@ -1,0 +1,220 @@
+//! One Maildir folder on disk: its paths, its directory listing and reading message
+//! files. A folder is INBOX (the root) or a Maildir++ `.Name` directory, each with
+//! `cur/ new/ tmp/`.
+//!
+//! This module must not know about UIDs or sessions.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::filename::{self, MailName};
+use super::fsio;
+use super::lock::{self, FolderShared};
+use crate::mailbox::{Error, ErrorKind, MessageData, Result};
+
+/// Files at least this big are mapped instead of read.
+const MMAP_THRESHOLD: u64 = 128 * 1024;
+/// Maildir convention: files in `tmp/` untouched for 36 hours are leftovers.
+pub const STALE_TMP_SECS: u64 = 36 * 3600;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Sub {
+    New,
+    Cur,
+}
+
+impl Sub {
+    pub fn dir(self) -> &'static str {
+        match self {
+            Sub::New => "new",
+            Sub::Cur => "cur",
+        }
+    }
+}
+
+/// One message file as found by a scan.
+#[derive(Clone, Debug)]
+pub struct FileInfo {
+    pub sub: Sub,
+    pub name: String,
+    pub parsed: MailName,
+    pub mtime: i64,
+}
+
+/// A folder: client name, directory and in-process shared state.
+#[derive(Clone)]
+pub struct Folder {
+    pub name: String,
+    pub path: PathBuf,
+    pub shared: Arc<FolderShared>,
+}
+
+impl Folder {
+    pub fn new(name: String, path: PathBuf) -> Folder {
+        let shared = lock::shared(&path);
+        Folder { name, path, shared }
+    }
+
+    pub fn file_path(&self, sub: Sub, name: &str) -> PathBuf {
+        self.path.join(sub.dir()).join(name)
+    }
+
+    /// `NonExistent` unless `cur/` exists; creates a missing `new/` or `tmp/`.
+    pub fn check_selectable(&self) -> Result<()> {
+        if !self.path.join("cur").is_dir() {
+            return Err(Error::new(ErrorKind::NonExistent, "Mailbox does not exist")
+                .with_detail(format!("{}: no cur/", self.path.display())));
+        }
+        for d in ["new", "tmp"] {
+            let p = self.path.join(d);
+            if !p.is_dir() {
+                super::mkdir(&p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists message files in `new/` and `cur/`. `known` gives mtimes already seen (by
+    /// directory and file name) so unchanged files are not stat'ed again.
+    pub fn scan(
+        &self,
+        known: &std::collections::HashMap<(Sub, String), i64>,
+    ) -> Result<Vec<FileInfo>> {
+        let mut out = Vec::new();
+        for sub in [Sub::New, Sub::Cur] {
+            let dir = self.path.join(sub.dir());
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && sub == Sub::New => continue,
+                Err(e) => return Err(Error::io(dir.display(), e)),
+            };
+            for ent in rd {
+                let ent = match ent {
+                    Ok(e) => e,
+                    Err(e) => return Err(Error::io(dir.display(), e)),
+                };
+                let os_name = ent.file_name();
+                let Some(name) = os_name.to_str() else {
+                    tracing::warn!(dir = %dir.display(), file = ?os_name, "ignoring file with a non-UTF-8 name");
+                    continue;
+                };
+                if name.starts_with('.') {
+                    continue;
+                }
+                let Some(parsed) = filename::parse(name) else {
+                    tracing::warn!(dir = %dir.display(), file = name, "ignoring file whose name cannot be a message");
+                    continue;
+                };
+                let mtime = match known.get(&(sub, name.to_string())) {
+                    Some(m) => *m,
+                    None => match std::fs::metadata(ent.path()) {
+                        Ok(md) if md.is_file() => fsio::unix_secs(md.modified()),
+                        Ok(_) => {
+                            tracing::warn!(dir = %dir.display(), file = name, "ignoring non-regular file in mail directory");
+                            continue;
+                        }
+                        // Vanished between readdir and stat: someone moved it.
+                        Err(_) => continue,
+                    },
+                };
+                out.push(FileInfo {
+                    sub,
+                    name: name.to_string(),
+                    parsed,
+                    mtime,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds the current file name of a base name (after someone renamed it).
+    pub fn find_base(&self, base: &str) -> Option<(Sub, String)> {
+        for sub in [Sub::Cur, Sub::New] {
+            let Ok(rd) = std::fs::read_dir(self.path.join(sub.dir())) else {
+                continue;
+            };
+            for ent in rd.flatten() {
+                if let Some(n) = ent.file_name().to_str() {
+                    if n.split(':').next() == Some(base) {
+                        return Some((sub, n.to_string()));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Removes `tmp/` files older than 36 hours (crash leftovers).
+    pub fn clean_tmp(&self) {
+        let dir = self.path.join("tmp");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        for ent in rd.flatten() {
+            let Ok(md) = ent.metadata() else { continue };
+            let old = md
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age.as_secs() > STALE_TMP_SECS);
+            if md.is_file() && old {
+                match std::fs::remove_file(ent.path()) {
+                    Ok(()) => {
+                        tracing::info!(file = %ent.path().display(), "removed stale temporary file")
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %ent.path().display(), error = %e, "cannot remove stale temporary file")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// RFC822.SIZE of file contents: its length plus one for every bare LF (which is sent as
+/// CRLF).
+pub fn crlf_size(bytes: &[u8]) -> u64 {
+    bytes.len() as u64 + bare_lfs(bytes)
+}
+
+pub fn bare_lfs(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes)
+        .filter(|&i| i == 0 || bytes.get(i - 1) != Some(&b'\r'))
+        .count() as u64
+}
+
+/// Computes RFC822.SIZE by reading a file.
+pub fn file_crlf_size(path: &Path) -> std::io::Result<u64> {
+    let bytes = std::fs::read(path)?;
+    Ok(crlf_size(&bytes))
+}
+
+/// Reads a message file with CRLF line ends. `NotFound` is passed through for the caller.
+pub fn read_message(path: &Path) -> std::io::Result<MessageData> {
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let data = if len >= MMAP_THRESHOLD {
+        // SAFETY: Maildir message files are never modified in place (only renamed or
+        // unlinked, which keeps the mapping valid); this is the Maildir contract.
+        MessageData::Mapped(unsafe { memmap2::Mmap::map(&file)? })
+    } else {
+        let mut v = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(&mut &file, &mut v)?;
+        MessageData::Owned(v)
+    };
+    if bare_lfs(&data) == 0 {
+        return Ok(data);
+    }
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+    let mut prev = 0u8;
+    for &b in data.iter() {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    Ok(MessageData::Owned(out))
+}

@@ -1,0 +1,70 @@
+//! Small file-system helpers: atomic rewrite (temp file + fsync + rename) and directory
+//! fsync, both honouring the configured [`FsyncMode`].
+//!
+//! This module must not know about mail formats.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::FsyncMode;
+use crate::mailbox::{Error, Result};
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Replaces `path` with `bytes` atomically: readers see the old or the new file, never a
+/// mix. fsyncs the file unless `Never`, and the directory when `Always`.
+pub fn write_atomic(path: &Path, bytes: &[u8], fsync: FsyncMode) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(tmp.display(), e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io(tmp.display(), e))?;
+        if fsync != FsyncMode::Never {
+            f.sync_all().map_err(|e| Error::io(tmp.display(), e))?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path.display(), e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return result;
+    }
+    if fsync == FsyncMode::Always {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// fsyncs a directory so renames in it survive a crash.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let f = std::fs::File::open(dir).map_err(|e| Error::io(dir.display(), e))?;
+    f.sync_all().map_err(|e| Error::io(dir.display(), e))
+}
+
+/// Seconds since the Unix epoch of a file time (0 before 1970 or when unknown).
+pub fn unix_secs(t: std::io::Result<std::time::SystemTime>) -> i64 {
+    match t {
+        Ok(t) => match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => d.as_secs() as i64,
+            Err(e) => -(e.duration().as_secs() as i64),
+        },
+        Err(_) => 0,
+    }
+}
+
+/// Nanoseconds since the epoch, for change detection.
+pub fn unix_nanos(t: std::io::Result<std::time::SystemTime>) -> i128 {
+    match t {
+        Ok(t) => match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => d.as_nanos() as i128,
+            Err(e) => -(e.duration().as_nanos() as i128),
+        },
+        Err(_) => 0,
+    }
+}

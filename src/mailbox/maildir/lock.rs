@@ -1,0 +1,166 @@
+//! Folder locking and in-process change notification.
+//!
+//! Every update of a folder's uid list (and every rename that must not race with a
+//! directory scan) happens under the folder lock: first a per-folder in-process lock from
+//! a process-wide registry (threads of this process), then `flock(LOCK_EX)` on
+//! `loft-uidlist.lock` in the folder (other Loft processes). Waiting is bounded by
+//! [`LOCK_TIMEOUT`]; on timeout the caller gets [`ErrorKind::Temporary`].
+//!
+//! The registry entry also carries a change counter bumped by in-process writers, so other
+//! sessions of this process notice changes even when directory mtimes have too coarse a
+//! granularity.
+//!
+//! This module must not know about message files or uid list contents.
+
+use std::collections::HashMap;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use crate::mailbox::{Error, ErrorKind, Result};
+
+pub const LOCK_FILE: &str = "loft-uidlist.lock";
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Shared in-process state of one folder.
+#[derive(Default)]
+pub struct FolderShared {
+    locked: Mutex<bool>,
+    cond: Condvar,
+    changes: AtomicU64,
+}
+
+impl FolderShared {
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+    pub fn bump(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<FolderShared>>> {
+    static REG: OnceLock<Mutex<HashMap<PathBuf, Weak<FolderShared>>>> = OnceLock::new();
+    REG.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The shared state of the folder at `path` (one per path per process).
+pub fn shared(path: &Path) -> Arc<FolderShared> {
+    let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(s) = reg.get(path).and_then(Weak::upgrade) {
+        return s;
+    }
+    reg.retain(|_, w| w.strong_count() > 0);
+    let s = Arc::new(FolderShared::default());
+    reg.insert(path.to_path_buf(), Arc::downgrade(&s));
+    s
+}
+
+/// Held while a folder is locked; unlocks on drop.
+pub struct FolderLock {
+    shared: Arc<FolderShared>,
+    file: Option<std::fs::File>,
+}
+
+fn timeout(path: &Path) -> Error {
+    Error::new(ErrorKind::Temporary, "Mailbox is locked, try again later")
+        .with_detail(format!("timeout locking {}", path.display()))
+}
+
+impl FolderLock {
+    pub fn acquire(folder: &Path, shared: Arc<FolderShared>) -> Result<FolderLock> {
+        let deadline = Instant::now() + LOCK_TIMEOUT;
+        {
+            let mut locked = shared.locked.lock().unwrap_or_else(|p| p.into_inner());
+            while *locked {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(timeout(folder));
+                }
+                let (g, _) = shared
+                    .cond
+                    .wait_timeout(locked, deadline - now)
+                    .unwrap_or_else(|p| p.into_inner());
+                locked = g;
+            }
+            *locked = true;
+        }
+        let release = |shared: &FolderShared| {
+            let mut locked = shared.locked.lock().unwrap_or_else(|p| p.into_inner());
+            *locked = false;
+            shared.cond.notify_one();
+        };
+        let path = folder.join(LOCK_FILE);
+        let file = match std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) => {
+                release(&shared);
+                return Err(Error::io(path.display(), e));
+            }
+        };
+        loop {
+            // SAFETY: flock on a file descriptor we own; no memory is involved.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::WouldBlock
+                && err.raw_os_error() != Some(libc::EINTR)
+            {
+                release(&shared);
+                return Err(Error::io(path.display(), err));
+            }
+            if Instant::now() >= deadline {
+                release(&shared);
+                return Err(timeout(folder));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(FolderLock {
+            shared,
+            file: Some(file),
+        })
+    }
+}
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        // Closing the file releases the flock; release the in-process lock after it.
+        drop(self.file.take());
+        let mut locked = self.shared.locked.lock().unwrap_or_else(|p| p.into_inner());
+        *locked = false;
+        self.shared.cond.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_path_same_shared_and_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = shared(dir.path());
+        let b = shared(dir.path());
+        assert!(Arc::ptr_eq(&a, &b));
+        let l = FolderLock::acquire(dir.path(), a.clone()).unwrap();
+        let b2 = b.clone();
+        let p = dir.path().to_path_buf();
+        let t = std::thread::spawn(move || FolderLock::acquire(&p, b2).map(|_| Instant::now()));
+        std::thread::sleep(Duration::from_millis(100));
+        let released = Instant::now();
+        drop(l);
+        let got = t.join().unwrap().unwrap();
+        assert!(got >= released);
+        b.bump();
+        assert_eq!(a.changes(), 1);
+    }
+}

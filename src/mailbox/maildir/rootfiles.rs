@@ -1,0 +1,163 @@
+//! Store-wide files in the Maildir root: subscriptions and special-use records.
+//!
+//! * `subscriptions`: one UTF-8 mailbox name per line (`/` separated). Reading also
+//!   understands Dovecot's version-2 file (`V\t2` header, levels separated by tabs) and old
+//!   Maildir++ lines with `.` separators; Courier's `courierimapsubscribed` (`INBOX.A.B`,
+//!   modified UTF-7) is used while no `subscriptions` file exists.
+//! * `loft-special-use`: one `<attribute> <mailbox name>` line per special-use mailbox
+//!   (RFC 6154), e.g. `\Sent Sent`.
+//!
+//! This module must not know about folders or messages.
+
+use std::path::Path;
+
+use super::{fsio, names};
+use crate::config::FsyncMode;
+use crate::mailbox::{normalize_name, utf7, Error, Result, SpecialUse};
+
+pub const SPECIAL_USE_FILE: &str = "loft-special-use";
+pub const SUBSCRIPTIONS_FILE: &str = "subscriptions";
+pub const COURIER_SUBSCRIPTIONS: &str = "courierimapsubscribed";
+
+pub const DEFAULT_SPECIAL: [(&str, SpecialUse); 5] = [
+    ("Drafts", SpecialUse::Drafts),
+    ("Sent", SpecialUse::Sent),
+    ("Trash", SpecialUse::Trash),
+    ("Junk", SpecialUse::Junk),
+    ("Archive", SpecialUse::Archive),
+];
+
+pub const ALL_SPECIAL: [SpecialUse; 7] = [
+    SpecialUse::All,
+    SpecialUse::Archive,
+    SpecialUse::Drafts,
+    SpecialUse::Flagged,
+    SpecialUse::Junk,
+    SpecialUse::Sent,
+    SpecialUse::Trash,
+];
+
+pub fn read_special(root: &Path) -> Vec<(SpecialUse, String)> {
+    let path = root.join(SPECIAL_USE_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let parsed = line.split_once(' ').and_then(|(a, n)| {
+            let su = ALL_SPECIAL
+                .iter()
+                .find(|s| s.attribute().eq_ignore_ascii_case(a))?;
+            Some((*su, n.to_string()))
+        });
+        match parsed {
+            Some(p) => out.push(p),
+            None if line.is_empty() => {}
+            None => {
+                tracing::warn!(file = %path.display(), line, "ignoring malformed special-use line")
+            }
+        }
+    }
+    out
+}
+
+pub fn write_special(root: &Path, list: &[(SpecialUse, String)], fsync: FsyncMode) -> Result<()> {
+    let mut text = String::new();
+    for (su, n) in list {
+        text.push_str(&format!("{} {}\n", su.attribute(), n));
+    }
+    fsio::write_atomic(&root.join(SPECIAL_USE_FILE), text.as_bytes(), fsync)
+}
+
+/// Reads the subscription list (see the module doc for accepted formats).
+pub fn read_subscriptions(root: &Path) -> Result<Vec<String>> {
+    let path = root.join(SUBSCRIPTIONS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(parse_subscriptions(&String::from_utf8_lossy(&bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match std::fs::read(root.join(COURIER_SUBSCRIPTIONS)) {
+                Ok(bytes) => Ok(parse_courier_subscriptions(&String::from_utf8_lossy(
+                    &bytes,
+                ))),
+                Err(_) => Ok(Vec::new()),
+            }
+        }
+        Err(e) => Err(Error::io(path.display(), e)),
+    }
+}
+
+/// Rewrites the subscription list atomically.
+pub fn write_subscriptions(root: &Path, subs: &[String], fsync: FsyncMode) -> Result<()> {
+    let mut text = String::new();
+    for s in subs {
+        text.push_str(s);
+        text.push('\n');
+    }
+    fsio::write_atomic(&root.join(SUBSCRIPTIONS_FILE), text.as_bytes(), fsync)
+}
+
+pub fn parse_subscriptions(text: &str) -> Vec<String> {
+    let mut lines = text.lines().peekable();
+    let v2 = lines.peek().is_some_and(|l| l.starts_with("V\t"));
+    if v2 {
+        lines.next();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for line in lines {
+        if line.is_empty() {
+            continue;
+        }
+        // v2 separates levels with tabs; an old v1 file from a Maildir++ setup uses `.`,
+        // which can never be part of a Loft name component.
+        let name = if v2 {
+            line.replace('\t', "/")
+        } else {
+            line.replace('.', "/")
+        };
+        let name = normalize_name(&name);
+        if names::components(&name).is_ok() && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+pub fn parse_courier_subscriptions(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let rest = line.strip_prefix("INBOX.").unwrap_or(line);
+        let mut parts = Vec::new();
+        let mut ok = !rest.is_empty();
+        for p in rest.split('.') {
+            match utf7::decode(p) {
+                Some(d) if !d.is_empty() => parts.push(d),
+                _ => ok = false,
+            }
+        }
+        if ok {
+            let n = normalize_name(&parts.join("/"));
+            if names::components(&n).is_ok() && !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscription_formats() {
+        assert_eq!(
+            parse_subscriptions("A\ninbox\nB/C\nD.E\n\n"),
+            vec!["A", "INBOX", "B/C", "D/E"]
+        );
+        assert_eq!(parse_subscriptions("V\t2\n\nA\tB\nC\n"), vec!["A/B", "C"]);
+        assert_eq!(
+            parse_courier_subscriptions("INBOX.Sent\nINBOX.A.Entw&APw-rfe\n"),
+            vec!["Sent", "A/Entw\u{fc}rfe"]
+        );
+    }
+}

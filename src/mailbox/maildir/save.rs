@@ -1,0 +1,292 @@
+//! Saving messages: unique file names, APPEND (`tmp/` → `cur/`) and publishing copied
+//! files with fresh UIDs.
+//!
+//! A message is written to `tmp/<unique>`, fsynced (unless `fsync = never`), given its
+//! INTERNALDATE as mtime, then renamed to `cur/<unique>,S=<size>,W=<vsize>:2,<flags>`
+//! under the folder lock, and its UID recorded in the uid list. A crash before the rename
+//! leaves only a `tmp/` file (ignored, removed after 36 h); after it, a complete message
+//! that the next scan gives a UID if the uid list write did not happen.
+//!
+//! This module must not know about IMAP.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use super::filename;
+use super::folder::{Folder, Sub};
+use super::fsio;
+use super::keywords::Keywords;
+use super::lock::FolderLock;
+use super::sync::load_or_init;
+use crate::config::FsyncMode;
+use crate::mailbox::{AppendSink, Error, Flags, Result, Uid};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn hostname() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname NUL-terminates or fails.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let raw = if rc == 0 {
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            String::from_utf8_lossy(&buf[..end]).into_owned()
+        } else {
+            String::new()
+        };
+        let raw = if raw.is_empty() {
+            "localhost".to_string()
+        } else {
+            raw
+        };
+        escape_host(&raw)
+    })
+}
+
+/// `/` and `:` cannot appear in a Maildir name: written as `\057` and `\072`.
+pub fn escape_host(h: &str) -> String {
+    h.replace('/', "\\057").replace(':', "\\072")
+}
+
+/// `<secs>.M<usecs>P<pid>Q<counter>.<host>`: unique per host, process and call.
+pub fn unique_name() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{}.M{}P{}Q{}.{}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        hostname()
+    )
+}
+
+/// A complete file in the destination's `tmp/`, ready to be published.
+pub struct Pending {
+    pub tmp: PathBuf,
+    pub unique: String,
+    pub fsize: u64,
+    pub vsize: u64,
+    pub flags: Flags,
+}
+
+/// Renames pending files into `cur/` and gives them UIDs, in order, under the folder lock.
+/// Returns the UIDVALIDITY and the new UIDs. Unpublished temp files are removed on error.
+pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(u32, Vec<Uid>)> {
+    let lock = FolderLock::acquire(&dest.path, dest.shared.clone());
+    let _lock = match lock {
+        Ok(l) => l,
+        Err(e) => {
+            for p in &items {
+                let _ = std::fs::remove_file(&p.tmp);
+            }
+            return Err(e);
+        }
+    };
+    let (mut list, _) = load_or_init(dest);
+    let mut kw = Keywords::load(&dest.path);
+    let kw_before = kw.clone();
+    let mut uids = Vec::with_capacity(items.len());
+    let mut failure: Option<Error> = None;
+    for p in items {
+        if failure.is_some() {
+            let _ = std::fs::remove_file(&p.tmp);
+            continue;
+        }
+        let mut letters = Vec::new();
+        for k in &p.flags.keywords {
+            match kw.letter_for(k, true) {
+                Ok(Some(l)) => letters.push(l),
+                Ok(None) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if failure.is_some() {
+            let _ = std::fs::remove_file(&p.tmp);
+            continue;
+        }
+        if list.uid_next == u32::MAX {
+            let _ = std::fs::remove_file(&p.tmp);
+            failure = Some(Error::new(
+                crate::mailbox::ErrorKind::Limit,
+                "Mailbox has no UIDs left",
+            ));
+            continue;
+        }
+        let base = format!("{},S={},W={}", p.unique, p.fsize, p.vsize);
+        let name = filename::cur_name(&base, &filename::flag_letters(p.flags.sys, &letters, &[]));
+        let target = dest.file_path(Sub::Cur, &name);
+        if let Err(e) = std::fs::rename(&p.tmp, &target) {
+            let _ = std::fs::remove_file(&p.tmp);
+            failure = Some(Error::io(target.display(), e));
+            continue;
+        }
+        uids.push(list.push(base, None));
+    }
+    if kw != kw_before {
+        kw.save(&dest.path, fsync)?;
+    }
+    if !uids.is_empty() {
+        if fsync == FsyncMode::Always {
+            fsio::sync_dir(&dest.path.join("cur"))?;
+        }
+        list.save(&dest.path, fsync)?;
+        dest.shared.bump();
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok((list.uid_validity, uids)),
+    }
+}
+
+/// Creates a new file in `tmp/` for writing.
+pub fn create_tmp(dest: &Folder) -> Result<(std::fs::File, PathBuf, String)> {
+    let unique = unique_name();
+    let path = dest.path.join("tmp").join(&unique);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io(path.display(), e))?;
+    Ok((file, path, unique))
+}
+
+/// Sets a file's mtime (INTERNALDATE) to `secs` since the epoch.
+pub fn set_mtime(file: &std::fs::File, secs: i64) -> std::io::Result<()> {
+    let t = if secs >= 0 {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64)
+    } else {
+        std::time::UNIX_EPOCH - std::time::Duration::from_secs(secs.unsigned_abs())
+    };
+    file.set_modified(t)
+}
+
+/// APPEND in progress.
+pub struct MaildirAppend {
+    dest: Folder,
+    fsync: FsyncMode,
+    file: Option<std::fs::File>,
+    tmp: PathBuf,
+    unique: String,
+    fsize: u64,
+    vsize: u64,
+    prev: u8,
+    done: bool,
+}
+
+impl MaildirAppend {
+    pub fn start(dest: Folder, fsync: FsyncMode) -> Result<MaildirAppend> {
+        dest.check_selectable()?;
+        let (file, tmp, unique) = create_tmp(&dest)?;
+        Ok(MaildirAppend {
+            dest,
+            fsync,
+            file: Some(file),
+            tmp,
+            unique,
+            fsize: 0,
+            vsize: 0,
+            prev: 0,
+            done: false,
+        })
+    }
+}
+
+impl AppendSink for MaildirAppend {
+    fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(Error::new(
+                crate::mailbox::ErrorKind::Temporary,
+                "Append already finished",
+            ));
+        };
+        file.write_all(chunk)
+            .map_err(|e| Error::io(self.tmp.display(), e))?;
+        for &b in chunk {
+            if b == b'\n' && self.prev != b'\r' {
+                self.vsize += 1;
+            }
+            self.prev = b;
+        }
+        self.fsize += chunk.len() as u64;
+        self.vsize += chunk.len() as u64;
+        Ok(())
+    }
+
+    fn commit(
+        mut self: Box<Self>,
+        flags: &Flags,
+        internal_date: Option<i64>,
+    ) -> Result<(u32, Uid)> {
+        let Some(file) = self.file.take() else {
+            return Err(Error::new(
+                crate::mailbox::ErrorKind::Temporary,
+                "Append already finished",
+            ));
+        };
+        if self.fsync != FsyncMode::Never {
+            file.sync_all()
+                .map_err(|e| Error::io(self.tmp.display(), e))?;
+        }
+        if let Some(secs) = internal_date {
+            set_mtime(&file, secs).map_err(|e| Error::io(self.tmp.display(), e))?;
+        }
+        drop(file);
+        self.done = true;
+        let pending = Pending {
+            tmp: self.tmp.clone(),
+            unique: self.unique.clone(),
+            fsize: self.fsize,
+            vsize: self.vsize,
+            flags: flags.clone(),
+        };
+        let (uidv, uids) = publish(&self.dest, vec![pending], self.fsync)?;
+        match uids.first() {
+            Some(u) => Ok((uidv, *u)),
+            None => Err(Error::new(
+                crate::mailbox::ErrorKind::Temporary,
+                "Message was not saved",
+            )),
+        }
+    }
+
+    fn abort(self: Box<Self>) {
+        // Drop removes the temp file.
+    }
+}
+
+impl Drop for MaildirAppend {
+    fn drop(&mut self) {
+        if !self.done {
+            self.file.take();
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names() {
+        assert_eq!(escape_host("a/b:c"), "a\\057b\\072c");
+        let a = unique_name();
+        let b = unique_name();
+        assert_ne!(a, b);
+        assert!(!a.contains('/') && !a.contains(':'));
+        let (secs, rest) = a.split_once(".M").unwrap();
+        assert!(secs.parse::<u64>().is_ok());
+        assert!(rest.contains(&format!("P{}Q", std::process::id())));
+    }
+}

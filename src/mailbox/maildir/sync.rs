@@ -1,0 +1,362 @@
+//! Synchronising a session's view of a folder with the disk: change detection, UID
+//! assignment, `\Recent` claiming, `new/` → `cur/` moves and snapshot building.
+//!
+//! Change detection is cheap: the mtimes of `cur/`, `new/`, the uid list and the keywords
+//! file, plus the in-process change counter of the folder. Only when one of them moved (or
+//! a directory changed within the last 2 seconds, to cover coarse timestamps) is the folder
+//! rescanned; when the rescan finds exactly the same state, the previous `Arc<Snapshot>` is
+//! returned unchanged.
+//!
+//! UIDs are assigned under the folder lock, in delivery order (mtime, then name). A file
+//! that disappears from a listing is re-checked with a second listing before its UID is
+//! dropped, because `readdir` may miss a file renamed concurrently.
+//!
+//! This module must not know about IMAP.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use super::filename;
+use super::folder::{self, FileInfo, Folder, Sub};
+use super::fsio;
+use super::keywords::{self, Keywords};
+use super::lock::FolderLock;
+use super::migrate;
+use super::uidlist::{self, Loaded, UidList};
+use crate::config::FsyncMode;
+use crate::mailbox::{Flags, MessageMeta, Result, Snapshot, Uid};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+struct Fingerprint {
+    cur: i128,
+    new: i128,
+    list: i128,
+    list_len: u64,
+    kw: i128,
+}
+
+impl Fingerprint {
+    fn take(f: &Folder) -> Fingerprint {
+        let m = |p: std::path::PathBuf| std::fs::metadata(p).ok();
+        let t = |md: &Option<std::fs::Metadata>| {
+            md.as_ref()
+                .map(|m| fsio::unix_nanos(m.modified()))
+                .unwrap_or(0)
+        };
+        let list = m(f.path.join(uidlist::FILE));
+        Fingerprint {
+            cur: t(&m(f.path.join("cur"))),
+            new: t(&m(f.path.join("new"))),
+            list: t(&list),
+            list_len: list.as_ref().map(|m| m.len()).unwrap_or(0),
+            kw: t(&m(f.path.join(keywords::FILE))),
+        }
+    }
+
+    fn recent_change(&self) -> bool {
+        let now = fsio::unix_nanos(Ok(std::time::SystemTime::now()));
+        let window = 2_000_000_000i128;
+        now - self.cur < window || now - self.new < window
+    }
+}
+
+/// Loads the folder's uid list, adopting a foreign one or starting fresh. The bool says
+/// whether the result must be written back.
+pub fn load_or_init(f: &Folder) -> (UidList, bool) {
+    match UidList::load(&f.path) {
+        Loaded::Ok(l) => (l, false),
+        Loaded::Missing => match migrate::adopt(&f.path) {
+            Some(l) => (l, true),
+            None => (UidList::new(uidlist::fresh_uid_validity()), true),
+        },
+        Loaded::Garbled => match migrate::adopt(&f.path) {
+            Some(l) => {
+                tracing::warn!(folder = %f.path.display(), "uid list garbled; rebuilt from the foreign uid list");
+                (l, true)
+            }
+            None => {
+                let v = uidlist::fresh_uid_validity();
+                tracing::warn!(folder = %f.path.display(), uidvalidity = v, "uid list garbled beyond repair; UIDVALIDITY changed, clients will resynchronise");
+                (UidList::new(v), true)
+            }
+        },
+    }
+}
+
+/// One session's view of a folder.
+pub struct View {
+    pub folder: Folder,
+    pub fsync: FsyncMode,
+    pub files: BTreeMap<Uid, FileInfo>,
+    pub snapshot: Arc<Snapshot>,
+    pub keywords: Keywords,
+    /// The recent threshold as of the last scan.
+    pub recent_threshold: Uid,
+    fingerprint: Option<Fingerprint>,
+    seen_changes: u64,
+    mtimes: HashMap<(Sub, String), i64>,
+    tmp_cleaned: bool,
+}
+
+impl View {
+    pub fn new(folder: Folder, fsync: FsyncMode) -> View {
+        View {
+            folder,
+            fsync,
+            files: BTreeMap::new(),
+            snapshot: Arc::new(Snapshot::default()),
+            keywords: Keywords::default(),
+            recent_threshold: 0,
+            fingerprint: None,
+            seen_changes: 0,
+            mtimes: HashMap::new(),
+            tmp_cleaned: false,
+        }
+    }
+
+    fn unchanged(&self) -> bool {
+        match self.fingerprint {
+            Some(fp) => {
+                fp == Fingerprint::take(&self.folder)
+                    && self.seen_changes == self.folder.shared.changes()
+                    && !fp.recent_change()
+            }
+            None => false,
+        }
+    }
+
+    /// Looks for changes; returns the UIDs newly claimed as `\Recent` when `claim`.
+    pub fn refresh(&mut self, claim: bool) -> Result<Vec<Uid>> {
+        if self.unchanged() {
+            return Ok(Vec::new());
+        }
+        let _lock = FolderLock::acquire(&self.folder.path, self.folder.shared.clone())?;
+        self.refresh_locked(claim)
+    }
+
+    /// Rescans; the caller holds the folder lock.
+    pub fn refresh_locked(&mut self, claim: bool) -> Result<Vec<Uid>> {
+        let fp = Fingerprint::take(&self.folder);
+        let changes = self.folder.shared.changes();
+        if !self.tmp_cleaned {
+            self.folder.clean_tmp();
+            self.tmp_cleaned = true;
+        }
+        let (mut list, mut dirty) = load_or_init(&self.folder);
+        self.keywords = Keywords::load(&self.folder.path);
+
+        let mut scanned = self.folder.scan(&self.mtimes)?;
+        let listed: HashSet<&str> = scanned.iter().map(|f| f.parsed.base.as_str()).collect();
+        let missing = list
+            .entries
+            .values()
+            .any(|e| !listed.contains(e.base.as_str()));
+        if missing {
+            // readdir may miss a file renamed while we listed: look once more.
+            let again = self.folder.scan(&self.mtimes)?;
+            let bases: HashSet<String> = again.iter().map(|f| f.parsed.base.clone()).collect();
+            let mut merged = again;
+            for f in scanned {
+                if !bases.contains(&f.parsed.base) && self.folder.file_path(f.sub, &f.name).exists()
+                {
+                    merged.push(f);
+                }
+            }
+            scanned = merged;
+        }
+
+        // Match files to uid list entries by base name.
+        let by_base: HashMap<String, Uid> = list
+            .entries
+            .iter()
+            .map(|(u, e)| (e.base.clone(), *u))
+            .collect();
+        let mut matched: BTreeMap<Uid, FileInfo> = BTreeMap::new();
+        let mut unknown: Vec<FileInfo> = Vec::new();
+        let mut seen_bases: HashSet<String> = HashSet::new();
+        for f in scanned {
+            if !seen_bases.insert(f.parsed.base.clone()) {
+                match self.rename_duplicate(&f) {
+                    Some(g) => {
+                        seen_bases.insert(g.parsed.base.clone());
+                        unknown.push(g);
+                    }
+                    None => continue,
+                }
+                continue;
+            }
+            match by_base.get(&f.parsed.base) {
+                Some(uid) => {
+                    matched.insert(*uid, f);
+                }
+                None => unknown.push(f),
+            }
+        }
+        let before = list.entries.len();
+        list.entries.retain(|uid, _| matched.contains_key(uid));
+        dirty |= list.entries.len() != before;
+        unknown.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
+        if u64::from(list.uid_next) + unknown.len() as u64 >= u64::from(u32::MAX) {
+            // UIDs exhausted (RFC 3501 §2.3.1.1): only a new UIDVALIDITY helps.
+            let v = uidlist::fresh_uid_validity().max(list.uid_validity.saturating_add(1));
+            tracing::warn!(folder = %self.folder.path.display(), uidvalidity = v, "UID space exhausted; UIDVALIDITY changed, all messages renumbered");
+            let mut all: Vec<FileInfo> = std::mem::take(&mut matched).into_values().collect();
+            all.append(&mut unknown);
+            all.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
+            unknown = all;
+            list = UidList::new(v);
+            dirty = true;
+        }
+        for f in unknown {
+            let uid = list.push(f.parsed.base.clone(), None);
+            matched.insert(uid, f);
+            dirty = true;
+        }
+
+        let mut new_recent = Vec::new();
+        if claim {
+            new_recent = matched
+                .keys()
+                .copied()
+                .filter(|u| *u > list.recent)
+                .collect();
+            if list.uid_next - 1 > list.recent {
+                list.recent = list.uid_next - 1;
+                dirty = true;
+            }
+            self.move_new_to_cur(&mut matched);
+        }
+
+        // RFC822.SIZE for files whose name has no W=: compute once, remember.
+        for (uid, f) in &matched {
+            if f.parsed.vsize.is_some() {
+                continue;
+            }
+            let Some(entry) = list.entries.get_mut(uid) else {
+                continue;
+            };
+            if entry.size.is_none() {
+                let p = self.folder.file_path(f.sub, &f.name);
+                match folder::file_crlf_size(&p) {
+                    Ok(s) => {
+                        entry.size = Some(s);
+                        dirty = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %p.display(), error = %e, "cannot read message to compute its size")
+                    }
+                }
+            }
+        }
+        if dirty {
+            list.save(&self.folder.path, self.fsync)?;
+        }
+
+        self.mtimes = matched
+            .values()
+            .map(|f| ((f.sub, f.name.clone()), f.mtime))
+            .collect();
+        let snapshot = self.build_snapshot(&list, &matched);
+        if !same_snapshot(&self.snapshot, &snapshot) {
+            self.snapshot = Arc::new(snapshot);
+        }
+        self.files = matched;
+        self.recent_threshold = list.recent;
+        self.fingerprint = Some(fp);
+        self.seen_changes = changes;
+        Ok(new_recent)
+    }
+
+    /// A second file with a base name already in use gets a fresh base so that both
+    /// messages stay visible.
+    fn rename_duplicate(&self, f: &FileInfo) -> Option<FileInfo> {
+        let base = super::save::unique_name();
+        let name = match f.name.split_once(':') {
+            Some((_, info)) => format!("{base}:{info}"),
+            None => base.clone(),
+        };
+        let from = self.folder.file_path(f.sub, &f.name);
+        let to = self.folder.file_path(f.sub, &name);
+        match std::fs::rename(&from, &to) {
+            Ok(()) => {
+                tracing::warn!(file = %from.display(), new = %name, "duplicate Maildir base name; renamed the second file");
+                let parsed = filename::parse(&name)?;
+                Some(FileInfo {
+                    sub: f.sub,
+                    name,
+                    parsed,
+                    mtime: f.mtime,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(file = %from.display(), error = %e, "duplicate Maildir base name; cannot rename, file ignored");
+                None
+            }
+        }
+    }
+
+    fn move_new_to_cur(&self, matched: &mut BTreeMap<Uid, FileInfo>) {
+        for f in matched.values_mut().filter(|f| f.sub == Sub::New) {
+            let letters = filename::flag_letters(
+                f.parsed.sys,
+                &f.parsed.keyword_letters,
+                &f.parsed.other_letters,
+            );
+            let name = filename::cur_name(&f.parsed.base, &letters);
+            let from = self.folder.file_path(Sub::New, &f.name);
+            let to = self.folder.file_path(Sub::Cur, &name);
+            match std::fs::rename(&from, &to) {
+                Ok(()) => {
+                    f.sub = Sub::Cur;
+                    f.name = name;
+                }
+                Err(e) => {
+                    tracing::debug!(file = %from.display(), error = %e, "could not move new/ file to cur/")
+                }
+            }
+        }
+    }
+
+    /// The flags a file name stands for.
+    pub fn flags_of(&self, f: &FileInfo) -> Flags {
+        let mut flags = Flags {
+            sys: f.parsed.sys,
+            keywords: Vec::new(),
+        };
+        for &l in &f.parsed.keyword_letters {
+            if let Some(n) = self.keywords.name_of(l) {
+                flags.add_keyword(n);
+            }
+        }
+        flags
+    }
+
+    fn build_snapshot(&self, list: &UidList, matched: &BTreeMap<Uid, FileInfo>) -> Snapshot {
+        let messages = matched
+            .iter()
+            .map(|(uid, f)| MessageMeta {
+                uid: *uid,
+                flags: self.flags_of(f),
+                size: f
+                    .parsed
+                    .vsize
+                    .or_else(|| list.entries.get(uid).and_then(|e| e.size))
+                    .unwrap_or(0),
+                internal_date: f.mtime,
+            })
+            .collect();
+        Snapshot {
+            uid_validity: list.uid_validity,
+            uid_next: list.uid_next,
+            messages,
+            keywords: self.keywords.names(),
+        }
+    }
+}
+
+fn same_snapshot(a: &Snapshot, b: &Snapshot) -> bool {
+    a.uid_validity == b.uid_validity
+        && a.uid_next == b.uid_next
+        && a.messages == b.messages
+        && a.keywords == b.keywords
+}
