@@ -237,4 +237,20 @@ mod tests {
         assert_eq!(l.uid_next, 8);
         assert_eq!(l.recent, 7);
     }
+
+    proptest::proptest! {
+        /// Garbage in any of the on-disk text formats never panics, and what the uid list
+        /// parser accepts survives a write/read cycle.
+        #[test]
+        fn parsers_never_panic(text in "(\\PC|\n| |:|[0-9VNRSW]){0,200}") {
+            let p = Path::new("fuzz");
+            if let Some(l) = UidList::parse(&text, p) {
+                proptest::prop_assert_eq!(UidList::parse(&l.serialize(), p), Some(l));
+            }
+            let _ = super::super::migrate::parse(&text);
+            let _ = super::super::keywords::Keywords::parse(&text, p);
+            let _ = super::super::filename::parse(&text);
+            let _ = super::super::names::from_dir(&text);
+        }
+    }
 }
