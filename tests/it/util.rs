@@ -166,12 +166,11 @@ impl Client {
     }
 
     async fn fill(&mut self) -> bool {
-        let mut tmp = [0u8; 65536];
-        let n = tokio::time::timeout(Duration::from_secs(20), self.io.read(&mut tmp))
+        self.buf.reserve(65536);
+        let n = tokio::time::timeout(Duration::from_secs(20), self.io.read_buf(&mut self.buf))
             .await
             .expect("server answered within 20 s")
             .unwrap_or(0);
-        self.buf.extend_from_slice(&tmp[..n]);
         n > 0
     }
 

@@ -101,6 +101,17 @@ impl Session {
         let Some(view) = self.view.as_mut() else {
             return Status::bad("No mailbox selected.");
         };
+        // A keyword new to the mailbox: announce FLAGS before the FETCHes that use it.
+        let new_kw: Vec<String> = flags
+            .keywords
+            .iter()
+            .filter(|k| !view.keywords.iter().any(|v| v.eq_ignore_ascii_case(k)))
+            .cloned()
+            .collect();
+        if op != StoreOp::Remove && !new_kw.is_empty() {
+            view.keywords.extend(new_kw);
+            view.flags_lines(&mut self.conn.out);
+        }
         for (u, f) in changed {
             view.set_flags(u, f);
             if silent {
@@ -209,23 +220,21 @@ impl Session {
     /// APPEND (RFC 3501 §6.3.11) with the message literal streamed into the store as it
     /// arrives; APPENDLIMIT (RFC 7889) is enforced before the first octet is accepted.
     pub(super) async fn append(&mut self, head: AppendHead) -> Flow {
-        let tag = head.tag.clone();
-        let refuse = |s: &mut Session, status: Status| {
-            s.tagged(&tag, status);
-        };
-        let status = self.append_inner(&head).await;
-        match status {
-            Ok(status) => refuse(self, status),
+        match self.append_inner(&head).await {
+            Ok(status) => {
+                // Our own new message is announced (EXISTS) before the tagged OK.
+                self.send_updates(true);
+                self.tagged(&head.tag, status);
+                Flow::Continue
+            }
             Err((status, flow)) => {
-                refuse(self, status);
+                self.tagged(&head.tag, status);
                 if flow == Flow::Close {
                     self.conn.out.extend_from_slice(b"* BYE Too much data.\r\n");
-                    return Flow::Close;
                 }
+                flow
             }
         }
-        self.send_updates(true);
-        Flow::Continue
     }
 
     /// Swallows a non-synchronizing literal the client sends regardless of our answer.
@@ -374,4 +383,3 @@ impl Session {
         }
     }
 }
-
