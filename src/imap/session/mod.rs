@@ -271,23 +271,24 @@ impl Session {
     }
 
     async fn command(&mut self, bytes: &[u8]) -> Flow {
-        let Request { tag, command } = match command::parse(bytes) {
-            Ok(req) => req,
-            Err(e) => {
-                if e.kind == ParseErrorKind::BadCharset {
-                    if let Some(tag) = e.tag {
-                        self.tagged(
-                            &tag,
-                            Status::no_code("BADCHARSET (US-ASCII UTF-8)", e.message),
-                        );
-                        return Flow::Continue;
+        let Request { tag, command } =
+            match command::parse_with_limit(bytes, self.ctx.cfg.imap.max_nesting) {
+                Ok(req) => req,
+                Err(e) => {
+                    if e.kind == ParseErrorKind::BadCharset {
+                        if let Some(tag) = e.tag {
+                            self.tagged(
+                                &tag,
+                                Status::no_code("BADCHARSET (US-ASCII UTF-8)", e.message),
+                            );
+                            return Flow::Continue;
+                        }
                     }
+                    let msg = format!("Error in IMAP command: {}", e.message);
+                    self.tagged_bad(e.tag.as_deref(), &msg);
+                    return Flow::Continue;
                 }
-                let msg = format!("Error in IMAP command: {}", e.message);
-                self.tagged_bad(e.tag.as_deref(), &msg);
-                return Flow::Continue;
-            }
-        };
+            };
         let (status, flow) = self.dispatch(&tag, command).await;
         if let Some(status) = status {
             self.tagged(&tag, status);
