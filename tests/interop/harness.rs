@@ -13,7 +13,7 @@ pub const PASS: &str = "secret";
 
 /// A running `loft serve` child process and its temporary home.
 pub struct Loft {
-    child: Child,
+    child: Option<Child>,
     pub dir: tempfile::TempDir,
     /// Plaintext (STARTTLS-capable) IMAP port on 127.0.0.1.
     pub port: u16,
@@ -22,7 +22,7 @@ pub struct Loft {
 }
 
 /// A port that was free a moment ago (bind to port 0, read it, close). Another process
-/// may take it before the server binds; [`Loft::start`] retries when that happens.
+/// may take it before the server binds; [`Loft::launch`] retries when that happens.
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
@@ -42,56 +42,104 @@ impl Loft {
     /// Starts a server after `prepare` has run on the (not yet started) server's folder,
     /// e.g. to deliver mail into the user's Maildir.
     pub fn start_with(prepare: impl FnOnce(&Path)) -> Loft {
-        let mut dir = tempfile::tempdir().expect("tempdir");
+        let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(
             dir.path().join("users"),
             format!("{USER}:{{PLAIN}}{PASS}\n"),
         )
         .expect("write passwd-file");
         prepare(dir.path());
-        let mut last_log = String::new();
+        let mut loft = Loft {
+            child: None,
+            dir,
+            port: 0,
+            tls_port: 0,
+        };
+        loft.launch();
+        loft
+    }
+
+    /// Starts `loft serve` on fresh free ports, retrying when a port race is lost.
+    fn launch(&mut self) {
+        let mut last = String::new();
         for _attempt in 0..5 {
             let (port, tls_port) = (free_port(), free_port());
             if port == tls_port {
                 continue;
             }
-            write_config(dir.path(), port, tls_port);
-            let log = std::fs::File::create(dir.path().join("loft.log")).expect("log file");
+            write_config(self.dir.path(), port, tls_port);
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.path().join("loft.log"))
+                .expect("log file");
             let child = Command::new(env!("CARGO_BIN_EXE_loft"))
                 .arg("serve")
                 .arg("--config")
-                .arg(dir.path().join("loft.toml"))
+                .arg(self.dir.path().join("loft.toml"))
                 .env_remove("RUST_LOG")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
                 .expect("start loft serve");
-            let mut loft = Loft {
-                child,
-                dir,
-                port,
-                tls_port,
-            };
-            match loft.wait_ready(Duration::from_secs(15)) {
-                Ok(()) => return loft,
+            self.child = Some(child);
+            self.port = port;
+            self.tls_port = tls_port;
+            match self.wait_ready(Duration::from_secs(15)) {
+                Ok(()) => return,
                 Err(e) => {
-                    last_log = format!("{e}\n{}", loft.log());
-                    // Probably lost a port race: kill, keep the folder, try other ports.
-                    let _ = loft.child.kill();
-                    let _ = loft.child.wait();
-                    dir = std::mem::replace(&mut loft.dir, tempfile::tempdir().expect("tempdir"));
-                    drop(loft);
+                    last = e;
+                    self.kill();
                 }
             }
         }
-        panic!("loft serve did not start after 5 attempts:\n{last_log}");
+        panic!(
+            "loft serve did not start after 5 attempts: {last}\n{}",
+            self.log()
+        );
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server with SIGTERM (it must exit 0 within 15 s, as a daemon under a
+    /// service manager would be expected to), then starts it again on the same folder.
+    /// The ports change.
+    pub fn restart(&mut self) {
+        let mut child = self.child.take().expect("server running");
+        let pid = libc::pid_t::try_from(child.id()).expect("pid");
+        // SAFETY: plain kill(2) on our own child, which has not been reaped yet.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                break st;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("loft serve ignored SIGTERM for 15 s\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            status.success(),
+            "loft serve exited with {status} on SIGTERM\n{}",
+            self.log()
+        );
+        self.launch();
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(st) = self.child.try_wait().map_err(|e| e.to_string())? {
+            let child = self.child.as_mut().ok_or("no child")?;
+            if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
                 return Err(format!("loft serve exited early with {st}"));
             }
             if self.cert().exists() && accepts(self.port) && accepts(self.tls_port) {
@@ -167,8 +215,7 @@ level = "info"
 
 impl Drop for Loft {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         if std::thread::panicking() {
             eprintln!("--- loft server log ---\n{}", self.log());
         }

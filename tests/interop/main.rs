@@ -10,5 +10,6 @@ mod harness;
 mod imap;
 mod mail;
 mod mbsync;
+mod mbsync_folders;
 mod proc;
 mod python;

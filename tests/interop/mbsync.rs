@@ -2,7 +2,7 @@
 //! re-sync that must transfer nothing, then changes on both sides that must converge in
 //! one run and stay put in the next, with mbsync's recorded UID pairs stable throughout.
 //! Run once over IMAPS (certificate pinned with `CertificateFile`) and once in plaintext
-//! on the loopback port (`SSLType None`).
+//! on the loopback port (`SSLType None`). Shared helpers for `mbsync_folders`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,9 +17,10 @@ use crate::proc::{self, have_tool};
 const COUNT: usize = 500;
 
 #[derive(Clone, Copy, Debug)]
-enum Transport {
+pub enum Transport {
     Imaps,
     Plain,
+    StartTls,
 }
 
 #[test]
@@ -32,7 +33,7 @@ fn mbsync_plaintext_500_messages_converge() {
     scenario(Transport::Plain);
 }
 
-fn write_rc(loft: &Loft, local: &Path, transport: Transport) -> PathBuf {
+pub fn write_rc(loft: &Loft, local: &Path, transport: Transport) -> PathBuf {
     let (port, ssl, mechs) = match transport {
         // The generated certificate names "localhost" (isync checks DNS names).
         Transport::Imaps => (
@@ -41,6 +42,14 @@ fn write_rc(loft: &Loft, local: &Path, transport: Transport) -> PathBuf {
             "LOGIN",
         ),
         Transport::Plain => (loft.port, "SSLType None".to_string(), "PLAIN"),
+        Transport::StartTls => (
+            loft.port,
+            format!(
+                "SSLType STARTTLS\nCertificateFile {}",
+                loft.cert().display()
+            ),
+            "PLAIN",
+        ),
     };
     let rc = format!(
         "IMAPAccount loft\n\
@@ -75,7 +84,7 @@ fn write_rc(loft: &Loft, local: &Path, transport: Transport) -> PathBuf {
     path
 }
 
-fn mbsync(loft: &Loft, rc: &Path, label: &str) -> proc::Output {
+pub fn mbsync(loft: &Loft, rc: &Path, label: &str) -> proc::Output {
     let started = Instant::now();
     let out = proc::run(
         Command::new("mbsync").arg("-c").arg(rc).arg("-V").arg("-a"),
@@ -99,14 +108,14 @@ fn mbsync(loft: &Loft, rc: &Path, label: &str) -> proc::Output {
 /// mbsync's `.mbsyncstate` of one near-side folder: UIDVALIDITY header lines and the
 /// (far UID, near UID) pairs it recorded.
 #[derive(Debug, PartialEq, Eq)]
-struct State {
-    far_validity: String,
-    near_validity: String,
+pub struct State {
+    pub far_validity: String,
+    pub near_validity: String,
     /// near UID -> far UID (pairs with a 0 side, i.e. pending, are left out).
-    pairs: BTreeMap<u32, u32>,
+    pub pairs: BTreeMap<u32, u32>,
 }
 
-fn read_state(folder: &Path) -> State {
+pub fn read_state(folder: &Path) -> State {
     let text = std::fs::read_to_string(folder.join(".mbsyncstate"))
         .unwrap_or_else(|e| panic!("no .mbsyncstate in {}: {e}", folder.display()));
     let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
@@ -162,11 +171,19 @@ fn letters(flags: &[String]) -> String {
 
 /// The server's INBOX as Message-ID -> (UID, Maildir letters).
 fn server_inbox(loft: &Loft) -> BTreeMap<String, (u32, String)> {
+    server_box(loft, "INBOX")
+}
+
+/// A server mailbox as Message-ID -> (UID, Maildir letters).
+pub fn server_box(loft: &Loft, mailbox: &str) -> BTreeMap<String, (u32, String)> {
     let mut c = Imap::login(loft.port, USER, PASS);
-    c.ok("EXAMINE INBOX");
+    c.ok(&format!("EXAMINE \"{mailbox}\""));
     let mut out = BTreeMap::new();
     for (uid, flags, id) in c.uid_flags_ids() {
-        assert!(!id.is_empty(), "server message UID {uid} has no Message-ID");
+        assert!(
+            !id.is_empty(),
+            "{mailbox}: message UID {uid} has no Message-ID"
+        );
         let prev = out.insert(id.clone(), (uid, letters(&flags)));
         assert!(prev.is_none(), "Message-ID {id} twice on the server");
     }
@@ -177,10 +194,15 @@ fn server_inbox(loft: &Loft) -> BTreeMap<String, (u32, String)> {
 /// Both sides hold the same messages with the same flags, and mbsync's state maps each
 /// local file's UID to the server UID of the same message.
 fn assert_converged(loft: &Loft, local_inbox: &Path, expected: usize) {
-    let server = server_inbox(loft);
+    assert_box_converged(loft, "INBOX", local_inbox, expected)
+}
+
+/// [`assert_converged`] for any server mailbox and its local folder.
+pub fn assert_box_converged(loft: &Loft, mailbox: &str, local_inbox: &Path, expected: usize) {
+    let server = server_box(loft, mailbox);
     let local = read_maildir(local_inbox);
     let state = read_state(local_inbox);
-    assert_eq!(server.len(), expected, "server message count");
+    assert_eq!(server.len(), expected, "{mailbox}: server message count");
     assert_eq!(
         server.keys().collect::<Vec<_>>(),
         local.keys().collect::<Vec<_>>(),
