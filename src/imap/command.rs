@@ -204,4 +204,4 @@ pub enum ParseErrorKind {
 }
 
 /// The parser lives in [`crate::imap::parse`]; re-exported here beside the types it builds.
-pub use super::parse::{parse, parse_append_head};
+pub use super::parse::{parse, parse_append_head, parse_with_limit};

@@ -94,3 +94,13 @@ async fn client_vanishing_mid_append_leaves_nothing() {
         .count();
     assert_eq!(tmp, 0, "partial APPEND removed from tmp/");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nesting_limit_is_configurable() {
+    let srv = TestServer::start_with(|cfg| cfg.imap.max_nesting = 3).await;
+    let mut c = srv.login().await;
+    c.ok("SELECT INBOX").await;
+    c.ok("SEARCH ((ALL))").await;
+    let st = c.status("SEARCH ((((((ALL))))))").await;
+    assert!(st.contains(" BAD ") && st.contains("nesting"), "{st}");
+}

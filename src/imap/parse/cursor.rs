@@ -89,11 +89,17 @@ pub(crate) fn literal_marker(s: &[u8]) -> Option<(u64, bool, usize)> {
 pub(crate) struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Deepest SEARCH nesting accepted (`[imap] max_nesting`).
+    pub max_depth: usize,
 }
 
 impl<'a> Cursor<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Cursor { buf, pos: 0 }
+        Cursor {
+            buf,
+            pos: 0,
+            max_depth: super::search::MAX_DEPTH,
+        }
     }
 
     pub fn peek(&self) -> Option<u8> {

@@ -47,7 +47,13 @@ pub(crate) fn read_tag(c: &mut Cursor<'_>) -> PResult<String> {
 /// Parses one framed command: the command line with any literals inline exactly as they
 /// arrived (`{n}\r\n` or `{n+}\r\n` followed by n octets), without the final CRLF.
 pub fn parse(input: &[u8]) -> Result<Request, ParseError> {
+    parse_with_limit(input, search::MAX_DEPTH)
+}
+
+/// [`parse`] with the SEARCH nesting limit taken from the configuration.
+pub fn parse_with_limit(input: &[u8], max_depth: usize) -> Result<Request, ParseError> {
     let mut c = Cursor::new(input);
+    c.max_depth = max_depth;
     let tag = read_tag(&mut c).map_err(|f| f.into_error(None))?;
     let result = c.sp().and_then(|()| command(&mut c)).and_then(|cmd| {
         c.end()?;

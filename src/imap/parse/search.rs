@@ -16,6 +16,7 @@ use crate::mailbox::date::Date;
 use crate::mailbox::search::SearchKey;
 
 /// Deepest nesting of parenthesized lists / NOT / OR accepted.
+/// Default nesting limit, used when the caller gives none.
 pub(super) const MAX_DEPTH: usize = 64;
 
 /// How strings in the command are turned into UTF-8.
@@ -116,7 +117,7 @@ impl KeyParser<'_, '_> {
 
     /// One `search-key`; `depth` counts enclosing lists / NOT / OR.
     fn key(&mut self, depth: usize) -> PResult<SearchKey> {
-        if depth > MAX_DEPTH {
+        if depth > self.c.max_depth {
             return Err(bad("Search nesting too deep"));
         }
         match self.c.peek() {

@@ -37,15 +37,16 @@ impl Session {
             .ok_or_else(|| Status::bad("Please log in first."))
     }
 
+    /// The decoded name of a mailbox argument and the user's store.
+    fn target(&self, wire: &str) -> Result<(String, std::sync::Arc<dyn mailbox::Store>), Status> {
+        Ok((self.mailbox_name(wire)?, self.user_store()?))
+    }
+
     pub(super) fn select(&mut self, wire: &str, read_only: bool) -> Status {
         // RFC 3501 §6.3.1: a SELECT, even a failing one, first deselects.
         self.view = None;
-        let name = match self.mailbox_name(wire) {
-            Ok(n) => n,
-            Err(s) => return s,
-        };
-        let store = match self.user_store() {
-            Ok(s) => s,
+        let (name, store) = match self.target(wire) {
+            Ok(t) => t,
             Err(s) => return s,
         };
         let opened = blocking(|| {
@@ -105,12 +106,8 @@ impl Session {
     }
 
     pub(super) fn delete(&mut self, wire: &str) -> Status {
-        let name = match self.mailbox_name(wire) {
-            Ok(n) => n,
-            Err(s) => return s,
-        };
-        let store = match self.user_store() {
-            Ok(s) => s,
+        let (name, store) = match self.target(wire) {
+            Ok(t) => t,
             Err(s) => return s,
         };
         match blocking(|| store.delete(&name)) {
@@ -138,12 +135,8 @@ impl Session {
     }
 
     pub(super) fn subscribe(&mut self, wire: &str, on: bool) -> Status {
-        let name = match self.mailbox_name(wire) {
-            Ok(n) => n,
-            Err(s) => return s,
-        };
-        let store = match self.user_store() {
-            Ok(s) => s,
+        let (name, store) = match self.target(wire) {
+            Ok(t) => t,
             Err(s) => return s,
         };
         match blocking(|| store.set_subscribed(&name, on)) {
@@ -286,12 +279,8 @@ impl Session {
     }
 
     pub(super) fn status(&mut self, wire: &str, items: &[StatusItem]) -> Status {
-        let name = match self.mailbox_name(wire) {
-            Ok(n) => n,
-            Err(s) => return s,
-        };
-        let store = match self.user_store() {
-            Ok(s) => s,
+        let (name, store) = match self.target(wire) {
+            Ok(t) => t,
             Err(s) => return s,
         };
         let st = match blocking(|| store.status(&name)) {

@@ -101,6 +101,12 @@ pub struct Session {
     _limit: Option<crate::server::UserIpGuard>,
 }
 
+/// Plaintext passwords are refused on connections that are neither TLS nor loopback,
+/// unless the admin allowed it (RFC 3501 §6.2.3 LOGINDISABLED, RFC 8314 §3).
+pub fn plaintext_auth_refused(tls: bool, remote: std::net::IpAddr, allowed: bool) -> bool {
+    !tls && !remote.is_loopback() && !allowed
+}
+
 /// Runs blocking storage work without stalling the runtime.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
@@ -129,9 +135,11 @@ impl Session {
     /// Plaintext authentication is refused before TLS on non-loopback connections unless
     /// configured otherwise (RFC 3501 §6.2.3, LOGINDISABLED).
     fn login_disabled(&self) -> bool {
-        !self.conn.stream.is_tls()
-            && !self.remote.ip().is_loopback()
-            && !self.ctx.cfg.auth.allow_plaintext_auth
+        plaintext_auth_refused(
+            self.conn.stream.is_tls(),
+            self.remote.ip(),
+            self.ctx.cfg.auth.allow_plaintext_auth,
+        )
     }
 
     fn capabilities(&self) -> String {
@@ -263,23 +271,24 @@ impl Session {
     }
 
     async fn command(&mut self, bytes: &[u8]) -> Flow {
-        let Request { tag, command } = match command::parse(bytes) {
-            Ok(req) => req,
-            Err(e) => {
-                if e.kind == ParseErrorKind::BadCharset {
-                    if let Some(tag) = e.tag {
-                        self.tagged(
-                            &tag,
-                            Status::no_code("BADCHARSET (US-ASCII UTF-8)", e.message),
-                        );
-                        return Flow::Continue;
+        let Request { tag, command } =
+            match command::parse_with_limit(bytes, self.ctx.cfg.imap.max_nesting) {
+                Ok(req) => req,
+                Err(e) => {
+                    if e.kind == ParseErrorKind::BadCharset {
+                        if let Some(tag) = e.tag {
+                            self.tagged(
+                                &tag,
+                                Status::no_code("BADCHARSET (US-ASCII UTF-8)", e.message),
+                            );
+                            return Flow::Continue;
+                        }
                     }
+                    let msg = format!("Error in IMAP command: {}", e.message);
+                    self.tagged_bad(e.tag.as_deref(), &msg);
+                    return Flow::Continue;
                 }
-                let msg = format!("Error in IMAP command: {}", e.message);
-                self.tagged_bad(e.tag.as_deref(), &msg);
-                return Flow::Continue;
-            }
-        };
+            };
         let (status, flow) = self.dispatch(&tag, command).await;
         if let Some(status) = status {
             self.tagged(&tag, status);
@@ -405,5 +414,22 @@ impl Session {
         );
         self.conn.out.extend_from_slice(line.as_bytes());
         Status::ok("ID completed.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plaintext_auth_refused;
+
+    #[test]
+    fn plaintext_policy() {
+        let lan: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let lo6: std::net::IpAddr = "::1".parse().unwrap();
+        assert!(plaintext_auth_refused(false, lan, false));
+        assert!(!plaintext_auth_refused(true, lan, false));
+        assert!(!plaintext_auth_refused(false, lan, true));
+        assert!(!plaintext_auth_refused(false, lo, false));
+        assert!(!plaintext_auth_refused(false, lo6, false));
     }
 }

@@ -189,7 +189,7 @@ impl View {
 
     fn apply_snapshot(&mut self, out: &mut Vec<u8>) {
         let snap = Arc::clone(&self.snapshot);
-        if snap.keywords != self.keywords {
+        if !same_keywords(&snap.keywords, &self.keywords) {
             self.keywords = snap.keywords.clone();
             self.flags_lines(out);
         }
@@ -258,4 +258,11 @@ impl View {
     pub fn is_expunged(&self, uid: Uid) -> bool {
         self.expunged_pending.contains(&uid)
     }
+}
+
+/// Keyword lists compared as case-insensitive sets.
+fn same_keywords(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .all(|k| b.iter().any(|x| x.eq_ignore_ascii_case(k)))
 }
