@@ -15,6 +15,10 @@ use crate::mail::{self, normalize, read_maildir};
 use crate::proc::{self, have_tool};
 
 const COUNT: usize = 500;
+const LOCAL_FLAGGED: std::ops::Range<usize> = 100..200;
+const LOCAL_TRASHED: std::ops::Range<usize> = 200..250;
+const SERVER_ANSWERED: std::ops::Range<usize> = 300..400;
+const SERVER_EXPUNGED: std::ops::Range<usize> = 400..410;
 
 #[derive(Clone, Copy, Debug)]
 pub enum Transport {
@@ -230,6 +234,17 @@ pub fn assert_box_converged(loft: &Loft, mailbox: &str, local_inbox: &Path, expe
     );
 }
 
+/// Adds a Maildir flag letter to a local message by renaming it, as a mail reader does.
+fn add_local_flag(folder: &Path, m: &mail::MaildirMsg, letter: char) {
+    let (base, flags) = m.file.rsplit_once(":2,").unwrap_or((&m.file, ""));
+    let mut letters: Vec<char> = flags.chars().chain([letter]).collect();
+    letters.sort();
+    letters.dedup();
+    let renamed = format!("{base}:2,{}", letters.into_iter().collect::<String>());
+    let renamed = renamed.replacen("new/", "cur/", 1);
+    std::fs::rename(folder.join(&m.file), folder.join(renamed)).expect("rename to flag");
+}
+
 fn populate(dir: &Path) {
     let md = maildir_of(dir);
     for i in 1..=COUNT {
@@ -314,15 +329,15 @@ fn scenario(transport: Transport) {
     let local = read_maildir(&inbox);
     let one = &local[&id(1)];
     assert!(one.file.ends_with(":2,S"), "{}", one.file);
-    let flagged = format!(
-        "{}FS",
-        one.file
-            .strip_suffix('S')
-            .unwrap_or_default()
-            .trim_end_matches('F')
-    );
-    std::fs::rename(inbox.join(&one.file), inbox.join(&flagged)).expect("flag locally");
+    add_local_flag(&inbox, one, 'F');
     std::fs::remove_file(inbox.join(&local[&id(2)].file)).expect("delete locally");
+    // In bulk: flag 100 messages, trash 50 (T = \Deleted, expunged by Expunge Both).
+    for i in LOCAL_FLAGGED {
+        add_local_flag(&inbox, &local[&id(i)], 'F');
+    }
+    for i in LOCAL_TRASHED {
+        add_local_flag(&inbox, &local[&id(i)], 'T');
+    }
     let local_new = "From: Alice <alice@example.com>\nTo: Bob <bob@example.net>\n\
                      Subject: written offline\nMessage-ID: <local-new@example.com>\n\n\
                      Composed in the local Maildir.\n";
@@ -332,18 +347,51 @@ fn scenario(transport: Transport) {
          Subject: arrived on the server\nMessage-ID: <server-new@example.org>\n\n\
          Appended by another client.\n",
     );
+    let uids = server_inbox(&loft);
+    let uid_set = |r: std::ops::Range<usize>| {
+        r.map(|i| uids[&id(i)].0.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let mut c = Imap::login(loft.port, USER, PASS);
     c.ok("SELECT INBOX");
-    let uid3 = server_inbox(&loft)[&id(3)].0;
-    c.ok(&format!("UID STORE {uid3} +FLAGS.SILENT (\\Answered)"));
+    c.ok(&format!(
+        "UID STORE {} +FLAGS.SILENT (\\Answered)",
+        uids[&id(3)].0
+    ));
+    c.ok(&format!(
+        "UID STORE {} +FLAGS.SILENT (\\Answered)",
+        uid_set(SERVER_ANSWERED)
+    ));
+    c.ok(&format!(
+        "UID STORE {} +FLAGS.SILENT (\\Deleted)",
+        uid_set(SERVER_EXPUNGED)
+    ));
+    c.ok("EXPUNGE");
     c.append("INBOX", "\\Seen", server_new.as_bytes());
     c.logout();
 
     mbsync(&loft, &rc, "after changes");
-    let expected = COUNT - 1 + 2;
+    let expected = COUNT - 1 - LOCAL_TRASHED.len() - SERVER_EXPUNGED.len() + 2;
     assert_converged(&loft, &inbox, expected);
     let local = read_maildir(&inbox);
     let server = server_inbox(&loft);
+    for i in LOCAL_TRASHED.chain(SERVER_EXPUNGED) {
+        assert!(!local.contains_key(&id(i)), "message {i} still local");
+        assert!(
+            !server.contains_key(&id(i)),
+            "message {i} still on the server"
+        );
+    }
+    for i in LOCAL_FLAGGED {
+        assert!(server[&id(i)].1.contains('F'), "flag of {i} not propagated");
+    }
+    for i in SERVER_ANSWERED {
+        assert!(
+            local[&id(i)].flags.contains('R'),
+            "\\Answered of {i} not propagated"
+        );
+    }
     assert!(
         !local.contains_key(&id(2)) && !server.contains_key(&id(2)),
         "deletion not propagated"
@@ -402,12 +450,12 @@ fn scenario(transport: Transport) {
         }
     }
     assert_eq!(
-        state.pairs.len() - 1,
+        state.pairs.len() - 1 - LOCAL_TRASHED.len() - SERVER_EXPUNGED.len(),
         state
             .pairs
             .keys()
             .filter(|n| state_after.pairs.contains_key(n))
             .count(),
-        "only the deleted message's pair may be gone"
+        "only the deleted messages' pairs may be gone"
     );
 }
