@@ -11,5 +11,6 @@ mod imap;
 mod mail;
 mod mbsync;
 mod mbsync_folders;
+mod mbsync_live;
 mod proc;
 mod python;

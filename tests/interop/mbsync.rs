@@ -37,7 +37,9 @@ fn mbsync_plaintext_500_messages_converge() {
     scenario(Transport::Plain);
 }
 
+/// Writes the mbsyncrc (and creates the local root, which mbsync requires to exist).
 pub fn write_rc(loft: &Loft, local: &Path, transport: Transport) -> PathBuf {
+    std::fs::create_dir_all(local).expect("local root");
     let (port, ssl, mechs) = match transport {
         // The generated certificate names "localhost" (isync checks DNS names).
         Transport::Imaps => (
