@@ -143,6 +143,26 @@ fn curl_plain_list_fetch_search_examine_append() {
     assert_eq!(all[3].2, "<curl-upload@example.net>");
     c.logout();
 
+    // Each advertised SASL mechanism, with an initial response (SASL-IR, RFC 4959).
+    for mech in ["LOGIN", "PLAIN"] {
+        let r = curl(
+            &loft,
+            &[
+                "--login-options",
+                &format!("AUTH={mech}"),
+                "-v",
+                &format!("{base}/"),
+            ],
+        );
+        r.assert_ok();
+        assert!(
+            r.stderr.contains(&format!("AUTHENTICATE {mech}")),
+            "{}",
+            r.dump()
+        );
+        assert!(r.stdout.contains("INBOX"), "AUTH={mech}: {}", r.dump());
+    }
+
     // A wrong password is refused (curl: 67, "Login denied").
     let bad = curl_as(&loft, "alice:wrong", &[&format!("{base}/")]);
     assert_eq!(bad.code, Some(67), "{}", bad.dump());

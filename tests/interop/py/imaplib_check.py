@@ -214,10 +214,41 @@ def plain_session(host, port, user, password):
     except imaplib.IMAP4.error as e:
         check(True, "STORE refused in a read-only mailbox")
     ok(m.close(), "CLOSE")
+    idle(m, host, port, user, password)
     r = ok(m.namespace(), "NAMESPACE")
     check(r and r[0].startswith(b"(("), "NAMESPACE has a personal namespace", r)
     ok(m.noop(), "NOOP")
     check(m.logout()[0] == "BYE", "LOGOUT says BYE")
+
+
+def idle(m, host, port, user, password):
+    """RFC 2177 IDLE: a message appended by another session shows up as EXISTS."""
+    count = int(ok(m.select("INBOX"), "SELECT for IDLE")[0])
+    tag = m._new_tag()
+    m.send(tag + b" IDLE\r\n")
+    cont = m.readline()
+    check(cont.startswith(b"+"), "IDLE continuation", cont)
+    other = imaplib.IMAP4(host, port, timeout=20)
+    other.login(user, password)
+    ok(other.append("INBOX", None, None, msg(9, "during idle")), "APPEND during IDLE")
+    other.logout()
+    seen = []
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        line = m.readline()
+        seen.append(line)
+        if line.strip() == b"* %d EXISTS" % (count + 1):
+            break
+    check(seen and seen[-1].strip() == b"* %d EXISTS" % (count + 1), "EXISTS while idling", seen)
+    m.send(b"DONE\r\n")
+    while True:
+        line = m.readline()
+        if not line or line.startswith(tag):
+            break
+    check(line.startswith(tag + b" OK"), "IDLE ends with OK after DONE", line)
+    ok(m.uid("STORE", "*", "+FLAGS.SILENT", r"(\Deleted)"), "mark the IDLE message")
+    ok(m.expunge(), "EXPUNGE the IDLE message")
+    ok(m.close(), "CLOSE after IDLE")
 
 
 def tls_sessions(host, port, tls_port, cafile, user, password):
