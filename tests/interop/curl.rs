@@ -166,6 +166,7 @@ fn curl_plain_list_fetch_search_examine_append() {
     // A wrong password is refused (curl: 67, "Login denied").
     let bad = curl_as(&loft, "alice:wrong", &[&format!("{base}/")]);
     assert_eq!(bad.code, Some(67), "{}", bad.dump());
+    loft.assert_clean_log();
 }
 
 #[test]
@@ -241,4 +242,5 @@ fn curl_imaps_and_starttls_with_the_generated_certificate() {
         ok(&loft, &["--cacert", cacert, &format!("{tls}/INBOX;UID=4")]),
         message
     );
+    loft.assert_clean_log();
 }

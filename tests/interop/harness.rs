@@ -78,6 +78,7 @@ impl Loft {
                 .arg("--config")
                 .arg(self.dir.path().join("loft.toml"))
                 .env_remove("RUST_LOG")
+                .env("NO_COLOR", "1")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
@@ -167,6 +168,20 @@ impl Loft {
         let p = self.dir.path().join("scratch");
         std::fs::create_dir_all(&p).expect("scratch dir");
         p
+    }
+
+    /// Panics if the server logged an error or a panic (call at the end of a test).
+    pub fn assert_clean_log(&self) {
+        let log = self.log();
+        let bad: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("ERROR") || l.contains("panicked"))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "the server logged errors:\n{}",
+            bad.join("\n")
+        );
     }
 
     /// The server's log so far.

@@ -460,4 +460,5 @@ fn scenario(transport: Transport) {
             .count(),
         "only the deleted messages' pairs may be gone"
     );
+    loft.assert_clean_log();
 }

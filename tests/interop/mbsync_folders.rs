@@ -142,4 +142,5 @@ fn mbsync_starttls_hierarchy_mta_delivery_and_restarts() {
         .collect();
     assert_eq!(states_now, states, "idle sync changed UID state");
     assert!(server_box(&loft, "Projects/Loft").contains_key("<proj-2@example.com>"));
+    loft.assert_clean_log();
 }

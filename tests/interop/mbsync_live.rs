@@ -92,4 +92,5 @@ fn mbsync_while_mail_arrives_loses_and_duplicates_nothing() {
         "idle sync changed server files"
     );
     assert_eq!(read_state(&inbox), state, "idle sync changed the UID state");
+    loft.assert_clean_log();
 }

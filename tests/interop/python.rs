@@ -40,4 +40,5 @@ fn python_imaplib_full_session() {
         "{}",
         out.dump()
     );
+    loft.assert_clean_log();
 }
