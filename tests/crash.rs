@@ -127,7 +127,11 @@ impl Server {
             if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("loft exited at start ({st}):\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "loft did not listen:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "loft did not listen:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -295,7 +299,11 @@ impl Client {
         let tag = self.next_tag();
         let plus = if non_sync { "+" } else { "" };
         self.s.write_all(
-            format!("{tag} APPEND {mailbox} (\\Seen) {{{}{plus}}}\r\n", msg.len()).as_bytes(),
+            format!(
+                "{tag} APPEND {mailbox} (\\Seen) {{{}{plus}}}\r\n",
+                msg.len()
+            )
+            .as_bytes(),
         )?;
         if !non_sync {
             let l = self.read_line()?;
@@ -354,7 +362,11 @@ impl Client {
     /// (UIDVALIDITY, UIDNEXT, MESSAGES) of a mailbox.
     fn status(&mut self, mailbox: &str) -> (u32, u32, u32) {
         let r = self.ok(&format!("STATUS {mailbox} (UIDVALIDITY UIDNEXT MESSAGES)"));
-        let u = r.untagged.iter().find(|u| u.starts_with(b"* STATUS")).expect("STATUS");
+        let u = r
+            .untagged
+            .iter()
+            .find(|u| u.starts_with(b"* STATUS"))
+            .expect("STATUS");
         (
             num_after(u, b"UIDVALIDITY ").expect("UIDVALIDITY"),
             num_after(u, b"UIDNEXT ").expect("UIDNEXT"),
@@ -371,7 +383,11 @@ fn appenduid(status: &str) -> Option<(u32, u32)> {
 
 fn num_after(hay: &[u8], key: &[u8]) -> Option<u32> {
     let p = hay.windows(key.len()).position(|w| w == key)? + key.len();
-    let digits: Vec<u8> = hay[p..].iter().copied().take_while(u8::is_ascii_digit).collect();
+    let digits: Vec<u8> = hay[p..]
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_digit)
+        .collect();
     text(&digits).parse().ok()
 }
 
@@ -526,7 +542,10 @@ fn kill_during_append() {
             let orig = sent
                 .get(&id)
                 .unwrap_or_else(|| panic!("UID {uid}: {id} was never sent completely"));
-            assert!(orig == body, "UID {uid}: {id} differs from what was sent (partial?)");
+            assert!(
+                orig == body,
+                "UID {uid}: {id} differs from what was sent (partial?)"
+            );
             if let Some(&(av, au)) = acked.get(&id) {
                 assert_eq!((av, au), (v, *uid), "{id} changed its UID");
             }
@@ -543,6 +562,189 @@ fn kill_during_append() {
         );
         srv.assert_alive();
     }
-    assert!(acked.len() >= 5, "too few APPENDs got through to test anything");
+    assert!(
+        acked.len() >= 5,
+        "too few APPENDs got through to test anything"
+    );
     eprintln!("temp files left by kills: {leftovers}");
+}
+
+// ---------------------------------------------------------------------------------------
+// kill -9 during STORE and EXPUNGE
+// ---------------------------------------------------------------------------------------
+
+/// Appends `n` small messages to INBOX; returns UID → Message-ID.
+fn fill_inbox(srv: &Server, n: usize, tag: &str) -> BTreeMap<u32, String> {
+    let mut rng = StdRng::seed_from_u64(n as u64);
+    let mut c = srv.login();
+    let mut out = BTreeMap::new();
+    for i in 0..n {
+        let id = format!("<{tag}{i}@crash>");
+        let m = make_message(&mut rng, &id, 600);
+        let (_, u) = c
+            .append("INBOX", &m, true, m.len(), Duration::ZERO)
+            .expect("append")
+            .expect("APPENDUID");
+        out.insert(u, id);
+    }
+    out
+}
+
+/// Everything in INBOX as a fresh session sees it.
+struct State {
+    validity: u32,
+    uidnext: u32,
+    ids: BTreeMap<u32, String>,
+}
+
+fn state(srv: &Server) -> State {
+    let mut c = srv.login();
+    let (validity, uidnext, _) = c.status("INBOX");
+    c.ok("EXAMINE INBOX");
+    let ids = c
+        .bodies()
+        .into_iter()
+        .map(|(u, b)| {
+            (
+                u,
+                msg_id(&b).unwrap_or_else(|| format!("<foreign {}>", b.len())),
+            )
+        })
+        .collect();
+    State {
+        validity,
+        uidnext,
+        ids,
+    }
+}
+
+/// For one UIDVALIDITY a UID never names two messages and new UIDs are at or above the
+/// UIDNEXT seen before; no message is lost (`lost` lists those allowed to vanish).
+fn check_uid_rules(before: &State, after: &State, lost: &[&str], what: &str) {
+    let after_ids: HashSet<&String> = after.ids.values().collect();
+    for id in before.ids.values() {
+        assert!(
+            after_ids.contains(id) || lost.contains(&id.as_str()),
+            "{what}: {id} is lost"
+        );
+    }
+    assert_eq!(
+        after_ids.len(),
+        after.ids.len(),
+        "{what}: duplicate messages"
+    );
+    if after.validity != before.validity {
+        return;
+    }
+    for (uid, id) in &after.ids {
+        match before.ids.get(uid) {
+            Some(old) => assert_eq!(old, id, "{what}: UID {uid} now names another message"),
+            None => assert!(
+                *uid >= before.uidnext,
+                "{what}: new UID {uid} for {id} is below the old UIDNEXT {} (same UIDVALIDITY)",
+                before.uidnext
+            ),
+        }
+    }
+    assert!(after.uidnext >= before.uidnext, "{what}: UIDNEXT went down");
+}
+
+#[test]
+fn kill_during_store_and_expunge() {
+    let mut rng = StdRng::seed_from_u64(0x5707e);
+    let mut srv = Server::new("always");
+    let orig = fill_inbox(&srv, 150, "f");
+    let mut expunged: HashSet<u32> = HashSet::new();
+    // UIDs whose EXPUNGE was cut off by a kill: present or gone, either is right.
+    let mut doomed_all: HashSet<u32> = HashSet::new();
+    let mut before = state(&srv);
+    let set_flags = vec!["$Work".to_string(), "\\Flagged".to_string()];
+    for round in 0..4u64 {
+        let port = srv.port;
+        let worker_seed = rng.gen::<u64>();
+        let live: Vec<u32> = orig
+            .keys()
+            .copied()
+            .filter(|u| !expunged.contains(u))
+            .collect();
+        let worker = std::thread::spawn(move || {
+            let mut rng = StdRng::seed_from_u64(worker_seed);
+            // (acknowledged expunges, UIDs whose \Deleted or EXPUNGE was in flight)
+            let mut acked = Vec::new();
+            let mut doomed = Vec::new();
+            let Ok(mut c) = Client::connect(port) else {
+                return (acked, doomed);
+            };
+            if c.try_cmd("LOGIN alice secret").is_err() || c.try_cmd("SELECT INBOX").is_err() {
+                return (acked, doomed);
+            }
+            for i in 0.. {
+                let op = if i % 2 == 0 { "+" } else { "-" };
+                if c.try_cmd(&format!("UID STORE 1:* {op}FLAGS.SILENT (\\Flagged $Work)"))
+                    .is_err()
+                {
+                    break;
+                }
+                if i % 3 == 2 && live.len() > 1 {
+                    let u = live[rng.gen_range(0..live.len())];
+                    doomed.push(u);
+                    let ok = c
+                        .try_cmd(&format!("UID STORE {u} +FLAGS.SILENT (\\Deleted)"))
+                        .and_then(|_| c.try_cmd(&format!("UID EXPUNGE {u}")));
+                    match ok {
+                        Ok(r) if r.is_ok() => acked.push(u),
+                        Ok(r) => panic!("UID EXPUNGE {u}: {}", r.status),
+                        Err(_) => break,
+                    }
+                }
+            }
+            (acked, doomed)
+        });
+        std::thread::sleep(Duration::from_millis(rng.gen_range(200..900)));
+        srv.kill();
+        let (acked, doomed) = worker.join().expect("store worker");
+        srv.start();
+        let after = state(&srv);
+        expunged.extend(acked.iter().copied());
+        doomed_all.extend(doomed.iter().copied());
+        let may_vanish: Vec<&str> = doomed
+            .iter()
+            .filter_map(|u| orig.get(u).map(String::as_str))
+            .collect();
+        check_uid_rules(&before, &after, &may_vanish, &format!("round {round}"));
+        assert_eq!(
+            after.validity, before.validity,
+            "UIDVALIDITY changed after a kill"
+        );
+        for (uid, id) in &orig {
+            let present = after.ids.get(uid);
+            if expunged.contains(uid) {
+                assert!(present.is_none(), "expunged UID {uid} ({id}) came back");
+            } else if !doomed_all.contains(uid) {
+                assert_eq!(present, Some(id), "UID {uid} lost or changed");
+            }
+        }
+        let mut c = srv.login();
+        c.ok("EXAMINE INBOX");
+        for (uid, mut flags) in c.flags() {
+            flags.retain(|f| f != "\\Seen");
+            let had_deleted = flags.iter().any(|f| f == "\\Deleted");
+            assert!(
+                !had_deleted || doomed_all.contains(&uid),
+                "UID {uid}: stray \\Deleted"
+            );
+            flags.retain(|f| f != "\\Deleted");
+            assert!(
+                flags.is_empty() || flags == set_flags,
+                "round {round}: UID {uid} has flags {flags:?}: neither old nor new"
+            );
+        }
+        eprintln!(
+            "round {round}: {} messages, {} expunged in all",
+            after.ids.len(),
+            expunged.len()
+        );
+        before = after;
+    }
+    assert!(!expunged.is_empty(), "no EXPUNGE was acknowledged");
 }
