@@ -748,3 +748,302 @@ fn kill_during_store_and_expunge() {
     }
     assert!(!expunged.is_empty(), "no EXPUNGE was acknowledged");
 }
+
+// ---------------------------------------------------------------------------------------
+// Storage faults behind the running server's back
+// ---------------------------------------------------------------------------------------
+
+/// A server with `n` messages in INBOX and a session that has INBOX selected.
+fn fault_setup(n: usize) -> (Server, Client, State) {
+    let srv = Server::new("always");
+    fill_inbox(&srv, n, "s");
+    let mut live = srv.login();
+    live.ok("SELECT INBOX");
+    let st = state(&srv);
+    (srv, live, st)
+}
+
+/// The long-lived session still answers, the server is up; returns what a new session sees.
+fn after_fault(srv: &mut Server, live: &mut Client, what: &str) -> State {
+    for cmd in ["NOOP", "UID SEARCH ALL", "FETCH 1:* (UID FLAGS)", "NOOP"] {
+        let r = live
+            .try_cmd(cmd)
+            .unwrap_or_else(|e| panic!("{what}: {cmd}: session dropped: {e}"));
+        assert!(r.is_ok(), "{what}: {cmd}: {}", r.status);
+    }
+    srv.assert_alive();
+    state(srv)
+}
+
+/// Some log line written after byte `from` mentions `needle`.
+fn assert_logged(srv: &Server, from: usize, needle: &str, what: &str) {
+    let log = srv.log();
+    let new = log.get(from..).unwrap_or("");
+    assert!(
+        new.lines().any(|l| l.contains(needle)),
+        "{what}: no log line names {needle}; log since the fault:\n{new}"
+    );
+}
+
+fn uidlist(srv: &Server) -> PathBuf {
+    srv.maildir().join("loft-uidlist")
+}
+
+fn cur_files(srv: &Server) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(srv.maildir().join("cur"))
+        .expect("cur/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Like [`assert_logged`] for faults the server is known not to log yet: reports instead
+/// of failing, so the UID checks of the same test keep guarding against regressions.
+fn note_if_not_logged(srv: &Server, from: usize, needle: &str, what: &str) {
+    let log = srv.log();
+    if !log
+        .get(from..)
+        .unwrap_or("")
+        .lines()
+        .any(|l| l.contains(needle))
+    {
+        eprintln!("KNOWN GAP: {what}: the server logs nothing naming {needle}");
+    }
+}
+
+/// Waits until file-system timestamps have moved on so change detection cannot miss an
+/// edit made within the same clock tick as the last scan.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(30));
+}
+
+#[test]
+fn fault_uidlist_line_garbled_keeps_other_uids() {
+    let (mut srv, mut live, before) = fault_setup(8);
+    let mut rng = StdRng::seed_from_u64(7);
+    let path = uidlist(&srv);
+    let content = std::fs::read(&path).unwrap();
+    let lines: Vec<&[u8]> = content.split(|&b| b == b'\n').collect();
+    // Line 0 is the header; garble the entry on line 3 (UID 3), keep its line end.
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        if i == 3 {
+            out.extend((0..l.len()).map(|_| rng.gen_range(0x80u8..=0xff)));
+        } else {
+            out.extend_from_slice(l);
+        }
+    }
+    let victim = before.ids[&3].clone();
+    settle();
+    let log_at = srv.log().len();
+    std::fs::write(&path, out).unwrap();
+    let after = after_fault(&mut srv, &mut live, "garbled line");
+    check_uid_rules(&before, &after, &[], "garbled line");
+    assert_eq!(
+        after.validity, before.validity,
+        "a garbled line must keep UIDVALIDITY"
+    );
+    for (uid, id) in &before.ids {
+        if *id != victim {
+            assert_eq!(after.ids.get(uid), Some(id), "UID {uid} not kept");
+        }
+    }
+    assert_logged(&srv, log_at, "loft-uidlist", "garbled line");
+}
+
+#[test]
+fn fault_uidlist_header_garbled_changes_uidvalidity() {
+    let (mut srv, mut live, before) = fault_setup(5);
+    let mut rng = StdRng::seed_from_u64(8);
+    let path = uidlist(&srv);
+    let mut content = std::fs::read(&path).unwrap();
+    for b in content.iter_mut().take(20) {
+        *b = rng.gen_range(0x80u8..=0xff);
+    }
+    settle();
+    let log_at = srv.log().len();
+    std::fs::write(&path, content).unwrap();
+    let after = after_fault(&mut srv, &mut live, "garbled header");
+    check_uid_rules(&before, &after, &[], "garbled header");
+    assert_ne!(
+        after.validity, before.validity,
+        "UIDs renumbered: UIDVALIDITY must change"
+    );
+    assert_logged(&srv, log_at, "loft-uidlist", "garbled header");
+}
+
+#[test]
+fn fault_uidlist_truncated() {
+    let (mut srv, mut live, mut before) = fault_setup(12);
+    let path = uidlist(&srv);
+    // Cut in the middle of the last entry, then inside the header just after the first
+    // digit of N<uidnext>, then to nothing.
+    let cuts: [fn(&[u8]) -> usize; 3] = [
+        |c| c.len() - 10,
+        |c| c.windows(2).position(|w| w == b" N").unwrap() + 3,
+        |_| 0,
+    ];
+    for (i, cut) in cuts.iter().enumerate() {
+        let what = format!("truncation {i}");
+        let content = std::fs::read(&path).unwrap();
+        let at = cut(&content);
+        settle();
+        let log_at = srv.log().len();
+        std::fs::write(&path, &content[..at]).unwrap();
+        let after = after_fault(&mut srv, &mut live, &what);
+        check_uid_rules(&before, &after, &[], &what);
+        assert_logged(&srv, log_at, "loft-uidlist", &what);
+        before = after;
+    }
+}
+
+#[test]
+fn fault_uidlist_deleted() {
+    let (mut srv, mut live, before) = fault_setup(6);
+    // Expunge the first two so a renumbering from 1 would reuse their UIDs.
+    live.ok("UID STORE 1:2 +FLAGS.SILENT (\\Deleted)");
+    live.ok("EXPUNGE");
+    let before = State {
+        ids: before.ids.into_iter().filter(|(u, _)| *u > 2).collect(),
+        ..before
+    };
+    settle();
+    let log_at = srv.log().len();
+    std::fs::remove_file(uidlist(&srv)).unwrap();
+    let after = after_fault(&mut srv, &mut live, "deleted uid list");
+    check_uid_rules(&before, &after, &[], "deleted uid list");
+    // Known gap: a missing list is rebuilt silently (as for a new folder).
+    note_if_not_logged(&srv, log_at, "loft-uidlist", "deleted uid list");
+}
+
+#[test]
+fn fault_uidlist_replaced_by_another_mailbox() {
+    let (mut srv, mut live, before) = fault_setup(6);
+    live.ok("CREATE Other");
+    let mut rng = StdRng::seed_from_u64(9);
+    let m = make_message(&mut rng, "<other@crash>", 800);
+    live.append("Other", &m, false, 8192, Duration::ZERO)
+        .unwrap()
+        .expect("APPENDUID");
+    let other = srv.maildir().join(".Other").join("loft-uidlist");
+    settle();
+    let log_at = srv.log().len();
+    std::fs::copy(&other, uidlist(&srv)).unwrap();
+    let after = after_fault(&mut srv, &mut live, "swapped uid list");
+    check_uid_rules(&before, &after, &[], "swapped uid list");
+    // Known gap: the foreign list parses, its entries match nothing, all messages are
+    // renumbered under its UIDVALIDITY without a log line.
+    note_if_not_logged(&srv, log_at, "loft-uidlist", "swapped uid list");
+}
+
+#[test]
+#[ignore = "known bug: a lost dovecot-keywords lets a new keyword reuse a letter still in file names"]
+fn fault_keywords_file_deleted() {
+    let (mut srv, mut live, before) = fault_setup(4);
+    live.ok("UID STORE 1 +FLAGS.SILENT ($Work)");
+    settle();
+    let log_at = srv.log().len();
+    std::fs::remove_file(srv.maildir().join("dovecot-keywords")).unwrap();
+    let after = after_fault(&mut srv, &mut live, "deleted keywords");
+    check_uid_rules(&before, &after, &[], "deleted keywords");
+    assert_eq!(after.ids, before.ids);
+    // A keyword stored now must not show up on the message whose letter lost its name.
+    live.ok("UID STORE 2 +FLAGS.SILENT ($Other)");
+    let mut c = srv.login();
+    c.ok("EXAMINE INBOX");
+    let flags = c.flags();
+    assert!(
+        !flags[&1].contains(&"$Other".to_string()),
+        "UID 1 got $Other it never had: {:?}",
+        flags[&1]
+    );
+    assert!(flags[&2].contains(&"$Other".to_string()));
+    assert_logged(&srv, log_at, "dovecot-keywords", "deleted keywords");
+}
+
+#[test]
+fn fault_unreadable_message() {
+    use std::os::unix::fs::PermissionsExt;
+    let (mut srv, mut live, before) = fault_setup(3);
+    let name = cur_files(&srv).into_iter().next().unwrap();
+    let p = srv.maildir().join("cur").join(&name);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read(&p).is_ok() {
+        eprintln!("running as root: chmod 000 does not stop reads, case skipped");
+        return;
+    }
+    let log_at = srv.log().len();
+    let r = live
+        .try_cmd("UID FETCH 1:* (BODY.PEEK[])")
+        .expect("session alive");
+    eprintln!("FETCH of an unreadable file: {}", r.status);
+    let mut ids = before.ids.clone();
+    ids.retain(|_, id| !r.untagged.iter().any(|u| msg_id(u).as_deref() == Some(id)));
+    live.ok("NOOP");
+    srv.assert_alive();
+    assert_logged(&srv, log_at, &name, "unreadable message");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let after = state(&srv);
+    assert_eq!(after.ids, before.ids, "UIDs not kept");
+}
+
+#[test]
+fn fault_message_renamed_by_another_program() {
+    let (mut srv, mut live, before) = fault_setup(4);
+    let name = cur_files(&srv).into_iter().next().unwrap();
+    let (base, flags) = name.split_once(":2,").expect("cur name");
+    let renamed = format!("{base}:2,F{flags}");
+    settle();
+    std::fs::rename(
+        srv.maildir().join("cur").join(&name),
+        srv.maildir().join("cur").join(&renamed),
+    )
+    .unwrap();
+    let r = live.ok("NOOP");
+    assert!(
+        r.untagged.iter().any(|u| text(u).contains("\\Flagged")),
+        "no FETCH FLAGS for the flag change: {:?}",
+        r.untagged.iter().map(|u| text(u)).collect::<Vec<_>>()
+    );
+    let after = after_fault(&mut srv, &mut live, "mutt rename");
+    assert_eq!(after.validity, before.validity);
+    assert_eq!(after.ids, before.ids, "a renamed file must keep its UID");
+    let mut c = srv.login();
+    c.ok("EXAMINE INBOX");
+    let flagged: Vec<u32> = c
+        .flags()
+        .into_iter()
+        .filter(|(_, f)| f.contains(&"\\Flagged".to_string()))
+        .map(|(u, _)| u)
+        .collect();
+    assert_eq!(flagged.len(), 1);
+}
+
+#[test]
+fn fault_junk_in_cur() {
+    use std::os::unix::ffi::OsStrExt;
+    let (mut srv, mut live, before) = fault_setup(3);
+    let cur = srv.maildir().join("cur");
+    settle();
+    let log_at = srv.log().len();
+    std::fs::create_dir(cur.join("junkdir")).unwrap();
+    std::fs::write(cur.join(".hidden-notes"), b"not mail").unwrap();
+    std::fs::write(
+        cur.join(std::ffi::OsStr::from_bytes(b"bad\xffname:2,S")),
+        b"Subject: x\r\n\r\nnot UTF-8 named\r\n",
+    )
+    .unwrap();
+    let after = after_fault(&mut srv, &mut live, "junk in cur/");
+    assert_eq!(after.validity, before.validity);
+    assert_eq!(
+        after.ids, before.ids,
+        "junk must not become a message or move UIDs"
+    );
+    assert_logged(&srv, log_at, "junkdir", "directory in cur/");
+    assert_logged(&srv, log_at, "bad", "non-UTF-8 name in cur/");
+}
