@@ -83,7 +83,7 @@ impl UidList {
     }
 
     pub fn parse(text: &str, path: &Path) -> Option<UidList> {
-        let mut all: Vec<&str> = text.split('\n').collect();
+        let all: Vec<&str> = text.split('\n').collect();
         // Every line Loft writes ends in `\n`: a last line without one was cut short.
         let cut_tail = all.last().is_some_and(|l| !l.is_empty());
         if all.len() < 2 {
