@@ -369,6 +369,10 @@ impl Session {
                 Event::Line(_) => return (Status::bad("Connection lost."), Flow::Close),
                 Event::Tick => {
                     self.send_updates(true);
+                    if self.closing {
+                        let _ = self.conn.flush().await;
+                        return (Status::bad("Idle aborted."), Flow::Close);
+                    }
                     if self.conn.flush().await.is_err() {
                         return (Status::bad("Connection lost."), Flow::Close);
                     }

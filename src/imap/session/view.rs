@@ -166,8 +166,15 @@ impl View {
 
     /// Looks for changes and queues the untagged responses that report them. When
     /// `allow_expunge` is false, vanished messages stay in the view until a later call.
-    pub fn update(&mut self, allow_expunge: bool, out: &mut Vec<u8>) -> Result<()> {
+    ///
+    /// Returns `Ok(false)` when the mailbox's UIDVALIDITY changed under the session: every
+    /// UID the client holds is then meaningless and the caller must end the session
+    /// (RFC 3501 §2.3.1.1).
+    pub fn update(&mut self, allow_expunge: bool, out: &mut Vec<u8>) -> Result<bool> {
         let res = self.mailbox.sync()?;
+        if res.snapshot.uid_validity != self.uid_validity {
+            return Ok(false);
+        }
         let new_snapshot = !Arc::ptr_eq(&res.snapshot, &self.snapshot);
         let got_recent = !res.new_recent.is_empty();
         self.recent.extend(res.new_recent);
@@ -184,7 +191,7 @@ impl View {
                 out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn apply_snapshot(&mut self, out: &mut Vec<u8>) {
