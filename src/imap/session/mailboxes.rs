@@ -190,7 +190,8 @@ impl Session {
                 }
             }
         }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        // INBOX first, then by name, as clients display them.
+        entries.sort_by(|a, b| (a.name != "INBOX", &a.name).cmp(&(b.name != "INBOX", &b.name)));
         let pats: Vec<Vec<char>> = patterns
             .iter()
             .map(|p| canonical_pattern(reference, p))

@@ -328,8 +328,9 @@ impl Session {
             Command::StartTls | Command::Authenticate { .. } | Command::Login { .. } => {
                 Status::bad("Already authenticated.")
             }
-            _ if !authed => Status::bad("Please log in first."),
+            // RFC 2971 §3.1: ID is valid in every state (clients send it before LOGIN).
             Command::Id { params } => self.id(params),
+            _ if !authed => Status::bad("Please log in first."),
             Command::Enable { .. } => {
                 // No ENABLE-able extension is offered yet (RFC 5161 §3.1: an empty list).
                 self.conn.out.extend_from_slice(b"* ENABLED\r\n");
