@@ -47,7 +47,7 @@ impl Session {
         if sets_seen && !view.read_only {
             let unseen: Vec<u32> = indexes
                 .iter()
-                .filter_map(|&i| view.messages.get(i))
+                .filter_map(|&i| view.meta(i))
                 .filter(|m| !m.flags.sys.contains(SysFlags::SEEN) && !view.is_expunged(m.uid))
                 .map(|m| m.uid)
                 .collect();
@@ -82,7 +82,7 @@ impl Session {
             let Some(view) = self.view.as_ref() else {
                 break;
             };
-            let Some(meta) = view.messages.get(i).cloned() else {
+            let Some(meta) = view.meta(i).map(|m| m.into_owned()) else {
                 continue;
             };
             let data = if needs_content {
