@@ -1,5 +1,8 @@
 //! Listeners, connection limits, graceful shutdown.
 //!
+//! Listener kinds: IMAP (plain + STARTTLS), IMAPS, and the auth socket (UNIX and/or TCP,
+//! `crate::auth::socket`), which shares the one [`Authenticator`].
+//!
 //! `start` binds every configured address (so a port in use is a clear startup error),
 //! spawns one accept loop per listener and one task per connection; `serve` adds the
 //! signal handling of the daemon. Tests use `start` with port 0.
@@ -102,9 +105,14 @@ pub struct Server {
     pub imap_addrs: Vec<SocketAddr>,
     /// Bound IMAPS addresses.
     pub imaps_addrs: Vec<SocketAddr>,
+    /// Bound TCP addresses of the auth socket (`[auth] socket_tcp`).
+    pub auth_tcp_addrs: Vec<SocketAddr>,
+    /// The shared authenticator (also used by the auth socket).
+    pub auth: Arc<Authenticator>,
     stop: watch::Sender<bool>,
     connections: Arc<Semaphore>,
     max_connections: usize,
+    auth_socket: Option<crate::auth::socket::AuthSocket>,
 }
 
 impl Server {
@@ -112,6 +120,9 @@ impl Server {
     /// gone.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        if let Some(sock) = self.auth_socket {
+            sock.shutdown().await;
+        }
         let all = self.max_connections as u32;
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, self.connections.acquire_many(all)).await;
     }
@@ -130,9 +141,15 @@ pub async fn start(cfg: Config) -> Result<Server, String> {
         Err(e) => return Err(e),
     };
     let (stop, stop_rx) = watch::channel(false);
+    let auth_socket =
+        crate::auth::socket::start(&cfg.auth, Arc::clone(&auth), stop_rx.clone()).await?;
+    let auth_tcp_addrs = auth_socket
+        .as_ref()
+        .map(|s| s.tcp_addrs.clone())
+        .unwrap_or_default();
     let ctx = Arc::new(Context {
         cfg: Arc::clone(&cfg),
-        auth,
+        auth: Arc::clone(&auth),
         tls: tls.clone(),
         shutdown: stop_rx,
         user_limits: UserIpLimits::new(cfg.server.max_connections_per_user_ip),
@@ -196,7 +213,10 @@ pub async fn start(cfg: Config) -> Result<Server, String> {
     Ok(Server {
         imap_addrs,
         imaps_addrs,
+        auth_tcp_addrs,
+        auth,
         stop,
+        auth_socket,
         connections,
         max_connections: cfg.server.max_connections,
     })
