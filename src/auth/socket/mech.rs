@@ -55,7 +55,10 @@ fn plain(data: &str) -> Step {
 }
 
 /// Starts `mech` (upper-case) with the optional initial response.
+/// An empty `resp=` is taken as no initial response (Exim sends `resp=` with nothing
+/// after it when the SMTP client gave none).
 pub fn start(mech: &str, resp: Option<&str>) -> Step {
+    let resp = resp.filter(|r| !r.trim().is_empty());
     match (mech, resp) {
         ("PLAIN", Some(r)) => plain(r),
         ("PLAIN", None) => Step::Cont(String::new(), State::PlainMessage),
@@ -131,6 +134,14 @@ mod tests {
         };
         assert_eq!(st, State::LoginPassword { user: "bob".into() });
         assert_eq!(next(State::LoginUser, ""), Step::Fail("Empty user name"));
+        assert!(matches!(
+            start("LOGIN", Some("")),
+            Step::Cont(_, State::LoginUser)
+        ));
+        assert!(matches!(
+            start("PLAIN", Some("")),
+            Step::Cont(_, State::PlainMessage)
+        ));
         assert_eq!(
             start("CRAM-MD5", None),
             Step::Fail("Unsupported authentication mechanism")
