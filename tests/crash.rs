@@ -942,7 +942,6 @@ fn fault_uidlist_replaced_by_another_mailbox() {
 }
 
 #[test]
-#[ignore = "known bug: a lost dovecot-keywords lets a new keyword reuse a letter still in file names"]
 fn fault_keywords_file_deleted() {
     let (mut srv, mut live, before) = fault_setup(4);
     live.ok("UID STORE 1 +FLAGS.SILENT ($Work)");
