@@ -3,9 +3,11 @@
 //!
 //! A message is written to `tmp/<unique>`, fsynced (unless `fsync = never`), given its
 //! INTERNALDATE as mtime, then renamed to `cur/<unique>,S=<size>,W=<vsize>:2,<flags>`
-//! under the folder lock, and its UID recorded in the uid list. A crash before the rename
-//! leaves only a `tmp/` file (ignored, removed after 36 h); after it, a complete message
-//! that the next scan gives a UID if the uid list write did not happen.
+//! under the folder lock, `cur/` is fsynced (unless `fsync = never`: also with
+//! `optimized`, new mail is never acknowledged before it is durable), and its UID recorded
+//! in the uid list. A crash before the rename leaves only a `tmp/` file (ignored, removed
+//! after 36 h); after it, a complete message that the next scan gives a UID if the uid
+//! list write did not happen.
 //!
 //! This module must not know about IMAP.
 
@@ -127,7 +129,11 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
         uids.push(list.push(base, None));
     }
     if !uids.is_empty() {
-        if fsync == FsyncMode::Always {
+        // New mail must survive a power loss once acknowledged: the data was fsynced
+        // before (append commit, or the copy in link_or_copy), and the rename into cur/ is
+        // made durable here in every mode but `never`, before the uid list names it.
+        // COPY/MOVE need it too: MOVE expunges the source right after this returns.
+        if fsync != FsyncMode::Never {
             fsio::sync_dir(&dest.path.join("cur"))?;
         }
         list.save(&dest.path, fsync)?;
