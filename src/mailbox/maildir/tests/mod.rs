@@ -5,6 +5,7 @@ mod fsync;
 mod keywords;
 mod layout;
 mod messages;
+mod uidlist;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
