@@ -138,7 +138,10 @@ async fn starttls_discards_pipelined_plaintext() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn id_namespace_enable() {
     let srv = TestServer::start().await;
-    let mut c = srv.login().await;
+    let mut c = srv.connect().await;
+    let r = c.ok("ID (\"name\" \"Thunderbird\")").await;
+    assert!(r[0].starts_with("* ID ("), "ID before login: {r:?}");
+    c.ok("LOGIN alice secret").await;
     let r = c.ok("ID (\"name\" \"test\" \"version\" \"1\")").await;
     assert!(r[0].starts_with("* ID (\"name\" \"Loft\""), "{r:?}");
     let r = c.ok("ID NIL").await;

@@ -165,3 +165,23 @@ async fn uids_survive_restart_and_external_rename() {
     let st = c.collect("x").await.pop().unwrap();
     assert!(st.contains(" 4] "), "{st}");
 }
+
+/// RFC 3501 §2.3.1.1: when UIDs cannot be kept the UIDVALIDITY changes; a session that
+/// has the mailbox selected holds meaningless UIDs and is ended with BYE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uidvalidity_change_ends_the_selected_session() {
+    let srv = TestServer::start().await;
+    let mut c = srv.login().await;
+    let m = sample_message(1);
+    c.send(format!("x APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()).as_bytes())
+        .await;
+    c.collect("x").await;
+    c.ok("SELECT INBOX").await;
+    std::fs::remove_file(srv.maildir(USER).join("loft-uidlist")).unwrap();
+    let r = c.cmd("NOOP").await;
+    assert!(r.iter().any(|l| l.starts_with("* BYE ")), "{r:?}");
+    assert!(c.closed().await);
+    let mut d = srv.login().await;
+    let r = d.cmd("SELECT INBOX").await;
+    assert!(r.last().unwrap().contains("OK"), "{r:?}");
+}

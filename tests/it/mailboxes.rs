@@ -197,3 +197,58 @@ async fn select_examine_status() {
     let st = c.status("FETCH 1 FLAGS").await;
     assert!(st.contains(" BAD "), "{st}");
 }
+
+/// An admin points Loft at a Maildir Dovecot has been serving: UIDVALIDITY, UIDs, UIDNEXT
+/// and keywords are adopted, so clients do not download everything again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopts_dovecot_uidlist_and_keywords() {
+    let srv = TestServer::start().await;
+    let root = srv.maildir(USER);
+    for d in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let m1 = sample_message(1).replace("\r\n", "\n");
+    let m2 = sample_message(2).replace("\r\n", "\n");
+    let n1 = "1600000000.M1P1.oldhost";
+    let n2 = "1600000001.M2P2.oldhost";
+    std::fs::write(root.join("cur").join(format!("{n1}:2,Sb")), &m1).unwrap();
+    std::fs::write(root.join("cur").join(format!("{n2}:2,")), &m2).unwrap();
+    std::fs::write(root.join("dovecot-keywords"), "0 $Junk\n1 Work\n").unwrap();
+    std::fs::write(
+        root.join("dovecot-uidlist"),
+        format!("3 V1234567 N43 Gfeedface\n17 :{n1}\n41 :{n2}\n"),
+    )
+    .unwrap();
+    let mut c = srv.login().await;
+    let r = c.cmd("SELECT INBOX").await.join("");
+    assert!(
+        r.contains("[UIDVALIDITY 1234567]") && r.contains("[UIDNEXT 43]"),
+        "{r}"
+    );
+    assert!(r.contains("* 2 EXISTS"), "{r}");
+    let r = c.ok("UID FETCH 1:* (FLAGS RFC822.SIZE)").await;
+    assert!(
+        r[0].starts_with("* 1 FETCH (UID 17 FLAGS (\\Seen Work) RFC822.SIZE"),
+        "{r:?}"
+    );
+    assert!(r[1].starts_with("* 2 FETCH (UID 41 FLAGS ()"), "{r:?}");
+    // sizes count CRLF line ends although the files use LF
+    let size: usize = r[0]
+        .split("RFC822.SIZE ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(")\r\n")
+        .parse()
+        .unwrap();
+    assert_eq!(size, sample_message(1).len());
+    let body = c.ok("UID FETCH 17 BODY.PEEK[]").await;
+    assert!(
+        body[0].ends_with(&format!("{})\r\n", sample_message(1))),
+        "{body:?}"
+    );
+    let m = sample_message(3);
+    c.send(format!("x APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()).as_bytes())
+        .await;
+    let st = c.collect("x").await.pop().unwrap();
+    assert!(st.contains("[APPENDUID 1234567 43]"), "{st}");
+}

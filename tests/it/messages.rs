@@ -81,9 +81,19 @@ async fn append_and_fetch_everything() {
     );
     let r = c.ok("FETCH 1 (RFC822.HEADER)").await;
     assert!(r[0].contains("RFC822.HEADER {"), "{}", r[0]);
-    let r = c.ok("FETCH 1 BODY[9]").await;
-    assert!(r[0].contains("BODY[9] NIL"), "{}", r[0]);
-    let st = c.status("FETCH 2 FLAGS").await;
+    let r = c.ok("FETCH 1 BODY.PEEK[9]").await;
+    assert!(r[0].contains("BODY[9] \"\""), "{}", r[0]);
+    c.send(b"n1 APPEND INBOX {19}\r\n").await;
+    assert!(c.read_checked().await.starts_with("+ "));
+    c.send(b"Subject: n\r\n\r\na\0b\r\n\r\n").await;
+    let st = c.collect("n1").await.pop().unwrap();
+    assert!(st.contains("OK [APPENDUID"), "{st}");
+    let r = c.ok("UID FETCH 2 BODY.PEEK[TEXT]").await;
+    assert!(
+        r.last().unwrap().contains("{5}\r\na\u{FFFD}b\r\n)"),
+        "NUL sent as 0x80: {r:?}"
+    );
+    let st = c.status("FETCH 3 FLAGS").await;
     assert!(st.contains(" BAD "), "{st}");
     let r = c.ok("UID FETCH 5:* FLAGS").await;
     assert_eq!(r.len(), 1, "n:* includes the highest UID: {r:?}");

@@ -47,7 +47,7 @@ impl Session {
         if sets_seen && !view.read_only {
             let unseen: Vec<u32> = indexes
                 .iter()
-                .filter_map(|&i| view.messages.get(i))
+                .filter_map(|&i| view.meta(i))
                 .filter(|m| !m.flags.sys.contains(SysFlags::SEEN) && !view.is_expunged(m.uid))
                 .map(|m| m.uid)
                 .collect();
@@ -82,7 +82,7 @@ impl Session {
             let Some(view) = self.view.as_ref() else {
                 break;
             };
-            let Some(meta) = view.messages.get(i).cloned() else {
+            let Some(meta) = view.meta(i).map(|m| m.into_owned()) else {
                 continue;
             };
             let data = if needs_content {
@@ -174,10 +174,9 @@ impl Session {
                         };
                         line.extend_from_slice(name.as_bytes());
                         line.push(b' ');
-                        let Some(body) = body else {
-                            line.extend_from_slice(b"NIL");
-                            continue;
-                        };
+                        // A section the message does not have is an empty string, as
+                        // Dovecot answers (clients treat NIL here as an error).
+                        let body = body.unwrap_or(Cow::Borrowed(&[]));
                         let body = match partial {
                             Some((origin, count)) => {
                                 let start = (origin as usize).min(body.len());
@@ -186,12 +185,15 @@ impl Session {
                             }
                             None => body,
                         };
+                        let body = without_nuls(body);
                         let is_last = items.last().is_some_and(|l| std::ptr::eq(l, item));
                         if body.len() >= 8192 && is_last {
                             // The last item: send the big literal straight from the message
                             // buffer instead of copying it into the line.
                             line.extend_from_slice(format!("{{{}}}\r\n", body.len()).as_bytes());
                             literal_tail = Some(body);
+                        } else if body.is_empty() {
+                            line.extend_from_slice(b"\"\"");
                         } else {
                             push_literal(&mut line, &body);
                         }
@@ -227,6 +229,15 @@ impl Session {
             Status::ok("Fetch completed.")
         }
     }
+}
+
+/// RFC 3501 §9: literal octets are CHAR8 (%x01-ff), so a NUL in a message is sent as 0x80,
+/// which keeps every octet count (RFC822.SIZE, partial offsets) exact. Dovecot does the same.
+fn without_nuls(c: Cow<'_, [u8]>) -> Cow<'_, [u8]> {
+    if memchr::memchr(0, &c).is_none() {
+        return c;
+    }
+    Cow::Owned(c.iter().map(|&b| if b == 0 { 0x80 } else { b }).collect())
 }
 
 fn slice_cow(c: Cow<'_, [u8]>, start: usize, end: usize) -> Cow<'_, [u8]> {

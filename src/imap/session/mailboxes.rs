@@ -62,11 +62,7 @@ impl Session {
         view.flags_lines(out);
         out.extend_from_slice(format!("* {} EXISTS\r\n", view.exists()).as_bytes());
         out.extend_from_slice(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());
-        if let Some(i) = view
-            .messages
-            .iter()
-            .position(|m| !m.flags.sys.contains(mailbox::SysFlags::SEEN))
-        {
+        if let Some(i) = view.first_unseen() {
             out.extend_from_slice(format!("* OK [UNSEEN {}] First unseen.\r\n", i + 1).as_bytes());
         }
         out.extend_from_slice(
@@ -190,7 +186,8 @@ impl Session {
                 }
             }
         }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        // INBOX first, then by name, as clients display them.
+        entries.sort_by(|a, b| (a.name != "INBOX", &a.name).cmp(&(b.name != "INBOX", &b.name)));
         let pats: Vec<Vec<char>> = patterns
             .iter()
             .map(|p| canonical_pattern(reference, p))

@@ -34,7 +34,7 @@ impl Session {
         };
         Ok(ix
             .into_iter()
-            .filter_map(|i| view.messages.get(i).map(|m| (i, m.uid)))
+            .filter_map(|i| view.uid_at(i).map(|u| (i, u)))
             .filter(|(_, u)| !view.is_expunged(*u))
             .collect())
     }
@@ -48,7 +48,9 @@ impl Session {
         let max_uid = view.max_uid();
         let mut hits: Vec<u32> = Vec::new();
         blocking(|| {
-            for (i, meta) in view.messages.iter().enumerate() {
+            for i in 0..max_seq as usize {
+                let Some(meta) = view.meta(i) else { break };
+                let meta = &*meta;
                 let content = if needs_content {
                     view.mailbox.fetch_message(meta.uid).ok()
                 } else {
@@ -118,7 +120,7 @@ impl Session {
                 continue;
             }
             let Some(seq) = view.seq_of(u) else { continue };
-            let Some(meta) = view.messages.get(seq as usize - 1) else {
+            let Some(meta) = view.meta(seq as usize - 1) else {
                 continue;
             };
             let mut line = format!("* {seq} FETCH (").into_bytes();
@@ -126,7 +128,7 @@ impl Session {
                 line.extend_from_slice(format!("UID {u} ").as_bytes());
             }
             line.extend_from_slice(b"FLAGS ");
-            view.flag_list(meta, &mut line);
+            view.flag_list(&meta, &mut line);
             line.extend_from_slice(b")\r\n");
             self.conn.out.extend_from_slice(&line);
         }
@@ -369,6 +371,10 @@ impl Session {
                 Event::Line(_) => return (Status::bad("Connection lost."), Flow::Close),
                 Event::Tick => {
                     self.send_updates(true);
+                    if self.closing {
+                        let _ = self.conn.flush().await;
+                        return (Status::bad("Idle aborted."), Flow::Close);
+                    }
                     if self.conn.flush().await.is_err() {
                         return (Status::bad("Connection lost."), Flow::Close);
                     }

@@ -99,6 +99,8 @@ pub struct Session {
     view: Option<View>,
     started: Instant,
     _limit: Option<crate::server::UserIpGuard>,
+    /// Set when the session must end after the current response (BYE already queued).
+    closing: bool,
 }
 
 /// Plaintext passwords are refused on connections that are neither TLS nor loopback,
@@ -125,6 +127,7 @@ impl Session {
             view: None,
             started: Instant::now(),
             _limit: None,
+            closing: false,
         }
     }
 
@@ -223,6 +226,9 @@ impl Session {
                 break "connection error";
             }
             self.conn.shrink();
+            if self.closing {
+                break "mailbox UIDVALIDITY changed";
+            }
             if flow == Flow::Close {
                 break "logout";
             }
@@ -322,8 +328,9 @@ impl Session {
             Command::StartTls | Command::Authenticate { .. } | Command::Login { .. } => {
                 Status::bad("Already authenticated.")
             }
-            _ if !authed => Status::bad("Please log in first."),
+            // RFC 2971 §3.1: ID is valid in every state (clients send it before LOGIN).
             Command::Id { params } => self.id(params),
+            _ if !authed => Status::bad("Please log in first."),
             Command::Enable { .. } => {
                 // No ENABLE-able extension is offered yet (RFC 5161 §3.1: an empty list).
                 self.conn.out.extend_from_slice(b"* ENABLED\r\n");
@@ -394,8 +401,24 @@ impl Session {
             return;
         };
         let res = blocking(|| view.update(allow_expunge, &mut self.conn.out));
-        if let Err(e) = res {
-            warn!(session = %self.id, user = %self.user_name(), "mailbox sync failed: {e}");
+        match res {
+            Ok(true) => {}
+            Ok(false) => {
+                let mailbox = view.mailbox.name().to_string();
+                warn!(
+                    session = %self.id,
+                    user = %self.user_name(),
+                    "UIDVALIDITY of {mailbox} changed while selected; disconnecting so the client resynchronises"
+                );
+                self.view = None;
+                self.conn
+                    .out
+                    .extend_from_slice(b"* BYE Mailbox UIDVALIDITY changed, please reconnect.\r\n");
+                self.closing = true;
+            }
+            Err(e) => {
+                warn!(session = %self.id, user = %self.user_name(), "mailbox sync failed: {e}")
+            }
         }
     }
 

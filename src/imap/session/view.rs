@@ -6,21 +6,31 @@
 //! SEARCH; during those commands expunged messages stay in the view (their metadata is
 //! kept) and the EXPUNGEs are sent after a later command.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::mailbox::search::NumSet;
 use crate::mailbox::{Flags, Mailbox, MessageMeta, Result, Snapshot, SysFlags, Uid};
 
+/// Memory: a view normally *shares* the store's `Arc<Snapshot>` (1,000 sessions on one
+/// 100,000-message mailbox hold one copy of its metadata). It keeps a private copy of the
+/// message list only while the client's view differs from the store's — while EXPUNGEs
+/// are held back — and drops it as soon as they are sent.
 pub struct View {
     pub mailbox: Box<dyn Mailbox>,
     pub read_only: bool,
-    /// Sequence number i+1 is `messages[i]`; ascending UIDs.
-    pub messages: Vec<MessageMeta>,
+    /// The latest snapshot the view has taken in.
+    snapshot: Arc<Snapshot>,
+    /// The client's message list when it differs from `snapshot.messages` (messages
+    /// expunged by others and not yet announced are still in it). Sequence number i+1 is
+    /// entry i; ascending UIDs.
+    local: Option<Vec<MessageMeta>>,
+    /// Flags this session stored and announced that the snapshot does not show yet.
+    own_flags: HashMap<Uid, Flags>,
     pub recent: HashSet<Uid>,
     /// UIDs the store no longer has but the client has not been told about yet.
     pub expunged_pending: HashSet<Uid>,
-    snapshot: Arc<Snapshot>,
     pub uid_validity: u32,
     pub uid_next: Uid,
     pub keywords: Vec<String>,
@@ -36,7 +46,8 @@ impl View {
         let announced_recent = res.new_recent.len();
         Ok(View {
             read_only,
-            messages: snap.messages.clone(),
+            local: None,
+            own_flags: HashMap::new(),
             recent: res.new_recent.into_iter().collect(),
             expunged_pending: HashSet::new(),
             uid_validity: snap.uid_validity,
@@ -48,21 +59,50 @@ impl View {
         })
     }
 
+    /// The client's messages in sequence order (flags possibly older than `meta` gives).
+    fn list(&self) -> &[MessageMeta] {
+        self.local.as_deref().unwrap_or(&self.snapshot.messages)
+    }
+
+    /// The message at index `i` (sequence number i+1) with the flags the client was told.
+    pub fn meta(&self, i: usize) -> Option<Cow<'_, MessageMeta>> {
+        let m = self.list().get(i)?;
+        Some(match self.own_flags.get(&m.uid) {
+            Some(f) => Cow::Owned(MessageMeta {
+                flags: f.clone(),
+                ..m.clone()
+            }),
+            None => Cow::Borrowed(m),
+        })
+    }
+
+    pub fn uid_at(&self, i: usize) -> Option<Uid> {
+        self.list().get(i).map(|m| m.uid)
+    }
+
     pub fn exists(&self) -> u32 {
-        self.messages.len() as u32
+        self.list().len() as u32
     }
 
     pub fn max_uid(&self) -> Uid {
-        self.messages.last().map(|m| m.uid).unwrap_or(0)
+        self.list().last().map(|m| m.uid).unwrap_or(0)
     }
 
     pub fn recent_count(&self) -> usize {
         self.recent.len()
     }
 
+    /// Index of the first message without \Seen.
+    pub fn first_unseen(&self) -> Option<usize> {
+        (0..self.list().len()).find(|&i| {
+            self.meta(i)
+                .is_some_and(|m| !m.flags.sys.contains(SysFlags::SEEN))
+        })
+    }
+
     /// Sequence number (1-based) of a UID in the view.
     pub fn seq_of(&self, uid: Uid) -> Option<u32> {
-        self.messages
+        self.list()
             .binary_search_by_key(&uid, |m| m.uid)
             .ok()
             .map(|i| i as u32 + 1)
@@ -96,8 +136,8 @@ impl View {
             let a = if a == NumSet::STAR { max } else { a };
             let b = if b == NumSet::STAR { max } else { b };
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-            let start = self.messages.partition_point(|m| m.uid < lo);
-            let end = self.messages.partition_point(|m| m.uid <= hi);
+            let start = self.list().partition_point(|m| m.uid < lo);
+            let end = self.list().partition_point(|m| m.uid <= hi);
             out.extend(start..end);
         }
         out.sort_unstable();
@@ -107,8 +147,8 @@ impl View {
 
     /// Applies flags the session itself just stored.
     pub fn set_flags(&mut self, uid: Uid, flags: Flags) {
-        if let Ok(i) = self.messages.binary_search_by_key(&uid, |m| m.uid) {
-            self.messages[i].flags = flags;
+        if self.seq_of(uid).is_some() {
+            self.own_flags.insert(uid, flags);
         }
     }
 
@@ -166,14 +206,20 @@ impl View {
 
     /// Looks for changes and queues the untagged responses that report them. When
     /// `allow_expunge` is false, vanished messages stay in the view until a later call.
-    pub fn update(&mut self, allow_expunge: bool, out: &mut Vec<u8>) -> Result<()> {
+    ///
+    /// Returns `Ok(false)` when the mailbox's UIDVALIDITY changed under the session: every
+    /// UID the client holds is then meaningless and the caller must end the session
+    /// (RFC 3501 §2.3.1.1).
+    pub fn update(&mut self, allow_expunge: bool, out: &mut Vec<u8>) -> Result<bool> {
         let res = self.mailbox.sync()?;
+        if res.snapshot.uid_validity != self.uid_validity {
+            return Ok(false);
+        }
         let new_snapshot = !Arc::ptr_eq(&res.snapshot, &self.snapshot);
         let got_recent = !res.new_recent.is_empty();
         self.recent.extend(res.new_recent);
         if new_snapshot {
-            self.snapshot = res.snapshot;
-            self.apply_snapshot(out);
+            self.apply_snapshot(res.snapshot, out);
         }
         if allow_expunge && !self.expunged_pending.is_empty() {
             self.send_expunges(out);
@@ -184,49 +230,72 @@ impl View {
                 out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
             }
         }
-        Ok(())
+        Ok(true)
     }
 
-    fn apply_snapshot(&mut self, out: &mut Vec<u8>) {
-        let snap = Arc::clone(&self.snapshot);
+    fn apply_snapshot(&mut self, snap: Arc<Snapshot>, out: &mut Vec<u8>) {
         if !same_keywords(&snap.keywords, &self.keywords) {
             self.keywords = snap.keywords.clone();
             self.flags_lines(out);
         }
         self.uid_next = snap.uid_next;
-        // Walk both UID-ascending lists together.
+        // Walk the client's list and the new snapshot together (both UID-ascending).
         let mut j = 0;
         let mut flag_updates = Vec::new();
-        for i in 0..self.messages.len() {
-            let uid = self.messages[i].uid;
+        let mut vanished = Vec::new();
+        let old_len = self.list().len();
+        for i in 0..old_len {
+            let Some(old) = self.meta(i) else { break };
+            let uid = old.uid;
             while j < snap.messages.len() && snap.messages[j].uid < uid {
                 j += 1;
             }
             match snap.messages.get(j) {
                 Some(m) if m.uid == uid => {
-                    if m.flags != self.messages[i].flags {
-                        self.messages[i].flags = m.flags.clone();
-                        flag_updates.push(i);
+                    if m.flags != old.flags {
+                        flag_updates.push((i, m.clone()));
                     }
                 }
-                _ => {
-                    self.expunged_pending.insert(uid);
-                }
+                _ => vanished.push(old.into_owned()),
             }
         }
-        for i in flag_updates {
-            let meta = &self.messages[i];
-            let mut line = format!("* {} FETCH (FLAGS ", i + 1).into_bytes();
-            self.flag_list(meta, &mut line);
-            line.extend_from_slice(b")\r\n");
-            out.extend_from_slice(&line);
-        }
         let max = self.max_uid();
-        let before = self.messages.len();
-        self.messages
-            .extend(snap.messages.iter().filter(|m| m.uid > max).cloned());
-        if self.messages.len() != before {
-            out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
+        let added = snap.messages.iter().filter(|m| m.uid > max).count();
+        self.own_flags.clear();
+        self.expunged_pending.extend(vanished.iter().map(|m| m.uid));
+        let pending: Vec<MessageMeta> = self
+            .list()
+            .iter()
+            .filter(|m| self.expunged_pending.contains(&m.uid))
+            .cloned()
+            .collect();
+        // From here on the view is based on the new snapshot.
+        self.snapshot = Arc::clone(&snap);
+        self.local = if pending.is_empty() {
+            None
+        } else {
+            // Diverged: keep the held-back messages in the client's list.
+            let mut merged = Vec::with_capacity(snap.messages.len() + pending.len());
+            let mut p = pending.into_iter().peekable();
+            for m in snap.messages.iter() {
+                while p.peek().is_some_and(|x| x.uid < m.uid) {
+                    merged.extend(p.next());
+                }
+                merged.push(m.clone());
+            }
+            merged.extend(p);
+            Some(merged)
+        };
+        for (_, m) in &flag_updates {
+            if let Some(seq) = self.seq_of(m.uid) {
+                let mut line = format!("* {seq} FETCH (FLAGS ").into_bytes();
+                self.flag_list(m, &mut line);
+                line.extend_from_slice(b")\r\n");
+                out.extend_from_slice(&line);
+            }
+        }
+        if added > 0 {
+            out.extend_from_slice(format!("* {} EXISTS\r\n", self.exists()).as_bytes());
         }
     }
 
@@ -236,15 +305,36 @@ impl View {
         if self.expunged_pending.is_empty() {
             return;
         }
-        for i in (0..self.messages.len()).rev() {
-            let uid = self.messages[i].uid;
+        let list = self.list();
+        for i in (0..list.len()).rev() {
+            let uid = list[i].uid;
             if self.expunged_pending.contains(&uid) {
-                self.recent.remove(&uid);
                 out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
             }
         }
         let gone = std::mem::take(&mut self.expunged_pending);
-        self.messages.retain(|m| !gone.contains(&m.uid));
+        for uid in &gone {
+            self.recent.remove(uid);
+            self.own_flags.remove(uid);
+        }
+        let mut rest: Vec<MessageMeta> = self
+            .list()
+            .iter()
+            .filter(|m| !gone.contains(&m.uid))
+            .cloned()
+            .collect();
+        // Back to sharing the snapshot when the client's list now matches it.
+        let same = rest.len() == self.snapshot.messages.len()
+            && rest
+                .iter()
+                .zip(self.snapshot.messages.iter())
+                .all(|(a, b)| a.uid == b.uid);
+        self.local = if same {
+            None
+        } else {
+            rest.shrink_to_fit();
+            Some(rest)
+        };
         self.announced_recent = self.announced_recent.min(self.recent.len());
     }
 
@@ -265,4 +355,121 @@ fn same_keywords(a: &[String], b: &[String]) -> bool {
     a.len() == b.len()
         && a.iter()
             .all(|k| b.iter().any(|x| x.eq_ignore_ascii_case(k)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::{CopyResult, MessageData, StoreOp, SyncResult};
+    use std::sync::Mutex;
+
+    /// A mailbox whose state the test sets directly.
+    struct Fake(Arc<Mutex<Arc<Snapshot>>>);
+
+    impl Mailbox for Fake {
+        fn name(&self) -> &str {
+            "INBOX"
+        }
+        fn read_only(&self) -> bool {
+            false
+        }
+        fn sync(&mut self) -> Result<SyncResult> {
+            let snapshot = self.0.lock().unwrap().clone();
+            Ok(SyncResult {
+                snapshot,
+                new_recent: vec![],
+            })
+        }
+        fn fetch_message(&self, _: Uid) -> Result<MessageData> {
+            Ok(MessageData::Owned(vec![]))
+        }
+        fn store(&mut self, _: &[Uid], _: StoreOp, _: &Flags) -> Result<Vec<(Uid, Flags)>> {
+            Ok(vec![])
+        }
+        fn expunge(&mut self, _: Option<&[Uid]>) -> Result<Vec<Uid>> {
+            Ok(vec![])
+        }
+        fn copy_to(&mut self, _: &[Uid], _: &str) -> Result<CopyResult> {
+            Ok(CopyResult::default())
+        }
+    }
+
+    fn snap(uids: &[(Uid, u8)]) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            uid_validity: 7,
+            uid_next: uids.last().map(|u| u.0 + 1).unwrap_or(1),
+            messages: uids
+                .iter()
+                .map(|&(uid, f)| MessageMeta {
+                    uid,
+                    flags: Flags {
+                        sys: SysFlags(f),
+                        keywords: vec![],
+                    },
+                    size: 10,
+                    internal_date: 0,
+                })
+                .collect(),
+            keywords: vec![],
+        })
+    }
+
+    fn text(out: &[u8]) -> String {
+        String::from_utf8_lossy(out).into_owned()
+    }
+
+    #[test]
+    fn shares_the_snapshot_and_holds_back_expunges() {
+        let state = Arc::new(Mutex::new(snap(&[(1, 0), (2, 0), (3, 0)])));
+        let mut v = View::open(Box::new(Fake(state.clone())), false).unwrap();
+        assert!(v.local.is_none(), "no private copy while in step");
+        // another session expunges 2, flags 3 and delivers 4
+        *state.lock().unwrap() = snap(&[(1, 0), (3, 1), (4, 0)]);
+        let mut out = Vec::new();
+        assert!(v.update(false, &mut out).unwrap());
+        assert_eq!(text(&out), "* 3 FETCH (FLAGS (\\Seen))\r\n* 4 EXISTS\r\n");
+        assert_eq!(
+            v.exists(),
+            4,
+            "expunged message held back during FETCH/STORE/SEARCH"
+        );
+        assert!(v.local.is_some());
+        out.clear();
+        assert!(v.update(true, &mut out).unwrap());
+        assert_eq!(text(&out), "* 2 EXPUNGE\r\n");
+        assert_eq!(v.exists(), 3);
+        assert!(
+            v.local.is_none(),
+            "back to sharing after the EXPUNGE was sent"
+        );
+        assert_eq!(v.seq_of(4), Some(3));
+    }
+
+    #[test]
+    fn own_flags_are_not_announced_twice() {
+        let state = Arc::new(Mutex::new(snap(&[(1, 0)])));
+        let mut v = View::open(Box::new(Fake(state.clone())), false).unwrap();
+        v.set_flags(
+            1,
+            Flags {
+                sys: SysFlags::SEEN,
+                keywords: vec![],
+            },
+        );
+        assert!(v.meta(0).unwrap().flags.sys.contains(SysFlags::SEEN));
+        *state.lock().unwrap() = snap(&[(1, 1)]);
+        let mut out = Vec::new();
+        v.update(true, &mut out).unwrap();
+        assert_eq!(text(&out), "");
+    }
+
+    #[test]
+    fn uidvalidity_change_is_reported() {
+        let state = Arc::new(Mutex::new(snap(&[(1, 0)])));
+        let mut v = View::open(Box::new(Fake(state.clone())), false).unwrap();
+        let mut other = (*snap(&[(1, 0)])).clone();
+        other.uid_validity = 8;
+        *state.lock().unwrap() = Arc::new(other);
+        assert!(!v.update(true, &mut Vec::new()).unwrap());
+    }
 }

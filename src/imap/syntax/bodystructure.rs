@@ -3,8 +3,8 @@
 //! Follows Dovecot's spelling: type, subtype and parameter names as sent; a text part
 //! without a charset parameter gets `("charset" "us-ascii")` (RFC 2045 §5.2 default); a
 //! missing Content-Transfer-Encoding is `"7bit"`; Content-Language is always a list.
-//! A multipart in which no part was found is written with one empty text/plain part, since
-//! the grammar requires at least one. Only message/rfc822 gets the envelope form;
+//! A multipart in which no delimiter was found has one empty text/plain part (the scanner
+//! makes it, as Dovecot does), since the grammar requires at least one. Only message/rfc822 gets the envelope form;
 //! message/global and parts cut off by the nesting limit are written as basic parts (a
 //! message/rfc822 or multipart beyond the limit as application/octet-stream, to keep the
 //! output parseable).
@@ -15,15 +15,20 @@ use crate::mailbox::message::{mime::Params, Body, Part};
 use super::envelope::envelope;
 
 const EMPTY_TEXT_PART: &[u8] =
-    b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)";
+    b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0";
 
 /// Appends the BODYSTRUCTURE (`extended`) or BODY (not extended) of `part`.
 pub fn bodystructure(data: &[u8], part: &Part, extended: bool, out: &mut Vec<u8>) {
     match &part.kind {
         Body::Multipart(children) => {
             out.push(b'(');
+            // The scanner always yields a part; this only guards hand-built trees.
             if children.is_empty() {
                 out.extend_from_slice(EMPTY_TEXT_PART);
+                if extended {
+                    out.extend_from_slice(b" NIL NIL NIL NIL");
+                }
+                out.push(b')');
             }
             for c in children {
                 bodystructure(data, c, extended, out);
@@ -226,7 +231,8 @@ mod tests {
     fn alternative() {
         assert_eq!(
             bs(samples::ALTERNATIVE, false),
-            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 26 1)\
+            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 10 0)\
+             (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)\
              (\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"quoted-printable\" 11 0) \
              \"alternative\")"
         );
@@ -262,7 +268,8 @@ mod tests {
         let m = b"Content-Type: multipart/mixed\r\n\r\nno parts\r\n";
         assert_eq!(
             bs(m, true),
-            "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0) \"mixed\" NIL NIL NIL NIL)"
+            "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL) \
+             \"mixed\" NIL NIL NIL NIL)"
         );
         check_both(m);
     }

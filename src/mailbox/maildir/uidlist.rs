@@ -17,12 +17,16 @@
 //!
 //! A file that does not parse is never fatal: lines that do not parse are dropped with a
 //! warning (the messages get new UIDs at the next scan); an unreadable header means the
-//! UIDVALIDITY is lost and the caller starts a new one (logged).
+//! UIDVALIDITY is lost and the caller starts a new one (logged). Every line ends in `\n`:
+//! a header without one was cut short and counts as unreadable (its `N` may have lost
+//! digits); a last entry line without one is used (with a warning): its UID is complete
+//! and a cut base name matches no file.
 //!
 //! This module must not know about directory scanning or locking.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::fsio;
 use crate::config::FsyncMode;
@@ -79,7 +83,22 @@ impl UidList {
     }
 
     pub fn parse(text: &str, path: &Path) -> Option<UidList> {
-        let mut lines = text.split('\n');
+        let all: Vec<&str> = text.split('\n').collect();
+        // Every line Loft writes ends in `\n`: a last line without one was cut short.
+        let cut_tail = all.last().is_some_and(|l| !l.is_empty());
+        if all.len() < 2 {
+            // A header cut short may still parse, with a wrong UIDNEXT (`N14` cut to
+            // `N1`): handing out UIDs below the real UIDNEXT under the same UIDVALIDITY
+            // would make clients act on the wrong messages. Treat it as unreadable.
+            tracing::warn!(file = %path.display(), "uid list header is cut short");
+            return None;
+        }
+        if cut_tail {
+            // Its UID and size are complete (they precede ` :`); a cut base name just
+            // matches no file, so the line is still used.
+            tracing::warn!(file = %path.display(), "uid list does not end with a line end; it may have been cut short");
+        }
+        let mut lines = all.into_iter();
         let header = lines.next().unwrap_or("");
         let mut words = header.split(' ');
         if words.next() != Some(MAGIC) || words.next() != Some("1") {
@@ -192,13 +211,26 @@ fn parse_line(line: &str) -> Option<(Uid, Entry)> {
     ))
 }
 
-/// A UIDVALIDITY for a new mailbox: the current time.
+/// A UIDVALIDITY for a new or rebuilt uid list: the current time, but always above every
+/// value this process handed out before. A list rebuilt (deleted, garbled) in the same
+/// second its folder was created must not get the old value back: RFC 3501 §2.3.1.1
+/// requires a greater UIDVALIDITY when UIDs do not persist, and two folders created in the
+/// same second must not share one (a swapped list would then look valid).
 pub fn fresh_uid_validity() -> u32 {
+    static LAST: AtomicU32 = AtomicU32::new(0);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(1);
-    (now as u32).max(1)
+    let now = (now as u32).max(1);
+    let mut last = LAST.load(Ordering::SeqCst);
+    loop {
+        let v = now.max(last.saturating_add(1)).max(1);
+        match LAST.compare_exchange(last, v, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return v,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +261,20 @@ mod tests {
         assert!(UidList::parse("garbage", Path::new("x")).is_none());
         assert!(UidList::parse("", Path::new("x")).is_none());
         assert!(UidList::parse("loft-uidlist 1 V0 N1", Path::new("x")).is_none());
+        // Cut short: the header (N14 -> N1) is unusable; a last entry without a line end
+        // is kept, UIDNEXT too.
+        assert!(UidList::parse("loft-uidlist 1 V9 N1", Path::new("x")).is_none());
+        let l = UidList::parse("loft-uidlist 1 V9 N14\n3 :a\n13 :bas", Path::new("x")).unwrap();
+        assert_eq!(l.entries.keys().copied().collect::<Vec<_>>(), vec![3, 13]);
+        assert_eq!(l.uid_next, 14);
+    }
+
+    #[test]
+    fn fresh_uid_validity_never_repeats() {
+        let a = fresh_uid_validity();
+        let b = fresh_uid_validity();
+        let c = fresh_uid_validity();
+        assert!(a >= 1 && b > a && c > b, "{a} {b} {c}");
     }
 
     #[test]

@@ -103,6 +103,21 @@ pub fn transfer_decode<'a>(encoding: Option<&[u8]>, body: &'a [u8]) -> Cow<'a, [
 /// Converts text in `charset` to UTF-8. Unknown charsets (and none) are read as UTF-8 with
 /// replacement characters.
 pub fn to_utf8(charset: Option<&[u8]>, bytes: &[u8]) -> String {
+    // Mail without a charset (RFC 2045's us-ascii default) that carries 8-bit text is, in
+    // practice, UTF-8; encoding_rs would read "us-ascii" as windows-1252. Valid UTF-8 wins
+    // there, as in Dovecot.
+    let ascii_label = charset.is_none_or(|c| {
+        let c = String::from_utf8_lossy(c).to_ascii_lowercase();
+        matches!(
+            c.trim(),
+            "us-ascii" | "ascii" | "us_ascii" | "ansi_x3.4-1968" | "iso646-us"
+        )
+    });
+    if ascii_label {
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            return s.to_string();
+        }
+    }
     match charset.and_then(encoding_rs::Encoding::for_label) {
         Some(enc) => enc.decode_without_bom_handling(bytes).0.into_owned(),
         None => String::from_utf8_lossy(bytes).into_owned(),
@@ -124,5 +139,8 @@ mod tests {
         assert_eq!(quoted_printable(b"a_b=5F", true), b"a b_");
         assert_eq!(to_utf8(Some(b"ISO-8859-1"), b"caf\xe9"), "caf\u{e9}");
         assert_eq!(to_utf8(Some(b"x-unknown"), b"ok"), "ok");
+        assert_eq!(to_utf8(Some(b"us-ascii"), "Café".as_bytes()), "Café");
+        assert_eq!(to_utf8(None, "Café".as_bytes()), "Café");
+        assert_eq!(to_utf8(Some(b"US-ASCII"), b"caf\xe9"), "caf\u{e9}");
     }
 }

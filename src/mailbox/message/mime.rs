@@ -72,7 +72,7 @@ impl ContentType {
         Some(ContentType {
             kind,
             subtype,
-            params: l.params(),
+            params: join_continuations(l.params()),
         })
     }
 }
@@ -83,6 +83,62 @@ pub fn param<'a>(params: &'a Params, name: &str) -> Option<&'a [u8]> {
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
         .map(|(_, v)| v.as_slice())
+}
+
+/// Joins RFC 2231 §3 parameter continuations (`name*0*=...; name*1=...`) into one
+/// parameter, as Dovecot reports them: named `name*` when the first segment is
+/// extended (`*0*`, so the value keeps its `charset'lang'` prefix and %-encoding) and
+/// `name` otherwise; segments are concatenated in index order, as sent. The joined
+/// parameter takes the place of its first segment. Other parameters are unchanged.
+pub fn join_continuations(params: Params) -> Params {
+    /// `base*N` or `base*N*` -> (base, N, extended).
+    fn segment(name: &[u8]) -> Option<(&[u8], u32, bool)> {
+        let (name, ext) = match name.strip_suffix(b"*") {
+            Some(n) => (n, true),
+            None => (name, false),
+        };
+        let star = name.iter().rposition(|&c| c == b'*')?;
+        let digits = &name[star + 1..];
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || star == 0 {
+            return None;
+        }
+        let n = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        Some((&name[..star], n, ext))
+    }
+    if !params.iter().any(|(n, _)| segment(n).is_some()) {
+        return params;
+    }
+    // (output slot, base) for each joined parameter, with its segments.
+    let mut out: Params = Vec::with_capacity(params.len());
+    /// (segment index, extended, value).
+    type Segment = (u32, bool, Vec<u8>);
+    let mut groups: Vec<(usize, Vec<u8>, Vec<Segment>)> = Vec::new();
+    for (name, value) in params {
+        match segment(&name) {
+            Some((base, n, ext)) => {
+                match groups.iter_mut().find(|g| g.1.eq_ignore_ascii_case(base)) {
+                    Some(g) => g.2.push((n, ext, value)),
+                    None => {
+                        groups.push((out.len(), base.to_vec(), vec![(n, ext, value)]));
+                        out.push((Vec::new(), Vec::new()));
+                    }
+                }
+            }
+            None => out.push((name, value)),
+        }
+    }
+    for (slot, base, mut segs) in groups {
+        segs.sort_by_key(|s| s.0);
+        let mut name = base;
+        if segs.first().is_some_and(|s| s.1) {
+            name.push(b'*');
+        }
+        let value = segs.into_iter().flat_map(|s| s.2).collect();
+        if let Some(o) = out.get_mut(slot) {
+            *o = (name, value);
+        }
+    }
+    out
 }
 
 /// A parsed Content-Disposition (RFC 2183).
@@ -97,7 +153,8 @@ pub struct Disposition {
 pub enum Body {
     /// A leaf (also: anything beyond [`MAX_DEPTH`]).
     Single,
-    /// The parts of a multipart, in order. Empty when no delimiter (or no boundary) was found.
+    /// The parts of a multipart, in order. Never empty: without any delimiter (or without a
+    /// boundary parameter) there is one empty text/plain part.
     Multipart(Vec<Part>),
     /// The message inside a message/rfc822 or message/global part; its ranges cover this
     /// part's body.
@@ -224,7 +281,7 @@ fn parse_part(data: &[u8], range: Range<usize>, in_digest: bool, depth: usize) -
                     let kind = kind.to_vec();
                     part.disposition = Some(Disposition {
                         kind,
-                        params: l.params(),
+                        params: join_continuations(l.params()),
                     });
                 }
             }
@@ -258,10 +315,16 @@ fn parse_part(data: &[u8], range: Range<usize>, in_digest: bool, depth: usize) -
     let ct = &part.content_type;
     if ct.is_type("multipart") {
         let digest = ct.subtype.eq_ignore_ascii_case(b"digest");
-        let children = match ct.param("boundary").filter(|b| !b.is_empty()) {
-            Some(b) => split_multipart(data, body, b),
+        let mut children = match ct.param("boundary").filter(|b| !b.is_empty()) {
+            Some(b) => split_multipart(data, body.clone(), b),
             None => Vec::new(),
         };
+        // The IMAP grammar needs at least one part (RFC 3501 §9 `body-type-mpart`); like
+        // Dovecot, a multipart without any delimiter has one empty part, which then also
+        // exists for BODY[1] and BODY[1.MIME].
+        if children.is_empty() {
+            children.push(body.end..body.end);
+        }
         part.kind = Body::Multipart(
             children
                 .into_iter()
@@ -275,14 +338,24 @@ fn parse_part(data: &[u8], range: Range<usize>, in_digest: bool, depth: usize) -
 }
 
 /// The ranges of the body parts of a multipart body (RFC 2046 §5.1.1). Delimiter lines
-/// must start at a line start; after `--boundary` only whitespace (transport padding) or
-/// `--` (close delimiter) may follow. The line end before a delimiter belongs to it.
+/// must start at a line start; the line end before a delimiter belongs to it.
+///
+/// A line is a delimiter when it *begins* with `--boundary`: RFC 2046 §5.1.1 ("an exact
+/// match of the entire candidate line is not required; it is sufficient that the boundary
+/// appear in its entirety following the CRLF"), which is also what Dovecot does. `--` right
+/// after the boundary makes it the close delimiter. Because the split is top-down, a line
+/// that begins with our boundary but continues with more text could instead be the
+/// delimiter of a nested multipart whose boundary extends ours (outer `A`, inner `AB`); such
+/// lines are left to the nested part when a `boundary=` declaration in this body names a
+/// boundary that the line begins with.
 fn split_multipart(data: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Range<usize>> {
     let b = data.get(body.clone()).unwrap_or(&[]);
     let mut delim = Vec::with_capacity(boundary.len() + 2);
     delim.extend_from_slice(b"--");
     delim.extend_from_slice(boundary);
     let finder = memchr::memmem::Finder::new(&delim);
+    // Declared boundaries that extend ours, computed on first need.
+    let mut longer: Option<Vec<Vec<u8>>> = None;
     let mut parts = Vec::new();
     let mut cur: Option<usize> = None;
     let mut from = 0;
@@ -300,7 +373,11 @@ fn split_multipart(data: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Rang
         let rest = &b[after..line_end];
         let close = rest.starts_with(b"--");
         if !close && !rest.iter().all(|c| c.is_ascii_whitespace()) {
-            continue;
+            let longer = longer.get_or_insert_with(|| declared_extensions(b, boundary));
+            let line = &b[pos + 2..line_end];
+            if longer.iter().any(|l| line.starts_with(l)) {
+                continue;
+            }
         }
         if let Some(start) = cur {
             let mut end = pos;
@@ -322,6 +399,29 @@ fn split_multipart(data: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Rang
         parts.push(body.start + start..body.end);
     }
     parts
+}
+
+/// Values of `boundary=` parameters written anywhere in `b` that are proper extensions of
+/// `boundary` (a cheap textual scan; it may over-approximate, which only matters for lines
+/// that begin with such a declared boundary).
+fn declared_extensions(b: &[u8], boundary: &[u8]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for eq in memchr::memchr_iter(b'=', b) {
+        let name = header::trim_end(&b[..eq]);
+        let Some(word) = name.get(name.len().saturating_sub(8)..) else {
+            continue;
+        };
+        if !word.eq_ignore_ascii_case(b"boundary") {
+            continue;
+        }
+        let line_end = memchr::memchr(b'\n', &b[eq + 1..]).map_or(b.len(), |n| eq + 1 + n);
+        if let Some(v) = Lexer::new(&b[eq + 1..line_end]).value() {
+            if v.len() > boundary.len() && v.starts_with(boundary) && !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -74,8 +74,12 @@ pub fn section<'a>(data: &'a [u8], root: &Part, s: &Section) -> Option<Cow<'a, [
 }
 
 /// The fields of `hdr` whose names are (`keep`) or are not (`!keep`) in `names`, as they
-/// appear (folding kept), followed by the empty line (RFC 3501 §6.4.5).
+/// appear (folding kept), followed by the empty line — unless the header had none
+/// (RFC 3501 §6.4.5: "the blank line is included in all header fetches, except in the case
+/// of a message which has no body and no blank line").
 pub fn header_fields(hdr: &[u8], names: &[String], keep: bool) -> Vec<u8> {
+    let blank_line =
+        hdr == b"\n" || hdr == b"\r\n" || hdr.ends_with(b"\n\n") || hdr.ends_with(b"\n\r\n");
     let mut out = Vec::new();
     for f in header::fields(hdr) {
         let listed = names
@@ -89,7 +93,9 @@ pub fn header_fields(hdr: &[u8], names: &[String], keep: bool) -> Vec<u8> {
             }
         }
     }
-    out.extend_from_slice(b"\r\n");
+    if blank_line {
+        out.extend_from_slice(b"\r\n");
+    }
     out
 }
 

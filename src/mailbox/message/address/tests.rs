@@ -32,7 +32,7 @@ fn simple_forms() {
     assert_eq!(
         parse_list(b"\"john doe\"@ex.com, \"plain\"@ex.com"),
         vec![
-            a(None, None, Some("\"john doe\""), Some("ex.com")),
+            a(None, None, Some("john doe"), Some("ex.com")),
             a(None, None, Some("plain"), Some("ex.com")),
         ]
     );
@@ -76,7 +76,12 @@ fn broken_addresses() {
     assert_eq!(
         parse_list(b"Name <@host>, <>, a@"),
         vec![
-            a(Some("Name"), None, Some("MISSING_MAILBOX"), Some("host")),
+            a(
+                Some("Name"),
+                Some("INVALID_ROUTE"),
+                Some("MISSING_MAILBOX"),
+                Some("MISSING_DOMAIN")
+            ),
             a(None, None, Some("MISSING_MAILBOX"), Some("MISSING_DOMAIN")),
             a(None, None, Some("a"), Some("MISSING_DOMAIN")),
         ]
@@ -87,7 +92,7 @@ fn broken_addresses() {
         vec![a(
             None,
             None,
-            Some("\"unterminated <a@b\""),
+            Some("unterminated <a@b"),
             Some("MISSING_DOMAIN")
         )]
     );

@@ -67,23 +67,56 @@ fn multipart_alternative() {
     let Body::Multipart(ch) = &p.kind else {
         panic!("not multipart")
     };
-    assert_eq!(ch.len(), 2);
-    assert_eq!(
-        ch[0].body_bytes(ALTERNATIVE),
-        b"plain --XX\r\n--XXnot either"
-    );
-    assert_eq!(ch[0].body_lines, 1);
+    // "--XXnot either" begins with the delimiter, so it is one (RFC 2046 §5.1.1: the
+    // boundary need only appear in its entirety at the start of the line; Dovecot agrees).
+    assert_eq!(ch.len(), 3);
+    assert_eq!(ch[0].body_bytes(ALTERNATIVE), b"plain --XX");
+    assert_eq!(ch[0].body_lines, 0);
     assert_eq!(ch[0].content_type.param("CHARSET"), Some(&b"utf-8"[..]));
-    assert_eq!(ch[1].body_bytes(ALTERNATIVE), b"<b>html</b>");
-    assert_eq!(ch[1].encoding.as_deref(), Some(&b"quoted-printable"[..]));
-    assert_eq!(sec(ALTERNATIVE, &[2], None).unwrap(), b"<b>html</b>");
+    assert_eq!(ch[1].body_bytes(ALTERNATIVE), b"");
+    assert_eq!(ch[2].body_bytes(ALTERNATIVE), b"<b>html</b>");
+    assert_eq!(ch[2].encoding.as_deref(), Some(&b"quoted-printable"[..]));
+    assert_eq!(sec(ALTERNATIVE, &[3], None).unwrap(), b"<b>html</b>");
     assert_eq!(
-        s(&sec(ALTERNATIVE, &[2], Some(SectionText::Mime)).unwrap()),
+        s(&sec(ALTERNATIVE, &[3], Some(SectionText::Mime)).unwrap()),
         "Content-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
     );
-    assert_eq!(sec(ALTERNATIVE, &[3], None), None);
+    assert_eq!(sec(ALTERNATIVE, &[4], None), None);
     assert_eq!(sec(ALTERNATIVE, &[0], None), None);
     assert_eq!(sec(ALTERNATIVE, &[1, 1], None), None);
+}
+
+#[test]
+fn nested_boundary_extending_the_outer_one() {
+    // Outer "A", inner "AB": "--AB" lines belong to the inner multipart.
+    let m = b"Content-Type: multipart/mixed; boundary=A\r\n\r\n--A\r\n\
+Content-Type: multipart/mixed; boundary=AB\r\n\r\n--AB\r\n\r\ni1\r\n--AB\r\n\r\ni2\r\n\
+--AB--\r\n--A\r\n\r\nouter2\r\n--A--\r\n";
+    let p = parse(m);
+    let Body::Multipart(ch) = &p.kind else {
+        panic!()
+    };
+    assert_eq!(ch.len(), 2);
+    assert_eq!(sec(m, &[1, 1], None).unwrap(), b"i1");
+    assert_eq!(sec(m, &[1, 2], None).unwrap(), b"i2");
+    assert_eq!(sec(m, &[2], None).unwrap(), b"outer2");
+}
+
+#[test]
+fn rfc2231_continuations_are_joined() {
+    let ct = ContentType::parse(
+        b"application/x; a*1=\"b\"; z=1; a*0=\"a\"; f*0*=utf-8''x%20; f*1*=y; t*=us-ascii''q",
+    )
+    .unwrap();
+    assert_eq!(
+        ct.params,
+        vec![
+            (b"a".to_vec(), b"ab".to_vec()),
+            (b"z".to_vec(), b"1".to_vec()),
+            (b"f*".to_vec(), b"utf-8''x%20y".to_vec()),
+            (b"t*".to_vec(), b"us-ascii''q".to_vec()),
+        ]
+    );
 }
 
 pub(crate) const MIXED: &[u8] = b"From: x@y\r\n\
@@ -266,14 +299,39 @@ Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nin\r\n--a\r\n\r\nout
 #[test]
 fn no_body_separator_and_oddities() {
     let m = b"Subject: x\r\nFrom: y";
+    // RFC 3501 §6.4.5: no blank line in header fetches when the message has none.
+    assert_eq!(
+        sec(
+            m,
+            &[],
+            Some(SectionText::HeaderFieldsNot(vec!["subject".into()]))
+        )
+        .unwrap(),
+        b"From: y\r\n"
+    );
+    assert_eq!(
+        sec(
+            m,
+            &[],
+            Some(SectionText::HeaderFields(vec!["subject".into()]))
+        )
+        .unwrap(),
+        b"Subject: x\r\n"
+    );
     let p = parse(m);
     assert_eq!(p.header, 0..m.len());
     assert_eq!(p.body, m.len()..m.len());
     assert_eq!(sec(m, &[], Some(SectionText::Text)).unwrap(), b"");
-    // Multipart with no boundary parameter or no delimiter lines: no children.
+    // Multipart with no boundary parameter or no delimiter lines: one empty part.
     let m = b"Content-Type: multipart/mixed\r\n\r\nstuff\r\n";
-    assert_eq!(parse(m).kind, Body::Multipart(vec![]));
-    assert_eq!(sec(m, &[1], None), None);
+    let Body::Multipart(ch) = parse(m).kind else {
+        panic!()
+    };
+    assert_eq!(ch.len(), 1);
+    assert_eq!((ch[0].header.len(), ch[0].body.len()), (0, 0));
+    assert_eq!(sec(m, &[1], None).unwrap(), b"");
+    assert_eq!(sec(m, &[1], Some(SectionText::Mime)).unwrap(), b"");
+    assert_eq!(sec(m, &[2], None), None);
     // Invalid Content-Type falls back to text/plain.
     let p = parse(b"Content-Type: garbage\r\n\r\n");
     assert!(p.content_type.is("text", "plain"));
