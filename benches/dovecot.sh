@@ -84,7 +84,8 @@ protocol imap {
 }
 EOF
     ulimit -n "$(ulimit -Hn)"
-    dovecot -c "$work/dovecot.conf"
+    # The master daemonizes: keep it off our stdout, or a caller reading it never sees EOF.
+    dovecot -c "$work/dovecot.conf" </dev/null >"$work/start.log" 2>&1 || { cat "$work/start.log" >&2; exit 1; }
     for _ in $(seq 1 100); do
         if [ -s "$work/run/master.pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             cat "$work/run/master.pid"

@@ -25,6 +25,7 @@ const OPS: [(&str, u64); 5] = [
 #[derive(Default)]
 struct ThreadLog {
     setup: Option<Duration>,
+    select_retries: u64,
     lat: Vec<Vec<u32>>,
     errors: Vec<String>,
 }
@@ -163,7 +164,6 @@ fn one_client(t: &Target, id: u64, max_uid: u64, secs: u64, failures: &AtomicU64
     let t0 = Instant::now();
     let mut c = match Client::connect(t.addr, Duration::from_secs(60))
         .and_then(|mut c| c.login(&t.user, &t.pass).map(|_| c))
-        .and_then(|mut c| c.run_ok("SELECT INBOX", |_| {}).map(|_| c))
     {
         Ok(c) => c,
         Err(e) => {
@@ -171,6 +171,27 @@ fn one_client(t: &Target, id: u64, max_uid: u64, secs: u64, failures: &AtomicU64
             return log;
         }
     };
+    // SELECT, retried (like a patient client) while the server answers a temporary
+    // failure such as NO [UNAVAILABLE], for at most 60 s.
+    loop {
+        match c.run("SELECT INBOX", |_| {}) {
+            Ok(d) if d.ok() => break,
+            Ok(d) if d.line.contains("[UNAVAILABLE]") && t0.elapsed() < Duration::from_secs(60) => {
+                log.select_retries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(d) => {
+                log.errors
+                    .push(format!("client {id} setup: SELECT INBOX -> {}", d.line));
+                return log;
+            }
+            Err(e) => {
+                log.errors
+                    .push(format!("client {id} setup: SELECT INBOX -> {e}"));
+                return log;
+            }
+        }
+    }
     log.setup = Some(t0.elapsed());
     // Everyone starts the timed loop together-ish: the deadline counts from setup end.
     let deadline = Instant::now() + Duration::from_secs(secs);
