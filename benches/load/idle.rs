@@ -7,103 +7,13 @@
 //! Bounded: stops opening at the time limit or when the server grew by more than the RSS
 //! cap, and reports per-connection figures from what it opened.
 
-use std::collections::HashMap;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::client::Client;
+use crate::procfs::sample;
 use crate::report::Results;
 use crate::Target;
-
-#[derive(Clone, Copy, Default, Debug)]
-pub struct Mem {
-    pub rss: u64,
-    pub pss: u64,
-    pub imap_rss: u64,
-    pub imap_pss: u64,
-    pub imap_procs: u64,
-    pub procs: u64,
-}
-
-fn status_kb(pid: &str, file: &str, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
-}
-
-/// Memory of this process (`server_pid == None`) or of a process tree.
-pub fn sample(server_pid: Option<u32>) -> Mem {
-    let Some(root) = server_pid else {
-        return Mem {
-            rss: status_kb("self", "status", "VmRSS:"),
-            pss: status_kb("self", "smaps_rollup", "Pss:"),
-            procs: 1,
-            ..Mem::default()
-        };
-    };
-    let mut parent: HashMap<u32, u32> = HashMap::new();
-    let mut comm: HashMap<u32, String> = HashMap::new();
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            // pid (comm) state ppid ...: comm may contain spaces, so split at the last ')'.
-            let Some(close) = stat.rfind(')') else {
-                continue;
-            };
-            let name = stat
-                .get(stat.find('(').map(|i| i + 1).unwrap_or(0)..close)
-                .unwrap_or("");
-            let ppid = stat[close + 1..]
-                .split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
-            parent.insert(pid, ppid);
-            comm.insert(pid, name.to_string());
-        }
-    }
-    let mut m = Mem::default();
-    for (&pid, _) in parent.iter() {
-        let mut p = pid;
-        let mut inside = false;
-        for _ in 0..64 {
-            if p == root {
-                inside = true;
-                break;
-            }
-            match parent.get(&p) {
-                Some(&pp) if pp != 0 => p = pp,
-                _ => break,
-            }
-        }
-        if !inside {
-            continue;
-        }
-        let ps = pid.to_string();
-        let rss = status_kb(&ps, "status", "VmRSS:");
-        let pss = status_kb(&ps, "smaps_rollup", "Pss:");
-        m.rss += rss;
-        m.pss += pss;
-        m.procs += 1;
-        if comm.get(&pid).map(|c| c == "imap").unwrap_or(false) {
-            m.imap_rss += rss;
-            m.imap_pss += pss;
-            m.imap_procs += 1;
-        }
-    }
-    m
-}
 
 pub fn run(t: &Target, want: usize, time_limit: Duration, rss_cap: u64, r: &mut Results) {
     std::thread::sleep(Duration::from_secs(3));

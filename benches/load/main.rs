@@ -21,6 +21,7 @@ mod client;
 mod corpus;
 mod idle;
 mod mixed;
+mod procfs;
 mod report;
 mod single;
 

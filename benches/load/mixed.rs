@@ -32,6 +32,7 @@ struct ThreadLog {
 
 pub fn run(t: &Target, max_uid: u64, clients: usize, secs: u64, r: &mut Results) {
     let start = Instant::now();
+    let cpu0 = crate::procfs::cpu_seconds(t.server_pid);
     let failures = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
     for id in 0..clients {
@@ -46,6 +47,7 @@ pub fn run(t: &Target, max_uid: u64, clients: usize, secs: u64, r: &mut Results)
         .map(|h| h.join().unwrap_or_default())
         .collect();
     let wall = start.elapsed();
+    let cpu = crate::procfs::cpu_seconds(t.server_pid) - cpu0;
 
     let mut setups: Vec<u32> = logs
         .iter()
@@ -105,6 +107,12 @@ pub fn run(t: &Target, max_uid: u64, clients: usize, secs: u64, r: &mut Results)
         "mixed: failed operations (NO/BAD/IO)",
         errors.len() as f64,
         "",
+    );
+    r.info(
+        "mixed_cpu",
+        "mixed: server CPU time, setup and drain included",
+        cpu,
+        "s",
     );
     r.info(
         "mixed_wall",

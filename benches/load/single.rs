@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{self, Client};
 use crate::corpus::{Manifest, RARE_SENDER, RARE_WORD};
+use crate::procfs::cpu_seconds;
 use crate::report::Results;
 use crate::Target;
 
@@ -37,15 +38,15 @@ pub fn run(t: &Target, m: &Manifest, r: &mut Results) -> io::Result<u64> {
     let mut c = connect()?;
     c.login(&t.user, &t.pass)?;
     let (mut n, mut next) = (0, 0);
-    let t0 = Instant::now();
+    let t0 = Timer::start(t.server_pid);
     c.run_ok("SELECT INBOX", |u| {
         n = client::exists(u).unwrap_or(n);
         next = client::uidnext(u).unwrap_or(next);
     })?;
-    r.ms(
+    t0.done(
+        r,
         "select_first",
         "first SELECT INBOX (cold: no index/uid list)",
-        t0.elapsed(),
     );
     check(
         n == m.messages,
@@ -55,13 +56,9 @@ pub fn run(t: &Target, m: &Manifest, r: &mut Results) -> io::Result<u64> {
 
     let mut c2 = connect()?;
     c2.login(&t.user, &t.pass)?;
-    let t0 = Instant::now();
+    let t0 = Timer::start(t.server_pid);
     c2.run_ok("SELECT INBOX", |_| {})?;
-    r.ms(
-        "select_second",
-        "second SELECT INBOX (new connection)",
-        t0.elapsed(),
-    );
+    t0.done(r, "select_second", "second SELECT INBOX (new connection)");
     let _ = c2.run("LOGOUT", |_| {});
 
     for (key, label) in [
@@ -75,12 +72,12 @@ pub fn run(t: &Target, m: &Manifest, r: &mut Results) -> io::Result<u64> {
         ),
     ] {
         let before = c.bytes_in;
-        let t0 = Instant::now();
+        let t0 = Timer::start(t.server_pid);
         let d = c.run_ok(
             "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)",
             |_| {},
         )?;
-        r.ms(key, label, t0.elapsed());
+        t0.done(r, key, label);
         r.info(
             &format!("{key}_bytes"),
             "  bytes received",
@@ -97,13 +94,9 @@ pub fn run(t: &Target, m: &Manifest, r: &mut Results) -> io::Result<u64> {
         );
     }
 
-    let t0 = Instant::now();
+    let t0 = Timer::start(t.server_pid);
     let d = c.run_ok("FETCH 1:* BODYSTRUCTURE", |_| {})?;
-    r.ms(
-        "fetch_bodystructure",
-        "FETCH 1:* BODYSTRUCTURE",
-        t0.elapsed(),
-    );
+    t0.done(r, "fetch_bodystructure", "FETCH 1:* BODYSTRUCTURE");
     check(
         d.untagged == m.messages,
         format!("BODYSTRUCTURE: {} responses", d.untagged),
@@ -111,11 +104,11 @@ pub fn run(t: &Target, m: &Manifest, r: &mut Results) -> io::Result<u64> {
     );
 
     let mut hits = 0;
-    let t0 = Instant::now();
+    let t0 = Timer::start(t.server_pid);
     c.run_ok(&format!("UID SEARCH FROM \"{RARE_SENDER}\""), |u| {
         hits += client::search_hits(u).unwrap_or(0)
     })?;
-    r.ms("search_from", "UID SEARCH FROM (~1% match)", t0.elapsed());
+    t0.done(r, "search_from", "UID SEARCH FROM (~1% match)");
     r.info("search_from_hits", "  hits", hits as f64, "");
     check(
         hits == m.from_matches,
@@ -124,15 +117,11 @@ pub fn run(t: &Target, m: &Manifest, r: &mut Results) -> io::Result<u64> {
     );
 
     let mut hits = 0;
-    let t0 = Instant::now();
+    let t0 = Timer::start(t.server_pid);
     c.run_ok(&format!("UID SEARCH BODY \"{RARE_WORD}\""), |u| {
         hits += client::search_hits(u).unwrap_or(0)
     })?;
-    r.ms(
-        "search_body",
-        "UID SEARCH BODY (rare word, 0.1%)",
-        t0.elapsed(),
-    );
+    t0.done(r, "search_body", "UID SEARCH BODY (rare word, 0.1%)");
     r.info("search_body_hits", "  hits", hits as f64, "");
     check(
         hits == m.body_matches,
@@ -140,22 +129,18 @@ pub fn run(t: &Target, m: &Manifest, r: &mut Results) -> io::Result<u64> {
         r,
     );
 
-    let t0 = Instant::now();
+    let t0 = Timer::start(t.server_pid);
     c.run_ok("UID STORE 1:* +FLAGS.SILENT (\\Flagged)", |_| {})?;
-    r.ms(
-        "store_all",
-        "UID STORE 1:* +FLAGS.SILENT (\\Flagged)",
-        t0.elapsed(),
-    );
+    t0.done(r, "store_all", "UID STORE 1:* +FLAGS.SILENT (\\Flagged)");
 
     let mut c3 = connect()?;
     c3.login(&t.user, &t.pass)?;
-    let t0 = Instant::now();
+    let t0 = Timer::start(t.server_pid);
     c3.run_ok("STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)", |_| {})?;
-    r.ms(
+    t0.done(
+        r,
         "status",
         "STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN), other connection",
-        t0.elapsed(),
     );
     let _ = c3.run("LOGOUT", |_| {});
     let _ = c.run("LOGOUT", |_| {});
@@ -166,5 +151,30 @@ fn check(ok: bool, what: String, r: &mut Results) {
     if !ok {
         eprintln!("WRONG ANSWER: {what}");
         r.problems.push(what);
+    }
+}
+
+/// Wall time and server CPU time of one measured command.
+struct Timer {
+    at: Instant,
+    cpu: f64,
+    pid: Option<u32>,
+}
+
+impl Timer {
+    fn start(pid: Option<u32>) -> Timer {
+        Timer {
+            cpu: cpu_seconds(pid),
+            at: Instant::now(),
+            pid,
+        }
+    }
+
+    /// Records `key` (wall ms) and `key_cpu` (server CPU ms: contention-independent).
+    fn done(&self, r: &mut Results, key: &str, label: &str) {
+        let wall = self.at.elapsed();
+        let cpu = (cpu_seconds(self.pid) - self.cpu) * 1000.0;
+        r.ms(key, label, wall);
+        r.info(&format!("{key}_cpu"), "  server CPU time", cpu, "ms");
     }
 }
