@@ -102,6 +102,13 @@ pub fn run(t: &Target, max_uid: u64, clients: usize, secs: u64, r: &mut Results)
             &mut per_op[k],
         );
     }
+    let retries: u64 = logs.iter().map(|l| l.select_retries).sum();
+    r.info(
+        "mixed_select_retries",
+        "mixed: SELECTs answered NO [UNAVAILABLE] and retried",
+        retries as f64,
+        "",
+    );
     r.info(
         "mixed_errors",
         "mixed: failed operations (NO/BAD/IO)",
