@@ -230,6 +230,49 @@ pub fn read_message(path: &Path) -> std::io::Result<MessageData> {
     Ok(MessageData::Owned(to_crlf(&data)))
 }
 
+/// Reads only the header block of a message file (up to and including the empty line
+/// that ends it), CRLF line ends. ENVELOPE, BODY[HEADER…] and header SEARCH keys need no
+/// more, and attachments can be megabytes. A file without an empty line is all header.
+pub fn read_header(path: &Path) -> std::io::Result<MessageData> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = [0u8; 8192];
+    let mut searched: usize = 0;
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(MessageData::Owned(to_crlf(&buf)));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        // Look for LF (CR) LF from where the previous search stopped (minus overlap).
+        let from = searched.saturating_sub(2);
+        if let Some(end) = header_end(&buf[from..]).map(|e| e + from) {
+            buf.truncate(end);
+            return Ok(MessageData::Owned(to_crlf(&buf)));
+        }
+        searched = buf.len();
+    }
+}
+
+/// Length of the header block (through the empty line) if `data` contains its end.
+fn header_end(data: &[u8]) -> Option<usize> {
+    if data.starts_with(b"\r\n") {
+        return Some(2);
+    }
+    if data.starts_with(b"\n") {
+        return Some(1);
+    }
+    for lf in memchr::memchr_iter(b'\n', data) {
+        match data.get(lf + 1) {
+            Some(b'\n') => return Some(lf + 2),
+            Some(b'\r') if data.get(lf + 2) == Some(&b'\n') => return Some(lf + 3),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Copies `data` with every bare LF turned into CRLF, a line at a time (memchr), not a
 /// byte at a time: most Maildirs store LF line ends, so this runs on nearly every fetch.
 pub fn to_crlf(data: &[u8]) -> Vec<u8> {
@@ -257,6 +300,10 @@ mod crlf_tests {
         assert_eq!(to_crlf(b"\n\n"), b"\r\n\r\n");
         assert_eq!(to_crlf(b"no newline"), b"no newline");
         assert_eq!(to_crlf(b""), b"");
+        assert_eq!(header_end(b"A: b\nC: d\n\nbody"), Some(11));
+        assert_eq!(header_end(b"A: b\r\n\r\nbody"), Some(8));
+        assert_eq!(header_end(b"\r\nbody"), Some(2));
+        assert_eq!(header_end(b"A: b\r\n"), None);
         let sample = b"x\ny\r\n\nz";
         assert_eq!(to_crlf(sample).len() as u64, crlf_size(sample));
     }
