@@ -35,6 +35,9 @@ fn id(m: &Metadata) -> FileId {
 }
 
 pub struct LogState {
+    /// Kept open so that its inode number cannot be reused by a later file while we
+    /// compare ids.
+    _file: File,
     id: FileId,
     /// Offset after the last transaction applied.
     end: u64,
@@ -51,6 +54,8 @@ pub struct Inner {
     generation: u64,
     pair_id: u64,
     index_id: FileId,
+    /// Kept open for the same reason as `LogState::_file`.
+    _index_file: File,
     log: LogState,
     /// The last refresh failed: the next one reloads everything.
     broken: bool,
@@ -228,7 +233,9 @@ fn load_once(
         generation: idx.generation,
         pair_id: idx.pair_id,
         index_id: iid,
+        _index_file: f,
         log: LogState {
+            _file: lf,
             id: lid,
             end,
             seen_len: len,
@@ -398,9 +405,11 @@ fn catch_up(lpath: &Path, inner: &mut Inner) -> Result<Arc<IndexSnapshot>, Error
 }
 
 fn open_log_state(lpath: &Path) -> Result<LogState, Error> {
-    let m = fs::metadata(lpath).map_err(Error::io(lpath.into()))?;
+    let f = File::open(lpath).map_err(Error::io(lpath.into()))?;
+    let m = f.metadata().map_err(Error::io(lpath.into()))?;
     let end = LOG_HEADER_LEN as u64;
     Ok(LogState {
+        _file: f,
         id: id(&m),
         end,
         seen_len: m.len(),
@@ -487,8 +496,10 @@ pub fn compact(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<(), Erro
     let gen = inner.generation + 1;
     write_index(dir, opts, gen, inner.pair_id, &inner.snap)?;
     inner.generation = gen;
-    inner.index_id =
-        id(&fs::metadata(dir.join(INDEX_FILE)).map_err(Error::io(dir.join(INDEX_FILE)))?);
+    let ipath = dir.join(INDEX_FILE);
+    let f = File::open(&ipath).map_err(Error::io(ipath.clone()))?;
+    inner.index_id = id(&f.metadata().map_err(Error::io(ipath))?);
+    inner._index_file = f;
     // From here the old log is stale: if we fail below, the next writer replaces it.
     inner.log.stale = true;
     let lpath = dir.join(LOG_FILE);
