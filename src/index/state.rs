@@ -394,13 +394,15 @@ fn catch_up(lpath: &Path, inner: &mut Inner) -> Result<Arc<IndexSnapshot>, Error
     if sc.txns.is_empty() {
         return Ok(inner.snap.clone());
     }
-    let mut snap = (*inner.snap).clone();
+    // In place when no one else holds the snapshot (no copy of 100,000 records for one
+    // append); a failure leaves it half-applied, but the caller marks the state broken
+    // and the next refresh reloads from the files.
+    let snap = Arc::make_mut(&mut inner.snap);
     for (at, txn) in &sc.txns {
-        apply_txn(&mut snap, txn, *at).map_err(|b| Error::corrupted(lpath.into(), b))?;
+        apply_txn(snap, txn, *at).map_err(|b| Error::corrupted(lpath.into(), b))?;
     }
     inner.log.end = sc.end;
     inner.log.records += sc.records;
-    inner.snap = Arc::new(snap);
     Ok(inner.snap.clone())
 }
 

@@ -636,6 +636,22 @@ fn timings_100k() {
     t.append(b"one-more", 0, 0, 1, 1);
     t.commit().unwrap();
     eprintln!("append one + commit (fsync): {:?}", t0.elapsed());
+    drop(ix);
+    let o = Options {
+        fsync: FsyncMode::Never,
+        ..Options::default()
+    };
+    let ix = Index::open_unshared(d.path(), &o).unwrap();
+    let t0 = Instant::now();
+    for i in 0..100 {
+        let mut t = ix.begin().unwrap();
+        t.append(format!("nosync-{i}").as_bytes(), 0, 0, 1, 1);
+        t.commit().unwrap();
+    }
+    eprintln!(
+        "append one + commit (no fsync, 100k index): {:?}",
+        t0.elapsed() / 100
+    );
 }
 
 /// Child half of `two_processes_lose_nothing` (does nothing when run directly).

@@ -281,6 +281,17 @@ impl<'a> Transaction<'a> {
             FsyncMode::Never => false,
         };
         let bytes = log::encode_txn(&ops, commit_modseq);
-        self.index.write_txn(&bytes, sync)
+        // Let go of our reference first so that applying our own records can update the
+        // snapshot in place; keep the lock until the write is done.
+        let Transaction {
+            index,
+            base,
+            _lock: held,
+            ..
+        } = self;
+        drop(base);
+        let r = index.write_txn(&bytes, sync);
+        drop(held);
+        r
     }
 }
