@@ -162,7 +162,7 @@ pub fn encode_index(f: &IndexParts) -> Vec<u8> {
     let kw_off = (INDEX_HEADER_LEN + recs.len()) as u64;
     let keys_off = kw_off + kw.len() as u64;
     let total = keys_off + keys.len() as u64;
-    let (messages, unseen, deleted, first) = counts(&f.records);
+    let (messages, unseen, deleted, first) = counts(f.records);
     let h = f.header;
     let mut out = Vec::with_capacity(total as usize);
     out.extend_from_slice(INDEX_MAGIC);

@@ -199,6 +199,16 @@ pub struct Index {
 type Registry = HashMap<PathBuf, Weak<Index>>;
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
+/// With `nfs = true` every commit and rename is fsynced, whatever `fsync` says.
+fn effective(opts: &Options) -> Options {
+    let mut o = opts.clone();
+    if o.nfs {
+        o.fsync = FsyncMode::Always;
+        o.lock_method = LockMethod::Dotlock;
+    }
+    o
+}
+
 fn canonical(dir: &Path) -> Result<PathBuf, Error> {
     dir.canonicalize().map_err(Error::io(dir.to_path_buf()))
 }
@@ -224,11 +234,12 @@ impl Index {
     /// fuzzing): it coordinates with other instances through the lock and the log only.
     pub fn open_unshared(dir: &Path, opts: &Options) -> Result<Arc<Index>, Error> {
         let dir = canonical(dir)?;
-        let (inner, created) = state::open_or_create(&dir, opts)?;
-        let cache = cache::Cache::open(&dir, opts)?;
+        let opts = effective(opts);
+        let (inner, created) = state::open_or_create(&dir, &opts)?;
+        let cache = cache::Cache::open(&dir, &opts)?;
         Ok(Arc::new(Index {
             dir,
-            opts: opts.clone(),
+            opts,
             created,
             inner: Mutex::new(inner),
             cache,
@@ -247,7 +258,7 @@ impl Index {
         records: Vec<Record>,
     ) -> Result<Arc<Index>, Error> {
         let dir = canonical(dir)?;
-        state::rebuild(&dir, opts, header, keywords, records)?;
+        state::rebuild(&dir, &effective(opts), header, keywords, records)?;
         let live = {
             let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
             reg.as_ref()

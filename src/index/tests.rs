@@ -718,3 +718,86 @@ fn two_processes_lose_nothing() {
         assert!(Index::verify(d.path()).is_empty());
     }
 }
+
+/// Child half of `kill_9_during_appends_and_compactions` (does nothing when run directly):
+/// commits forever, printing each uid once its commit returned.
+#[test]
+#[ignore]
+fn child_crasher() {
+    let Some(dir) = std::env::var_os("LOFT_INDEX_CRASH_DIR") else {
+        return;
+    };
+    let o = Options {
+        fsync: FsyncMode::Always,
+        log_compact_bytes: 2048,
+        ..Options::default()
+    };
+    let ix = Index::open(Path::new(&dir), &o).unwrap();
+    let mut out = std::io::stdout();
+    loop {
+        let mut t = ix.begin().unwrap();
+        let next = t.snapshot().header.uid_next;
+        let uid = t.append(format!("crash-{next}").as_bytes(), 0, 0, 0, 0);
+        assert_eq!(uid, next);
+        if uid > 1 {
+            t.set_flags(uid - 1, 1, 0, false);
+        }
+        t.commit().unwrap();
+        use std::io::Write;
+        writeln!(out, "{uid}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[test]
+fn kill_9_during_appends_and_compactions() {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let mut done = 0u32;
+    for round in 0..4 {
+        let mut kid = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "index::tests::child_crasher",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("LOFT_INDEX_CRASH_DIR", d.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(kid.stdout.take().unwrap()).lines();
+        let target = 20 + round * 17;
+        let mut seen = 0;
+        while seen < target {
+            let l = lines.next().unwrap().unwrap();
+            if let Ok(uid) = l.trim().parse::<u32>() {
+                done = done.max(uid);
+                seen += 1;
+            }
+        }
+        kid.kill().unwrap();
+        kid.wait().unwrap();
+        let s = match Index::open_unshared(d.path(), &opts()) {
+            Ok(ix) => ix.refresh().unwrap(),
+            Err(e) => panic!("round {round}: {e}"),
+        };
+        // Every commit that returned is there, in order, with its key.
+        assert!(
+            s.records.len() as u32 >= done,
+            "round {round}: {} < {done}",
+            s.records.len()
+        );
+        for (i, r) in s.records.iter().enumerate() {
+            assert_eq!(r.uid, i as u32 + 1);
+            assert_eq!(&*r.key, format!("crash-{}", r.uid).as_bytes());
+        }
+        assert!(
+            Index::verify(d.path()).is_empty(),
+            "{:?}",
+            Index::verify(d.path())
+        );
+    }
+}
