@@ -14,6 +14,7 @@
 pub mod cache;
 
 mod apply;
+mod create;
 mod format;
 mod lock;
 mod log;
@@ -235,7 +236,7 @@ impl Index {
     pub fn open_unshared(dir: &Path, opts: &Options) -> Result<Arc<Index>, Error> {
         let dir = canonical(dir)?;
         let opts = effective(opts);
-        let (inner, created) = state::open_or_create(&dir, &opts)?;
+        let (inner, created) = create::open_or_create(&dir, &opts)?;
         let cache = cache::Cache::open(&dir, &opts)?;
         Ok(Arc::new(Index {
             dir,
@@ -258,7 +259,7 @@ impl Index {
         records: Vec<Record>,
     ) -> Result<Arc<Index>, Error> {
         let dir = canonical(dir)?;
-        state::rebuild(&dir, &effective(opts), header, keywords, records)?;
+        create::rebuild(&dir, &effective(opts), header, keywords, records)?;
         let live = {
             let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
             reg.as_ref()
