@@ -44,7 +44,12 @@ pub fn read_whole(file: &File, nfs: bool) -> io::Result<FileBytes> {
     // taken from fstat, so every mapped page is backed by the file as it is now. Loft
     // replaces index files by rename and never truncates them in place (see the module
     // doc); the length is re-checked below and a change falls back to plain reads.
-    let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(file)? };
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .len(len as usize)
+            .populate()
+            .map(file)?
+    };
     if file.metadata()?.len() != len {
         drop(map);
         return read_all(file, len);

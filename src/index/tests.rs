@@ -801,3 +801,35 @@ fn kill_9_during_appends_and_compactions() {
         );
     }
 }
+
+#[test]
+#[ignore]
+fn timings_decode_breakdown() {
+    let d = tempfile::tempdir().unwrap();
+    let ix = Index::open_unshared(d.path(), &opts()).unwrap();
+    let mut t = ix.begin().unwrap();
+    for i in 0..100_000u32 {
+        t.append(
+            format!("1700000000.M{i}P1.host,S=2000").as_bytes(),
+            0,
+            0,
+            2000,
+            1_700_000_000,
+        );
+    }
+    t.commit().unwrap();
+    let b = fs::read(d.path().join(INDEX_FILE)).unwrap();
+    let t0 = Instant::now();
+    let f = format::decode_index(&b).unwrap();
+    eprintln!("decode_index: {:?}", t0.elapsed());
+    let t0 = Instant::now();
+    let _ = format::crc(&[&b]);
+    eprintln!("crc of whole file ({} bytes): {:?}", b.len(), t0.elapsed());
+    let t0 = Instant::now();
+    let keys: Vec<Box<[u8]>> = f.records.iter().map(|r| r.key.clone()).collect();
+    eprintln!("100k key boxes: {:?}", t0.elapsed());
+    drop(keys);
+    let t0 = Instant::now();
+    drop(f);
+    eprintln!("drop: {:?}", t0.elapsed());
+}
