@@ -223,6 +223,8 @@ impl Index {
         let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         let reg = reg.get_or_insert_with(HashMap::new);
         if let Some(ix) = reg.get(&dir).and_then(Weak::upgrade) {
+            // Shared instance: catch up, so that damage found since is reported here too.
+            ix.refresh()?;
             return Ok(ix);
         }
         reg.retain(|_, w| w.strong_count() > 0);
