@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod config;
 pub mod imap;
+pub mod index;
 pub mod mailbox;
 pub mod server;
 pub mod tls;
