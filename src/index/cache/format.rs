@@ -261,16 +261,21 @@ pub(super) fn scan(
     };
     while p < b.len() {
         let rest = &b[p..];
-        if rest.iter().all(|&x| x == 0) {
-            return torn(p);
-        }
+        let at = base + p as u64;
+        // Zeros up to the end are a crash artefact (size extended, data never written).
+        let bad = |what: String, off: u64| {
+            if rest.iter().all(|&x| x == 0) {
+                torn(p)
+            } else {
+                Err((what, off))
+            }
+        };
         let (Some(uid), Some(id), Some(len)) = (u32_at(rest, 0), u16_at(rest, 4), u32_at(rest, 6))
         else {
             return torn(p);
         };
-        let at = base + p as u64;
         if len as usize > MAX_VALUE {
-            return Err((format!("record length {len} exceeds the limit"), at + 6));
+            return bad(format!("record length {len} exceeds the limit"), at + 6);
         }
         let total = record_len(len) as usize;
         if total > rest.len() {
@@ -280,13 +285,13 @@ pub(super) fn scan(
             if total == rest.len() {
                 return torn(p);
             }
-            return Err(("record CRC mismatch".into(), at));
+            return bad("record CRC mismatch".into(), at);
         }
         if uid == 0 {
-            return Err(("record with uid 0".into(), at));
+            return bad("record with uid 0".into(), at);
         }
         if !known(id) {
-            return Err((format!("record for unknown field id {id}"), at + 4));
+            return bad(format!("record for unknown field id {id}"), at + 4);
         }
         emit(uid, id, at, len);
         p += total;
