@@ -232,6 +232,34 @@ impl Inner {
     /// Replaces our view by the file now at the path, keeping local uses and unwritten
     /// values (another process compacted or rebuilt it).
     pub fn reload(&mut self, set: &Settings) -> Result<(), Error> {
+        if !self.disk.path.exists() {
+            // Deleted behind our back: start a new file from what we know (values are
+            // gone with it; decisions are ours to keep).
+            let mut entries: Vec<Entry> = Vec::new();
+            for f in self
+                .fields
+                .iter_mut()
+                .filter(|f| f.decision != Decision::No)
+            {
+                f.dirty = true;
+                entries.push(Entry {
+                    id: entries.len() as u16,
+                    name: f.name.clone(),
+                    decision: f.decision,
+                    last_used_day: f.last_used_day,
+                    temp_since_uid: f.temp_since_uid,
+                });
+            }
+            entries.truncate(format::MAX_FIELDS);
+            tracing::warn!(file = %self.disk.path.display(), "index cache: file vanished, starting a new one");
+            create(
+                &self.disk.path,
+                set,
+                &entries,
+                self.disk.pre.uid_validity,
+                false,
+            )?;
+        }
         let mut fresh = Inner::load(&self.disk.path, set)?;
         fresh.day_override = self.day_override;
         let has_pending: Vec<bool> = {

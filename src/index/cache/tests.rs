@@ -428,3 +428,64 @@ fn timing_get_many_and_open_100k() {
     eprintln!("cache timing: open {open_ms:.1} ms ({size} bytes), get_many 100k {get_ms:.1} ms");
     assert!(open_ms < 2000.0 && get_ms < 2000.0);
 }
+
+#[test]
+fn a_deleted_file_is_recreated_with_the_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    filled(dir.path());
+    let c = open(dir.path());
+    assert_eq!(c.get(2, "hdr", 40), Some(b"h2".to_vec()));
+    std::fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+    ok(c.refresh());
+    assert_eq!(c.get(2, "hdr", 40), None);
+    assert_eq!(info(&c, "hdr").unwrap().decision, Decision::Yes);
+    c.offer(2, "hdr", b"again", 40);
+    ok(c.flush());
+    drop(c);
+    let c = open(dir.path());
+    assert_eq!(c.get(2, "hdr", 40), Some(b"again".to_vec()));
+}
+
+/// The body of the `index_cache` fuzz target, over mutations of a real file.
+fn fuzz_one(dir: &Path, data: &[u8]) {
+    std::fs::write(dir.join(FILE_NAME), data).unwrap();
+    let o = Options {
+        nfs: data.len() % 2 == 1,
+        ..opts()
+    };
+    let c = match Cache::open(dir, &o) {
+        Ok(c) => c,
+        Err(_) => ok(Cache::rebuild_empty(dir, &o)),
+    };
+    for f in c.decisions() {
+        let _ = c.get_many(&[1, 2, 3, u32::MAX], &f.name, 10);
+    }
+    c.get(5, "imap.envelope", 5);
+    c.get(1, "imap.envelope", 5);
+    c.offer(6, "imap.envelope", b"value", 6);
+    let _ = c.flush();
+    let _ = c.compact(&|uid| uid % 2 == 0, DAY);
+    drop(c);
+    let _ = Cache::open(dir, &o);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    fn mutated_files_never_panic(
+        edits in proptest::collection::vec((0usize..20_000, proptest::prelude::any::<u8>()), 0..8),
+        cut in 0usize..20_000,
+        junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = filled(dir.path());
+        for (at, v) in edits {
+            let n = b.len();
+            b[at % n] = v;
+        }
+        b.truncate(cut.max(1));
+        b.extend_from_slice(&junk);
+        fuzz_one(dir.path(), &b);
+        fuzz_one(dir.path(), &junk);
+    }
+}
