@@ -233,6 +233,15 @@ pub(super) fn record_value(b: &[u8]) -> Option<&[u8]> {
     (crc == crc32fast::hash(b.get(..end)?)).then(|| &b[REC_HEAD..end])
 }
 
+/// The value of an already verified record at `b[0]` after checking that its head still
+/// says `uid` and `len` (no CRC: for reads of records indexed at open).
+pub(super) fn record_checked_head(b: &[u8], uid: u32, len: u32) -> Option<&[u8]> {
+    if u32_at(b, 0)? != uid || u32_at(b, 6)? != len {
+        return None;
+    }
+    b.get(REC_HEAD..REC_HEAD + len as usize)
+}
+
 /// Where a scan of records stopped.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct ScanEnd {

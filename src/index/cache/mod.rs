@@ -184,6 +184,27 @@ impl Cache {
         }
     }
 
+    /// `get_many` without copies: calls `f(i, value)` for each `uids[i]` in order, with
+    /// the value borrowed from the cache (for writing FETCH responses directly).
+    pub fn get_many_with(
+        &self,
+        uids: &[u32],
+        field: &str,
+        newest_uid: u32,
+        f: &mut dyn FnMut(usize, Option<&[u8]>),
+    ) {
+        let mut g = self.lock();
+        let min = uids.iter().copied().min().unwrap_or(u32::MAX);
+        match note_use(&mut g, field, min, newest_uid) {
+            Some(fi) => {
+                for (i, &u) in uids.iter().enumerate() {
+                    g.read_with(fi, u, &mut |v| f(i, v));
+                }
+            }
+            None => (0..uids.len()).for_each(|i| f(i, None)),
+        }
+    }
+
     /// Offers a value computed on a miss; stored when the field's decision wants it (and
     /// the value is at most [`MAX_VALUE`] bytes). Written at the next `flush`.
     pub fn offer(&self, uid: u32, field: &str, value: &[u8], newest_uid: u32) {

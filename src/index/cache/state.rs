@@ -8,6 +8,7 @@ use super::format::{self, Entry};
 use super::Decision;
 use crate::config::FsyncMode;
 use crate::index::Error;
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::fs::FileExt;
@@ -147,27 +148,45 @@ impl Inner {
         if size < self.disk.end {
             return Ok(CatchUp::Reload);
         }
-        let ids: HashMap<u16, usize> = (self.fields.iter().enumerate())
-            .filter_map(|(i, f)| Some((f.id?, i)))
-            .collect();
+        // Field id -> index in `fields`, as a table: one lookup per record.
+        let top = self
+            .fields
+            .iter()
+            .filter_map(|f| f.id)
+            .max()
+            .map_or(0, usize::from);
+        let mut ids: Vec<Option<usize>> = vec![None; top + 1];
+        for (i, f) in self.fields.iter().enumerate() {
+            if let Some(id) = f.id {
+                ids[usize::from(id)] = Some(i);
+            }
+        }
         let from = self.disk.end;
         let fields = &mut self.fields;
+        let known = |id: u16| ids.get(usize::from(id)).is_some_and(Option::is_some);
         let end = self
             .disk
             .with_bytes(from, size, |b| {
-                format::scan(
-                    b,
-                    from,
-                    &|id| ids.contains_key(&id),
-                    &mut |uid, id, off, len| {
-                        if let Some(f) = ids.get(&id).and_then(|&i| fields.get_mut(i)) {
-                            // A value still waiting to be written here is newer: keep it.
-                            if !matches!(f.locs.get(&uid), Some(Loc::Pending(_))) {
-                                f.put(uid, Loc::File { off, len }, len);
+                format::scan(b, from, &known, &mut |uid, id, off, len| {
+                    let slot = ids.get(usize::from(id)).copied().flatten();
+                    let Some(f) = slot.and_then(|i| fields.get_mut(i)) else {
+                        return;
+                    };
+                    match f.locs.entry(uid) {
+                        // A value still waiting to be written here is newer: keep it.
+                        MapEntry::Occupied(e) if matches!(e.get(), Loc::Pending(_)) => {}
+                        MapEntry::Occupied(mut e) => {
+                            if let Loc::File { len: old, .. } = e.insert(Loc::File { off, len }) {
+                                f.bytes -= u64::from(old);
                             }
+                            f.bytes += u64::from(len);
                         }
-                    },
-                )
+                        MapEntry::Vacant(e) => {
+                            e.insert(Loc::File { off, len });
+                            f.bytes += u64::from(len);
+                        }
+                    }
+                })
             })?
             .map_err(|d| corrupted(&self.disk.path, d))?;
         self.disk.end = end.valid_end;
@@ -352,27 +371,47 @@ impl Inner {
         }
     }
 
-    /// The current value of `(uid, fields[field])`, CRC-checked.
+    /// The current value of `(uid, fields[field])`.
     pub fn read(&mut self, field: usize, uid: u32) -> Option<Vec<u8>> {
-        match self.fields.get(field)?.locs.get(&uid).copied()? {
-            Loc::Pending(k) => self.pending.get(k).map(|p| p.value.clone()),
+        let mut out = None;
+        self.read_with(field, uid, &mut |v| out = v.map(<[u8]>::to_vec));
+        out
+    }
+
+    /// Calls `f` with the current value of `(uid, fields[field])`, borrowed from the map
+    /// (no copy) or the pending list.
+    pub fn read_with(&mut self, field: usize, uid: u32, f: &mut dyn FnMut(Option<&[u8]>)) {
+        let Some(loc) = self
+            .fields
+            .get(field)
+            .and_then(|x| x.locs.get(&uid))
+            .copied()
+        else {
+            return f(None);
+        };
+        match loc {
+            Loc::Pending(k) => f(self.pending.get(k).map(|p| &p.value[..])),
             Loc::File { off, len } => {
-                let got = self
+                // Checked by CRC when indexed; records never change in place, and the head
+                // check catches a file rewritten behind our back.
+                let found = self
                     .disk
                     .with_bytes(off, off + format::record_len(len), |b| {
-                        format::record_value(b).map(<[u8]>::to_vec)
-                    })
-                    .ok()
-                    .flatten();
-                if got.is_none() {
+                        let v = format::record_checked_head(b, uid, len);
+                        f(v);
+                        v.is_some()
+                    });
+                if found.is_err() {
+                    f(None);
+                }
+                if found.ok() != Some(true) {
                     tracing::warn!(file = %self.disk.path.display(), offset = off,
                         "index cache: record changed on disk, ignoring it");
-                    if let Some(f) = self.fields.get_mut(field) {
-                        f.locs.remove(&uid);
-                        f.bytes -= u64::from(len);
+                    if let Some(x) = self.fields.get_mut(field) {
+                        x.locs.remove(&uid);
+                        x.bytes -= u64::from(len);
                     }
                 }
-                got
             }
         }
     }
