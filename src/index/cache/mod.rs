@@ -24,8 +24,9 @@
 //! the cache, holding only derivable data, always uses `flock`, which Linux maps onto NFS
 //! byte-range locks). Readers map the file read-only (or `pread` with `nfs`) and see a
 //! prefix of the appends; a torn tail is ignored and cut off by the next writer;
-//! compaction writes a new file and renames it over the old one. Any damage is
-//! `Error::Corrupted`: the caller logs it and calls [`Cache::rebuild_empty`].
+//! compaction writes a new file and renames it over the old one. Damage found at open
+//! is `Error::Corrupted` (the caller logs it and calls [`Cache::rebuild_empty`], or uses
+//! [`Cache::open_or_rebuild`]); damage found later is logged once and healed in place.
 //!
 //! This module must not know IMAP, MIME or any storage format.
 
@@ -153,6 +154,17 @@ impl Cache {
         })
     }
 
+    /// `open`, and on damage the one log line and `rebuild_empty`: what a mailbox does.
+    pub fn open_or_rebuild(dir: &Path, opts: &Options) -> Result<Cache, Error> {
+        match Cache::open(dir, opts) {
+            Err(e @ Error::Corrupted { .. }) => {
+                tracing::warn!("{}; starting an empty cache", describe(&e));
+                Cache::rebuild_empty(dir, opts)
+            }
+            other => other,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -263,13 +275,18 @@ impl Cache {
     /// `No`. Temp file + fsync + rename.
     pub fn compact(&self, live: &dyn Fn(u32) -> bool, today: u32) -> Result<(), Error> {
         let mut g = self.lock();
-        let _file_lock = g.lock(&self.set)?;
+        let _file_lock = match g.lock(&self.set) {
+            Ok(l) => l,
+            Err(e) => return self.heal(&mut g, Err(e)),
+        };
         let days = self.set.drop_days;
         let keep = |f: &Field| {
             days == 0 || u64::from(f.last_used_day) + u64::from(days) >= u64::from(today)
         };
         let uv = g.disk.pre.uid_validity;
-        g.rewrite(&self.set, &keep, live, uv)
+        let r = g.rewrite(&self.set, &keep, live, uv);
+        drop(_file_lock);
+        self.heal(&mut g, r)
     }
 
     /// True when most of the file is superseded or dropped values (worth a `compact`).
@@ -312,7 +329,8 @@ impl Cache {
     /// `fsync = "always"`; the cache holds only derivable data, so never otherwise).
     pub fn flush(&self) -> Result<(), Error> {
         let mut g = self.lock();
-        self.write(&mut g)
+        let r = self.write(&mut g);
+        self.heal(&mut g, r)
     }
 
     fn write(&self, g: &mut Inner) -> Result<(), Error> {
@@ -325,8 +343,42 @@ impl Cache {
 
     /// Picks up values and decisions written by other processes, and a file replaced by
     /// their compaction. Cheap when nothing changed (a stat, an fstat, a header read).
+    /// Damage found here or in `flush`/`compact` is logged once and healed in place (an
+    /// empty file keeping the decisions); only I/O and lock errors are returned.
     pub fn refresh(&self) -> Result<(), Error> {
-        self.lock().refresh(&self.set)
+        let mut g = self.lock();
+        let r = g.refresh(&self.set);
+        self.heal(&mut g, r)
+    }
+
+    /// Replaces a damaged file by an empty one holding our decisions.
+    fn heal(&self, g: &mut Inner, r: Result<(), Error>) -> Result<(), Error> {
+        let Err(e @ Error::Corrupted { .. }) = r else {
+            return r;
+        };
+        tracing::warn!("{}; starting an empty cache", describe(&e));
+        let mut entries = Vec::new();
+        for f in g.fields.iter().filter(|f| f.decision != Decision::No) {
+            entries.push(format::Entry {
+                id: entries.len() as u16,
+                name: f.name.clone(),
+                decision: f.decision,
+                last_used_day: f.last_used_day,
+                temp_since_uid: f.temp_since_uid,
+            });
+        }
+        entries.truncate(format::MAX_FIELDS);
+        state::create(
+            &self.path,
+            &self.set,
+            &entries,
+            g.disk.pre.uid_validity,
+            true,
+        )?;
+        let day = g.day_override;
+        *g = Inner::load(&self.path, &self.set)?;
+        g.day_override = day;
+        Ok(())
     }
 }
 

@@ -515,3 +515,27 @@ proptest::proptest! {
         fuzz_one(dir.path(), &junk);
     }
 }
+
+#[test]
+fn damage_found_after_open_is_healed_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = filled(dir.path());
+    let c = open(dir.path());
+    assert_eq!(c.get(3, "hdr", 40), Some(b"h3".to_vec()));
+    // Another "process" appends garbage followed by more data: corruption in the middle.
+    let mut b = good.clone();
+    b.extend_from_slice(&[9; 40]);
+    b.extend_from_slice(&good[good.len() - 20..]);
+    std::fs::write(dir.path().join(FILE_NAME), &b).unwrap();
+    ok(c.refresh());
+    assert_eq!(c.get(3, "hdr", 40), None);
+    assert_eq!(info(&c, "hdr").unwrap().decision, Decision::Yes);
+    c.offer(3, "hdr", b"h3", 40);
+    ok(c.flush());
+    drop(c);
+    assert_eq!(open(dir.path()).get(3, "hdr", 40), Some(b"h3".to_vec()));
+    // open_or_rebuild on a damaged file gives a usable empty cache.
+    std::fs::write(dir.path().join(FILE_NAME), b"LOFTCCH\0garbage").unwrap();
+    let c = ok(Cache::open_or_rebuild(dir.path(), &opts()));
+    assert!(c.decisions().is_empty());
+}
