@@ -100,7 +100,7 @@ impl Field {
     pub fn put(&mut self, uid: u32, loc: Loc, len: u32) {
         self.bytes += u64::from(len);
         if let Some(Loc::File { len: old, .. }) = self.locs.insert(uid, loc) {
-            self.bytes -= u64::from(old);
+            self.bytes = self.bytes.saturating_sub(u64::from(old));
         }
     }
 }
@@ -177,7 +177,7 @@ impl Inner {
                         MapEntry::Occupied(e) if matches!(e.get(), Loc::Pending(_)) => {}
                         MapEntry::Occupied(mut e) => {
                             if let Loc::File { len: old, .. } = e.insert(Loc::File { off, len }) {
-                                f.bytes -= u64::from(old);
+                                f.bytes = f.bytes.saturating_sub(u64::from(old));
                             }
                             f.bytes += u64::from(len);
                         }
@@ -328,7 +328,9 @@ impl Inner {
         let k = self.pending.len() - 1;
         if let Some(f) = self.fields.get_mut(field) {
             if let Some(Loc::Pending(old)) = f.locs.get(&uid).copied() {
-                f.bytes -= self.pending.get(old).map_or(0, |p| p.value.len() as u64);
+                f.bytes = f
+                    .bytes
+                    .saturating_sub(self.pending.get(old).map_or(0, |p| p.value.len() as u64));
             }
             f.put(uid, Loc::Pending(k), len);
         }
@@ -409,7 +411,7 @@ impl Inner {
                         "index cache: record changed on disk, ignoring it");
                     if let Some(x) = self.fields.get_mut(field) {
                         x.locs.remove(&uid);
-                        x.bytes -= u64::from(len);
+                        x.bytes = x.bytes.saturating_sub(u64::from(len));
                     }
                 }
             }
@@ -493,13 +495,17 @@ impl Inner {
             }
         }
         // Values of fields that could not get an id (table full) are simply not cached.
-        for p in &self.pending {
-            if let Some(f) = self.fields.get_mut(p.field) {
-                if matches!(f.locs.get(&p.uid), Some(Loc::Pending(_))) {
-                    f.locs.remove(&p.uid);
-                    f.bytes -= p.value.len() as u64;
+        let pending = &self.pending;
+        for f in self.fields.iter_mut().filter(|f| f.id.is_none()) {
+            let bytes = &mut f.bytes;
+            f.locs.retain(|_, loc| match *loc {
+                Loc::Pending(k) => {
+                    let len = pending.get(k).map_or(0, |p| p.value.len() as u64);
+                    *bytes = bytes.saturating_sub(len);
+                    false
                 }
-            }
+                Loc::File { .. } => true,
+            });
         }
         self.pending.clear();
         self.pending_bytes = 0;

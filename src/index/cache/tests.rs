@@ -539,3 +539,28 @@ fn damage_found_after_open_is_healed_in_place() {
     let c = ok(Cache::open_or_rebuild(dir.path(), &opts()));
     assert!(c.decisions().is_empty());
 }
+
+#[test]
+fn a_field_table_outgrowing_its_slot_moves_to_a_bigger_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path());
+    let names: Vec<String> = (0..300).map(|i| format!("hdr.{i:0>200}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let uid = i as u32 + 1;
+        c.get(uid, name, uid);
+        c.offer(uid, name, name.as_bytes(), uid);
+        if i % 50 == 0 {
+            ok(c.flush());
+        }
+    }
+    assert_eq!(c.get(1, "hdr", 1), None);
+    let too_long = "x".repeat(256);
+    assert_eq!(c.get(1, &too_long, 1), None);
+    drop(c);
+    let c = open(dir.path());
+    assert_eq!(c.decisions().len(), 301);
+    assert!(info(&c, &too_long).is_none());
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(c.get(i as u32 + 1, name, 300).as_deref(), Some(name.as_bytes()));
+    }
+}
