@@ -35,6 +35,7 @@ mod format;
 mod state;
 #[cfg(test)]
 mod tests;
+mod write;
 
 use crate::index::{Error, Options};
 use disk::Settings;
@@ -111,7 +112,7 @@ impl Cache {
         let path = dir.join(FILE_NAME);
         let set = settings(opts);
         if !path.exists() {
-            state::create(&path, &set, &[], 0, false)?;
+            write::create(&path, &set, &[], 0, false)?;
         }
         let inner = Inner::load(&path, &set)?;
         Ok(Cache {
@@ -145,7 +146,7 @@ impl Cache {
         for (i, e) in entries.iter_mut().enumerate() {
             e.id = i as u16;
         }
-        state::create(&path, &set, &entries, uid_validity, true)?;
+        write::create(&path, &set, &entries, uid_validity, true)?;
         let inner = Inner::load(&path, &set)?;
         Ok(Cache {
             path,
@@ -368,7 +369,7 @@ impl Cache {
             });
         }
         entries.truncate(format::MAX_FIELDS);
-        state::create(
+        write::create(
             &self.path,
             &self.set,
             &entries,

@@ -561,6 +561,9 @@ fn a_field_table_outgrowing_its_slot_moves_to_a_bigger_file() {
     assert_eq!(c.decisions().len(), 301);
     assert!(info(&c, &too_long).is_none());
     for (i, name) in names.iter().enumerate() {
-        assert_eq!(c.get(i as u32 + 1, name, 300).as_deref(), Some(name.as_bytes()));
+        assert_eq!(
+            c.get(i as u32 + 1, name, 300).as_deref(),
+            Some(name.as_bytes())
+        );
     }
 }
