@@ -239,7 +239,7 @@ impl Index {
         let dir = canonical(dir)?;
         let opts = effective(opts);
         let (inner, created) = create::open_or_create(&dir, &opts)?;
-        let cache = cache::Cache::open(&dir, &opts)?;
+        let cache = cache::Cache::open_or_rebuild(&dir, &opts)?;
         Ok(Arc::new(Index {
             dir,
             opts,
