@@ -412,8 +412,13 @@ impl FolderState {
                 }
             }
         }
+        let mut fp = fp;
         if dirty {
             list.save(&self.folder.path, self.fsync)?;
+            // Our own write (under the lock) is not a change to rescan for.
+            let saved = Fingerprint::take(&self.folder);
+            fp.list = saved.list;
+            fp.list_len = saved.list_len;
         }
         drop(_lock);
 
