@@ -803,8 +803,48 @@ fn assert_logged(srv: &Server, from: usize, needle: &str, what: &str) {
     );
 }
 
-fn uidlist(srv: &Server) -> PathBuf {
-    srv.maildir().join("loft-uidlist")
+fn index_file(srv: &Server, name: &str) -> PathBuf {
+    srv.maildir().join(name)
+}
+
+const INDEX_FILES: [&str; 3] = ["loft.index", "loft.index.log", "loft.index.cache"];
+
+/// Lines written since `from` that contain `needle`.
+fn count_logged(srv: &Server, from: usize, needle: &str) -> usize {
+    srv.log()
+        .get(from..)
+        .unwrap_or("")
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+/// After damage to index files: the live session goes on, a new session sees exactly
+/// the messages and UIDs of before (what a rebuild keeping UIDs gives), and at most one
+/// `index corrupted` line was written (none when the damage was harmless or healed
+/// silently, e.g. a torn log tail). Returns the number of such lines.
+fn check_index_fault(
+    srv: &mut Server,
+    live: &mut Client,
+    before: &State,
+    log_at: usize,
+    what: &str,
+) -> usize {
+    let after = after_fault(srv, live, what);
+    check_uid_rules(before, &after, &[], what);
+    assert_eq!(
+        after.validity, before.validity,
+        "{what}: UIDVALIDITY changed"
+    );
+    assert_eq!(after.ids, before.ids, "{what}: UIDs not kept");
+    assert_eq!(after.uidnext, before.uidnext, "{what}: UIDNEXT changed");
+    let n = count_logged(srv, log_at, "index corrupted");
+    assert!(
+        n <= 1,
+        "{what}: {n} 'index corrupted' lines:\n{}",
+        srv.log().get(log_at..).unwrap_or("")
+    );
+    n
 }
 
 fn cur_files(srv: &Server) -> Vec<String> {
@@ -824,114 +864,120 @@ fn settle() {
 }
 
 #[test]
-fn fault_uidlist_line_garbled_keeps_other_uids() {
-    let (mut srv, mut live, before) = fault_setup(8);
-    let mut rng = StdRng::seed_from_u64(7);
-    let path = uidlist(&srv);
-    let content = std::fs::read(&path).unwrap();
-    let lines: Vec<&[u8]> = content.split(|&b| b == b'\n').collect();
-    // Line 0 is the header; garble the entry on line 3 (UID 3), keep its line end.
-    let mut out = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
-        if i > 0 {
-            out.push(b'\n');
-        }
-        if i == 3 {
-            out.extend((0..l.len()).map(|_| rng.gen_range(0x80u8..=0xff)));
-        } else {
-            out.extend_from_slice(l);
-        }
-    }
-    let victim = before.ids[&3].clone();
-    settle();
-    let log_at = srv.log().len();
-    std::fs::write(&path, out).unwrap();
-    let after = after_fault(&mut srv, &mut live, "garbled line");
-    check_uid_rules(&before, &after, &[], "garbled line");
-    assert_eq!(
-        after.validity, before.validity,
-        "a garbled line must keep UIDVALIDITY"
-    );
-    for (uid, id) in &before.ids {
-        if *id != victim {
-            assert_eq!(after.ids.get(uid), Some(id), "UID {uid} not kept");
-        }
-    }
-    assert_logged(&srv, log_at, "loft-uidlist", "garbled line");
-}
-
-#[test]
-fn fault_uidlist_header_garbled_changes_uidvalidity() {
-    let (mut srv, mut live, before) = fault_setup(5);
-    let mut rng = StdRng::seed_from_u64(8);
-    let path = uidlist(&srv);
-    let mut content = std::fs::read(&path).unwrap();
-    for b in content.iter_mut().take(20) {
-        *b = rng.gen_range(0x80u8..=0xff);
-    }
-    settle();
-    let log_at = srv.log().len();
-    std::fs::write(&path, content).unwrap();
-    let after = after_fault(&mut srv, &mut live, "garbled header");
-    check_uid_rules(&before, &after, &[], "garbled header");
-    assert_ne!(
-        after.validity, before.validity,
-        "UIDs renumbered: UIDVALIDITY must change"
-    );
-    assert_logged(&srv, log_at, "loft-uidlist", "garbled header");
-}
-
-#[test]
-fn fault_uidlist_truncated() {
-    let (mut srv, mut live, mut before) = fault_setup(12);
-    let path = uidlist(&srv);
-    // Cut in the middle of the last entry, then inside the header just after the first
-    // digit of N<uidnext>, then to nothing.
-    let cuts: [fn(&[u8]) -> usize; 3] = [
-        |c| c.len() - 10,
-        |c| c.windows(2).position(|w| w == b" N").unwrap() + 3,
-        |_| 0,
-    ];
-    for (i, cut) in cuts.iter().enumerate() {
-        let what = format!("truncation {i}");
-        let content = std::fs::read(&path).unwrap();
-        let at = cut(&content);
+fn fault_index_files_deleted() {
+    let (mut srv, mut live, before) = fault_setup(6);
+    for victims in [
+        &["loft.index"][..],
+        &["loft.index.log"][..],
+        &["loft.index.cache"][..],
+        &["loft.index", "loft.index.log", "loft.index.cache"][..],
+    ] {
+        let what = format!("deleted {victims:?}");
         settle();
         let log_at = srv.log().len();
-        std::fs::write(&path, &content[..at]).unwrap();
-        let after = after_fault(&mut srv, &mut live, &what);
-        check_uid_rules(&before, &after, &[], &what);
-        assert_logged(&srv, log_at, "loft-uidlist", &what);
-        before = after;
+        for v in victims {
+            let _ = std::fs::remove_file(index_file(&srv, v));
+        }
+        let n = check_index_fault(&mut srv, &mut live, &before, log_at, &what);
+        if victims.len() > 1 || victims[0] != "loft.index.cache" {
+            assert_eq!(n, 1, "{what}: no 'index corrupted' line:\n{}", srv.log());
+        }
+        assert!(
+            index_file(&srv, "loft.index").is_file(),
+            "{what}: not rebuilt"
+        );
     }
 }
 
 #[test]
-fn fault_uidlist_deleted() {
-    let (mut srv, mut live, before) = fault_setup(6);
-    // Expunge the first two so a renumbering from 1 would reuse their UIDs.
-    live.ok("UID STORE 1:2 +FLAGS.SILENT (\\Deleted)");
-    live.ok("EXPUNGE");
-    let before = State {
-        ids: before.ids.into_iter().filter(|(u, _)| *u > 2).collect(),
-        ..before
-    };
-    settle();
-    let log_at = srv.log().len();
-    std::fs::remove_file(uidlist(&srv)).unwrap();
-    let after = after_fault(&mut srv, &mut live, "deleted uid list");
-    check_uid_rules(&before, &after, &[], "deleted uid list");
-    assert_ne!(
-        after.validity, before.validity,
-        "UIDs renumbered: UIDVALIDITY must change"
-    );
-    // Unlike a new folder, a folder with messages that lost its list says so.
-    assert_logged(&srv, log_at, "loft-uidlist", "deleted uid list");
-    assert_logged(&srv, log_at, "new UIDVALIDITY", "deleted uid list");
+fn fault_index_files_truncated() {
+    let (mut srv, mut live, before) = fault_setup(12);
+    // A flag change and an expunge-free log tail beyond the header.
+    live.ok("UID STORE 3 +FLAGS.SILENT (\\Seen)");
+    let before = State { ..before };
+    for name in INDEX_FILES {
+        for frac in [0usize, 1, 3, 7] {
+            let what = format!("{name} truncated at {frac}/8");
+            let len = std::fs::metadata(index_file(&srv, name))
+                .map(|m| m.len() as usize)
+                .unwrap_or(0);
+            if len == 0 {
+                continue;
+            }
+            let at = len * frac / 8;
+            settle();
+            let log_at = srv.log().len();
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(index_file(&srv, name))
+                .unwrap();
+            f.set_len(at as u64).unwrap();
+            drop(f);
+            check_index_fault(&mut srv, &mut live, &before, log_at, &what);
+        }
+    }
 }
 
 #[test]
-fn fault_uidlist_replaced_by_another_mailbox() {
+fn fault_index_files_garbled() {
+    let (mut srv, mut live, before) = fault_setup(10);
+    let mut rng = StdRng::seed_from_u64(0x1dec5);
+    for name in INDEX_FILES {
+        for round in 0..3 {
+            let what = format!("{name} garbled, round {round}");
+            let path = index_file(&srv, name);
+            let Ok(mut content) = std::fs::read(&path) else {
+                continue;
+            };
+            if content.is_empty() {
+                continue;
+            }
+            for _ in 0..4 {
+                let i = rng.gen_range(0..content.len());
+                content[i] ^= rng.gen_range(1u8..=0xff);
+            }
+            settle();
+            let log_at = srv.log().len();
+            std::fs::write(&path, &content).unwrap();
+            check_index_fault(&mut srv, &mut live, &before, log_at, &what);
+        }
+    }
+    // Zeroed pages.
+    let what = "loft.index zeroed";
+    let path = index_file(&srv, "loft.index");
+    let len = std::fs::metadata(&path).unwrap().len() as usize;
+    settle();
+    let log_at = srv.log().len();
+    std::fs::write(&path, vec![0u8; len]).unwrap();
+    let n = check_index_fault(&mut srv, &mut live, &before, log_at, what);
+    assert_eq!(n, 1, "{what}: no 'index corrupted' line");
+    assert_logged(&srv, log_at, "loft.index", what);
+
+    // The log zeroed in place at the same length: a running server keeps serving what
+    // it knows; the next start finds the damage (one line) and rebuilds. The log held
+    // the appends, so UIDs at or above the header's UIDNEXT may be lost: either all
+    // UIDs are kept or UIDVALIDITY changes, never a UID reused.
+    let what = "loft.index.log zeroed, then restart";
+    let path = index_file(&srv, "loft.index.log");
+    let len = std::fs::metadata(&path).unwrap().len() as usize;
+    drop(live);
+    srv.kill();
+    std::fs::write(&path, vec![0u8; len]).unwrap();
+    let log_at = srv.log().len();
+    srv.start();
+    let after = state(&srv);
+    check_uid_rules(&before, &after, &[], what);
+    assert_eq!(after.ids.len(), before.ids.len(), "{what}: messages lost");
+    assert_eq!(
+        count_logged(&srv, log_at, "index corrupted"),
+        1,
+        "{what}:\n{}",
+        srv.log()
+    );
+}
+
+#[test]
+fn fault_index_replaced_by_another_mailbox() {
     let (mut srv, mut live, before) = fault_setup(6);
     live.ok("CREATE Other");
     let mut rng = StdRng::seed_from_u64(9);
@@ -939,30 +985,34 @@ fn fault_uidlist_replaced_by_another_mailbox() {
     live.append("Other", &m, false, 8192, Duration::ZERO)
         .unwrap()
         .expect("APPENDUID");
-    let other = srv.maildir().join(".Other").join("loft-uidlist");
     let (other_validity, _, _) = live.status("Other");
     settle();
     let log_at = srv.log().len();
-    std::fs::copy(&other, uidlist(&srv)).unwrap();
-    let after = after_fault(&mut srv, &mut live, "swapped uid list");
-    check_uid_rules(&before, &after, &[], "swapped uid list");
-    // The foreign list is recognised, not used: a new UIDVALIDITY, neither this folder's
+    for name in ["loft.index", "loft.index.log"] {
+        std::fs::copy(
+            srv.maildir().join(".Other").join(name),
+            index_file(&srv, name),
+        )
+        .unwrap();
+    }
+    let after = after_fault(&mut srv, &mut live, "swapped index");
+    check_uid_rules(&before, &after, &[], "swapped index");
+    // The foreign index is recognised, not used: a new UIDVALIDITY, neither this folder's
     // nor the other folder's (whose UIDs must never name these messages), and a log line.
     assert_ne!(
         after.validity, before.validity,
-        "swapped list: UIDVALIDITY kept"
+        "swapped index: UIDVALIDITY kept"
     );
     assert_ne!(
         after.validity, other_validity,
-        "swapped list: messages renumbered under the other folder's UIDVALIDITY"
+        "swapped index: messages renumbered under the other folder's UIDVALIDITY"
     );
     assert_eq!(
         after.ids.keys().copied().collect::<Vec<_>>(),
         (1..=6).collect::<Vec<u32>>(),
-        "swapped list: rebuilt list must number from 1 in delivery order"
+        "swapped index: rebuilt index must number from 1 in delivery order"
     );
-    assert_logged(&srv, log_at, "loft-uidlist", "swapped uid list");
-    assert_logged(&srv, log_at, "another folder", "swapped uid list");
+    assert_logged(&srv, log_at, "another folder", "swapped index");
 }
 
 #[test]

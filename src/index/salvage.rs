@@ -23,6 +23,11 @@ pub struct Salvage {
     pub keywords: Vec<String>,
     /// Ascending uid; each key once (the lowest uid wins).
     pub records: Vec<Record>,
+    /// The index and the whole log were read without damage: every UID ever handed out
+    /// is below `uid_next`. When false, UIDs at or above `uid_next` may have been lost
+    /// with the damaged part, so new messages cannot safely get UIDs under this
+    /// UIDVALIDITY.
+    pub complete: bool,
 }
 
 /// Largest record payload considered while resynchronising after damage.
@@ -120,7 +125,9 @@ fn replay(ops: Vec<Op>, s: &mut Salvage, map: &mut BTreeMap<u32, Record>) {
     }
 }
 
-fn from_log(buf: &[u8], start: usize, s: &mut Salvage, map: &mut BTreeMap<u32, Record>) {
+/// Returns whether the log was read to its end without damage.
+fn from_log(buf: &[u8], start: usize, s: &mut Salvage, map: &mut BTreeMap<u32, Record>) -> bool {
+    let mut clean = true;
     let mut pos = start;
     let mut pending = Vec::new();
     let mut synced = true;
@@ -155,12 +162,14 @@ fn from_log(buf: &[u8], start: usize, s: &mut Salvage, map: &mut BTreeMap<u32, R
                 pos = end;
             }
             _ => {
+                clean = false;
                 pending.clear();
                 synced = false;
                 pos += 1;
             }
         }
     }
+    clean
 }
 
 pub fn salvage(dir: &Path) -> Salvage {
@@ -182,7 +191,8 @@ pub fn salvage(dir: &Path) -> Salvage {
         if s.uid_validity.is_none() {
             s.uid_validity = lh.map(|h| h.uid_validity).filter(|v| *v != 0);
         }
-        from_log(&lb, start, &mut s, &mut map);
+        let clean = from_log(&lb, start, &mut s, &mut map);
+        s.complete = clean && ih.is_some() && lh.is_some();
     }
     let mut seen = HashSet::new();
     s.records = map

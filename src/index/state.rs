@@ -24,12 +24,27 @@ use super::{INDEX_FILE, LOG_COMPACT_RECORDS, LOG_FILE};
 pub struct FileId {
     dev: u64,
     ino: u64,
+    /// Main index only: length and ctime. Loft never writes `loft.index` in place (temp
+    /// file + rename), so a change of either on the same inode is a foreign write
+    /// (garbled, zeroed, truncated by someone) and the file is read again and checked.
+    len: u64,
+    ctime: (i64, i64),
 }
 
 fn id(m: &Metadata) -> FileId {
     FileId {
         dev: m.dev(),
         ino: m.ino(),
+        len: 0,
+        ctime: (0, 0),
+    }
+}
+
+fn index_id(m: &Metadata) -> FileId {
+    FileId {
+        len: m.len(),
+        ctime: (m.ctime(), m.ctime_nsec()),
+        ..id(m)
     }
 }
 
@@ -96,7 +111,9 @@ pub fn new_pair_id() -> u64 {
 
 /// True when `path` no longer names the inode `was` (replaced by another process).
 fn replaced(path: &Path, was: FileId) -> bool {
-    fs::metadata(path).map(|m| id(&m) != was).unwrap_or(true)
+    fs::metadata(path)
+        .map(|m| index_id(&m) != was)
+        .unwrap_or(true)
 }
 
 /// Loads the pair; `Ok(None)` when there is no index yet.
@@ -161,7 +178,7 @@ fn load_once(
         let p = p.to_path_buf();
         move |err| Fatal(Error::Io { file: p, err })
     };
-    let iid = id(&f.metadata().map_err(ioerr(ipath))?);
+    let iid = index_id(&f.metadata().map_err(ioerr(ipath))?);
     let idx = {
         let bytes = mmap::read_whole(&f, opts.nfs).map_err(ioerr(ipath))?;
         decode_index(&bytes).map_err(|b| Fatal(Error::corrupted(ipath.into(), b)))?
@@ -300,7 +317,7 @@ pub fn refresh(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<Arc<Inde
         }
     };
     let len = lm.len();
-    if id(&im) != inner.index_id
+    if index_id(&im) != inner.index_id
         || id(&lm) != inner.log.id
         || len < inner.log.end
         || inner.log.stale && len != inner.log.seen_len
@@ -437,7 +454,7 @@ pub fn compact(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<(), Erro
     inner.generation = gen;
     let ipath = dir.join(INDEX_FILE);
     let f = File::open(&ipath).map_err(Error::io(ipath.clone()))?;
-    inner.index_id = id(&f.metadata().map_err(Error::io(ipath))?);
+    inner.index_id = index_id(&f.metadata().map_err(Error::io(ipath))?);
     inner._index_file = f;
     // From here the old log is stale: if we fail below, the next writer replaces it.
     inner.log.stale = true;

@@ -176,8 +176,17 @@ async fn uidvalidity_change_ends_the_selected_session() {
     c.send(format!("x APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()).as_bytes())
         .await;
     c.collect("x").await;
+    c.ok("CREATE Other").await;
+    let o = sample_message(2);
+    c.send(format!("y APPEND Other {{{}+}}\r\n{o}\r\n", o.len()).as_bytes())
+        .await;
+    c.collect("y").await;
     c.ok("SELECT INBOX").await;
-    std::fs::remove_file(srv.maildir(USER).join("loft-uidlist")).unwrap();
+    // Index files of another folder copied over INBOX's: its UIDs cannot be trusted.
+    let root = srv.maildir(USER);
+    for f in ["loft.index", "loft.index.log"] {
+        std::fs::copy(root.join(".Other").join(f), root.join(f)).unwrap();
+    }
     let r = c.cmd("NOOP").await;
     assert!(r.iter().any(|l| l.starts_with("* BYE ")), "{r:?}");
     assert!(c.closed().await);

@@ -15,7 +15,7 @@ use super::names;
 use super::rootfiles;
 use super::save::MaildirAppend;
 use super::sync::FolderState;
-use super::uidlist::{self, UidList};
+use super::uidstore;
 use super::Ctx;
 use crate::mailbox::{
     normalize_name, AppendSink, Error, ErrorKind, Mailbox, MailboxEntry, Result, SpecialUse,
@@ -81,9 +81,9 @@ impl MaildirStore {
         }
         let marker = folder.path.join("maildirfolder");
         std::fs::write(&marker, b"").map_err(|e| Error::io(marker.display(), e))?;
-        if !folder.path.join(uidlist::FILE).exists() {
-            UidList::new(uidlist::fresh_uid_validity()).save(&folder.path, self.ctx.fsync)?;
-        }
+        // The index files, with a fresh UIDVALIDITY (nothing to import in a new folder).
+        crate::index::Index::open(&folder.path, &uidstore::options(self.ctx.fsync))
+            .map_err(uidstore::map_err)?;
         Ok(true)
     }
 

@@ -14,10 +14,12 @@
 //!
 //! * message files `<unique>[,S=<size>][,W=<vsize>]:2,<flags>` — [`filename`]
 //! * `dovecot-keywords` — keyword letters `a`–`z`, shared with Dovecot — [`keywords`]
-//! * `loft-uidlist` — UIDVALIDITY, UIDNEXT, recent threshold, UID ↔ base name, sizes —
-//!   [`uidlist`] documents the format
-//! * `loft-uidlist.lock` — `flock` target for uid list updates — [`lock`]
-//! * `dovecot-uidlist`, `courierimapuiddb` — read once to adopt UIDs — [`migrate`]
+//! * `loft.index`, `loft.index.log`, `loft.index.cache`, `loft.index.lock` — the index
+//!   engine's files: UIDVALIDITY, UIDNEXT, recent threshold, per message base name, size,
+//!   date, flags, keywords — [`uidstore`], `docs/index-format.md`
+//! * `loft-uidlist.lock` — `flock` target of the folder lock — [`lock`]
+//! * `loft-uidlist` (Loft's former uid list), `dovecot-uidlist`, `courierimapuiddb` —
+//!   read once to import UIDs into a new index — [`uidlist`], [`migrate`]
 //!
 //! Store-wide files in the root: `subscriptions`, `loft-special-use` ([`rootfiles`]).
 //!
@@ -47,6 +49,7 @@ mod rootfiles;
 mod save;
 mod sync;
 mod uidlist;
+mod uidstore;
 
 #[cfg(test)]
 mod tests;

@@ -18,11 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use super::filename;
-use super::folder::{Folder, Sub};
+use super::folder::{FileInfo, Folder, Sub};
 use super::fsio;
 use super::keywords::Keywords;
 use super::lock::FolderLock;
-use super::sync::load_or_init;
+use super::uidstore;
 use crate::config::FsyncMode;
 use crate::mailbox::{AppendSink, Error, Flags, Result, Uid};
 
@@ -81,27 +81,49 @@ pub struct Pending {
 /// Renames pending files into `cur/` and gives them UIDs, in order, under the folder lock.
 /// Returns the UIDVALIDITY and the new UIDs. Unpublished temp files are removed on error.
 pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(u32, Vec<Uid>)> {
+    let cleanup = |items: &[Pending]| {
+        for p in items {
+            let _ = std::fs::remove_file(&p.tmp);
+        }
+    };
+    // Import old UIDs or repair the index first (a full scan, without the lock).
+    if let Err(e) = uidstore::ensure(dest, fsync) {
+        cleanup(&items);
+        return Err(e);
+    }
     let lock = FolderLock::acquire(&dest.path, dest.shared.clone());
     let _lock = match lock {
         Ok(l) => l,
         Err(e) => {
-            for p in &items {
-                let _ = std::fs::remove_file(&p.tmp);
-            }
+            cleanup(&items);
             return Err(e);
         }
     };
-    let (mut list, _) = load_or_init(dest);
+    let mut slot = None;
+    let loaded = match uidstore::load(dest, fsync, &mut slot, || None) {
+        Ok(l) => l,
+        Err(e) => {
+            cleanup(&items);
+            return Err(e);
+        }
+    };
+    let (Some(base), Some(ix)) = (loaded.base, slot) else {
+        cleanup(&items);
+        return Err(Error::new(
+            crate::mailbox::ErrorKind::Temporary,
+            "Mailbox index is being repaired, try again",
+        ));
+    };
+    let mut list = loaded.list;
     let kw = match allocate_keywords(dest, &items, fsync) {
         Ok(kw) => kw,
         Err(e) => {
-            for p in &items {
-                let _ = std::fs::remove_file(&p.tmp);
-            }
+            cleanup(&items);
             return Err(e);
         }
     };
     let mut uids = Vec::with_capacity(items.len());
+    let mut files = std::collections::BTreeMap::new();
     let mut failure: Option<Error> = None;
     for p in items {
         if failure.is_some() {
@@ -110,7 +132,7 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
         }
         // Every keyword has a letter by now (allocate_keywords).
         let letters: Vec<u8> = p.flags.keywords.iter().filter_map(|k| kw.find(k)).collect();
-        if list.uid_next == u32::MAX {
+        if list.uid_next >= u32::MAX - 1 {
             let _ = std::fs::remove_file(&p.tmp);
             failure = Some(Error::new(
                 crate::mailbox::ErrorKind::Limit,
@@ -118,25 +140,43 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
             ));
             continue;
         }
-        let base = format!("{},S={},W={}", p.unique, p.fsize, p.vsize);
-        let name = filename::cur_name(&base, &filename::flag_letters(p.flags.sys, &letters, &[]));
+        let base_name = format!("{},S={},W={}", p.unique, p.fsize, p.vsize);
+        let name = filename::cur_name(
+            &base_name,
+            &filename::flag_letters(p.flags.sys, &letters, &[]),
+        );
         let target = dest.file_path(Sub::Cur, &name);
+        let mtime = std::fs::metadata(&p.tmp)
+            .map(|m| fsio::unix_secs(m.modified()))
+            .unwrap_or(0);
         if let Err(e) = std::fs::rename(&p.tmp, &target) {
             let _ = std::fs::remove_file(&p.tmp);
             failure = Some(Error::io(target.display(), e));
             continue;
         }
-        uids.push(list.push(base, None));
+        let uid = list.push(base_name, Some(p.vsize));
+        if let Some(parsed) = filename::parse(&name) {
+            files.insert(
+                uid,
+                FileInfo {
+                    sub: Sub::Cur,
+                    name,
+                    parsed,
+                    mtime,
+                },
+            );
+        }
+        uids.push(uid);
     }
     if !uids.is_empty() {
         // New mail must survive a power loss once acknowledged: the data was fsynced
         // before (append commit, or the copy in link_or_copy), and the rename into cur/ is
-        // made durable here in every mode but `never`, before the uid list names it.
+        // made durable here in every mode but `never`, before the index names it.
         // COPY/MOVE need it too: MOVE expunges the source right after this returns.
         if fsync != FsyncMode::Never {
             fsio::sync_dir(&dest.path.join("cur"))?;
         }
-        list.save(&dest.path, fsync)?;
+        uidstore::append(&ix, &base, &list, &files, &kw)?;
         dest.shared.bump();
     }
     match failure {

@@ -29,9 +29,10 @@ use super::folder::{self, FileInfo, Folder, Sub};
 use super::fsio;
 use super::keywords::{self, Keywords};
 use super::lock::FolderLock;
-use super::migrate;
-use super::uidlist::{self, Loaded, UidList};
+use super::uidlist::{self, UidList};
+use super::uidstore;
 use crate::config::FsyncMode;
+use crate::index::Index;
 use crate::mailbox::{Flags, MessageMeta, Result, Snapshot, Uid};
 
 /// Directory timestamps closer than this to the moment a fingerprint was taken make it
@@ -45,6 +46,7 @@ struct Fingerprint {
     list: i128,
     list_len: u64,
     kw: i128,
+    index: i128,
 }
 
 impl Fingerprint {
@@ -55,13 +57,14 @@ impl Fingerprint {
                 .map(|m| fsio::unix_nanos(m.modified()))
                 .unwrap_or(0)
         };
-        let list = m(f.path.join(uidlist::FILE));
+        let list = m(f.path.join(crate::index::LOG_FILE));
         Fingerprint {
             cur: t(&m(f.path.join("cur"))),
             new: t(&m(f.path.join("new"))),
             list: t(&list),
             list_len: list.as_ref().map(|m| m.len()).unwrap_or(0),
             kw: t(&m(f.path.join(keywords::FILE))),
+            index: t(&m(f.path.join(crate::index::INDEX_FILE))),
         }
     }
 
@@ -76,41 +79,9 @@ impl Fingerprint {
     }
 }
 
-/// Loads the folder's uid list, adopting a foreign one or starting fresh. The bool says
-/// whether the result must be written back.
-pub fn load_or_init(f: &Folder) -> (UidList, bool) {
-    match UidList::load(&f.path) {
-        Loaded::Ok(l) => (l, false),
-        Loaded::Missing => match migrate::adopt(&f.path) {
-            Some(l) => (l, true),
-            None => {
-                let v = uidlist::fresh_uid_validity();
-                // A new folder is the normal case and stays quiet; a folder that already
-                // holds messages lost its list (or is an existing Maildir used for the
-                // first time): say so, the UIDs clients knew are gone.
-                if has_message_files(f) {
-                    tracing::warn!(file = %f.path.join(uidlist::FILE).display(), uidvalidity = v, "uid list missing in a folder that has messages; UIDs reassigned under a new UIDVALIDITY (expected only on the first use of an existing Maildir)");
-                }
-                (UidList::new(v), true)
-            }
-        },
-        Loaded::Garbled => match migrate::adopt(&f.path) {
-            Some(l) => {
-                tracing::warn!(folder = %f.path.display(), "uid list garbled; rebuilt from the foreign uid list");
-                (l, true)
-            }
-            None => {
-                let v = uidlist::fresh_uid_validity();
-                tracing::warn!(folder = %f.path.display(), uidvalidity = v, "uid list garbled beyond repair; UIDVALIDITY changed, clients will resynchronise");
-                (UidList::new(v), true)
-            }
-        },
-    }
-}
-
 /// Whether `new/` or `cur/` holds anything that may be a message (a name not starting
 /// with `.`). Stops at the first one.
-fn has_message_files(f: &Folder) -> bool {
+pub(super) fn has_message_files(f: &Folder) -> bool {
     ["new", "cur"].iter().any(|d| {
         std::fs::read_dir(f.path.join(d)).is_ok_and(|mut rd| {
             rd.any(|e| e.is_ok_and(|e| !e.file_name().as_encoded_bytes().starts_with(b".")))
@@ -164,6 +135,7 @@ pub struct Current {
 struct Scanner {
     mtimes: HashMap<(Sub, String), i64>,
     tmp_cleaned: bool,
+    index: Option<Arc<Index>>,
 }
 
 /// The in-process state of one folder shared by every session that opened it. A rescan
@@ -206,6 +178,7 @@ impl FolderState {
             scan: Mutex::new(Scanner {
                 mtimes: HashMap::new(),
                 tmp_cleaned: false,
+                index: None,
             }),
             cur: Mutex::new(Current {
                 files: Arc::new(BTreeMap::new()),
@@ -281,14 +254,17 @@ impl FolderState {
         let mut scanned = self.folder.scan(&sc.mtimes)?;
 
         let _lock = FolderLock::acquire(&self.folder.path, self.folder.shared.clone())?;
-        let (mut list, mut dirty) = load_or_init(&self.folder);
-        let from_file = !dirty;
+        let loaded = uidstore::load(&self.folder, self.fsync, &mut sc.index, || self.known())?;
+        let mut list = loaded.list;
+        let mut base = loaded.base;
+        let from_file = loaded.from_index;
         let keywords = Keywords::load(&self.folder.path);
         // The uid list changed since the listing started (another writer): a file it no
         // longer names may have been expunged after the listing; re-check those.
         let after = Fingerprint::take(&self.folder);
         let list_moved = after.list != fp.list
             || after.list_len != fp.list_len
+            || after.index != fp.index
             || self.folder.shared.changes() != changes;
 
         let listed: HashSet<&str> = scanned.iter().map(|f| f.parsed.base.as_str()).collect();
@@ -351,15 +327,17 @@ impl FolderState {
                 after.list,
             );
         list.entries.retain(|uid, _| matched.contains_key(uid));
-        dirty |= list.entries.len() != before;
         unknown.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
         let exhausted = u64::from(list.uid_next) + unknown.len() as u64 >= u64::from(u32::MAX);
-        if foreign || exhausted {
+        let lost_next = loaded.uid_next_uncertain && !unknown.is_empty();
+        if foreign || exhausted || lost_next {
             // UIDs exhausted (RFC 3501 §2.3.1.1), or a list that is not this folder's:
             // only a new UIDVALIDITY helps. It is above the list's own, so no UID of that
             // list is ever reused for another message under its UIDVALIDITY.
             let v = uidlist::fresh_uid_validity().max(list.uid_validity.saturating_add(1));
-            if foreign {
+            if lost_next {
+                tracing::warn!(folder = %self.folder.path.display(), uidvalidity = v, old_uidvalidity = list.uid_validity, "index damaged beyond its UIDNEXT and messages have no known UID; UIDs reassigned under a new UIDVALIDITY");
+            } else if foreign {
                 tracing::warn!(file = %self.folder.path.join(uidlist::FILE).display(), uidvalidity = v, old_uidvalidity = list.uid_validity, "uid list belongs to another folder (most entries match no file, most files have no entry); rebuilt, UIDs reassigned under a new UIDVALIDITY");
             } else {
                 tracing::warn!(folder = %self.folder.path.display(), uidvalidity = v, "UID space exhausted; UIDVALIDITY changed, all messages renumbered");
@@ -369,12 +347,11 @@ impl FolderState {
             all.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
             unknown = all;
             list = UidList::new(v);
-            dirty = true;
+            base = None;
         }
         for f in unknown {
             let uid = list.push(f.parsed.base.clone(), None);
             matched.insert(uid, f);
-            dirty = true;
         }
 
         let mut new_recent = Vec::new();
@@ -384,10 +361,7 @@ impl FolderState {
                 .copied()
                 .filter(|u| *u > list.recent)
                 .collect();
-            if list.uid_next - 1 > list.recent {
-                list.recent = list.uid_next - 1;
-                dirty = true;
-            }
+            list.recent = list.recent.max(list.uid_next - 1);
             self.move_new_to_cur(&mut matched);
         }
 
@@ -404,7 +378,6 @@ impl FolderState {
                 match folder::file_crlf_size(&p) {
                     Ok(s) => {
                         entry.size = Some(s);
-                        dirty = true;
                     }
                     Err(e) => {
                         tracing::warn!(file = %p.display(), error = %e, "cannot read message to compute its size")
@@ -412,14 +385,21 @@ impl FolderState {
                 }
             }
         }
+        uidstore::save(
+            &self.folder,
+            self.fsync,
+            &mut sc.index,
+            base.as_ref(),
+            &list,
+            &matched,
+            &keywords,
+        )?;
+        // Our own write (under the lock) is not a change to rescan for.
         let mut fp = fp;
-        if dirty {
-            list.save(&self.folder.path, self.fsync)?;
-            // Our own write (under the lock) is not a change to rescan for.
-            let saved = Fingerprint::take(&self.folder);
-            fp.list = saved.list;
-            fp.list_len = saved.list_len;
-        }
+        let saved = Fingerprint::take(&self.folder);
+        fp.list = saved.list;
+        fp.list_len = saved.list_len;
+        fp.index = saved.index;
         drop(_lock);
 
         sc.mtimes = matched
@@ -438,6 +418,29 @@ impl FolderState {
         c.seen_changes = changes;
         c.scans += 1;
         Ok(new_recent)
+    }
+
+    /// The UIDs this process last knew (to repair index files damaged under it).
+    fn known(&self) -> Option<UidList> {
+        let c = lock(&self.cur);
+        if c.snapshot.uid_validity == 0 {
+            return None;
+        }
+        let mut list = UidList::new(c.snapshot.uid_validity);
+        list.uid_next = c.snapshot.uid_next;
+        list.recent = c.recent_threshold;
+        for m in &c.snapshot.messages {
+            if let Some(f) = c.files.get(&m.uid) {
+                list.entries.insert(
+                    m.uid,
+                    uidlist::Entry {
+                        base: f.parsed.base.clone(),
+                        size: Some(m.size),
+                    },
+                );
+            }
+        }
+        Some(list)
     }
 
     /// Records files renamed by this process (flag changes) and their new flags, so

@@ -1,4 +1,7 @@
-//! Loft's per-folder uid list, `loft-uidlist`.
+//! Loft's former per-folder uid list, `loft-uidlist`: since the index engine holds the
+//! UIDs (`uidstore`), it is only read, once, to import its UIDs into a folder that has no
+//! index yet, and then left in place, unused. Its parsed form, [`UidList`], is also the
+//! working set the sync code reconciles a directory listing with.
 //!
 //! Format (UTF-8 text, `\n` line ends):
 //!
@@ -28,9 +31,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::fsio;
-use crate::config::FsyncMode;
-use crate::mailbox::{Result, Uid};
+use crate::mailbox::Uid;
 
 pub const FILE: &str = "loft-uidlist";
 const MAGIC: &str = "loft-uidlist";
@@ -162,6 +163,7 @@ impl UidList {
         }
     }
 
+    #[cfg(test)]
     pub fn serialize(&self) -> String {
         let mut out = format!(
             "{MAGIC} 1 V{} N{} R{}\n",
@@ -174,10 +176,6 @@ impl UidList {
             }
         }
         out
-    }
-
-    pub fn save(&self, folder: &Path, fsync: FsyncMode) -> Result<()> {
-        fsio::write_atomic(&folder.join(FILE), self.serialize().as_bytes(), fsync)
     }
 
     /// Adds a message with the next UID.

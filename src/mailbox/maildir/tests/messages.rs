@@ -303,7 +303,8 @@ fn migration_from_dovecot() {
     assert_eq!(r.new_recent, vec![50]);
     assert!(snap.messages[0].flags.has_keyword("Project"));
     assert!(snap.messages[0].flags.sys.contains(SysFlags::SEEN));
-    assert!(root.join("loft-uidlist").is_file());
+    assert!(root.join("loft.index").is_file());
+    assert!(!root.join("loft-uidlist").exists());
 }
 
 #[test]
@@ -324,7 +325,7 @@ fn tmp_leftovers_ignored_and_cleaned() {
 }
 
 #[test]
-fn garbage_uidlist_recovered() {
+fn garbage_index_recovered() {
     let d = tempfile::tempdir().unwrap();
     let (s, root) = store(d.path());
     for i in 0..3 {
@@ -337,28 +338,34 @@ fn garbage_uidlist_recovered() {
         );
     }
     let uidv = s.status("INBOX").unwrap().uid_validity;
-    let text = std::fs::read_to_string(root.join("loft-uidlist")).unwrap();
-    let mut lines: Vec<&str> = text.lines().collect();
-    lines[2] = "\u{1}garbage \u{fffd}";
-    std::fs::write(root.join("loft-uidlist"), lines.join("\n")).unwrap();
+    // The main index's header garbled: the log still names every message.
+    let mut bytes = std::fs::read(root.join("loft.index")).unwrap();
+    for b in bytes.iter_mut().skip(8).take(24) {
+        *b ^= 0x5a;
+    }
+    std::fs::write(root.join("loft.index"), &bytes).unwrap();
     // An odd file in cur/ and a directory.
     std::fs::write(root.join("cur/.hidden"), b"x").unwrap();
     std::fs::create_dir(root.join("cur/adir")).unwrap();
     let mut m = s.open("INBOX", false).unwrap();
     let snap = m.sync().unwrap().snapshot;
     assert_eq!(snap.uid_validity, uidv);
-    // UID 2's line was destroyed: it gets a new UID, the others keep theirs.
     assert_eq!(
         snap.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
-        vec![1, 3, 4]
+        vec![1, 2, 3]
     );
+    assert!(crate::index::Index::verify(&root).is_empty());
+    drop(m);
 
-    // Totally garbled header: UIDVALIDITY must change, messages survive.
-    std::fs::write(root.join("loft-uidlist"), b"\xff\xfe garbage").unwrap();
+    // Every index file unreadable: UIDVALIDITY must change, messages survive.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for f in ["loft.index", "loft.index.log"] {
+        std::fs::write(root.join(f), b"\xff\xfe garbage").unwrap();
+    }
     let mut m2 = s.open("INBOX", false).unwrap();
     let snap2 = m2.sync().unwrap().snapshot;
     assert_eq!(snap2.messages.len(), 3);
-    assert!(snap2.uid_validity != 0);
+    assert!(snap2.uid_validity > uidv);
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! The uid list under faults seen through a session: a list copied from another folder
-//! is recognised, while mail deleted and delivered by other programs is not mistaken for
-//! one.
+//! The UID store (the index files) under faults seen through a session: index files
+//! copied from another folder are recognised, while mail deleted and delivered by other
+//! programs is not mistaken for that; an old `loft-uidlist` is imported once.
 
 use super::*;
 use crate::mailbox::Flags;
@@ -22,7 +22,9 @@ fn list_of_another_folder_is_rebuilt_under_a_new_uidvalidity() {
     let inbox_v = m.sync().unwrap().snapshot.uid_validity;
     let other_v = s.status("Other").unwrap().uid_validity;
     std::thread::sleep(std::time::Duration::from_millis(20));
-    std::fs::copy(root.join(".Other/loft-uidlist"), root.join("loft-uidlist")).unwrap();
+    for f in ["loft.index", "loft.index.log"] {
+        std::fs::copy(root.join(".Other").join(f), root.join(f)).unwrap();
+    }
     let snap = m.sync().unwrap().snapshot;
     assert_ne!(snap.uid_validity, inbox_v);
     assert!(
@@ -67,8 +69,44 @@ fn lost_list_in_folder_with_mail_gets_new_uidvalidity() {
     let (s, root) = store(d.path());
     append(&*s, "INBOX", b"x\r\n", Flags::default(), None);
     let v = s.status("INBOX").unwrap().uid_validity;
-    std::fs::remove_file(root.join("loft-uidlist")).unwrap();
+    // UIDVALIDITY is time-based: a new one is greater once a second has passed.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for f in ["loft.index", "loft.index.log", "loft.index.cache"] {
+        let _ = std::fs::remove_file(root.join(f));
+    }
     let st = s.status("INBOX").unwrap();
     assert!(st.uid_validity > v);
     assert_eq!(st.messages, 1);
+}
+
+#[test]
+fn loft_uidlist_imported_once_and_left_in_place() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    std::fs::write(root.join("cur/1.M1P1.host:2,S"), b"a\r\n").unwrap();
+    std::fs::write(root.join("cur/2.M2P2.host:2,"), b"b\r\n").unwrap();
+    std::fs::write(
+        root.join("loft-uidlist"),
+        "loft-uidlist 1 V4242 N30 R20\n7 :1.M1P1.host\n25 S3 :2.M2P2.host\n",
+    )
+    .unwrap();
+    let mut m = s.open("INBOX", false).unwrap();
+    let r = m.sync().unwrap();
+    assert_eq!(r.snapshot.uid_validity, 4242);
+    assert_eq!(r.snapshot.uid_next, 30);
+    let uids: Vec<u32> = r.snapshot.messages.iter().map(|x| x.uid).collect();
+    assert_eq!(uids, vec![7, 25]);
+    assert!(r.snapshot.messages[0]
+        .flags
+        .sys
+        .contains(crate::mailbox::SysFlags::SEEN));
+    drop(m);
+    // The old file stays, unused: changing it changes nothing.
+    std::fs::write(
+        root.join("loft-uidlist"),
+        "loft-uidlist 1 V9 N2 R0\n1 :1.M1P1.host\n",
+    )
+    .unwrap();
+    let st = s.status("INBOX").unwrap();
+    assert_eq!((st.uid_validity, st.uid_next, st.messages), (4242, 30, 2));
 }

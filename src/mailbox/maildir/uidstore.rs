@@ -1,0 +1,395 @@
+//! The UID store of a Maildir folder: the index engine's files (`loft.index`,
+//! `loft.index.log`, `loft.index.cache`, see `docs/index-format.md`) in the folder hold
+//! UIDVALIDITY, UIDNEXT, the `\Recent` threshold and, per message, its key (the file's
+//! base name), RFC822.SIZE, internal date, flags and keywords.
+//!
+//! The sync code still reasons in terms of a [`UidList`] (uid -> base name, size): [`load`]
+//! turns the index into one, [`save`] writes the differences back as one transaction (or
+//! rebuilds the files when UIDs are not simply appended: import, repair, new UIDVALIDITY).
+//!
+//! Upgrade: a folder without index files imports once from `loft-uidlist` (which is then
+//! left in place, unused), else from `dovecot-uidlist`/Courier ([`migrate`]), else starts
+//! fresh. Damage: any [`index::Error::Corrupted`] is logged as one line and the files are
+//! rebuilt from the mail files, keeping the UID of every message whose key
+//! [`Index::salvage`] still finds, and UIDVALIDITY unless no UID can be kept (logged).
+//!
+//! Callers hold the folder lock around `load`..`save`. This module must not know about
+//! directory scanning or IMAP.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::folder::{FileInfo, Folder};
+use super::keywords::Keywords;
+use super::migrate;
+use super::uidlist::{self, Entry, Loaded as ListLoaded, UidList};
+use crate::config::FsyncMode;
+use crate::index::{self, Header, Index, IndexSnapshot, Record};
+use crate::mailbox::{Error, ErrorKind, Result, Uid};
+
+/// The index options of a folder.
+pub fn options(fsync: FsyncMode) -> index::Options {
+    index::Options {
+        fsync,
+        ..index::Options::default()
+    }
+}
+
+/// What [`load`] found.
+pub struct Loaded {
+    pub list: UidList,
+    /// The index state the list was read from; `None`: the files must be rebuilt.
+    pub base: Option<Arc<IndexSnapshot>>,
+    /// The list was read from this folder's own index (not imported or salvaged).
+    pub from_index: bool,
+    /// Salvaged from damaged files that may have lost UIDs at or above UIDNEXT: a
+    /// message without a known UID then needs a new UIDVALIDITY.
+    pub uid_next_uncertain: bool,
+}
+
+/// Maps an index error to a mailbox error (after logging corruption once).
+pub fn map_err(e: index::Error) -> Error {
+    match e {
+        index::Error::Locked { file } => {
+            Error::new(ErrorKind::Temporary, "Mailbox is locked, try again later")
+                .with_detail(format!("timeout locking {}", file.display()))
+        }
+        index::Error::Io { file, err } => Error::io(file.display(), err),
+        other => Error::new(ErrorKind::Temporary, "Mailbox index is damaged, try again")
+            .with_detail(other.to_string()),
+    }
+}
+
+/// Logs the one line an administrator looks for.
+pub fn report(e: &index::Error) {
+    if let index::Error::Corrupted { file, what, offset } = e {
+        tracing::warn!(
+            "index corrupted: {}: {what} at offset {offset}; rebuilding from mail files",
+            file.display()
+        );
+    }
+}
+
+fn list_from(snap: &IndexSnapshot) -> UidList {
+    let mut list = UidList::new(snap.header.uid_validity.max(1));
+    list.uid_next = snap.header.uid_next.max(1);
+    list.recent = snap.header.recent_uid.saturating_sub(1);
+    for r in &snap.records {
+        let Ok(base) = std::str::from_utf8(&r.key) else {
+            continue;
+        };
+        list.entries.insert(
+            r.uid,
+            Entry {
+                base: base.to_string(),
+                size: Some(r.size),
+            },
+        );
+    }
+    list.fix_next();
+    list
+}
+
+/// The old uid list, in order of preference, for a folder that has no index yet; `None`
+/// when there is none that assigned any UID (the new index's own values stand).
+fn import(folder: &Folder) -> Option<UidList> {
+    if let ListLoaded::Ok(l) = UidList::load(&folder.path) {
+        if l.uid_next > 1 {
+            tracing::info!(file = %folder.path.join(uidlist::FILE).display(), uidvalidity = l.uid_validity, messages = l.entries.len(), "imported UIDs from loft-uidlist into the index (the old file stays, unused)");
+            return Some(l);
+        }
+    }
+    migrate::adopt(&folder.path).filter(|l| l.uid_next > 1)
+}
+
+/// What the damaged files still tell, merged with what this process knew (`known`: the
+/// last state of a session that had the folder open, which survives files deleted under
+/// it). UIDVALIDITY changes only when neither knows it.
+fn salvaged(folder: &Folder, known: Option<UidList>) -> (UidList, bool) {
+    let s = Index::salvage(&folder.path);
+    let uncertain = !s.complete && known.is_none();
+    let mut list = match (s.uid_validity, known) {
+        (Some(v), Some(k)) if k.uid_validity == v => k,
+        (Some(v), _) => UidList::new(v),
+        (None, Some(k)) => k,
+        (None, None) => {
+            let v = uidlist::fresh_uid_validity();
+            tracing::warn!(folder = %folder.path.display(), uidvalidity = v, "index unreadable beyond its UIDVALIDITY; UIDs reassigned under a new UIDVALIDITY, clients will resynchronise");
+            return (UidList::new(v), false);
+        }
+    };
+    list.uid_next = list.uid_next.max(s.uid_next.unwrap_or(1));
+    let known_bases: std::collections::HashSet<String> =
+        list.entries.values().map(|e| e.base.clone()).collect();
+    for r in &s.records {
+        let Ok(base) = std::str::from_utf8(&r.key) else {
+            continue;
+        };
+        if known_bases.contains(base) || list.entries.contains_key(&r.uid) {
+            continue;
+        }
+        list.entries.insert(
+            r.uid,
+            Entry {
+                base: base.to_string(),
+                size: Some(r.size),
+            },
+        );
+    }
+    list.fix_next();
+    // Whatever the old index knew was announced already.
+    list.recent = list.uid_next - 1;
+    (list, uncertain)
+}
+
+/// Reads the folder's UIDs. `slot` caches the open index between calls.
+/// `known` gives what this process last knew, used only to repair damage.
+pub fn load(
+    folder: &Folder,
+    fsync: FsyncMode,
+    slot: &mut Option<Arc<Index>>,
+    known: impl FnOnce() -> Option<UidList>,
+) -> Result<Loaded> {
+    let opened = match slot.clone() {
+        Some(ix) => Ok(ix),
+        None => Index::open(&folder.path, &options(fsync)),
+    };
+    let result = opened.and_then(|ix| {
+        let snap = ix.refresh()?;
+        Ok((ix, snap))
+    });
+    match result {
+        Ok((ix, snap)) => {
+            *slot = Some(ix.clone());
+            if ix.created() && snap.records.is_empty() && snap.header.uid_next <= 1 {
+                // No index before this process created it: take over the old UIDs.
+                if let Some(list) = import(folder) {
+                    return Ok(Loaded {
+                        list,
+                        base: None,
+                        from_index: false,
+                        uid_next_uncertain: false,
+                    });
+                }
+                // A new folder is the normal case and stays quiet; an existing Maildir
+                // used for the first time (or whose index files were all deleted) gets
+                // new UIDs: say so.
+                if super::sync::has_message_files(folder) {
+                    tracing::warn!(folder = %folder.path.display(), uidvalidity = snap.header.uid_validity, "no index and no old uid list in a folder that has messages; UIDs assigned under a new UIDVALIDITY (expected only on the first use of an existing Maildir)");
+                }
+            }
+            Ok(Loaded {
+                list: list_from(&snap),
+                base: Some(snap),
+                from_index: true,
+                uid_next_uncertain: false,
+            })
+        }
+        Err(e @ index::Error::Corrupted { .. }) => {
+            report(&e);
+            *slot = None;
+            let (list, uid_next_uncertain) = salvaged(folder, known());
+            Ok(Loaded {
+                list,
+                base: None,
+                from_index: false,
+                uid_next_uncertain,
+            })
+        }
+        Err(e) => Err(map_err(e)),
+    }
+}
+
+/// System flags and keyword bits (by `names`, extended as needed) of a file.
+fn flags_bits(f: &FileInfo, kw: &Keywords, names: &mut Vec<String>) -> (u8, u64) {
+    let mut bits = 0u64;
+    for &l in &f.parsed.keyword_letters {
+        let Some(n) = kw.name_of(l) else { continue };
+        let i = match names.iter().position(|k| k.eq_ignore_ascii_case(n)) {
+            Some(i) => i,
+            None if names.len() < 64 => {
+                names.push(n.to_string());
+                names.len() - 1
+            }
+            None => continue,
+        };
+        bits |= 1 << i;
+    }
+    (f.parsed.sys.0, bits)
+}
+
+fn size_of(list: &UidList, uid: Uid, f: &FileInfo) -> u64 {
+    f.parsed
+        .vsize
+        .or_else(|| list.entries.get(&uid).and_then(|e| e.size))
+        .unwrap_or(0)
+}
+
+/// Writes `list` (with the files it names) to the index: one transaction when it only
+/// appends, expunges and changes flags relative to `base`; a rebuild otherwise.
+pub fn save(
+    folder: &Folder,
+    fsync: FsyncMode,
+    slot: &mut Option<Arc<Index>>,
+    loaded_base: Option<&Arc<IndexSnapshot>>,
+    list: &UidList,
+    files: &BTreeMap<Uid, FileInfo>,
+    kw: &Keywords,
+) -> Result<()> {
+    if let (Some(base), Some(ix)) = (loaded_base, slot.clone()) {
+        if base.header.uid_validity == list.uid_validity {
+            match commit(&ix, base, list, files, kw, false) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e @ index::Error::Corrupted { .. }) => report(&e),
+                Err(e) => return Err(map_err(e)),
+            }
+        }
+    }
+    rebuild(folder, fsync, slot, list, files, kw)
+}
+
+/// `Ok(false)`: not expressible as a transaction on `base` (rebuild instead). Takes the
+/// index write lock only when there is something to write.
+fn commit(
+    ix: &Index,
+    base: &Arc<IndexSnapshot>,
+    list: &UidList,
+    files: &BTreeMap<Uid, FileInfo>,
+    kw: &Keywords,
+    appends_only: bool,
+) -> std::result::Result<bool, index::Error> {
+    let expunges: Vec<u32> = base
+        .records
+        .iter()
+        .filter(|r| !appends_only && !files.contains_key(&r.uid))
+        .map(|r| r.uid)
+        .collect();
+    let mut names = base.keywords.clone();
+    // (uid, flags, keyword names, Some(file) when new)
+    let mut changes: Vec<(Uid, u8, u64, Option<&FileInfo>)> = Vec::new();
+    for (uid, f) in files {
+        let (flags, bits) = flags_bits(f, kw, &mut names);
+        match base.get(*uid) {
+            Some(r) if appends_only || (r.flags == flags && r.keywords == bits) => {}
+            Some(_) => changes.push((*uid, flags, bits, None)),
+            None => changes.push((*uid, flags, bits, Some(f))),
+        }
+    }
+    let recent = list.recent.saturating_add(1).min(list.uid_next);
+    if expunges.is_empty() && changes.is_empty() && recent == base.header.recent_uid {
+        return Ok(true);
+    }
+    let mut txn = ix.begin()?;
+    let now = txn.snapshot().clone();
+    if !Arc::ptr_eq(&now, base) && *now != **base {
+        // Someone wrote without the folder lock (another tool): rebuild.
+        return Ok(false);
+    }
+    for uid in expunges {
+        txn.expunge(uid);
+    }
+    for (uid, flags, local, file) in changes {
+        // `names` extends the index's table: map by name, the transaction adds new ones.
+        let mut bits = 0u64;
+        for (i, n) in names.iter().enumerate() {
+            if local & (1 << i) != 0 {
+                if let Some(b) = txn.keyword_index(n) {
+                    bits |= 1 << b;
+                }
+            }
+        }
+        match file {
+            None => txn.set_flags(uid, flags, bits, false),
+            Some(f) => {
+                let got = txn.append(
+                    f.parsed.base.as_bytes(),
+                    flags,
+                    bits,
+                    size_of(list, uid, f),
+                    f.mtime,
+                );
+                if got != uid {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    if recent != base.header.recent_uid {
+        txn.set_recent_uid(recent);
+    }
+    txn.commit()?;
+    Ok(true)
+}
+
+fn rebuild(
+    folder: &Folder,
+    fsync: FsyncMode,
+    slot: &mut Option<Arc<Index>>,
+    list: &UidList,
+    files: &BTreeMap<Uid, FileInfo>,
+    kw: &Keywords,
+) -> Result<()> {
+    let mut names = Vec::new();
+    let mut records = Vec::with_capacity(files.len());
+    for (uid, f) in files {
+        let (flags, keywords) = flags_bits(f, kw, &mut names);
+        records.push(Record {
+            uid: *uid,
+            flags,
+            dirty: false,
+            keywords,
+            modseq: 1,
+            size: size_of(list, *uid, f),
+            internal_date: f.mtime,
+            key: f.parsed.base.as_bytes().into(),
+        });
+    }
+    let header = Header {
+        uid_validity: list.uid_validity,
+        uid_next: list.uid_next,
+        highest_modseq: 1,
+        recent_uid: list.recent.saturating_add(1).min(list.uid_next),
+        ..Header::default()
+    };
+    let ix =
+        Index::rebuild(&folder.path, &options(fsync), header, names, records).map_err(map_err)?;
+    if let Err(e) = ix.cache().bind_uid_validity(list.uid_validity) {
+        tracing::warn!(error = %e, "cannot bind the index cache to the new UIDVALIDITY");
+    }
+    *slot = Some(ix);
+    Ok(())
+}
+
+/// Records newly published files (UIDs pushed onto `list`, which was loaded from `base`).
+pub fn append(
+    ix: &Index,
+    base: &Arc<IndexSnapshot>,
+    list: &UidList,
+    files: &BTreeMap<Uid, FileInfo>,
+    kw: &Keywords,
+) -> Result<()> {
+    match commit(ix, base, list, files, kw, true) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(
+            Error::new(ErrorKind::Temporary, "Mailbox changed, try again")
+                .with_detail("index changed without the folder lock while publishing"),
+        ),
+        Err(e) => {
+            report(&e);
+            Err(map_err(e))
+        }
+    }
+}
+
+/// Makes sure the folder's index exists and is usable (importing old UIDs or repairing
+/// damage with a full scan when needed). Call without the folder lock.
+pub fn ensure(folder: &Folder, fsync: FsyncMode) -> Result<()> {
+    let mut slot = None;
+    if load(folder, fsync, &mut slot, || None)?.base.is_some() {
+        return Ok(());
+    }
+    super::sync::FolderState::get(folder.clone(), fsync)
+        .rescan_now()
+        .map(|_| ())
+}
