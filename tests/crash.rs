@@ -1019,6 +1019,9 @@ fn fault_index_replaced_by_another_mailbox() {
 fn fault_keywords_file_deleted() {
     let (mut srv, mut live, before) = fault_setup(4);
     live.ok("UID STORE 1 +FLAGS.SILENT ($Work)");
+    // The last close writes the flags into the file names (lazy flag sync).
+    live.ok("UNSELECT");
+    live.ok("SELECT INBOX");
     settle();
     let log_at = srv.log().len();
     std::fs::remove_file(srv.maildir().join("dovecot-keywords")).unwrap();

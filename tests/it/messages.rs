@@ -186,7 +186,9 @@ async fn store_flags_and_keywords() {
         "{r:?}"
     );
     assert!(r[1].contains("\\Flagged"), "{r:?}");
-    // flags live in Maildir file names (mutt sees them)
+    // flags live in Maildir file names (mutt sees them) once the last session on the
+    // folder closes it (lazy flag sync; they are durable in the index before that)
+    c.ok("UNSELECT").await;
     let cur: Vec<String> = std::fs::read_dir(srv.maildir(USER).join("cur"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

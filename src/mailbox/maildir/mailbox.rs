@@ -5,12 +5,11 @@
 
 use std::sync::Arc;
 
-use super::filename;
-use super::folder::{self, FileInfo, Folder, Sub};
-use super::keywords::{self, Keywords};
+use super::flagsync;
+use super::folder::{self, Folder};
 use super::lock::FolderLock;
 use super::save::{self, Pending};
-use super::sync::{flags_of, FolderState};
+use super::sync::FolderState;
 use super::Ctx;
 use crate::config::FsyncMode;
 use crate::mailbox::{
@@ -79,138 +78,11 @@ impl MaildirMailbox {
             Err(e) => Err(Error::io(path.display(), e)),
         }
     }
+}
 
-    /// Renames one message to carry `flags`. `Ok(None)` when its file is gone (or was
-    /// renamed by someone else: the caller rescans and retries).
-    fn rename_flags(
-        &self,
-        f: &FileInfo,
-        kw: &Keywords,
-        op: StoreOp,
-        change: &Flags,
-    ) -> Result<Option<(Flags, Option<FileInfo>)>> {
-        let new_flags = flags_of(kw, f).apply(op, change);
-        let mut letters: Vec<u8> = Vec::new();
-        for k in &new_flags.keywords {
-            // Every keyword got its letter (and was saved) before the first rename.
-            match kw.find(k) {
-                Some(l) => letters.push(l),
-                None => {
-                    return Err(Error::new(ErrorKind::Temporary, "Keyword has no letter")
-                        .with_detail(format!(
-                            "{}: keyword {k} not allocated",
-                            self.folder().path.display()
-                        )))
-                }
-            }
-        }
-        // Letters with no name in dovecot-keywords are kept: we cannot know their meaning.
-        letters.extend(
-            f.parsed
-                .keyword_letters
-                .iter()
-                .filter(|l| kw.name_of(**l).is_none()),
-        );
-        let name = filename::cur_name(
-            &f.parsed.base,
-            &filename::flag_letters(new_flags.sys, &letters, &f.parsed.other_letters),
-        );
-        if f.sub == Sub::Cur && name == f.name {
-            return Ok(Some((new_flags, None)));
-        }
-        let from = self.folder().file_path(f.sub, &f.name);
-        let to = self.folder().file_path(Sub::Cur, &name);
-        match std::fs::rename(&from, &to) {
-            Ok(()) => {
-                let mut entry = f.clone();
-                entry.sub = Sub::Cur;
-                if let Some(p) = filename::parse(&name) {
-                    entry.parsed = p;
-                }
-                entry.name = name;
-                Ok(Some((new_flags, Some(entry))))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(from.display(), e)),
-        }
-    }
-
-    /// Gives every new keyword of a STORE its letter and writes `dovecot-keywords`
-    /// before any file is renamed: a crash in between then leaves a named letter that no
-    /// file uses yet, never a letter in file names without a name. Letters that files
-    /// carry without a name are not handed out (see [`keywords`](super::keywords)).
-    /// The caller holds the folder lock.
-    fn allocate_keywords(&self, op: StoreOp, flags: &Flags) -> Result<Arc<Keywords>> {
-        let (kw, files) = self.state.with(|c| (c.keywords.clone(), c.files.clone()));
-        if op == StoreOp::Remove {
-            return Ok(kw);
-        }
-        let fresh: Vec<&String> = flags
-            .keywords
-            .iter()
-            .filter(|k| kw.find(k).is_none())
-            .collect();
-        if fresh.is_empty() {
-            return Ok(kw);
-        }
-        // Letters in the names we know plus any on disk now (renamed by other programs).
-        let in_use = files
-            .values()
-            .fold(0, |m, f| m | keywords::mask(&f.parsed.keyword_letters))
-            | self.folder().keyword_letters_in_use()?;
-        let path = self.folder().path.clone();
-        // Re-read: another process may have allocated letters since our last scan.
-        let mut kw = Keywords::load(&path);
-        for k in fresh {
-            kw.allocate(k, in_use, &path)?;
-        }
-        kw.save(&path, self.ctx.fsync)?;
-        self.state.set_keywords(kw);
-        Ok(self.state.with(|c| c.keywords.clone()))
-    }
-
-    /// One pass of renames under the folder lock: the new flags of each message done, the
-    /// UIDs whose file was not where we thought.
-    fn store_pass(
-        &self,
-        uids: &[Uid],
-        op: StoreOp,
-        flags: &Flags,
-        out: &mut Vec<(Uid, Flags)>,
-    ) -> Result<Vec<Uid>> {
-        let _lock = FolderLock::acquire(&self.folder().path, self.folder().shared.clone())?;
-        let kw = self.allocate_keywords(op, flags)?;
-        let files = self.state.with(|c| c.files.clone());
-        let mut renamed = Vec::new();
-        let mut retry = Vec::new();
-        let mut result = Ok(());
-        for &uid in uids {
-            let Some(f) = files.get(&uid) else {
-                continue;
-            };
-            match self.rename_flags(f, &kw, op, flags) {
-                Ok(Some((fl, entry))) => {
-                    out.push((uid, fl));
-                    if let Some(e) = entry {
-                        renamed.push((uid, e));
-                    }
-                }
-                Ok(None) => retry.push(uid),
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        let any = !renamed.is_empty();
-        self.state.renamed(renamed);
-        if any {
-            if self.ctx.fsync == FsyncMode::Always {
-                super::fsio::sync_dir(&self.folder().path.join("cur"))?;
-            }
-            self.folder().shared.bump();
-        }
-        result.map(|_| retry)
+impl Drop for MaildirMailbox {
+    fn drop(&mut self) {
+        flagsync::on_close(&self.state, self.ctx.fsync);
     }
 }
 
@@ -224,6 +96,7 @@ impl Mailbox for MaildirMailbox {
     }
 
     fn sync(&mut self) -> Result<SyncResult> {
+        flagsync::maybe_flush(&self.state, self.ctx.fsync);
         let (snapshot, new_recent) = self.state.refresh(!self.read_only)?;
         Ok(SyncResult {
             snapshot,
@@ -243,18 +116,14 @@ impl Mailbox for MaildirMailbox {
         if self.read_only {
             return Err(no_write());
         }
-        // Current names and keyword letters (cheap when nothing changed).
-        self.state.refresh(false)?;
-        let mut out = Vec::new();
-        let retry = self.store_pass(uids, op, flags, &mut out)?;
-        if !retry.is_empty() {
-            // Renamed under us: rescan once (without the folder lock) and try again.
-            self.state.rescan_now()?;
-            let again = self.store_pass(&retry, op, flags, &mut out)?;
-            drop(again); // Gone for good: expunged by someone else.
-        }
-        out.sort_by_key(|(u, _)| *u);
-        Ok(out)
+        flagsync::store(
+            &self.state,
+            self.ctx.fsync,
+            self.ctx.flag_sync,
+            uids,
+            op,
+            flags,
+        )
     }
 
     fn expunge(&mut self, only: Option<&[Uid]>) -> Result<Vec<Uid>> {
@@ -266,17 +135,24 @@ impl Mailbox for MaildirMailbox {
         let mut gone = Vec::new();
         {
             let _lock = FolderLock::acquire(&folder.path, folder.shared.clone())?;
-            let files = self.state.with(|c| c.files.clone());
-            for (uid, f) in files.iter() {
-                if !f.parsed.sys.contains(crate::mailbox::SysFlags::DELETED) {
+            // \Deleted as the index has it (a file name may not show it yet).
+            let (files, snapshot) = self.state.with(|c| (c.files.clone(), c.snapshot.clone()));
+            for m in &snapshot.messages {
+                if !m.flags.sys.contains(crate::mailbox::SysFlags::DELETED) {
                     continue;
                 }
-                if only.is_some_and(|o| !o.contains(uid)) {
+                if only.is_some_and(|o| !o.contains(&m.uid)) {
                     continue;
                 }
-                let p = folder.file_path(f.sub, &f.name);
+                let Some(f) = files.get(&m.uid) else { continue };
+                let mut p = folder.file_path(f.sub, &f.name);
+                if !p.exists() {
+                    if let Some((sub, n)) = folder.find_base(&f.parsed.base) {
+                        p = folder.file_path(sub, &n);
+                    }
+                }
                 match std::fs::remove_file(&p) {
-                    Ok(()) => gone.push(*uid),
+                    Ok(()) => gone.push(m.uid),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(Error::io(p.display(), e)),
                 }
@@ -301,9 +177,7 @@ impl Mailbox for MaildirMailbox {
         let mut wanted: Vec<Uid> = uids.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
-        let (files, snapshot, kw) = self
-            .state
-            .with(|c| (c.files.clone(), c.snapshot.clone(), c.keywords.clone()));
+        let (files, snapshot) = self.state.with(|c| (c.files.clone(), c.snapshot.clone()));
         let mut pending = Vec::new();
         let mut sources = Vec::new();
         let mut failure = None;
@@ -323,7 +197,8 @@ impl Mailbox for MaildirMailbox {
                 .binary_search_by_key(&uid, |m| m.uid)
                 .ok()
                 .and_then(|i| snapshot.messages.get(i));
-            let flags = flags_of(&kw, f);
+            // Flags as the index has them (the file name may not show them yet).
+            let flags = meta.map(|m| m.flags.clone()).unwrap_or_default();
             match link_or_copy(&src, &dest, self.ctx.fsync, f.mtime) {
                 Ok((tmp, unique, fsize)) => {
                     let vsize = match (f.parsed.vsize, meta) {

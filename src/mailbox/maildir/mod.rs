@@ -37,6 +37,7 @@
 //! This module must not know about IMAP, POP3 or Lua.
 
 mod filename;
+mod flagsync;
 mod folder;
 mod fsio;
 mod keywords;
@@ -65,6 +66,8 @@ use crate::config::{FsyncMode, StorageConfig};
 pub struct Ctx {
     pub root: PathBuf,
     pub fsync: FsyncMode,
+    /// When flag changes reach Maildir file names.
+    pub flag_sync: flagsync::FlagSync,
 }
 
 impl Ctx {
@@ -109,6 +112,7 @@ pub fn open_store(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Resul
     let ctx = Arc::new(Ctx {
         root,
         fsync: cfg.fsync,
+        flag_sync: flagsync::FlagSync::default(),
     });
     Ok(Arc::new(layout::MaildirStore::new(ctx)))
 }

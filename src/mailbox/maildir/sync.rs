@@ -32,8 +32,8 @@ use super::lock::FolderLock;
 use super::uidlist::{self, UidList};
 use super::uidstore;
 use crate::config::FsyncMode;
-use crate::index::Index;
-use crate::mailbox::{Flags, MessageMeta, Result, Snapshot, Uid};
+use crate::index::{Index, IndexSnapshot};
+use crate::mailbox::{Flags, MessageMeta, Result, Snapshot, SysFlags, Uid};
 
 /// Directory timestamps closer than this to the moment a fingerprint was taken make it
 /// racy (covers file systems with 1-second timestamps).
@@ -66,6 +66,12 @@ impl Fingerprint {
             kw: t(&m(f.path.join(keywords::FILE))),
             index: t(&m(f.path.join(crate::index::INDEX_FILE))),
         }
+    }
+
+    /// Only the index files moved (flag changes committed by a session or process):
+    /// the directories need no listing.
+    fn same_dirs(&self, other: &Fingerprint) -> bool {
+        self.cur == other.cur && self.new == other.new && self.kw == other.kw
     }
 
     /// "Racy" fingerprint (like git's racy index entries): taken at `taken` (before the
@@ -129,6 +135,8 @@ pub struct Current {
     seen_changes: u64,
     /// Bumped by every completed rescan: a session that waited for a rescan uses its result.
     scans: u64,
+    /// The folder's index, once a scan opened it.
+    pub index: Option<Arc<Index>>,
 }
 
 /// Scan-only state, guarded by the scan mutex (one rescan at a time per folder).
@@ -146,6 +154,8 @@ pub struct FolderState {
     pub fsync: FsyncMode,
     scan: Mutex<Scanner>,
     cur: Mutex<Current>,
+    /// When the oldest flag change not yet in the file names was made.
+    pub dirty_since: Mutex<Option<std::time::Instant>>,
 }
 
 type Registry = HashMap<PathBuf, Weak<FolderState>>;
@@ -188,7 +198,9 @@ impl FolderState {
                 fingerprint: None,
                 seen_changes: 0,
                 scans: 0,
+                index: None,
             }),
+            dirty_since: Mutex::new(None),
         });
         reg.insert(path, Arc::downgrade(&s));
         s
@@ -199,17 +211,25 @@ impl FolderState {
         f(&lock(&self.cur))
     }
 
-    fn unchanged(&self, c: &Current, claim: bool) -> bool {
-        let Some((fp, taken)) = c.fingerprint else {
-            return false;
-        };
+    /// `Some(true)`: nothing changed; `Some(false)`: only the index changed (catch up
+    /// without listing); `None`: rescan.
+    fn unchanged(&self, c: &Current, claim: bool) -> Option<bool> {
+        let (fp, taken) = c.fingerprint?;
         if claim && c.snapshot.uid_next.saturating_sub(1) > c.recent_threshold {
             // Someone scanned without claiming: this session claims now.
-            return false;
+            return None;
         }
-        !fp.racy(taken)
-            && c.seen_changes == self.folder.shared.changes()
-            && fp == Fingerprint::take(&self.folder)
+        if fp.racy(taken) || c.seen_changes != self.folder.shared.changes() {
+            return None;
+        }
+        let now = Fingerprint::take(&self.folder);
+        if now == fp {
+            Some(true)
+        } else if now.same_dirs(&fp) {
+            Some(false)
+        } else {
+            None
+        }
     }
 
     /// Looks for changes (rescanning when something moved) and returns the snapshot and
@@ -217,22 +237,62 @@ impl FolderState {
     pub fn refresh(&self, claim: bool) -> Result<(Arc<Snapshot>, Vec<Uid>)> {
         let scans = {
             let c = lock(&self.cur);
-            if self.unchanged(&c, claim) {
+            if self.unchanged(&c, claim) == Some(true) {
                 return Ok((c.snapshot.clone(), Vec::new()));
             }
             c.scans
         };
         let mut sc = lock(&self.scan);
-        {
-            // A rescan finished while we waited: it is as fresh as ours would be.
+        let state = {
             let c = lock(&self.cur);
-            if c.scans != scans && self.unchanged(&c, claim) {
+            let u = self.unchanged(&c, claim);
+            // A rescan finished while we waited: it is as fresh as ours would be.
+            if u == Some(true) && c.scans != scans {
                 return Ok((c.snapshot.clone(), Vec::new()));
             }
+            u
+        };
+        if state.is_some() && self.catch_up_index(&mut sc)? {
+            let c = lock(&self.cur);
+            return Ok((c.snapshot.clone(), Vec::new()));
         }
         let new_recent = self.rescan(&mut sc, claim)?;
         let c = lock(&self.cur);
         Ok((c.snapshot.clone(), new_recent))
+    }
+
+    /// Only the index changed: takes its flags and expunges without listing the
+    /// directories. `false` when that is not enough (a message this process has no file
+    /// name for, damage): the caller rescans.
+    fn catch_up_index(&self, sc: &mut Scanner) -> Result<bool> {
+        let Some(ix) = sc.index.clone() else {
+            return Ok(false);
+        };
+        let now = Fingerprint::take(&self.folder);
+        let Ok(snap) = ix.refresh() else {
+            return Ok(false);
+        };
+        let mut c = lock(&self.cur);
+        if snap.records.iter().any(|r| !c.files.contains_key(&r.uid)) {
+            return Ok(false);
+        }
+        if c.files.len() != snap.records.len() {
+            let keep: std::collections::HashSet<Uid> = snap.records.iter().map(|r| r.uid).collect();
+            Arc::make_mut(&mut c.files).retain(|u, _| keep.contains(u));
+        }
+        let snapshot = snapshot_from_index(&c.keywords, &snap);
+        if !same_snapshot(&c.snapshot, &snapshot) {
+            c.snapshot = Arc::new(snapshot);
+        }
+        c.recent_threshold = snap.header.recent_uid.saturating_sub(1);
+        if let Some((fp, _)) = c.fingerprint.as_mut() {
+            fp.list = now.list;
+            fp.list_len = now.list_len;
+            fp.index = now.index;
+        }
+        c.index = Some(ix);
+        c.scans += 1;
+        Ok(true)
     }
 
     /// Rescans now whatever the fingerprint says (after a write of this process).
@@ -385,7 +445,21 @@ impl FolderState {
                 }
             }
         }
-        uidstore::save(
+        // The index changed while we listed (a flag flush renamed files): a listed name
+        // whose flags differ from its clean record may be the old name of a renamed file,
+        // not a change by another program. Such names are checked; gone ones are stale.
+        let stale: HashSet<Uid> = match (&base, list_moved) {
+            (Some(b), true) => matched
+                .iter()
+                .filter(|(u, f)| {
+                    uidstore::name_differs(b, **u, f, &keywords)
+                        && !self.folder.file_path(f.sub, &f.name).exists()
+                })
+                .map(|(u, _)| *u)
+                .collect(),
+            _ => HashSet::new(),
+        };
+        let post = uidstore::save(
             &self.folder,
             self.fsync,
             &mut sc.index,
@@ -393,6 +467,7 @@ impl FolderState {
             &list,
             &matched,
             &keywords,
+            &stale,
         )?;
         // Our own write (under the lock) is not a change to rescan for.
         let mut fp = fp;
@@ -406,14 +481,18 @@ impl FolderState {
             .values()
             .map(|f| ((f.sub, f.name.clone()), f.mtime))
             .collect();
-        let snapshot = build_snapshot(&keywords, &list, &matched);
+        // Flags, sizes and dates come from the index (flags of dirty records are newer
+        // than the file names); the files only tell which messages exist.
+        matched.retain(|u, _| post.get(*u).is_some());
+        let snapshot = snapshot_from_index(&keywords, &post);
         let mut c = lock(&self.cur);
+        c.index = sc.index.clone();
         if !same_snapshot(&c.snapshot, &snapshot) {
             c.snapshot = Arc::new(snapshot);
         }
         c.files = Arc::new(matched);
         c.keywords = Arc::new(keywords);
-        c.recent_threshold = list.recent;
+        c.recent_threshold = post.header.recent_uid.saturating_sub(1);
         c.fingerprint = Some((fp, taken));
         c.seen_changes = changes;
         c.scans += 1;
@@ -443,23 +522,17 @@ impl FolderState {
         Some(list)
     }
 
-    /// Records files renamed by this process (flag changes) and their new flags, so
-    /// that the next operation finds them without a rescan.
+    /// Records files renamed by this process (flag flush), so that the next operation
+    /// finds them without a rescan.
     pub fn renamed(&self, changes: Vec<(Uid, FileInfo)>) {
         if changes.is_empty() {
             return;
         }
         let mut c = lock(&self.cur);
-        let kw = c.keywords.clone();
-        let mut snapshot = (*c.snapshot).clone();
         let files = Arc::make_mut(&mut c.files);
         for (uid, f) in changes {
-            if let Ok(i) = snapshot.messages.binary_search_by_key(&uid, |m| m.uid) {
-                snapshot.messages[i].flags = flags_of(&kw, &f);
-            }
             files.insert(uid, f);
         }
-        c.snapshot = Arc::new(snapshot);
     }
 
     /// The keywords file was rewritten by this process.
@@ -528,43 +601,32 @@ impl FolderState {
     }
 }
 
-/// The flags a file name stands for.
-pub fn flags_of(keywords: &Keywords, f: &FileInfo) -> Flags {
-    let mut flags = Flags {
-        sys: f.parsed.sys,
-        keywords: Vec::new(),
-    };
-    for &l in &f.parsed.keyword_letters {
-        if let Some(n) = keywords.name_of(l) {
-            flags.add_keyword(n);
-        }
-    }
-    flags
-}
-
-fn build_snapshot(
-    keywords: &Keywords,
-    list: &UidList,
-    matched: &BTreeMap<Uid, FileInfo>,
-) -> Snapshot {
-    let messages = matched
+/// The snapshot sessions see, from the index.
+fn snapshot_from_index(keywords: &Keywords, snap: &IndexSnapshot) -> Snapshot {
+    let messages = snap
+        .records
         .iter()
-        .map(|(uid, f)| MessageMeta {
-            uid: *uid,
-            flags: flags_of(keywords, f),
-            size: f
-                .parsed
-                .vsize
-                .or_else(|| list.entries.get(uid).and_then(|e| e.size))
-                .unwrap_or(0),
-            internal_date: f.mtime,
+        .map(|r| MessageMeta {
+            uid: r.uid,
+            flags: Flags {
+                sys: SysFlags(r.flags),
+                keywords: uidstore::names_of(snap, r.keywords),
+            },
+            size: r.size,
+            internal_date: r.internal_date,
         })
         .collect();
+    let mut names = keywords.names();
+    for k in &snap.keywords {
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(k)) {
+            names.push(k.clone());
+        }
+    }
     Snapshot {
-        uid_validity: list.uid_validity,
-        uid_next: list.uid_next,
+        uid_validity: snap.header.uid_validity,
+        uid_next: snap.header.uid_next,
         messages,
-        keywords: keywords.names(),
+        keywords: names,
     }
 }
 

@@ -227,6 +227,9 @@ fn size_of(list: &UidList, uid: Uid, f: &FileInfo) -> u64 {
 
 /// Writes `list` (with the files it names) to the index: one transaction when it only
 /// appends, expunges and changes flags relative to `base`; a rebuild otherwise.
+/// `stale`: files whose listed name is out of date (renamed after the listing): their
+/// name's flags are not taken in.
+#[allow(clippy::too_many_arguments)]
 pub fn save(
     folder: &Folder,
     fsync: FsyncMode,
@@ -235,11 +238,12 @@ pub fn save(
     list: &UidList,
     files: &BTreeMap<Uid, FileInfo>,
     kw: &Keywords,
-) -> Result<()> {
+    stale: &std::collections::HashSet<Uid>,
+) -> Result<Arc<IndexSnapshot>> {
     if let (Some(base), Some(ix)) = (loaded_base, slot.clone()) {
         if base.header.uid_validity == list.uid_validity {
-            match commit(&ix, base, list, files, kw, false) {
-                Ok(true) => return Ok(()),
+            match commit(&ix, base, list, files, kw, false, stale) {
+                Ok(true) => return ix.refresh().map_err(map_err),
                 Ok(false) => {}
                 Err(e @ index::Error::Corrupted { .. }) => report(&e),
                 Err(e) => return Err(map_err(e)),
@@ -258,6 +262,7 @@ fn commit(
     files: &BTreeMap<Uid, FileInfo>,
     kw: &Keywords,
     appends_only: bool,
+    stale: &std::collections::HashSet<Uid>,
 ) -> std::result::Result<bool, index::Error> {
     let expunges: Vec<u32> = base
         .records
@@ -271,7 +276,12 @@ fn commit(
     for (uid, f) in files {
         let (flags, bits) = flags_bits(f, kw, &mut names);
         match base.get(*uid) {
-            Some(r) if appends_only || (r.flags == flags && r.keywords == bits) => {}
+            // A dirty record's file name still shows older flags: not an external change.
+            Some(r)
+                if appends_only
+                    || r.dirty
+                    || stale.contains(uid)
+                    || (r.flags == flags && r.keywords == bits) => {}
             Some(_) => changes.push((*uid, flags, bits, None)),
             None => changes.push((*uid, flags, bits, Some(f))),
         }
@@ -329,7 +339,7 @@ fn rebuild(
     list: &UidList,
     files: &BTreeMap<Uid, FileInfo>,
     kw: &Keywords,
-) -> Result<()> {
+) -> Result<Arc<IndexSnapshot>> {
     let mut names = Vec::new();
     let mut records = Vec::with_capacity(files.len());
     for (uid, f) in files {
@@ -357,8 +367,9 @@ fn rebuild(
     if let Err(e) = ix.cache().bind_uid_validity(list.uid_validity) {
         tracing::warn!(error = %e, "cannot bind the index cache to the new UIDVALIDITY");
     }
+    let snap = ix.refresh().map_err(map_err)?;
     *slot = Some(ix);
-    Ok(())
+    Ok(snap)
 }
 
 /// Records newly published files (UIDs pushed onto `list`, which was loaded from `base`).
@@ -369,7 +380,7 @@ pub fn append(
     files: &BTreeMap<Uid, FileInfo>,
     kw: &Keywords,
 ) -> Result<()> {
-    match commit(ix, base, list, files, kw, true) {
+    match commit(ix, base, list, files, kw, true, &Default::default()) {
         Ok(true) => Ok(()),
         Ok(false) => Err(
             Error::new(ErrorKind::Temporary, "Mailbox changed, try again")
@@ -392,4 +403,76 @@ pub fn ensure(folder: &Folder, fsync: FsyncMode) -> Result<()> {
     super::sync::FolderState::get(folder.clone(), fsync)
         .rescan_now()
         .map(|_| ())
+}
+
+/// Whether the flags in a file's name differ from its clean index record.
+pub fn name_differs(base: &IndexSnapshot, uid: Uid, f: &FileInfo, kw: &Keywords) -> bool {
+    let Some(r) = base.get(uid) else {
+        return false;
+    };
+    let mut names = base.keywords.clone();
+    let (flags, bits) = flags_bits(f, kw, &mut names);
+    !r.dirty && (r.flags != flags || r.keywords != bits)
+}
+
+/// Keyword names of a record's bits.
+pub fn names_of(snap: &IndexSnapshot, bits: u64) -> Vec<String> {
+    let mut v: Vec<String> = snap
+        .keywords
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i < 64 && bits & (1u64 << i) != 0)
+        .map(|(_, n)| n.clone())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Commits new flags (`dirty`: the file names do not show them yet). The caller holds
+/// the folder lock.
+pub fn store_flags(
+    ix: &Index,
+    changes: &[(Uid, u8, Vec<String>)],
+    dirty: bool,
+) -> Result<Arc<IndexSnapshot>> {
+    let run = || -> std::result::Result<Arc<IndexSnapshot>, index::Error> {
+        let mut txn = ix.begin()?;
+        for (uid, flags, names) in changes {
+            let mut bits = 0u64;
+            for n in names {
+                match txn.keyword_index(n) {
+                    Some(b) => bits |= 1 << b,
+                    None => {
+                        return Err(index::Error::Invalid {
+                            what: "more than 64 keywords".into(),
+                        })
+                    }
+                }
+            }
+            txn.set_flags(*uid, *flags, bits, dirty);
+        }
+        txn.commit()
+    };
+    run().map_err(|e| match e {
+        index::Error::Invalid { .. } => Error::new(ErrorKind::Limit, "Too many keywords"),
+        e => {
+            report(&e);
+            map_err(e)
+        }
+    })
+}
+
+/// The file names now show the flags of `uids`.
+pub fn clear_dirty(ix: &Index, uids: &[Uid]) -> Result<Arc<IndexSnapshot>> {
+    let run = || -> std::result::Result<Arc<IndexSnapshot>, index::Error> {
+        let mut txn = ix.begin()?;
+        for u in uids {
+            txn.clear_dirty(*u);
+        }
+        txn.commit()
+    };
+    run().map_err(|e| {
+        report(&e);
+        map_err(e)
+    })
 }

@@ -31,6 +31,9 @@ fn lost_keywords_file_letter_is_not_reused() {
     let mut m = s.open("INBOX", false).unwrap();
     m.sync().unwrap();
     m.store(&[1], StoreOp::Add, &kw("$Work")).unwrap();
+    // Closing the last session writes the flags into the file names.
+    drop(m);
+    let mut m = s.open("INBOX", false).unwrap();
     std::fs::remove_file(root.join("dovecot-keywords")).unwrap();
     m.sync().unwrap();
     // STORE: `a` is still in UID 1's name, so $Other must get another letter.

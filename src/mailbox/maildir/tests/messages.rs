@@ -78,6 +78,10 @@ fn flags_and_keywords_in_names() {
     let out = m.store(&[1], StoreOp::Add, &change).unwrap();
     assert_eq!(out.len(), 1);
     assert!(out[0].1.has_keyword("later"));
+    // Lazy flag sync: the index has the flags at once, the file name after the last close.
+    assert!(files_in(&root.join("cur"))[0].ends_with(":2,"));
+    drop(m);
+    let mut m = s.open("INBOX", false).unwrap();
     let cur = files_in(&root.join("cur"));
     assert_eq!(cur.len(), 1);
     assert!(cur[0].ends_with(":2,FRTab"), "{cur:?}");
@@ -94,7 +98,10 @@ fn flags_and_keywords_in_names() {
         keywords: vec!["$work".into()],
     };
     m.store(&[1], StoreOp::Remove, &rm).unwrap();
+    drop(m);
     assert!(files_in(&root.join("cur"))[0].ends_with(":2,FTb"));
+    let mut m = s.open("INBOX", false).unwrap();
+    m.sync().unwrap();
     // Read-only sessions cannot store.
     let mut ro = s.open("INBOX", true).unwrap();
     assert_eq!(
