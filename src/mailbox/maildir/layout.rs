@@ -325,6 +325,11 @@ impl Store for MaildirStore {
     fn status(&self, name: &str) -> Result<StatusInfo> {
         let folder = self.ctx.folder(name)?;
         folder.check_selectable()?;
+        if FolderState::existing(&folder.path).is_none() {
+            if let Some(st) = super::sync::quick_status(&folder, self.ctx.fsync) {
+                return Ok(st);
+            }
+        }
         let state = FolderState::get(folder, self.ctx.fsync);
         let (s, _) = state.refresh(false)?;
         let threshold = state.with(|c| c.recent_threshold);

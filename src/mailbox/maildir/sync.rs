@@ -35,6 +35,11 @@ use crate::config::FsyncMode;
 use crate::index::{Index, IndexSnapshot};
 use crate::mailbox::{Flags, MessageMeta, Result, Snapshot, SysFlags, Uid};
 
+/// `loft.index.scan`: the mtimes of `cur/` and `new/` (ns) as of the last complete scan
+/// and when it started (ns). While both directories still have these mtimes (and the
+/// stamp is not racy), the index holds every message: STATUS reads it without listing.
+pub const SCAN_STAMP: &str = "loft.index.scan";
+
 /// Directory timestamps closer than this to the moment a fingerprint was taken make it
 /// racy (covers file systems with 1-second timestamps).
 const RACY_WINDOW: i128 = 2_000_000_000;
@@ -204,6 +209,11 @@ impl FolderState {
         });
         reg.insert(path, Arc::downgrade(&s));
         s
+    }
+
+    /// The state of `path` if some session of this process has it open.
+    pub fn existing(path: &std::path::Path) -> Option<Arc<FolderState>> {
+        lock(registry()).get(path).and_then(Weak::upgrade)
     }
 
     /// Runs `f` on the current state (briefly locked: no I/O inside).
@@ -475,6 +485,15 @@ impl FolderState {
         fp.list = saved.list;
         fp.list_len = saved.list_len;
         fp.index = saved.index;
+        // What this scan proves, for STATUS without a listing (see `quick_status`).
+        let stamp = format!("{} {} {}\n", fp.cur, fp.new, taken);
+        if let Err(e) = fsio::write_atomic(
+            &self.folder.path.join(SCAN_STAMP),
+            stamp.as_bytes(),
+            FsyncMode::Never,
+        ) {
+            tracing::debug!(error = %e, "cannot write the scan stamp");
+        }
         drop(_lock);
 
         sc.mtimes = matched
@@ -635,4 +654,38 @@ fn same_snapshot(a: &Snapshot, b: &Snapshot) -> bool {
         && a.uid_next == b.uid_next
         && a.messages == b.messages
         && a.keywords == b.keywords
+}
+
+/// STATUS from the index alone when the last complete scan's stamp proves that the
+/// directories did not change since (a stat of `cur/` and `new/`, a read of the stamp and
+/// of the index). `None`: a scan is needed.
+pub fn quick_status(folder: &Folder, fsync: FsyncMode) -> Option<crate::mailbox::StatusInfo> {
+    if !folder.path.join(crate::index::INDEX_FILE).is_file() {
+        return None;
+    }
+    let text = std::fs::read_to_string(folder.path.join(SCAN_STAMP)).ok()?;
+    let mut w = text.split_whitespace().map(|x| x.parse::<i128>().ok());
+    let (cur, new, taken) = (w.next()??, w.next()??, w.next()??);
+    let fp = Fingerprint::take(folder);
+    if fp.cur != cur || fp.new != new || taken - cur < RACY_WINDOW || taken - new < RACY_WINDOW {
+        return None;
+    }
+    let ix = Index::open(&folder.path, &uidstore::options(fsync)).ok()?;
+    if ix.created() {
+        return None;
+    }
+    let snap = ix.refresh().ok()?;
+    let recent_from = snap.header.recent_uid;
+    Some(crate::mailbox::StatusInfo {
+        messages: snap.records.len() as u32,
+        recent: snap.records.iter().filter(|r| r.uid >= recent_from).count() as u32,
+        uid_next: snap.header.uid_next,
+        uid_validity: snap.header.uid_validity,
+        unseen: snap
+            .records
+            .iter()
+            .filter(|r| !SysFlags(r.flags).contains(SysFlags::SEEN))
+            .count() as u32,
+        size: snap.records.iter().map(|r| r.size).sum(),
+    })
 }

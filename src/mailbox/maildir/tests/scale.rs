@@ -103,10 +103,24 @@ fn scale() {
         .iter()
         .all(|m| m.flags.sys.contains(SysFlags::FLAGGED)));
     drop(sessions);
+    drop(mb2);
     let t = Instant::now();
     drop(mb);
-    drop(mb2);
+    println!("last close (flag flush: {n} renames): {:?}", t.elapsed());
+    let t = Instant::now();
     let st = s.status("INBOX").unwrap();
-    println!("STATUS (folder closed): {:?}", t.elapsed());
+    println!(
+        "STATUS (folder closed, first after the flush): {:?}",
+        t.elapsed()
+    );
     assert_eq!(st.messages as usize, n);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let t = Instant::now();
+    let st = s.status("INBOX").unwrap();
+    println!("STATUS (folder closed, after a scan): {:?}", t.elapsed());
+    assert_eq!(st.messages as usize, n);
+    let t = Instant::now();
+    let st = s.status("INBOX").unwrap();
+    println!("STATUS (folder closed, again): {:?}", t.elapsed());
+    assert_eq!(st.unseen as usize, n);
 }
