@@ -144,6 +144,25 @@ pub struct StorageConfig {
     pub fsync: FsyncMode,
     /// Create Drafts/Sent/Trash/Junk/Archive on first login (default true).
     pub autocreate_special_use: bool,
+    /// How processes lock a folder's index (`lock_method`, default fcntl).
+    pub lock_method: crate::index::LockMethod,
+    /// Mail on shared storage (NFS): no mmap, dotlocks, every commit fsynced.
+    pub nfs: bool,
+    /// When flag changes reach Maildir file names (`maildir_flag_sync`).
+    pub maildir_flag_sync: MaildirFlagSync,
+    /// Cache fields unused for this many days are dropped (`cache_drop_days`, default 30).
+    pub cache_drop_days: u32,
+}
+
+/// `[storage] maildir_flag_sync`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MaildirFlagSync {
+    /// Flags are durable in the index at once; file names follow at the last close of
+    /// the folder or after a few seconds (default).
+    #[default]
+    Lazy,
+    /// File names are renamed before STORE answers.
+    Immediate,
 }
 
 #[derive(Clone, Debug)]
@@ -195,6 +214,10 @@ impl Config {
                 location: dir.join("mail/%u").to_string_lossy().into_owned(),
                 fsync: FsyncMode::Always,
                 autocreate_special_use: true,
+                lock_method: crate::index::LockMethod::Fcntl,
+                nfs: false,
+                maildir_flag_sync: MaildirFlagSync::Lazy,
+                cache_drop_days: 30,
             },
             log: LogConfig {
                 level: "info".into(),

@@ -1,5 +1,5 @@
-//! The `loft` command line: `serve`, `check-config`, `pw` and `user` (passwd-file and
-//! app-password administration). Parses arguments, sets up
+//! The `loft` command line: `serve`, `check-config`, `pw`, `user` (passwd-file and
+//! app-password administration) and `index` (rebuild/verify/show a user's index files). Parses arguments, sets up
 //! logging and the runtime, and hands over to the library; holds no daemon logic.
 
 use std::io::{IsTerminal, Read, Write};
@@ -50,6 +50,30 @@ enum Command {
         #[command(subcommand)]
         action: UserCmd,
     },
+    /// Rebuild, verify or show the index files of a user's mailboxes.
+    Index {
+        /// Configuration file (names the storage location and the passwd-file).
+        #[arg(long, short, default_value = "conf/loft.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: IndexCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum IndexCmd {
+    /// Rebuild from the mail files, keeping every UID (all mailboxes, or one).
+    Rebuild {
+        user: String,
+        mailbox: Option<String>,
+    },
+    /// Check the index files and that they match the mail files; exit 1 on any problem.
+    Verify {
+        user: String,
+        mailbox: Option<String>,
+    },
+    /// Print the header, counts, each cache field's decision and last use, and sizes.
+    Show { user: String, mailbox: String },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +127,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Pw { scheme } => pw(scheme),
         Command::User { config, action } => user(&config, action),
+        Command::Index { config, action } => index(&config, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,6 +136,50 @@ fn main() -> ExitCode {
                 eprintln!("loft: {e}");
             }
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `loft index ...`: the user's home (for `%h`) comes from the passwd-file when listed.
+fn index(config: &Path, action: IndexCmd) -> Result<(), String> {
+    let cfg = load(config)?;
+    let home = |user: &str| {
+        passwd_file::read(&cfg.auth.passwd_file)
+            .ok()
+            .and_then(|(t, _)| t.get(user).and_then(|e| e.home.clone()))
+    };
+    let err = |e: loft::mailbox::Error| e.to_string();
+    match action {
+        IndexCmd::Rebuild { user, mailbox } => {
+            let h = home(&user);
+            for line in
+                loft::mailbox::index_rebuild(&cfg.storage, &user, h.as_deref(), mailbox.as_deref())
+                    .map_err(err)?
+            {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        IndexCmd::Verify { user, mailbox } => {
+            let h = home(&user);
+            let problems =
+                loft::mailbox::index_verify(&cfg.storage, &user, h.as_deref(), mailbox.as_deref())
+                    .map_err(err)?;
+            if problems.is_empty() {
+                println!("index OK");
+                return Ok(());
+            }
+            for p in &problems {
+                println!("{p}");
+            }
+            Err(format!("{} problem(s) found", problems.len()))
+        }
+        IndexCmd::Show { user, mailbox } => {
+            let h = home(&user);
+            let text = loft::mailbox::index_show(&cfg.storage, &user, h.as_deref(), &mailbox)
+                .map_err(err)?;
+            print!("{text}");
+            Ok(())
         }
     }
 }

@@ -57,7 +57,16 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ),
     (
         "storage",
-        &["format", "location", "fsync", "autocreate_special_use"],
+        &[
+            "format",
+            "location",
+            "fsync",
+            "autocreate_special_use",
+            "lock_method",
+            "nfs",
+            "maildir_flag_sync",
+            "cache_drop_days",
+        ],
     ),
     ("log", &["level"]),
 ];
@@ -444,6 +453,37 @@ fn storage_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
             ),
             None => {}
         },
+        "lock_method" => match w.string(key, v).as_deref() {
+            Some("fcntl") => st.lock_method = crate::index::LockMethod::Fcntl,
+            Some("flock") => st.lock_method = crate::index::LockMethod::Flock,
+            Some("dotlock") => st.lock_method = crate::index::LockMethod::Dotlock,
+            Some(f) => w.error(
+                v.span(),
+                format!("`lock_method` must be \"fcntl\", \"flock\" or \"dotlock\", not {f:?}"),
+            ),
+            None => {}
+        },
+        "nfs" => set(&mut st.nfs, w.boolean(key, v)),
+        "maildir_flag_sync" => match w.string(key, v).as_deref() {
+            Some("lazy") => st.maildir_flag_sync = crate::config::MaildirFlagSync::Lazy,
+            Some("immediate") => st.maildir_flag_sync = crate::config::MaildirFlagSync::Immediate,
+            Some(f) => w.error(
+                v.span(),
+                format!("`maildir_flag_sync` must be \"lazy\" or \"immediate\", not {f:?}"),
+            ),
+            None => {}
+        },
+        "cache_drop_days" => {
+            if let Some(n) = w.uint(key, v, 1) {
+                match u32::try_from(n) {
+                    Ok(d) if d <= 36_500 => st.cache_drop_days = d,
+                    _ => w.error(
+                        v.span(),
+                        "`cache_drop_days` must be at most 36500".to_string(),
+                    ),
+                }
+            }
+        }
         _ => set(&mut st.autocreate_special_use, w.boolean(key, v)),
     }
 }

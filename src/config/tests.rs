@@ -32,6 +32,31 @@ fn shipped_config_loads() {
     assert!(c.tls.cert.is_absolute());
     assert!(c.storage.location.ends_with("conf/../var/mail/%u"));
     assert_eq!(c.storage.fsync, FsyncMode::Always);
+    assert_eq!(c.storage.maildir_flag_sync, MaildirFlagSync::Lazy);
+    assert_eq!(c.storage.lock_method, crate::index::LockMethod::Fcntl);
+    assert!(!c.storage.nfs);
+    assert_eq!(c.storage.cache_drop_days, 30);
+}
+
+#[test]
+fn storage_index_keys() {
+    let d = tempfile::tempdir().unwrap();
+    let c = load_str(
+        d.path(),
+        "[storage]\nlock_method = \"dotlock\"\nnfs = true\nmaildir_flag_sync = \"immediate\"\ncache_drop_days = 7\n",
+    )
+    .unwrap();
+    assert_eq!(c.storage.lock_method, crate::index::LockMethod::Dotlock);
+    assert!(c.storage.nfs);
+    assert_eq!(c.storage.maildir_flag_sync, MaildirFlagSync::Immediate);
+    assert_eq!(c.storage.cache_drop_days, 7);
+    let m = messages(load_str(
+        d.path(),
+        "[storage]\nlock_method = \"lockf\"\nmaildir_flag_sync = \"later\"\ncache_drop_days = 0\n",
+    ));
+    assert_eq!(m.len(), 3, "{m:?}");
+    assert!(m[0].2.contains("lock_method"), "{m:?}");
+    assert!(m[1].2.contains("maildir_flag_sync"), "{m:?}");
 }
 
 #[test]

@@ -295,6 +295,37 @@ pub fn open_store(
     maildir::open_store(cfg, user, home)
 }
 
+/// `loft index rebuild USER [MAILBOX]`: rebuilds the index files from the mail files,
+/// keeping every UID; one line per mailbox.
+pub fn index_rebuild(
+    cfg: &crate::config::StorageConfig,
+    user: &str,
+    home: Option<&Path>,
+    mailbox: Option<&str>,
+) -> Result<Vec<String>> {
+    maildir::admin::rebuild(&maildir::ctx(cfg, user, home)?, mailbox)
+}
+
+/// `loft index verify USER [MAILBOX]`: every inconsistency found; empty when all is well.
+pub fn index_verify(
+    cfg: &crate::config::StorageConfig,
+    user: &str,
+    home: Option<&Path>,
+    mailbox: Option<&str>,
+) -> Result<Vec<String>> {
+    maildir::admin::verify(&maildir::ctx(cfg, user, home)?, mailbox)
+}
+
+/// `loft index show USER MAILBOX`: header, counts, cache decisions, sizes.
+pub fn index_show(
+    cfg: &crate::config::StorageConfig,
+    user: &str,
+    home: Option<&Path>,
+    mailbox: &str,
+) -> Result<String> {
+    maildir::admin::show(&maildir::ctx(cfg, user, home)?, mailbox)
+}
+
 /// Case-folds a leading `INBOX` (RFC 3501 §5.1: INBOX is case-insensitive) and strips a
 /// trailing separator.
 pub fn normalize_name(name: &str) -> String {

@@ -36,6 +36,7 @@
 //!
 //! This module must not know about IMAP, POP3 or Lua.
 
+pub mod admin;
 mod filename;
 mod flagsync;
 mod folder;
@@ -93,6 +94,11 @@ pub(crate) fn mkdir(path: &Path) -> Result<()> {
 
 /// Opens (creating on first use) the Maildir of `user`.
 pub fn open_store(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(layout::MaildirStore::new(ctx(cfg, user, home)?)))
+}
+
+/// The store context of `user` (creating the root on first use).
+pub fn ctx(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Result<Arc<Ctx>> {
     let location = names::expand_location(&cfg.location, user, home)?;
     let root = PathBuf::from(location);
     if !root.is_absolute() {
@@ -109,10 +115,20 @@ pub fn open_store(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Resul
     for d in ["cur", "new", "tmp"] {
         mkdir(&root.join(d))?;
     }
+    uidstore::configure(crate::index::Options {
+        fsync: cfg.fsync,
+        lock_method: cfg.lock_method,
+        nfs: cfg.nfs,
+        cache_drop_days: cfg.cache_drop_days,
+        ..crate::index::Options::default()
+    });
     let ctx = Arc::new(Ctx {
         root,
         fsync: cfg.fsync,
-        flag_sync: flagsync::FlagSync::default(),
+        flag_sync: match cfg.maildir_flag_sync {
+            crate::config::MaildirFlagSync::Lazy => flagsync::FlagSync::Lazy,
+            crate::config::MaildirFlagSync::Immediate => flagsync::FlagSync::Immediate,
+        },
     });
-    Ok(Arc::new(layout::MaildirStore::new(ctx)))
+    Ok(ctx)
 }

@@ -149,6 +149,8 @@ struct Scanner {
     mtimes: HashMap<(Sub, String), i64>,
     tmp_cleaned: bool,
     index: Option<Arc<Index>>,
+    /// The next rescan rebuilds the index files (`loft index rebuild`).
+    force_rebuild: bool,
 }
 
 /// The in-process state of one folder shared by every session that opened it. A rescan
@@ -194,6 +196,7 @@ impl FolderState {
                 mtimes: HashMap::new(),
                 tmp_cleaned: false,
                 index: None,
+                force_rebuild: false,
             }),
             cur: Mutex::new(Current {
                 files: Arc::new(BTreeMap::new()),
@@ -305,6 +308,13 @@ impl FolderState {
         Ok(true)
     }
 
+    /// Rebuilds the index files from the mail files now, keeping every UID.
+    pub fn rebuild_now(&self) -> Result<()> {
+        let mut sc = lock(&self.scan);
+        sc.force_rebuild = true;
+        self.rescan(&mut sc, false).map(|_| ())
+    }
+
     /// Rescans now whatever the fingerprint says (after a write of this process).
     pub fn rescan_now(&self) -> Result<()> {
         let mut sc = lock(&self.scan);
@@ -324,7 +334,14 @@ impl FolderState {
         let mut scanned = self.folder.scan(&sc.mtimes)?;
 
         let _lock = FolderLock::acquire(&self.folder.path, self.folder.shared.clone())?;
-        let loaded = uidstore::load(&self.folder, self.fsync, &mut sc.index, || self.known())?;
+        let force = std::mem::take(&mut sc.force_rebuild);
+        let loaded = uidstore::load_or_rebuild(
+            &self.folder,
+            self.fsync,
+            &mut sc.index,
+            || self.known(),
+            force,
+        )?;
         let mut list = loaded.list;
         let mut base = loaded.base;
         let from_file = loaded.from_index;

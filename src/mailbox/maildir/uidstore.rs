@@ -27,12 +27,22 @@ use crate::config::FsyncMode;
 use crate::index::{self, Header, Index, IndexSnapshot, Record};
 use crate::mailbox::{Error, ErrorKind, Result, Uid};
 
+static CONFIGURED: std::sync::RwLock<Option<index::Options>> = std::sync::RwLock::new(None);
+
+/// Sets the `[storage]` index options (lock method, NFS, cache drop days) for every folder
+/// of this process; the fsync mode is passed per call.
+pub fn configure(opts: index::Options) {
+    *CONFIGURED.write().unwrap_or_else(|p| p.into_inner()) = Some(opts);
+}
+
 /// The index options of a folder.
 pub fn options(fsync: FsyncMode) -> index::Options {
-    index::Options {
-        fsync,
-        ..index::Options::default()
-    }
+    let base = CONFIGURED
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_default();
+    index::Options { fsync, ..base }
 }
 
 /// What [`load`] found.
@@ -150,6 +160,28 @@ pub fn load(
     slot: &mut Option<Arc<Index>>,
     known: impl FnOnce() -> Option<UidList>,
 ) -> Result<Loaded> {
+    load_or_rebuild(folder, fsync, slot, known, false)
+}
+
+/// [`load`], or with `force` the salvage path of damaged files on intact ones: the next
+/// save rebuilds the files from the mail files, keeping every UID (`loft index rebuild`).
+pub fn load_or_rebuild(
+    folder: &Folder,
+    fsync: FsyncMode,
+    slot: &mut Option<Arc<Index>>,
+    known: impl FnOnce() -> Option<UidList>,
+    force: bool,
+) -> Result<Loaded> {
+    if force {
+        tracing::info!(folder = %folder.path.display(), "rebuilding the index from mail files on request");
+        let (list, uid_next_uncertain) = salvaged(folder, known());
+        return Ok(Loaded {
+            list,
+            base: None,
+            from_index: false,
+            uid_next_uncertain,
+        });
+    }
     let opened = match slot.clone() {
         Some(ix) => Ok(ix),
         None => Index::open(&folder.path, &options(fsync)),

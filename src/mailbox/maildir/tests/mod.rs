@@ -21,6 +21,10 @@ pub(super) fn cfg(dir: &Path) -> StorageConfig {
         location: format!("{}/mail/%u", dir.display()),
         fsync: FsyncMode::Never,
         autocreate_special_use: true,
+        lock_method: crate::index::LockMethod::Fcntl,
+        nfs: false,
+        maildir_flag_sync: Default::default(),
+        cache_drop_days: 30,
     }
 }
 

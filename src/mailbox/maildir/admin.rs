@@ -1,0 +1,214 @@
+//! `loft index rebuild|verify|show USER [MAILBOX]`: the index files of a user's folders
+//! seen by an administrator. Rebuild first writes pending flag changes into file names,
+//! then rebuilds from the mail files keeping every UID; verify checks the files
+//! (`Index::verify`) and that records and mail files match one to one; show prints the
+//! header, counts, each cache field's decision and last use, and file sizes.
+//!
+//! This module must not know about IMAP.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use super::flagsync;
+use super::folder::Folder;
+use super::sync::FolderState;
+use super::uidstore;
+use super::Ctx;
+use crate::index::{self, Index};
+use crate::mailbox::{Result, Store};
+
+/// The selectable folders named by `mailbox` (all of them when `None`).
+fn folders(ctx: &Arc<Ctx>, mailbox: Option<&str>) -> Result<Vec<Folder>> {
+    let names: Vec<String> = match mailbox {
+        Some(m) => vec![m.to_string()],
+        None => {
+            let store = super::layout::MaildirStore::new(ctx.clone());
+            let mut v: Vec<String> = store
+                .list()?
+                .into_iter()
+                .filter(|e| !e.noselect)
+                .map(|e| e.name)
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    let mut out = Vec::new();
+    for n in names {
+        let f = ctx.folder(&n)?;
+        f.check_selectable()?;
+        out.push(f);
+    }
+    Ok(out)
+}
+
+/// Rebuilds the index of each folder; one line per folder.
+pub fn rebuild(ctx: &Arc<Ctx>, mailbox: Option<&str>) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in folders(ctx, mailbox)? {
+        let name = f.name.clone();
+        let state = FolderState::get(f, ctx.fsync);
+        state.refresh(false)?;
+        flagsync::flush(&state, ctx.fsync)?;
+        state.rebuild_now()?;
+        let (s, _) = state.refresh(false)?;
+        out.push(format!(
+            "{name}: rebuilt, {} messages, UIDVALIDITY {}, UIDNEXT {}",
+            s.messages.len(),
+            s.uid_validity,
+            s.uid_next
+        ));
+    }
+    Ok(out)
+}
+
+/// Every inconsistency of each folder's index, prefixed with the mailbox name.
+pub fn verify(ctx: &Arc<Ctx>, mailbox: Option<&str>) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in folders(ctx, mailbox)? {
+        if !f.path.join(index::INDEX_FILE).exists() {
+            out.push(format!("{}: no index files yet", f.name));
+            continue;
+        }
+        let problems = Index::verify(&f.path);
+        if !problems.is_empty() {
+            out.extend(problems.into_iter().map(|p| format!("{}: {p}", f.name)));
+            continue;
+        }
+        let ix = match Index::open(&f.path, &uidstore::options(ctx.fsync)) {
+            Ok(ix) => ix,
+            Err(e) => {
+                out.push(format!("{}: {e}", f.name));
+                continue;
+            }
+        };
+        let snap = match ix.refresh() {
+            Ok(s) => s,
+            Err(e) => {
+                out.push(format!("{}: {e}", f.name));
+                continue;
+            }
+        };
+        let files = f.scan(&HashMap::new())?;
+        let bases: HashSet<&str> = files.iter().map(|x| x.parsed.base.as_str()).collect();
+        let keys: HashSet<&[u8]> = snap.records.iter().map(|r| &*r.key).collect();
+        for r in &snap.records {
+            if !std::str::from_utf8(&r.key).is_ok_and(|k| bases.contains(k)) {
+                out.push(format!(
+                    "{}: UID {} names {:?}, which no mail file has (expunged behind Loft's back; the next scan drops it)",
+                    f.name,
+                    r.uid,
+                    String::from_utf8_lossy(&r.key)
+                ));
+            }
+        }
+        for x in &files {
+            if !keys.contains(x.parsed.base.as_bytes()) {
+                out.push(format!(
+                    "{}: mail file {} has no UID yet (delivered behind Loft's back; the next scan gives it one)",
+                    f.name, x.name
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn day(d: u32) -> String {
+    if d == 0 {
+        return "never".into();
+    }
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = i64::from(d) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let dd = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{dd:02}")
+}
+
+/// The header, counts, cache decisions and sizes of one folder's index.
+pub fn show(ctx: &Arc<Ctx>, mailbox: &str) -> Result<String> {
+    let f = folders(ctx, Some(mailbox))?.pop().ok_or_else(|| {
+        crate::mailbox::Error::new(crate::mailbox::ErrorKind::NonExistent, "no such mailbox")
+    })?;
+    let state = FolderState::get(f.clone(), ctx.fsync);
+    state.refresh(false)?;
+    let ix = state.with(|c| c.index.clone()).ok_or_else(|| {
+        crate::mailbox::Error::new(crate::mailbox::ErrorKind::Temporary, "index not open")
+    })?;
+    let snap = ix.refresh().map_err(uidstore::map_err)?;
+    let h = &snap.header;
+    let mut s = String::new();
+    let _ = writeln!(s, "mailbox {} ({})", f.name, f.path.display());
+    let _ = writeln!(
+        s,
+        "header: UIDVALIDITY {} UIDNEXT {} HIGHESTMODSEQ {} recent from UID {}",
+        h.uid_validity, h.uid_next, h.highest_modseq, h.recent_uid
+    );
+    let dirty = snap.records.iter().filter(|r| r.dirty).count();
+    let _ = writeln!(
+        s,
+        "counts: {} messages, {} unseen, {} deleted, {} with flags not yet in file names, {} keywords ({})",
+        h.messages,
+        h.unseen,
+        h.deleted,
+        dirty,
+        snap.keywords.len(),
+        snap.keywords.join(" ")
+    );
+    let _ = writeln!(s, "cache fields:");
+    let fields = ix.cache().decisions();
+    if fields.is_empty() {
+        let _ = writeln!(s, "  (none yet)");
+    }
+    for fi in fields {
+        let _ = writeln!(
+            s,
+            "  {:<28} {:<5} last used {}  {} values, {} bytes",
+            fi.name,
+            format!("{:?}", fi.decision).to_lowercase(),
+            day(fi.last_used_day),
+            fi.records,
+            fi.bytes
+        );
+    }
+    let _ = writeln!(s, "files:");
+    let mut mail = 0u64;
+    for r in &snap.records {
+        mail += r.size;
+    }
+    let mut total = 0u64;
+    for name in [index::INDEX_FILE, index::LOG_FILE, index::CACHE_FILE] {
+        let len = std::fs::metadata(f.path.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        total += len;
+        let _ = writeln!(s, "  {name:<18} {len} bytes");
+    }
+    let share = if mail > 0 {
+        total as f64 * 100.0 / mail as f64
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        s,
+        "  total {total} bytes, {share:.1}% of {mail} bytes of mail"
+    );
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_days() {
+        assert_eq!(super::day(0), "never");
+        assert_eq!(super::day(1), "1970-01-02");
+        assert_eq!(super::day(20_000), "2024-10-04");
+    }
+}
