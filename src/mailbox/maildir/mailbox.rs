@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::cachecare;
 use super::flagsync;
 use super::folder::{self, Folder};
 use super::lock::FolderLock;
@@ -46,6 +47,16 @@ impl MaildirMailbox {
         &self.state.folder
     }
 
+    /// The folder's index and the newest UID (UIDNEXT − 1 of the snapshot): what the
+    /// cache's decisions are relative to.
+    fn cache_target(&self) -> Option<(Arc<crate::index::Index>, Uid)> {
+        self.state.with(|c| {
+            c.index
+                .clone()
+                .map(|ix| (ix, c.snapshot.uid_next.saturating_sub(1)))
+        })
+    }
+
     /// Reads a message file with `read`, following a rename by another program (flag
     /// change, `new/` -> `cur/`) by its base name.
     fn read_file(
@@ -83,6 +94,7 @@ impl MaildirMailbox {
 impl Drop for MaildirMailbox {
     fn drop(&mut self) {
         flagsync::on_close(&self.state, self.ctx.fsync);
+        cachecare::at_close(&self.state);
     }
 }
 
@@ -98,6 +110,7 @@ impl Mailbox for MaildirMailbox {
     fn sync(&mut self) -> Result<SyncResult> {
         flagsync::maybe_flush(&self.state, self.ctx.fsync);
         let (snapshot, new_recent) = self.state.refresh(!self.read_only)?;
+        cachecare::at_sync(&self.state, &snapshot);
         Ok(SyncResult {
             snapshot,
             new_recent,
@@ -110,6 +123,19 @@ impl Mailbox for MaildirMailbox {
 
     fn fetch_header(&self, uid: Uid) -> Result<MessageData> {
         self.read_file(uid, folder::read_header)
+    }
+
+    fn cache_lookup(&self, uids: &[Uid], field: &str, f: &mut dyn FnMut(usize, Option<&[u8]>)) {
+        match self.cache_target() {
+            Some((ix, newest)) => ix.cache().get_many_with(uids, field, newest, f),
+            None => (0..uids.len()).for_each(|i| f(i, None)),
+        }
+    }
+
+    fn cache_offer(&self, uid: Uid, field: &str, value: &[u8]) {
+        if let Some((ix, newest)) = self.cache_target() {
+            ix.cache().offer(uid, field, value, newest);
+        }
     }
 
     fn store(&mut self, uids: &[Uid], op: StoreOp, flags: &Flags) -> Result<Vec<(Uid, Flags)>> {

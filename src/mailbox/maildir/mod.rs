@@ -37,6 +37,7 @@
 //! This module must not know about IMAP, POP3 or Lua.
 
 pub mod admin;
+mod cachecare;
 mod filename;
 mod flagsync;
 mod folder;

@@ -100,3 +100,46 @@ fn expunge_uses_deleted_from_the_index() {
     assert_eq!(files_in(&root.join("cur")).len(), 1);
     assert_eq!(m.sync().unwrap().snapshot.messages.len(), 1);
 }
+
+#[test]
+fn cache_lookup_and_offer_reach_the_index_cache() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, _root) = store(d.path());
+    append(
+        &*s,
+        "INBOX",
+        b"Subject: a\r\n\r\nx\r\n",
+        Flags::default(),
+        None,
+    );
+    append(
+        &*s,
+        "INBOX",
+        b"Subject: b\r\n\r\ny\r\n",
+        Flags::default(),
+        None,
+    );
+    let mut m = s.open("INBOX", false).unwrap();
+    m.sync().unwrap();
+    let get = |m: &dyn crate::mailbox::Mailbox, uid: u32| {
+        let mut got = None;
+        m.cache_lookup(&[uid], "test.field", &mut |i, v| {
+            assert_eq!(i, 0);
+            got = v.map(|b| b.to_vec());
+        });
+        got
+    };
+    // First use: a miss; a use for an old message makes the field cached for all.
+    assert_eq!(get(&*m, 1), None);
+    assert_eq!(get(&*m, 1), None);
+    m.cache_offer(1, "test.field", b"value one");
+    m.sync().unwrap();
+    assert_eq!(get(&*m, 1).as_deref(), Some(&b"value one"[..]));
+    // Written to disk at sync/close: a new process finds it.
+    drop(m);
+    let (s2, _) = store(d.path());
+    let mut m2 = s2.open("INBOX", false).unwrap();
+    m2.sync().unwrap();
+    assert_eq!(get(&*m2, 1).as_deref(), Some(&b"value one"[..]));
+    assert_eq!(get(&*m2, 2), None);
+}
