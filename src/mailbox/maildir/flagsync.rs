@@ -84,7 +84,7 @@ fn allocate_keywords(
 /// STORE: new flags into the index (dirty), file names later. Returns the new flags of
 /// every message of `uids` that exists.
 pub fn store(
-    state: &FolderState,
+    state: &Arc<FolderState>,
     fsync: FsyncMode,
     mode: FlagSync,
     uids: &[Uid],
@@ -119,7 +119,7 @@ pub fn store(
         }
         if !changes.is_empty() {
             uidstore::store_flags(&ix, &changes, true)?;
-            lock_dirty(state).get_or_insert_with(Instant::now);
+            mark_dirty(state);
         }
     }
     // Other sessions catch up from the index (no directory listing).
@@ -129,6 +129,33 @@ pub fn store(
     }
     out.sort_by_key(|(u, _)| *u);
     Ok(out)
+}
+
+/// Notes pending file renames (a STORE, or dirty records found in the index by a scan,
+/// e.g. left by a process that ended) and arms a timer that flushes them after
+/// [`FLUSH_AFTER`] even when no session touches the folder again. The timer holds only
+/// a weak reference: a folder nobody uses any more was flushed at its last close.
+pub fn mark_dirty(state: &Arc<FolderState>) {
+    {
+        let mut since = lock_dirty(state);
+        if since.is_some() {
+            return;
+        }
+        *since = Some(Instant::now());
+    }
+    let weak = Arc::downgrade(state);
+    let spawned = std::thread::Builder::new()
+        .name("loft-flag-flush".into())
+        .spawn(move || {
+            std::thread::sleep(FLUSH_AFTER);
+            if let Some(state) = weak.upgrade() {
+                let fsync = state.fsync;
+                maybe_flush(&state, fsync);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::debug!(error = %e, "no flag flush timer; flags are written at the next command or close");
+    }
 }
 
 /// Flushes when the oldest pending change is older than [`FLUSH_AFTER`].

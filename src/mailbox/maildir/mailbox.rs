@@ -110,6 +110,9 @@ impl Mailbox for MaildirMailbox {
     fn sync(&mut self) -> Result<SyncResult> {
         flagsync::maybe_flush(&self.state, self.ctx.fsync);
         let (snapshot, new_recent) = self.state.refresh(!self.read_only)?;
+        if self.state.take_dirty_found() {
+            flagsync::mark_dirty(&self.state);
+        }
         cachecare::at_sync(&self.state, &snapshot);
         Ok(SyncResult {
             snapshot,

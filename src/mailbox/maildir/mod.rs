@@ -39,7 +39,7 @@
 pub mod admin;
 mod cachecare;
 mod filename;
-mod flagsync;
+pub(crate) mod flagsync;
 mod folder;
 mod fsio;
 mod keywords;

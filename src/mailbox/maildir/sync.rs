@@ -163,6 +163,7 @@ pub struct FolderState {
     cur: Mutex<Current>,
     /// When the oldest flag change not yet in the file names was made.
     pub dirty_since: Mutex<Option<std::time::Instant>>,
+    dirty_found: std::sync::atomic::AtomicBool,
 }
 
 type Registry = HashMap<PathBuf, Weak<FolderState>>;
@@ -209,6 +210,7 @@ impl FolderState {
                 index: None,
             }),
             dirty_since: Mutex::new(None),
+            dirty_found: std::sync::atomic::AtomicBool::new(false),
         });
         reg.insert(path, Arc::downgrade(&s));
         s
@@ -532,7 +534,19 @@ impl FolderState {
         c.fingerprint = Some((fp, taken));
         c.seen_changes = changes;
         c.scans += 1;
+        drop(c);
+        if post.records.iter().any(|r| r.dirty) {
+            self.dirty_found
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(new_recent)
+    }
+
+    /// Whether a scan found records whose flags are not in their file names yet (and
+    /// forgets it): the caller arms the flush.
+    pub fn take_dirty_found(&self) -> bool {
+        self.dirty_found
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The UIDs this process last knew (to repair index files damaged under it).

@@ -143,3 +143,25 @@ fn cache_lookup_and_offer_reach_the_index_cache() {
     assert_eq!(get(&*m2, 1).as_deref(), Some(&b"value one"[..]));
     assert_eq!(get(&*m2, 2), None);
 }
+
+#[test]
+fn file_names_follow_within_seconds_without_further_commands() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    append(&*s, "INBOX", b"x\r\n", Flags::default(), None);
+    let mut m = s.open("INBOX", false).unwrap();
+    m.sync().unwrap();
+    m.store(&[1], StoreOp::Add, &flagged()).unwrap();
+    assert!(files_in(&root.join("cur"))[0].ends_with(":2,"));
+    let deadline = std::time::Instant::now()
+        + crate::mailbox::maildir::flagsync::FLUSH_AFTER
+        + std::time::Duration::from_secs(3);
+    while !files_in(&root.join("cur"))[0].ends_with(":2,F") {
+        assert!(std::time::Instant::now() < deadline, "not flushed in time");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The session goes on, and the index agrees with the file name.
+    assert!(sys_of(&m.sync().unwrap().snapshot, 1).contains(SysFlags::FLAGGED));
+    drop(m);
+    assert!(crate::index::Index::verify(&root).is_empty());
+}
