@@ -49,13 +49,15 @@ fn scale() {
     std::thread::sleep(std::time::Duration::from_millis(2100));
     println!("generated {n} messages in {:?}", t.elapsed());
 
+    let rss0 = rss_kb();
     let t = Instant::now();
     let mut mb = s.open("INBOX", false).unwrap();
     let r = mb.sync().unwrap();
     println!(
-        "first SELECT: {:?} ({} messages)",
+        "first SELECT: {:?} ({} messages), RSS +{} kB (shared folder state + snapshot)",
         t.elapsed(),
-        r.snapshot.messages.len()
+        r.snapshot.messages.len(),
+        rss_kb().saturating_sub(rss0)
     );
     assert_eq!(r.snapshot.messages.len(), n);
     std::thread::sleep(std::time::Duration::from_millis(2100));
