@@ -277,6 +277,21 @@ pub trait Mailbox: Send + Sync {
     fn fetch_header(&self, uid: Uid) -> Result<MessageData> {
         self.fetch_message(uid)
     }
+    /// Looks up cached values of one field (opaque name, e.g. `imap.envelope`) for many
+    /// messages; `f(i, value)` is called once for every `uids[i]`, with `None` on a miss.
+    /// Each lookup also tells the store's cache which fields this user's clients use
+    /// (the self-optimizing caching decisions of the index engine).
+    fn cache_lookup(&self, uids: &[Uid], field: &str, f: &mut dyn FnMut(usize, Option<&[u8]>)) {
+        let _ = field;
+        for i in 0..uids.len() {
+            f(i, None);
+        }
+    }
+    /// Offers a value computed after a miss; the cache keeps it if its decision for the
+    /// field says so.
+    fn cache_offer(&self, uid: Uid, field: &str, value: &[u8]) {
+        let _ = (uid, field, value);
+    }
     /// Changes flags; returns the new flags of every message that exists.
     fn store(&mut self, uids: &[Uid], op: StoreOp, flags: &Flags) -> Result<Vec<(Uid, Flags)>>;
     /// Removes messages flagged `\Deleted` (only those in `only`, when given: UID EXPUNGE).
