@@ -261,6 +261,12 @@ impl Session {
             }
         };
         self.bad_commands = 0;
+        // RFC 1939 §7: PASS is valid only immediately after USER.
+        if !matches!(cmd, Command::Pass(_)) {
+            if let State::Authorization { user } = &mut self.state {
+                *user = None;
+            }
+        }
         match cmd {
             Command::Capa => {
                 let mut out = String::from("+OK Capability list follows\r\n");

@@ -24,7 +24,7 @@ pub(super) struct Maildrop {
     retrieved: Vec<Uid>,
     pub live_count: usize,
     pub live_size: u64,
-    _lock: Option<MaildropLock>,
+    lock: Option<MaildropLock>,
     _limit: UserIpGuard,
 }
 
@@ -48,7 +48,7 @@ impl Maildrop {
             live_size,
             snapshot,
             retrieved: Vec::new(),
-            _lock: lock,
+            lock,
             _limit: limit,
         })
     }
@@ -268,6 +268,8 @@ impl Session {
             m.mailbox.store(&uids, StoreOp::Add, &f)?;
             m.mailbox.expunge(Some(&uids))
         });
+        // Unlock before answering, so a client that reconnects at once is not [IN-USE].
+        m.lock = None;
         match result {
             Ok(gone) => {
                 let bytes: u64 = marked
