@@ -126,6 +126,30 @@ impl Folder {
         Ok(out)
     }
 
+    /// Keyword letters found in the names of `new/` and `cur/` files, as a bit mask (bit
+    /// `i` = letter `a + i`). Lists names only, no `stat`: used before a new keyword gets a
+    /// letter, so that a letter still in file names is not handed out again.
+    pub fn keyword_letters_in_use(&self) -> Result<u32> {
+        let mut mask = 0u32;
+        for sub in [Sub::New, Sub::Cur] {
+            let dir = self.path.join(sub.dir());
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && sub == Sub::New => continue,
+                Err(e) => return Err(Error::io(dir.display(), e)),
+            };
+            for ent in rd {
+                let ent = ent.map_err(|e| Error::io(dir.display(), e))?;
+                let os_name = ent.file_name();
+                let Some(parsed) = os_name.to_str().and_then(filename::parse) else {
+                    continue;
+                };
+                mask |= super::keywords::mask(&parsed.keyword_letters);
+            }
+        }
+        Ok(mask)
+    }
+
     /// Finds the current file name of a base name (after someone renamed it).
     pub fn find_base(&self, base: &str) -> Option<(Sub, String)> {
         for sub in [Sub::Cur, Sub::New] {

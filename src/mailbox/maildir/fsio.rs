@@ -12,8 +12,23 @@ use crate::mailbox::{Error, Result};
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+#[cfg(test)]
+thread_local! {
+    /// Directories [`sync_dir`] was called on by this thread (tests check fsync policy).
+    pub static SYNCED_DIRS: std::cell::RefCell<Vec<std::path::PathBuf>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Takes the list of directories this thread fsynced so far (tests only).
+#[cfg(test)]
+pub fn take_synced_dirs() -> Vec<std::path::PathBuf> {
+    SYNCED_DIRS.with(|s| std::mem::take(&mut *s.borrow_mut()))
+}
+
 /// Replaces `path` with `bytes` atomically: readers see the old or the new file, never a
-/// mix. fsyncs the file unless `Never`, and the directory when `Always`.
+/// mix. fsyncs the file and then the directory unless `Never`: these are index files
+/// (uid list, keyword letters) whose rename must not be lost after an acknowledged
+/// command, so `Optimized` syncs them too.
 pub fn write_atomic(path: &Path, bytes: &[u8], fsync: FsyncMode) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
@@ -35,7 +50,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], fsync: FsyncMode) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return result;
     }
-    if fsync == FsyncMode::Always {
+    if fsync != FsyncMode::Never {
         sync_dir(dir)?;
     }
     Ok(())
@@ -43,6 +58,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], fsync: FsyncMode) -> Result<()> {
 
 /// fsyncs a directory so renames in it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(test)]
+    SYNCED_DIRS.with(|s| s.borrow_mut().push(dir.to_path_buf()));
     let f = std::fs::File::open(dir).map_err(|e| Error::io(dir.display(), e))?;
     f.sync_all().map_err(|e| Error::io(dir.display(), e))
 }

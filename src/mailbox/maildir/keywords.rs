@@ -2,8 +2,12 @@
 //!
 //! Format (shared with Dovecot so both can work on one Maildir): one line per keyword,
 //! `<index> <name>`, index 0 = letter `a` … 25 = `z`. Lines that do not parse are skipped
-//! with a warning. A 27th keyword has no letter: [`Keywords::letter_for`] reports
+//! with a warning. A 27th keyword has no letter: [`Keywords::allocate`] reports
 //! [`ErrorKind::Limit`] and the STORE/APPEND is refused rather than silently dropping it.
+//!
+//! Crash rule: a letter may appear in a file name only after the line naming it is on
+//! disk, so callers allocate and [`Keywords::save`] before renaming any file. A letter
+//! found in file names without a name (file lost or hand-edited) is never reused.
 //!
 //! This module must not know about uid lists or message files.
 
@@ -67,40 +71,56 @@ impl Keywords {
         self.slots.get(idx)?.as_deref()
     }
 
-    fn find(&self, name: &str) -> Option<u8> {
+    /// The letter of a keyword that already has one (matched without regard to case).
+    pub fn find(&self, name: &str) -> Option<u8> {
         self.slots
             .iter()
             .position(|s| s.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
             .map(|i| b'a' + i as u8)
     }
 
-    /// The letter of `name`, allocating a free slot when `create` (the caller then saves).
-    /// Returns `Ok(None)` only when `create` is false and the keyword is unknown.
-    pub fn letter_for(&mut self, name: &str, create: bool) -> Result<Option<u8>> {
+    /// Bit `i` set for every index that has a name.
+    fn named_mask(&self) -> u32 {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .fold(0, |m, (i, _)| m | (1 << i))
+    }
+
+    /// Gives `name` a letter (its existing one if it has one). `in_use` has bit `i` set for
+    /// every letter `a + i` found in a message file name of the folder: a letter in use
+    /// without a name (its `dovecot-keywords` line was lost) is reserved, because handing
+    /// it out would make the new keyword appear on messages that never had it. Such letters
+    /// are logged, naming `path`. The caller saves the file before any file gets the letter.
+    pub fn allocate(&mut self, name: &str, in_use: u32, path: &Path) -> Result<u8> {
         if let Some(l) = self.find(name) {
-            return Ok(Some(l));
-        }
-        if !create {
-            return Ok(None);
+            return Ok(l);
         }
         if !valid_keyword(name) {
             return Err(Error::new(ErrorKind::BadName, "Invalid keyword"));
         }
-        let idx = match self.slots.iter().position(|s| s.is_none()) {
-            Some(i) => i,
-            None if self.slots.len() < MAX => {
-                self.slots.push(None);
-                self.slots.len() - 1
-            }
-            None => {
-                return Err(Error::new(
+        let reserved = in_use & !self.named_mask();
+        if reserved != 0 {
+            let letters: String = (0..MAX as u8)
+                .filter(|i| reserved & (1 << i) != 0)
+                .map(|i| char::from(b'a' + i))
+                .collect();
+            tracing::warn!(file = %path.join(FILE).display(), letters = %letters, keyword = name, "keyword letters in message file names have no name in the keywords file; kept reserved, the new keyword gets another letter");
+        }
+        let idx = (0..MAX)
+            .find(|&i| reserved & (1 << i) == 0 && self.slots.get(i).is_none_or(|s| s.is_none()))
+            .ok_or_else(|| {
+                Error::new(
                     ErrorKind::Limit,
                     "Too many keywords in this mailbox (max 26)",
-                ))
-            }
-        };
+                )
+            })?;
+        if self.slots.len() <= idx {
+            self.slots.resize(idx + 1, None);
+        }
         self.slots[idx] = Some(name.to_string());
-        Ok(Some(b'a' + idx as u8))
+        Ok(b'a' + idx as u8)
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -119,6 +139,14 @@ impl Keywords {
     }
 }
 
+/// Bit `i` set for every keyword letter `a + i` among `letters`.
+pub fn mask(letters: &[u8]) -> u32 {
+    letters
+        .iter()
+        .filter(|l| l.is_ascii_lowercase())
+        .fold(0, |m, l| m | (1 << (l - b'a')))
+}
+
 /// A keyword must be usable as a flag atom and must not break the line format.
 fn valid_keyword(n: &str) -> bool {
     !n.starts_with('\\') && n.bytes().all(|b| b.is_ascii_graphic())
@@ -134,15 +162,39 @@ mod tests {
         assert_eq!(kw.name_of(b'a'), Some("$Label1"));
         assert_eq!(kw.name_of(b'b'), None);
         assert_eq!(kw.name_of(b'c'), Some("Work"));
-        assert_eq!(kw.letter_for("work", false).unwrap(), Some(b'c'));
-        assert_eq!(kw.letter_for("New", false).unwrap(), None);
-        assert_eq!(kw.letter_for("New", true).unwrap(), Some(b'b'));
-        assert_eq!(kw.letter_for("Next", true).unwrap(), Some(b'd'));
+        let p = Path::new("k");
+        assert_eq!(kw.find("work"), Some(b'c'));
+        assert_eq!(kw.find("New"), None);
+        assert_eq!(kw.allocate("New", 0, p).unwrap(), b'b');
+        assert_eq!(kw.allocate("Next", 0, p).unwrap(), b'd');
+        assert_eq!(kw.allocate("next", 0, p).unwrap(), b'd');
         for i in 0..22 {
-            kw.letter_for(&format!("k{i}"), true).unwrap();
+            kw.allocate(&format!("k{i}"), 0, p).unwrap();
         }
         assert_eq!(
-            kw.letter_for("overflow", true).unwrap_err().kind,
+            kw.allocate("overflow", 0, p).unwrap_err().kind,
+            ErrorKind::Limit
+        );
+    }
+
+    #[test]
+    fn letters_in_use_without_name_are_reserved() {
+        let p = Path::new("k");
+        // The file was lost: `a` and `c` are still in file names.
+        let mut kw = Keywords::default();
+        let in_use = (1 << 0) | (1 << 2);
+        assert_eq!(kw.allocate("$Other", in_use, p).unwrap(), b'b');
+        assert_eq!(kw.allocate("$Next", in_use, p).unwrap(), b'd');
+        // A named letter in use is not reserved: it is simply taken.
+        let mut kw = Keywords::parse("0 $Work\n", p);
+        assert_eq!(kw.allocate("$New", 1, p).unwrap(), b'b');
+        // 24 free letters once two are reserved.
+        let mut kw = Keywords::default();
+        for i in 0..24 {
+            kw.allocate(&format!("k{i}"), in_use, p).unwrap();
+        }
+        assert_eq!(
+            kw.allocate("x", in_use, p).unwrap_err().kind,
             ErrorKind::Limit
         );
     }
@@ -151,8 +203,8 @@ mod tests {
     fn save_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let mut kw = Keywords::default();
-        kw.letter_for("$Junk", true).unwrap();
-        kw.letter_for("Later", true).unwrap();
+        kw.allocate("$Junk", 0, dir.path()).unwrap();
+        kw.allocate("Later", 0, dir.path()).unwrap();
         kw.save(dir.path(), FsyncMode::Never).unwrap();
         let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
         assert_eq!(text, "0 $Junk\n1 Later\n");

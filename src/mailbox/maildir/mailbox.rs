@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::filename;
 use super::folder::{self, Folder, Sub};
+use super::keywords;
 use super::lock::FolderLock;
 use super::save::{self, Pending};
 use super::sync::View;
@@ -45,8 +46,16 @@ impl MaildirMailbox {
         let new_flags = self.view.flags_of(&f).apply(op, change);
         let mut letters: Vec<u8> = Vec::new();
         for k in &new_flags.keywords {
-            if let Some(l) = self.view.keywords.letter_for(k, true)? {
-                letters.push(l);
+            // Every keyword got its letter (and was saved) before the first rename.
+            match self.view.keywords.find(k) {
+                Some(l) => letters.push(l),
+                None => {
+                    return Err(Error::new(ErrorKind::Temporary, "Keyword has no letter")
+                        .with_detail(format!(
+                            "{}: keyword {k} not allocated",
+                            self.view.folder.path.display()
+                        )))
+                }
             }
         }
         // Letters with no name in dovecot-keywords are kept: we cannot know their meaning.
@@ -79,6 +88,40 @@ impl MaildirMailbox {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(from.display(), e)),
         }
+    }
+}
+
+impl MaildirMailbox {
+    /// Gives every new keyword of a STORE its letter and writes `dovecot-keywords`
+    /// before any file is renamed: a crash in between then leaves a named letter that no
+    /// file uses yet, never a letter in file names without a name. Letters that files
+    /// carry without a name are not handed out (see [`keywords`](super::keywords)).
+    fn allocate_keywords(&mut self, op: StoreOp, flags: &Flags) -> Result<()> {
+        if op == StoreOp::Remove {
+            return Ok(());
+        }
+        let fresh: Vec<&String> = flags
+            .keywords
+            .iter()
+            .filter(|k| self.view.keywords.find(k).is_none())
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        // The caller just rescanned under the lock: `files` holds every file name.
+        let in_use = self
+            .view
+            .files
+            .values()
+            .fold(0, |m, f| m | keywords::mask(&f.parsed.keyword_letters));
+        let path = self.view.folder.path.clone();
+        let mut kw = self.view.keywords.clone();
+        for k in fresh {
+            kw.allocate(k, in_use, &path)?;
+        }
+        kw.save(&path, self.ctx.fsync)?;
+        self.view.keywords = kw;
+        Ok(())
     }
 }
 
@@ -133,7 +176,7 @@ impl Mailbox for MaildirMailbox {
         let _lock = FolderLock::acquire(&folder.path, folder.shared.clone())?;
         // Current names and keyword letters (someone may have renamed files meanwhile).
         self.view.refresh_locked(false)?;
-        let kw_before = self.view.keywords.clone();
+        self.allocate_keywords(op, flags)?;
         let mut out = Vec::new();
         let mut retry = Vec::new();
         let mut result = Ok(());
@@ -160,9 +203,6 @@ impl Mailbox for MaildirMailbox {
                     }
                 }
             }
-        }
-        if self.view.keywords != kw_before {
-            self.view.keywords.save(&folder.path, self.ctx.fsync)?;
         }
         if self.ctx.fsync == FsyncMode::Always && !out.is_empty() {
             super::fsio::sync_dir(&folder.path.join("cur"))?;

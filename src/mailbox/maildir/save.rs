@@ -3,9 +3,11 @@
 //!
 //! A message is written to `tmp/<unique>`, fsynced (unless `fsync = never`), given its
 //! INTERNALDATE as mtime, then renamed to `cur/<unique>,S=<size>,W=<vsize>:2,<flags>`
-//! under the folder lock, and its UID recorded in the uid list. A crash before the rename
-//! leaves only a `tmp/` file (ignored, removed after 36 h); after it, a complete message
-//! that the next scan gives a UID if the uid list write did not happen.
+//! under the folder lock, `cur/` is fsynced (unless `fsync = never`: also with
+//! `optimized`, new mail is never acknowledged before it is durable), and its UID recorded
+//! in the uid list. A crash before the rename leaves only a `tmp/` file (ignored, removed
+//! after 36 h); after it, a complete message that the next scan gives a UID if the uid
+//! list write did not happen.
 //!
 //! This module must not know about IMAP.
 
@@ -90,8 +92,15 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
         }
     };
     let (mut list, _) = load_or_init(dest);
-    let mut kw = Keywords::load(&dest.path);
-    let kw_before = kw.clone();
+    let kw = match allocate_keywords(dest, &items, fsync) {
+        Ok(kw) => kw,
+        Err(e) => {
+            for p in &items {
+                let _ = std::fs::remove_file(&p.tmp);
+            }
+            return Err(e);
+        }
+    };
     let mut uids = Vec::with_capacity(items.len());
     let mut failure: Option<Error> = None;
     for p in items {
@@ -99,21 +108,8 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
             let _ = std::fs::remove_file(&p.tmp);
             continue;
         }
-        let mut letters = Vec::new();
-        for k in &p.flags.keywords {
-            match kw.letter_for(k, true) {
-                Ok(Some(l)) => letters.push(l),
-                Ok(None) => {}
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        if failure.is_some() {
-            let _ = std::fs::remove_file(&p.tmp);
-            continue;
-        }
+        // Every keyword has a letter by now (allocate_keywords).
+        let letters: Vec<u8> = p.flags.keywords.iter().filter_map(|k| kw.find(k)).collect();
         if list.uid_next == u32::MAX {
             let _ = std::fs::remove_file(&p.tmp);
             failure = Some(Error::new(
@@ -132,11 +128,12 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
         }
         uids.push(list.push(base, None));
     }
-    if kw != kw_before {
-        kw.save(&dest.path, fsync)?;
-    }
     if !uids.is_empty() {
-        if fsync == FsyncMode::Always {
+        // New mail must survive a power loss once acknowledged: the data was fsynced
+        // before (append commit, or the copy in link_or_copy), and the rename into cur/ is
+        // made durable here in every mode but `never`, before the uid list names it.
+        // COPY/MOVE need it too: MOVE expunges the source right after this returns.
+        if fsync != FsyncMode::Never {
             fsio::sync_dir(&dest.path.join("cur"))?;
         }
         list.save(&dest.path, fsync)?;
@@ -146,6 +143,28 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
         Some(e) => Err(e),
         None => Ok((list.uid_validity, uids)),
     }
+}
+
+/// Loads `dovecot-keywords`, gives every new keyword of `items` a letter and, when one was
+/// new, writes the file before the caller renames any message into `cur/` (a crash in
+/// between leaves a named, unused letter). Letters present in file names without a name
+/// are never handed out. Fails (nothing renamed yet) on a 27th keyword.
+fn allocate_keywords(dest: &Folder, items: &[Pending], fsync: FsyncMode) -> Result<Keywords> {
+    let mut kw = Keywords::load(&dest.path);
+    let fresh: Vec<&String> = items
+        .iter()
+        .flat_map(|p| p.flags.keywords.iter())
+        .filter(|k| kw.find(k).is_none())
+        .collect();
+    if fresh.is_empty() {
+        return Ok(kw);
+    }
+    let in_use = dest.keyword_letters_in_use()?;
+    for k in fresh {
+        kw.allocate(k, in_use, &dest.path)?;
+    }
+    kw.save(&dest.path, fsync)?;
+    Ok(kw)
 }
 
 /// Creates a new file in `tmp/` for writing.

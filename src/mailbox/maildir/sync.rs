@@ -67,7 +67,16 @@ pub fn load_or_init(f: &Folder) -> (UidList, bool) {
         Loaded::Ok(l) => (l, false),
         Loaded::Missing => match migrate::adopt(&f.path) {
             Some(l) => (l, true),
-            None => (UidList::new(uidlist::fresh_uid_validity()), true),
+            None => {
+                let v = uidlist::fresh_uid_validity();
+                // A new folder is the normal case and stays quiet; a folder that already
+                // holds messages lost its list (or is an existing Maildir used for the
+                // first time): say so, the UIDs clients knew are gone.
+                if has_message_files(f) {
+                    tracing::warn!(file = %f.path.join(uidlist::FILE).display(), uidvalidity = v, "uid list missing in a folder that has messages; UIDs reassigned under a new UIDVALIDITY (expected only on the first use of an existing Maildir)");
+                }
+                (UidList::new(v), true)
+            }
         },
         Loaded::Garbled => match migrate::adopt(&f.path) {
             Some(l) => {
@@ -81,6 +90,43 @@ pub fn load_or_init(f: &Folder) -> (UidList, bool) {
             }
         },
     }
+}
+
+/// Whether `new/` or `cur/` holds anything that may be a message (a name not starting
+/// with `.`). Stops at the first one.
+fn has_message_files(f: &Folder) -> bool {
+    ["new", "cur"].iter().any(|d| {
+        std::fs::read_dir(f.path.join(d)).is_ok_and(|mut rd| {
+            rd.any(|e| e.is_ok_and(|e| !e.file_name().as_encoded_bytes().starts_with(b".")))
+        })
+    })
+}
+
+/// A uid list that parses but belongs to another folder (copied or restored over this
+/// one) must not be used: its entries match no file, and numbering every message from its
+/// UIDNEXT under its UIDVALIDITY would hide the fault. Such a list is recognised when more
+/// than half of its entries match no file, more than half of the files match no entry,
+/// and some unmatched file was already in the folder when the list was last written (its
+/// ctime is not after the list's mtime): Loft writes every file it sees into the list, so
+/// that cannot happen to a list of this folder. The last rule keeps mail deleted and
+/// delivered by another program between two scans from looking like a foreign list.
+fn looks_foreign(
+    listed: usize,
+    missing: usize,
+    files: usize,
+    unknown: &[FileInfo],
+    folder: &Folder,
+    list_mtime: i128,
+) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if listed == 0 || missing * 2 <= listed || unknown.len() * 2 <= files {
+        return false;
+    }
+    unknown.iter().any(|f| {
+        std::fs::metadata(folder.file_path(f.sub, &f.name)).is_ok_and(|md| {
+            i128::from(md.ctime()) * 1_000_000_000 + i128::from(md.ctime_nsec()) <= list_mtime
+        })
+    })
 }
 
 /// One session's view of a folder.
@@ -143,6 +189,7 @@ impl View {
             self.tmp_cleaned = true;
         }
         let (mut list, mut dirty) = load_or_init(&self.folder);
+        let from_file = !dirty;
         self.keywords = Keywords::load(&self.folder.path);
 
         let mut scanned = self.folder.scan(&self.mtimes)?;
@@ -193,13 +240,29 @@ impl View {
             }
         }
         let before = list.entries.len();
+        let foreign = from_file
+            && looks_foreign(
+                before,
+                before - matched.len(),
+                matched.len() + unknown.len(),
+                &unknown,
+                &self.folder,
+                fp.list,
+            );
         list.entries.retain(|uid, _| matched.contains_key(uid));
         dirty |= list.entries.len() != before;
         unknown.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
-        if u64::from(list.uid_next) + unknown.len() as u64 >= u64::from(u32::MAX) {
-            // UIDs exhausted (RFC 3501 §2.3.1.1): only a new UIDVALIDITY helps.
+        let exhausted = u64::from(list.uid_next) + unknown.len() as u64 >= u64::from(u32::MAX);
+        if foreign || exhausted {
+            // UIDs exhausted (RFC 3501 §2.3.1.1), or a list that is not this folder's:
+            // only a new UIDVALIDITY helps. It is above the list's own, so no UID of that
+            // list is ever reused for another message under its UIDVALIDITY.
             let v = uidlist::fresh_uid_validity().max(list.uid_validity.saturating_add(1));
-            tracing::warn!(folder = %self.folder.path.display(), uidvalidity = v, "UID space exhausted; UIDVALIDITY changed, all messages renumbered");
+            if foreign {
+                tracing::warn!(file = %self.folder.path.join(uidlist::FILE).display(), uidvalidity = v, old_uidvalidity = list.uid_validity, "uid list belongs to another folder (most entries match no file, most files have no entry); rebuilt, UIDs reassigned under a new UIDVALIDITY");
+            } else {
+                tracing::warn!(folder = %self.folder.path.display(), uidvalidity = v, "UID space exhausted; UIDVALIDITY changed, all messages renumbered");
+            }
             let mut all: Vec<FileInfo> = std::mem::take(&mut matched).into_values().collect();
             all.append(&mut unknown);
             all.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));

@@ -1,8 +1,11 @@
 //! End-to-end tests of the Maildir backend through the `Store`/`Mailbox` traits: shared
 //! helpers here, store-level tests in `layout`, message-level tests in `messages`.
 
+mod fsync;
+mod keywords;
 mod layout;
 mod messages;
+mod uidlist;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
