@@ -256,3 +256,38 @@ async fn bad_commands_and_long_lines() {
     assert_eq!(p.line().await, "-ERR Too many bad commands.");
     assert!(p.closed().await);
 }
+
+/// A non-loopback address of this machine, if it has one (no packet is sent).
+fn lan_ip() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_refused_before_tls_on_non_loopback() {
+    let Some(ip) = lan_ip() else {
+        eprintln!("NOTICE: no non-loopback address; skipping");
+        return;
+    };
+    let p3 = Pop3Server::start_with(|c| {
+        c.pop3.listen = vec![std::net::SocketAddr::new(ip, 0)];
+    })
+    .await;
+    let cert = p3.srv.dir.path().join("tls/cert.pem");
+    let mut p = p3.connect().await;
+    let caps = p.lines("CAPA").await;
+    assert!(
+        !caps.iter().any(|c| c == "USER" || c.starts_with("SASL")),
+        "{caps:?}"
+    );
+    assert!(caps.iter().any(|c| c == "STLS"), "{caps:?}");
+    for c in ["USER alice", "AUTH PLAIN", "AUTH"] {
+        let r = p.err(c).await;
+        assert!(r.starts_with("-ERR [AUTH] Plaintext"), "{c} -> {r}");
+    }
+    let mut p = p.stls(&cert).await;
+    p.ok("USER alice").await;
+    p.ok("PASS secret").await;
+}
