@@ -318,3 +318,95 @@ fn curl_pop3_and_pop3s() {
     assert!(!bad.success(), "{}", bad.dump());
     loft.assert_clean_log();
 }
+
+// ---------------------------------------------------------------- Dovecot migration
+
+/// UIDL + LIST through a raw POP3 connection (USER/PASS on loopback).
+fn uidl_and_list(port: u16, user: &str, pass: &str) -> (Vec<String>, Vec<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    let mut read = |r: &mut BufReader<std::net::TcpStream>| {
+        line.clear();
+        r.read_line(&mut line).expect("read");
+        line.trim_end().to_string()
+    };
+    assert!(read(&mut r).starts_with("+OK"));
+    w.write_all(format!("USER {user}\r\nPASS {pass}\r\nUIDL\r\nLIST\r\nQUIT\r\n").as_bytes())
+        .unwrap();
+    assert!(read(&mut r).starts_with("+OK"));
+    let login = read(&mut r);
+    assert!(login.starts_with("+OK"), "{login}");
+    let mut lists = Vec::new();
+    for _ in 0..2 {
+        assert!(read(&mut r).starts_with("+OK"));
+        let mut v = Vec::new();
+        loop {
+            let l = read(&mut r);
+            if l == "." {
+                break;
+            }
+            v.push(l);
+        }
+        lists.push(v);
+    }
+    let list = lists.pop().unwrap();
+    (lists.pop().unwrap(), list)
+}
+
+/// A Maildir that Dovecot's POP3 served (and indexed) is served by Loft with the same
+/// UIDLs and sizes, so POP3 clients do not download everything again after a migration.
+#[test]
+fn dovecot_uidls_survive_migration() {
+    if !std::path::Path::new("/usr/sbin/dovecot").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install dovecot-pop3d"
+        );
+        eprintln!("NOTICE: dovecot not installed; skipping");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let md = work.path().join("Maildir");
+    populate_n(work.path(), 1, 30);
+    std::fs::rename(maildir_of(work.path()), &md).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/dovecot-pop3.sh");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dv = work.path().join("dovecot");
+    let st = Command::new(script)
+        .arg("start")
+        .arg(&dv)
+        .arg(port.to_string())
+        .arg(&md)
+        .args([USER, PASS])
+        .status()
+        .expect("run dovecot-pop3.sh");
+    assert!(st.success(), "dovecot did not start");
+    let dovecot = uidl_and_list(port, USER, PASS);
+    let _ = Command::new(script).arg("stop").arg(&dv).status();
+    assert_eq!(dovecot.0.len(), 30);
+    assert!(md.join("dovecot-uidlist").exists());
+
+    let loft = Loft::start_with(|d| {
+        let dest = maildir_of(d);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        let cp = Command::new("cp")
+            .arg("-a")
+            .arg(&md)
+            .arg(&dest)
+            .status()
+            .unwrap();
+        assert!(cp.success());
+    });
+    let ours = uidl_and_list(loft.pop3_port, USER, PASS);
+    assert_eq!(ours.0, dovecot.0, "UIDL differs from Dovecot's");
+    assert_eq!(ours.1, dovecot.1, "LIST sizes differ from Dovecot's");
+    loft.assert_clean_log();
+}
