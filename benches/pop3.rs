@@ -118,17 +118,18 @@ impl Client {
     }
 }
 
-/// login + STAT + UIDL + QUIT; returns (elapsed, message count).
-fn login_stat_uidl(addr: SocketAddr) -> (Duration, usize) {
+/// login + STAT + UIDL + QUIT; returns (elapsed, message count, time to the PASS reply).
+fn login_stat_uidl(addr: SocketAddr) -> (Duration, usize, Duration) {
     let t = Instant::now();
     let mut c = Client::login(addr);
+    let logged_in = t.elapsed();
     let stat = c.cmd("STAT");
     let n: usize = stat.split_whitespace().nth(1).unwrap().parse().unwrap();
     c.cmd("UIDL");
     let (lines, _) = c.body();
     assert_eq!(lines, n);
     c.cmd("QUIT");
-    (t.elapsed(), n)
+    (t.elapsed(), n, logged_in)
 }
 
 /// 10 clients, client k RETRs messages k+1, k+1+10, ... up to `per_client` each.
@@ -170,16 +171,18 @@ fn ms(d: Duration) -> String {
 }
 
 fn run_suite(name: &str, addr: SocketAddr, n: usize, per_client: usize) {
-    let (cold, count) = login_stat_uidl(addr);
+    let (cold, count, _) = login_stat_uidl(addr);
     assert_eq!(count, n, "{name}: STAT count");
-    let warm: Vec<Duration> = (0..5).map(|_| login_stat_uidl(addr).0).collect();
-    let warm = median(warm);
+    let runs: Vec<(Duration, usize, Duration)> = (0..5).map(|_| login_stat_uidl(addr)).collect();
+    let warm = median(runs.iter().map(|r| r.0).collect());
+    let login = median(runs.iter().map(|r| r.2).collect());
     let (t, bytes, msgs) = retr_throughput(addr, n, per_client);
     let secs = t.as_secs_f64();
     println!(
-        "| {name} | {} | {} | {:.1} MB/s | {:.0} msg/s | {msgs} msgs, {:.1} MB in {:.2} s |",
+        "| {name} | {} | {} (login {}) | {:.1} MB/s | {:.0} msg/s | {msgs} msgs, {:.1} MB in {:.2} s |",
         ms(cold),
         ms(warm),
+        ms(login),
         bytes as f64 / 1e6 / secs,
         msgs as f64 / secs,
         bytes as f64 / 1e6,
