@@ -107,6 +107,44 @@ pub struct AuthConfig {
     /// The passwd-file is the default one (`users` beside the config) and does not exist:
     /// [`crate::auth::Authenticator::new`] creates it empty (mode 0600).
     pub create_if_missing: bool,
+    /// The Dovecot-protocol auth socket for Postfix/Exim (UNIX socket); off when `None`.
+    pub socket: Option<PathBuf>,
+    /// Permission bits of the socket file (default 0o660).
+    pub socket_mode: u32,
+    /// Owner and group of the socket file (names or numbers); unchanged when `None`.
+    pub socket_owner: Option<String>,
+    pub socket_group: Option<String>,
+    /// The same protocol over TCP (for MTAs on other hosts); empty by default.
+    pub socket_tcp: Vec<SocketAddr>,
+    /// Brute-force limits.
+    pub rate_limit: RateLimitConfig,
+}
+
+/// Token-bucket limits on failed logins (see `auth::ratelimit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Failures one address may make in a burst before it is refused (default 20).
+    pub ip_burst: u32,
+    /// One failure is forgiven per this interval, per address (default 6 s).
+    pub ip_interval: Duration,
+    /// Failures against one user name before failing addresses are refused (default 10).
+    pub user_burst: u32,
+    /// One failure is forgiven per this interval, per user name (default 12 s).
+    pub user_interval: Duration,
+    /// Longest extra wait imposed on a slowed attempt (default 3 s).
+    pub max_delay: Duration,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> RateLimitConfig {
+        RateLimitConfig {
+            ip_burst: 20,
+            ip_interval: Duration::from_secs(6),
+            user_burst: 10,
+            user_interval: Duration::from_secs(12),
+            max_delay: Duration::from_secs(3),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +218,12 @@ impl Config {
                 failure_delay: Duration::from_millis(0),
                 allow_plaintext_auth: false,
                 create_if_missing: true,
+                socket: None,
+                socket_mode: 0o660,
+                socket_owner: None,
+                socket_group: None,
+                socket_tcp: vec![],
+                rate_limit: RateLimitConfig::default(),
             },
             storage: StorageConfig {
                 format: StorageFormat::Maildir,

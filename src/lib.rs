@@ -12,12 +12,16 @@
 //! * [`auth`] — passwd-file users, password schemes, SASL mechanisms, failure delay.
 //! * [`mailbox`] — the storage API (`Store`, `Mailbox` traits), mailbox names, flags,
 //!   the MIME scanner and SEARCH evaluation. The Maildir backend is private to it.
+//! * [`index`] — the generic per-mailbox index engine (mmap'd main index, transaction
+//!   log, locking, verify/salvage); knows UIDs, flags bits and opaque keys, not Maildir,
+//!   IMAP or MIME. Used by the storage backends in [`mailbox`].
 //! * [`config`] — TOML configuration, validated with `FILE:LINE:COL` diagnostics.
 //! * [`tls`] — rustls acceptor, certificate loading, self-signed default.
 
 pub mod auth;
 pub mod config;
 pub mod imap;
+pub mod index;
 pub mod mailbox;
 pub mod pop3;
 pub mod quirks;

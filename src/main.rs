@@ -1,4 +1,5 @@
-//! The `loft` command line: `serve`, `check-config` and `pw`. Parses arguments, sets up
+//! The `loft` command line: `serve`, `check-config`, `pw` and `user` (passwd-file and
+//! app-password administration). Parses arguments, sets up
 //! logging and the runtime, and hands over to the library; holds no daemon logic.
 
 use std::io::{IsTerminal, Read, Write};
@@ -7,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use loft::auth::{hash_password, passwd_file, Scheme};
+use loft::auth::{app_passwords, hash_password, passwd_file, useradmin, Scheme, Service};
 use loft::config::{self, Config};
 
 #[derive(Parser)]
@@ -41,6 +42,58 @@ enum Command {
         #[arg(long, short, default_value = "ARGON2ID")]
         scheme: Scheme,
     },
+    /// Manage users in the passwd-file and their app passwords.
+    User {
+        /// Configuration file (names the passwd-file).
+        #[arg(long, short, default_value = "conf/loft.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: UserCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user; the password is read from stdin or prompted for twice.
+    Add {
+        user: String,
+        #[arg(long, short, default_value = "ARGON2ID")]
+        scheme: Scheme,
+    },
+    /// Change a user's password, keeping the line's other fields.
+    Passwd {
+        user: String,
+        #[arg(long, short, default_value = "ARGON2ID")]
+        scheme: Scheme,
+    },
+    /// Delete a user (and their app passwords). Mail is left on disk.
+    Del { user: String },
+    /// List users and their password schemes.
+    List,
+    /// Application-specific passwords.
+    #[command(name = "app-password", subcommand)]
+    AppPassword(AppCmd),
+}
+
+#[derive(Subcommand)]
+enum AppCmd {
+    /// Create an app password; it is printed once and only its hash is kept.
+    Add {
+        user: String,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: imap, pop3, smtp.
+        #[arg(long, value_delimiter = ',', default_value = "imap,pop3,smtp")]
+        services: Vec<Service>,
+    },
+    /// List app passwords (all users, or one).
+    List { user: Option<String> },
+    /// Revoke an app password by name; effective for the next login.
+    Revoke {
+        user: String,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +102,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => check_config(&config),
         Command::Pw { scheme } => pw(scheme),
+        Command::User { config, action } => user(&config, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -156,7 +210,95 @@ fn check_config(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+fn user(config: &Path, action: UserCmd) -> Result<(), String> {
+    let cfg = load(config)?;
+    let file = &cfg.auth.passwd_file;
+    let apps = app_passwords::path_for(file);
+    let known = |name: &str| -> Result<(), String> {
+        let (table, _) = passwd_file::read(file)?;
+        match table.get(name) {
+            Some(_) => Ok(()),
+            None => Err(format!("no user {name:?} in {}", file.display())),
+        }
+    };
+    match action {
+        UserCmd::Add { user, scheme } => {
+            useradmin::valid_user_name(&user)?;
+            let stored = hash_password(scheme, &read_password()?)?;
+            useradmin::add(file, &user, &stored)?;
+            eprintln!("added {user} to {}", file.display());
+        }
+        UserCmd::Passwd { user, scheme } => {
+            known(&user)?;
+            let stored = hash_password(scheme, &read_password()?)?;
+            useradmin::set_password(file, &user, &stored)?;
+            eprintln!("password of {user} changed");
+        }
+        UserCmd::Del { user } => {
+            useradmin::delete(file, &user)?;
+            let n = app_passwords::remove_user(&apps, &user)?;
+            eprintln!(
+                "deleted {user} ({n} app password{})",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+        UserCmd::List => {
+            for u in useradmin::list(file)? {
+                println!("{}\t{}\t{}", u.name, u.scheme, u.home.unwrap_or_default());
+            }
+        }
+        UserCmd::AppPassword(AppCmd::Add {
+            user,
+            name,
+            services,
+        }) => {
+            known(&user)?;
+            let pw = app_passwords::add(&apps, &user, &name, &services)?;
+            let list: Vec<&str> = services.iter().map(|s| s.name()).collect();
+            eprintln!(
+                "app password {name:?} for {user} ({}); it is shown only now:",
+                list.join(",")
+            );
+            println!("{pw}");
+        }
+        UserCmd::AppPassword(AppCmd::List { user }) => {
+            let (all, bad) = app_passwords::read(&apps)?;
+            for (n, m) in bad {
+                eprintln!("{}:{n}: {m}", apps.display());
+            }
+            for e in all
+                .iter()
+                .filter(|e| user.as_ref().is_none_or(|u| *u == e.user))
+            {
+                let svc: Vec<&str> = e.services.iter().map(|s| s.name()).collect();
+                println!(
+                    "{}\t{}\t{}\tcreated {}\tlast used {}",
+                    e.user,
+                    e.name,
+                    svc.join(","),
+                    app_passwords::display_time(Some(e.created)),
+                    app_passwords::display_time(e.last_used)
+                );
+            }
+        }
+        UserCmd::AppPassword(AppCmd::Revoke { user, name }) => {
+            if !app_passwords::revoke(&apps, &user, &name)? {
+                return Err(format!("{user} has no app password named {name:?}"));
+            }
+            eprintln!("revoked app password {name:?} of {user}");
+        }
+    }
+    Ok(())
+}
+
 fn pw(scheme: Scheme) -> Result<(), String> {
+    println!("{}", hash_password(scheme, &read_password()?)?);
+    Ok(())
+}
+
+/// A new password: from stdin when it is not a terminal (one line), otherwise prompted
+/// for twice without echo.
+fn read_password() -> Result<String, String> {
     let password = if std::io::stdin().is_terminal() {
         let first = prompt("Password: ")?;
         let second = prompt("Retype password: ")?;
@@ -180,8 +322,7 @@ fn pw(scheme: Scheme) -> Result<(), String> {
     if password.is_empty() {
         return Err("empty password".into());
     }
-    println!("{}", hash_password(scheme, &password)?);
-    Ok(())
+    Ok(password)
 }
 
 /// Turns terminal echo off on stdin for its lifetime (newlines still echo).

@@ -1,5 +1,9 @@
 //! Listeners (IMAP, IMAPS, POP3, POP3S), connection limits, graceful shutdown.
 //!
+//! Listener kinds: IMAP (plain + STARTTLS), IMAPS, POP3 (plain + STLS), POP3S, and the
+//! auth socket (UNIX and/or TCP, `crate::auth::socket`), which shares the one
+//! [`Authenticator`].
+//!
 //! `start` binds every configured address (so a port in use is a clear startup error),
 //! spawns one accept loop per listener and one task per connection; `serve` adds the
 //! signal handling of the daemon. Tests use `start` with port 0.
@@ -107,9 +111,14 @@ pub struct Server {
     pub pop3_addrs: Vec<SocketAddr>,
     /// Bound POP3S addresses.
     pub pop3s_addrs: Vec<SocketAddr>,
+    /// Bound TCP addresses of the auth socket (`[auth] socket_tcp`).
+    pub auth_tcp_addrs: Vec<SocketAddr>,
+    /// The shared authenticator (also used by the auth socket).
+    pub auth: Arc<Authenticator>,
     stop: watch::Sender<bool>,
     connections: Arc<Semaphore>,
     max_connections: usize,
+    auth_socket: Option<crate::auth::socket::AuthSocket>,
 }
 
 impl Server {
@@ -117,6 +126,9 @@ impl Server {
     /// gone.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        if let Some(sock) = self.auth_socket {
+            sock.shutdown().await;
+        }
         let all = self.max_connections as u32;
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, self.connections.acquire_many(all)).await;
     }
@@ -164,6 +176,12 @@ pub async fn start(cfg: Config) -> Result<Server, String> {
         Err(e) => return Err(e),
     };
     let (stop, stop_rx) = watch::channel(false);
+    let auth_socket =
+        crate::auth::socket::start(&cfg.auth, Arc::clone(&auth), stop_rx.clone()).await?;
+    let auth_tcp_addrs = auth_socket
+        .as_ref()
+        .map(|s| s.tcp_addrs.clone())
+        .unwrap_or_default();
     let user_limits = UserIpLimits::new(cfg.server.max_connections_per_user_ip);
     let ctxs = Arc::new(Contexts {
         imap: Arc::new(Context {
@@ -175,7 +193,7 @@ pub async fn start(cfg: Config) -> Result<Server, String> {
         }),
         pop3: Arc::new(pop3::session::Context {
             cfg: Arc::clone(&cfg),
-            auth,
+            auth: Arc::clone(&auth),
             tls: tls.clone(),
             shutdown: stop_rx.clone(),
             user_limits,
@@ -251,7 +269,10 @@ pub async fn start(cfg: Config) -> Result<Server, String> {
         imaps_addrs,
         pop3_addrs,
         pop3s_addrs,
+        auth_tcp_addrs,
+        auth,
         stop,
+        auth_socket,
         connections,
         max_connections: cfg.server.max_connections,
     })

@@ -1,14 +1,25 @@
-//! Authentication: the passwd-file passdb, password schemes, SASL mechanisms and the
-//! failure delay. One core, used by IMAP now and POP3 and the auth socket later.
-//! Knows nothing of protocols: callers hand it a user name, a password and the peer.
+//! Authentication: the passwd-file passdb, password schemes, SASL mechanisms, app
+//! passwords, the failure delay and the brute-force limiter. One core, used by IMAP,
+//! POP3 and the auth socket. Knows nothing of protocols: callers hand it an
+//! [`AuthRequest`] (user, password, real client address, service).
 //!
 //! * [`passwd_file`] — Dovecot-format users file, re-read when it changes.
 //! * [`scheme`] — `{SCHEME}hash` verification and [`hash_password`].
-//! * [`sasl`] — SASL PLAIN decoding.
+//! * [`sasl`] — SASL PLAIN decoding and the LOGIN prompts.
+//! * [`ratelimit`] — per-address and per-user token buckets.
+//! * [`app_passwords`] — extra per-service passwords beside the passwd-file.
+//! * [`useradmin`], [`filedit`] — safe edits of those files for `loft user`.
+//! * [`socket`] — the Dovecot-protocol auth socket for Postfix and Exim.
 
+pub mod app_passwords;
+pub mod filedit;
 pub mod passwd_file;
+pub mod ratelimit;
+pub mod request;
 pub mod sasl;
 pub mod scheme;
+pub mod socket;
+pub mod useradmin;
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -17,7 +28,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub use request::{AuthOutcome, AuthRequest, Service};
 pub use scheme::{hash_password, Scheme};
+
+use app_passwords::{AppDb, AppMatch};
+use ratelimit::{RateLimiter, Verdict};
 
 use passwd_file::{PasswdDb, Table};
 
@@ -48,6 +63,8 @@ pub struct Authenticator {
 
 struct Inner {
     db: PasswdDb,
+    apps: AppDb,
+    limiter: RateLimiter,
     failure_delay: Duration,
     /// Decoy hash for unknown users when the file has no usable hash to imitate.
     fallback_decoy: OnceLock<String>,
@@ -55,7 +72,8 @@ struct Inner {
 
 /// Why a check failed: for the log only, never for the client.
 enum Outcome {
-    Ok(User),
+    /// With the name of the app password used, if one was.
+    Ok(User, Option<String>),
     Failed(String),
 }
 
@@ -96,32 +114,86 @@ impl Authenticator {
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 db,
+                apps: AppDb::new(&cfg.passwd_file),
+                limiter: RateLimiter::new(cfg.rate_limit),
                 failure_delay: cfg.failure_delay,
                 fallback_decoy: OnceLock::new(),
             }),
         })
     }
 
-    /// Checks a user name and password. Hash verification runs on the blocking pool; on
-    /// failure the configured failure delay is served before returning, identically for an
-    /// unknown user and a wrong password. `remote` is for logging and rate limits.
+    /// Checks a user name and password for an unspecified service (only the main
+    /// password counts, not app passwords). Kept for callers that predate
+    /// [`Authenticator::authenticate_for`]; a rate-limit refusal comes back as `TempFail`.
     pub async fn authenticate(&self, user: &str, password: &str, remote: IpAddr) -> AuthResult {
-        let inner = Arc::clone(&self.inner);
-        let (u, p) = (user.to_owned(), password.to_owned());
-        let outcome = tokio::task::spawn_blocking(move || inner.check(&u, &p)).await;
-        match outcome {
-            Ok(Outcome::Ok(user)) => AuthResult::Ok(user),
-            Ok(Outcome::Failed(reason)) => {
-                // `{:?}` escapes control characters a client may have put in the name.
-                tracing::warn!(user = ?user, remote = %remote, "authentication failed: {reason}");
+        self.authenticate_for(&AuthRequest {
+            user,
+            password,
+            remote: Some(remote),
+            service: Service::Other,
+        })
+        .await
+        .into()
+    }
+
+    /// The full check: rate limits first (a refusal does not look at the password), then
+    /// the passwd-file, then (for passwords of the generated shape) the user's app
+    /// passwords for `req.service`. Hash verification runs on the blocking pool. On
+    /// failure or refusal the configured failure delay is served before returning,
+    /// identically for an unknown user and a wrong password, and one line is logged with
+    /// user, service, remote address and reason (never the password).
+    pub async fn authenticate_for(&self, req: &AuthRequest<'_>) -> AuthOutcome {
+        let remote = req.remote.map(|r| r.to_string());
+        let remote = remote.as_deref().unwrap_or("-");
+        match self.inner.limiter.check(req.user, req.remote) {
+            Verdict::Refuse => {
+                tracing::warn!(user = ?req.user, service = %req.service, remote = %remote,
+                    "authentication refused: too many recent failures (password not checked)");
                 tokio::time::sleep(self.inner.failure_delay).await;
-                AuthResult::Failed
+                return AuthOutcome::RateLimited;
+            }
+            Verdict::Allow(d) if !d.is_zero() => tokio::time::sleep(d).await,
+            Verdict::Allow(_) => {}
+        }
+        let inner = Arc::clone(&self.inner);
+        let (u, p, svc) = (req.user.to_owned(), req.password.to_owned(), req.service);
+        let outcome = tokio::task::spawn_blocking(move || inner.check(&u, &p, svc)).await;
+        match outcome {
+            Ok(Outcome::Ok(user, app)) => {
+                self.inner.limiter.succeeded(req.user, req.remote);
+                if let Some(name) = app {
+                    tracing::info!(user = %user.name, service = %req.service, remote = %remote,
+                        app_password = %name, "authenticated with an app password");
+                    let path = self.inner.apps.path().to_path_buf();
+                    let uname = user.name.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let now = app_passwords::now();
+                        if let Err(e) = app_passwords::touch(&path, &uname, &name, now) {
+                            tracing::warn!("cannot record app password use: {e}");
+                        }
+                    });
+                }
+                AuthOutcome::Ok(user)
+            }
+            Ok(Outcome::Failed(reason)) => {
+                self.inner.limiter.failed(req.user, req.remote);
+                // `{:?}` escapes control characters a client may have put in the name.
+                tracing::warn!(user = ?req.user, service = %req.service, remote = %remote,
+                    "authentication failed: {reason}");
+                tokio::time::sleep(self.inner.failure_delay).await;
+                AuthOutcome::Failed
             }
             Err(e) => {
-                tracing::error!(user = ?user, remote = %remote, "authentication worker failed: {e}");
-                AuthResult::TempFail("internal error in the authentication worker".into())
+                tracing::error!(user = ?req.user, service = %req.service, remote = %remote,
+                    "authentication worker failed: {e}");
+                AuthOutcome::TempFail("internal error in the authentication worker".into())
             }
         }
+    }
+
+    /// The failure delay configured (also served by protocols for malformed SASL data).
+    pub fn failure_delay(&self) -> Duration {
+        self.inner.failure_delay
     }
 
     /// The user's passdb fields without a password check (for userdb-style lookups).
@@ -149,13 +221,6 @@ impl Authenticator {
         self.inner.db.current().has_plain()
     }
 
-    /// Sleeps the configured failure delay (for failures decided outside
-    /// [`Authenticator::authenticate`], such as a malformed SASL message or a wrong APOP
-    /// digest).
-    pub async fn failure_delay(&self) {
-        tokio::time::sleep(self.inner.failure_delay).await;
-    }
-
     /// Number of users currently known. May stat or re-read the file: blocking.
     pub fn user_count(&self) -> usize {
         self.inner.db.current().len()
@@ -179,8 +244,30 @@ fn to_user(e: &passwd_file::Entry) -> User {
 }
 
 impl Inner {
-    /// Blocking: file check plus hash verification.
-    fn check(&self, user: &str, password: &str) -> Outcome {
+    /// Blocking: file check plus hash verification, then app passwords.
+    fn check(&self, user: &str, password: &str, service: Service) -> Outcome {
+        let main = self.check_main(user, password);
+        let Outcome::Failed(reason) = main else {
+            return main;
+        };
+        if !app_passwords::looks_like(password) {
+            return Outcome::Failed(reason);
+        }
+        let table = self.db.current();
+        let known = table.get(user);
+        match self.apps.check(user, password, service) {
+            AppMatch::Ok(name) => match known {
+                Some(entry) => Outcome::Ok(to_user(entry), Some(name)),
+                None => Outcome::Failed(format!("app password {name:?} of a deleted user")),
+            },
+            AppMatch::WrongService(name) => Outcome::Failed(format!(
+                "app password {name:?} is not allowed for {service}"
+            )),
+            AppMatch::None => Outcome::Failed(reason),
+        }
+    }
+
+    fn check_main(&self, user: &str, password: &str) -> Outcome {
         let table = self.db.current();
         let Some(entry) = table.get(user) else {
             self.decoy_verify(&table, password);
@@ -196,7 +283,7 @@ impl Inner {
                 Outcome::Failed(format!("unknown scheme {name}"))
             }
             Ok((s, hash)) => match scheme::verify(s, hash, password) {
-                Ok(true) => Outcome::Ok(to_user(entry)),
+                Ok(true) => Outcome::Ok(to_user(entry), None),
                 Ok(false) => Outcome::Failed("wrong password".into()),
                 Err(e) => {
                     Outcome::Failed(format!("malformed {s} hash on line {}: {e}", entry.line))

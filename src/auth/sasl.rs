@@ -1,6 +1,10 @@
-//! SASL message decoding (RFC 4616 PLAIN). Works on already base64-decoded bytes;
-//! knows nothing of IMAP framing or of users. The LOGIN mechanism's two prompts are
-//! driven by the IMAP session itself.
+//! SASL message decoding (RFC 4616 PLAIN) and the LOGIN mechanism's prompts. Works on
+//! already base64-decoded bytes; knows nothing of IMAP or socket framing, or of users.
+//! The exchanges themselves are driven by the IMAP session and the auth socket.
+
+/// The LOGIN mechanism's prompts (draft-murchison-sasl-login §2), sent base64-encoded.
+pub const LOGIN_USER_PROMPT: &[u8] = b"Username:";
+pub const LOGIN_PASSWORD_PROMPT: &[u8] = b"Password:";
 
 /// Decodes a PLAIN message `[authzid] NUL authcid NUL passwd` (RFC 4616 §2).
 /// Returns (authzid, authcid, password).

@@ -118,12 +118,9 @@ fn plain_password_only_for_plain_scheme() {
         format!("p:{{PLAIN}}tanstaaf\nc:{{CLEARTEXT}}x y\nh:{hashed}\n"),
     )
     .unwrap();
-    let cfg = crate::config::AuthConfig {
-        passwd_file: path.clone(),
-        failure_delay: std::time::Duration::ZERO,
-        allow_plaintext_auth: false,
-        create_if_missing: false,
-    };
+    let mut cfg = crate::config::Config::for_tests(dir.path()).auth;
+    cfg.passwd_file = path.clone();
+    cfg.create_if_missing = false;
     let a = crate::auth::Authenticator::new(&cfg).unwrap();
     assert_eq!(a.plain_password("p").as_deref(), Some("tanstaaf"));
     assert_eq!(a.plain_password("c").as_deref(), Some("x y"));

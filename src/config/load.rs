@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 use super::diag::{closest, Diagnostic};
 use super::walk::{Val, Walker};
@@ -40,7 +40,21 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("tls", &["cert", "key"]),
     (
         "auth",
-        &["passwd_file", "failure_delay", "allow_plaintext_auth"],
+        &[
+            "passwd_file",
+            "failure_delay",
+            "allow_plaintext_auth",
+            "socket",
+            "socket_mode",
+            "socket_owner",
+            "socket_group",
+            "socket_tcp",
+            "ratelimit_ip_burst",
+            "ratelimit_ip_interval",
+            "ratelimit_user_burst",
+            "ratelimit_user_interval",
+            "ratelimit_max_delay",
+        ],
     ),
     (
         "storage",
@@ -332,7 +346,72 @@ fn auth_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config, spans:
                 }
             }
         }
-        _ => set(&mut a.allow_plaintext_auth, w.boolean(key, v)),
+        "allow_plaintext_auth" => set(&mut a.allow_plaintext_auth, w.boolean(key, v)),
+        "socket" => a.socket = w.path(key, v).or(a.socket.take()),
+        "socket_mode" => {
+            let mode = match v.get_ref() {
+                DeValue::String(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8).ok(),
+                DeValue::Integer(_) => w.uint(key, v, 0).and_then(|n| u32::try_from(n).ok()),
+                _ => None,
+            };
+            match mode {
+                Some(m) if m <= 0o777 => a.socket_mode = m,
+                _ => w.error(
+                    v.span(),
+                    "`socket_mode` must be octal permission bits such as \"0660\" or 0o660",
+                ),
+            }
+        }
+        "socket_owner" => a.socket_owner = owner_name(w, key, v).or(a.socket_owner.take()),
+        "socket_group" => a.socket_group = owner_name(w, key, v).or(a.socket_group.take()),
+        "socket_tcp" => set(
+            &mut a.socket_tcp,
+            w.addrs(key, v)
+                .map(|a| a.into_iter().map(|(a, _)| a).collect()),
+        ),
+        "ratelimit_ip_burst" => set(&mut a.rate_limit.ip_burst, burst(w, key, v)),
+        "ratelimit_user_burst" => set(&mut a.rate_limit.user_burst, burst(w, key, v)),
+        "ratelimit_ip_interval" => set(&mut a.rate_limit.ip_interval, nonzero(w, key, v)),
+        "ratelimit_user_interval" => set(&mut a.rate_limit.user_interval, nonzero(w, key, v)),
+        _ => {
+            if let Some(d) = w.duration(key, v) {
+                if d > Duration::from_secs(30) {
+                    w.error(
+                        v.span(),
+                        "`ratelimit_max_delay` above 30s would stall clients",
+                    );
+                } else {
+                    a.rate_limit.max_delay = d;
+                }
+            }
+        }
+    }
+}
+
+/// A user or group for the socket file: a name or a number.
+fn owner_name(w: &mut Walker<'_>, key: &str, v: &Val<'_>) -> Option<String> {
+    let s = match v.get_ref() {
+        DeValue::Integer(_) => return w.uint(key, v, 0).map(|n| n.to_string()),
+        _ => w.string(key, v)?,
+    };
+    if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c.is_control() || c == ':') {
+        w.error(
+            v.span(),
+            format!("`{key}` must be a user/group name or number"),
+        );
+        return None;
+    }
+    Some(s)
+}
+
+fn burst(w: &mut Walker<'_>, key: &str, v: &Val<'_>) -> Option<u32> {
+    let n = w.uint(key, v, 1)?;
+    match u32::try_from(n) {
+        Ok(n) if n <= 1_000_000 => Some(n),
+        _ => {
+            w.error(v.span(), format!("`{key}` must be at most 1000000"));
+            None
+        }
     }
 }
 

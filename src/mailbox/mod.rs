@@ -271,6 +271,12 @@ pub trait Mailbox: Send + Sync {
     fn sync(&mut self) -> Result<SyncResult>;
     /// The full message, CRLF line ends. [`ErrorKind::Expunged`] if it vanished.
     fn fetch_message(&self, uid: Uid) -> Result<MessageData>;
+    /// Only the header block (through the empty line that ends it), CRLF line ends: what
+    /// ENVELOPE, BODY[HEADER…] and header SEARCH keys need. Byte-identical to the start of
+    /// [`Mailbox::fetch_message`].
+    fn fetch_header(&self, uid: Uid) -> Result<MessageData> {
+        self.fetch_message(uid)
+    }
     /// Changes flags; returns the new flags of every message that exists.
     fn store(&mut self, uids: &[Uid], op: StoreOp, flags: &Flags) -> Result<Vec<(Uid, Flags)>>;
     /// Removes messages flagged `\Deleted` (only those in `only`, when given: UID EXPUNGE).

@@ -101,6 +101,18 @@ pub fn needs_content(key: &SearchKey) -> bool {
     }
 }
 
+/// True if any key looks past the header block (BODY, TEXT); otherwise the header alone
+/// (`Mailbox::fetch_header`) is enough content.
+pub fn needs_body(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.iter().any(needs_body),
+        SearchKey::Or(a, b) => needs_body(a) || needs_body(b),
+        SearchKey::Not(k) => needs_body(k),
+        SearchKey::Body(_) | SearchKey::Text(_) => true,
+        _ => false,
+    }
+}
+
 /// Evaluates `key` for one message. `content` must be `Some` whenever [`needs_content`] is
 /// true; content keys are false without it. The message is parsed at most once, and only
 /// if a content key is actually reached.

@@ -5,7 +5,7 @@ use base64::Engine;
 use tracing::{info, warn};
 
 use super::{blocking, Flow, Session, Status};
-use crate::auth::{sasl, AuthResult, User};
+use crate::auth::{sasl, AuthOutcome, AuthRequest, Service, User};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 /// Longest SASL response line we accept.
@@ -126,17 +126,24 @@ impl Session {
     }
 
     async fn check_password(&mut self, user: &str, password: &str) -> Status {
-        match self
-            .ctx
-            .auth
-            .authenticate(user, password, self.remote.ip())
-            .await
-        {
-            AuthResult::Ok(user) => self.logged_in(user),
-            AuthResult::Failed => Status::no_code("AUTHENTICATIONFAILED", "Authentication failed."),
-            AuthResult::TempFail(why) => {
+        let req = AuthRequest {
+            user,
+            password,
+            remote: Some(self.remote.ip().to_canonical()),
+            service: Service::Imap,
+        };
+        match self.ctx.auth.authenticate_for(&req).await {
+            AuthOutcome::Ok(user) => self.logged_in(user),
+            AuthOutcome::Failed => {
+                Status::no_code("AUTHENTICATIONFAILED", "Authentication failed.")
+            }
+            AuthOutcome::TempFail(why) => {
                 warn!(session = %self.id, remote = %self.remote, "authentication unavailable: {why}");
                 Status::no_code("UNAVAILABLE", "Temporary authentication failure.")
+            }
+            // Refused by the brute-force limiter without a password check (already logged).
+            AuthOutcome::RateLimited => {
+                Status::no_code("UNAVAILABLE", "Too many failed logins; try again later.")
             }
         }
     }

@@ -76,6 +76,27 @@ impl Session {
                 FetchAtt::Uid | FetchAtt::Flags | FetchAtt::InternalDate | FetchAtt::Rfc822Size
             )
         });
+        // ENVELOPE and header sections need only the header block, not the attachments.
+        let needs_body = items.iter().any(|a| match a {
+            FetchAtt::Uid
+            | FetchAtt::Flags
+            | FetchAtt::InternalDate
+            | FetchAtt::Rfc822Size
+            | FetchAtt::Envelope
+            | FetchAtt::Rfc822Header => false,
+            FetchAtt::BodySection { section, .. } => {
+                !(section.part.is_empty()
+                    && matches!(
+                        section.text,
+                        Some(
+                            SectionText::Header
+                                | SectionText::HeaderFields(_)
+                                | SectionText::HeaderFieldsNot(_)
+                        )
+                    ))
+            }
+            _ => true,
+        });
         let wants_flags = items.contains(&FetchAtt::Flags);
         let mut vanished = false;
         for i in indexes {
@@ -86,7 +107,14 @@ impl Session {
                 continue;
             };
             let data = if needs_content {
-                match blocking(|| view.mailbox.fetch_message(meta.uid)) {
+                let read = || {
+                    if needs_body {
+                        view.mailbox.fetch_message(meta.uid)
+                    } else {
+                        view.mailbox.fetch_header(meta.uid)
+                    }
+                };
+                match blocking(read) {
                     Ok(d) => Some(d),
                     Err(e) if e.kind == ErrorKind::Expunged || e.kind == ErrorKind::NonExistent => {
                         vanished = true;

@@ -44,6 +44,7 @@ impl Session {
             return Status::bad("No mailbox selected.");
         };
         let needs_content = search::needs_content(key);
+        let needs_body = search::needs_body(key);
         let max_seq = view.exists();
         let max_uid = view.max_uid();
         let mut hits: Vec<u32> = Vec::new();
@@ -51,10 +52,10 @@ impl Session {
             for i in 0..max_seq as usize {
                 let Some(meta) = view.meta(i) else { break };
                 let meta = &*meta;
-                let content = if needs_content {
-                    view.mailbox.fetch_message(meta.uid).ok()
-                } else {
-                    None
+                let content = match (needs_content, needs_body) {
+                    (false, _) => None,
+                    (true, false) => view.mailbox.fetch_header(meta.uid).ok(),
+                    (true, true) => view.mailbox.fetch_message(meta.uid).ok(),
                 };
                 let ctx = MessageContext {
                     seq: i as u32 + 1,

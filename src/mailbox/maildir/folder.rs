@@ -227,14 +227,84 @@ pub fn read_message(path: &Path) -> std::io::Result<MessageData> {
     if bare_lfs(&data) == 0 {
         return Ok(data);
     }
-    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
-    let mut prev = 0u8;
-    for &b in data.iter() {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
+    Ok(MessageData::Owned(to_crlf(&data)))
+}
+
+/// Reads only the header block of a message file (up to and including the empty line
+/// that ends it), CRLF line ends. ENVELOPE, BODY[HEADER…] and header SEARCH keys need no
+/// more, and attachments can be megabytes. A file without an empty line is all header.
+pub fn read_header(path: &Path) -> std::io::Result<MessageData> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = [0u8; 8192];
+    let mut searched: usize = 0;
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(MessageData::Owned(to_crlf(&buf)));
         }
-        out.push(b);
-        prev = b;
+        buf.extend_from_slice(&chunk[..n]);
+        // Look for LF (CR) LF from where the previous search stopped (minus overlap).
+        let from = searched.saturating_sub(2);
+        if let Some(end) = header_end(&buf[from..]).map(|e| e + from) {
+            buf.truncate(end);
+            return Ok(MessageData::Owned(to_crlf(&buf)));
+        }
+        searched = buf.len();
     }
-    Ok(MessageData::Owned(out))
+}
+
+/// Length of the header block (through the empty line) if `data` contains its end.
+fn header_end(data: &[u8]) -> Option<usize> {
+    if data.starts_with(b"\r\n") {
+        return Some(2);
+    }
+    if data.starts_with(b"\n") {
+        return Some(1);
+    }
+    for lf in memchr::memchr_iter(b'\n', data) {
+        match data.get(lf + 1) {
+            Some(b'\n') => return Some(lf + 2),
+            Some(b'\r') if data.get(lf + 2) == Some(&b'\n') => return Some(lf + 3),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Copies `data` with every bare LF turned into CRLF, a line at a time (memchr), not a
+/// byte at a time: most Maildirs store LF line ends, so this runs on nearly every fetch.
+pub fn to_crlf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32 + 2);
+    let mut start = 0;
+    for lf in memchr::memchr_iter(b'\n', data) {
+        let bare = lf == 0 || data[lf - 1] != b'\r';
+        if bare {
+            out.extend_from_slice(&data[start..lf]);
+            out.extend_from_slice(b"\r\n");
+            start = lf + 1;
+        }
+    }
+    out.extend_from_slice(&data[start..]);
+    out
+}
+
+#[cfg(test)]
+mod crlf_tests {
+    use super::*;
+
+    #[test]
+    fn converts_bare_lfs_only() {
+        assert_eq!(to_crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
+        assert_eq!(to_crlf(b"\n\n"), b"\r\n\r\n");
+        assert_eq!(to_crlf(b"no newline"), b"no newline");
+        assert_eq!(to_crlf(b""), b"");
+        assert_eq!(header_end(b"A: b\nC: d\n\nbody"), Some(11));
+        assert_eq!(header_end(b"A: b\r\n\r\nbody"), Some(8));
+        assert_eq!(header_end(b"\r\nbody"), Some(2));
+        assert_eq!(header_end(b"A: b\r\n"), None);
+        let sample = b"x\ny\r\n\nz";
+        assert_eq!(to_crlf(sample).len() as u64, crlf_size(sample));
+    }
 }

@@ -38,6 +38,37 @@ impl MaildirMailbox {
         })
     }
 
+    /// Reads a message file with `read`, following a rename by another program (flag
+    /// change, `new/` -> `cur/`) by its base name.
+    fn read_file(
+        &self,
+        uid: Uid,
+        read: fn(&std::path::Path) -> std::io::Result<MessageData>,
+    ) -> Result<MessageData> {
+        let Some(f) = self.view.files.get(&uid) else {
+            return Err(Error::new(ErrorKind::Expunged, "Message was expunged"));
+        };
+        let path = self.view.folder.file_path(f.sub, &f.name);
+        match read(&path) {
+            Ok(d) => Ok(d),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match self.view.folder.find_base(&f.parsed.base) {
+                    Some((sub, name)) => {
+                        let p = self.view.folder.file_path(sub, &name);
+                        read(&p).map_err(|e| match e.kind() {
+                            std::io::ErrorKind::NotFound => {
+                                Error::new(ErrorKind::Expunged, "Message was expunged")
+                            }
+                            _ => Error::io(p.display(), e),
+                        })
+                    }
+                    None => Err(Error::new(ErrorKind::Expunged, "Message was expunged")),
+                }
+            }
+            Err(e) => Err(Error::io(path.display(), e)),
+        }
+    }
+
     /// Renames one message to carry `flags`. `Ok(false)` when its file is gone.
     fn rename_flags(&mut self, uid: Uid, op: StoreOp, change: &Flags) -> Result<Option<Flags>> {
         let Some(f) = self.view.files.get(&uid).cloned() else {
@@ -143,29 +174,11 @@ impl Mailbox for MaildirMailbox {
     }
 
     fn fetch_message(&self, uid: Uid) -> Result<MessageData> {
-        let Some(f) = self.view.files.get(&uid) else {
-            return Err(Error::new(ErrorKind::Expunged, "Message was expunged"));
-        };
-        let path = self.view.folder.file_path(f.sub, &f.name);
-        match folder::read_message(&path) {
-            Ok(d) => Ok(d),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Renamed by someone (flag change, new/ -> cur/)? Look it up by base name.
-                match self.view.folder.find_base(&f.parsed.base) {
-                    Some((sub, name)) => {
-                        let p = self.view.folder.file_path(sub, &name);
-                        folder::read_message(&p).map_err(|e| match e.kind() {
-                            std::io::ErrorKind::NotFound => {
-                                Error::new(ErrorKind::Expunged, "Message was expunged")
-                            }
-                            _ => Error::io(p.display(), e),
-                        })
-                    }
-                    None => Err(Error::new(ErrorKind::Expunged, "Message was expunged")),
-                }
-            }
-            Err(e) => Err(Error::io(path.display(), e)),
-        }
+        self.read_file(uid, folder::read_message)
+    }
+
+    fn fetch_header(&self, uid: Uid) -> Result<MessageData> {
+        self.read_file(uid, folder::read_header)
     }
 
     fn store(&mut self, uids: &[Uid], op: StoreOp, flags: &Flags) -> Result<Vec<(Uid, Flags)>> {

@@ -102,7 +102,7 @@ impl Session {
             Some((_, user)) => self.logged_in(user),
             None => {
                 warn!(user = ?name, remote = %self.remote, "APOP authentication failed (unknown user, no plain password, or wrong digest)");
-                self.ctx.auth.failure_delay().await;
+                tokio::time::sleep(self.ctx.auth.failure_delay()).await;
                 self.err(AUTH_FAILED);
             }
         }
@@ -135,7 +135,7 @@ impl Session {
                     Some((_authz, user, pass)) => self.check_password(&user, &pass).await,
                     None => {
                         warn!(session = %self.id, remote = %self.remote, "malformed AUTH PLAIN response");
-                        self.ctx.auth.failure_delay().await;
+                        tokio::time::sleep(self.ctx.auth.failure_delay()).await;
                         self.err(AUTH_FAILED);
                     }
                 }
@@ -158,7 +158,7 @@ impl Session {
                         self.check_password(&u, &p).await
                     }
                     _ => {
-                        self.ctx.auth.failure_delay().await;
+                        tokio::time::sleep(self.ctx.auth.failure_delay()).await;
                         self.err(AUTH_FAILED);
                     }
                 }

@@ -1,0 +1,202 @@
+//! The auth socket: Dovecot's authentication protocol on a UNIX socket (and optionally
+//! TCP), so Postfix (`smtpd_sasl_type = dovecot`) and Exim (`dovecot` authenticator) can
+//! check SMTP AUTH against Loft's users. Binds and owns the listeners; the per-connection
+//! protocol is [`conn`], the line format [`proto`], the SASL steps [`mech`].
+//! Knows the authenticator's API, not how passwords are stored.
+
+pub mod conn;
+pub mod mech;
+pub mod proto;
+
+use std::ffi::CString;
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info};
+
+use crate::auth::Authenticator;
+use crate::config::AuthConfig;
+
+/// The running auth listeners.
+pub struct AuthSocket {
+    /// The UNIX socket's path, if configured.
+    pub path: Option<PathBuf>,
+    /// Bound TCP addresses (real ports when 0 was asked for).
+    pub tcp_addrs: Vec<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Resolves a user given by name or number.
+fn uid_of(owner: &str) -> Result<u32, String> {
+    if let Ok(n) = owner.parse::<u32>() {
+        return Ok(n);
+    }
+    let c = CString::new(owner).map_err(|_| format!("bad user name {owner:?}"))?;
+    // SAFETY: getpwnam returns NULL or a pointer to static storage, read at once; this
+    // runs at startup before other threads look users up.
+    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!("no such user {owner:?}"));
+    }
+    Ok(unsafe { (*pw).pw_uid })
+}
+
+fn gid_of(group: &str) -> Result<u32, String> {
+    if let Ok(n) = group.parse::<u32>() {
+        return Ok(n);
+    }
+    let c = CString::new(group).map_err(|_| format!("bad group name {group:?}"))?;
+    // SAFETY: as in `uid_of`.
+    let gr = unsafe { libc::getgrnam(c.as_ptr()) };
+    if gr.is_null() {
+        return Err(format!("no such group {group:?}"));
+    }
+    Ok(unsafe { (*gr).gr_gid })
+}
+
+/// Binds the UNIX socket: a stale socket file (nobody listening) is replaced, a live one
+/// or a non-socket file is an error. Then owner, group and mode are applied.
+fn bind_unix(cfg: &AuthConfig, path: &Path) -> Result<UnixListener, String> {
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if !m.file_type().is_socket() {
+            return Err(format!(
+                "auth socket {} exists and is not a socket",
+                path.display()
+            ));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "auth socket {}: another server is listening on it",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| format!("cannot remove stale auth socket {}: {e}", path.display()))?;
+        info!("replaced stale auth socket {}", path.display());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let l = UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on auth socket {}: {e}", path.display()))?;
+    let uid = cfg.socket_owner.as_deref().map(uid_of).transpose()?;
+    let gid = cfg.socket_group.as_deref().map(gid_of).transpose()?;
+    if uid.is_some() || gid.is_some() {
+        std::os::unix::fs::chown(path, uid, gid)
+            .map_err(|e| format!("cannot chown auth socket {}: {e}", path.display()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.socket_mode))
+        .map_err(|e| format!("cannot chmod auth socket {}: {e}", path.display()))?;
+    Ok(l)
+}
+
+/// Binds the configured auth listeners and starts serving them until `stop` turns true.
+/// `Ok(None)` when neither `socket` nor `socket_tcp` is configured.
+pub async fn start(
+    cfg: &AuthConfig,
+    auth: Arc<Authenticator>,
+    stop: watch::Receiver<bool>,
+) -> Result<Option<AuthSocket>, String> {
+    if cfg.socket.is_none() && cfg.socket_tcp.is_empty() {
+        return Ok(None);
+    }
+    let opts = Arc::new(conn::Options {
+        allow_plaintext: cfg.allow_plaintext_auth,
+    });
+    let mut tasks = Vec::new();
+    let mut tcp = Vec::new();
+    for addr in &cfg.socket_tcp {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} for the auth socket: {e}"))?;
+        let local = l
+            .local_addr()
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        info!("auth socket listening on {local} (TCP)");
+        tcp.push((l, local));
+    }
+    let unix = match &cfg.socket {
+        Some(p) => {
+            let l = bind_unix(cfg, p)?;
+            info!(
+                "auth socket listening on {} (mode {:o})",
+                p.display(),
+                cfg.socket_mode
+            );
+            Some(l)
+        }
+        None => None,
+    };
+    let tcp_addrs = tcp.iter().map(|(_, a)| *a).collect();
+    for (l, _) in tcp {
+        let (auth, opts, mut stop) = (Arc::clone(&auth), Arc::clone(&opts), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    r = l.accept() => r,
+                    _ = stop.changed() => break,
+                };
+                match accepted {
+                    Ok((s, peer)) => {
+                        let _ = s.set_nodelay(true);
+                        let c = conn::Conn::new(Arc::clone(&auth), Arc::clone(&opts));
+                        tokio::spawn(c.run(s, peer.to_string(), stop.clone()));
+                    }
+                    Err(e) => {
+                        error!("auth socket accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }));
+    }
+    if let Some(l) = unix {
+        let (auth, opts, mut stop) = (Arc::clone(&auth), Arc::clone(&opts), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    r = l.accept() => r,
+                    _ = stop.changed() => break,
+                };
+                match accepted {
+                    Ok((s, _)) => {
+                        let c = conn::Conn::new(Arc::clone(&auth), Arc::clone(&opts));
+                        tokio::spawn(c.run(s, "unix".to_string(), stop.clone()));
+                    }
+                    Err(e) => {
+                        error!("auth socket accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }));
+    }
+    Ok(Some(AuthSocket {
+        path: cfg.socket.clone(),
+        tcp_addrs,
+        tasks,
+    }))
+}
+
+impl AuthSocket {
+    /// Waits for the listeners to stop (the caller has signalled `stop`) and removes the
+    /// socket file. Connections close on the same signal.
+    pub async fn shutdown(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Some(p) = &self.path {
+            match std::fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => error!("cannot remove auth socket {}: {e}", p.display()),
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Applies committed log transactions to an in-memory snapshot, checking every
+//! invariant (uids strictly ascending and below UIDNEXT, keyword names contiguous).
+//!
+//! This module knows the meaning of each [`Op`], not where it came from.
+
+use super::format::{counts, Bad};
+use super::op::{Op, Range};
+use super::IndexSnapshot;
+
+fn span(s: &IndexSnapshot, (a, b): Range) -> std::ops::Range<usize> {
+    let lo = s.records.partition_point(|r| r.uid < a);
+    let hi = s.records.partition_point(|r| r.uid <= b);
+    lo..hi.max(lo)
+}
+
+/// Applies one transaction (its `Commit` included); `at` = its offset, for errors.
+pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> {
+    let fail = |what: String| Err(Bad { what, offset: at });
+    for o in ops {
+        match o {
+            Op::Append(r) => {
+                let prev = s.records.last().map_or(0, |l| l.uid);
+                if r.uid <= prev {
+                    return fail(format!(
+                        "appended uid {} not above previous uid {prev}",
+                        r.uid
+                    ));
+                }
+                if r.uid < s.header.uid_next || r.uid == u32::MAX {
+                    return fail(format!(
+                        "appended uid {} below UIDNEXT {}",
+                        r.uid, s.header.uid_next
+                    ));
+                }
+                s.header.uid_next = r.uid + 1;
+                s.records.push(r.clone());
+            }
+            Op::Flags {
+                modseq,
+                flags,
+                keywords,
+                dirty,
+                ranges,
+            } => {
+                for &rg in ranges {
+                    let sp = span(s, rg);
+                    for r in &mut s.records[sp] {
+                        r.flags = *flags;
+                        r.keywords = *keywords;
+                        r.dirty = *dirty;
+                        r.modseq = *modseq;
+                    }
+                }
+            }
+            Op::Expunge { ranges, .. } => {
+                let mut i = 0;
+                s.records.retain(|r| {
+                    while i < ranges.len() && ranges[i].1 < r.uid {
+                        i += 1;
+                    }
+                    !(i < ranges.len() && ranges[i].0 <= r.uid)
+                });
+            }
+            Op::KeywordNames { first, names } => {
+                let first = *first as usize;
+                if first > s.keywords.len() {
+                    return fail(format!(
+                        "keyword {first} named before keyword {}",
+                        s.keywords.len()
+                    ));
+                }
+                for (i, n) in names.iter().enumerate() {
+                    match s.keywords.get_mut(first + i) {
+                        Some(k) => *k = n.clone(),
+                        None => s.keywords.push(n.clone()),
+                    }
+                }
+            }
+            Op::UidValidity {
+                uid_validity,
+                uid_next,
+            } => {
+                s.records.clear();
+                s.header.uid_validity = *uid_validity;
+                s.header.uid_next = *uid_next;
+                s.header.recent_uid = *uid_next;
+            }
+            Op::Recent { uid } => {
+                if *uid > s.header.uid_next {
+                    return fail(format!(
+                        "recent uid {uid} above UIDNEXT {}",
+                        s.header.uid_next
+                    ));
+                }
+                s.header.recent_uid = *uid;
+            }
+            Op::DirtyClear { ranges } => {
+                for &rg in ranges {
+                    let sp = span(s, rg);
+                    for r in &mut s.records[sp] {
+                        r.dirty = false;
+                    }
+                }
+            }
+            Op::SetKey { uid, key } => {
+                if let Ok(i) = s.records.binary_search_by_key(uid, |r| r.uid) {
+                    s.records[i].key = key.clone();
+                }
+            }
+            Op::Commit { modseq, .. } => {
+                s.header.highest_modseq = s.header.highest_modseq.max(*modseq);
+            }
+        }
+    }
+    recount(s);
+    Ok(())
+}
+
+pub fn recount(s: &mut IndexSnapshot) {
+    let (m, u, d, f) = counts(&s.records);
+    s.header.messages = m;
+    s.header.unseen = u;
+    s.header.deleted = d;
+    s.first_unseen = f;
+}

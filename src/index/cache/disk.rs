@@ -1,0 +1,329 @@
+//! The open cache file: reading through a read-only memory map (or `pread` on NFS), the
+//! exclusive `flock` on the file itself, header slot reads and writes, and creating a new
+//! file atomically (temp + fsync + rename). Knows the byte layout only through `format`;
+//! knows nothing of decisions.
+
+use super::format::{self, Entry, Preamble};
+use crate::config::FsyncMode;
+use crate::index::Error;
+use memmap2::Mmap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a writer waits for another process's lock before `Error::Locked`.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+pub(super) fn io(file: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |err| Error::Io {
+        file: file.to_path_buf(),
+        err,
+    }
+}
+
+pub(super) fn corrupted(file: &Path, (what, offset): format::Damage) -> Error {
+    Error::Corrupted {
+        file: file.to_path_buf(),
+        what,
+        offset,
+    }
+}
+
+/// Settings copied from `index::Options`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Settings {
+    pub fsync: FsyncMode,
+    pub nfs: bool,
+    pub drop_days: u32,
+}
+
+/// One open generation (inode) of the cache file.
+pub(super) struct Disk {
+    pub path: PathBuf,
+    pub file: File,
+    /// (device, inode) of `file`; a different pair at `path` means another process
+    /// replaced the file (compaction, rebuild).
+    pub ident: (u64, u64),
+    /// Read-only map of the file; `None` under `nfs` or while the file is empty of records.
+    map: Option<Mmap>,
+    pub nfs: bool,
+    pub pre: Preamble,
+    /// Sequence number of the newest valid header slot read, and which slot (0/1) held it.
+    pub seq: u64,
+    pub active: usize,
+    /// Offset just past the last good record seen.
+    pub end: u64,
+    /// File size measured at open, before the header was read.
+    pub open_size: u64,
+}
+
+impl Disk {
+    /// Opens `path` and decodes its preamble and newest header slot.
+    pub fn open(path: &Path, nfs: bool) -> Result<(Disk, Vec<Entry>), Error> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        let meta = file.metadata().map_err(io(path))?;
+        let mut pre_buf = [0u8; format::PREAMBLE_LEN as usize];
+        let n = read_full(&file, &mut pre_buf, 0).map_err(io(path))?;
+        let pre = Preamble::decode(&pre_buf[..n]).map_err(|d| corrupted(path, d))?;
+        let mut disk = Disk {
+            path: path.to_path_buf(),
+            file,
+            ident: (meta.dev(), meta.ino()),
+            map: None,
+            nfs,
+            pre,
+            seq: 0,
+            active: 0,
+            end: pre.records_start(),
+            open_size: meta.len(),
+        };
+        if meta.len() < pre.records_start() {
+            return Err(corrupted(
+                path,
+                ("file ends inside the header slots".into(), meta.len()),
+            ));
+        }
+        let (seq, active, entries) = disk.read_header()?;
+        disk.seq = seq;
+        disk.active = active;
+        Ok((disk, entries))
+    }
+
+    /// Reads both header slots and returns the newest valid one: (seq, slot, entries).
+    pub fn read_header(&self) -> Result<(u64, usize, Vec<Entry>), Error> {
+        let size = self.pre.slot_size as usize;
+        let mut best: Option<(u64, usize, Vec<Entry>)> = None;
+        let mut damage = None;
+        for slot in 0..2 {
+            let at = format::PREAMBLE_LEN + (slot as u64) * size as u64;
+            let mut buf = vec![0u8; size];
+            let n = read_full(&self.file, &mut buf, at).map_err(io(&self.path))?;
+            match format::decode_slot(&buf[..n], at) {
+                Ok((seq, e)) if best.as_ref().is_none_or(|b| seq > b.0) => {
+                    best = Some((seq, slot, e))
+                }
+                Ok(_) => {}
+                Err(d) => damage = Some(d),
+            }
+        }
+        best.ok_or_else(|| {
+            let (what, off) = damage.unwrap_or(("no header slot".into(), format::PREAMBLE_LEN));
+            corrupted(&self.path, (format!("no valid header slot ({what})"), off))
+        })
+    }
+
+    /// Writes the field table into the slot not holding the newest header.
+    /// `Ok(false)` when it does not fit the slot size (the caller rewrites the file).
+    pub fn write_header(&mut self, entries: &[Entry]) -> Result<bool, Error> {
+        let Some(buf) = format::encode_slot(self.seq + 1, entries, self.pre.slot_size) else {
+            return Ok(false);
+        };
+        let slot = 1 - self.active;
+        let at = format::PREAMBLE_LEN + slot as u64 * u64::from(self.pre.slot_size);
+        self.file.write_all_at(&buf, at).map_err(io(&self.path))?;
+        self.seq += 1;
+        self.active = slot;
+        Ok(true)
+    }
+
+    pub fn len(&self) -> Result<u64, Error> {
+        Ok(self.file.metadata().map_err(io(&self.path))?.len())
+    }
+
+    /// Whether `path` still names this file (same device and inode).
+    pub fn replaced(&self) -> Result<bool, Error> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) => Ok((m.dev(), m.ino()) != self.ident),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(io(&self.path)(e)),
+        }
+    }
+
+    /// Bytes `[from, to)` of the file, from the map when there is one (remapping after
+    /// growth), else read. The range must lie inside the file as last measured.
+    pub fn with_bytes<R>(
+        &mut self,
+        from: u64,
+        to: u64,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Error> {
+        if to <= from {
+            return Ok(f(&[]));
+        }
+        if !self.nfs {
+            if self.map.as_ref().is_none_or(|m| (m.len() as u64) < to) {
+                // SAFETY: the map is read-only and only ever read in ranges below the end of
+                // the records we have checked. Loft processes only append to this file, or
+                // truncate a torn tail *past* the last good record, and replace it by rename
+                // (this map keeps the old inode alive), so mapped bytes we read never change
+                // or vanish. Every access is bounds-checked against `m.len()` below.
+                self.map = Some(unsafe { Mmap::map(&self.file) }.map_err(io(&self.path))?);
+            }
+            if let Some(b) = self
+                .map
+                .as_ref()
+                .and_then(|m| m.get(from as usize..to as usize))
+            {
+                return Ok(f(b));
+            }
+        }
+        let len = usize::try_from(to - from)
+            .map_err(|_| corrupted(&self.path, ("range too large".into(), from)))?;
+        let mut buf = vec![0u8; len];
+        let n = read_full(&self.file, &mut buf, from).map_err(io(&self.path))?;
+        Ok(f(&buf[..n]))
+    }
+
+    /// Takes the exclusive lock on this file, waiting at most `LOCK_WAIT`.
+    pub fn lock(&self) -> Result<LockGuard, Error> {
+        let start = Instant::now();
+        loop {
+            // SAFETY: plain flock(2) on a file descriptor we own for the call's duration.
+            let r = unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if r == 0 {
+                // The duplicate shares the open file description, so it holds the lock.
+                let file = self.file.try_clone().map_err(io(&self.path));
+                if file.is_err() {
+                    // SAFETY: as above.
+                    unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+                }
+                return Ok(LockGuard { file: file? });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK)
+                && err.kind() != std::io::ErrorKind::Interrupted
+            {
+                return Err(io(&self.path)(err));
+            }
+            if start.elapsed() > LOCK_WAIT {
+                return Err(Error::Locked {
+                    file: self.path.clone(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// Releases the `flock` when dropped.
+pub(super) struct LockGuard {
+    file: File,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        // SAFETY: flock(2) unlock on a descriptor that outlives the guard.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// Reads as much of `buf` as the file holds at `at`; returns the count read.
+pub(super) fn read_full(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], at + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// A temp file beside `path` being filled with a complete new cache file.
+pub(super) struct NewFile {
+    pub tmp: PathBuf,
+    pub out: std::io::BufWriter<File>,
+    pub pos: u64,
+}
+
+impl NewFile {
+    /// Starts a new file: preamble and header slot 0 holding `entries` (slot 1 empty).
+    pub fn create(path: &Path, entries: &[Entry], uid_validity: u32) -> Result<NewFile, Error> {
+        let slot_size = format::slot_size_for(format::slot_need(entries));
+        let pre = Preamble {
+            slot_size,
+            uid_validity,
+        };
+        let slot = format::encode_slot(1, entries, slot_size).ok_or_else(|| {
+            corrupted(
+                path,
+                ("field table too large for any header slot".into(), 0),
+            )
+        })?;
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".tmp-{}-{n}", std::process::id()));
+        let tmp = path.with_file_name(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+        let mut head = pre.encode();
+        head.extend_from_slice(&slot);
+        head.resize(pre.records_start() as usize, 0);
+        out.write_all(&head).map_err(io(&tmp))?;
+        Ok(NewFile {
+            tmp,
+            out,
+            pos: pre.records_start(),
+        })
+    }
+
+    pub fn append(&mut self, rec: &[u8]) -> Result<(), Error> {
+        self.out.write_all(rec).map_err(io(&self.tmp))?;
+        self.pos += rec.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes, fsyncs (unless `never`) and renames over `path` (`replace`) or links it
+    /// there only when absent (`!replace`: `Ok(false)` when another process was first).
+    pub fn finish(self, path: &Path, fsync: FsyncMode, replace: bool) -> Result<bool, Error> {
+        let tmp = self.tmp.clone();
+        let result = (|| {
+            let file = self
+                .out
+                .into_inner()
+                .map_err(|e| io(&tmp)(e.into_error()))?;
+            if fsync != FsyncMode::Never {
+                file.sync_all().map_err(io(&tmp))?;
+            }
+            let placed = if replace {
+                std::fs::rename(&tmp, path).map_err(io(path))?;
+                true
+            } else {
+                match std::fs::hard_link(&tmp, path) {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(io(path)(e)),
+                }
+            };
+            if fsync != FsyncMode::Never {
+                if let Some(dir) = path.parent() {
+                    let d = if dir.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        dir
+                    };
+                    File::open(d).and_then(|d| d.sync_all()).map_err(io(d))?;
+                }
+            }
+            Ok(placed)
+        })();
+        let _ = std::fs::remove_file(&tmp);
+        result
+    }
+}

@@ -1,0 +1,179 @@
+//! Creating and rebuilding index files: a fresh pair on first open (the empty log
+//! first, then the index), and a rebuild from records gathered by the caller, renaming
+//! unreadable old files aside. Both run under the write lock.
+//!
+//! This module knows files and generations, not what callers store in records.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use super::apply::recount;
+use super::format::{self, decode_index, decode_log_header, IndexParts, LogHeader, LOG_HEADER_LEN};
+use super::state::{corrupt, load, lock_method, new_pair_id, now_secs, sync_dir, Inner};
+use super::{lock, log, Error, FsyncMode, Header, IndexSnapshot, Options, Record};
+use super::{INDEX_FILE, LOCK_TIMEOUT, LOG_FILE};
+
+/// Writes a fresh pair: log first (an empty log alone reads as "no index yet"), then
+/// the index, then the directory.
+fn write_pair(
+    dir: &Path,
+    opts: &Options,
+    gen: u64,
+    pair_id: u64,
+    s: &IndexSnapshot,
+) -> Result<(), Error> {
+    let sync = opts.fsync != FsyncMode::Never;
+    let lh = LogHeader {
+        generation: gen,
+        pair_id,
+        uid_validity: s.header.uid_validity,
+    };
+    log::create(dir, &lh, sync).map_err(Error::io(dir.join(LOG_FILE)))?;
+    write_index(dir, opts, gen, pair_id, s)?;
+    sync_dir(dir, opts)
+}
+
+pub(super) fn write_index(
+    dir: &Path,
+    opts: &Options,
+    gen: u64,
+    pair_id: u64,
+    s: &IndexSnapshot,
+) -> Result<(), Error> {
+    let bytes = format::encode_index(&IndexParts {
+        header: &s.header,
+        generation: gen,
+        log_offset: LOG_HEADER_LEN as u64,
+        pair_id,
+        keywords: &s.keywords,
+        records: &s.records,
+    });
+    let sync = opts.fsync != FsyncMode::Never;
+    log::replace_file(dir, INDEX_FILE, &bytes, sync).map_err(Error::io(dir.join(INDEX_FILE)))
+}
+
+pub fn open_or_create(dir: &Path, opts: &Options) -> Result<(Inner, bool), Error> {
+    if let Some(i) = load(dir, opts)? {
+        return Ok((i, false));
+    }
+    let _held = lock::acquire(dir, lock_method(opts), LOCK_TIMEOUT)?;
+    if let Some(i) = load(dir, opts)? {
+        return Ok((i, false));
+    }
+    let mut s = IndexSnapshot::default();
+    s.header.uid_validity = (now_secs() as u32).max(1);
+    s.header.uid_next = 1;
+    s.header.recent_uid = 1;
+    write_pair(dir, opts, 1, new_pair_id(), &s)?;
+    match load(dir, opts)? {
+        Some(i) => Ok((i, true)),
+        None => Err(corrupt(
+            dir.join(INDEX_FILE),
+            "index vanished right after creation",
+            0,
+        )),
+    }
+}
+
+fn aside(path: &Path) {
+    let to = PathBuf::from(format!("{}.broken-{}", path.display(), now_secs()));
+    match fs::rename(path, &to) {
+        Ok(()) => tracing::warn!(
+            "unreadable index file {} renamed to {}",
+            path.display(),
+            to.display()
+        ),
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("could not rename {} aside: {e}", path.display()),
+    }
+}
+
+/// Replaces the files of `dir` with an index of exactly these records.
+pub fn rebuild(
+    dir: &Path,
+    opts: &Options,
+    header: Header,
+    keywords: Vec<String>,
+    mut records: Vec<Record>,
+) -> Result<(), Error> {
+    if keywords.len() > format::MAX_KEYWORDS {
+        return Err(Error::Invalid {
+            what: format!("{} keywords, at most 64", keywords.len()),
+        });
+    }
+    records.sort_by_key(|r| r.uid);
+    for w in records.windows(2) {
+        if w[0].uid == w[1].uid {
+            return Err(Error::Invalid {
+                what: format!("uid {} given twice", w[0].uid),
+            });
+        }
+    }
+    if records.first().is_some_and(|r| r.uid == 0)
+        || records.last().is_some_and(|r| r.uid == u32::MAX)
+    {
+        return Err(Error::Invalid {
+            what: "uid 0 or 4294967295 given".into(),
+        });
+    }
+    for r in &mut records {
+        r.flags &= format::FLAG_MASK;
+    }
+    let _held = lock::acquire(dir, lock_method(opts), LOCK_TIMEOUT)?;
+    let (ipath, lpath) = (dir.join(INDEX_FILE), dir.join(LOG_FILE));
+    let mut gen = 0u64;
+    if let Ok(b) = fs::read(&ipath) {
+        if let Ok(h) = format::decode_index_header(&b) {
+            gen = gen.max(h.generation);
+        }
+        if decode_index(&b).is_err() {
+            aside(&ipath);
+        }
+    }
+    if let Ok(b) = fs::read(&lpath) {
+        match decode_log_header(&b) {
+            Ok(h) => {
+                gen = gen.max(h.generation);
+                if log::scan(
+                    b.get(LOG_HEADER_LEN..).unwrap_or(&[]),
+                    LOG_HEADER_LEN as u64,
+                )
+                .is_err()
+                {
+                    aside(&lpath);
+                }
+            }
+            Err(_) => aside(&lpath),
+        }
+    }
+    let last = records.last().map_or(0, |r| r.uid);
+    let mut s = IndexSnapshot {
+        header,
+        first_unseen: 0,
+        keywords,
+        records,
+    };
+    s.header.uid_next = s.header.uid_next.max(last + 1).max(1);
+    s.header.recent_uid = s.header.recent_uid.min(s.header.uid_next);
+    s.header.highest_modseq = s
+        .records
+        .iter()
+        .map(|r| r.modseq)
+        .fold(s.header.highest_modseq, u64::max);
+    if s.header.uid_validity == 0 {
+        s.header.uid_validity = (now_secs() as u32).max(1);
+    }
+    recount(&mut s);
+    // The index goes first here: a crash before the log is replaced leaves a pair whose
+    // ids differ, which reads as corrupted and is rebuilt again.
+    let pair = new_pair_id();
+    write_index(dir, opts, gen + 1, pair, &s)?;
+    let lh = LogHeader {
+        generation: gen + 1,
+        pair_id: pair,
+        uid_validity: s.header.uid_validity,
+    };
+    log::create(dir, &lh, opts.fsync != FsyncMode::Never).map_err(Error::io(lpath))?;
+    sync_dir(dir, opts)
+}

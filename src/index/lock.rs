@@ -1,0 +1,159 @@
+//! The write lock of one index directory: a process-wide gate (so threads of one process
+//! exclude each other even with fcntl, whose locks are per process), then the
+//! inter-process lock on `loft.index.lock` by fcntl, flock, or a dotlock
+//! `loft.index.lock.lck` created with O_EXCL and taken over when older than 120 s.
+//! Waits at most the given time, then `Error::Locked`.
+//!
+//! This module knows lock files, not what the lock protects.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{Error, LockMethod};
+
+pub const LOCK_FILE: &str = "loft.index.lock";
+pub const DOTLOCK_FILE: &str = "loft.index.lock.lck";
+/// A dotlock whose mtime is older than this was left by a dead process.
+pub const DOTLOCK_STALE: Duration = Duration::from_secs(120);
+
+static HELD: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+static FREED: Condvar = Condvar::new();
+
+/// Held until dropped.
+pub struct WriteLock {
+    key: PathBuf,
+    _file: Option<File>,
+    dotlock: Option<PathBuf>,
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        if let Some(p) = &self.dotlock {
+            let _ = fs::remove_file(p);
+        }
+        // Closing `_file` (after this body) releases fcntl/flock locks; the gate is
+        // released first, which is harmless: the next thread still waits on the file lock.
+        let mut g = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = g.as_mut() {
+            s.remove(&self.key);
+        }
+        FREED.notify_all();
+    }
+}
+
+fn gate(key: &Path, deadline: Instant) -> bool {
+    let mut g = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let set = g.get_or_insert_with(HashSet::new);
+        if !set.contains(key) {
+            set.insert(key.to_path_buf());
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        g = match FREED.wait_timeout(g, deadline - now) {
+            Ok((g, _)) => g,
+            Err(e) => e.into_inner().0,
+        };
+    }
+}
+
+fn backoff(deadline: Instant, step: &mut u64) -> bool {
+    if Instant::now() >= deadline {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(*step));
+    *step = (*step * 2).min(20);
+    true
+}
+
+fn try_os_lock(f: &File, method: LockMethod) -> io::Result<bool> {
+    let rc = super::mmap::try_lock(f.as_raw_fd(), method == LockMethod::Fcntl);
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) | Some(libc::EINTR) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+fn dotlock(path: &Path, deadline: Instant) -> Result<bool, io::Error> {
+    let mut step = 1;
+    loop {
+        match OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(mut f) => {
+                let _ = writeln!(f, "{}", std::process::id());
+                return Ok(true);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let stale = fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .is_some_and(|age| age > DOTLOCK_STALE);
+                if stale {
+                    tracing::warn!("removing stale index dotlock {}", path.display());
+                    let _ = fs::remove_file(path);
+                    continue;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        if !backoff(deadline, &mut step) {
+            return Ok(false);
+        }
+    }
+}
+
+/// Takes the write lock of `dir` (canonical path), waiting at most `timeout`.
+pub fn acquire(dir: &Path, method: LockMethod, timeout: Duration) -> Result<WriteLock, Error> {
+    let deadline = Instant::now() + timeout;
+    let lock_path = dir.join(LOCK_FILE);
+    let locked = || Error::Locked {
+        file: lock_path.clone(),
+    };
+    if !gate(dir, deadline) {
+        return Err(locked());
+    }
+    let mut held = WriteLock {
+        key: dir.to_path_buf(),
+        _file: None,
+        dotlock: None,
+    };
+    let io_err = |err| Error::Io {
+        file: lock_path.clone(),
+        err,
+    };
+    if method == LockMethod::Dotlock {
+        let p = dir.join(DOTLOCK_FILE);
+        if !dotlock(&p, deadline).map_err(io_err)? {
+            return Err(locked());
+        }
+        held.dotlock = Some(p);
+        return Ok(held);
+    }
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path);
+    let f = f.map_err(io_err)?;
+    let mut step = 1;
+    while !try_os_lock(&f, method).map_err(io_err)? {
+        if !backoff(deadline, &mut step) {
+            return Err(locked());
+        }
+    }
+    held._file = Some(f);
+    Ok(held)
+}

@@ -1,0 +1,345 @@
+//! The generic mailbox index engine: per-folder files `loft.index` (memory-mapped main
+//! index), `loft.index.log` (append-only transaction log), `loft.index.lock` (write
+//! lock) and `loft.index.cache` (see [`cache`]). Layout: `docs/index-format.md`.
+//!
+//! An [`Index`] is shared by every user of one folder in a process ([`Index::open`] keeps
+//! a registry of weak references keyed by the canonical folder path); processes
+//! coordinate through the write lock and learn of each other's changes by reading the log
+//! tail ([`Index::refresh`]). Every byte read from disk is bounds- and CRC-checked: damage
+//! is [`Error::Corrupted`], never a panic and never half-valid state.
+//!
+//! It knows UIDs, system-flag bits, a keyword bitmap, modseqs, sizes, dates and an opaque
+//! storage key per message. It must NOT know Maildir, mbox, IMAP or MIME.
+
+pub mod cache;
+
+mod apply;
+mod create;
+mod format;
+mod lock;
+mod log;
+mod mmap;
+mod op;
+mod salvage;
+mod state;
+mod txn;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+pub use crate::config::FsyncMode;
+pub use salvage::Salvage;
+pub use txn::Transaction;
+
+use state::Inner;
+
+pub const INDEX_FILE: &str = "loft.index";
+pub const LOG_FILE: &str = "loft.index.log";
+pub const CACHE_FILE: &str = "loft.index.cache";
+pub const LOCK_FILE: &str = lock::LOCK_FILE;
+/// Compaction is due when the log holds more committed records than this.
+pub const LOG_COMPACT_RECORDS: u64 = 10_000;
+/// Longest wait for the write lock.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub fsync: FsyncMode,
+    pub lock_method: LockMethod,
+    /// Shared storage: no mmap, dotlocks, re-open files to get fresh attributes.
+    pub nfs: bool,
+    /// Compaction is due when the log grows past this many bytes (default 1 MiB).
+    pub log_compact_bytes: u64,
+    /// Cache fields unused for this many days are dropped (default 30).
+    pub cache_drop_days: u32,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            fsync: FsyncMode::Always,
+            lock_method: LockMethod::Fcntl,
+            nfs: false,
+            log_compact_bytes: 1 << 20,
+            cache_drop_days: 30,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockMethod {
+    Fcntl,
+    Flock,
+    Dotlock,
+}
+
+#[derive(Debug)]
+pub enum Error {
+    /// File content is inconsistent; the caller rebuilds (`Index::rebuild`).
+    Corrupted {
+        file: PathBuf,
+        what: String,
+        offset: u64,
+    },
+    Io {
+        file: PathBuf,
+        err: std::io::Error,
+    },
+    /// The write lock was not free within [`LOCK_TIMEOUT`].
+    Locked {
+        file: PathBuf,
+    },
+    /// The caller asked for something impossible (UID space exhausted, records out of
+    /// order given to `rebuild`, more than 64 keywords).
+    Invalid {
+        what: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Corrupted { file, what, offset } => {
+                write!(f, "{}: {what} at offset {offset}", file.display())
+            }
+            Error::Io { file, err } => write!(f, "{}: {err}", file.display()),
+            Error::Locked { file } => write!(
+                f,
+                "{}: lock not free after {:?}",
+                file.display(),
+                LOCK_TIMEOUT
+            ),
+            Error::Invalid { what } => write!(f, "{what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    fn corrupted(file: PathBuf, b: format::Bad) -> Error {
+        Error::Corrupted {
+            file,
+            what: b.what,
+            offset: b.offset,
+        }
+    }
+    fn io(file: PathBuf) -> impl FnOnce(std::io::Error) -> Error {
+        move |err| Error::Io { file, err }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub uid: u32,
+    /// System flag bits as in `mailbox::SysFlags`.
+    pub flags: u8,
+    /// Flags changed in the index but not yet written to the storage.
+    pub dirty: bool,
+    /// Bit i = keyword i of the snapshot's `keywords`.
+    pub keywords: u64,
+    pub modseq: u64,
+    pub size: u64,
+    pub internal_date: i64,
+    /// Opaque storage key (for Maildir the base file name).
+    pub key: Box<[u8]>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub highest_modseq: u64,
+    /// Messages with uid >= this are \Recent for the next claimer.
+    pub recent_uid: u32,
+    pub messages: u32,
+    pub unseen: u32,
+    pub deleted: u32,
+}
+
+/// One consistent view of the index.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IndexSnapshot {
+    pub header: Header,
+    /// Sequence number of the first message without \Seen; 0 when none.
+    pub first_unseen: u32,
+    pub keywords: Vec<String>,
+    /// Ascending uid.
+    pub records: Vec<Record>,
+}
+
+impl IndexSnapshot {
+    pub fn get(&self, uid: u32) -> Option<&Record> {
+        self.seq(uid).and_then(|s| self.records.get(s as usize - 1))
+    }
+    /// 1-based sequence number of `uid`.
+    pub fn seq(&self, uid: u32) -> Option<u32> {
+        self.records
+            .binary_search_by_key(&uid, |r| r.uid)
+            .ok()
+            .map(|i| i as u32 + 1)
+    }
+}
+
+/// One mailbox's index. Methods take `&self`; state sits behind an internal mutex.
+pub struct Index {
+    dir: PathBuf,
+    opts: Options,
+    created: bool,
+    inner: Mutex<Inner>,
+    cache: cache::Cache,
+}
+
+type Registry = HashMap<PathBuf, Weak<Index>>;
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
+/// With `nfs = true` every commit and rename is fsynced, whatever `fsync` says.
+fn effective(opts: &Options) -> Options {
+    let mut o = opts.clone();
+    if o.nfs {
+        o.fsync = FsyncMode::Always;
+        o.lock_method = LockMethod::Dotlock;
+    }
+    o
+}
+
+fn canonical(dir: &Path) -> Result<PathBuf, Error> {
+    dir.canonicalize().map_err(Error::io(dir.to_path_buf()))
+}
+
+impl Index {
+    /// Opens (creating when absent: then [`Index::created`] is true) the index files in
+    /// `dir`, sharing one instance per folder in this process. Corruption is
+    /// `Err(Corrupted)`; the caller then rebuilds with [`Index::rebuild`].
+    pub fn open(dir: &Path, opts: &Options) -> Result<Arc<Index>, Error> {
+        let dir = canonical(dir)?;
+        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let reg = reg.get_or_insert_with(HashMap::new);
+        if let Some(ix) = reg.get(&dir).and_then(Weak::upgrade) {
+            // Shared instance: catch up, so that damage found since is reported here too.
+            ix.refresh()?;
+            return Ok(ix);
+        }
+        reg.retain(|_, w| w.strong_count() > 0);
+        let ix = Index::open_unshared(&dir, opts)?;
+        reg.insert(dir, Arc::downgrade(&ix));
+        Ok(ix)
+    }
+
+    /// Like [`Index::open`] but a private instance outside the registry (tests, tools,
+    /// fuzzing): it coordinates with other instances through the lock and the log only.
+    pub fn open_unshared(dir: &Path, opts: &Options) -> Result<Arc<Index>, Error> {
+        let dir = canonical(dir)?;
+        let opts = effective(opts);
+        let (inner, created) = create::open_or_create(&dir, &opts)?;
+        let cache = cache::Cache::open_or_rebuild(&dir, &opts)?;
+        Ok(Arc::new(Index {
+            dir,
+            opts,
+            created,
+            inner: Mutex::new(inner),
+            cache,
+        }))
+    }
+
+    /// Builds fresh files from records the caller gathered (scan of the storage plus
+    /// salvage), replacing whatever is there; unreadable old files are renamed aside to
+    /// `<name>.broken-<unix time>`. Counts in `header` are recomputed; UIDNEXT and
+    /// HIGHESTMODSEQ are raised above the records when needed.
+    pub fn rebuild(
+        dir: &Path,
+        opts: &Options,
+        header: Header,
+        keywords: Vec<String>,
+        records: Vec<Record>,
+    ) -> Result<Arc<Index>, Error> {
+        let dir = canonical(dir)?;
+        create::rebuild(&dir, &effective(opts), header, keywords, records)?;
+        let live = {
+            let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+            reg.as_ref()
+                .and_then(|r| r.get(&dir))
+                .and_then(Weak::upgrade)
+        };
+        match live {
+            Some(ix) => {
+                ix.refresh()?;
+                Ok(ix)
+            }
+            None => Index::open(&dir, opts),
+        }
+    }
+
+    /// Best-effort salvage of key -> (uid, flags, keywords) from damaged files, plus
+    /// UIDVALIDITY/UIDNEXT when readable. Never fails.
+    pub fn salvage(dir: &Path) -> Salvage {
+        salvage::salvage(dir)
+    }
+
+    /// Every inconsistency found in the files of `dir`; empty when all is well.
+    pub fn verify(dir: &Path) -> Vec<String> {
+        verify::verify(dir)
+    }
+
+    /// Catches up with changes by other instances and processes. When nothing changed
+    /// (same inodes, same log size) it returns the previous snapshot (`Arc::ptr_eq`).
+    pub fn refresh(&self) -> Result<Arc<IndexSnapshot>, Error> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        state::refresh(&self.dir, &self.opts, &mut inner)
+    }
+
+    /// Starts a write transaction: takes the write lock (at most [`LOCK_TIMEOUT`], then
+    /// `Error::Locked`) and catches up with the log.
+    pub fn begin(&self) -> Result<Transaction<'_>, Error> {
+        let method = if self.opts.nfs {
+            LockMethod::Dotlock
+        } else {
+            self.opts.lock_method
+        };
+        let held = lock::acquire(&self.dir, method, LOCK_TIMEOUT)?;
+        let base = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            state::prepare_write(&self.dir, &self.opts, &mut inner)?
+        };
+        Ok(Transaction::new(self, held, base))
+    }
+
+    /// Writes the log bytes of a transaction, then catches up and compacts when due.
+    fn write_txn(&self, bytes: &[u8], sync: bool) -> Result<Arc<IndexSnapshot>, Error> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        state::append(&self.dir, &self.opts, &mut inner, bytes, sync)
+    }
+
+    /// Rewrites the main index from the current state now (normally automatic).
+    pub fn compact(&self) -> Result<(), Error> {
+        let method = if self.opts.nfs {
+            LockMethod::Dotlock
+        } else {
+            self.opts.lock_method
+        };
+        let _held = lock::acquire(&self.dir, method, LOCK_TIMEOUT)?;
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        state::prepare_write(&self.dir, &self.opts, &mut inner)?;
+        state::compact(&self.dir, &self.opts, &mut inner)
+    }
+
+    /// True when this instance created the files (the caller fills it from the storage).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn cache(&self) -> &cache::Cache {
+        &self.cache
+    }
+}
