@@ -14,7 +14,7 @@ use super::mailbox::MaildirMailbox;
 use super::names;
 use super::rootfiles;
 use super::save::MaildirAppend;
-use super::sync::View;
+use super::sync::FolderState;
 use super::uidlist::{self, UidList};
 use super::Ctx;
 use crate::mailbox::{
@@ -325,16 +325,12 @@ impl Store for MaildirStore {
     fn status(&self, name: &str) -> Result<StatusInfo> {
         let folder = self.ctx.folder(name)?;
         folder.check_selectable()?;
-        let mut view = View::new(folder, self.ctx.fsync);
-        view.refresh(false)?;
-        let s = &view.snapshot;
+        let state = FolderState::get(folder, self.ctx.fsync);
+        let (s, _) = state.refresh(false)?;
+        let threshold = state.with(|c| c.recent_threshold);
         Ok(StatusInfo {
             messages: s.messages.len() as u32,
-            recent: s
-                .messages
-                .iter()
-                .filter(|m| m.uid > view.recent_threshold)
-                .count() as u32,
+            recent: s.messages.iter().filter(|m| m.uid > threshold).count() as u32,
             uid_next: s.uid_next,
             uid_validity: s.uid_validity,
             unseen: s

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use super::filename;
-use super::folder::{self, Folder, Sub};
-use super::keywords;
+use super::folder::{self, FileInfo, Folder, Sub};
+use super::keywords::{self, Keywords};
 use super::lock::FolderLock;
 use super::save::{self, Pending};
-use super::sync::View;
+use super::sync::{flags_of, FolderState};
 use super::Ctx;
 use crate::config::FsyncMode;
 use crate::mailbox::{
@@ -19,7 +19,8 @@ use crate::mailbox::{
 
 pub struct MaildirMailbox {
     ctx: Arc<Ctx>,
-    view: View,
+    /// Shared with every other session of this process on the folder.
+    state: Arc<FolderState>,
     read_only: bool,
 }
 
@@ -27,15 +28,23 @@ fn no_write() -> Error {
     Error::new(ErrorKind::NoPerm, "Mailbox is read-only")
 }
 
+fn expunged() -> Error {
+    Error::new(ErrorKind::Expunged, "Message was expunged")
+}
+
 impl MaildirMailbox {
     pub fn open(ctx: Arc<Ctx>, folder: Folder, read_only: bool) -> Result<MaildirMailbox> {
         folder.check_selectable()?;
-        let view = View::new(folder, ctx.fsync);
+        let state = FolderState::get(folder, ctx.fsync);
         Ok(MaildirMailbox {
             ctx,
-            view,
+            state,
             read_only,
         })
+    }
+
+    fn folder(&self) -> &Folder {
+        &self.state.folder
     }
 
     /// Reads a message file with `read`, following a rename by another program (flag
@@ -45,46 +54,52 @@ impl MaildirMailbox {
         uid: Uid,
         read: fn(&std::path::Path) -> std::io::Result<MessageData>,
     ) -> Result<MessageData> {
-        let Some(f) = self.view.files.get(&uid) else {
-            return Err(Error::new(ErrorKind::Expunged, "Message was expunged"));
+        let Some((sub, name, base)) = self.state.with(|c| {
+            c.files
+                .get(&uid)
+                .map(|f| (f.sub, f.name.clone(), f.parsed.base.clone()))
+        }) else {
+            return Err(expunged());
         };
-        let path = self.view.folder.file_path(f.sub, &f.name);
+        let path = self.folder().file_path(sub, &name);
         match read(&path) {
             Ok(d) => Ok(d),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                match self.view.folder.find_base(&f.parsed.base) {
+                match self.folder().find_base(&base) {
                     Some((sub, name)) => {
-                        let p = self.view.folder.file_path(sub, &name);
+                        let p = self.folder().file_path(sub, &name);
                         read(&p).map_err(|e| match e.kind() {
-                            std::io::ErrorKind::NotFound => {
-                                Error::new(ErrorKind::Expunged, "Message was expunged")
-                            }
+                            std::io::ErrorKind::NotFound => expunged(),
                             _ => Error::io(p.display(), e),
                         })
                     }
-                    None => Err(Error::new(ErrorKind::Expunged, "Message was expunged")),
+                    None => Err(expunged()),
                 }
             }
             Err(e) => Err(Error::io(path.display(), e)),
         }
     }
 
-    /// Renames one message to carry `flags`. `Ok(false)` when its file is gone.
-    fn rename_flags(&mut self, uid: Uid, op: StoreOp, change: &Flags) -> Result<Option<Flags>> {
-        let Some(f) = self.view.files.get(&uid).cloned() else {
-            return Ok(None);
-        };
-        let new_flags = self.view.flags_of(&f).apply(op, change);
+    /// Renames one message to carry `flags`. `Ok(None)` when its file is gone (or was
+    /// renamed by someone else: the caller rescans and retries).
+    fn rename_flags(
+        &self,
+        f: &FileInfo,
+        kw: &Keywords,
+        op: StoreOp,
+        change: &Flags,
+    ) -> Result<Option<(Flags, Option<FileInfo>)>> {
+        let new_flags = flags_of(kw, f).apply(op, change);
         let mut letters: Vec<u8> = Vec::new();
         for k in &new_flags.keywords {
             // Every keyword got its letter (and was saved) before the first rename.
-            match self.view.keywords.find(k) {
+            match kw.find(k) {
                 Some(l) => letters.push(l),
                 None => {
                     return Err(Error::new(ErrorKind::Temporary, "Keyword has no letter")
                         .with_detail(format!(
                             "{}: keyword {k} not allocated",
-                            self.view.folder.path.display()
+                            self.folder().path.display()
                         )))
                 }
             }
@@ -94,71 +109,114 @@ impl MaildirMailbox {
             f.parsed
                 .keyword_letters
                 .iter()
-                .filter(|l| self.view.keywords.name_of(**l).is_none()),
+                .filter(|l| kw.name_of(**l).is_none()),
         );
         let name = filename::cur_name(
             &f.parsed.base,
             &filename::flag_letters(new_flags.sys, &letters, &f.parsed.other_letters),
         );
         if f.sub == Sub::Cur && name == f.name {
-            return Ok(Some(new_flags));
+            return Ok(Some((new_flags, None)));
         }
-        let from = self.view.folder.file_path(f.sub, &f.name);
-        let to = self.view.folder.file_path(Sub::Cur, &name);
+        let from = self.folder().file_path(f.sub, &f.name);
+        let to = self.folder().file_path(Sub::Cur, &name);
         match std::fs::rename(&from, &to) {
             Ok(()) => {
-                if let Some(entry) = self.view.files.get_mut(&uid) {
-                    entry.sub = Sub::Cur;
-                    entry.name = name;
-                    if let Some(p) = filename::parse(&entry.name) {
-                        entry.parsed = p;
-                    }
+                let mut entry = f.clone();
+                entry.sub = Sub::Cur;
+                if let Some(p) = filename::parse(&name) {
+                    entry.parsed = p;
                 }
-                Ok(Some(new_flags))
+                entry.name = name;
+                Ok(Some((new_flags, Some(entry))))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(from.display(), e)),
         }
     }
-}
 
-impl MaildirMailbox {
     /// Gives every new keyword of a STORE its letter and writes `dovecot-keywords`
     /// before any file is renamed: a crash in between then leaves a named letter that no
     /// file uses yet, never a letter in file names without a name. Letters that files
     /// carry without a name are not handed out (see [`keywords`](super::keywords)).
-    fn allocate_keywords(&mut self, op: StoreOp, flags: &Flags) -> Result<()> {
+    /// The caller holds the folder lock.
+    fn allocate_keywords(&self, op: StoreOp, flags: &Flags) -> Result<Arc<Keywords>> {
+        let (kw, files) = self.state.with(|c| (c.keywords.clone(), c.files.clone()));
         if op == StoreOp::Remove {
-            return Ok(());
+            return Ok(kw);
         }
         let fresh: Vec<&String> = flags
             .keywords
             .iter()
-            .filter(|k| self.view.keywords.find(k).is_none())
+            .filter(|k| kw.find(k).is_none())
             .collect();
         if fresh.is_empty() {
-            return Ok(());
+            return Ok(kw);
         }
-        // The caller just rescanned under the lock: `files` holds every file name.
-        let in_use = self
-            .view
-            .files
+        // Letters in the names we know plus any on disk now (renamed by other programs).
+        let in_use = files
             .values()
-            .fold(0, |m, f| m | keywords::mask(&f.parsed.keyword_letters));
-        let path = self.view.folder.path.clone();
-        let mut kw = self.view.keywords.clone();
+            .fold(0, |m, f| m | keywords::mask(&f.parsed.keyword_letters))
+            | self.folder().keyword_letters_in_use()?;
+        let path = self.folder().path.clone();
+        // Re-read: another process may have allocated letters since our last scan.
+        let mut kw = Keywords::load(&path);
         for k in fresh {
             kw.allocate(k, in_use, &path)?;
         }
         kw.save(&path, self.ctx.fsync)?;
-        self.view.keywords = kw;
-        Ok(())
+        self.state.set_keywords(kw);
+        Ok(self.state.with(|c| c.keywords.clone()))
+    }
+
+    /// One pass of renames under the folder lock: the new flags of each message done, the
+    /// UIDs whose file was not where we thought.
+    fn store_pass(
+        &self,
+        uids: &[Uid],
+        op: StoreOp,
+        flags: &Flags,
+        out: &mut Vec<(Uid, Flags)>,
+    ) -> Result<Vec<Uid>> {
+        let _lock = FolderLock::acquire(&self.folder().path, self.folder().shared.clone())?;
+        let kw = self.allocate_keywords(op, flags)?;
+        let files = self.state.with(|c| c.files.clone());
+        let mut renamed = Vec::new();
+        let mut retry = Vec::new();
+        let mut result = Ok(());
+        for &uid in uids {
+            let Some(f) = files.get(&uid) else {
+                continue;
+            };
+            match self.rename_flags(f, &kw, op, flags) {
+                Ok(Some((fl, entry))) => {
+                    out.push((uid, fl));
+                    if let Some(e) = entry {
+                        renamed.push((uid, e));
+                    }
+                }
+                Ok(None) => retry.push(uid),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let any = !renamed.is_empty();
+        self.state.renamed(renamed);
+        if any {
+            if self.ctx.fsync == FsyncMode::Always {
+                super::fsio::sync_dir(&self.folder().path.join("cur"))?;
+            }
+            self.folder().shared.bump();
+        }
+        result.map(|_| retry)
     }
 }
 
 impl Mailbox for MaildirMailbox {
     fn name(&self) -> &str {
-        &self.view.folder.name
+        &self.folder().name
     }
 
     fn read_only(&self) -> bool {
@@ -166,9 +224,9 @@ impl Mailbox for MaildirMailbox {
     }
 
     fn sync(&mut self) -> Result<SyncResult> {
-        let new_recent = self.view.refresh(!self.read_only)?;
+        let (snapshot, new_recent) = self.state.refresh(!self.read_only)?;
         Ok(SyncResult {
-            snapshot: self.view.snapshot.clone(),
+            snapshot,
             new_recent,
         })
     }
@@ -185,43 +243,16 @@ impl Mailbox for MaildirMailbox {
         if self.read_only {
             return Err(no_write());
         }
-        let folder = self.view.folder.clone();
-        let _lock = FolderLock::acquire(&folder.path, folder.shared.clone())?;
-        // Current names and keyword letters (someone may have renamed files meanwhile).
-        self.view.refresh_locked(false)?;
-        self.allocate_keywords(op, flags)?;
+        // Current names and keyword letters (cheap when nothing changed).
+        self.state.refresh(false)?;
         let mut out = Vec::new();
-        let mut retry = Vec::new();
-        let mut result = Ok(());
-        for &uid in uids {
-            match self.rename_flags(uid, op, flags) {
-                Ok(Some(f)) => out.push((uid, f)),
-                Ok(None) => retry.push(uid),
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
+        let retry = self.store_pass(uids, op, flags, &mut out)?;
+        if !retry.is_empty() {
+            // Renamed under us: rescan once (without the folder lock) and try again.
+            self.state.rescan_now()?;
+            let again = self.store_pass(&retry, op, flags, &mut out)?;
+            drop(again); // Gone for good: expunged by someone else.
         }
-        if result.is_ok() && !retry.is_empty() {
-            // Renamed under us: rescan once and try again.
-            self.view.refresh_locked(false)?;
-            for uid in retry {
-                match self.rename_flags(uid, op, flags) {
-                    Ok(Some(f)) => out.push((uid, f)),
-                    Ok(None) => {}
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                }
-            }
-        }
-        if self.ctx.fsync == FsyncMode::Always && !out.is_empty() {
-            super::fsio::sync_dir(&folder.path.join("cur"))?;
-        }
-        folder.shared.bump();
-        result?;
         out.sort_by_key(|(u, _)| *u);
         Ok(out)
     }
@@ -230,31 +261,36 @@ impl Mailbox for MaildirMailbox {
         if self.read_only {
             return Err(no_write());
         }
-        let folder = self.view.folder.clone();
-        let _lock = FolderLock::acquire(&folder.path, folder.shared.clone())?;
-        self.view.refresh_locked(false)?;
+        self.state.refresh(false)?;
+        let folder = self.folder().clone();
         let mut gone = Vec::new();
-        for (uid, f) in &self.view.files {
-            if !f.parsed.sys.contains(crate::mailbox::SysFlags::DELETED) {
-                continue;
+        {
+            let _lock = FolderLock::acquire(&folder.path, folder.shared.clone())?;
+            let files = self.state.with(|c| c.files.clone());
+            for (uid, f) in files.iter() {
+                if !f.parsed.sys.contains(crate::mailbox::SysFlags::DELETED) {
+                    continue;
+                }
+                if only.is_some_and(|o| !o.contains(uid)) {
+                    continue;
+                }
+                let p = folder.file_path(f.sub, &f.name);
+                match std::fs::remove_file(&p) {
+                    Ok(()) => gone.push(*uid),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(p.display(), e)),
+                }
             }
-            if only.is_some_and(|o| !o.contains(uid)) {
-                continue;
-            }
-            let p = folder.file_path(f.sub, &f.name);
-            match std::fs::remove_file(&p) {
-                Ok(()) => gone.push(*uid),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(p.display(), e)),
+            if !gone.is_empty() {
+                if self.ctx.fsync == FsyncMode::Always {
+                    super::fsio::sync_dir(&folder.path.join("cur"))?;
+                }
+                folder.shared.bump();
             }
         }
         if !gone.is_empty() {
-            if self.ctx.fsync == FsyncMode::Always {
-                super::fsio::sync_dir(&folder.path.join("cur"))?;
-            }
-            folder.shared.bump();
             // Drops the unlinked files from the uid list and the snapshot.
-            self.view.refresh_locked(false)?;
+            self.state.rescan_now()?;
         }
         Ok(gone)
     }
@@ -265,22 +301,29 @@ impl Mailbox for MaildirMailbox {
         let mut wanted: Vec<Uid> = uids.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
+        let (files, snapshot, kw) = self
+            .state
+            .with(|c| (c.files.clone(), c.snapshot.clone(), c.keywords.clone()));
         let mut pending = Vec::new();
         let mut sources = Vec::new();
         let mut failure = None;
         for uid in wanted {
-            let Some(f) = self.view.files.get(&uid) else {
+            let Some(f) = files.get(&uid) else {
                 continue;
             };
-            let mut src = self.view.folder.file_path(f.sub, &f.name);
+            let mut src = self.folder().file_path(f.sub, &f.name);
             if !src.exists() {
-                match self.view.folder.find_base(&f.parsed.base) {
-                    Some((sub, name)) => src = self.view.folder.file_path(sub, &name),
+                match self.folder().find_base(&f.parsed.base) {
+                    Some((sub, name)) => src = self.folder().file_path(sub, &name),
                     None => continue, // expunged meanwhile
                 }
             }
-            let meta = self.view.snapshot.messages.iter().find(|m| m.uid == uid);
-            let flags = self.view.flags_of(f);
+            let meta = snapshot
+                .messages
+                .binary_search_by_key(&uid, |m| m.uid)
+                .ok()
+                .and_then(|i| snapshot.messages.get(i));
+            let flags = flags_of(&kw, f);
             match link_or_copy(&src, &dest, self.ctx.fsync, f.mtime) {
                 Ok((tmp, unique, fsize)) => {
                     let vsize = match (f.parsed.vsize, meta) {

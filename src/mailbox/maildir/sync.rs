@@ -1,20 +1,28 @@
-//! Synchronising a session's view of a folder with the disk: change detection, UID
+//! Synchronising the in-process view of a folder with the disk: change detection, UID
 //! assignment, `\Recent` claiming, `new/` → `cur/` moves and snapshot building.
+//!
+//! One [`FolderState`] per folder path is shared by every session of this process (a
+//! registry of weak references), so the file map and the snapshot exist once, and a
+//! change is rescanned once for all sessions: a session that waited while another
+//! rescanned takes that result.
 //!
 //! Change detection is cheap: the mtimes of `cur/`, `new/`, the uid list and the keywords
 //! file, plus the in-process change counter of the folder. Only when one of them moved (or
-//! a directory changed within the last 2 seconds, to cover coarse timestamps) is the folder
-//! rescanned; when the rescan finds exactly the same state, the previous `Arc<Snapshot>` is
-//! returned unchanged.
+//! the fingerprint is "racy": taken within 2 seconds of a directory change, to cover
+//! coarse timestamps) is the folder rescanned; when the rescan finds exactly the same
+//! state, the previous `Arc<Snapshot>` is returned unchanged.
 //!
-//! UIDs are assigned under the folder lock, in delivery order (mtime, then name). A file
-//! that disappears from a listing is re-checked with a second listing before its UID is
-//! dropped, because `readdir` may miss a file renamed concurrently.
+//! The directory is listed without the folder lock; the lock is taken only to reconcile
+//! the listing with the uid list and write it. UIDs are assigned in delivery order (mtime,
+//! then name). A file that disappears from a listing is re-checked with a second listing
+//! before its UID is dropped, because `readdir` may miss a file renamed concurrently; a new
+//! file is re-checked before it gets a UID when another writer changed the list meanwhile.
 //!
 //! This module must not know about IMAP.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use super::filename;
 use super::folder::{self, FileInfo, Folder, Sub};
@@ -25,6 +33,10 @@ use super::migrate;
 use super::uidlist::{self, Loaded, UidList};
 use crate::config::FsyncMode;
 use crate::mailbox::{Flags, MessageMeta, Result, Snapshot, Uid};
+
+/// Directory timestamps closer than this to the moment a fingerprint was taken make it
+/// racy (covers file systems with 1-second timestamps).
+const RACY_WINDOW: i128 = 2_000_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 struct Fingerprint {
@@ -53,10 +65,14 @@ impl Fingerprint {
         }
     }
 
-    fn recent_change(&self) -> bool {
-        let now = fsio::unix_nanos(Ok(std::time::SystemTime::now()));
-        let window = 2_000_000_000i128;
-        now - self.cur < window || now - self.new < window
+    /// "Racy" fingerprint (like git's racy index entries): taken at `taken` (before the
+    /// listing), it proves nothing when a directory changed less than [`RACY_WINDOW`]
+    /// before, because a later change may land on the same coarse timestamp. Once the
+    /// fingerprint is taken well after the last change, equal mtimes do prove that nothing
+    /// changed, so a change costs a bounded number of rescans instead of one per sync for
+    /// a time window.
+    fn racy(&self, taken: i128) -> bool {
+        taken - self.cur < RACY_WINDOW || taken - self.new < RACY_WINDOW
     }
 }
 
@@ -129,70 +145,152 @@ fn looks_foreign(
     })
 }
 
-/// One session's view of a folder.
-pub struct View {
-    pub folder: Folder,
-    pub fsync: FsyncMode,
-    pub files: BTreeMap<Uid, FileInfo>,
+/// What every session of this process sees of one folder (one per folder path, see
+/// [`FolderState::get`]): the file of every UID, the snapshot, the keywords.
+pub struct Current {
+    pub files: Arc<BTreeMap<Uid, FileInfo>>,
     pub snapshot: Arc<Snapshot>,
-    pub keywords: Keywords,
+    pub keywords: Arc<Keywords>,
     /// The recent threshold as of the last scan.
     pub recent_threshold: Uid,
-    fingerprint: Option<Fingerprint>,
+    /// The fingerprint and the moment (ns) it was taken, before the listing it covers.
+    fingerprint: Option<(Fingerprint, i128)>,
     seen_changes: u64,
+    /// Bumped by every completed rescan: a session that waited for a rescan uses its result.
+    scans: u64,
+}
+
+/// Scan-only state, guarded by the scan mutex (one rescan at a time per folder).
+struct Scanner {
     mtimes: HashMap<(Sub, String), i64>,
     tmp_cleaned: bool,
 }
 
-impl View {
-    pub fn new(folder: Folder, fsync: FsyncMode) -> View {
-        View {
+/// The in-process state of one folder shared by every session that opened it. A rescan
+/// happens once per change for all of them; the folder lock is taken only after the
+/// listing, to reconcile it with the uid list and write that.
+pub struct FolderState {
+    pub folder: Folder,
+    pub fsync: FsyncMode,
+    scan: Mutex<Scanner>,
+    cur: Mutex<Current>,
+}
+
+type Registry = HashMap<PathBuf, Weak<FolderState>>;
+
+fn registry() -> &'static Mutex<Registry> {
+    static REG: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REG.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now_nanos() -> i128 {
+    fsio::unix_nanos(Ok(std::time::SystemTime::now()))
+}
+
+impl FolderState {
+    /// The shared state of `folder` (created on first use, dropped with its last user).
+    pub fn get(folder: Folder, fsync: FsyncMode) -> Arc<FolderState> {
+        let mut reg = lock(registry());
+        if let Some(s) = reg.get(&folder.path).and_then(Weak::upgrade) {
+            return s;
+        }
+        reg.retain(|_, w| w.strong_count() > 0);
+        let path = folder.path.clone();
+        let s = Arc::new(FolderState {
             folder,
             fsync,
-            files: BTreeMap::new(),
-            snapshot: Arc::new(Snapshot::default()),
-            keywords: Keywords::default(),
-            recent_threshold: 0,
-            fingerprint: None,
-            seen_changes: 0,
-            mtimes: HashMap::new(),
-            tmp_cleaned: false,
-        }
+            scan: Mutex::new(Scanner {
+                mtimes: HashMap::new(),
+                tmp_cleaned: false,
+            }),
+            cur: Mutex::new(Current {
+                files: Arc::new(BTreeMap::new()),
+                snapshot: Arc::new(Snapshot::default()),
+                keywords: Arc::new(Keywords::default()),
+                recent_threshold: 0,
+                fingerprint: None,
+                seen_changes: 0,
+                scans: 0,
+            }),
+        });
+        reg.insert(path, Arc::downgrade(&s));
+        s
     }
 
-    fn unchanged(&self) -> bool {
-        match self.fingerprint {
-            Some(fp) => {
-                fp == Fingerprint::take(&self.folder)
-                    && self.seen_changes == self.folder.shared.changes()
-                    && !fp.recent_change()
+    /// Runs `f` on the current state (briefly locked: no I/O inside).
+    pub fn with<R>(&self, f: impl FnOnce(&Current) -> R) -> R {
+        f(&lock(&self.cur))
+    }
+
+    fn unchanged(&self, c: &Current, claim: bool) -> bool {
+        let Some((fp, taken)) = c.fingerprint else {
+            return false;
+        };
+        if claim && c.snapshot.uid_next.saturating_sub(1) > c.recent_threshold {
+            // Someone scanned without claiming: this session claims now.
+            return false;
+        }
+        !fp.racy(taken)
+            && c.seen_changes == self.folder.shared.changes()
+            && fp == Fingerprint::take(&self.folder)
+    }
+
+    /// Looks for changes (rescanning when something moved) and returns the snapshot and
+    /// the UIDs this caller claimed as `\Recent` (when `claim`).
+    pub fn refresh(&self, claim: bool) -> Result<(Arc<Snapshot>, Vec<Uid>)> {
+        let scans = {
+            let c = lock(&self.cur);
+            if self.unchanged(&c, claim) {
+                return Ok((c.snapshot.clone(), Vec::new()));
             }
-            None => false,
+            c.scans
+        };
+        let mut sc = lock(&self.scan);
+        {
+            // A rescan finished while we waited: it is as fresh as ours would be.
+            let c = lock(&self.cur);
+            if c.scans != scans && self.unchanged(&c, claim) {
+                return Ok((c.snapshot.clone(), Vec::new()));
+            }
         }
+        let new_recent = self.rescan(&mut sc, claim)?;
+        let c = lock(&self.cur);
+        Ok((c.snapshot.clone(), new_recent))
     }
 
-    /// Looks for changes; returns the UIDs newly claimed as `\Recent` when `claim`.
-    pub fn refresh(&mut self, claim: bool) -> Result<Vec<Uid>> {
-        if self.unchanged() {
-            return Ok(Vec::new());
-        }
-        let _lock = FolderLock::acquire(&self.folder.path, self.folder.shared.clone())?;
-        self.refresh_locked(claim)
+    /// Rescans now whatever the fingerprint says (after a write of this process).
+    pub fn rescan_now(&self) -> Result<()> {
+        let mut sc = lock(&self.scan);
+        self.rescan(&mut sc, false).map(|_| ())
     }
 
-    /// Rescans; the caller holds the folder lock.
-    pub fn refresh_locked(&mut self, claim: bool) -> Result<Vec<Uid>> {
+    /// Lists the folder, then reconciles the listing with the uid list under the folder
+    /// lock. The caller holds the scan mutex and not the folder lock.
+    fn rescan(&self, sc: &mut Scanner, claim: bool) -> Result<Vec<Uid>> {
+        let taken = now_nanos();
         let fp = Fingerprint::take(&self.folder);
         let changes = self.folder.shared.changes();
-        if !self.tmp_cleaned {
+        if !sc.tmp_cleaned {
             self.folder.clean_tmp();
-            self.tmp_cleaned = true;
+            sc.tmp_cleaned = true;
         }
+        let mut scanned = self.folder.scan(&sc.mtimes)?;
+
+        let _lock = FolderLock::acquire(&self.folder.path, self.folder.shared.clone())?;
         let (mut list, mut dirty) = load_or_init(&self.folder);
         let from_file = !dirty;
-        self.keywords = Keywords::load(&self.folder.path);
+        let keywords = Keywords::load(&self.folder.path);
+        // The uid list changed since the listing started (another writer): a file it no
+        // longer names may have been expunged after the listing; re-check those.
+        let after = Fingerprint::take(&self.folder);
+        let list_moved = after.list != fp.list
+            || after.list_len != fp.list_len
+            || self.folder.shared.changes() != changes;
 
-        let mut scanned = self.folder.scan(&self.mtimes)?;
         let listed: HashSet<&str> = scanned.iter().map(|f| f.parsed.base.as_str()).collect();
         let missing = list
             .entries
@@ -200,7 +298,7 @@ impl View {
             .any(|e| !listed.contains(e.base.as_str()));
         if missing {
             // readdir may miss a file renamed while we listed: look once more.
-            let again = self.folder.scan(&self.mtimes)?;
+            let again = self.folder.scan(&sc.mtimes)?;
             let bases: HashSet<String> = again.iter().map(|f| f.parsed.base.clone()).collect();
             let mut merged = again;
             for f in scanned {
@@ -213,31 +311,34 @@ impl View {
         }
 
         // Match files to uid list entries by base name.
-        let by_base: HashMap<String, Uid> = list
+        let by_base: HashMap<&str, Uid> = list
             .entries
             .iter()
-            .map(|(u, e)| (e.base.clone(), *u))
+            .map(|(u, e)| (e.base.as_str(), *u))
             .collect();
         let mut matched: BTreeMap<Uid, FileInfo> = BTreeMap::new();
         let mut unknown: Vec<FileInfo> = Vec::new();
         let mut seen_bases: HashSet<String> = HashSet::new();
         for f in scanned {
             if !seen_bases.insert(f.parsed.base.clone()) {
-                match self.rename_duplicate(&f) {
-                    Some(g) => {
-                        seen_bases.insert(g.parsed.base.clone());
-                        unknown.push(g);
-                    }
-                    None => continue,
+                if let Some(g) = self.rename_duplicate(&f) {
+                    seen_bases.insert(g.parsed.base.clone());
+                    unknown.push(g);
                 }
                 continue;
             }
-            match by_base.get(&f.parsed.base) {
+            match by_base.get(f.parsed.base.as_str()) {
                 Some(uid) => {
                     matched.insert(*uid, f);
                 }
                 None => unknown.push(f),
             }
+        }
+        drop(by_base);
+        if list_moved {
+            // Gone since the listing: expunged (or moved, then it is found by the next
+            // scan); never give a vanished file a UID.
+            unknown.retain(|f| self.folder.file_path(f.sub, &f.name).exists());
         }
         let before = list.entries.len();
         let foreign = from_file
@@ -247,7 +348,7 @@ impl View {
                 matched.len() + unknown.len(),
                 &unknown,
                 &self.folder,
-                fp.list,
+                after.list,
             );
         list.entries.retain(|uid, _| matched.contains_key(uid));
         dirty |= list.entries.len() != before;
@@ -314,20 +415,55 @@ impl View {
         if dirty {
             list.save(&self.folder.path, self.fsync)?;
         }
+        drop(_lock);
 
-        self.mtimes = matched
+        sc.mtimes = matched
             .values()
             .map(|f| ((f.sub, f.name.clone()), f.mtime))
             .collect();
-        let snapshot = self.build_snapshot(&list, &matched);
-        if !same_snapshot(&self.snapshot, &snapshot) {
-            self.snapshot = Arc::new(snapshot);
+        let snapshot = build_snapshot(&keywords, &list, &matched);
+        let mut c = lock(&self.cur);
+        if !same_snapshot(&c.snapshot, &snapshot) {
+            c.snapshot = Arc::new(snapshot);
         }
-        self.files = matched;
-        self.recent_threshold = list.recent;
-        self.fingerprint = Some(fp);
-        self.seen_changes = changes;
+        c.files = Arc::new(matched);
+        c.keywords = Arc::new(keywords);
+        c.recent_threshold = list.recent;
+        c.fingerprint = Some((fp, taken));
+        c.seen_changes = changes;
+        c.scans += 1;
         Ok(new_recent)
+    }
+
+    /// Records files renamed by this process (flag changes) and their new flags, so
+    /// that the next operation finds them without a rescan.
+    pub fn renamed(&self, changes: Vec<(Uid, FileInfo)>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut c = lock(&self.cur);
+        let kw = c.keywords.clone();
+        let mut snapshot = (*c.snapshot).clone();
+        let files = Arc::make_mut(&mut c.files);
+        for (uid, f) in changes {
+            if let Ok(i) = snapshot.messages.binary_search_by_key(&uid, |m| m.uid) {
+                snapshot.messages[i].flags = flags_of(&kw, &f);
+            }
+            files.insert(uid, f);
+        }
+        c.snapshot = Arc::new(snapshot);
+    }
+
+    /// The keywords file was rewritten by this process.
+    pub fn set_keywords(&self, kw: Keywords) {
+        let mut c = lock(&self.cur);
+        let names = kw.names();
+        c.keywords = Arc::new(kw);
+        if c.snapshot.keywords != names {
+            let mut s = (*c.snapshot).clone();
+            s.keywords = names;
+            c.snapshot = Arc::new(s);
+        }
     }
 
     /// A second file with a base name already in use gets a fresh base so that both
@@ -371,6 +507,9 @@ impl View {
             match std::fs::rename(&from, &to) {
                 Ok(()) => {
                     f.sub = Sub::Cur;
+                    if let Some(p) = filename::parse(&name) {
+                        f.parsed = p;
+                    }
                     f.name = name;
                 }
                 Err(e) => {
@@ -379,41 +518,45 @@ impl View {
             }
         }
     }
+}
 
-    /// The flags a file name stands for.
-    pub fn flags_of(&self, f: &FileInfo) -> Flags {
-        let mut flags = Flags {
-            sys: f.parsed.sys,
-            keywords: Vec::new(),
-        };
-        for &l in &f.parsed.keyword_letters {
-            if let Some(n) = self.keywords.name_of(l) {
-                flags.add_keyword(n);
-            }
+/// The flags a file name stands for.
+pub fn flags_of(keywords: &Keywords, f: &FileInfo) -> Flags {
+    let mut flags = Flags {
+        sys: f.parsed.sys,
+        keywords: Vec::new(),
+    };
+    for &l in &f.parsed.keyword_letters {
+        if let Some(n) = keywords.name_of(l) {
+            flags.add_keyword(n);
         }
-        flags
     }
+    flags
+}
 
-    fn build_snapshot(&self, list: &UidList, matched: &BTreeMap<Uid, FileInfo>) -> Snapshot {
-        let messages = matched
-            .iter()
-            .map(|(uid, f)| MessageMeta {
-                uid: *uid,
-                flags: self.flags_of(f),
-                size: f
-                    .parsed
-                    .vsize
-                    .or_else(|| list.entries.get(uid).and_then(|e| e.size))
-                    .unwrap_or(0),
-                internal_date: f.mtime,
-            })
-            .collect();
-        Snapshot {
-            uid_validity: list.uid_validity,
-            uid_next: list.uid_next,
-            messages,
-            keywords: self.keywords.names(),
-        }
+fn build_snapshot(
+    keywords: &Keywords,
+    list: &UidList,
+    matched: &BTreeMap<Uid, FileInfo>,
+) -> Snapshot {
+    let messages = matched
+        .iter()
+        .map(|(uid, f)| MessageMeta {
+            uid: *uid,
+            flags: flags_of(keywords, f),
+            size: f
+                .parsed
+                .vsize
+                .or_else(|| list.entries.get(uid).and_then(|e| e.size))
+                .unwrap_or(0),
+            internal_date: f.mtime,
+        })
+        .collect();
+    Snapshot {
+        uid_validity: list.uid_validity,
+        uid_next: list.uid_next,
+        messages,
+        keywords: keywords.names(),
     }
 }
 

@@ -5,6 +5,7 @@ mod fsync;
 mod keywords;
 mod layout;
 mod messages;
+mod scale;
 mod uidlist;
 
 use std::path::{Path, PathBuf};
