@@ -264,6 +264,9 @@ impl Mailbox for MaildirMailbox {
         self.state.refresh(false)?;
         let folder = self.folder().clone();
         let mut gone = Vec::new();
+        // A set, not a slice scan per file: a POP3 QUIT may name tens of thousands.
+        let only: Option<std::collections::HashSet<Uid>> =
+            only.map(|o| o.iter().copied().collect());
         {
             let _lock = FolderLock::acquire(&folder.path, folder.shared.clone())?;
             let files = self.state.with(|c| c.files.clone());
@@ -271,7 +274,7 @@ impl Mailbox for MaildirMailbox {
                 if !f.parsed.sys.contains(crate::mailbox::SysFlags::DELETED) {
                     continue;
                 }
-                if only.is_some_and(|o| !o.contains(uid)) {
+                if only.as_ref().is_some_and(|o| !o.contains(uid)) {
                     continue;
                 }
                 let p = folder.file_path(f.sub, &f.name);
