@@ -1,6 +1,6 @@
 //! Auth socket benchmark: requests per second with ARGON2ID and SHA512-CRYPT hashes, and
 //! the latency of a good login while another address floods bad passwords.
-//! Run: `cargo bench --bench auth` (results go to docs/performance-auth.md by hand).
+//! Run: `cargo bench --bench auth` (results go to docs/performance.md, section "Auth socket", by hand).
 
 use std::time::{Duration, Instant};
 

@@ -8,6 +8,7 @@
 mod diag;
 mod files;
 mod load;
+mod pop3;
 mod units;
 mod walk;
 
@@ -25,6 +26,7 @@ pub struct Config {
     pub path: PathBuf,
     pub server: ServerConfig,
     pub imap: ImapConfig,
+    pub pop3: Pop3Config,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub storage: StorageConfig,
@@ -61,6 +63,28 @@ pub struct ImapConfig {
     pub login_timeout: Duration,
     /// How often a session in IDLE looks for changes (default 1 s).
     pub idle_poll: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Pop3Config {
+    /// Plaintext + STLS listeners.
+    pub listen: Vec<SocketAddr>,
+    /// Implicit-TLS listeners (POP3S).
+    pub listen_tls: Vec<SocketAddr>,
+    /// Client workarounds applied to RETR/TOP output (default none).
+    pub workarounds: crate::quirks::QuirkSet,
+    /// How UIDL values are built (default Dovecot's `%08Xu%08Xv`).
+    pub uidl_format: crate::pop3::uidl::UidlFormat,
+    /// One POP3 session per maildrop at a time; the second gets [IN-USE] (default true).
+    pub lock_mailbox: bool,
+    /// Time allowed to log in after connecting (default 60 s).
+    pub login_timeout: Duration,
+    /// Idle time after which a logged-in session is closed (RFC 1939 §3: ≥ 10 min).
+    pub autologout: Duration,
+    /// Longest command line, SASL responses included (default 8 KiB).
+    pub max_line_length: usize,
+    /// Minimum time between two logins of one user, 0 = none (RFC 2449 LOGIN-DELAY).
+    pub login_delay: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -192,6 +216,17 @@ impl Config {
                 login_timeout: Duration::from_secs(60),
                 idle_poll: Duration::from_millis(500),
             },
+            pop3: Pop3Config {
+                listen: vec![],
+                listen_tls: vec![],
+                workarounds: crate::quirks::QuirkSet::default(),
+                uidl_format: crate::pop3::uidl::UidlFormat::default(),
+                lock_mailbox: true,
+                login_timeout: Duration::from_secs(60),
+                autologout: Duration::from_secs(10 * 60),
+                max_line_length: 8192,
+                login_delay: Duration::ZERO,
+            },
             tls: TlsConfig {
                 cert: dir.join("tls/cert.pem"),
                 key: dir.join("tls/key.pem"),
@@ -235,6 +270,8 @@ pub(crate) fn defaults(dir: &Path) -> Config {
     c.imap.listen = vec![SocketAddr::from(([127, 0, 0, 1], 1143))];
     c.imap.listen_tls = vec![SocketAddr::from(([127, 0, 0, 1], 1993))];
     c.imap.idle_poll = Duration::from_secs(1);
+    c.pop3.listen = vec![SocketAddr::from(([127, 0, 0, 1], 1110))];
+    c.pop3.listen_tls = vec![SocketAddr::from(([127, 0, 0, 1], 1995))];
     c.auth.failure_delay = Duration::from_secs(2);
     c.storage.location = dir.join("../var/mail/%u").to_string_lossy().into_owned();
     c

@@ -1,4 +1,4 @@
-//! Loft: an IMAP4rev1 (and later POP3) mail store daemon.
+//! Loft: an IMAP4rev1 and POP3 mail store daemon.
 //!
 //! Crate map, top to bottom (no arrow points back up; see docs/architecture.md):
 //!
@@ -6,6 +6,9 @@
 //!   spawns one tokio task per connection.
 //! * [`imap`] — the IMAP protocol: command parser, session state machine, commands,
 //!   response encoding. Never touches files: everything goes through [`mailbox`].
+//! * [`pop3`] — the POP3 protocol (RFC 1939, 2449, 2595, 5034, 3206): command parser,
+//!   session state machine, UIDL formats, the maildrop lock registry.
+//! * [`quirks`] — named client workarounds, applied at the protocols' outbound seams.
 //! * [`auth`] — passwd-file users, password schemes, SASL mechanisms, failure delay.
 //! * [`mailbox`] — the storage API (`Store`, `Mailbox` traits), mailbox names, flags,
 //!   the MIME scanner and SEARCH evaluation. The Maildir backend is private to it.
@@ -20,5 +23,7 @@ pub mod config;
 pub mod imap;
 pub mod index;
 pub mod mailbox;
+pub mod pop3;
+pub mod quirks;
 pub mod server;
 pub mod tls;

@@ -274,6 +274,15 @@ fn check_config(path: &Path) -> Result<(), String> {
     if !cfg.imap.listen_tls.is_empty() {
         parts.push(format!("imaps on {}", join_addrs(&cfg.imap.listen_tls)));
     }
+    if !cfg.pop3.listen.is_empty() {
+        parts.push(format!("pop3 on {}", join_addrs(&cfg.pop3.listen)));
+    }
+    if !cfg.pop3.listen_tls.is_empty() {
+        parts.push(format!("pop3s on {}", join_addrs(&cfg.pop3.listen_tls)));
+    }
+    if let Some(socket) = &cfg.auth.socket {
+        parts.push(format!("auth socket {}", socket.display()));
+    }
     parts.push(format!("{users} user{}", if users == 1 { "" } else { "s" }));
     println!("{}: OK ({})", path.display(), parts.join(", "));
     Ok(())

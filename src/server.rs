@@ -1,7 +1,8 @@
-//! Listeners, connection limits, graceful shutdown.
+//! Listeners (IMAP, IMAPS, POP3, POP3S), connection limits, graceful shutdown.
 //!
-//! Listener kinds: IMAP (plain + STARTTLS), IMAPS, and the auth socket (UNIX and/or TCP,
-//! `crate::auth::socket`), which shares the one [`Authenticator`].
+//! Listener kinds: IMAP (plain + STARTTLS), IMAPS, POP3 (plain + STLS), POP3S, and the
+//! auth socket (UNIX and/or TCP, `crate::auth::socket`), which shares the one
+//! [`Authenticator`].
 //!
 //! `start` binds every configured address (so a port in use is a clear startup error),
 //! spawns one accept loop per listener and one task per connection; `serve` adds the
@@ -20,6 +21,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::imap::session::stream::Stream;
 use crate::imap::session::{Context, Session};
+use crate::pop3;
 
 /// How long shutdown waits for sessions to finish what they are writing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -105,6 +107,10 @@ pub struct Server {
     pub imap_addrs: Vec<SocketAddr>,
     /// Bound IMAPS addresses.
     pub imaps_addrs: Vec<SocketAddr>,
+    /// Bound plaintext POP3 addresses (STLS-capable).
+    pub pop3_addrs: Vec<SocketAddr>,
+    /// Bound POP3S addresses.
+    pub pop3s_addrs: Vec<SocketAddr>,
     /// Bound TCP addresses of the auth socket (`[auth] socket_tcp`).
     pub auth_tcp_addrs: Vec<SocketAddr>,
     /// The shared authenticator (also used by the auth socket).
@@ -128,14 +134,43 @@ impl Server {
     }
 }
 
+/// Which protocol a listener speaks, and whether TLS starts at once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Service {
+    Imap,
+    Imaps,
+    Pop3,
+    Pop3s,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::Imap => "IMAP",
+            Service::Imaps => "IMAPS",
+            Service::Pop3 => "POP3",
+            Service::Pop3s => "POP3S",
+        }
+    }
+    fn implicit_tls(self) -> bool {
+        matches!(self, Service::Imaps | Service::Pop3s)
+    }
+}
+
+/// The shared state of both protocols' sessions.
+struct Contexts {
+    imap: Arc<Context>,
+    pop3: Arc<pop3::session::Context>,
+}
+
 /// Binds the listeners and starts serving. Returns when everything is listening.
 pub async fn start(cfg: Config) -> Result<Server, String> {
     let cfg = Arc::new(cfg);
     let auth = Arc::new(Authenticator::new(&cfg.auth)?);
     let tls = match crate::tls::server_config(&cfg.tls, &cfg.server.hostname) {
         Ok(c) => Some(tokio_rustls::TlsAcceptor::from(c)),
-        Err(e) if cfg.imap.listen_tls.is_empty() => {
-            warn!("TLS unavailable, STARTTLS will not be offered: {e}");
+        Err(e) if cfg.imap.listen_tls.is_empty() && cfg.pop3.listen_tls.is_empty() => {
+            warn!("TLS unavailable, STARTTLS and STLS will not be offered: {e}");
             None
         }
         Err(e) => return Err(e),
@@ -147,50 +182,60 @@ pub async fn start(cfg: Config) -> Result<Server, String> {
         .as_ref()
         .map(|s| s.tcp_addrs.clone())
         .unwrap_or_default();
-    let ctx = Arc::new(Context {
-        cfg: Arc::clone(&cfg),
-        auth: Arc::clone(&auth),
-        tls: tls.clone(),
-        shutdown: stop_rx,
-        user_limits: UserIpLimits::new(cfg.server.max_connections_per_user_ip),
+    let user_limits = UserIpLimits::new(cfg.server.max_connections_per_user_ip);
+    let ctxs = Arc::new(Contexts {
+        imap: Arc::new(Context {
+            cfg: Arc::clone(&cfg),
+            auth: Arc::clone(&auth),
+            tls: tls.clone(),
+            shutdown: stop_rx.clone(),
+            user_limits: Arc::clone(&user_limits),
+        }),
+        pop3: Arc::new(pop3::session::Context {
+            cfg: Arc::clone(&cfg),
+            auth: Arc::clone(&auth),
+            tls: tls.clone(),
+            shutdown: stop_rx.clone(),
+            user_limits,
+            registry: pop3::registry::Registry::new(),
+        }),
     });
     let connections = Arc::new(Semaphore::new(cfg.server.max_connections));
     let ip_limits = Arc::new(IpLimits {
         max: cfg.server.max_connections_per_ip,
         counts: Mutex::new(HashMap::new()),
     });
-    let mut imap_addrs = Vec::new();
-    let mut imaps_addrs = Vec::new();
+    let mut bound: [Vec<SocketAddr>; 4] = Default::default();
     let mut listeners = Vec::new();
-    for (addrs, implicit_tls) in [(&cfg.imap.listen, false), (&cfg.imap.listen_tls, true)] {
+    let services = [
+        (&cfg.imap.listen, Service::Imap),
+        (&cfg.imap.listen_tls, Service::Imaps),
+        (&cfg.pop3.listen, Service::Pop3),
+        (&cfg.pop3.listen_tls, Service::Pop3s),
+    ];
+    for (slot, (addrs, service)) in services.into_iter().enumerate() {
         for addr in addrs {
-            let l = TcpListener::bind(addr).await.map_err(|e| {
-                format!(
-                    "cannot listen on {addr} for IMAP{}: {e}",
-                    if implicit_tls { "S" } else { "" }
-                )
-            })?;
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} for {}: {e}", service.name()))?;
             let local = l
                 .local_addr()
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            info!(
-                "listening for IMAP{} on {local}",
-                if implicit_tls { "S" } else { "" }
-            );
-            if implicit_tls {
-                imaps_addrs.push(local)
-            } else {
-                imap_addrs.push(local)
-            }
-            listeners.push((l, implicit_tls));
+            info!("listening for {} on {local}", service.name());
+            bound[slot].push(local);
+            listeners.push((l, service));
         }
     }
-    for (listener, implicit_tls) in listeners {
-        let ctx = Arc::clone(&ctx);
+    for (listener, service) in listeners {
+        let ctxs = Arc::clone(&ctxs);
         let connections = Arc::clone(&connections);
         let ip_limits = Arc::clone(&ip_limits);
-        let tls = if implicit_tls { tls.clone() } else { None };
-        let mut stop = ctx.shutdown.clone();
+        let tls = if service.implicit_tls() {
+            tls.clone()
+        } else {
+            None
+        };
+        let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -199,7 +244,15 @@ pub async fn start(cfg: Config) -> Result<Server, String> {
                 };
                 match accepted {
                     Ok((tcp, remote)) => {
-                        accept_one(tcp, remote, &ctx, &connections, &ip_limits, tls.clone());
+                        accept_one(
+                            tcp,
+                            remote,
+                            service,
+                            &ctxs,
+                            &connections,
+                            &ip_limits,
+                            tls.clone(),
+                        );
                     }
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
@@ -210,9 +263,12 @@ pub async fn start(cfg: Config) -> Result<Server, String> {
             }
         });
     }
+    let [imap_addrs, imaps_addrs, pop3_addrs, pop3s_addrs] = bound;
     Ok(Server {
         imap_addrs,
         imaps_addrs,
+        pop3_addrs,
+        pop3s_addrs,
         auth_tcp_addrs,
         auth,
         stop,
@@ -222,10 +278,12 @@ pub async fn start(cfg: Config) -> Result<Server, String> {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn accept_one(
     tcp: TcpStream,
     remote: SocketAddr,
-    ctx: &Arc<Context>,
+    service: Service,
+    ctxs: &Arc<Contexts>,
     connections: &Arc<Semaphore>,
     ip_limits: &Arc<IpLimits>,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -239,13 +297,16 @@ fn accept_one(
         return;
     }
     let _ = tcp.set_nodelay(true);
-    let ctx = Arc::clone(ctx);
+    let ctxs = Arc::clone(ctxs);
     let ip_limits = Arc::clone(ip_limits);
     tokio::spawn(async move {
+        let login_timeout = match service {
+            Service::Imap | Service::Imaps => ctxs.imap.cfg.imap.login_timeout,
+            Service::Pop3 | Service::Pop3s => ctxs.pop3.cfg.pop3.login_timeout,
+        };
         let stream = match tls {
             Some(acceptor) => {
-                let hs =
-                    tokio::time::timeout(ctx.cfg.imap.login_timeout, acceptor.accept(tcp)).await;
+                let hs = tokio::time::timeout(login_timeout, acceptor.accept(tcp)).await;
                 match hs {
                     Ok(Ok(s)) => Some(Stream::Tls(Box::new(s))),
                     Ok(Err(e)) => {
@@ -258,7 +319,18 @@ fn accept_one(
             None => Some(Stream::Plain(tcp)),
         };
         if let Some(stream) = stream {
-            Session::new(ctx, stream, remote).run().await;
+            match service {
+                Service::Imap | Service::Imaps => {
+                    Session::new(Arc::clone(&ctxs.imap), stream, remote)
+                        .run()
+                        .await
+                }
+                Service::Pop3 | Service::Pop3s => {
+                    pop3::session::Session::new(Arc::clone(&ctxs.pop3), stream, remote)
+                        .run()
+                        .await
+                }
+            }
         }
         ip_limits.remove(remote.ip());
         drop(permit);

@@ -32,7 +32,7 @@ fn shipped_config_checks_ok() {
     assert_eq!(
         text(&out.stdout),
         format!(
-            "{}: OK (imap on 127.0.0.1:1143, imaps on 127.0.0.1:1993, 0 users)\n",
+            "{}: OK (imap on 127.0.0.1:1143, imaps on 127.0.0.1:1993, pop3 on 127.0.0.1:1110, pop3s on 127.0.0.1:1995, 0 users)\n",
             conf.display()
         )
     );
@@ -44,14 +44,15 @@ fn good_config_with_a_user() {
     let conf = d.path().join("loft.toml");
     std::fs::write(
         &conf,
-        "[imap]\nlisten = \"127.0.0.1:2143\"\nlisten_tls = []\n[auth]\npasswd_file = \"pw\"\n",
+        "[imap]\nlisten = \"127.0.0.1:2143\"\nlisten_tls = []\n[pop3]\nlisten_tls = []\n[auth]\npasswd_file = \"pw\"\n",
     )
     .unwrap();
     std::fs::write(d.path().join("pw"), "# one user\nalice:{PLAIN}x\n").unwrap();
     let out = loft(&["check-config", "--config", conf.to_str().unwrap()], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).ends_with("OK (imap on 127.0.0.1:2143, 1 user)\n"),
+        text(&out.stdout)
+            .ends_with("OK (imap on 127.0.0.1:2143, pop3 on 127.0.0.1:1110, 1 user)\n"),
         "{}",
         text(&out.stdout)
     );

@@ -94,6 +94,7 @@ impl Server {
         let conf = format!(
             "[server]\nhostname = \"localhost\"\n\
              [imap]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = []\n\
+             [pop3]\nlisten = []\nlisten_tls = []\n\
              [auth]\npasswd_file = \"users\"\nfailure_delay = \"0s\"\n\
              [storage]\nlocation = \"{}/mail/%u\"\nfsync = \"{}\"\nautocreate_special_use = false\n\
              [log]\nlevel = \"info\"\n",

@@ -202,10 +202,36 @@ impl Authenticator {
         self.inner.db.current().get(name).map(to_user)
     }
 
+    /// The user's password in clear when the passdb stores it with the PLAIN scheme
+    /// (`{PLAIN}`/`{CLEARTEXT}`), for challenge-response mechanisms such as POP3 APOP that
+    /// need the secret itself. `None` for unknown users and hashed passwords.
+    /// May stat or re-read the file: blocking.
+    pub fn plain_password(&self, name: &str) -> Option<String> {
+        let table = self.inner.db.current();
+        let entry = table.get(name)?;
+        match scheme::parse_stored(&entry.password) {
+            Ok((Scheme::Plain, secret)) if !secret.is_empty() => Some(secret.to_string()),
+            _ => None,
+        }
+    }
+
+    /// True when at least one user's password is stored in clear (so APOP can work for
+    /// someone). May stat or re-read the file: blocking.
+    pub fn has_plain_passwords(&self) -> bool {
+        self.inner.db.current().has_plain()
+    }
+
     /// Number of users currently known. May stat or re-read the file: blocking.
     pub fn user_count(&self) -> usize {
         self.inner.db.current().len()
     }
+}
+
+/// Plaintext passwords are refused on connections that are neither TLS nor loopback,
+/// unless the admin allowed it (RFC 3501 §6.2.3 LOGINDISABLED, RFC 2595 §2.1, RFC 8314 §3).
+/// Shared by IMAP (LOGIN, AUTHENTICATE) and POP3 (USER/PASS, AUTH).
+pub fn plaintext_auth_refused(tls: bool, remote: IpAddr, allowed: bool) -> bool {
+    !tls && !remote.is_loopback() && !allowed
 }
 
 fn to_user(e: &passwd_file::Entry) -> User {

@@ -40,6 +40,7 @@ pub struct Table {
     /// A real stored hash of the most common scheme: unknown users are verified against
     /// it so that they cost as much time as known ones.
     pub decoy: Option<String>,
+    has_plain: bool,
 }
 
 impl Table {
@@ -53,6 +54,11 @@ impl Table {
 
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
+    }
+
+    /// True when some user's password uses the PLAIN scheme (computed when parsed).
+    pub fn has_plain(&self) -> bool {
+        self.has_plain
     }
 }
 
@@ -151,6 +157,7 @@ pub fn parse(bytes: &[u8]) -> (Table, Vec<Problem>) {
         }
         table.users.insert(entry.name.clone(), entry);
     }
+    table.has_plain = counts.contains_key(&Scheme::Plain);
     table.decoy = counts
         .into_values()
         .max_by_key(|(count, _)| *count)

@@ -107,3 +107,27 @@ async fn default_file_is_created_when_missing() {
     cfg.create_if_missing = false;
     assert!(Authenticator::new(&cfg).is_err());
 }
+
+#[test]
+fn plain_password_only_for_plain_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users");
+    let hashed = crate::auth::hash_password(crate::auth::Scheme::Sha512Crypt, "pw").unwrap();
+    std::fs::write(
+        &path,
+        format!("p:{{PLAIN}}tanstaaf\nc:{{CLEARTEXT}}x y\nh:{hashed}\n"),
+    )
+    .unwrap();
+    let mut cfg = crate::config::Config::for_tests(dir.path()).auth;
+    cfg.passwd_file = path.clone();
+    cfg.create_if_missing = false;
+    let a = crate::auth::Authenticator::new(&cfg).unwrap();
+    assert_eq!(a.plain_password("p").as_deref(), Some("tanstaaf"));
+    assert_eq!(a.plain_password("c").as_deref(), Some("x y"));
+    assert_eq!(a.plain_password("h"), None);
+    assert_eq!(a.plain_password("nobody"), None);
+    assert!(a.has_plain_passwords());
+    std::fs::write(&path, format!("h:{hashed}\n")).unwrap();
+    let b = crate::auth::Authenticator::new(&cfg).unwrap();
+    assert!(!b.has_plain_passwords());
+}

@@ -36,6 +36,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "idle_poll",
         ],
     ),
+    ("pop3", super::pop3::KEYS),
     ("tls", &["cert", "key"]),
     (
         "auth",
@@ -214,6 +215,7 @@ fn walk_document(w: &mut Walker<'_>, doc: &DeTable<'_>, cfg: &mut Config, spans:
             match *sect {
                 "server" => server_key(w, key_name, val, cfg),
                 "imap" => imap_key(w, key_name, val, cfg),
+                "pop3" => super::pop3::key(w, key_name, val, cfg),
                 "tls" => tls_key(w, key_name, val, cfg, spans),
                 "auth" => auth_key(w, key_name, val, cfg, spans),
                 "storage" => storage_key(w, key_name, val, cfg),
@@ -223,12 +225,14 @@ fn walk_document(w: &mut Walker<'_>, doc: &DeTable<'_>, cfg: &mut Config, spans:
     }
     // Cross-key checks.
     let mut seen: Vec<std::net::SocketAddr> = Vec::new();
-    for a in cfg.imap.listen.iter().chain(cfg.imap.listen_tls.iter()) {
+    let imap = cfg.imap.listen.iter().chain(cfg.imap.listen_tls.iter());
+    let pop3 = cfg.pop3.listen.iter().chain(cfg.pop3.listen_tls.iter());
+    for (a, sect) in imap.map(|a| (a, "imap")).chain(pop3.map(|a| (a, "pop3"))) {
         if seen.contains(a) {
-            let s = spans.section("imap");
+            let s = spans.section(sect);
             w.error(
                 s,
-                format!("address {a} is listed twice in [imap] listen/listen_tls"),
+                format!("address {a} is listed twice in [imap]/[pop3] listen/listen_tls"),
             );
         }
         seen.push(*a);
@@ -316,7 +320,7 @@ fn imap_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
     }
 }
 
-fn nonzero(w: &mut Walker<'_>, key: &str, v: &Val<'_>) -> Option<Duration> {
+pub(super) fn nonzero(w: &mut Walker<'_>, key: &str, v: &Val<'_>) -> Option<Duration> {
     let d = w.duration(key, v)?;
     if d.is_zero() {
         w.error(v.span(), format!("`{key}` must not be 0"));
@@ -529,7 +533,7 @@ fn log_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
     }
 }
 
-fn set<T>(slot: &mut T, v: Option<T>) {
+pub(super) fn set<T>(slot: &mut T, v: Option<T>) {
     if let Some(v) = v {
         *slot = v;
     }

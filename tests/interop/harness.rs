@@ -19,6 +19,10 @@ pub struct Loft {
     pub port: u16,
     /// Implicit-TLS IMAPS port on 127.0.0.1.
     pub tls_port: u16,
+    /// Plaintext (STLS-capable) POP3 port on 127.0.0.1.
+    pub pop3_port: u16,
+    /// Implicit-TLS POP3S port on 127.0.0.1.
+    pub pop3s_port: u16,
 }
 
 /// A port that was free a moment ago (bind to port 0, read it, close). Another process
@@ -54,6 +58,8 @@ impl Loft {
             dir,
             port: 0,
             tls_port: 0,
+            pop3_port: 0,
+            pop3s_port: 0,
         };
         loft.launch();
         loft
@@ -63,11 +69,12 @@ impl Loft {
     fn launch(&mut self) {
         let mut last = String::new();
         for _attempt in 0..5 {
-            let (port, tls_port) = (free_port(), free_port());
-            if port == tls_port {
+            let ports = [free_port(), free_port(), free_port(), free_port()];
+            let [port, tls_port, pop3_port, pop3s_port] = ports;
+            if (1..4).any(|i| ports[..i].contains(&ports[i])) {
                 continue;
             }
-            write_config(self.dir.path(), port, tls_port);
+            write_config(self.dir.path(), ports);
             let log = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -87,6 +94,8 @@ impl Loft {
             self.child = Some(child);
             self.port = port;
             self.tls_port = tls_port;
+            self.pop3_port = pop3_port;
+            self.pop3s_port = pop3s_port;
             match self.wait_ready(Duration::from_secs(15)) {
                 Ok(()) => return,
                 Err(e) => {
@@ -143,7 +152,12 @@ impl Loft {
             if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
                 return Err(format!("loft serve exited early with {st}"));
             }
-            if self.cert().exists() && accepts(self.port) && accepts(self.tls_port) {
+            if self.cert().exists()
+                && accepts(self.port)
+                && accepts(self.tls_port)
+                && accepts(self.pop3_port)
+                && accepts(self.pop3s_port)
+            {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -198,7 +212,7 @@ pub fn maildir_of(dir: &Path) -> PathBuf {
     dir.join("mail").join(USER)
 }
 
-fn write_config(dir: &Path, port: u16, tls_port: u16) {
+fn write_config(dir: &Path, [port, tls_port, pop3_port, pop3s_port]: [u16; 4]) {
     // The default tls/ paths: Loft generates a self-signed pair there on first start.
     let toml = format!(
         r#"# Written by the interop tests.
@@ -208,6 +222,10 @@ hostname = "localhost"
 [imap]
 listen = ["127.0.0.1:{port}"]
 listen_tls = ["127.0.0.1:{tls_port}"]
+
+[pop3]
+listen = ["127.0.0.1:{pop3_port}"]
+listen_tls = ["127.0.0.1:{pop3s_port}"]
 
 [tls]
 cert = "tls/cert.pem"

@@ -6,4 +6,5 @@ mod basics;
 mod concurrency;
 mod mailboxes;
 mod messages;
+mod pop3;
 mod robustness;

@@ -12,6 +12,24 @@ use crate::mailbox::message::{self, Section, SectionText};
 use crate::mailbox::search::NumSet;
 use crate::mailbox::{date, ErrorKind, Flags, StoreOp, SysFlags};
 
+/// Cache field names for FETCH items whose encoded form is worth keeping (opaque to the
+/// store; the index engine decides per user whether to keep them).
+const ENVELOPE_FIELD: &str = "imap.envelope";
+const BODY_FIELD: &str = "imap.body";
+const BODYSTRUCTURE_FIELD: &str = "imap.bodystructure";
+
+/// Messages handled per cache lookup (bounds the memory of `FETCH 1:*`).
+const CHUNK: usize = 512;
+
+fn cache_field(item: &FetchAtt) -> Option<&'static str> {
+    match item {
+        FetchAtt::Envelope => Some(ENVELOPE_FIELD),
+        FetchAtt::Body => Some(BODY_FIELD),
+        FetchAtt::BodyStructure => Some(BODYSTRUCTURE_FIELD),
+        _ => None,
+    }
+}
+
 impl Session {
     pub(super) async fn fetch(&mut self, uid: bool, set: &NumSet, atts: &[FetchAtt]) -> Status {
         let Some(view) = self.view.as_mut() else {
@@ -98,155 +116,207 @@ impl Session {
             _ => true,
         });
         let wants_flags = items.contains(&FetchAtt::Flags);
+        let cached_fields: Vec<&'static str> = items.iter().filter_map(cache_field).collect();
+        // Items that need the message itself even when every cacheable item was cached.
+        let needs_content_uncached = items.iter().any(|a| {
+            cache_field(a).is_none()
+                && needs_content
+                && !matches!(
+                    a,
+                    FetchAtt::Uid | FetchAtt::Flags | FetchAtt::InternalDate | FetchAtt::Rfc822Size
+                )
+        });
         let mut vanished = false;
-        for i in indexes {
+        for chunk in indexes.chunks(CHUNK) {
             let Some(view) = self.view.as_ref() else {
                 break;
             };
-            let Some(meta) = view.meta(i).map(|m| m.into_owned()) else {
-                continue;
-            };
-            let data = if needs_content {
-                let read = || {
-                    if needs_body {
-                        view.mailbox.fetch_message(meta.uid)
-                    } else {
-                        view.mailbox.fetch_header(meta.uid)
-                    }
+            let uids: Vec<u32> = chunk.iter().map(|&i| view.uid_at(i).unwrap_or(0)).collect();
+            // cached[f][k]: value of cached_fields[f] for chunk[k]
+            let mut cached: Vec<Vec<Option<Vec<u8>>>> = Vec::with_capacity(cached_fields.len());
+            for field in &cached_fields {
+                let mut values = vec![None; uids.len()];
+                blocking(|| {
+                    view.mailbox.cache_lookup(&uids, field, &mut |k, v| {
+                        if let (Some(slot), Some(v)) = (values.get_mut(k), v) {
+                            *slot = Some(v.to_vec());
+                        }
+                    })
+                });
+                cached.push(values);
+            }
+            for (k, &i) in chunk.iter().enumerate() {
+                let Some(view) = self.view.as_ref() else {
+                    break;
                 };
-                match blocking(read) {
-                    Ok(d) => Some(d),
-                    Err(e) if e.kind == ErrorKind::Expunged || e.kind == ErrorKind::NonExistent => {
-                        vanished = true;
-                        continue;
-                    }
-                    Err(e) => return self.storage_error("fetch", &e),
-                }
-            } else {
-                None
-            };
-            let parsed = data.as_deref().map(message::parse);
-            let mut line = format!("* {} FETCH (", i + 1).into_bytes();
-            let mut first = true;
-            let mut literal_tail: Option<Cow<[u8]>> = None;
-            for item in &items {
-                if !first {
-                    line.push(b' ');
-                }
-                first = false;
-                match item {
-                    FetchAtt::Uid => line.extend_from_slice(format!("UID {}", meta.uid).as_bytes()),
-                    FetchAtt::Flags => {
-                        line.extend_from_slice(b"FLAGS ");
-                        view.flag_list(&meta, &mut line);
-                    }
-                    FetchAtt::InternalDate => {
-                        line.extend_from_slice(
-                            format!(
-                                "INTERNALDATE \"{}\"",
-                                date::imap_datetime(meta.internal_date)
-                            )
-                            .as_bytes(),
-                        );
-                    }
-                    FetchAtt::Rfc822Size => {
-                        line.extend_from_slice(format!("RFC822.SIZE {}", meta.size).as_bytes())
-                    }
-                    FetchAtt::Envelope => {
-                        if let (Some(d), Some(p)) = (data.as_deref(), parsed.as_ref()) {
-                            line.extend_from_slice(b"ENVELOPE ");
-                            envelope::envelope(d, p, &mut line);
+                let Some(meta) = view.meta(i).map(|m| m.into_owned()) else {
+                    continue;
+                };
+                let hit = |field: &str| -> Option<&[u8]> {
+                    let f = cached_fields.iter().position(|x| *x == field)?;
+                    cached.get(f)?.get(k)?.as_deref()
+                };
+                let all_cached = cached_fields.iter().all(|f| hit(f).is_some());
+                let data = if needs_content && (needs_content_uncached || !all_cached) {
+                    let read = || {
+                        if needs_body {
+                            view.mailbox.fetch_message(meta.uid)
+                        } else {
+                            view.mailbox.fetch_header(meta.uid)
                         }
-                    }
-                    FetchAtt::Body | FetchAtt::BodyStructure => {
-                        if let (Some(d), Some(p)) = (data.as_deref(), parsed.as_ref()) {
-                            let ext = *item == FetchAtt::BodyStructure;
-                            line.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
-                            bodystructure::bodystructure(d, p, ext, &mut line);
-                        }
-                    }
-                    FetchAtt::Rfc822
-                    | FetchAtt::Rfc822Header
-                    | FetchAtt::Rfc822Text
-                    | FetchAtt::BodySection { .. } => {
-                        let (Some(d), Some(p)) = (data.as_deref(), parsed.as_ref()) else {
+                    };
+                    match blocking(read) {
+                        Ok(d) => Some(d),
+                        Err(e)
+                            if e.kind == ErrorKind::Expunged
+                                || e.kind == ErrorKind::NonExistent =>
+                        {
+                            vanished = true;
                             continue;
-                        };
-                        let (name, section, partial) = match item {
-                            FetchAtt::Rfc822 => ("RFC822".to_string(), Section::default(), None),
-                            FetchAtt::Rfc822Header => (
-                                "RFC822.HEADER".to_string(),
-                                Section {
-                                    part: vec![],
-                                    text: Some(SectionText::Header),
-                                },
-                                None,
-                            ),
-                            FetchAtt::Rfc822Text => (
-                                "RFC822.TEXT".to_string(),
-                                Section {
-                                    part: vec![],
-                                    text: Some(SectionText::Text),
-                                },
-                                None,
-                            ),
-                            FetchAtt::BodySection {
-                                section, partial, ..
-                            } => (section_name(section, *partial), section.clone(), *partial),
-                            _ => continue,
-                        };
-                        let body: Option<Cow<[u8]>> = if section == Section::default() {
-                            Some(Cow::Borrowed(d))
-                        } else {
-                            message::section(d, p, &section)
-                        };
-                        line.extend_from_slice(name.as_bytes());
+                        }
+                        Err(e) => return self.storage_error("fetch", &e),
+                    }
+                } else {
+                    None
+                };
+                let parsed = data.as_deref().map(message::parse);
+                let mut line = format!("* {} FETCH (", i + 1).into_bytes();
+                let mut first = true;
+                let mut literal_tail: Option<Cow<[u8]>> = None;
+                for item in &items {
+                    if !first {
                         line.push(b' ');
-                        // A section the message does not have is an empty string, as
-                        // Dovecot answers (clients treat NIL here as an error).
-                        let body = body.unwrap_or(Cow::Borrowed(&[]));
-                        let body = match partial {
-                            Some((origin, count)) => {
-                                let start = (origin as usize).min(body.len());
-                                let end = start.saturating_add(count as usize).min(body.len());
-                                slice_cow(body, start, end)
+                    }
+                    first = false;
+                    match item {
+                        FetchAtt::Uid => {
+                            line.extend_from_slice(format!("UID {}", meta.uid).as_bytes())
+                        }
+                        FetchAtt::Flags => {
+                            line.extend_from_slice(b"FLAGS ");
+                            view.flag_list(&meta, &mut line);
+                        }
+                        FetchAtt::InternalDate => {
+                            line.extend_from_slice(
+                                format!(
+                                    "INTERNALDATE \"{}\"",
+                                    date::imap_datetime(meta.internal_date)
+                                )
+                                .as_bytes(),
+                            );
+                        }
+                        FetchAtt::Rfc822Size => {
+                            line.extend_from_slice(format!("RFC822.SIZE {}", meta.size).as_bytes())
+                        }
+                        FetchAtt::Envelope | FetchAtt::Body | FetchAtt::BodyStructure => {
+                            let (name, field): (&[u8], &str) = match item {
+                                FetchAtt::Envelope => (b"ENVELOPE ", ENVELOPE_FIELD),
+                                FetchAtt::Body => (b"BODY ", BODY_FIELD),
+                                _ => (b"BODYSTRUCTURE ", BODYSTRUCTURE_FIELD),
+                            };
+                            line.extend_from_slice(name);
+                            if let Some(v) = hit(field) {
+                                line.extend_from_slice(v);
+                            } else if let (Some(d), Some(p)) = (data.as_deref(), parsed.as_ref()) {
+                                let start = line.len();
+                                match item {
+                                    FetchAtt::Envelope => envelope::envelope(d, p, &mut line),
+                                    FetchAtt::Body => {
+                                        bodystructure::bodystructure(d, p, false, &mut line)
+                                    }
+                                    _ => bodystructure::bodystructure(d, p, true, &mut line),
+                                }
+                                let value = &line[start..];
+                                blocking(|| view.mailbox.cache_offer(meta.uid, field, value));
                             }
-                            None => body,
-                        };
-                        let body = without_nuls(body);
-                        let is_last = items.last().is_some_and(|l| std::ptr::eq(l, item));
-                        if body.len() >= 8192 && is_last {
-                            // The last item: send the big literal straight from the message
-                            // buffer instead of copying it into the line.
-                            line.extend_from_slice(format!("{{{}}}\r\n", body.len()).as_bytes());
-                            literal_tail = Some(body);
-                        } else if body.is_empty() {
-                            line.extend_from_slice(b"\"\"");
-                        } else {
-                            push_literal(&mut line, &body);
+                        }
+                        FetchAtt::Rfc822
+                        | FetchAtt::Rfc822Header
+                        | FetchAtt::Rfc822Text
+                        | FetchAtt::BodySection { .. } => {
+                            let (Some(d), Some(p)) = (data.as_deref(), parsed.as_ref()) else {
+                                continue;
+                            };
+                            let (name, section, partial) = match item {
+                                FetchAtt::Rfc822 => {
+                                    ("RFC822".to_string(), Section::default(), None)
+                                }
+                                FetchAtt::Rfc822Header => (
+                                    "RFC822.HEADER".to_string(),
+                                    Section {
+                                        part: vec![],
+                                        text: Some(SectionText::Header),
+                                    },
+                                    None,
+                                ),
+                                FetchAtt::Rfc822Text => (
+                                    "RFC822.TEXT".to_string(),
+                                    Section {
+                                        part: vec![],
+                                        text: Some(SectionText::Text),
+                                    },
+                                    None,
+                                ),
+                                FetchAtt::BodySection {
+                                    section, partial, ..
+                                } => (section_name(section, *partial), section.clone(), *partial),
+                                _ => continue,
+                            };
+                            let body: Option<Cow<[u8]>> = if section == Section::default() {
+                                Some(Cow::Borrowed(d))
+                            } else {
+                                message::section(d, p, &section)
+                            };
+                            line.extend_from_slice(name.as_bytes());
+                            line.push(b' ');
+                            // A section the message does not have is an empty string, as
+                            // Dovecot answers (clients treat NIL here as an error).
+                            let body = body.unwrap_or(Cow::Borrowed(&[]));
+                            let body = match partial {
+                                Some((origin, count)) => {
+                                    let start = (origin as usize).min(body.len());
+                                    let end = start.saturating_add(count as usize).min(body.len());
+                                    slice_cow(body, start, end)
+                                }
+                                None => body,
+                            };
+                            let body = without_nuls(body);
+                            let is_last = items.last().is_some_and(|l| std::ptr::eq(l, item));
+                            if body.len() >= 8192 && is_last {
+                                // The last item: send the big literal straight from the message
+                                // buffer instead of copying it into the line.
+                                line.extend_from_slice(
+                                    format!("{{{}}}\r\n", body.len()).as_bytes(),
+                                );
+                                literal_tail = Some(body);
+                            } else if body.is_empty() {
+                                line.extend_from_slice(b"\"\"");
+                            } else {
+                                push_literal(&mut line, &body);
+                            }
                         }
                     }
                 }
-            }
-            let mut tail = Vec::new();
-            if !wants_flags && flags_changed.contains(&meta.uid) {
-                tail.extend_from_slice(b" FLAGS ");
-                view.flag_list(&meta, &mut tail);
-            }
-            tail.extend_from_slice(b")\r\n");
-            match literal_tail {
-                Some(body) => {
-                    self.conn.out.extend_from_slice(&line);
-                    let ok = self.conn.write_bytes(&body).await.is_ok();
-                    self.conn.out.extend_from_slice(&tail);
-                    if !ok {
-                        return Status::no("Connection error.");
-                    }
+                let mut tail = Vec::new();
+                if !wants_flags && flags_changed.contains(&meta.uid) {
+                    tail.extend_from_slice(b" FLAGS ");
+                    view.flag_list(&meta, &mut tail);
                 }
-                None => {
-                    line.extend_from_slice(&tail);
-                    if self.conn.write_bytes(&line).await.is_err() {
-                        return Status::no("Connection error.");
+                tail.extend_from_slice(b")\r\n");
+                match literal_tail {
+                    Some(body) => {
+                        self.conn.out.extend_from_slice(&line);
+                        let ok = self.conn.write_bytes(&body).await.is_ok();
+                        self.conn.out.extend_from_slice(&tail);
+                        if !ok {
+                            return Status::no("Connection error.");
+                        }
+                    }
+                    None => {
+                        line.extend_from_slice(&tail);
+                        if self.conn.write_bytes(&line).await.is_err() {
+                            return Status::no("Connection error.");
+                        }
                     }
                 }
             }

@@ -10,7 +10,12 @@ use super::{blocking, Flow, Session, Status};
 use crate::imap::command::AppendHead;
 use crate::imap::syntax::seqset;
 use crate::mailbox::search::{self, MessageContext, NumSet, SearchKey};
-use crate::mailbox::{ErrorKind, Flags, StoreOp, SysFlags, Uid};
+use crate::mailbox::{ErrorKind, Flags, MessageData, StoreOp, SysFlags, Uid};
+
+/// Cache field holding a message's header block (opaque to the store).
+const HEADER_FIELD: &str = "hdr";
+/// Messages per cache lookup in SEARCH.
+const SEARCH_CHUNK: usize = 512;
 
 /// Longest line accepted while idling (it should be `DONE`).
 const IDLE_LINE_LIMIT: usize = 1024;
@@ -48,24 +53,45 @@ impl Session {
         let max_seq = view.exists();
         let max_uid = view.max_uid();
         let mut hits: Vec<u32> = Vec::new();
+        // Header-only keys read the header block from the cache when the store has it
+        // (field `hdr`), else from the file, and offer it to the cache.
+        let header_only = needs_content && !needs_body;
         blocking(|| {
-            for i in 0..max_seq as usize {
-                let Some(meta) = view.meta(i) else { break };
-                let meta = &*meta;
-                let content = match (needs_content, needs_body) {
-                    (false, _) => None,
-                    (true, false) => view.mailbox.fetch_header(meta.uid).ok(),
-                    (true, true) => view.mailbox.fetch_message(meta.uid).ok(),
-                };
-                let ctx = MessageContext {
-                    seq: i as u32 + 1,
-                    max_seq,
-                    max_uid,
-                    meta,
-                    recent: view.recent.contains(&meta.uid),
-                };
-                if search::matches(key, &ctx, content.as_deref()) {
-                    hits.push(if uid { meta.uid } else { i as u32 + 1 });
+            let all: Vec<usize> = (0..max_seq as usize).collect();
+            for chunk in all.chunks(SEARCH_CHUNK) {
+                let mut headers: Vec<Option<Vec<u8>>> = vec![None; chunk.len()];
+                if header_only {
+                    let uids: Vec<Uid> =
+                        chunk.iter().map(|&i| view.uid_at(i).unwrap_or(0)).collect();
+                    view.mailbox.cache_lookup(&uids, HEADER_FIELD, &mut |k, v| {
+                        if let (Some(slot), Some(v)) = (headers.get_mut(k), v) {
+                            *slot = Some(v.to_vec());
+                        }
+                    });
+                }
+                for (k, &i) in chunk.iter().enumerate() {
+                    let Some(meta) = view.meta(i) else { break };
+                    let meta = &*meta;
+                    let content: Option<MessageData> = match (needs_content, needs_body) {
+                        (false, _) => None,
+                        (true, false) => match headers.get_mut(k).and_then(Option::take) {
+                            Some(h) => Some(MessageData::Owned(h)),
+                            None => view.mailbox.fetch_header(meta.uid).ok().inspect(|d| {
+                                view.mailbox.cache_offer(meta.uid, HEADER_FIELD, d);
+                            }),
+                        },
+                        (true, true) => view.mailbox.fetch_message(meta.uid).ok(),
+                    };
+                    let ctx = MessageContext {
+                        seq: i as u32 + 1,
+                        max_seq,
+                        max_uid,
+                        meta,
+                        recent: view.recent.contains(&meta.uid),
+                    };
+                    if search::matches(key, &ctx, content.as_deref()) {
+                        hits.push(if uid { meta.uid } else { i as u32 + 1 });
+                    }
                 }
             }
         });

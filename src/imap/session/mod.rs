@@ -103,11 +103,8 @@ pub struct Session {
     closing: bool,
 }
 
-/// Plaintext passwords are refused on connections that are neither TLS nor loopback,
-/// unless the admin allowed it (RFC 3501 §6.2.3 LOGINDISABLED, RFC 8314 §3).
-pub fn plaintext_auth_refused(tls: bool, remote: std::net::IpAddr, allowed: bool) -> bool {
-    !tls && !remote.is_loopback() && !allowed
-}
+/// Moved to [`crate::auth`], shared with POP3; re-exported for existing callers.
+pub use crate::auth::plaintext_auth_refused;
 
 /// Runs blocking storage work without stalling the runtime.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {

@@ -162,6 +162,9 @@ impl Mailbox for MaildirMailbox {
         self.state.refresh(false)?;
         let folder = self.folder().clone();
         let mut gone = Vec::new();
+        // A set, not a slice scan per file: a POP3 QUIT may name tens of thousands.
+        let only: Option<std::collections::HashSet<Uid>> =
+            only.map(|o| o.iter().copied().collect());
         {
             let _lock = FolderLock::acquire(&folder.path, folder.shared.clone())?;
             // \Deleted as the index has it (a file name may not show it yet).
@@ -170,7 +173,7 @@ impl Mailbox for MaildirMailbox {
                 if !m.flags.sys.contains(crate::mailbox::SysFlags::DELETED) {
                     continue;
                 }
-                if only.is_some_and(|o| !o.contains(&m.uid)) {
+                if only.as_ref().is_some_and(|o| !o.contains(&m.uid)) {
                     continue;
                 }
                 let Some(f) = files.get(&m.uid) else { continue };

@@ -1,0 +1,21 @@
+//! The POP3 protocol on Loft's mail store: RFC 1939 (USER/PASS, APOP, STAT, LIST, RETR,
+//! DELE, NOOP, RSET, QUIT, TOP, UIDL), RFC 2449 CAPA and response codes, RFC 2595 STLS,
+//! RFC 5034 AUTH (PLAIN, LOGIN, initial responses) and RFC 3206 codes ([SYS/TEMP], [AUTH]).
+//!
+//! * [`command`] — the pure line parser.
+//! * [`session`] — the state machine AUTHORIZATION → TRANSACTION → UPDATE.
+//! * [`uidl`] — UIDL values from a format string (Dovecot's default).
+//! * [`stuff`] — byte-stuffing and the TOP cut.
+//! * [`registry`] — the in-process maildrop locks ([IN-USE]) and login delays.
+//! * [`md5`] — the digest APOP needs.
+//!
+//! POP3 sees one mailbox, the user's INBOX, through [`crate::mailbox`]; it shares the
+//! authenticator, TLS, connection limits and the connection I/O (`imap::session::wire`
+//! and `stream`, which are protocol-neutral) with IMAP. It never touches files.
+
+pub mod command;
+pub mod md5;
+pub mod registry;
+pub mod session;
+pub mod stuff;
+pub mod uidl;
