@@ -3,6 +3,7 @@
 mod util;
 
 mod basics;
+mod caching;
 mod concurrency;
 mod mailboxes;
 mod messages;
