@@ -22,12 +22,7 @@ impl Session {
             return Flow::Continue;
         }
         self.tagged(tag, Status::ok("Begin TLS negotiation now."));
-        if self.conn.flush().await.is_err() {
-            return Flow::Close;
-        }
-        // Anything the client pipelined after STARTTLS was sent in the clear: drop it.
-        self.conn.discard_buffered_input();
-        match self.conn.stream.upgrade(&acceptor).await {
+        match self.conn.start_tls(&acceptor).await {
             Ok(()) => Flow::Continue,
             Err(e) => {
                 info!(session = %self.id, remote = %self.remote, "STARTTLS handshake failed: {e}");

@@ -97,6 +97,16 @@ impl Conn {
         self.rbuf = Vec::new();
     }
 
+    /// The TLS half of STARTTLS/STLS, after the protocol's "go ahead" response was queued:
+    /// flushes that response, drops whatever the client pipelined after the command (it
+    /// came in the clear and must not be taken as sent inside TLS: RFC 3207 §4.2, RFC 2595
+    /// §4), and performs the handshake.
+    pub async fn start_tls(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> io::Result<()> {
+        self.flush().await?;
+        self.discard_buffered_input();
+        self.stream.upgrade(acceptor).await
+    }
+
     /// Releases buffer memory after a large command so idle sessions stay small.
     pub fn shrink(&mut self) {
         if self.rbuf.capacity() > READ_CHUNK * 2 && self.rbuf.len() < READ_CHUNK {

@@ -54,13 +54,7 @@ impl Session {
             return Flow::Continue;
         }
         self.ok("Begin TLS negotiation now.");
-        if self.conn.flush().await.is_err() {
-            return Flow::Close;
-        }
-        // RFC 2595 §4 / RFC 3207 §4.2 reasoning: whatever was pipelined after STLS came
-        // in the clear and must not be taken as sent inside TLS (command injection).
-        self.conn.discard_buffered_input();
-        match self.conn.stream.upgrade(&acceptor).await {
+        match self.conn.start_tls(&acceptor).await {
             Ok(()) => Flow::Continue,
             Err(e) => {
                 info!(session = %self.id, remote = %self.remote, "STLS handshake failed: {e}");
