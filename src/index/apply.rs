@@ -107,6 +107,13 @@ pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> 
                     s.records[i].key = key.clone();
                 }
             }
+            Op::SetDates { dates } => {
+                for (uid, date) in dates {
+                    if let Ok(i) = s.records.binary_search_by_key(uid, |r| r.uid) {
+                        s.records[i].internal_date = *date;
+                    }
+                }
+            }
             Op::Commit { modseq, .. } => {
                 s.header.highest_modseq = s.header.highest_modseq.max(*modseq);
             }

@@ -147,6 +147,9 @@ fn log_header_and_ops_round_trip() {
             uid: 7,
             key: b"new".to_vec().into(),
         },
+        Op::SetDates {
+            dates: vec![(1, 1_700_000_000), (9, -5), (10, i64::MIN)],
+        },
         Op::Commit { modseq: 10, ops: 8 },
     ];
     let mut buf = Vec::new();

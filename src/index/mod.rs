@@ -136,6 +136,9 @@ impl Error {
     }
 }
 
+/// `Record::internal_date` not known yet (filled in later by a `SetDates` log record).
+pub const UNKNOWN_DATE: i64 = i64::MIN;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     pub uid: u32,
@@ -147,6 +150,8 @@ pub struct Record {
     pub keywords: u64,
     pub modseq: u64,
     pub size: u64,
+    /// Seconds since the epoch; [`UNKNOWN_DATE`] until the storage has been asked (a
+    /// Maildir's first scan of many new files leaves dates to be filled in afterwards).
     pub internal_date: i64,
     /// Opaque storage key (for Maildir the base file name).
     pub key: Box<[u8]>,

@@ -16,6 +16,9 @@ pub const RECENT: u8 = 6;
 pub const DIRTY_CLEAR: u8 = 7;
 pub const COMMIT: u8 = 8;
 pub const SET_KEY: u8 = 9;
+pub const SET_DATES: u8 = 10;
+/// Most (uid, date) pairs in one `SetDates` record (12 bytes each).
+pub const MAX_DATES_PER_OP: usize = 4096;
 /// Bytes around a payload: len (4) + kind (1) + crc (4).
 pub const FRAME: usize = 9;
 pub const COMMIT_PAYLOAD: u32 = 12;
@@ -60,6 +63,11 @@ pub enum Op {
     SetKey {
         uid: u32,
         key: Box<[u8]>,
+    },
+    /// Internal dates found out after the append (uids ascending; no modseq change: the
+    /// date of a message never changes, it only becomes known).
+    SetDates {
+        dates: Vec<(u32, i64)>,
     },
     /// Ends a transaction: the `ops` records before it are applied together.
     Commit {
@@ -142,6 +150,14 @@ pub fn encode(op: &Op, out: &mut Vec<u8>) {
             p.extend_from_slice(&(key.len() as u32).to_le_bytes());
             p.extend_from_slice(key);
             SET_KEY
+        }
+        Op::SetDates { dates } => {
+            p.extend_from_slice(&(dates.len() as u32).to_le_bytes());
+            for (uid, date) in dates {
+                p.extend_from_slice(&uid.to_le_bytes());
+                p.extend_from_slice(&date.to_le_bytes());
+            }
+            SET_DATES
         }
         Op::Commit { modseq, ops } => {
             p.extend_from_slice(&modseq.to_le_bytes());
@@ -337,6 +353,25 @@ pub fn decode(kind: u8, payload: &[u8], at: usize) -> Result<Op, Bad> {
                 uid,
                 key: key.into(),
             }
+        }
+        SET_DATES => {
+            let Some(n) = c.u32() else {
+                return short("set-dates");
+            };
+            if n as usize > MAX_DATES_PER_OP {
+                return bad(
+                    format!("set-dates record with {n} dates at offset {at}"),
+                    at,
+                );
+            }
+            let mut dates = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let (Some(uid), Some(date)) = (c.u32(), c.i64()) else {
+                    return short("set-dates");
+                };
+                dates.push((uid, date));
+            }
+            Op::SetDates { dates }
         }
         COMMIT => {
             let (Some(modseq), Some(ops)) = (c.u64(), c.u32()) else {

@@ -120,6 +120,13 @@ fn replay(ops: Vec<Op>, s: &mut Salvage, map: &mut BTreeMap<u32, Record>) {
                     r.key = key;
                 }
             }
+            Op::SetDates { dates } => {
+                for (uid, date) in dates {
+                    if let Some(r) = map.get_mut(&uid) {
+                        r.internal_date = date;
+                    }
+                }
+            }
             Op::Recent { .. } | Op::DirtyClear { .. } | Op::Commit { .. } => {}
         }
     }

@@ -57,8 +57,17 @@ fn populate(ix: &Index) -> Vec<(u64, IndexSnapshot)> {
     t.set_recent_uid(6);
     out.push((0, (*t.commit().unwrap()).clone()));
     let mut t = ix.begin().unwrap();
-    t.append(b"msg5", 1, 0, 5, 5);
+    t.append(b"msg5", 1, 0, 5, crate::index::UNKNOWN_DATE);
     out.push((0, (*t.commit().unwrap()).clone()));
+    // A date found out later: no modseq change, a vanished uid ignored.
+    let mut t = ix.begin().unwrap();
+    let modseq = t.snapshot().header.highest_modseq;
+    t.set_date(6, 5);
+    t.set_date(3, 99);
+    let s = t.commit().unwrap();
+    assert_eq!(s.get(6).unwrap().internal_date, 5);
+    assert_eq!(s.header.highest_modseq, modseq);
+    out.push((0, (*s).clone()));
     let n = out.len();
     let _ = n;
     out

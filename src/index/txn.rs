@@ -25,6 +25,7 @@ pub struct Transaction<'a> {
     flags: Vec<(u32, (u8, u64, bool))>,
     expunges: Vec<u32>,
     keys: Vec<(u32, Box<[u8]>)>,
+    dates: Vec<(u32, i64)>,
     dirty_clear: Vec<u32>,
     recent: Option<u32>,
     error: Option<String>,
@@ -50,6 +51,7 @@ impl<'a> Transaction<'a> {
             flags: Vec::new(),
             expunges: Vec::new(),
             keys: Vec::new(),
+            dates: Vec::new(),
             dirty_clear: Vec::new(),
             recent: None,
             error: None,
@@ -110,6 +112,11 @@ impl<'a> Transaction<'a> {
         self.keys.push((uid, key.into()));
     }
 
+    /// The internal date of `uid` became known (see [`super::UNKNOWN_DATE`]).
+    pub fn set_date(&mut self, uid: u32, date: i64) {
+        self.dates.push((uid, date));
+    }
+
     /// The bit of keyword `name` (case-insensitive), adding it; `None` past 64 names.
     pub fn keyword_index(&mut self, name: &str) -> Option<u8> {
         if let Some(i) = self
@@ -139,6 +146,7 @@ impl<'a> Transaction<'a> {
         self.flags.clear();
         self.expunges.clear();
         self.keys.clear();
+        self.dates.clear();
         self.dirty_clear.clear();
         self.recent = None;
     }
@@ -227,6 +235,15 @@ impl<'a> Transaction<'a> {
             if self.pos(uid).is_some() {
                 ops.push(Op::SetKey { uid, key });
             }
+        }
+        let mut dates = std::mem::take(&mut self.dates);
+        dates.retain(|(uid, _)| self.pos(*uid).is_some());
+        dates.sort_unstable();
+        dates.dedup_by_key(|d| d.0);
+        for chunk in dates.chunks(super::op::MAX_DATES_PER_OP) {
+            ops.push(Op::SetDates {
+                dates: chunk.to_vec(),
+            });
         }
         let plain = |v: &mut Vec<u32>| v.drain(..).map(|u| (u, ())).collect::<Vec<_>>();
         let dc = plain(&mut self.dirty_clear);

@@ -127,9 +127,13 @@ pub struct MessageMeta {
     pub flags: Flags,
     /// RFC822.SIZE: the exact number of octets [`Mailbox::fetch_message`] returns (CRLF line ends).
     pub size: u64,
-    /// INTERNALDATE as seconds since the Unix epoch (UTC).
+    /// INTERNALDATE as seconds since the Unix epoch (UTC); [`UNKNOWN_DATE`] while the
+    /// store has not looked it up yet (then [`Mailbox::internal_date`] asks).
     pub internal_date: i64,
 }
+
+/// `MessageMeta::internal_date` not looked up yet.
+pub const UNKNOWN_DATE: i64 = crate::index::UNKNOWN_DATE;
 
 /// The state of a mailbox at one moment. Messages are in ascending UID order.
 #[derive(Clone, Debug, Default)]
@@ -286,6 +290,12 @@ pub trait Mailbox: Send + Sync {
         for i in 0..uids.len() {
             f(i, None);
         }
+    }
+    /// The internal date of `uid` when its `MessageMeta` says [`UNKNOWN_DATE`] (asked
+    /// of the storage now). `None`: the message is gone.
+    fn internal_date(&self, uid: Uid) -> Option<i64> {
+        let _ = uid;
+        None
     }
     /// Offers a value computed after a miss; the cache keeps it if its decision for the
     /// field says so.

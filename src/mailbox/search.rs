@@ -101,6 +101,23 @@ pub fn needs_content(key: &SearchKey) -> bool {
     }
 }
 
+/// True if any key may look at the internal date (BEFORE/ON/SINCE, and the SENT* keys
+/// for a message without a usable Date: header).
+pub fn needs_internal_date(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.iter().any(needs_internal_date),
+        SearchKey::Or(a, b) => needs_internal_date(a) || needs_internal_date(b),
+        SearchKey::Not(k) => needs_internal_date(k),
+        SearchKey::Before(_)
+        | SearchKey::On(_)
+        | SearchKey::Since(_)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => true,
+        _ => false,
+    }
+}
+
 /// True if any key looks past the header block (BODY, TEXT); otherwise the header alone
 /// (`Mailbox::fetch_header`) is enough content.
 pub fn needs_body(key: &SearchKey) -> bool {

@@ -10,7 +10,7 @@ use crate::imap::response::{push_astring, push_literal};
 use crate::imap::syntax::{bodystructure, envelope};
 use crate::mailbox::message::{self, Section, SectionText};
 use crate::mailbox::search::NumSet;
-use crate::mailbox::{date, ErrorKind, Flags, StoreOp, SysFlags};
+use crate::mailbox::{date, ErrorKind, Flags, StoreOp, SysFlags, UNKNOWN_DATE};
 
 /// Cache field names for FETCH items whose encoded form is worth keeping (opaque to the
 /// store; the index engine decides per user whether to keep them).
@@ -197,12 +197,15 @@ impl Session {
                             view.flag_list(&meta, &mut line);
                         }
                         FetchAtt::InternalDate => {
+                            let when = if meta.internal_date == UNKNOWN_DATE {
+                                // Not filled in yet after a first scan: ask now.
+                                blocking(|| view.mailbox.internal_date(meta.uid)).unwrap_or(0)
+                            } else {
+                                meta.internal_date
+                            };
                             line.extend_from_slice(
-                                format!(
-                                    "INTERNALDATE \"{}\"",
-                                    date::imap_datetime(meta.internal_date)
-                                )
-                                .as_bytes(),
+                                format!("INTERNALDATE \"{}\"", date::imap_datetime(when))
+                                    .as_bytes(),
                             );
                         }
                         FetchAtt::Rfc822Size => {

@@ -10,7 +10,7 @@ use super::{blocking, Flow, Session, Status};
 use crate::imap::command::AppendHead;
 use crate::imap::syntax::seqset;
 use crate::mailbox::search::{self, MessageContext, NumSet, SearchKey};
-use crate::mailbox::{ErrorKind, Flags, MessageData, StoreOp, SysFlags, Uid};
+use crate::mailbox::{ErrorKind, Flags, MessageData, StoreOp, SysFlags, Uid, UNKNOWN_DATE};
 
 /// Cache field holding a message's header block (opaque to the store).
 const HEADER_FIELD: &str = "hdr";
@@ -50,6 +50,7 @@ impl Session {
         };
         let needs_content = search::needs_content(key);
         let needs_body = search::needs_body(key);
+        let needs_date = search::needs_internal_date(key);
         let max_seq = view.exists();
         let max_uid = view.max_uid();
         let mut hits: Vec<u32> = Vec::new();
@@ -70,7 +71,11 @@ impl Session {
                     });
                 }
                 for (k, &i) in chunk.iter().enumerate() {
-                    let Some(meta) = view.meta(i) else { break };
+                    let Some(mut meta) = view.meta(i) else { break };
+                    if needs_date && meta.internal_date == UNKNOWN_DATE {
+                        let date = view.mailbox.internal_date(meta.uid).unwrap_or(0);
+                        meta.to_mut().internal_date = date;
+                    }
                     let meta = &*meta;
                     let content: Option<MessageData> = match (needs_content, needs_body) {
                         (false, _) => None,

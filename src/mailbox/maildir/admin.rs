@@ -6,7 +6,7 @@
 //!
 //! This module must not know about IMAP.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -90,7 +90,7 @@ pub fn verify(ctx: &Arc<Ctx>, mailbox: Option<&str>) -> Result<Vec<String>> {
                 continue;
             }
         };
-        let files = f.scan(&HashMap::new())?;
+        let files = f.scan()?;
         let bases: HashSet<&str> = files.iter().map(|x| x.parsed.base.as_str()).collect();
         let keys: HashSet<&[u8]> = snap.records.iter().map(|r| &*r.key).collect();
         for r in &snap.records {

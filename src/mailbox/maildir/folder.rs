@@ -36,7 +36,33 @@ pub struct FileInfo {
     pub sub: Sub,
     pub name: String,
     pub parsed: MailName,
-    pub mtime: i64,
+    /// The file's mtime (the message's internal date), `None` until asked: a listing
+    /// does not `stat` (100,000 `stat` calls cost more than the listing itself).
+    pub mtime: Option<i64>,
+}
+
+impl FileInfo {
+    /// The mtime, asking the file system when the listing did not. `None`: the file is
+    /// gone (or unreadable).
+    pub fn stat_mtime(&self, folder: &Folder) -> Option<i64> {
+        self.mtime.or_else(|| {
+            std::fs::metadata(folder.file_path(self.sub, &self.name))
+                .ok()
+                .map(|md| fsio::unix_secs(md.modified()))
+        })
+    }
+
+    /// Delivery order without a `stat`: the time a Maildir name starts with (the
+    /// delivering program's clock, `<secs>.<unique>.<host>`), the mtime when known.
+    pub fn delivery_key(&self) -> i64 {
+        self.mtime.unwrap_or_else(|| {
+            let digits = self.name.bytes().take_while(u8::is_ascii_digit).count();
+            self.name
+                .get(..digits.min(18))
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0)
+        })
+    }
 }
 
 /// A folder: client name, directory and in-process shared state.
@@ -72,12 +98,9 @@ impl Folder {
         Ok(())
     }
 
-    /// Lists message files in `new/` and `cur/`. `known` gives mtimes already seen (by
-    /// directory and file name) so unchanged files are not stat'ed again.
-    pub fn scan(
-        &self,
-        known: &std::collections::HashMap<(Sub, String), i64>,
-    ) -> Result<Vec<FileInfo>> {
+    /// Lists message files in `new/` and `cur/`, names only: no `stat` (mtimes are
+    /// asked for the new files alone, by the caller; the index has the others' dates).
+    pub fn scan(&self) -> Result<Vec<FileInfo>> {
         let mut out = Vec::new();
         for sub in [Sub::New, Sub::Cur] {
             let dir = self.path.join(sub.dir());
@@ -103,23 +126,22 @@ impl Folder {
                     tracing::warn!(dir = %dir.display(), file = name, "ignoring file whose name cannot be a message");
                     continue;
                 };
-                let mtime = match known.get(&(sub, name.to_string())) {
-                    Some(m) => *m,
-                    None => match std::fs::metadata(ent.path()) {
-                        Ok(md) if md.is_file() => fsio::unix_secs(md.modified()),
-                        Ok(_) => {
-                            tracing::warn!(dir = %dir.display(), file = name, "ignoring non-regular file in mail directory");
-                            continue;
-                        }
-                        // Vanished between readdir and stat: someone moved it.
-                        Err(_) => continue,
-                    },
-                };
+                // The type comes with the directory entry on most file systems (else
+                // std asks with an lstat). Symbolic links are taken as messages.
+                match ent.file_type() {
+                    Ok(t) if t.is_file() || t.is_symlink() => {}
+                    Ok(_) => {
+                        tracing::warn!(dir = %dir.display(), file = name, "ignoring non-regular file in mail directory");
+                        continue;
+                    }
+                    // Vanished between readdir and lstat: someone moved it.
+                    Err(_) => continue,
+                }
                 out.push(FileInfo {
                     sub,
                     name: name.to_string(),
                     parsed,
-                    mtime,
+                    mtime: None,
                 });
             }
         }

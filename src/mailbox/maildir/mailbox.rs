@@ -113,6 +113,9 @@ impl Mailbox for MaildirMailbox {
         if self.state.take_dirty_found() {
             flagsync::mark_dirty(&self.state);
         }
+        if self.state.take_dates_unknown() {
+            super::dates::start_fill(&self.state);
+        }
         cachecare::at_sync(&self.state, &snapshot);
         Ok(SyncResult {
             snapshot,
@@ -133,6 +136,10 @@ impl Mailbox for MaildirMailbox {
             Some((ix, newest)) => ix.cache().get_many_with(uids, field, newest, f),
             None => (0..uids.len()).for_each(|i| f(i, None)),
         }
+    }
+
+    fn internal_date(&self, uid: Uid) -> Option<i64> {
+        super::dates::lookup(&self.state, uid)
     }
 
     fn cache_offer(&self, uid: Uid, field: &str, value: &[u8]) {
@@ -231,7 +238,12 @@ impl Mailbox for MaildirMailbox {
                 .and_then(|i| snapshot.messages.get(i));
             // Flags as the index has them (the file name may not show them yet).
             let flags = meta.map(|m| m.flags.clone()).unwrap_or_default();
-            match link_or_copy(&src, &dest, self.ctx.fsync, f.mtime) {
+            let mtime = meta
+                .map(|m| m.internal_date)
+                .filter(|d| *d != crate::index::UNKNOWN_DATE)
+                .or_else(|| f.stat_mtime(self.folder()))
+                .unwrap_or(0);
+            match link_or_copy(&src, &dest, self.ctx.fsync, mtime) {
                 Ok((tmp, unique, fsize)) => {
                     let vsize = match (f.parsed.vsize, meta) {
                         (Some(v), _) => v,

@@ -38,6 +38,7 @@
 
 pub mod admin;
 mod cachecare;
+mod dates;
 mod filename;
 pub(crate) mod flagsync;
 mod folder;

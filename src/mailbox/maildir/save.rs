@@ -162,7 +162,7 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
                     sub: Sub::Cur,
                     name,
                     parsed,
-                    mtime,
+                    mtime: Some(mtime),
                 },
             );
         }

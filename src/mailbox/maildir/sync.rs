@@ -41,8 +41,36 @@ use crate::mailbox::{Flags, MessageMeta, Result, Snapshot, SysFlags, Uid};
 pub const SCAN_STAMP: &str = "loft.index.scan";
 
 /// Directory timestamps closer than this to the moment a fingerprint was taken make it
-/// racy (covers file systems with 1-second timestamps).
-const RACY_WINDOW: i128 = 2_000_000_000;
+/// racy, on file systems with 1-second (or 2-second) timestamps and on NFS, where the
+/// server's clock stamps the directory.
+const RACY_WINDOW_COARSE: i128 = 2_000_000_000;
+/// The same for local file systems with sub-second timestamps. Linux stamps directories
+/// from its coarse clock, which advances once per timer tick (at most 10 ms) and lags the
+/// precise clock read here by up to one tick; a change made after the fingerprint was
+/// taken therefore gets a later stamp once the last change is more than two ticks old.
+/// 100 ms leaves a wide margin.
+const RACY_WINDOW_FINE: i128 = 100_000_000;
+
+/// Up to this many new files a scan asks for their mtimes at once; more (the first scan
+/// of an existing Maildir) leave their dates to [`FolderState::fill_dates`].
+const STAT_NOW: usize = 1000;
+
+/// How close to `taken` a directory stamped `mtime` (ns) makes a fingerprint racy. A stamp
+/// with no sub-second part is taken to come from a coarse file system (a fine one gives
+/// such a stamp once in 10^9 changes, which costs one needless rescan).
+fn racy_window(mtime: i128, nfs: bool) -> i128 {
+    if nfs || mtime % 1_000_000_000 == 0 {
+        RACY_WINDOW_COARSE
+    } else {
+        RACY_WINDOW_FINE
+    }
+}
+
+/// Whether a directory stamped `mtime` had changed too recently before `taken` for an
+/// unchanged stamp to prove that nothing changed since.
+fn racy_stamp(mtime: i128, taken: i128, nfs: bool) -> bool {
+    taken - mtime < racy_window(mtime, nfs)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 struct Fingerprint {
@@ -80,13 +108,13 @@ impl Fingerprint {
     }
 
     /// "Racy" fingerprint (like git's racy index entries): taken at `taken` (before the
-    /// listing), it proves nothing when a directory changed less than [`RACY_WINDOW`]
+    /// listing), it proves nothing when a directory changed less than [`racy_window`]
     /// before, because a later change may land on the same coarse timestamp. Once the
     /// fingerprint is taken well after the last change, equal mtimes do prove that nothing
     /// changed, so a change costs a bounded number of rescans instead of one per sync for
     /// a time window.
-    fn racy(&self, taken: i128) -> bool {
-        taken - self.cur < RACY_WINDOW || taken - self.new < RACY_WINDOW
+    fn racy(&self, taken: i128, nfs: bool) -> bool {
+        racy_stamp(self.cur, taken, nfs) || racy_stamp(self.new, taken, nfs)
     }
 }
 
@@ -146,7 +174,6 @@ pub struct Current {
 
 /// Scan-only state, guarded by the scan mutex (one rescan at a time per folder).
 struct Scanner {
-    mtimes: HashMap<(Sub, String), i64>,
     tmp_cleaned: bool,
     index: Option<Arc<Index>>,
     /// The next rescan rebuilds the index files (`loft index rebuild`).
@@ -164,6 +191,8 @@ pub struct FolderState {
     /// When the oldest flag change not yet in the file names was made.
     pub dirty_since: Mutex<Option<std::time::Instant>>,
     dirty_found: std::sync::atomic::AtomicBool,
+    /// A scan left internal dates unknown (see [`FolderState::fill_dates`]).
+    dates_unknown: std::sync::atomic::AtomicBool,
 }
 
 type Registry = HashMap<PathBuf, Weak<FolderState>>;
@@ -175,6 +204,11 @@ fn registry() -> &'static Mutex<Registry> {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `[storage] nfs`: directory stamps come from the server's clock.
+fn nfs() -> bool {
+    uidstore::options(FsyncMode::Never).nfs
 }
 
 fn now_nanos() -> i128 {
@@ -194,7 +228,6 @@ impl FolderState {
             folder,
             fsync,
             scan: Mutex::new(Scanner {
-                mtimes: HashMap::new(),
                 tmp_cleaned: false,
                 index: None,
                 force_rebuild: false,
@@ -211,6 +244,7 @@ impl FolderState {
             }),
             dirty_since: Mutex::new(None),
             dirty_found: std::sync::atomic::AtomicBool::new(false),
+            dates_unknown: std::sync::atomic::AtomicBool::new(false),
         });
         reg.insert(path, Arc::downgrade(&s));
         s
@@ -234,7 +268,7 @@ impl FolderState {
             // Someone scanned without claiming: this session claims now.
             return None;
         }
-        if fp.racy(taken) || c.seen_changes != self.folder.shared.changes() {
+        if fp.racy(taken, nfs()) || c.seen_changes != self.folder.shared.changes() {
             return None;
         }
         let now = Fingerprint::take(&self.folder);
@@ -333,9 +367,13 @@ impl FolderState {
             self.folder.clean_tmp();
             sc.tmp_cleaned = true;
         }
-        let mut scanned = self.folder.scan(&sc.mtimes)?;
+        let mut scanned = self.folder.scan()?;
 
         let _lock = FolderLock::acquire(&self.folder.path, self.folder.shared.clone())?;
+        // What other writers did between the listing and the lock; our own writes below
+        // (creating or importing the index) are not such changes.
+        let locked = Fingerprint::take(&self.folder);
+        let locked_changes = self.folder.shared.changes();
         let force = std::mem::take(&mut sc.force_rebuild);
         let loaded = uidstore::load_or_rebuild(
             &self.folder,
@@ -351,10 +389,10 @@ impl FolderState {
         // The uid list changed since the listing started (another writer): a file it no
         // longer names may have been expunged after the listing; re-check those.
         let after = Fingerprint::take(&self.folder);
-        let list_moved = after.list != fp.list
-            || after.list_len != fp.list_len
-            || after.index != fp.index
-            || self.folder.shared.changes() != changes;
+        let list_moved = locked.list != fp.list
+            || locked.list_len != fp.list_len
+            || locked.index != fp.index
+            || locked_changes != changes;
 
         let listed: HashSet<&str> = scanned.iter().map(|f| f.parsed.base.as_str()).collect();
         let missing = list
@@ -363,7 +401,7 @@ impl FolderState {
             .any(|e| !listed.contains(e.base.as_str()));
         if missing {
             // readdir may miss a file renamed while we listed: look once more.
-            let again = self.folder.scan(&sc.mtimes)?;
+            let again = self.folder.scan()?;
             let bases: HashSet<String> = again.iter().map(|f| f.parsed.base.clone()).collect();
             let mut merged = again;
             for f in scanned {
@@ -416,7 +454,17 @@ impl FolderState {
                 after.list,
             );
         list.entries.retain(|uid, _| matched.contains_key(uid));
-        unknown.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
+        if unknown.len() <= STAT_NOW {
+            // Few new files (new mail): their dates now, in order of delivery. A file
+            // gone since the listing was expunged or moved: it gets no UID.
+            unknown.retain_mut(|f| {
+                f.mtime = f.stat_mtime(&self.folder);
+                f.mtime.is_some()
+            });
+        }
+        // Else a first scan of a big folder: UIDs in the order of the names' delivery
+        // times (as Dovecot does); the dates are filled in afterwards (`super::dates`).
+        sort_by_delivery(&mut unknown);
         let exhausted = u64::from(list.uid_next) + unknown.len() as u64 >= u64::from(u32::MAX);
         let lost_next = loaded.uid_next_uncertain && !unknown.is_empty();
         if foreign || exhausted || lost_next {
@@ -433,7 +481,7 @@ impl FolderState {
             }
             let mut all: Vec<FileInfo> = std::mem::take(&mut matched).into_values().collect();
             all.append(&mut unknown);
-            all.sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
+            sort_by_delivery(&mut all);
             unknown = all;
             list = UidList::new(v);
             base = None;
@@ -515,10 +563,6 @@ impl FolderState {
         }
         drop(_lock);
 
-        sc.mtimes = matched
-            .values()
-            .map(|f| ((f.sub, f.name.clone()), f.mtime))
-            .collect();
         // Flags, sizes and dates come from the index (flags of dirty records are newer
         // than the file names); the files only tell which messages exist.
         matched.retain(|u, _| post.get(*u).is_some());
@@ -539,6 +583,14 @@ impl FolderState {
             self.dirty_found
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        if post
+            .records
+            .iter()
+            .any(|r| r.internal_date == crate::index::UNKNOWN_DATE)
+        {
+            self.dates_unknown
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(new_recent)
     }
 
@@ -547,6 +599,32 @@ impl FolderState {
     pub fn take_dirty_found(&self) -> bool {
         self.dirty_found
             .swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether a scan left internal dates unknown (and forgets it): the caller starts
+    /// [`super::dates::fill`].
+    pub fn take_dates_unknown(&self) -> bool {
+        self.dates_unknown
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records internal dates found out after the scan, in one index transaction, and
+    /// takes them into the shared snapshot.
+    pub fn record_dates(&self, dates: &[(Uid, i64)]) -> Result<()> {
+        let mut sc = lock(&self.scan);
+        let Some(ix) = sc.index.clone() else {
+            return Ok(());
+        };
+        {
+            let _lock = FolderLock::acquire(&self.folder.path, self.folder.shared.clone())?;
+            let mut txn = ix.begin().map_err(uidstore::map_err)?;
+            for &(uid, date) in dates {
+                txn.set_date(uid, date);
+            }
+            txn.commit().map_err(uidstore::map_err)?;
+        }
+        self.catch_up_index(&mut sc)?;
+        Ok(())
     }
 
     /// The UIDs this process last knew (to repair index files damaged under it).
@@ -651,6 +729,13 @@ impl FolderState {
     }
 }
 
+/// Delivery order (see [`FileInfo::delivery_key`]), then name; keys computed once.
+fn sort_by_delivery(files: &mut Vec<FileInfo>) {
+    let mut keyed: Vec<(i64, FileInfo)> = files.drain(..).map(|f| (f.delivery_key(), f)).collect();
+    keyed.sort_unstable_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
+    files.extend(keyed.into_iter().map(|(_, f)| f));
+}
+
 /// The snapshot sessions see, from the index.
 fn snapshot_from_index(keywords: &Keywords, snap: &IndexSnapshot) -> Snapshot {
     let messages = snap
@@ -698,7 +783,9 @@ pub fn quick_status(folder: &Folder, fsync: FsyncMode) -> Option<crate::mailbox:
     let mut w = text.split_whitespace().map(|x| x.parse::<i128>().ok());
     let (cur, new, taken) = (w.next()??, w.next()??, w.next()??);
     let fp = Fingerprint::take(folder);
-    if fp.cur != cur || fp.new != new || taken - cur < RACY_WINDOW || taken - new < RACY_WINDOW {
+    let nfs = nfs();
+    if fp.cur != cur || fp.new != new || racy_stamp(cur, taken, nfs) || racy_stamp(new, taken, nfs)
+    {
         return None;
     }
     let ix = Index::open(&folder.path, &uidstore::options(fsync)).ok()?;

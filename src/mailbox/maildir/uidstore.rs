@@ -45,6 +45,9 @@ pub fn options(fsync: FsyncMode) -> index::Options {
     index::Options { fsync, ..base }
 }
 
+/// From this many messages an empty index is written whole instead of through the log.
+const BUILD_DIRECTLY: usize = 1000;
+
 /// What [`load`] found.
 pub struct Loaded {
     pub list: UidList,
@@ -273,7 +276,10 @@ pub fn save(
     stale: &std::collections::HashSet<Uid>,
 ) -> Result<Arc<IndexSnapshot>> {
     if let (Some(base), Some(ix)) = (loaded_base, slot.clone()) {
-        if base.header.uid_validity == list.uid_validity {
+        // The first scan of a big folder: writing the main index at once is far cheaper
+        // than logging every append and compacting the log afterwards.
+        let first_build = base.records.is_empty() && files.len() >= BUILD_DIRECTLY;
+        if base.header.uid_validity == list.uid_validity && !first_build {
             match commit(&ix, base, list, files, kw, false, stale) {
                 Ok(true) => return ix.refresh().map_err(map_err),
                 Ok(false) => {}
@@ -349,7 +355,7 @@ fn commit(
                     flags,
                     bits,
                     size_of(list, uid, f),
-                    f.mtime,
+                    f.mtime.unwrap_or(index::UNKNOWN_DATE),
                 );
                 if got != uid {
                     return Ok(false);
@@ -383,7 +389,7 @@ fn rebuild(
             keywords,
             modseq: 1,
             size: size_of(list, *uid, f),
-            internal_date: f.mtime,
+            internal_date: f.mtime.unwrap_or(index::UNKNOWN_DATE),
             key: f.parsed.base.as_bytes().into(),
         });
     }

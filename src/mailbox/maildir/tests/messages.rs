@@ -436,3 +436,46 @@ fn copy_into_same_mailbox() {
     // The copy is \Recent (RFC 3501 §6.4.7) for the session that sees it first.
     assert_eq!(res.new_recent, vec![2]);
 }
+
+/// The first scan of a big existing Maildir does not `stat` its files: UIDs follow the
+/// names' delivery times, dates are unknown until the background fill (no runtime here:
+/// it runs inside `sync`) records them; until then `internal_date` asks per message.
+#[test]
+fn first_scan_of_a_big_folder_fills_dates_afterwards() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    let n = 1200; // above STAT_NOW
+    for i in 0..n {
+        // Names out of delivery order on disk; mtime = 1,000,000 + i.
+        let name = format!("{}.M{i}P1.host:2,S", 1_600_000_000 + (n - i));
+        let p = root.join("cur").join(&name);
+        std::fs::write(&p, format!("Subject: {i}\r\n\r\nx\r\n")).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        crate::mailbox::maildir::save::set_mtime(&f, 1_000_000 + i as i64).unwrap();
+    }
+    let mut m = s.open("INBOX", false).unwrap();
+    let snap = m.sync().unwrap().snapshot;
+    assert_eq!(snap.messages.len(), n);
+    assert!(snap
+        .messages
+        .iter()
+        .all(|m| m.internal_date == crate::mailbox::UNKNOWN_DATE));
+    // UID 1 is the earliest name time: the last file written (i = n - 1).
+    let first = m.fetch_message(1).unwrap();
+    assert!(first.starts_with(format!("Subject: {}\r\n", n - 1).as_bytes()));
+    // Without a runtime the fill ran inside `sync`: the next sync has every date.
+    let snap = m.sync().unwrap().snapshot;
+    for (k, meta) in snap.messages.iter().enumerate() {
+        let i = n - 1 - k;
+        assert_eq!(meta.internal_date, 1_000_000 + i as i64, "uid {}", meta.uid);
+        assert_eq!(m.internal_date(meta.uid), Some(1_000_000 + i as i64));
+    }
+    // The dates are in the index files: a new process (fresh state) sees them at once.
+    drop(m);
+    let ix = crate::index::Index::open(&root, &crate::index::Options::default()).unwrap();
+    let snap = ix.refresh().unwrap();
+    assert!(snap
+        .records
+        .iter()
+        .all(|r| r.internal_date != crate::index::UNKNOWN_DATE));
+}

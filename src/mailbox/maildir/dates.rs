@@ -1,0 +1,93 @@
+//! Internal dates that a scan left unknown. Listing a folder does not `stat` its files;
+//! the few new files of a normal scan get their mtimes at once, but the first scan of a
+//! big existing Maildir (100,000 files: the `stat` calls would cost more than the listing
+//! and the index build together) records [`UNKNOWN_DATE`]. Right after that scan a task
+//! on the blocking pool asks for every missing mtime and records them in one index
+//! transaction ([`fill`]); a session that needs a date before then asks for that one
+//! message ([`lookup`]).
+//!
+//! This module must not know about IMAP.
+
+use std::sync::Arc;
+
+use super::sync::FolderState;
+use crate::mailbox::{Uid, UNKNOWN_DATE};
+
+/// Starts [`fill`] in the background (on tokio's blocking pool when there is a runtime,
+/// else right here).
+pub fn start_fill(state: &Arc<FolderState>) {
+    let state = state.clone();
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn_blocking(move || fill(&state));
+        }
+        Err(_) => fill(&state),
+    }
+}
+
+/// Asks the file system for the mtime of every message whose date the index does not
+/// know and records them. A file renamed or expunged meanwhile keeps an unknown date; the
+/// next scan that sees it starts another fill.
+pub fn fill(state: &FolderState) {
+    let started = std::time::Instant::now();
+    let todo: Vec<(Uid, std::path::PathBuf)> = state.with(|c| {
+        c.snapshot
+            .messages
+            .iter()
+            .filter(|m| m.internal_date == UNKNOWN_DATE)
+            .filter_map(|m| {
+                let f = c.files.get(&m.uid)?;
+                Some((m.uid, state.folder.file_path(f.sub, &f.name)))
+            })
+            .collect()
+    });
+    if todo.is_empty() {
+        return;
+    }
+    let dates: Vec<(Uid, i64)> = todo
+        .iter()
+        .filter_map(|(uid, path)| {
+            let md = std::fs::metadata(path).ok()?;
+            Some((*uid, super::fsio::unix_secs(md.modified())))
+        })
+        .collect();
+    match state.record_dates(&dates) {
+        Ok(()) => tracing::debug!(
+            folder = %state.folder.path.display(),
+            dates = dates.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "internal dates recorded in the index"
+        ),
+        Err(e) => tracing::warn!(
+            folder = %state.folder.path.display(),
+            error = %e,
+            "cannot record internal dates in the index; they are looked up per message"
+        ),
+    }
+}
+
+/// The date of one message whose snapshot date is unknown.
+pub fn lookup(state: &FolderState, uid: Uid) -> Option<i64> {
+    let known = state.with(|c| {
+        let i = c
+            .snapshot
+            .messages
+            .binary_search_by_key(&uid, |m| m.uid)
+            .ok()?;
+        c.snapshot
+            .messages
+            .get(i)
+            .map(|m| m.internal_date)
+            .filter(|d| *d != UNKNOWN_DATE)
+    });
+    if known.is_some() {
+        return known;
+    }
+    let f = state.with(|c| c.files.get(&uid).cloned())?;
+    f.stat_mtime(&state.folder).or_else(|| {
+        // Renamed since the listing (flags written by another program): find it by base.
+        let (sub, name) = state.folder.find_base(&f.parsed.base)?;
+        let md = std::fs::metadata(state.folder.file_path(sub, &name)).ok()?;
+        Some(super::fsio::unix_secs(md.modified()))
+    })
+}
