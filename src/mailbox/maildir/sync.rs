@@ -394,11 +394,12 @@ impl FolderState {
             || locked.index != fp.index
             || locked_changes != changes;
 
-        let listed: HashSet<&str> = scanned.iter().map(|f| f.parsed.base.as_str()).collect();
-        let missing = list
-            .entries
-            .values()
-            .any(|e| !listed.contains(e.base.as_str()));
+        let missing = !list.entries.is_empty() && {
+            let listed: HashSet<&str> = scanned.iter().map(|f| f.parsed.base.as_str()).collect();
+            list.entries
+                .values()
+                .any(|e| !listed.contains(e.base.as_str()))
+        };
         if missing {
             // readdir may miss a file renamed while we listed: look once more.
             let again = self.folder.scan()?;
@@ -419,13 +420,26 @@ impl FolderState {
             .iter()
             .map(|(u, e)| (e.base.as_str(), *u))
             .collect();
+        // A base name listed twice (the same message in new/ and cur/, or two files
+        // named alike by a broken delivery agent): the second file gets a fresh base.
+        let mut duplicate = vec![false; scanned.len()];
+        {
+            let mut seen: HashSet<&str> = HashSet::with_capacity(scanned.len());
+            for (i, f) in scanned.iter().enumerate() {
+                if !seen.insert(f.parsed.base.as_str()) {
+                    duplicate[i] = true;
+                }
+            }
+        }
         let mut matched: BTreeMap<Uid, FileInfo> = BTreeMap::new();
-        let mut unknown: Vec<FileInfo> = Vec::new();
-        let mut seen_bases: HashSet<String> = HashSet::new();
-        for f in scanned {
-            if !seen_bases.insert(f.parsed.base.clone()) {
+        let mut unknown: Vec<FileInfo> = Vec::with_capacity(if list.entries.is_empty() {
+            scanned.len()
+        } else {
+            0
+        });
+        for (f, dup) in scanned.into_iter().zip(duplicate) {
+            if dup {
                 if let Some(g) = self.rename_duplicate(&f) {
-                    seen_bases.insert(g.parsed.base.clone());
                     unknown.push(g);
                 }
                 continue;
@@ -486,9 +500,15 @@ impl FolderState {
             list = UidList::new(v);
             base = None;
         }
-        for f in unknown {
-            let uid = list.push(f.parsed.base.clone(), None);
-            matched.insert(uid, f);
+        let numbered: Vec<(Uid, FileInfo)> = unknown
+            .into_iter()
+            .map(|f| (list.push(f.parsed.base.clone(), None), f))
+            .collect();
+        if matched.is_empty() {
+            // Ascending UIDs: built in one pass.
+            matched = numbered.into_iter().collect();
+        } else {
+            matched.extend(numbered);
         }
 
         let mut new_recent = Vec::new();
@@ -730,10 +750,16 @@ impl FolderState {
 }
 
 /// Delivery order (see [`FileInfo::delivery_key`]), then name; keys computed once.
+/// Sorts small keys and moves each file once.
 fn sort_by_delivery(files: &mut Vec<FileInfo>) {
-    let mut keyed: Vec<(i64, FileInfo)> = files.drain(..).map(|f| (f.delivery_key(), f)).collect();
-    keyed.sort_unstable_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
-    files.extend(keyed.into_iter().map(|(_, f)| f));
+    let mut order: Vec<(i64, usize)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.delivery_key(), i))
+        .collect();
+    order.sort_unstable_by(|a, b| (a.0, &files[a.1].name).cmp(&(b.0, &files[b.1].name)));
+    let mut slots: Vec<Option<FileInfo>> = files.drain(..).map(Some).collect();
+    files.extend(order.into_iter().filter_map(|(_, i)| slots.get_mut(i)?.take()));
 }
 
 /// The snapshot sessions see, from the index.
