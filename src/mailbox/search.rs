@@ -7,7 +7,8 @@
 use super::date::Date;
 use super::message::decode::{to_utf8, transfer_decode};
 use super::message::encoded_word::decode_header;
-use super::message::{self, address, header, rfc5322date, Body, Part};
+use super::message::address::{self, Address};
+use super::message::{self, header, rfc5322date, Body, Part};
 use super::{MessageMeta, SysFlags};
 
 /// A set of numbers (message sequence numbers or UIDs), as sent: ranges may be reversed and
@@ -70,10 +71,72 @@ pub enum SearchKey {
     SentSince(Date),
     Larger(u64),
     Smaller(u64),
-    /// `HEADER name value`; also FROM/TO/CC/BCC/SUBJECT, which the parser turns into this.
+    /// `HEADER name value`: the text after the colon of any field of that name.
     Header(String, String),
+    /// FROM/TO/CC/BCC/SUBJECT: "the specified string in the envelope structure's FROM
+    /// field" (RFC 3501 §6.4.4), so addresses are matched as `name <mailbox@host>` with
+    /// the name decoded (comments and quoting are not part of it), as Dovecot does.
+    Envelope(EnvField, String),
     Body(String),
     Text(String),
+}
+
+/// The envelope fields SEARCH keys look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvField {
+    From,
+    To,
+    Cc,
+    Bcc,
+    Subject,
+}
+
+impl EnvField {
+    pub fn header_name(self) -> &'static str {
+        match self {
+            EnvField::From => "From",
+            EnvField::To => "To",
+            EnvField::Cc => "Cc",
+            EnvField::Bcc => "Bcc",
+            EnvField::Subject => "Subject",
+        }
+    }
+}
+
+/// The parts of a message's envelope SEARCH reads, raw as the ENVELOPE carries them
+/// (Subject unfolded, encoded words not decoded; `None`/empty: NIL).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnvelopeData {
+    pub subject: Option<Vec<u8>>,
+    pub from: Vec<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub bcc: Vec<Address>,
+}
+
+impl EnvelopeData {
+    /// The searchable text of one field; `None` when the envelope has NIL there.
+    pub fn text(&self, field: EnvField) -> Option<String> {
+        let list = match field {
+            EnvField::Subject => return self.subject.as_deref().map(decode_header),
+            EnvField::From => &self.from,
+            EnvField::To => &self.to,
+            EnvField::Cc => &self.cc,
+            EnvField::Bcc => &self.bcc,
+        };
+        (!list.is_empty()).then(|| address::addresses_text(list))
+    }
+}
+
+/// The text of `field` as the ENVELOPE of a message with this header has it (the first
+/// field of the name, as RFC 3501 §7.4.2 builds the envelope).
+fn envelope_text_from_header(hdr: &[u8], field: EnvField) -> Option<String> {
+    let value = header::first(hdr, field.header_name())?;
+    if field == EnvField::Subject {
+        return Some(decode_header(&header::unfold(value)));
+    }
+    let list = address::parse_list(value);
+    (!list.is_empty()).then(|| address::addresses_text(&list))
 }
 
 /// What evaluation needs to know about one message besides its content.
@@ -83,6 +146,62 @@ pub struct MessageContext<'a> {
     pub max_uid: u32,
     pub meta: &'a MessageMeta,
     pub recent: bool,
+    /// The envelope, when the caller has it (from the index cache): envelope keys use it
+    /// instead of the content.
+    pub envelope: Option<&'a EnvelopeData>,
+}
+
+/// Whether every content key of `key` is an envelope key (the cached ENVELOPE answers).
+pub fn envelope_only(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.iter().all(envelope_only),
+        SearchKey::Or(a, b) => envelope_only(a) && envelope_only(b),
+        SearchKey::Not(k) => envelope_only(k),
+        SearchKey::Envelope(..) => true,
+        k => !needs_content(k),
+    }
+}
+
+/// A needle that must occur in a message's ENVELOPE text for `key` to match, when one
+/// can be told from the key: `key` is an envelope key, or an AND with one, whose string
+/// is plain ASCII without spaces or address punctuation (so any occurrence in the
+/// searchable text lies within one name, mailbox or host). Lowercase.
+pub fn envelope_needle(key: &SearchKey) -> Option<String> {
+    match key {
+        SearchKey::Envelope(_, s) => {
+            let plain = !s.is_empty()
+                && s.bytes().all(|c| {
+                    c.is_ascii_graphic() && !matches!(c, b'<' | b'>' | b'@' | b':' | b'"' | b'\\')
+                });
+            plain.then(|| s.to_ascii_lowercase())
+        }
+        SearchKey::And(keys) => keys.iter().find_map(envelope_needle),
+        _ => None,
+    }
+}
+
+/// `false` when `envelope` (an ENVELOPE as written by `imap::syntax::envelope`) cannot
+/// contain `needle` (from [`envelope_needle`]) in any field's searchable text: it is
+/// plain ASCII without literals or encoded words (so every name, mailbox and host appears
+/// in it verbatim) and `needle` is not in it, ignoring ASCII case. `true`: maybe.
+pub fn envelope_may_contain(envelope: &[u8], needle: &str) -> bool {
+    let verbatim = envelope.is_ascii()
+        && !envelope.contains(&b'{')
+        && memchr::memmem::find(envelope, b"=?").is_none();
+    if !verbatim {
+        return true;
+    }
+    let n = needle.as_bytes();
+    let Some(&first) = n.first() else {
+        return true;
+    };
+    // Candidates start with the needle's first letter in either case.
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    memchr::memchr2_iter(lo, up, envelope).any(|i| {
+        envelope
+            .get(i..i + n.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(n))
+    })
 }
 
 /// Does evaluating `key` need the message content (headers, body or the Date: header)?
@@ -95,6 +214,7 @@ pub fn needs_content(key: &SearchKey) -> bool {
         | SearchKey::SentOn(_)
         | SearchKey::SentSince(_)
         | SearchKey::Header(..)
+        | SearchKey::Envelope(..)
         | SearchKey::Body(_)
         | SearchKey::Text(_) => true,
         _ => false,
@@ -216,6 +336,7 @@ impl<'a> Evaluator<'a> {
             SearchKey::Larger(n) => meta.size > *n,
             SearchKey::Smaller(n) => meta.size < *n,
             SearchKey::Header(name, value) => self.header_matches(name, value),
+            SearchKey::Envelope(field, value) => self.envelope_matches(*field, value),
             SearchKey::Body(s) => self.body_text().is_some_and(|t| contains_folded(t, s)),
             SearchKey::Text(s) => {
                 self.header_text().is_some_and(|t| contains_folded(t, s))
@@ -234,6 +355,19 @@ impl<'a> Evaluator<'a> {
                 .and_then(rfc5322date::parse)
                 .map_or(internal, |d| d.date),
         )
+    }
+
+    fn envelope_matches(&mut self, field: EnvField, value: &str) -> bool {
+        let text = match self.ctx.envelope {
+            Some(env) => env.text(field),
+            None => {
+                let Some((data, root)) = self.root() else {
+                    return false;
+                };
+                envelope_text_from_header(root.header_bytes(data), field)
+            }
+        };
+        text.is_some_and(|t| value.is_empty() || t.to_lowercase().contains(&value.to_lowercase()))
     }
 
     fn header_matches(&mut self, name: &str, value: &str) -> bool {
@@ -339,6 +473,7 @@ secretword\r\n\
             max_uid: 9,
             meta: &meta,
             recent,
+            envelope: None,
         };
         let content = needs_content(&key).then_some(MSG);
         matches(&key, &ctx, content)
@@ -409,6 +544,7 @@ secretword\r\n\
             max_uid: 9,
             meta: &meta,
             recent: false,
+            envelope: None,
         };
         assert!(matches(
             &SearchKey::SentOn(d(2024, 1, 2)),
@@ -450,6 +586,7 @@ secretword\r\n\
             max_uid: 9,
             meta: &meta,
             recent: false,
+            envelope: None,
         };
         assert!(matches_parsed(
             &SearchKey::Body("résumé".into()),

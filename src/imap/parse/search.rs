@@ -13,7 +13,7 @@ use super::cursor::{bad, shown, Cursor, Fail, PResult};
 use crate::imap::command::{Command, ParseErrorKind};
 use crate::imap::syntax::datetime::parse_date;
 use crate::mailbox::date::Date;
-use crate::mailbox::search::SearchKey;
+use crate::mailbox::search::{EnvField, SearchKey};
 
 /// Deepest nesting of parenthesized lists / NOT / OR accepted.
 /// Default nesting limit, used when the caller gives none.
@@ -166,11 +166,11 @@ impl KeyParser<'_, '_> {
             "SENTSINCE" => K::SentSince(self.date()?),
             "LARGER" => K::Larger(self.number()?),
             "SMALLER" => K::Smaller(self.number()?),
-            "FROM" => K::Header("From".into(), self.string()?),
-            "TO" => K::Header("To".into(), self.string()?),
-            "CC" => K::Header("Cc".into(), self.string()?),
-            "BCC" => K::Header("Bcc".into(), self.string()?),
-            "SUBJECT" => K::Header("Subject".into(), self.string()?),
+            "FROM" => K::Envelope(EnvField::From, self.string()?),
+            "TO" => K::Envelope(EnvField::To, self.string()?),
+            "CC" => K::Envelope(EnvField::Cc, self.string()?),
+            "BCC" => K::Envelope(EnvField::Bcc, self.string()?),
+            "SUBJECT" => K::Envelope(EnvField::Subject, self.string()?),
             "HEADER" => {
                 let field = self.string()?;
                 K::Header(field, self.string()?)

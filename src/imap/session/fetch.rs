@@ -14,7 +14,7 @@ use crate::mailbox::{date, ErrorKind, Flags, StoreOp, SysFlags, UNKNOWN_DATE};
 
 /// Cache field names for FETCH items whose encoded form is worth keeping (opaque to the
 /// store; the index engine decides per user whether to keep them).
-const ENVELOPE_FIELD: &str = "imap.envelope";
+pub(super) const ENVELOPE_FIELD: &str = "imap.envelope";
 const BODY_FIELD: &str = "imap.body";
 const BODYSTRUCTURE_FIELD: &str = "imap.bodystructure";
 

@@ -9,7 +9,9 @@ use tracing::debug;
 use super::{blocking, Flow, Session, Status};
 use crate::imap::command::AppendHead;
 use crate::imap::syntax::seqset;
-use crate::mailbox::search::{self, MessageContext, NumSet, SearchKey};
+use super::fetch::ENVELOPE_FIELD;
+use crate::imap::syntax::envelope;
+use crate::mailbox::search::{self, EnvelopeData, MessageContext, NumSet, SearchKey};
 use crate::mailbox::{ErrorKind, Flags, MessageData, StoreOp, SysFlags, Uid, UNKNOWN_DATE};
 
 /// Cache field holding a message's header block (opaque to the store).
@@ -51,6 +53,10 @@ impl Session {
         let needs_content = search::needs_content(key);
         let needs_body = search::needs_body(key);
         let needs_date = search::needs_internal_date(key);
+        // FROM/TO/CC/BCC/SUBJECT alone: the cached ENVELOPE answers (RFC 3501 §6.4.4
+        // defines them on the envelope); a plain needle rejects most messages unparsed.
+        let by_envelope = needs_content && search::envelope_only(key);
+        let needle = search::envelope_needle(key);
         let max_seq = view.exists();
         let max_uid = view.max_uid();
         let mut hits: Vec<u32> = Vec::new();
@@ -60,17 +66,41 @@ impl Session {
         blocking(|| {
             let all: Vec<usize> = (0..max_seq as usize).collect();
             for chunk in all.chunks(SEARCH_CHUNK) {
+                let uids: Vec<Uid> = chunk.iter().map(|&i| view.uid_at(i).unwrap_or(0)).collect();
+                // Per message: Some(None) = cannot match (needle not in its ENVELOPE),
+                // Some(Some(e)) = its envelope, None = use the header.
+                let mut envelopes: Vec<Option<Option<EnvelopeData>>> = vec![None; chunk.len()];
+                if by_envelope {
+                    view.mailbox.cache_lookup(&uids, ENVELOPE_FIELD, &mut |k, v| {
+                        let (Some(slot), Some(v)) = (envelopes.get_mut(k), v) else {
+                            return;
+                        };
+                        if needle
+                            .as_deref()
+                            .is_some_and(|n| !search::envelope_may_contain(v, n))
+                        {
+                            *slot = Some(None);
+                        } else if let Some(e) = envelope::parse_for_search(v) {
+                            *slot = Some(Some(e));
+                        }
+                    });
+                }
                 let mut headers: Vec<Option<Vec<u8>>> = vec![None; chunk.len()];
-                if header_only {
-                    let uids: Vec<Uid> =
-                        chunk.iter().map(|&i| view.uid_at(i).unwrap_or(0)).collect();
+                if header_only && envelopes.iter().any(Option::is_none) {
                     view.mailbox.cache_lookup(&uids, HEADER_FIELD, &mut |k, v| {
-                        if let (Some(slot), Some(v)) = (headers.get_mut(k), v) {
+                        let from_envelope = envelopes.get(k).is_some_and(Option::is_some);
+                        if let (Some(slot), Some(v), false) = (headers.get_mut(k), v, from_envelope)
+                        {
                             *slot = Some(v.to_vec());
                         }
                     });
                 }
                 for (k, &i) in chunk.iter().enumerate() {
+                    let env = envelopes.get(k).and_then(Option::as_ref);
+                    if let Some(None) = env {
+                        continue;
+                    }
+                    let envelope = env.and_then(Option::as_ref);
                     let Some(mut meta) = view.meta(i) else { break };
                     if needs_date && meta.internal_date == UNKNOWN_DATE {
                         let date = view.mailbox.internal_date(meta.uid).unwrap_or(0);
@@ -79,6 +109,7 @@ impl Session {
                     let meta = &*meta;
                     let content: Option<MessageData> = match (needs_content, needs_body) {
                         (false, _) => None,
+                        (true, false) if envelope.is_some() => None,
                         (true, false) => match headers.get_mut(k).and_then(Option::take) {
                             Some(h) => Some(MessageData::Owned(h)),
                             None => view.mailbox.fetch_header(meta.uid).ok().inspect(|d| {
@@ -93,6 +124,7 @@ impl Session {
                         max_uid,
                         meta,
                         recent: view.recent.contains(&meta.uid),
+                        envelope,
                     };
                     if search::matches(key, &ctx, content.as_deref()) {
                         hits.push(if uid { meta.uid } else { i as u32 + 1 });

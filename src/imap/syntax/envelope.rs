@@ -7,6 +7,7 @@
 use crate::imap::response::{push_nstring, push_string};
 use crate::mailbox::message::address::{self, Address};
 use crate::mailbox::message::{header, Part};
+use crate::mailbox::search::EnvelopeData;
 
 /// Appends the parenthesized ENVELOPE of the message whose top-level part is `part`.
 pub fn envelope(data: &[u8], part: &Part, out: &mut Vec<u8>) {
@@ -61,6 +62,127 @@ fn push_addresses(out: &mut Vec<u8>, list: Option<&[Address]>) {
         out.push(b')');
     }
     out.push(b')');
+}
+
+/// Reads back what [`envelope`] wrote (a cached ENVELOPE) as far as SEARCH needs it.
+/// `None` on anything else: the caller falls back to the message header.
+pub fn parse_for_search(text: &[u8]) -> Option<EnvelopeData> {
+    let mut r = Reader { s: text, i: 0 };
+    r.byte(b'(')?;
+    let _date = r.nstring()?;
+    r.byte(b' ')?;
+    let subject = r.nstring()?;
+    let mut lists = Vec::with_capacity(6);
+    for _ in 0..6 {
+        r.byte(b' ')?;
+        lists.push(r.addresses()?);
+    }
+    for _ in 0..2 {
+        r.byte(b' ')?;
+        r.nstring()?;
+    }
+    r.byte(b')')?;
+    if r.i != text.len() {
+        return None;
+    }
+    let mut lists = lists.into_iter();
+    let from = lists.next()?;
+    let (_sender, _reply_to) = (lists.next()?, lists.next()?);
+    Some(EnvelopeData {
+        subject,
+        from,
+        to: lists.next()?,
+        cc: lists.next()?,
+        bcc: lists.next()?,
+    })
+}
+
+struct Reader<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Reader<'_> {
+    fn byte(&mut self, b: u8) -> Option<()> {
+        (self.s.get(self.i) == Some(&b)).then(|| self.i += 1)
+    }
+
+    fn nstring(&mut self) -> Option<Option<Vec<u8>>> {
+        let rest = self.s.get(self.i..)?;
+        if rest.starts_with(b"NIL") {
+            self.i += 3;
+            return Some(None);
+        }
+        match rest.first()? {
+            b'"' => {
+                let mut out = Vec::new();
+                let mut j = 1;
+                loop {
+                    match *rest.get(j)? {
+                        b'"' => break,
+                        b'\\' => {
+                            out.push(*rest.get(j + 1)?);
+                            j += 2;
+                        }
+                        c => {
+                            out.push(c);
+                            j += 1;
+                        }
+                    }
+                }
+                self.i += j + 1;
+                Some(Some(out))
+            }
+            b'{' => {
+                let close = rest.iter().position(|&c| c == b'}')?;
+                let n: usize = std::str::from_utf8(rest.get(1..close)?).ok()?.parse().ok()?;
+                let start = close.checked_add(3)?;
+                if rest.get(close + 1..start)? != b"\r\n" {
+                    return None;
+                }
+                let v = rest.get(start..start.checked_add(n)?)?.to_vec();
+                self.i += start + n;
+                Some(Some(v))
+            }
+            _ => None,
+        }
+    }
+
+    /// `NIL` or `((name adl mailbox host) ...)`.
+    fn addresses(&mut self) -> Option<Vec<Address>> {
+        if self.nstring_nil() {
+            return Some(Vec::new());
+        }
+        self.byte(b'(')?;
+        let mut out = Vec::new();
+        while self.byte(b')').is_none() {
+            self.byte(b'(')?;
+            let name = self.nstring()?;
+            self.byte(b' ')?;
+            let adl = self.nstring()?;
+            self.byte(b' ')?;
+            let mailbox = self.nstring()?;
+            self.byte(b' ')?;
+            let host = self.nstring()?;
+            self.byte(b')')?;
+            out.push(Address {
+                name,
+                adl,
+                mailbox,
+                host,
+            });
+        }
+        Some(out)
+    }
+
+    fn nstring_nil(&mut self) -> bool {
+        if self.s.get(self.i..).is_some_and(|r| r.starts_with(b"NIL")) {
+            self.i += 3;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +265,41 @@ mod fuzz {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// SEARCH FROM/TO/CC/BCC/SUBJECT give the same answer from a cached ENVELOPE as
+        /// from the header, and the quick reject never drops a match.
+        #[test]
+        fn search_by_cached_envelope_agrees_with_the_header(
+            data in messageish(),
+            needle in prop_oneof![
+                Just("a".to_string()), Just("b".to_string()), Just("c".to_string()),
+                Just("x".to_string()), Just("MISSING".to_string()), Just("=?".to_string()),
+                Just("b@c".to_string()), Just("a\" <b".to_string()), Just("".to_string()),
+                "[a-z@<> ]{1,4}",
+            ],
+        ) {
+            use crate::mailbox::search::{self, EnvField, MessageContext, SearchKey};
+            use crate::mailbox::{Flags, MessageMeta};
+            let root = parse(&data);
+            let mut env = Vec::new();
+            envelope(&data, &root, &mut env);
+            let parsed = parse_for_search(&env);
+            prop_assert!(parsed.is_some(), "unreadable envelope {:?}", String::from_utf8_lossy(&env));
+            let meta = MessageMeta { uid: 1, flags: Flags::default(), size: 0, internal_date: 0 };
+            let ctx = MessageContext { seq: 1, max_seq: 1, max_uid: 1, meta: &meta, recent: false, envelope: None };
+            let env_ctx = MessageContext { envelope: parsed.as_ref(), ..ctx };
+            for field in [EnvField::From, EnvField::To, EnvField::Cc, EnvField::Bcc, EnvField::Subject] {
+                let key = SearchKey::Envelope(field, needle.clone());
+                let by_header = search::matches(&key, &ctx, Some(&data));
+                let by_env = search::matches(&key, &env_ctx, None);
+                prop_assert_eq!(by_header, by_env, "{:?} {:?}", field, String::from_utf8_lossy(&env));
+                if let Some(n) = search::envelope_needle(&key) {
+                    if by_header {
+                        prop_assert!(search::envelope_may_contain(&env, &n));
+                    }
+                }
+            }
+        }
 
         #[test]
         fn never_panics_and_stays_parseable(data in messageish()) {

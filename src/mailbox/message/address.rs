@@ -292,8 +292,14 @@ pub fn parse_list(value: &[u8]) -> Vec<Address> {
 
 /// The address header as searchable text: each address as `name <mailbox@host>`.
 pub fn search_text(value: &[u8]) -> String {
+    addresses_text(&parse_list(value))
+}
+
+/// Addresses as searchable text: `name <mailbox@host> ` each, the name decoded; a group
+/// start as `group: `.
+pub fn addresses_text(list: &[Address]) -> String {
     let mut s = String::new();
-    for a in parse_list(value) {
+    for a in list {
         if let Some(n) = &a.name {
             s.push_str(&super::encoded_word::decode_header(n));
             s.push(' ');

@@ -3,6 +3,7 @@
 use super::super::search::MAX_DEPTH;
 use super::*;
 use crate::imap::command::ParseErrorKind;
+use crate::mailbox::search::EnvField;
 
 #[test]
 fn search_simple_keys() {
@@ -32,13 +33,13 @@ fn search_simple_keys() {
         ("SENTSINCE 1-Jan-2000", K::SentSince(date(2000, 1, 1))),
         ("LARGER 1024", K::Larger(1024)),
         ("SMALLER 10", K::Smaller(10)),
-        ("FROM Smith", K::Header("From".into(), "Smith".into())),
-        ("TO \"a b\"", K::Header("To".into(), "a b".into())),
-        ("CC x", K::Header("Cc".into(), "x".into())),
-        ("BCC x", K::Header("Bcc".into(), "x".into())),
+        ("FROM Smith", K::Envelope(EnvField::From, "Smith".into())),
+        ("TO \"a b\"", K::Envelope(EnvField::To, "a b".into())),
+        ("CC x", K::Envelope(EnvField::Cc, "x".into())),
+        ("BCC x", K::Envelope(EnvField::Bcc, "x".into())),
         (
             "SUBJECT {5}\r\nhi yo",
-            K::Header("Subject".into(), "hi yo".into()),
+            K::Envelope(EnvField::Subject, "hi yo".into()),
         ),
         (
             "HEADER X-Mailer \"\"",
@@ -71,7 +72,7 @@ fn search_structure() {
         K::And(vec![
             K::Flagged,
             K::Since(date(1994, 2, 1)),
-            K::Not(Box::new(K::Header("From".into(), "Smith".into())))
+            K::Not(Box::new(K::Envelope(EnvField::From, "Smith".into())))
         ])
     );
     assert_eq!(
@@ -98,7 +99,7 @@ fn search_structure() {
         .command
     {
         Command::Search { key, .. } => {
-            assert_eq!(key, K::Header("Subject".into(), "caf\u{e9}".into()))
+            assert_eq!(key, K::Envelope(EnvField::Subject, "caf\u{e9}".into()))
         }
         other => panic!("{other:?}"),
     }
