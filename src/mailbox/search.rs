@@ -5,9 +5,9 @@
 //! converted from the command's CHARSET).
 
 use super::date::Date;
+use super::message::address::{self, Address};
 use super::message::decode::{to_utf8, transfer_decode};
 use super::message::encoded_word::decode_header;
-use super::message::address::{self, Address};
 use super::message::{self, header, rfc5322date, Body, Part};
 use super::{MessageMeta, SysFlags};
 

@@ -65,3 +65,69 @@ async fn fetch_pattern_drives_caching_decisions() {
     let line = decision_line(&show(&srv), "imap.envelope");
     assert!(line.contains("yes"), "{line}");
 }
+
+/// SEARCH FROM/SUBJECT are answered from cached ENVELOPEs once a client fetched them
+/// (RFC 3501 §6.4.4 defines them on the envelope), and from the header otherwise, with
+/// the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelope_searches_use_cached_envelopes() {
+    let srv = TestServer::start().await;
+    let mut c = srv.login().await;
+    for i in 1..=4 {
+        let m = sample_message(i);
+        c.send(format!("x APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()).as_bytes())
+            .await;
+        c.collect("x").await;
+    }
+    c.ok("SELECT INBOX").await;
+    // Not cached yet: from the files (comments are not part of the envelope's name).
+    let r = c.ok("UID SEARCH FROM sender2").await;
+    assert!(r.contains(&"* SEARCH 2\r\n".to_string()), "{r:?}");
+    assert!(c
+        .ok("UID SEARCH FROM \"Sender 3 <sender3@\"")
+        .await
+        .contains(&"* SEARCH 3\r\n".to_string()));
+    // A client fetches every ENVELOPE (new, then old: the decision becomes "yes").
+    c.ok("UID FETCH 4 ENVELOPE").await;
+    c.ok("UID FETCH 1:* ENVELOPE").await;
+    // Change message 2 behind Loft's back: the cached envelope still answers.
+    let cur = srv.maildir(USER).join("cur");
+    let file = std::fs::read_dir(&cur)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("Message number 2")
+        })
+        .expect("message 2 on disk");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("sender2@", "someone@");
+    std::fs::write(&file, text).unwrap();
+    assert!(c
+        .ok("UID SEARCH FROM SENDER2")
+        .await
+        .contains(&"* SEARCH 2\r\n".to_string()));
+    assert!(c
+        .ok("UID SEARCH FROM someone")
+        .await
+        .contains(&"* SEARCH\r\n".to_string()));
+    assert!(c
+        .ok("UID SEARCH SUBJECT \"number 4\" FROM example")
+        .await
+        .contains(&"* SEARCH 4\r\n".to_string()));
+    assert!(c
+        .ok("UID SEARCH OR FROM sender1 TO nobody")
+        .await
+        .contains(&"* SEARCH 1\r\n".to_string()));
+    assert!(c
+        .ok("UID SEARCH NOT FROM sender1")
+        .await
+        .contains(&"* SEARCH 2 3 4\r\n".to_string()));
+    // A key the envelope cannot answer takes the header (cached or from the file).
+    assert!(c
+        .ok("UID SEARCH HEADER Message-ID m3@")
+        .await
+        .contains(&"* SEARCH 3\r\n".to_string()));
+}

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use tracing::debug;
 
+use super::fetch::ENVELOPE_FIELD;
 use super::{blocking, Flow, Session, Status};
 use crate::imap::command::AppendHead;
-use crate::imap::syntax::seqset;
-use super::fetch::ENVELOPE_FIELD;
 use crate::imap::syntax::envelope;
+use crate::imap::syntax::seqset;
 use crate::mailbox::search::{self, EnvelopeData, MessageContext, NumSet, SearchKey};
 use crate::mailbox::{ErrorKind, Flags, MessageData, StoreOp, SysFlags, Uid, UNKNOWN_DATE};
 
@@ -71,19 +71,20 @@ impl Session {
                 // Some(Some(e)) = its envelope, None = use the header.
                 let mut envelopes: Vec<Option<Option<EnvelopeData>>> = vec![None; chunk.len()];
                 if by_envelope {
-                    view.mailbox.cache_lookup(&uids, ENVELOPE_FIELD, &mut |k, v| {
-                        let (Some(slot), Some(v)) = (envelopes.get_mut(k), v) else {
-                            return;
-                        };
-                        if needle
-                            .as_deref()
-                            .is_some_and(|n| !search::envelope_may_contain(v, n))
-                        {
-                            *slot = Some(None);
-                        } else if let Some(e) = envelope::parse_for_search(v) {
-                            *slot = Some(Some(e));
-                        }
-                    });
+                    view.mailbox
+                        .cache_lookup(&uids, ENVELOPE_FIELD, &mut |k, v| {
+                            let (Some(slot), Some(v)) = (envelopes.get_mut(k), v) else {
+                                return;
+                            };
+                            if needle
+                                .as_deref()
+                                .is_some_and(|n| !search::envelope_may_contain(v, n))
+                            {
+                                *slot = Some(None);
+                            } else if let Some(e) = envelope::parse_for_search(v) {
+                                *slot = Some(Some(e));
+                            }
+                        });
                 }
                 let mut headers: Vec<Option<Vec<u8>>> = vec![None; chunk.len()];
                 if header_only && envelopes.iter().any(Option::is_none) {

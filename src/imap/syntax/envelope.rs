@@ -135,7 +135,10 @@ impl Reader<'_> {
             }
             b'{' => {
                 let close = rest.iter().position(|&c| c == b'}')?;
-                let n: usize = std::str::from_utf8(rest.get(1..close)?).ok()?.parse().ok()?;
+                let n: usize = std::str::from_utf8(rest.get(1..close)?)
+                    .ok()?
+                    .parse()
+                    .ok()?;
                 let start = close.checked_add(3)?;
                 if rest.get(close + 1..start)? != b"\r\n" {
                     return None;

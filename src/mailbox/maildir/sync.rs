@@ -759,7 +759,11 @@ fn sort_by_delivery(files: &mut Vec<FileInfo>) {
         .collect();
     order.sort_unstable_by(|a, b| (a.0, &files[a.1].name).cmp(&(b.0, &files[b.1].name)));
     let mut slots: Vec<Option<FileInfo>> = files.drain(..).map(Some).collect();
-    files.extend(order.into_iter().filter_map(|(_, i)| slots.get_mut(i)?.take()));
+    files.extend(
+        order
+            .into_iter()
+            .filter_map(|(_, i)| slots.get_mut(i)?.take()),
+    );
 }
 
 /// The snapshot sessions see, from the index.
