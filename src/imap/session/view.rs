@@ -14,23 +14,27 @@ use std::sync::Arc;
 use crate::mailbox::search::NumSet;
 use crate::mailbox::{Flags, Mailbox, MessageMeta, Result, Snapshot, SysFlags, Uid};
 
-/// A hasher for UIDs: one multiply. UIDs are assigned by the store, not chosen by the
-/// client, and `flag_list` looks one up per message of a `FETCH 1:* FLAGS`, where SipHash
-/// showed in profiles.
+/// A hasher for UIDs, far cheaper than SipHash: UIDs are assigned by the store, not
+/// chosen by the client. The low bits are the UID itself, so ascending UIDs sit in
+/// neighbouring buckets and `flag_list` over a `FETCH 1:* FLAGS` (one \Recent lookup per
+/// message, in UID order) reads the table sequentially instead of taking a cache miss per
+/// message; the top 7 bits (the table's per-slot tag) are mixed.
 #[derive(Default)]
 pub struct UidHasher(u64);
+
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl Hasher for UidHasher {
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(GOLDEN);
         }
     }
     fn write_u32(&mut self, n: u32) {
-        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = u64::from(n);
     }
     fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 29)
+        self.0 ^ (self.0.wrapping_mul(GOLDEN) & !(u64::MAX >> 7))
     }
 }
 
