@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{self, Client};
 use crate::corpus::{Manifest, RARE_SENDER, RARE_WORD};
-use crate::procfs::cpu_seconds;
+use crate::procfs::server_cpu_seconds;
 use crate::report::Results;
 use crate::Target;
 
@@ -177,16 +177,17 @@ struct Timer {
 impl Timer {
     fn start(pid: Option<u32>) -> Timer {
         Timer {
-            cpu: cpu_seconds(pid),
+            cpu: server_cpu_seconds(pid),
             at: Instant::now(),
             pid,
         }
     }
 
-    /// Records `key` (wall ms) and `key_cpu` (server CPU ms: contention-independent).
+    /// Records `key` (wall ms) and `key_cpu` (server CPU ms: contention-independent; for
+    /// Loft in this process, without the client thread's CPU).
     fn done(&self, r: &mut Results, key: &str, label: &str) {
         let wall = self.at.elapsed();
-        let cpu = (cpu_seconds(self.pid) - self.cpu) * 1000.0;
+        let cpu = (server_cpu_seconds(self.pid) - self.cpu) * 1000.0;
         r.ms(key, label, wall);
         r.info(&format!("{key}_cpu"), "  server CPU time", cpu, "ms");
     }
