@@ -149,6 +149,7 @@ fn main() {
                 r.problems.push(format!("single-client phase failed: {e}"));
             }
         }
+        index_size(&which, &target_dir, &user, manifest.bytes, &mut r);
     }
     if phases.contains("mixed") {
         let clients = env_or("LOFT_BENCH_CLIENTS", 50usize);
@@ -172,6 +173,85 @@ fn main() {
         eprintln!("written {}", out.display());
     }
     guard.stop();
+}
+
+/// Where the server under test keeps INBOX's index files, and which names count: Loft's
+/// `loft.index*` in the Maildir++ root, Dovecot's `dovecot.index*` and `dovecot-uidlist`
+/// in the Maildir `benches/dovecot.sh` makes. `None` for a server started elsewhere.
+fn index_files(
+    which: &str,
+    target_dir: &Path,
+    user: &str,
+) -> Option<(PathBuf, &'static [&'static str])> {
+    if std::env::var_os("LOFT_BENCH_ADDR").is_some() {
+        return None;
+    }
+    match which {
+        "loft" => Some((
+            target_dir.join("bench-loft-run").join("mail").join(user),
+            &["loft.index"],
+        )),
+        "dovecot" => Some((
+            (target_dir.join("bench-dovecot-run").join("home").join(user)).join("Maildir"),
+            &["dovecot.index", "dovecot-uidlist"],
+        )),
+        _ => None,
+    }
+}
+
+/// Bytes of the regular files directly in `dir` whose names start with one of `prefixes`.
+fn sum_files(dir: &Path, prefixes: &[&str]) -> std::io::Result<u64> {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if prefixes.iter().any(|p| name.starts_with(p)) {
+            let md = e.metadata()?;
+            if md.is_file() {
+                total += md.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Records INBOX's index size on disk after the single-client phase, in bytes and as a
+/// share of the corpus. Servers write some of it when the last session closes, so this
+/// waits (up to 5 s) until the size stops changing.
+fn index_size(which: &str, target_dir: &Path, user: &str, corpus_bytes: u64, r: &mut Results) {
+    let Some((dir, prefixes)) = index_files(which, target_dir, user) else {
+        return;
+    };
+    let mut last = None;
+    let started = Instant::now();
+    let bytes = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        match sum_files(&dir, prefixes) {
+            Ok(b) if Some(b) == last || started.elapsed() > Duration::from_secs(5) => break b,
+            Ok(b) => last = Some(b),
+            Err(e) => {
+                eprintln!("cannot read {}: {e}", dir.display());
+                return;
+            }
+        }
+    };
+    eprintln!(
+        "  INBOX index on disk: {bytes} B ({:.1}% of the corpus)",
+        100.0 * bytes as f64 / corpus_bytes.max(1) as f64
+    );
+    r.info(
+        "index_bytes",
+        "INBOX index files on disk after the single-client phase",
+        bytes as f64 / 1e6,
+        "MB",
+    );
+    r.info(
+        "index_share",
+        "  as a share of the corpus size",
+        100.0 * bytes as f64 / corpus_bytes.max(1) as f64,
+        "%",
+    );
 }
 
 enum ServerGuard {

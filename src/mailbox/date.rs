@@ -89,22 +89,76 @@ pub fn to_unix(date: Date, hour: u32, min: u32, sec: u32, offset_minutes: i32) -
 /// Formats an IMAP date-time (RFC 3501 §9 `date-time`) in UTC: `"02-Jan-2006 15:04:05 +0000"`
 /// without the quotes.
 pub fn imap_datetime(secs: i64) -> String {
+    let mut out = Vec::with_capacity(26);
+    push_imap_datetime(&mut out, secs);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// [`imap_datetime`] appended to `out` without allocating (FETCH INTERNALDATE of many
+/// messages).
+pub fn push_imap_datetime(out: &mut Vec<u8>, secs: i64) {
     let d = Date::from_unix(secs);
     let t = secs.rem_euclid(86400);
-    format!(
-        "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
-        d.day,
-        MONTHS[(d.month - 1) as usize],
-        d.year,
-        t / 3600,
-        (t / 60) % 60,
-        t % 60
-    )
+    let two = |out: &mut Vec<u8>, n: i64| {
+        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8])
+    };
+    two(out, i64::from(d.day));
+    out.push(b'-');
+    out.extend_from_slice(MONTHS[usize::from(d.month.clamp(1, 12) - 1)].as_bytes());
+    out.push(b'-');
+    if (0..=9999).contains(&d.year) {
+        let y = i64::from(d.year);
+        two(out, y / 100);
+        two(out, y % 100);
+    } else {
+        // Outside what `date-time` can say; written as `{:04}` would.
+        out.extend_from_slice(format!("{:04}", d.year).as_bytes());
+    }
+    out.push(b' ');
+    two(out, t / 3600);
+    out.push(b':');
+    two(out, (t / 60) % 60);
+    out.push(b':');
+    two(out, t % 60);
+    out.extend_from_slice(b" +0000");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datetime_writer_matches_the_formatted_form() {
+        let old = |secs: i64| {
+            let d = Date::from_unix(secs);
+            let t = secs.rem_euclid(86400);
+            format!(
+                "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
+                d.day,
+                MONTHS[(d.month - 1) as usize],
+                d.year,
+                t / 3600,
+                (t / 60) % 60,
+                t % 60
+            )
+        };
+        let mut secs = -70_000_000_000i64;
+        while secs < 300_000_000_000 {
+            assert_eq!(imap_datetime(secs), old(secs), "{secs}");
+            secs += 7_777_777;
+        }
+        for s in [
+            0,
+            -1,
+            1_136_214_245,
+            253_402_300_799,
+            253_402_300_800,
+            -62_167_219_201,
+        ] {
+            assert_eq!(imap_datetime(s), old(s), "{s}");
+        }
+        assert_eq!(imap_datetime(1_136_214_245), "02-Jan-2006 15:04:05 +0000");
+    }
 
     #[test]
     fn round_trip_days() {

@@ -66,6 +66,77 @@ async fn fetch_pattern_drives_caching_decisions() {
     assert!(line.contains("yes"), "{line}");
 }
 
+/// `FETCH 1:*` mixing cached values with values computed for a message that arrived
+/// after the others were cached answers exactly as before caching; a message whose file
+/// vanished is left out with `NO [EXPUNGEISSUED]` while the others are still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_mixes_cached_and_computed_values() {
+    let srv = TestServer::start().await;
+    let mut c = srv.login().await;
+    let append = |i: usize| {
+        let m = sample_message(i);
+        format!("x APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len())
+    };
+    for i in 1..=4 {
+        c.send(append(i).as_bytes()).await;
+        c.collect("x").await;
+    }
+    c.ok("SELECT INBOX").await;
+    let q = "FETCH 1:* (FLAGS ENVELOPE RFC822.SIZE BODYSTRUCTURE INTERNALDATE)";
+    let cold = c.ok(q).await;
+    assert_eq!(cold.len(), 4, "{cold:?}");
+    // An older message asked for again: both fields are kept for every message ("yes").
+    c.ok("UID FETCH 1 (ENVELOPE BODYSTRUCTURE)").await;
+    c.ok(q).await;
+    let report = show(&srv);
+    for field in ["imap.envelope", "imap.bodystructure"] {
+        assert!(
+            decision_line(&report, field).contains("yes"),
+            "{field}: {report}"
+        );
+    }
+    let warm = c.ok(q).await;
+    assert_eq!(warm, cold, "served from the cache, byte for byte");
+
+    c.send(append(5).as_bytes()).await;
+    c.collect("x").await;
+    c.ok("NOOP").await;
+    let mixed = c.ok(q).await;
+    assert_eq!(mixed.len(), 5, "{mixed:?}");
+    assert_eq!(mixed[..4], cold[..], "cached part unchanged");
+    assert!(
+        mixed[4].starts_with("* 5 FETCH (FLAGS (") && mixed[4].contains("Message number 5"),
+        "{}",
+        mixed[4]
+    );
+    assert_eq!(
+        c.ok(q).await,
+        mixed,
+        "the value computed for 5 is what is cached"
+    );
+
+    // Message 2's file disappears behind Loft's back; BODY[HEADER] must read every file.
+    let cur = srv.maildir(USER).join("cur");
+    let file = std::fs::read_dir(&cur)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("Message number 2")
+        })
+        .expect("message 2 on disk");
+    std::fs::remove_file(&file).unwrap();
+    let mut r = c.cmd("FETCH 1:* (ENVELOPE BODY.PEEK[HEADER])").await;
+    let last = r.pop().unwrap();
+    assert!(last.contains("NO [EXPUNGEISSUED]"), "{last}");
+    let seqs: Vec<&str> = r
+        .iter()
+        .filter_map(|u| u.strip_prefix("* ")?.split(' ').next())
+        .collect();
+    assert_eq!(seqs, ["1", "3", "4", "5"], "{r:?}");
+}
+
 /// SEARCH FROM/SUBJECT are answered from cached ENVELOPEs once a client fetched them
 /// (RFC 3501 §6.4.4 defines them on the envelope), and from the header otherwise, with
 /// the same answers.

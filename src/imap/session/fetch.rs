@@ -10,7 +10,7 @@ use crate::imap::response::{push_astring, push_literal};
 use crate::imap::syntax::{bodystructure, envelope};
 use crate::mailbox::message::{self, Section, SectionText};
 use crate::mailbox::search::NumSet;
-use crate::mailbox::{date, ErrorKind, Flags, StoreOp, SysFlags, UNKNOWN_DATE};
+use crate::mailbox::{date, ErrorKind, Flags, Mailbox, StoreOp, SysFlags, UNKNOWN_DATE};
 
 /// Cache field names for FETCH items whose encoded form is worth keeping (opaque to the
 /// store; the index engine decides per user whether to keep them).
@@ -20,6 +20,57 @@ const BODYSTRUCTURE_FIELD: &str = "imap.bodystructure";
 
 /// Messages handled per cache lookup (bounds the memory of `FETCH 1:*`).
 const CHUNK: usize = 512;
+
+/// The cached values of one chunk, copied out of the cache under one lookup per field
+/// into one reused buffer (no allocation per value).
+#[derive(Default)]
+struct ChunkCache {
+    bytes: Vec<u8>,
+    /// `spans[f * n + k]`: where field `f`'s value for message `k` of the chunk is.
+    spans: Vec<Option<(usize, usize)>>,
+    n: usize,
+}
+
+impl ChunkCache {
+    fn fill(&mut self, mailbox: &dyn Mailbox, uids: &[u32], fields: &[&str]) {
+        self.bytes.clear();
+        self.spans.clear();
+        self.n = uids.len();
+        for field in fields {
+            let base = self.spans.len();
+            self.spans.resize(base + uids.len(), None);
+            let (bytes, spans) = (&mut self.bytes, &mut self.spans);
+            mailbox.cache_lookup(uids, field, &mut |k, v| {
+                if let (Some(v), Some(slot)) = (v, spans.get_mut(base + k)) {
+                    let start = bytes.len();
+                    bytes.extend_from_slice(v);
+                    *slot = Some((start, bytes.len()));
+                }
+            });
+        }
+    }
+
+    /// Field `f`'s cached value for message `k` of the chunk.
+    fn get(&self, f: usize, k: usize) -> Option<&[u8]> {
+        let (start, end) = (*self.spans.get(f * self.n + k)?)?;
+        self.bytes.get(start..end)
+    }
+}
+
+/// `n` in decimal, without allocating.
+fn push_num(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
 
 fn cache_field(item: &FetchAtt) -> Option<&'static str> {
     match item {
@@ -117,6 +168,10 @@ impl Session {
         });
         let wants_flags = items.contains(&FetchAtt::Flags);
         let cached_fields: Vec<&'static str> = items.iter().filter_map(cache_field).collect();
+        // items[n]'s field as an index into cached_fields.
+        let item_field: Vec<Option<usize>> = (items.iter())
+            .map(|a| cache_field(a).and_then(|f| cached_fields.iter().position(|x| *x == f)))
+            .collect();
         // Items that need the message itself even when every cacheable item was cached.
         let needs_content_uncached = items.iter().any(|a| {
             cache_field(a).is_none()
@@ -127,42 +182,32 @@ impl Session {
                 )
         });
         let mut vanished = false;
+        let mut uids: Vec<u32> = Vec::with_capacity(CHUNK.min(indexes.len()));
+        let mut cache = ChunkCache::default();
         for chunk in indexes.chunks(CHUNK) {
             let Some(view) = self.view.as_ref() else {
                 break;
             };
-            let uids: Vec<u32> = chunk.iter().map(|&i| view.uid_at(i).unwrap_or(0)).collect();
-            // cached[f][k]: value of cached_fields[f] for chunk[k]
-            let mut cached: Vec<Vec<Option<Vec<u8>>>> = Vec::with_capacity(cached_fields.len());
-            for field in &cached_fields {
-                let mut values = vec![None; uids.len()];
-                blocking(|| {
-                    view.mailbox.cache_lookup(&uids, field, &mut |k, v| {
-                        if let (Some(slot), Some(v)) = (values.get_mut(k), v) {
-                            *slot = Some(v.to_vec());
-                        }
-                    })
-                });
-                cached.push(values);
+            uids.clear();
+            uids.extend(chunk.iter().map(|&i| view.uid_at(i).unwrap_or(0)));
+            if !cached_fields.is_empty() {
+                blocking(|| cache.fill(view.mailbox.as_ref(), &uids, &cached_fields));
             }
             for (k, &i) in chunk.iter().enumerate() {
                 let Some(view) = self.view.as_ref() else {
                     break;
                 };
-                let Some(meta) = view.meta(i).map(|m| m.into_owned()) else {
+                let Some(meta) = view.meta(i) else {
                     continue;
                 };
-                let hit = |field: &str| -> Option<&[u8]> {
-                    let f = cached_fields.iter().position(|x| *x == field)?;
-                    cached.get(f)?.get(k)?.as_deref()
-                };
-                let all_cached = cached_fields.iter().all(|f| hit(f).is_some());
+                let uid = meta.uid;
+                let all_cached = (0..cached_fields.len()).all(|f| cache.get(f, k).is_some());
                 let data = if needs_content && (needs_content_uncached || !all_cached) {
                     let read = || {
                         if needs_body {
-                            view.mailbox.fetch_message(meta.uid)
+                            view.mailbox.fetch_message(uid)
                         } else {
-                            view.mailbox.fetch_header(meta.uid)
+                            view.mailbox.fetch_header(uid)
                         }
                     };
                     match blocking(read) {
@@ -180,36 +225,39 @@ impl Session {
                     None
                 };
                 let parsed = data.as_deref().map(message::parse);
-                let mut line = format!("* {} FETCH (", i + 1).into_bytes();
-                let mut first = true;
+                // The response is built straight into the connection's output buffer.
+                let line = &mut self.conn.out;
+                line.extend_from_slice(b"* ");
+                push_num(line, i as u64 + 1);
+                line.extend_from_slice(b" FETCH (");
                 let mut literal_tail: Option<Cow<[u8]>> = None;
-                for item in &items {
-                    if !first {
+                for (n, item) in items.iter().enumerate() {
+                    if n > 0 {
                         line.push(b' ');
                     }
-                    first = false;
                     match item {
                         FetchAtt::Uid => {
-                            line.extend_from_slice(format!("UID {}", meta.uid).as_bytes())
+                            line.extend_from_slice(b"UID ");
+                            push_num(line, u64::from(uid));
                         }
                         FetchAtt::Flags => {
                             line.extend_from_slice(b"FLAGS ");
-                            view.flag_list(&meta, &mut line);
+                            view.flag_list(&meta, line);
                         }
                         FetchAtt::InternalDate => {
                             let when = if meta.internal_date == UNKNOWN_DATE {
                                 // Not filled in yet after a first scan: ask now.
-                                blocking(|| view.mailbox.internal_date(meta.uid)).unwrap_or(0)
+                                blocking(|| view.mailbox.internal_date(uid)).unwrap_or(0)
                             } else {
                                 meta.internal_date
                             };
-                            line.extend_from_slice(
-                                format!("INTERNALDATE \"{}\"", date::imap_datetime(when))
-                                    .as_bytes(),
-                            );
+                            line.extend_from_slice(b"INTERNALDATE \"");
+                            date::push_imap_datetime(line, when);
+                            line.push(b'"');
                         }
                         FetchAtt::Rfc822Size => {
-                            line.extend_from_slice(format!("RFC822.SIZE {}", meta.size).as_bytes())
+                            line.extend_from_slice(b"RFC822.SIZE ");
+                            push_num(line, meta.size);
                         }
                         FetchAtt::Envelope | FetchAtt::Body | FetchAtt::BodyStructure => {
                             let (name, field): (&[u8], &str) = match item {
@@ -218,19 +266,20 @@ impl Session {
                                 _ => (b"BODYSTRUCTURE ", BODYSTRUCTURE_FIELD),
                             };
                             line.extend_from_slice(name);
-                            if let Some(v) = hit(field) {
+                            let hit = item_field.get(n).copied().flatten();
+                            if let Some(v) = hit.and_then(|f| cache.get(f, k)) {
                                 line.extend_from_slice(v);
                             } else if let (Some(d), Some(p)) = (data.as_deref(), parsed.as_ref()) {
                                 let start = line.len();
                                 match item {
-                                    FetchAtt::Envelope => envelope::envelope(d, p, &mut line),
+                                    FetchAtt::Envelope => envelope::envelope(d, p, line),
                                     FetchAtt::Body => {
-                                        bodystructure::bodystructure(d, p, false, &mut line)
+                                        bodystructure::bodystructure(d, p, false, line)
                                     }
-                                    _ => bodystructure::bodystructure(d, p, true, &mut line),
+                                    _ => bodystructure::bodystructure(d, p, true, line),
                                 }
-                                let value = &line[start..];
-                                blocking(|| view.mailbox.cache_offer(meta.uid, field, value));
+                                let value = line.get(start..).unwrap_or_default();
+                                blocking(|| view.mailbox.cache_offer(uid, field, value));
                             }
                         }
                         FetchAtt::Rfc822
@@ -284,43 +333,42 @@ impl Session {
                                 None => body,
                             };
                             let body = without_nuls(body);
-                            let is_last = items.last().is_some_and(|l| std::ptr::eq(l, item));
-                            if body.len() >= 8192 && is_last {
+                            if body.len() >= 8192 && n + 1 == items.len() {
                                 // The last item: send the big literal straight from the message
-                                // buffer instead of copying it into the line.
-                                line.extend_from_slice(
-                                    format!("{{{}}}\r\n", body.len()).as_bytes(),
-                                );
+                                // buffer instead of copying it into the output buffer.
+                                line.push(b'{');
+                                push_num(line, body.len() as u64);
+                                line.extend_from_slice(b"}\r\n");
                                 literal_tail = Some(body);
                             } else if body.is_empty() {
                                 line.extend_from_slice(b"\"\"");
                             } else {
-                                push_literal(&mut line, &body);
+                                push_literal(line, &body);
                             }
                         }
                     }
                 }
+                // After a literal sent on its own, the rest of the line waits in `tail`.
                 let mut tail = Vec::new();
-                if !wants_flags && flags_changed.contains(&meta.uid) {
-                    tail.extend_from_slice(b" FLAGS ");
-                    view.flag_list(&meta, &mut tail);
+                let rest = if literal_tail.is_some() {
+                    &mut tail
+                } else {
+                    line
+                };
+                if !wants_flags && !flags_changed.is_empty() && flags_changed.contains(&uid) {
+                    rest.extend_from_slice(b" FLAGS ");
+                    view.flag_list(&meta, rest);
                 }
-                tail.extend_from_slice(b")\r\n");
-                match literal_tail {
-                    Some(body) => {
-                        self.conn.out.extend_from_slice(&line);
-                        let ok = self.conn.write_bytes(&body).await.is_ok();
-                        self.conn.out.extend_from_slice(&tail);
-                        if !ok {
-                            return Status::no("Connection error.");
-                        }
+                rest.extend_from_slice(b")\r\n");
+                if let Some(body) = literal_tail {
+                    let ok = self.conn.write_bytes(&body).await.is_ok();
+                    self.conn.out.extend_from_slice(&tail);
+                    if !ok {
+                        return Status::no("Connection error.");
                     }
-                    None => {
-                        line.extend_from_slice(&tail);
-                        if self.conn.write_bytes(&line).await.is_err() {
-                            return Status::no("Connection error.");
-                        }
-                    }
+                }
+                if self.conn.write_if_full().await.is_err() {
+                    return Status::no("Connection error.");
                 }
             }
         }
@@ -388,6 +436,30 @@ fn section_name(section: &Section, partial: Option<(u32, u32)>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers() {
+        for n in [0u64, 7, 10, 99, 100, 4_294_967_295, u64::MAX] {
+            let mut out = b"x".to_vec();
+            push_num(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn chunk_cache_spans() {
+        let mut c = ChunkCache {
+            n: 3,
+            ..ChunkCache::default()
+        };
+        c.bytes.extend_from_slice(b"abcde");
+        c.spans = vec![Some((0, 2)), None, Some((2, 5)), None, Some((5, 5)), None];
+        assert_eq!(c.get(0, 0), Some(&b"ab"[..]));
+        assert_eq!(c.get(0, 1), None);
+        assert_eq!(c.get(0, 2), Some(&b"cde"[..]));
+        assert_eq!(c.get(1, 1), Some(&b""[..]));
+        assert_eq!(c.get(2, 0), None);
+    }
 
     #[test]
     fn section_names() {

@@ -146,14 +146,20 @@ impl Conn {
     pub async fn write_bytes(&mut self, data: &[u8]) -> io::Result<()> {
         if data.len() < 8192 {
             self.out.extend_from_slice(data);
-            if self.out.len() > 64 * 1024 {
-                self.flush_out().await?;
-            }
-            return Ok(());
+            return self.write_if_full().await;
         }
         self.flush_out().await?;
         self.stream.write_all(data).await?;
         self.bytes_out += data.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the queued responses once they fill a large write (64 KiB), so long answers
+    /// built straight into `out` go out in big writes, not one syscall per line.
+    pub async fn write_if_full(&mut self) -> io::Result<()> {
+        if self.out.len() > 64 * 1024 {
+            self.flush_out().await?;
+        }
         Ok(())
     }
 
