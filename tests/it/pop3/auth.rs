@@ -98,12 +98,12 @@ async fn apop_with_plain_passwords() {
     let start = p.greeting.find('<').expect("APOP timestamp in greeting");
     let stamp = p.greeting[start..].to_string();
     assert!(stamp.ends_with('>') && stamp.contains('@'), "{stamp}");
-    let wrong = loft::pop3::md5::hex_digest(format!("{stamp}nope").as_bytes());
+    let wrong = loft::auth::md5::hex_digest(format!("{stamp}nope").as_bytes());
     assert!(p
         .err(&format!("APOP alice {wrong}"))
         .await
         .starts_with("-ERR [AUTH]"));
-    let digest = loft::pop3::md5::hex_digest(format!("{stamp}{PASS}").as_bytes());
+    let digest = loft::auth::md5::hex_digest(format!("{stamp}{PASS}").as_bytes());
     p.ok(&format!("APOP alice {digest}")).await;
     p.ok("STAT").await;
     p.ok("QUIT").await;
