@@ -104,6 +104,8 @@ pub struct Exchange {
     hostname: String,
     remote: Option<IpAddr>,
     service: Service,
+    /// The user name, once the client has said it.
+    user: Option<String>,
     /// Test hook: a fixed server nonce (RFC 7677 example).
     fixed_nonce: Option<String>,
 }
@@ -122,6 +124,7 @@ impl Exchange {
             hostname: hostname.to_string(),
             remote,
             service,
+            user: None,
             fixed_nonce: None,
         })
     }
@@ -134,6 +137,11 @@ impl Exchange {
 
     pub fn mech(&self) -> Mech {
         self.mech
+    }
+
+    /// The user name the client gave, once it has (for `user=` in auth-socket answers).
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     async fn malformed(&mut self, auth: &Authenticator, why: &'static str) -> Reply {
@@ -166,6 +174,7 @@ impl Exchange {
                 let Some((user, digest)) = cram::parse_response(resp) else {
                     return self.malformed(auth, "Invalid CRAM-MD5 response").await;
                 };
+                self.user = Some(user.clone());
                 let out = auth
                     .verify_cram(&user, &challenge, digest, self.remote, self.service)
                     .await;
@@ -204,6 +213,7 @@ impl Exchange {
             Ok(cf) => cf,
             Err(why) => return self.malformed(auth, scram_reason(why)).await,
         };
+        self.user = Some(cf.user.clone());
         // Nobody may act as someone else (no master users), as for PLAIN.
         if cf.authzid.as_ref().is_some_and(|a| *a != cf.user) {
             return self

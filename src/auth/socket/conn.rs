@@ -342,8 +342,8 @@ impl Conn {
                     let _ = tx.send(proto::cont(id, &b64)).await;
                     return;
                 }
-                Reply::Done(outcome) => outcome_line(id, None, outcome),
-                Reply::Malformed(why) => proto::fail(id, None, Some(why), false),
+                Reply::Done(outcome) => outcome_line(id, ex.user(), outcome),
+                Reply::Malformed(why) => proto::fail(id, ex.user(), Some(why), false),
             };
             lock(&pending).remove(&id);
             let _ = tx.send(answer).await;
