@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use tracing::info;
+use tracing::warn;
 
 use super::{cram, scram, AuthOutcome, Authenticator, Service, User};
 
@@ -147,8 +147,10 @@ impl Exchange {
     async fn malformed(&mut self, auth: &Authenticator, why: &'static str) -> Reply {
         self.stage = Stage::Finished;
         let remote = self.remote.map(|r| r.to_string());
-        info!(mech = self.mech.name(), service = %self.service,
-            remote = %remote.as_deref().unwrap_or("-"), "authentication failed: {why}");
+        // Like the core's failure line; `{:?}` escapes what a client put in the name.
+        warn!(user = ?self.user.as_deref().unwrap_or("-"), mech = self.mech.name(),
+            service = %self.service, remote = %remote.as_deref().unwrap_or("-"),
+            "authentication failed: malformed SASL message: {why}");
         tokio::time::sleep(auth.failure_delay()).await;
         Reply::Malformed(why)
     }
