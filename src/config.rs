@@ -118,6 +118,12 @@ pub struct AuthConfig {
     pub socket_tcp: Vec<SocketAddr>,
     /// Brute-force limits.
     pub rate_limit: RateLimitConfig,
+    /// SASL mechanisms that may be offered, upper-case names (default all four: PLAIN,
+    /// LOGIN, CRAM-MD5, SCRAM-SHA-256). One is advertised only when some user's stored
+    /// password can use it.
+    pub mechanisms: Vec<String>,
+    /// PBKDF2 iterations for SCRAM-SHA-256 with PLAIN-stored passwords (default 4096).
+    pub scram_iterations: u32,
 }
 
 /// Token-bucket limits on failed logins (see `auth::ratelimit`).
@@ -243,6 +249,10 @@ impl Config {
                 socket_group: None,
                 socket_tcp: vec![],
                 rate_limit: RateLimitConfig::default(),
+                mechanisms: ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"]
+                    .map(String::from)
+                    .to_vec(),
+                scram_iterations: 4096,
             },
             storage: StorageConfig {
                 format: StorageFormat::Maildir,
@@ -278,7 +288,7 @@ pub(crate) fn defaults(dir: &Path) -> Config {
 }
 
 /// gethostname(2), if it yields a usable UTF-8 name.
-fn system_hostname() -> Option<String> {
+pub(crate) fn system_hostname() -> Option<String> {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for `len` bytes; gethostname NUL-terminates on success
     // when the name fits, and we also cap at the buffer length.

@@ -38,7 +38,8 @@ enum Command {
     },
     /// Hash a password for the passwd-file (read from stdin, or prompted for twice).
     Pw {
-        /// ARGON2ID, ARGON2I, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT or PLAIN.
+        /// ARGON2ID, ARGON2I, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, PLAIN, SCRAM-SHA-256 or
+        /// CRAM-MD5 (the last two also enable the SASL mechanisms of that name).
         #[arg(long, short, default_value = "ARGON2ID")]
         scheme: Scheme,
     },

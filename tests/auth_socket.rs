@@ -175,7 +175,7 @@ async fn plain_and_login_success_and_failure() {
     assert_eq!(c.line().await, "FAIL\t6\tuser=bob");
 
     // Unsupported mechanism, bad base64.
-    c.send("AUTH\t7\tCRAM-MD5\tservice=smtp\tsecured\n").await;
+    c.send("AUTH\t7\tDIGEST-MD5\tservice=smtp\tsecured\n").await;
     assert!(c.line().await.starts_with("FAIL\t7\t"));
     c.send("AUTH\t8\tPLAIN\tservice=smtp\tsecured\tresp=!!!\n")
         .await;
@@ -487,4 +487,164 @@ async fn stale_socket_is_replaced_and_removed_at_shutdown() {
     let err = loft::server::start(cfg).await.err().unwrap();
     assert!(err.contains("not a socket"), "{err}");
     assert_eq!(std::fs::read_to_string(&sock).unwrap(), "keep me");
+}
+
+#[path = "it/scram_client.rs"]
+mod scram_client;
+
+fn unb64(s: &str) -> String {
+    String::from_utf8(B64.decode(s).unwrap()).unwrap()
+}
+
+/// Reads a `CONT <id> <data>` line and returns the decoded data.
+async fn cont(c: &mut Client, id: u32) -> String {
+    let l = c.line().await;
+    let data = l
+        .strip_prefix(&format!("CONT\t{id}\t"))
+        .unwrap_or_else(|| panic!("expected CONT {id}: {l:?}"));
+    unb64(data)
+}
+
+async fn cram(c: &mut Client, id: u32, user: &str, secret: &str, extra: &str) -> String {
+    c.send(&format!("AUTH\t{id}\tCRAM-MD5\tservice=smtp{extra}\n"))
+        .await;
+    let ch = cont(c, id).await;
+    assert!(ch.starts_with('<') && ch.ends_with('>'), "{ch}");
+    let d = loft::auth::md5::hex(&loft::auth::cram::hmac_md5(
+        secret.as_bytes(),
+        ch.as_bytes(),
+    ));
+    c.send(&format!(
+        "CONT\t{id}\t{}\n",
+        B64.encode(format!("{user} {d}"))
+    ))
+    .await;
+    c.line().await
+}
+
+async fn scram(c: &mut Client, id: u32, user: &str, pw: &str, with_resp: bool) -> String {
+    let mut sc = scram_client::Scram::new("n,,", user, pw, "0123456789abcdef");
+    let first = B64.encode(sc.first_message());
+    if with_resp {
+        c.send(&format!(
+            "AUTH\t{id}\tSCRAM-SHA-256\tservice=smtp\trip=192.0.2.9\tresp={first}\n"
+        ))
+        .await;
+    } else {
+        c.send(&format!(
+            "AUTH\t{id}\tSCRAM-SHA-256\tservice=smtp\trip=192.0.2.9\n"
+        ))
+        .await;
+        assert_eq!(c.line().await, format!("CONT\t{id}\t"));
+        c.send(&format!("CONT\t{id}\t{first}\n")).await;
+    }
+    let sf = cont(c, id).await;
+    let fin = B64.encode(sc.final_message(&sf));
+    c.send(&format!("CONT\t{id}\t{fin}\n")).await;
+    let l = c.line().await;
+    let Some(v) = l.strip_prefix(&format!("CONT\t{id}\t")) else {
+        return l;
+    };
+    assert_eq!(Some(unb64(v)), sc.expected_v, "server signature");
+    c.send(&format!("CONT\t{id}\t\n")).await;
+    c.line().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cram_md5_and_scram_cont_flows() {
+    let env = start().await;
+    let (mut c, hs) = Client::connect(&env).await;
+    assert!(
+        hs.contains(&"MECH\tCRAM-MD5\tdictionary\tactive".to_string()),
+        "{hs:?}"
+    );
+    assert!(
+        hs.contains(&"MECH\tSCRAM-SHA-256\tmutual-auth".to_string()),
+        "{hs:?}"
+    );
+    // CRAM-MD5 is not plaintext: accepted from a non-secured, non-loopback client where
+    // PLAIN is refused.
+    let r = c.plain(1, "alice", "secret", "\trip=192.0.2.9").await;
+    assert!(r.starts_with("FAIL\t1") && r.contains("Plaintext"), "{r}");
+    assert_eq!(
+        cram(&mut c, 2, "alice", "secret", "\trip=192.0.2.9").await,
+        "OK\t2\tuser=alice"
+    );
+    let r = cram(&mut c, 3, "alice", "wrong", "").await;
+    assert!(r.starts_with("FAIL\t3") && r.contains("user=alice"), "{r}");
+    let r = cram(&mut c, 4, "nobody", "x", "").await;
+    assert!(r.starts_with("FAIL\t4"), "{r}");
+    // SCRAM with and without resp=.
+    assert_eq!(
+        scram(&mut c, 5, "bob", "hunter2", true).await,
+        "OK\t5\tuser=bob"
+    );
+    assert_eq!(
+        scram(&mut c, 6, "bob", "hunter2", false).await,
+        "OK\t6\tuser=bob"
+    );
+    let r = scram(&mut c, 7, "bob", "nope", true).await;
+    assert!(r.starts_with("FAIL\t7"), "{r}");
+    let r = scram(&mut c, 8, "nobody", "nope", false).await;
+    assert!(r.starts_with("FAIL\t8"), "{r}");
+    // Malformed: channel binding asked for, bad base64, data instead of the empty ack.
+    let bad = B64.encode("p=tls-unique,,n=bob,r=abc");
+    c.send(&format!(
+        "AUTH\t9\tSCRAM-SHA-256\tservice=smtp\tresp={bad}\n"
+    ))
+    .await;
+    let r = c.line().await;
+    assert!(r.starts_with("FAIL\t9") && r.contains("reason="), "{r}");
+    c.send("AUTH\t10\tCRAM-MD5\tservice=smtp\n").await;
+    cont(&mut c, 10).await;
+    c.send("CONT\t10\t!!!\n").await;
+    assert!(c.line().await.starts_with("FAIL\t10"));
+    c.send("AUTH\t11\tCRAM-MD5\tservice=smtp\tresp=dGlt\n")
+        .await;
+    assert!(c.line().await.starts_with("FAIL\t11"));
+    // Interleaved: two exchanges open at once on one connection.
+    c.send("AUTH\t20\tCRAM-MD5\tservice=smtp\n").await;
+    c.send("AUTH\t21\tCRAM-MD5\tservice=smtp\n").await;
+    let mut ch = HashMap::new();
+    for _ in 0..2 {
+        let l = c.line().await;
+        let mut f = l.split('\t');
+        assert_eq!(f.next(), Some("CONT"));
+        let id: u32 = f.next().unwrap().parse().unwrap();
+        ch.insert(id, unb64(f.next().unwrap()));
+    }
+    for (id, user, pw) in [(21, "bob", "hunter2"), (20, "alice", "secret")] {
+        let d = loft::auth::md5::hex(&loft::auth::cram::hmac_md5(
+            pw.as_bytes(),
+            ch[&id].as_bytes(),
+        ));
+        c.send(&format!(
+            "CONT\t{id}\t{}\n",
+            B64.encode(format!("{user} {d}"))
+        ))
+        .await;
+        assert_eq!(c.line().await, format!("OK\t{id}\tuser={user}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenge_response_mechs_only_when_usable_or_allowed() {
+    let env = start().await;
+    let sha = loft::auth::hash_password(loft::auth::Scheme::Sha512Crypt, "pw").unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(env.dir.path().join("users"), format!("erin:{sha}\n")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_c, hs) = Client::connect(&env).await;
+    let mechs: Vec<&String> = hs.iter().filter(|l| l.starts_with("MECH")).collect();
+    assert_eq!(mechs, ["MECH\tPLAIN\tplaintext", "MECH\tLOGIN\tplaintext"]);
+    let env = start_with(|c| c.auth.mechanisms = vec!["SCRAM-SHA-256".into()]).await;
+    let (mut c, hs) = Client::connect(&env).await;
+    let mechs: Vec<&String> = hs.iter().filter(|l| l.starts_with("MECH")).collect();
+    assert_eq!(mechs, ["MECH\tSCRAM-SHA-256\tmutual-auth"]);
+    let r = c.plain(1, "alice", "secret", "\tsecured").await;
+    assert!(r.contains("Unsupported"), "{r}");
+    assert_eq!(
+        scram(&mut c, 2, "alice", "secret", true).await,
+        "OK\t2\tuser=alice"
+    );
 }

@@ -1,7 +1,9 @@
 //! Interop with real MTAs through the auth socket: Postfix (`smtpd_sasl_type = dovecot`)
 //! and Exim (`dovecot` authenticator), each a private instance on a loopback port with
 //! its own config and spool, delivering nowhere. swaks performs AUTH PLAIN and AUTH LOGIN
-//! with a good password (235), a bad one (535) and an app password limited to imap (535).
+//! with a good password (235), a bad one (535) and an app password limited to imap (535),
+//! and AUTH CRAM-MD5 (a multi-step CONT exchange through the MTA; swaks needs perl's
+//! Digest::HMAC_MD5, Debian `libdigest-hmac-perl`) for a user stored as `{PLAIN}`.
 //!
 //! Needs root (private spools owned by the MTA users), Postfix and swaks from Debian, and
 //! Exim from `exim4-daemon-heavy` (`.ci/run` unpacks it to `target/mta/exim`, or set
@@ -55,7 +57,12 @@ async fn start_loft(group: &str) -> Loft {
     // The MTA users must be able to reach the socket inside.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let hash = hash_password(Scheme::Sha512Crypt, "Corr3ct-horse").unwrap();
-    std::fs::write(dir.path().join("users"), format!("alice:{hash}\n")).unwrap();
+    // tim's clear password makes CRAM-MD5 usable, so Loft offers it in the handshake.
+    std::fs::write(
+        dir.path().join("users"),
+        format!("alice:{hash}\ntim:{{PLAIN}}{CRAM_PW}\n"),
+    )
+    .unwrap();
     let apps = app_passwords::path_for(&dir.path().join("users"));
     let app_pw = app_passwords::add(&apps, "alice", "phone", &[Service::Imap]).unwrap();
     let sock = dir.path().join("auth-client");
@@ -96,8 +103,20 @@ fn wait_port(port: u16) {
     }
 }
 
-/// The six swaks checks, for either MTA.
+const CRAM_PW: &str = "tanstaaf-cram";
+
+/// The swaks checks, for either MTA.
 fn check_auth(port: u16, app_pw: &str) {
+    let t = swaks(port, "CRAM-MD5", "tim", CRAM_PW);
+    assert!(
+        t.contains("AUTH CRAM-MD5") && t.contains("334 ") && t.contains("235 "),
+        "CRAM-MD5 good password:\n{t}"
+    );
+    let t = swaks(port, "CRAM-MD5", "tim", "wrong-password");
+    assert!(
+        t.contains("535 ") && !t.contains("235 "),
+        "CRAM-MD5 bad:\n{t}"
+    );
     for mech in ["PLAIN", "LOGIN"] {
         let t = swaks(port, mech, "alice", "Corr3ct-horse");
         assert!(t.contains("235 "), "{mech} good password:\n{t}");
@@ -249,10 +268,11 @@ async fn exim_smtp_auth_through_loft() {
     let port = free_port();
     let conf = ex.join("exim.conf");
     let mut authenticators = String::new();
-    for m in ["PLAIN", "LOGIN"] {
+    for m in ["PLAIN", "LOGIN", "CRAM-MD5"] {
         authenticators.push_str(&format!(
-            "dovecot_{m}:\n  driver = dovecot\n  public_name = {m}\n  \
+            "dovecot_{}:\n  driver = dovecot\n  public_name = {m}\n  \
              server_socket = {}\n  server_set_id = $auth1\n",
+            m.replace('-', "_"),
             loft.sock.display()
         ));
     }

@@ -216,8 +216,11 @@ fn write_lines(path: &Path, lines: &[Line]) -> Result<(), String> {
     filedit::replace(path, out.as_bytes())
 }
 
+/// Line-numbered problems found while reading the file.
+pub type Problems = Vec<(usize, String)>;
+
 /// Parses the whole file; malformed lines are returned as (line number, message).
-pub fn read(path: &Path) -> Result<(Vec<AppPassword>, Vec<(usize, String)>), String> {
+pub fn read(path: &Path) -> Result<(Vec<AppPassword>, Problems), String> {
     let text = match std::fs::read(path) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),

@@ -6,18 +6,27 @@
 //! * [`passwd_file`] — Dovecot-format users file, re-read when it changes.
 //! * [`scheme`] — `{SCHEME}hash` verification and [`hash_password`].
 //! * [`sasl`] — SASL PLAIN decoding and the LOGIN prompts.
+//! * [`exchange`] — the challenge-response mechanisms CRAM-MD5 and SCRAM-SHA-256, driven
+//!   the same way by IMAP, POP3 and the socket; [`cram`], [`scram`], [`saslprep`] and
+//!   [`md5`] hold their pure computations.
 //! * [`ratelimit`] — per-address and per-user token buckets.
 //! * [`app_passwords`] — extra per-service passwords beside the passwd-file.
 //! * [`useradmin`], [`filedit`] — safe edits of those files for `loft user`.
 //! * [`socket`] — the Dovecot-protocol auth socket for Postfix and Exim.
 
 pub mod app_passwords;
+mod challenge;
+pub mod cram;
+pub mod exchange;
 pub mod filedit;
+pub mod md5;
 pub mod passwd_file;
 pub mod ratelimit;
 pub mod request;
 pub mod sasl;
+pub mod saslprep;
 pub mod scheme;
+pub mod scram;
 pub mod socket;
 pub mod useradmin;
 
@@ -61,8 +70,14 @@ pub struct Authenticator {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     db: PasswdDb,
+    /// Keys the stable per-user SCRAM salts (see [`challenge`]).
+    salt_secret: [u8; 32],
+    /// PBKDF2 iterations for SCRAM with PLAIN-stored passwords and for decoy salts.
+    scram_iterations: u32,
+    /// The mechanisms the admin allows (`[auth] mechanisms`).
+    allowed_mechs: Vec<exchange::Mech>,
     apps: AppDb,
     limiter: RateLimiter,
     failure_delay: Duration,
@@ -71,7 +86,7 @@ struct Inner {
 }
 
 /// Why a check failed: for the log only, never for the client.
-enum Outcome {
+pub(crate) enum Outcome {
     /// With the name of the app password used, if one was.
     Ok(User, Option<String>),
     Failed(String),
@@ -111,9 +126,17 @@ impl Authenticator {
             create_passwd_file(&cfg.passwd_file)?;
         }
         let db = PasswdDb::open(&cfg.passwd_file)?;
+        let allowed_mechs = cfg
+            .mechanisms
+            .iter()
+            .filter_map(|m| exchange::Mech::from_name(m))
+            .collect();
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 db,
+                salt_secret: challenge::load_or_create_secret(&cfg.passwd_file),
+                scram_iterations: cfg.scram_iterations,
+                allowed_mechs,
                 apps: AppDb::new(&cfg.passwd_file),
                 limiter: RateLimiter::new(cfg.rate_limit),
                 failure_delay: cfg.failure_delay,
@@ -143,29 +166,50 @@ impl Authenticator {
     /// identically for an unknown user and a wrong password, and one line is logged with
     /// user, service, remote address and reason (never the password).
     pub async fn authenticate_for(&self, req: &AuthRequest<'_>) -> AuthOutcome {
-        let remote = req.remote.map(|r| r.to_string());
-        let remote = remote.as_deref().unwrap_or("-");
-        match self.inner.limiter.check(req.user, req.remote) {
+        let (u, p, svc) = (req.user.to_owned(), req.password.to_owned(), req.service);
+        self.run_policy(req.user, req.remote, req.service, move |inner| {
+            (inner.check(&u, &p, svc), None)
+        })
+        .await
+        .0
+    }
+
+    /// The one policy path every check takes, whatever the mechanism: rate limits first
+    /// (a refusal does not run `check`), then `check` on the blocking pool, then on
+    /// failure the limiter's count, one log line and the failure delay. `check` may
+    /// return extra data for the client on success (SCRAM's server signature).
+    pub(crate) async fn run_policy<F>(
+        &self,
+        user: &str,
+        remote: Option<IpAddr>,
+        service: Service,
+        check: F,
+    ) -> (AuthOutcome, Option<String>)
+    where
+        F: FnOnce(&Inner) -> (Outcome, Option<String>) + Send + 'static,
+    {
+        let remote_s = remote.map(|r| r.to_string());
+        let remote_s = remote_s.as_deref().unwrap_or("-");
+        match self.inner.limiter.check(user, remote) {
             Verdict::Refuse => {
-                tracing::warn!(user = ?req.user, service = %req.service, remote = %remote,
+                tracing::warn!(user = ?user, service = %service, remote = %remote_s,
                     "authentication refused: too many recent failures (password not checked)");
                 tokio::time::sleep(self.inner.failure_delay).await;
-                return AuthOutcome::RateLimited;
+                return (AuthOutcome::RateLimited, None);
             }
             Verdict::Allow(d) if !d.is_zero() => tokio::time::sleep(d).await,
             Verdict::Allow(_) => {}
         }
         let inner = Arc::clone(&self.inner);
-        let (u, p, svc) = (req.user.to_owned(), req.password.to_owned(), req.service);
-        let outcome = tokio::task::spawn_blocking(move || inner.check(&u, &p, svc)).await;
+        let outcome = tokio::task::spawn_blocking(move || check(&inner)).await;
         match outcome {
-            Ok(Outcome::Ok(user, app)) => {
-                self.inner.limiter.succeeded(req.user, req.remote);
+            Ok((Outcome::Ok(found, app), extra)) => {
+                self.inner.limiter.succeeded(user, remote);
                 if let Some(name) = app {
-                    tracing::info!(user = %user.name, service = %req.service, remote = %remote,
+                    tracing::info!(user = %found.name, service = %service, remote = %remote_s,
                         app_password = %name, "authenticated with an app password");
                     let path = self.inner.apps.path().to_path_buf();
-                    let uname = user.name.clone();
+                    let uname = found.name.clone();
                     tokio::task::spawn_blocking(move || {
                         let now = app_passwords::now();
                         if let Err(e) = app_passwords::touch(&path, &uname, &name, now) {
@@ -173,20 +217,23 @@ impl Authenticator {
                         }
                     });
                 }
-                AuthOutcome::Ok(user)
+                (AuthOutcome::Ok(found), extra)
             }
-            Ok(Outcome::Failed(reason)) => {
-                self.inner.limiter.failed(req.user, req.remote);
+            Ok((Outcome::Failed(reason), _)) => {
+                self.inner.limiter.failed(user, remote);
                 // `{:?}` escapes control characters a client may have put in the name.
-                tracing::warn!(user = ?req.user, service = %req.service, remote = %remote,
+                tracing::warn!(user = ?user, service = %service, remote = %remote_s,
                     "authentication failed: {reason}");
                 tokio::time::sleep(self.inner.failure_delay).await;
-                AuthOutcome::Failed
+                (AuthOutcome::Failed, None)
             }
             Err(e) => {
-                tracing::error!(user = ?req.user, service = %req.service, remote = %remote,
+                tracing::error!(user = ?user, service = %service, remote = %remote_s,
                     "authentication worker failed: {e}");
-                AuthOutcome::TempFail("internal error in the authentication worker".into())
+                (
+                    AuthOutcome::TempFail("internal error in the authentication worker".into()),
+                    None,
+                )
             }
         }
     }

@@ -41,6 +41,8 @@ pub struct Table {
     /// it so that they cost as much time as known ones.
     pub decoy: Option<String>,
     has_plain: bool,
+    /// The schemes used by at least one user (for the mechanisms to advertise).
+    schemes: std::collections::HashSet<Scheme>,
 }
 
 impl Table {
@@ -59,6 +61,11 @@ impl Table {
     /// True when some user's password uses the PLAIN scheme (computed when parsed).
     pub fn has_plain(&self) -> bool {
         self.has_plain
+    }
+
+    /// True when some user's password uses `scheme` (computed when parsed).
+    pub fn has_scheme(&self, scheme: Scheme) -> bool {
+        self.schemes.contains(&scheme)
     }
 }
 
@@ -158,6 +165,7 @@ pub fn parse(bytes: &[u8]) -> (Table, Vec<Problem>) {
         table.users.insert(entry.name.clone(), entry);
     }
     table.has_plain = counts.contains_key(&Scheme::Plain);
+    table.schemes = counts.keys().copied().collect();
     table.decoy = counts
         .into_values()
         .max_by_key(|(count, _)| *count)

@@ -22,6 +22,11 @@ pub enum Scheme {
     BlfCrypt,
     /// `{PLAIN}` and its alias `{CLEARTEXT}`.
     Plain,
+    /// Dovecot's `{CRAM-MD5}`: the HMAC-MD5 key contexts, usable by SASL CRAM-MD5.
+    CramMd5,
+    /// Dovecot's `{SCRAM-SHA-256}iterations,salt,StoredKey,ServerKey` (RFC 5802 keys),
+    /// usable by SASL SCRAM-SHA-256.
+    ScramSha256,
 }
 
 /// bcrypt cost for new BLF-CRYPT hashes (2^10 rounds).
@@ -30,13 +35,15 @@ const BCRYPT_COST: u32 = 10;
 const SHA_CRYPT_ROUNDS: usize = 5_000;
 
 impl Scheme {
-    pub const ALL: [Scheme; 6] = [
+    pub const ALL: [Scheme; 8] = [
         Scheme::Argon2id,
         Scheme::Argon2i,
         Scheme::Sha512Crypt,
         Scheme::Sha256Crypt,
         Scheme::BlfCrypt,
         Scheme::Plain,
+        Scheme::CramMd5,
+        Scheme::ScramSha256,
     ];
 
     /// The name as written between braces.
@@ -48,6 +55,8 @@ impl Scheme {
             Scheme::Sha256Crypt => "SHA256-CRYPT",
             Scheme::BlfCrypt => "BLF-CRYPT",
             Scheme::Plain => "PLAIN",
+            Scheme::CramMd5 => "CRAM-MD5",
+            Scheme::ScramSha256 => "SCRAM-SHA-256",
         }
     }
 
@@ -149,6 +158,17 @@ pub fn verify(scheme: Scheme, hash: &str, password: &str) -> Result<bool, String
         Scheme::Sha512Crypt | Scheme::Sha256Crypt => sha_crypt_verify(scheme, hash, password),
         Scheme::BlfCrypt => bcrypt::verify(password, hash).map_err(|e| e.to_string()),
         Scheme::Plain => Ok(constant_time_eq(hash.as_bytes(), password.as_bytes())),
+        Scheme::CramMd5 => {
+            let want = hash.trim().to_ascii_lowercase();
+            if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err("CRAM-MD5 hash is not 64 hex digits".into());
+            }
+            let got = super::cram::stored_contexts(password);
+            Ok(constant_time_eq(got.as_bytes(), want.as_bytes()))
+        }
+        Scheme::ScramSha256 => {
+            Ok(super::scram::Keys::parse_stored(hash)?.verify_password(password))
+        }
     }
 }
 
@@ -251,6 +271,12 @@ pub fn hash_password(scheme: Scheme, password: &str) -> Result<String, String> {
                 return Err("a PLAIN password cannot contain ':' or line breaks".into());
             }
             password.to_string()
+        }
+        Scheme::CramMd5 => super::cram::stored_contexts(password),
+        Scheme::ScramSha256 => {
+            let mut salt = [0u8; 16];
+            argon2::password_hash::rand_core::RngCore::fill_bytes(&mut OsRng, &mut salt);
+            super::scram::Keys::derive(password, &salt, super::scram::MIN_ITERATIONS).to_stored()
         }
     };
     Ok(format!("{{{}}}{hash}", scheme.name()))

@@ -54,6 +54,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "ratelimit_user_burst",
             "ratelimit_user_interval",
             "ratelimit_max_delay",
+            "mechanisms",
+            "scram_iterations",
         ],
     ),
     (
@@ -382,6 +384,15 @@ fn auth_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config, spans:
         "ratelimit_user_burst" => set(&mut a.rate_limit.user_burst, burst(w, key, v)),
         "ratelimit_ip_interval" => set(&mut a.rate_limit.ip_interval, nonzero(w, key, v)),
         "ratelimit_user_interval" => set(&mut a.rate_limit.user_interval, nonzero(w, key, v)),
+        "mechanisms" => set(&mut a.mechanisms, mechanisms(w, key, v)),
+        "scram_iterations" => match w.uint(key, v, 4096) {
+            Some(n) if n <= 10_000_000 => a.scram_iterations = n as u32,
+            Some(_) => w.error(
+                v.span(),
+                "`scram_iterations` above 10000000 would stall logins",
+            ),
+            None => {}
+        },
         _ => {
             if let Some(d) = w.duration(key, v) {
                 if d > Duration::from_secs(30) {
@@ -395,6 +406,48 @@ fn auth_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config, spans:
             }
         }
     }
+}
+
+/// SASL mechanism names: an array of known names, each once (case-insensitive).
+fn mechanisms(w: &mut Walker<'_>, key: &str, v: &Val<'_>) -> Option<Vec<String>> {
+    const KNOWN: [&str; 4] = ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"];
+    let DeValue::Array(items) = v.get_ref() else {
+        w.error(
+            v.span(),
+            format!(
+                "`{key}` must be an array of mechanism names, e.g. [\"PLAIN\", \"SCRAM-SHA-256\"]"
+            ),
+        );
+        return None;
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut ok = true;
+    for item in items.iter() {
+        let Some(s) = w.string(key, item) else {
+            ok = false;
+            continue;
+        };
+        let up = s.to_ascii_uppercase();
+        if !KNOWN.contains(&up.as_str()) {
+            let hint = closest(&up, &KNOWN)
+                .map(|c| format!(" (did you mean {c:?}?)"))
+                .unwrap_or_default();
+            w.error(
+                item.span(),
+                format!(
+                    "`{key}`: unknown mechanism {s:?}{hint}; known: {}",
+                    KNOWN.join(", ")
+                ),
+            );
+            ok = false;
+        } else if out.contains(&up) {
+            w.error(item.span(), format!("`{key}`: {s:?} is listed twice"));
+            ok = false;
+        } else {
+            out.push(up);
+        }
+    }
+    ok.then_some(out)
 }
 
 /// A user or group for the socket file: a name or a number.

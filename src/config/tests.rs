@@ -211,3 +211,33 @@ fn unreadable_config_file() {
     let m = messages(load(Path::new("/nonexistent/loft.toml")));
     assert!(m[0].2.contains("cannot read"));
 }
+
+#[test]
+fn sasl_mechanisms_and_scram_iterations() {
+    let d = tempfile::tempdir().unwrap();
+    let c = load_str(d.path(), "").unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        c.auth.mechanisms,
+        ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"]
+    );
+    assert_eq!(c.auth.scram_iterations, 4096);
+    let c = load_str(
+        d.path(),
+        "[auth]\nmechanisms = [\"scram-sha-256\", \"PLAIN\"]\nscram_iterations = 10000\n",
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.auth.mechanisms, ["SCRAM-SHA-256", "PLAIN"]);
+    assert_eq!(c.auth.scram_iterations, 10000);
+    let m = messages(load_str(
+        d.path(),
+        "[auth]\nmechanisms = [\"PLAIN\", \"CRAM-MD4\", \"PLAIN\"]\nscram_iterations = 100\n",
+    ));
+    assert_eq!(m.len(), 3, "{m:#?}");
+    assert_eq!((m[0].0, m[0].1), (2, 24));
+    assert!(m[0].2.contains("unknown mechanism \"CRAM-MD4\"") && m[0].2.contains("CRAM-MD5"));
+    assert!(m[1].2.contains("listed twice"), "{m:?}");
+    assert_eq!(m[2].0, 3);
+    assert!(m[2].2.contains("at least 4096"), "{m:?}");
+    let m = messages(load_str(d.path(), "[auth]\nmechanisms = \"PLAIN\"\n"));
+    assert!(m[0].2.contains("array"), "{m:?}");
+}

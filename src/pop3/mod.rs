@@ -7,14 +7,12 @@
 //! * [`uidl`] — UIDL values from a format string (Dovecot's default).
 //! * [`stuff`] — byte-stuffing and the TOP cut.
 //! * [`registry`] — the in-process maildrop locks ([IN-USE]) and login delays.
-//! * [`md5`] — the digest APOP needs.
 //!
 //! POP3 sees one mailbox, the user's INBOX, through [`crate::mailbox`]; it shares the
 //! authenticator, TLS, connection limits and the connection I/O (`imap::session::wire`
 //! and `stream`, which are protocol-neutral) with IMAP. It never touches files.
 
 pub mod command;
-pub mod md5;
 pub mod registry;
 pub mod session;
 pub mod stuff;

@@ -15,3 +15,4 @@ mod mbsync_live;
 mod pop3;
 mod proc;
 mod python;
+mod sasl;

@@ -7,5 +7,7 @@ mod caching;
 mod concurrency;
 mod mailboxes;
 mod messages;
-mod pop3;
+pub mod pop3;
 mod robustness;
+mod sasl_mechs;
+mod scram_client;

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::mech::{self, State, Step};
 use super::proto::{self, ClientLine, MAX_LINE};
+use crate::auth::exchange::{Exchange, Mech, Reply};
 use crate::auth::{AuthOutcome, AuthRequest, Authenticator, Service};
 
 /// Requests one connection may have open at once; more are failed as temporary.
@@ -30,6 +31,8 @@ pub struct Options {
     /// `[auth] allow_plaintext_auth`: accept plaintext mechanisms for clients whose
     /// connection to the MTA is neither `secured` nor from loopback.
     pub allow_plaintext: bool,
+    /// Host name in CRAM-MD5 challenges.
+    pub hostname: String,
 }
 
 /// Per-request data kept between AUTH and the last CONT.
@@ -41,6 +44,8 @@ struct Ctx {
 
 enum Pending {
     Waiting(State, Ctx),
+    /// A challenge-response exchange waiting for the client's next CONT.
+    Exchange(Box<Exchange>, Ctx),
     /// A password check (or a failure delay) is running; its task answers.
     Checking,
 }
@@ -119,7 +124,17 @@ impl Conn {
     {
         let (rd, mut wr) = tokio::io::split(stream);
         let (tx, mut rx) = mpsc::channel::<String>(256);
-        let hello = proto::handshake(mech::MECHS, std::process::id(), self.cuid, &cookie());
+        // The mechanisms usable now (the passwd-file may have changed since the last client).
+        let auth = Arc::clone(&self.auth);
+        let mechs = tokio::task::spawn_blocking(move || auth.mechanisms())
+            .await
+            .unwrap_or_else(|_| vec![Mech::Plain, Mech::Login]);
+        let hello = proto::handshake(
+            &mech::mech_lines(&mechs),
+            std::process::id(),
+            self.cuid,
+            &cookie(),
+        );
         let mut wstop = stop.clone();
         let writer = tokio::spawn(async move {
             if wr.write_all(hello.as_bytes()).await.is_err() {
@@ -207,8 +222,10 @@ impl Conn {
                     let _ = tx.send(proto::fail(cmd.id, None, Some(why), true)).await;
                     return true;
                 }
+                let known = Mech::from_name(&cmd.mech).filter(|m| self.auth.mech_allowed(*m));
                 let secure = cmd.secured || cmd.rip.is_some_and(|ip| ip.is_loopback());
-                if !secure && !self.opts.allow_plaintext {
+                let plaintext = known.is_none_or(|m| m.is_plaintext());
+                if plaintext && !secure && !self.opts.allow_plaintext {
                     info!(cuid = self.cuid, id = cmd.id, rip = ?cmd.rip, service = %cmd.service,
                         "plaintext authentication refused on a non-secure connection");
                     let why = "Plaintext authentication disallowed on non-secure connections";
@@ -219,8 +236,21 @@ impl Conn {
                     service: cmd.service.clone(),
                     rip: cmd.rip,
                 };
-                let step = mech::start(&cmd.mech, cmd.resp.as_deref());
-                self.step(tx, cmd.id, ctx, step).await;
+                let svc = Service::from_protocol(&ctx.service);
+                match known.and_then(|m| Exchange::new(m, &self.opts.hostname, ctx.rip, svc)) {
+                    Some(ex) => {
+                        let resp = cmd.resp.as_deref().filter(|r| !r.trim().is_empty());
+                        self.run_exchange(tx, cmd.id, ctx, Box::new(ex), resp.map(str::to_owned));
+                    }
+                    None if known.is_some() => {
+                        let step = mech::start(&cmd.mech, cmd.resp.as_deref());
+                        self.step(tx, cmd.id, ctx, step).await;
+                    }
+                    None => {
+                        let step = Step::Fail("Unsupported authentication mechanism");
+                        self.step(tx, cmd.id, ctx, step).await;
+                    }
+                }
                 true
             }
             Ok(ClientLine::Cont { id, data }) => {
@@ -229,6 +259,9 @@ impl Conn {
                     Some(Pending::Waiting(state, ctx)) => {
                         let step = mech::next(state, &data);
                         self.step(tx, id, ctx, step).await;
+                    }
+                    Some(Pending::Exchange(ex, ctx)) => {
+                        self.run_exchange(tx, id, ctx, ex, Some(data));
                     }
                     Some(Pending::Checking) => {
                         lock(&self.pending).insert(id, Pending::Checking);
@@ -274,6 +307,49 @@ impl Conn {
         }
     }
 
+    /// Runs one step of a challenge-response exchange in its own task (checks and failure
+    /// delays must not hold up the connection's other requests). `data` is the client's
+    /// base64 (`None`: no initial response).
+    fn run_exchange(
+        &self,
+        tx: &mpsc::Sender<String>,
+        id: u32,
+        ctx: Ctx,
+        mut ex: Box<Exchange>,
+        data: Option<String>,
+    ) {
+        lock(&self.pending).insert(id, Pending::Checking);
+        let (tx, pending) = (tx.clone(), Arc::clone(&self.pending));
+        let auth = Arc::clone(&self.auth);
+        let cuid = self.cuid;
+        tokio::spawn(async move {
+            let decoded = data.as_deref().map(mech::decode_data);
+            let reply = match decoded {
+                Some(None) => {
+                    info!(cuid, id, service = %ctx.service, rip = ?ctx.rip,
+                        "authentication failed: invalid base64 data");
+                    tokio::time::sleep(auth.failure_delay()).await;
+                    Reply::Malformed("Invalid base64 data")
+                }
+                Some(Some(raw)) => ex.step(&auth, Some(&raw)).await,
+                None => ex.step(&auth, None).await,
+            };
+            let answer = match reply {
+                Reply::Challenge(c) => {
+                    use base64::Engine;
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(c);
+                    lock(&pending).insert(id, Pending::Exchange(ex, ctx));
+                    let _ = tx.send(proto::cont(id, &b64)).await;
+                    return;
+                }
+                Reply::Done(outcome) => outcome_line(id, ex.user(), outcome),
+                Reply::Malformed(why) => proto::fail(id, ex.user(), Some(why), false),
+            };
+            lock(&pending).remove(&id);
+            let _ = tx.send(answer).await;
+        });
+    }
+
     async fn step(&self, tx: &mpsc::Sender<String>, id: u32, ctx: Ctx, step: Step) {
         match step {
             Step::Cont(challenge, state) => {
@@ -307,26 +383,28 @@ impl Conn {
                             service: Service::from_protocol(&ctx.service),
                         })
                         .await;
-                    let answer = match outcome {
-                        AuthOutcome::Ok(u) => proto::ok(id, &u.name),
-                        AuthOutcome::Failed => proto::fail(id, Some(&user), None, false),
-                        AuthOutcome::TempFail(_) => proto::fail(
-                            id,
-                            Some(&user),
-                            Some("Temporary authentication failure"),
-                            true,
-                        ),
-                        AuthOutcome::RateLimited => proto::fail(
-                            id,
-                            Some(&user),
-                            Some("Too many failed logins, try again later"),
-                            true,
-                        ),
-                    };
+                    let answer = outcome_line(id, Some(&user), outcome);
                     lock(&pending).remove(&id);
                     let _ = tx.send(answer).await;
                 });
             }
         }
+    }
+}
+
+/// The OK or FAIL line for a finished check.
+fn outcome_line(id: u32, user: Option<&str>, outcome: AuthOutcome) -> String {
+    match outcome {
+        AuthOutcome::Ok(u) => proto::ok(id, &u.name),
+        AuthOutcome::Failed => proto::fail(id, user, None, false),
+        AuthOutcome::TempFail(_) => {
+            proto::fail(id, user, Some("Temporary authentication failure"), true)
+        }
+        AuthOutcome::RateLimited => proto::fail(
+            id,
+            user,
+            Some("Too many failed logins, try again later"),
+            true,
+        ),
     }
 }

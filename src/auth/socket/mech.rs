@@ -1,18 +1,27 @@
-//! SASL mechanisms as the auth socket runs them: PLAIN (RFC 4616) and LOGIN
+//! The plaintext SASL mechanisms as the auth socket runs them: PLAIN (RFC 4616) and LOGIN
 //! (draft-murchison-sasl-login), each a small state machine over base64 messages that
-//! ends in a user name and password to check. Knows the mechanisms' message formats,
-//! nothing of sockets or password checking.
+//! ends in a user name and password to check; and the MECH lines of the handshake.
+//! CRAM-MD5 and SCRAM-SHA-256 run through [`crate::auth::exchange`] (see `conn`).
+//! Knows the mechanisms' message formats, nothing of sockets or password checking.
 
 use base64::Engine;
 
+use crate::auth::exchange::Mech;
 use crate::auth::sasl;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// The mechanisms offered, with the MECH flags announced in the handshake. Only
-/// plaintext mechanisms: challenge-response ones (CRAM-MD5, SCRAM) would need the
-/// clear password or SCRAM keys stored, which the passwd-file's hashes are not.
-pub const MECHS: &[(&str, &str)] = &[("PLAIN", "plaintext"), ("LOGIN", "plaintext")];
+/// The MECH lines for the mechanisms offered now (name, Dovecot's security flags):
+/// PLAIN and LOGIN `plaintext`, CRAM-MD5 `dictionary active`, SCRAM-SHA-256
+/// `mutual-auth`, as Dovecot announces them.
+pub fn mech_lines(mechs: &[Mech]) -> Vec<(&'static str, &'static str)> {
+    mechs.iter().map(|m| (m.name(), m.socket_flags())).collect()
+}
+
+/// Decodes a base64 CONT/`resp=` value; empty (or `=`) is the empty message.
+pub fn decode_data(data: &str) -> Option<Vec<u8>> {
+    decode(data)
+}
 
 /// Where a multi-step exchange stands.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -108,6 +108,7 @@ pub async fn start(
     }
     let opts = Arc::new(conn::Options {
         allow_plaintext: cfg.allow_plaintext_auth,
+        hostname: crate::config::system_hostname().unwrap_or_else(|| "localhost".into()),
     });
     let mut tasks = Vec::new();
     let mut tcp = Vec::new();

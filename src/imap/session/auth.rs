@@ -1,10 +1,12 @@
-//! STARTTLS, LOGIN and AUTHENTICATE (RFC 3501 §6.2, RFC 4959 SASL-IR, RFC 4616 PLAIN and the
-//! LOGIN mechanism), and what happens once a user is known.
+//! STARTTLS, LOGIN and AUTHENTICATE (RFC 3501 §6.2, RFC 4959 SASL-IR, RFC 4616 PLAIN, the
+//! LOGIN mechanism, and CRAM-MD5 / SCRAM-SHA-256 through [`crate::auth::exchange`]), and
+//! what happens once a user is known.
 
 use base64::Engine;
 use tracing::{info, warn};
 
 use super::{blocking, Flow, Session, Status};
+use crate::auth::exchange::{Exchange, Mech, Reply};
 use crate::auth::{sasl, AuthOutcome, AuthRequest, Service, User};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -46,15 +48,22 @@ impl Session {
         mechanism: &str,
         initial: Option<String>,
     ) -> Status {
+        let mech = Mech::from_name(mechanism).filter(|m| self.ctx.auth.mech_allowed(*m));
+        let Some(mech) = mech else {
+            return Status::no("Unsupported authentication mechanism.");
+        };
+        if mech.is_challenge_response() {
+            // Not plaintext: allowed without TLS, as Dovecot does.
+            return self.challenge_response(mech, initial).await;
+        }
         if self.login_disabled() {
             return Status::no_code(
                 "PRIVACYREQUIRED",
                 "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
             );
         }
-        let mech = mechanism.to_ascii_uppercase();
-        match mech.as_str() {
-            "PLAIN" => {
+        match mech {
+            Mech::Plain => {
                 let data = match initial {
                     Some(ir) => ir,
                     None => match self.sasl_prompt("").await {
@@ -74,7 +83,7 @@ impl Session {
                     }
                 }
             }
-            "LOGIN" => {
+            Mech::Login => {
                 // With SASL-IR the initial response is the user name.
                 let user_b64 = match initial {
                     Some(ir) => ir,
@@ -96,6 +105,41 @@ impl Session {
                 self.check_password(&user, &pass).await
             }
             _ => Status::no("Unsupported authentication mechanism."),
+        }
+    }
+
+    /// CRAM-MD5 or SCRAM-SHA-256: challenges go out as `+ base64` continuations; SCRAM's
+    /// server signature too, answered by an empty line before the tagged OK (IMAP4rev1 has
+    /// no success-with-data, RFC 3501 §6.2.2 / RFC 4422 §3.6).
+    async fn challenge_response(&mut self, mech: Mech, initial: Option<String>) -> Status {
+        let remote = Some(self.remote.ip().to_canonical());
+        let host = self.ctx.cfg.server.hostname.clone();
+        let Some(mut ex) = Exchange::new(mech, &host, remote, Service::Imap) else {
+            return Status::no("Unsupported authentication mechanism.");
+        };
+        let mut input = match initial.as_deref().map(decode_b64) {
+            Some(None) => return Status::bad("Invalid base64 data in SASL response."),
+            Some(Some(raw)) => Some(raw),
+            None => None,
+        };
+        let auth = std::sync::Arc::clone(&self.ctx.auth);
+        loop {
+            match ex.step(&auth, input.as_deref()).await {
+                Reply::Challenge(c) => {
+                    let line = match self.sasl_prompt(&B64.encode(c)).await {
+                        Ok(line) => line,
+                        Err(status) => return status,
+                    };
+                    match decode_b64(&line) {
+                        Some(raw) => input = Some(raw),
+                        None => return Status::bad("Invalid base64 data in SASL response."),
+                    }
+                }
+                Reply::Done(outcome) => return self.outcome(outcome),
+                Reply::Malformed(_) => {
+                    return Status::no_code("AUTHENTICATIONFAILED", "Authentication failed.")
+                }
+            }
         }
     }
 
@@ -127,7 +171,12 @@ impl Session {
             remote: Some(self.remote.ip().to_canonical()),
             service: Service::Imap,
         };
-        match self.ctx.auth.authenticate_for(&req).await {
+        let outcome = self.ctx.auth.authenticate_for(&req).await;
+        self.outcome(outcome)
+    }
+
+    fn outcome(&mut self, outcome: AuthOutcome) -> Status {
+        match outcome {
             AuthOutcome::Ok(user) => self.logged_in(user),
             AuthOutcome::Failed => {
                 Status::no_code("AUTHENTICATIONFAILED", "Authentication failed.")

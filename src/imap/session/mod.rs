@@ -148,10 +148,18 @@ impl Session {
             if !self.conn.stream.is_tls() && self.ctx.tls.is_some() {
                 caps.push_str(" STARTTLS");
             }
-            if self.login_disabled() {
+            // Plaintext mechanisms only where plaintext is allowed; challenge-response
+            // ones wherever some user's stored password can use them (RFC 3501 §6.2.3).
+            let disabled = self.login_disabled();
+            if disabled {
                 caps.push_str(" LOGINDISABLED");
-            } else {
-                caps.push_str(" AUTH=PLAIN AUTH=LOGIN");
+            }
+            let auth = Arc::clone(&self.ctx.auth);
+            for m in blocking(|| auth.mechanisms()) {
+                if !(disabled && m.is_plaintext()) {
+                    caps.push_str(" AUTH=");
+                    caps.push_str(m.name());
+                }
             }
         } else {
             caps.push_str(" NAMESPACE UNSELECT CHILDREN SPECIAL-USE UIDPLUS MOVE STATUS=SIZE");

@@ -1,5 +1,6 @@
 //! The AUTHORIZATION state: STLS (RFC 2595 §4), USER/PASS and APOP (RFC 1939 §7),
-//! AUTH PLAIN/LOGIN with initial responses and `*` cancel (RFC 5034), and the step into
+//! AUTH PLAIN/LOGIN with initial responses and `*` cancel (RFC 5034), CRAM-MD5 and
+//! SCRAM-SHA-256 through [`crate::auth::exchange`], and the step into
 //! TRANSACTION: login delay, per-user limits, the maildrop lock, opening INBOX.
 
 use base64::Engine;
@@ -7,7 +8,8 @@ use tracing::{info, warn};
 
 use super::transaction::Maildrop;
 use super::{blocking, Command, Flow, Session, State};
-use crate::auth::{sasl, AuthResult, User};
+use crate::auth::exchange::{Exchange, Mech, Reply};
+use crate::auth::{sasl, AuthOutcome, AuthResult, User};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -86,7 +88,7 @@ impl Session {
         let lookup = name.to_string();
         let (secret, user) = blocking(|| (auth.plain_password(&lookup), auth.lookup(&lookup)));
         let matched = secret.zip(user).filter(|(secret, _)| {
-            let want = crate::pop3::md5::hex_digest(format!("{stamp}{secret}").as_bytes());
+            let want = crate::auth::md5::hex_digest(format!("{stamp}{secret}").as_bytes());
             crate::auth::scheme::constant_time_eq(
                 want.as_bytes(),
                 digest.to_ascii_lowercase().as_bytes(),
@@ -105,18 +107,32 @@ impl Session {
     /// RFC 5034 AUTH. Without a mechanism: the list (as Dovecot answers RFC 1734-era
     /// clients).
     async fn auth(&mut self, mechanism: Option<String>, initial: Option<String>) {
+        let Some(name) = mechanism else {
+            let mut out = b"+OK\r\n".to_vec();
+            for m in self.sasl_mechanisms() {
+                out.extend_from_slice(m.name().as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b".\r\n");
+            self.conn.out.extend_from_slice(&out);
+            return;
+        };
+        let mech = Mech::from_name(&name).filter(|m| self.ctx.auth.mech_allowed(*m));
+        let Some(mech) = mech else {
+            self.err("Unsupported authentication mechanism.");
+            return;
+        };
+        if mech.is_challenge_response() {
+            // Not plaintext: allowed without TLS, as Dovecot does.
+            self.challenge_response(mech, initial).await;
+            return;
+        }
         if self.plaintext_refused() {
             self.err(PLAINTEXT_REFUSED);
             return;
         }
-        let Some(mech) = mechanism else {
-            self.conn
-                .out
-                .extend_from_slice(b"+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
-            return;
-        };
-        match mech.as_str() {
-            "PLAIN" => {
+        match mech {
+            Mech::Plain => {
                 let data = match initial {
                     Some(ir) => ir,
                     None => match self.sasl_prompt("").await {
@@ -134,7 +150,7 @@ impl Session {
                     }
                 }
             }
-            "LOGIN" => {
+            Mech::Login => {
                 // With an initial response (RFC 5034 §4) it is the user name.
                 let user_b64 = match initial {
                     Some(ir) => ir,
@@ -158,6 +174,61 @@ impl Session {
                 }
             }
             _ => self.err("Unsupported authentication mechanism."),
+        }
+    }
+
+    /// The mechanisms to list in CAPA's SASL line and AUTH without argument: those usable
+    /// now, without the plaintext ones where plaintext is refused.
+    pub(super) fn sasl_mechanisms(&self) -> Vec<Mech> {
+        let refused = self.plaintext_refused();
+        let auth = std::sync::Arc::clone(&self.ctx.auth);
+        blocking(|| auth.mechanisms())
+            .into_iter()
+            .filter(|m| !(refused && m.is_plaintext()))
+            .collect()
+    }
+
+    /// CRAM-MD5 or SCRAM-SHA-256 (RFC 5034 §4): challenges as `+ base64`; SCRAM's server
+    /// signature too, answered by an empty line before +OK (RFC 5034 has no
+    /// success-with-data).
+    async fn challenge_response(&mut self, mech: Mech, initial: Option<String>) {
+        let remote = Some(self.remote.ip().to_canonical());
+        let host = self.ctx.cfg.server.hostname.clone();
+        let Some(mut ex) = Exchange::new(mech, &host, remote, crate::auth::Service::Pop3) else {
+            self.err("Unsupported authentication mechanism.");
+            return;
+        };
+        let auth = std::sync::Arc::clone(&self.ctx.auth);
+        let mut input = initial.as_deref().map(decode_b64);
+        loop {
+            let reply = match input.take() {
+                Some(None) => {
+                    tokio::time::sleep(auth.failure_delay()).await;
+                    self.err("[AUTH] Invalid base64 data in SASL response.");
+                    return;
+                }
+                Some(Some(raw)) => ex.step(&auth, Some(&raw)).await,
+                None => ex.step(&auth, None).await,
+            };
+            match reply {
+                Reply::Challenge(c) => {
+                    let Some(line) = self.sasl_prompt(&B64.encode(c)).await else {
+                        return;
+                    };
+                    input = Some(decode_b64(&line));
+                }
+                Reply::Done(AuthOutcome::Ok(user)) => return self.logged_in(user),
+                Reply::Done(AuthOutcome::Failed) | Reply::Malformed(_) => {
+                    return self.err(AUTH_FAILED)
+                }
+                Reply::Done(AuthOutcome::RateLimited) => {
+                    return self.err("[LOGIN-DELAY] Too many failed logins; try again later.")
+                }
+                Reply::Done(AuthOutcome::TempFail(why)) => {
+                    warn!(session = %self.id, remote = %self.remote, "authentication unavailable: {why}");
+                    return self.err("[SYS/TEMP] Temporary authentication failure.");
+                }
+            }
         }
     }
 

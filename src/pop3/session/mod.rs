@@ -117,7 +117,11 @@ impl Session {
         if matches!(self.state, State::Authorization { .. }) {
             if !self.plaintext_refused() {
                 caps.push("USER".into());
-                caps.push("SASL PLAIN LOGIN".into());
+            }
+            let mechs = self.sasl_mechanisms();
+            if !mechs.is_empty() {
+                let names: Vec<&str> = mechs.iter().map(|m| m.name()).collect();
+                caps.push(format!("SASL {}", names.join(" ")));
             }
             if self.ctx.tls.is_some() && !self.conn.stream.is_tls() {
                 caps.push("STLS".into());

@@ -37,7 +37,7 @@ check(p.getwelcome().startswith(b"+OK"), "greeting")
 caps = p.capa()
 for c in ("TOP", "UIDL", "USER", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE", "SASL", "STLS"):
     check(c in caps, "CAPA has " + c)
-check(caps["SASL"] == ["PLAIN", "LOGIN"], "SASL mechanisms")
+check(caps["SASL"] == ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"], "SASL mechanisms")
 try:
     p.user(user)
     p.pass_("wrong")

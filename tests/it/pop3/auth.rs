@@ -22,7 +22,7 @@ async fn capa_in_each_state() {
         "RESP-CODES",
         "PIPELINING",
         "AUTH-RESP-CODE",
-        "SASL PLAIN LOGIN",
+        "SASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256",
         "STLS",
     ] {
         assert!(caps.iter().any(|c| c == want), "{want} missing: {caps:?}");
@@ -98,12 +98,12 @@ async fn apop_with_plain_passwords() {
     let start = p.greeting.find('<').expect("APOP timestamp in greeting");
     let stamp = p.greeting[start..].to_string();
     assert!(stamp.ends_with('>') && stamp.contains('@'), "{stamp}");
-    let wrong = loft::pop3::md5::hex_digest(format!("{stamp}nope").as_bytes());
+    let wrong = loft::auth::md5::hex_digest(format!("{stamp}nope").as_bytes());
     assert!(p
         .err(&format!("APOP alice {wrong}"))
         .await
         .starts_with("-ERR [AUTH]"));
-    let digest = loft::pop3::md5::hex_digest(format!("{stamp}{PASS}").as_bytes());
+    let digest = loft::auth::md5::hex_digest(format!("{stamp}{PASS}").as_bytes());
     p.ok(&format!("APOP alice {digest}")).await;
     p.ok("STAT").await;
     p.ok("QUIT").await;
@@ -128,7 +128,10 @@ async fn auth_plain_and_login() {
     let p3 = Pop3Server::start().await;
     // AUTH alone lists the mechanisms.
     let mut p = p3.connect().await;
-    assert_eq!(p.lines("AUTH").await, vec!["PLAIN", "LOGIN"]);
+    assert_eq!(
+        p.lines("AUTH").await,
+        vec!["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"]
+    );
     // PLAIN with an initial response (RFC 5034 §4).
     p.ok(&format!("AUTH PLAIN {}", b64(b"\0alice\0secret")))
         .await;
@@ -159,7 +162,7 @@ async fn auth_plain_and_login() {
     p.err("*").await;
     assert_eq!(p.cmd("AUTH LOGIN").await, "+ VXNlcm5hbWU6");
     p.err("*").await;
-    p.err("AUTH CRAM-MD5").await;
+    p.err("AUTH DIGEST-MD5").await;
 
     // LOGIN, with and without the user name as initial response.
     assert_eq!(p.cmd("AUTH LOGIN").await, "+ VXNlcm5hbWU6");
@@ -278,12 +281,15 @@ async fn plaintext_refused_before_tls_on_non_loopback() {
     let cert = p3.srv.dir.path().join("tls/cert.pem");
     let mut p = p3.connect().await;
     let caps = p.lines("CAPA").await;
+    // Challenge-response mechanisms stay available: they send no password.
+    assert!(!caps.iter().any(|c| c == "USER"), "{caps:?}");
     assert!(
-        !caps.iter().any(|c| c == "USER" || c.starts_with("SASL")),
+        caps.iter().any(|c| c == "SASL CRAM-MD5 SCRAM-SHA-256"),
         "{caps:?}"
     );
     assert!(caps.iter().any(|c| c == "STLS"), "{caps:?}");
-    for c in ["USER alice", "AUTH PLAIN", "AUTH"] {
+    assert_eq!(p.lines("AUTH").await, vec!["CRAM-MD5", "SCRAM-SHA-256"]);
+    for c in ["USER alice", "AUTH PLAIN", "AUTH LOGIN"] {
         let r = p.err(c).await;
         assert!(r.starts_with("-ERR [AUTH] Plaintext"), "{c} -> {r}");
     }

@@ -2,7 +2,7 @@
 //! of RFC 1939, CAPA/STLS/AUTH/response codes, the octet-count identity, deletion only in
 //! UPDATE, [IN-USE], IMAP seeing POP3's expunges, workarounds, limits and shutdown.
 
-mod client;
+pub mod client;
 
 mod auth;
 mod maildrop;
