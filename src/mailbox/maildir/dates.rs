@@ -13,13 +13,20 @@ use std::sync::Arc;
 use super::sync::FolderState;
 use crate::mailbox::{Uid, UNKNOWN_DATE};
 
+/// How long the background fill waits: the SELECT that found the dates unknown answers
+/// first (on 2 cores the fill would compete with it for the CPU).
+const FILL_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Starts [`fill`] in the background (on tokio's blocking pool when there is a runtime,
 /// else right here).
 pub fn start_fill(state: &Arc<FolderState>) {
     let state = state.clone();
     match tokio::runtime::Handle::try_current() {
         Ok(rt) => {
-            rt.spawn_blocking(move || fill(&state));
+            rt.spawn_blocking(move || {
+                std::thread::sleep(FILL_DELAY);
+                fill(&state)
+            });
         }
         Err(_) => fill(&state),
     }
