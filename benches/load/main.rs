@@ -138,6 +138,11 @@ fn main() {
         other => start_external(other, &target_dir, &cdir, &user, &pass),
     };
     eprintln!("target: {} at {}", target.name, target.addr);
+    // The run's Maildir was linked a moment ago. Both servers treat a directory changed
+    // within the last second or two as possibly still changing ("racy") and list it again
+    // on the next command; a mailbox opened for the first time has normally been quiet
+    // for longer than that, so let it settle before measuring.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
 
     let mut max_uid = manifest.messages;
     if phases.contains("single") {

@@ -313,6 +313,9 @@ impl Session {
         let selected = self.view.is_some();
         // RFC 3501 §7.4.1: no EXPUNGE while answering FETCH, STORE or SEARCH.
         let mut allow_expunge = true;
+        // SELECT/EXAMINE just synced the new view: another sync would find nothing to
+        // announce (and on a folder changed a moment ago it would list it again).
+        let mut synced = false;
         let status = match cmd {
             Command::Capability => {
                 let caps = format!("* CAPABILITY {}\r\n", self.capabilities());
@@ -347,8 +350,14 @@ impl Session {
                     .extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
                 Status::ok("Namespace completed.")
             }
-            Command::Select { mailbox } => self.select(&mailbox, false),
-            Command::Examine { mailbox } => self.select(&mailbox, true),
+            Command::Select { mailbox } => {
+                synced = true;
+                self.select(&mailbox, false)
+            }
+            Command::Examine { mailbox } => {
+                synced = true;
+                self.select(&mailbox, true)
+            }
             Command::Create { mailbox } => self.create(&mailbox),
             Command::Delete { mailbox } => self.delete(&mailbox),
             Command::Rename { from, to } => self.rename(&from, &to),
@@ -396,7 +405,9 @@ impl Session {
             Command::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false),
             Command::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true),
         };
-        self.send_updates(allow_expunge);
+        if !synced {
+            self.send_updates(allow_expunge);
+        }
         (Some(status), Flow::Continue)
     }
 
