@@ -500,9 +500,13 @@ impl FolderState {
             list = UidList::new(v);
             base = None;
         }
+        // An entry is made only where the size must be computed and kept (no `W=`).
         let numbered: Vec<(Uid, FileInfo)> = unknown
             .into_iter()
-            .map(|f| (list.push(f.parsed.base.clone(), None), f))
+            .map(|f| match f.parsed.vsize {
+                Some(_) => (list.assign(), f),
+                None => (list.push(f.parsed.base.clone(), None), f),
+            })
             .collect();
         if matched.is_empty() {
             // Ascending UIDs: built in one pass.

@@ -179,6 +179,14 @@ impl UidList {
     }
 
     /// Adds a message with the next UID.
+    /// The next UID for a file the caller keeps track of itself (the list is only an
+    /// intermediate of a scan now; the index holds the UIDs): no entry is made.
+    pub fn assign(&mut self) -> Uid {
+        let uid = self.uid_next;
+        self.uid_next = self.uid_next.saturating_add(1);
+        uid
+    }
+
     pub fn push(&mut self, base: String, size: Option<u64>) -> Uid {
         let uid = self.uid_next;
         self.entries.insert(uid, Entry { base, size });
