@@ -52,6 +52,10 @@ pub fn rebuild(ctx: &Arc<Ctx>, mailbox: Option<&str>) -> Result<Vec<String>> {
         state.refresh(false)?;
         flagsync::flush(&state, ctx.fsync)?;
         state.rebuild_now()?;
+        if state.take_dates_unknown() {
+            // A big folder's dates are filled in after the scan; here, before the answer.
+            super::dates::fill(&state);
+        }
         let (s, _) = state.refresh(false)?;
         out.push(format!(
             "{name}: rebuilt, {} messages, UIDVALIDITY {}, UIDNEXT {}",
