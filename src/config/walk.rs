@@ -94,7 +94,7 @@ impl<'s> Walker<'s> {
         };
         match n {
             Some(n) if n >= 0 && n as u64 >= min => Some(n as u64),
-            Some(n) if n == 0 => {
+            Some(0) => {
                 self.error(v.span(), format!("`{key}` must not be 0"));
                 None
             }

@@ -23,6 +23,8 @@ mod op;
 mod salvage;
 mod state;
 mod txn;
+mod uidhash;
+pub use uidhash::{UidHashMap, UidHashSet, UidHasher};
 mod verify;
 
 #[cfg(test)]

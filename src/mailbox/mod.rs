@@ -21,6 +21,8 @@ use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Cheap UID-keyed hash tables (the index engine's hasher), for the protocol layers.
+pub use crate::index::{UidHashMap, UidHashSet};
 pub use error::{Error, ErrorKind, Result};
 
 /// A message UID (RFC 3501 §2.3.1.1): strictly ascending, never reused within a UIDVALIDITY.

@@ -8,40 +8,13 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::mailbox::search::NumSet;
 use crate::mailbox::{Flags, Mailbox, MessageMeta, Result, Snapshot, SysFlags, Uid};
 
-/// A hasher for UIDs, far cheaper than SipHash: UIDs are assigned by the store, not
-/// chosen by the client. The low bits are the UID itself, so ascending UIDs sit in
-/// neighbouring buckets and `flag_list` over a `FETCH 1:* FLAGS` (one \Recent lookup per
-/// message, in UID order) reads the table sequentially instead of taking a cache miss per
-/// message; the top 7 bits (the table's per-slot tag) are mixed.
-/// Surviving uids spaced a regular stride apart share home buckets: a lookup then costs
-/// about stride/16 probes, harmless for any spacing a real mailbox's history can produce.
-#[derive(Default)]
-pub struct UidHasher(u64);
-
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-
-impl Hasher for UidHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(GOLDEN);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n);
-    }
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0.wrapping_mul(GOLDEN) & !(u64::MAX >> 7))
-    }
-}
-
-/// A set of UIDs with [`UidHasher`].
-pub type UidSet = HashSet<Uid, BuildHasherDefault<UidHasher>>;
+/// A set of UIDs hashed cheaply (see [`crate::mailbox::UidHashSet`]).
+pub type UidSet = crate::mailbox::UidHashSet;
 
 /// Memory: a view normally *shares* the store's `Arc<Snapshot>` (1,000 sessions on one
 /// 100,000-message mailbox hold one copy of its metadata). It keeps a private copy of the
@@ -57,7 +30,7 @@ pub struct View {
     /// entry i; ascending UIDs.
     local: Option<Vec<MessageMeta>>,
     /// Flags this session stored and announced that the snapshot does not show yet.
-    own_flags: HashMap<Uid, Flags, BuildHasherDefault<UidHasher>>,
+    own_flags: crate::mailbox::UidHashMap<Flags>,
     pub recent: UidSet,
     /// UIDs the store no longer has but the client has not been told about yet.
     pub expunged_pending: HashSet<Uid>,
@@ -254,11 +227,9 @@ impl View {
         if allow_expunge && !self.expunged_pending.is_empty() {
             self.send_expunges(out);
         }
-        if new_snapshot || got_recent {
-            if self.recent.len() != self.announced_recent {
-                self.announced_recent = self.recent.len();
-                out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
-            }
+        if (new_snapshot || got_recent) && self.recent.len() != self.announced_recent {
+            self.announced_recent = self.recent.len();
+            out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
         }
         Ok(true)
     }
@@ -392,20 +363,6 @@ mod tests {
     use super::*;
     use crate::mailbox::{CopyResult, MessageData, StoreOp, SyncResult};
     use std::sync::Mutex;
-
-    #[test]
-    fn uid_hash_keeps_the_uid_in_the_low_bits() {
-        use std::hash::BuildHasher;
-        let b = BuildHasherDefault::<UidHasher>::default();
-        let h: Vec<u64> = (1u32..=64).map(|u| b.hash_one(u)).collect();
-        for (u, x) in (1u64..).zip(&h) {
-            assert_eq!(x & 0xffff_ffff, u, "low bits are the uid");
-        }
-        let tags: HashSet<u64> = h.iter().map(|x| x >> 57).collect();
-        assert!(tags.len() > 32, "slot tags differ between neighbours");
-        let set: UidSet = (1..=10_000).step_by(3).collect();
-        assert!(set.contains(&9_997) && !set.contains(&9_998));
-    }
 
     /// A mailbox whose state the test sets directly.
     struct Fake(Arc<Mutex<Arc<Snapshot>>>);

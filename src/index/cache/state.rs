@@ -8,37 +8,9 @@ use super::format::{self, Entry};
 use super::Decision;
 use crate::index::Error;
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 
-/// Hash for u32 uids, far cheaper than SipHash (uids are assigned by the store, not
-/// attacker-chosen keys). The low bits are the uid itself, so ascending uids sit in
-/// neighbouring buckets and `FETCH 1:*`, which looks them up in order, reads the table
-/// sequentially instead of taking a cache miss per message; the top 7 bits (the table's
-/// per-slot tag) are mixed so neighbours still tell apart at a glance.
-/// Surviving uids spaced a regular stride apart share home buckets: a lookup then costs
-/// about stride/16 probes, harmless for any spacing a real mailbox's history can produce.
-#[derive(Default)]
-pub(super) struct UidHasher(u64);
-
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-
-impl Hasher for UidHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(GOLDEN);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n);
-    }
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0.wrapping_mul(GOLDEN) & !(u64::MAX >> 7))
-    }
-}
-
-pub(super) type UidMap<V> = HashMap<u32, V, BuildHasherDefault<UidHasher>>;
+pub(super) type UidMap<V> = crate::index::UidHashMap<V>;
 
 /// Where the current value of one (uid, field) lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
