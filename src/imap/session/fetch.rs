@@ -1,6 +1,10 @@
 //! FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2). Items come back in the order asked, with
 //! UID first for UID FETCH. Message bodies are written from the store's buffer (often a
 //! mapped file) without an extra copy.
+//!
+//! Sections inside a message (`BODY[1.2]`, `BODY[2.MIME]`, ...) are read by byte range
+//! when the message's part map (`mime.parts`) is cached and the store can read ranges;
+//! otherwise the message is read and parsed, and its part map offered to the cache.
 
 use std::borrow::Cow;
 
@@ -8,15 +12,20 @@ use super::{blocking, Session, Status};
 use crate::imap::command::FetchAtt;
 use crate::imap::response::{push_astring, push_literal};
 use crate::imap::syntax::{bodystructure, envelope};
-use crate::mailbox::message::{self, Section, SectionText};
+use crate::mailbox::message::{self, Located, PartMap, Section, SectionText};
 use crate::mailbox::search::NumSet;
-use crate::mailbox::{date, ErrorKind, Flags, Mailbox, StoreOp, SysFlags, UNKNOWN_DATE};
+use crate::mailbox::{
+    date, ErrorKind, Flags, Mailbox, MessageData, StoreOp, SysFlags, Uid, UNKNOWN_DATE,
+};
 
 /// Cache field names for FETCH items whose encoded form is worth keeping (opaque to the
 /// store; the index engine decides per user whether to keep them).
 pub(super) const ENVELOPE_FIELD: &str = "imap.envelope";
 const BODY_FIELD: &str = "imap.body";
 const BODYSTRUCTURE_FIELD: &str = "imap.bodystructure";
+/// The message's MIME structure with byte offsets ([`PartMap`]): lets sections inside
+/// the message be read by range.
+pub(super) const PARTS_FIELD: &str = "mime.parts";
 
 /// Messages handled per cache lookup (bounds the memory of `FETCH 1:*`).
 const CHUNK: usize = 512;
@@ -70,6 +79,85 @@ fn push_num(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&buf[i..]);
+}
+
+/// A body section inside the message (non-empty part path): what a part map answers.
+fn is_part_section(item: &FetchAtt) -> bool {
+    matches!(item, FetchAtt::BodySection { section, .. } if !section.part.is_empty())
+}
+
+/// A section answered from byte ranges: its octets (`None`: the message has no such
+/// section) and whether the partial `<a.b>` is already applied.
+type Ranged = (Option<Vec<u8>>, bool);
+
+fn into_vec(d: MessageData) -> Vec<u8> {
+    match d {
+        MessageData::Owned(v) => v,
+        MessageData::Mapped(m) => m.to_vec(),
+    }
+}
+
+/// Answers every part section of `items` by reading only its byte ranges, as `map` places
+/// them. `Ok(None)` as soon as the store cannot read one range: the caller reads the whole
+/// message. Entry `n` is `None` for items that are not part sections.
+fn read_ranges(
+    mailbox: &dyn Mailbox,
+    uid: Uid,
+    map: &PartMap,
+    items: &[FetchAtt],
+) -> crate::mailbox::Result<Option<Vec<Option<Ranged>>>> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let FetchAtt::BodySection {
+            section, partial, ..
+        } = item
+        else {
+            out.push(None);
+            continue;
+        };
+        if section.part.is_empty() {
+            out.push(None);
+            continue;
+        }
+        let ranged = match map.locate(section) {
+            None => (None, true),
+            Some(Located::Range(r)) => {
+                // Only the octets a partial fetch returns (RFC 3501 §6.4.5 `<origin.count>`).
+                let (r, done) = match partial {
+                    Some((origin, count)) => {
+                        let start = r.start.saturating_add(u64::from(*origin)).min(r.end);
+                        let end = start.saturating_add(u64::from(*count)).min(r.end);
+                        (start..end, true)
+                    }
+                    None => (r, false),
+                };
+                let bytes = if r.is_empty() {
+                    Vec::new()
+                } else {
+                    match mailbox.fetch_range(uid, r)? {
+                        Some(d) => into_vec(d),
+                        None => return Ok(None),
+                    }
+                };
+                (Some(bytes), done)
+            }
+            Some(Located::Fields {
+                header,
+                names,
+                keep,
+            }) => {
+                let Some(hdr) = mailbox.fetch_range(uid, header)? else {
+                    return Ok(None);
+                };
+                (
+                    Some(message::section::header_fields(&hdr, names, keep)),
+                    false,
+                )
+            }
+        };
+        out.push(Some(ranged));
+    }
+    Ok(Some(out))
 }
 
 fn cache_field(item: &FetchAtt) -> Option<&'static str> {
@@ -146,7 +234,10 @@ impl Session {
             )
         });
         // ENVELOPE and header sections need only the header block, not the attachments.
-        let needs_body = items.iter().any(|a| match a {
+        // Part sections are counted apart: byte ranges may answer them.
+        let has_part_items = items.iter().any(is_part_section);
+        let needs_body_other = items.iter().any(|a| match a {
+            _ if is_part_section(a) => false,
             FetchAtt::Uid
             | FetchAtt::Flags
             | FetchAtt::InternalDate
@@ -167,7 +258,14 @@ impl Session {
             _ => true,
         });
         let wants_flags = items.contains(&FetchAtt::Flags);
-        let cached_fields: Vec<&'static str> = items.iter().filter_map(cache_field).collect();
+        let mut cached_fields: Vec<&'static str> = items.iter().filter_map(cache_field).collect();
+        // Fields answering items directly come first; the part map (looked up only when a
+        // part section is asked: that use drives its caching decision) comes last.
+        let item_fields = cached_fields.len();
+        let parts_field = has_part_items.then(|| {
+            cached_fields.push(PARTS_FIELD);
+            item_fields
+        });
         // items[n]'s field as an index into cached_fields.
         let item_field: Vec<Option<usize>> = (items.iter())
             .map(|a| cache_field(a).and_then(|f| cached_fields.iter().position(|x| *x == f)))
@@ -175,6 +273,7 @@ impl Session {
         // Items that need the message itself even when every cacheable item was cached.
         let needs_content_uncached = items.iter().any(|a| {
             cache_field(a).is_none()
+                && !is_part_section(a)
                 && needs_content
                 && !matches!(
                     a,
@@ -201,8 +300,35 @@ impl Session {
                     continue;
                 };
                 let uid = meta.uid;
-                let all_cached = (0..cached_fields.len()).all(|f| cache.get(f, k).is_some());
-                let data = if needs_content && (needs_content_uncached || !all_cached) {
+                let all_cached = (0..item_fields).all(|f| cache.get(f, k).is_some());
+                // A cached part map, usable when it describes a message of today's size.
+                let part_map = parts_field
+                    .and_then(|f| cache.get(f, k))
+                    .and_then(PartMap::decode)
+                    .filter(|m| m.size() == meta.size);
+                let has_part_map = part_map.is_some();
+                let ranged = match part_map {
+                    Some(map) => {
+                        match blocking(|| read_ranges(view.mailbox.as_ref(), uid, &map, &items)) {
+                            Ok(r) => r,
+                            Err(e)
+                                if e.kind == ErrorKind::Expunged
+                                    || e.kind == ErrorKind::NonExistent =>
+                            {
+                                vanished = true;
+                                continue;
+                            }
+                            Err(e) => return self.storage_error("fetch", &e),
+                        }
+                    }
+                    None => None,
+                };
+                let parts_unanswered = has_part_items && ranged.is_none();
+                let ranged = ranged.unwrap_or_default();
+                let needs_body = needs_body_other || parts_unanswered;
+                let data = if needs_content
+                    && (needs_content_uncached || !all_cached || parts_unanswered)
+                {
                     let read = || {
                         if needs_body {
                             view.mailbox.fetch_message(uid)
@@ -225,6 +351,20 @@ impl Session {
                     None
                 };
                 let parsed = data.as_deref().map(message::parse);
+                // Offer the part map of a message read whole (the cache keeps it if this
+                // user's clients fetch parts: see the caching decisions).
+                if let (Some(d), Some(p), true, false) = (
+                    data.as_deref(),
+                    parsed.as_ref(),
+                    parts_unanswered,
+                    has_part_map,
+                ) {
+                    if d.len() as u64 == meta.size {
+                        if let Some(enc) = PartMap::encode(p, meta.size) {
+                            blocking(|| view.mailbox.cache_offer(uid, PARTS_FIELD, &enc));
+                        }
+                    }
+                }
                 // The response is built straight into the connection's output buffer.
                 let line = &mut self.conn.out;
                 line.extend_from_slice(b"* ");
@@ -286,9 +426,11 @@ impl Session {
                         | FetchAtt::Rfc822Header
                         | FetchAtt::Rfc822Text
                         | FetchAtt::BodySection { .. } => {
-                            let (Some(d), Some(p)) = (data.as_deref(), parsed.as_ref()) else {
+                            let from_ranges = ranged.get(n).and_then(Option::as_ref);
+                            let whole = data.as_deref().zip(parsed.as_ref());
+                            if from_ranges.is_none() && whole.is_none() {
                                 continue;
-                            };
+                            }
                             let (name, section, partial) = match item {
                                 FetchAtt::Rfc822 => {
                                     ("RFC822".to_string(), Section::default(), None)
@@ -314,23 +456,31 @@ impl Session {
                                 } => (section_name(section, *partial), section.clone(), *partial),
                                 _ => continue,
                             };
-                            let body: Option<Cow<[u8]>> = if section == Section::default() {
-                                Some(Cow::Borrowed(d))
-                            } else {
-                                message::section(d, p, &section)
-                            };
+                            let (body, partial_done): (Option<Cow<[u8]>>, bool) =
+                                match (from_ranges, whole) {
+                                    (Some((b, done)), _) => {
+                                        (b.as_deref().map(Cow::Borrowed), *done)
+                                    }
+                                    (None, Some((d, _))) if section == Section::default() => {
+                                        (Some(Cow::Borrowed(d)), false)
+                                    }
+                                    (None, Some((d, p))) => {
+                                        (message::section(d, p, &section), false)
+                                    }
+                                    (None, None) => continue,
+                                };
                             line.extend_from_slice(name.as_bytes());
                             line.push(b' ');
                             // A section the message does not have is an empty string, as
                             // Dovecot answers (clients treat NIL here as an error).
                             let body = body.unwrap_or(Cow::Borrowed(&[]));
                             let body = match partial {
-                                Some((origin, count)) => {
+                                Some((origin, count)) if !partial_done => {
                                     let start = (origin as usize).min(body.len());
                                     let end = start.saturating_add(count as usize).min(body.len());
                                     slice_cow(body, start, end)
                                 }
-                                None => body,
+                                _ => body,
                             };
                             let body = without_nuls(body);
                             if body.len() >= 8192 && n + 1 == items.len() {
