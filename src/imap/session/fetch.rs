@@ -8,15 +8,16 @@
 
 use std::borrow::Cow;
 
+mod ranges;
+
 use super::{blocking, Session, Status};
 use crate::imap::command::FetchAtt;
 use crate::imap::response::{push_astring, push_literal};
 use crate::imap::syntax::{bodystructure, envelope};
-use crate::mailbox::message::{self, Located, PartMap, Section, SectionText};
+use crate::mailbox::message::{self, PartMap, Section, SectionText};
 use crate::mailbox::search::NumSet;
-use crate::mailbox::{
-    date, ErrorKind, Flags, Mailbox, MessageData, StoreOp, SysFlags, Uid, UNKNOWN_DATE,
-};
+use crate::mailbox::{date, ErrorKind, Flags, Mailbox, StoreOp, SysFlags, UNKNOWN_DATE};
+use ranges::{is_part_section, read_ranges};
 
 /// Cache field names for FETCH items whose encoded form is worth keeping (opaque to the
 /// store; the index engine decides per user whether to keep them).
@@ -79,85 +80,6 @@ fn push_num(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&buf[i..]);
-}
-
-/// A body section inside the message (non-empty part path): what a part map answers.
-fn is_part_section(item: &FetchAtt) -> bool {
-    matches!(item, FetchAtt::BodySection { section, .. } if !section.part.is_empty())
-}
-
-/// A section answered from byte ranges: its octets (`None`: the message has no such
-/// section) and whether the partial `<a.b>` is already applied.
-type Ranged = (Option<Vec<u8>>, bool);
-
-fn into_vec(d: MessageData) -> Vec<u8> {
-    match d {
-        MessageData::Owned(v) => v,
-        MessageData::Mapped(m) => m.to_vec(),
-    }
-}
-
-/// Answers every part section of `items` by reading only its byte ranges, as `map` places
-/// them. `Ok(None)` as soon as the store cannot read one range: the caller reads the whole
-/// message. Entry `n` is `None` for items that are not part sections.
-fn read_ranges(
-    mailbox: &dyn Mailbox,
-    uid: Uid,
-    map: &PartMap,
-    items: &[FetchAtt],
-) -> crate::mailbox::Result<Option<Vec<Option<Ranged>>>> {
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let FetchAtt::BodySection {
-            section, partial, ..
-        } = item
-        else {
-            out.push(None);
-            continue;
-        };
-        if section.part.is_empty() {
-            out.push(None);
-            continue;
-        }
-        let ranged = match map.locate(section) {
-            None => (None, true),
-            Some(Located::Range(r)) => {
-                // Only the octets a partial fetch returns (RFC 3501 §6.4.5 `<origin.count>`).
-                let (r, done) = match partial {
-                    Some((origin, count)) => {
-                        let start = r.start.saturating_add(u64::from(*origin)).min(r.end);
-                        let end = start.saturating_add(u64::from(*count)).min(r.end);
-                        (start..end, true)
-                    }
-                    None => (r, false),
-                };
-                let bytes = if r.is_empty() {
-                    Vec::new()
-                } else {
-                    match mailbox.fetch_range(uid, r)? {
-                        Some(d) => into_vec(d),
-                        None => return Ok(None),
-                    }
-                };
-                (Some(bytes), done)
-            }
-            Some(Located::Fields {
-                header,
-                names,
-                keep,
-            }) => {
-                let Some(hdr) = mailbox.fetch_range(uid, header)? else {
-                    return Ok(None);
-                };
-                (
-                    Some(message::section::header_fields(&hdr, names, keep)),
-                    false,
-                )
-            }
-        };
-        out.push(Some(ranged));
-    }
-    Ok(Some(out))
 }
 
 fn cache_field(item: &FetchAtt) -> Option<&'static str> {
