@@ -43,6 +43,11 @@ const ITEMS: &[&str] = &[
     "BODY.PEEK[TEXT]<0.10>",
     "BODY.PEEK[1]<0.10>",
     "BODY.PEEK[HEADER]<5.10>",
+    // Part sections again, after the first ones made the part map cached: these are read
+    // by byte range from CRLF files (`mime.parts`), and must still agree.
+    "BODY.PEEK[2.MIME]",
+    "BODY.PEEK[1.MIME]<3.9>",
+    "BODY.PEEK[1]<2.5>",
 ];
 
 /// A parsed IMAP value.

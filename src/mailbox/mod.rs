@@ -283,6 +283,16 @@ pub trait Mailbox: Send + Sync {
     fn fetch_header(&self, uid: Uid) -> Result<MessageData> {
         self.fetch_message(uid)
     }
+    /// Octets `range` of the message as [`Mailbox::fetch_message`] would return it, read
+    /// without the rest of the message (a FETCH of one part of a big message).
+    /// `Ok(None)`: this store cannot do that for this message now (e.g. its file has line
+    /// ends that must be converted, or no longer has the size the index knows) — the
+    /// caller reads the whole message instead. Also `Ok(None)` when `range` goes beyond
+    /// the message.
+    fn fetch_range(&self, uid: Uid, range: std::ops::Range<u64>) -> Result<Option<MessageData>> {
+        let _ = (uid, range);
+        Ok(None)
+    }
     /// Looks up cached values of one field (opaque name, e.g. `imap.envelope`) for many
     /// messages; `f(i, value)` is called once for every `uids[i]`, with `None` on a miss.
     /// Each lookup also tells the store's cache which fields this user's clients use

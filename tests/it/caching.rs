@@ -202,3 +202,80 @@ async fn envelope_searches_use_cached_envelopes() {
         .await
         .contains(&"* SEARCH 3\r\n".to_string()));
 }
+
+/// A multipart message with a text part and a ~200 kB attachment, CRLF line ends.
+fn with_attachment() -> String {
+    let mut m = String::from(
+        "From: a@example.org\r\nSubject: attachment\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         preamble\r\n--b1\r\nContent-Type: text/plain\r\n\r\nHello part one.\r\n\
+         --b1\r\nContent-Type: application/octet-stream\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n",
+    );
+    for _ in 0..2600 {
+        m.push_str(&"QUFB".repeat(19));
+        m.push_str("\r\n");
+    }
+    m.push_str("--b1--\r\n");
+    m
+}
+
+/// Issue 3, "byte offsets of MIME parts": a client fetching parts gets the `mime.parts`
+/// field cached, and then a part is read by range instead of reading and parsing the whole
+/// message. Proven by changing the file behind Loft's back, keeping its size: the
+/// boundary in the top header no longer matches, so a full parse would find no part 1;
+/// the range read still answers from the cached offsets while `BODY[]` shows the change.
+/// A file whose size changed is read whole again; a file with LF line ends never by range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn part_fetches_read_byte_ranges_of_cached_part_maps() {
+    let srv = TestServer::start().await;
+    let mut c = srv.login().await;
+    let m = with_attachment();
+    c.send(format!("x APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()).as_bytes())
+        .await;
+    c.collect("x").await;
+    // Message 2 delivered by an MTA with LF line ends (S= differs from W=).
+    let lf = m.replace("\r\n", "\n");
+    std::fs::write(srv.maildir(USER).join("new/1700000000.lf.host"), &lf).unwrap();
+    c.ok("SELECT INBOX").await;
+    assert_eq!(decision_line(&show(&srv), "mime.parts"), "");
+
+    let q = "UID FETCH 1 (BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[2]<4.8> BODY.PEEK[3])";
+    let cold = c.ok(q).await;
+    assert_eq!(cold.len(), 1, "{cold:?}");
+    let want = "* 1 FETCH (UID 1 BODY[1] {15}\r\nHello part one. BODY[2.MIME] {77}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n \
+         BODY[2]<4> {8}\r\nQUFBQUFB BODY[3] \"\")\r\n";
+    assert_eq!(cold[0], want);
+    assert!(decision_line(&show(&srv), "mime.parts").contains("temp"));
+    // Asked again for an old message: kept for every message now.
+    assert_eq!(c.ok(q).await, cold);
+    assert!(decision_line(&show(&srv), "mime.parts").contains("yes"));
+    assert_eq!(c.ok(q).await, cold, "the offered map is cached");
+
+    let cur = srv.maildir(USER).join("cur");
+    let file = std::fs::read_dir(&cur)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.to_string_lossy().contains(".lf."))
+        .expect("message 1 on disk");
+    let changed = m.replacen("boundary=\"b1\"", "boundary=\"zz\"", 1);
+    assert_eq!(changed.len(), m.len());
+    std::fs::write(&file, &changed).unwrap();
+    assert_eq!(c.ok(q).await, cold, "served by range reads");
+    let whole = c.ok("UID FETCH 1 BODY.PEEK[]").await;
+    assert!(whole[0].contains("boundary=\"zz\""), "the file did change");
+
+    // One more byte: the offsets may be wrong now, so the message is read and parsed
+    // whole (and has no part 1 any more: no delimiter matches).
+    std::fs::write(&file, format!("{changed}x")).unwrap();
+    let r = c.ok("UID FETCH 1 BODY.PEEK[1]").await;
+    assert_eq!(r, ["* 1 FETCH (UID 1 BODY[1] \"\")\r\n"]);
+
+    // The LF file answers the same as the CRLF one did, cached part map or not.
+    let q2 = q.replace("UID FETCH 1", "UID FETCH 2");
+    let want2 = want.replace("* 1 FETCH (UID 1", "* 2 FETCH (UID 2");
+    for _ in 0..3 {
+        assert_eq!(c.ok(&q2).await, std::slice::from_ref(&want2));
+    }
+}

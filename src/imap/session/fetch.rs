@@ -1,22 +1,32 @@
 //! FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2). Items come back in the order asked, with
 //! UID first for UID FETCH. Message bodies are written from the store's buffer (often a
 //! mapped file) without an extra copy.
+//!
+//! Sections inside a message (`BODY[1.2]`, `BODY[2.MIME]`, ...) are read by byte range
+//! when the message's part map (`mime.parts`) is cached and the store can read ranges;
+//! otherwise the message is read and parsed, and its part map offered to the cache.
 
 use std::borrow::Cow;
+
+mod ranges;
 
 use super::{blocking, Session, Status};
 use crate::imap::command::FetchAtt;
 use crate::imap::response::{push_astring, push_literal};
 use crate::imap::syntax::{bodystructure, envelope};
-use crate::mailbox::message::{self, Section, SectionText};
+use crate::mailbox::message::{self, PartMap, Section, SectionText};
 use crate::mailbox::search::NumSet;
 use crate::mailbox::{date, ErrorKind, Flags, Mailbox, StoreOp, SysFlags, UNKNOWN_DATE};
+use ranges::{is_part_section, read_ranges};
 
 /// Cache field names for FETCH items whose encoded form is worth keeping (opaque to the
 /// store; the index engine decides per user whether to keep them).
 pub(super) const ENVELOPE_FIELD: &str = "imap.envelope";
 const BODY_FIELD: &str = "imap.body";
 const BODYSTRUCTURE_FIELD: &str = "imap.bodystructure";
+/// The message's MIME structure with byte offsets ([`PartMap`]): lets sections inside
+/// the message be read by range.
+pub(super) const PARTS_FIELD: &str = "mime.parts";
 
 /// Messages handled per cache lookup (bounds the memory of `FETCH 1:*`).
 const CHUNK: usize = 512;
@@ -146,7 +156,10 @@ impl Session {
             )
         });
         // ENVELOPE and header sections need only the header block, not the attachments.
-        let needs_body = items.iter().any(|a| match a {
+        // Part sections are counted apart: byte ranges may answer them.
+        let has_part_items = items.iter().any(is_part_section);
+        let needs_body_other = items.iter().any(|a| match a {
+            _ if is_part_section(a) => false,
             FetchAtt::Uid
             | FetchAtt::Flags
             | FetchAtt::InternalDate
@@ -167,7 +180,14 @@ impl Session {
             _ => true,
         });
         let wants_flags = items.contains(&FetchAtt::Flags);
-        let cached_fields: Vec<&'static str> = items.iter().filter_map(cache_field).collect();
+        let mut cached_fields: Vec<&'static str> = items.iter().filter_map(cache_field).collect();
+        // Fields answering items directly come first; the part map (looked up only when a
+        // part section is asked: that use drives its caching decision) comes last.
+        let item_fields = cached_fields.len();
+        let parts_field = has_part_items.then(|| {
+            cached_fields.push(PARTS_FIELD);
+            item_fields
+        });
         // items[n]'s field as an index into cached_fields.
         let item_field: Vec<Option<usize>> = (items.iter())
             .map(|a| cache_field(a).and_then(|f| cached_fields.iter().position(|x| *x == f)))
@@ -175,6 +195,7 @@ impl Session {
         // Items that need the message itself even when every cacheable item was cached.
         let needs_content_uncached = items.iter().any(|a| {
             cache_field(a).is_none()
+                && !is_part_section(a)
                 && needs_content
                 && !matches!(
                     a,
@@ -201,8 +222,35 @@ impl Session {
                     continue;
                 };
                 let uid = meta.uid;
-                let all_cached = (0..cached_fields.len()).all(|f| cache.get(f, k).is_some());
-                let data = if needs_content && (needs_content_uncached || !all_cached) {
+                let all_cached = (0..item_fields).all(|f| cache.get(f, k).is_some());
+                // A cached part map, usable when it describes a message of today's size.
+                let part_map = parts_field
+                    .and_then(|f| cache.get(f, k))
+                    .and_then(PartMap::decode)
+                    .filter(|m| m.size() == meta.size);
+                let has_part_map = part_map.is_some();
+                let ranged = match part_map {
+                    Some(map) => {
+                        match blocking(|| read_ranges(view.mailbox.as_ref(), uid, &map, &items)) {
+                            Ok(r) => r,
+                            Err(e)
+                                if e.kind == ErrorKind::Expunged
+                                    || e.kind == ErrorKind::NonExistent =>
+                            {
+                                vanished = true;
+                                continue;
+                            }
+                            Err(e) => return self.storage_error("fetch", &e),
+                        }
+                    }
+                    None => None,
+                };
+                let parts_unanswered = has_part_items && ranged.is_none();
+                let ranged = ranged.unwrap_or_default();
+                let needs_body = needs_body_other || parts_unanswered;
+                let data = if needs_content
+                    && (needs_content_uncached || !all_cached || parts_unanswered)
+                {
                     let read = || {
                         if needs_body {
                             view.mailbox.fetch_message(uid)
@@ -225,6 +273,20 @@ impl Session {
                     None
                 };
                 let parsed = data.as_deref().map(message::parse);
+                // Offer the part map of a message read whole (the cache keeps it if this
+                // user's clients fetch parts: see the caching decisions).
+                if let (Some(d), Some(p), true, false) = (
+                    data.as_deref(),
+                    parsed.as_ref(),
+                    parts_unanswered,
+                    has_part_map,
+                ) {
+                    if d.len() as u64 == meta.size {
+                        if let Some(enc) = PartMap::encode(p, meta.size) {
+                            blocking(|| view.mailbox.cache_offer(uid, PARTS_FIELD, &enc));
+                        }
+                    }
+                }
                 // The response is built straight into the connection's output buffer.
                 let line = &mut self.conn.out;
                 line.extend_from_slice(b"* ");
@@ -286,9 +348,11 @@ impl Session {
                         | FetchAtt::Rfc822Header
                         | FetchAtt::Rfc822Text
                         | FetchAtt::BodySection { .. } => {
-                            let (Some(d), Some(p)) = (data.as_deref(), parsed.as_ref()) else {
+                            let from_ranges = ranged.get(n).and_then(Option::as_ref);
+                            let whole = data.as_deref().zip(parsed.as_ref());
+                            if from_ranges.is_none() && whole.is_none() {
                                 continue;
-                            };
+                            }
                             let (name, section, partial) = match item {
                                 FetchAtt::Rfc822 => {
                                     ("RFC822".to_string(), Section::default(), None)
@@ -314,23 +378,31 @@ impl Session {
                                 } => (section_name(section, *partial), section.clone(), *partial),
                                 _ => continue,
                             };
-                            let body: Option<Cow<[u8]>> = if section == Section::default() {
-                                Some(Cow::Borrowed(d))
-                            } else {
-                                message::section(d, p, &section)
-                            };
+                            let (body, partial_done): (Option<Cow<[u8]>>, bool) =
+                                match (from_ranges, whole) {
+                                    (Some((b, done)), _) => {
+                                        (b.as_deref().map(Cow::Borrowed), *done)
+                                    }
+                                    (None, Some((d, _))) if section == Section::default() => {
+                                        (Some(Cow::Borrowed(d)), false)
+                                    }
+                                    (None, Some((d, p))) => {
+                                        (message::section(d, p, &section), false)
+                                    }
+                                    (None, None) => continue,
+                                };
                             line.extend_from_slice(name.as_bytes());
                             line.push(b' ');
                             // A section the message does not have is an empty string, as
                             // Dovecot answers (clients treat NIL here as an error).
                             let body = body.unwrap_or(Cow::Borrowed(&[]));
                             let body = match partial {
-                                Some((origin, count)) => {
+                                Some((origin, count)) if !partial_done => {
                                     let start = (origin as usize).min(body.len());
                                     let end = start.saturating_add(count as usize).min(body.len());
                                     slice_cow(body, start, end)
                                 }
-                                None => body,
+                                _ => body,
                             };
                             let body = without_nuls(body);
                             if body.len() >= 8192 && n + 1 == items.len() {

@@ -257,6 +257,32 @@ pub fn read_message(path: &Path) -> std::io::Result<MessageData> {
     Ok(MessageData::Owned(to_crlf(&data)))
 }
 
+/// Reads octets `range` of a message file when the file holds exactly the served bytes:
+/// its length must be `served_len` (RFC822.SIZE, which counts a bare LF as two octets, so
+/// equal lengths mean there is nothing to convert). `None` otherwise, or when the range is
+/// not inside the file (also when the file shrank while reading).
+pub fn read_range(
+    path: &Path,
+    served_len: u64,
+    range: std::ops::Range<u64>,
+) -> std::io::Result<Option<MessageData>> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len != served_len || range.start > range.end || range.end > len {
+        return Ok(None);
+    }
+    let Ok(n) = usize::try_from(range.end - range.start) else {
+        return Ok(None);
+    };
+    let mut v = vec![0u8; n];
+    match file.read_exact_at(&mut v, range.start) {
+        Ok(()) => Ok(Some(MessageData::Owned(v))),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads only the header block of a message file (up to and including the empty line
 /// that ends it), CRLF line ends. ENVELOPE, BODY[HEADER…] and header SEARCH keys need no
 /// more, and attachments can be megabytes. A file without an empty line is all header.
@@ -320,6 +346,33 @@ pub fn to_crlf(data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod crlf_tests {
     use super::*;
+
+    #[test]
+    fn range_reads_only_files_holding_served_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let crlf = dir.path().join("crlf");
+        std::fs::write(&crlf, b"A: b\r\n\r\nbody\r\n").unwrap();
+        let lf = dir.path().join("lf");
+        std::fs::write(&lf, b"A: b\n\nbody\n").unwrap();
+        let got = read_range(&crlf, 14, 8..12).unwrap().unwrap();
+        assert_eq!(&got[..], b"body");
+        assert_eq!(
+            &read_range(&crlf, 14, 0..14).unwrap().unwrap()[..],
+            b"A: b\r\n\r\nbody\r\n"
+        );
+        assert!(
+            read_range(&crlf, 14, 8..15).unwrap().is_none(),
+            "beyond the end"
+        );
+        assert!(
+            read_range(&crlf, 15, 8..12).unwrap().is_none(),
+            "size changed"
+        );
+        // The LF file is 11 bytes but serves 14: never read by range.
+        assert_eq!(crlf_size(&std::fs::read(&lf).unwrap()), 14);
+        assert!(read_range(&lf, 14, 0..4).unwrap().is_none());
+        assert!(read_range(&dir.path().join("gone"), 14, 0..4).is_err());
+    }
 
     #[test]
     fn converts_bare_lfs_only() {

@@ -59,11 +59,11 @@ impl MaildirMailbox {
 
     /// Reads a message file with `read`, following a rename by another program (flag
     /// change, `new/` -> `cur/`) by its base name.
-    fn read_file(
+    fn read_file<T>(
         &self,
         uid: Uid,
-        read: fn(&std::path::Path) -> std::io::Result<MessageData>,
-    ) -> Result<MessageData> {
+        read: impl Fn(&std::path::Path) -> std::io::Result<T>,
+    ) -> Result<T> {
         let Some((sub, name, base)) = self.state.with(|c| {
             c.files
                 .get(&uid)
@@ -129,6 +129,36 @@ impl Mailbox for MaildirMailbox {
 
     fn fetch_header(&self, uid: Uid) -> Result<MessageData> {
         self.read_file(uid, folder::read_header)
+    }
+
+    /// Only when the file holds the served bytes: its length is the RFC822.SIZE the index
+    /// knows (so it has no bare LF to convert, and was not changed in size since).
+    fn fetch_range(&self, uid: Uid, range: std::ops::Range<u64>) -> Result<Option<MessageData>> {
+        let known = self.state.with(|c| {
+            let m = c
+                .snapshot
+                .messages
+                .binary_search_by_key(&uid, |m| m.uid)
+                .ok()?;
+            let size = c.snapshot.messages.get(m)?.size;
+            let f = c.files.get(&uid)?;
+            // `S=` (file size) differing from `W=` (RFC822.SIZE): LF line ends; no need to
+            // open the file to know the answer.
+            let converted =
+                matches!((f.parsed.fsize, f.parsed.vsize), (Some(s), Some(w)) if s != w);
+            Some((size, converted))
+        });
+        match known {
+            Some((size, false)) => {
+                match self.read_file(uid, |p| folder::read_range(p, size, range.clone())) {
+                    Ok(d) => Ok(d),
+                    // The caller's full read reports it (or finds the message after all).
+                    Err(e) if e.kind == ErrorKind::Expunged => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Ok(None),
+        }
     }
 
     fn cache_lookup(&self, uids: &[Uid], field: &str, f: &mut dyn FnMut(usize, Option<&[u8]>)) {

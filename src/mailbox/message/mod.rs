@@ -5,6 +5,8 @@
 //! * [`header`] — header blocks, fields, unfolding, structured-field tokens.
 //! * [`mime`] — the [`Part`] tree ([`parse`]).
 //! * [`section`] — FETCH body sections ([`section()`]).
+//! * [`partmap`] — the part tree as compact byte offsets (the `mime.parts` cache value)
+//!   and sections resolved to byte ranges with it ([`PartMap`]).
 //! * [`address`] — address lists for ENVELOPE and FROM/TO search.
 //! * [`encoded_word`] — RFC 2047 decoding; [`decode`] — transfer encodings and charsets.
 //! * [`rfc5322date`] — Date: header parsing.
@@ -16,10 +18,12 @@ pub mod decode;
 pub mod encoded_word;
 pub mod header;
 pub mod mime;
+pub mod partmap;
 pub mod rfc5322date;
 pub mod section;
 
 pub use mime::{parse, Body, ContentType, Disposition, Part, MAX_DEPTH};
+pub use partmap::{Located, PartMap};
 pub use section::{find_part, section};
 
 /// A body section as named in FETCH (RFC 3501 §6.4.5 `section`), format-neutral.
