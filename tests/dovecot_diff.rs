@@ -48,6 +48,13 @@ const ITEMS: &[&str] = &[
     "BODY.PEEK[2.MIME]",
     "BODY.PEEK[1.MIME]<3.9>",
     "BODY.PEEK[1]<2.5>",
+    // A leaf part has a part 1, itself (RFC 3501 §6.4.5, as Dovecot resolves it).
+    "BODY.PEEK[2.1]",
+    "BODY.PEEK[1.1]",
+    "BODY.PEEK[2.1.1]",
+    "BODY.PEEK[2]",
+    "BODY.PEEK[1.TEXT]",
+    "BODY.PEEK[1.HEADER.FIELDS (Content-Type)]",
 ];
 
 /// A parsed IMAP value.
@@ -504,10 +511,19 @@ fn known_difference(msg: &str, item: &str, dove: &Answer, loft: &Answer) -> Opti
         // the end of the part's last header line (33: encapsulated message without body) or
         // of a nested close delimiter (06: "--b-inner--" then "--b-outer--"), so its sizes
         // and line counts are 2 octets / 1 line larger there.
-        ("06-rfc822-in-multipart", "BODY" | "BODYSTRUCTURE")
+        ("06-rfc822-in-multipart", "BODY" | "BODYSTRUCTURE" | "BODY.PEEK[2]")
         | ("33-rfc822-no-blank", "BODY" | "BODYSTRUCTURE" | "BODY.PEEK[1]") => Some(
             Known::Dovecot("RFC 2046 §5.1.1: CRLF before a delimiter belongs to the delimiter"),
         ),
+        // message/global (RFC 6532 §3.7) encapsulates a message as message/rfc822 does.
+        // Dovecot 2.3 describes it so in BODYSTRUCTURE (this test finds no difference
+        // there) but resolves section numbers inside it as if it were a leaf part.
+        (
+            "34-message-global-and-types",
+            "BODY.PEEK[1.1]" | "BODY.PEEK[1.TEXT]" | "BODY.PEEK[1.HEADER.FIELDS (Content-Type)]",
+        ) => Some(Known::Dovecot(
+            "RFC 6532 §3.7: message/global parts are numbered like message/rfc822",
+        )),
         // A syntactically invalid Content-Type ("garbage", "text" without subtype): RFC 2045
         // §5.2 says to treat the part as text/plain; charset=us-ascii. Dovecot reports the
         // garbage as the type with an empty subtype.

@@ -137,10 +137,17 @@ impl PartMap {
     pub fn find(&self, path: &[u32]) -> Option<&Node> {
         let (&first, rest) = path.split_first()?;
         let mut cur = self.sub_of_message(0, first)?;
+        // Whether `cur` was reached as a child of a multipart (see `section::find_part`).
+        let mut child = matches!(self.node(0)?.kind, NodeKind::Multipart(_));
         for &n in rest {
-            cur = match &self.node(cur)?.kind {
-                NodeKind::Multipart(ch) => *ch.get((n as usize).checked_sub(1)?)?,
-                NodeKind::Message(inner) => self.sub_of_message(*inner, n)?,
+            (cur, child) = match &self.node(cur)?.kind {
+                NodeKind::Multipart(ch) => (*ch.get((n as usize).checked_sub(1)?)?, true),
+                NodeKind::Message(inner) => (
+                    self.sub_of_message(*inner, n)?,
+                    matches!(self.node(*inner)?.kind, NodeKind::Multipart(_)),
+                ),
+                // A leaf child of a multipart has a part 1, itself, once.
+                NodeKind::Leaf if n == 1 && child => (cur, false),
                 NodeKind::Leaf => return None,
             };
         }

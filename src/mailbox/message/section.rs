@@ -20,14 +20,22 @@ fn sub_of_message(msg: &Part, n: u32) -> Option<&Part> {
 }
 
 /// Resolves a part path. A message/rfc822 part's sub-parts are those of the message it
-/// encapsulates.
+/// encapsulates. A message that is not multipart has only a part 1, itself (RFC 3501
+/// §6.4.5); so, once, does a leaf child of a multipart, as Dovecot resolves it:
+/// `BODY[2.1]` of a text/plain part 2 is part 2's body, `BODY[2.1.1]` and `BODY[1.1]` of
+/// a single-part message are empty (checked against Dovecot in tests/dovecot_diff.rs).
 pub fn find_part<'p>(root: &'p Part, path: &[u32]) -> Option<&'p Part> {
     let (&first, rest) = path.split_first()?;
     let mut cur = sub_of_message(root, first)?;
+    let mut child = matches!(root.kind, Body::Multipart(_));
     for &n in rest {
-        cur = match &cur.kind {
-            Body::Multipart(ch) => ch.get((n as usize).checked_sub(1)?)?,
-            Body::Message(inner) => sub_of_message(inner, n)?,
+        (cur, child) = match &cur.kind {
+            Body::Multipart(ch) => (ch.get((n as usize).checked_sub(1)?)?, true),
+            Body::Message(inner) => (
+                sub_of_message(inner, n)?,
+                matches!(inner.kind, Body::Multipart(_)),
+            ),
+            Body::Single if n == 1 && child => (cur, false),
             Body::Single => return None,
         };
     }
