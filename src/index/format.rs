@@ -138,7 +138,8 @@ pub fn encode_index(f: &IndexParts) -> Vec<u8> {
     }
     let c = crc(&[&kw]);
     kw.extend_from_slice(&c.to_le_bytes());
-    let mut keys = Vec::new();
+    let keys_len: usize = f.records.iter().map(|r| r.key.len()).sum();
+    let mut keys = Vec::with_capacity(keys_len + 4);
     let mut recs = Vec::with_capacity(n * RECORD_LEN);
     for r in f.records {
         let off = keys.len() as u64;

@@ -478,7 +478,6 @@ impl FolderState {
         }
         // Else a first scan of a big folder: UIDs in the order of the names' delivery
         // times (as Dovecot does); the dates are filled in afterwards (`super::dates`).
-        sort_by_delivery(&mut unknown);
         let exhausted = u64::from(list.uid_next) + unknown.len() as u64 >= u64::from(u32::MAX);
         let lost_next = loaded.uid_next_uncertain && !unknown.is_empty();
         if foreign || exhausted || lost_next {
@@ -495,14 +494,17 @@ impl FolderState {
             }
             let mut all: Vec<FileInfo> = std::mem::take(&mut matched).into_values().collect();
             all.append(&mut unknown);
-            sort_by_delivery(&mut all);
             unknown = all;
             list = UidList::new(v);
             base = None;
         }
-        // An entry is made only where the size must be computed and kept (no `W=`).
-        let numbered: Vec<(Uid, FileInfo)> = unknown
+        // New UIDs in delivery order. An entry is made only where the size must be
+        // computed and kept (no `W=`). Each file is moved once (they are large).
+        let order = delivery_order(&unknown);
+        let mut slots: Vec<Option<FileInfo>> = unknown.into_iter().map(Some).collect();
+        let numbered: Vec<(Uid, FileInfo)> = order
             .into_iter()
+            .filter_map(|i| slots.get_mut(i)?.take())
             .map(|f| match f.parsed.vsize {
                 Some(_) => (list.assign(), f),
                 None => (list.push(f.parsed.base.clone(), None), f),
@@ -753,21 +755,16 @@ impl FolderState {
     }
 }
 
-/// Delivery order (see [`FileInfo::delivery_key`]), then name; keys computed once.
-/// Sorts small keys and moves each file once.
-fn sort_by_delivery(files: &mut Vec<FileInfo>) {
+/// The indexes of `files` in delivery order (see [`FileInfo::delivery_key`]), then by
+/// name; keys computed once, small entries sorted.
+fn delivery_order(files: &[FileInfo]) -> Vec<usize> {
     let mut order: Vec<(i64, usize)> = files
         .iter()
         .enumerate()
         .map(|(i, f)| (f.delivery_key(), i))
         .collect();
     order.sort_unstable_by(|a, b| (a.0, &files[a.1].name).cmp(&(b.0, &files[b.1].name)));
-    let mut slots: Vec<Option<FileInfo>> = files.drain(..).map(Some).collect();
-    files.extend(
-        order
-            .into_iter()
-            .filter_map(|(_, i)| slots.get_mut(i)?.take()),
-    );
+    order.into_iter().map(|(_, i)| i).collect()
 }
 
 /// The snapshot sessions see, from the index.
