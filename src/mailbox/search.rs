@@ -250,6 +250,40 @@ pub fn needs_body(key: &SearchKey) -> bool {
     }
 }
 
+/// The answer for `key` when the message content cannot change it: `Some(false)` when a
+/// conjunct that needs no content fails (`UID 1:500` of `UID 1:500 FROM x`), `Some(true)`
+/// when an alternative that needs none holds; `None`: the content decides. Keys on the
+/// internal date count as content when `ctx.meta`'s date is not known yet.
+pub fn decide_without_content(key: &SearchKey, ctx: &MessageContext) -> Option<bool> {
+    match key {
+        SearchKey::And(keys) => {
+            let mut all = Some(true);
+            for k in keys {
+                match decide_without_content(k, ctx) {
+                    Some(false) => return Some(false),
+                    None => all = None,
+                    Some(true) => {}
+                }
+            }
+            all
+        }
+        SearchKey::Or(a, b) => {
+            match (
+                decide_without_content(a, ctx),
+                decide_without_content(b, ctx),
+            ) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            }
+        }
+        SearchKey::Not(k) => decide_without_content(k, ctx).map(|b| !b),
+        k if needs_content(k) => None,
+        k if needs_internal_date(k) && ctx.meta.internal_date == super::UNKNOWN_DATE => None,
+        k => Some(matches(k, ctx, None)),
+    }
+}
+
 /// Evaluates `key` for one message. `content` must be `Some` whenever [`needs_content`] is
 /// true; content keys are false without it. The message is parsed at most once, and only
 /// if a content key is actually reached.
@@ -607,5 +641,71 @@ secretword\r\n\
             Box::new(SearchKey::All),
             Box::new(SearchKey::SentOn(d(2020, 1, 1)))
         )));
+    }
+}
+
+#[cfg(test)]
+mod decide_tests {
+    use super::*;
+    use crate::mailbox::{Flags, MessageMeta};
+
+    fn ctx(meta: &MessageMeta) -> MessageContext<'_> {
+        MessageContext {
+            seq: 1,
+            max_seq: 10,
+            max_uid: 10,
+            meta,
+            recent: false,
+            envelope: None,
+        }
+    }
+
+    #[test]
+    fn cheap_conjuncts_decide_before_content() {
+        let meta = MessageMeta {
+            uid: 7,
+            flags: Flags::default(),
+            size: 10,
+            internal_date: 1_700_000_000,
+        };
+        let uids = |a, b| {
+            SearchKey::Uid(NumSet {
+                ranges: vec![(a, b)],
+            })
+        };
+        let from = SearchKey::Envelope(EnvField::From, "x".into());
+        let c = ctx(&meta);
+        let and = |ks: Vec<SearchKey>| SearchKey::And(ks);
+        assert_eq!(
+            decide_without_content(&and(vec![uids(1, 5), from.clone()]), &c),
+            Some(false)
+        );
+        assert_eq!(
+            decide_without_content(&and(vec![uids(1, 9), from.clone()]), &c),
+            None
+        );
+        assert_eq!(
+            decide_without_content(&and(vec![uids(1, 9), SearchKey::Unseen]), &c),
+            Some(true)
+        );
+        let or = SearchKey::Or(Box::new(SearchKey::Unseen), Box::new(from.clone()));
+        assert_eq!(decide_without_content(&or, &c), Some(true));
+        let or = SearchKey::Or(Box::new(SearchKey::Seen), Box::new(from.clone()));
+        assert_eq!(decide_without_content(&or, &c), None);
+        let not = SearchKey::Not(Box::new(uids(1, 5)));
+        assert_eq!(decide_without_content(&not, &c), Some(true));
+        // A date key with the date not known yet waits for the real date.
+        let unknown = MessageMeta {
+            internal_date: crate::mailbox::UNKNOWN_DATE,
+            ..meta.clone()
+        };
+        let since = SearchKey::Since(Date::new(2020, 1, 1).unwrap());
+        assert_eq!(decide_without_content(&since, &ctx(&unknown)), None);
+        assert_eq!(decide_without_content(&since, &c), Some(true));
+        // Whenever it decides, it agrees with the full evaluation on any content.
+        for key in [and(vec![uids(1, 9), SearchKey::Unseen]), not] {
+            let d = decide_without_content(&key, &c);
+            assert_eq!(d, Some(matches(&key, &c, Some(b"From: x\r\n\r\n"))));
+        }
     }
 }

@@ -196,6 +196,19 @@ async fn envelope_searches_use_cached_envelopes() {
         .ok("UID SEARCH NOT FROM sender1")
         .await
         .contains(&"* SEARCH 2 3 4\r\n".to_string()));
+    // Keys that need no content narrow the search first; the answers are unchanged.
+    assert!(c
+        .ok("UID SEARCH UID 2:3 FROM example")
+        .await
+        .contains(&"* SEARCH 2 3\r\n".to_string()));
+    assert!(c
+        .ok("UID SEARCH OR UID 1 FROM sender4")
+        .await
+        .contains(&"* SEARCH 1 4\r\n".to_string()));
+    assert!(c
+        .ok("SEARCH 3:4 NOT FROM sender3")
+        .await
+        .contains(&"* SEARCH 4\r\n".to_string()));
     // A key the envelope cannot answer takes the header (cached or from the file).
     assert!(c
         .ok("UID SEARCH HEADER Message-ID m3@")

@@ -64,7 +64,30 @@ impl Session {
         // (field `hdr`), else from the file, and offer it to the cache.
         let header_only = needs_content && !needs_body;
         blocking(|| {
-            let all: Vec<usize> = (0..max_seq as usize).collect();
+            // Messages whose answer needs no content are decided first (`UID 1:500 FROM x`
+            // looks at the content of 500 messages, not of the whole mailbox).
+            let mut all: Vec<usize> = Vec::new();
+            for i in 0..max_seq as usize {
+                let Some(meta) = view.meta(i) else { break };
+                let decided = if needs_content {
+                    let ctx = MessageContext {
+                        seq: i as u32 + 1,
+                        max_seq,
+                        max_uid,
+                        meta: &meta,
+                        recent: view.recent.contains(&meta.uid),
+                        envelope: None,
+                    };
+                    search::decide_without_content(key, &ctx)
+                } else {
+                    None
+                };
+                match decided {
+                    Some(true) => hits.push(if uid { meta.uid } else { i as u32 + 1 }),
+                    Some(false) => {}
+                    None => all.push(i),
+                }
+            }
             for chunk in all.chunks(SEARCH_CHUNK) {
                 let uids: Vec<Uid> = chunk.iter().map(|&i| view.uid_at(i).unwrap_or(0)).collect();
                 // Per message: Some(None) = cannot match (needle not in its ENVELOPE),
@@ -133,6 +156,8 @@ impl Session {
                 }
             }
         });
+        // Hits decided without content came first: back into ascending order.
+        hits.sort_unstable();
         let out = &mut self.conn.out;
         out.extend_from_slice(b"* SEARCH");
         for h in hits {
