@@ -206,48 +206,52 @@ pub fn envelope_may_contain(envelope: &[u8], needle: &str) -> bool {
 
 /// Does evaluating `key` need the message content (headers, body or the Date: header)?
 pub fn needs_content(key: &SearchKey) -> bool {
+    any_leaf(key, &|k| {
+        matches!(
+            k,
+            SearchKey::SentBefore(_)
+                | SearchKey::SentOn(_)
+                | SearchKey::SentSince(_)
+                | SearchKey::Header(..)
+                | SearchKey::Envelope(..)
+                | SearchKey::Body(_)
+                | SearchKey::Text(_)
+        )
+    })
+}
+
+/// Whether `leaf` holds for any key below the AND/OR/NOT structure of `key`.
+fn any_leaf(key: &SearchKey, leaf: &dyn Fn(&SearchKey) -> bool) -> bool {
     match key {
-        SearchKey::And(keys) => keys.iter().any(needs_content),
-        SearchKey::Or(a, b) => needs_content(a) || needs_content(b),
-        SearchKey::Not(k) => needs_content(k),
-        SearchKey::SentBefore(_)
-        | SearchKey::SentOn(_)
-        | SearchKey::SentSince(_)
-        | SearchKey::Header(..)
-        | SearchKey::Envelope(..)
-        | SearchKey::Body(_)
-        | SearchKey::Text(_) => true,
-        _ => false,
+        SearchKey::And(keys) => keys.iter().any(|k| any_leaf(k, leaf)),
+        SearchKey::Or(a, b) => any_leaf(a, leaf) || any_leaf(b, leaf),
+        SearchKey::Not(k) => any_leaf(k, leaf),
+        k => leaf(k),
     }
 }
 
 /// True if any key may look at the internal date (BEFORE/ON/SINCE, and the SENT* keys
 /// for a message without a usable Date: header).
 pub fn needs_internal_date(key: &SearchKey) -> bool {
-    match key {
-        SearchKey::And(keys) => keys.iter().any(needs_internal_date),
-        SearchKey::Or(a, b) => needs_internal_date(a) || needs_internal_date(b),
-        SearchKey::Not(k) => needs_internal_date(k),
-        SearchKey::Before(_)
-        | SearchKey::On(_)
-        | SearchKey::Since(_)
-        | SearchKey::SentBefore(_)
-        | SearchKey::SentOn(_)
-        | SearchKey::SentSince(_) => true,
-        _ => false,
-    }
+    any_leaf(key, &|k| {
+        matches!(
+            k,
+            SearchKey::Before(_)
+                | SearchKey::On(_)
+                | SearchKey::Since(_)
+                | SearchKey::SentBefore(_)
+                | SearchKey::SentOn(_)
+                | SearchKey::SentSince(_)
+        )
+    })
 }
 
 /// True if any key looks past the header block (BODY, TEXT); otherwise the header alone
 /// (`Mailbox::fetch_header`) is enough content.
 pub fn needs_body(key: &SearchKey) -> bool {
-    match key {
-        SearchKey::And(keys) => keys.iter().any(needs_body),
-        SearchKey::Or(a, b) => needs_body(a) || needs_body(b),
-        SearchKey::Not(k) => needs_body(k),
-        SearchKey::Body(_) | SearchKey::Text(_) => true,
-        _ => false,
-    }
+    any_leaf(key, &|k| {
+        matches!(k, SearchKey::Body(_) | SearchKey::Text(_))
+    })
 }
 
 /// The answer for `key` when the message content cannot change it: `Some(false)` when a
