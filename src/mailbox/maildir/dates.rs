@@ -37,27 +37,26 @@ pub fn start_fill(state: &Arc<FolderState>) {
 /// next scan that sees it starts another fill.
 pub fn fill(state: &FolderState) {
     let started = std::time::Instant::now();
-    let todo: Vec<(Uid, std::path::PathBuf)> = state.with(|c| {
-        c.snapshot
-            .messages
-            .iter()
-            .filter(|m| m.internal_date == UNKNOWN_DATE)
-            .filter_map(|m| {
-                let f = c.files.get(&m.uid)?;
-                Some((m.uid, state.folder.file_path(f.sub, &f.name)))
-            })
-            .collect()
-    });
-    if todo.is_empty() {
+    // The shared state as it is now (two `Arc` clones, no copy of 100,000 entries); one
+    // path buffer reused for every `stat`: a big transient allocation here would stay in
+    // this blocking thread's allocator arena as resident memory.
+    let (snapshot, files) = state.with(|c| (c.snapshot.clone(), c.files.clone()));
+    let mut path = state.folder.path.clone();
+    let mut dates: Vec<(Uid, i64)> = Vec::new();
+    for m in snapshot.messages.iter().filter(|m| m.internal_date == UNKNOWN_DATE) {
+        let Some(f) = files.get(&m.uid) else { continue };
+        path.push(f.sub.dir());
+        path.push(&f.name);
+        if let Ok(md) = std::fs::metadata(&path) {
+            dates.push((m.uid, super::fsio::unix_secs(md.modified())));
+        }
+        path.pop();
+        path.pop();
+    }
+    drop((snapshot, files));
+    if dates.is_empty() {
         return;
     }
-    let dates: Vec<(Uid, i64)> = todo
-        .iter()
-        .filter_map(|(uid, path)| {
-            let md = std::fs::metadata(path).ok()?;
-            Some((*uid, super::fsio::unix_secs(md.modified())))
-        })
-        .collect();
     match state.record_dates(&dates) {
         Ok(()) => tracing::debug!(
             folder = %state.folder.path.display(),
