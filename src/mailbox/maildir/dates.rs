@@ -43,7 +43,11 @@ pub fn fill(state: &FolderState) {
     let (snapshot, files) = state.with(|c| (c.snapshot.clone(), c.files.clone()));
     let mut path = state.folder.path.clone();
     let mut dates: Vec<(Uid, i64)> = Vec::new();
-    for m in snapshot.messages.iter().filter(|m| m.internal_date == UNKNOWN_DATE) {
+    for m in snapshot
+        .messages
+        .iter()
+        .filter(|m| m.internal_date == UNKNOWN_DATE)
+    {
         let Some(f) = files.get(&m.uid) else { continue };
         path.push(f.sub.dir());
         path.push(&f.name);

@@ -101,46 +101,42 @@ impl Folder {
     /// Lists message files in `new/` and `cur/`, names only: no `stat` (mtimes are
     /// asked for the new files alone, by the caller; the index has the others' dates).
     pub fn scan(&self) -> Result<Vec<FileInfo>> {
+        use super::rawdir::{self, Kind};
         let mut out = Vec::new();
         for sub in [Sub::New, Sub::Cur] {
             let dir = self.path.join(sub.dir());
-            let rd = match std::fs::read_dir(&dir) {
-                Ok(rd) => rd,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && sub == Sub::New => continue,
-                Err(e) => return Err(Error::io(dir.display(), e)),
-            };
             // Room for about as many entries as the directory's size suggests (a
             // Maildir entry takes 60-80 bytes on ext4/xfs), bounded: growing a vector of
             // 100,000 entries step by step copies it many times.
             let guess = std::fs::metadata(&dir).map_or(0, |m| m.len() / 80) as usize;
             out.reserve(guess.min(200_000));
-            for ent in rd {
-                let ent = match ent {
-                    Ok(e) => e,
-                    Err(e) => return Err(Error::io(dir.display(), e)),
-                };
-                let os_name = ent.file_name();
-                let Some(name) = os_name.to_str() else {
-                    tracing::warn!(dir = %dir.display(), file = ?os_name, "ignoring file with a non-UTF-8 name");
-                    continue;
+            let listed = rawdir::each(&dir, |raw, kind| {
+                let Ok(name) = std::str::from_utf8(raw) else {
+                    tracing::warn!(dir = %dir.display(), file = %String::from_utf8_lossy(raw), "ignoring file with a non-UTF-8 name");
+                    return;
                 };
                 if name.starts_with('.') {
-                    continue;
+                    return;
                 }
                 let Some(parsed) = filename::parse(name) else {
                     tracing::warn!(dir = %dir.display(), file = name, "ignoring file whose name cannot be a message");
-                    continue;
+                    return;
                 };
-                // The type comes with the directory entry on most file systems (else
-                // std asks with an lstat). Symbolic links are taken as messages.
-                match ent.file_type() {
-                    Ok(t) if t.is_file() || t.is_symlink() => {}
-                    Ok(_) => {
-                        tracing::warn!(dir = %dir.display(), file = name, "ignoring non-regular file in mail directory");
-                        continue;
-                    }
-                    // Vanished between readdir and lstat: someone moved it.
-                    Err(_) => continue,
+                // The type comes with the directory entry on most file systems; else
+                // ask with lstat. Symbolic links are taken as messages.
+                let kind = match kind {
+                    Kind::Unknown => match std::fs::symlink_metadata(dir.join(name)) {
+                        Ok(m) if m.is_file() => Kind::File,
+                        Ok(m) if m.file_type().is_symlink() => Kind::Symlink,
+                        Ok(_) => Kind::Other,
+                        // Vanished between readdir and lstat: someone moved it.
+                        Err(_) => return,
+                    },
+                    k => k,
+                };
+                if !matches!(kind, Kind::File | Kind::Symlink) {
+                    tracing::warn!(dir = %dir.display(), file = name, "ignoring non-regular file in mail directory");
+                    return;
                 }
                 out.push(FileInfo {
                     sub,
@@ -148,6 +144,11 @@ impl Folder {
                     parsed,
                     mtime: None,
                 });
+            });
+            match listed {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && sub == Sub::New => {}
+                Err(e) => return Err(Error::io(dir.display(), e)),
             }
         }
         Ok(out)

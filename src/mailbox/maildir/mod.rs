@@ -49,6 +49,7 @@ mod lock;
 mod mailbox;
 mod migrate;
 mod names;
+mod rawdir;
 mod rootfiles;
 mod save;
 mod sync;
