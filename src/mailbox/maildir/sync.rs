@@ -597,7 +597,11 @@ impl FolderState {
 
         // Flags, sizes and dates come from the index (flags of dirty records are newer
         // than the file names); the files only tell which messages exist.
-        matched.retain(|u, _| post.get(*u).is_some());
+        let same_uids = matched.len() == post.records.len()
+            && matched.keys().zip(&post.records).all(|(u, r)| *u == r.uid);
+        if !same_uids {
+            matched.retain(|u, _| post.get(*u).is_some());
+        }
         let snapshot = snapshot_from_index(&keywords, &post);
         let mut c = lock(&self.cur);
         c.index = sc.index.clone();
