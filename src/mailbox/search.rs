@@ -180,30 +180,6 @@ pub fn envelope_needle(key: &SearchKey) -> Option<String> {
     }
 }
 
-/// `false` when `envelope` (an ENVELOPE as written by `imap::syntax::envelope`) cannot
-/// contain `needle` (from [`envelope_needle`]) in any field's searchable text: it is
-/// plain ASCII without literals or encoded words (so every name, mailbox and host appears
-/// in it verbatim) and `needle` is not in it, ignoring ASCII case. `true`: maybe.
-pub fn envelope_may_contain(envelope: &[u8], needle: &str) -> bool {
-    let verbatim = envelope.is_ascii()
-        && !envelope.contains(&b'{')
-        && memchr::memmem::find(envelope, b"=?").is_none();
-    if !verbatim {
-        return true;
-    }
-    let n = needle.as_bytes();
-    let Some(&first) = n.first() else {
-        return true;
-    };
-    // Candidates start with the needle's first letter in either case.
-    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
-    memchr::memchr2_iter(lo, up, envelope).any(|i| {
-        envelope
-            .get(i..i + n.len())
-            .is_some_and(|w| w.eq_ignore_ascii_case(n))
-    })
-}
-
 /// Does evaluating `key` need the message content (headers, body or the Date: header)?
 pub fn needs_content(key: &SearchKey) -> bool {
     any_leaf(key, &|k| {

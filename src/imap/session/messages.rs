@@ -101,7 +101,7 @@ impl Session {
                             };
                             if needle
                                 .as_deref()
-                                .is_some_and(|n| !search::envelope_may_contain(v, n))
+                                .is_some_and(|n| !envelope::may_contain(v, n))
                             {
                                 *slot = Some(None);
                             } else if let Some(e) = envelope::parse_for_search(v) {

@@ -5,8 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use loft::mailbox::date::Date;
-use loft::imap::syntax::envelope::parse_for_search;
-use loft::mailbox::search::{envelope_may_contain, matches, EnvField, MessageContext, SearchKey};
+use loft::imap::syntax::envelope::{may_contain, parse_for_search};
+use loft::mailbox::search::{matches, EnvField, MessageContext, SearchKey};
 use loft::mailbox::{Flags, MessageMeta};
 
 fuzz_target!(|data: &[u8]| {
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let ctx = MessageContext { seq: 1, max_seq: 1, max_uid: 1, meta: &meta, recent: false, envelope: None };
     // The same bytes as a cached ENVELOPE.
     let env = parse_for_search(data);
-    let _ = envelope_may_contain(data, "zephyrine");
+    let _ = may_contain(data, "zephyrine");
     let env_ctx = MessageContext { envelope: env.as_ref(), ..ctx };
     let day = Date { year: 2020, month: 1, day: 1 };
     for key in [
