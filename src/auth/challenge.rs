@@ -7,9 +7,7 @@
 //! the configured iteration count, so an unknown user or one whose stored scheme cannot
 //! do SCRAM looks like any other until the final step fails like a wrong password.
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
@@ -21,9 +19,7 @@ use super::{cram, to_user, AuthOutcome, Authenticator, Inner, Outcome, Service};
 
 /// Where the salt secret of a passwd-file lives.
 pub fn secret_path(passwd_file: &Path) -> PathBuf {
-    let mut name = passwd_file.file_name().unwrap_or_default().to_os_string();
-    name.push(".sasl-secret");
-    passwd_file.with_file_name(name)
+    super::filedit::sibling(passwd_file, ".sasl-secret")
 }
 
 fn parse_secret(text: &str) -> Option<[u8; 32]> {
@@ -39,46 +35,41 @@ fn parse_secret(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Reads the 32-byte secret beside the passwd-file, creating it (mode 0600) when missing.
+/// Reads the 32-byte secret beside the passwd-file, creating it (mode 0600, under the
+/// edit lock, temp + fsync + rename, so a crash never leaves half a secret) when missing.
 /// If it can be neither read nor created, a random one is used for this run (salts then
 /// change at restart: clients that cache SaltedPassword recompute it) and a warning logged.
 pub fn load_or_create_secret(passwd_file: &Path) -> [u8; 32] {
     let path = secret_path(passwd_file);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        if let Some(s) = parse_secret(&text) {
-            return s;
-        }
-        tracing::warn!(
-            "{}: not 64 hex digits; using a temporary secret",
-            path.display()
-        );
+    let read = || {
+        std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| parse_secret(&t))
+    };
+    if let Some(s) = read() {
+        return s;
     }
-    let mut secret = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
-    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    let created = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .and_then(|mut f| f.write_all(format!("{hex}\n").as_bytes()));
-    match created {
-        Ok(()) => secret,
-        Err(e) => {
-            // Lost a creation race: use the winner's secret.
-            if let Some(s) = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|t| parse_secret(&t))
-            {
-                return s;
-            }
-            tracing::warn!(
-                "cannot create {} ({e}); SCRAM salts of PLAIN users change at restart",
-                path.display()
-            );
-            secret
+    let created = super::filedit::lock(&path).and_then(|_lock| {
+        // Another process may have created it while this one waited for the lock.
+        if let Some(s) = read() {
+            return Ok(s);
         }
-    }
+        if path.exists() {
+            return Err(format!("{}: not 64 hex digits", path.display()));
+        }
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let mut hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        hex.push('\n');
+        super::filedit::replace(&path, hex.as_bytes())?;
+        Ok(secret)
+    });
+    created.unwrap_or_else(|e| {
+        tracing::warn!("{e}; SCRAM salts of PLAIN users change at restart");
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        secret
+    })
 }
 
 impl Inner {
@@ -280,5 +271,31 @@ impl Authenticator {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn secret_is_created_once_privately_and_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let pw = d.path().join("users");
+        let a = load_or_create_secret(&pw);
+        let path = secret_path(&pw);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            parse_secret(&std::fs::read_to_string(&path).unwrap()),
+            Some(a)
+        );
+        assert_eq!(load_or_create_secret(&pw), a, "stable across starts");
+        // A damaged secret is left for the admin to see; this run uses a temporary one.
+        std::fs::write(&path, "garbage").unwrap();
+        let b = load_or_create_secret(&pw);
+        assert_ne!(b, a);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "garbage");
     }
 }

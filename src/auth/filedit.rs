@@ -15,7 +15,8 @@ pub struct EditLock {
     _file: File,
 }
 
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
+/// `PATH` + `suffix` in the same directory.
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(suffix);
     path.with_file_name(name)
