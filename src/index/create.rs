@@ -41,16 +41,19 @@ pub(super) fn write_index(
     pair_id: u64,
     s: &IndexSnapshot,
 ) -> Result<(), Error> {
-    let bytes = format::encode_index(&IndexParts {
+    let parts = IndexParts {
         header: &s.header,
         generation: gen,
         log_offset: LOG_HEADER_LEN as u64,
         pair_id,
         keywords: &s.keywords,
         records: &s.records,
-    });
+    };
     let sync = opts.fsync != FsyncMode::Never;
-    log::replace_file(dir, INDEX_FILE, &bytes, sync).map_err(Error::io(dir.join(INDEX_FILE)))
+    log::replace_file_with(dir, INDEX_FILE, sync, |w| {
+        format::encode_index_to(&parts, w)
+    })
+    .map_err(Error::io(dir.join(INDEX_FILE)))
 }
 
 pub fn open_or_create(dir: &Path, opts: &Options) -> Result<(Inner, bool), Error> {
@@ -89,20 +92,23 @@ fn aside(path: &Path) {
     }
 }
 
-/// Replaces the files of `dir` with an index of exactly these records.
+/// Replaces the files of `dir` with an index of exactly these records; returns the state
+/// of the new pair (taken from what was written, not read back).
 pub fn rebuild(
     dir: &Path,
     opts: &Options,
     header: Header,
     keywords: Vec<String>,
     mut records: Vec<Record>,
-) -> Result<(), Error> {
+) -> Result<Inner, Error> {
     if keywords.len() > format::MAX_KEYWORDS {
         return Err(Error::Invalid {
             what: format!("{} keywords, at most 64", keywords.len()),
         });
     }
-    records.sort_by_key(|r| r.uid);
+    if !records.windows(2).all(|w| w[0].uid < w[1].uid) {
+        records.sort_by_key(|r| r.uid);
+    }
     for w in records.windows(2) {
         if w[0].uid == w[1].uid {
             return Err(Error::Invalid {
@@ -175,5 +181,6 @@ pub fn rebuild(
         uid_validity: s.header.uid_validity,
     };
     log::create(dir, &lh, opts.fsync != FsyncMode::Never).map_err(Error::io(lpath))?;
-    sync_dir(dir, opts)
+    sync_dir(dir, opts)?;
+    super::state::written(dir, s, gen + 1, pair)
 }

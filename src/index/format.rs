@@ -127,7 +127,18 @@ pub fn counts(records: &[Record]) -> (u32, u32, u32, u32) {
 }
 
 /// The bytes of `loft.index` for this state (counts are computed from `records`).
+#[cfg(test)]
 pub fn encode_index(f: &IndexParts) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing into a vector cannot fail.
+    let _ = encode_index_to(f, &mut out);
+    out
+}
+
+/// Writes the bytes of `loft.index` for this state to `w` in order, without holding the
+/// file in memory (100,000 messages make 11 MB): the sizes in the header are computed
+/// first, records and keys are written as they are encoded.
+pub fn encode_index_to(f: &IndexParts, w: &mut impl std::io::Write) -> std::io::Result<()> {
     let n = f.records.len();
     let mut kw = Vec::new();
     kw.extend_from_slice(&(f.keywords.len() as u32).to_le_bytes());
@@ -138,12 +149,46 @@ pub fn encode_index(f: &IndexParts) -> Vec<u8> {
     }
     let c = crc(&[&kw]);
     kw.extend_from_slice(&c.to_le_bytes());
-    let keys_len: usize = f.records.iter().map(|r| r.key.len()).sum();
-    let mut keys = Vec::with_capacity(keys_len + 4);
-    let mut recs = Vec::with_capacity(n * RECORD_LEN);
+    let keys_len = f.records.iter().map(|r| r.key.len()).sum::<usize>() + 4;
+    let kw_off = INDEX_HEADER_LEN + n * RECORD_LEN;
+    let keys_off = kw_off + kw.len();
+    let total = keys_off + keys_len;
+    let (messages, unseen, deleted, first) = counts(f.records);
+    let h = f.header;
+    let mut head = Vec::with_capacity(INDEX_HEADER_LEN);
+    head.extend_from_slice(INDEX_MAGIC);
+    for v in [VERSION, INDEX_HEADER_LEN as u32, h.uid_validity, h.uid_next] {
+        head.extend_from_slice(&v.to_le_bytes());
+    }
+    head.extend_from_slice(&h.highest_modseq.to_le_bytes());
+    for v in [
+        messages,
+        unseen,
+        deleted,
+        h.recent_uid,
+        first,
+        RECORD_LEN as u32,
+    ] {
+        head.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [
+        f.generation,
+        f.log_offset,
+        kw_off as u64,
+        kw.len() as u64,
+        keys_off as u64,
+        keys_len as u64,
+        total as u64,
+    ] {
+        head.extend_from_slice(&v.to_le_bytes());
+    }
+    head.extend_from_slice(&f.pair_id.to_le_bytes());
+    head.resize(INDEX_HEADER_LEN - 4, 0);
+    let c = crc(&[&head]);
+    head.extend_from_slice(&c.to_le_bytes());
+    w.write_all(&head)?;
+    let mut off = 0u64;
     for r in f.records {
-        let off = keys.len() as u64;
-        keys.extend_from_slice(&r.key);
         let mut b = [0u8; RECORD_LEN];
         b[0..4].copy_from_slice(&r.uid.to_le_bytes());
         b[4] = r.flags & FLAG_MASK;
@@ -156,50 +201,16 @@ pub fn encode_index(f: &IndexParts) -> Vec<u8> {
         b[48..52].copy_from_slice(&(r.key.len() as u32).to_le_bytes());
         let c = crc(&[&b[..60], &r.key]);
         b[60..64].copy_from_slice(&c.to_le_bytes());
-        recs.extend_from_slice(&b);
+        w.write_all(&b)?;
+        off += r.key.len() as u64;
     }
-    let c = crc(&[&keys]);
-    keys.extend_from_slice(&c.to_le_bytes());
-    let kw_off = (INDEX_HEADER_LEN + recs.len()) as u64;
-    let keys_off = kw_off + kw.len() as u64;
-    let total = keys_off + keys.len() as u64;
-    let (messages, unseen, deleted, first) = counts(f.records);
-    let h = f.header;
-    let mut out = Vec::with_capacity(total as usize);
-    out.extend_from_slice(INDEX_MAGIC);
-    for v in [VERSION, INDEX_HEADER_LEN as u32, h.uid_validity, h.uid_next] {
-        out.extend_from_slice(&v.to_le_bytes());
+    w.write_all(&kw)?;
+    let mut key_crc = crc32fast::Hasher::new();
+    for r in f.records {
+        key_crc.update(&r.key);
+        w.write_all(&r.key)?;
     }
-    out.extend_from_slice(&h.highest_modseq.to_le_bytes());
-    for v in [
-        messages,
-        unseen,
-        deleted,
-        h.recent_uid,
-        first,
-        RECORD_LEN as u32,
-    ] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [
-        f.generation,
-        f.log_offset,
-        kw_off,
-        kw.len() as u64,
-        keys_off,
-        keys.len() as u64,
-        total,
-    ] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(&f.pair_id.to_le_bytes());
-    out.resize(INDEX_HEADER_LEN - 4, 0);
-    let c = crc(&[&out]);
-    out.extend_from_slice(&c.to_le_bytes());
-    out.extend_from_slice(&recs);
-    out.extend_from_slice(&kw);
-    out.extend_from_slice(&keys);
-    out
+    w.write_all(&key_crc.finalize().to_le_bytes())
 }
 
 /// The index header fields, CRC-checked but not cross-checked against the body.

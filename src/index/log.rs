@@ -125,13 +125,26 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes `bytes` as `dir/name` atomically: temp file, fsync, rename (no directory fsync).
 pub fn replace_file(dir: &Path, name: &str, bytes: &[u8], sync: bool) -> io::Result<()> {
+    replace_file_with(dir, name, sync, |f| f.write_all(bytes))
+}
+
+/// Like [`replace_file`], the content written by `fill` through a buffer.
+pub fn replace_file_with(
+    dir: &Path,
+    name: &str,
+    sync: bool,
+    fill: impl FnOnce(&mut io::BufWriter<&fs::File>) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = OpenOptions::new()
+    let f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&tmp)?;
-    f.write_all(bytes)?;
+    let mut w = io::BufWriter::with_capacity(256 * 1024, &f);
+    fill(&mut w)?;
+    w.flush()?;
+    drop(w);
     if sync {
         f.sync_all()?;
     }

@@ -268,20 +268,25 @@ impl Index {
         records: Vec<Record>,
     ) -> Result<Arc<Index>, Error> {
         let dir = canonical(dir)?;
-        create::rebuild(&dir, &effective(opts), header, keywords, records)?;
-        let live = {
-            let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-            reg.as_ref()
-                .and_then(|r| r.get(&dir))
-                .and_then(Weak::upgrade)
-        };
-        match live {
-            Some(ix) => {
-                ix.refresh()?;
-                Ok(ix)
-            }
-            None => Index::open(&dir, opts),
+        let opts = effective(opts);
+        let inner = create::rebuild(&dir, &opts, header, keywords, records)?;
+        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let reg = reg.get_or_insert_with(HashMap::new);
+        if let Some(ix) = reg.get(&dir).and_then(Weak::upgrade) {
+            *ix.inner.lock().unwrap_or_else(|e| e.into_inner()) = inner;
+            return Ok(ix);
         }
+        reg.retain(|_, w| w.strong_count() > 0);
+        let cache = cache::Cache::open_or_rebuild(&dir, &opts)?;
+        let ix = Arc::new(Index {
+            dir: dir.clone(),
+            opts,
+            created: false,
+            inner: Mutex::new(inner),
+            cache,
+        });
+        reg.insert(dir, Arc::downgrade(&ix));
+        Ok(ix)
     }
 
     /// Best-effort salvage of key -> (uid, flags, keywords) from damaged files, plus

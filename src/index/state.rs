@@ -262,6 +262,45 @@ fn load_once(
     }))
 }
 
+/// The state of a pair this process has just written under the write lock (rebuild):
+/// `snap` is what the index holds and the log is empty, so nothing is read back. The
+/// files are opened for their identities; the lock keeps anyone from replacing them
+/// before that.
+pub(super) fn written(
+    dir: &Path,
+    snap: IndexSnapshot,
+    generation: u64,
+    pair_id: u64,
+) -> Result<Inner, Error> {
+    let (ipath, lpath) = (dir.join(INDEX_FILE), dir.join(LOG_FILE));
+    let open = |p: &Path| {
+        File::open(p)
+            .and_then(|f| f.metadata().map(|m| (f, m)))
+            .map_err(|err| Error::Io {
+                file: p.to_path_buf(),
+                err,
+            })
+    };
+    let (f, im) = open(&ipath)?;
+    let (lf, lm) = open(&lpath)?;
+    Ok(Inner {
+        snap: Arc::new(snap),
+        generation,
+        pair_id,
+        index_id: index_id(&im),
+        _index_file: f,
+        log: LogState {
+            _file: lf,
+            id: id(&lm),
+            end: lm.len(),
+            seen_len: lm.len(),
+            records: 0,
+            stale: false,
+        },
+        broken: false,
+    })
+}
+
 pub(super) fn sync_dir(dir: &Path, opts: &Options) -> Result<(), Error> {
     if opts.fsync == FsyncMode::Never {
         return Ok(());

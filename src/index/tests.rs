@@ -444,6 +444,15 @@ fn salvage_keeps_uids_around_damage_and_rebuild_renames_aside() {
     let s = ix.refresh().unwrap();
     assert_eq!(s.header.uid_validity, good.header.uid_validity);
     assert_eq!(s.header.uid_next, 8);
+    // The state handed over by the rebuild (not read back) is what the files hold.
+    let fresh = Index::open_unshared(d.path(), &opts()).unwrap();
+    assert_eq!(*fresh.refresh().unwrap(), *s);
+    // And the handed-over instance follows later commits of another instance.
+    let mut t = fresh.begin().unwrap();
+    t.append(b"from-another", 0, 0, 1, 1);
+    t.commit().unwrap();
+    assert_eq!(*ix.refresh().unwrap(), *fresh.refresh().unwrap());
+    assert_eq!(ix.refresh().unwrap().records.len(), s.records.len() + 1);
     assert!(fs::read_dir(d.path()).unwrap().any(|e| e
         .unwrap()
         .file_name()
