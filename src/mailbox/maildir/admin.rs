@@ -95,7 +95,7 @@ pub fn verify(ctx: &Arc<Ctx>, mailbox: Option<&str>) -> Result<Vec<String>> {
             }
         };
         let files = f.scan()?;
-        let bases: HashSet<&str> = files.iter().map(|x| x.parsed.base.as_str()).collect();
+        let bases: HashSet<&str> = files.iter().map(|x| x.base()).collect();
         let keys: HashSet<&[u8]> = snap.records.iter().map(|r| &*r.key).collect();
         for r in &snap.records {
             if !std::str::from_utf8(&r.key).is_ok_and(|k| bases.contains(k)) {
@@ -108,7 +108,7 @@ pub fn verify(ctx: &Arc<Ctx>, mailbox: Option<&str>) -> Result<Vec<String>> {
             }
         }
         for x in &files {
-            if !keys.contains(x.parsed.base.as_bytes()) {
+            if !keys.contains(x.base().as_bytes()) {
                 out.push(format!(
                     "{}: mail file {} has no UID yet (delivered behind Loft's back; the next scan gives it one)",
                     f.name, x.name

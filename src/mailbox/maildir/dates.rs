@@ -48,9 +48,9 @@ pub fn fill(state: &FolderState) {
         .iter()
         .filter(|m| m.internal_date == UNKNOWN_DATE)
     {
-        let Some(f) = files.get(&m.uid) else { continue };
+        let Some(f) = files.get(m.uid) else { continue };
         path.push(f.sub.dir());
-        path.push(&f.name);
+        path.push(&*f.name);
         if let Ok(md) = std::fs::metadata(&path) {
             dates.push((m.uid, super::fsio::unix_secs(md.modified())));
         }
@@ -93,10 +93,10 @@ pub fn lookup(state: &FolderState, uid: Uid) -> Option<i64> {
     if known.is_some() {
         return known;
     }
-    let f = state.with(|c| c.files.get(&uid).cloned())?;
+    let f = state.with(|c| c.files.get(uid).cloned())?;
     f.stat_mtime(&state.folder).or_else(|| {
         // Renamed since the listing (flags written by another program): find it by base.
-        let (sub, name) = state.folder.find_base(&f.parsed.base)?;
+        let (sub, name) = state.folder.find_base(f.base())?;
         let md = std::fs::metadata(state.folder.file_path(sub, &name)).ok()?;
         Some(super::fsio::unix_secs(md.modified()))
     })

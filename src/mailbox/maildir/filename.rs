@@ -10,21 +10,50 @@
 
 use crate::mailbox::SysFlags;
 
-/// A parsed file name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A parsed file name, small and without heap data (a folder keeps one per message):
+/// the base name is the first [`MailName::base`] bytes of the name it was parsed from;
+/// flag letters other than system flags and keywords are read from the name again when
+/// it is renamed ([`other_letters`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct MailName {
-    /// Everything before `:` — the stable identity of the message.
-    pub base: String,
-    /// `S=`: the physical file size.
-    pub fsize: Option<u64>,
-    /// `W=`: the size with CRLF line ends (RFC822.SIZE).
-    pub vsize: Option<u64>,
+    /// Length of the base: everything before `:`, the stable identity of the message.
+    base_len: u16,
+    /// `S=`: the physical file size; [`NO_SIZE`] when the name has none.
+    fsize: u64,
+    /// `W=`: the size with CRLF line ends (RFC822.SIZE); [`NO_SIZE`] when none.
+    vsize: u64,
     /// System flags from the info part.
     pub sys: SysFlags,
-    /// Keyword letters, `b'a'..=b'z'`, ascending.
-    pub keyword_letters: Vec<u8>,
-    /// Other flag letters we keep as they are.
-    pub other_letters: Vec<u8>,
+    /// Keyword letters from the info part: bit `i` is letter `a + i`.
+    pub keywords: u32,
+}
+
+/// A size the name does not give (parsed sizes have at most 19 digits, below this).
+const NO_SIZE: u64 = u64::MAX;
+
+impl MailName {
+    /// The base name of `name`, the name this was parsed from.
+    pub fn base<'a>(&self, name: &'a str) -> &'a str {
+        name.get(..usize::from(self.base_len)).unwrap_or(name)
+    }
+
+    /// `S=`: the physical file size.
+    pub fn fsize(&self) -> Option<u64> {
+        (self.fsize != NO_SIZE).then_some(self.fsize)
+    }
+
+    /// `W=`: the size with CRLF line ends (RFC822.SIZE).
+    pub fn vsize(&self) -> Option<u64> {
+        (self.vsize != NO_SIZE).then_some(self.vsize)
+    }
+
+    /// The keyword letters, ascending.
+    pub fn keyword_letters(&self) -> Vec<u8> {
+        (0..26u8)
+            .filter(|i| self.keywords & (1 << i) != 0)
+            .map(|i| b'a' + i)
+            .collect()
+    }
 }
 
 const SYS_LETTERS: [(u8, SysFlags); 5] = [
@@ -35,51 +64,80 @@ const SYS_LETTERS: [(u8, SysFlags); 5] = [
     (b'T', SysFlags::DELETED),
 ];
 
-/// Parses a file name from `new/` or `cur/`. `None` for names that cannot be a message
-/// (hidden files, empty base, line breaks, path separators).
-pub fn parse(name: &str) -> Option<MailName> {
-    if name.is_empty() || name.starts_with('.') || name.contains(['\n', '\r', '/', '\0']) {
+/// A decimal number of up to 19 digits (larger or empty: `None`).
+fn number(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 {
         return None;
     }
-    let (base, info) = match name.split_once(':') {
-        Some((b, i)) => (b, Some(i)),
-        None => (name, None),
-    };
-    if base.is_empty() {
+    v.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
+}
+
+/// The info part's flags (`2,` only: other info parts carry no flags).
+fn info_flags(name: &[u8]) -> &[u8] {
+    match name.iter().position(|&c| c == b':') {
+        Some(i) => name[i + 1..].strip_prefix(b"2,").unwrap_or(&[]),
+        None => &[],
+    }
+}
+
+/// Parses a file name from `new/` or `cur/`. `None` for names that cannot be a message
+/// (hidden files, empty base, line breaks, path separators, longer than any file system
+/// allows). Runs once per file of every listing, so it works on bytes in one pass.
+pub fn parse(name: &str) -> Option<MailName> {
+    let b = name.as_bytes();
+    if b.is_empty()
+        || b.len() > usize::from(u16::MAX)
+        || b[0] == b'.'
+        || b.iter().any(|c| matches!(c, b'\n' | b'\r' | b'/' | 0))
+    {
+        return None;
+    }
+    let base_len = b.iter().position(|&c| c == b':').unwrap_or(b.len());
+    if base_len == 0 {
         return None;
     }
     let mut out = MailName {
-        base: base.to_string(),
-        fsize: None,
-        vsize: None,
+        base_len: base_len as u16,
+        fsize: NO_SIZE,
+        vsize: NO_SIZE,
         sys: SysFlags::default(),
-        keyword_letters: Vec::new(),
-        other_letters: Vec::new(),
+        keywords: 0,
     };
-    for field in base.split(',').skip(1) {
-        if let Some(v) = field.strip_prefix("S=") {
-            out.fsize = v.parse().ok();
-        } else if let Some(v) = field.strip_prefix("W=") {
-            out.vsize = v.parse().ok();
+    for field in b[..base_len].split(|&c| c == b',').skip(1) {
+        if let Some(v) = field.strip_prefix(b"S=") {
+            out.fsize = number(v).unwrap_or(NO_SIZE);
+        } else if let Some(v) = field.strip_prefix(b"W=") {
+            out.vsize = number(v).unwrap_or(NO_SIZE);
         }
     }
-    // Only the "2," info semantics are defined; other info parts carry no flags.
-    if let Some(flags) = info.and_then(|i| i.strip_prefix("2,")) {
-        for &b in flags.as_bytes() {
-            if let Some((_, f)) = SYS_LETTERS.iter().find(|(l, _)| *l == b) {
-                out.sys.insert(*f);
-            } else if b.is_ascii_lowercase() {
-                out.keyword_letters.push(b);
-            } else if b.is_ascii_graphic() && b != b',' {
-                out.other_letters.push(b);
-            }
+    for &c in info_flags(b) {
+        if let Some((_, f)) = SYS_LETTERS.iter().find(|(l, _)| *l == c) {
+            out.sys.insert(*f);
+        } else if c.is_ascii_lowercase() {
+            out.keywords |= 1 << (c - b'a');
         }
-        out.keyword_letters.sort_unstable();
-        out.keyword_letters.dedup();
-        out.other_letters.sort_unstable();
-        out.other_letters.dedup();
     }
     Some(out)
+}
+
+/// The flag letters of `name` that are neither system flags nor keywords (e.g. `P`,
+/// passed), ascending: kept as they are when the file is renamed.
+pub fn other_letters(name: &str) -> Vec<u8> {
+    let mut v: Vec<u8> = info_flags(name.as_bytes())
+        .iter()
+        .copied()
+        .filter(|&c| {
+            !c.is_ascii_lowercase()
+                && c.is_ascii_graphic()
+                && c != b','
+                && !SYS_LETTERS.iter().any(|(l, _)| *l == c)
+        })
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// The flag letters for the info part, ASCII-sorted.
@@ -112,34 +170,48 @@ mod tests {
 
     #[test]
     fn parse_full_name() {
-        let n = parse("1700000000.M1P2Q3.host,S=1200,W=1234:2,FRSac").unwrap();
-        assert_eq!(n.base, "1700000000.M1P2Q3.host,S=1200,W=1234");
-        assert_eq!(n.fsize, Some(1200));
-        assert_eq!(n.vsize, Some(1234));
+        let name = "1700000000.M1P2Q3.host,S=1200,W=1234:2,FRSac";
+        let n = parse(name).unwrap();
+        assert_eq!(n.base(name), "1700000000.M1P2Q3.host,S=1200,W=1234");
+        assert_eq!(n.fsize(), Some(1200));
+        assert_eq!(n.vsize(), Some(1234));
         assert!(n.sys.contains(SysFlags::FLAGGED) && n.sys.contains(SysFlags::ANSWERED));
         assert!(n.sys.contains(SysFlags::SEEN) && !n.sys.contains(SysFlags::DELETED));
-        assert_eq!(n.keyword_letters, b"ac");
+        assert_eq!(n.keyword_letters(), b"ac");
     }
 
     #[test]
     fn parse_odd_names() {
         let n = parse("plainname").unwrap();
-        assert_eq!(n.base, "plainname");
+        assert_eq!(n.base("plainname"), "plainname");
         assert_eq!(n.sys, SysFlags::default());
         let n = parse("x,S=abc:1,whatever").unwrap();
-        assert_eq!((n.fsize, n.sys), (None, SysFlags::default()));
+        assert_eq!((n.fsize(), n.sys), (None, SysFlags::default()));
         assert!(parse(".hidden").is_none());
         assert!(parse(":2,S").is_none());
         assert!(parse("a\nb").is_none());
+        assert!(parse("a/b").is_none() && parse("a\0b").is_none() && parse("").is_none());
+        // Sizes that do not fit (or are not numbers) are unknown, not wrapped.
+        let n = parse("x,S=99999999999999999999,W=12a:2,").unwrap();
+        assert_eq!((n.fsize(), n.vsize()), (None, None));
+        let n = parse("x,W=18446744073709551615").unwrap();
+        assert_eq!(n.vsize(), None, "20 digits");
+        let n = parse("x,W=1844674407370955161").unwrap();
+        assert_eq!(n.vsize(), Some(1_844_674_407_370_955_161));
     }
 
     #[test]
     fn letters_sorted_and_unknown_kept() {
         let n = parse("b:2,TPSz").unwrap();
-        assert_eq!(n.other_letters, b"P");
+        assert_eq!(other_letters("b:2,TPSz"), b"P");
+        assert_eq!(other_letters("b:1,TPSz"), b"", "only 2, info carries flags");
+        assert_eq!(n.keyword_letters(), b"z");
         let mut sys = n.sys;
         sys.insert(SysFlags::DRAFT);
-        assert_eq!(flag_letters(sys, b"zb", &n.other_letters), "DPSTbz");
+        assert_eq!(
+            flag_letters(sys, b"zb", &other_letters("b:2,TPSz")),
+            "DPSTbz"
+        );
         assert_eq!(cur_name("b", "S"), "b:2,S");
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use super::filename;
 use super::folder::Sub;
 use super::fsio;
-use super::keywords::{self, Keywords};
+use super::keywords::Keywords;
 use super::lock::FolderLock;
 use super::sync::FolderState;
 use super::uidstore;
@@ -67,10 +67,8 @@ fn allocate_keywords(
     }
     let folder = &state.folder;
     // Letters in the names we know plus any on disk now (renamed by other programs).
-    let in_use = files
-        .values()
-        .fold(0, |m, f| m | keywords::mask(&f.parsed.keyword_letters))
-        | folder.keyword_letters_in_use()?;
+    let in_use =
+        files.values().fold(0, |m, f| m | f.parsed.keywords) | folder.keyword_letters_in_use()?;
     // Re-read: another process may have allocated letters since our last scan.
     let mut kw = Keywords::load(&folder.path);
     for k in fresh {
@@ -184,7 +182,7 @@ pub fn flush(state: &FolderState, fsync: FsyncMode) -> Result<()> {
     let mut renamed = Vec::new();
     let mut done = Vec::new();
     for r in snap.records.iter().filter(|r| r.dirty) {
-        let Some(f) = files.get(&r.uid) else { continue };
+        let Some(f) = files.get(r.uid) else { continue };
         let mut letters = Vec::new();
         let mut named = true;
         for n in uidstore::names_of(&snap, r.keywords) {
@@ -200,21 +198,25 @@ pub fn flush(state: &FolderState, fsync: FsyncMode) -> Result<()> {
         // Letters with no name in dovecot-keywords are kept: we cannot know their meaning.
         letters.extend(
             f.parsed
-                .keyword_letters
-                .iter()
-                .filter(|l| kw.name_of(**l).is_none()),
+                .keyword_letters()
+                .into_iter()
+                .filter(|l| kw.name_of(*l).is_none()),
         );
         let name = filename::cur_name(
-            &f.parsed.base,
-            &filename::flag_letters(SysFlags(r.flags), &letters, &f.parsed.other_letters),
+            f.base(),
+            &filename::flag_letters(
+                SysFlags(r.flags),
+                &letters,
+                &filename::other_letters(&f.name),
+            ),
         );
-        if f.sub == Sub::Cur && name == f.name {
+        if f.sub == Sub::Cur && *name == *f.name {
             done.push(r.uid);
             continue;
         }
         let mut from = folder.file_path(f.sub, &f.name);
         if !from.exists() {
-            match folder.find_base(&f.parsed.base) {
+            match folder.find_base(f.base()) {
                 Some((sub, n)) => from = folder.file_path(sub, &n),
                 None => continue, // expunged by another program: the next scan drops it
             }
@@ -227,7 +229,7 @@ pub fn flush(state: &FolderState, fsync: FsyncMode) -> Result<()> {
                 if let Some(p) = filename::parse(&name) {
                     entry.parsed = p;
                 }
-                entry.name = name;
+                entry.name = name.into();
                 renamed.push((r.uid, entry));
                 done.push(r.uid);
             }
@@ -260,7 +262,7 @@ pub fn flush(state: &FolderState, fsync: FsyncMode) -> Result<()> {
 fn letters_for_dirty(
     state: &FolderState,
     snap: &crate::index::IndexSnapshot,
-    files: &std::collections::BTreeMap<Uid, super::folder::FileInfo>,
+    files: &super::filemap::FileMap,
     fsync: FsyncMode,
 ) -> Result<Keywords> {
     let folder = &state.folder;
@@ -276,10 +278,8 @@ fn letters_for_dirty(
     if missing.is_empty() {
         return Ok(kw);
     }
-    let in_use = files
-        .values()
-        .fold(0, |m, f| m | keywords::mask(&f.parsed.keyword_letters))
-        | folder.keyword_letters_in_use()?;
+    let in_use =
+        files.values().fold(0, |m, f| m | f.parsed.keywords) | folder.keyword_letters_in_use()?;
     for n in &missing {
         if let Err(e) = kw.allocate(n, in_use, &folder.path) {
             tracing::warn!(folder = %folder.path.display(), keyword = %n, error = %e, "keyword cannot get a Maildir letter; it stays in the index only");

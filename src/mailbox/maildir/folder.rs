@@ -15,9 +15,15 @@ use crate::mailbox::{Error, ErrorKind, MessageData, Result};
 /// Maildir convention: files in `tmp/` untouched for 36 hours are leftovers.
 pub const STALE_TMP_SECS: u64 = 36 * 3600;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Directories that look this big (entries guessed from the directory's size) are
+/// listed on a helper thread while the names are parsed ([`super::rawdir::each_pipelined`]);
+/// below, a thread costs more than it saves.
+const PIPELINE_FROM: usize = 8192;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Sub {
     New,
+    #[default]
     Cur,
 }
 
@@ -30,11 +36,12 @@ impl Sub {
     }
 }
 
-/// One message file as found by a scan.
-#[derive(Clone, Debug)]
+/// One message file as found by a scan. (The default value, an empty name, is only a
+/// placeholder left behind when a file is moved out of a vector.)
+#[derive(Clone, Debug, Default)]
 pub struct FileInfo {
     pub sub: Sub,
-    pub name: String,
+    pub name: Box<str>,
     pub parsed: MailName,
     /// The file's mtime (the message's internal date), `None` until asked: a listing
     /// does not `stat` (100,000 `stat` calls cost more than the listing itself).
@@ -42,6 +49,11 @@ pub struct FileInfo {
 }
 
 impl FileInfo {
+    /// The base name: the stable identity of the message across flag renames.
+    pub fn base(&self) -> &str {
+        self.parsed.base(&self.name)
+    }
+
     /// The mtime, asking the file system when the listing did not. `None`: the file is
     /// gone (or unreadable).
     pub fn stat_mtime(&self, folder: &Folder) -> Option<i64> {
@@ -110,7 +122,12 @@ impl Folder {
             // 100,000 entries step by step copies it many times.
             let guess = std::fs::metadata(&dir).map_or(0, |m| m.len() / 80) as usize;
             out.reserve(guess.min(200_000));
-            let listed = rawdir::each(&dir, |raw, kind| {
+            let each = if guess >= PIPELINE_FROM {
+                rawdir::each_pipelined
+            } else {
+                rawdir::each
+            };
+            let listed = each(&dir, &mut |raw: &[u8], kind| {
                 let Ok(name) = std::str::from_utf8(raw) else {
                     tracing::warn!(dir = %dir.display(), file = %String::from_utf8_lossy(raw), "ignoring file with a non-UTF-8 name");
                     return;
@@ -140,7 +157,7 @@ impl Folder {
                 }
                 out.push(FileInfo {
                     sub,
-                    name: name.to_string(),
+                    name: name.into(),
                     parsed,
                     mtime: None,
                 });
@@ -172,7 +189,7 @@ impl Folder {
                 let Some(parsed) = os_name.to_str().and_then(filename::parse) else {
                     continue;
                 };
-                mask |= super::keywords::mask(&parsed.keyword_letters);
+                mask |= parsed.keywords;
             }
         }
         Ok(mask)

@@ -139,14 +139,6 @@ impl Keywords {
     }
 }
 
-/// Bit `i` set for every keyword letter `a + i` among `letters`.
-pub fn mask(letters: &[u8]) -> u32 {
-    letters
-        .iter()
-        .filter(|l| l.is_ascii_lowercase())
-        .fold(0, |m, l| m | (1 << (l - b'a')))
-}
-
 /// A keyword must be usable as a flag atom and must not break the line format.
 fn valid_keyword(n: &str) -> bool {
     !n.starts_with('\\') && n.bytes().all(|b| b.is_ascii_graphic())

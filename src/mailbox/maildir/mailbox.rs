@@ -66,8 +66,8 @@ impl MaildirMailbox {
     ) -> Result<T> {
         let Some((sub, name, base)) = self.state.with(|c| {
             c.files
-                .get(&uid)
-                .map(|f| (f.sub, f.name.clone(), f.parsed.base.clone()))
+                .get(uid)
+                .map(|f| (f.sub, f.name.clone(), f.base().to_string()))
         }) else {
             return Err(expunged());
         };
@@ -141,11 +141,11 @@ impl Mailbox for MaildirMailbox {
                 .binary_search_by_key(&uid, |m| m.uid)
                 .ok()?;
             let size = c.snapshot.messages.get(m)?.size;
-            let f = c.files.get(&uid)?;
+            let f = c.files.get(uid)?;
             // `S=` (file size) differing from `W=` (RFC822.SIZE): LF line ends; no need to
             // open the file to know the answer.
             let converted =
-                matches!((f.parsed.fsize, f.parsed.vsize), (Some(s), Some(w)) if s != w);
+                matches!((f.parsed.fsize(), f.parsed.vsize()), (Some(s), Some(w)) if s != w);
             Some((size, converted))
         });
         match known {
@@ -213,10 +213,10 @@ impl Mailbox for MaildirMailbox {
                 if only.as_ref().is_some_and(|o| !o.contains(&m.uid)) {
                     continue;
                 }
-                let Some(f) = files.get(&m.uid) else { continue };
+                let Some(f) = files.get(m.uid) else { continue };
                 let mut p = folder.file_path(f.sub, &f.name);
                 if !p.exists() {
-                    if let Some((sub, n)) = folder.find_base(&f.parsed.base) {
+                    if let Some((sub, n)) = folder.find_base(f.base()) {
                         p = folder.file_path(sub, &n);
                     }
                 }
@@ -251,12 +251,12 @@ impl Mailbox for MaildirMailbox {
         let mut sources = Vec::new();
         let mut failure = None;
         for uid in wanted {
-            let Some(f) = files.get(&uid) else {
+            let Some(f) = files.get(uid) else {
                 continue;
             };
             let mut src = self.folder().file_path(f.sub, &f.name);
             if !src.exists() {
-                match self.folder().find_base(&f.parsed.base) {
+                match self.folder().find_base(f.base()) {
                     Some((sub, name)) => src = self.folder().file_path(sub, &name),
                     None => continue, // expunged meanwhile
                 }
@@ -275,7 +275,7 @@ impl Mailbox for MaildirMailbox {
                 .unwrap_or(0);
             match link_or_copy(&src, &dest, self.ctx.fsync, mtime) {
                 Ok((tmp, unique, fsize)) => {
-                    let vsize = match (f.parsed.vsize, meta) {
+                    let vsize = match (f.parsed.vsize(), meta) {
                         (Some(v), _) => v,
                         (None, Some(m)) if m.size > 0 => m.size,
                         _ => {

@@ -39,6 +39,7 @@
 pub mod admin;
 mod cachecare;
 mod dates;
+mod filemap;
 mod filename;
 pub(crate) mod flagsync;
 mod folder;

@@ -76,6 +76,61 @@ pub fn each(dir: &Path, mut f: impl FnMut(&[u8], Kind)) -> std::io::Result<()> {
     }
 }
 
+/// Names listed by the lister thread of [`each_pipelined`], passed on in batches.
+#[derive(Default)]
+struct Batch {
+    names: Vec<u8>,
+    /// End offset of each name in `names`, and its kind.
+    ends: Vec<(usize, Kind)>,
+}
+
+const BATCH: usize = 2048;
+
+/// Like [`each`], but the directory is read on a helper thread while `f` runs on the
+/// caller's: on a directory of 100,000 entries the kernel spends about as long producing
+/// names (an htree directory hashes each one) as the caller takes to use them, and two
+/// cores do both at once. Falls back to [`each`] when no thread can be started.
+pub fn each_pipelined(dir: &Path, mut f: impl FnMut(&[u8], Kind)) -> std::io::Result<()> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
+        let lister = std::thread::Builder::new()
+            .name("loft-listing".into())
+            .spawn_scoped(scope, move || {
+                let mut batch = Batch::default();
+                each(dir, |name, kind| {
+                    batch.names.extend_from_slice(name);
+                    batch.ends.push((batch.names.len(), kind));
+                    if batch.ends.len() == BATCH {
+                        // The receiver is gone only when the caller stopped listening.
+                        let _ = tx.send(std::mem::take(&mut batch));
+                    }
+                })?;
+                if !batch.ends.is_empty() {
+                    let _ = tx.send(batch);
+                }
+                Ok(())
+            });
+        let Ok(lister) = lister else {
+            return each(dir, f);
+        };
+        for batch in rx {
+            let mut start = 0;
+            for &(end, kind) in &batch.ends {
+                if let Some(name) = batch.names.get(start..end) {
+                    f(name, kind);
+                }
+                start = end;
+            }
+        }
+        lister.join().unwrap_or_else(|_| {
+            Err(std::io::Error::other(format!(
+                "listing {} stopped unexpectedly",
+                dir.display()
+            )))
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +163,22 @@ mod tests {
         let names: Vec<&[u8]> = kinds.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, [&b"a"[..], b"l", b"sub", "ünï".as_bytes()]);
         assert!(each(&d.path().join("missing"), |_, _| {}).is_err());
+        assert!(each_pipelined(&d.path().join("missing"), |_, _| {}).is_err());
+    }
+
+    /// The pipelined listing gives exactly the entries of the plain one, across batches.
+    #[test]
+    fn pipelined_lists_the_same() {
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..(BATCH * 2 + 7) {
+            std::fs::write(d.path().join(format!("{i}.m")), b"").unwrap();
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        each(d.path(), |n, k| a.push((n.to_vec(), k))).unwrap();
+        each_pipelined(d.path(), |n, k| b.push((n.to_vec(), k))).unwrap();
+        a.sort_by(|x, y| x.0.cmp(&y.0));
+        b.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(a.len(), BATCH * 2 + 7);
+        assert_eq!(a, b);
     }
 }

@@ -123,7 +123,7 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
         }
     };
     let mut uids = Vec::with_capacity(items.len());
-    let mut files = std::collections::BTreeMap::new();
+    let mut files = super::filemap::FileMap::default();
     let mut failure: Option<Error> = None;
     for p in items {
         if failure.is_some() {
@@ -160,7 +160,7 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
                 uid,
                 FileInfo {
                     sub: Sub::Cur,
-                    name,
+                    name: name.into(),
                     parsed,
                     mtime: Some(mtime),
                 },

@@ -20,10 +20,11 @@
 //!
 //! This module must not know about IMAP.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
+use super::filemap::FileMap;
 use super::filename;
 use super::folder::{self, FileInfo, Folder, Sub};
 use super::fsio;
@@ -50,6 +51,12 @@ const RACY_WINDOW_COARSE: i128 = 2_000_000_000;
 /// taken therefore gets a later stamp once the last change is more than two ticks old.
 /// 100 ms leaves a wide margin.
 const RACY_WINDOW_FINE: i128 = 100_000_000;
+
+/// In a scan's numbering: a file not in the uid list yet (0 is never a UID).
+const NEW: Uid = 0;
+/// In a scan's numbering: a file to leave out (gone, or an unrenamable duplicate). UIDs
+/// stay below `u32::MAX` (RFC 3501 §2.3.1.1 and the exhaustion check of the scan).
+const GONE: Uid = u32::MAX;
 
 /// Up to this many new files a scan asks for their mtimes at once; more (the first scan
 /// of an existing Maildir) leave their dates to [`FolderState::fill_dates`].
@@ -136,19 +143,20 @@ pub(super) fn has_message_files(f: &Folder) -> bool {
 /// ctime is not after the list's mtime): Loft writes every file it sees into the list, so
 /// that cannot happen to a list of this folder. The last rule keeps mail deleted and
 /// delivered by another program between two scans from looking like a foreign list.
-fn looks_foreign(
+fn looks_foreign<'a>(
     listed: usize,
     missing: usize,
     files: usize,
-    unknown: &[FileInfo],
+    unknown_count: usize,
+    mut unknown: impl Iterator<Item = &'a FileInfo>,
     folder: &Folder,
     list_mtime: i128,
 ) -> bool {
     use std::os::unix::fs::MetadataExt;
-    if listed == 0 || missing * 2 <= listed || unknown.len() * 2 <= files {
+    if listed == 0 || missing * 2 <= listed || unknown_count * 2 <= files {
         return false;
     }
-    unknown.iter().any(|f| {
+    unknown.any(|f| {
         std::fs::metadata(folder.file_path(f.sub, &f.name)).is_ok_and(|md| {
             i128::from(md.ctime()) * 1_000_000_000 + i128::from(md.ctime_nsec()) <= list_mtime
         })
@@ -158,7 +166,7 @@ fn looks_foreign(
 /// What every session of this process sees of one folder (one per folder path, see
 /// [`FolderState::get`]): the file of every UID, the snapshot, the keywords.
 pub struct Current {
-    pub files: Arc<BTreeMap<Uid, FileInfo>>,
+    pub files: Arc<FileMap>,
     pub snapshot: Arc<Snapshot>,
     pub keywords: Arc<Keywords>,
     /// The recent threshold as of the last scan.
@@ -233,7 +241,7 @@ impl FolderState {
                 force_rebuild: false,
             }),
             cur: Mutex::new(Current {
-                files: Arc::new(BTreeMap::new()),
+                files: Arc::new(FileMap::default()),
                 snapshot: Arc::new(Snapshot::default()),
                 keywords: Arc::new(Keywords::default()),
                 recent_threshold: 0,
@@ -322,12 +330,16 @@ impl FolderState {
             return Ok(false);
         };
         let mut c = lock(&self.cur);
-        if snap.records.iter().any(|r| !c.files.contains_key(&r.uid)) {
-            return Ok(false);
+        // Both in ascending UID order: every record must have a file (one merge pass).
+        let mut have = c.files.uids().iter().peekable();
+        for r in &snap.records {
+            while have.next_if(|u| **u < r.uid).is_some() {}
+            if have.next_if(|u| **u == r.uid).is_none() {
+                return Ok(false);
+            }
         }
         if c.files.len() != snap.records.len() {
-            let keep: std::collections::HashSet<Uid> = snap.records.iter().map(|r| r.uid).collect();
-            Arc::make_mut(&mut c.files).retain(|u, _| keep.contains(u));
+            Arc::make_mut(&mut c.files).retain(|u, _| snap.get(u).is_some());
         }
         let snapshot = snapshot_from_index(&c.keywords, &snap);
         if !same_snapshot(&c.snapshot, &snapshot) {
@@ -395,7 +407,7 @@ impl FolderState {
             || locked_changes != changes;
 
         let missing = !list.entries.is_empty() && {
-            let listed: HashSet<&str> = scanned.iter().map(|f| f.parsed.base.as_str()).collect();
+            let listed: NameSet<&str> = scanned.iter().map(|f| f.base()).collect();
             list.entries
                 .values()
                 .any(|e| !listed.contains(e.base.as_str()))
@@ -403,89 +415,106 @@ impl FolderState {
         if missing {
             // readdir may miss a file renamed while we listed: look once more.
             let again = self.folder.scan()?;
-            let bases: HashSet<String> = again.iter().map(|f| f.parsed.base.clone()).collect();
+            let bases: NameSet<String> = again.iter().map(|f| f.base().to_string()).collect();
             let mut merged = again;
             for f in scanned {
-                if !bases.contains(&f.parsed.base) && self.folder.file_path(f.sub, &f.name).exists()
-                {
+                if !bases.contains(f.base()) && self.folder.file_path(f.sub, &f.name).exists() {
                     merged.push(f);
                 }
             }
             scanned = merged;
         }
 
-        // Match files to uid list entries by base name.
-        let by_base: NameMap<&str, Uid> = list
-            .entries
-            .iter()
-            .map(|(u, e)| (e.base.as_str(), *u))
-            .collect();
+        // The UID of every listed file: from the uid list by base name, NEW for a file
+        // not in it, GONE for one to leave out. The files stay where the listing put
+        // them until they are ordered by UID at the end.
+        let mut uid_of: Vec<Uid> = vec![NEW; scanned.len()];
         // A base name listed twice (the same message in new/ and cur/, or two files
         // named alike by a broken delivery agent): the second file gets a fresh base.
-        let mut duplicate = vec![false; scanned.len()];
         {
             let mut seen: NameSet<&str> = NameSet::default();
             seen.reserve(scanned.len());
+            let mut duplicate = Vec::new();
             for (i, f) in scanned.iter().enumerate() {
-                if !seen.insert(f.parsed.base.as_str()) {
-                    duplicate[i] = true;
+                if !seen.insert(f.base()) {
+                    duplicate.push(i);
+                }
+            }
+            drop(seen);
+            for i in duplicate {
+                match self.rename_duplicate(&scanned[i]) {
+                    Some(g) => scanned[i] = g,
+                    None => uid_of[i] = GONE,
                 }
             }
         }
-        let mut matched: BTreeMap<Uid, FileInfo> = BTreeMap::new();
-        let mut unknown: Vec<FileInfo> = Vec::with_capacity(if list.entries.is_empty() {
-            scanned.len()
-        } else {
-            0
-        });
-        for (f, dup) in scanned.into_iter().zip(duplicate) {
-            if dup {
-                if let Some(g) = self.rename_duplicate(&f) {
-                    unknown.push(g);
+        let mut matched_count = 0;
+        if !list.entries.is_empty() {
+            let by_base: NameMap<&str, Uid> = list
+                .entries
+                .iter()
+                .map(|(u, e)| (e.base.as_str(), *u))
+                .collect();
+            for (f, u) in scanned.iter().zip(uid_of.iter_mut()) {
+                if *u == NEW {
+                    if let Some(known) = by_base.get(f.base()) {
+                        *u = *known;
+                        matched_count += 1;
+                    }
                 }
-                continue;
-            }
-            let known = if by_base.is_empty() {
-                None
-            } else {
-                by_base.get(f.parsed.base.as_str())
-            };
-            match known {
-                Some(uid) => {
-                    matched.insert(*uid, f);
-                }
-                None => unknown.push(f),
             }
         }
-        drop(by_base);
         if list_moved {
             // Gone since the listing: expunged (or moved, then it is found by the next
             // scan); never give a vanished file a UID.
-            unknown.retain(|f| self.folder.file_path(f.sub, &f.name).exists());
+            for (f, u) in scanned.iter().zip(uid_of.iter_mut()) {
+                if *u == NEW && !self.folder.file_path(f.sub, &f.name).exists() {
+                    *u = GONE;
+                }
+            }
         }
+        let unknown_count = uid_of.iter().filter(|u| **u == NEW).count();
         let before = list.entries.len();
         let foreign = from_file
             && looks_foreign(
                 before,
-                before - matched.len(),
-                matched.len() + unknown.len(),
-                &unknown,
+                before - matched_count,
+                matched_count + unknown_count,
+                unknown_count,
+                scanned
+                    .iter()
+                    .zip(&uid_of)
+                    .filter(|(_, u)| **u == NEW)
+                    .map(|(f, _)| f),
                 &self.folder,
                 after.list,
             );
-        list.entries.retain(|uid, _| matched.contains_key(uid));
-        if unknown.len() <= STAT_NOW {
+        if matched_count < before {
+            let mut kept: Vec<Uid> = uid_of
+                .iter()
+                .copied()
+                .filter(|u| *u != NEW && *u != GONE)
+                .collect();
+            kept.sort_unstable();
+            list.entries
+                .retain(|uid, _| kept.binary_search(uid).is_ok());
+        }
+        if unknown_count <= STAT_NOW {
             // Few new files (new mail): their dates now, in order of delivery. A file
             // gone since the listing was expunged or moved: it gets no UID.
-            unknown.retain_mut(|f| {
-                f.mtime = f.stat_mtime(&self.folder);
-                f.mtime.is_some()
-            });
+            for (f, u) in scanned.iter_mut().zip(uid_of.iter_mut()) {
+                if *u == NEW {
+                    f.mtime = f.stat_mtime(&self.folder);
+                    if f.mtime.is_none() {
+                        *u = GONE;
+                    }
+                }
+            }
         }
         // Else a first scan of a big folder: UIDs in the order of the names' delivery
         // times (as Dovecot does); the dates are filled in afterwards (`super::dates`).
-        let exhausted = u64::from(list.uid_next) + unknown.len() as u64 >= u64::from(u32::MAX);
-        let lost_next = loaded.uid_next_uncertain && !unknown.is_empty();
+        let exhausted = u64::from(list.uid_next) + unknown_count as u64 >= u64::from(u32::MAX);
+        let lost_next = loaded.uid_next_uncertain && unknown_count > 0;
         if foreign || exhausted || lost_next {
             // UIDs exhausted (RFC 3501 §2.3.1.1), or a list that is not this folder's:
             // only a new UIDVALIDITY helps. It is above the list's own, so no UID of that
@@ -498,48 +527,46 @@ impl FolderState {
             } else {
                 tracing::warn!(folder = %self.folder.path.display(), uidvalidity = v, "UID space exhausted; UIDVALIDITY changed, all messages renumbered");
             }
-            let mut all: Vec<FileInfo> = std::mem::take(&mut matched).into_values().collect();
-            all.append(&mut unknown);
-            unknown = all;
+            for u in uid_of.iter_mut().filter(|u| **u != GONE) {
+                *u = NEW;
+            }
             list = UidList::new(v);
             base = None;
         }
         // New UIDs in delivery order. An entry is made only where the size must be
-        // computed and kept (no `W=`). Each file is moved once (they are large).
-        let order = delivery_order(&unknown);
-        let mut slots: Vec<Option<FileInfo>> = unknown.into_iter().map(Some).collect();
-        let numbered: Vec<(Uid, FileInfo)> = order
-            .into_iter()
-            .filter_map(|i| slots.get_mut(i)?.take())
-            .map(|f| match f.parsed.vsize {
-                Some(_) => (list.assign(), f),
-                None => (list.push(f.parsed.base.clone(), None), f),
-            })
-            .collect();
-        if matched.is_empty() {
-            // Ascending UIDs: built in one pass.
-            matched = numbered.into_iter().collect();
-        } else {
-            matched.extend(numbered);
+        // computed and kept (no `W=`).
+        for i in delivery_order(&scanned, &uid_of) {
+            let f = &scanned[i];
+            uid_of[i] = match f.parsed.vsize() {
+                Some(_) => list.assign(),
+                None => list.push(f.base().to_string(), None),
+            };
         }
+        if uid_of.contains(&GONE) {
+            let mut i = 0;
+            scanned.retain(|_| {
+                i += 1;
+                uid_of[i - 1] != GONE
+            });
+            uid_of.retain(|u| *u != GONE);
+        }
+        let mut matched = FileMap::from_parts(uid_of, scanned);
 
         let mut new_recent = Vec::new();
         if claim {
-            new_recent = matched
-                .keys()
-                .copied()
-                .filter(|u| *u > list.recent)
-                .collect();
+            let recent = list.recent;
+            let from = matched.uids().partition_point(|u| *u <= recent);
+            new_recent = matched.uids()[from..].to_vec();
             list.recent = list.recent.max(list.uid_next - 1);
             self.move_new_to_cur(&mut matched);
         }
 
         // RFC822.SIZE for files whose name has no W=: compute once, remember.
-        for (uid, f) in &matched {
-            if f.parsed.vsize.is_some() {
+        for (uid, f) in matched.iter() {
+            if f.parsed.vsize().is_some() {
                 continue;
             }
-            let Some(entry) = list.entries.get_mut(uid) else {
+            let Some(entry) = list.entries.get_mut(&uid) else {
                 continue;
             };
             if entry.size.is_none() {
@@ -561,10 +588,10 @@ impl FolderState {
             (Some(b), true) => matched
                 .iter()
                 .filter(|(u, f)| {
-                    uidstore::name_differs(b, **u, f, &keywords)
+                    uidstore::name_differs(b, *u, f, &keywords)
                         && !self.folder.file_path(f.sub, &f.name).exists()
                 })
-                .map(|(u, _)| *u)
+                .map(|(u, _)| u)
                 .collect(),
             _ => HashSet::new(),
         };
@@ -598,9 +625,13 @@ impl FolderState {
         // Flags, sizes and dates come from the index (flags of dirty records are newer
         // than the file names); the files only tell which messages exist.
         let same_uids = matched.len() == post.records.len()
-            && matched.keys().zip(&post.records).all(|(u, r)| *u == r.uid);
+            && matched
+                .uids()
+                .iter()
+                .zip(&post.records)
+                .all(|(u, r)| *u == r.uid);
         if !same_uids {
-            matched.retain(|u, _| post.get(*u).is_some());
+            matched.retain(|u, _| post.get(u).is_some());
         }
         let snapshot = snapshot_from_index(&keywords, &post);
         let mut c = lock(&self.cur);
@@ -673,11 +704,11 @@ impl FolderState {
         list.uid_next = c.snapshot.uid_next;
         list.recent = c.recent_threshold;
         for m in &c.snapshot.messages {
-            if let Some(f) = c.files.get(&m.uid) {
+            if let Some(f) = c.files.get(m.uid) {
                 list.entries.insert(
                     m.uid,
                     uidlist::Entry {
-                        base: f.parsed.base.clone(),
+                        base: f.base().to_string(),
                         size: Some(m.size),
                     },
                 );
@@ -727,7 +758,7 @@ impl FolderState {
                 let parsed = filename::parse(&name)?;
                 Some(FileInfo {
                     sub: f.sub,
-                    name,
+                    name: name.into(),
                     parsed,
                     mtime: f.mtime,
                 })
@@ -739,14 +770,14 @@ impl FolderState {
         }
     }
 
-    fn move_new_to_cur(&self, matched: &mut BTreeMap<Uid, FileInfo>) {
-        for f in matched.values_mut().filter(|f| f.sub == Sub::New) {
+    fn move_new_to_cur(&self, matched: &mut FileMap) {
+        for (_, f) in matched.iter_mut().filter(|(_, f)| f.sub == Sub::New) {
             let letters = filename::flag_letters(
                 f.parsed.sys,
-                &f.parsed.keyword_letters,
-                &f.parsed.other_letters,
+                &f.parsed.keyword_letters(),
+                &filename::other_letters(&f.name),
             );
-            let name = filename::cur_name(&f.parsed.base, &letters);
+            let name = filename::cur_name(f.base(), &letters);
             let from = self.folder.file_path(Sub::New, &f.name);
             let to = self.folder.file_path(Sub::Cur, &name);
             match std::fs::rename(&from, &to) {
@@ -755,7 +786,7 @@ impl FolderState {
                     if let Some(p) = filename::parse(&name) {
                         f.parsed = p;
                     }
-                    f.name = name;
+                    f.name = name.into();
                 }
                 Err(e) => {
                     tracing::debug!(file = %from.display(), error = %e, "could not move new/ file to cur/")
@@ -793,13 +824,15 @@ impl std::hash::Hasher for NameHasher {
 type NameMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<NameHasher>>;
 type NameSet<K> = HashSet<K, std::hash::BuildHasherDefault<NameHasher>>;
 
-/// The indexes of `files` in delivery order (see [`FileInfo::delivery_key`]), then by
-/// name; keys computed once, small entries sorted.
-fn delivery_order(files: &[FileInfo]) -> Vec<usize> {
+/// The indexes of the files numbered [`NEW`] in delivery order (see
+/// [`FileInfo::delivery_key`]), then by name; keys computed once, small entries sorted.
+fn delivery_order(files: &[FileInfo], uid_of: &[Uid]) -> Vec<usize> {
     let mut order: Vec<(i64, usize)> = files
         .iter()
+        .zip(uid_of)
         .enumerate()
-        .map(|(i, f)| (f.delivery_key(), i))
+        .filter(|(_, (_, u))| **u == NEW)
+        .map(|(i, (f, _))| (f.delivery_key(), i))
         .collect();
     order.sort_unstable_by(|a, b| (a.0, &files[a.1].name).cmp(&(b.0, &files[b.1].name)));
     order.into_iter().map(|(_, i)| i).collect()

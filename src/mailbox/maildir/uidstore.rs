@@ -16,10 +16,11 @@
 //! Callers hold the folder lock around `load`..`save`. This module must not know about
 //! directory scanning or IMAP.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::filemap::FileMap;
 use super::folder::{FileInfo, Folder};
+use super::fsio;
 use super::keywords::Keywords;
 use super::migrate;
 use super::uidlist::{self, Entry, Loaded as ListLoaded, UidList};
@@ -238,7 +239,7 @@ pub fn load_or_rebuild(
 /// System flags and keyword bits (by `names`, extended as needed) of a file.
 fn flags_bits(f: &FileInfo, kw: &Keywords, names: &mut Vec<String>) -> (u8, u64) {
     let mut bits = 0u64;
-    for &l in &f.parsed.keyword_letters {
+    for l in f.parsed.keyword_letters() {
         let Some(n) = kw.name_of(l) else { continue };
         let i = match names.iter().position(|k| k.eq_ignore_ascii_case(n)) {
             Some(i) => i,
@@ -255,7 +256,7 @@ fn flags_bits(f: &FileInfo, kw: &Keywords, names: &mut Vec<String>) -> (u8, u64)
 
 fn size_of(list: &UidList, uid: Uid, f: &FileInfo) -> u64 {
     f.parsed
-        .vsize
+        .vsize()
         .or_else(|| list.entries.get(&uid).and_then(|e| e.size))
         .unwrap_or(0)
 }
@@ -271,7 +272,7 @@ pub fn save(
     slot: &mut Option<Arc<Index>>,
     loaded_base: Option<&Arc<IndexSnapshot>>,
     list: &UidList,
-    files: &BTreeMap<Uid, FileInfo>,
+    files: &FileMap,
     kw: &Keywords,
     stale: &std::collections::HashSet<Uid>,
 ) -> Result<Arc<IndexSnapshot>> {
@@ -297,7 +298,7 @@ fn commit(
     ix: &Index,
     base: &Arc<IndexSnapshot>,
     list: &UidList,
-    files: &BTreeMap<Uid, FileInfo>,
+    files: &FileMap,
     kw: &Keywords,
     appends_only: bool,
     stale: &std::collections::HashSet<Uid>,
@@ -305,23 +306,23 @@ fn commit(
     let expunges: Vec<u32> = base
         .records
         .iter()
-        .filter(|r| !appends_only && !files.contains_key(&r.uid))
+        .filter(|r| !appends_only && !files.contains(r.uid))
         .map(|r| r.uid)
         .collect();
     let mut names = base.keywords.clone();
     // (uid, flags, keyword names, Some(file) when new)
     let mut changes: Vec<(Uid, u8, u64, Option<&FileInfo>)> = Vec::new();
-    for (uid, f) in files {
+    for (uid, f) in files.iter() {
         let (flags, bits) = flags_bits(f, kw, &mut names);
-        match base.get(*uid) {
+        match base.get(uid) {
             // A dirty record's file name still shows older flags: not an external change.
             Some(r)
                 if appends_only
                     || r.dirty
-                    || stale.contains(uid)
+                    || stale.contains(&uid)
                     || (r.flags == flags && r.keywords == bits) => {}
-            Some(_) => changes.push((*uid, flags, bits, None)),
-            None => changes.push((*uid, flags, bits, Some(f))),
+            Some(_) => changes.push((uid, flags, bits, None)),
+            None => changes.push((uid, flags, bits, Some(f))),
         }
     }
     let recent = list.recent.saturating_add(1).min(list.uid_next);
@@ -351,7 +352,7 @@ fn commit(
             None => txn.set_flags(uid, flags, bits, false),
             Some(f) => {
                 let got = txn.append(
-                    f.parsed.base.as_bytes(),
+                    f.base().as_bytes(),
                     flags,
                     bits,
                     size_of(list, uid, f),
@@ -375,22 +376,28 @@ fn rebuild(
     fsync: FsyncMode,
     slot: &mut Option<Arc<Index>>,
     list: &UidList,
-    files: &BTreeMap<Uid, FileInfo>,
+    files: &FileMap,
     kw: &Keywords,
 ) -> Result<Arc<IndexSnapshot>> {
     let mut names = Vec::new();
     let mut records = Vec::with_capacity(files.len());
-    for (uid, f) in files {
+    let all = files.values().as_slice();
+    for (i, (uid, f)) in files.iter().enumerate() {
+        // The names lie in the heap in listing order, the files are in UID order: ask
+        // for a name some files ahead, so that the cache misses overlap.
+        if let Some(ahead) = all.get(i + 16) {
+            fsio::prefetch(ahead.name.as_ptr());
+        }
         let (flags, keywords) = flags_bits(f, kw, &mut names);
         records.push(Record {
-            uid: *uid,
+            uid,
             flags,
             dirty: false,
             keywords,
             modseq: 1,
-            size: size_of(list, *uid, f),
+            size: size_of(list, uid, f),
             internal_date: f.mtime.unwrap_or(index::UNKNOWN_DATE),
-            key: f.parsed.base.as_bytes().into(),
+            key: f.base().as_bytes().into(),
         });
     }
     let header = Header {
@@ -415,7 +422,7 @@ pub fn append(
     ix: &Index,
     base: &Arc<IndexSnapshot>,
     list: &UidList,
-    files: &BTreeMap<Uid, FileInfo>,
+    files: &FileMap,
     kw: &Keywords,
 ) -> Result<()> {
     match commit(ix, base, list, files, kw, true, &Default::default()) {
