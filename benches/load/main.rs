@@ -15,7 +15,8 @@
 //! the Dovecot the bench starts), `LOFT_BENCH_USER`/`LOFT_BENCH_PASS` (bench/bench),
 //! `LOFT_BENCH_CLIENTS` (50), `LOFT_BENCH_SECS` (20), `LOFT_BENCH_IDLE` (1000),
 //! `LOFT_BENCH_IDLE_SECS` (300), `LOFT_BENCH_IDLE_RSS_CAP_MB` (8000),
-//! `LOFT_BENCH_PHASES` (single,mixed,idle), `LOFT_BENCH_DIR` (the cargo target folder).
+//! `LOFT_BENCH_PHASES` (single,mixed,idle; also select: the first SELECT repeated
+//! `LOFT_BENCH_SELECT_REPEAT` (7) times with the index files removed before each), `LOFT_BENCH_DIR` (the cargo target folder).
 
 mod client;
 mod corpus;
@@ -156,6 +157,21 @@ fn main() {
         }
         index_size(&which, &target_dir, &user, manifest.bytes, &mut r);
     }
+    if phases.contains("select") {
+        let repeat = env_or("LOFT_BENCH_SELECT_REPEAT", 7usize);
+        eprintln!("first SELECT, {repeat} times with the index files removed...");
+        if let Err(e) = select_again(
+            &which,
+            &target_dir,
+            &target,
+            manifest.messages,
+            repeat,
+            &mut r,
+        ) {
+            eprintln!("first-SELECT phase failed: {e}");
+            r.problems.push(format!("first-SELECT phase failed: {e}"));
+        }
+    }
     if phases.contains("mixed") {
         let clients = env_or("LOFT_BENCH_CLIENTS", 50usize);
         let secs = env_or("LOFT_BENCH_SECS", 20u64);
@@ -202,6 +218,73 @@ fn index_files(
         )),
         _ => None,
     }
+}
+
+/// The first SELECT (index build) again, `repeat` times: before each, every index file of
+/// the server is removed and the server is given 3 s to drop what it keeps of the
+/// mailbox in memory. One first SELECT varies by a third between runs on a busy 2-core
+/// machine; the median and the minimum of several say more.
+fn select_again(
+    which: &str,
+    target_dir: &Path,
+    t: &Target,
+    messages: u64,
+    repeat: usize,
+    r: &mut Results,
+) -> std::io::Result<()> {
+    let Some((dir, _)) = index_files(which, target_dir, &t.user) else {
+        return Err(std::io::Error::other("needs a server this bench started"));
+    };
+    let extra: &[&str] = match which {
+        "loft" => &["loft.index", "loft-uidlist"],
+        _ => &["dovecot.index", "dovecot-uidlist"],
+    };
+    let mut wall = Vec::new();
+    let mut cpu = Vec::new();
+    for _ in 0..repeat.max(1) {
+        for e in std::fs::read_dir(&dir)? {
+            let e = e?;
+            let name = e.file_name();
+            if extra.iter().any(|p| name.to_string_lossy().starts_with(p)) {
+                std::fs::remove_file(e.path())?;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        let mut c = client::Client::connect(t.addr, Duration::from_secs(600))?;
+        c.login(&t.user, &t.pass)?;
+        let mut n = 0;
+        let cpu0 = procfs::server_cpu_seconds(t.server_pid);
+        let t0 = Instant::now();
+        c.run_ok("SELECT INBOX", |u| n = client::exists(u).unwrap_or(n))?;
+        wall.push(t0.elapsed());
+        cpu.push(procfs::server_cpu_seconds(t.server_pid) - cpu0);
+        if n != messages {
+            r.problems.push(format!(
+                "repeated first SELECT said {n} EXISTS, corpus has {messages}"
+            ));
+        }
+        let _ = c.run("LOGOUT", |_| {});
+    }
+    wall.sort();
+    cpu.sort_by(f64::total_cmp);
+    eprintln!(
+        "  first SELECT x{}: {:?}",
+        wall.len(),
+        wall.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+    );
+    r.ms(
+        "select_first_median",
+        "first SELECT INBOX, median of repeated index builds",
+        wall[wall.len() / 2],
+    );
+    r.ms("select_first_min", "  fastest of them", wall[0]);
+    r.info(
+        "select_first_median_cpu",
+        "  server CPU time (median)",
+        cpu[cpu.len() / 2] * 1000.0,
+        "ms",
+    );
+    Ok(())
 }
 
 /// Bytes of the regular files directly in `dir` whose names start with one of `prefixes`.
