@@ -277,6 +277,12 @@ pub trait Mailbox: Send + Sync {
     fn sync(&mut self) -> Result<SyncResult>;
     /// The full message, CRLF line ends. [`ErrorKind::Expunged`] if it vanished.
     fn fetch_message(&self, uid: Uid) -> Result<MessageData>;
+    /// The full message with its line ends as stored (bare LF or CRLF), for content
+    /// SEARCH keys: they match decoded text, where line ends do not matter, and a store
+    /// that keeps LF files saves converting every message of a mailbox-wide search.
+    fn fetch_for_search(&self, uid: Uid) -> Result<MessageData> {
+        self.fetch_message(uid)
+    }
     /// Only the header block (through the empty line that ends it), CRLF line ends: what
     /// ENVELOPE, BODY[HEADER…] and header SEARCH keys need. Byte-identical to the start of
     /// [`Mailbox::fetch_message`].

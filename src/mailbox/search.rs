@@ -279,6 +279,17 @@ pub fn matches_parsed(key: &SearchKey, ctx: &MessageContext, content: &[u8], roo
 }
 
 /// Case-insensitive substring test on Unicode text (simple lowercase folding).
+/// `text` lowercased for case-insensitive matching. Mostly ASCII in practice: lowered in
+/// place, without a second copy of a whole message body.
+fn fold_case(mut text: String) -> String {
+    if text.is_ascii() {
+        text.make_ascii_lowercase();
+        text
+    } else {
+        text.to_lowercase()
+    }
+}
+
 fn contains_folded(haystack_folded: &str, needle: &str) -> bool {
     haystack_folded.contains(&needle.to_lowercase())
 }
@@ -416,7 +427,7 @@ impl<'a> Evaluator<'a> {
                     text.push('\n');
                 }
             });
-            self.header_text = Some(text.to_lowercase());
+            self.header_text = Some(fold_case(text));
         }
         self.header_text.as_deref()
     }
@@ -432,7 +443,7 @@ impl<'a> Evaluator<'a> {
                     text.push('\n');
                 }
             });
-            self.body_text = Some(text.to_lowercase());
+            self.body_text = Some(fold_case(text));
         }
         self.body_text.as_deref()
     }
@@ -608,6 +619,47 @@ secretword\r\n\
             MSG,
             &root
         ));
+    }
+
+    /// Content keys give the same answers on the message as stored with bare LF line
+    /// ends (a Maildir written by an LDA) as on the CRLF form FETCH serves: SEARCH reads
+    /// the stored form (`Mailbox::fetch_for_search`).
+    #[test]
+    fn content_keys_same_on_lf_storage() {
+        let lf: Vec<u8> = String::from_utf8_lossy(MSG)
+            .replace("\r\n", "\n")
+            .into_bytes();
+        let meta = meta(SysFlags::default());
+        let ctx = MessageContext {
+            seq: 1,
+            max_seq: 1,
+            max_uid: 9,
+            meta: &meta,
+            recent: false,
+            envelope: None,
+        };
+        let keys = [
+            SearchKey::Body("résumé.".into()),
+            SearchKey::Body("grüße".into()),
+            SearchKey::Body("secretword".into()),
+            SearchKey::Body("le r".into()),
+            SearchKey::Text("échec".into()),
+            SearchKey::Text("application/octet".into()),
+            SearchKey::Text("nowhere".into()),
+            h("subject", "échec du plan"),
+            h("from", "andré"),
+            h("x-empty", ""),
+            h("content-type", "multipart"),
+            SearchKey::SentBefore(d(2024, 1, 1)),
+            SearchKey::SentOn(d(2023, 12, 31)),
+        ];
+        for k in keys {
+            assert_eq!(
+                matches(&k, &ctx, Some(&lf)),
+                matches(&k, &ctx, Some(MSG)),
+                "{k:?}"
+            );
+        }
     }
 
     #[test]

@@ -140,7 +140,7 @@ impl Session {
                                 view.mailbox.cache_offer(meta.uid, HEADER_FIELD, d);
                             }),
                         },
-                        (true, true) => view.mailbox.fetch_message(meta.uid).ok(),
+                        (true, true) => view.mailbox.fetch_for_search(meta.uid).ok(),
                     };
                     let ctx = MessageContext {
                         seq: i as u32 + 1,

@@ -57,6 +57,18 @@ impl MaildirMailbox {
         })
     }
 
+    /// RFC822.SIZE of `uid` as the index knows it.
+    fn known_size(&self, uid: Uid) -> Option<u64> {
+        self.state.with(|c| {
+            let i = c
+                .snapshot
+                .messages
+                .binary_search_by_key(&uid, |m| m.uid)
+                .ok()?;
+            c.snapshot.messages.get(i).map(|m| m.size)
+        })
+    }
+
     /// Reads a message file with `read`, following a rename by another program (flag
     /// change, `new/` -> `cur/`) by its base name.
     fn read_file<T>(
@@ -124,7 +136,13 @@ impl Mailbox for MaildirMailbox {
     }
 
     fn fetch_message(&self, uid: Uid) -> Result<MessageData> {
-        self.read_file(uid, folder::read_message)
+        let size = self.known_size(uid);
+        self.read_file(uid, |p| folder::read_message(p, size))
+    }
+
+    fn fetch_for_search(&self, uid: Uid) -> Result<MessageData> {
+        let size = self.known_size(uid);
+        self.read_file(uid, |p| folder::read_stored(p, size))
     }
 
     fn fetch_header(&self, uid: Uid) -> Result<MessageData> {

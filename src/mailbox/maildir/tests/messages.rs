@@ -479,3 +479,24 @@ fn first_scan_of_a_big_folder_fills_dates_afterwards() {
         .iter()
         .all(|r| r.internal_date != crate::index::UNKNOWN_DATE));
 }
+
+/// FETCH serves CRLF whatever the file holds; SEARCH reads the file as stored. A name
+/// whose W= claims the raw length of an LF file is trusted (no scan), as for range reads.
+#[test]
+fn search_reads_stored_line_ends_fetch_converts() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    std::fs::write(root.join("cur/100.M1P1.host:2,"), b"A: b\n\nx\ny\n").unwrap();
+    std::fs::write(root.join("cur/200.M1P1.host,W=10:2,"), b"A: b\r\n\r\nz\n").unwrap();
+    std::fs::write(root.join("cur/300.M1P1.host,W=11:2,"), b"A: b\r\n\r\nz\n").unwrap();
+    let mut m = s.open("INBOX", true).unwrap();
+    let snap = m.sync().unwrap().snapshot;
+    assert_eq!(snap.messages[0].size, 14);
+    assert_eq!(&m.fetch_message(1).unwrap()[..], b"A: b\r\n\r\nx\r\ny\r\n");
+    assert_eq!(&m.fetch_for_search(1).unwrap()[..], b"A: b\n\nx\ny\n");
+    // W= equal to the raw length (a wrong name): trusted, served as stored.
+    assert_eq!(&m.fetch_message(2).unwrap()[..], b"A: b\r\n\r\nz\n");
+    assert_eq!(&m.fetch_for_search(2).unwrap()[..], b"A: b\r\n\r\nz\n");
+    // A true W= (the bare LF counted twice): converted.
+    assert_eq!(&m.fetch_message(3).unwrap()[..], b"A: b\r\n\r\nz\r\n");
+}

@@ -416,3 +416,22 @@ fn big_message_is_fast() {
     assert_eq!(ch[99].body_lines, 1000);
     eprintln!("parsed {} bytes in {:?}", m.len(), el);
 }
+
+proptest::proptest! {
+    /// The count equals a naive one.
+    #[test]
+    fn count_lines_counts_every_lf(
+        bytes in proptest::collection::vec(proptest::prelude::prop_oneof![
+            proptest::prelude::Just(b'\n'),
+            proptest::prelude::Just(b'\r'),
+            proptest::prelude::any::<u8>(),
+        ], 0..300),
+        pad in 0usize..3,
+    ) {
+        let mut b = vec![b'x'; (1 << 16) - 150 + pad];
+        b.extend_from_slice(&bytes);
+        let naive = b.iter().filter(|&&c| c == b'\n').count() as u64;
+        proptest::prop_assert_eq!(super::count_lines(&b), naive);
+        proptest::prop_assert_eq!(super::count_lines(&bytes), naive);
+    }
+}
