@@ -21,7 +21,19 @@ pub fn run(t: &Target, want: usize, time_limit: Duration, rss_cap: u64, r: &mut 
     let start = Instant::now();
     let mut open: Vec<TcpStream> = Vec::with_capacity(want);
     let mut stopped = String::new();
+    // The first connections also bring the mailbox's shared state into memory (file map,
+    // snapshot, background date fill): memory is sampled again after them, and the
+    // per-connection figure is the slope from there.
+    let base = (want / 10).max(10).min(want.saturating_sub(1));
+    let mut mid: Option<(usize, crate::procfs::Mem)> = None;
+    let mut paused = Duration::ZERO;
     while open.len() < want {
+        if mid.is_none() && open.len() == base && base > 0 {
+            let p = Instant::now();
+            std::thread::sleep(Duration::from_secs(3));
+            mid = Some((open.len(), sample(t.server_pid)));
+            paused = p.elapsed();
+        }
         if start.elapsed() > time_limit {
             stopped = format!("time limit {} s reached", time_limit.as_secs());
             break;
@@ -46,7 +58,7 @@ pub fn run(t: &Target, want: usize, time_limit: Duration, rss_cap: u64, r: &mut 
             }
         }
     }
-    let opening = start.elapsed();
+    let opening = start.elapsed().saturating_sub(paused);
     std::thread::sleep(Duration::from_secs(3));
     let after = sample(t.server_pid);
     let n = open.len().max(1) as f64;
@@ -96,6 +108,21 @@ pub fn run(t: &Target, want: usize, time_limit: Duration, rss_cap: u64, r: &mut 
         (after.pss as f64 - before.pss as f64) / n,
         "B",
     );
+    if let Some((k, m)) = mid.filter(|(k, _)| open.len() > *k) {
+        let extra = (open.len() - k) as f64;
+        r.info(
+            "idle_rss_slope",
+            &format!("idle: RSS per connection beyond the first {k} (mailbox state excluded)"),
+            (after.rss as f64 - m.rss as f64) / extra,
+            "B",
+        );
+        r.info(
+            "idle_pss_slope",
+            &format!("idle: PSS per connection beyond the first {k}"),
+            (after.pss as f64 - m.pss as f64) / extra,
+            "B",
+        );
+    }
     if t.server_pid.is_some() {
         r.info(
             "idle_procs",
