@@ -1,10 +1,11 @@
-//! The file of every UID of one folder, in ascending UID order: two parallel vectors
-//! (UIDs, files) looked up by binary search.
+//! The file of every UID of one folder: the UIDs in ascending order (binary search), and
+//! for each the position of its file in a vector kept in any order.
 //!
-//! A folder's first scan lists 100,000 files into one vector, orders it by delivery time
-//! in place and numbers it: the vector becomes this map without moving a file again. A
-//! `BTreeMap` needed every file moved into 9,000 fresh nodes, and the first SELECT paid
-//! for the page faults. UIDs only grow, so new files are appended at the end.
+//! A folder's first scan lists 100,000 files into one vector in directory order and
+//! numbers them in delivery order: sorting (UID, position) pairs builds this map without
+//! moving a file. (A `BTreeMap` needed every file moved into 9,000 fresh nodes; a vector
+//! in UID order needed every file moved once more, through a cache miss each.) UIDs only
+//! grow, so new files go at the ends.
 //!
 //! This module must not know about IMAP or the index.
 
@@ -13,35 +14,46 @@ use crate::mailbox::Uid;
 
 #[derive(Clone, Debug, Default)]
 pub struct FileMap {
+    /// Ascending.
     uids: Vec<Uid>,
+    /// `files[slot[k]]` is the file of `uids[k]`.
+    slot: Vec<u32>,
     files: Vec<FileInfo>,
 }
 
 impl FileMap {
-    /// A map of `files` numbered by `uids` (same length). Orders them by UID when they
-    /// are not in order already; of a UID given twice the file given last stays.
+    /// A map of `files` numbered by `uids` (same length, any order). Of a UID given
+    /// twice the file given last stays.
     pub fn from_parts(mut uids: Vec<Uid>, mut files: Vec<FileInfo>) -> FileMap {
-        let n = uids.len().min(files.len());
+        let n = uids.len().min(files.len()).min(u32::MAX as usize);
         uids.truncate(n);
         files.truncate(n);
         if uids.windows(2).all(|w| w[0] < w[1]) {
-            return FileMap { uids, files };
+            return FileMap {
+                slot: (0..n as u32).collect(),
+                uids,
+                files,
+            };
         }
-        // Sort small (uid, position) pairs, then gather the files into a new vector:
-        // independent reads that the CPU overlaps, where following the permutation's
-        // cycles in place waits for one cache miss after another.
-        let mut order: Vec<(Uid, usize)> = uids.iter().copied().zip(0..n).collect();
+        let mut order: Vec<(Uid, u32)> = uids.iter().copied().zip(0..n as u32).collect();
         order.sort_unstable();
+        // Equal UIDs are adjacent, by position: keep the last of each run.
         let mut m = FileMap {
             uids: Vec::with_capacity(n),
-            files: Vec::with_capacity(n),
+            slot: Vec::with_capacity(n),
+            files,
         };
+        let mut dropped = false;
         for (k, &(u, i)) in order.iter().enumerate() {
             if order.get(k + 1).is_some_and(|next| next.0 == u) {
+                dropped = true;
                 continue;
             }
             m.uids.push(u);
-            m.files.push(std::mem::take(&mut files[i]));
+            m.slot.push(i);
+        }
+        if dropped {
+            m.compact();
         }
         m
     }
@@ -59,8 +71,12 @@ impl FileMap {
         }
     }
 
+    fn at(&self, k: usize) -> Option<&FileInfo> {
+        self.files.get(*self.slot.get(k)? as usize)
+    }
+
     pub fn get(&self, uid: Uid) -> Option<&FileInfo> {
-        self.find(uid).ok().and_then(|i| self.files.get(i))
+        self.find(uid).ok().and_then(|k| self.at(k))
     }
 
     pub fn contains(&self, uid: Uid) -> bool {
@@ -70,10 +86,14 @@ impl FileMap {
     /// Sets the file of `uid`; returns the one it replaces.
     pub fn insert(&mut self, uid: Uid, f: FileInfo) -> Option<FileInfo> {
         match self.find(uid) {
-            Ok(i) => Some(std::mem::replace(&mut self.files[i], f)),
-            Err(i) => {
-                self.uids.insert(i, uid);
-                self.files.insert(i, f);
+            Ok(k) => {
+                let i = self.slot[k] as usize;
+                Some(std::mem::replace(&mut self.files[i], f))
+            }
+            Err(k) => {
+                self.uids.insert(k, uid);
+                self.slot.insert(k, self.files.len() as u32);
+                self.files.push(f);
                 None
             }
         }
@@ -81,31 +101,70 @@ impl FileMap {
 
     /// Keeps the files for which `keep(uid, file)` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(Uid, &FileInfo) -> bool) {
+        let before = self.uids.len();
         let mut w = 0;
-        for r in 0..self.uids.len() {
-            if keep(self.uids[r], &self.files[r]) {
-                self.uids.swap(w, r);
-                self.files.swap(w, r);
+        for r in 0..before {
+            let i = self.slot[r] as usize;
+            if keep(self.uids[r], &self.files[i]) {
+                self.uids[w] = self.uids[r];
+                self.slot[w] = self.slot[r];
                 w += 1;
             }
         }
-        self.uids.truncate(w);
-        self.files.truncate(w);
+        if w < before {
+            self.uids.truncate(w);
+            self.slot.truncate(w);
+            self.compact();
+        }
+    }
+
+    /// Drops the files no UID points at and renumbers the slots.
+    fn compact(&mut self) {
+        const FREE: u32 = u32::MAX;
+        let mut new_pos = vec![FREE; self.files.len()];
+        for &i in &self.slot {
+            new_pos[i as usize] = 0;
+        }
+        let mut next = 0u32;
+        for p in new_pos.iter_mut() {
+            if *p != FREE {
+                *p = next;
+                next += 1;
+            }
+        }
+        let mut i = 0;
+        self.files.retain(|_| {
+            i += 1;
+            new_pos[i - 1] != FREE
+        });
+        for s in &mut self.slot {
+            *s = new_pos[*s as usize];
+        }
     }
 
     /// `(uid, file)` in ascending UID order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (Uid, &FileInfo)> + ExactSizeIterator {
-        self.uids.iter().copied().zip(self.files.iter())
+        self.uids
+            .iter()
+            .zip(&self.slot)
+            .map(|(&u, &i)| (u, &self.files[i as usize]))
     }
 
-    /// `(uid, file)` in ascending UID order, the files mutable (not their UIDs).
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (Uid, &mut FileInfo)> {
-        self.uids.iter().copied().zip(self.files.iter_mut())
+    /// Calls `f` on every file with its UID, mutably (in no particular order).
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(Uid, &mut FileInfo)) {
+        for (&u, &i) in self.uids.iter().zip(&self.slot) {
+            f(u, &mut self.files[i as usize]);
+        }
     }
 
-    /// The files in UID order.
+    /// The files in no particular order.
     pub fn values(&self) -> std::slice::Iter<'_, FileInfo> {
         self.files.iter()
+    }
+
+    /// The file `ahead` places after the `k`-th in UID order, if any (for prefetching).
+    pub fn nth_after(&self, k: usize, ahead: usize) -> Option<&FileInfo> {
+        self.at(k.checked_add(ahead)?)
     }
 
     /// The UIDs, ascending.

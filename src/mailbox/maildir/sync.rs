@@ -771,7 +771,10 @@ impl FolderState {
     }
 
     fn move_new_to_cur(&self, matched: &mut FileMap) {
-        for (_, f) in matched.iter_mut().filter(|(_, f)| f.sub == Sub::New) {
+        matched.for_each_mut(|_, f| {
+            if f.sub != Sub::New {
+                return;
+            }
             let letters = filename::flag_letters(
                 f.parsed.sys,
                 &f.parsed.keyword_letters(),
@@ -792,7 +795,7 @@ impl FolderState {
                     tracing::debug!(file = %from.display(), error = %e, "could not move new/ file to cur/")
                 }
             }
-        }
+        });
     }
 }
 

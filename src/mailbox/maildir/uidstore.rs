@@ -381,12 +381,14 @@ fn rebuild(
 ) -> Result<Arc<IndexSnapshot>> {
     let mut names = Vec::new();
     let mut records = Vec::with_capacity(files.len());
-    let all = files.values().as_slice();
     for (i, (uid, f)) in files.iter().enumerate() {
-        // The names lie in the heap in listing order, the files are in UID order: ask
-        // for a name some files ahead, so that the cache misses overlap.
-        if let Some(ahead) = all.get(i + 16) {
+        // Files and names lie in memory in listing order, records are made in UID order:
+        // ask for a file and a name some places ahead, so that the cache misses overlap.
+        if let Some(ahead) = files.nth_after(i, 8) {
             fsio::prefetch(ahead.name.as_ptr());
+        }
+        if let Some(ahead) = files.nth_after(i, 16) {
+            fsio::prefetch((ahead as *const FileInfo).cast());
         }
         let (flags, keywords) = flags_bits(f, kw, &mut names);
         records.push(Record {
