@@ -5,12 +5,14 @@
 //! # Decisions
 //! * A field never asked for is [`Decision::No`]: offered values are not stored.
 //! * The first [`Cache::get`] of a field makes it [`Decision::Temp`] with
-//!   `temp_since_uid` = the mailbox's newest uid at that moment: from then on values
-//!   offered for uids >= `temp_since_uid` (new mail) are stored.
+//!   `temp_since_uid` = the mailbox's newest uid at that moment. Values offered from
+//!   then on are stored, but [`Cache::compact`] keeps only those of uids >=
+//!   `temp_since_uid`: new mail stays cached, what one request read of old mail does not
+//!   (as Dovecot's "temp").
 //! * A later `get` (not the same call that made it `Temp`) for a uid < `temp_since_uid`
-//!   makes it [`Decision::Yes`]: the client also reads old mail, so every value offered
-//!   from then on is stored, which back-fills the cache lazily as clients fetch. One
-//!   `FETCH 1:*` therefore only caches new mail; doing it again caches everything.
+//!   makes it [`Decision::Yes`]: the client reads old mail again, so every value is kept,
+//!   and values still missing are stored as they are computed (lazy back-fill). A
+//!   `FETCH 1:*` looks values up in chunks, so it makes a new field `Yes` by itself.
 //! * Every `get` sets `last_used_day` (unix day). [`Cache::compact`] drops fields unused
 //!   for more than `cache_drop_days` (0 = never): decision back to `No`, values gone.
 //!
@@ -229,7 +231,7 @@ impl Cache {
             return;
         };
         clamp_temp(&mut g.fields[i], newest_uid);
-        if !wanted(&g.fields[i], uid) {
+        if !wanted(&g.fields[i]) {
             return;
         }
         if g.fields[i].locs.contains_key(&uid) && g.read(i, uid).as_deref() == Some(value) {
@@ -251,7 +253,7 @@ impl Cache {
             return false;
         };
         clamp_temp(&mut g.fields[i], newest_uid);
-        uid != 0 && wanted(&g.fields[i], uid) && !g.fields[i].locs.contains_key(&uid)
+        uid != 0 && wanted(&g.fields[i]) && !g.fields[i].locs.contains_key(&uid)
     }
 
     /// Every field with its decision, last use and size.
@@ -413,12 +415,10 @@ fn clamp_temp(f: &mut Field, newest_uid: u32) {
     }
 }
 
-fn wanted(f: &Field, uid: u32) -> bool {
-    match f.decision {
-        Decision::Yes => true,
-        Decision::Temp => uid >= f.temp_since_uid,
-        Decision::No => false,
-    }
+/// Whether an offered value is stored now (a `Temp` field's values of old mail are
+/// stored too, and dropped at compaction: see the module doc).
+fn wanted(f: &Field) -> bool {
+    f.decision != Decision::No
 }
 
 /// Records a use of `name` for uids down to `min_uid`; returns the field's index (None

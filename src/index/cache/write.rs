@@ -155,8 +155,15 @@ impl Inner {
         let mut out = NewFile::create(&path, &entries, uid_validity)?;
         let mut items: Vec<(u32, u16, Loc)> = Vec::new();
         for (new_id, &i) in kept.iter().enumerate() {
-            for (&uid, &loc) in &self.fields[i].locs {
-                if live(uid) {
+            let f = &self.fields[i];
+            // A `Temp` field keeps new mail only (values of old mail a request read once
+            // go); `Yes` keeps all.
+            let from = match f.decision {
+                Decision::Temp => f.temp_since_uid,
+                _ => 0,
+            };
+            for (&uid, &loc) in &f.locs {
+                if uid >= from && live(uid) {
                     items.push((uid, new_id as u16, loc));
                 }
             }
