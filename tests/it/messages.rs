@@ -303,3 +303,66 @@ async fn search_keys() {
     let r = c.ok("UID SEARCH FLAGGED").await;
     assert_eq!(r[0].trim_end(), "* SEARCH 2");
 }
+
+/// A mailbox-wide SEARCH BODY / TEXT big enough to be shared among threads gives exactly
+/// the hits of a message-by-message evaluation, in ascending order, sequence numbers and
+/// UIDs alike (2,100 messages: five chunks of 512). Files are written as an LDA would, with
+/// LF line ends, some QP-encoded, so the stored form (not the served CRLF) is searched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_body_over_many_messages_is_exact() {
+    let srv = TestServer::start().await;
+    let cur = srv.maildir(USER).join("cur");
+    std::fs::create_dir_all(&cur).unwrap();
+    let mut want = Vec::new();
+    let mut want_text = Vec::new();
+    for n in 1..=2100u32 {
+        let word = if n % 7 == 0 { "zebrafish" } else { "plain" };
+        let subject = if n % 11 == 0 {
+            "zebrafish notes"
+        } else {
+            "notes"
+        };
+        let body = if n % 13 == 0 {
+            // Quoted-printable with a soft break inside the word.
+            format!("Content-Transfer-Encoding: quoted-printable\n\nthe zebra=\nfish {n}\n")
+        } else {
+            format!("\nsome {word} text {n}\n")
+        };
+        let msg = format!("From: a@x.test\nSubject: {subject}\nMIME-Version: 1.0\n{body}");
+        // Delivery times in UID order.
+        std::fs::write(
+            cur.join(format!("{}.M{n}P1.host:2,", 1_600_000_000 + n)),
+            msg,
+        )
+        .unwrap();
+        let in_body = n % 7 == 0 || n % 13 == 0;
+        if in_body {
+            want.push(n);
+        }
+        if in_body || n % 11 == 0 {
+            want_text.push(n);
+        }
+    }
+    let mut c = srv.login().await;
+    c.ok("SELECT INBOX").await;
+    let fmt = |v: &[u32]| {
+        let mut s = "* SEARCH".to_string();
+        for n in v {
+            s.push_str(&format!(" {n}"));
+        }
+        s + "\r\n"
+    };
+    assert_eq!(c.ok("SEARCH BODY ZebraFish").await[0], fmt(&want));
+    assert_eq!(c.ok("UID SEARCH BODY zebrafish").await[0], fmt(&want));
+    assert_eq!(c.ok("SEARCH TEXT zebrafish").await[0], fmt(&want_text));
+    // Content keys combined with cheap ones: only the UID window is read.
+    let window: Vec<u32> = want
+        .iter()
+        .copied()
+        .filter(|n| (700..=1500).contains(n))
+        .collect();
+    assert_eq!(
+        c.ok("UID SEARCH UID 700:1500 BODY zebrafish").await[0],
+        fmt(&window)
+    );
+}

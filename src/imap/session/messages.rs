@@ -60,6 +60,7 @@ impl Session {
         let max_seq = view.exists();
         let max_uid = view.max_uid();
         let mut hits: Vec<u32> = Vec::new();
+        let mut failed = false;
         // Header-only keys read the header block from the cache when the store has it
         // (field `hdr`), else from the file, and offer it to the cache.
         let header_only = needs_content && !needs_body;
@@ -88,7 +89,9 @@ impl Session {
                     None => all.push(i),
                 }
             }
-            for chunk in all.chunks(SEARCH_CHUNK) {
+            // The messages of one chunk that match.
+            let scan_chunk = |chunk: &[usize]| -> Vec<u32> {
+                let mut found = Vec::new();
                 let uids: Vec<Uid> = chunk.iter().map(|&i| view.uid_at(i).unwrap_or(0)).collect();
                 // Per message: Some(None) = cannot match (needle not in its ENVELOPE),
                 // Some(Some(e)) = its envelope, None = use the header.
@@ -151,11 +154,54 @@ impl Session {
                         envelope,
                     };
                     if search::matches(key, &ctx, content.as_deref()) {
-                        hits.push(if uid { meta.uid } else { i as u32 + 1 });
+                        found.push(if uid { meta.uid } else { i as u32 + 1 });
                     }
                 }
-            }
+                found
+            };
+            let chunks: Vec<&[usize]> = all.chunks(SEARCH_CHUNK).collect();
+            // Reading and decoding whole messages (BODY, TEXT) of a big mailbox: the
+            // chunks are shared among a few threads, which takes the wall time of a
+            // mailbox-wide search down by the number of idle cores (the CPU time stays).
+            let workers = if needs_body && chunks.len() >= 4 {
+                std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+            } else {
+                1
+            };
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let work = || {
+                let mut found = Vec::new();
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(c) = chunks.get(k) else { break };
+                    found.extend(scan_chunk(c));
+                }
+                found
+            };
+            std::thread::scope(|scope| {
+                let helpers: Vec<_> = (1..workers)
+                    .filter_map(|_| {
+                        std::thread::Builder::new()
+                            .name("loft-search".into())
+                            .spawn_scoped(scope, work)
+                            .ok()
+                    })
+                    .collect();
+                hits.extend(work());
+                for h in helpers {
+                    match h.join() {
+                        Ok(found) => hits.extend(found),
+                        // A helper that stopped left its chunks unsearched: say so
+                        // rather than answer with hits missing.
+                        Err(_) => failed = true,
+                    }
+                }
+            });
         });
+        if failed {
+            tracing::warn!(user = %self.user_name(), "a search thread stopped unexpectedly; SEARCH answered NO");
+            return Status::no("Search failed, try again.");
+        }
         // Hits decided without content came first: back into ascending order.
         hits.sort_unstable();
         let out = &mut self.conn.out;
