@@ -490,6 +490,18 @@ secretword\r\n\
         }
     }
 
+    /// The context of a mailbox holding only this message (as UID 9's, sequence 1).
+    fn only(meta: &MessageMeta) -> MessageContext<'_> {
+        MessageContext {
+            seq: 1,
+            max_seq: 1,
+            max_uid: 9,
+            meta,
+            recent: false,
+            envelope: None,
+        }
+    }
+
     fn m(key: SearchKey, flags: SysFlags, recent: bool) -> bool {
         let meta = meta(flags);
         let ctx = MessageContext {
@@ -563,14 +575,7 @@ secretword\r\n\
         assert!(!yes(SearchKey::SentSince(d(2024, 1, 1))));
         // No Date: header: internal date is used.
         let meta = meta(SysFlags::default());
-        let ctx = MessageContext {
-            seq: 1,
-            max_seq: 1,
-            max_uid: 9,
-            meta: &meta,
-            recent: false,
-            envelope: None,
-        };
+        let ctx = only(&meta);
         assert!(matches(
             &SearchKey::SentOn(d(2024, 1, 2)),
             &ctx,
@@ -605,14 +610,7 @@ secretword\r\n\
         assert!(!yes(SearchKey::Text("nowhere".into())));
         let root = message::parse(MSG);
         let meta = meta(SysFlags::default());
-        let ctx = MessageContext {
-            seq: 1,
-            max_seq: 1,
-            max_uid: 9,
-            meta: &meta,
-            recent: false,
-            envelope: None,
-        };
+        let ctx = only(&meta);
         assert!(matches_parsed(
             &SearchKey::Body("résumé".into()),
             &ctx,
@@ -630,14 +628,7 @@ secretword\r\n\
             .replace("\r\n", "\n")
             .into_bytes();
         let meta = meta(SysFlags::default());
-        let ctx = MessageContext {
-            seq: 1,
-            max_seq: 1,
-            max_uid: 9,
-            meta: &meta,
-            recent: false,
-            envelope: None,
-        };
+        let ctx = only(&meta);
         let keys = [
             SearchKey::Body("résumé.".into()),
             SearchKey::Body("grüße".into()),
