@@ -145,6 +145,123 @@ pub struct Snapshot {
     pub messages: Vec<MessageMeta>,
     /// Keywords that may appear in this mailbox (for FLAGS / PERMANENTFLAGS).
     pub keywords: Vec<String>,
+    /// Process-unique and increasing when made by [`Snapshot::succeed`]; 0 otherwise.
+    pub generation: u64,
+    /// How this snapshot differs from the ones before it, when known: a session holding
+    /// one of those updates its view in proportion to the change, not to the mailbox.
+    pub delta: Option<Arc<SnapshotDelta>>,
+}
+
+/// The messages that differ between a snapshot and its predecessor.
+#[derive(Debug)]
+pub struct SnapshotDelta {
+    /// Generation of the predecessor.
+    pub from: u64,
+    /// UIDs added, removed, or whose metadata changed; ascending.
+    pub uids: Vec<Uid>,
+    /// The predecessor's own delta, while the chain is short.
+    pub prev: Option<Arc<SnapshotDelta>>,
+    /// Deltas in this chain and UIDs in them (to bound the chain).
+    depth: u32,
+    total: usize,
+}
+
+/// A chain of deltas is cut beyond this many steps or UIDs: a session further behind
+/// compares its whole view once.
+const DELTA_DEPTH: u32 = 64;
+const DELTA_UIDS: usize = 100_000;
+
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl Snapshot {
+    /// `next` as the successor of `self`: a new generation and the delta between them.
+    /// `None` when nothing differs (the caller keeps `self`).
+    pub fn succeed(&self, mut next: Snapshot) -> Option<Snapshot> {
+        let same_header = self.uid_validity == next.uid_validity
+            && self.uid_next == next.uid_next
+            && self.keywords == next.keywords;
+        let uids = diff_uids(&self.messages, &next.messages);
+        if same_header && uids.is_empty() {
+            return None;
+        }
+        next.generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        next.delta = (self.generation != 0 && self.uid_validity == next.uid_validity).then(|| {
+            let prev = self
+                .delta
+                .clone()
+                .filter(|d| d.depth < DELTA_DEPTH && d.total + uids.len() <= DELTA_UIDS);
+            let (depth, total) = prev
+                .as_ref()
+                .map_or((1, uids.len()), |d| (d.depth + 1, d.total + uids.len()));
+            Arc::new(SnapshotDelta {
+                from: self.generation,
+                uids,
+                prev,
+                depth,
+                total,
+            })
+        });
+        Some(next)
+    }
+
+    /// The UIDs that differ between the snapshot of generation `g` and this one
+    /// (ascending, without repeats), when the delta chain reaches back to `g`.
+    pub fn changed_since(&self, g: u64) -> Option<Vec<Uid>> {
+        if g == 0 {
+            return None;
+        }
+        if g == self.generation {
+            return Some(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut cur = self.delta.as_deref();
+        while let Some(d) = cur {
+            out.extend_from_slice(&d.uids);
+            if d.from == g {
+                out.sort_unstable();
+                out.dedup();
+                return Some(out);
+            }
+            cur = d.prev.as_deref();
+        }
+        None
+    }
+}
+
+/// UIDs present in only one of two UID-ascending lists, or in both with different
+/// metadata.
+fn diff_uids(a: &[MessageMeta], b: &[MessageMeta]) -> Vec<Uid> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.uid == y.uid => {
+                if x != y {
+                    out.push(x.uid);
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x.uid < y.uid => {
+                out.push(x.uid);
+                i += 1;
+            }
+            (Some(_), Some(y)) => {
+                out.push(y.uid);
+                j += 1;
+            }
+            (Some(x), None) => {
+                out.push(x.uid);
+                i += 1;
+            }
+            (None, Some(y)) => {
+                out.push(y.uid);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
 }
 
 /// The result of [`Mailbox::sync`].

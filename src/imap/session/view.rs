@@ -240,36 +240,65 @@ impl View {
             self.flags_lines(out);
         }
         self.uid_next = snap.uid_next;
-        // Walk the client's list and the new snapshot together (both UID-ascending).
-        let mut j = 0;
         let mut flag_updates = Vec::new();
         let mut vanished = Vec::new();
-        let old_len = self.list().len();
-        for i in 0..old_len {
-            let Some(old) = self.meta(i) else { break };
-            let uid = old.uid;
-            while j < snap.messages.len() && snap.messages[j].uid < uid {
-                j += 1;
-            }
-            match snap.messages.get(j) {
-                Some(m) if m.uid == uid => {
-                    if m.flags != old.flags {
-                        flag_updates.push((i, m.clone()));
+        match snap.changed_since(self.snapshot.generation) {
+            // The store says which messages changed since the snapshot this view is
+            // based on: only those (and those whose flags this session announced itself)
+            // can differ from what the client was told.
+            Some(mut uids) => {
+                uids.extend(self.own_flags.keys().copied());
+                uids.sort_unstable();
+                uids.dedup();
+                let list = self.list();
+                for uid in uids {
+                    let Ok(i) = list.binary_search_by_key(&uid, |m| m.uid) else {
+                        continue;
+                    };
+                    let Some(old) = self.meta(i) else { continue };
+                    match snap.messages.binary_search_by_key(&uid, |m| m.uid) {
+                        Ok(j) => {
+                            if snap.messages[j].flags != old.flags {
+                                flag_updates.push((i, snap.messages[j].clone()));
+                            }
+                        }
+                        Err(_) => vanished.push(old.into_owned()),
                     }
                 }
-                _ => vanished.push(old.into_owned()),
+            }
+            // Walk the client's list and the new snapshot together (both UID-ascending).
+            None => {
+                let mut j = 0;
+                for i in 0..self.list().len() {
+                    let Some(old) = self.meta(i) else { break };
+                    let uid = old.uid;
+                    while j < snap.messages.len() && snap.messages[j].uid < uid {
+                        j += 1;
+                    }
+                    match snap.messages.get(j) {
+                        Some(m) if m.uid == uid => {
+                            if m.flags != old.flags {
+                                flag_updates.push((i, m.clone()));
+                            }
+                        }
+                        _ => vanished.push(old.into_owned()),
+                    }
+                }
             }
         }
         let max = self.max_uid();
-        let added = snap.messages.iter().filter(|m| m.uid > max).count();
+        let added = snap.messages.len() - snap.messages.partition_point(|m| m.uid <= max);
         self.own_flags.clear();
         self.expunged_pending.extend(vanished.iter().map(|m| m.uid));
-        let pending: Vec<MessageMeta> = self
-            .list()
-            .iter()
-            .filter(|m| self.expunged_pending.contains(&m.uid))
-            .cloned()
-            .collect();
+        let pending: Vec<MessageMeta> = if self.expunged_pending.is_empty() {
+            Vec::new()
+        } else {
+            self.list()
+                .iter()
+                .filter(|m| self.expunged_pending.contains(&m.uid))
+                .cloned()
+                .collect()
+        };
         // From here on the view is based on the new snapshot.
         self.snapshot = Arc::clone(&snap);
         self.local = if pending.is_empty() {
@@ -412,6 +441,7 @@ mod tests {
                 })
                 .collect(),
             keywords: vec![],
+            ..Snapshot::default()
         })
     }
 
@@ -462,6 +492,102 @@ mod tests {
         let mut out = Vec::new();
         v.update(true, &mut out).unwrap();
         assert_eq!(text(&out), "");
+    }
+
+    proptest::proptest! {
+        /// A view that updates from the store's deltas (snapshots made with
+        /// `Snapshot::succeed`, the view possibly several generations behind) sends
+        /// exactly what a view comparing every message sends.
+        #[test]
+        fn delta_updates_match_full_compares(
+            steps in proptest::collection::vec((0u8..6, proptest::prelude::any::<u16>(), proptest::prelude::any::<u8>()), 1..60)
+        ) {
+            use std::collections::BTreeMap;
+            let mut msgs: BTreeMap<Uid, u8> = (1..=20).map(|u| (u, 0)).collect();
+            let mut next: Uid = 21;
+            let make = |m: &BTreeMap<Uid, u8>, next: Uid| {
+                let mut s = (*snap(&m.iter().map(|(u, f)| (*u, *f)).collect::<Vec<_>>())).clone();
+                s.uid_next = next;
+                s
+            };
+            let inc_state = Arc::new(Mutex::new(Arc::new(
+                Snapshot::default().succeed(make(&msgs, next)).unwrap(),
+            )));
+            let full_state = Arc::new(Mutex::new(Arc::new(make(&msgs, next))));
+            let mut a = View::open(Box::new(Fake(inc_state.clone())), false).unwrap();
+            let mut b = View::open(Box::new(Fake(full_state.clone())), false).unwrap();
+            for (op, x, y) in steps {
+                let nth = |m: &BTreeMap<Uid, u8>| m.keys().nth(usize::from(x) % m.len().max(1)).copied();
+                match op {
+                    0 => {
+                        if let Some(u) = nth(&msgs) {
+                            msgs.insert(u, y & 0x1f);
+                        }
+                    }
+                    1 => {
+                        msgs.insert(next, y & 0x1f);
+                        next += 1;
+                    }
+                    2 => {
+                        if let Some(u) = nth(&msgs) {
+                            msgs.remove(&u);
+                        }
+                    }
+                    3 | 4 => {
+                        let (mut oa, mut ob) = (Vec::new(), Vec::new());
+                        let allow = op == 3;
+                        proptest::prop_assert_eq!(a.update(allow, &mut oa).unwrap(), b.update(allow, &mut ob).unwrap());
+                        proptest::prop_assert_eq!(text(&oa), text(&ob));
+                        proptest::prop_assert_eq!(a.exists(), b.exists());
+                        continue;
+                    }
+                    _ => {
+                        // The session stores flags itself.
+                        if let Some(uid) = a.uid_at(usize::from(x) % (a.exists().max(1) as usize)) {
+                            let f = Flags { sys: SysFlags(y & 0x1f), keywords: vec![] };
+                            a.set_flags(uid, f.clone());
+                            b.set_flags(uid, f);
+                            if msgs.contains_key(&uid) {
+                                msgs.insert(uid, y & 0x1f);
+                            }
+                        }
+                    }
+                }
+                let cur = inc_state.lock().unwrap().clone();
+                if let Some(n) = cur.succeed(make(&msgs, next)) {
+                    *inc_state.lock().unwrap() = Arc::new(n);
+                }
+                *full_state.lock().unwrap() = Arc::new(make(&msgs, next));
+            }
+        }
+    }
+
+    /// Deltas chain back over several generations and are cut when too long.
+    #[test]
+    fn changed_since_follows_the_chain() {
+        let s0 = Snapshot::default()
+            .succeed((*snap(&[(1, 0), (2, 0)])).clone())
+            .unwrap();
+        assert_eq!(s0.changed_since(s0.generation), Some(vec![]));
+        let s1 = s0.succeed((*snap(&[(1, 1), (2, 0)])).clone()).unwrap();
+        let s2 = s1
+            .succeed((*snap(&[(1, 1), (2, 0), (3, 0)])).clone())
+            .unwrap();
+        assert!(s2
+            .succeed((*snap(&[(1, 1), (2, 0), (3, 0)])).clone())
+            .is_none());
+        assert_eq!(s2.changed_since(s1.generation), Some(vec![3]));
+        assert_eq!(s2.changed_since(s0.generation), Some(vec![1, 3]));
+        assert_eq!(s2.changed_since(0), None);
+        assert_eq!(s2.changed_since(12345678), None);
+        let mut s = s2;
+        let first = s.generation;
+        for i in 0..100u8 {
+            s = s
+                .succeed((*snap(&[(1, i % 2), (2, 0), (3, 0)])).clone())
+                .unwrap();
+        }
+        assert_eq!(s.changed_since(first), None, "chain cut after 64 steps");
     }
 
     #[test]

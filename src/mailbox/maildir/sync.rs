@@ -342,8 +342,8 @@ impl FolderState {
             Arc::make_mut(&mut c.files).retain(|u, _| snap.get(u).is_some());
         }
         let snapshot = snapshot_from_index(&c.keywords, &snap);
-        if !same_snapshot(&c.snapshot, &snapshot) {
-            c.snapshot = Arc::new(snapshot);
+        if let Some(next) = c.snapshot.succeed(snapshot) {
+            c.snapshot = Arc::new(next);
         }
         c.recent_threshold = snap.header.recent_uid.saturating_sub(1);
         if let Some((fp, _)) = c.fingerprint.as_mut() {
@@ -636,8 +636,8 @@ impl FolderState {
         let snapshot = snapshot_from_index(&keywords, &post);
         let mut c = lock(&self.cur);
         c.index = sc.index.clone();
-        if !same_snapshot(&c.snapshot, &snapshot) {
-            c.snapshot = Arc::new(snapshot);
+        if let Some(next) = c.snapshot.succeed(snapshot) {
+            c.snapshot = Arc::new(next);
         }
         c.files = Arc::new(matched);
         c.keywords = Arc::new(keywords);
@@ -738,7 +738,9 @@ impl FolderState {
         if c.snapshot.keywords != names {
             let mut s = (*c.snapshot).clone();
             s.keywords = names;
-            c.snapshot = Arc::new(s);
+            if let Some(next) = c.snapshot.succeed(s) {
+                c.snapshot = Arc::new(next);
+            }
         }
     }
 
@@ -867,14 +869,8 @@ fn snapshot_from_index(keywords: &Keywords, snap: &IndexSnapshot) -> Snapshot {
         uid_next: snap.header.uid_next,
         messages,
         keywords: names,
+        ..Snapshot::default()
     }
-}
-
-fn same_snapshot(a: &Snapshot, b: &Snapshot) -> bool {
-    a.uid_validity == b.uid_validity
-        && a.uid_next == b.uid_next
-        && a.messages == b.messages
-        && a.keywords == b.keywords
 }
 
 /// STATUS from the index alone when the last complete scan's stamp proves that the
