@@ -15,6 +15,7 @@
 //! the Dovecot the bench starts), `LOFT_BENCH_USER`/`LOFT_BENCH_PASS` (bench/bench),
 //! `LOFT_BENCH_CLIENTS` (50), `LOFT_BENCH_SECS` (20), `LOFT_BENCH_IDLE` (1000),
 //! `LOFT_BENCH_IDLE_SECS` (300), `LOFT_BENCH_IDLE_RSS_CAP_MB` (8000),
+//! `LOFT_BENCH_FSYNC` (always: the shipped `[storage] fsync`; optimized | never),
 //! `LOFT_BENCH_PHASES` (single,mixed,idle; also select: the first SELECT repeated
 //! `LOFT_BENCH_SELECT_REPEAT` (7) times with the index files removed before each), `LOFT_BENCH_DIR` (the cargo target folder).
 
@@ -387,6 +388,13 @@ fn start_loft(target_dir: &Path, cdir: &Path, user: &str, pass: &str) -> (Target
     cfg.server.max_connections = 5000;
     cfg.server.max_connections_per_ip = 5000;
     cfg.server.max_connections_per_user_ip = 5000;
+    // `[storage] fsync` as shipped ("always") unless asked: Dovecot's default,
+    // mail_fsync=optimized, does not sync flag changes.
+    match std::env::var("LOFT_BENCH_FSYNC").as_deref() {
+        Ok("optimized") => cfg.storage.fsync = loft::config::FsyncMode::Optimized,
+        Ok("never") => cfg.storage.fsync = loft::config::FsyncMode::Never,
+        _ => {}
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
