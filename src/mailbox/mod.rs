@@ -24,6 +24,8 @@ use std::sync::Arc;
 /// Cheap UID-keyed hash tables (the index engine's hasher), for the protocol layers.
 pub use crate::index::{UidHashMap, UidHashSet};
 pub use error::{Error, ErrorKind, Result};
+#[doc(hidden)]
+pub use maildir::fuzz_check_text as fuzz_maildir_text;
 
 /// A message UID (RFC 3501 §2.3.1.1): strictly ascending, never reused within a UIDVALIDITY.
 pub type Uid = u32;

@@ -57,6 +57,30 @@ mod sync;
 mod uidlist;
 mod uidstore;
 
+/// For the `maildir_text` fuzz target: runs every parser of text that a Maildir holds
+/// (file names, `loft-uidlist`, `dovecot-uidlist`, `dovecot-keywords`, folder directory
+/// names) on `text`. Panics only when a parsed name's base does not lie inside it or its
+/// flags do not make a parsable new name, which is what the fuzzer looks for.
+#[doc(hidden)]
+pub fn fuzz_check_text(text: &str) {
+    let p = std::path::Path::new("fuzz");
+    if let Some(l) = uidlist::UidList::parse(text, p) {
+        assert!(l.uid_next >= 1);
+    }
+    let _ = migrate::parse(text);
+    let _ = keywords::Keywords::parse(text, p);
+    let _ = names::from_dir(text);
+    for line in text.lines() {
+        if let Some(n) = filename::parse(line) {
+            let base = n.base(line);
+            assert!(line.starts_with(base) && !base.is_empty() && !base.contains(':'));
+            let letters =
+                filename::flag_letters(n.sys, &n.keyword_letters(), &filename::other_letters(line));
+            assert!(filename::parse(&filename::cur_name(base, &letters)).is_some());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
