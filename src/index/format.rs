@@ -99,7 +99,7 @@ pub struct IndexFile {
     pub records: Vec<Record>,
 }
 
-/// What [`encode_index`] writes.
+/// What [`encode_index_to`] writes.
 pub struct IndexParts<'a> {
     pub header: &'a Header,
     pub generation: u64,

@@ -82,6 +82,11 @@ fn push_num(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// The message is gone (expunged by someone else meanwhile): left out of the answer.
+fn vanished_error(e: &crate::mailbox::Error) -> bool {
+    e.kind == ErrorKind::Expunged || e.kind == ErrorKind::NonExistent
+}
+
 fn cache_field(item: &FetchAtt) -> Option<&'static str> {
     match item {
         FetchAtt::Envelope => Some(ENVELOPE_FIELD),
@@ -233,10 +238,7 @@ impl Session {
                     Some(map) => {
                         match blocking(|| read_ranges(view.mailbox.as_ref(), uid, &map, &items)) {
                             Ok(r) => r,
-                            Err(e)
-                                if e.kind == ErrorKind::Expunged
-                                    || e.kind == ErrorKind::NonExistent =>
-                            {
+                            Err(e) if vanished_error(&e) => {
                                 vanished = true;
                                 continue;
                             }
@@ -260,10 +262,7 @@ impl Session {
                     };
                     match blocking(read) {
                         Ok(d) => Some(d),
-                        Err(e)
-                            if e.kind == ErrorKind::Expunged
-                                || e.kind == ErrorKind::NonExistent =>
-                        {
+                        Err(e) if vanished_error(&e) => {
                             vanished = true;
                             continue;
                         }

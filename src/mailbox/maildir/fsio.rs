@@ -85,18 +85,3 @@ pub fn unix_nanos(t: std::io::Result<std::time::SystemTime>) -> i128 {
         Err(_) => 0,
     }
 }
-
-/// A hint that the bytes at `p` are read soon (a cache-miss-bound loop over data spread
-/// in memory lets the misses overlap). Never faults, whatever `p` is; no-op where the
-/// CPU has no such instruction here.
-#[inline]
-pub fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT0 only hints the cache; it does not access memory architecturally,
-    // so any address (even an invalid one) is fine.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}

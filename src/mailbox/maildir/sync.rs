@@ -59,7 +59,7 @@ const NEW: Uid = 0;
 const GONE: Uid = u32::MAX;
 
 /// Up to this many new files a scan asks for their mtimes at once; more (the first scan
-/// of an existing Maildir) leave their dates to [`FolderState::fill_dates`].
+/// of an existing Maildir) leave their dates to [`super::dates::fill`].
 const STAT_NOW: usize = 1000;
 
 /// How close to `taken` a directory stamped `mtime` (ns) makes a fingerprint racy. A stamp
@@ -199,7 +199,7 @@ pub struct FolderState {
     /// When the oldest flag change not yet in the file names was made.
     pub dirty_since: Mutex<Option<std::time::Instant>>,
     dirty_found: std::sync::atomic::AtomicBool,
-    /// A scan left internal dates unknown (see [`FolderState::fill_dates`]).
+    /// A scan left internal dates unknown (see [`super::dates::fill`]).
     dates_unknown: std::sync::atomic::AtomicBool,
 }
 

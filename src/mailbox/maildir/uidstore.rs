@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use super::filemap::FileMap;
 use super::folder::{FileInfo, Folder};
-use super::fsio;
 use super::keywords::Keywords;
 use super::migrate;
 use super::uidlist::{self, Entry, Loaded as ListLoaded, UidList};
@@ -239,6 +238,9 @@ pub fn load_or_rebuild(
 /// System flags and keyword bits (by `names`, extended as needed) of a file.
 fn flags_bits(f: &FileInfo, kw: &Keywords, names: &mut Vec<String>) -> (u8, u64) {
     let mut bits = 0u64;
+    if f.parsed.keywords == 0 {
+        return (f.parsed.sys.0, bits);
+    }
     for l in f.parsed.keyword_letters() {
         let Some(n) = kw.name_of(l) else { continue };
         let i = match names.iter().position(|k| k.eq_ignore_ascii_case(n)) {
@@ -381,15 +383,7 @@ fn rebuild(
 ) -> Result<Arc<IndexSnapshot>> {
     let mut names = Vec::new();
     let mut records = Vec::with_capacity(files.len());
-    for (i, (uid, f)) in files.iter().enumerate() {
-        // Files and names lie in memory in listing order, records are made in UID order:
-        // ask for a file and a name some places ahead, so that the cache misses overlap.
-        if let Some(ahead) = files.nth_after(i, 8) {
-            fsio::prefetch(ahead.name.as_ptr());
-        }
-        if let Some(ahead) = files.nth_after(i, 16) {
-            fsio::prefetch((ahead as *const FileInfo).cast());
-        }
+    for (uid, f) in files.iter_prefetched() {
         let (flags, keywords) = flags_bits(f, kw, &mut names);
         records.push(Record {
             uid,
