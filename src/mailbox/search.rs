@@ -20,8 +20,10 @@ pub struct NumSet {
 }
 
 impl NumSet {
-    /// Stands for `*`: the largest number in use.
-    pub const STAR: u32 = u32::MAX;
+    /// Stands for `*`: the largest number in use. 0 is never a valid `nz-number`, so it
+    /// cannot be confused with a number a client sent; 4294967295 is such a number (RFC
+    /// 3501 §9 `seq-number`; RFC 9051 §9 notes that it is not a synonym for `*`).
+    pub const STAR: u32 = 0;
 
     /// Does the set contain `n`, with `*` meaning `max`? RFC 3501 §6.4.8: `*` is the
     /// largest number in use; for `n:*` with n > max it still matches max.

@@ -119,7 +119,12 @@ impl View {
         for &(a, b) in &set.ranges {
             let a = if a == NumSet::STAR { max } else { a };
             let b = if b == NumSet::STAR { max } else { b };
-            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            let (lo, mut hi) = if a <= b { (a, b) } else { (b, a) };
+            // `n:4294967295` is how some clients write "from n on"; no mailbox has that
+            // many messages, so it is read as the last one, not as an invalid number.
+            if hi == u32::MAX && lo <= max {
+                hi = max;
+            }
             if lo == 0 || hi > max {
                 return Err("Invalid messageset");
             }

@@ -34,8 +34,8 @@ fn seq_number(s: &[u8]) -> Result<u32, SeqSetError> {
     }
     match n {
         0 => Err(SeqSetError::Zero),
-        // 4294967295 is a valid number but equals `NumSet::STAR`: clients send
-        // `1:4294967295` to mean "everything", which `*` resolution also gives.
+        // 4294967295 is a number like any other, not `*` (`NumSet::STAR` is 0): `UID
+        // FETCH 4294967295` names no message unless one has that UID.
         n => Ok(n as u32),
     }
 }
@@ -120,8 +120,9 @@ mod tests {
         );
         assert_eq!(
             parse(b"1:4294967295").unwrap().ranges,
-            vec![(1, NumSet::STAR)]
+            vec![(1, u32::MAX)]
         );
+        assert_ne!(parse(b"4294967295").unwrap(), parse(b"*").unwrap());
     }
 
     #[test]
@@ -155,7 +156,10 @@ mod tests {
         assert_eq!(format(&compress(&[7])), "7");
         assert_eq!(format(&compress(&[])), "");
         assert_eq!(format(&compress(&[3, 4, 1, 2])), "3:4,1:2");
-        assert_eq!(format(&compress(&[u32::MAX - 1, u32::MAX])), "4294967294:*");
+        assert_eq!(
+            format(&compress(&[u32::MAX - 1, u32::MAX])),
+            "4294967294:4294967295"
+        );
         assert_eq!(format(&parse(b"7:*,*,5:2").unwrap()), "7:*,*,5:2");
     }
 
@@ -181,6 +185,33 @@ mod tests {
                     prop_assert_eq!(back.contains(n, 1000), nums.contains(&n));
                 }
             }
+        }
+
+        /// Resolution against a mailbox whose highest number is `max`: `*` is `max`,
+        /// every other number (4294967295 included) stands for itself, and a range
+        /// covers what lies between its ends in either order.
+        #[test]
+        fn resolves_numbers_and_star(
+            ends in proptest::collection::vec((
+                prop_oneof![Just(None), (1u32..20).prop_map(Some), Just(Some(u32::MAX))],
+                prop_oneof![Just(None), (1u32..20).prop_map(Some), Just(Some(u32::MAX))],
+            ), 1..5),
+            max in 0u32..15,
+            probe in prop_oneof![1u32..25, Just(u32::MAX), Just(u32::MAX - 1)],
+        ) {
+            let text: Vec<String> = ends
+                .iter()
+                .map(|(a, b)| {
+                    let t = |x: &Option<u32>| x.map_or("*".to_string(), |n| n.to_string());
+                    format!("{}:{}", t(a), t(b))
+                })
+                .collect();
+            let set = parse(text.join(",").as_bytes()).unwrap();
+            let expected = ends.iter().any(|(a, b)| {
+                let (a, b) = (a.unwrap_or(max), b.unwrap_or(max));
+                a.min(b) <= probe && probe <= a.max(b)
+            });
+            prop_assert_eq!(set.contains(probe, max), expected, "{:?} max {}", text, max);
         }
 
         #[test]
