@@ -142,6 +142,11 @@ impl Session {
                 };
                 match blocking(|| view.mailbox.store(&unseen, StoreOp::Add, &seen)) {
                     Ok(changed) => {
+                        // Their FLAGS may carry keywords another session just set.
+                        view.announce_keywords(
+                            changed.iter().flat_map(|(_, f)| f.keywords.iter()),
+                            &mut self.conn.out,
+                        );
                         for (u, f) in changed {
                             view.set_flags(u, f);
                             flags_changed.insert(u);

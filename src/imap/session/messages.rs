@@ -239,17 +239,18 @@ impl Session {
         let Some(view) = self.view.as_mut() else {
             return Status::bad("No mailbox selected.");
         };
-        // A keyword new to the mailbox: announce FLAGS before the FETCHes that use it.
-        let new_kw: Vec<String> = flags
-            .keywords
-            .iter()
-            .filter(|k| !view.keywords.iter().any(|v| v.eq_ignore_ascii_case(k)))
-            .cloned()
-            .collect();
-        if op != StoreOp::Remove && !new_kw.is_empty() {
-            view.keywords.extend(new_kw);
-            view.flags_lines(&mut self.conn.out);
-        }
+        // A keyword this session has not been told about: announce FLAGS (and
+        // PERMANENTFLAGS) before the FETCHes that show it (RFC 3501 §7.2.6). The new
+        // flags of a message may carry keywords another session just set, not only the
+        // ones of this command.
+        let requested = (op != StoreOp::Remove).then_some(&flags.keywords);
+        view.announce_keywords(
+            requested
+                .into_iter()
+                .flatten()
+                .chain(changed.iter().flat_map(|(_, f)| f.keywords.iter())),
+            &mut self.conn.out,
+        );
         for (u, f) in changed {
             view.set_flags(u, f);
             if silent {

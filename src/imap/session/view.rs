@@ -212,6 +212,27 @@ impl View {
         }
     }
 
+    /// Sends FLAGS / PERMANENTFLAGS again when any of `keywords` is new to this session,
+    /// so that no FETCH shows a keyword before a FLAGS response named it (RFC 3501
+    /// §7.2.6).
+    pub fn announce_keywords<'a>(
+        &mut self,
+        keywords: impl Iterator<Item = &'a String>,
+        out: &mut Vec<u8>,
+    ) {
+        let mut fresh: Vec<String> = Vec::new();
+        for k in keywords {
+            let same = |v: &String| v.eq_ignore_ascii_case(k);
+            if !self.keywords.iter().any(same) && !fresh.iter().any(same) {
+                fresh.push(k.clone());
+            }
+        }
+        if !fresh.is_empty() {
+            self.keywords.extend(fresh);
+            self.flags_lines(out);
+        }
+    }
+
     /// Looks for changes and queues the untagged responses that report them. When
     /// `allow_expunge` is false, vanished messages stay in the view until a later call.
     ///
