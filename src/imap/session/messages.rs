@@ -14,8 +14,10 @@ use crate::imap::syntax::seqset;
 use crate::mailbox::search::{self, EnvelopeData, MessageContext, NumSet, SearchKey};
 use crate::mailbox::{ErrorKind, Flags, MessageData, StoreOp, SysFlags, Uid, UNKNOWN_DATE};
 
-/// Cache field holding a message's header block (opaque to the store).
-const HEADER_FIELD: &str = "hdr";
+/// Cache field holding a message's header block (opaque to the store). Named `hdr2`
+/// since header blocks longer than 8 KiB could be cut short at a read boundary before;
+/// values cached under the old name are never read again and age out of the cache.
+const HEADER_FIELD: &str = "hdr2";
 /// Messages per cache lookup in SEARCH.
 const SEARCH_CHUNK: usize = 512;
 

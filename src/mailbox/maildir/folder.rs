@@ -332,8 +332,16 @@ pub fn read_header(path: &Path) -> std::io::Result<MessageData> {
         }
         buf.extend_from_slice(&chunk[..n]);
         // Look for LF (CR) LF from where the previous search stopped (minus overlap).
+        // Only the very start of the message may be the empty line itself: a line end
+        // that happens to sit at a read boundary is not one (that cut long headers short,
+        // and SEARCH HEADER missed fields after the first 8 KiB).
         let from = searched.saturating_sub(2);
-        if let Some(end) = header_end(&buf[from..]).map(|e| e + from) {
+        let found = if from == 0 {
+            header_end(&buf)
+        } else {
+            blank_line_end(&buf[from..]).map(|e| e + from)
+        };
+        if let Some(end) = found {
             buf.truncate(end);
             return Ok(MessageData::Owned(to_crlf(&buf)));
         }
@@ -341,7 +349,8 @@ pub fn read_header(path: &Path) -> std::io::Result<MessageData> {
     }
 }
 
-/// Length of the header block (through the empty line) if `data` contains its end.
+/// Length of the header block (through the empty line) if `data`, the start of a message,
+/// contains its end.
 fn header_end(data: &[u8]) -> Option<usize> {
     if data.starts_with(b"\r\n") {
         return Some(2);
@@ -349,6 +358,11 @@ fn header_end(data: &[u8]) -> Option<usize> {
     if data.starts_with(b"\n") {
         return Some(1);
     }
+    blank_line_end(data)
+}
+
+/// Just past the first empty line that follows a line end in `data` (LF LF or LF CR LF).
+fn blank_line_end(data: &[u8]) -> Option<usize> {
     for lf in memchr::memchr_iter(b'\n', data) {
         match data.get(lf + 1) {
             Some(b'\n') => return Some(lf + 2),
@@ -405,6 +419,31 @@ mod crlf_tests {
         assert_eq!(crlf_size(&std::fs::read(&lf).unwrap()), 14);
         assert!(read_range(&lf, 14, 0..4).unwrap().is_none());
         assert!(read_range(&dir.path().join("gone"), 14, 0..4).is_err());
+    }
+
+    /// A line end exactly at the end of a read chunk is not the end of the header.
+    #[test]
+    fn header_read_across_chunk_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        for (eol, extra) in [("\r\n", 0usize), ("\n", 0), ("\r\n", 1), ("\n", 1)] {
+            for boundary in [8192usize, 16384] {
+                let mut h = String::new();
+                while h.len() < boundary - 200 {
+                    h.push_str(&format!("Received: from x{} by y{eol}", h.len()));
+                }
+                // The line that ends right at (or one past) the read boundary.
+                let pad = boundary + extra - h.len() - "X-Pad: ".len() - eol.len();
+                h.push_str(&format!("X-Pad: {}{eol}", "p".repeat(pad)));
+                assert_eq!(h.len(), boundary + extra);
+                h.push_str(&format!("X-Deep: found{eol}{eol}body{eol}"));
+                let path = dir.path().join("m");
+                std::fs::write(&path, &h).unwrap();
+                let got = read_header(&path).unwrap();
+                let text = String::from_utf8_lossy(&got);
+                assert!(text.contains("X-Deep: found\r\n"), "{eol:?} {boundary} {extra}");
+                assert!(text.ends_with("\r\n\r\n") && !text.contains("body"));
+            }
+        }
     }
 
     #[test]
