@@ -273,7 +273,8 @@ pub struct SyncResult {
     /// returned, so callers can skip diffing with `Arc::ptr_eq`.
     pub snapshot: Arc<Snapshot>,
     /// UIDs that this session (and no other) sees as `\Recent` for the first time
-    /// (RFC 3501 §2.3.2). Empty for read-only opens.
+    /// (RFC 3501 §2.3.2). For read-only opens (EXAMINE): every message still `\Recent`
+    /// for the session that claims it next, claimed by nobody (may repeat across syncs).
     pub new_recent: Vec<Uid>,
 }
 

@@ -121,7 +121,14 @@ impl Mailbox for MaildirMailbox {
 
     fn sync(&mut self) -> Result<SyncResult> {
         flagsync::maybe_flush(&self.state, self.ctx.fsync);
-        let (snapshot, new_recent) = self.state.refresh(!self.read_only)?;
+        let (snapshot, mut new_recent) = self.state.refresh(!self.read_only)?;
+        if self.read_only {
+            // EXAMINE claims nothing but reports what is still \Recent for whichever
+            // session claims it next (RFC 3501 §6.3.2, §7.3.2).
+            let threshold = self.state.with(|c| c.recent_threshold);
+            let from = snapshot.messages.partition_point(|m| m.uid <= threshold);
+            new_recent = snapshot.messages[from..].iter().map(|m| m.uid).collect();
+        }
         if self.state.take_dirty_found() {
             flagsync::mark_dirty(&self.state);
         }

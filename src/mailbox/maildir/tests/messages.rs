@@ -143,7 +143,8 @@ fn mta_delivery_and_recent() {
     std::fs::write(root.join("new/1700000000.M1P1.mta"), b"From: x\n\nhi\n").unwrap();
     let ro1 = ro.sync().unwrap();
     assert_eq!(ro1.snapshot.messages.len(), 1);
-    assert!(ro1.new_recent.is_empty());
+    // Read-only: reported as \Recent (claimed by nobody), not claimed.
+    assert_eq!(ro1.new_recent, vec![1]);
     assert!(!Arc::ptr_eq(&r0.snapshot, &ro1.snapshot));
     assert!(
         root.join("new/1700000000.M1P1.mta").exists(),
@@ -153,6 +154,7 @@ fn mta_delivery_and_recent() {
 
     let s1 = a.sync().unwrap();
     assert_eq!(s1.new_recent, vec![1]);
+    assert!(ro.sync().unwrap().new_recent.is_empty(), "claimed by a now");
     assert_eq!(s1.snapshot.messages[0].size, 15);
     assert!(root.join("cur/1700000000.M1P1.mta:2,").exists());
     // A second read-write session does not see it as recent.
