@@ -75,15 +75,36 @@ impl MaildirStore {
         if folder.path.join("cur").is_dir() {
             return Ok(false);
         }
+        // Recorded before anything is created: a disk too full for this small file
+        // leaves no half-made folder behind.
+        let uid_validity = {
+            let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
+            rootfiles::next_uid_validity(&self.ctx.root, self.ctx.fsync)?
+        };
         super::mkdir(&folder.path)?;
         for d in ["cur", "new", "tmp"] {
             super::mkdir(&folder.path.join(d))?;
         }
         let marker = folder.path.join("maildirfolder");
         std::fs::write(&marker, b"").map_err(|e| Error::io(marker.display(), e))?;
-        // The index files, with a fresh UIDVALIDITY (nothing to import in a new folder).
-        crate::index::Index::open(&folder.path, &uidstore::options(self.ctx.fsync))
-            .map_err(uidstore::map_err)?;
+        // The index files, with a UIDVALIDITY above every one this store handed out
+        // (nothing to import in a new folder). Written whole, replacing whatever a
+        // deleted folder of the same name left (also in a session that still has it
+        // open: that one sees the new UIDVALIDITY at its next sync).
+        let header = crate::index::Header {
+            uid_validity,
+            uid_next: 1,
+            recent_uid: 1,
+            ..Default::default()
+        };
+        crate::index::Index::rebuild(
+            &folder.path,
+            &uidstore::options(self.ctx.fsync),
+            header,
+            Vec::new(),
+            Vec::new(),
+        )
+        .map_err(uidstore::map_err)?;
         Ok(true)
     }
 

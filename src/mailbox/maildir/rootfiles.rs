@@ -6,6 +6,9 @@
 //!   modified UTF-7) is used while no `subscriptions` file exists.
 //! * `loft-special-use`: one `<attribute> <mailbox name>` line per special-use mailbox
 //!   (RFC 6154), e.g. `\Sent Sent`.
+//! * `loft-uidvalidity`: the last UIDVALIDITY given to a folder Loft created, one decimal
+//!   number and a line end, so that a folder deleted and created again (even within one
+//!   second, even after a restart) gets a greater one (RFC 3501 §2.3.1.1).
 //!
 //! This module must not know about folders or messages.
 
@@ -16,6 +19,7 @@ use crate::config::FsyncMode;
 use crate::mailbox::{normalize_name, utf7, Error, Result, SpecialUse};
 
 pub const SPECIAL_USE_FILE: &str = "loft-special-use";
+pub const UIDVALIDITY_FILE: &str = "loft-uidvalidity";
 pub const SUBSCRIPTIONS_FILE: &str = "subscriptions";
 pub const COURIER_SUBSCRIPTIONS: &str = "courierimapsubscribed";
 
@@ -36,6 +40,41 @@ pub const ALL_SPECIAL: [SpecialUse; 7] = [
     SpecialUse::Sent,
     SpecialUse::Trash,
 ];
+
+/// The last UIDVALIDITY recorded in `loft-uidvalidity`; 0 when there is none (missing or
+/// unreadable: logged, the time-based value then stands alone).
+pub fn read_last_uid_validity(root: &Path) -> u32 {
+    let path = root.join(UIDVALIDITY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse::<u32>().unwrap_or_else(|_| {
+            tracing::warn!(file = %path.display(), "ignoring unreadable UIDVALIDITY state");
+            0
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), "cannot read UIDVALIDITY state: {e}");
+            0
+        }
+    }
+}
+
+/// A UIDVALIDITY for a new folder: the current time, but above every value handed out
+/// before in this store (`loft-uidvalidity`) and in this process, and recorded before it
+/// is used. The caller serialises calls for one root.
+pub fn next_uid_validity(root: &Path, fsync: FsyncMode) -> Result<u32> {
+    let last = read_last_uid_validity(root);
+    let mut v = super::uidlist::fresh_uid_validity();
+    if v <= last {
+        // The clock went back, or folders were created faster than one per second.
+        v = last.checked_add(1).unwrap_or(1);
+    }
+    fsio::write_atomic(
+        &root.join(UIDVALIDITY_FILE),
+        format!("{v}\n").as_bytes(),
+        fsync,
+    )?;
+    Ok(v)
+}
 
 pub fn read_special(root: &Path) -> Vec<(SpecialUse, String)> {
     let path = root.join(SPECIAL_USE_FILE);
@@ -147,6 +186,23 @@ pub fn parse_courier_subscriptions(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each value is above the last one recorded, also when the recorded one is ahead of
+    /// the clock (a restart within the same second, or a clock set back), and garbage in
+    /// the file does not stop folder creation.
+    #[test]
+    fn uid_validity_state_only_grows() {
+        let d = tempfile::tempdir().unwrap();
+        let a = next_uid_validity(d.path(), FsyncMode::Never).unwrap();
+        let b = next_uid_validity(d.path(), FsyncMode::Never).unwrap();
+        assert!(b > a);
+        assert_eq!(read_last_uid_validity(d.path()), b);
+        let ahead = b + 100_000;
+        std::fs::write(d.path().join(UIDVALIDITY_FILE), format!("{ahead}\n")).unwrap();
+        assert_eq!(next_uid_validity(d.path(), FsyncMode::Never).unwrap(), ahead + 1);
+        std::fs::write(d.path().join(UIDVALIDITY_FILE), "garbage").unwrap();
+        assert!(next_uid_validity(d.path(), FsyncMode::Never).unwrap() >= 1);
+    }
 
     #[test]
     fn subscription_formats() {
