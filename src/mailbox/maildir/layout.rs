@@ -383,8 +383,11 @@ impl Store for MaildirStore {
     }
 
     fn ensure_special_use(&self) -> Result<()> {
+        let mut created = Vec::new();
         for (name, su) in rootfiles::DEFAULT_SPECIAL {
-            self.create_one(name)?;
+            if self.create_one(name)? {
+                created.push(name);
+            }
             let claimed = rootfiles::read_special(&self.ctx.root)
                 .iter()
                 .any(|(s, _)| *s == su);
@@ -392,6 +395,40 @@ impl Store for MaildirStore {
                 self.set_special(name, su)?;
             }
         }
-        Ok(())
+        self.auto_subscribe(&created)
+    }
+}
+
+impl MaildirStore {
+    /// Subscribes the folders `ensure_special_use` just created (Dovecot's `auto =
+    /// subscribe`): clients that show subscribed folders only (Thunderbird by default)
+    /// would otherwise see none of them, and try to CREATE their own Trash. An account
+    /// that never had a subscription list (made by an earlier Loft) gets INBOX and every
+    /// default special folder once; after that the list is the user's.
+    fn auto_subscribe(&self, created: &[&str]) -> Result<()> {
+        let root = &self.ctx.root;
+        let never_listed = !root.join(rootfiles::SUBSCRIPTIONS_FILE).exists()
+            && !root.join(rootfiles::COURIER_SUBSCRIPTIONS).exists();
+        let mut want: Vec<&str> = created.to_vec();
+        if never_listed {
+            want = std::iter::once("INBOX")
+                .chain(rootfiles::DEFAULT_SPECIAL.iter().map(|(n, _)| *n))
+                .collect();
+        }
+        if want.is_empty() {
+            return Ok(());
+        }
+        let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut subs = rootfiles::read_subscriptions(root)?;
+        let before = subs.len();
+        for name in want {
+            if !subs.iter().any(|s| s == name) {
+                subs.push(name.to_string());
+            }
+        }
+        if subs.len() == before && !never_listed {
+            return Ok(());
+        }
+        rootfiles::write_subscriptions(root, &subs, self.ctx.fsync)
     }
 }
