@@ -194,3 +194,125 @@ async fn uidvalidity_change_ends_the_selected_session() {
     let r = d.cmd("SELECT INBOX").await;
     assert!(r.last().unwrap().contains("OK"), "{r:?}");
 }
+
+/// Issue 10: under mixed load (10 clients fetching, storing, expunging and appending in
+/// one mailbox) a FETCH of a message nobody expunged never fails. With flags carried into
+/// file names at once, every STORE on the whole mailbox renames 1,500 files while the
+/// fetching sessions open them by the names they knew: the file must be found under its
+/// new name (before: `NO [EXPUNGEISSUED]` whenever the directory listing that looks for
+/// it raced with the renames). Messages really expunged meanwhile may only lack content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_under_renames_and_expunges_never_fails_for_live_messages() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const KEEP: usize = 1500;
+    let srv = TestServer::start_with(|cfg| {
+        cfg.storage.maildir_flag_sync = loft::config::MaildirFlagSync::Immediate;
+    })
+    .await;
+    for i in 1..=KEEP {
+        deliver(
+            &srv.maildir(USER),
+            &format!("{}.M{i}P1.test", 1_700_000_000 + i),
+            &sample_message(i),
+        );
+    }
+    let mut c = srv.login().await;
+    let r = c.ok("SELECT INBOX").await;
+    assert!(r.contains(&format!("* {KEEP} EXISTS\r\n")), "{r:?}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for role in 0..10usize {
+        let mut c = srv.login().await;
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            c.ok("SELECT INBOX").await;
+            let mut failures = Vec::new();
+            let mut n = 0usize;
+            let mut gone = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                match role {
+                    // Fetchers: kept messages, content and metadata.
+                    0..=4 => {
+                        let k = 1 + (n * 397 + role * 131) % KEEP;
+                        let cmd = if n % 4 == 0 {
+                            format!("UID FETCH {k}:{} (UID FLAGS BODY.PEEK[HEADER])", k + 20)
+                        } else {
+                            format!("UID FETCH {k} (UID RFC822.SIZE BODY.PEEK[])")
+                        };
+                        let r = c.cmd(&cmd).await;
+                        let last = r.last().unwrap();
+                        if !last.contains(" OK ") {
+                            failures.push(format!("{cmd} -> {last}"));
+                        }
+                        if n % 3 == 0 {
+                            // The short-lived messages, content included, while another
+                            // session expunges them: answered with what is left, and OK
+                            // (RFC 2180 §4.1; `OK [EXPUNGEISSUED]` when some are gone).
+                            let cmd = format!("UID FETCH {}:* (UID FLAGS BODY.PEEK[])", KEEP + 1);
+                            let r = c.cmd(&cmd).await;
+                            let last = r.last().unwrap();
+                            if !last.contains(" OK ") {
+                                failures.push(format!("{cmd} -> {last}"));
+                            }
+                            if last.contains("EXPUNGEISSUED") {
+                                gone += 1;
+                            }
+                        }
+                    }
+                    // Storers: each STORE renames every kept message's file.
+                    5 | 6 => {
+                        let op = if n % 2 == 0 { "+" } else { "-" };
+                        let flag = if role == 5 { "\\Flagged" } else { "$Work" };
+                        c.ok(&format!("UID STORE 1:{KEEP} {op}FLAGS.SILENT ({flag})")).await;
+                    }
+                    // Appenders: short-lived messages.
+                    7 | 8 => {
+                        let m = format!(
+                            "From: t@example.org\r\nSubject: temp {role} {n}\r\n\r\ntemporary\r\n"
+                        );
+                        c.send(format!("x APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()).as_bytes())
+                            .await;
+                        c.collect("x").await;
+                    }
+                    // Expunger: removes the short-lived ones.
+                    _ => {
+                        let r = c.ok(&format!("UID SEARCH UID {}:* SUBJECT temp", KEEP + 1)).await;
+                        let uids: Vec<String> = r
+                            .iter()
+                            .filter_map(|l| l.strip_prefix("* SEARCH"))
+                            .flat_map(|l| l.split_whitespace().map(str::to_string))
+                            .collect();
+                        if !uids.is_empty() {
+                            c.ok(&format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids.join(",")))
+                                .await;
+                            c.ok("EXPUNGE").await;
+                        }
+                    }
+                }
+                if n % 5 == 0 {
+                    c.ok("NOOP").await;
+                }
+            }
+            c.ok("LOGOUT").await;
+            (role, n, gone, failures)
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    let mut rounds = Vec::new();
+    for t in tasks {
+        let (role, n, g, f) = t.await.expect("client task");
+        rounds.push((role, n, g));
+        failures.extend(f);
+    }
+    eprintln!("(role, rounds, FETCHes that met an expunged message): {rounds:?}");
+    assert!(
+        failures.is_empty(),
+        "{} failures ((role, rounds, expunged met) {rounds:?}): {:?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+}

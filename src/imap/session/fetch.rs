@@ -449,7 +449,11 @@ impl Session {
             }
         }
         if vanished {
-            Status::no_code("EXPUNGEISSUED", "Some messages were also expunged.")
+            // RFC 2180 §4.1: messages expunged by another session whose content is gone
+            // are left out; everything still known (metadata, cached items) and every
+            // other message was answered, so the command succeeded. As Dovecot does:
+            // OK with the RFC 5530 code, not NO (which clients take for a failed FETCH).
+            Status::ok_code("EXPUNGEISSUED", "Some messages were already expunged.")
         } else {
             Status::ok("Fetch completed.")
         }

@@ -86,19 +86,55 @@ impl MaildirMailbox {
         let path = self.folder().file_path(sub, &name);
         match read(&path) {
             Ok(d) => Ok(d),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                match self.folder().find_base(&base) {
-                    Some((sub, name)) => {
-                        let p = self.folder().file_path(sub, &name);
-                        read(&p).map_err(|e| match e.kind() {
-                            std::io::ErrorKind::NotFound => expunged(),
-                            _ => Error::io(p.display(), e),
-                        })
-                    }
-                    None => Err(expunged()),
-                }
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.find_moved(uid, &base, &read),
             Err(e) => Err(Error::io(path.display(), e)),
+        }
+    }
+
+    /// The file of `uid` was not where the map said: renamed (flags, `new/` -> `cur/`) or
+    /// expunged. Looked up by base name; when that fails too, once more under the folder
+    /// lock: Loft's own renames (a flag flush renaming thousands of files) run under it
+    /// and are in the file map before it is released, so neither the map nor a listing
+    /// made then can be caught halfway through them. Only then is it expunged.
+    fn find_moved<T>(
+        &self,
+        uid: Uid,
+        base: &str,
+        read: &impl Fn(&std::path::Path) -> std::io::Result<T>,
+    ) -> Result<T> {
+        if let Some(d) = self.read_by_base(base, read)? {
+            return Ok(d);
+        }
+        let folder = self.folder();
+        let _lock = FolderLock::acquire(&folder.path, folder.shared.clone())?;
+        let now = self
+            .state
+            .with(|c| c.files.get(uid).map(|f| (f.sub, f.name.clone())));
+        if let Some((sub, name)) = now {
+            let p = folder.file_path(sub, &name);
+            match read(&p) {
+                Ok(d) => return Ok(d),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(p.display(), e)),
+            }
+        }
+        self.read_by_base(base, read)?.ok_or_else(expunged)
+    }
+
+    /// Reads the file whose base name is `base`, wherever it is now; `None` if none is.
+    fn read_by_base<T>(
+        &self,
+        base: &str,
+        read: &impl Fn(&std::path::Path) -> std::io::Result<T>,
+    ) -> Result<Option<T>> {
+        let Some((sub, name)) = self.folder().find_base(base) else {
+            return Ok(None);
+        };
+        let p = self.folder().file_path(sub, &name);
+        match read(&p) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(p.display(), e)),
         }
     }
 }
