@@ -103,7 +103,21 @@ async fn rename_inbox_moves_messages() {
 async fn subscriptions_and_lsub() {
     let srv = TestServer::start().await;
     let mut c = srv.login().await;
+    // The special-use folders created at the first login are subscribed (and INBOX with
+    // them); the user's own folders only by SUBSCRIBE.
+    let auto = ["Drafts", "Sent", "Trash", "Junk", "Archive"];
+    let r = c.ok("LSUB \"\" *").await;
+    assert_eq!(
+        names(&r),
+        vec!["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
+    );
+    for name in auto {
+        c.ok(&format!("UNSUBSCRIBE {name}")).await;
+    }
+    c.ok("UNSUBSCRIBE INBOX").await;
     c.ok("CREATE a/b").await;
+    let r = c.ok("LSUB \"\" *").await;
+    assert!(names(&r).is_empty(), "{r:?}");
     c.ok("SUBSCRIBE a/b").await;
     c.ok("SUBSCRIBE INBOX").await;
     let r = c.ok("LSUB \"\" *").await;
@@ -174,8 +188,8 @@ async fn select_examine_status() {
         "{all}"
     );
     assert!(
-        all.contains("* 0 RECENT"),
-        "EXAMINE does not claim \\Recent: {all}"
+        all.contains("* 4 RECENT"),
+        "EXAMINE reports \\Recent (RFC 3501 §6.3.2) without claiming it: {all}"
     );
     assert!(r.last().unwrap().contains("OK [READ-ONLY]"), "{all}");
     let r = c.cmd("SELECT INBOX").await;
