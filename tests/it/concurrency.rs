@@ -265,7 +265,8 @@ async fn fetch_under_renames_and_expunges_never_fails_for_live_messages() {
                     5 | 6 => {
                         let op = if n % 2 == 0 { "+" } else { "-" };
                         let flag = if role == 5 { "\\Flagged" } else { "$Work" };
-                        c.ok(&format!("UID STORE 1:{KEEP} {op}FLAGS.SILENT ({flag})")).await;
+                        c.ok(&format!("UID STORE 1:{KEEP} {op}FLAGS.SILENT ({flag})"))
+                            .await;
                     }
                     // Appenders: short-lived messages.
                     7 | 8 => {
@@ -278,15 +279,20 @@ async fn fetch_under_renames_and_expunges_never_fails_for_live_messages() {
                     }
                     // Expunger: removes the short-lived ones.
                     _ => {
-                        let r = c.ok(&format!("UID SEARCH UID {}:* SUBJECT temp", KEEP + 1)).await;
+                        let r = c
+                            .ok(&format!("UID SEARCH UID {}:* SUBJECT temp", KEEP + 1))
+                            .await;
                         let uids: Vec<String> = r
                             .iter()
                             .filter_map(|l| l.strip_prefix("* SEARCH"))
                             .flat_map(|l| l.split_whitespace().map(str::to_string))
                             .collect();
                         if !uids.is_empty() {
-                            c.ok(&format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids.join(",")))
-                                .await;
+                            c.ok(&format!(
+                                "UID STORE {} +FLAGS.SILENT (\\Deleted)",
+                                uids.join(",")
+                            ))
+                            .await;
                             c.ok("EXPUNGE").await;
                         }
                     }

@@ -31,7 +31,8 @@ async fn thunderbird_first_sync_sees_every_folder() {
     c.ok("capability").await;
     c.ok(&format!("login \"{USER}\" \"{PASS}\"")).await;
     c.ok("capability").await;
-    c.ok("ID (\"name\" \"Thunderbird\" \"version\" \"153.0\")").await;
+    c.ok("ID (\"name\" \"Thunderbird\" \"version\" \"153.0\")")
+        .await;
     c.ok("namespace").await;
     let list = c.ok("list (special-use) \"\" \"*\"").await;
     let lsub = c.ok("lsub \"\" \"*\"").await;
@@ -46,15 +47,24 @@ async fn thunderbird_first_sync_sees_every_folder() {
     c.ok("UID fetch 1:* (FLAGS)").await;
     let all = c.ok("list \"\" \"*\"").await;
     let listed = mailbox_names(&all, "LIST");
-    assert_eq!(subscribed, listed, "every folder is subscribed on a fresh account");
+    assert_eq!(
+        subscribed, listed,
+        "every folder is subscribed on a fresh account"
+    );
     for name in ["INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive"] {
-        assert!(subscribed.iter().any(|n| n == name), "{name} not in LSUB: {lsub:?}");
+        assert!(
+            subscribed.iter().any(|n| n == name),
+            "{name} not in LSUB: {lsub:?}"
+        );
     }
     // A folder the user creates in Thunderbird: CREATE then SUBSCRIBE, both clean.
     c.ok("create \"Work\"").await;
     c.ok("subscribe \"Work\"").await;
     let lsub = c.ok("lsub \"\" \"*\"").await;
-    assert!(mailbox_names(&lsub, "LSUB").contains(&"Work".to_string()), "{lsub:?}");
+    assert!(
+        mailbox_names(&lsub, "LSUB").contains(&"Work".to_string()),
+        "{lsub:?}"
+    );
     // Unsubscribing is the user's choice: the next login does not subscribe again.
     c.ok("unsubscribe \"Junk\"").await;
     c.ok("logout").await;
@@ -78,6 +88,9 @@ async fn existing_account_without_subscriptions_gets_them() {
     let lsub = c.ok("lsub \"\" \"*\"").await;
     let names = mailbox_names(&lsub, "LSUB");
     for name in ["INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive"] {
-        assert!(names.iter().any(|n| n == name), "{name} not in LSUB: {lsub:?}");
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} not in LSUB: {lsub:?}"
+        );
     }
 }

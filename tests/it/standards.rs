@@ -41,23 +41,34 @@ async fn recreated_mailbox_gets_new_uidvalidity() {
     let mut seen = Vec::new();
     for round in 0..3 {
         c.ok("CREATE Again").await;
-        assert!(append(&mut c, "Again", &sample_message(round)).await.contains("OK"));
+        assert!(append(&mut c, "Again", &sample_message(round))
+            .await
+            .contains("OK"));
         let r = c.ok("SELECT Again").await;
         let v = number_after(&r, "UIDVALIDITY");
-        let r = c.ok("UID FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])").await;
+        let r = c
+            .ok("UID FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            .await;
         assert!(r.join("").contains(&format!("number {round}")), "{r:?}");
         seen.push(v);
         c.ok("CLOSE").await;
         c.ok("DELETE Again").await;
     }
-    assert!(seen.windows(2).all(|w| w[1] > w[0]), "UIDVALIDITY values {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[1] > w[0]),
+        "UIDVALIDITY values {seen:?}"
+    );
     // Across a restart of the server (a new process would lose anything held in memory):
     // the last value handed out is remembered under the mail root.
     let state = std::fs::read_to_string(srv.maildir(USER).join("loft-uidvalidity"))
         .expect("UIDVALIDITY state file at the mail root");
     assert_eq!(state.trim().parse::<u32>().ok(), seen.last().copied());
     let future = seen.last().unwrap() + 1000;
-    std::fs::write(srv.maildir(USER).join("loft-uidvalidity"), format!("{future}\n")).unwrap();
+    std::fs::write(
+        srv.maildir(USER).join("loft-uidvalidity"),
+        format!("{future}\n"),
+    )
+    .unwrap();
     drop(c);
     srv.stop().await;
     let cfg = srv.cfg.clone();
@@ -76,14 +87,21 @@ async fn recreated_mailbox_gets_new_uidvalidity() {
 async fn examine_reports_recent_without_clearing_it() {
     let srv = TestServer::start().await;
     for i in 1..=3 {
-        deliver(&srv.maildir(USER), &format!("17000000{i}.M{i}P1.mta"), &sample_message(i));
+        deliver(
+            &srv.maildir(USER),
+            &format!("17000000{i}.M{i}P1.mta"),
+            &sample_message(i),
+        );
     }
     let mut c = srv.login().await;
     let r = c.ok("EXAMINE INBOX").await;
     assert!(r.iter().any(|l| l == "* 3 EXISTS\r\n"), "{r:?}");
     assert!(r.iter().any(|l| l == "* 3 RECENT\r\n"), "{r:?}");
     let r = c.ok("FETCH 1:* FLAGS").await;
-    assert!(r.iter().filter(|l| l.contains("\\Recent")).count() == 3, "{r:?}");
+    assert!(
+        r.iter().filter(|l| l.contains("\\Recent")).count() == 3,
+        "{r:?}"
+    );
     let r = c.ok("STATUS INBOX (RECENT)").await;
     assert!(r[0].contains("RECENT 3"), "{r:?}");
     // A second EXAMINE still sees them, and so does the SELECT after it.
@@ -91,7 +109,11 @@ async fn examine_reports_recent_without_clearing_it() {
     let r = d.ok("EXAMINE INBOX").await;
     assert!(r.iter().any(|l| l == "* 3 RECENT\r\n"), "{r:?}");
     // New mail while examined is announced with its RECENT count.
-    deliver(&srv.maildir(USER), "1700000009.M9P1.mta", &sample_message(9));
+    deliver(
+        &srv.maildir(USER),
+        "1700000009.M9P1.mta",
+        &sample_message(9),
+    );
     let r = d.ok("NOOP").await;
     assert!(r.iter().any(|l| l == "* 4 EXISTS\r\n"), "{r:?}");
     assert!(r.iter().any(|l| l == "* 4 RECENT\r\n"), "{r:?}");
@@ -108,7 +130,9 @@ async fn largest_number_is_not_star() {
     let srv = TestServer::start().await;
     let mut c = srv.login().await;
     for i in 1..=3 {
-        assert!(append(&mut c, "INBOX", &sample_message(i)).await.contains("OK"));
+        assert!(append(&mut c, "INBOX", &sample_message(i))
+            .await
+            .contains("OK"));
     }
     c.ok("SELECT INBOX").await;
     let r = c.ok("UID FETCH 4294967295 (UID FLAGS)").await;
@@ -202,7 +226,10 @@ fn check_announced(lines: &[String], known: &mut Vec<String>) {
                 continue;
             }
             let flags = &l[at + 7..l[at..].find(')').map_or(l.len(), |e| at + e)];
-            for f in flags.split(' ').filter(|f| !f.is_empty() && !f.starts_with('\\')) {
+            for f in flags
+                .split(' ')
+                .filter(|f| !f.is_empty() && !f.starts_with('\\'))
+            {
                 assert!(
                     known.iter().any(|k| k.eq_ignore_ascii_case(f)),
                     "keyword {f} shown before any FLAGS announced it: {l:?} in {lines:?}"
@@ -220,7 +247,9 @@ async fn keywords_are_announced_before_fetch_shows_them() {
     let mut a = srv.login().await;
     let mut b = srv.login().await;
     for i in 1..=2 {
-        assert!(append(&mut a, "INBOX", &sample_message(i)).await.contains("OK"));
+        assert!(append(&mut a, "INBOX", &sample_message(i))
+            .await
+            .contains("OK"));
     }
     let mut known_a = Vec::new();
     let mut known_b = Vec::new();

@@ -118,10 +118,7 @@ mod tests {
             parse(b"4294967294").unwrap().ranges,
             vec![(4294967294, 4294967294)]
         );
-        assert_eq!(
-            parse(b"1:4294967295").unwrap().ranges,
-            vec![(1, u32::MAX)]
-        );
+        assert_eq!(parse(b"1:4294967295").unwrap().ranges, vec![(1, u32::MAX)]);
         assert_ne!(parse(b"4294967295").unwrap(), parse(b"*").unwrap());
     }
 

@@ -440,7 +440,10 @@ mod crlf_tests {
                 std::fs::write(&path, &h).unwrap();
                 let got = read_header(&path).unwrap();
                 let text = String::from_utf8_lossy(&got);
-                assert!(text.contains("X-Deep: found\r\n"), "{eol:?} {boundary} {extra}");
+                assert!(
+                    text.contains("X-Deep: found\r\n"),
+                    "{eol:?} {boundary} {extra}"
+                );
                 assert!(text.ends_with("\r\n\r\n") && !text.contains("body"));
             }
         }

@@ -86,7 +86,9 @@ impl MaildirMailbox {
         let path = self.folder().file_path(sub, &name);
         match read(&path) {
             Ok(d) => Ok(d),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.find_moved(uid, &base, &read),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.find_moved(uid, &base, &read)
+            }
             Err(e) => Err(Error::io(path.display(), e)),
         }
     }

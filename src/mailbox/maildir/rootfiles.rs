@@ -199,7 +199,10 @@ mod tests {
         assert_eq!(read_last_uid_validity(d.path()), b);
         let ahead = b + 100_000;
         std::fs::write(d.path().join(UIDVALIDITY_FILE), format!("{ahead}\n")).unwrap();
-        assert_eq!(next_uid_validity(d.path(), FsyncMode::Never).unwrap(), ahead + 1);
+        assert_eq!(
+            next_uid_validity(d.path(), FsyncMode::Never).unwrap(),
+            ahead + 1
+        );
         std::fs::write(d.path().join(UIDVALIDITY_FILE), "garbage").unwrap();
         assert!(next_uid_validity(d.path(), FsyncMode::Never).unwrap() >= 1);
     }
