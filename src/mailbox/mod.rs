@@ -273,8 +273,9 @@ pub struct SyncResult {
     /// returned, so callers can skip diffing with `Arc::ptr_eq`.
     pub snapshot: Arc<Snapshot>,
     /// UIDs that this session (and no other) sees as `\Recent` for the first time
-    /// (RFC 3501 §2.3.2). For read-only opens (EXAMINE): every message still `\Recent`
-    /// for the session that claims it next, claimed by nobody (may repeat across syncs).
+    /// (RFC 3501 §2.3.2). For read-only opens (EXAMINE): the messages, not reported to
+    /// this session before, that are still `\Recent` for the session that claims them
+    /// next (claimed by nobody).
     pub new_recent: Vec<Uid>,
 }
 

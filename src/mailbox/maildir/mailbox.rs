@@ -22,6 +22,9 @@ pub struct MaildirMailbox {
     /// Shared with every other session of this process on the folder.
     state: Arc<FolderState>,
     read_only: bool,
+    /// Read-only opens: the highest UID already reported as \Recent, so that each sync
+    /// reports only messages that arrived since (not every unclaimed one again).
+    recent_reported: Uid,
 }
 
 fn no_write() -> Error {
@@ -40,6 +43,7 @@ impl MaildirMailbox {
             ctx,
             state,
             read_only,
+            recent_reported: 0,
         })
     }
 
@@ -164,8 +168,12 @@ impl Mailbox for MaildirMailbox {
             // EXAMINE claims nothing but reports what is still \Recent for whichever
             // session claims it next (RFC 3501 §6.3.2, §7.3.2).
             let threshold = self.state.with(|c| c.recent_threshold);
-            let from = snapshot.messages.partition_point(|m| m.uid <= threshold);
+            let after = threshold.max(self.recent_reported);
+            let from = snapshot.messages.partition_point(|m| m.uid <= after);
             new_recent = snapshot.messages[from..].iter().map(|m| m.uid).collect();
+            if let Some(last) = new_recent.last() {
+                self.recent_reported = *last;
+            }
         }
         if self.state.take_dirty_found() {
             flagsync::mark_dirty(&self.state);
