@@ -14,8 +14,8 @@ mod units;
 mod walk;
 
 pub use diag::Diagnostic;
-pub use positions::Positions;
 pub use load::load;
+pub use positions::Positions;
 pub use units::{format_duration, parse_duration, parse_size};
 
 use std::net::SocketAddr;

@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use loft::auth::{app_passwords, hash_password, passwd_file, useradmin, Scheme, Service};
 use loft::config::{self, Config};
 
+mod privilege;
+
 #[derive(Parser)]
 #[command(
     name = "loft",
@@ -202,6 +204,8 @@ fn load(path: &Path) -> Result<Config, String> {
 
 fn serve(path: &Path) -> Result<(), String> {
     let cfg = load(path)?;
+    let plan = privilege::plan(&cfg.server, privilege::current_ids())
+        .map_err(|e| e.diagnostic(&cfg).to_string())?;
     // RUST_LOG, when set, wins over [log] level.
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => tracing_subscriber::EnvFilter::builder()
@@ -220,7 +224,11 @@ fn serve(path: &Path) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(loft::server::serve(cfg))
+    // Privileges are dropped (or kept, per the plan) once everything is bound and before
+    // the first connection is accepted.
+    let hook_cfg = cfg.clone();
+    let enter = move || privilege::enter(&hook_cfg, &plan);
+    runtime.block_on(loft::server::serve_with(cfg, enter))
 }
 
 fn join_addrs(a: &[std::net::SocketAddr]) -> String {
@@ -230,9 +238,81 @@ fn join_addrs(a: &[std::net::SocketAddr]) -> String {
         .join(" and ")
 }
 
+/// `check-config`'s view of the service account's access (from owners and mode bits, as
+/// `serve` would find it after the switch); returns how many problems it printed.
+fn check_service_access(cfg: &Config, a: &privilege::Account) -> usize {
+    let mut problems = 0;
+    let apps = app_passwords::path_for(&cfg.auth.passwd_file);
+    for f in [&cfg.auth.passwd_file, &apps] {
+        let Some(why) = privilege::denied(f, a, false) else {
+            continue;
+        };
+        if !f.exists() {
+            continue;
+        }
+        let fixable = privilege::is_default_passwd(cfg)
+            && std::fs::metadata(f).is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            && privilege::denied(&f.with_file_name(".probe"), a, false).is_none();
+        let d = cfg.positions.diagnostic(
+            &cfg.path,
+            "auth",
+            "passwd_file",
+            format!(
+                "the service account {} cannot read {}: {why}",
+                a.user,
+                f.display()
+            ),
+        );
+        if fixable {
+            eprintln!("{d} (serve gives group {} read access to it)", a.group);
+        } else {
+            eprintln!("{d}");
+            problems += 1;
+        }
+    }
+    if let Some(root) = privilege::mail_root(&cfg.storage.location) {
+        // A missing mail root is created by serve; its folders above must be searchable.
+        let probe = match root.exists() {
+            true => privilege::denied(&root, a, true),
+            false => {
+                let up = root
+                    .ancestors()
+                    .find(|p| p.exists())
+                    .unwrap_or(Path::new("/"));
+                privilege::denied(&up.join(".probe"), a, false)
+            }
+        };
+        if let Some(why) = probe {
+            let msg = format!(
+                "the service account {} cannot write in the mail root {}: {why}",
+                a.user,
+                root.display()
+            );
+            eprintln!(
+                "{}",
+                cfg.positions
+                    .diagnostic(&cfg.path, "storage", "location", msg)
+            );
+            problems += 1;
+        }
+    }
+    problems
+}
+
 fn check_config(path: &Path) -> Result<(), String> {
     let cfg = load(path)?;
     let mut problems = 0usize;
+    let plan = match privilege::plan(&cfg.server, privilege::current_ids()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("{}", e.diagnostic(&cfg));
+            problems += 1;
+            None
+        }
+    };
+    if let Some(privilege::Plan::Drop(a)) = &plan {
+        problems += check_service_access(&cfg, a);
+    }
 
     let users = if cfg.auth.passwd_file.exists() {
         match passwd_file::read(&cfg.auth.passwd_file) {
@@ -246,6 +326,17 @@ fn check_config(path: &Path) -> Result<(), String> {
                     );
                 }
                 problems += found.len();
+                if let Some(p) = &plan {
+                    let (uid, gid) = p.service_ids();
+                    for f in table.foreign_ids(uid, gid) {
+                        eprintln!(
+                            "{}:{}:{}: warning: {f}",
+                            cfg.auth.passwd_file.display(),
+                            f.line,
+                            f.col
+                        );
+                    }
+                }
                 table.len()
             }
             Err(e) => {
@@ -285,6 +376,9 @@ fn check_config(path: &Path) -> Result<(), String> {
         parts.push(format!("auth socket {}", socket.display()));
     }
     parts.push(format!("{users} user{}", if users == 1 { "" } else { "s" }));
+    if let Some(p) = &plan {
+        println!("{}: {}", path.display(), p.explain());
+    }
     println!("{}: OK ({})", path.display(), parts.join(", "));
     Ok(())
 }
