@@ -3,6 +3,7 @@
 //! logging and the runtime, and hands over to the library; holds no daemon logic.
 
 use std::io::{IsTerminal, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -146,6 +147,10 @@ fn main() -> ExitCode {
 /// `loft index ...`: the user's home (for `%h`) comes from the passwd-file when listed.
 fn index(config: &Path, action: IndexCmd) -> Result<(), String> {
     let cfg = load(config)?;
+    // Run as root, index files would be created as root in the service account's mail.
+    if let Ok(privilege::Plan::Drop(a)) = privilege::plan(&cfg.server, privilege::current_ids()) {
+        privilege::drop_to(&a).map_err(|e| e.to_string())?;
+    }
     let home = |user: &str| {
         passwd_file::read(&cfg.auth.passwd_file)
             .ok()
@@ -387,6 +392,34 @@ fn user(config: &Path, action: UserCmd) -> Result<(), String> {
     let cfg = load(config)?;
     let file = &cfg.auth.passwd_file;
     let apps = app_passwords::path_for(file);
+    let service = match privilege::plan(&cfg.server, privilege::current_ids()) {
+        Ok(privilege::Plan::Drop(a)) => Some(a),
+        _ => None,
+    };
+    let groups_before = [file, &apps].map(|f| std::fs::metadata(f).ok().map(|m| m.gid()));
+    user_action(file, &apps, action)?;
+    // Run as root, an edit replaces the file with one of root's group: give the service
+    // account back the read access it had (or, for the shipped file, needs).
+    let Some(a) = service else {
+        return Ok(());
+    };
+    let passwd_shared = groups_before[0] == Some(a.gid);
+    for (f, before) in [file, &apps].into_iter().zip(groups_before) {
+        let was_shared = before == Some(a.gid) || (before.is_none() && passwd_shared);
+        let shared = if was_shared || privilege::is_default_passwd(&cfg) {
+            privilege::share_with_group(f, &a)?
+        } else {
+            None
+        };
+        if let Some(what) = shared {
+            eprintln!("{what}");
+        }
+    }
+    Ok(())
+}
+
+fn user_action(file: &Path, apps: &Path, action: UserCmd) -> Result<(), String> {
+    let apps = apps.to_path_buf();
     let known = |name: &str| -> Result<(), String> {
         let (table, _) = passwd_file::read(file)?;
         match table.get(name) {
