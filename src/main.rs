@@ -257,7 +257,7 @@ fn check_service_access(cfg: &Config, a: &privilege::Account) -> usize {
         }
         let fixable = privilege::is_default_passwd(cfg)
             && std::fs::metadata(f).is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-            && privilege::denied(&f.with_file_name(".probe"), a, false).is_none();
+            && privilege::unreachable(f, a).is_none();
         let d = cfg.positions.diagnostic(
             &cfg.path,
             "auth",
@@ -279,13 +279,7 @@ fn check_service_access(cfg: &Config, a: &privilege::Account) -> usize {
         // A missing mail root is created by serve; its folders above must be searchable.
         let probe = match root.exists() {
             true => privilege::denied(&root, a, true),
-            false => {
-                let up = root
-                    .ancestors()
-                    .find(|p| p.exists())
-                    .unwrap_or(Path::new("/"));
-                privilege::denied(&up.join(".probe"), a, false)
-            }
+            false => privilege::unreachable(&root, a),
         };
         if let Some(why) = probe {
             let msg = format!(

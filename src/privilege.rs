@@ -537,10 +537,32 @@ pub fn denied(path: &Path, a: &Account, write: bool) -> Option<String> {
     })
 }
 
+/// Why `a` cannot reach `path` through its folders (the existing ones; missing ones
+/// will be created by root), or `None` when it can.
+pub fn unreachable(path: &Path, a: &Account) -> Option<String> {
+    let up = path
+        .ancestors()
+        .skip(1)
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    denied(&up.join(".probe"), a, false)
+}
+
 /// As root, before the switch: creates the mail root (owned by `a`, mode 0700) when it
 /// does not exist, and lets `a`'s group read the shipped passwd-file and its app
-/// passwords when they are root's and `a` could not. Returns what it did, for the log.
+/// passwords when they are root's and `a` could not. Changes nothing when `a` could not
+/// even reach them. Returns what it did, for the log.
 pub fn prepare(cfg: &Config, a: &Account) -> Result<Vec<String>, String> {
+    let root = mail_root(&cfg.storage.location);
+    for p in std::iter::once(&cfg.auth.passwd_file).chain(root.as_ref()) {
+        if let Some(why) = unreachable(p, a) {
+            return Err(format!(
+                "the service account {} cannot reach {}: {why}",
+                a.user,
+                p.display()
+            ));
+        }
+    }
     let mut done = Vec::new();
     if let Some(root) = mail_root(&cfg.storage.location) {
         if !root.exists() {

@@ -567,3 +567,41 @@ fn the_unit_file_runs_as_the_service_user_with_the_bind_capability() {
         assert!(unit.lines().any(|l| l.trim() == line), "missing {line}");
     }
 }
+
+#[test]
+fn root_refuses_files_the_account_cannot_reach_and_changes_nothing() {
+    if skip_unless_root("root_refuses_files_the_account_cannot_reach_and_changes_nothing") {
+        return;
+    }
+    let d = open_tempdir();
+    let port = free_port();
+    let root_dir = Path::new("/root");
+    if std::fs::metadata(root_dir).map_or(true, |m| m.mode() & 0o001 != 0) {
+        eprintln!("skipped: /root is missing or searchable by others here");
+        return;
+    }
+    let mail = format!("/root/loft-test-mail-{}", std::process::id());
+    let conf = shipped_config(d.path(), port, |t| {
+        t.replace("location = \"../var/mail/%u\"", &format!("location = \"{mail}/%u\""))
+    });
+    let out = Command::new(LOFT)
+        .arg("serve")
+        .arg("--config")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the service account nobody cannot reach {mail}: /root (mode 700"
+        )),
+        "{err}"
+    );
+    assert!(!Path::new(&mail).exists(), "nothing created");
+    assert!(!d.path().join("conf/users").exists() || {
+        let m = std::fs::metadata(d.path().join("conf/users")).unwrap();
+        m.gid() == 0
+    });
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "never accepted");
+}
