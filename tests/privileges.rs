@@ -300,9 +300,26 @@ fn root_serves_the_shipped_config_as_nobody() {
     }
     let d = open_tempdir();
     let port = free_port();
-    let conf = shipped_config(d.path(), port, |t| t);
+    // With the auth socket too: bound by root in a folder nobody may not write.
+    let sock = d.path().join("run/auth");
+    let conf = shipped_config(d.path(), port, |t| {
+        t.replace(
+            "socket_tcp = []",
+            &format!("socket_tcp = []\nsocket = \"{}\"", sock.display()),
+        )
+    });
     let mut daemon = Daemon::start(Command::new(LOFT).arg("serve").arg("--config").arg(&conf));
     assert!(daemon.wait_for("ready"), "{}", daemon.log_text());
+    let mut hello = String::new();
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while !hello.contains("DONE") {
+        let mut b = [0u8; 512];
+        let n = s.read(&mut b).unwrap();
+        assert!(n > 0, "{hello}");
+        hello.push_str(&String::from_utf8_lossy(&b[..n]));
+    }
+    assert!(hello.starts_with("VERSION\t1\t"), "{hello}");
     // Every ID of the process is nobody's, and no capability is left.
     let (uid, gid, cap_eff) = proc_ids(daemon.pid());
     assert_eq!(uid, vec![65534; 4], "{}", daemon.log_text());
@@ -329,6 +346,24 @@ fn root_serves_the_shipped_config_as_nobody() {
         .collect();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].uid(), 65534, "the message file is nobody's");
+    // `loft index` run by root works as nobody too: no file of alice's becomes root's.
+    let out = Command::new(LOFT)
+        .args(["index", "rebuild", "alice", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut stack = vec![inbox];
+    let mut n = 0;
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        assert_eq!(m.uid(), 65534, "{} is not nobody's", p.display());
+        n += 1;
+        if m.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(n > 5, "walked {n} files");
 }
 
 #[test]
