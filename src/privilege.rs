@@ -489,7 +489,7 @@ pub fn is_default_passwd(cfg: &Config) -> bool {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::path::absolute(&dir).map_or(false, |d| cfg.auth.passwd_file == d.join("users"))
+    std::path::absolute(&dir).is_ok_and(|d| cfg.auth.passwd_file == d.join("users"))
 }
 
 /// Why `a` cannot use `path` (`write` for a folder to create files in, else read),

@@ -269,8 +269,11 @@ pub struct PasswdDb {
     check: Mutex<Check>,
     table: RwLock<Arc<Table>>,
     /// (user, uid, gid) already warned about at login.
-    foreign_warned: Mutex<std::collections::HashSet<(String, Option<u32>, Option<u32>)>>,
+    foreign_warned: Mutex<std::collections::HashSet<Warned>>,
 }
+
+/// A user and the uid/gid fields a warning was logged for.
+type Warned = (String, Option<u32>, Option<u32>);
 
 /// How often the file's identity is looked at, at most.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
