@@ -448,9 +448,13 @@ fn unprivileged_start_runs_as_that_account() {
     } else {
         unsafe { (libc::geteuid(), libc::getegid()) }
     };
+    // Run by nobody itself (not as root), the configured account must be another one.
+    let other = if uid == 65534 { "daemon" } else { "nobody" };
+    let with_other =
+        move |t: String| t.replace("user = \"nobody\"", &format!("user = \"{other}\""));
     let d = open_tempdir();
     let port = free_port();
-    let conf = shipped_config(d.path(), port, |t| t);
+    let conf = shipped_config(d.path(), port, with_other);
     if is_root() {
         chown_tree(d.path(), uid);
     }
@@ -458,16 +462,16 @@ fn unprivileged_start_runs_as_that_account() {
     assert!(daemon.wait_for("ready"), "{}", daemon.log_text());
     let log = daemon.log_text();
     assert!(log.contains("the account that starts it"), "{log}");
-    assert!(
-        log.contains("[server] user \"nobody\" applies when started as root"),
-        "{log}"
-    );
+    let note = format!("[server] user \"{other}\" applies when started as root");
+    assert!(log.contains(&note), "{log}");
     let (uids, gids, _) = proc_ids(daemon.pid());
     assert_eq!((uids, gids), (vec![uid; 4], vec![gid; 4]));
     drop(daemon);
 
     // With when_not_root = "refuse" (the default) the same start is refused, at the key.
-    let refuse = |t: String| t.replace("when_not_root = \"run\"", "when_not_root = \"refuse\"");
+    let refuse = move |t: String| {
+        with_other(t).replace("when_not_root = \"run\"", "when_not_root = \"refuse\"")
+    };
     let conf = shipped_config(d.path(), port, refuse);
     if is_root() {
         chown_tree(d.path(), uid);
@@ -481,11 +485,41 @@ fn unprivileged_start_runs_as_that_account() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     let at = format!(
-        ":{}:8: [server] user/group is nobody",
+        ":{}:8: [server] user/group is {other}",
         line_of(&conf, "user = ")
     );
     assert!(err.contains(&at), "{err}");
     assert!(err.contains("cannot switch accounts"), "{err}");
+
+    // Started as the configured account itself (the systemd way), it just runs, even
+    // with "refuse".
+    if !is_root() {
+        return;
+    }
+    chown_tree(d.path(), 65534);
+    let mut daemon = Daemon::start(as_account(65534).arg("serve").arg("--config").arg(&conf));
+    assert!(daemon.wait_for("ready"), "{}", daemon.log_text());
+    let log = daemon.log_text();
+    assert!(log.contains("serves mail as nobody (uid 65534)"), "{log}");
+    assert!(!log.contains("applies when started as root"), "{log}");
+    assert_eq!(proc_ids(daemon.pid()).0, vec![65534; 4]);
+    append_and_read_new_user(&mut daemon, &conf, port);
+}
+
+/// Adds a user with the CLI (as the account owning the files) and reads mail as it.
+fn append_and_read_new_user(daemon: &mut Daemon, conf: &Path, port: u16) {
+    let mut child = as_account(65534)
+        .args(["user", "add", "erin", "--scheme", "PLAIN", "--config"])
+        .arg(conf)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"pw").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    daemon.drain(Duration::from_millis(1100)); // the passwd-file is looked at once a second
+    append_and_read(port, "erin", "pw");
 }
 
 #[test]
@@ -617,7 +651,10 @@ fn root_refuses_files_the_account_cannot_reach_and_changes_nothing() {
     }
     let mail = format!("/root/loft-test-mail-{}", std::process::id());
     let conf = shipped_config(d.path(), port, |t| {
-        t.replace("location = \"../var/mail/%u\"", &format!("location = \"{mail}/%u\""))
+        t.replace(
+            "location = \"../var/mail/%u\"",
+            &format!("location = \"{mail}/%u\""),
+        )
     });
     let out = Command::new(LOFT)
         .arg("serve")
@@ -634,9 +671,14 @@ fn root_refuses_files_the_account_cannot_reach_and_changes_nothing() {
         "{err}"
     );
     assert!(!Path::new(&mail).exists(), "nothing created");
-    assert!(!d.path().join("conf/users").exists() || {
-        let m = std::fs::metadata(d.path().join("conf/users")).unwrap();
-        m.gid() == 0
-    });
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "never accepted");
+    assert!(
+        !d.path().join("conf/users").exists() || {
+            let m = std::fs::metadata(d.path().join("conf/users")).unwrap();
+            m.gid() == 0
+        }
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "never accepted"
+    );
 }
