@@ -635,6 +635,22 @@ fn the_unit_file_runs_as_the_service_user_with_the_bind_capability() {
     ] {
         assert!(unit.lines().any(|l| l.trim() == line), "missing {line}");
     }
+    // systemd's own checker, when installed, with ExecStart pointing at this build.
+    let d = tempfile::tempdir().unwrap();
+    let copy = d.path().join("loft.service");
+    std::fs::write(&copy, unit.replace("/usr/local/bin/loft", LOFT)).unwrap();
+    match Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}",
+            text(&out.stderr)
+        ),
+        Err(_) => eprintln!("systemd-analyze not installed: unit syntax not verified"),
+    }
 }
 
 #[test]
