@@ -593,24 +593,44 @@ fn create_mail_root(root: &Path, a: &Account) -> Result<(), String> {
     for dir in missing {
         let err = |e: io::Error| format!("cannot create {}: {e}", dir.display());
         std::fs::create_dir(dir).map_err(err)?;
+        // Through a descriptor of the folder just made, never following a link someone
+        // may have put in its place since.
+        let fd = open_nofollow(dir, libc::O_DIRECTORY).map_err(err)?;
+        if dir == root {
+            std::os::unix::fs::fchown(&fd, Some(a.uid), Some(a.gid))
+                .map_err(|e| format!("cannot give {} to {}: {e}", root.display(), a.user))?;
+        }
         let mode = if dir == root { 0o700 } else { 0o755 };
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+        fd.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(err)?;
     }
-    std::os::unix::fs::chown(root, Some(a.uid), Some(a.gid))
-        .map_err(|e| format!("cannot give {} to {}: {e}", root.display(), a.user))
+    Ok(())
+}
+
+/// Opens `path` read-only without following a final symbolic link.
+fn open_nofollow(path: &Path, flags: libc::c_int) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | flags)
+        .open(path)
 }
 
 /// When root owns `file` and `a` cannot read it: group `a.gid`, group-readable.
 pub fn share_with_group(file: &Path, a: &Account) -> Result<Option<String>, String> {
-    let Ok(m) = std::fs::symlink_metadata(file) else {
+    // The descriptor, not the name, is judged and changed: a link is never followed.
+    let Ok(f) = open_nofollow(file, libc::O_NONBLOCK) else {
+        return Ok(None);
+    };
+    let Ok(m) = f.metadata() else {
         return Ok(None);
     };
     if !m.is_file() || m.uid() != 0 || denied(file, a, false).is_none() {
         return Ok(None);
     }
     let mode = (m.mode() & 0o7777) | 0o040;
-    std::os::unix::fs::chown(file, None, Some(a.gid))
-        .and_then(|()| std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)))
+    std::os::unix::fs::fchown(&f, None, Some(a.gid))
+        .and_then(|()| f.set_permissions(std::fs::Permissions::from_mode(mode)))
         .map_err(|e| format!("cannot let group {} read {}: {e}", a.group, file.display()))?;
     Ok(Some(format!(
         "{} is now readable by group {} (mode {mode:o})",

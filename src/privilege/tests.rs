@@ -2,6 +2,7 @@
 //! real binary in tests/privileges.rs).
 
 use super::*;
+use std::os::unix::fs::MetadataExt as _;
 
 fn server(user: Option<&str>, group: Option<&str>, allow_root: bool) -> ServerConfig {
     let mut s = Config::for_tests(Path::new("/tmp")).server;
@@ -150,4 +151,34 @@ fn denied_reads_owners_and_mode_bits_along_the_path() {
         assert!(denied(&f, &nobody, false).unwrap().contains("not readable"));
     }
     assert_eq!(denied(&f, &account_of(0, 0), false), None, "root reads all");
+}
+
+#[test]
+fn sharing_never_follows_a_link_and_leaves_readable_files_alone() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let nobody = account_of(65534, 65534);
+    let target = d.path().join("secret");
+    std::fs::write(&target, "x").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = d.path().join("users");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert_eq!(share_with_group(&link, &nobody), Ok(None));
+    let m = std::fs::metadata(&target).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o600, "the link's target is untouched");
+    let open = d.path().join("open");
+    std::fs::write(&open, "x").unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(share_with_group(&open, &nobody), Ok(None));
+    // SAFETY: plain getter.
+    if unsafe { libc::geteuid() } == 0 {
+        // Root's and closed to nobody: shared with its group.
+        let did = share_with_group(&target, &nobody).unwrap().unwrap();
+        assert!(
+            did.contains("readable by group nogroup (mode 640)"),
+            "{did}"
+        );
+        let m = std::fs::metadata(&target).unwrap();
+        assert_eq!((m.gid(), m.mode() & 0o777), (65534, 0o640));
+    }
 }
