@@ -2,7 +2,6 @@
 //! real binary in tests/privileges.rs).
 
 use super::*;
-use std::os::unix::fs::MetadataExt as _;
 
 fn server(user: Option<&str>, group: Option<&str>, allow_root: bool) -> ServerConfig {
     let mut s = Config::for_tests(Path::new("/tmp")).server;
