@@ -9,11 +9,13 @@ mod diag;
 mod files;
 mod load;
 mod pop3;
+mod positions;
 mod units;
 mod walk;
 
 pub use diag::Diagnostic;
 pub use load::load;
+pub use positions::Positions;
 pub use units::{format_duration, parse_duration, parse_size};
 
 use std::net::SocketAddr;
@@ -31,6 +33,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub storage: StorageConfig,
     pub log: LogConfig,
+    /// Where each key was written, for diagnostics made after loading.
+    pub positions: Positions,
 }
 
 #[derive(Clone, Debug)]
@@ -43,6 +47,26 @@ pub struct ServerConfig {
     pub max_connections_per_user_ip: usize,
     /// Concurrent connections from one remote IP before login (default 100).
     pub max_connections_per_ip: usize,
+    /// The account Loft serves mail as: started as root it drops to it after binding
+    /// (name or number). `None`: no switch.
+    pub user: Option<String>,
+    /// Its group (name or number); `None`: the user's primary group.
+    pub group: Option<String>,
+    /// Serving mail as root is refused unless this is true (default false).
+    pub allow_root: bool,
+    /// Started by an ordinary account other than `user` (default [`WhenNotRoot::Refuse`]).
+    pub when_not_root: WhenNotRoot,
+}
+
+/// `[server] when_not_root`: what a start by an ordinary account other than `[server] user`
+/// does (it cannot switch users).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WhenNotRoot {
+    /// Refuse to start: mail would belong to another account than configured.
+    #[default]
+    Refuse,
+    /// Run as the starting account (the shipped try-out configuration).
+    Run,
 }
 
 #[derive(Clone, Debug)]
@@ -211,6 +235,10 @@ impl Config {
                 max_connections: 1000,
                 max_connections_per_user_ip: 20,
                 max_connections_per_ip: 100,
+                user: None,
+                group: None,
+                allow_root: false,
+                when_not_root: WhenNotRoot::Refuse,
             },
             imap: ImapConfig {
                 listen: vec![],
@@ -267,6 +295,7 @@ impl Config {
             log: LogConfig {
                 level: "info".into(),
             },
+            positions: Positions::default(),
         }
     }
 }

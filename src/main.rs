@@ -3,6 +3,7 @@
 //! logging and the runtime, and hands over to the library; holds no daemon logic.
 
 use std::io::{IsTerminal, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -10,6 +11,8 @@ use clap::{Parser, Subcommand};
 
 use loft::auth::{app_passwords, hash_password, passwd_file, useradmin, Scheme, Service};
 use loft::config::{self, Config};
+
+mod privilege;
 
 #[derive(Parser)]
 #[command(
@@ -144,6 +147,10 @@ fn main() -> ExitCode {
 /// `loft index ...`: the user's home (for `%h`) comes from the passwd-file when listed.
 fn index(config: &Path, action: IndexCmd) -> Result<(), String> {
     let cfg = load(config)?;
+    // Run as root, index files would be created as root in the service account's mail.
+    if let Ok(privilege::Plan::Drop(a)) = privilege::plan(&cfg.server, privilege::current_ids()) {
+        privilege::drop_to(&a).map_err(|e| e.to_string())?;
+    }
     let home = |user: &str| {
         passwd_file::read(&cfg.auth.passwd_file)
             .ok()
@@ -202,6 +209,8 @@ fn load(path: &Path) -> Result<Config, String> {
 
 fn serve(path: &Path) -> Result<(), String> {
     let cfg = load(path)?;
+    let plan = privilege::plan(&cfg.server, privilege::current_ids())
+        .map_err(|e| e.diagnostic(&cfg).to_string())?;
     // RUST_LOG, when set, wins over [log] level.
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => tracing_subscriber::EnvFilter::builder()
@@ -220,7 +229,11 @@ fn serve(path: &Path) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(loft::server::serve(cfg))
+    // Privileges are dropped (or kept, per the plan) once everything is bound and before
+    // the first connection is accepted.
+    let hook_cfg = cfg.clone();
+    let enter = move || privilege::enter(&hook_cfg, &plan);
+    runtime.block_on(loft::server::serve_with(cfg, enter))
 }
 
 fn join_addrs(a: &[std::net::SocketAddr]) -> String {
@@ -230,9 +243,75 @@ fn join_addrs(a: &[std::net::SocketAddr]) -> String {
         .join(" and ")
 }
 
+/// `check-config`'s view of the service account's access (from owners and mode bits, as
+/// `serve` would find it after the switch); returns how many problems it printed.
+fn check_service_access(cfg: &Config, a: &privilege::Account) -> usize {
+    let mut problems = 0;
+    let apps = app_passwords::path_for(&cfg.auth.passwd_file);
+    for f in [&cfg.auth.passwd_file, &apps] {
+        let Some(why) = privilege::denied(f, a, false) else {
+            continue;
+        };
+        if !f.exists() {
+            continue;
+        }
+        let fixable = privilege::is_default_passwd(cfg)
+            && std::fs::metadata(f).is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            && privilege::unreachable(f, a).is_none();
+        let d = cfg.positions.diagnostic(
+            &cfg.path,
+            "auth",
+            "passwd_file",
+            format!(
+                "the service account {} cannot read {}: {why}",
+                a.user,
+                f.display()
+            ),
+        );
+        if fixable {
+            eprintln!("{d} (serve gives group {} read access to it)", a.group);
+        } else {
+            eprintln!("{d}");
+            problems += 1;
+        }
+    }
+    if let Some(root) = privilege::mail_root(&cfg.storage.location) {
+        // A missing mail root is created by serve; its folders above must be searchable.
+        let probe = match root.exists() {
+            true => privilege::denied(&root, a, true),
+            false => privilege::unreachable(&root, a),
+        };
+        if let Some(why) = probe {
+            let msg = format!(
+                "the service account {} cannot write in the mail root {}: {why}",
+                a.user,
+                root.display()
+            );
+            eprintln!(
+                "{}",
+                cfg.positions
+                    .diagnostic(&cfg.path, "storage", "location", msg)
+            );
+            problems += 1;
+        }
+    }
+    problems
+}
+
 fn check_config(path: &Path) -> Result<(), String> {
     let cfg = load(path)?;
     let mut problems = 0usize;
+    let plan = match privilege::plan(&cfg.server, privilege::current_ids()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("{}", e.diagnostic(&cfg));
+            problems += 1;
+            None
+        }
+    };
+    if let Some(privilege::Plan::Drop(a)) = &plan {
+        problems += check_service_access(&cfg, a);
+    }
 
     let users = if cfg.auth.passwd_file.exists() {
         match passwd_file::read(&cfg.auth.passwd_file) {
@@ -246,6 +325,17 @@ fn check_config(path: &Path) -> Result<(), String> {
                     );
                 }
                 problems += found.len();
+                if let Some(p) = &plan {
+                    let (uid, gid) = p.service_ids();
+                    for f in table.foreign_ids(uid, gid) {
+                        eprintln!(
+                            "{}:{}:{}: warning: {f}",
+                            cfg.auth.passwd_file.display(),
+                            f.line,
+                            f.col
+                        );
+                    }
+                }
                 table.len()
             }
             Err(e) => {
@@ -285,6 +375,9 @@ fn check_config(path: &Path) -> Result<(), String> {
         parts.push(format!("auth socket {}", socket.display()));
     }
     parts.push(format!("{users} user{}", if users == 1 { "" } else { "s" }));
+    if let Some(p) = &plan {
+        println!("{}: {}", path.display(), p.explain());
+    }
     println!("{}: OK ({})", path.display(), parts.join(", "));
     Ok(())
 }
@@ -293,6 +386,34 @@ fn user(config: &Path, action: UserCmd) -> Result<(), String> {
     let cfg = load(config)?;
     let file = &cfg.auth.passwd_file;
     let apps = app_passwords::path_for(file);
+    let service = match privilege::plan(&cfg.server, privilege::current_ids()) {
+        Ok(privilege::Plan::Drop(a)) => Some(a),
+        _ => None,
+    };
+    let groups_before = [file, &apps].map(|f| std::fs::metadata(f).ok().map(|m| m.gid()));
+    user_action(file, &apps, action)?;
+    // Run as root, an edit replaces the file with one of root's group: give the service
+    // account back the read access it had (or, for the shipped file, needs).
+    let Some(a) = service else {
+        return Ok(());
+    };
+    let passwd_shared = groups_before[0] == Some(a.gid);
+    for (f, before) in [file, &apps].into_iter().zip(groups_before) {
+        let was_shared = before == Some(a.gid) || (before.is_none() && passwd_shared);
+        let shared = if was_shared || privilege::is_default_passwd(&cfg) {
+            privilege::share_with_group(f, &a)?
+        } else {
+            None
+        };
+        if let Some(what) = shared {
+            eprintln!("{what}");
+        }
+    }
+    Ok(())
+}
+
+fn user_action(file: &Path, apps: &Path, action: UserCmd) -> Result<(), String> {
+    let apps = apps.to_path_buf();
     let known = |name: &str| -> Result<(), String> {
         let (table, _) = passwd_file::read(file)?;
         match table.get(name) {

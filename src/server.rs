@@ -165,6 +165,16 @@ struct Contexts {
 
 /// Binds the listeners and starts serving. Returns when everything is listening.
 pub async fn start(cfg: Config) -> Result<Server, String> {
+    start_with(cfg, || Ok(())).await
+}
+
+/// As [`start`], with `before_accept` run once every listener and the auth socket are
+/// bound and the TLS key is read, before any connection is accepted: the `serve` command
+/// drops root privileges there. Its error aborts the start.
+pub async fn start_with<F>(cfg: Config, before_accept: F) -> Result<Server, String>
+where
+    F: FnOnce() -> Result<(), String>,
+{
     let cfg = Arc::new(cfg);
     let auth = Arc::new(Authenticator::new(&cfg.auth)?);
     let tls = match crate::tls::server_config(&cfg.tls, &cfg.server.hostname) {
@@ -176,11 +186,10 @@ pub async fn start(cfg: Config) -> Result<Server, String> {
         Err(e) => return Err(e),
     };
     let (stop, stop_rx) = watch::channel(false);
-    let auth_socket =
-        crate::auth::socket::start(&cfg.auth, Arc::clone(&auth), stop_rx.clone()).await?;
-    let auth_tcp_addrs = auth_socket
+    let auth_bound = crate::auth::socket::bind(&cfg.auth).await?;
+    let auth_tcp_addrs = auth_bound
         .as_ref()
-        .map(|s| s.tcp_addrs.clone())
+        .map(|s| s.tcp_addrs())
         .unwrap_or_default();
     let user_limits = UserIpLimits::new(cfg.server.max_connections_per_user_ip);
     let ctxs = Arc::new(Contexts {
@@ -226,6 +235,8 @@ pub async fn start(cfg: Config) -> Result<Server, String> {
             listeners.push((l, service));
         }
     }
+    before_accept()?;
+    let auth_socket = auth_bound.map(|b| b.serve(Arc::clone(&auth), stop_rx.clone()));
     for (listener, service) in listeners {
         let ctxs = Arc::clone(&ctxs);
         let connections = Arc::clone(&connections);
@@ -339,12 +350,20 @@ fn accept_one(
 
 /// Runs the daemon until SIGTERM/SIGINT. Errors are startup failures, in plain words.
 pub async fn serve(cfg: Config) -> Result<(), String> {
+    serve_with(cfg, || Ok(())).await
+}
+
+/// As [`serve`], with `before_accept` run as in [`start_with`].
+pub async fn serve_with<F>(cfg: Config, before_accept: F) -> Result<(), String>
+where
+    F: FnOnce() -> Result<(), String>,
+{
     use tokio::signal::unix::{signal, SignalKind};
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     let mut int =
         signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
-    let server = start(cfg).await?;
+    let server = start_with(cfg, before_accept).await?;
     info!("Loft {} ready", env!("CARGO_PKG_VERSION"));
     tokio::select! {
         _ = term.recv() => info!("SIGTERM received, shutting down"),

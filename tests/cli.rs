@@ -29,13 +29,24 @@ fn shipped_config_checks_ok() {
     let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/loft.toml");
     let out = loft(&["check-config", "--config", conf.to_str().unwrap()], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let (account, ok) = stdout.split_once('\n').unwrap();
     assert_eq!(
-        text(&out.stdout),
+        ok,
         format!(
             "{}: OK (imap on 127.0.0.1:1143, imaps on 127.0.0.1:1993, pop3 on 127.0.0.1:1110, pop3s on 127.0.0.1:1995, 0 users)\n",
             conf.display()
         )
     );
+    // Which account serves mail: the shipped `user` when started as root, else the
+    // account that starts it (`when_not_root = "run"`).
+    // SAFETY: plain getter.
+    let expected = match unsafe { libc::geteuid() } {
+        0 => "then serves mail as nobody (uid 65534), group nogroup (gid 65534) for good",
+        65534 => "serves mail as nobody (uid 65534), group nogroup (gid 65534), the account",
+        _ => "the account that starts it ([server] user \"nobody\" applies when started as root",
+    };
+    assert!(account.contains(expected), "{account}");
 }
 
 #[test]
@@ -44,7 +55,7 @@ fn good_config_with_a_user() {
     let conf = d.path().join("loft.toml");
     std::fs::write(
         &conf,
-        "[imap]\nlisten = \"127.0.0.1:2143\"\nlisten_tls = []\n[pop3]\nlisten_tls = []\n[auth]\npasswd_file = \"pw\"\n",
+        "[server]\nallow_root = true\n[imap]\nlisten = \"127.0.0.1:2143\"\nlisten_tls = []\n[pop3]\nlisten_tls = []\n[auth]\npasswd_file = \"pw\"\n",
     )
     .unwrap();
     std::fs::write(d.path().join("pw"), "# one user\nalice:{PLAIN}x\n").unwrap();

@@ -92,7 +92,7 @@ impl Server {
         self.port = free_port();
         let d = self.dir.path();
         let conf = format!(
-            "[server]\nhostname = \"localhost\"\n\
+            "[server]\nhostname = \"localhost\"\nallow_root = true\n\
              [imap]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = []\n\
              [pop3]\nlisten = []\nlisten_tls = []\n\
              [auth]\npasswd_file = \"users\"\nfailure_delay = \"0s\"\n\

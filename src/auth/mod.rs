@@ -205,6 +205,7 @@ impl Authenticator {
         match outcome {
             Ok((Outcome::Ok(found, app), extra)) => {
                 self.inner.limiter.succeeded(user, remote);
+                self.inner.db.note_login(&found.name, found.uid, found.gid);
                 if let Some(name) = app {
                     tracing::info!(user = %found.name, service = %service, remote = %remote_s,
                         app_password = %name, "authenticated with an app password");

@@ -24,6 +24,8 @@ pub struct Entry {
     pub home: Option<PathBuf>,
     /// Line number in the file, for messages.
     pub line: usize,
+    /// 1-based columns of the uid and gid fields on that line, for messages.
+    pub id_cols: [usize; 2],
 }
 
 /// A problem on one line of the file.
@@ -67,6 +69,58 @@ impl Table {
     pub fn has_scheme(&self, scheme: Scheme) -> bool {
         self.schemes.contains(&scheme)
     }
+
+    /// Every uid or gid field that differs from the account Loft serves mail as (`uid`,
+    /// `gid`), in file order: Loft does not switch users per login, so such a field is
+    /// ignored and the mail belongs to the service account.
+    pub fn foreign_ids(&self, uid: u32, gid: u32) -> Vec<ForeignId> {
+        let mut out = Vec::new();
+        for e in self.users.values() {
+            for (field, value, service, col) in [
+                ("uid", e.uid, uid, e.id_cols[0]),
+                ("gid", e.gid, gid, e.id_cols[1]),
+            ] {
+                if let Some(value) = value.filter(|v| *v != service) {
+                    out.push(ForeignId {
+                        user: e.name.clone(),
+                        line: e.line,
+                        col,
+                        field,
+                        value,
+                        service,
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|f| (f.line, f.col));
+        out
+    }
+}
+
+/// A passwd-file uid or gid field that is not the service account's (see
+/// [`Table::foreign_ids`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForeignId {
+    pub user: String,
+    pub line: usize,
+    /// 1-based column of the field.
+    pub col: usize,
+    /// `"uid"` or `"gid"`.
+    pub field: &'static str,
+    pub value: u32,
+    /// The service account's id.
+    pub service: u32,
+}
+
+impl std::fmt::Display for ForeignId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "user {:?}: {} {} differs from Loft's service {} {}; it is ignored and the \
+             mail is owned by the service account",
+            self.user, self.field, self.value, self.field, self.service
+        )
+    }
 }
 
 fn parse_id(field: Option<&str>, what: &str) -> Result<Option<u32>, String> {
@@ -91,8 +145,11 @@ fn parse_line(line: &str, n: usize) -> Result<Entry, String> {
     let Some(password) = f.next() else {
         return Err(format!("no ':' after user name {name:?}"));
     };
-    let uid = parse_id(f.next(), "uid")?;
+    let uid_text = f.next();
+    let uid = parse_id(uid_text, "uid")?;
     let gid = parse_id(f.next(), "gid")?;
+    let uid_col = name.chars().count() + password.chars().count() + 3;
+    let gid_col = uid_col + uid_text.map_or(0, |t| t.chars().count()) + 1;
     let _gecos = f.next();
     let home = f.next().filter(|h| !h.is_empty()).map(PathBuf::from);
     // shell and extra fields (which may themselves contain ':') are not used.
@@ -103,6 +160,7 @@ fn parse_line(line: &str, n: usize) -> Result<Entry, String> {
         gid,
         home,
         line: n,
+        id_cols: [uid_col, gid_col],
     })
 }
 
@@ -210,7 +268,12 @@ pub struct PasswdDb {
     path: PathBuf,
     check: Mutex<Check>,
     table: RwLock<Arc<Table>>,
+    /// (user, uid, gid) already warned about at login.
+    foreign_warned: Mutex<std::collections::HashSet<Warned>>,
 }
+
+/// A user and the uid/gid fields a warning was logged for.
+type Warned = (String, Option<u32>, Option<u32>);
 
 /// How often the file's identity is looked at, at most.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -234,7 +297,38 @@ impl PasswdDb {
                 last: Instant::now(),
             }),
             table: RwLock::new(Arc::new(table)),
+            foreign_warned: Mutex::new(Default::default()),
         })
+    }
+
+    /// At a login: warns once per user (and per pair of values) when the passwd-file's
+    /// uid/gid fields of `user` differ from the account the process runs as, which is
+    /// the one that owns the mail. Returns whether it warned.
+    pub fn note_login(&self, user: &str, uid: Option<u32>, gid: Option<u32>) -> bool {
+        // SAFETY: geteuid and getegid cannot fail and touch no memory.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let foreign_uid = uid.filter(|u| *u != euid);
+        let foreign_gid = gid.filter(|g| *g != egid);
+        if foreign_uid.is_none() && foreign_gid.is_none() {
+            return false;
+        }
+        let mut warned = self
+            .foreign_warned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !warned.insert((user.to_string(), uid, gid)) {
+            return false;
+        }
+        let ids = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+        tracing::warn!(
+            user = %user,
+            "passwd-file {} gives uid {} gid {}, but Loft serves mail as uid {euid} gid {egid}: \
+             the fields are ignored (warned once per user)",
+            self.path.display(),
+            ids(uid),
+            ids(gid)
+        );
+        true
     }
 
     /// The current table, after re-reading the file if it changed (checked at most once

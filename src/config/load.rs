@@ -21,6 +21,10 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "max_connections",
             "max_connections_per_ip",
             "max_connections_per_user_ip",
+            "user",
+            "group",
+            "allow_root",
+            "when_not_root",
         ],
     ),
     (
@@ -193,6 +197,8 @@ fn walk_document(w: &mut Walker<'_>, doc: &DeTable<'_>, cfg: &mut Config, spans:
             continue;
         };
         spans.sections.push((sect, k.span()));
+        let (line, col) = super::diag::line_col(w.src, k.span().start);
+        cfg.positions.record(sect, "", line, col);
         let Some(table) = w.table(name, v) else {
             continue;
         };
@@ -214,6 +220,8 @@ fn walk_document(w: &mut Walker<'_>, doc: &DeTable<'_>, cfg: &mut Config, spans:
                 w.error(key.span(), msg);
                 continue;
             }
+            let (line, col) = super::diag::line_col(w.src, val.span().start);
+            cfg.positions.record(sect, key_name, line, col);
             match *sect {
                 "server" => server_key(w, key_name, val, cfg),
                 "imap" => imap_key(w, key_name, val, cfg),
@@ -270,6 +278,18 @@ fn server_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
         }
         "max_connections" => set(&mut s.max_connections, w.usize(key, v, 1)),
         "max_connections_per_ip" => set(&mut s.max_connections_per_ip, w.usize(key, v, 1)),
+        "user" => s.user = owner_name(w, key, v).or(s.user.take()),
+        "group" => s.group = owner_name(w, key, v).or(s.group.take()),
+        "allow_root" => set(&mut s.allow_root, w.boolean(key, v)),
+        "when_not_root" => match w.string(key, v).as_deref() {
+            Some("refuse") => s.when_not_root = super::WhenNotRoot::Refuse,
+            Some("run") => s.when_not_root = super::WhenNotRoot::Run,
+            Some(f) => w.error(
+                v.span(),
+                format!("`when_not_root` must be \"refuse\" or \"run\", not {f:?}"),
+            ),
+            None => {}
+        },
         _ => set(&mut s.max_connections_per_user_ip, w.usize(key, v, 1)),
     }
 }
@@ -450,7 +470,7 @@ fn mechanisms(w: &mut Walker<'_>, key: &str, v: &Val<'_>) -> Option<Vec<String>>
     ok.then_some(out)
 }
 
-/// A user or group for the socket file: a name or a number.
+/// A user or group (the socket file's, the service's): a name or a number.
 fn owner_name(w: &mut Walker<'_>, key: &str, v: &Val<'_>) -> Option<String> {
     let s = match v.get_ref() {
         DeValue::Integer(_) => return w.uint(key, v, 0).map(|n| n.to_string()),

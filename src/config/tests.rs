@@ -241,3 +241,34 @@ fn sasl_mechanisms_and_scram_iterations() {
     let m = messages(load_str(d.path(), "[auth]\nmechanisms = \"PLAIN\"\n"));
     assert!(m[0].2.contains("array"), "{m:?}");
 }
+
+#[test]
+fn server_privilege_keys_and_their_positions() {
+    let d = tempfile::tempdir().unwrap();
+    let c = load_str(
+        d.path(),
+        "[server]\nhostname = \"mx\"\nuser = \"vmail\"\ngroup = 5000\nallow_root = true\nwhen_not_root = \"run\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.server.user.as_deref(), Some("vmail"));
+    assert_eq!(c.server.group.as_deref(), Some("5000"));
+    assert!(c.server.allow_root);
+    assert_eq!(c.server.when_not_root, WhenNotRoot::Run);
+    assert_eq!(c.positions.of("server", "user"), (3, 8));
+    assert_eq!(c.positions.of("server", "group"), (4, 9));
+    // Left out: its section header; no section: the start of the file.
+    assert_eq!(c.positions.of("server", "nope"), (1, 2));
+    assert_eq!(c.positions.of("auth", "passwd_file"), (1, 1));
+    let dflt = load_str(d.path(), "").unwrap();
+    assert_eq!(dflt.server.user, None);
+    assert!(!dflt.server.allow_root);
+    assert_eq!(dflt.server.when_not_root, WhenNotRoot::Refuse);
+    let m = messages(load_str(
+        d.path(),
+        "[server]\nuser = \"\"\nallow_root = \"yes\"\nwhen_not_root = \"ignore\"\n",
+    ));
+    assert_eq!(m.len(), 3, "{m:?}");
+    assert!(m[0].2.contains("`user`"), "{m:?}");
+    assert!(m[1].2.contains("`allow_root`"), "{m:?}");
+    assert!(m[2].2.contains("\"refuse\" or \"run\""), "{m:?}");
+}

@@ -218,6 +218,9 @@ fn write_config(dir: &Path, [port, tls_port, pop3_port, pop3s_port]: [u16; 4]) {
         r#"# Written by the interop tests.
 [server]
 hostname = "localhost"
+# CI runs the tests as root; these tests keep their files root's (tests/privileges.rs
+# covers the switch to an unprivileged account).
+allow_root = true
 
 [imap]
 listen = ["127.0.0.1:{port}"]

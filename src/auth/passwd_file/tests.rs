@@ -89,3 +89,43 @@ fn unreadable_file_is_an_error_at_open() {
         .unwrap();
     assert!(e.contains("/nonexistent/users"), "{e}");
 }
+
+#[test]
+fn foreign_uid_and_gid_fields_are_listed_with_their_columns() {
+    let (t, problems) = parse(
+        b"# c\nalice:{PLAIN}x:5000:5000::/home/a\nbob:{PLAIN}yy:65534:12\ncarol:{PLAIN}z\ndan:{PLAIN}w::7\n",
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    let f = t.foreign_ids(65534, 65534);
+    let got: Vec<(&str, usize, usize, &str, u32)> = f
+        .iter()
+        .map(|f| (f.user.as_str(), f.line, f.col, f.field, f.value))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("alice", 2, 16, "uid", 5000),
+            ("alice", 2, 21, "gid", 5000),
+            ("bob", 3, 21, "gid", 12),
+            ("dan", 5, 15, "gid", 7),
+        ]
+    );
+    assert!(f[0].to_string().contains("uid 5000 differs"), "{}", f[0]);
+    assert!(t.foreign_ids(5000, 5000).iter().all(|f| f.user != "alice"));
+}
+
+#[test]
+fn a_foreign_uid_is_warned_about_once_per_user_at_login() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("users");
+    std::fs::write(&p, "alice:{PLAIN}x:4000000001:4000000001\n").unwrap();
+    let db = PasswdDb::open(&p).unwrap();
+    // SAFETY: plain getters.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    assert!(db.note_login("alice", Some(4_000_000_001), Some(4_000_000_001)));
+    assert!(!db.note_login("alice", Some(4_000_000_001), Some(4_000_000_001)));
+    assert!(db.note_login("bob", Some(4_000_000_001), None));
+    // The service account's own ids, or none, are nothing to report.
+    assert!(!db.note_login("carol", Some(uid), Some(gid)));
+    assert!(!db.note_login("dan", None, None));
+}

@@ -103,6 +103,21 @@ pub async fn start(
     auth: Arc<Authenticator>,
     stop: watch::Receiver<bool>,
 ) -> Result<Option<AuthSocket>, String> {
+    Ok(bind(cfg).await?.map(|b| b.serve(auth, stop)))
+}
+
+/// The auth listeners, bound but not yet accepting (the daemon drops root privileges
+/// between [`bind`] and [`Bound::serve`]).
+pub struct Bound {
+    path: Option<PathBuf>,
+    tcp: Vec<(TcpListener, SocketAddr)>,
+    unix: Option<UnixListener>,
+    opts: Arc<conn::Options>,
+}
+
+/// Binds the configured auth listeners (the UNIX socket gets its owner, group and mode).
+/// `Ok(None)` when neither `socket` nor `socket_tcp` is configured.
+pub async fn bind(cfg: &AuthConfig) -> Result<Option<Bound>, String> {
     if cfg.socket.is_none() && cfg.socket_tcp.is_empty() {
         return Ok(None);
     }
@@ -110,7 +125,6 @@ pub async fn start(
         allow_plaintext: cfg.allow_plaintext_auth,
         hostname: crate::config::system_hostname().unwrap_or_else(|| "localhost".into()),
     });
-    let mut tasks = Vec::new();
     let mut tcp = Vec::new();
     for addr in &cfg.socket_tcp {
         let l = TcpListener::bind(addr)
@@ -134,9 +148,51 @@ pub async fn start(
         }
         None => None,
     };
-    let tcp_addrs = tcp.iter().map(|(_, a)| *a).collect();
+    Ok(Some(Bound {
+        path: cfg.socket.clone(),
+        tcp,
+        unix,
+        opts,
+    }))
+}
+
+impl Bound {
+    /// Bound TCP addresses (real ports when 0 was asked for).
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp.iter().map(|(_, a)| *a).collect()
+    }
+
+    /// Starts accepting on every listener until `stop` turns true.
+    pub fn serve(self, auth: Arc<Authenticator>, stop: watch::Receiver<bool>) -> AuthSocket {
+        let tcp_addrs = self.tcp_addrs();
+        let Bound {
+            path,
+            tcp,
+            unix,
+            opts,
+        } = self;
+        let mut tasks = Vec::new();
+        serve_tcp(tcp, &auth, &opts, &stop, &mut tasks);
+        if let Some(l) = unix {
+            tasks.push(serve_unix(l, auth, opts, stop));
+        }
+        AuthSocket {
+            path,
+            tcp_addrs,
+            tasks,
+        }
+    }
+}
+
+fn serve_tcp(
+    tcp: Vec<(TcpListener, SocketAddr)>,
+    auth: &Arc<Authenticator>,
+    opts: &Arc<conn::Options>,
+    stop: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) {
     for (l, _) in tcp {
-        let (auth, opts, mut stop) = (Arc::clone(&auth), Arc::clone(&opts), stop.clone());
+        let (auth, opts, mut stop) = (Arc::clone(auth), Arc::clone(opts), stop.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -157,32 +213,32 @@ pub async fn start(
             }
         }));
     }
-    if let Some(l) = unix {
-        let (auth, opts, mut stop) = (Arc::clone(&auth), Arc::clone(&opts), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    r = l.accept() => r,
-                    _ = stop.changed() => break,
-                };
-                match accepted {
-                    Ok((s, _)) => {
-                        let c = conn::Conn::new(Arc::clone(&auth), Arc::clone(&opts));
-                        tokio::spawn(c.run(s, "unix".to_string(), stop.clone()));
-                    }
-                    Err(e) => {
-                        error!("auth socket accept failed: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
+}
+
+fn serve_unix(
+    l: UnixListener,
+    auth: Arc<Authenticator>,
+    opts: Arc<conn::Options>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                r = l.accept() => r,
+                _ = stop.changed() => break,
+            };
+            match accepted {
+                Ok((s, _)) => {
+                    let c = conn::Conn::new(Arc::clone(&auth), Arc::clone(&opts));
+                    tokio::spawn(c.run(s, "unix".to_string(), stop.clone()));
+                }
+                Err(e) => {
+                    error!("auth socket accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             }
-        }));
-    }
-    Ok(Some(AuthSocket {
-        path: cfg.socket.clone(),
-        tcp_addrs,
-        tasks,
-    }))
+        }
+    })
 }
 
 impl AuthSocket {
