@@ -19,6 +19,7 @@
 //! * [`tls`] — rustls acceptor, certificate loading, self-signed default.
 
 pub mod auth;
+pub mod beneath;
 pub mod config;
 pub mod imap;
 pub mod index;
