@@ -343,6 +343,9 @@ impl Beneath {
 
     /// `lstat` of an entry: a link is reported as a link, never followed.
     pub fn lstat(&self, path: &Path) -> io::Result<Stat> {
+        if self.rel(path)?.is_empty() {
+            return fstat(&self.fd);
+        }
         let (dir, name) = self.parent(path)?;
         fstatat(dir.as_raw_fd(), &name, libc::AT_SYMLINK_NOFOLLOW)
     }

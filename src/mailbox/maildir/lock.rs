@@ -93,12 +93,9 @@ impl FolderLock {
             shared.cond.notify_one();
         };
         let path = folder.join(LOCK_FILE);
-        let file = match std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-        {
+        // Never through a link; created with the mode of the mail beside it.
+        let how = crate::beneath::How::OpenOrCreate(crate::beneath::file_mode_for(&path));
+        let file = match crate::beneath::open_nofollow(&path, how) {
             Ok(f) => f,
             Err(e) => {
                 release(&shared);

@@ -39,9 +39,10 @@ pub const ALL_SPECIAL: [SpecialUse; 7] = [
 
 pub fn read_special(root: &Path) -> Vec<(SpecialUse, String)> {
     let path = root.join(SPECIAL_USE_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let Ok(bytes) = fsio::read(&path) else {
         return Vec::new();
     };
+    let text = String::from_utf8_lossy(&bytes);
     let mut out = Vec::new();
     for line in text.lines() {
         let parsed = line.split_once(' ').and_then(|(a, n)| {
@@ -72,10 +73,10 @@ pub fn write_special(root: &Path, list: &[(SpecialUse, String)], fsync: FsyncMod
 /// Reads the subscription list (see the module doc for accepted formats).
 pub fn read_subscriptions(root: &Path) -> Result<Vec<String>> {
     let path = root.join(SUBSCRIPTIONS_FILE);
-    match std::fs::read(&path) {
+    match fsio::read(&path) {
         Ok(bytes) => Ok(parse_subscriptions(&String::from_utf8_lossy(&bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            match std::fs::read(root.join(COURIER_SUBSCRIPTIONS)) {
+            match fsio::read(&root.join(COURIER_SUBSCRIPTIONS)) {
                 Ok(bytes) => Ok(parse_courier_subscriptions(&String::from_utf8_lossy(
                     &bytes,
                 ))),

@@ -12,7 +12,6 @@
 //! This module must not know about IMAP.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -83,7 +82,7 @@ pub struct Pending {
 pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(u32, Vec<Uid>)> {
     let cleanup = |items: &[Pending]| {
         for p in items {
-            let _ = std::fs::remove_file(&p.tmp);
+            let _ = dest.fs().unlink(&p.tmp);
         }
     };
     // Import old UIDs or repair the index first (a full scan, without the lock).
@@ -127,13 +126,13 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
     let mut failure: Option<Error> = None;
     for p in items {
         if failure.is_some() {
-            let _ = std::fs::remove_file(&p.tmp);
+            let _ = dest.fs().unlink(&p.tmp);
             continue;
         }
         // Every keyword has a letter by now (allocate_keywords).
         let letters: Vec<u8> = p.flags.keywords.iter().filter_map(|k| kw.find(k)).collect();
         if list.uid_next >= u32::MAX - 1 {
-            let _ = std::fs::remove_file(&p.tmp);
+            let _ = dest.fs().unlink(&p.tmp);
             failure = Some(Error::new(
                 crate::mailbox::ErrorKind::Limit,
                 "Mailbox has no UIDs left",
@@ -146,11 +145,9 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
             &filename::flag_letters(p.flags.sys, &letters, &[]),
         );
         let target = dest.file_path(Sub::Cur, &name);
-        let mtime = std::fs::metadata(&p.tmp)
-            .map(|m| fsio::unix_secs(m.modified()))
-            .unwrap_or(0);
-        if let Err(e) = std::fs::rename(&p.tmp, &target) {
-            let _ = std::fs::remove_file(&p.tmp);
+        let mtime = dest.fs().lstat(&p.tmp).map_or(0, |st| st.mtime);
+        if let Err(e) = dest.fs().rename(&p.tmp, &target) {
+            let _ = dest.fs().unlink(&p.tmp);
             failure = Some(Error::io(target.display(), e));
             continue;
         }
@@ -211,12 +208,12 @@ fn allocate_keywords(dest: &Folder, items: &[Pending], fsync: FsyncMode) -> Resu
 pub fn create_tmp(dest: &Folder) -> Result<(std::fs::File, PathBuf, String)> {
     let unique = unique_name();
     let path = dest.path.join("tmp").join(&unique);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::io(path.display(), e))?;
+    // The mode of the mail beside it (0600 in a 0700 folder), whatever the umask.
+    let mode = dest.fs().file_mode_in(&dest.path).unwrap_or(0o600);
+    let file = dest
+        .fs()
+        .open_file(&path, crate::beneath::How::CreateNew(mode))
+        .map_err(|e| dest.root.io_err(&path, e, "mail folder"))?;
     Ok((file, path, unique))
 }
 
@@ -328,7 +325,7 @@ impl Drop for MaildirAppend {
     fn drop(&mut self) {
         if !self.done {
             self.file.take();
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = self.dest.fs().unlink(&self.tmp);
         }
     }
 }

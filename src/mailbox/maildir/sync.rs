@@ -157,7 +157,7 @@ fn looks_foreign<'a>(
         return false;
     }
     unknown.any(|f| {
-        std::fs::metadata(folder.file_path(f.sub, &f.name)).is_ok_and(|md| {
+        std::fs::symlink_metadata(folder.file_path(f.sub, &f.name)).is_ok_and(|md| {
             i128::from(md.ctime()) * 1_000_000_000 + i128::from(md.ctime_nsec()) <= list_mtime
         })
     })
@@ -571,7 +571,7 @@ impl FolderState {
             };
             if entry.size.is_none() {
                 let p = self.folder.file_path(f.sub, &f.name);
-                match folder::file_crlf_size(&p) {
+                match folder::file_crlf_size(self.folder.fs(), &p) {
                     Ok(s) => {
                         entry.size = Some(s);
                     }
@@ -754,7 +754,7 @@ impl FolderState {
         };
         let from = self.folder.file_path(f.sub, &f.name);
         let to = self.folder.file_path(f.sub, &name);
-        match std::fs::rename(&from, &to) {
+        match self.folder.fs().rename(&from, &to) {
             Ok(()) => {
                 tracing::warn!(file = %from.display(), new = %name, "duplicate Maildir base name; renamed the second file");
                 let parsed = filename::parse(&name)?;
@@ -785,7 +785,7 @@ impl FolderState {
             let name = filename::cur_name(f.base(), &letters);
             let from = self.folder.file_path(Sub::New, &f.name);
             let to = self.folder.file_path(Sub::Cur, &name);
-            match std::fs::rename(&from, &to) {
+            match self.folder.fs().rename(&from, &to) {
                 Ok(()) => {
                     f.sub = Sub::Cur;
                     if let Some(p) = filename::parse(&name) {
