@@ -5,6 +5,7 @@ mod util;
 mod basics;
 mod caching;
 mod concurrency;
+mod containment;
 mod mailboxes;
 mod messages;
 pub mod pop3;

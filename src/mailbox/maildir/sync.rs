@@ -33,6 +33,22 @@ use super::lock::FolderLock;
 use super::uidlist::{self, UidList};
 use super::uidstore;
 use crate::config::FsyncMode;
+
+/// How often a folder's `tmp/` is looked through for crash leftovers while it is in use.
+const TMP_CLEAN_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether `tmp/` is due for cleaning: at the first scan, then once an hour.
+fn tmp_clean_due(last: Option<std::time::Instant>, now: std::time::Instant) -> bool {
+    last.is_none_or(|t| now.saturating_duration_since(t) >= TMP_CLEAN_EVERY)
+}
+
+#[test]
+fn tmp_cleaned_at_first_scan_then_hourly() {
+    let t = std::time::Instant::now();
+    assert!(tmp_clean_due(None, t));
+    assert!(!tmp_clean_due(Some(t), t + std::time::Duration::from_secs(60)));
+    assert!(tmp_clean_due(Some(t), t + TMP_CLEAN_EVERY));
+}
 use crate::index::{Index, IndexSnapshot};
 use crate::mailbox::{Flags, MessageMeta, Result, Snapshot, SysFlags, Uid};
 
@@ -182,7 +198,8 @@ pub struct Current {
 
 /// Scan-only state, guarded by the scan mutex (one rescan at a time per folder).
 struct Scanner {
-    tmp_cleaned: bool,
+    /// When `tmp/` was last cleaned of crash leftovers (at most once an hour).
+    tmp_cleaned: Option<std::time::Instant>,
     index: Option<Arc<Index>>,
     /// The next rescan rebuilds the index files (`loft index rebuild`).
     force_rebuild: bool,
@@ -236,7 +253,7 @@ impl FolderState {
             folder,
             fsync,
             scan: Mutex::new(Scanner {
-                tmp_cleaned: false,
+                tmp_cleaned: None,
                 index: None,
                 force_rebuild: false,
             }),
@@ -375,9 +392,10 @@ impl FolderState {
         let taken = now_nanos();
         let fp = Fingerprint::take(&self.folder);
         let changes = self.folder.shared.changes();
-        if !sc.tmp_cleaned {
+        let now = std::time::Instant::now();
+        if tmp_clean_due(sc.tmp_cleaned, now) {
             self.folder.clean_tmp();
-            sc.tmp_cleaned = true;
+            sc.tmp_cleaned = Some(now);
         }
         let mut scanned = self.folder.scan()?;
 
