@@ -214,7 +214,12 @@ pub fn fstat(fd: &impl AsRawFd) -> io::Result<Stat> {
 impl Beneath {
     /// Opens `root` (following links in `root` itself: the admin's choice), with the
     /// best resolver the kernel offers.
+    /// `LOFT_BENEATH=walk` in the environment forces the fallback (to test it, or on a
+    /// system whose `openat2` misbehaves).
     pub fn open(root: &Path) -> io::Result<Beneath> {
+        if std::env::var_os("LOFT_BENEATH").is_some_and(|v| v == "walk") {
+            return Beneath::with_resolver(root, Resolver::Walk);
+        }
         let mut b = Beneath::with_resolver(root, Resolver::Openat2)?;
         match openat2(b.fd.as_raw_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0) {
             Ok(_) => {}

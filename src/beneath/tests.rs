@@ -121,3 +121,31 @@ fn nofollow_refuses_a_final_link() {
     assert!(open_nofollow(&d.path().join(".A/cur/link"), How::Read).is_err());
     assert!(open_nofollow(&d.path().join(".A/cur/msg"), How::Read).is_ok());
 }
+
+/// Cost of one message open, plain `open` against both resolvers (run by hand:
+/// `cargo test --lib beneath::tests::open_cost -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn open_cost() {
+    let (d, _o) = setup();
+    let path = std::fs::canonicalize(d.path()).unwrap().join(".A/cur/msg");
+    let n = 50_000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        drop(std::fs::File::open(&path).unwrap());
+    }
+    let plain = t.elapsed();
+    for b in both(d.path()) {
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            drop(b.open_file(&path, How::Read).unwrap());
+        }
+        let e = t.elapsed();
+        eprintln!(
+            "open x{n}: plain {:.2} us, {:?} {:.2} us",
+            plain.as_secs_f64() * 1e6 / n as f64,
+            b.resolver(),
+            e.as_secs_f64() * 1e6 / n as f64
+        );
+    }
+}

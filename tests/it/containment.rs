@@ -283,3 +283,40 @@ async fn with_the_disk_full_commands_change_nothing_and_say_so() {
     let list = c.ok("LIST \"\" *").await.join("\n");
     assert!(list.contains("Bin") && list.contains("Fresh/Child"), "{list}");
 }
+
+/// FETCH BODY[] of 2000 small messages over loopback, timed (run by hand with
+/// `cargo test --test it containment::fetch_cost -- --ignored --nocapture`; numbers in
+/// docs/performance.md, "Issue 10: containment cost").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn fetch_cost() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start().await;
+    let root = srv.maildir(USER);
+    for i in 0..2000 {
+        deliver(&root, &format!("{}.M{i}P1.host", 1_700_000_000 + i), &sample_message(i));
+    }
+    let mut c = srv.login().await;
+    c.ok("SELECT INBOX").await;
+    let mut times = Vec::new();
+    for round in 0..7 {
+        let t = std::time::Instant::now();
+        let tag = format!("t{round}");
+        c.io.write_all(format!("{tag} FETCH 1:* BODY.PEEK[]\r\n").as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 1 << 16];
+        let end = format!("\r\n{tag} OK");
+        loop {
+            let n = c.io.read(&mut chunk).await.unwrap();
+            assert!(n > 0);
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.ends_with(b"\r\n") && memchr::memmem::find(&buf, end.as_bytes()).is_some() {
+                break;
+            }
+        }
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    eprintln!("FETCH 1:2000 BODY.PEEK[]: median {:.1} ms, min {:.1} ms (7 rounds, {})",
+        times[3], times[0], std::env::var("LOFT_BENEATH").unwrap_or_else(|_| "auto".into()));
+}
