@@ -23,9 +23,9 @@ const PIPELINE_FROM: usize = 8192;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Sub {
-    New,
+    New = 0,
     #[default]
-    Cur,
+    Cur = 1,
 }
 
 impl Sub {
@@ -108,6 +108,25 @@ impl Folder {
         &self.root.fs
     }
 
+    /// Opens a message file for reading, never through a link: relative to the `cur/`
+    /// or `new/` descriptor the last listing used when `path` is in one of them (one
+    /// component to resolve), else beneath the mail root.
+    pub fn open_read(&self, path: &Path) -> std::io::Result<std::fs::File> {
+        if let (Some(name), Some(dir)) = (path.file_name(), path.parent()) {
+            if dir.parent() == Some(self.path.as_path()) {
+                let sub = match dir.file_name().and_then(|n| n.to_str()) {
+                    Some("new") => Some(Sub::New),
+                    Some("cur") => Some(Sub::Cur),
+                    _ => None,
+                };
+                if let Some(fd) = sub.and_then(|s| self.shared.dir(s as usize)) {
+                    return self.fs().open_in(&fd, name, How::Read);
+                }
+            }
+        }
+        self.fs().open_file(path, How::Read)
+    }
+
     pub fn file_path(&self, sub: Sub, name: &str) -> PathBuf {
         self.path.join(sub.dir()).join(name)
     }
@@ -159,7 +178,11 @@ impl Folder {
             } else {
                 rawdir::each
             };
-            let open = || self.fs().open_dir(&dir);
+            let open = || {
+                let fd = self.fs().open_dir(&dir)?;
+                self.shared.set_dir(sub as usize, fd.try_clone()?);
+                Ok(fd)
+            };
             let listed = each(&open, &mut |raw: &[u8], kind| {
                 let Ok(name) = std::str::from_utf8(raw) else {
                     tracing::warn!(dir = %dir.display(), file = %String::from_utf8_lossy(raw), "ignoring file with a non-UTF-8 name");
@@ -306,11 +329,11 @@ pub fn file_crlf_size(fs: &Beneath, path: &Path) -> std::io::Result<u64> {
 /// no bare LF (the size counts each as two octets), so it is not scanned for one: on a
 /// SEARCH BODY over 100,000 messages the scan cost more than the search.
 pub fn read_message(
-    fs: &Beneath,
+    folder: &Folder,
     path: &Path,
     served_len: Option<u64>,
 ) -> std::io::Result<MessageData> {
-    let data = read_stored(fs, path, None)?;
+    let data = read_stored(folder, path, None)?;
     if served_len == Some(data.len() as u64) || bare_lfs(&data) == 0 {
         return Ok(data);
     }
@@ -321,11 +344,11 @@ pub fn read_message(
 /// how long it is (the RFC822.SIZE the index knows, never less than the stored length of
 /// an unchanged file), which saves asking the file system.
 pub fn read_stored(
-    fs: &Beneath,
+    folder: &Folder,
     path: &Path,
     size_hint: Option<u64>,
 ) -> std::io::Result<MessageData> {
-    let file = fs.open_file(path, How::Read)?;
+    let file = folder.open_read(path)?;
     let len = match size_hint {
         Some(n) => n,
         None => file.metadata()?.len(),
@@ -341,13 +364,13 @@ pub fn read_stored(
 /// equal lengths mean there is nothing to convert). `None` otherwise, or when the range is
 /// not inside the file (also when the file shrank while reading).
 pub fn read_range(
-    fs: &Beneath,
+    folder: &Folder,
     path: &Path,
     served_len: u64,
     range: std::ops::Range<u64>,
 ) -> std::io::Result<Option<MessageData>> {
     use std::os::unix::fs::FileExt;
-    let file = fs.open_file(path, How::Read)?;
+    let file = folder.open_read(path)?;
     let len = file.metadata()?.len();
     if len != served_len || range.start > range.end || range.end > len {
         return Ok(None);
@@ -366,9 +389,9 @@ pub fn read_range(
 /// Reads only the header block of a message file (up to and including the empty line
 /// that ends it), CRLF line ends. ENVELOPE, BODY[HEADER…] and header SEARCH keys need no
 /// more, and attachments can be megabytes. A file without an empty line is all header.
-pub fn read_header(fs: &Beneath, path: &Path) -> std::io::Result<MessageData> {
+pub fn read_header(folder: &Folder, path: &Path) -> std::io::Result<MessageData> {
     use std::io::Read;
-    let mut file = fs.open_file(path, How::Read)?;
+    let mut file = folder.open_read(path)?;
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
     let mut searched: usize = 0;
@@ -434,8 +457,10 @@ mod crlf_tests {
         std::fs::write(&crlf, b"A: b\r\n\r\nbody\r\n").unwrap();
         let lf = dir.path().join("lf");
         std::fs::write(&lf, b"A: b\n\nbody\n").unwrap();
-        let fs = Beneath::open(dir.path()).unwrap();
-        let (crlf, lf) = (fs.root().join("crlf"), fs.root().join("lf"));
+        let root = Arc::new(Root::new(Beneath::open(dir.path()).unwrap()));
+        let top = root.fs.root().to_path_buf();
+        let fs = Folder::new("INBOX".into(), top.clone(), root);
+        let (crlf, lf) = (top.join("crlf"), top.join("lf"));
         let got = read_range(&fs, &crlf, 14, 8..12).unwrap().unwrap();
         assert_eq!(&got[..], b"body");
         assert_eq!(
@@ -453,7 +478,7 @@ mod crlf_tests {
         // The LF file is 11 bytes but serves 14: never read by range.
         assert_eq!(crlf_size(&std::fs::read(&lf).unwrap()), 14);
         assert!(read_range(&fs, &lf, 14, 0..4).unwrap().is_none());
-        assert!(read_range(&fs, &fs.root().join("gone"), 14, 0..4).is_err());
+        assert!(read_range(&fs, &top.join("gone"), 14, 0..4).is_err());
     }
 
     #[test]

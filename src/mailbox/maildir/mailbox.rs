@@ -138,16 +138,16 @@ impl Mailbox for MaildirMailbox {
 
     fn fetch_message(&self, uid: Uid) -> Result<MessageData> {
         let size = self.known_size(uid);
-        self.read_file(uid, |p| folder::read_message(self.folder().fs(), p, size))
+        self.read_file(uid, |p| folder::read_message(self.folder(), p, size))
     }
 
     fn fetch_for_search(&self, uid: Uid) -> Result<MessageData> {
         let size = self.known_size(uid);
-        self.read_file(uid, |p| folder::read_stored(self.folder().fs(), p, size))
+        self.read_file(uid, |p| folder::read_stored(self.folder(), p, size))
     }
 
     fn fetch_header(&self, uid: Uid) -> Result<MessageData> {
-        self.read_file(uid, |p| folder::read_header(self.folder().fs(), p))
+        self.read_file(uid, |p| folder::read_header(self.folder(), p))
     }
 
     /// Only when the file holds the served bytes: its length is the RFC822.SIZE the index
@@ -169,7 +169,7 @@ impl Mailbox for MaildirMailbox {
         });
         match known {
             Some((size, false)) => {
-                match self.read_file(uid, |p| folder::read_range(self.folder().fs(), p, size, range.clone())) {
+                match self.read_file(uid, |p| folder::read_range(self.folder(), p, size, range.clone())) {
                     Ok(d) => Ok(d),
                     // The caller's full read reports it (or finds the message after all).
                     Err(e) if e.kind == ErrorKind::Expunged => Ok(None),
