@@ -141,6 +141,17 @@ fn open_cost() {
             drop(b.open_file(&path, How::Read).unwrap());
         }
         let e = t.elapsed();
+        let dir = b.open_dir(Path::new(".A/cur")).unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            drop(b.open_in(&dir, OsStr::new("msg"), How::Read).unwrap());
+        }
+        let e_in = t.elapsed();
+        eprintln!(
+            "open x{n}: {:?} open_in (from cur/ fd) {:.2} us",
+            b.resolver(),
+            e_in.as_secs_f64() * 1e6 / n as f64
+        );
         eprintln!(
             "open x{n}: plain {:.2} us, {:?} {:.2} us",
             plain.as_secs_f64() * 1e6 / n as f64,
