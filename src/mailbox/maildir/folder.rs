@@ -142,7 +142,14 @@ impl Folder {
                 return Err(Error::new(ErrorKind::NonExistent, "Mailbox does not exist")
                     .with_detail(format!("{}: no cur/", self.path.display())));
             }
-            Err(e) => return Err(self.root.io_err(&cur, e, "mail folder")),
+            Err(e) => {
+                // Name the link itself: the folder, or its cur/.
+                let link = match self.fs().lstat(&self.path) {
+                    Ok(st) if st.is_symlink() => &self.path,
+                    _ => &cur,
+                };
+                return Err(self.root.io_err(link, e, "mail folder"));
+            }
         }
         for d in ["new", "tmp"] {
             let p = self.path.join(d);

@@ -1,0 +1,62 @@
+//! Links under the mail root: skipped, never followed, and logged once per path (not per
+//! command).
+
+use std::os::unix::fs::symlink;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_skipped_link_is_logged_once_per_path() {
+    let d = tempfile::tempdir().unwrap();
+    let secret = d.path().join("secret");
+    std::fs::write(&secret, b"Subject: secret\r\n\r\nshadow\r\n").unwrap();
+    let log = Log::default();
+    let sub = tracing_subscriber::fmt()
+        .with_writer({
+            let log = log.clone();
+            move || log.clone()
+        })
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(sub, || {
+        let (s, root) = store(d.path());
+        append(&*s, "INBOX", b"a\r\n", Flags::default(), None);
+        symlink(&secret, root.join("cur/100.M1P1.host:2,S")).unwrap();
+        symlink(&secret, root.join("new/200.M2P2.host")).unwrap();
+        symlink(d.path(), root.join(".Elsewhere")).unwrap();
+        for _ in 0..3 {
+            let mut m = s.open("INBOX", false).unwrap();
+            for _ in 0..3 {
+                let snap = m.sync().unwrap().snapshot;
+                assert_eq!(snap.messages.len(), 1, "a link was taken as a message");
+                let data = m.fetch_message(snap.messages[0].uid).unwrap();
+                assert_eq!(&data[..], b"a\r\n");
+            }
+            assert_eq!(s.status("INBOX").unwrap().messages, 1);
+            assert!(!names(&*s).iter().any(|(n, _, _)| n == "Elsewhere"));
+            assert!(s.status("Elsewhere").is_err());
+        }
+    });
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    for name in ["cur/100.M1P1.host:2,S", "new/200.M2P2.host", ".Elsewhere"] {
+        let n = text
+            .lines()
+            .filter(|l| l.contains("symbolic link not followed") && l.contains(name))
+            .count();
+        assert_eq!(n, 1, "{name} logged {n} times:\n{text}");
+    }
+}
