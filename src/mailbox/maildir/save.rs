@@ -68,6 +68,12 @@ pub fn unique_name() -> String {
     )
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Makes this thread's next index commits in [`publish`] fail with `ENOSPC` (tests).
+    pub static FAIL_COMMIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// A complete file in the destination's `tmp/`, ready to be published.
 pub struct Pending {
     pub tmp: PathBuf,
@@ -122,6 +128,7 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
         }
     };
     let mut uids = Vec::with_capacity(items.len());
+    let mut placed: Vec<PathBuf> = Vec::with_capacity(items.len());
     let mut files = super::filemap::FileMap::default();
     let mut failure: Option<Error> = None;
     for p in items {
@@ -164,16 +171,35 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
             );
         }
         uids.push(uid);
+        placed.push(target);
     }
     if !uids.is_empty() {
         // New mail must survive a power loss once acknowledged: the data was fsynced
         // before (append commit, or the copy in link_or_copy), and the rename into cur/ is
         // made durable here in every mode but `never`, before the index names it.
         // COPY/MOVE need it too: MOVE expunges the source right after this returns.
-        if fsync != FsyncMode::Never {
-            fsio::sync_dir(&dest.path.join("cur"))?;
+        let committed = (|| {
+            if fsync != FsyncMode::Never {
+                fsio::sync_dir(&dest.path.join("cur"))?;
+            }
+            #[cfg(test)]
+            if FAIL_COMMIT.with(|f| f.get()) {
+                let e = std::io::Error::from_raw_os_error(libc::ENOSPC);
+                return Err(Error::io("test: index commit", e));
+            }
+            uidstore::append(&ix, &base, &list, &files, &kw)
+        })();
+        if let Err(e) = committed {
+            // All or nothing (a full disk): files the index does not name must not
+            // turn up as new mail at the next scan after the client was told NO.
+            for t in &placed {
+                if let Err(ue) = dest.fs().unlink(t) {
+                    tracing::warn!(file = %t.display(), error = %ue, "cannot remove a message whose index commit failed");
+                }
+            }
+            dest.shared.bump();
+            return Err(e);
         }
-        uidstore::append(&ix, &base, &list, &files, &kw)?;
         dest.shared.bump();
     }
     match failure {

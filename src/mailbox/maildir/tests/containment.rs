@@ -60,3 +60,27 @@ fn a_skipped_link_is_logged_once_per_path() {
         assert_eq!(n, 1, "{name} logged {n} times:\n{text}");
     }
 }
+
+/// A failed index commit (the disk filled up between the rename into `cur/` and the log
+/// append) leaves no message behind that a later scan would show after the NO.
+#[test]
+fn a_failed_commit_leaves_no_message_behind() {
+    use crate::mailbox::ErrorKind;
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    append(&*s, "INBOX", b"first\r\n", Flags::default(), None);
+    s.create("Trash", None).unwrap();
+    super::super::save::FAIL_COMMIT.with(|f| f.set(true));
+    let mut sink = s.append("INBOX").unwrap();
+    sink.write(b"second\r\n").unwrap();
+    let r = sink.commit(&Flags::default(), None);
+    let mut m = s.open("INBOX", false).unwrap();
+    let copied = m.sync().map(|_| m.copy_to(&[1], "Trash"));
+    super::super::save::FAIL_COMMIT.with(|f| f.set(false));
+    assert_eq!(r.unwrap_err().kind, ErrorKind::OverQuota);
+    assert_eq!(copied.unwrap().unwrap_err().kind, ErrorKind::OverQuota);
+    assert_eq!(files_in(&root.join("cur")).len(), 1, "{:?}", files_in(&root.join("cur")));
+    assert!(files_in(&root.join("tmp")).is_empty());
+    assert_eq!(s.status("INBOX").unwrap().messages, 1);
+    assert_eq!(s.status("Trash").unwrap().messages, 0);
+}
