@@ -287,6 +287,54 @@ impl MaildirStore {
     }
 }
 
+impl MaildirStore {
+    /// Renames the directories of `plan` (source, target, old name, new name) and
+    /// updates `loft-special-use`; when a step fails, puts back what was done and
+    /// removes the folders of `created` (parents made for the target).
+    fn apply_rename(&self, plan: &[RenameStep], created: &[String]) -> Result<()> {
+        let fs = &self.ctx.fs.fs;
+        let undo = |done: &[&RenameStep]| {
+            for (src, dst, _, _) in done.iter().rev() {
+                if let Err(e) = fs.rename(dst, src) {
+                    tracing::warn!(dir = %dst.display(), error = %e, "cannot move a mailbox back after a failed RENAME");
+                }
+                super::lock::shared(src).bump();
+                super::lock::shared(dst).bump();
+            }
+            self.undo_created(created);
+        };
+        let mut done = Vec::new();
+        for item in plan {
+            let (src, dst, _, _) = item;
+            if let Err(e) = fs.rename(src, dst) {
+                undo(&done);
+                return Err(Error::io(src.display(), e));
+            }
+            super::lock::shared(src).bump();
+            done.push(item);
+        }
+        let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut special = rootfiles::read_special(&self.ctx.root);
+        let mut changed = false;
+        for (_, n) in special.iter_mut() {
+            if let Some((_, _, _, new_name)) = plan.iter().find(|(_, _, old, _)| old == n) {
+                *n = new_name.clone();
+                changed = true;
+            }
+        }
+        if changed {
+            if let Err(e) = rootfiles::write_special(&self.ctx.root, &special, self.ctx.fsync) {
+                undo(&done);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One directory of a RENAME: source, target, old name, new name.
+type RenameStep = (std::path::PathBuf, std::path::PathBuf, String, String);
+
 impl Store for MaildirStore {
     fn list(&self) -> Result<Vec<MailboxEntry>> {
         let folders = self.folders()?;
@@ -452,43 +500,7 @@ impl Store for MaildirStore {
             Some((p, _)) => self.create_parents_and(p)?,
             None => Vec::new(),
         };
-        let fs = &self.ctx.fs.fs;
-        let undo = |done: &[&(std::path::PathBuf, std::path::PathBuf, String, String)]| {
-            for (src, dst, _, _) in done.iter().rev() {
-                if let Err(e) = fs.rename(dst, src) {
-                    tracing::warn!(dir = %dst.display(), error = %e, "cannot move a mailbox back after a failed RENAME");
-                }
-                super::lock::shared(src).bump();
-                super::lock::shared(dst).bump();
-            }
-            self.undo_created(&created);
-        };
-        let mut done = Vec::new();
-        for item in &plan {
-            let (src, dst, _, _) = item;
-            if let Err(e) = fs.rename(src, dst) {
-                undo(&done);
-                return Err(Error::io(src.display(), e));
-            }
-            super::lock::shared(src).bump();
-            done.push(item);
-        }
-        let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut special = rootfiles::read_special(&self.ctx.root);
-        let mut changed = false;
-        for (_, n) in special.iter_mut() {
-            if let Some((_, _, _, new_name)) = plan.iter().find(|(_, _, old, _)| old == n) {
-                *n = new_name.clone();
-                changed = true;
-            }
-        }
-        if changed {
-            if let Err(e) = rootfiles::write_special(&self.ctx.root, &special, self.ctx.fsync) {
-                undo(&done);
-                return Err(e);
-            }
-        }
-        Ok(())
+        self.apply_rename(&plan, &created)
     }
 
     fn subscriptions(&self) -> Result<Vec<String>> {
