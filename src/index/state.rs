@@ -167,6 +167,10 @@ fn load_once(
                 ))),
             };
         }
+        // A link in the index's place is not followed: damaged, rebuilt beside it.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Fatal(corrupt(ipath.into(), "symbolic link (not followed)", 0)))
+        }
         Err(e) => {
             return Err(Fatal(Error::Io {
                 file: ipath.into(),
@@ -187,6 +191,9 @@ fn load_once(
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             return Err(Retry(corrupt(lpath.into(), "log file missing", 0), iid))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Fatal(corrupt(lpath.into(), "symbolic link (not followed)", 0)))
         }
         Err(e) => {
             return Err(Fatal(Error::Io {

@@ -63,7 +63,14 @@ pub(super) struct Disk {
 impl Disk {
     /// Opens `path` and decodes its preamble and newest header slot.
     pub fn open(path: &Path, nfs: bool) -> Result<(Disk, Vec<Entry>), Error> {
-        let file = crate::index::open_rw(path).map_err(io(path))?;
+        let file = match crate::index::open_rw(path) {
+            Ok(f) => f,
+            // A link in the cache's place is not followed: damaged, rebuilt beside it.
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(corrupted(path, ("symbolic link (not followed)".into(), 0)))
+            }
+            Err(e) => return Err(io(path)(e)),
+        };
         let meta = file.metadata().map_err(io(path))?;
         let mut pre_buf = [0u8; format::PREAMBLE_LEN as usize];
         let n = read_full(&file, &mut pre_buf, 0).map_err(io(path))?;

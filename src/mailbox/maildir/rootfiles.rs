@@ -83,6 +83,12 @@ pub fn read_subscriptions(root: &Path) -> Result<Vec<String>> {
                 Err(_) => Ok(Vec::new()),
             }
         }
+        // A link in its place is not followed: no subscriptions until one is written
+        // (which replaces the link, never writes through it).
+        Err(e) if crate::beneath::is_link_refusal(&e) => {
+            tracing::warn!(file = %path.display(), "subscriptions: symbolic link not followed (mail stays inside the mail root)");
+            Ok(Vec::new())
+        }
         Err(e) => Err(Error::io(path.display(), e)),
     }
 }

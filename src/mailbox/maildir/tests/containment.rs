@@ -84,3 +84,37 @@ fn a_failed_commit_leaves_no_message_behind() {
     assert_eq!(s.status("INBOX").unwrap().messages, 1);
     assert_eq!(s.status("Trash").unwrap().messages, 0);
 }
+
+/// Index files replaced by links to files outside the store (here: copies of the real
+/// ones, so that they would be accepted) are never read or written through: the index
+/// is rebuilt beside them, the outside files stay as they were.
+#[test]
+fn index_file_links_are_not_written_through() {
+    use crate::mailbox::StoreOp;
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    append(&*s, "INBOX", b"a\r\n", Flags::default(), None);
+    drop(s);
+    let outside = d.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let mut before = Vec::new();
+    for f in ["loft.index", "loft.index.log", "loft.index.cache"] {
+        let Ok(bytes) = std::fs::read(root.join(f)) else { continue };
+        std::fs::write(outside.join(f), &bytes).unwrap();
+        std::fs::remove_file(root.join(f)).unwrap();
+        symlink(outside.join(f), root.join(f)).unwrap();
+        before.push((f, bytes));
+    }
+    assert!(before.len() >= 2);
+    let (s, _) = store(d.path());
+    let mut m = s.open("INBOX", false).unwrap();
+    let snap = m.sync().unwrap().snapshot;
+    assert_eq!(snap.messages.len(), 1);
+    m.store(&[snap.messages[0].uid], StoreOp::Add, &seen()).unwrap();
+    append(&*s, "INBOX", b"b\r\n", Flags::default(), None);
+    assert_eq!(m.sync().unwrap().snapshot.messages.len(), 2);
+    drop(m);
+    for (f, bytes) in before {
+        assert_eq!(std::fs::read(outside.join(f)).unwrap(), bytes, "{f} was written through a link");
+    }
+}
