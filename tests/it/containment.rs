@@ -266,6 +266,12 @@ async fn with_the_disk_full_commands_change_nothing_and_say_so() {
     assert!(r.contains(" NO "), "{r}");
     let r = append(&mut c, "Keep", &sample_message(2).repeat(50)).await;
     assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
+    let r = c.status("DELETE Junk").await;
+    assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
+    let subs = c.ok("LSUB \"\" *").await;
+    let r = c.status("SUBSCRIBE Keep").await;
+    assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
+    assert_eq!(c.ok("LSUB \"\" *").await, subs);
     assert_eq!(c.ok("LIST \"\" *").await, before, "the folder list changed");
     let leftovers: Vec<String> = entries(&root)
         .into_iter()
@@ -280,8 +286,11 @@ async fn with_the_disk_full_commands_change_nothing_and_say_so() {
     std::fs::remove_file(filler).unwrap();
     c.ok("CREATE Fresh/Child").await;
     c.ok("RENAME Trash Bin").await;
+    c.ok("DELETE Junk").await;
+    c.ok("SUBSCRIBE Keep").await;
     let list = c.ok("LIST \"\" *").await.join("\n");
     assert!(list.contains("Bin") && list.contains("Fresh/Child"), "{list}");
+    eprintln!("disk-full test ran to the end");
 }
 
 /// FETCH BODY[] of 2000 small messages over loopback, timed (run by hand with
