@@ -184,9 +184,13 @@ pub fn ctx(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Result<Arc<C
             .map_err(|e| Error::io(location.display(), e))?;
     }
     // The root itself may be a link an admin set up: resolved here, once.
-    let fs = Arc::new(Root::new(
-        crate::beneath::Beneath::open(&location).map_err(|e| Error::io(location.display(), e))?,
-    ));
+    let fs = crate::beneath::Beneath::open(&location).map_err(|e| Error::io(location.display(), e))?;
+    ctx_in(cfg, fs)
+}
+
+/// The store context over a mail root already opened (tests pick the resolver).
+pub(crate) fn ctx_in(cfg: &StorageConfig, fs: crate::beneath::Beneath) -> Result<Arc<Ctx>> {
+    let fs = Arc::new(Root::new(fs));
     let root = fs.fs.root().to_path_buf();
     for d in ["cur", "new", "tmp"] {
         mkdir(&fs, &root.join(d))?;

@@ -118,3 +118,48 @@ fn index_file_links_are_not_written_through() {
         assert_eq!(std::fs::read(outside.join(f)).unwrap(), bytes, "{f} was written through a link");
     }
 }
+
+/// The same refusals with the fallback resolver (`openat` + `O_NOFOLLOW`, component by
+/// component), which kernels without `openat2` (or seccomp filters) get.
+#[test]
+fn the_fallback_resolver_refuses_links_too() {
+    use crate::beneath::{Beneath, Resolver};
+    let d = tempfile::tempdir().unwrap();
+    let secret = d.path().join("secret");
+    std::fs::write(&secret, b"Subject: secret\r\n\r\nshadow\r\n").unwrap();
+    let elsewhere = d.path().join("elsewhere");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(elsewhere.join(sub)).unwrap();
+    }
+    let root = d.path().join("mail/bob");
+    std::fs::create_dir_all(&root).unwrap();
+    let fs = Beneath::with_resolver(&root, Resolver::Walk).unwrap();
+    let ctx = super::super::ctx_in(&cfg(d.path()), fs).unwrap();
+    let s: Arc<dyn Store> = Arc::new(super::super::layout::MaildirStore::new(ctx));
+    append(&*s, "INBOX", b"a\r\n", Flags::default(), None);
+    s.create("Real/Child", None).unwrap();
+    append(&*s, "Real/Child", b"c\r\n", seen(), None);
+    s.rename("Real", "Moved").unwrap();
+    s.delete("Moved/Child").unwrap();
+    symlink(&secret, root.join("cur/100.M1P1.host:2,S")).unwrap();
+    symlink(&elsewhere, root.join(".Elsewhere")).unwrap();
+    s.create("Half", None).unwrap();
+    std::fs::remove_dir(root.join(".Half/tmp")).unwrap();
+    symlink(elsewhere.join("tmp"), root.join(".Half/tmp")).unwrap();
+
+    let mut m = s.open("INBOX", false).unwrap();
+    let snap = m.sync().unwrap().snapshot;
+    assert_eq!(snap.messages.len(), 1);
+    assert_eq!(&m.fetch_message(snap.messages[0].uid).unwrap()[..], b"a\r\n");
+    let listed: Vec<String> = names(&*s).into_iter().map(|(n, _, _)| n).collect();
+    assert!(!listed.contains(&"Elsewhere".to_string()), "{listed:?}");
+    assert!(listed.contains(&"Moved".to_string()), "{listed:?}");
+    assert!(s.status("Elsewhere").is_err());
+    assert!(s.open("Elsewhere", true).is_err());
+    assert!(s.append("Elsewhere").is_err());
+    assert!(s.append("Half").is_err());
+    assert!(m.copy_to(&[snap.messages[0].uid], "Elsewhere").is_err());
+    for sub in ["cur", "new", "tmp"] {
+        assert!(files_in(&elsewhere.join(sub)).is_empty(), "{sub}");
+    }
+}
