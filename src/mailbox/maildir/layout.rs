@@ -25,6 +25,13 @@ use crate::mailbox::{
 /// Prefix of a folder being built (not a folder name: those start with `.`).
 const CREATING: &str = "loft-creating.";
 
+/// Prefix of a deleted folder on its way out.
+const DELETING: &str = "loft-deleting.";
+
+/// A `loft-creating.*`/`loft-deleting.*` directory untouched this long was left by a
+/// crash (a CREATE or DELETE takes well under a second) and is removed.
+const LEFTOVER_SECS: i64 = 3600;
+
 /// What [`MaildirStore::create_one`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Made {
@@ -61,6 +68,10 @@ impl MaildirStore {
             .map_err(|e| Error::io(self.ctx.root.display(), e))?;
         for (os, kind) in entries {
             let Some(dir) = os.to_str() else { continue };
+            if dir.starts_with(CREATING) || dir.starts_with(DELETING) {
+                self.remove_leftover(dir);
+                continue;
+            }
             if !dir.starts_with('.') || dir == "." || dir == ".." {
                 continue;
             }
@@ -192,6 +203,24 @@ impl MaildirStore {
         }
         folder.shared.bump();
         Ok(Made::Completed)
+    }
+
+    /// Removes a half-built or half-deleted folder directory a crash left in the root
+    /// (never followed if it is a link; only when untouched for an hour).
+    fn remove_leftover(&self, dir: &str) {
+        let fs = &self.ctx.fs.fs;
+        let path = self.ctx.root.join(dir);
+        let Ok(st) = fs.lstat(&path) else { return };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if !st.is_dir() || now.saturating_sub(st.mtime) < LEFTOVER_SECS {
+            return;
+        }
+        match fs.remove_tree(&path) {
+            Ok(()) => tracing::info!(dir = %path.display(), "removed a folder directory left by a crash"),
+            Err(e) => tracing::warn!(dir = %path.display(), error = %e, "cannot remove a folder directory left by a crash"),
+        }
     }
 
     /// Removes folders this command created (newest first) after a later step failed.
@@ -433,7 +462,7 @@ impl Store for MaildirStore {
         let trash = self
             .ctx
             .root
-            .join(format!("loft-deleting.{}", super::save::unique_name()));
+            .join(format!("{DELETING}{}", super::save::unique_name()));
         if let Err(e) = fs.rename(&folder.path, &trash) {
             if changed {
                 let _ = rootfiles::write_special(&self.ctx.root, &old_special, self.ctx.fsync);

@@ -163,3 +163,25 @@ fn the_fallback_resolver_refuses_links_too() {
         assert!(files_in(&elsewhere.join(sub)).is_empty(), "{sub}");
     }
 }
+
+/// Directories a crash left in the middle of CREATE or DELETE are removed once they are
+/// an hour old; fresh ones (a command in progress) are left alone.
+#[test]
+fn crash_leftovers_of_create_and_delete_are_removed_when_old() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    let old = ["loft-creating.1.M1P1.host", "loft-deleting.2.M2P2.host"];
+    for n in old {
+        std::fs::create_dir_all(root.join(n).join("cur")).unwrap();
+        std::fs::write(root.join(n).join("cur/1.M1.host:2,"), b"x").unwrap();
+        let f = std::fs::File::open(root.join(n)).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000)).unwrap();
+    }
+    std::fs::create_dir(root.join("loft-creating.3.M3P3.host")).unwrap();
+    s.list().unwrap();
+    let left = files_in(&root);
+    for n in old {
+        assert!(!left.iter().any(|f| f == n), "{n} kept: {left:?}");
+    }
+    assert!(left.iter().any(|f| f == "loft-creating.3.M3P3.host"), "{left:?}");
+}
