@@ -156,7 +156,11 @@ struct OpenHow {
 fn openat2(dir: RawFd, rel: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
     let how = OpenHow {
         flags: flags as u64,
-        mode: if flags & libc::O_CREAT != 0 { u64::from(mode) } else { 0 },
+        mode: if flags & libc::O_CREAT != 0 {
+            u64::from(mode)
+        } else {
+            0
+        },
         resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
     };
     for _ in 0..8 {
@@ -221,7 +225,12 @@ impl Beneath {
             return Beneath::with_resolver(root, Resolver::Walk);
         }
         let mut b = Beneath::with_resolver(root, Resolver::Openat2)?;
-        match openat2(b.fd.as_raw_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0) {
+        match openat2(
+            b.fd.as_raw_fd(),
+            c".",
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        ) {
             Ok(_) => {}
             // ENOSYS: kernel < 5.6; EPERM: a seccomp filter that does not know it;
             // EINVAL/E2BIG: resolve flags unknown to this kernel.
@@ -245,7 +254,10 @@ impl Beneath {
         let c = cstr(root.as_os_str())?;
         // SAFETY: `c` is NUL-terminated and outlives the call.
         let fd = own(unsafe {
-            libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
         })?;
         Ok(Beneath { root, fd, resolver })
     }
@@ -289,7 +301,9 @@ impl Beneath {
             path
         };
         if rel.as_os_str().is_empty()
-            || rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+            || rel
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -329,7 +343,12 @@ impl Beneath {
         if self.resolver == Resolver::Openat2 && matches!(how, How::Read | How::ReadWrite) {
             // The hot path (every FETCH of a message): one allocation, one system call.
             let rel = self.rel_path(path)?;
-            let fd = openat2(self.fd.as_raw_fd(), &cstr(rel.as_os_str())?, open_flags(how), 0)?;
+            let fd = openat2(
+                self.fd.as_raw_fd(),
+                &cstr(rel.as_os_str())?,
+                open_flags(how),
+                0,
+            )?;
             return Ok(File::from(fd));
         }
         let parts = self.rel(path)?;
@@ -441,10 +460,8 @@ impl Beneath {
         let (fd1, n1) = self.parent(from)?;
         let (fd2, n2) = self.parent(to)?;
         // SAFETY: both names are NUL-terminated; both fds are open directories.
-        check(unsafe {
-            libc::renameat(fd1.as_raw_fd(), n1.as_ptr(), fd2.as_raw_fd(), n2.as_ptr())
-        })
-        .map(|_| ())
+        check(unsafe { libc::renameat(fd1.as_raw_fd(), n1.as_ptr(), fd2.as_raw_fd(), n2.as_ptr()) })
+            .map(|_| ())
     }
 
     /// Hard-links `from` to `to` (a link at `from` is linked as a link, not followed).
@@ -453,7 +470,13 @@ impl Beneath {
         let (fd2, n2) = self.parent(to)?;
         // SAFETY: both names are NUL-terminated; both fds are open directories.
         check(unsafe {
-            libc::linkat(fd1.as_raw_fd(), n1.as_ptr(), fd2.as_raw_fd(), n2.as_ptr(), 0)
+            libc::linkat(
+                fd1.as_raw_fd(),
+                n1.as_ptr(),
+                fd2.as_raw_fd(),
+                n2.as_ptr(),
+                0,
+            )
         })
         .map(|_| ())
     }
@@ -491,10 +514,12 @@ impl Beneath {
 
     fn remove_tree_depth(&self, path: &Path, depth: u32) -> io::Result<()> {
         if depth > 8 {
-            return Err(io::Error::other(format!("{} is nested too deep", path.display())));
+            return Err(io::Error::other(format!(
+                "{} is nested too deep",
+                path.display()
+            )));
         }
-        let names: Vec<std::ffi::OsString> =
-            self.list(path)?.into_iter().map(|(n, _)| n).collect();
+        let names: Vec<std::ffi::OsString> = self.list(path)?.into_iter().map(|(n, _)| n).collect();
         for n in names {
             let p = path.join(&n);
             match self.lstat(&p) {
@@ -579,7 +604,9 @@ pub fn open_nofollow(path: &Path, how: How) -> io::Result<File> {
                 fchmod(&fd, mode)?;
                 fd
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => open(open_flags(How::ReadWrite), 0)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                open(open_flags(How::ReadWrite), 0)?
+            }
             Err(e) => return Err(e),
         },
     };
@@ -589,7 +616,10 @@ pub fn open_nofollow(path: &Path, how: How) -> io::Result<File> {
 /// The mode for a new file in the directory holding `path` ([`file_mode_beside`]);
 /// 0600 when the directory cannot be asked.
 pub fn file_mode_for(path: &Path) -> u32 {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::metadata(dir).map_or(0o600, |m| {
         file_mode_beside(std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
     })

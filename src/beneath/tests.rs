@@ -35,14 +35,25 @@ fn reads_plain_files_and_refuses_every_link() {
     let (d, _o) = setup();
     for b in both(d.path()) {
         let mut s = String::new();
-        let mut f = b.open_file(&d.path().join(".A/cur/msg"), How::Read).unwrap();
+        let mut f = b
+            .open_file(&d.path().join(".A/cur/msg"), How::Read)
+            .unwrap();
         std::io::Read::read_to_string(&mut f, &mut s).unwrap();
         assert_eq!(s, "mail");
         assert!(b.open_file(Path::new(".A/cur/msg"), How::Read).is_ok());
-        for bad in [".A/cur/link", ".A/cur/rel", ".Evil/secret", ".Other/cur/msg", ".B/cur/msg"] {
+        for bad in [
+            ".A/cur/link",
+            ".A/cur/rel",
+            ".Evil/secret",
+            ".Other/cur/msg",
+            ".B/cur/msg",
+        ] {
             let e = b.open_file(Path::new(bad), How::Read).unwrap_err();
             assert!(
-                matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EXDEV | libc::ENOTDIR)),
+                matches!(
+                    e.raw_os_error(),
+                    Some(libc::ELOOP | libc::EXDEV | libc::ENOTDIR)
+                ),
                 "{bad} with {:?}: {e}",
                 b.resolver()
             );
@@ -55,9 +66,13 @@ fn reads_plain_files_and_refuses_every_link() {
         assert!(b.open_dir(Path::new(".A/cur")).is_ok());
         assert!(b.open_dir(Path::new("")).is_ok());
         // Creating through a linked directory is refused too.
-        assert!(b.open_file(Path::new(".Evil/new"), How::CreateNew(0o600)).is_err());
+        assert!(b
+            .open_file(Path::new(".Evil/new"), How::CreateNew(0o600))
+            .is_err());
         assert!(b.mkdir(Path::new(".Evil/dir"), 0o700).is_err());
-        assert!(b.rename(Path::new(".A/cur/msg"), Path::new(".Evil/stolen")).is_err());
+        assert!(b
+            .rename(Path::new(".A/cur/msg"), Path::new(".Evil/stolen"))
+            .is_err());
         // A link is stat'ed, renamed and removed as a link.
         assert!(b.lstat(Path::new(".A/cur/link")).unwrap().is_symlink());
     }
@@ -89,10 +104,18 @@ fn creates_with_exact_modes_whatever_the_umask() {
             let tag = format!("{:?}{umask:o}", b.resolver());
             b.mkdir_beside(Path::new(&tag)).unwrap();
             let mode = b.file_mode_in(Path::new(&tag)).unwrap();
-            b.open_file(&Path::new(&tag).join("f"), How::CreateNew(mode)).unwrap();
-            b.open_file(&Path::new(&tag).join("g"), How::OpenOrCreate(mode)).unwrap();
+            b.open_file(&Path::new(&tag).join("f"), How::CreateNew(mode))
+                .unwrap();
+            b.open_file(&Path::new(&tag).join("g"), How::OpenOrCreate(mode))
+                .unwrap();
             unsafe { libc::umask(old) };
-            let m = |p: &str| std::fs::metadata(d.path().join(p)).unwrap().permissions().mode() & 0o7777;
+            let m = |p: &str| {
+                std::fs::metadata(d.path().join(p))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o7777
+            };
             assert_eq!(m(&tag), 0o750, "{tag}");
             assert_eq!(m(&format!("{tag}/f")), 0o640, "{tag}");
             assert_eq!(m(&format!("{tag}/g")), 0o640, "{tag}");

@@ -169,7 +169,11 @@ fn load_once(
         }
         // A link in the index's place is not followed: damaged, rebuilt beside it.
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(Fatal(corrupt(ipath.into(), "symbolic link (not followed)", 0)))
+            return Err(Fatal(corrupt(
+                ipath.into(),
+                "symbolic link (not followed)",
+                0,
+            )))
         }
         Err(e) => {
             return Err(Fatal(Error::Io {
@@ -193,7 +197,11 @@ fn load_once(
             return Err(Retry(corrupt(lpath.into(), "log file missing", 0), iid))
         }
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(Fatal(corrupt(lpath.into(), "symbolic link (not followed)", 0)))
+            return Err(Fatal(corrupt(
+                lpath.into(),
+                "symbolic link (not followed)",
+                0,
+            )))
         }
         Err(e) => {
             return Err(Fatal(Error::Io {
@@ -439,8 +447,7 @@ pub fn prepare_write(
         inner.log = open_log_state(&lpath)?;
     }
     if inner.log.seen_len > inner.log.end {
-        let f = super::open_rw(&lpath)
-            .map_err(Error::io(lpath.clone()))?;
+        let f = super::open_rw(&lpath).map_err(Error::io(lpath.clone()))?;
         f.set_len(inner.log.end).map_err(Error::io(lpath.clone()))?;
         if opts.fsync != FsyncMode::Never {
             f.sync_data().map_err(Error::io(lpath.clone()))?;

@@ -28,7 +28,11 @@ async fn append(c: &mut Client, mailbox: &str, msg: &str) -> String {
 
 fn entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -43,8 +47,8 @@ async fn a_message_file_link_is_never_served_by_fetch() {
     deliver(&root, "1000.M1P1.host", &sample_message(1));
     c.ok("SELECT INBOX").await;
     c.ok("FETCH 1 FLAGS").await; // new/ -> cur/
-    // Replace the (known) message file by a link to the secret, and drop a second
-    // link that looks like new mail.
+                                 // Replace the (known) message file by a link to the secret, and drop a second
+                                 // link that looks like new mail.
     let cur = entries(&root.join("cur"));
     assert_eq!(cur.len(), 1, "{cur:?}");
     let file = root.join("cur").join(&cur[0]);
@@ -60,11 +64,17 @@ async fn a_message_file_link_is_never_served_by_fetch() {
     // A fresh session lists no link as a message.
     let mut d = srv.login().await;
     let sel = d.ok("SELECT INBOX").await.join("\n");
-    assert!(sel.contains("* 0 EXISTS") || sel.contains("* 1 EXISTS"), "{sel}");
+    assert!(
+        sel.contains("* 0 EXISTS") || sel.contains("* 1 EXISTS"),
+        "{sel}"
+    );
     let r = d.cmd("FETCH 1:* BODY[]").await.join("\n");
     assert!(!r.contains(SECRET), "{r}");
     let st = d.ok("STATUS INBOX (MESSAGES)").await.join("\n");
-    assert!(!st.contains("MESSAGES 2") && !st.contains("MESSAGES 3"), "{st}");
+    assert!(
+        !st.contains("MESSAGES 2") && !st.contains("MESSAGES 3"),
+        "{st}"
+    );
     // The links are left where they were, the secret untouched.
     assert!(std::fs::symlink_metadata(root.join("new/2000.M2P2.host")).is_ok());
     assert!(std::fs::read_to_string(&secret).unwrap().contains(SECRET));
@@ -80,7 +90,10 @@ async fn a_message_file_link_is_never_served_by_pop3_retr() {
     symlink(&secret, inbox.join("cur/3000.M3P3.host:2,")).unwrap();
     let mut p = p3.login().await;
     let stat = p.ok("STAT").await;
-    assert!(stat.starts_with("+OK 1 "), "links counted as messages: {stat}");
+    assert!(
+        stat.starts_with("+OK 1 "),
+        "links counted as messages: {stat}"
+    );
     for n in 1..=3 {
         let r = p.cmd(&format!("RETR {n}")).await;
         if r.starts_with("+OK") {
@@ -98,7 +111,11 @@ async fn folder_links_are_neither_listed_nor_opened_nor_written() {
     let root = srv.maildir(USER);
     // bob's mail, next to alice's.
     let bob = srv.maildir("bob");
-    deliver(&bob, "1000.M1P1.host", &format!("Subject: bob\r\n\r\n{SECRET}\r\n"));
+    deliver(
+        &bob,
+        "1000.M1P1.host",
+        &format!("Subject: bob\r\n\r\n{SECRET}\r\n"),
+    );
     symlink("../bob", root.join(".Other")).unwrap();
     // A Maildir elsewhere on the machine.
     let elsewhere = srv.dir.path().join("elsewhere");
@@ -117,7 +134,11 @@ async fn folder_links_are_neither_listed_nor_opened_nor_written() {
     let list = c.ok("LIST \"\" *").await.join("\n");
     assert!(!list.contains("Other") && !list.contains("Evil"), "{list}");
     for name in ["Other", "Evil", "Half"] {
-        for cmd in [format!("SELECT {name}"), format!("EXAMINE {name}"), format!("STATUS {name} (MESSAGES UIDNEXT)")] {
+        for cmd in [
+            format!("SELECT {name}"),
+            format!("EXAMINE {name}"),
+            format!("STATUS {name} (MESSAGES UIDNEXT)"),
+        ] {
             let mut r = c.cmd(&cmd).await;
             let last = r.pop().unwrap();
             assert!(!r.join("").contains(SECRET), "{cmd}: {r:?}");
@@ -136,20 +157,37 @@ async fn folder_links_are_neither_listed_nor_opened_nor_written() {
         assert!(r.contains(" NO "), "{cmd}: {r}");
     }
     let exists = c.ok("NOOP").await.join("\n");
-    assert!(!exists.contains("EXPUNGE"), "MOVE removed the source: {exists}");
+    assert!(
+        !exists.contains("EXPUNGE"),
+        "MOVE removed the source: {exists}"
+    );
     // Nothing was written outside alice's root, bob's mail is untouched.
     for d in ["cur", "new", "tmp"] {
-        assert!(entries(&elsewhere.join(d)).is_empty(), "{d}: {:?}", entries(&elsewhere.join(d)));
+        assert!(
+            entries(&elsewhere.join(d)).is_empty(),
+            "{d}: {:?}",
+            entries(&elsewhere.join(d))
+        );
     }
     assert_eq!(entries(&elsewhere), ["cur", "new", "tmp"]);
-    assert_eq!(entries(&bob.join("cur")).len() + entries(&bob.join("new")).len(), 1);
-    assert!(!entries(&bob).iter().any(|f| f.starts_with("loft")), "{:?}", entries(&bob));
+    assert_eq!(
+        entries(&bob.join("cur")).len() + entries(&bob.join("new")).len(),
+        1
+    );
+    assert!(
+        !entries(&bob).iter().any(|f| f.starts_with("loft")),
+        "{:?}",
+        entries(&bob)
+    );
     // CREATE, RENAME and DELETE do not go through the links either.
     assert!(c.status("CREATE Evil").await.contains(" NO "));
     assert!(c.status("DELETE Evil").await.contains(" NO "));
     assert!(c.status("RENAME Evil Good").await.contains(" NO "));
     assert!(elsewhere.join("cur").is_dir());
-    assert!(std::fs::symlink_metadata(root.join(".Evil")).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(root.join(".Evil"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 /// Modes of everything under `dir` (relative name -> permission bits).
@@ -190,7 +228,10 @@ async fn created_files_take_the_mode_of_the_maildir_whatever_the_umask() {
         unsafe { libc::umask(old) };
         let mut all = Vec::new();
         modes(&root, "", &mut all);
-        assert!(all.iter().any(|(n, _, _)| n == ".Work/loft.index"), "{all:?}");
+        assert!(
+            all.iter().any(|(n, _, _)| n == ".Work/loft.index"),
+            "{all:?}"
+        );
         for (name, mode, dir) in &all {
             let want = if *dir { 0o700 } else { 0o600 };
             assert_eq!(*mode, want, "umask {umask:o}: {name} has mode {mode:o}");
@@ -205,7 +246,13 @@ impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(at).ok()?;
         let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(at)
             .status()
             .is_ok_and(|s| s.success());
@@ -245,7 +292,9 @@ async fn with_the_disk_full_commands_change_nothing_and_say_so() {
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("fs");
     let Some(_fs) = Tmpfs::mount(&mnt, "4m") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); the disk-full test did not run");
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs here (needs root); the disk-full test did not run"
+        );
         return;
     };
     let location = mnt.join("%u").to_string_lossy().into_owned();
@@ -275,7 +324,12 @@ async fn with_the_disk_full_commands_change_nothing_and_say_so() {
     assert_eq!(c.ok("LIST \"\" *").await, before, "the folder list changed");
     let leftovers: Vec<String> = entries(&root)
         .into_iter()
-        .filter(|n| n.starts_with("loft-creating") || n.starts_with(".Fresh") || n.starts_with(".Bin") || n.starts_with(".Moved"))
+        .filter(|n| {
+            n.starts_with("loft-creating")
+                || n.starts_with(".Fresh")
+                || n.starts_with(".Bin")
+                || n.starts_with(".Moved")
+        })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert!(entries(&root.join(".Keep/tmp")).is_empty());
@@ -289,7 +343,10 @@ async fn with_the_disk_full_commands_change_nothing_and_say_so() {
     c.ok("DELETE Junk").await;
     c.ok("SUBSCRIBE Keep").await;
     let list = c.ok("LIST \"\" *").await.join("\n");
-    assert!(list.contains("Bin") && list.contains("Fresh/Child"), "{list}");
+    assert!(
+        list.contains("Bin") && list.contains("Fresh/Child"),
+        "{list}"
+    );
     eprintln!("disk-full test ran to the end");
 }
 
@@ -303,7 +360,11 @@ async fn fetch_cost() {
     let srv = TestServer::start().await;
     let root = srv.maildir(USER);
     for i in 0..2000 {
-        deliver(&root, &format!("{}.M{i}P1.host", 1_700_000_000 + i), &sample_message(i));
+        deliver(
+            &root,
+            &format!("{}.M{i}P1.host", 1_700_000_000 + i),
+            &sample_message(i),
+        );
     }
     let mut c = srv.login().await;
     c.ok("SELECT INBOX").await;
@@ -311,7 +372,9 @@ async fn fetch_cost() {
     for round in 0..15 {
         let t = std::time::Instant::now();
         let tag = format!("t{round}");
-        c.io.write_all(format!("{tag} FETCH 1:* BODY.PEEK[]\r\n").as_bytes()).await.unwrap();
+        c.io.write_all(format!("{tag} FETCH 1:* BODY.PEEK[]\r\n").as_bytes())
+            .await
+            .unwrap();
         let mut buf = Vec::new();
         let mut chunk = vec![0u8; 1 << 16];
         let end = format!("\r\n{tag} OK");
@@ -326,6 +389,10 @@ async fn fetch_cost() {
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     times.sort_by(f64::total_cmp);
-    eprintln!("FETCH 1:2000 BODY.PEEK[]: median {:.1} ms, min {:.1} ms (15 rounds, {})",
-        times[7], times[0], std::env::var("LOFT_BENEATH").unwrap_or_else(|_| "auto".into()));
+    eprintln!(
+        "FETCH 1:2000 BODY.PEEK[]: median {:.1} ms, min {:.1} ms (15 rounds, {})",
+        times[7],
+        times[0],
+        std::env::var("LOFT_BENEATH").unwrap_or_else(|_| "auto".into())
+    );
 }

@@ -315,7 +315,9 @@ impl NewFile {
                     } else {
                         dir
                     };
-                    crate::index::open_ro(d).and_then(|d| d.sync_all()).map_err(io(d))?;
+                    crate::index::open_ro(d)
+                        .and_then(|d| d.sync_all())
+                        .map_err(io(d))?;
                 }
             }
             Ok(placed)

@@ -155,9 +155,7 @@ impl Folder {
             let p = self.path.join(d);
             match self.fs().lstat(&p) {
                 Ok(st) if st.is_dir() => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    super::mkdir(&self.root, &p)?
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => super::mkdir(&self.root, &p)?,
                 Ok(_) => {
                     let e = std::io::Error::from_raw_os_error(libc::ELOOP);
                     return Err(self.root.io_err(&p, e, "mail folder"));
@@ -291,7 +289,9 @@ impl Folder {
             .map_or(0, |d| d.as_secs() as i64);
         for (name, _) in entries {
             let path = dir.join(&name);
-            let Ok(st) = self.fs().lstat(&path) else { continue };
+            let Ok(st) = self.fs().lstat(&path) else {
+                continue;
+            };
             let old = now.saturating_sub(st.mtime) > STALE_TMP_SECS as i64;
             if (st.is_file() || st.is_symlink()) && old {
                 match self.fs().unlink(&path) {

@@ -152,7 +152,10 @@ impl MaildirStore {
                     tracing::warn!(dir = %temp.display(), error = %re, "cannot remove unfinished mailbox directory");
                 }
                 // Made by someone else meanwhile: not ours to report as a failure.
-                if fs.lstat(&folder.path.join("cur")).is_ok_and(|st| st.is_dir()) {
+                if fs
+                    .lstat(&folder.path.join("cur"))
+                    .is_ok_and(|st| st.is_dir())
+                {
                     return Ok(Made::No);
                 }
                 Err(e)
@@ -184,7 +187,10 @@ impl MaildirStore {
     /// missing subdirectories, and loses again those made here when one fails.
     fn complete_existing(&self, folder: &super::folder::Folder) -> Result<Made> {
         let fs = &self.ctx.fs.fs;
-        if fs.lstat(&folder.path.join("cur")).is_ok_and(|st| st.is_dir()) {
+        if fs
+            .lstat(&folder.path.join("cur"))
+            .is_ok_and(|st| st.is_dir())
+        {
             return Ok(Made::No);
         }
         let mut made: Vec<std::path::PathBuf> = Vec::new();
@@ -218,15 +224,21 @@ impl MaildirStore {
             return;
         }
         match fs.remove_tree(&path) {
-            Ok(()) => tracing::info!(dir = %path.display(), "removed a folder directory left by a crash"),
-            Err(e) => tracing::warn!(dir = %path.display(), error = %e, "cannot remove a folder directory left by a crash"),
+            Ok(()) => {
+                tracing::info!(dir = %path.display(), "removed a folder directory left by a crash")
+            }
+            Err(e) => {
+                tracing::warn!(dir = %path.display(), error = %e, "cannot remove a folder directory left by a crash")
+            }
         }
     }
 
     /// Removes folders this command created (newest first) after a later step failed.
     fn undo_created(&self, created: &[String]) {
         for name in created.iter().rev() {
-            let Ok(folder) = self.ctx.folder(name) else { continue };
+            let Ok(folder) = self.ctx.folder(name) else {
+                continue;
+            };
             if let Err(e) = self.ctx.fs.fs.remove_tree(&folder.path) {
                 tracing::warn!(dir = %folder.path.display(), error = %e, "cannot remove a mailbox made by a failed command");
             }
@@ -407,10 +419,13 @@ impl Store for MaildirStore {
             ));
         }
         // All or nothing: a failure (a full disk) removes the parents made here too.
-        let exists = self
-            .ctx
-            .folder(&name)
-            .is_ok_and(|f| self.ctx.fs.fs.lstat(&f.path.join("cur")).is_ok_and(|st| st.is_dir()));
+        let exists = self.ctx.folder(&name).is_ok_and(|f| {
+            self.ctx
+                .fs
+                .fs
+                .lstat(&f.path.join("cur"))
+                .is_ok_and(|st| st.is_dir())
+        });
         if exists {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
@@ -434,7 +449,10 @@ impl Store for MaildirStore {
         }
         let folder = self.ctx.folder(&name)?;
         let fs = &self.ctx.fs.fs;
-        if !fs.lstat(&folder.path.join("cur")).is_ok_and(|st| st.is_dir()) {
+        if !fs
+            .lstat(&folder.path.join("cur"))
+            .is_ok_and(|st| st.is_dir())
+        {
             if self.exists_or_has_children(&name)? {
                 // RFC 3501 §6.3.4: deleting a \Noselect name with inferiors is an error.
                 return Err(Error::new(

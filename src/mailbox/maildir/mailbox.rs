@@ -169,7 +169,9 @@ impl Mailbox for MaildirMailbox {
         });
         match known {
             Some((size, false)) => {
-                match self.read_file(uid, |p| folder::read_range(self.folder(), p, size, range.clone())) {
+                match self.read_file(uid, |p| {
+                    folder::read_range(self.folder(), p, size, range.clone())
+                }) {
                     Ok(d) => Ok(d),
                     // The caller's full read reports it (or finds the message after all).
                     Err(e) if e.kind == ErrorKind::Expunged => Ok(None),
@@ -297,10 +299,8 @@ impl Mailbox for MaildirMailbox {
                     let vsize = match (f.parsed.vsize(), meta) {
                         (Some(v), _) => v,
                         (None, Some(m)) if m.size > 0 => m.size,
-                        _ => {
-                            folder::file_crlf_size(dest.fs(), &tmp)
-                                .map_err(|e| Error::io(tmp.display(), e))?
-                        }
+                        _ => folder::file_crlf_size(dest.fs(), &tmp)
+                            .map_err(|e| Error::io(tmp.display(), e))?,
                     };
                     pending.push(Pending {
                         tmp,

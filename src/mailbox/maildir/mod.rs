@@ -143,10 +143,18 @@ impl Ctx {
     pub fn folder(&self, name: &str) -> Result<folder::Folder> {
         let name = normalize_name(name);
         if name == "INBOX" {
-            return Ok(folder::Folder::new(name, self.root.clone(), self.fs.clone()));
+            return Ok(folder::Folder::new(
+                name,
+                self.root.clone(),
+                self.fs.clone(),
+            ));
         }
         let dir = names::to_dir(&name)?;
-        Ok(folder::Folder::new(name, self.root.join(dir), self.fs.clone()))
+        Ok(folder::Folder::new(
+            name,
+            self.root.join(dir),
+            self.fs.clone(),
+        ))
     }
 }
 
@@ -157,7 +165,11 @@ pub(crate) fn mkdir(root: &Root, path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match root.fs.lstat(path) {
             Ok(st) if st.is_dir() => Ok(()),
-            _ => Err(root.io_err(path, std::io::Error::from_raw_os_error(libc::ELOOP), "directory")),
+            _ => Err(root.io_err(
+                path,
+                std::io::Error::from_raw_os_error(libc::ELOOP),
+                "directory",
+            )),
         },
         Err(e) => Err(root.io_err(path, e, "directory")),
     }
@@ -173,8 +185,12 @@ pub fn ctx(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Result<Arc<C
     let location = names::expand_location(&cfg.location, user, home)?;
     let location = PathBuf::from(location);
     if !location.is_absolute() {
-        return Err(Error::new(ErrorKind::Temporary, "Bad mail location")
-            .with_detail(format!("mail location {} is not absolute", location.display())));
+        return Err(
+            Error::new(ErrorKind::Temporary, "Bad mail location").with_detail(format!(
+                "mail location {} is not absolute",
+                location.display()
+            )),
+        );
     }
     if !location.is_dir() {
         std::fs::DirBuilder::new()
@@ -184,7 +200,8 @@ pub fn ctx(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Result<Arc<C
             .map_err(|e| Error::io(location.display(), e))?;
     }
     // The root itself may be a link an admin set up: resolved here, once.
-    let fs = crate::beneath::Beneath::open(&location).map_err(|e| Error::io(location.display(), e))?;
+    let fs =
+        crate::beneath::Beneath::open(&location).map_err(|e| Error::io(location.display(), e))?;
     ctx_in(cfg, fs)
 }
 

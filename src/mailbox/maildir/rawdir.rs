@@ -40,7 +40,8 @@ pub fn each(open: &Open<'_>, mut f: impl FnMut(&[u8], Kind)) -> std::io::Result<
 #[cfg(test)]
 fn by_path(dir: &Path) -> impl Fn() -> std::io::Result<std::os::fd::OwnedFd> + Sync + '_ {
     move || {
-        crate::beneath::open_nofollow(dir, crate::beneath::How::Read).map(std::os::fd::OwnedFd::from)
+        crate::beneath::open_nofollow(dir, crate::beneath::How::Read)
+            .map(std::os::fd::OwnedFd::from)
     }
 }
 
@@ -91,7 +92,9 @@ pub fn each_pipelined(open: &Open<'_>, mut f: impl FnMut(&[u8], Kind)) -> std::i
             }
         }
         lister.join().unwrap_or_else(|_| {
-            Err(std::io::Error::other("directory listing stopped unexpectedly"))
+            Err(std::io::Error::other(
+                "directory listing stopped unexpectedly",
+            ))
         })
     })
 }

@@ -33,6 +33,8 @@ use super::lock::FolderLock;
 use super::uidlist::{self, UidList};
 use super::uidstore;
 use crate::config::FsyncMode;
+use crate::index::{Index, IndexSnapshot};
+use crate::mailbox::{Flags, MessageMeta, Result, Snapshot, SysFlags, Uid};
 
 /// How often a folder's `tmp/` is looked through for crash leftovers while it is in use.
 const TMP_CLEAN_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -42,15 +44,21 @@ fn tmp_clean_due(last: Option<std::time::Instant>, now: std::time::Instant) -> b
     last.is_none_or(|t| now.saturating_duration_since(t) >= TMP_CLEAN_EVERY)
 }
 
-#[test]
-fn tmp_cleaned_at_first_scan_then_hourly() {
-    let t = std::time::Instant::now();
-    assert!(tmp_clean_due(None, t));
-    assert!(!tmp_clean_due(Some(t), t + std::time::Duration::from_secs(60)));
-    assert!(tmp_clean_due(Some(t), t + TMP_CLEAN_EVERY));
+#[cfg(test)]
+mod tmp_clean_tests {
+    use super::*;
+
+    #[test]
+    fn tmp_cleaned_at_first_scan_then_hourly() {
+        let t = std::time::Instant::now();
+        assert!(tmp_clean_due(None, t));
+        assert!(!tmp_clean_due(
+            Some(t),
+            t + std::time::Duration::from_secs(60)
+        ));
+        assert!(tmp_clean_due(Some(t), t + TMP_CLEAN_EVERY));
+    }
 }
-use crate::index::{Index, IndexSnapshot};
-use crate::mailbox::{Flags, MessageMeta, Result, Snapshot, SysFlags, Uid};
 
 /// `loft.index.scan`: the mtimes of `cur/` and `new/` (ns) as of the last complete scan
 /// and when it started (ns). While both directories still have these mtimes (and the

@@ -79,7 +79,12 @@ fn a_failed_commit_leaves_no_message_behind() {
     super::super::save::FAIL_COMMIT.with(|f| f.set(false));
     assert_eq!(r.unwrap_err().kind, ErrorKind::OverQuota);
     assert_eq!(copied.unwrap().unwrap_err().kind, ErrorKind::OverQuota);
-    assert_eq!(files_in(&root.join("cur")).len(), 1, "{:?}", files_in(&root.join("cur")));
+    assert_eq!(
+        files_in(&root.join("cur")).len(),
+        1,
+        "{:?}",
+        files_in(&root.join("cur"))
+    );
     assert!(files_in(&root.join("tmp")).is_empty());
     assert_eq!(s.status("INBOX").unwrap().messages, 1);
     assert_eq!(s.status("Trash").unwrap().messages, 0);
@@ -99,7 +104,9 @@ fn index_file_links_are_not_written_through() {
     std::fs::create_dir(&outside).unwrap();
     let mut before = Vec::new();
     for f in ["loft.index", "loft.index.log", "loft.index.cache"] {
-        let Ok(bytes) = std::fs::read(root.join(f)) else { continue };
+        let Ok(bytes) = std::fs::read(root.join(f)) else {
+            continue;
+        };
         std::fs::write(outside.join(f), &bytes).unwrap();
         std::fs::remove_file(root.join(f)).unwrap();
         symlink(outside.join(f), root.join(f)).unwrap();
@@ -110,12 +117,17 @@ fn index_file_links_are_not_written_through() {
     let mut m = s.open("INBOX", false).unwrap();
     let snap = m.sync().unwrap().snapshot;
     assert_eq!(snap.messages.len(), 1);
-    m.store(&[snap.messages[0].uid], StoreOp::Add, &seen()).unwrap();
+    m.store(&[snap.messages[0].uid], StoreOp::Add, &seen())
+        .unwrap();
     append(&*s, "INBOX", b"b\r\n", Flags::default(), None);
     assert_eq!(m.sync().unwrap().snapshot.messages.len(), 2);
     drop(m);
     for (f, bytes) in before {
-        assert_eq!(std::fs::read(outside.join(f)).unwrap(), bytes, "{f} was written through a link");
+        assert_eq!(
+            std::fs::read(outside.join(f)).unwrap(),
+            bytes,
+            "{f} was written through a link"
+        );
     }
 }
 
@@ -150,7 +162,10 @@ fn the_fallback_resolver_refuses_links_too() {
     let mut m = s.open("INBOX", false).unwrap();
     let snap = m.sync().unwrap().snapshot;
     assert_eq!(snap.messages.len(), 1);
-    assert_eq!(&m.fetch_message(snap.messages[0].uid).unwrap()[..], b"a\r\n");
+    assert_eq!(
+        &m.fetch_message(snap.messages[0].uid).unwrap()[..],
+        b"a\r\n"
+    );
     let listed: Vec<String> = names(&*s).into_iter().map(|(n, _, _)| n).collect();
     assert!(!listed.contains(&"Elsewhere".to_string()), "{listed:?}");
     assert!(listed.contains(&"Moved".to_string()), "{listed:?}");
@@ -175,7 +190,8 @@ fn crash_leftovers_of_create_and_delete_are_removed_when_old() {
         std::fs::create_dir_all(root.join(n).join("cur")).unwrap();
         std::fs::write(root.join(n).join("cur/1.M1.host:2,"), b"x").unwrap();
         let f = std::fs::File::open(root.join(n)).unwrap();
-        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000)).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+            .unwrap();
     }
     std::fs::create_dir(root.join("loft-creating.3.M3P3.host")).unwrap();
     s.list().unwrap();
@@ -183,5 +199,8 @@ fn crash_leftovers_of_create_and_delete_are_removed_when_old() {
     for n in old {
         assert!(!left.iter().any(|f| f == n), "{n} kept: {left:?}");
     }
-    assert!(left.iter().any(|f| f == "loft-creating.3.M3P3.host"), "{left:?}");
+    assert!(
+        left.iter().any(|f| f == "loft-creating.3.M3P3.host"),
+        "{left:?}"
+    );
 }
