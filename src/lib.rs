@@ -15,10 +15,14 @@
 //! * [`index`] — the generic per-mailbox index engine (mmap'd main index, transaction
 //!   log, locking, verify/salvage); knows UIDs, flags bits and opaque keys, not Maildir,
 //!   IMAP or MIME. Used by the storage backends in [`mailbox`].
+//! * [`beneath`] — a leaf: opening, creating, renaming and removing files beneath a
+//!   directory descriptor without following any symbolic link (containment of each
+//!   user's mail root); used by [`mailbox`] and [`index`].
 //! * [`config`] — TOML configuration, validated with `FILE:LINE:COL` diagnostics.
 //! * [`tls`] — rustls acceptor, certificate loading, self-signed default.
 
 pub mod auth;
+pub mod beneath;
 pub mod config;
 pub mod imap;
 pub mod index;

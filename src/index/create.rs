@@ -129,7 +129,7 @@ pub fn rebuild(
     let _held = lock::acquire(dir, lock_method(opts), LOCK_TIMEOUT)?;
     let (ipath, lpath) = (dir.join(INDEX_FILE), dir.join(LOG_FILE));
     let mut gen = 0u64;
-    if let Ok(b) = fs::read(&ipath) {
+    if let Ok(b) = super::read_file(&ipath) {
         if let Ok(h) = format::decode_index_header(&b) {
             gen = gen.max(h.generation);
         }
@@ -137,7 +137,7 @@ pub fn rebuild(
             aside(&ipath);
         }
     }
-    if let Ok(b) = fs::read(&lpath) {
+    if let Ok(b) = super::read_file(&lpath) {
         match decode_log_header(&b) {
             Ok(h) => {
                 gen = gen.max(h.generation);

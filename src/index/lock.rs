@@ -7,7 +7,7 @@
 //! This module knows lock files, not what the lock protects.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -89,7 +89,7 @@ fn try_os_lock(f: &File, method: LockMethod) -> io::Result<bool> {
 fn dotlock(path: &Path, deadline: Instant) -> Result<bool, io::Error> {
     let mut step = 1;
     loop {
-        match OpenOptions::new().write(true).create_new(true).open(path) {
+        match super::create_fresh_excl(path) {
             Ok(mut f) => {
                 let _ = writeln!(f, "{}", std::process::id());
                 return Ok(true);
@@ -141,12 +141,8 @@ pub fn acquire(dir: &Path, method: LockMethod, timeout: Duration) -> Result<Writ
         held.dotlock = Some(p);
         return Ok(held);
     }
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path);
+    let how = crate::beneath::How::OpenOrCreate(crate::beneath::file_mode_for(&lock_path));
+    let f = crate::beneath::open_nofollow(&lock_path, how);
     let f = f.map_err(io_err)?;
     let mut step = 1;
     while !try_os_lock(&f, method).map_err(io_err)? {

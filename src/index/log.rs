@@ -5,7 +5,7 @@
 //!
 //! This module knows the log file, not what the changes mean.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -120,7 +120,7 @@ pub fn read_from(file: &File, offset: u64) -> io::Result<Vec<u8>> {
 }
 
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    super::open_ro(dir)?.sync_all()
 }
 
 /// Writes `bytes` as `dir/name` atomically: temp file, fsync, rename (no directory fsync).
@@ -136,11 +136,7 @@ pub fn replace_file_with(
     fill: impl FnOnce(&mut io::BufWriter<&fs::File>) -> io::Result<()>,
 ) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
+    let f = super::create_fresh(&tmp)?;
     let mut w = io::BufWriter::with_capacity(256 * 1024, &f);
     fill(&mut w)?;
     w.flush()?;

@@ -32,6 +32,8 @@ mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -218,7 +220,50 @@ fn effective(opts: &Options) -> Options {
 }
 
 fn canonical(dir: &Path) -> Result<PathBuf, Error> {
+    // The folder directory itself must not be a link (its files would be elsewhere).
+    let md = fs::symlink_metadata(dir).map_err(Error::io(dir.to_path_buf()))?;
+    if md.file_type().is_symlink() {
+        let e = io::Error::from_raw_os_error(libc::ELOOP);
+        return Err(Error::io(dir.to_path_buf())(e));
+    }
     dir.canonicalize().map_err(Error::io(dir.to_path_buf()))
+}
+
+/// Opens an index file for reading without following a link in its last component.
+pub(crate) fn open_ro(path: &Path) -> io::Result<fs::File> {
+    crate::beneath::open_nofollow(path, crate::beneath::How::Read)
+}
+
+/// Opens an index file for writing without following a link in its last component.
+pub(crate) fn open_rw(path: &Path) -> io::Result<fs::File> {
+    crate::beneath::open_nofollow(path, crate::beneath::How::ReadWrite)
+}
+
+/// Creates a new file (`O_EXCL`, never through a link) with the mode of the mail
+/// beside it (0600 in a 0700 folder), whatever the umask. A leftover of that name
+/// (a crashed writer's temp file) is removed first.
+pub(crate) fn create_fresh(path: &Path) -> io::Result<fs::File> {
+    let how = crate::beneath::How::CreateNew(crate::beneath::file_mode_for(path));
+    match crate::beneath::open_nofollow(path, how) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(path)?;
+            crate::beneath::open_nofollow(path, how)
+        }
+        r => r,
+    }
+}
+
+/// Creates a new file (`O_EXCL`: a dot-lock) with the mode of the mail beside it.
+pub(crate) fn create_fresh_excl(path: &Path) -> io::Result<fs::File> {
+    let how = crate::beneath::How::CreateNew(crate::beneath::file_mode_for(path));
+    crate::beneath::open_nofollow(path, how)
+}
+
+/// Reads a whole index file without following a link in its last component.
+pub(crate) fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    io::Read::read_to_end(&mut open_ro(path)?, &mut v)?;
+    Ok(v)
 }
 
 impl Index {

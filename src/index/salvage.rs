@@ -7,7 +7,6 @@
 //! This module only reads.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
 use std::path::Path;
 
 use super::format::{self, Cur, INDEX_HEADER_LEN, INDEX_MAGIC, LOG_HEADER_LEN, RECORD_LEN};
@@ -182,9 +181,9 @@ fn from_log(buf: &[u8], start: usize, s: &mut Salvage, map: &mut BTreeMap<u32, R
 pub fn salvage(dir: &Path) -> Salvage {
     let mut s = Salvage::default();
     let mut map = BTreeMap::new();
-    let ib = fs::read(dir.join(INDEX_FILE)).unwrap_or_default();
+    let ib = super::read_file(&dir.join(INDEX_FILE)).unwrap_or_default();
     let ih = from_index(&ib, &mut s, &mut map);
-    let lb = fs::read(dir.join(LOG_FILE)).unwrap_or_default();
+    let lb = super::read_file(&dir.join(LOG_FILE)).unwrap_or_default();
     let lh = format::decode_log_header(&lb).ok();
     let start = match (ih, lh) {
         (Some((gen, pair, off)), Some(lh)) if lh.pair_id == pair && lh.generation == gen => {

@@ -6,7 +6,7 @@
 //! This module knows files and generations, not what callers store in records.
 
 use std::collections::hash_map::RandomState;
-use std::fs::{self, File, Metadata, OpenOptions};
+use std::fs::{self, File, Metadata};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, ErrorKind};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -148,7 +148,7 @@ fn load_once(
     ipath: &Path,
     lpath: &Path,
 ) -> Result<Option<Inner>, LoadErr> {
-    let f = match File::open(ipath) {
+    let f = match super::open_ro(ipath) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             // Creation writes the log first: a log holding no changes alone is an
@@ -167,6 +167,14 @@ fn load_once(
                 ))),
             };
         }
+        // A link in the index's place is not followed: damaged, rebuilt beside it.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Fatal(corrupt(
+                ipath.into(),
+                "symbolic link (not followed)",
+                0,
+            )))
+        }
         Err(e) => {
             return Err(Fatal(Error::Io {
                 file: ipath.into(),
@@ -183,10 +191,17 @@ fn load_once(
         let bytes = mmap::read_whole(&f, opts.nfs).map_err(ioerr(ipath))?;
         decode_index(&bytes).map_err(|b| Fatal(Error::corrupted(ipath.into(), b)))?
     };
-    let lf = match File::open(lpath) {
+    let lf = match super::open_ro(lpath) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             return Err(Retry(corrupt(lpath.into(), "log file missing", 0), iid))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Fatal(corrupt(
+                lpath.into(),
+                "symbolic link (not followed)",
+                0,
+            )))
         }
         Err(e) => {
             return Err(Fatal(Error::Io {
@@ -274,7 +289,7 @@ pub(super) fn written(
 ) -> Result<Inner, Error> {
     let (ipath, lpath) = (dir.join(INDEX_FILE), dir.join(LOG_FILE));
     let open = |p: &Path| {
-        File::open(p)
+        super::open_ro(p)
             .and_then(|f| f.metadata().map(|m| (f, m)))
             .map_err(|err| Error::Io {
                 file: p.to_path_buf(),
@@ -327,7 +342,7 @@ fn stat(path: &Path, nfs: bool) -> Result<Metadata, Error> {
     // On NFS, opening the file revalidates its attributes (close-to-open consistency);
     // a plain stat could be answered from the attribute cache.
     let r = if nfs {
-        File::open(path).and_then(|f| f.metadata())
+        super::open_ro(path).and_then(|f| f.metadata())
     } else {
         fs::metadata(path)
     };
@@ -376,7 +391,7 @@ pub fn refresh(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<Arc<Inde
 }
 
 fn catch_up(lpath: &Path, inner: &mut Inner) -> Result<Arc<IndexSnapshot>, Error> {
-    let f = File::open(lpath).map_err(Error::io(lpath.into()))?;
+    let f = super::open_ro(lpath).map_err(Error::io(lpath.into()))?;
     let m = f.metadata().map_err(Error::io(lpath.into()))?;
     if id(&m) != inner.log.id {
         return Err(corrupt(lpath.into(), "log replaced while reading", 0));
@@ -400,7 +415,7 @@ fn catch_up(lpath: &Path, inner: &mut Inner) -> Result<Arc<IndexSnapshot>, Error
 }
 
 fn open_log_state(lpath: &Path) -> Result<LogState, Error> {
-    let f = File::open(lpath).map_err(Error::io(lpath.into()))?;
+    let f = super::open_ro(lpath).map_err(Error::io(lpath.into()))?;
     let m = f.metadata().map_err(Error::io(lpath.into()))?;
     let end = LOG_HEADER_LEN as u64;
     Ok(LogState {
@@ -432,10 +447,7 @@ pub fn prepare_write(
         inner.log = open_log_state(&lpath)?;
     }
     if inner.log.seen_len > inner.log.end {
-        let f = OpenOptions::new()
-            .write(true)
-            .open(&lpath)
-            .map_err(Error::io(lpath.clone()))?;
+        let f = super::open_rw(&lpath).map_err(Error::io(lpath.clone()))?;
         f.set_len(inner.log.end).map_err(Error::io(lpath.clone()))?;
         if opts.fsync != FsyncMode::Never {
             f.sync_data().map_err(Error::io(lpath.clone()))?;
@@ -458,7 +470,7 @@ pub fn append(
         file: lpath.clone(),
         err: e,
     };
-    let f = OpenOptions::new().write(true).open(&lpath).map_err(io)?;
+    let f = super::open_rw(&lpath).map_err(io)?;
     if id(&f.metadata().map_err(io)?) != inner.log.id {
         inner.broken = true;
         return Err(corrupt(
@@ -492,7 +504,7 @@ pub fn compact(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<(), Erro
     write_index(dir, opts, gen, inner.pair_id, &inner.snap)?;
     inner.generation = gen;
     let ipath = dir.join(INDEX_FILE);
-    let f = File::open(&ipath).map_err(Error::io(ipath.clone()))?;
+    let f = super::open_ro(&ipath).map_err(Error::io(ipath.clone()))?;
     inner.index_id = index_id(&f.metadata().map_err(Error::io(ipath))?);
     inner._index_file = f;
     // From here the old log is stale: if we fail below, the next writer replaces it.

@@ -6,7 +6,6 @@
 //!
 //! This module reports; it never repairs.
 
-use std::fs;
 use std::path::Path;
 
 use super::apply::apply_txn;
@@ -43,7 +42,7 @@ fn bad_records(buf: &[u8], out: &mut Vec<String>) {
 
 pub fn verify(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    let idx = match fs::read(dir.join(INDEX_FILE)) {
+    let idx = match super::read_file(&dir.join(INDEX_FILE)) {
         Err(e) => {
             out.push(format!("{INDEX_FILE}: {e}"));
             None
@@ -60,7 +59,7 @@ pub fn verify(dir: &Path) -> Vec<String> {
             }
         },
     };
-    let lg = match fs::read(dir.join(LOG_FILE)) {
+    let lg = match super::read_file(&dir.join(LOG_FILE)) {
         Err(e) => {
             out.push(format!("{LOG_FILE}: {e}"));
             None

@@ -49,9 +49,11 @@ impl Error {
             std::io::ErrorKind::NotFound => ErrorKind::NonExistent,
             std::io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
             std::io::ErrorKind::PermissionDenied => ErrorKind::NoPerm,
+            _ if is_disk_full(&err) => ErrorKind::OverQuota,
             _ => ErrorKind::Temporary,
         };
         let text = match kind {
+            ErrorKind::OverQuota => "Disk full or over quota",
             ErrorKind::NonExistent => "Mailbox or message does not exist",
             ErrorKind::AlreadyExists => "Already exists",
             ErrorKind::NoPerm => "Permission denied",
@@ -68,6 +70,13 @@ impl Error {
         self.detail = Some(detail.into());
         self
     }
+}
+
+/// `ENOSPC` (the file system is full) or `EDQUOT` (the user's disk quota is used up).
+pub fn is_disk_full(err: &std::io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        || err.kind() == std::io::ErrorKind::StorageFull
+        || err.kind() == std::io::ErrorKind::QuotaExceeded
 }
 
 impl fmt::Display for Error {

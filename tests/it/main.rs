@@ -5,6 +5,7 @@ mod util;
 mod basics;
 mod caching;
 mod concurrency;
+mod containment;
 mod first_sync;
 mod mailboxes;
 mod messages;

@@ -7,7 +7,7 @@ use super::format::{self, Entry, Preamble};
 use crate::config::FsyncMode;
 use crate::index::Error;
 use memmap2::Mmap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::os::unix::io::AsRawFd;
@@ -63,11 +63,14 @@ pub(super) struct Disk {
 impl Disk {
     /// Opens `path` and decodes its preamble and newest header slot.
     pub fn open(path: &Path, nfs: bool) -> Result<(Disk, Vec<Entry>), Error> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io(path))?;
+        let file = match crate::index::open_rw(path) {
+            Ok(f) => f,
+            // A link in the cache's place is not followed: damaged, rebuilt beside it.
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(corrupted(path, ("symbolic link (not followed)".into(), 0)))
+            }
+            Err(e) => return Err(io(path)(e)),
+        };
         let meta = file.metadata().map_err(io(path))?;
         let mut pre_buf = [0u8; format::PREAMBLE_LEN as usize];
         let n = read_full(&file, &mut pre_buf, 0).map_err(io(path))?;
@@ -264,13 +267,7 @@ impl NewFile {
         let mut name = path.file_name().unwrap_or_default().to_os_string();
         name.push(format!(".tmp-{}-{n}", std::process::id()));
         let tmp = path.with_file_name(name);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
+        let file = crate::index::create_fresh(&tmp).map_err(io(&tmp))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
         let mut head = pre.encode();
         head.extend_from_slice(&slot);
@@ -318,7 +315,9 @@ impl NewFile {
                     } else {
                         dir
                     };
-                    File::open(d).and_then(|d| d.sync_all()).map_err(io(d))?;
+                    crate::index::open_ro(d)
+                        .and_then(|d| d.sync_all())
+                        .map_err(io(d))?;
                 }
             }
             Ok(placed)

@@ -215,14 +215,14 @@ pub fn flush(state: &FolderState, fsync: FsyncMode) -> Result<()> {
             continue;
         }
         let mut from = folder.file_path(f.sub, &f.name);
-        if !from.exists() {
+        if folder.fs().lstat(&from).is_err() {
             match folder.find_base(f.base()) {
                 Some((sub, n)) => from = folder.file_path(sub, &n),
                 None => continue, // expunged by another program: the next scan drops it
             }
         }
         let to = folder.file_path(Sub::Cur, &name);
-        match std::fs::rename(&from, &to) {
+        match folder.fs().rename(&from, &to) {
             Ok(()) => {
                 let mut entry = f.clone();
                 entry.sub = Sub::Cur;

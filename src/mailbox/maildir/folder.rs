@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::filename::{self, MailName};
-use super::fsio;
 use super::lock::{self, FolderShared};
+use super::Root;
+use crate::beneath::{Beneath, How};
 use crate::mailbox::{Error, ErrorKind, MessageData, Result};
 
 /// Maildir convention: files in `tmp/` untouched for 36 hours are leftovers.
@@ -22,9 +23,9 @@ const PIPELINE_FROM: usize = 8192;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Sub {
-    New,
+    New = 0,
     #[default]
-    Cur,
+    Cur = 1,
 }
 
 impl Sub {
@@ -58,9 +59,13 @@ impl FileInfo {
     /// gone (or unreadable).
     pub fn stat_mtime(&self, folder: &Folder) -> Option<i64> {
         self.mtime.or_else(|| {
-            std::fs::metadata(folder.file_path(self.sub, &self.name))
+            folder
+                .root
+                .fs
+                .lstat(&folder.file_path(self.sub, &self.name))
                 .ok()
-                .map(|md| fsio::unix_secs(md.modified()))
+                .filter(|st| st.is_file())
+                .map(|st| st.mtime)
         })
     }
 
@@ -83,28 +88,79 @@ pub struct Folder {
     pub name: String,
     pub path: PathBuf,
     pub shared: Arc<FolderShared>,
+    /// The user's mail root: every file of the folder is opened beneath it.
+    pub root: Arc<Root>,
 }
 
 impl Folder {
-    pub fn new(name: String, path: PathBuf) -> Folder {
+    pub fn new(name: String, path: PathBuf, root: Arc<Root>) -> Folder {
         let shared = lock::shared(&path);
-        Folder { name, path, shared }
+        Folder {
+            name,
+            path,
+            shared,
+            root,
+        }
+    }
+
+    /// The mail root's resolver.
+    pub fn fs(&self) -> &Beneath {
+        &self.root.fs
+    }
+
+    /// Opens a message file for reading, never through a link: relative to the `cur/`
+    /// or `new/` descriptor the last listing used when `path` is in one of them (one
+    /// component to resolve), else beneath the mail root.
+    pub fn open_read(&self, path: &Path) -> std::io::Result<std::fs::File> {
+        if let (Some(name), Some(dir)) = (path.file_name(), path.parent()) {
+            if dir.parent() == Some(self.path.as_path()) {
+                let sub = match dir.file_name().and_then(|n| n.to_str()) {
+                    Some("new") => Some(Sub::New),
+                    Some("cur") => Some(Sub::Cur),
+                    _ => None,
+                };
+                if let Some(fd) = sub.and_then(|s| self.shared.dir(s as usize)) {
+                    return self.fs().open_in(&fd, name, How::Read);
+                }
+            }
+        }
+        self.fs().open_file(path, How::Read)
     }
 
     pub fn file_path(&self, sub: Sub, name: &str) -> PathBuf {
         self.path.join(sub.dir()).join(name)
     }
 
-    /// `NonExistent` unless `cur/` exists; creates a missing `new/` or `tmp/`.
+    /// `NonExistent` unless `cur/` exists beneath the mail root with no symbolic link
+    /// on the way (the folder, `cur/`); creates a missing `new/` or `tmp/`. A folder or
+    /// subdirectory that is a link is logged once and treated as missing.
     pub fn check_selectable(&self) -> Result<()> {
-        if !self.path.join("cur").is_dir() {
-            return Err(Error::new(ErrorKind::NonExistent, "Mailbox does not exist")
-                .with_detail(format!("{}: no cur/", self.path.display())));
+        let cur = self.path.join("cur");
+        match self.fs().open_dir(&cur) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::new(ErrorKind::NonExistent, "Mailbox does not exist")
+                    .with_detail(format!("{}: no cur/", self.path.display())));
+            }
+            Err(e) => {
+                // Name the link itself: the folder, or its cur/.
+                let link = match self.fs().lstat(&self.path) {
+                    Ok(st) if st.is_symlink() => &self.path,
+                    _ => &cur,
+                };
+                return Err(self.root.io_err(link, e, "mail folder"));
+            }
         }
         for d in ["new", "tmp"] {
             let p = self.path.join(d);
-            if !p.is_dir() {
-                super::mkdir(&p)?;
+            match self.fs().lstat(&p) {
+                Ok(st) if st.is_dir() => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => super::mkdir(&self.root, &p)?,
+                Ok(_) => {
+                    let e = std::io::Error::from_raw_os_error(libc::ELOOP);
+                    return Err(self.root.io_err(&p, e, "mail folder"));
+                }
+                Err(e) => return Err(self.root.io_err(&p, e, "mail folder")),
             }
         }
         Ok(())
@@ -120,14 +176,19 @@ impl Folder {
             // Room for about as many entries as the directory's size suggests (a
             // Maildir entry takes 60-80 bytes on ext4/xfs), bounded: growing a vector of
             // 100,000 entries step by step copies it many times.
-            let guess = std::fs::metadata(&dir).map_or(0, |m| m.len() / 80) as usize;
+            let guess = self.fs().lstat(&dir).map_or(0, |m| m.size / 80) as usize;
             out.reserve(guess.min(200_000));
             let each = if guess >= PIPELINE_FROM {
                 rawdir::each_pipelined
             } else {
                 rawdir::each
             };
-            let listed = each(&dir, &mut |raw: &[u8], kind| {
+            let open = || {
+                let fd = self.fs().open_dir(&dir)?;
+                self.shared.set_dir(sub as usize, fd.try_clone()?);
+                Ok(fd)
+            };
+            let listed = each(&open, &mut |raw: &[u8], kind| {
                 let Ok(name) = std::str::from_utf8(raw) else {
                     tracing::warn!(dir = %dir.display(), file = %String::from_utf8_lossy(raw), "ignoring file with a non-UTF-8 name");
                     return;
@@ -140,18 +201,23 @@ impl Folder {
                     return;
                 };
                 // The type comes with the directory entry on most file systems; else
-                // ask with lstat. Symbolic links are taken as messages.
+                // ask with lstat. Symbolic links are never messages (they could point
+                // anywhere): skipped, logged once.
                 let kind = match kind {
-                    Kind::Unknown => match std::fs::symlink_metadata(dir.join(name)) {
+                    Kind::Unknown => match self.fs().lstat(&dir.join(name)) {
                         Ok(m) if m.is_file() => Kind::File,
-                        Ok(m) if m.file_type().is_symlink() => Kind::Symlink,
+                        Ok(m) if m.is_symlink() => Kind::Symlink,
                         Ok(_) => Kind::Other,
                         // Vanished between readdir and lstat: someone moved it.
                         Err(_) => return,
                     },
                     k => k,
                 };
-                if !matches!(kind, Kind::File | Kind::Symlink) {
+                if kind == Kind::Symlink {
+                    self.root.warn_link(&dir.join(name), "message file");
+                    return;
+                }
+                if kind != Kind::File {
                     tracing::warn!(dir = %dir.display(), file = name, "ignoring non-regular file in mail directory");
                     return;
                 }
@@ -165,7 +231,7 @@ impl Folder {
             match listed {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && sub == Sub::New => {}
-                Err(e) => return Err(Error::io(dir.display(), e)),
+                Err(e) => return Err(self.root.io_err(&dir, e, "mail folder")),
             }
         }
         Ok(out)
@@ -178,14 +244,12 @@ impl Folder {
         let mut mask = 0u32;
         for sub in [Sub::New, Sub::Cur] {
             let dir = self.path.join(sub.dir());
-            let rd = match std::fs::read_dir(&dir) {
-                Ok(rd) => rd,
+            let entries = match self.fs().list(&dir) {
+                Ok(v) => v,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && sub == Sub::New => continue,
-                Err(e) => return Err(Error::io(dir.display(), e)),
+                Err(e) => return Err(self.root.io_err(&dir, e, "mail folder")),
             };
-            for ent in rd {
-                let ent = ent.map_err(|e| Error::io(dir.display(), e))?;
-                let os_name = ent.file_name();
+            for (os_name, _) in entries {
                 let Some(parsed) = os_name.to_str().and_then(filename::parse) else {
                     continue;
                 };
@@ -195,15 +259,16 @@ impl Folder {
         Ok(mask)
     }
 
-    /// Finds the current file name of a base name (after someone renamed it).
+    /// Finds the current file name of a base name (after someone renamed it). Links
+    /// are not messages.
     pub fn find_base(&self, base: &str) -> Option<(Sub, String)> {
         for sub in [Sub::Cur, Sub::New] {
-            let Ok(rd) = std::fs::read_dir(self.path.join(sub.dir())) else {
+            let Ok(entries) = self.fs().list(&self.path.join(sub.dir())) else {
                 continue;
             };
-            for ent in rd.flatten() {
-                if let Some(n) = ent.file_name().to_str() {
-                    if n.split(':').next() == Some(base) {
+            for (os_name, kind) in entries {
+                if let Some(n) = os_name.to_str() {
+                    if n.split(':').next() == Some(base) && kind != libc::DT_LNK {
                         return Some((sub, n.to_string()));
                     }
                 }
@@ -212,27 +277,29 @@ impl Folder {
         None
     }
 
-    /// Removes `tmp/` files older than 36 hours (crash leftovers).
+    /// Removes `tmp/` files (and links) older than 36 hours: crash leftovers (the
+    /// Maildir convention). Never follows a link, never descends into a directory.
     pub fn clean_tmp(&self) {
         let dir = self.path.join("tmp");
-        let Ok(rd) = std::fs::read_dir(&dir) else {
+        let Ok(entries) = self.fs().list(&dir) else {
             return;
         };
-        let now = std::time::SystemTime::now();
-        for ent in rd.flatten() {
-            let Ok(md) = ent.metadata() else { continue };
-            let old = md
-                .modified()
-                .ok()
-                .and_then(|m| now.duration_since(m).ok())
-                .is_some_and(|age| age.as_secs() > STALE_TMP_SECS);
-            if md.is_file() && old {
-                match std::fs::remove_file(ent.path()) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for (name, _) in entries {
+            let path = dir.join(&name);
+            let Ok(st) = self.fs().lstat(&path) else {
+                continue;
+            };
+            let old = now.saturating_sub(st.mtime) > STALE_TMP_SECS as i64;
+            if (st.is_file() || st.is_symlink()) && old {
+                match self.fs().unlink(&path) {
                     Ok(()) => {
-                        tracing::info!(file = %ent.path().display(), "removed stale temporary file")
+                        tracing::info!(file = %path.display(), "removed stale temporary file")
                     }
                     Err(e) => {
-                        tracing::warn!(file = %ent.path().display(), error = %e, "cannot remove stale temporary file")
+                        tracing::warn!(file = %path.display(), error = %e, "cannot remove stale temporary file")
                     }
                 }
             }
@@ -253,8 +320,9 @@ pub fn bare_lfs(bytes: &[u8]) -> u64 {
 }
 
 /// Computes RFC822.SIZE by reading a file.
-pub fn file_crlf_size(path: &Path) -> std::io::Result<u64> {
-    let bytes = std::fs::read(path)?;
+pub fn file_crlf_size(fs: &Beneath, path: &Path) -> std::io::Result<u64> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut fs.open_file(path, How::Read)?, &mut bytes)?;
     Ok(crlf_size(&bytes))
 }
 
@@ -267,8 +335,12 @@ pub fn file_crlf_size(path: &Path) -> std::io::Result<u64> {
 /// `served_len`: the message's RFC822.SIZE when known. A file of exactly that length has
 /// no bare LF (the size counts each as two octets), so it is not scanned for one: on a
 /// SEARCH BODY over 100,000 messages the scan cost more than the search.
-pub fn read_message(path: &Path, served_len: Option<u64>) -> std::io::Result<MessageData> {
-    let data = read_stored(path, None)?;
+pub fn read_message(
+    folder: &Folder,
+    path: &Path,
+    served_len: Option<u64>,
+) -> std::io::Result<MessageData> {
+    let data = read_stored(folder, path, None)?;
     if served_len == Some(data.len() as u64) || bare_lfs(&data) == 0 {
         return Ok(data);
     }
@@ -278,8 +350,12 @@ pub fn read_message(path: &Path, served_len: Option<u64>) -> std::io::Result<Mes
 /// Reads a message file as it is stored (line ends not converted). `size_hint`: about
 /// how long it is (the RFC822.SIZE the index knows, never less than the stored length of
 /// an unchanged file), which saves asking the file system.
-pub fn read_stored(path: &Path, size_hint: Option<u64>) -> std::io::Result<MessageData> {
-    let file = std::fs::File::open(path)?;
+pub fn read_stored(
+    folder: &Folder,
+    path: &Path,
+    size_hint: Option<u64>,
+) -> std::io::Result<MessageData> {
+    let file = folder.open_read(path)?;
     let len = match size_hint {
         Some(n) => n,
         None => file.metadata()?.len(),
@@ -295,12 +371,13 @@ pub fn read_stored(path: &Path, size_hint: Option<u64>) -> std::io::Result<Messa
 /// equal lengths mean there is nothing to convert). `None` otherwise, or when the range is
 /// not inside the file (also when the file shrank while reading).
 pub fn read_range(
+    folder: &Folder,
     path: &Path,
     served_len: u64,
     range: std::ops::Range<u64>,
 ) -> std::io::Result<Option<MessageData>> {
     use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path)?;
+    let file = folder.open_read(path)?;
     let len = file.metadata()?.len();
     if len != served_len || range.start > range.end || range.end > len {
         return Ok(None);
@@ -319,9 +396,9 @@ pub fn read_range(
 /// Reads only the header block of a message file (up to and including the empty line
 /// that ends it), CRLF line ends. ENVELOPE, BODY[HEADER…] and header SEARCH keys need no
 /// more, and attachments can be megabytes. A file without an empty line is all header.
-pub fn read_header(path: &Path) -> std::io::Result<MessageData> {
+pub fn read_header(folder: &Folder, path: &Path) -> std::io::Result<MessageData> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
+    let mut file = folder.open_read(path)?;
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
     let mut searched: usize = 0;
@@ -401,24 +478,28 @@ mod crlf_tests {
         std::fs::write(&crlf, b"A: b\r\n\r\nbody\r\n").unwrap();
         let lf = dir.path().join("lf");
         std::fs::write(&lf, b"A: b\n\nbody\n").unwrap();
-        let got = read_range(&crlf, 14, 8..12).unwrap().unwrap();
+        let root = Arc::new(Root::new(Beneath::open(dir.path()).unwrap()));
+        let top = root.fs.root().to_path_buf();
+        let fs = Folder::new("INBOX".into(), top.clone(), root);
+        let (crlf, lf) = (top.join("crlf"), top.join("lf"));
+        let got = read_range(&fs, &crlf, 14, 8..12).unwrap().unwrap();
         assert_eq!(&got[..], b"body");
         assert_eq!(
-            &read_range(&crlf, 14, 0..14).unwrap().unwrap()[..],
+            &read_range(&fs, &crlf, 14, 0..14).unwrap().unwrap()[..],
             b"A: b\r\n\r\nbody\r\n"
         );
         assert!(
-            read_range(&crlf, 14, 8..15).unwrap().is_none(),
+            read_range(&fs, &crlf, 14, 8..15).unwrap().is_none(),
             "beyond the end"
         );
         assert!(
-            read_range(&crlf, 15, 8..12).unwrap().is_none(),
+            read_range(&fs, &crlf, 15, 8..12).unwrap().is_none(),
             "size changed"
         );
         // The LF file is 11 bytes but serves 14: never read by range.
         assert_eq!(crlf_size(&std::fs::read(&lf).unwrap()), 14);
-        assert!(read_range(&lf, 14, 0..4).unwrap().is_none());
-        assert!(read_range(&dir.path().join("gone"), 14, 0..4).is_err());
+        assert!(read_range(&fs, &lf, 14, 0..4).unwrap().is_none());
+        assert!(read_range(&fs, &top.join("gone"), 14, 0..4).is_err());
     }
 
     /// A line end exactly at the end of a read chunk is not the end of the header.

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::beneath::{open_nofollow, How};
 use crate::config::FsyncMode;
 use crate::mailbox::{Error, Result};
 
@@ -38,7 +39,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], fsync: FsyncMode) -> Result<()> {
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(tmp.display(), e))?;
+        // A fresh name (O_EXCL, never through a link), the mode of the mail beside it.
+        let how = How::CreateNew(crate::beneath::file_mode_for(path));
+        let mut f = open_nofollow(&tmp, how).map_err(|e| Error::io(tmp.display(), e))?;
         f.write_all(bytes)
             .map_err(|e| Error::io(tmp.display(), e))?;
         if fsync != FsyncMode::Never {
@@ -56,11 +59,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8], fsync: FsyncMode) -> Result<()> {
     Ok(())
 }
 
+/// Reads a whole file without following a link in its last component (uid lists,
+/// keywords, subscriptions: files an attacker could replace with a link to anything).
+pub fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    std::io::Read::read_to_end(&mut open_nofollow(path, How::Read)?, &mut v)?;
+    Ok(v)
+}
+
 /// fsyncs a directory so renames in it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(test)]
     SYNCED_DIRS.with(|s| s.borrow_mut().push(dir.to_path_buf()));
-    let f = std::fs::File::open(dir).map_err(|e| Error::io(dir.display(), e))?;
+    let f = open_nofollow(dir, How::Read).map_err(|e| Error::io(dir.display(), e))?;
     f.sync_all().map_err(|e| Error::io(dir.display(), e))
 }
 

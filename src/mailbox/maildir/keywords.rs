@@ -29,7 +29,7 @@ pub struct Keywords {
 impl Keywords {
     pub fn load(folder: &Path) -> Keywords {
         let path = folder.join(FILE);
-        let text = match std::fs::read(&path) {
+        let text = match super::fsio::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Keywords::default(),
             Err(e) => {

@@ -22,6 +22,27 @@ use crate::mailbox::{
     StatusInfo, Store, SysFlags,
 };
 
+/// Prefix of a folder being built (not a folder name: those start with `.`).
+const CREATING: &str = "loft-creating.";
+
+/// Prefix of a deleted folder on its way out.
+const DELETING: &str = "loft-deleting.";
+
+/// A `loft-creating.*`/`loft-deleting.*` directory untouched this long was left by a
+/// crash (a CREATE or DELETE takes well under a second) and is removed.
+const LEFTOVER_SECS: i64 = 3600;
+
+/// What [`MaildirStore::create_one`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Made {
+    /// The folder was selectable already.
+    No,
+    /// A new folder directory (removed again when a later step fails).
+    New,
+    /// An existing directory got its missing `cur/ new/ tmp/`.
+    Completed,
+}
+
 pub struct MaildirStore {
     pub ctx: Arc<Ctx>,
     /// Serialises rewrites of the store-wide files (subscriptions, special-use).
@@ -36,18 +57,38 @@ impl MaildirStore {
         }
     }
 
-    /// Selectable folders (client name → directory name), from the root listing.
+    /// Selectable folders (client name → directory name), from the root listing. A
+    /// folder that is a symbolic link is skipped (logged once): it could show another
+    /// user's mail.
     fn folders(&self) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
-        let rd =
-            std::fs::read_dir(&self.ctx.root).map_err(|e| Error::io(self.ctx.root.display(), e))?;
-        for ent in rd.flatten() {
-            let os = ent.file_name();
+        let fs = &self.ctx.fs.fs;
+        let entries = fs
+            .list(&self.ctx.root)
+            .map_err(|e| Error::io(self.ctx.root.display(), e))?;
+        for (os, kind) in entries {
             let Some(dir) = os.to_str() else { continue };
+            if dir.starts_with(CREATING) || dir.starts_with(DELETING) {
+                self.remove_leftover(dir);
+                continue;
+            }
             if !dir.starts_with('.') || dir == "." || dir == ".." {
                 continue;
             }
-            if !ent.path().is_dir() {
+            let path = self.ctx.root.join(dir);
+            let kind = match kind {
+                libc::DT_UNKNOWN => match fs.lstat(&path) {
+                    Ok(st) if st.is_dir() => libc::DT_DIR,
+                    Ok(st) if st.is_symlink() => libc::DT_LNK,
+                    _ => continue,
+                },
+                k => k,
+            };
+            if kind == libc::DT_LNK {
+                self.ctx.fs.warn_link(&path, "mail folder");
+                continue;
+            }
+            if kind != libc::DT_DIR {
                 continue;
             }
             let Some(name) = names::from_dir(dir) else {
@@ -70,10 +111,27 @@ impl MaildirStore {
         rootfiles::write_special(&self.ctx.root, &list, self.ctx.fsync)
     }
 
-    fn create_one(&self, name: &str) -> Result<bool> {
+    /// Creates folder `name` unless it is selectable already.
+    /// All or nothing: a new folder is built complete (`cur/ new/ tmp/`, marker, index)
+    /// under a temporary name that is not a folder name, then renamed into place, so a
+    /// full disk leaves no half-made folder behind.
+    fn create_one(&self, name: &str) -> Result<Made> {
+        if normalize_name(name) == "INBOX" {
+            return Ok(Made::No); // the root, made when the store was opened
+        }
         let folder = self.ctx.folder(name)?;
-        if folder.path.join("cur").is_dir() {
-            return Ok(false);
+        let fs = &self.ctx.fs.fs;
+        match fs.lstat(&folder.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Ok(st) if st.is_dir() => return self.complete_existing(&folder),
+            Ok(_) => {
+                self.ctx.fs.warn_link(&folder.path, "mail folder");
+                return Err(Error::new(
+                    ErrorKind::NoPerm,
+                    "Mailbox name is taken by something that is not a mailbox",
+                ));
+            }
+            Err(e) => return Err(self.ctx.fs.io_err(&folder.path, e, "mail folder")),
         }
         // Recorded before anything is created: a disk too full for this small file
         // leaves no half-made folder behind.
@@ -81,16 +139,51 @@ impl MaildirStore {
             let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
             rootfiles::next_uid_validity(&self.ctx.root, self.ctx.fsync)?
         };
-        super::mkdir(&folder.path)?;
-        for d in ["cur", "new", "tmp"] {
-            super::mkdir(&folder.path.join(d))?;
+        let temp = self
+            .ctx
+            .root
+            .join(format!("{CREATING}{}", super::save::unique_name()));
+        let built = self.build_folder(&temp, uid_validity);
+        let placed = built.and_then(|()| {
+            fs.rename(&temp, &folder.path)
+                .map_err(|e| Error::io(folder.path.display(), e))
+        });
+        match placed {
+            Ok(()) => {
+                folder.shared.bump();
+                Ok(Made::New)
+            }
+            Err(e) => {
+                if let Err(re) = fs.remove_tree(&temp) {
+                    tracing::warn!(dir = %temp.display(), error = %re, "cannot remove unfinished mailbox directory");
+                }
+                // Made by someone else meanwhile: not ours to report as a failure.
+                if fs
+                    .lstat(&folder.path.join("cur"))
+                    .is_ok_and(|st| st.is_dir())
+                {
+                    return Ok(Made::No);
+                }
+                Err(e)
+            }
         }
-        let marker = folder.path.join("maildirfolder");
-        std::fs::write(&marker, b"").map_err(|e| Error::io(marker.display(), e))?;
+    }
+
+    /// Everything a new folder holds, in directory `dir` (not yet a folder name).
+    fn build_folder(&self, dir: &std::path::Path, uid_validity: u32) -> Result<()> {
+        let fs = &self.ctx.fs.fs;
+        super::mkdir(&self.ctx.fs, dir)?;
+        for d in ["cur", "new", "tmp"] {
+            super::mkdir(&self.ctx.fs, &dir.join(d))?;
+        }
+        let marker = dir.join("maildirfolder");
+        let mode = fs.file_mode_in(dir).unwrap_or(0o600);
+        fs.open_file(&marker, crate::beneath::How::CreateNew(mode))
+            .map_err(|e| Error::io(marker.display(), e))?;
         // The index files, with a UIDVALIDITY above every one this store handed out
-        // (nothing to import in a new folder). Written whole, replacing whatever a
-        // deleted folder of the same name left (also in a session that still has it
-        // open: that one sees the new UIDVALIDITY at its next sync).
+        // (nothing to import in a new folder). Written whole; the folder is renamed into
+        // place afterwards, replacing nothing (a session that still has a deleted folder of
+        // the same name open sees the new UIDVALIDITY at its next sync).
         let header = crate::index::Header {
             uid_validity,
             uid_next: 1,
@@ -98,14 +191,80 @@ impl MaildirStore {
             ..Default::default()
         };
         crate::index::Index::rebuild(
-            &folder.path,
+            dir,
             &uidstore::options(self.ctx.fsync),
             header,
             Vec::new(),
             Vec::new(),
         )
         .map_err(uidstore::map_err)?;
-        Ok(true)
+        if self.ctx.fsync != crate::config::FsyncMode::Never {
+            super::fsio::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// A folder directory without `cur/` (a parent made by another program): gets the
+    /// missing subdirectories, and loses again those made here when one fails.
+    fn complete_existing(&self, folder: &super::folder::Folder) -> Result<Made> {
+        let fs = &self.ctx.fs.fs;
+        if fs
+            .lstat(&folder.path.join("cur"))
+            .is_ok_and(|st| st.is_dir())
+        {
+            return Ok(Made::No);
+        }
+        let mut made: Vec<std::path::PathBuf> = Vec::new();
+        for d in ["cur", "new", "tmp"] {
+            let p = folder.path.join(d);
+            if fs.lstat(&p).is_ok() {
+                continue;
+            }
+            if let Err(e) = super::mkdir(&self.ctx.fs, &p) {
+                for m in made.iter().rev() {
+                    let _ = fs.rmdir(m);
+                }
+                return Err(e);
+            }
+            made.push(p);
+        }
+        folder.shared.bump();
+        Ok(Made::Completed)
+    }
+
+    /// Removes a half-built or half-deleted folder directory a crash left in the root
+    /// (never followed if it is a link; only when untouched for an hour).
+    fn remove_leftover(&self, dir: &str) {
+        let fs = &self.ctx.fs.fs;
+        let path = self.ctx.root.join(dir);
+        let Ok(st) = fs.lstat(&path) else { return };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if !st.is_dir() || now.saturating_sub(st.mtime) < LEFTOVER_SECS {
+            return;
+        }
+        match fs.remove_tree(&path) {
+            Ok(()) => {
+                tracing::info!(dir = %path.display(), "removed a folder directory left by a crash")
+            }
+            Err(e) => {
+                tracing::warn!(dir = %path.display(), error = %e, "cannot remove a folder directory left by a crash")
+            }
+        }
+    }
+
+    /// Removes folders this command created (newest first) after a later step failed.
+    fn undo_created(&self, created: &[String]) {
+        for name in created.iter().rev() {
+            let Ok(folder) = self.ctx.folder(name) else {
+                continue;
+            };
+            if let Err(e) = self.ctx.fs.fs.remove_tree(&folder.path) {
+                tracing::warn!(dir = %folder.path.display(), error = %e, "cannot remove a mailbox made by a failed command");
+            }
+            folder.shared.bump();
+        }
     }
 
     fn exists_or_has_children(&self, name: &str) -> Result<bool> {
@@ -116,6 +275,9 @@ impl MaildirStore {
             .any(|n| n == name || n.starts_with(&prefix)))
     }
 
+    /// RFC 3501 §6.3.5: renaming INBOX moves its messages into a new folder and leaves
+    /// INBOX empty. All or nothing: when a move fails, the moved files go back and the
+    /// folders made for the target are removed.
     fn rename_inbox(&self, to: &str) -> Result<()> {
         if self.exists_or_has_children(to)? {
             return Err(Error::new(
@@ -123,38 +285,117 @@ impl MaildirStore {
                 "Mailbox already exists",
             ));
         }
-        self.create_parents_and(to)?;
+        let created = self.create_parents_and(to)?;
         let inbox = self.ctx.folder("INBOX")?;
         let target = self.ctx.folder(to)?;
+        let fs = &self.ctx.fs.fs;
         let _l1 = super::lock::FolderLock::acquire(&inbox.path, inbox.shared.clone())?;
-        for sub in ["new", "cur"] {
+        let mut moved: Vec<(std::path::PathBuf, std::path::PathBuf)> = Vec::new();
+        let mut failure = None;
+        'subs: for sub in ["new", "cur"] {
             let dir = inbox.path.join(sub);
-            let Ok(rd) = std::fs::read_dir(&dir) else {
+            let Ok(entries) = fs.list(&dir) else {
                 continue;
             };
-            for ent in rd.flatten() {
-                let n = ent.file_name();
-                if n.to_string_lossy().starts_with('.') || !ent.path().is_file() {
+            for (n, kind) in entries {
+                if n.to_string_lossy().starts_with('.') || kind == libc::DT_DIR {
+                    continue;
+                }
+                let from = dir.join(&n);
+                if !fs.lstat(&from).is_ok_and(|st| st.is_file()) {
                     continue;
                 }
                 let to_path = target.path.join(sub).join(&n);
-                std::fs::rename(ent.path(), &to_path)
-                    .map_err(|e| Error::io(to_path.display(), e))?;
+                if let Err(e) = fs.rename(&from, &to_path) {
+                    failure = Some(Error::io(to_path.display(), e));
+                    break 'subs;
+                }
+                moved.push((from, to_path));
             }
+        }
+        if let Some(e) = failure {
+            for (from, to_path) in moved.iter().rev() {
+                if let Err(re) = fs.rename(to_path, from) {
+                    tracing::warn!(file = %to_path.display(), error = %re, "cannot move a message back to INBOX after a failed RENAME");
+                }
+            }
+            drop(_l1);
+            self.undo_created(&created);
+            inbox.shared.bump();
+            return Err(e);
         }
         inbox.shared.bump();
         target.shared.bump();
         Ok(())
     }
 
-    fn create_parents_and(&self, name: &str) -> Result<()> {
+    /// Creates `name` and its missing parents; returns the folders made new here (for
+    /// [`Self::undo_created`]). When one fails, those made before are removed again.
+    fn create_parents_and(&self, name: &str) -> Result<Vec<String>> {
         let parts = names::components(name)?;
+        let mut created = Vec::new();
         for i in 1..=parts.len() {
-            self.create_one(&parts[..i].join("/"))?;
+            let n = parts[..i].join("/");
+            match self.create_one(&n) {
+                Ok(Made::New) => created.push(n),
+                Ok(_) => {}
+                Err(e) => {
+                    self.undo_created(&created);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(created)
+    }
+}
+
+impl MaildirStore {
+    /// Renames the directories of `plan` (source, target, old name, new name) and
+    /// updates `loft-special-use`; when a step fails, puts back what was done and
+    /// removes the folders of `created` (parents made for the target).
+    fn apply_rename(&self, plan: &[RenameStep], created: &[String]) -> Result<()> {
+        let fs = &self.ctx.fs.fs;
+        let undo = |done: &[&RenameStep]| {
+            for (src, dst, _, _) in done.iter().rev() {
+                if let Err(e) = fs.rename(dst, src) {
+                    tracing::warn!(dir = %dst.display(), error = %e, "cannot move a mailbox back after a failed RENAME");
+                }
+                super::lock::shared(src).bump();
+                super::lock::shared(dst).bump();
+            }
+            self.undo_created(created);
+        };
+        let mut done = Vec::new();
+        for item in plan {
+            let (src, dst, _, _) = item;
+            if let Err(e) = fs.rename(src, dst) {
+                undo(&done);
+                return Err(Error::io(src.display(), e));
+            }
+            super::lock::shared(src).bump();
+            done.push(item);
+        }
+        let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut special = rootfiles::read_special(&self.ctx.root);
+        let mut changed = false;
+        for (_, n) in special.iter_mut() {
+            if let Some((_, _, _, new_name)) = plan.iter().find(|(_, _, old, _)| old == n) {
+                *n = new_name.clone();
+                changed = true;
+            }
+        }
+        if changed {
+            if let Err(e) = rootfiles::write_special(&self.ctx.root, &special, self.ctx.fsync) {
+                undo(&done);
+                return Err(e);
+            }
         }
         Ok(())
     }
 }
+
+/// One directory of a RENAME: source, target, old name, new name.
+type RenameStep = (std::path::PathBuf, std::path::PathBuf, String, String);
 
 impl Store for MaildirStore {
     fn list(&self) -> Result<Vec<MailboxEntry>> {
@@ -162,7 +403,8 @@ impl Store for MaildirStore {
         let mut all: BTreeMap<String, bool> = BTreeMap::new(); // name -> selectable
         all.insert("INBOX".into(), true);
         for (name, dir) in &folders {
-            let selectable = self.ctx.root.join(dir).join("cur").is_dir();
+            let cur = self.ctx.root.join(dir).join("cur");
+            let selectable = self.ctx.fs.fs.lstat(&cur).is_ok_and(|st| st.is_dir());
             all.insert(name.clone(), selectable);
         }
         let names: Vec<String> = all.keys().cloned().collect();
@@ -197,19 +439,26 @@ impl Store for MaildirStore {
                 "Mailbox already exists",
             ));
         }
-        let parts = names::components(&name)?;
-        let mut created = false;
-        for i in 1..=parts.len() {
-            created = self.create_one(&parts[..i].join("/"))?;
-        }
-        if !created {
+        // All or nothing: a failure (a full disk) removes the parents made here too.
+        let exists = self.ctx.folder(&name).is_ok_and(|f| {
+            self.ctx
+                .fs
+                .fs
+                .lstat(&f.path.join("cur"))
+                .is_ok_and(|st| st.is_dir())
+        });
+        if exists {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
                 "Mailbox already exists",
             ));
         }
+        let created = self.create_parents_and(&name)?;
         if let Some(su) = special_use {
-            self.set_special(&name, su)?;
+            if let Err(e) = self.set_special(&name, su) {
+                self.undo_created(&created);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -220,7 +469,11 @@ impl Store for MaildirStore {
             return Err(Error::new(ErrorKind::NoPerm, "INBOX cannot be deleted"));
         }
         let folder = self.ctx.folder(&name)?;
-        if !folder.path.join("cur").is_dir() {
+        let fs = &self.ctx.fs.fs;
+        if !fs
+            .lstat(&folder.path.join("cur"))
+            .is_ok_and(|st| st.is_dir())
+        {
             if self.exists_or_has_children(&name)? {
                 // RFC 3501 §6.3.4: deleting a \Noselect name with inferiors is an error.
                 return Err(Error::new(
@@ -228,28 +481,37 @@ impl Store for MaildirStore {
                     "Mailbox has children and no messages",
                 ));
             }
-            if !folder.path.exists() {
+            // A link in the folder's place is not a mailbox (and is left alone).
+            if !fs.lstat(&folder.path).is_ok_and(|st| st.is_dir()) {
                 return Err(Error::new(ErrorKind::NonExistent, "Mailbox does not exist"));
             }
         }
-        // Move out of sight atomically, then remove. Children are separate `.A.B`
-        // directories, so they stay and `A` becomes an implicit \Noselect parent.
+        // All or nothing: the special-use list first (a full disk fails it before the
+        // folder is touched), then the folder moves out of sight atomically; when that
+        // fails the list is put back. Children are separate `.A.B` directories, so they
+        // stay and `A` becomes an implicit \Noselect parent.
+        let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let old_special = rootfiles::read_special(&self.ctx.root);
+        let mut special = old_special.clone();
+        special.retain(|(_, n)| *n != name);
+        let changed = special.len() != old_special.len();
+        if changed {
+            rootfiles::write_special(&self.ctx.root, &special, self.ctx.fsync)?;
+        }
         let trash = self
             .ctx
             .root
-            .join(format!("loft-deleting.{}", super::save::unique_name()));
-        std::fs::rename(&folder.path, &trash).map_err(|e| Error::io(folder.path.display(), e))?;
-        if let Err(e) = std::fs::remove_dir_all(&trash) {
+            .join(format!("{DELETING}{}", super::save::unique_name()));
+        if let Err(e) = fs.rename(&folder.path, &trash) {
+            if changed {
+                let _ = rootfiles::write_special(&self.ctx.root, &old_special, self.ctx.fsync);
+            }
+            return Err(Error::io(folder.path.display(), e));
+        }
+        if let Err(e) = fs.remove_tree(&trash) {
             tracing::warn!(dir = %trash.display(), error = %e, "cannot remove deleted mailbox directory");
         }
         folder.shared.bump();
-        let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut special = rootfiles::read_special(&self.ctx.root);
-        let before = special.len();
-        special.retain(|(_, n)| *n != name);
-        if special.len() != before {
-            rootfiles::write_special(&self.ctx.root, &special, self.ctx.fsync)?;
-        }
         Ok(())
     }
 
@@ -300,26 +562,13 @@ impl Store for MaildirStore {
                 new_name,
             ));
         }
-        if let Some((p, _)) = to.rsplit_once('/') {
-            self.create_parents_and(p)?;
-        }
-        for (src, dst, _, _) in &plan {
-            std::fs::rename(src, dst).map_err(|e| Error::io(src.display(), e))?;
-            super::lock::shared(src).bump();
-        }
-        let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut special = rootfiles::read_special(&self.ctx.root);
-        let mut changed = false;
-        for (_, n) in special.iter_mut() {
-            if let Some((_, _, _, new_name)) = plan.iter().find(|(_, _, old, _)| old == n) {
-                *n = new_name.clone();
-                changed = true;
-            }
-        }
-        if changed {
-            rootfiles::write_special(&self.ctx.root, &special, self.ctx.fsync)?;
-        }
-        Ok(())
+        // All or nothing: parents made here, folders moved and the special-use list
+        // all go back when a later step fails (a full disk).
+        let created = match to.rsplit_once('/') {
+            Some((p, _)) => self.create_parents_and(p)?,
+            None => Vec::new(),
+        };
+        self.apply_rename(&plan, &created)
     }
 
     fn subscriptions(&self) -> Result<Vec<String>> {

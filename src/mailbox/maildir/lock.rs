@@ -30,9 +30,26 @@ pub struct FolderShared {
     locked: Mutex<bool>,
     cond: Condvar,
     changes: AtomicU64,
+    /// `new/` and `cur/` as the last listing opened them (beneath the mail root, no
+    /// link on the way): messages are opened relative to these, one path component each.
+    dirs: Mutex<[Option<Arc<std::os::fd::OwnedFd>>; 2]>,
 }
 
 impl FolderShared {
+    /// The directory descriptor of `new/` (0) or `cur/` (1) from the last listing.
+    pub fn dir(&self, i: usize) -> Option<Arc<std::os::fd::OwnedFd>> {
+        let d = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        d.get(i).cloned().flatten()
+    }
+
+    /// Remembers the descriptor a listing used.
+    pub fn set_dir(&self, i: usize, fd: std::os::fd::OwnedFd) {
+        let mut d = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = d.get_mut(i) {
+            *slot = Some(Arc::new(fd));
+        }
+    }
+
     pub fn changes(&self) -> u64 {
         self.changes.load(Ordering::SeqCst)
     }
@@ -93,12 +110,9 @@ impl FolderLock {
             shared.cond.notify_one();
         };
         let path = folder.join(LOCK_FILE);
-        let file = match std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-        {
+        // Never through a link; created with the mode of the mail beside it.
+        let how = crate::beneath::How::OpenOrCreate(crate::beneath::file_mode_for(&path));
+        let file = match crate::beneath::open_nofollow(&path, how) {
             Ok(f) => f,
             Err(e) => {
                 release(&shared);

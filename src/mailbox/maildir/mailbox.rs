@@ -93,7 +93,8 @@ impl MaildirMailbox {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.find_moved(uid, &base, &read)
             }
-            Err(e) => Err(Error::io(path.display(), e)),
+            // A link put in the message's place is not followed (logged once).
+            Err(e) => Err(self.folder().root.io_err(&path, e, "message file")),
         }
     }
 
@@ -121,7 +122,7 @@ impl MaildirMailbox {
             match read(&p) {
                 Ok(d) => return Ok(d),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(p.display(), e)),
+                Err(e) => return Err(folder.root.io_err(&p, e, "message file")),
             }
         }
         self.read_by_base(base, read)?.ok_or_else(expunged)
@@ -140,7 +141,7 @@ impl MaildirMailbox {
         match read(&p) {
             Ok(d) => Ok(Some(d)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(p.display(), e)),
+            Err(e) => Err(self.folder().root.io_err(&p, e, "message file")),
         }
     }
 }
@@ -190,16 +191,16 @@ impl Mailbox for MaildirMailbox {
 
     fn fetch_message(&self, uid: Uid) -> Result<MessageData> {
         let size = self.known_size(uid);
-        self.read_file(uid, |p| folder::read_message(p, size))
+        self.read_file(uid, |p| folder::read_message(self.folder(), p, size))
     }
 
     fn fetch_for_search(&self, uid: Uid) -> Result<MessageData> {
         let size = self.known_size(uid);
-        self.read_file(uid, |p| folder::read_stored(p, size))
+        self.read_file(uid, |p| folder::read_stored(self.folder(), p, size))
     }
 
     fn fetch_header(&self, uid: Uid) -> Result<MessageData> {
-        self.read_file(uid, folder::read_header)
+        self.read_file(uid, |p| folder::read_header(self.folder(), p))
     }
 
     /// Only when the file holds the served bytes: its length is the RFC822.SIZE the index
@@ -221,7 +222,9 @@ impl Mailbox for MaildirMailbox {
         });
         match known {
             Some((size, false)) => {
-                match self.read_file(uid, |p| folder::read_range(p, size, range.clone())) {
+                match self.read_file(uid, |p| {
+                    folder::read_range(self.folder(), p, size, range.clone())
+                }) {
                     Ok(d) => Ok(d),
                     // The caller's full read reports it (or finds the message after all).
                     Err(e) if e.kind == ErrorKind::Expunged => Ok(None),
@@ -286,12 +289,12 @@ impl Mailbox for MaildirMailbox {
                 }
                 let Some(f) = files.get(m.uid) else { continue };
                 let mut p = folder.file_path(f.sub, &f.name);
-                if !p.exists() {
+                if folder.fs().lstat(&p).is_err() {
                     if let Some((sub, n)) = folder.find_base(f.base()) {
                         p = folder.file_path(sub, &n);
                     }
                 }
-                match std::fs::remove_file(&p) {
+                match folder.fs().unlink(&p) {
                     Ok(()) => gone.push(m.uid),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(Error::io(p.display(), e)),
@@ -326,7 +329,7 @@ impl Mailbox for MaildirMailbox {
                 continue;
             };
             let mut src = self.folder().file_path(f.sub, &f.name);
-            if !src.exists() {
+            if !self.folder().fs().lstat(&src).is_ok_and(|st| st.is_file()) {
                 match self.folder().find_base(f.base()) {
                     Some((sub, name)) => src = self.folder().file_path(sub, &name),
                     None => continue, // expunged meanwhile
@@ -349,9 +352,8 @@ impl Mailbox for MaildirMailbox {
                     let vsize = match (f.parsed.vsize(), meta) {
                         (Some(v), _) => v,
                         (None, Some(m)) if m.size > 0 => m.size,
-                        _ => {
-                            folder::file_crlf_size(&tmp).map_err(|e| Error::io(tmp.display(), e))?
-                        }
+                        _ => folder::file_crlf_size(dest.fs(), &tmp)
+                            .map_err(|e| Error::io(tmp.display(), e))?,
                     };
                     pending.push(Pending {
                         tmp,
@@ -370,7 +372,7 @@ impl Mailbox for MaildirMailbox {
         }
         if let Some(e) = failure {
             for p in pending {
-                let _ = std::fs::remove_file(&p.tmp);
+                let _ = dest.fs().unlink(&p.tmp);
             }
             return Err(e);
         }
@@ -386,27 +388,47 @@ impl Mailbox for MaildirMailbox {
 
 /// Hard-links `src` into the destination's `tmp/`; copies the bytes when linking is not
 /// possible (another file system). Returns the temp path, its unique name and file size.
+/// Both ends are resolved beneath the mail root: a link at `src` is neither linked
+/// nor read.
 fn link_or_copy(
     src: &std::path::Path,
     dest: &Folder,
     fsync: FsyncMode,
     mtime: i64,
 ) -> Result<(std::path::PathBuf, String, u64)> {
+    use crate::beneath::How;
+    let fs = dest.fs();
     let unique = save::unique_name();
     let tmp = dest.path.join("tmp").join(&unique);
-    if std::fs::hard_link(src, &tmp).is_err() {
-        std::fs::copy(src, &tmp).map_err(|e| Error::io(src.display(), e))?;
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&tmp)
+    match fs.lstat(src) {
+        Ok(st) if st.is_file() => {}
+        Ok(_) => {
+            let e = std::io::Error::from_raw_os_error(libc::ELOOP);
+            return Err(dest.root.io_err(src, e, "message file"));
+        }
+        Err(e) => return Err(Error::io(src.display(), e)),
+    }
+    if fs.link(src, &tmp).is_err() {
+        let mut from = fs
+            .open_file(src, How::Read)
+            .map_err(|e| dest.root.io_err(src, e, "message file"))?;
+        let mode = fs.file_mode_in(&dest.path).unwrap_or(0o600);
+        let mut f = fs
+            .open_file(&tmp, How::CreateNew(mode))
             .map_err(|e| Error::io(tmp.display(), e))?;
+        let copied = std::io::copy(&mut from, &mut f);
+        if let Err(e) = copied {
+            let _ = fs.unlink(&tmp);
+            return Err(Error::io(tmp.display(), e));
+        }
         let _ = save::set_mtime(&f, mtime);
         if fsync != FsyncMode::Never {
             f.sync_all().map_err(|e| Error::io(tmp.display(), e))?;
         }
     }
-    let fsize = std::fs::metadata(&tmp)
+    let fsize = fs
+        .lstat(&tmp)
         .map_err(|e| Error::io(tmp.display(), e))?
-        .len();
+        .size;
     Ok((tmp, unique, fsize))
 }

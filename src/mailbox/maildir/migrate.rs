@@ -27,7 +27,7 @@ pub fn adopt(folder: &Path) -> Option<UidList> {
     candidates.extend(COURIER);
     for name in candidates {
         let path = folder.join(name);
-        let Ok(bytes) = std::fs::read(&path) else {
+        let Ok(bytes) = super::fsio::read(&path) else {
             continue;
         };
         let text = String::from_utf8_lossy(&bytes);

@@ -91,9 +91,48 @@ use std::sync::Arc;
 use super::{normalize_name, Error, ErrorKind, Result, Store};
 use crate::config::{FsyncMode, StorageConfig};
 
+/// The user's mail root, opened once: every path of the store is resolved beneath it
+/// without following a symbolic link ([`crate::beneath`]).
+pub struct Root {
+    pub fs: crate::beneath::Beneath,
+    /// Paths already warned about (a skipped link is logged once, not per command).
+    warned: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+}
+
+impl Root {
+    pub fn new(fs: crate::beneath::Beneath) -> Root {
+        Root {
+            fs,
+            warned: std::sync::Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    /// Logs once per path that a symbolic link (or something not a directory where a
+    /// directory belongs) was not followed.
+    pub fn warn_link(&self, path: &Path, what: &str) {
+        let mut w = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if w.len() < 10_000 && w.insert(path.to_path_buf()) {
+            tracing::warn!(root = %self.fs.root().display(), file = %path.display(), "{what}: symbolic link not followed (mail stays inside the mail root)");
+        }
+    }
+
+    /// An I/O error on `path`: a refused link is logged once and reported as a
+    /// missing mailbox or message; anything else as [`Error::io`].
+    pub fn io_err(&self, path: &Path, e: std::io::Error, what: &str) -> Error {
+        if crate::beneath::is_link_refusal(&e) {
+            self.warn_link(path, what);
+            return Error::new(ErrorKind::NonExistent, "Mailbox or message does not exist")
+                .with_detail(format!("{}: {e}", path.display()));
+        }
+        Error::io(path.display(), e)
+    }
+}
+
 /// What every part of one user's store needs.
 pub struct Ctx {
+    /// The resolved mail root (the path of `fs`).
     pub root: PathBuf,
+    pub fs: Arc<Root>,
     pub fsync: FsyncMode,
     /// When flag changes reach Maildir file names.
     pub flag_sync: flagsync::FlagSync,
@@ -104,19 +143,35 @@ impl Ctx {
     pub fn folder(&self, name: &str) -> Result<folder::Folder> {
         let name = normalize_name(name);
         if name == "INBOX" {
-            return Ok(folder::Folder::new(name, self.root.clone()));
+            return Ok(folder::Folder::new(
+                name,
+                self.root.clone(),
+                self.fs.clone(),
+            ));
         }
         let dir = names::to_dir(&name)?;
-        Ok(folder::Folder::new(name, self.root.join(dir)))
+        Ok(folder::Folder::new(
+            name,
+            self.root.join(dir),
+            self.fs.clone(),
+        ))
     }
 }
 
-/// Creates a directory (mode 0700) unless it exists.
-pub(crate) fn mkdir(path: &Path) -> Result<()> {
-    match std::fs::DirBuilder::new().mode(0o700).create(path) {
+/// Creates a directory beneath the root unless it exists, with the mode of its parent
+/// (whatever the umask). An existing link is not a directory: refused.
+pub(crate) fn mkdir(root: &Root, path: &Path) -> Result<()> {
+    match root.fs.mkdir_beside(path) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
-        Err(e) => Err(Error::io(path.display(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match root.fs.lstat(path) {
+            Ok(st) if st.is_dir() => Ok(()),
+            _ => Err(root.io_err(
+                path,
+                std::io::Error::from_raw_os_error(libc::ELOOP),
+                "directory",
+            )),
+        },
+        Err(e) => Err(root.io_err(path, e, "directory")),
     }
 }
 
@@ -128,20 +183,34 @@ pub fn open_store(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Resul
 /// The store context of `user` (creating the root on first use).
 pub fn ctx(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Result<Arc<Ctx>> {
     let location = names::expand_location(&cfg.location, user, home)?;
-    let root = PathBuf::from(location);
-    if !root.is_absolute() {
-        return Err(Error::new(ErrorKind::Temporary, "Bad mail location")
-            .with_detail(format!("mail location {} is not absolute", root.display())));
+    let location = PathBuf::from(location);
+    if !location.is_absolute() {
+        return Err(
+            Error::new(ErrorKind::Temporary, "Bad mail location").with_detail(format!(
+                "mail location {} is not absolute",
+                location.display()
+            )),
+        );
     }
-    if !root.is_dir() {
+    if !location.is_dir() {
         std::fs::DirBuilder::new()
             .mode(0o700)
             .recursive(true)
-            .create(&root)
-            .map_err(|e| Error::io(root.display(), e))?;
+            .create(&location)
+            .map_err(|e| Error::io(location.display(), e))?;
     }
+    // The root itself may be a link an admin set up: resolved here, once.
+    let fs =
+        crate::beneath::Beneath::open(&location).map_err(|e| Error::io(location.display(), e))?;
+    ctx_in(cfg, fs)
+}
+
+/// The store context over a mail root already opened (tests pick the resolver).
+pub(crate) fn ctx_in(cfg: &StorageConfig, fs: crate::beneath::Beneath) -> Result<Arc<Ctx>> {
+    let fs = Arc::new(Root::new(fs));
+    let root = fs.fs.root().to_path_buf();
     for d in ["cur", "new", "tmp"] {
-        mkdir(&root.join(d))?;
+        mkdir(&fs, &root.join(d))?;
     }
     uidstore::configure(crate::index::Options {
         fsync: cfg.fsync,
@@ -152,6 +221,7 @@ pub fn ctx(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Result<Arc<C
     });
     let ctx = Arc::new(Ctx {
         root,
+        fs,
         fsync: cfg.fsync,
         flag_sync: match cfg.maildir_flag_sync {
             crate::config::MaildirFlagSync::Lazy => flagsync::FlagSync::Lazy,

@@ -5,8 +5,7 @@
 //!
 //! This module knows directories and entry types, nothing of Maildir.
 
-use std::ffi::{CStr, CString};
-use std::os::unix::ffi::OsStrExt;
+#[cfg(test)]
 use std::path::Path;
 
 /// The kind of an entry as `readdir` reports it.
@@ -20,59 +19,29 @@ pub enum Kind {
     Unknown,
 }
 
-struct Dir(*mut libc::DIR);
+/// An opener of the directory to list (beneath the mail root, never through a link).
+pub type Open<'a> = dyn Fn() -> std::io::Result<std::os::fd::OwnedFd> + Sync + 'a;
 
-impl Drop for Dir {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from a successful opendir and is closed once.
-        unsafe {
-            libc::closedir(self.0);
-        }
-    }
+/// Calls `f(name, kind)` for every entry of the directory `open` opens but `.` and `..`.
+pub fn each(open: &Open<'_>, mut f: impl FnMut(&[u8], Kind)) -> std::io::Result<()> {
+    crate::beneath::each_entry(open()?, |name, t| {
+        let kind = match t {
+            libc::DT_REG => Kind::File,
+            libc::DT_LNK => Kind::Symlink,
+            libc::DT_DIR => Kind::Dir,
+            libc::DT_UNKNOWN => Kind::Unknown,
+            _ => Kind::Other,
+        };
+        f(name, kind)
+    })
 }
 
-/// Calls `f(name, kind)` for every entry of `dir` but `.` and `..`.
-pub fn each(dir: &Path, mut f: impl FnMut(&[u8], Kind)) -> std::io::Result<()> {
-    let c = CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-    let d = unsafe { libc::opendir(c.as_ptr()) };
-    if d.is_null() {
-        return Err(std::io::Error::last_os_error());
-    }
-    let d = Dir(d);
-    loop {
-        // readdir64 reports errors only through errno, so it is cleared first.
-        // SAFETY: errno is thread-local; the DIR pointer is open (owned by `d`).
-        let ent = unsafe {
-            *libc::__errno_location() = 0;
-            libc::readdir64(d.0)
-        };
-        if ent.is_null() {
-            let e = std::io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(0) | None => Ok(()),
-                _ => Err(e),
-            };
-        }
-        // SAFETY: a non-null entry is valid until the next readdir64/closedir on this
-        // DIR; d_name is NUL-terminated. The bytes are only lent to `f` before that.
-        let (name, kind) = unsafe {
-            let e = &*ent;
-            let name = CStr::from_ptr(e.d_name.as_ptr()).to_bytes();
-            let kind = match e.d_type {
-                libc::DT_REG => Kind::File,
-                libc::DT_LNK => Kind::Symlink,
-                libc::DT_DIR => Kind::Dir,
-                libc::DT_UNKNOWN => Kind::Unknown,
-                _ => Kind::Other,
-            };
-            (name, kind)
-        };
-        if name == b"." || name == b".." {
-            continue;
-        }
-        f(name, kind);
+/// Opens a directory by path (`O_NOFOLLOW`): for tests.
+#[cfg(test)]
+fn by_path(dir: &Path) -> impl Fn() -> std::io::Result<std::os::fd::OwnedFd> + Sync + '_ {
+    move || {
+        crate::beneath::open_nofollow(dir, crate::beneath::How::Read)
+            .map(std::os::fd::OwnedFd::from)
     }
 }
 
@@ -90,14 +59,14 @@ const BATCH: usize = 2048;
 /// caller's: on a directory of 100,000 entries the kernel spends about as long producing
 /// names (an htree directory hashes each one) as the caller takes to use them, and two
 /// cores do both at once. Falls back to [`each`] when no thread can be started.
-pub fn each_pipelined(dir: &Path, mut f: impl FnMut(&[u8], Kind)) -> std::io::Result<()> {
+pub fn each_pipelined(open: &Open<'_>, mut f: impl FnMut(&[u8], Kind)) -> std::io::Result<()> {
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
         let lister = std::thread::Builder::new()
             .name("loft-listing".into())
             .spawn_scoped(scope, move || {
                 let mut batch = Batch::default();
-                each(dir, |name, kind| {
+                each(open, |name, kind| {
                     batch.names.extend_from_slice(name);
                     batch.ends.push((batch.names.len(), kind));
                     if batch.ends.len() == BATCH {
@@ -111,7 +80,7 @@ pub fn each_pipelined(dir: &Path, mut f: impl FnMut(&[u8], Kind)) -> std::io::Re
                 Ok(())
             });
         let Ok(lister) = lister else {
-            return each(dir, f);
+            return each(open, f);
         };
         for batch in rx {
             let mut start = 0;
@@ -123,10 +92,9 @@ pub fn each_pipelined(dir: &Path, mut f: impl FnMut(&[u8], Kind)) -> std::io::Re
             }
         }
         lister.join().unwrap_or_else(|_| {
-            Err(std::io::Error::other(format!(
-                "listing {} stopped unexpectedly",
-                dir.display()
-            )))
+            Err(std::io::Error::other(
+                "directory listing stopped unexpectedly",
+            ))
         })
     })
 }
@@ -143,7 +111,7 @@ mod tests {
         std::os::unix::fs::symlink("a", d.path().join("l")).unwrap();
         std::fs::write(d.path().join("ünï"), b"x").unwrap();
         let mut got = Vec::new();
-        each(d.path(), |n, k| got.push((n.to_vec(), k))).unwrap();
+        each(&by_path(d.path()), |n, k| got.push((n.to_vec(), k))).unwrap();
         got.sort_by(|a, b| a.0.cmp(&b.0));
         let kinds: Vec<(&[u8], Kind)> = got.iter().map(|(n, k)| (&n[..], *k)).collect();
         // Entry types are reported by ext4/xfs/tmpfs; others may say Unknown.
@@ -162,8 +130,8 @@ mod tests {
         }
         let names: Vec<&[u8]> = kinds.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, [&b"a"[..], b"l", b"sub", "ünï".as_bytes()]);
-        assert!(each(&d.path().join("missing"), |_, _| {}).is_err());
-        assert!(each_pipelined(&d.path().join("missing"), |_, _| {}).is_err());
+        assert!(each(&by_path(&d.path().join("missing")), |_, _| {}).is_err());
+        assert!(each_pipelined(&by_path(&d.path().join("missing")), |_, _| {}).is_err());
     }
 
     /// The pipelined listing gives exactly the entries of the plain one, across batches.
@@ -174,8 +142,8 @@ mod tests {
             std::fs::write(d.path().join(format!("{i}.m")), b"").unwrap();
         }
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        each(d.path(), |n, k| a.push((n.to_vec(), k))).unwrap();
-        each_pipelined(d.path(), |n, k| b.push((n.to_vec(), k))).unwrap();
+        each(&by_path(d.path()), |n, k| a.push((n.to_vec(), k))).unwrap();
+        each_pipelined(&by_path(d.path()), |n, k| b.push((n.to_vec(), k))).unwrap();
         a.sort_by(|x, y| x.0.cmp(&y.0));
         b.sort_by(|x, y| x.0.cmp(&y.0));
         assert_eq!(a.len(), BATCH * 2 + 7);

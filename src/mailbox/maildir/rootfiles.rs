@@ -78,9 +78,10 @@ pub fn next_uid_validity(root: &Path, fsync: FsyncMode) -> Result<u32> {
 
 pub fn read_special(root: &Path) -> Vec<(SpecialUse, String)> {
     let path = root.join(SPECIAL_USE_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let Ok(bytes) = fsio::read(&path) else {
         return Vec::new();
     };
+    let text = String::from_utf8_lossy(&bytes);
     let mut out = Vec::new();
     for line in text.lines() {
         let parsed = line.split_once(' ').and_then(|(a, n)| {
@@ -111,15 +112,21 @@ pub fn write_special(root: &Path, list: &[(SpecialUse, String)], fsync: FsyncMod
 /// Reads the subscription list (see the module doc for accepted formats).
 pub fn read_subscriptions(root: &Path) -> Result<Vec<String>> {
     let path = root.join(SUBSCRIPTIONS_FILE);
-    match std::fs::read(&path) {
+    match fsio::read(&path) {
         Ok(bytes) => Ok(parse_subscriptions(&String::from_utf8_lossy(&bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            match std::fs::read(root.join(COURIER_SUBSCRIPTIONS)) {
+            match fsio::read(&root.join(COURIER_SUBSCRIPTIONS)) {
                 Ok(bytes) => Ok(parse_courier_subscriptions(&String::from_utf8_lossy(
                     &bytes,
                 ))),
                 Err(_) => Ok(Vec::new()),
             }
+        }
+        // A link in its place is not followed: no subscriptions until one is written
+        // (which replaces the link, never writes through it).
+        Err(e) if crate::beneath::is_link_refusal(&e) => {
+            tracing::warn!(file = %path.display(), "subscriptions: symbolic link not followed (mail stays inside the mail root)");
+            Ok(Vec::new())
         }
         Err(e) => Err(Error::io(path.display(), e)),
     }

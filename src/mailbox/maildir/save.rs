@@ -12,7 +12,6 @@
 //! This module must not know about IMAP.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -69,6 +68,12 @@ pub fn unique_name() -> String {
     )
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Makes this thread's next index commits in [`publish`] fail with `ENOSPC` (tests).
+    pub static FAIL_COMMIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// A complete file in the destination's `tmp/`, ready to be published.
 pub struct Pending {
     pub tmp: PathBuf,
@@ -83,7 +88,7 @@ pub struct Pending {
 pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(u32, Vec<Uid>)> {
     let cleanup = |items: &[Pending]| {
         for p in items {
-            let _ = std::fs::remove_file(&p.tmp);
+            let _ = dest.fs().unlink(&p.tmp);
         }
     };
     // Import old UIDs or repair the index first (a full scan, without the lock).
@@ -123,17 +128,18 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
         }
     };
     let mut uids = Vec::with_capacity(items.len());
+    let mut placed: Vec<PathBuf> = Vec::with_capacity(items.len());
     let mut files = super::filemap::FileMap::default();
     let mut failure: Option<Error> = None;
     for p in items {
         if failure.is_some() {
-            let _ = std::fs::remove_file(&p.tmp);
+            let _ = dest.fs().unlink(&p.tmp);
             continue;
         }
         // Every keyword has a letter by now (allocate_keywords).
         let letters: Vec<u8> = p.flags.keywords.iter().filter_map(|k| kw.find(k)).collect();
         if list.uid_next >= u32::MAX - 1 {
-            let _ = std::fs::remove_file(&p.tmp);
+            let _ = dest.fs().unlink(&p.tmp);
             failure = Some(Error::new(
                 crate::mailbox::ErrorKind::Limit,
                 "Mailbox has no UIDs left",
@@ -146,11 +152,9 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
             &filename::flag_letters(p.flags.sys, &letters, &[]),
         );
         let target = dest.file_path(Sub::Cur, &name);
-        let mtime = std::fs::metadata(&p.tmp)
-            .map(|m| fsio::unix_secs(m.modified()))
-            .unwrap_or(0);
-        if let Err(e) = std::fs::rename(&p.tmp, &target) {
-            let _ = std::fs::remove_file(&p.tmp);
+        let mtime = dest.fs().lstat(&p.tmp).map_or(0, |st| st.mtime);
+        if let Err(e) = dest.fs().rename(&p.tmp, &target) {
+            let _ = dest.fs().unlink(&p.tmp);
             failure = Some(Error::io(target.display(), e));
             continue;
         }
@@ -167,16 +171,35 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
             );
         }
         uids.push(uid);
+        placed.push(target);
     }
     if !uids.is_empty() {
         // New mail must survive a power loss once acknowledged: the data was fsynced
         // before (append commit, or the copy in link_or_copy), and the rename into cur/ is
         // made durable here in every mode but `never`, before the index names it.
         // COPY/MOVE need it too: MOVE expunges the source right after this returns.
-        if fsync != FsyncMode::Never {
-            fsio::sync_dir(&dest.path.join("cur"))?;
+        let committed = (|| {
+            if fsync != FsyncMode::Never {
+                fsio::sync_dir(&dest.path.join("cur"))?;
+            }
+            #[cfg(test)]
+            if FAIL_COMMIT.with(|f| f.get()) {
+                let e = std::io::Error::from_raw_os_error(libc::ENOSPC);
+                return Err(Error::io("test: index commit", e));
+            }
+            uidstore::append(&ix, &base, &list, &files, &kw)
+        })();
+        if let Err(e) = committed {
+            // All or nothing (a full disk): files the index does not name must not
+            // turn up as new mail at the next scan after the client was told NO.
+            for t in &placed {
+                if let Err(ue) = dest.fs().unlink(t) {
+                    tracing::warn!(file = %t.display(), error = %ue, "cannot remove a message whose index commit failed");
+                }
+            }
+            dest.shared.bump();
+            return Err(e);
         }
-        uidstore::append(&ix, &base, &list, &files, &kw)?;
         dest.shared.bump();
     }
     match failure {
@@ -211,12 +234,12 @@ fn allocate_keywords(dest: &Folder, items: &[Pending], fsync: FsyncMode) -> Resu
 pub fn create_tmp(dest: &Folder) -> Result<(std::fs::File, PathBuf, String)> {
     let unique = unique_name();
     let path = dest.path.join("tmp").join(&unique);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::io(path.display(), e))?;
+    // The mode of the mail beside it (0600 in a 0700 folder), whatever the umask.
+    let mode = dest.fs().file_mode_in(&dest.path).unwrap_or(0o600);
+    let file = dest
+        .fs()
+        .open_file(&path, crate::beneath::How::CreateNew(mode))
+        .map_err(|e| dest.root.io_err(&path, e, "mail folder"))?;
     Ok((file, path, unique))
 }
 
@@ -328,7 +351,7 @@ impl Drop for MaildirAppend {
     fn drop(&mut self) {
         if !self.done {
             self.file.take();
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = self.dest.fs().unlink(&self.tmp);
         }
     }
 }

@@ -36,6 +36,30 @@ use crate::config::FsyncMode;
 use crate::index::{Index, IndexSnapshot};
 use crate::mailbox::{Flags, MessageMeta, Result, Snapshot, SysFlags, Uid};
 
+/// How often a folder's `tmp/` is looked through for crash leftovers while it is in use.
+const TMP_CLEAN_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether `tmp/` is due for cleaning: at the first scan, then once an hour.
+fn tmp_clean_due(last: Option<std::time::Instant>, now: std::time::Instant) -> bool {
+    last.is_none_or(|t| now.saturating_duration_since(t) >= TMP_CLEAN_EVERY)
+}
+
+#[cfg(test)]
+mod tmp_clean_tests {
+    use super::*;
+
+    #[test]
+    fn tmp_cleaned_at_first_scan_then_hourly() {
+        let t = std::time::Instant::now();
+        assert!(tmp_clean_due(None, t));
+        assert!(!tmp_clean_due(
+            Some(t),
+            t + std::time::Duration::from_secs(60)
+        ));
+        assert!(tmp_clean_due(Some(t), t + TMP_CLEAN_EVERY));
+    }
+}
+
 /// `loft.index.scan`: the mtimes of `cur/` and `new/` (ns) as of the last complete scan
 /// and when it started (ns). While both directories still have these mtimes (and the
 /// stamp is not racy), the index holds every message: STATUS reads it without listing.
@@ -157,7 +181,7 @@ fn looks_foreign<'a>(
         return false;
     }
     unknown.any(|f| {
-        std::fs::metadata(folder.file_path(f.sub, &f.name)).is_ok_and(|md| {
+        std::fs::symlink_metadata(folder.file_path(f.sub, &f.name)).is_ok_and(|md| {
             i128::from(md.ctime()) * 1_000_000_000 + i128::from(md.ctime_nsec()) <= list_mtime
         })
     })
@@ -182,7 +206,8 @@ pub struct Current {
 
 /// Scan-only state, guarded by the scan mutex (one rescan at a time per folder).
 struct Scanner {
-    tmp_cleaned: bool,
+    /// When `tmp/` was last cleaned of crash leftovers (at most once an hour).
+    tmp_cleaned: Option<std::time::Instant>,
     index: Option<Arc<Index>>,
     /// The next rescan rebuilds the index files (`loft index rebuild`).
     force_rebuild: bool,
@@ -236,7 +261,7 @@ impl FolderState {
             folder,
             fsync,
             scan: Mutex::new(Scanner {
-                tmp_cleaned: false,
+                tmp_cleaned: None,
                 index: None,
                 force_rebuild: false,
             }),
@@ -375,9 +400,10 @@ impl FolderState {
         let taken = now_nanos();
         let fp = Fingerprint::take(&self.folder);
         let changes = self.folder.shared.changes();
-        if !sc.tmp_cleaned {
+        let now = std::time::Instant::now();
+        if tmp_clean_due(sc.tmp_cleaned, now) {
             self.folder.clean_tmp();
-            sc.tmp_cleaned = true;
+            sc.tmp_cleaned = Some(now);
         }
         let mut scanned = self.folder.scan()?;
 
@@ -571,7 +597,7 @@ impl FolderState {
             };
             if entry.size.is_none() {
                 let p = self.folder.file_path(f.sub, &f.name);
-                match folder::file_crlf_size(&p) {
+                match folder::file_crlf_size(self.folder.fs(), &p) {
                     Ok(s) => {
                         entry.size = Some(s);
                     }
@@ -754,7 +780,7 @@ impl FolderState {
         };
         let from = self.folder.file_path(f.sub, &f.name);
         let to = self.folder.file_path(f.sub, &name);
-        match std::fs::rename(&from, &to) {
+        match self.folder.fs().rename(&from, &to) {
             Ok(()) => {
                 tracing::warn!(file = %from.display(), new = %name, "duplicate Maildir base name; renamed the second file");
                 let parsed = filename::parse(&name)?;
@@ -785,7 +811,7 @@ impl FolderState {
             let name = filename::cur_name(f.base(), &letters);
             let from = self.folder.file_path(Sub::New, &f.name);
             let to = self.folder.file_path(Sub::Cur, &name);
-            match std::fs::rename(&from, &to) {
+            match self.folder.fs().rename(&from, &to) {
                 Ok(()) => {
                     f.sub = Sub::Cur;
                     if let Some(p) = filename::parse(&name) {

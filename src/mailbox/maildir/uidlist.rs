@@ -70,7 +70,7 @@ impl UidList {
 
     pub fn load(folder: &Path) -> Loaded {
         let path = folder.join(FILE);
-        match std::fs::read(&path) {
+        match super::fsio::read(&path) {
             Ok(bytes) => match UidList::parse(&String::from_utf8_lossy(&bytes), &path) {
                 Some(l) => Loaded::Ok(l),
                 None => Loaded::Garbled,

@@ -1,6 +1,7 @@
 //! End-to-end tests of the Maildir backend through the `Store`/`Mailbox` traits: shared
 //! helpers here, store-level tests in `layout`, message-level tests in `messages`.
 
+mod containment;
 mod flagsync;
 mod fsync;
 mod keywords;

@@ -1,0 +1,635 @@
+//! Opening, creating, renaming and removing files *beneath* one directory without ever
+//! following a symbolic link: the containment primitive of the mail store.
+//!
+//! A user's mail root is opened once ([`Beneath::open`]; the root path itself may be a
+//! symlink an admin set up, it is resolved then and never again). Every later path is
+//! taken relative to that directory descriptor:
+//!
+//! * with `openat2(2)` and `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` when the kernel has it
+//!   (Linux ≥ 5.6): one system call, the kernel refuses any symlink and any `..` escape;
+//! * otherwise (`ENOSYS`, or `EPERM` under a seccomp filter that does not know the call)
+//!   by walking the path one component at a time with `openat(…, O_NOFOLLOW)` from
+//!   directory descriptor to directory descriptor ([`Resolver::Walk`]).
+//!
+//! Renames, unlinks and `mkdir` go through the descriptor of the parent directory
+//! (`renameat`, `unlinkat`, `mkdirat`), opened the same way, so a directory swapped for
+//! a link between a check and the change cannot redirect it.
+//!
+//! Files and directories created here get an explicit mode after creation (`fchmod`),
+//! so the process umask does not matter: see [`file_mode_beside`].
+//!
+//! `libc` is called directly (rather than through rustix) because the crate already
+//! depends on it, the few calls needed are simple, and a leaf module with no crate
+//! dependencies is what the index may use as well.
+//!
+//! This module depends on std and libc only; it knows nothing of mail.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// How paths are resolved beneath the root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolver {
+    /// `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`.
+    Openat2,
+    /// `openat` with `O_NOFOLLOW`, component by component.
+    Walk,
+}
+
+/// How a file is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum How {
+    Read,
+    ReadWrite,
+    /// Create a new file (`O_EXCL`) with exactly this mode, read-write.
+    CreateNew(u32),
+    /// Open read-write, creating it with exactly this mode when missing.
+    OpenOrCreate(u32),
+}
+
+/// What `lstat` says about an entry (never a link's target).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub mode: u32,
+    pub size: u64,
+    pub mtime: i64,
+    pub mtime_nsec: i64,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl Stat {
+    pub fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+    pub fn is_file(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFREG
+    }
+    pub fn is_symlink(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFLNK
+    }
+    /// The permission bits (`0o7777`).
+    pub fn perm(&self) -> u32 {
+        self.mode & 0o7777
+    }
+}
+
+/// The mode of a file created in a directory of mode `dir_mode`: the directory's
+/// permission bits without any `x` (a 0700 Maildir gets 0600 files, 0750 gets 0640).
+pub fn file_mode_beside(dir_mode: u32) -> u32 {
+    dir_mode & 0o666
+}
+
+/// The mode of a directory created in a directory of mode `parent_mode`: the same
+/// read/write/search bits.
+pub fn dir_mode_beside(parent_mode: u32) -> u32 {
+    parent_mode & 0o777
+}
+
+/// A directory beneath which every path is resolved without following links.
+#[derive(Debug)]
+pub struct Beneath {
+    root: PathBuf,
+    fd: OwnedFd,
+    resolver: Resolver,
+}
+
+/// `O_CLOEXEC | O_NOFOLLOW` and the access flags of `how`.
+fn open_flags(how: How) -> libc::c_int {
+    let base = libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    match how {
+        How::Read => base | libc::O_RDONLY,
+        How::ReadWrite => base | libc::O_RDWR,
+        How::CreateNew(_) => base | libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+        How::OpenOrCreate(_) => base | libc::O_RDWR,
+    }
+}
+
+fn cstr(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn own(fd: libc::c_int) -> io::Result<OwnedFd> {
+    let fd = check(fd)?;
+    // SAFETY: `fd` was just returned by a successful open call and is owned by no one.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The components of a relative path; `..`, a root or a prefix are refused.
+fn components(rel: &Path) -> io::Result<Vec<&OsStr>> {
+    let mut out = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} leaves its directory", rel.display()),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(dir, rel, flags | …, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`.
+fn openat2(dir: RawFd, rel: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+    let how = OpenHow {
+        flags: flags as u64,
+        mode: if flags & libc::O_CREAT != 0 {
+            u64::from(mode)
+        } else {
+            0
+        },
+        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    for _ in 0..8 {
+        // SAFETY: `rel` is NUL-terminated and `how` a properly laid out `struct open_how`
+        // (linux/openat2.h: three u64) whose size is passed; both outlive the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir,
+                rel.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        match own(ret as libc::c_int) {
+            // A concurrent rename elsewhere on the system: the kernel asks to retry.
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
+            r => return r,
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::EAGAIN))
+}
+
+/// `openat(dir, name, flags)` for one component (`name` has no `/`).
+fn openat(dir: RawFd, name: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is NUL-terminated and outlives the call; `dir` is an open fd.
+    own(unsafe { libc::openat(dir, name.as_ptr(), flags, mode as libc::c_uint) })
+}
+
+fn fchmod(fd: &OwnedFd, mode: u32) -> io::Result<()> {
+    // SAFETY: plain system call on an open descriptor.
+    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) }).map(|_| ())
+}
+
+fn fstatat(dir: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<Stat> {
+    // SAFETY: an all-zero `struct stat` is a valid value; it is only written by the call.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is NUL-terminated, `st` a valid out pointer, `dir` an open fd.
+    check(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, flags) })?;
+    Ok(Stat {
+        mode: st.st_mode,
+        size: st.st_size as u64,
+        mtime: st.st_mtime,
+        mtime_nsec: st.st_mtime_nsec,
+        dev: st.st_dev,
+        ino: st.st_ino,
+    })
+}
+
+/// `lstat` of an open descriptor.
+pub fn fstat(fd: &impl AsRawFd) -> io::Result<Stat> {
+    fstatat(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH)
+}
+
+impl Beneath {
+    /// Opens `root` (following links in `root` itself: the admin's choice), with the
+    /// best resolver the kernel offers.
+    /// `LOFT_BENEATH=walk` in the environment forces the fallback (to test it, or on a
+    /// system whose `openat2` misbehaves).
+    pub fn open(root: &Path) -> io::Result<Beneath> {
+        if std::env::var_os("LOFT_BENEATH").is_some_and(|v| v == "walk") {
+            return Beneath::with_resolver(root, Resolver::Walk);
+        }
+        let mut b = Beneath::with_resolver(root, Resolver::Openat2)?;
+        match openat2(
+            b.fd.as_raw_fd(),
+            c".",
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        ) {
+            Ok(_) => {}
+            // ENOSYS: kernel < 5.6; EPERM: a seccomp filter that does not know it;
+            // EINVAL/E2BIG: resolve flags unknown to this kernel.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOSYS | libc::EPERM | libc::EINVAL | libc::E2BIG)
+                ) =>
+            {
+                b.resolver = Resolver::Walk
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(b)
+    }
+
+    /// Opens `root` with a given resolver (tests use [`Resolver::Walk`] to exercise the
+    /// fallback on kernels that have `openat2`).
+    pub fn with_resolver(root: &Path, resolver: Resolver) -> io::Result<Beneath> {
+        let root = std::fs::canonicalize(root)?;
+        let c = cstr(root.as_os_str())?;
+        // SAFETY: `c` is NUL-terminated and outlives the call.
+        let fd = own(unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })?;
+        Ok(Beneath { root, fd, resolver })
+    }
+
+    /// The resolved root path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn resolver(&self) -> Resolver {
+        self.resolver
+    }
+
+    /// `path` relative to the root: an absolute path must start with the root, a
+    /// relative one is taken as is. `..` is refused either way.
+    fn rel<'a>(&self, path: &'a Path) -> io::Result<Vec<&'a OsStr>> {
+        let rel = if path.is_absolute() {
+            path.strip_prefix(&self.root).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is not beneath {}", path.display(), self.root.display()),
+                )
+            })?
+        } else {
+            path
+        };
+        components(rel)
+    }
+
+    /// `path` relative to the root, checked like [`Self::rel`] without collecting the
+    /// components (`openat2` refuses an escape by itself; this refuses `..` earlier).
+    fn rel_path<'a>(&self, path: &'a Path) -> io::Result<&'a Path> {
+        let rel = if path.is_absolute() {
+            path.strip_prefix(&self.root).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is not beneath {}", path.display(), self.root.display()),
+                )
+            })?
+        } else {
+            path
+        };
+        if rel.as_os_str().is_empty()
+            || rel
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} leaves its directory", rel.display()),
+            ));
+        }
+        Ok(rel)
+    }
+
+    /// Opens the path made of `parts` with `flags` (which include `O_NOFOLLOW`).
+    fn open_parts(&self, parts: &[&OsStr], flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+        let root = self.fd.as_raw_fd();
+        if self.resolver == Resolver::Openat2 {
+            let joined: PathBuf = if parts.is_empty() {
+                PathBuf::from(".")
+            } else {
+                parts.iter().collect()
+            };
+            return openat2(root, &cstr(joined.as_os_str())?, flags, mode);
+        }
+        let Some((last, dirs)) = parts.split_last() else {
+            return openat(root, c".", flags, mode);
+        };
+        let mut cur: Option<OwnedFd> = None;
+        for d in dirs {
+            let at = cur.as_ref().map_or(root, |f| f.as_raw_fd());
+            let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+            cur = Some(openat(at, &cstr(d)?, flags, 0)?);
+        }
+        let at = cur.as_ref().map_or(root, |f| f.as_raw_fd());
+        openat(at, &cstr(last)?, flags, mode)
+    }
+
+    /// Opens a file beneath the root; no component may be a symbolic link (`ELOOP`,
+    /// or `ENOTDIR` for a directory component on the fallback).
+    pub fn open_file(&self, path: &Path, how: How) -> io::Result<File> {
+        if self.resolver == Resolver::Openat2 && matches!(how, How::Read | How::ReadWrite) {
+            // The hot path (every FETCH of a message): one allocation, one system call.
+            let rel = self.rel_path(path)?;
+            let fd = openat2(
+                self.fd.as_raw_fd(),
+                &cstr(rel.as_os_str())?,
+                open_flags(how),
+                0,
+            )?;
+            return Ok(File::from(fd));
+        }
+        let parts = self.rel(path)?;
+        let fd = match how {
+            How::Read | How::ReadWrite => self.open_parts(&parts, open_flags(how), 0)?,
+            How::CreateNew(mode) => {
+                let fd = self.open_parts(&parts, open_flags(how), mode)?;
+                fchmod(&fd, mode)?;
+                fd
+            }
+            How::OpenOrCreate(mode) => {
+                match self.open_parts(&parts, open_flags(How::CreateNew(mode)), mode) {
+                    Ok(fd) => {
+                        fchmod(&fd, mode)?;
+                        fd
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        self.open_parts(&parts, open_flags(How::ReadWrite), 0)?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        Ok(File::from(fd))
+    }
+
+    /// Opens `name`, one component, in directory `dir` (a descriptor opened beneath the
+    /// root), without following a link: the hot path of reading a message from a
+    /// listed directory.
+    pub fn open_in(&self, dir: &OwnedFd, name: &OsStr, how: How) -> io::Result<File> {
+        let bytes = name.as_bytes();
+        if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        let c = cstr(name)?;
+        let fd = match (self.resolver, how) {
+            (Resolver::Openat2, How::Read | How::ReadWrite) => {
+                openat2(dir.as_raw_fd(), &c, open_flags(how), 0)?
+            }
+            (_, How::Read | How::ReadWrite) => openat(dir.as_raw_fd(), &c, open_flags(how), 0)?,
+            (_, How::CreateNew(mode) | How::OpenOrCreate(mode)) => {
+                let fd = openat(dir.as_raw_fd(), &c, open_flags(How::CreateNew(mode)), mode)?;
+                fchmod(&fd, mode)?;
+                fd
+            }
+        };
+        Ok(File::from(fd))
+    }
+
+    /// Opens a directory beneath the root for reading (listing, `fsync`, `*at` calls).
+    pub fn open_dir(&self, path: &Path) -> io::Result<OwnedFd> {
+        let parts = self.rel(path)?;
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        self.open_parts(&parts, flags, 0)
+    }
+
+    /// The parent directory of `path` (opened beneath the root) and its last component.
+    fn parent(&self, path: &Path) -> io::Result<(OwnedFd, CString)> {
+        let parts = self.rel(path)?;
+        let Some((last, dirs)) = parts.split_last() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the root itself has no parent here",
+            ));
+        };
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        Ok((self.open_parts(dirs, flags, 0)?, cstr(last)?))
+    }
+
+    /// `lstat` of an entry: a link is reported as a link, never followed.
+    pub fn lstat(&self, path: &Path) -> io::Result<Stat> {
+        if self.rel(path)?.is_empty() {
+            return fstat(&self.fd);
+        }
+        let (dir, name) = self.parent(path)?;
+        fstatat(dir.as_raw_fd(), &name, libc::AT_SYMLINK_NOFOLLOW)
+    }
+
+    /// Creates a directory with exactly `mode` (not reduced by the umask).
+    pub fn mkdir(&self, path: &Path, mode: u32) -> io::Result<()> {
+        let (dir, name) = self.parent(path)?;
+        // SAFETY: `name` is NUL-terminated; `dir` is open.
+        check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })?;
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let fd = openat(dir.as_raw_fd(), &name, flags, 0)?;
+        fchmod(&fd, mode)
+    }
+
+    /// Creates a directory whose mode is that of its parent ([`dir_mode_beside`]).
+    pub fn mkdir_beside(&self, path: &Path) -> io::Result<()> {
+        let parent = path.parent().unwrap_or(Path::new(""));
+        let mode = dir_mode_beside(self.stat_dir(parent)?.perm());
+        self.mkdir(path, mode)
+    }
+
+    /// `fstat` of a directory opened beneath the root (the root for `""`).
+    pub fn stat_dir(&self, path: &Path) -> io::Result<Stat> {
+        fstat(&self.open_dir(path)?)
+    }
+
+    /// The mode a new file in directory `dir` gets ([`file_mode_beside`]).
+    pub fn file_mode_in(&self, dir: &Path) -> io::Result<u32> {
+        Ok(file_mode_beside(self.stat_dir(dir)?.perm()))
+    }
+
+    /// Renames `from` to `to` (both beneath the root; links in the last component are
+    /// renamed as links, never followed).
+    pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let (fd1, n1) = self.parent(from)?;
+        let (fd2, n2) = self.parent(to)?;
+        // SAFETY: both names are NUL-terminated; both fds are open directories.
+        check(unsafe { libc::renameat(fd1.as_raw_fd(), n1.as_ptr(), fd2.as_raw_fd(), n2.as_ptr()) })
+            .map(|_| ())
+    }
+
+    /// Hard-links `from` to `to` (a link at `from` is linked as a link, not followed).
+    pub fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let (fd1, n1) = self.parent(from)?;
+        let (fd2, n2) = self.parent(to)?;
+        // SAFETY: both names are NUL-terminated; both fds are open directories.
+        check(unsafe {
+            libc::linkat(
+                fd1.as_raw_fd(),
+                n1.as_ptr(),
+                fd2.as_raw_fd(),
+                n2.as_ptr(),
+                0,
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// Removes a file (or a link, never its target).
+    pub fn unlink(&self, path: &Path) -> io::Result<()> {
+        let (dir, name) = self.parent(path)?;
+        // SAFETY: `name` is NUL-terminated; `dir` is open.
+        check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }).map(|_| ())
+    }
+
+    /// Removes an empty directory.
+    pub fn rmdir(&self, path: &Path) -> io::Result<()> {
+        let (dir, name) = self.parent(path)?;
+        // SAFETY: `name` is NUL-terminated; `dir` is open.
+        check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) })
+            .map(|_| ())
+    }
+
+    /// The entries of a directory beneath the root (but `.` and `..`) with their
+    /// `d_type` (`DT_UNKNOWN` when the file system does not say).
+    pub fn list(&self, path: &Path) -> io::Result<Vec<(std::ffi::OsString, u8)>> {
+        let mut out = Vec::new();
+        each_entry(self.open_dir(path)?, |name, kind| {
+            out.push((OsStr::from_bytes(name).to_os_string(), kind))
+        })?;
+        Ok(out)
+    }
+
+    /// Removes a directory tree without following links (a link inside is removed as
+    /// a link). Depth is bounded by what a Maildir folder holds (`cur/`, `new/`, `tmp/`).
+    pub fn remove_tree(&self, path: &Path) -> io::Result<()> {
+        self.remove_tree_depth(path, 0)
+    }
+
+    fn remove_tree_depth(&self, path: &Path, depth: u32) -> io::Result<()> {
+        if depth > 8 {
+            return Err(io::Error::other(format!(
+                "{} is nested too deep",
+                path.display()
+            )));
+        }
+        let names: Vec<std::ffi::OsString> = self.list(path)?.into_iter().map(|(n, _)| n).collect();
+        for n in names {
+            let p = path.join(&n);
+            match self.lstat(&p) {
+                Ok(st) if st.is_dir() => self.remove_tree_depth(&p, depth + 1)?,
+                Ok(_) => self.unlink(&p)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.rmdir(path)
+    }
+}
+
+struct Dir(*mut libc::DIR);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from a successful fdopendir and is closed once.
+        unsafe {
+            libc::closedir(self.0);
+        }
+    }
+}
+
+/// Calls `f(name, d_type)` for every entry of the open directory `fd` but `.` and `..`.
+pub fn each_entry(fd: OwnedFd, mut f: impl FnMut(&[u8], u8)) -> io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` is an open directory descriptor whose ownership passes to the DIR.
+    let d = unsafe { libc::fdopendir(raw) };
+    if d.is_null() {
+        let e = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so `raw` is still ours to close.
+        drop(unsafe { OwnedFd::from_raw_fd(raw) });
+        return Err(e);
+    }
+    let d = Dir(d);
+    loop {
+        // readdir64 reports errors only through errno, so it is cleared first.
+        // SAFETY: errno is thread-local; the DIR pointer is open (owned by `d`).
+        let ent = unsafe {
+            *libc::__errno_location() = 0;
+            libc::readdir64(d.0)
+        };
+        if ent.is_null() {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(0) | None => Ok(()),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: a non-null entry is valid until the next readdir64/closedir on this
+        // DIR; d_name is NUL-terminated. The bytes are only lent to `f` before that.
+        let (name, kind) = unsafe {
+            let e = &*ent;
+            (CStr::from_ptr(e.d_name.as_ptr()).to_bytes(), e.d_type)
+        };
+        if name != b"." && name != b".." {
+            f(name, kind);
+        }
+    }
+}
+
+/// Opens `path` without following a link in its last component (`O_NOFOLLOW`), for
+/// code that has a path and no directory descriptor (the index engine). A created
+/// file gets the mode [`file_mode_beside`] its directory, whatever the umask.
+pub fn open_nofollow(path: &Path, how: How) -> io::Result<File> {
+    let c = cstr(path.as_os_str())?;
+    let open = |flags: libc::c_int, mode: u32| -> io::Result<OwnedFd> {
+        // SAFETY: `c` is NUL-terminated and outlives the call.
+        own(unsafe { libc::open(c.as_ptr(), flags, mode as libc::c_uint) })
+    };
+    let fd = match how {
+        How::Read | How::ReadWrite => open(open_flags(how), 0)?,
+        How::CreateNew(mode) => {
+            let fd = open(open_flags(how), mode)?;
+            fchmod(&fd, mode)?;
+            fd
+        }
+        How::OpenOrCreate(mode) => match open(open_flags(How::CreateNew(mode)), mode) {
+            Ok(fd) => {
+                fchmod(&fd, mode)?;
+                fd
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                open(open_flags(How::ReadWrite), 0)?
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    Ok(File::from(fd))
+}
+
+/// The mode for a new file in the directory holding `path` ([`file_mode_beside`]);
+/// 0600 when the directory cannot be asked.
+pub fn file_mode_for(path: &Path) -> u32 {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::metadata(dir).map_or(0o600, |m| {
+        file_mode_beside(std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+    })
+}
+
+/// Whether an error means "a symbolic link was in the way" (`ELOOP`; `EXDEV` when
+/// `openat2` saw an escape; `ENOTDIR` when the fallback met a link as a directory).
+pub fn is_link_refusal(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EXDEV))
+}
+
+#[cfg(test)]
+mod tests;

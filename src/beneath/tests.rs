@@ -1,0 +1,185 @@
+//! Both resolvers refuse every symbolic link and every escape, and create with exact modes.
+
+use super::*;
+use std::os::unix::fs::{symlink, PermissionsExt};
+
+fn both(root: &Path) -> Vec<Beneath> {
+    let mut v = vec![Beneath::with_resolver(root, Resolver::Walk).unwrap()];
+    let auto = Beneath::open(root).unwrap();
+    if auto.resolver() == Resolver::Openat2 {
+        v.push(auto);
+    } else {
+        eprintln!("openat2 not available here: only the fallback is tested");
+    }
+    v
+}
+
+fn setup() -> (tempfile::TempDir, tempfile::TempDir) {
+    let d = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"shadow").unwrap();
+    let r = d.path();
+    std::fs::create_dir_all(r.join(".A/cur")).unwrap();
+    std::fs::write(r.join(".A/cur/msg"), b"mail").unwrap();
+    symlink(outside.path().join("secret"), r.join(".A/cur/link")).unwrap();
+    symlink("msg", r.join(".A/cur/rel")).unwrap();
+    symlink(outside.path(), r.join(".Evil")).unwrap();
+    symlink(".A", r.join(".Other")).unwrap();
+    std::fs::create_dir(r.join(".B")).unwrap();
+    symlink("../.A/cur", r.join(".B/cur")).unwrap();
+    (d, outside)
+}
+
+#[test]
+fn reads_plain_files_and_refuses_every_link() {
+    let (d, _o) = setup();
+    for b in both(d.path()) {
+        let mut s = String::new();
+        let mut f = b
+            .open_file(&d.path().join(".A/cur/msg"), How::Read)
+            .unwrap();
+        std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+        assert_eq!(s, "mail");
+        assert!(b.open_file(Path::new(".A/cur/msg"), How::Read).is_ok());
+        for bad in [
+            ".A/cur/link",
+            ".A/cur/rel",
+            ".Evil/secret",
+            ".Other/cur/msg",
+            ".B/cur/msg",
+        ] {
+            let e = b.open_file(Path::new(bad), How::Read).unwrap_err();
+            assert!(
+                matches!(
+                    e.raw_os_error(),
+                    Some(libc::ELOOP | libc::EXDEV | libc::ENOTDIR)
+                ),
+                "{bad} with {:?}: {e}",
+                b.resolver()
+            );
+        }
+        for bad in ["../x", "/etc/passwd", ".A/../../x"] {
+            assert!(b.open_file(Path::new(bad), How::Read).is_err(), "{bad}");
+        }
+        assert!(b.open_dir(Path::new(".Evil")).is_err());
+        assert!(b.open_dir(Path::new(".B/cur")).is_err());
+        assert!(b.open_dir(Path::new(".A/cur")).is_ok());
+        assert!(b.open_dir(Path::new("")).is_ok());
+        // Creating through a linked directory is refused too.
+        assert!(b
+            .open_file(Path::new(".Evil/new"), How::CreateNew(0o600))
+            .is_err());
+        assert!(b.mkdir(Path::new(".Evil/dir"), 0o700).is_err());
+        assert!(b
+            .rename(Path::new(".A/cur/msg"), Path::new(".Evil/stolen"))
+            .is_err());
+        // A link is stat'ed, renamed and removed as a link.
+        assert!(b.lstat(Path::new(".A/cur/link")).unwrap().is_symlink());
+    }
+    assert!(!_o.path().join("new").exists() && !_o.path().join("stolen").exists());
+    assert_eq!(std::fs::read(_o.path().join("secret")).unwrap(), b"shadow");
+}
+
+#[test]
+fn the_root_itself_may_be_a_link() {
+    let (d, _o) = setup();
+    let l = tempfile::tempdir().unwrap();
+    let link = l.path().join("mail");
+    symlink(d.path(), &link).unwrap();
+    let b = Beneath::open(&link).unwrap();
+    assert_eq!(b.root(), std::fs::canonicalize(d.path()).unwrap());
+    assert!(b.open_file(&b.root().join(".A/cur/msg"), How::Read).is_ok());
+    // A path spelled through the link is not beneath the resolved root.
+    assert!(b.open_file(&link.join(".A/cur/msg"), How::Read).is_err());
+}
+
+#[test]
+fn creates_with_exact_modes_whatever_the_umask() {
+    for umask in [0o000, 0o022] {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+        for b in both(d.path()) {
+            // SAFETY: umask only changes this process's creation mask.
+            let old = unsafe { libc::umask(umask) };
+            let tag = format!("{:?}{umask:o}", b.resolver());
+            b.mkdir_beside(Path::new(&tag)).unwrap();
+            let mode = b.file_mode_in(Path::new(&tag)).unwrap();
+            b.open_file(&Path::new(&tag).join("f"), How::CreateNew(mode))
+                .unwrap();
+            b.open_file(&Path::new(&tag).join("g"), How::OpenOrCreate(mode))
+                .unwrap();
+            unsafe { libc::umask(old) };
+            let m = |p: &str| {
+                std::fs::metadata(d.path().join(p))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o7777
+            };
+            assert_eq!(m(&tag), 0o750, "{tag}");
+            assert_eq!(m(&format!("{tag}/f")), 0o640, "{tag}");
+            assert_eq!(m(&format!("{tag}/g")), 0o640, "{tag}");
+            b.remove_tree(Path::new(&tag)).unwrap();
+            assert!(!d.path().join(&tag).exists());
+        }
+    }
+}
+
+#[test]
+fn remove_tree_removes_links_not_their_targets() {
+    let (d, o) = setup();
+    for b in both(d.path()) {
+        std::fs::create_dir_all(d.path().join("t/cur")).unwrap();
+        symlink(o.path(), d.path().join("t/cur/l")).unwrap();
+        symlink(o.path().join("secret"), d.path().join("t/l2")).unwrap();
+        b.remove_tree(Path::new("t")).unwrap();
+        assert!(!d.path().join("t").exists());
+        assert!(o.path().join("secret").exists());
+    }
+}
+
+#[test]
+fn nofollow_refuses_a_final_link() {
+    let (d, _o) = setup();
+    assert!(open_nofollow(&d.path().join(".A/cur/link"), How::Read).is_err());
+    assert!(open_nofollow(&d.path().join(".A/cur/msg"), How::Read).is_ok());
+}
+
+/// Cost of one message open, plain `open` against both resolvers (run by hand:
+/// `cargo test --lib beneath::tests::open_cost -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn open_cost() {
+    let (d, _o) = setup();
+    let path = std::fs::canonicalize(d.path()).unwrap().join(".A/cur/msg");
+    let n = 50_000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        drop(std::fs::File::open(&path).unwrap());
+    }
+    let plain = t.elapsed();
+    for b in both(d.path()) {
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            drop(b.open_file(&path, How::Read).unwrap());
+        }
+        let e = t.elapsed();
+        let dir = b.open_dir(Path::new(".A/cur")).unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            drop(b.open_in(&dir, OsStr::new("msg"), How::Read).unwrap());
+        }
+        let e_in = t.elapsed();
+        eprintln!(
+            "open x{n}: {:?} open_in (from cur/ fd) {:.2} us",
+            b.resolver(),
+            e_in.as_secs_f64() * 1e6 / n as f64
+        );
+        eprintln!(
+            "open x{n}: plain {:.2} us, {:?} {:.2} us",
+            plain.as_secs_f64() * 1e6 / n as f64,
+            b.resolver(),
+            e.as_secs_f64() * 1e6 / n as f64
+        );
+    }
+}

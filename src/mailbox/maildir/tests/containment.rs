@@ -1,0 +1,206 @@
+//! Links under the mail root: skipped, never followed, and logged once per path (not per
+//! command).
+
+use std::os::unix::fs::symlink;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_skipped_link_is_logged_once_per_path() {
+    let d = tempfile::tempdir().unwrap();
+    let secret = d.path().join("secret");
+    std::fs::write(&secret, b"Subject: secret\r\n\r\nshadow\r\n").unwrap();
+    let log = Log::default();
+    let sub = tracing_subscriber::fmt()
+        .with_writer({
+            let log = log.clone();
+            move || log.clone()
+        })
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(sub, || {
+        let (s, root) = store(d.path());
+        append(&*s, "INBOX", b"a\r\n", Flags::default(), None);
+        symlink(&secret, root.join("cur/100.M1P1.host:2,S")).unwrap();
+        symlink(&secret, root.join("new/200.M2P2.host")).unwrap();
+        symlink(d.path(), root.join(".Elsewhere")).unwrap();
+        for _ in 0..3 {
+            let mut m = s.open("INBOX", false).unwrap();
+            for _ in 0..3 {
+                let snap = m.sync().unwrap().snapshot;
+                assert_eq!(snap.messages.len(), 1, "a link was taken as a message");
+                let data = m.fetch_message(snap.messages[0].uid).unwrap();
+                assert_eq!(&data[..], b"a\r\n");
+            }
+            assert_eq!(s.status("INBOX").unwrap().messages, 1);
+            assert!(!names(&*s).iter().any(|(n, _, _)| n == "Elsewhere"));
+            assert!(s.status("Elsewhere").is_err());
+        }
+    });
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    for name in ["cur/100.M1P1.host:2,S", "new/200.M2P2.host", ".Elsewhere"] {
+        let n = text
+            .lines()
+            .filter(|l| l.contains("symbolic link not followed") && l.contains(name))
+            .count();
+        assert_eq!(n, 1, "{name} logged {n} times:\n{text}");
+    }
+}
+
+/// A failed index commit (the disk filled up between the rename into `cur/` and the log
+/// append) leaves no message behind that a later scan would show after the NO.
+#[test]
+fn a_failed_commit_leaves_no_message_behind() {
+    use crate::mailbox::ErrorKind;
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    append(&*s, "INBOX", b"first\r\n", Flags::default(), None);
+    s.create("Trash", None).unwrap();
+    super::super::save::FAIL_COMMIT.with(|f| f.set(true));
+    let mut sink = s.append("INBOX").unwrap();
+    sink.write(b"second\r\n").unwrap();
+    let r = sink.commit(&Flags::default(), None);
+    let mut m = s.open("INBOX", false).unwrap();
+    let copied = m.sync().map(|_| m.copy_to(&[1], "Trash"));
+    super::super::save::FAIL_COMMIT.with(|f| f.set(false));
+    assert_eq!(r.unwrap_err().kind, ErrorKind::OverQuota);
+    assert_eq!(copied.unwrap().unwrap_err().kind, ErrorKind::OverQuota);
+    assert_eq!(
+        files_in(&root.join("cur")).len(),
+        1,
+        "{:?}",
+        files_in(&root.join("cur"))
+    );
+    assert!(files_in(&root.join("tmp")).is_empty());
+    assert_eq!(s.status("INBOX").unwrap().messages, 1);
+    assert_eq!(s.status("Trash").unwrap().messages, 0);
+}
+
+/// Index files replaced by links to files outside the store (here: copies of the real
+/// ones, so that they would be accepted) are never read or written through: the index
+/// is rebuilt beside them, the outside files stay as they were.
+#[test]
+fn index_file_links_are_not_written_through() {
+    use crate::mailbox::StoreOp;
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    append(&*s, "INBOX", b"a\r\n", Flags::default(), None);
+    drop(s);
+    let outside = d.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let mut before = Vec::new();
+    for f in ["loft.index", "loft.index.log", "loft.index.cache"] {
+        let Ok(bytes) = std::fs::read(root.join(f)) else {
+            continue;
+        };
+        std::fs::write(outside.join(f), &bytes).unwrap();
+        std::fs::remove_file(root.join(f)).unwrap();
+        symlink(outside.join(f), root.join(f)).unwrap();
+        before.push((f, bytes));
+    }
+    assert!(before.len() >= 2);
+    let (s, _) = store(d.path());
+    let mut m = s.open("INBOX", false).unwrap();
+    let snap = m.sync().unwrap().snapshot;
+    assert_eq!(snap.messages.len(), 1);
+    m.store(&[snap.messages[0].uid], StoreOp::Add, &seen())
+        .unwrap();
+    append(&*s, "INBOX", b"b\r\n", Flags::default(), None);
+    assert_eq!(m.sync().unwrap().snapshot.messages.len(), 2);
+    drop(m);
+    for (f, bytes) in before {
+        assert_eq!(
+            std::fs::read(outside.join(f)).unwrap(),
+            bytes,
+            "{f} was written through a link"
+        );
+    }
+}
+
+/// The same refusals with the fallback resolver (`openat` + `O_NOFOLLOW`, component by
+/// component), which kernels without `openat2` (or seccomp filters) get.
+#[test]
+fn the_fallback_resolver_refuses_links_too() {
+    use crate::beneath::{Beneath, Resolver};
+    let d = tempfile::tempdir().unwrap();
+    let secret = d.path().join("secret");
+    std::fs::write(&secret, b"Subject: secret\r\n\r\nshadow\r\n").unwrap();
+    let elsewhere = d.path().join("elsewhere");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(elsewhere.join(sub)).unwrap();
+    }
+    let root = d.path().join("mail/bob");
+    std::fs::create_dir_all(&root).unwrap();
+    let fs = Beneath::with_resolver(&root, Resolver::Walk).unwrap();
+    let ctx = super::super::ctx_in(&cfg(d.path()), fs).unwrap();
+    let s: Arc<dyn Store> = Arc::new(super::super::layout::MaildirStore::new(ctx));
+    append(&*s, "INBOX", b"a\r\n", Flags::default(), None);
+    s.create("Real/Child", None).unwrap();
+    append(&*s, "Real/Child", b"c\r\n", seen(), None);
+    s.rename("Real", "Moved").unwrap();
+    s.delete("Moved/Child").unwrap();
+    symlink(&secret, root.join("cur/100.M1P1.host:2,S")).unwrap();
+    symlink(&elsewhere, root.join(".Elsewhere")).unwrap();
+    s.create("Half", None).unwrap();
+    std::fs::remove_dir(root.join(".Half/tmp")).unwrap();
+    symlink(elsewhere.join("tmp"), root.join(".Half/tmp")).unwrap();
+
+    let mut m = s.open("INBOX", false).unwrap();
+    let snap = m.sync().unwrap().snapshot;
+    assert_eq!(snap.messages.len(), 1);
+    assert_eq!(
+        &m.fetch_message(snap.messages[0].uid).unwrap()[..],
+        b"a\r\n"
+    );
+    let listed: Vec<String> = names(&*s).into_iter().map(|(n, _, _)| n).collect();
+    assert!(!listed.contains(&"Elsewhere".to_string()), "{listed:?}");
+    assert!(listed.contains(&"Moved".to_string()), "{listed:?}");
+    assert!(s.status("Elsewhere").is_err());
+    assert!(s.open("Elsewhere", true).is_err());
+    assert!(s.append("Elsewhere").is_err());
+    assert!(s.append("Half").is_err());
+    assert!(m.copy_to(&[snap.messages[0].uid], "Elsewhere").is_err());
+    for sub in ["cur", "new", "tmp"] {
+        assert!(files_in(&elsewhere.join(sub)).is_empty(), "{sub}");
+    }
+}
+
+/// Directories a crash left in the middle of CREATE or DELETE are removed once they are
+/// an hour old; fresh ones (a command in progress) are left alone.
+#[test]
+fn crash_leftovers_of_create_and_delete_are_removed_when_old() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    let old = ["loft-creating.1.M1P1.host", "loft-deleting.2.M2P2.host"];
+    for n in old {
+        std::fs::create_dir_all(root.join(n).join("cur")).unwrap();
+        std::fs::write(root.join(n).join("cur/1.M1.host:2,"), b"x").unwrap();
+        let f = std::fs::File::open(root.join(n)).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+            .unwrap();
+    }
+    std::fs::create_dir(root.join("loft-creating.3.M3P3.host")).unwrap();
+    s.list().unwrap();
+    let left = files_in(&root);
+    for n in old {
+        assert!(!left.iter().any(|f| f == n), "{n} kept: {left:?}");
+    }
+    assert!(
+        left.iter().any(|f| f == "loft-creating.3.M3P3.host"),
+        "{left:?}"
+    );
+}
