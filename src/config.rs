@@ -43,6 +43,22 @@ pub struct ServerConfig {
     pub max_connections_per_user_ip: usize,
     /// Concurrent connections from one remote IP before login (default 100).
     pub max_connections_per_ip: usize,
+    /// Connections not yet logged in, all addresses together (`None`: half of
+    /// `max_connections`). The rest of the slots stay for logged-in sessions; at the cap
+    /// the oldest idle unauthenticated connection is dropped for the newcomer.
+    pub max_unauthenticated: Option<usize>,
+    /// Longest TLS handshake (implicit TLS, STARTTLS, STLS); default 10 s.
+    pub tls_handshake_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// The effective cap on unauthenticated connections: at least 1, at most
+    /// `max_connections`.
+    pub fn unauthenticated_cap(&self) -> usize {
+        self.max_unauthenticated
+            .unwrap_or(self.max_connections / 2)
+            .clamp(1, self.max_connections.max(1))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -124,6 +140,10 @@ pub struct AuthConfig {
     pub mechanisms: Vec<String>,
     /// PBKDF2 iterations for SCRAM-SHA-256 with PLAIN-stored passwords (default 4096).
     pub scram_iterations: u32,
+    /// Password checks computed at once (`hash_workers`); 0 = one per core.
+    pub hash_workers: usize,
+    /// Password checks waiting for a worker, per lane (`hash_queue`); 0 = 16 per worker.
+    pub hash_queue: usize,
 }
 
 /// Token-bucket limits on failed logins (see `auth::ratelimit`).
@@ -211,6 +231,8 @@ impl Config {
                 max_connections: 1000,
                 max_connections_per_user_ip: 20,
                 max_connections_per_ip: 100,
+                max_unauthenticated: None,
+                tls_handshake_timeout: Duration::from_secs(10),
             },
             imap: ImapConfig {
                 listen: vec![],
@@ -253,6 +275,8 @@ impl Config {
                     .map(String::from)
                     .to_vec(),
                 scram_iterations: 4096,
+                hash_workers: 0,
+                hash_queue: 0,
             },
             storage: StorageConfig {
                 format: StorageFormat::Maildir,

@@ -161,6 +161,18 @@ impl RateLimiter {
         Verdict::Allow(l.max_delay.mul_f64(deficit))
     }
 
+    /// True when `ip` failed lately (its bucket has not refilled yet): its password checks
+    /// wait behind those of addresses with a clean record (see `auth::pool`).
+    pub fn is_suspect(&self, ip: Option<IpAddr>) -> bool {
+        let Some(ip) = ip else { return false };
+        let l = self.limits;
+        let mut ips = lock(&self.ips);
+        ips.get_mut(&ip).is_some_and(|b| {
+            b.refill(l.ip_burst, l.ip_interval, Instant::now());
+            b.tokens < f64::from(l.ip_burst)
+        })
+    }
+
     /// Records a failed attempt (wrong password or unknown user, alike).
     pub fn failed(&self, user: &str, ip: Option<IpAddr>) {
         self.failed_at(user, ip, Instant::now())
@@ -261,6 +273,16 @@ mod tests {
         // One interval later a token is back.
         let later = t0 + Duration::from_secs(11);
         assert!(matches!(r.check_at("x", ip(1), later), Verdict::Allow(_)));
+    }
+
+    #[test]
+    fn an_address_is_suspect_after_a_failure_until_refilled() {
+        let r = limiter();
+        assert!(!r.is_suspect(ip(1)));
+        assert!(!r.is_suspect(None));
+        r.failed("alice", ip(1));
+        assert!(r.is_suspect(ip(1)));
+        assert!(!r.is_suspect(ip(2)));
     }
 
     #[test]

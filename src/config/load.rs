@@ -21,6 +21,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "max_connections",
             "max_connections_per_ip",
             "max_connections_per_user_ip",
+            "max_unauthenticated",
+            "tls_handshake_timeout",
         ],
     ),
     (
@@ -56,6 +58,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "ratelimit_max_delay",
             "mechanisms",
             "scram_iterations",
+            "hash_workers",
+            "hash_queue",
         ],
     ),
     (
@@ -270,6 +274,8 @@ fn server_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
         }
         "max_connections" => set(&mut s.max_connections, w.usize(key, v, 1)),
         "max_connections_per_ip" => set(&mut s.max_connections_per_ip, w.usize(key, v, 1)),
+        "max_unauthenticated" => s.max_unauthenticated = w.usize(key, v, 1).or(s.max_unauthenticated),
+        "tls_handshake_timeout" => set(&mut s.tls_handshake_timeout, nonzero(w, key, v)),
         _ => set(&mut s.max_connections_per_user_ip, w.usize(key, v, 1)),
     }
 }
@@ -385,6 +391,12 @@ fn auth_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config, spans:
         "ratelimit_ip_interval" => set(&mut a.rate_limit.ip_interval, nonzero(w, key, v)),
         "ratelimit_user_interval" => set(&mut a.rate_limit.user_interval, nonzero(w, key, v)),
         "mechanisms" => set(&mut a.mechanisms, mechanisms(w, key, v)),
+        "hash_workers" => match w.usize(key, v, 0) {
+            Some(n) if n <= 1024 => a.hash_workers = n,
+            Some(_) => w.error(v.span(), "`hash_workers` above 1024 would defeat its purpose"),
+            None => {}
+        },
+        "hash_queue" => set(&mut a.hash_queue, w.usize(key, v, 0)),
         "scram_iterations" => match w.uint(key, v, 4096) {
             Some(n) if n <= 10_000_000 => a.scram_iterations = n as u32,
             Some(_) => w.error(
