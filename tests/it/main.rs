@@ -5,6 +5,8 @@ mod util;
 mod basics;
 mod caching;
 mod concurrency;
+mod exposure;
+mod logcap;
 mod mailboxes;
 mod messages;
 pub mod pop3;

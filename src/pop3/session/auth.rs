@@ -56,7 +56,9 @@ impl Session {
             return Flow::Continue;
         }
         self.ok("Begin TLS negotiation now.");
-        match self.conn.start_tls(&acceptor).await {
+        let hs = tokio::time::Instant::now() + self.ctx.cfg.server.tls_handshake_timeout;
+        let stop = self.ctx.shutdown.clone();
+        match self.conn.start_tls(&acceptor, hs.min(self.login_deadline), stop).await {
             Ok(()) => Flow::Continue,
             Err(e) => {
                 info!(session = %self.id, remote = %self.remote, "STLS handshake failed: {e}");
@@ -243,14 +245,20 @@ impl Session {
             return None;
         }
         let limit = self.ctx.cfg.pop3.max_line_length;
-        match self.conn.read_line(limit).await {
-            Ok(Some(line)) if line == b"*" => {
+        // The login deadline covers SASL exchanges too.
+        let read = tokio::time::timeout_at(self.login_deadline, self.conn.read_line(limit));
+        match read.await {
+            Err(_) => {
+                self.err("Login timed out.");
+                None
+            }
+            Ok(Ok(Some(line))) if line == b"*" => {
                 self.err("Authentication canceled.");
                 None
             }
-            Ok(Some(line)) => Some(String::from_utf8_lossy(&line).into_owned()),
-            Ok(None) => None,
-            Err(_) => {
+            Ok(Ok(Some(line))) => Some(String::from_utf8_lossy(&line).into_owned()),
+            Ok(Ok(None)) => None,
+            Ok(Err(_)) => {
                 self.err("SASL response too long.");
                 None
             }
@@ -306,6 +314,9 @@ impl Session {
                     drop.live_count, drop.live_size
                 );
                 self.state = State::Transaction(Box::new(drop));
+                if let Some(slot) = self.slot.as_mut() {
+                    slot.logged_in();
+                }
                 self.ok(&text);
             }
             Err(e) => {
