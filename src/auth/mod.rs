@@ -145,7 +145,7 @@ impl Authenticator {
                 allowed_mechs,
                 apps: AppDb::new(&cfg.passwd_file),
                 limiter: RateLimiter::new(cfg.rate_limit),
-                pool: Pool::new(cfg.hash_workers, cfg.hash_queue),
+                pool: Pool::new(cfg.hash_workers, cfg.hash_queue, scheme::release_scratch),
                 failure_delay: cfg.failure_delay,
                 fallback_decoy: OnceLock::new(),
             }),

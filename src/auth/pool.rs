@@ -68,6 +68,8 @@ struct Shared {
     work: Condvar,
     queue: usize,
     per_ip: usize,
+    /// Run by a worker when it finds nothing more to do (frees its reusable memory).
+    idle_hook: fn(),
 }
 
 /// The pool. Dropping it lets the workers finish what is queued and exit.
@@ -81,8 +83,9 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl Pool {
-    /// `workers` 0 = one per core; `queue` 0 = 16 per worker.
-    pub fn new(workers: usize, queue: usize) -> Pool {
+    /// `workers` 0 = one per core; `queue` 0 = 16 per worker. `idle_hook` runs on a
+    /// worker when the queues are empty after its job.
+    pub fn new(workers: usize, queue: usize, idle_hook: fn()) -> Pool {
         let workers = if workers == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -96,6 +99,7 @@ impl Pool {
             work: Condvar::new(),
             queue,
             per_ip: (queue / 8).max(2),
+            idle_hook,
         });
         for i in 0..workers {
             let s = Arc::clone(&shared);
@@ -219,13 +223,18 @@ fn worker(s: &Shared) {
                     }
                 }
             }
-            let idle = st.running == 0 && st.clean.is_empty() && st.suspect.is_empty();
+            let drained = st.clean.is_empty() && st.suspect.is_empty();
+            let idle = drained && st.running == 0;
             let refused = std::mem::take(&mut st.refused);
             if !idle {
                 st.refused = refused;
             }
-            idle.then_some(refused)
+            (drained, idle.then_some(refused))
         };
+        let (drained, burst_over) = burst_over;
+        if drained {
+            (s.idle_hook)();
+        }
         if let Some(refused) = burst_over {
             if refused > 0 {
                 tracing::warn!("password check burst over: {refused} checks were refused without hashing");
@@ -259,7 +268,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrency_is_bounded_by_workers() {
-        let pool = Arc::new(Pool::new(2, 100));
+        let pool = Arc::new(Pool::new(2, 100, || {}));
         let now = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
@@ -312,7 +321,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn full_queue_and_address_share_refuse_and_clean_goes_first() {
-        let pool = Arc::new(Pool::new(2, 4));
+        let pool = Arc::new(Pool::new(2, 4, || {}));
         assert_eq!(pool.per_ip_cap(), 2);
         let (release, held) = stall(&pool);
         settle(&pool, 2).await;
@@ -360,7 +369,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_check_is_reported_and_the_worker_survives() {
-        let pool = Pool::new(1, 4);
+        let pool = Pool::new(1, 4, || {});
         let r: Result<(), Busy> = pool.run(Lane::Clean, None, || panic!("boom")).await;
         assert_eq!(r, Err(Busy::WorkerLost));
         assert_eq!(pool.run(Lane::Clean, None, || 7).await, Ok(7));
