@@ -123,7 +123,12 @@ async fn hash_flood_keeps_memory_bounded_and_lets_a_real_user_in() {
     };
     let mut attackers = Vec::new();
     for i in 0..ADDRESSES {
-        attackers.push(tokio::spawn(attacker(addr, 2 + i, stop.clone(), tries.clone())));
+        attackers.push(tokio::spawn(attacker(
+            addr,
+            2 + i,
+            stop.clone(),
+            tries.clone(),
+        )));
     }
     let secs: u64 = std::env::var("LOFT_FLOOD_SECS")
         .ok()
@@ -156,7 +161,10 @@ async fn hash_flood_keeps_memory_bounded_and_lets_a_real_user_in() {
         mb(after.saturating_sub(baseline)),
     );
     assert_eq!(answer, "OK", "the real user was refused during the flood");
-    assert!(during < Duration::from_secs(4), "good login took {during:?}");
+    assert!(
+        during < Duration::from_secs(4),
+        "good login took {during:?}"
+    );
     assert!(
         peak.saturating_sub(baseline) < 100 << 20,
         "memory grew by {:.1} MiB",

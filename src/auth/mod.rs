@@ -221,7 +221,11 @@ impl Authenticator {
             Lane::Clean
         };
         let inner = Arc::clone(&self.inner);
-        let outcome = self.inner.pool.run(lane, remote, move || check(&inner)).await;
+        let outcome = self
+            .inner
+            .pool
+            .run(lane, remote, move || check(&inner))
+            .await;
         match outcome {
             Ok((Outcome::Ok(found, app), extra)) => {
                 self.inner.limiter.succeeded(user, remote);

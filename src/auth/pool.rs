@@ -237,7 +237,9 @@ fn worker(s: &Shared) {
         }
         if let Some(refused) = burst_over {
             if refused > 0 {
-                tracing::warn!("password check burst over: {refused} checks were refused without hashing");
+                tracing::warn!(
+                    "password check burst over: {refused} checks were refused without hashing"
+                );
             }
             release_free_memory();
         }
@@ -292,7 +294,12 @@ mod tests {
     }
 
     /// Blocks both workers until released, so the queues can be observed.
-    fn stall(pool: &Arc<Pool>) -> (std::sync::mpsc::Sender<()>, Vec<tokio::task::JoinHandle<()>>) {
+    fn stall(
+        pool: &Arc<Pool>,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        Vec<tokio::task::JoinHandle<()>>,
+    ) {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let rx = Arc::new(Mutex::new(rx));
         let mut held = Vec::new();

@@ -31,10 +31,17 @@ pub fn release_scratch() {
 
 /// ARGON2 verification with the parameters, version and salt of the stored hash, in this
 /// thread's reusable memory; the comparison is constant-time.
-fn argon2_verify(alg: Algorithm, parsed: &PasswordHash<'_>, password: &[u8]) -> Result<bool, String> {
+fn argon2_verify(
+    alg: Algorithm,
+    parsed: &PasswordHash<'_>,
+    password: &[u8],
+) -> Result<bool, String> {
     let params = Params::try_from(parsed).map_err(|e| format!("bad ARGON2 parameters: {e}"))?;
     if params.m_cost() > MAX_ARGON2_KIB {
-        return Err(format!("ARGON2 memory cost m={} KiB is above the 1 GiB limit", params.m_cost()));
+        return Err(format!(
+            "ARGON2 memory cost m={} KiB is above the 1 GiB limit",
+            params.m_cost()
+        ));
     }
     let version = match parsed.version {
         Some(v) => Version::try_from(v).map_err(|e| format!("bad ARGON2 version: {e}"))?,

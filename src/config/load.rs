@@ -274,7 +274,9 @@ fn server_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
         }
         "max_connections" => set(&mut s.max_connections, w.usize(key, v, 1)),
         "max_connections_per_ip" => set(&mut s.max_connections_per_ip, w.usize(key, v, 1)),
-        "max_unauthenticated" => s.max_unauthenticated = w.usize(key, v, 1).or(s.max_unauthenticated),
+        "max_unauthenticated" => {
+            s.max_unauthenticated = w.usize(key, v, 1).or(s.max_unauthenticated)
+        }
         "tls_handshake_timeout" => set(&mut s.tls_handshake_timeout, nonzero(w, key, v)),
         _ => set(&mut s.max_connections_per_user_ip, w.usize(key, v, 1)),
     }
@@ -393,7 +395,10 @@ fn auth_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config, spans:
         "mechanisms" => set(&mut a.mechanisms, mechanisms(w, key, v)),
         "hash_workers" => match w.usize(key, v, 0) {
             Some(n) if n <= 1024 => a.hash_workers = n,
-            Some(_) => w.error(v.span(), "`hash_workers` above 1024 would defeat its purpose"),
+            Some(_) => w.error(
+                v.span(),
+                "`hash_workers` above 1024 would defeat its purpose",
+            ),
             None => {}
         },
         "hash_queue" => set(&mut a.hash_queue, w.usize(key, v, 0)),

@@ -97,7 +97,11 @@ async fn pop3_login_timeout_is_a_total_deadline() {
         assert!(l.starts_with("-ERR"), "{l}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(t.elapsed() < Duration::from_millis(2500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,13 +111,24 @@ async fn a_stalled_starttls_handshake_times_out() {
     })
     .await;
     let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
-    assert!(line(&mut tcp, Duration::from_secs(5)).await.starts_with("* OK"));
+    assert!(line(&mut tcp, Duration::from_secs(5))
+        .await
+        .starts_with("* OK"));
     tcp.write_all(b"a STARTTLS\r\n").await.unwrap();
-    assert!(line(&mut tcp, Duration::from_secs(5)).await.starts_with("a OK"));
+    assert!(line(&mut tcp, Duration::from_secs(5))
+        .await
+        .starts_with("a OK"));
     // No ClientHello ever comes.
     let t = Instant::now();
-    assert!(closes_within(&mut tcp, Duration::from_secs(5)).await, "still open");
-    assert!(t.elapsed() < Duration::from_millis(2000), "{:?}", t.elapsed());
+    assert!(
+        closes_within(&mut tcp, Duration::from_secs(5)).await,
+        "still open"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,8 +139,15 @@ async fn a_stalled_implicit_tls_handshake_times_out() {
     .await;
     let mut tcp = TcpStream::connect(srv.tls_addr).await.unwrap();
     let t = Instant::now();
-    assert!(closes_within(&mut tcp, Duration::from_secs(5)).await, "still open");
-    assert!(t.elapsed() < Duration::from_millis(2000), "{:?}", t.elapsed());
+    assert!(
+        closes_within(&mut tcp, Duration::from_secs(5)).await,
+        "still open"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,20 +159,33 @@ async fn shutdown_does_not_wait_for_stalled_handshakes() {
     let mut c = TcpStream::connect(srv.srv.addr).await.unwrap();
     line(&mut c, Duration::from_secs(5)).await;
     c.write_all(b"a STARTTLS\r\n").await.unwrap();
-    assert!(line(&mut c, Duration::from_secs(5)).await.starts_with("a OK"));
+    assert!(line(&mut c, Duration::from_secs(5))
+        .await
+        .starts_with("a OK"));
     let mut d = TcpStream::connect(srv.pop3).await.unwrap();
     line(&mut d, Duration::from_secs(5)).await;
     d.write_all(b"STLS\r\n").await.unwrap();
-    assert!(line(&mut d, Duration::from_secs(5)).await.starts_with("+OK"));
+    assert!(line(&mut d, Duration::from_secs(5))
+        .await
+        .starts_with("+OK"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t = Instant::now();
     srv.srv.stop().await;
-    assert!(t.elapsed() < Duration::from_secs(3), "shutdown took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
 }
 
 /// Opens `n` idle connections from 127.0.0.{first..} (`per_ip` each) and returns them
 /// with how many were told `* BYE` at once (refused) instead of greeted.
-async fn idle_flood(addr: SocketAddr, n: usize, per_ip: usize, first: u8) -> (Vec<TcpStream>, usize) {
+async fn idle_flood(
+    addr: SocketAddr,
+    n: usize,
+    per_ip: usize,
+    first: u8,
+) -> (Vec<TcpStream>, usize) {
     let mut conns = Vec::new();
     let mut refused = 0;
     for i in 0..n {
@@ -209,7 +244,9 @@ async fn per_address_cap_refuses_with_bye() {
     let mut held = Vec::new();
     for _ in 0..3 {
         let mut tcp = connect_from(61, srv.pop3).await;
-        assert!(line(&mut tcp, Duration::from_secs(5)).await.starts_with("+OK"));
+        assert!(line(&mut tcp, Duration::from_secs(5))
+            .await
+            .starts_with("+OK"));
         held.push(tcp);
     }
     let mut tcp = connect_from(61, srv.pop3).await;
@@ -246,7 +283,10 @@ async fn a_session_dropped_in_idle_is_logged_as_a_disconnect() {
         if let Some(l) = hit {
             break l;
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "no logout line for {local}");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "no logout line for {local}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(found.contains("logout (disconnected)"), "{found}");

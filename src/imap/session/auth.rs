@@ -162,7 +162,8 @@ impl Session {
         }
         // The login deadline covers SASL exchanges too: a client that stops answering
         // is dropped when it passes (the session loop then says BYE).
-        let read = tokio::time::timeout_at(self.login_deadline, self.conn.read_line(SASL_LINE_LIMIT));
+        let read =
+            tokio::time::timeout_at(self.login_deadline, self.conn.read_line(SASL_LINE_LIMIT));
         match read.await {
             Err(_) => Err(Status::bad("Login timed out.")),
             Ok(Ok(Some(line))) if line == b"*" => Err(Status::bad("Authentication canceled.")),

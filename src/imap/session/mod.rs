@@ -215,7 +215,11 @@ impl Session {
                 let at = tokio::time::Instant::now() + self.ctx.cfg.imap.autologout;
                 (at, "* BYE Disconnected for inactivity.\r\n", "inactivity")
             } else {
-                (self.login_deadline, "* BYE Login timed out.\r\n", "login timeout")
+                (
+                    self.login_deadline,
+                    "* BYE Login timed out.\r\n",
+                    "login timeout",
+                )
             };
             let append_limit = self.ctx.cfg.imap.append_limit;
             let frame = tokio::select! {

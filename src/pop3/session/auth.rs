@@ -58,7 +58,11 @@ impl Session {
         self.ok("Begin TLS negotiation now.");
         let hs = tokio::time::Instant::now() + self.ctx.cfg.server.tls_handshake_timeout;
         let stop = self.ctx.shutdown.clone();
-        match self.conn.start_tls(&acceptor, hs.min(self.login_deadline), stop).await {
+        match self
+            .conn
+            .start_tls(&acceptor, hs.min(self.login_deadline), stop)
+            .await
+        {
             Ok(()) => Flow::Continue,
             Err(e) => {
                 info!(session = %self.id, remote = %self.remote, "STLS handshake failed: {e}");
@@ -86,22 +90,26 @@ impl Session {
             self.err("APOP is not available.");
             return;
         };
-        let auth = std::sync::Arc::clone(&self.ctx.auth);
-        let lookup = name.to_string();
-        let (secret, user) = blocking(|| (auth.plain_password(&lookup), auth.lookup(&lookup)));
-        let matched = secret.zip(user).filter(|(secret, _)| {
-            let want = crate::auth::md5::hex_digest(format!("{stamp}{secret}").as_bytes());
-            crate::auth::scheme::constant_time_eq(
-                want.as_bytes(),
-                digest.to_ascii_lowercase().as_bytes(),
-            )
-        });
-        match matched {
-            Some((_, user)) => self.logged_in(user),
-            None => {
-                warn!(user = ?name, remote = %self.remote, "APOP authentication failed (unknown user, no plain password, or wrong digest)");
-                tokio::time::sleep(self.ctx.auth.failure_delay()).await;
-                self.err(AUTH_FAILED);
+        let remote = Some(self.remote.ip().to_canonical());
+        let outcome = self
+            .ctx
+            .auth
+            .verify_apop(name, &stamp, digest, remote)
+            .await;
+        self.auth_outcome(outcome);
+    }
+
+    /// Answers the outcome of a check made through the authenticator.
+    fn auth_outcome(&mut self, outcome: AuthOutcome) {
+        match outcome {
+            AuthOutcome::Ok(user) => self.logged_in(user),
+            AuthOutcome::Failed => self.err(AUTH_FAILED),
+            AuthOutcome::RateLimited => {
+                self.err("[LOGIN-DELAY] Too many failed logins; try again later.")
+            }
+            AuthOutcome::TempFail(why) => {
+                warn!(session = %self.id, remote = %self.remote, "authentication unavailable: {why}");
+                self.err("[SYS/TEMP] Temporary authentication failure.");
             }
         }
     }

@@ -226,7 +226,11 @@ impl Session {
                         "Disconnected: login timed out."
                     });
                     let _ = self.conn.flush().await;
-                    break if authed { "inactivity" } else { "login timeout" };
+                    break if authed {
+                        "inactivity"
+                    } else {
+                        "login timeout"
+                    };
                 }
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
                     self.err("Command line too long.");
