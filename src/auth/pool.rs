@@ -194,21 +194,14 @@ impl Drop for Pool {
 }
 
 fn worker(s: &Shared) {
+    // Whether this thread may hold reusable hash memory (it ran a job since it last
+    // released it).
+    let mut holding = false;
     loop {
-        let next = {
-            let mut st = lock(&s.state);
-            loop {
-                if let Some(q) = st.clean.pop_front().or_else(|| st.suspect.pop_front()) {
-                    st.running += 1;
-                    break Some(q);
-                }
-                if st.stopping {
-                    break None;
-                }
-                st = s.work.wait(st).unwrap_or_else(|p| p.into_inner());
-            }
+        let Some(q) = next_job(s, &mut holding) else {
+            return;
         };
-        let Some(q) = next else { return };
+        holding = true;
         // A panicking hash library must not take the worker with it; the waiting
         // caller sees its channel closed.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(q.job));
@@ -223,26 +216,47 @@ fn worker(s: &Shared) {
                     }
                 }
             }
-            let drained = st.clean.is_empty() && st.suspect.is_empty();
-            let idle = drained && st.running == 0;
+            let idle = st.running == 0 && st.clean.is_empty() && st.suspect.is_empty();
             let refused = std::mem::take(&mut st.refused);
             if !idle {
                 st.refused = refused;
             }
-            (drained, idle.then_some(refused))
+            idle.then_some(refused)
         };
-        let (drained, burst_over) = burst_over;
-        if drained {
+        if let Some(refused) = burst_over.filter(|n| *n > 0) {
+            tracing::warn!(
+                "password check burst over: {refused} checks were refused without hashing"
+            );
+        }
+    }
+}
+
+/// Waits for the next job (`None` when the pool is dropped). Before going to sleep the
+/// worker frees its reusable memory, and the last one to go idle hands the freed memory
+/// back to the kernel.
+fn next_job(s: &Shared, holding: &mut bool) -> Option<Queued> {
+    let mut st = lock(&s.state);
+    loop {
+        if let Some(q) = st.clean.pop_front().or_else(|| st.suspect.pop_front()) {
+            st.running += 1;
+            return Some(q);
+        }
+        if st.stopping {
+            return None;
+        }
+        if *holding {
+            *holding = false;
+            drop(st);
             (s.idle_hook)();
-        }
-        if let Some(refused) = burst_over {
-            if refused > 0 {
-                tracing::warn!(
-                    "password check burst over: {refused} checks were refused without hashing"
-                );
+            st = lock(&s.state);
+            if st.running == 0 && st.clean.is_empty() && st.suspect.is_empty() {
+                drop(st);
+                release_free_memory();
+                st = lock(&s.state);
             }
-            release_free_memory();
+            continue;
         }
+        st = s.work.wait(st).unwrap_or_else(|p| p.into_inner());
     }
 }
 

@@ -24,9 +24,33 @@ thread_local! {
     static ARGON2_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Frees this thread's reusable hash memory (see `auth::pool`).
+/// Frees this thread's reusable hash memory (see `auth::pool`), giving its pages back to
+/// the kernel first: glibc keeps a freed block that ends up at the top of a thread's
+/// arena resident, and `malloc_trim` does not shrink those.
 pub fn release_scratch() {
-    ARGON2_MEMORY.with_borrow_mut(|m| *m = Vec::new());
+    let mem = ARGON2_MEMORY.with_borrow_mut(std::mem::take);
+    discard_pages(mem);
+}
+
+fn discard_pages(mut mem: Vec<Block>) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = mem.as_mut_ptr() as usize;
+        let end = start + mem.len() * std::mem::size_of::<Block>();
+        let (a, b) = ((start + PAGE - 1) & !(PAGE - 1), end & !(PAGE - 1));
+        if b > a {
+            // SAFETY: [a, b) is made of whole pages inside `mem`'s own heap allocation,
+            // which no reference points into and which is freed below without being read.
+            // MADV_DONTNEED on private anonymous memory only swaps its pages for zero
+            // pages. (Where pages are larger than 4 KiB the range may be misaligned: the
+            // call then fails with EINVAL and changes nothing.)
+            unsafe {
+                libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
+            }
+        }
+    }
+    drop(mem);
 }
 
 /// ARGON2 verification with the parameters, version and salt of the stored hash, in this
