@@ -30,7 +30,7 @@ use crate::imap::session::{Context, Session};
 use crate::pop3;
 
 mod slots;
-pub use slots::{ConnSlot, Refusal, Slots};
+pub use slots::{wait_idle, ConnSlot, Refusal, Slots};
 
 /// How long shutdown waits for sessions to finish what they are writing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -191,6 +191,13 @@ impl ConnSlot {
         true
     }
 
+    /// Was the connection dropped for a newcomer? (Never after login.)
+    pub fn is_kicked(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|(_, p)| p.kicked.load(Ordering::SeqCst))
+    }
+
     pub fn end_command(&self) {
         if let Some((_, p)) = &self.pending {
             p.busy.store(false, Ordering::SeqCst);
@@ -207,6 +214,25 @@ impl ConnSlot {
             }
         }
     }
+}
+
+/// Runs `wait` (a wait for the client inside a command, such as a SASL continuation) with
+/// the connection counted as idle: a client stalling there may be dropped for a newcomer
+/// like one stalling between commands. `None` when that happened.
+pub async fn wait_idle<T>(
+    slot: Option<&ConnSlot>,
+    wait: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let Some(slot) = slot.filter(|s| s.pending.is_some()) else {
+        return Some(wait.await);
+    };
+    slot.end_command();
+    let r = tokio::select! {
+        r = wait => Some(r),
+        _ = slot.kicked() => None,
+    };
+    // Busy again, unless dropped in the meantime.
+    r.filter(|_| slot.begin_command())
 }
 
 impl Drop for ConnSlot {

@@ -291,3 +291,25 @@ async fn a_session_dropped_in_idle_is_logged_as_a_disconnect() {
     };
     assert!(found.contains("logout (disconnected)"), "{found}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_stalled_inside_authenticate_can_be_dropped_too() {
+    let srv = TestServer::start_with(|c| c.server.max_connections = 10).await;
+    let mut stalled = Vec::new();
+    for i in 0..5 {
+        let mut tcp = connect_from(70 + i, srv.addr).await;
+        assert!(line(&mut tcp, Duration::from_secs(5)).await.starts_with("* OK"));
+        tcp.write_all(b"a AUTHENTICATE PLAIN\r\n").await.unwrap();
+        assert!(line(&mut tcp, Duration::from_secs(5)).await.starts_with("+"));
+        stalled.push(tcp);
+    }
+    // The unauthenticated share (5) is held by clients that never answer the SASL
+    // continuation; a newcomer still gets in, and the oldest stalled one is told to go.
+    let mut c = Client::from_io(Box::new(connect_from(80, srv.addr).await)).await;
+    c.ok(&format!("LOGIN {USER} {PASS}")).await;
+    let mut told = String::new();
+    for _ in 0..3 {
+        told.push_str(&line(&mut stalled[0], Duration::from_secs(2)).await);
+    }
+    assert!(told.contains("* BYE Too many connections not logged in"), "{told:?}");
+}

@@ -162,9 +162,13 @@ impl Session {
         }
         // The login deadline covers SASL exchanges too: a client that stops answering
         // is dropped when it passes (the session loop then says BYE).
+        // Waiting for the client counts as idle for the connection slots.
         let read =
             tokio::time::timeout_at(self.login_deadline, self.conn.read_line(SASL_LINE_LIMIT));
-        match read.await {
+        let Some(read) = crate::server::wait_idle(self.slot.as_ref(), read).await else {
+            return Err(Status::bad("Too many connections not logged in."));
+        };
+        match read {
             Err(_) => Err(Status::bad("Login timed out.")),
             Ok(Ok(Some(line))) if line == b"*" => Err(Status::bad("Authentication canceled.")),
             Ok(Ok(Some(line))) => Ok(String::from_utf8_lossy(&line).into_owned()),

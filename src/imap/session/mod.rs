@@ -256,6 +256,12 @@ impl Session {
             let flow = self.frame(frame).await;
             if let Some(s) = &self.slot {
                 s.end_command();
+                if s.is_kicked() {
+                    // Dropped for a newcomer while waiting inside the command (SASL).
+                    self.conn.out.extend_from_slice(KICKED_BYE);
+                    let _ = self.conn.flush().await;
+                    break KICKED_REASON;
+                }
             }
             if self.conn.flush().await.is_err() {
                 break "connection error";

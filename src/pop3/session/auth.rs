@@ -255,7 +255,11 @@ impl Session {
         let limit = self.ctx.cfg.pop3.max_line_length;
         // The login deadline covers SASL exchanges too.
         let read = tokio::time::timeout_at(self.login_deadline, self.conn.read_line(limit));
-        match read.await {
+        // Waiting for the client counts as idle for the connection slots.
+        let Some(read) = crate::server::wait_idle(self.slot.as_ref(), read).await else {
+            return None;
+        };
+        match read {
             Err(_) => {
                 self.err("Login timed out.");
                 None

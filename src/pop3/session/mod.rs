@@ -251,6 +251,12 @@ impl Session {
                     if let Some(s) = &self.slot {
                         s.end_command();
                     }
+                    if self.slot.as_ref().is_some_and(|s| s.is_kicked()) {
+                        // Dropped for a newcomer while waiting inside AUTH.
+                        self.err(KICKED_ERR);
+                        let _ = self.conn.flush().await;
+                        break "dropped for a newer connection";
+                    }
                     flow
                 }
             };
