@@ -298,9 +298,13 @@ async fn clients_stalled_inside_authenticate_can_be_dropped_too() {
     let mut stalled = Vec::new();
     for i in 0..5 {
         let mut tcp = connect_from(70 + i, srv.addr).await;
-        assert!(line(&mut tcp, Duration::from_secs(5)).await.starts_with("* OK"));
+        assert!(line(&mut tcp, Duration::from_secs(5))
+            .await
+            .starts_with("* OK"));
         tcp.write_all(b"a AUTHENTICATE PLAIN\r\n").await.unwrap();
-        assert!(line(&mut tcp, Duration::from_secs(5)).await.starts_with("+"));
+        assert!(line(&mut tcp, Duration::from_secs(5))
+            .await
+            .starts_with("+"));
         stalled.push(tcp);
     }
     // The unauthenticated share (5) is held by clients that never answer the SASL
@@ -311,5 +315,8 @@ async fn clients_stalled_inside_authenticate_can_be_dropped_too() {
     for _ in 0..3 {
         told.push_str(&line(&mut stalled[0], Duration::from_secs(2)).await);
     }
-    assert!(told.contains("* BYE Too many connections not logged in"), "{told:?}");
+    assert!(
+        told.contains("* BYE Too many connections not logged in"),
+        "{told:?}"
+    );
 }

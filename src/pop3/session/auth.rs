@@ -73,7 +73,10 @@ impl Session {
 
     async fn check_password(&mut self, name: &str, password: &str) {
         let auth = std::sync::Arc::clone(&self.ctx.auth);
-        match auth.authenticate(name, password, self.remote.ip()).await {
+        match auth
+            .authenticate(name, password, self.remote.ip().to_canonical())
+            .await
+        {
             AuthResult::Ok(user) => self.logged_in(user),
             AuthResult::Failed => self.err(AUTH_FAILED),
             AuthResult::TempFail(why) => {
