@@ -243,8 +243,9 @@ impl Authenticator {
                 (AuthOutcome::Failed, None)
             }
             // No room in the hash pool: a plain failure to the client (the pool logs
-            // once per burst).
+            // once per burst); the address's next attempts wait in the suspect lane.
             Err(Busy::QueueFull | Busy::AddressShare) => {
+                self.inner.limiter.unchecked(remote);
                 tokio::time::sleep_until(deadline).await;
                 (AuthOutcome::Failed, None)
             }

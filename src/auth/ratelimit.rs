@@ -178,18 +178,32 @@ impl RateLimiter {
         self.failed_at(user, ip, Instant::now())
     }
 
+    /// Records an attempt that was not checked because the hash queue was full: it costs
+    /// its address a token (so the address's next attempts wait in the suspect lane)
+    /// but, unverified, is not held against the user name.
+    pub fn unchecked(&self, ip: Option<IpAddr>) {
+        if let Some(ip) = ip {
+            self.charge_ip(ip, Instant::now());
+        }
+    }
+
+    fn charge_ip(&self, ip: IpAddr, now: Instant) {
+        let l = self.limits;
+        let mut ips = lock(&self.ips);
+        if !ips.contains_key(&ip) {
+            evict(&mut ips, l.ip_burst, l.ip_interval, now);
+        }
+        let b = ips
+            .entry(ip)
+            .or_insert_with(|| Bucket::new(l.ip_burst, now));
+        b.refill(l.ip_burst, l.ip_interval, now);
+        b.tokens = (b.tokens - 1.0).max(0.0);
+    }
+
     pub(crate) fn failed_at(&self, user: &str, ip: Option<IpAddr>, now: Instant) {
         let l = self.limits;
         if let Some(ip) = ip {
-            let mut ips = lock(&self.ips);
-            if !ips.contains_key(&ip) {
-                evict(&mut ips, l.ip_burst, l.ip_interval, now);
-            }
-            let b = ips
-                .entry(ip)
-                .or_insert_with(|| Bucket::new(l.ip_burst, now));
-            b.refill(l.ip_burst, l.ip_interval, now);
-            b.tokens = (b.tokens - 1.0).max(0.0);
+            self.charge_ip(ip, now);
         }
         let mut users = lock(&self.users);
         if !users.contains_key(user) {
@@ -283,6 +297,10 @@ mod tests {
         r.failed("alice", ip(1));
         assert!(r.is_suspect(ip(1)));
         assert!(!r.is_suspect(ip(2)));
+        // An attempt refused unchecked marks the address, not the user name.
+        r.unchecked(ip(3));
+        assert!(r.is_suspect(ip(3)));
+        assert_eq!(r.sizes(), (2, 1));
     }
 
     #[test]
