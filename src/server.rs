@@ -258,7 +258,8 @@ fn accept_one(
     slots: &Arc<Slots>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
-    let ip = remote.ip().to_canonical();
+    // IPv6 clients count by /64, as in the rate limiter.
+    let ip = crate::auth::ratelimit::address_key(remote.ip());
     let slot = match slots.admit(ip) {
         Ok(slot) => slot,
         Err(why) => return refuse(slots, tcp, remote, service, why),

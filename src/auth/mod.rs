@@ -168,7 +168,7 @@ impl Authenticator {
 
     /// The full check: rate limits first (a refusal does not look at the password), then
     /// the passwd-file, then (for passwords of the generated shape) the user's app
-    /// passwords for `req.service`. Hash verification runs on the blocking pool. On
+    /// passwords for `req.service`. Hash verification runs on the bounded hash pool. On
     /// failure or refusal the configured failure delay is served before returning,
     /// identically for an unknown user and a wrong password, and one line is logged with
     /// user, service, remote address and reason (never the password).
@@ -221,10 +221,12 @@ impl Authenticator {
             Lane::Clean
         };
         let inner = Arc::clone(&self.inner);
+        // Queue shares are per address as the limiter counts them (IPv6: per /64).
+        let share = remote.map(ratelimit::address_key);
         let outcome = self
             .inner
             .pool
-            .run(lane, remote, move || check(&inner))
+            .run(lane, share, move || check(&inner))
             .await;
         match outcome {
             Ok((Outcome::Ok(found, app), extra)) => {
