@@ -148,6 +148,13 @@ struct Contexts {
 pub async fn start(cfg: Config) -> Result<Server, String> {
     let cfg = Arc::new(cfg);
     let auth = Arc::new(Authenticator::new(&cfg.auth)?);
+    let (workers, queue) = auth.hash_pool_shape();
+    info!(
+        "password checks: {workers} at once, {queue} waiting per lane; \
+         {} of {} connections for clients not logged in",
+        cfg.server.unauthenticated_cap(),
+        cfg.server.max_connections
+    );
     let tls = match crate::tls::server_config(&cfg.tls, &cfg.server.hostname) {
         Ok(c) => Some(tokio_rustls::TlsAcceptor::from(c)),
         Err(e) if cfg.imap.listen_tls.is_empty() && cfg.pop3.listen_tls.is_empty() => {

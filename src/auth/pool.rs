@@ -12,8 +12,9 @@
 //! * A check that finds no room is not computed: the caller fails it like a wrong
 //!   password (same answer, same padded time). Refusals are logged once per burst: one
 //!   line when the first is refused, one with the count when the queues run dry.
-//! * When a burst is over (queues empty, workers idle) freed hash memory is handed back
-//!   to the operating system (glibc keeps freed arenas otherwise).
+//! * A worker that finds nothing to do frees its reusable hash memory before it sleeps
+//!   (`idle_hook`), and the last one to go idle asks glibc to hand freed memory back to
+//!   the kernel, so memory returns near its baseline after a burst.
 //!
 //! A check whose caller went away (client disconnected, deadline passed) is skipped.
 
@@ -101,16 +102,21 @@ impl Pool {
             per_ip: (queue / 8).max(2),
             idle_hook,
         });
+        let mut started = 0;
         for i in 0..workers {
             let s = Arc::clone(&shared);
             let spawned = std::thread::Builder::new()
                 .name(format!("loft-hash-{i}"))
                 .spawn(move || worker(&s));
-            if let Err(e) = spawned {
-                tracing::error!("cannot start password hashing thread {i}: {e}");
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::error!("cannot start password hashing thread {i}: {e}"),
             }
         }
-        Pool { shared, workers }
+        Pool {
+            shared,
+            workers: started,
+        }
     }
 
     pub fn workers(&self) -> usize {
@@ -132,6 +138,10 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        if self.workers == 0 {
+            // No thread could be started: nobody would ever run the job.
+            return Err(Busy::WorkerLost);
+        }
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
             // Skipped when nobody waits for the answer any more.
