@@ -56,6 +56,22 @@ pub struct ServerConfig {
     pub allow_root: bool,
     /// Started by an ordinary account other than `user` (default [`WhenNotRoot::Refuse`]).
     pub when_not_root: WhenNotRoot,
+    /// Connections not yet logged in, all addresses together (`None`: half of
+    /// `max_connections`). The rest of the slots stay for logged-in sessions; at the cap
+    /// the oldest idle unauthenticated connection is dropped for the newcomer.
+    pub max_unauthenticated: Option<usize>,
+    /// Longest TLS handshake (implicit TLS, STARTTLS, STLS); default 10 s.
+    pub tls_handshake_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// The effective cap on unauthenticated connections: at least 1, at most
+    /// `max_connections`.
+    pub fn unauthenticated_cap(&self) -> usize {
+        self.max_unauthenticated
+            .unwrap_or(self.max_connections / 2)
+            .clamp(1, self.max_connections.max(1))
+    }
 }
 
 /// `[server] when_not_root`: what a start by an ordinary account other than `[server] user`
@@ -148,6 +164,10 @@ pub struct AuthConfig {
     pub mechanisms: Vec<String>,
     /// PBKDF2 iterations for SCRAM-SHA-256 with PLAIN-stored passwords (default 4096).
     pub scram_iterations: u32,
+    /// Password checks computed at once (`hash_workers`); 0 = one per core.
+    pub hash_workers: usize,
+    /// Password checks waiting for a worker, per lane (`hash_queue`); 0 = 16 per worker.
+    pub hash_queue: usize,
 }
 
 /// Token-bucket limits on failed logins (see `auth::ratelimit`).
@@ -239,6 +259,8 @@ impl Config {
                 group: None,
                 allow_root: false,
                 when_not_root: WhenNotRoot::Refuse,
+                max_unauthenticated: None,
+                tls_handshake_timeout: Duration::from_secs(10),
             },
             imap: ImapConfig {
                 listen: vec![],
@@ -281,6 +303,8 @@ impl Config {
                     .map(String::from)
                     .to_vec(),
                 scram_iterations: 4096,
+                hash_workers: 0,
+                hash_queue: 0,
             },
             storage: StorageConfig {
                 format: StorageFormat::Maildir,

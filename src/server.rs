@@ -4,6 +4,12 @@
 //! auth socket (UNIX and/or TCP, `crate::auth::socket`), which shares the one
 //! [`Authenticator`].
 //!
+//! Connection slots (`slots`): unauthenticated connections get a capped share of
+//! `max_connections` (and a per-address cap) so they cannot lock out real users; a
+//! refused connection hears `* BYE` / `-ERR` first (not on implicit-TLS ports, where
+//! nothing can be said before the handshake). TLS handshakes have their own deadline
+//! and are abandoned at shutdown.
+//!
 //! `start` binds every configured address (so a port in use is a clear startup error),
 //! spawns one accept loop per listener and one task per connection; `serve` adds the
 //! signal handling of the daemon. Tests use `start` with port 0.
@@ -14,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::auth::Authenticator;
@@ -22,6 +28,9 @@ use crate::config::Config;
 use crate::imap::session::stream::Stream;
 use crate::imap::session::{Context, Session};
 use crate::pop3;
+
+mod slots;
+pub use slots::{wait_idle, ConnSlot, Refusal, Slots};
 
 /// How long shutdown waits for sessions to finish what they are writing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,33 +83,6 @@ impl Drop for UserIpGuard {
     }
 }
 
-/// Counts connections per remote IP before and after login.
-struct IpLimits {
-    max: usize,
-    counts: Mutex<HashMap<IpAddr, usize>>,
-}
-
-impl IpLimits {
-    fn try_add(&self, ip: IpAddr) -> bool {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let n = counts.entry(ip).or_insert(0);
-        if *n >= self.max {
-            return false;
-        }
-        *n += 1;
-        true
-    }
-    fn remove(&self, ip: IpAddr) {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&ip);
-            }
-        }
-    }
-}
-
 /// A running server.
 pub struct Server {
     /// Bound plaintext IMAP addresses (with real ports when 0 was configured).
@@ -115,9 +97,9 @@ pub struct Server {
     pub auth_tcp_addrs: Vec<SocketAddr>,
     /// The shared authenticator (also used by the auth socket).
     pub auth: Arc<Authenticator>,
+    /// The connection slots (counts are visible to tests).
+    pub slots: Arc<Slots>,
     stop: watch::Sender<bool>,
-    connections: Arc<Semaphore>,
-    max_connections: usize,
     auth_socket: Option<crate::auth::socket::AuthSocket>,
 }
 
@@ -129,8 +111,7 @@ impl Server {
         if let Some(sock) = self.auth_socket {
             sock.shutdown().await;
         }
-        let all = self.max_connections as u32;
-        let _ = tokio::time::timeout(DRAIN_TIMEOUT, self.connections.acquire_many(all)).await;
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, self.slots.drained()).await;
     }
 }
 
@@ -177,6 +158,13 @@ where
 {
     let cfg = Arc::new(cfg);
     let auth = Arc::new(Authenticator::new(&cfg.auth)?);
+    let (workers, queue) = auth.hash_pool_shape();
+    info!(
+        "password checks: {workers} at once, {queue} waiting per lane; \
+         {} of {} connections for clients not logged in",
+        cfg.server.unauthenticated_cap(),
+        cfg.server.max_connections
+    );
     let tls = match crate::tls::server_config(&cfg.tls, &cfg.server.hostname) {
         Ok(c) => Some(tokio_rustls::TlsAcceptor::from(c)),
         Err(e) if cfg.imap.listen_tls.is_empty() && cfg.pop3.listen_tls.is_empty() => {
@@ -209,11 +197,11 @@ where
             registry: pop3::registry::Registry::new(),
         }),
     });
-    let connections = Arc::new(Semaphore::new(cfg.server.max_connections));
-    let ip_limits = Arc::new(IpLimits {
-        max: cfg.server.max_connections_per_ip,
-        counts: Mutex::new(HashMap::new()),
-    });
+    let slots = Slots::new(
+        cfg.server.max_connections,
+        cfg.server.unauthenticated_cap(),
+        cfg.server.max_connections_per_ip,
+    );
     let mut bound: [Vec<SocketAddr>; 4] = Default::default();
     let mut listeners = Vec::new();
     let services = [
@@ -239,8 +227,7 @@ where
     let auth_socket = auth_bound.map(|b| b.serve(Arc::clone(&auth), stop_rx.clone()));
     for (listener, service) in listeners {
         let ctxs = Arc::clone(&ctxs);
-        let connections = Arc::clone(&connections);
-        let ip_limits = Arc::clone(&ip_limits);
+        let slots = Arc::clone(&slots);
         let tls = if service.implicit_tls() {
             tls.clone()
         } else {
@@ -255,15 +242,7 @@ where
                 };
                 match accepted {
                     Ok((tcp, remote)) => {
-                        accept_one(
-                            tcp,
-                            remote,
-                            service,
-                            &ctxs,
-                            &connections,
-                            &ip_limits,
-                            tls.clone(),
-                        );
+                        accept_one(tcp, remote, service, &ctxs, &slots, tls.clone());
                     }
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
@@ -284,68 +263,95 @@ where
         auth,
         stop,
         auth_socket,
-        connections,
-        max_connections: cfg.server.max_connections,
+        slots,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Admits (or refuses, saying why) one accepted connection and spawns its session.
 fn accept_one(
     tcp: TcpStream,
     remote: SocketAddr,
     service: Service,
     ctxs: &Arc<Contexts>,
-    connections: &Arc<Semaphore>,
-    ip_limits: &Arc<IpLimits>,
+    slots: &Arc<Slots>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
-    let Ok(permit) = Arc::clone(connections).try_acquire_owned() else {
-        warn!(remote = %remote, "connection refused: max_connections reached");
-        return;
+    // IPv6 clients count by /64, as in the rate limiter.
+    let ip = crate::auth::ratelimit::address_key(remote.ip());
+    let slot = match slots.admit(ip) {
+        Ok(slot) => slot,
+        Err(why) => return refuse(slots, tcp, remote, service, why),
     };
-    if !ip_limits.try_add(remote.ip()) {
-        warn!(remote = %remote, "connection refused: too many connections from this address");
-        return;
-    }
     let _ = tcp.set_nodelay(true);
     let ctxs = Arc::clone(ctxs);
-    let ip_limits = Arc::clone(ip_limits);
     tokio::spawn(async move {
-        let login_timeout = match service {
-            Service::Imap | Service::Imaps => ctxs.imap.cfg.imap.login_timeout,
-            Service::Pop3 | Service::Pop3s => ctxs.pop3.cfg.pop3.login_timeout,
-        };
         let stream = match tls {
-            Some(acceptor) => {
-                let hs = tokio::time::timeout(login_timeout, acceptor.accept(tcp)).await;
-                match hs {
-                    Ok(Ok(s)) => Some(Stream::Tls(Box::new(s))),
-                    Ok(Err(e)) => {
-                        info!(remote = %remote, "TLS handshake failed: {e}");
-                        None
-                    }
-                    Err(_) => None,
-                }
-            }
-            None => Some(Stream::Plain(tcp)),
+            Some(acceptor) => match handshake(&ctxs, &slot, acceptor, tcp, remote).await {
+                Some(s) => Stream::Tls(Box::new(s)),
+                None => return,
+            },
+            None => Stream::Plain(tcp),
         };
-        if let Some(stream) = stream {
-            match service {
-                Service::Imap | Service::Imaps => {
-                    Session::new(Arc::clone(&ctxs.imap), stream, remote)
-                        .run()
-                        .await
-                }
-                Service::Pop3 | Service::Pop3s => {
-                    pop3::session::Session::new(Arc::clone(&ctxs.pop3), stream, remote)
-                        .run()
-                        .await
-                }
+        match service {
+            Service::Imap | Service::Imaps => {
+                Session::new(Arc::clone(&ctxs.imap), stream, remote)
+                    .with_slot(slot)
+                    .run()
+                    .await
+            }
+            Service::Pop3 | Service::Pop3s => {
+                pop3::session::Session::new(Arc::clone(&ctxs.pop3), stream, remote)
+                    .with_slot(slot)
+                    .run()
+                    .await
             }
         }
-        ip_limits.remove(remote.ip());
-        drop(permit);
     });
+}
+
+/// The implicit-TLS handshake, bounded by `tls_handshake_timeout` and abandoned at
+/// shutdown or when the connection is dropped for a newcomer.
+async fn handshake(
+    ctxs: &Contexts,
+    slot: &ConnSlot,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    remote: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let limit = ctxs.imap.cfg.server.tls_handshake_timeout;
+    let mut stop = ctxs.imap.shutdown.clone();
+    let why = tokio::select! {
+        r = tokio::time::timeout(limit, acceptor.accept(tcp)) => match r {
+            Ok(Ok(s)) => return Some(s),
+            Ok(Err(e)) => format!("failed: {e}"),
+            Err(_) => format!("timed out after {}", crate::config::format_duration(limit)),
+        },
+        _ = stop.changed() => "abandoned: server shutdown".to_string(),
+        _ = slot.kicked() => "abandoned: too many unauthenticated connections".to_string(),
+    };
+    info!(remote = %remote, "TLS handshake {why}");
+    None
+}
+
+/// Tells a refused client why (in the clear: not on implicit-TLS ports), without
+/// waiting for it, and closes.
+fn refuse(slots: &Slots, tcp: TcpStream, remote: SocketAddr, service: Service, why: Refusal) {
+    let text = match why {
+        Refusal::Full => "too many connections",
+        Refusal::PerIp => "too many connections from this address",
+    };
+    if let Some(n) = slots.note_refusal() {
+        warn!(remote = %remote, protocol = service.name(), refused = n,
+            "connection refused: {text} (one line per 10 s; `refused` counts since the last)");
+    }
+    let line = match service {
+        Service::Imap => format!("* BYE Server busy: {text}, try again later.\r\n"),
+        // RFC 3206 §4: SYS/TEMP, a temporary problem on the server side.
+        Service::Pop3 => format!("-ERR [SYS/TEMP] Server busy: {text}, try again later.\r\n"),
+        Service::Imaps | Service::Pop3s => return,
+    };
+    // Best effort: a fresh socket's send buffer takes one short line.
+    let _ = tcp.try_write(line.as_bytes());
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Errors are startup failures, in plain words.

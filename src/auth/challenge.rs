@@ -73,6 +73,24 @@ pub fn load_or_create_secret(passwd_file: &Path) -> [u8; 32] {
 }
 
 impl Inner {
+    fn check_apop(&self, user: &str, stamp: &str, digest: &str) -> Outcome {
+        let table = self.db.current();
+        let Some(entry) = table.get(user) else {
+            return Outcome::Failed("unknown user (APOP)".into());
+        };
+        match scheme::parse_stored(&entry.password) {
+            Ok((Scheme::Plain, secret)) if !secret.is_empty() => {
+                let want = super::md5::hex_digest(format!("{stamp}{secret}").as_bytes());
+                if scheme::constant_time_eq(want.as_bytes(), digest.as_bytes()) {
+                    Outcome::Ok(to_user(entry), None)
+                } else {
+                    Outcome::Failed("wrong APOP digest".into())
+                }
+            }
+            _ => Outcome::Failed("APOP needs a password stored in clear".into()),
+        }
+    }
+
     /// The stable salt of `user` (for PLAIN-stored passwords and as the decoy).
     fn derived_salt(&self, user: &str) -> Vec<u8> {
         let mut msg = b"loft scram salt\0".to_vec();
@@ -210,6 +228,28 @@ impl Authenticator {
     /// can use it is still run, and fails like a wrong password.)
     pub fn mech_allowed(&self, mech: Mech) -> bool {
         self.inner.allowed_mechs.contains(&mech)
+    }
+
+    /// POP3 APOP (RFC 1939 §7): `digest` = MD5(timestamp + secret) for a user whose
+    /// password is stored in clear. Through the policy path like every other check (rate
+    /// limits, padded failure time, one log line).
+    pub async fn verify_apop(
+        &self,
+        user: &str,
+        stamp: &str,
+        digest: &str,
+        remote: Option<IpAddr>,
+    ) -> AuthOutcome {
+        let (u, st, d) = (
+            user.to_string(),
+            stamp.to_string(),
+            digest.to_ascii_lowercase(),
+        );
+        self.run_policy(user, remote, Service::Pop3, move |inner| {
+            (inner.check_apop(&u, &st, &d), None)
+        })
+        .await
+        .0
     }
 
     pub(crate) async fn verify_cram(

@@ -10,6 +10,8 @@
 //!   the same way by IMAP, POP3 and the socket; [`cram`], [`scram`], [`saslprep`] and
 //!   [`md5`] hold their pure computations.
 //! * [`ratelimit`] — per-address and per-user token buckets.
+//! * [`pool`] — the bounded set of threads that compute password hashes, with a queue
+//!   per lane (addresses with and without recent failures).
 //! * [`app_passwords`] — extra per-service passwords beside the passwd-file.
 //! * [`useradmin`], [`filedit`] — safe edits of those files for `loft user`.
 //! * [`socket`] — the Dovecot-protocol auth socket for Postfix and Exim.
@@ -21,6 +23,7 @@ pub mod exchange;
 pub mod filedit;
 pub mod md5;
 pub mod passwd_file;
+pub mod pool;
 pub mod ratelimit;
 pub mod request;
 pub mod sasl;
@@ -41,6 +44,7 @@ pub use request::{AuthOutcome, AuthRequest, Service};
 pub use scheme::{hash_password, Scheme};
 
 use app_passwords::{AppDb, AppMatch};
+use pool::{Busy, Lane, Pool};
 use ratelimit::{RateLimiter, Verdict};
 
 use passwd_file::{PasswdDb, Table};
@@ -80,6 +84,8 @@ pub(crate) struct Inner {
     allowed_mechs: Vec<exchange::Mech>,
     apps: AppDb,
     limiter: RateLimiter,
+    /// Where every password check is computed (bounded; see [`pool`]).
+    pool: Pool,
     failure_delay: Duration,
     /// Decoy hash for unknown users when the file has no usable hash to imitate.
     fallback_decoy: OnceLock<String>,
@@ -139,6 +145,7 @@ impl Authenticator {
                 allowed_mechs,
                 apps: AppDb::new(&cfg.passwd_file),
                 limiter: RateLimiter::new(cfg.rate_limit),
+                pool: Pool::new(cfg.hash_workers, cfg.hash_queue, scheme::release_scratch),
                 failure_delay: cfg.failure_delay,
                 fallback_decoy: OnceLock::new(),
             }),
@@ -161,7 +168,7 @@ impl Authenticator {
 
     /// The full check: rate limits first (a refusal does not look at the password), then
     /// the passwd-file, then (for passwords of the generated shape) the user's app
-    /// passwords for `req.service`. Hash verification runs on the blocking pool. On
+    /// passwords for `req.service`. Hash verification runs on the bounded hash pool. On
     /// failure or refusal the configured failure delay is served before returning,
     /// identically for an unknown user and a wrong password, and one line is logged with
     /// user, service, remote address and reason (never the password).
@@ -175,9 +182,13 @@ impl Authenticator {
     }
 
     /// The one policy path every check takes, whatever the mechanism: rate limits first
-    /// (a refusal does not run `check`), then `check` on the blocking pool, then on
-    /// failure the limiter's count, one log line and the failure delay. `check` may
-    /// return extra data for the client on success (SCRAM's server signature).
+    /// (a refusal does not run `check`), then `check` on the bounded hash pool (attempts
+    /// from addresses that failed lately wait behind the others; no room means no hash),
+    /// then on failure the limiter's count and one log line. A failure or refusal answers
+    /// at a deadline fixed when the attempt started (failure delay, plus the limiter's
+    /// slow-down), so the time taken does not tell whether the user exists, which scheme
+    /// it has, or whether the check was computed at all. `check` may return extra data
+    /// for the client on success (SCRAM's server signature).
     pub(crate) async fn run_policy<F>(
         &self,
         user: &str,
@@ -188,35 +199,41 @@ impl Authenticator {
     where
         F: FnOnce(&Inner) -> (Outcome, Option<String>) + Send + 'static,
     {
+        let mut deadline = tokio::time::Instant::now() + self.inner.failure_delay;
         let remote_s = remote.map(|r| r.to_string());
         let remote_s = remote_s.as_deref().unwrap_or("-");
         match self.inner.limiter.check(user, remote) {
             Verdict::Refuse => {
                 tracing::warn!(user = ?user, service = %service, remote = %remote_s,
                     "authentication refused: too many recent failures (password not checked)");
-                tokio::time::sleep(self.inner.failure_delay).await;
+                tokio::time::sleep_until(deadline).await;
                 return (AuthOutcome::RateLimited, None);
             }
-            Verdict::Allow(d) if !d.is_zero() => tokio::time::sleep(d).await,
+            Verdict::Allow(d) if !d.is_zero() => {
+                deadline += d;
+                tokio::time::sleep(d).await
+            }
             Verdict::Allow(_) => {}
         }
+        let lane = if self.inner.limiter.is_suspect(remote) {
+            Lane::Suspect
+        } else {
+            Lane::Clean
+        };
         let inner = Arc::clone(&self.inner);
-        let outcome = tokio::task::spawn_blocking(move || check(&inner)).await;
+        // Queue shares are per address as the limiter counts them (IPv6: per /64).
+        let share = remote.map(ratelimit::address_key);
+        let outcome = self
+            .inner
+            .pool
+            .run(lane, share, move || check(&inner))
+            .await;
         match outcome {
             Ok((Outcome::Ok(found, app), extra)) => {
                 self.inner.limiter.succeeded(user, remote);
                 self.inner.db.note_login(&found.name, found.uid, found.gid);
                 if let Some(name) = app {
-                    tracing::info!(user = %found.name, service = %service, remote = %remote_s,
-                        app_password = %name, "authenticated with an app password");
-                    let path = self.inner.apps.path().to_path_buf();
-                    let uname = found.name.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let now = app_passwords::now();
-                        if let Err(e) = app_passwords::touch(&path, &uname, &name, now) {
-                            tracing::warn!("cannot record app password use: {e}");
-                        }
-                    });
+                    self.app_password_used(&found, name, service, remote_s);
                 }
                 (AuthOutcome::Ok(found), extra)
             }
@@ -225,18 +242,44 @@ impl Authenticator {
                 // `{:?}` escapes control characters a client may have put in the name.
                 tracing::warn!(user = ?user, service = %service, remote = %remote_s,
                     "authentication failed: {reason}");
-                tokio::time::sleep(self.inner.failure_delay).await;
+                tokio::time::sleep_until(deadline).await;
                 (AuthOutcome::Failed, None)
             }
-            Err(e) => {
+            // No room in the hash pool: a plain failure to the client (the pool logs
+            // once per burst); the address's next attempts wait in the suspect lane.
+            Err(Busy::QueueFull | Busy::AddressShare) => {
+                self.inner.limiter.unchecked(remote);
+                tokio::time::sleep_until(deadline).await;
+                (AuthOutcome::Failed, None)
+            }
+            Err(Busy::WorkerLost) => {
                 tracing::error!(user = ?user, service = %service, remote = %remote_s,
-                    "authentication worker failed: {e}");
+                    "authentication worker failed (panic in the password check)");
                 (
                     AuthOutcome::TempFail("internal error in the authentication worker".into()),
                     None,
                 )
             }
         }
+    }
+
+    /// Logs the use of an app password and records it in the file (in the background).
+    fn app_password_used(&self, found: &User, name: String, service: Service, remote: &str) {
+        tracing::info!(user = %found.name, service = %service, remote = %remote,
+            app_password = %name, "authenticated with an app password");
+        let path = self.inner.apps.path().to_path_buf();
+        let uname = found.name.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = app_passwords::now();
+            if let Err(e) = app_passwords::touch(&path, &uname, &name, now) {
+                tracing::warn!("cannot record app password use: {e}");
+            }
+        });
+    }
+
+    /// The hash pool's shape (workers, queue per lane), for logs and tests.
+    pub fn hash_pool_shape(&self) -> (usize, usize) {
+        (self.inner.pool.workers(), self.inner.pool.queue_cap())
     }
 
     /// The failure delay configured (also served by protocols for malformed SASL data).

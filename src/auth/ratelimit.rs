@@ -15,6 +15,10 @@
 //!   who exhausts `alice`'s bucket from one place does not lock out Alice logging in from
 //!   another, and a distributed attack gets about one guess per address per window.
 //!
+//! An IPv6 client counts by its /64 prefix (the usual size of one site's network, which
+//! a single host can rotate through at will); IPv4 (and IPv4-mapped) addresses count
+//! whole.
+//!
 //! Memory is bounded: at most [`MAX_ENTRIES`] buckets per kind; when full, buckets that
 //! have refilled completely are dropped first, then the fullest.
 
@@ -77,6 +81,17 @@ impl Bucket {
     }
 }
 
+/// The key an address is counted under: IPv6 by its /64 prefix, IPv4 as it is.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// The limiter. Shared by every protocol through the authenticator.
 pub struct RateLimiter {
     limits: Limits,
@@ -133,6 +148,7 @@ impl RateLimiter {
     }
 
     pub(crate) fn check_at(&self, user: &str, ip: Option<IpAddr>, now: Instant) -> Verdict {
+        let ip = ip.map(address_key);
         let l = self.limits;
         let mut deficit: f64 = 0.0;
         if let Some(ip) = ip {
@@ -161,23 +177,52 @@ impl RateLimiter {
         Verdict::Allow(l.max_delay.mul_f64(deficit))
     }
 
+    /// True when `ip` failed lately (its bucket has not refilled yet): its password checks
+    /// wait behind those of addresses with a clean record (see `auth::pool`).
+    pub fn is_suspect(&self, ip: Option<IpAddr>) -> bool {
+        let Some(ip) = ip.map(address_key) else {
+            return false;
+        };
+        let l = self.limits;
+        let mut ips = lock(&self.ips);
+        ips.get_mut(&ip).is_some_and(|b| {
+            b.refill(l.ip_burst, l.ip_interval, Instant::now());
+            b.tokens < f64::from(l.ip_burst)
+        })
+    }
+
     /// Records a failed attempt (wrong password or unknown user, alike).
     pub fn failed(&self, user: &str, ip: Option<IpAddr>) {
         self.failed_at(user, ip, Instant::now())
     }
 
+    /// Records an attempt that was not checked because the hash queue was full: it costs
+    /// its address a token (so the address's next attempts wait in the suspect lane)
+    /// but, unverified, is not held against the user name.
+    pub fn unchecked(&self, ip: Option<IpAddr>) {
+        if let Some(ip) = ip.map(address_key) {
+            self.charge_ip(ip, Instant::now());
+        }
+    }
+
+    fn charge_ip(&self, ip: IpAddr, now: Instant) {
+        let l = self.limits;
+        let mut ips = lock(&self.ips);
+        if !ips.contains_key(&ip) {
+            evict(&mut ips, l.ip_burst, l.ip_interval, now);
+        }
+        let b = ips
+            .entry(ip)
+            .or_insert_with(|| Bucket::new(l.ip_burst, now));
+        b.refill(l.ip_burst, l.ip_interval, now);
+        b.tokens = (b.tokens - 1.0).max(0.0);
+    }
+
     pub(crate) fn failed_at(&self, user: &str, ip: Option<IpAddr>, now: Instant) {
+        let ip = ip.map(address_key);
         let l = self.limits;
         if let Some(ip) = ip {
-            let mut ips = lock(&self.ips);
-            if !ips.contains_key(&ip) {
-                evict(&mut ips, l.ip_burst, l.ip_interval, now);
-            }
-            let b = ips
-                .entry(ip)
-                .or_insert_with(|| Bucket::new(l.ip_burst, now));
-            b.refill(l.ip_burst, l.ip_interval, now);
-            b.tokens = (b.tokens - 1.0).max(0.0);
+            self.charge_ip(ip, now);
         }
         let mut users = lock(&self.users);
         if !users.contains_key(user) {
@@ -199,6 +244,7 @@ impl RateLimiter {
     /// Records a successful login: the address is no longer suspect for this user.
     /// Tokens are not given back (a success does not excuse earlier guesses).
     pub fn succeeded(&self, user: &str, ip: Option<IpAddr>) {
+        let ip = ip.map(address_key);
         let mut users = lock(&self.users);
         if let Some(b) = users.get_mut(user) {
             b.failed_from.retain(|x| *x != ip);
@@ -261,6 +307,40 @@ mod tests {
         // One interval later a token is back.
         let later = t0 + Duration::from_secs(11);
         assert!(matches!(r.check_at("x", ip(1), later), Verdict::Allow(_)));
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64_prefix() {
+        let r = limiter();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let t0 = Instant::now();
+        for i in 0..6 {
+            r.failed_at(&format!("u{i}"), Some(if i % 2 == 0 { a } else { b }), t0);
+        }
+        assert_eq!(r.check_at("x", Some(b), t0), Verdict::Refuse);
+        assert!(matches!(
+            r.check_at("x", Some(other), t0),
+            Verdict::Allow(_)
+        ));
+        r.failed("y", ip(1));
+        assert!(r.is_suspect(Some(mapped)), "IPv4-mapped counts as IPv4");
+    }
+
+    #[test]
+    fn an_address_is_suspect_after_a_failure_until_refilled() {
+        let r = limiter();
+        assert!(!r.is_suspect(ip(1)));
+        assert!(!r.is_suspect(None));
+        r.failed("alice", ip(1));
+        assert!(r.is_suspect(ip(1)));
+        assert!(!r.is_suspect(ip(2)));
+        // An attempt refused unchecked marks the address, not the user name.
+        r.unchecked(ip(3));
+        assert!(r.is_suspect(ip(3)));
+        assert_eq!(r.sizes(), (2, 1));
     }
 
     #[test]

@@ -9,8 +9,88 @@ use std::fmt;
 use std::str::FromStr;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::cell::RefCell;
+
+/// Largest ARGON2 memory cost accepted from a stored hash (1 GiB): a hostile or mistyped
+/// passwd-file line must not make each check allocate without bound.
+const MAX_ARGON2_KIB: u32 = 1024 * 1024;
+
+thread_local! {
+    /// This thread's ARGON2 working memory, reused from one check to the next: a fresh
+    /// 19 MiB allocation per check fragments the allocator's arenas (hundreds of MiB after
+    /// a burst). Released by [`release_scratch`] when the thread goes idle.
+    static ARGON2_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Frees this thread's reusable hash memory (see `auth::pool`), giving its pages back to
+/// the kernel first: glibc keeps a freed block that ends up at the top of a thread's
+/// arena resident, and `malloc_trim` does not shrink those.
+pub fn release_scratch() {
+    let mem = ARGON2_MEMORY.with_borrow_mut(std::mem::take);
+    discard_pages(mem);
+}
+
+fn discard_pages(mut mem: Vec<Block>) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = mem.as_mut_ptr() as usize;
+        let end = start + mem.len() * std::mem::size_of::<Block>();
+        let (a, b) = ((start + PAGE - 1) & !(PAGE - 1), end & !(PAGE - 1));
+        if b > a {
+            // SAFETY: [a, b) is made of whole pages inside `mem`'s own heap allocation,
+            // which no reference points into and which is freed below without being read.
+            // MADV_DONTNEED on private anonymous memory only swaps its pages for zero
+            // pages. (Where pages are larger than 4 KiB the range may be misaligned: the
+            // call then fails with EINVAL and changes nothing.)
+            unsafe {
+                libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED);
+            }
+        }
+    }
+    drop(mem);
+}
+
+/// ARGON2 verification with the parameters, version and salt of the stored hash, in this
+/// thread's reusable memory; the comparison is constant-time.
+fn argon2_verify(
+    alg: Algorithm,
+    parsed: &PasswordHash<'_>,
+    password: &[u8],
+) -> Result<bool, String> {
+    let params = Params::try_from(parsed).map_err(|e| format!("bad ARGON2 parameters: {e}"))?;
+    if params.m_cost() > MAX_ARGON2_KIB {
+        return Err(format!(
+            "ARGON2 memory cost m={} KiB is above the 1 GiB limit",
+            params.m_cost()
+        ));
+    }
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).map_err(|e| format!("bad ARGON2 version: {e}"))?,
+        None => Version::default(),
+    };
+    let salt = parsed.salt.ok_or("ARGON2 hash without a salt")?;
+    let mut salt_buf = [0u8; 64];
+    let salt = salt
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| format!("bad ARGON2 salt: {e}"))?;
+    let want = parsed.hash.ok_or("ARGON2 hash without an output")?;
+    let mut got = vec![0u8; want.len()];
+    let blocks = params.block_count();
+    let a = Argon2::new(alg, version, params);
+    ARGON2_MEMORY
+        .with_borrow_mut(|mem| {
+            if mem.len() < blocks {
+                *mem = Vec::new();
+                mem.resize(blocks, Block::default());
+            }
+            a.hash_password_into_with_memory(password, salt, &mut got, &mut mem[..blocks])
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(constant_time_eq(&got, want.as_bytes()))
+}
 
 /// A password scheme Loft can verify and produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -149,11 +229,12 @@ pub fn verify(scheme: Scheme, hash: &str, password: &str) -> Result<bool, String
             if parsed.algorithm.as_str() != want {
                 return Err(format!("{scheme} hash is {}", parsed.algorithm));
             }
-            match Argon2::default().verify_password(password.as_bytes(), &parsed) {
-                Ok(()) => Ok(true),
-                Err(argon2::password_hash::Error::Password) => Ok(false),
-                Err(e) => Err(e.to_string()),
-            }
+            let alg = if scheme == Scheme::Argon2id {
+                Algorithm::Argon2id
+            } else {
+                Algorithm::Argon2i
+            };
+            argon2_verify(alg, &parsed, password.as_bytes())
         }
         Scheme::Sha512Crypt | Scheme::Sha256Crypt => sha_crypt_verify(scheme, hash, password),
         Scheme::BlfCrypt => bcrypt::verify(password, hash).map_err(|e| e.to_string()),

@@ -131,3 +131,79 @@ fn plain_password_only_for_plain_scheme() {
     let b = crate::auth::Authenticator::new(&cfg).unwrap();
     assert!(!b.has_plain_passwords());
 }
+
+/// A deliberately slow ARGON2ID hash (t=12): a wrong password costs far more than one for
+/// a `{PLAIN}` user.
+fn slow_argon2(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let params = argon2::Params::new(19456, 12, 1, None).unwrap();
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::encode_b64(b"fixed-test-salt!").unwrap();
+    format!(
+        "{{ARGON2ID}}{}",
+        a.hash_password(password.as_bytes(), &salt).unwrap()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_take_the_same_time_whatever_the_user_and_scheme() {
+    let argon = slow_argon2("pw");
+    let delay = Duration::from_millis(1500);
+    // The decoy for unknown users imitates the most common scheme: PLAIN here, so before
+    // padding an unknown user answered as fast as a PLAIN one and the ARGON2ID one late.
+    let (_d, a) = setup(
+        &format!("slow:{argon}\nplain:{{PLAIN}}pw\nplain2:{{PLAIN}}pw\n"),
+        delay,
+    );
+    let t = Instant::now();
+    assert!(matches!(
+        a.authenticate("slow", "pw", IP).await,
+        AuthResult::Ok(_)
+    ));
+    let hash_cost = t.elapsed();
+    let mut times = Vec::new();
+    for (i, user) in ["slow", "plain", "ghost", "slow", "plain", "ghost"]
+        .iter()
+        .enumerate()
+    {
+        let ip = IpAddr::from([192, 0, 2, i as u8 + 1]);
+        let t = Instant::now();
+        assert_eq!(a.authenticate(user, "wrong", ip).await, AuthResult::Failed);
+        times.push((user, t.elapsed()));
+    }
+    let min = times.iter().map(|t| t.1).min().unwrap();
+    let max = times.iter().map(|t| t.1).max().unwrap();
+    assert!(min >= delay, "{times:?}");
+    assert!(
+        max - min < Duration::from_millis(60),
+        "failures differ by {:?} (one ARGON2ID check: {hash_cost:?}): {times:?}",
+        max - min
+    );
+}
+
+#[tokio::test]
+async fn apop_goes_through_the_rate_limiter() {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = Config::for_tests(d.path()).auth;
+    std::fs::write(&cfg.passwd_file, "bob:{PLAIN}pw\n").unwrap();
+    cfg.rate_limit.ip_burst = 2;
+    let a = Authenticator::new(&cfg).unwrap();
+    let stamp = "<1.2@host>";
+    let good = md5::hex_digest(format!("{stamp}pw").as_bytes());
+    assert!(matches!(
+        a.verify_apop("bob", stamp, &good.to_uppercase(), Some(IP))
+            .await,
+        AuthOutcome::Ok(_)
+    ));
+    for _ in 0..2 {
+        assert_eq!(
+            a.verify_apop("bob", stamp, "00", Some(IP)).await,
+            AuthOutcome::Failed
+        );
+    }
+    // The address spent its burst: even the right digest is refused unchecked.
+    assert_eq!(
+        a.verify_apop("bob", stamp, &good, Some(IP)).await,
+        AuthOutcome::RateLimited
+    );
+}

@@ -25,6 +25,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "group",
             "allow_root",
             "when_not_root",
+            "max_unauthenticated",
+            "tls_handshake_timeout",
         ],
     ),
     (
@@ -60,6 +62,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "ratelimit_max_delay",
             "mechanisms",
             "scram_iterations",
+            "hash_workers",
+            "hash_queue",
         ],
     ),
     (
@@ -290,6 +294,10 @@ fn server_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
             ),
             None => {}
         },
+        "max_unauthenticated" => {
+            s.max_unauthenticated = w.usize(key, v, 1).or(s.max_unauthenticated)
+        }
+        "tls_handshake_timeout" => set(&mut s.tls_handshake_timeout, nonzero(w, key, v)),
         _ => set(&mut s.max_connections_per_user_ip, w.usize(key, v, 1)),
     }
 }
@@ -405,6 +413,15 @@ fn auth_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config, spans:
         "ratelimit_ip_interval" => set(&mut a.rate_limit.ip_interval, nonzero(w, key, v)),
         "ratelimit_user_interval" => set(&mut a.rate_limit.user_interval, nonzero(w, key, v)),
         "mechanisms" => set(&mut a.mechanisms, mechanisms(w, key, v)),
+        "hash_workers" => match w.usize(key, v, 0) {
+            Some(n) if n <= 1024 => a.hash_workers = n,
+            Some(_) => w.error(
+                v.span(),
+                "`hash_workers` above 1024 would defeat its purpose",
+            ),
+            None => {}
+        },
+        "hash_queue" => set(&mut a.hash_queue, w.usize(key, v, 0)),
         "scram_iterations" => match w.uint(key, v, 4096) {
             Some(n) if n <= 10_000_000 => a.scram_iterations = n as u32,
             Some(_) => w.error(

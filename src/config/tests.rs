@@ -272,3 +272,27 @@ fn server_privilege_keys_and_their_positions() {
     assert!(m[1].2.contains("`allow_root`"), "{m:?}");
     assert!(m[2].2.contains("\"refuse\" or \"run\""), "{m:?}");
 }
+
+#[test]
+fn limits_for_unauthenticated_clients() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("pw"), "").unwrap();
+    let c = load_str(
+        d.path(),
+        "[server]\nmax_connections = 100\ntls_handshake_timeout = \"3s\"\n\
+         [auth]\npasswd_file = \"pw\"\nhash_workers = 3\nhash_queue = 7\n",
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(c.server.unauthenticated_cap(), 50, "half by default");
+    assert_eq!(c.server.tls_handshake_timeout, Duration::from_secs(3));
+    assert_eq!((c.auth.hash_workers, c.auth.hash_queue), (3, 7));
+    let mut s = c.server.clone();
+    s.max_unauthenticated = Some(500);
+    assert_eq!(s.unauthenticated_cap(), 100, "never above max_connections");
+    let m = messages(load_str(
+        d.path(),
+        "[server]\nmax_unauthenticated = 0\ntls_handshake_timeout = 0\n\
+         [auth]\npasswd_file = \"pw\"\nhash_workers = 5000\n",
+    ));
+    assert_eq!(m.len(), 3, "{m:?}");
+}

@@ -7,6 +7,8 @@ mod caching;
 mod concurrency;
 mod containment;
 mod first_sync;
+mod exposure;
+mod logcap;
 mod mailboxes;
 mod messages;
 pub mod pop3;

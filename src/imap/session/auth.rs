@@ -24,13 +24,21 @@ impl Session {
             return Flow::Continue;
         }
         self.tagged(tag, Status::ok("Begin TLS negotiation now."));
-        match self.conn.start_tls(&acceptor).await {
+        let deadline = self.handshake_deadline();
+        let stop = self.ctx.shutdown.clone();
+        match self.conn.start_tls(&acceptor, deadline, stop).await {
             Ok(()) => Flow::Continue,
             Err(e) => {
                 info!(session = %self.id, remote = %self.remote, "STARTTLS handshake failed: {e}");
                 Flow::Close
             }
         }
+    }
+
+    /// `tls_handshake_timeout` from now, but not past the login deadline.
+    fn handshake_deadline(&self) -> tokio::time::Instant {
+        let hs = tokio::time::Instant::now() + self.ctx.cfg.server.tls_handshake_timeout;
+        hs.min(self.login_deadline)
     }
 
     pub(super) async fn login(&mut self, user: &str, password: &str) -> Status {
@@ -152,11 +160,20 @@ impl Session {
         if self.conn.flush().await.is_err() {
             return Err(Status::bad("Connection lost."));
         }
-        match self.conn.read_line(SASL_LINE_LIMIT).await {
-            Ok(Some(line)) if line == b"*" => Err(Status::bad("Authentication canceled.")),
-            Ok(Some(line)) => Ok(String::from_utf8_lossy(&line).into_owned()),
-            Ok(None) => Err(Status::bad("Connection lost.")),
-            Err(_) => Err(Status::bad("SASL response too long.")),
+        // The login deadline covers SASL exchanges too: a client that stops answering
+        // is dropped when it passes (the session loop then says BYE).
+        // Waiting for the client counts as idle for the connection slots.
+        let read =
+            tokio::time::timeout_at(self.login_deadline, self.conn.read_line(SASL_LINE_LIMIT));
+        let Some(read) = crate::server::wait_idle(self.slot.as_ref(), read).await else {
+            return Err(Status::bad("Too many connections not logged in."));
+        };
+        match read {
+            Err(_) => Err(Status::bad("Login timed out.")),
+            Ok(Ok(Some(line))) if line == b"*" => Err(Status::bad("Authentication canceled.")),
+            Ok(Ok(Some(line))) => Ok(String::from_utf8_lossy(&line).into_owned()),
+            Ok(Ok(None)) => Err(Status::bad("Connection lost.")),
+            Ok(Err(_)) => Err(Status::bad("SASL response too long.")),
         }
     }
 
@@ -227,6 +244,9 @@ impl Session {
                 self.store = Some(store);
                 self.user = Some(user);
                 self._limit = Some(guard);
+                if let Some(slot) = self.slot.as_mut() {
+                    slot.logged_in();
+                }
                 Status::ok_code(format!("CAPABILITY {}", self.capabilities()), "Logged in")
             }
             Err(e) => {

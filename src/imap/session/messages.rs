@@ -483,6 +483,7 @@ impl Session {
     pub(super) async fn idle(&mut self) -> (Status, Flow) {
         self.conn.out.extend_from_slice(b"+ idling\r\n");
         if self.conn.flush().await.is_err() {
+            self.end = Some("disconnected");
             return (Status::bad("Connection lost."), Flow::Close);
         }
         let mut shutdown = self.ctx.shutdown.clone();
@@ -493,21 +494,25 @@ impl Session {
         enum Event {
             Line(std::io::Result<Option<Vec<u8>>>),
             Tick,
-            Stop(&'static str),
+            /// The BYE line and the reason for the session's last log line.
+            Stop(&'static str, &'static str),
         }
         loop {
             let ev = tokio::select! {
                 r = self.conn.read_line(IDLE_LINE_LIMIT) => Event::Line(r),
                 _ = tick.tick() => Event::Tick,
-                _ = shutdown.changed() => Event::Stop("* BYE Server shutting down.\r\n"),
-                _ = tokio::time::sleep_until(deadline) => Event::Stop("* BYE Disconnected for inactivity.\r\n"),
+                _ = shutdown.changed() => Event::Stop("* BYE Server shutting down.\r\n", "server shutdown"),
+                _ = tokio::time::sleep_until(deadline) => Event::Stop("* BYE Disconnected for inactivity.\r\n", "inactivity"),
             };
             match ev {
                 Event::Line(Ok(Some(line))) if line.eq_ignore_ascii_case(b"DONE") => {
                     return (Status::ok("Idle completed."), Flow::Continue);
                 }
                 Event::Line(Ok(Some(_))) => return (Status::bad("Expected DONE."), Flow::Continue),
-                Event::Line(_) => return (Status::bad("Connection lost."), Flow::Close),
+                Event::Line(_) => {
+                    self.end = Some("disconnected");
+                    return (Status::bad("Connection lost."), Flow::Close);
+                }
                 Event::Tick => {
                     self.send_updates(true);
                     if self.closing {
@@ -515,10 +520,12 @@ impl Session {
                         return (Status::bad("Idle aborted."), Flow::Close);
                     }
                     if self.conn.flush().await.is_err() {
+                        self.end = Some("disconnected");
                         return (Status::bad("Connection lost."), Flow::Close);
                     }
                 }
-                Event::Stop(bye) => {
+                Event::Stop(bye, why) => {
+                    self.end = Some(why);
                     self.conn.out.extend_from_slice(bye.as_bytes());
                     let _ = self.conn.flush().await;
                     debug!(session = %self.id, user = %self.user_name(), "IDLE ended: {}", bye.trim_end());

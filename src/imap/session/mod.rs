@@ -101,6 +101,26 @@ pub struct Session {
     _limit: Option<crate::server::UserIpGuard>,
     /// Set when the session must end after the current response (BYE already queued).
     closing: bool,
+    /// The connection's slot (`crate::server::Slots`); `None` for sessions made outside
+    /// the server's accept loop.
+    slot: Option<crate::server::ConnSlot>,
+    /// `login_timeout` is a total: the whole unauthenticated period ends here.
+    login_deadline: tokio::time::Instant,
+    /// Why a command ended the session, when it was not LOGOUT (e.g. the client vanished
+    /// during IDLE); for the session's last log line.
+    end: Option<&'static str>,
+}
+
+const KICKED_BYE: &[u8] =
+    b"* BYE Too many connections not logged in; closing the oldest idle one.\r\n";
+const KICKED_REASON: &str = "dropped for a newer connection";
+
+/// Resolves when the connection was dropped for a newcomer (never without a slot).
+async fn kicked(slot: Option<&crate::server::ConnSlot>) {
+    match slot {
+        Some(s) => s.kicked().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Moved to [`crate::auth`], shared with POP3; re-exported for existing callers.
@@ -115,7 +135,6 @@ impl Session {
     pub fn new(ctx: Arc<Context>, stream: Stream, remote: SocketAddr) -> Session {
         let max_line = ctx.cfg.imap.max_line_length;
         Session {
-            ctx,
             conn: Conn::new(stream, max_line),
             id: format!("{:08x}", rand::random::<u32>()),
             remote,
@@ -125,7 +144,18 @@ impl Session {
             started: Instant::now(),
             _limit: None,
             closing: false,
+            slot: None,
+            login_deadline: tokio::time::Instant::now() + ctx.cfg.imap.login_timeout,
+            end: None,
+            ctx,
         }
+    }
+
+    /// Attaches the connection's slot: the session leaves the unauthenticated share at
+    /// login and says BYE when dropped for a newcomer before that.
+    pub fn with_slot(mut self, slot: crate::server::ConnSlot) -> Session {
+        self.slot = Some(slot);
+        self
     }
 
     fn user_name(&self) -> &str {
@@ -181,27 +211,35 @@ impl Session {
         }
         let mut shutdown = self.ctx.shutdown.clone();
         let reason = loop {
-            let limit = if self.user.is_some() {
-                self.ctx.cfg.imap.autologout
+            let (until, timeout_bye, timeout_reason) = if self.user.is_some() {
+                let at = tokio::time::Instant::now() + self.ctx.cfg.imap.autologout;
+                (at, "* BYE Disconnected for inactivity.\r\n", "inactivity")
             } else {
-                self.ctx.cfg.imap.login_timeout
+                (
+                    self.login_deadline,
+                    "* BYE Login timed out.\r\n",
+                    "login timeout",
+                )
             };
             let append_limit = self.ctx.cfg.imap.append_limit;
             let frame = tokio::select! {
-                r = tokio::time::timeout(limit, self.conn.read_frame(append_limit)) => r,
+                r = tokio::time::timeout_at(until, self.conn.read_frame(append_limit)) => r,
                 _ = shutdown.changed() => {
                     self.conn.out.extend_from_slice(b"* BYE Server shutting down.\r\n");
                     let _ = self.conn.flush().await;
                     break "server shutdown";
                 }
+                _ = kicked(self.slot.as_ref()) => {
+                    self.conn.out.extend_from_slice(KICKED_BYE);
+                    let _ = self.conn.flush().await;
+                    break KICKED_REASON;
+                }
             };
             let frame = match frame {
                 Err(_) => {
-                    self.conn
-                        .out
-                        .extend_from_slice(b"* BYE Disconnected for inactivity.\r\n");
+                    self.conn.out.extend_from_slice(timeout_bye.as_bytes());
                     let _ = self.conn.flush().await;
-                    break "inactivity";
+                    break timeout_reason;
                 }
                 Ok(Err(e)) => {
                     debug!(session = %self.id, "read error: {e}");
@@ -210,23 +248,21 @@ impl Session {
                 Ok(Ok(None)) => break "disconnected",
                 Ok(Ok(Some(frame))) => frame,
             };
-            let flow = match frame {
-                Frame::Command(bytes) => self.command(&bytes).await,
-                Frame::Append(head) => self.append(head).await,
-                Frame::Refused {
-                    tag,
-                    message,
-                    fatal,
-                } => {
-                    self.tagged_bad(tag.as_deref(), &message);
-                    if fatal {
-                        self.conn.out.extend_from_slice(b"* BYE Too much data.\r\n");
-                        Flow::Close
-                    } else {
-                        Flow::Continue
-                    }
+            if self.slot.as_ref().is_some_and(|s| !s.begin_command()) {
+                self.conn.out.extend_from_slice(KICKED_BYE);
+                let _ = self.conn.flush().await;
+                break KICKED_REASON;
+            }
+            let flow = self.frame(frame).await;
+            if let Some(s) = &self.slot {
+                s.end_command();
+                if s.is_kicked() {
+                    // Dropped for a newcomer while waiting inside the command (SASL).
+                    self.conn.out.extend_from_slice(KICKED_BYE);
+                    let _ = self.conn.flush().await;
+                    break KICKED_REASON;
                 }
-            };
+            }
             if self.conn.flush().await.is_err() {
                 break "connection error";
             }
@@ -235,7 +271,7 @@ impl Session {
                 break "mailbox UIDVALIDITY changed";
             }
             if flow == Flow::Close {
-                break "logout";
+                break self.end.take().unwrap_or("logout");
             }
         };
         if let Some(user) = &self.user {
@@ -250,6 +286,26 @@ impl Session {
             );
         } else {
             debug!(session = %self.id, remote = %self.remote, "connection closed before login ({reason})");
+        }
+    }
+
+    async fn frame(&mut self, frame: Frame) -> Flow {
+        match frame {
+            Frame::Command(bytes) => self.command(&bytes).await,
+            Frame::Append(head) => self.append(head).await,
+            Frame::Refused {
+                tag,
+                message,
+                fatal,
+            } => {
+                self.tagged_bad(tag.as_deref(), &message);
+                if fatal {
+                    self.conn.out.extend_from_slice(b"* BYE Too much data.\r\n");
+                    Flow::Close
+                } else {
+                    Flow::Continue
+                }
+            }
         }
     }
 

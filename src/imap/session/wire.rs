@@ -100,11 +100,26 @@ impl Conn {
     /// The TLS half of STARTTLS/STLS, after the protocol's "go ahead" response was queued:
     /// flushes that response, drops whatever the client pipelined after the command (it
     /// came in the clear and must not be taken as sent inside TLS: RFC 3207 §4.2, RFC 2595
-    /// §4), and performs the handshake.
-    pub async fn start_tls(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> io::Result<()> {
+    /// §4), and performs the handshake, which must end by `deadline` and is abandoned when
+    /// `stop` fires (shutdown). An abandoned handshake leaves the stream unusable: the
+    /// caller closes the connection.
+    pub async fn start_tls(
+        &mut self,
+        acceptor: &tokio_rustls::TlsAcceptor,
+        deadline: tokio::time::Instant,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> io::Result<()> {
         self.flush().await?;
         self.discard_buffered_input();
-        self.stream.upgrade(acceptor).await
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, self.stream.upgrade(acceptor)) => match r {
+                Ok(r) => r,
+                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")),
+            },
+            _ = stop.wait_for(|s| *s) => {
+                Err(io::Error::new(io::ErrorKind::Interrupted, "server shutdown during the TLS handshake"))
+            }
+        }
     }
 
     /// Releases buffer memory after a large command so idle sessions stay small.

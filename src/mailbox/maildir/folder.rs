@@ -517,9 +517,12 @@ mod crlf_tests {
                 h.push_str(&format!("X-Pad: {}{eol}", "p".repeat(pad)));
                 assert_eq!(h.len(), boundary + extra);
                 h.push_str(&format!("X-Deep: found{eol}{eol}body{eol}"));
-                let path = dir.path().join("m");
+                let root = Arc::new(Root::new(Beneath::open(dir.path()).unwrap()));
+                let top = root.fs.root().to_path_buf();
+                let folder = Folder::new("INBOX".into(), top.clone(), root);
+                let path = top.join("m");
                 std::fs::write(&path, &h).unwrap();
-                let got = read_header(&path).unwrap();
+                let got = read_header(&folder, &path).unwrap();
                 let text = String::from_utf8_lossy(&got);
                 assert!(
                     text.contains("X-Deep: found\r\n"),

@@ -56,7 +56,13 @@ impl Session {
             return Flow::Continue;
         }
         self.ok("Begin TLS negotiation now.");
-        match self.conn.start_tls(&acceptor).await {
+        let hs = tokio::time::Instant::now() + self.ctx.cfg.server.tls_handshake_timeout;
+        let stop = self.ctx.shutdown.clone();
+        match self
+            .conn
+            .start_tls(&acceptor, hs.min(self.login_deadline), stop)
+            .await
+        {
             Ok(()) => Flow::Continue,
             Err(e) => {
                 info!(session = %self.id, remote = %self.remote, "STLS handshake failed: {e}");
@@ -67,7 +73,10 @@ impl Session {
 
     async fn check_password(&mut self, name: &str, password: &str) {
         let auth = std::sync::Arc::clone(&self.ctx.auth);
-        match auth.authenticate(name, password, self.remote.ip()).await {
+        match auth
+            .authenticate(name, password, self.remote.ip().to_canonical())
+            .await
+        {
             AuthResult::Ok(user) => self.logged_in(user),
             AuthResult::Failed => self.err(AUTH_FAILED),
             AuthResult::TempFail(why) => {
@@ -84,22 +93,26 @@ impl Session {
             self.err("APOP is not available.");
             return;
         };
-        let auth = std::sync::Arc::clone(&self.ctx.auth);
-        let lookup = name.to_string();
-        let (secret, user) = blocking(|| (auth.plain_password(&lookup), auth.lookup(&lookup)));
-        let matched = secret.zip(user).filter(|(secret, _)| {
-            let want = crate::auth::md5::hex_digest(format!("{stamp}{secret}").as_bytes());
-            crate::auth::scheme::constant_time_eq(
-                want.as_bytes(),
-                digest.to_ascii_lowercase().as_bytes(),
-            )
-        });
-        match matched {
-            Some((_, user)) => self.logged_in(user),
-            None => {
-                warn!(user = ?name, remote = %self.remote, "APOP authentication failed (unknown user, no plain password, or wrong digest)");
-                tokio::time::sleep(self.ctx.auth.failure_delay()).await;
-                self.err(AUTH_FAILED);
+        let remote = Some(self.remote.ip().to_canonical());
+        let outcome = self
+            .ctx
+            .auth
+            .verify_apop(name, &stamp, digest, remote)
+            .await;
+        self.auth_outcome(outcome);
+    }
+
+    /// Answers the outcome of a check made through the authenticator.
+    fn auth_outcome(&mut self, outcome: AuthOutcome) {
+        match outcome {
+            AuthOutcome::Ok(user) => self.logged_in(user),
+            AuthOutcome::Failed => self.err(AUTH_FAILED),
+            AuthOutcome::RateLimited => {
+                self.err("[LOGIN-DELAY] Too many failed logins; try again later.")
+            }
+            AuthOutcome::TempFail(why) => {
+                warn!(session = %self.id, remote = %self.remote, "authentication unavailable: {why}");
+                self.err("[SYS/TEMP] Temporary authentication failure.");
             }
         }
     }
@@ -243,14 +256,22 @@ impl Session {
             return None;
         }
         let limit = self.ctx.cfg.pop3.max_line_length;
-        match self.conn.read_line(limit).await {
-            Ok(Some(line)) if line == b"*" => {
+        // The login deadline covers SASL exchanges too.
+        let read = tokio::time::timeout_at(self.login_deadline, self.conn.read_line(limit));
+        // Waiting for the client counts as idle for the connection slots.
+        let read = crate::server::wait_idle(self.slot.as_ref(), read).await?;
+        match read {
+            Err(_) => {
+                self.err("Login timed out.");
+                None
+            }
+            Ok(Ok(Some(line))) if line == b"*" => {
                 self.err("Authentication canceled.");
                 None
             }
-            Ok(Some(line)) => Some(String::from_utf8_lossy(&line).into_owned()),
-            Ok(None) => None,
-            Err(_) => {
+            Ok(Ok(Some(line))) => Some(String::from_utf8_lossy(&line).into_owned()),
+            Ok(Ok(None)) => None,
+            Ok(Err(_)) => {
                 self.err("SASL response too long.");
                 None
             }
@@ -306,6 +327,9 @@ impl Session {
                     drop.live_count, drop.live_size
                 );
                 self.state = State::Transaction(Box::new(drop));
+                if let Some(slot) = self.slot.as_mut() {
+                    slot.logged_in();
+                }
                 self.ok(&text);
             }
             Err(e) => {

@@ -32,6 +32,17 @@ pub struct Context {
     pub registry: Arc<Registry>,
 }
 
+const KICKED_ERR: &str =
+    "[SYS/TEMP] Too many connections not logged in; closing the oldest idle one.";
+
+/// Resolves when the connection was dropped for a newcomer (never without a slot).
+async fn kicked(slot: Option<&crate::server::ConnSlot>) {
+    match slot {
+        Some(s) => s.kicked().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// After this many consecutive bad commands the client is disconnected (a client that
 /// is not speaking POP3 at all, or an attack).
 const MAX_BAD_COMMANDS: u32 = 20;
@@ -70,6 +81,10 @@ pub struct Session {
     bad_commands: u32,
     stats: Stats,
     started: Instant,
+    /// The connection's slot (`crate::server::Slots`), when made by the accept loop.
+    slot: Option<crate::server::ConnSlot>,
+    /// `login_timeout` is a total: the whole AUTHORIZATION state ends here.
+    login_deadline: tokio::time::Instant,
 }
 
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
@@ -80,7 +95,6 @@ impl Session {
     pub fn new(ctx: Arc<Context>, stream: Stream, remote: SocketAddr) -> Session {
         let max_line = ctx.cfg.pop3.max_line_length;
         Session {
-            ctx,
             conn: Conn::new(stream, max_line),
             id: format!("{:08x}", rand::random::<u32>()),
             remote,
@@ -89,7 +103,17 @@ impl Session {
             bad_commands: 0,
             stats: Stats::default(),
             started: Instant::now(),
+            slot: None,
+            login_deadline: tokio::time::Instant::now() + ctx.cfg.pop3.login_timeout,
+            ctx,
         }
+    }
+
+    /// Attaches the connection's slot: released from the unauthenticated share at login;
+    /// the session says -ERR and ends when dropped for a newcomer before that.
+    pub fn with_slot(mut self, slot: crate::server::ConnSlot) -> Session {
+        self.slot = Some(slot);
+        self
     }
 
     fn ok(&mut self, text: &str) {
@@ -171,18 +195,26 @@ impl Session {
         }
         let mut shutdown = self.ctx.shutdown.clone();
         let reason = loop {
-            let (limit, authed) = match self.state {
-                State::Transaction(_) => (self.ctx.cfg.pop3.autologout, true),
-                State::Authorization { .. } => (self.ctx.cfg.pop3.login_timeout, false),
+            let (until, authed) = match self.state {
+                State::Transaction(_) => {
+                    let at = tokio::time::Instant::now() + self.ctx.cfg.pop3.autologout;
+                    (at, true)
+                }
+                State::Authorization { .. } => (self.login_deadline, false),
             };
             let max_line = self.ctx.cfg.pop3.max_line_length;
             let line = tokio::select! {
-                r = tokio::time::timeout(limit, self.conn.read_line(max_line)) => r,
+                r = tokio::time::timeout_at(until, self.conn.read_line(max_line)) => r,
                 _ = shutdown.changed() => {
                     // Nothing is deleted: the session never reached UPDATE.
                     self.err("[SYS/TEMP] Server shutting down.");
                     let _ = self.conn.flush().await;
                     break "server shutdown";
+                }
+                _ = kicked(self.slot.as_ref()) => {
+                    self.err(KICKED_ERR);
+                    let _ = self.conn.flush().await;
+                    break "dropped for a newer connection";
                 }
             };
             let flow = match line {
@@ -194,7 +226,11 @@ impl Session {
                         "Disconnected: login timed out."
                     });
                     let _ = self.conn.flush().await;
-                    break "inactivity";
+                    break if authed {
+                        "inactivity"
+                    } else {
+                        "login timeout"
+                    };
                 }
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
                     self.err("Command line too long.");
@@ -205,7 +241,24 @@ impl Session {
                     break "connection error";
                 }
                 Ok(Ok(None)) => break "disconnected",
-                Ok(Ok(Some(line))) => self.command(&line).await,
+                Ok(Ok(Some(_))) if self.slot.as_ref().is_some_and(|s| !s.begin_command()) => {
+                    self.err(KICKED_ERR);
+                    let _ = self.conn.flush().await;
+                    break "dropped for a newer connection";
+                }
+                Ok(Ok(Some(line))) => {
+                    let flow = self.command(&line).await;
+                    if let Some(s) = &self.slot {
+                        s.end_command();
+                    }
+                    if self.slot.as_ref().is_some_and(|s| s.is_kicked()) {
+                        // Dropped for a newcomer while waiting inside AUTH.
+                        self.err(KICKED_ERR);
+                        let _ = self.conn.flush().await;
+                        break "dropped for a newer connection";
+                    }
+                    flow
+                }
             };
             if self.conn.flush().await.is_err() {
                 break "connection error";
