@@ -37,6 +37,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -83,6 +84,9 @@ pub(crate) struct Inner {
     /// The mechanisms the admin allows (`[auth] mechanisms`).
     allowed_mechs: Vec<exchange::Mech>,
     apps: AppDb,
+    /// Recording an app password's last use failed, and was logged (see
+    /// [`Authenticator::app_password_used`]).
+    app_touch_failing: AtomicBool,
     limiter: RateLimiter,
     /// Where every password check is computed (bounded; see [`pool`]).
     pool: Pool,
@@ -144,6 +148,7 @@ impl Authenticator {
                 scram_iterations: cfg.scram_iterations,
                 allowed_mechs,
                 apps: AppDb::new(&cfg.passwd_file),
+                app_touch_failing: AtomicBool::new(false),
                 limiter: RateLimiter::new(cfg.rate_limit),
                 pool: Pool::new(cfg.hash_workers, cfg.hash_queue, scheme::release_scratch),
                 failure_delay: cfg.failure_delay,
@@ -267,12 +272,21 @@ impl Authenticator {
     fn app_password_used(&self, found: &User, name: String, service: Service, remote: &str) {
         tracing::info!(user = %found.name, service = %service, remote = %remote,
             app_password = %name, "authenticated with an app password");
-        let path = self.inner.apps.path().to_path_buf();
+        let inner = self.inner.clone();
         let uname = found.name.clone();
         tokio::task::spawn_blocking(move || {
+            let path = inner.apps.path();
             let now = app_passwords::now();
-            if let Err(e) = app_passwords::touch(&path, &uname, &name, now) {
-                tracing::warn!("cannot record app password use: {e}");
+            let result = app_passwords::touch(path, &uname, &name, now);
+            match touch_report(&inner.app_touch_failing, &result) {
+                TouchReport::FirstFailure => tracing::warn!(user = %uname, file = %path.display(),
+                    "cannot record app password use, last-use times stay as they are until \
+                     the file is writable again (not logged again): {}",
+                    result.err().unwrap_or_default()),
+                TouchReport::Recovered => {
+                    tracing::info!(file = %path.display(), "app password use recorded again")
+                }
+                TouchReport::Quiet => {}
             }
         });
     }
@@ -315,6 +329,26 @@ impl Authenticator {
     /// Number of users currently known. May stat or re-read the file: blocking.
     pub fn user_count(&self) -> usize {
         self.inner.db.current().len()
+    }
+}
+
+/// What to log after recording an app password's last use.
+#[derive(Debug, PartialEq, Eq)]
+enum TouchReport {
+    /// The first failure of a stretch: one warning (after a switch to an account that
+    /// cannot write the file, docs/operations.md, every login would fail the same way).
+    FirstFailure,
+    /// Written again after failures.
+    Recovered,
+    Quiet,
+}
+
+/// Updates `failing` (a failure was logged and no write succeeded since) with `result`.
+fn touch_report(failing: &AtomicBool, result: &Result<(), String>) -> TouchReport {
+    match (result.is_ok(), failing.swap(result.is_err(), Ordering::Relaxed)) {
+        (false, false) => TouchReport::FirstFailure,
+        (true, true) => TouchReport::Recovered,
+        _ => TouchReport::Quiet,
     }
 }
 

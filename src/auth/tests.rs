@@ -207,3 +207,20 @@ async fn apop_goes_through_the_rate_limiter() {
         AuthOutcome::RateLimited
     );
 }
+
+/// A last-use record that cannot be written (the service account after the switch) is
+/// logged once per failing stretch, not per login; a later success says so once.
+#[test]
+fn app_password_touch_failures_are_reported_once() {
+    use std::sync::atomic::AtomicBool;
+    let failing = AtomicBool::new(false);
+    let err: Result<(), String> = Err("Permission denied".into());
+    assert_eq!(super::touch_report(&failing, &Ok(())), super::TouchReport::Quiet);
+    assert_eq!(super::touch_report(&failing, &err), super::TouchReport::FirstFailure);
+    for _ in 0..3 {
+        assert_eq!(super::touch_report(&failing, &err), super::TouchReport::Quiet);
+    }
+    assert_eq!(super::touch_report(&failing, &Ok(())), super::TouchReport::Recovered);
+    assert_eq!(super::touch_report(&failing, &Ok(())), super::TouchReport::Quiet);
+    assert_eq!(super::touch_report(&failing, &err), super::TouchReport::FirstFailure);
+}
