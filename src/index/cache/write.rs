@@ -191,7 +191,7 @@ impl Inner {
         }
         out.finish(&path, set.fsync, true)?;
         let day = self.day_override;
-        *self = Inner::load(&path, set)?;
+        *self = Inner::load(&path)?;
         self.day_override = day;
         Ok(())
     }
