@@ -308,12 +308,14 @@ impl Index {
     /// rewritten from the state held in memory under the write lock, with one log line.
     /// Other damage is `Err(Corrupted)` for the caller to rebuild from the storage.
     pub fn refresh(&self) -> Result<Arc<IndexSnapshot>, Error> {
-        let r = {
+        let (r, healable) = {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            state::refresh(&self.dir, &self.opts, &mut inner)
+            let r = state::refresh(&self.dir, &self.opts, &mut inner);
+            (r, inner.healable())
         };
         match r {
-            Err(e @ Error::Corrupted { .. }) => {
+            // The write lock only for damage to heal: a caller may hold it already.
+            Err(e @ Error::Corrupted { .. }) if healable => {
                 let _held = lock::acquire(&self.dir, self.lock_method(), LOCK_TIMEOUT)?;
                 let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
                 state::heal(&self.dir, &self.opts, &mut inner, e)

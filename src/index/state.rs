@@ -708,6 +708,13 @@ pub fn compact(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<(), Erro
     Ok(())
 }
 
+impl Inner {
+    /// The last refresh found damage [`heal`] can repair.
+    pub fn healable(&self) -> bool {
+        self.healable && self.trusted
+    }
+}
+
 #[cfg(test)]
 impl Inner {
     pub fn generation(&self) -> u64 {

@@ -194,10 +194,10 @@ impl Cache {
     pub fn get_many(&self, uids: &[u32], field: &str, newest_uid: u32) -> Vec<Option<Vec<u8>>> {
         let mut g = self.lock();
         let min = uids.iter().copied().min().unwrap_or(u32::MAX);
-        let v = match note_use(&mut g, field, min, newest_uid) {
-            Some(i) => uids.iter().map(|&u| g.read(i, u)).collect(),
-            None => vec![None; uids.len()],
-        };
+        let mut v = vec![None; uids.len()];
+        if let Some(i) = note_use(&mut g, field, min, newest_uid) {
+            g.read_many_with(i, uids, &mut |k, x| v[k] = x.map(<[u8]>::to_vec));
+        }
         self.heal_damage(&mut g);
         v
     }

@@ -444,10 +444,7 @@ impl Inner {
                 continue;
             };
             let end = off + format::record_len(len);
-            if !win.covers(off, end) {
-                win.fill(&self.disk, off, end);
-            }
-            match win.get(off, end).and_then(|b| format::record_checked(b, uid, len)) {
+            match win.read(&self.disk, off, end).and_then(|b| format::record_checked(b, uid, len)) {
                 Some(v) => f(i, Some(v)),
                 None => {
                     f(i, None);
@@ -488,9 +485,9 @@ impl Inner {
     }
 }
 
-/// Bytes of the cache file read ahead by [`Inner::read_many_with`].
+/// Bytes of the cache file read ahead by [`Inner::read_many_with`] and compaction.
 #[derive(Default)]
-struct Window {
+pub(super) struct Window {
     start: u64,
     bytes: Vec<u8>,
     /// Records served from the current window.
@@ -500,6 +497,15 @@ struct Window {
 }
 
 impl Window {
+    /// Bytes `[from, to)`, from the window or after reading a new one there. `None`
+    /// when the file ends sooner (truncated by another program) or cannot be read.
+    pub fn read(&mut self, disk: &Disk, from: u64, to: u64) -> Option<&[u8]> {
+        if !self.covers(from, to) {
+            self.fill(disk, from, to);
+        }
+        self.get(from, to)
+    }
+
     fn covers(&self, from: u64, to: u64) -> bool {
         from >= self.start && to <= self.start + self.bytes.len() as u64
     }
