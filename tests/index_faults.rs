@@ -1,6 +1,17 @@
-//! `loft index rebuild|verify|show` on a real Maildir: verify exits 0 on a healthy
-//! index and 1 (naming each problem) on damage or on mail files changed behind Loft's
-//! back; rebuild keeps every UID; show prints the header, counts and cache decisions.
+//! Index files under faults, against the real `loft` binary:
+//!
+//! * `loft index rebuild|verify|show` on a real Maildir: verify exits 0 on a healthy
+//!   index and 1 (naming each problem) on damage or on mail files changed behind Loft's
+//!   back; rebuild keeps every UID; show prints the header, counts and cache decisions.
+//! * A hostile disk under a running server (issue 10): every index file and some
+//!   message files truncated, extended and rewritten in place hundreds of times while
+//!   sessions FETCH and SEARCH over TCP; the server stays up, answers stay exactly what
+//!   they were, and repairs are logged once each, not per command.
+//! * A damaged `loft.index.log` or `loft.index.scan` is reported once, and flags stored
+//!   right after the damage survive a kill -9 and a restart.
+//!
+//! `LOFT_FAULTS_BIN=/path/to/loft` runs the server tests against another build (to see
+//! them fail on one that maps files: SIGBUS).
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
