@@ -632,12 +632,31 @@ fn disk_changes_under_sessions_never_kill_the_server() {
     // command or per record), and every kind of index file was reported at least once.
     let log = srv.log();
     let warn = warnings(&log);
+    eprintln!(
+        "{faults} faults, {commands} checked commands, {} warnings",
+        warn.len()
+    );
+    if let Ok(p) = std::env::var("LOFT_FAULTS_LOG") {
+        let _ = std::fs::write(p, &log);
+    }
     assert!(
         warn.len() <= faults,
         "{} warnings for {faults} faults ({commands} commands):\n{}",
         warn.len(),
         warn[..warn.len().min(40)].join("\n")
     );
+    // Copies of unreadable files set aside do not pile up.
+    for dir in [root.clone(), root.join(".Archive")] {
+        for name in ["loft.index", "loft.index.log"] {
+            let prefix = format!("{name}.broken-");
+            let n = std::fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .count();
+            assert!(n <= 3, "{n} copies of {name} set aside in {}", dir.display());
+        }
+    }
     for name in ["loft.index:", "loft.index.log", "loft.index.cache", "loft.index.scan"] {
         assert!(
             warn.iter().any(|l| l.contains(name)),
