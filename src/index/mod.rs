@@ -355,9 +355,24 @@ impl Index {
     }
 
     /// Writes the log bytes of a transaction, then catches up and compacts when due.
+    /// Damage found while catching up after the write is healed at once (the caller's
+    /// transaction holds the write lock); the transaction itself is then lost with the
+    /// damaged log and reported as an error, never silently.
     fn write_txn(&self, bytes: &[u8], sync: bool) -> Result<Arc<IndexSnapshot>, Error> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        state::append(&self.dir, &self.opts, &mut inner, bytes, sync)
+        match state::append(&self.dir, &self.opts, &mut inner, bytes, sync) {
+            Err(e @ Error::Corrupted { .. }) if inner.healable() => {
+                state::heal(&self.dir, &self.opts, &mut inner, e)?;
+                // Not `Corrupted`: the damage is repaired and logged already.
+                Err(Error::Io {
+                    file: self.dir.join(LOG_FILE),
+                    err: std::io::Error::other(
+                        "transaction lost with a log damaged by another program (rewritten); try again",
+                    ),
+                })
+            }
+            r => r,
+        }
     }
 
     /// Rewrites the main index from the current state now (normally automatic).
