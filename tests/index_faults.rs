@@ -225,7 +225,11 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(15);
         while Client::connect(self.port).is_err() {
             self.assert_alive();
-            assert!(Instant::now() < deadline, "loft did not listen:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "loft did not listen:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -397,7 +401,8 @@ const VICTIMS: usize = 8;
 fn fill_mail(root: &Path) {
     for i in 1..=CHECKED + VICTIMS {
         std::fs::write(
-            root.join("cur").join(format!("17000{i:05}.M{i}P1.host:2,S")),
+            root.join("cur")
+                .join(format!("17000{i:05}.M{i}P1.host:2,S")),
             message(i),
         )
         .unwrap();
@@ -423,11 +428,17 @@ fn workload(rng: &mut StdRng) -> String {
         1 => format!("UID FETCH 1:{CHECKED} (UID BODYSTRUCTURE RFC822.SIZE)"),
         2 => format!("UID FETCH {u} (UID BODY.PEEK[])"),
         3 => format!("UID FETCH {u} (UID BODY.PEEK[1] BODY.PEEK[1.MIME])"),
-        4 => format!("UID FETCH {u} (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[TEXT]<0.20>)"),
+        4 => {
+            format!("UID FETCH {u} (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[TEXT]<0.20>)")
+        }
         5 => format!("UID SEARCH SUBJECT \"Number {u}z\""),
         6 => format!("UID SEARCH BODY \"word{u}x\""),
         7 => "STATUS Archive (MESSAGES UNSEEN)".into(),
-        _ => format!("UID FETCH {}:{} (UID RFC822.SIZE ENVELOPE)", u, (u + 7).min(CHECKED)),
+        _ => format!(
+            "UID FETCH {}:{} (UID RFC822.SIZE ENVELOPE)",
+            u,
+            (u + 7).min(CHECKED)
+        ),
     }
 }
 
@@ -440,20 +451,30 @@ fn all_commands() -> Vec<String> {
     ];
     for u in 1..=CHECKED {
         v.push(format!("UID FETCH {u} (UID BODY.PEEK[])"));
-        v.push(format!("UID FETCH {u} (UID BODY.PEEK[1] BODY.PEEK[1.MIME])"));
+        v.push(format!(
+            "UID FETCH {u} (UID BODY.PEEK[1] BODY.PEEK[1.MIME])"
+        ));
         v.push(format!(
             "UID FETCH {u} (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[TEXT]<0.20>)"
         ));
         v.push(format!("UID SEARCH SUBJECT \"Number {u}z\""));
         v.push(format!("UID SEARCH BODY \"word{u}x\""));
-        v.push(format!("UID FETCH {}:{} (UID RFC822.SIZE ENVELOPE)", u, (u + 7).min(CHECKED)));
+        v.push(format!(
+            "UID FETCH {}:{} (UID RFC822.SIZE ENVELOPE)",
+            u,
+            (u + 7).min(CHECKED)
+        ));
     }
     v
 }
 
 /// One change another program might make to `path`, in place (same inode).
 fn damage(path: &Path, rng: &mut StdRng, original: Option<&[u8]>) {
-    let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(path) else {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    else {
         return;
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -526,7 +547,9 @@ fn disk_changes_under_sessions_never_kill_the_server() {
     c.ok("LOGOUT");
     let victims: Vec<(PathBuf, Vec<u8>)> = (CHECKED + 1..=CHECKED + VICTIMS)
         .map(|i| {
-            let p = root.join("cur").join(format!("17000{i:05}.M{i}P1.host:2,S"));
+            let p = root
+                .join("cur")
+                .join(format!("17000{i:05}.M{i}P1.host:2,S"));
             let b = std::fs::read(&p).unwrap();
             (p, b)
         })
@@ -535,9 +558,14 @@ fn disk_changes_under_sessions_never_kill_the_server() {
         .iter()
         .map(|n| root.join(n))
         .chain(
-            ["loft.index", "loft.index.log", "loft.index.cache", "loft.index.scan"]
-                .iter()
-                .map(|n| root.join(".Archive").join(n)),
+            [
+                "loft.index",
+                "loft.index.log",
+                "loft.index.cache",
+                "loft.index.scan",
+            ]
+            .iter()
+            .map(|n| root.join(".Archive").join(n)),
         )
         .collect();
     for f in &index_files {
@@ -583,7 +611,9 @@ fn disk_changes_under_sessions_never_kill_the_server() {
                 // Victims are read too, their answers unchecked.
                 let v = CHECKED + 1 + rng.gen_range(0..VICTIMS);
                 let _ = c
-                    .try_cmd(&format!("UID FETCH {v} (UID ENVELOPE BODY.PEEK[] BODY.PEEK[1])"))
+                    .try_cmd(&format!(
+                        "UID FETCH {v} (UID ENVELOPE BODY.PEEK[] BODY.PEEK[1])"
+                    ))
                     .unwrap_or_else(|e| panic!("victim fetch: connection lost: {e}"));
             }
             failures
@@ -624,7 +654,11 @@ fn disk_changes_under_sessions_never_kill_the_server() {
     let mut c = srv.login();
     c.ok("SELECT INBOX");
     for cmd in all_commands() {
-        assert_eq!(expected.get(&cmd), Some(&answers(&c.ok(&cmd))), "{cmd} after the faults");
+        assert_eq!(
+            expected.get(&cmd),
+            Some(&answers(&c.ok(&cmd))),
+            "{cmd} after the faults"
+        );
     }
     srv.assert_alive();
 
@@ -654,10 +688,19 @@ fn disk_changes_under_sessions_never_kill_the_server() {
                 .flatten()
                 .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
                 .count();
-            assert!(n <= 3, "{n} copies of {name} set aside in {}", dir.display());
+            assert!(
+                n <= 3,
+                "{n} copies of {name} set aside in {}",
+                dir.display()
+            );
         }
     }
-    for name in ["loft.index:", "loft.index.log", "loft.index.cache", "loft.index.scan"] {
+    for name in [
+        "loft.index:",
+        "loft.index.log",
+        "loft.index.cache",
+        "loft.index.scan",
+    ] {
         assert!(
             warn.iter().any(|l| l.contains(name)),
             "no repair of {name} logged:\n{}",
@@ -721,8 +764,16 @@ fn store_after_damage(what: &str, file: &str, spoil: impl Fn(&Path)) {
     c.ok("UID STORE 1 +FLAGS (\\Seen)");
     c.ok("STATUS INBOX (MESSAGES)");
     let before = flags(&mut c);
-    assert_eq!(before.get(&1).map(String::as_str), Some("\\Flagged \\Seen"), "{what}");
-    assert_eq!(before.get(&3).map(String::as_str), Some("\\Answered"), "{what}");
+    assert_eq!(
+        before.get(&1).map(String::as_str),
+        Some("\\Flagged \\Seen"),
+        "{what}"
+    );
+    assert_eq!(
+        before.get(&3).map(String::as_str),
+        Some("\\Answered"),
+        "{what}"
+    );
     srv.kill();
     srv.start();
     let mut c = srv.login();
@@ -737,7 +788,11 @@ fn store_after_damage(what: &str, file: &str, spoil: impl Fn(&Path)) {
         .into_iter()
         .filter(|l| l.contains(file))
         .collect();
-    assert_eq!(reports.len(), 1, "{what}: want one report naming {file}:\n{log}");
+    assert_eq!(
+        reports.len(),
+        1,
+        "{what}: want one report naming {file}:\n{log}"
+    );
 }
 
 #[test]
@@ -746,7 +801,8 @@ fn damaged_log_is_reported_and_later_stores_survive() {
     let garble = |at: u64| {
         move |p: &Path| {
             let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
-            f.write_all_at(b"\xde\xad\xbe\xef\xde\xad\xbe\xef", at).unwrap();
+            f.write_all_at(b"\xde\xad\xbe\xef\xde\xad\xbe\xef", at)
+                .unwrap();
         }
     };
     // The header (generation / pair id) rewritten.

@@ -118,7 +118,7 @@ fn prune_broken(path: &Path) {
             Some((t, e.path()))
         })
         .collect();
-    copies.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    copies.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
     for (_, p) in copies.into_iter().skip(BROKEN_KEPT) {
         let _ = fs::remove_file(p);
     }

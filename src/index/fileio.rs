@@ -19,7 +19,11 @@ pub fn read_whole(file: &File) -> io::Result<Vec<u8>> {
     // One byte more than expected: reading to the end then needs no second buffer. A
     // length beyond what a buffer can hold is left to `read_to_end`'s own growth (and
     // its allocation failure), not trusted for a reservation.
-    let mut v = Vec::with_capacity(usize::try_from(len.saturating_add(1)).unwrap_or(0).min(1 << 30));
+    let mut v = Vec::with_capacity(
+        usize::try_from(len.saturating_add(1))
+            .unwrap_or(0)
+            .min(1 << 30),
+    );
     let mut f = file;
     f.read_to_end(&mut v)?;
     Ok(v)

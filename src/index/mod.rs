@@ -15,10 +15,10 @@ pub mod cache;
 
 mod apply;
 mod create;
+mod fileio;
 mod format;
 mod lock;
 mod log;
-mod fileio;
 mod op;
 mod salvage;
 mod state;

@@ -84,7 +84,9 @@ impl Marks {
     /// From the log's bytes `buf` (read from offset 0) with its last commit ending at `end`.
     fn of(buf: &[u8], end: u64) -> Marks {
         let end = (end as usize).min(buf.len());
-        let from = end.saturating_sub(TAIL_MARK as usize).max(LOG_HEADER_LEN.min(end));
+        let from = end
+            .saturating_sub(TAIL_MARK as usize)
+            .max(LOG_HEADER_LEN.min(end));
         Marks {
             head: buf[..LOG_HEADER_LEN.min(buf.len())].to_vec(),
             tail: buf[from..end].to_vec(),
@@ -483,7 +485,10 @@ fn reload_in_place(
                 "committed transactions after offset {} are gone (rewritten by another program)",
                 new.log.end
             );
-            Err(damaged(inner, corrupt(dir.join(LOG_FILE), what, new.log.end)))
+            Err(damaged(
+                inner,
+                corrupt(dir.join(LOG_FILE), what, new.log.end),
+            ))
         }
         Ok(Some(new)) => {
             *inner = new;
@@ -511,10 +516,11 @@ pub fn heal(
         return Err(e);
     }
     inner.healable = false;
-    let replaced = |p: &Path, was: FileId| {
-        fs::metadata(p).map_or(true, |m| !same_inode(id(&m), was))
-    };
-    if replaced(&dir.join(INDEX_FILE), inner.index_id) || replaced(&dir.join(LOG_FILE), inner.log.id) {
+    let replaced =
+        |p: &Path, was: FileId| fs::metadata(p).map_or(true, |m| !same_inode(id(&m), was));
+    if replaced(&dir.join(INDEX_FILE), inner.index_id)
+        || replaced(&dir.join(LOG_FILE), inner.log.id)
+    {
         if let Ok(Some(new)) = load(dir, opts) {
             *inner = new;
             return Ok(inner.snap.clone());

@@ -861,17 +861,35 @@ fn damage_in_place_while_open_is_healed_from_memory() {
     type Damage = fn(&fs::File, u64);
     let cases: Vec<(&str, &str, Damage)> = vec![
         (LOG_FILE, "truncated to 0", |f, _| f.set_len(0).unwrap()),
-        (LOG_FILE, "truncated in the header", |f, _| f.set_len(20).unwrap()),
-        (LOG_FILE, "truncated to the header", |f, _| f.set_len(40).unwrap()),
-        (LOG_FILE, "truncated mid-log", |f, n| f.set_len(n / 2).unwrap()),
+        (LOG_FILE, "truncated in the header", |f, _| {
+            f.set_len(20).unwrap()
+        }),
+        (LOG_FILE, "truncated to the header", |f, _| {
+            f.set_len(40).unwrap()
+        }),
+        (LOG_FILE, "truncated mid-log", |f, n| {
+            f.set_len(n / 2).unwrap()
+        }),
         (LOG_FILE, "last byte cut", |f, n| f.set_len(n - 1).unwrap()),
-        (LOG_FILE, "header garbled", |f, _| f.write_all_at(b"\xff\xff", 18).unwrap()),
-        (LOG_FILE, "first record garbled", |f, _| f.write_all_at(b"\xff\xff", 46).unwrap()),
-        (LOG_FILE, "last commit garbled", |f, n| f.write_all_at(b"\xff", n - 2).unwrap()),
+        (LOG_FILE, "header garbled", |f, _| {
+            f.write_all_at(b"\xff\xff", 18).unwrap()
+        }),
+        (LOG_FILE, "first record garbled", |f, _| {
+            f.write_all_at(b"\xff\xff", 46).unwrap()
+        }),
+        (LOG_FILE, "last commit garbled", |f, n| {
+            f.write_all_at(b"\xff", n - 2).unwrap()
+        }),
         (INDEX_FILE, "truncated to 0", |f, _| f.set_len(0).unwrap()),
-        (INDEX_FILE, "truncated mid-records", |f, _| f.set_len(200).unwrap()),
-        (INDEX_FILE, "record garbled", |f, _| f.write_all_at(b"\xff", 130).unwrap()),
-        (INDEX_FILE, "extended with zeros", |f, n| f.set_len(n + 4096).unwrap()),
+        (INDEX_FILE, "truncated mid-records", |f, _| {
+            f.set_len(200).unwrap()
+        }),
+        (INDEX_FILE, "record garbled", |f, _| {
+            f.write_all_at(b"\xff", 130).unwrap()
+        }),
+        (INDEX_FILE, "extended with zeros", |f, n| {
+            f.set_len(n + 4096).unwrap()
+        }),
     ];
     for (file, what, damage) in cases {
         let d = tempfile::tempdir().unwrap();
@@ -890,14 +908,20 @@ fn damage_in_place_while_open_is_healed_from_memory() {
         let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
         damage(&f, f.metadata().unwrap().len());
         drop(f);
-        let now = ix.refresh().unwrap_or_else(|e| panic!("{file} {what}: {e}"));
+        let now = ix
+            .refresh()
+            .unwrap_or_else(|e| panic!("{file} {what}: {e}"));
         assert_eq!(*now, before, "{file} {what}: state changed");
         let mut t = ix.begin().unwrap();
         t.set_flags(4, 4, 0, true);
         let after = (*t.commit().unwrap()).clone();
         assert_eq!(after.get(4).unwrap().flags, 4, "{file} {what}");
         drop(ix);
-        assert!(Index::verify(d.path()).is_empty(), "{file} {what}: {:?}", Index::verify(d.path()));
+        assert!(
+            Index::verify(d.path()).is_empty(),
+            "{file} {what}: {:?}",
+            Index::verify(d.path())
+        );
         assert_eq!(fresh(d.path()), after, "{file} {what}: lost across reopen");
     }
 }

@@ -178,7 +178,9 @@ impl Disk {
         let mut buf = vec![0u8; 64 * 1024];
         let mut at = from;
         while at < to {
-            let want = buf.len().min(usize::try_from(to - at).unwrap_or(usize::MAX));
+            let want = buf
+                .len()
+                .min(usize::try_from(to - at).unwrap_or(usize::MAX));
             let n = read_full(&self.file, &mut buf[..want], at).map_err(io(&self.path))?;
             if buf[..n].iter().any(|&b| b != 0) {
                 return Ok(false);

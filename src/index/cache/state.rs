@@ -172,11 +172,16 @@ impl Inner {
             let to = size.min(pos.saturating_add(SCAN_WINDOW));
             let fields = &mut self.fields;
             let (r, short) = self.disk.with_bytes(pos, to, |b| {
-                let r = format::scan(b, pos, &|id| lookup(&ids, id).is_some(), &mut |uid, id, off, len| {
-                    if let Some(f) = lookup(&ids, id).and_then(|i| fields.get_mut(i)) {
-                        index_record(f, uid, off, len);
-                    }
-                });
+                let r = format::scan(
+                    b,
+                    pos,
+                    &|id| lookup(&ids, id).is_some(),
+                    &mut |uid, id, off, len| {
+                        if let Some(f) = lookup(&ids, id).and_then(|i| fields.get_mut(i)) {
+                            index_record(f, uid, off, len);
+                        }
+                    },
+                );
                 (r, (b.len() as u64) < to - pos)
             })?;
             let r = r.map_err(|d| corrupted(&self.disk.path, d))?;
@@ -444,7 +449,10 @@ impl Inner {
                 continue;
             };
             let end = off + format::record_len(len);
-            match win.read(&self.disk, off, end).and_then(|b| format::record_checked(b, uid, len)) {
+            match win
+                .read(&self.disk, off, end)
+                .and_then(|b| format::record_checked(b, uid, len))
+            {
                 Some(v) => f(i, Some(v)),
                 None => {
                     f(i, None);
@@ -526,7 +534,11 @@ impl Window {
         if !self.bytes.is_empty() {
             self.scattered = self.hits <= 1;
         }
-        let ahead = if self.scattered { to } else { from + READ_WINDOW };
+        let ahead = if self.scattered {
+            to
+        } else {
+            from + READ_WINDOW
+        };
         let end = ahead.min(disk.end).max(to);
         self.start = from;
         self.hits = 0;

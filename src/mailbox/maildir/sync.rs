@@ -920,7 +920,9 @@ fn decode_stamp(b: &[u8]) -> std::result::Result<Option<Stamp>, String> {
     let (6, [Some(cur), Some(new), Some(taken), Some(uv), Some(un)], Some(crc)) = (
         w.len(),
         n.as_slice(),
-        w.last().filter(|c| c.len() == 8).and_then(|c| u32::from_str_radix(c, 16).ok()),
+        w.last()
+            .filter(|c| c.len() == 8)
+            .and_then(|c| u32::from_str_radix(c, 16).ok()),
     ) else {
         return bad("is not five numbers and a checksum");
     };
