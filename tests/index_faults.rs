@@ -363,7 +363,9 @@ fn answers(r: &Reply) -> Vec<Vec<u8>> {
         .iter()
         .filter(|u| {
             let t = text(&u[..u.len().min(200)]);
-            (t.contains(" FETCH (") && t.contains("UID "))
+            // Flag updates of the writer's STOREs come unasked: no checked command
+            // fetches FLAGS.
+            (t.contains(" FETCH (") && t.contains("UID ") && !t.contains("FLAGS ("))
                 || t.starts_with("* SEARCH")
                 || t.starts_with("* STATUS")
         })
@@ -620,6 +622,32 @@ fn disk_changes_under_sessions_never_kill_the_server() {
         }));
     }
 
+    // One session changes flags meanwhile (writes to the log under damage): what it was
+    // told OK must be what a new session sees at the end. A NO leaves that message
+    // unknown (the write may have been lost with a damaged log, and was reported).
+    let writer = {
+        let (stop, port) = (stop.clone(), srv.port);
+        std::thread::spawn(move || {
+            let mut rng = StdRng::seed_from_u64(99);
+            let mut c = Client::connect(port).expect("connect");
+            c.ok("LOGIN alice secret");
+            c.ok("SELECT INBOX");
+            let mut want: BTreeMap<u32, Option<bool>> = BTreeMap::new();
+            while !stop.load(Ordering::Relaxed) {
+                let u = rng.gen_range(1..=CHECKED as u32);
+                let on = rng.gen_bool(0.5);
+                let sign = if on { "+" } else { "-" };
+                let r = c
+                    .try_cmd(&format!("UID STORE {u} {sign}FLAGS.SILENT ($Work)"))
+                    .unwrap_or_else(|e| panic!("STORE: connection lost: {e}"));
+                let known = r.status.starts_with("OK").then_some(on);
+                want.insert(u, known);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            want
+        })
+    };
+
     let mut rng = StdRng::seed_from_u64(7);
     let started = Instant::now();
     let mut faults = 0usize;
@@ -640,6 +668,7 @@ fn disk_changes_under_sessions_never_kill_the_server() {
     for s in sessions {
         failures.extend(s.join().expect("session thread"));
     }
+    let stored = writer.join().expect("writer thread");
     srv.assert_alive();
     let commands = commands.load(Ordering::Relaxed);
     assert!(faults >= 200, "only {faults} faults");
@@ -650,9 +679,31 @@ fn disk_changes_under_sessions_never_kill_the_server() {
         &failures[..failures.len().min(5)]
     );
 
-    // After the damage stops, a new session still gets the undamaged answers.
+    // After the damage stops, a new session still gets the undamaged answers, and the
+    // flags the writer was told were stored.
     let mut c = srv.login();
     c.ok("SELECT INBOX");
+    let now = flags(&mut c);
+    let mut unknown = 0;
+    for (u, want) in &stored {
+        let Some(on) = want else {
+            unknown += 1;
+            continue;
+        };
+        let has = now
+            .get(u)
+            .is_some_and(|f| f.split(' ').any(|x| x == "$Work"));
+        assert_eq!(
+            has,
+            *on,
+            "UID {u}: $Work acknowledged {on}, now {:?}",
+            now.get(u)
+        );
+    }
+    eprintln!(
+        "{} messages with acknowledged flags, {unknown} left unknown by a NO",
+        stored.len() - unknown
+    );
     for cmd in all_commands() {
         assert_eq!(
             expected.get(&cmd),
@@ -661,6 +712,22 @@ fn disk_changes_under_sessions_never_kill_the_server() {
         );
     }
     srv.assert_alive();
+    // What the files hold now (a kill -9 flushes nothing): the same flags.
+    let log_before_restart = srv.log().len();
+    srv.kill();
+    srv.start();
+    let mut c = srv.login();
+    c.ok("SELECT INBOX");
+    assert_eq!(
+        flags(&mut c),
+        now,
+        "flags changed across a kill -9 and a restart"
+    );
+    assert!(
+        !srv.log()[log_before_restart..].contains("index corrupted"),
+        "damage left unrepaired before the restart:\n{}",
+        &srv.log()[log_before_restart..]
+    );
 
     // Repairs are logged, once each: never more lines than faults (a flood logs per
     // command or per record), and every kind of index file was reported at least once.

@@ -69,6 +69,45 @@ pub struct LogState {
     /// catch-up checks them again, so committed bytes rewritten or cut off by another
     /// program are noticed even when the log grew meanwhile.
     marks: Marks,
+    /// CRC32 of the bytes `[0, end)` as they were read.
+    crc: crc32fast::Hasher,
+    /// `ctime` may not yet show a write made in the same clock tick as the last change
+    /// we saw (file systems stamp from a coarse clock): until a read of the content at a
+    /// moment [`RACY_NS`] past that ctime matches `crc`, an unchanged stat proves nothing.
+    racy: bool,
+}
+
+/// How long after a file's ctime a stat showing that ctime proves no later write: more
+/// than two ticks of the coarsest kernel clock used for file times (10 ms at HZ=100).
+const RACY_NS: i128 = 50_000_000;
+
+fn crc_of(b: &[u8]) -> crc32fast::Hasher {
+    let mut h = crc32fast::Hasher::new();
+    h.update(b);
+    h
+}
+
+fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// Checks the committed part of the log against what was read when its ctime is still
+/// racy (see [`LogState::racy`]); settles it once the ctime is old enough.
+fn verify_racy_log(lpath: &Path, inner: &mut Inner) -> Result<(), Error> {
+    let before = now_ns();
+    let f = File::open(lpath).map_err(Error::io(lpath.into()))?;
+    let end = inner.log.end;
+    let mut bytes = vec![0u8; end as usize];
+    let n = read_at_most(&f, &mut bytes, 0).map_err(Error::io(lpath.into()))?;
+    if n as u64 != end || crc32fast::hash(&bytes) != inner.log.crc.clone().finalize() {
+        let what = "committed bytes changed (rewritten by another program)";
+        return Err(corrupt(lpath.into(), what, 0));
+    }
+    let (s, ns) = inner.log.ctime;
+    inner.log.racy = before - (i128::from(s) * 1_000_000_000 + i128::from(ns)) < RACY_NS;
+    Ok(())
 }
 
 /// The log header and up to [`TAIL_MARK`] bytes before the end of the last commit.
@@ -320,6 +359,8 @@ fn load_once(ipath: &Path, lpath: &Path) -> Result<Option<Inner>, LoadErr> {
             stale,
             ctime: ctime(&lmeta),
             marks: Marks::of(&lbytes, end),
+            crc: crc_of(&lbytes[..(end as usize).min(lbytes.len())]),
+            racy: true,
         },
         broken: false,
         trusted: true,
@@ -348,7 +389,7 @@ pub(super) fn written(
     };
     let (f, im) = open(&ipath)?;
     let (lf, lm) = open(&lpath)?;
-    let marks = Marks::read(&lf, lm.len()).map_err(Error::io(lpath.clone()))?;
+    let lbytes = log::read_from(&lf, 0).map_err(Error::io(lpath.clone()))?;
     Ok(Inner {
         snap: Arc::new(snap),
         generation,
@@ -363,7 +404,9 @@ pub(super) fn written(
             records: 0,
             stale: false,
             ctime: ctime(&lm),
-            marks,
+            marks: Marks::of(&lbytes, lm.len()),
+            crc: crc_of(&lbytes),
+            racy: true,
         },
         broken: false,
         trusted: true,
@@ -450,6 +493,11 @@ pub fn refresh(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<Arc<Inde
         return reload_in_place(dir, opts, inner);
     }
     if len == inner.log.seen_len && inner.log.end == len {
+        if inner.log.racy {
+            if let Err(e) = verify_racy_log(&lpath, inner) {
+                return Err(damaged(inner, e));
+            }
+        }
         return Ok(inner.snap.clone());
     }
     match catch_up(&lpath, inner, ctime(&lm)) {
@@ -573,6 +621,7 @@ fn catch_up(
     let sc = log::scan(bytes, end).map_err(|b| Error::corrupted(lpath.into(), b))?;
     inner.log.seen_len = end + bytes.len() as u64;
     inner.log.ctime = seen_ctime;
+    inner.log.racy = true;
     if sc.txns.is_empty() {
         return Ok(inner.snap.clone());
     }
@@ -594,6 +643,8 @@ fn catch_up(
     let cut = tail.len().saturating_sub(TAIL_MARK as usize);
     tail.drain(..cut);
     inner.log.marks.tail = tail;
+    inner.log.crc.update(&bytes[..new_end]);
+    inner.log.racy = true;
     inner.log.end = sc.end;
     inner.log.records += sc.records;
     Ok(inner.snap.clone())
@@ -603,7 +654,8 @@ fn open_log_state(lpath: &Path) -> Result<LogState, Error> {
     let f = File::open(lpath).map_err(Error::io(lpath.into()))?;
     let m = f.metadata().map_err(Error::io(lpath.into()))?;
     let end = LOG_HEADER_LEN as u64;
-    let marks = Marks::read(&f, end).map_err(Error::io(lpath.into()))?;
+    let head = log::read_from(&f, 0).map_err(Error::io(lpath.into()))?;
+    let head = &head[..head.len().min(LOG_HEADER_LEN)];
     Ok(LogState {
         _file: f,
         id: id(&m),
@@ -612,7 +664,9 @@ fn open_log_state(lpath: &Path) -> Result<LogState, Error> {
         records: 0,
         stale: false,
         ctime: ctime(&m),
-        marks,
+        marks: Marks::of(head, end),
+        crc: crc_of(head),
+        racy: true,
     })
 }
 
@@ -646,6 +700,7 @@ pub fn prepare_write(
         inner.log.seen_len = inner.log.end;
         // Our own change: not a foreign write to look into at the next refresh.
         inner.log.ctime = ctime(&f.metadata().map_err(Error::io(lpath.clone()))?);
+        inner.log.racy = true;
     }
     Ok(snap)
 }
@@ -725,5 +780,13 @@ impl Inner {
 impl Inner {
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// As if the log's last change had not moved its ctime (a coarse file-system clock:
+    /// a write in the same tick as the previous one).
+    pub fn hide_log_ctime_change(&mut self, dir: &Path) {
+        if let Ok(m) = fs::metadata(dir.join(LOG_FILE)) {
+            self.log.ctime = ctime(&m);
+        }
     }
 }

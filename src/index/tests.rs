@@ -925,3 +925,32 @@ fn damage_in_place_while_open_is_healed_from_memory() {
         assert_eq!(fresh(d.path()), after, "{file} {what}: lost across reopen");
     }
 }
+
+/// On a file system stamping ctime from a coarse clock, a rewrite in the same tick as the
+/// last append leaves size and ctime as they were: the log is then checked by content
+/// until its ctime is old enough to prove anything.
+#[test]
+fn rewrite_in_the_same_clock_tick_is_found_by_content() {
+    use std::os::unix::fs::FileExt;
+    let d = tempfile::tempdir().unwrap();
+    let ix = Index::open_unshared(d.path(), &opts()).unwrap();
+    populate(&ix);
+    let before = (*ix.refresh().unwrap()).clone();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(d.path().join(LOG_FILE))
+        .unwrap();
+    f.write_all_at(b"\xff\xff", 50).unwrap();
+    drop(f);
+    ix.inner.lock().unwrap().hide_log_ctime_change(d.path());
+    assert_eq!(*ix.refresh().unwrap(), before);
+    let mut t = ix.begin().unwrap();
+    t.set_flags(1, 4, 0, true);
+    let after = (*t.commit().unwrap()).clone();
+    drop(ix);
+    assert_eq!(
+        fresh(d.path()),
+        after,
+        "the write after the damage was lost"
+    );
+}
