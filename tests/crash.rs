@@ -989,12 +989,13 @@ fn fault_index_replaced_by_another_mailbox() {
     let (other_validity, _, _) = live.status("Other");
     settle();
     let log_at = srv.log().len();
+    // Put in place as a program replacing files does (new inodes). A copy over the same
+    // inodes is damage to files the server has read: it rewrites them from memory
+    // instead (tests/index_faults.rs).
     for name in ["loft.index", "loft.index.log"] {
-        std::fs::copy(
-            srv.maildir().join(".Other").join(name),
-            index_file(&srv, name),
-        )
-        .unwrap();
+        let tmp = index_file(&srv, &format!("{name}.copy"));
+        std::fs::copy(srv.maildir().join(".Other").join(name), &tmp).unwrap();
+        std::fs::rename(&tmp, index_file(&srv, name)).unwrap();
     }
     let after = after_fault(&mut srv, &mut live, "swapped index");
     check_uid_rules(&before, &after, &[], "swapped index");

@@ -79,16 +79,48 @@ pub fn open_or_create(dir: &Path, opts: &Options) -> Result<(Inner, bool), Error
     }
 }
 
+/// Copies of unreadable files kept per file name (the newest; older ones are removed, so
+/// that a program damaging the files again and again cannot fill the disk through us).
+const BROKEN_KEPT: usize = 3;
+
+/// Renames an unreadable file aside to `<name>.broken-<unix time>` (the damage itself
+/// was logged by whoever found it: this is detail, at info level).
 fn aside(path: &Path) {
     let to = PathBuf::from(format!("{}.broken-{}", path.display(), now_secs()));
     match fs::rename(path, &to) {
-        Ok(()) => tracing::warn!(
-            "unreadable index file {} renamed to {}",
-            path.display(),
-            to.display()
-        ),
+        Ok(()) => {
+            tracing::info!(
+                "unreadable index file {} renamed to {}",
+                path.display(),
+                to.display()
+            );
+            prune_broken(path);
+        }
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => tracing::warn!("could not rename {} aside: {e}", path.display()),
+    }
+}
+
+/// Removes all but the [`BROKEN_KEPT`] newest `<name>.broken-<time>` beside `path`.
+fn prune_broken(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.broken-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut copies: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name();
+            let t = n.to_str()?.strip_prefix(&prefix)?.parse().ok()?;
+            Some((t, e.path()))
+        })
+        .collect();
+    copies.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+    for (_, p) in copies.into_iter().skip(BROKEN_KEPT) {
+        let _ = fs::remove_file(p);
     }
 }
 

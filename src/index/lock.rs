@@ -75,7 +75,7 @@ fn backoff(deadline: Instant, step: &mut u64) -> bool {
 }
 
 fn try_os_lock(f: &File, method: LockMethod) -> io::Result<bool> {
-    let rc = super::mmap::try_lock(f.as_raw_fd(), method == LockMethod::Fcntl);
+    let rc = super::fileio::try_lock(f.as_raw_fd(), method == LockMethod::Fcntl);
     if rc == 0 {
         return Ok(true);
     }

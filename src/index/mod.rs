@@ -1,5 +1,5 @@
-//! The generic mailbox index engine: per-folder files `loft.index` (memory-mapped main
-//! index), `loft.index.log` (append-only transaction log), `loft.index.lock` (write
+//! The generic mailbox index engine: per-folder files `loft.index` (main index, read
+//! whole with `read`, never memory-mapped: see `docs/index-format.md`), `loft.index.log` (append-only transaction log), `loft.index.lock` (write
 //! lock) and `loft.index.cache` (see [`cache`]). Layout: `docs/index-format.md`.
 //!
 //! An [`Index`] is shared by every user of one folder in a process ([`Index::open`] keeps
@@ -15,10 +15,10 @@ pub mod cache;
 
 mod apply;
 mod create;
+mod fileio;
 mod format;
 mod lock;
 mod log;
-mod mmap;
 mod op;
 mod salvage;
 mod state;
@@ -57,7 +57,7 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Options {
     pub fsync: FsyncMode,
     pub lock_method: LockMethod,
-    /// Shared storage: no mmap, dotlocks, re-open files to get fresh attributes.
+    /// Shared storage: dotlocks, re-open files to get fresh attributes.
     pub nfs: bool,
     /// Compaction is due when the log grows past this many bytes (default 1 MiB).
     pub log_compact_bytes: u64,
@@ -347,9 +347,34 @@ impl Index {
 
     /// Catches up with changes by other instances and processes. When nothing changed
     /// (same inodes, same log size) it returns the previous snapshot (`Arc::ptr_eq`).
+    ///
+    /// Damage done in place to files this instance had read (another program truncating
+    /// or rewriting `loft.index` or `loft.index.log`) is healed here: the pair is
+    /// rewritten from the state held in memory under the write lock, with one log line.
+    /// Other damage is `Err(Corrupted)` for the caller to rebuild from the storage.
     pub fn refresh(&self) -> Result<Arc<IndexSnapshot>, Error> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        state::refresh(&self.dir, &self.opts, &mut inner)
+        let (r, healable) = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let r = state::refresh(&self.dir, &self.opts, &mut inner);
+            (r, inner.healable())
+        };
+        match r {
+            // The write lock only for damage to heal: a caller may hold it already.
+            Err(e @ Error::Corrupted { .. }) if healable => {
+                let _held = lock::acquire(&self.dir, self.lock_method(), LOCK_TIMEOUT)?;
+                let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                state::heal(&self.dir, &self.opts, &mut inner, e)
+            }
+            r => r,
+        }
+    }
+
+    fn lock_method(&self) -> LockMethod {
+        if self.opts.nfs {
+            LockMethod::Dotlock
+        } else {
+            self.opts.lock_method
+        }
     }
 
     /// Starts a write transaction: takes the write lock (at most [`LOCK_TIMEOUT`], then
@@ -363,15 +388,36 @@ impl Index {
         let held = lock::acquire(&self.dir, method, LOCK_TIMEOUT)?;
         let base = {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            state::prepare_write(&self.dir, &self.opts, &mut inner)?
+            match state::prepare_write(&self.dir, &self.opts, &mut inner) {
+                Err(e @ Error::Corrupted { .. }) => {
+                    state::heal(&self.dir, &self.opts, &mut inner, e)?;
+                    state::prepare_write(&self.dir, &self.opts, &mut inner)?
+                }
+                r => r?,
+            }
         };
         Ok(Transaction::new(self, held, base))
     }
 
     /// Writes the log bytes of a transaction, then catches up and compacts when due.
+    /// Damage found while catching up after the write is healed at once (the caller's
+    /// transaction holds the write lock); the transaction itself is then lost with the
+    /// damaged log and reported as an error, never silently.
     fn write_txn(&self, bytes: &[u8], sync: bool) -> Result<Arc<IndexSnapshot>, Error> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        state::append(&self.dir, &self.opts, &mut inner, bytes, sync)
+        match state::append(&self.dir, &self.opts, &mut inner, bytes, sync) {
+            Err(e @ Error::Corrupted { .. }) if inner.healable() => {
+                state::heal(&self.dir, &self.opts, &mut inner, e)?;
+                // Not `Corrupted`: the damage is repaired and logged already.
+                Err(Error::Io {
+                    file: self.dir.join(LOG_FILE),
+                    err: std::io::Error::other(
+                        "transaction lost with a log damaged by another program (rewritten); try again",
+                    ),
+                })
+            }
+            r => r,
+        }
     }
 
     /// Rewrites the main index from the current state now (normally automatic).

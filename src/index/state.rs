@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::apply::apply_txn;
 use super::create::write_index;
 use super::format::{decode_index, decode_log_header, LogHeader, LOG_HEADER_LEN};
-use super::{log, mmap, Error, FsyncMode, IndexSnapshot, LockMethod, Options};
+use super::{fileio, log, Error, FsyncMode, IndexSnapshot, LockMethod, Options};
 use super::{INDEX_FILE, LOG_COMPACT_RECORDS, LOG_FILE};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +61,105 @@ pub struct LogState {
     records: u64,
     /// The log is of an older generation than the index: all of it is in the index.
     stale: bool,
+    /// ctime when last looked at: Loft changes the log only by appending (or cutting a
+    /// torn tail after the last commit), so a new ctime at the same size is a foreign
+    /// write in place.
+    ctime: (i64, i64),
+    /// What the log held when read: its header and the last bytes before `end`. A
+    /// catch-up checks them again, so committed bytes rewritten or cut off by another
+    /// program are noticed even when the log grew meanwhile.
+    marks: Marks,
+    /// CRC32 of the bytes `[0, end)` as they were read.
+    crc: crc32fast::Hasher,
+    /// `ctime` may not yet show a write made in the same clock tick as the last change
+    /// we saw (file systems stamp from a coarse clock): until a read of the content at a
+    /// moment [`RACY_NS`] past that ctime matches `crc`, an unchanged stat proves nothing.
+    racy: bool,
+}
+
+/// How long after a file's ctime a stat showing that ctime proves no later write: more
+/// than two ticks of the coarsest kernel clock used for file times (10 ms at HZ=100).
+const RACY_NS: i128 = 50_000_000;
+
+fn crc_of(b: &[u8]) -> crc32fast::Hasher {
+    let mut h = crc32fast::Hasher::new();
+    h.update(b);
+    h
+}
+
+fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// Checks the committed part of the log against what was read when its ctime is still
+/// racy (see [`LogState::racy`]); settles it once the ctime is old enough.
+fn verify_racy_log(lpath: &Path, inner: &mut Inner) -> Result<(), Error> {
+    let before = now_ns();
+    let f = super::open_ro(lpath).map_err(Error::io(lpath.into()))?;
+    let end = inner.log.end;
+    let mut bytes = vec![0u8; end as usize];
+    let n = read_at_most(&f, &mut bytes, 0).map_err(Error::io(lpath.into()))?;
+    if n as u64 != end || crc32fast::hash(&bytes) != inner.log.crc.clone().finalize() {
+        let what = "committed bytes changed (rewritten by another program)";
+        return Err(corrupt(lpath.into(), what, 0));
+    }
+    let (s, ns) = inner.log.ctime;
+    inner.log.racy = before - (i128::from(s) * 1_000_000_000 + i128::from(ns)) < RACY_NS;
+    Ok(())
+}
+
+/// The log header and up to [`TAIL_MARK`] bytes before the end of the last commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Marks {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+const TAIL_MARK: u64 = 32;
+
+impl Marks {
+    /// From the log's bytes `buf` (read from offset 0) with its last commit ending at `end`.
+    fn of(buf: &[u8], end: u64) -> Marks {
+        let end = (end as usize).min(buf.len());
+        let from = end
+            .saturating_sub(TAIL_MARK as usize)
+            .max(LOG_HEADER_LEN.min(end));
+        Marks {
+            head: buf[..LOG_HEADER_LEN.min(buf.len())].to_vec(),
+            tail: buf[from..end].to_vec(),
+        }
+    }
+
+    /// Read from the file, the last commit ending at `end`.
+    fn read(f: &File, end: u64) -> io::Result<Marks> {
+        let from = end.saturating_sub(TAIL_MARK).max(LOG_HEADER_LEN as u64);
+        let mut head = vec![0u8; LOG_HEADER_LEN];
+        let n = read_at_most(f, &mut head, 0)?;
+        head.truncate(n);
+        let mut tail = vec![0u8; end.saturating_sub(from) as usize];
+        let n = read_at_most(f, &mut tail, from)?;
+        tail.truncate(n);
+        Ok(Marks { head, tail })
+    }
+}
+
+fn read_at_most(f: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read_at(&mut buf[got..], at + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+fn ctime(m: &Metadata) -> (i64, i64) {
+    (m.ctime(), m.ctime_nsec())
 }
 
 pub struct Inner {
@@ -73,6 +172,12 @@ pub struct Inner {
     log: LogState,
     /// The last refresh failed: the next one reloads everything.
     broken: bool,
+    /// `snap` is a complete state read from the files (false after a transaction
+    /// failed half-way through being applied to it).
+    trusted: bool,
+    /// The last error was damage done in place to files this state was read from, and
+    /// `snap` is trusted: [`heal`] can rewrite the pair from it.
+    healable: bool,
 }
 
 pub(super) fn corrupt(file: PathBuf, what: impl Into<String>, offset: u64) -> Error {
@@ -117,13 +222,13 @@ fn replaced(path: &Path, was: FileId) -> bool {
 }
 
 /// Loads the pair; `Ok(None)` when there is no index yet.
-pub(super) fn load(dir: &Path, opts: &Options) -> Result<Option<Inner>, Error> {
+pub(super) fn load(dir: &Path, _opts: &Options) -> Result<Option<Inner>, Error> {
     let ipath = dir.join(INDEX_FILE);
     let lpath = dir.join(LOG_FILE);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match load_once(dir, opts, &ipath, &lpath) {
+        match load_once(&ipath, &lpath) {
             // The pair did not match, but the index was replaced meanwhile (compaction or
             // rebuild by another process): look again.
             Err(Retry(e, was)) if attempt < 5 && (replaced(&ipath, was) || attempt < 3) => {
@@ -142,12 +247,7 @@ enum LoadErr {
 }
 use LoadErr::{Fatal, Retry};
 
-fn load_once(
-    dir: &Path,
-    opts: &Options,
-    ipath: &Path,
-    lpath: &Path,
-) -> Result<Option<Inner>, LoadErr> {
+fn load_once(ipath: &Path, lpath: &Path) -> Result<Option<Inner>, LoadErr> {
     let f = match super::open_ro(ipath) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -188,7 +288,7 @@ fn load_once(
     };
     let iid = index_id(&f.metadata().map_err(ioerr(ipath))?);
     let idx = {
-        let bytes = mmap::read_whole(&f, opts.nfs).map_err(ioerr(ipath))?;
+        let bytes = fileio::read_whole(&f).map_err(ioerr(ipath))?;
         decode_index(&bytes).map_err(|b| Fatal(Error::corrupted(ipath.into(), b)))?
     };
     let lf = match super::open_ro(lpath) {
@@ -210,7 +310,8 @@ fn load_once(
             }))
         }
     };
-    let lid = id(&lf.metadata().map_err(ioerr(lpath))?);
+    let lmeta = lf.metadata().map_err(ioerr(lpath))?;
+    let lid = id(&lmeta);
     let lbytes = log::read_from(&lf, 0).map_err(ioerr(lpath))?;
     let lh = decode_log_header(&lbytes).map_err(|b| Fatal(Error::corrupted(lpath.into(), b)))?;
     if lh.pair_id != idx.pair_id {
@@ -258,7 +359,6 @@ fn load_once(
         }
         (sc.end, sc.records)
     };
-    let _ = dir;
     Ok(Some(Inner {
         snap: Arc::new(snap),
         generation: idx.generation,
@@ -272,8 +372,14 @@ fn load_once(
             seen_len: len,
             records,
             stale,
+            ctime: ctime(&lmeta),
+            marks: Marks::of(&lbytes, end),
+            crc: crc_of(&lbytes[..(end as usize).min(lbytes.len())]),
+            racy: true,
         },
         broken: false,
+        trusted: true,
+        healable: false,
     }))
 }
 
@@ -298,6 +404,7 @@ pub(super) fn written(
     };
     let (f, im) = open(&ipath)?;
     let (lf, lm) = open(&lpath)?;
+    let lbytes = log::read_from(&lf, 0).map_err(Error::io(lpath.clone()))?;
     Ok(Inner {
         snap: Arc::new(snap),
         generation,
@@ -311,8 +418,14 @@ pub(super) fn written(
             seen_len: lm.len(),
             records: 0,
             stale: false,
+            ctime: ctime(&lm),
+            marks: Marks::of(&lbytes, lm.len()),
+            crc: crc_of(&lbytes),
+            racy: true,
         },
         broken: false,
+        trusted: true,
+        healable: false,
     })
 }
 
@@ -356,6 +469,7 @@ fn stat(path: &Path, nfs: bool) -> Result<Metadata, Error> {
 }
 
 pub fn refresh(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<Arc<IndexSnapshot>, Error> {
+    inner.healable = false;
     if inner.broken {
         return reload(dir, opts, inner);
     }
@@ -371,44 +485,181 @@ pub fn refresh(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<Arc<Inde
         }
     };
     let len = lm.len();
-    if index_id(&im) != inner.index_id
-        || id(&lm) != inner.log.id
-        || len < inner.log.end
-        || inner.log.stale && len != inner.log.seen_len
-    {
+    let iid = index_id(&im);
+    if iid != inner.index_id {
+        // Loft replaces the index by rename: the same inode changed is a foreign write.
+        return match same_inode(iid, inner.index_id) {
+            true => reload_in_place(dir, opts, inner),
+            false => reload(dir, opts, inner),
+        };
+    }
+    if id(&lm) != inner.log.id || inner.log.stale && len != inner.log.seen_len {
         return reload(dir, opts, inner);
     }
+    if len < inner.log.end {
+        // Loft cuts only torn bytes after the last commit.
+        let what = format!(
+            "log shrank to {len} bytes, below the end of its last commit at {} (truncated by another program)",
+            inner.log.end
+        );
+        return Err(damaged(inner, corrupt(lpath, what, len)));
+    }
+    if len == inner.log.seen_len && ctime(&lm) != inner.log.ctime {
+        return reload_in_place(dir, opts, inner);
+    }
     if len == inner.log.seen_len && inner.log.end == len {
+        if inner.log.racy {
+            if let Err(e) = verify_racy_log(&lpath, inner) {
+                return Err(damaged(inner, e));
+            }
+        }
         return Ok(inner.snap.clone());
     }
-    match catch_up(&lpath, inner) {
+    match catch_up(&lpath, inner, ctime(&lm)) {
         Ok(s) => Ok(s),
-        Err(e) => {
-            inner.broken = true;
-            Err(e)
-        }
+        Err(e) => Err(damaged(inner, e)),
     }
 }
 
-fn catch_up(lpath: &Path, inner: &mut Inner) -> Result<Arc<IndexSnapshot>, Error> {
+fn same_inode(a: FileId, b: FileId) -> bool {
+    (a.dev, a.ino) == (b.dev, b.ino)
+}
+
+/// Marks the state broken after damage found in files it was read from; healable when
+/// the snapshot is whole.
+fn damaged(inner: &mut Inner, e: Error) -> Error {
+    inner.broken = true;
+    inner.healable = inner.trusted && matches!(e, Error::Corrupted { .. });
+    e
+}
+
+/// A file of the pair changed without being replaced (same inode). A valid result is
+/// taken (a `chmod`, a copy of the same bytes); damage, or committed transactions gone
+/// from the log we read, is healable damage.
+fn reload_in_place(
+    dir: &Path,
+    opts: &Options,
+    inner: &mut Inner,
+) -> Result<Arc<IndexSnapshot>, Error> {
+    let (was_log, was_end) = (inner.log.id, inner.log.end);
+    match load(dir, opts) {
+        Ok(Some(new)) if new.log.id == was_log && new.log.end < was_end && !new.log.stale => {
+            let what = format!(
+                "committed transactions after offset {} are gone (rewritten by another program)",
+                new.log.end
+            );
+            Err(damaged(
+                inner,
+                corrupt(dir.join(LOG_FILE), what, new.log.end),
+            ))
+        }
+        Ok(Some(new)) => {
+            *inner = new;
+            Ok(inner.snap.clone())
+        }
+        Ok(None) => Err(damaged(
+            inner,
+            corrupt(dir.join(INDEX_FILE), "index file missing", 0),
+        )),
+        Err(e) => Err(damaged(inner, e)),
+    }
+}
+
+/// Under the write lock, after a refresh found healable damage ([`Inner::healable`]):
+/// writes a new pair (index of the next generation with a new pair id, then an empty
+/// log) from the state this process holds, which loses nothing it had read, and logs
+/// the one line. Files another process replaced meanwhile are read instead.
+pub fn heal(
+    dir: &Path,
+    opts: &Options,
+    inner: &mut Inner,
+    e: Error,
+) -> Result<Arc<IndexSnapshot>, Error> {
+    if !(inner.healable && inner.trusted) {
+        return Err(e);
+    }
+    inner.healable = false;
+    let replaced =
+        |p: &Path, was: FileId| fs::symlink_metadata(p).map_or(true, |m| !same_inode(id(&m), was));
+    if replaced(&dir.join(INDEX_FILE), inner.index_id)
+        || replaced(&dir.join(LOG_FILE), inner.log.id)
+    {
+        if let Ok(Some(new)) = load(dir, opts) {
+            *inner = new;
+            return Ok(inner.snap.clone());
+        }
+    }
+    let gen = inner.generation + 1;
+    let pair_id = new_pair_id();
+    let snap = (*inner.snap).clone();
+    write_index(dir, opts, gen, pair_id, &snap)?;
+    let lh = LogHeader {
+        generation: gen,
+        pair_id,
+        uid_validity: snap.header.uid_validity,
+    };
+    let lpath = dir.join(LOG_FILE);
+    log::create(dir, &lh, opts.fsync != FsyncMode::Never).map_err(Error::io(lpath))?;
+    sync_dir(dir, opts)?;
+    *inner = written(dir, snap, gen, pair_id)?;
+    if let Error::Corrupted { file, what, offset } = &e {
+        tracing::warn!(
+            "index corrupted: {}: {what} at offset {offset}; index files rewritten from this process's state ({} messages, nothing it had read is lost)",
+            file.display(),
+            inner.snap.records.len()
+        );
+    }
+    Ok(inner.snap.clone())
+}
+
+fn catch_up(
+    lpath: &Path,
+    inner: &mut Inner,
+    seen_ctime: (i64, i64),
+) -> Result<Arc<IndexSnapshot>, Error> {
     let f = super::open_ro(lpath).map_err(Error::io(lpath.into()))?;
     let m = f.metadata().map_err(Error::io(lpath.into()))?;
     if id(&m) != inner.log.id {
         return Err(corrupt(lpath.into(), "log replaced while reading", 0));
     }
-    let bytes = log::read_from(&f, inner.log.end).map_err(Error::io(lpath.into()))?;
-    let sc = log::scan(&bytes, inner.log.end).map_err(|b| Error::corrupted(lpath.into(), b))?;
-    inner.log.seen_len = inner.log.end + bytes.len() as u64;
+    // What we read before must still be there: the header, and the bytes before `end`
+    // (read along with the new ones).
+    let end = inner.log.end;
+    let back = inner.log.marks.tail.len() as u64;
+    let head = Marks::read(&f, LOG_HEADER_LEN as u64).map_err(Error::io(lpath.into()))?;
+    let bytes = log::read_from(&f, end - back).map_err(Error::io(lpath.into()))?;
+    if head.head != inner.log.marks.head || !bytes.starts_with(&inner.log.marks.tail) {
+        let what = "committed bytes changed (rewritten by another program)";
+        return Err(corrupt(lpath.into(), what, end - back));
+    }
+    let bytes = &bytes[back as usize..];
+    let sc = log::scan(bytes, end).map_err(|b| Error::corrupted(lpath.into(), b))?;
+    inner.log.seen_len = end + bytes.len() as u64;
+    inner.log.ctime = seen_ctime;
+    inner.log.racy = true;
     if sc.txns.is_empty() {
         return Ok(inner.snap.clone());
     }
     // In place when no one else holds the snapshot (no copy of 100,000 records for one
-    // append); a failure leaves it half-applied, but the caller marks the state broken
-    // and the next refresh reloads from the files.
+    // append); a failure leaves it half-applied: no longer trusted, and the next
+    // refresh reloads from the files.
+    inner.trusted = false;
     let snap = Arc::make_mut(&mut inner.snap);
     for (at, txn) in &sc.txns {
         apply_txn(snap, txn, *at).map_err(|b| Error::corrupted(lpath.into(), b))?;
     }
+    inner.trusted = true;
+    let new_end = (sc.end - end) as usize;
+    let mut tail = match new_end >= TAIL_MARK as usize {
+        true => Vec::new(),
+        false => std::mem::take(&mut inner.log.marks.tail),
+    };
+    tail.extend_from_slice(&bytes[new_end.saturating_sub(TAIL_MARK as usize)..new_end]);
+    let cut = tail.len().saturating_sub(TAIL_MARK as usize);
+    tail.drain(..cut);
+    inner.log.marks.tail = tail;
+    inner.log.crc.update(&bytes[..new_end]);
+    inner.log.racy = true;
     inner.log.end = sc.end;
     inner.log.records += sc.records;
     Ok(inner.snap.clone())
@@ -418,6 +669,8 @@ fn open_log_state(lpath: &Path) -> Result<LogState, Error> {
     let f = super::open_ro(lpath).map_err(Error::io(lpath.into()))?;
     let m = f.metadata().map_err(Error::io(lpath.into()))?;
     let end = LOG_HEADER_LEN as u64;
+    let head = log::read_from(&f, 0).map_err(Error::io(lpath.into()))?;
+    let head = &head[..head.len().min(LOG_HEADER_LEN)];
     Ok(LogState {
         _file: f,
         id: id(&m),
@@ -425,6 +678,10 @@ fn open_log_state(lpath: &Path) -> Result<LogState, Error> {
         seen_len: m.len(),
         records: 0,
         stale: false,
+        ctime: ctime(&m),
+        marks: Marks::of(head, end),
+        crc: crc_of(head),
+        racy: true,
     })
 }
 
@@ -453,6 +710,9 @@ pub fn prepare_write(
             f.sync_data().map_err(Error::io(lpath.clone()))?;
         }
         inner.log.seen_len = inner.log.end;
+        // Our own change: not a foreign write to look into at the next refresh.
+        inner.log.ctime = ctime(&f.metadata().map_err(Error::io(lpath.clone()))?);
+        inner.log.racy = true;
     }
     Ok(snap)
 }
@@ -521,9 +781,24 @@ pub fn compact(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<(), Erro
     Ok(())
 }
 
+impl Inner {
+    /// The last refresh found damage [`heal`] can repair.
+    pub fn healable(&self) -> bool {
+        self.healable && self.trusted
+    }
+}
+
 #[cfg(test)]
 impl Inner {
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// As if the log's last change had not moved its ctime (a coarse file-system clock:
+    /// a write in the same tick as the previous one).
+    pub fn hide_log_ctime_change(&mut self, dir: &Path) {
+        if let Ok(m) = fs::metadata(dir.join(LOG_FILE)) {
+            self.log.ctime = ctime(&m);
+        }
     }
 }

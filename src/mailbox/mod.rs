@@ -336,11 +336,15 @@ pub struct CopyResult {
     pub dest_uids: Vec<Uid>,
 }
 
-/// Message bytes, either read into memory or mapped. Always CRLF line ends, exactly
-/// [`MessageMeta::size`] octets.
+/// Message bytes read into memory. Always CRLF line ends, exactly [`MessageMeta::size`]
+/// octets (unless the file changed behind the store's back).
+///
+/// Never a memory map of the mail file: another program may truncate the file at any
+/// moment, and a mapped page past its new end would kill the whole daemon with SIGBUS
+/// (see "Reading files" in docs/index-format.md). Stores read what a command needs (the
+/// header, a byte range through [`Mailbox::fetch_range`], or the whole message).
 pub enum MessageData {
     Owned(Vec<u8>),
-    Mapped(memmap2::Mmap),
 }
 
 impl Deref for MessageData {
@@ -348,7 +352,6 @@ impl Deref for MessageData {
     fn deref(&self) -> &[u8] {
         match self {
             MessageData::Owned(v) => v,
-            MessageData::Mapped(m) => m,
         }
     }
 }

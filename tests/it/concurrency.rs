@@ -182,10 +182,14 @@ async fn uidvalidity_change_ends_the_selected_session() {
         .await;
     c.collect("y").await;
     c.ok("SELECT INBOX").await;
-    // Index files of another folder copied over INBOX's: its UIDs cannot be trusted.
+    // Index files of another folder put in place of INBOX's (new inodes, as a program
+    // replacing files does; a copy over the same inodes is damage the running process
+    // repairs from memory instead): its UIDs cannot be trusted.
     let root = srv.maildir(USER);
     for f in ["loft.index", "loft.index.log"] {
-        std::fs::copy(root.join(".Other").join(f), root.join(f)).unwrap();
+        let tmp = root.join(format!("{f}.copy"));
+        std::fs::copy(root.join(".Other").join(f), &tmp).unwrap();
+        std::fs::rename(&tmp, root.join(f)).unwrap();
     }
     let r = c.cmd("NOOP").await;
     assert!(r.iter().any(|l| l.starts_with("* BYE ")), "{r:?}");

@@ -1,12 +1,13 @@
-//! The open cache file: reading through a read-only memory map (or `pread` on NFS), the
-//! exclusive `flock` on the file itself, header slot reads and writes, and creating a new
-//! file atomically (temp + fsync + rename). Knows the byte layout only through `format`;
-//! knows nothing of decisions.
+//! The open cache file: reading with `pread` (never a memory map: another program may
+//! truncate the file at any moment, and a mapped page past the new end kills the process
+//! with SIGBUS; see "Reading files" in `docs/index-format.md`), the exclusive `flock` on
+//! the file itself, header slot reads and writes, and creating a new file atomically
+//! (temp + fsync + rename). Knows the byte layout only through `format`; knows nothing
+//! of decisions.
 
 use super::format::{self, Entry, Preamble};
 use crate::config::FsyncMode;
 use crate::index::Error;
-use memmap2::Mmap;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -16,6 +17,9 @@ use std::time::{Duration, Instant};
 
 /// How long a writer waits for another process's lock before `Error::Locked`.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Largest read buffer kept between reads.
+const SCRATCH_KEEP: usize = 256 * 1024;
 
 pub(super) fn io(file: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |err| Error::Io {
@@ -36,7 +40,6 @@ pub(super) fn corrupted(file: &Path, (what, offset): format::Damage) -> Error {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Settings {
     pub fsync: FsyncMode,
-    pub nfs: bool,
     pub drop_days: u32,
 }
 
@@ -47,9 +50,8 @@ pub(super) struct Disk {
     /// (device, inode) of `file`; a different pair at `path` means another process
     /// replaced the file (compaction, rebuild).
     pub ident: (u64, u64),
-    /// Read-only map of the file; `None` under `nfs` or while the file is empty of records.
-    map: Option<Mmap>,
-    pub nfs: bool,
+    /// Reused buffer of [`Disk::with_bytes`].
+    scratch: Vec<u8>,
     pub pre: Preamble,
     /// Sequence number of the newest valid header slot read, and which slot (0/1) held it.
     pub seq: u64,
@@ -62,7 +64,7 @@ pub(super) struct Disk {
 
 impl Disk {
     /// Opens `path` and decodes its preamble and newest header slot.
-    pub fn open(path: &Path, nfs: bool) -> Result<(Disk, Vec<Entry>), Error> {
+    pub fn open(path: &Path) -> Result<(Disk, Vec<Entry>), Error> {
         let file = match crate::index::open_rw(path) {
             Ok(f) => f,
             // A link in the cache's place is not followed: damaged, rebuilt beside it.
@@ -79,8 +81,7 @@ impl Disk {
             path: path.to_path_buf(),
             file,
             ident: (meta.dev(), meta.ino()),
-            map: None,
-            nfs,
+            scratch: Vec::new(),
             pre,
             seq: 0,
             active: 0,
@@ -149,8 +150,8 @@ impl Disk {
         }
     }
 
-    /// Bytes `[from, to)` of the file, from the map when there is one (remapping after
-    /// growth), else read. The range must lie inside the file as last measured.
+    /// Calls `f` with bytes `[from, to)` of the file as read now: fewer when the file
+    /// ends sooner (another program may have truncated it; callers check what they get).
     pub fn with_bytes<R>(
         &mut self,
         from: u64,
@@ -160,28 +161,39 @@ impl Disk {
         if to <= from {
             return Ok(f(&[]));
         }
-        if !self.nfs {
-            if self.map.as_ref().is_none_or(|m| (m.len() as u64) < to) {
-                // SAFETY: the map is read-only and only ever read in ranges below the end of
-                // the records we have checked. Loft processes only append to this file, or
-                // truncate a torn tail *past* the last good record, and replace it by rename
-                // (this map keeps the old inode alive), so mapped bytes we read never change
-                // or vanish. Every access is bounds-checked against `m.len()` below.
-                self.map = Some(unsafe { Mmap::map(&self.file) }.map_err(io(&self.path))?);
-            }
-            if let Some(b) = self
-                .map
-                .as_ref()
-                .and_then(|m| m.get(from as usize..to as usize))
-            {
-                return Ok(f(b));
-            }
-        }
         let len = usize::try_from(to - from)
             .map_err(|_| corrupted(&self.path, ("range too large".into(), from)))?;
-        let mut buf = vec![0u8; len];
-        let n = read_full(&self.file, &mut buf, from).map_err(io(&self.path))?;
-        Ok(f(&buf[..n]))
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.resize(len, 0);
+        let n = read_full(&self.file, &mut buf, from);
+        let r = n.map(|n| f(&buf[..n])).map_err(io(&self.path));
+        // A big one-off read (a scan, a large value) does not stay allocated.
+        if buf.capacity() <= SCRATCH_KEEP {
+            self.scratch = buf;
+        }
+        r
+    }
+
+    /// Whether bytes `[from, to)` are all zero (a file extended but never written: what a
+    /// crash can leave), read in pieces.
+    pub fn zeros(&self, from: u64, to: u64) -> Result<bool, Error> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut at = from;
+        while at < to {
+            let want = buf
+                .len()
+                .min(usize::try_from(to - at).unwrap_or(usize::MAX));
+            let n = read_full(&self.file, &mut buf[..want], at).map_err(io(&self.path))?;
+            if buf[..n].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            if n < want {
+                break;
+            }
+            at += n as u64;
+        }
+        Ok(true)
     }
 
     /// Takes the exclusive lock on this file, waiting at most `LOCK_WAIT`.

@@ -233,13 +233,15 @@ pub(super) fn record_value(b: &[u8]) -> Option<&[u8]> {
     (crc == crc32fast::hash(b.get(..end)?)).then(|| &b[REC_HEAD..end])
 }
 
-/// The value of an already verified record at `b[0]` after checking that its head still
-/// says `uid` and `len` (no CRC: for reads of records indexed at open).
-pub(super) fn record_checked_head(b: &[u8], uid: u32, len: u32) -> Option<&[u8]> {
+/// The value of a record indexed earlier, read again at `b[0]`: its head must still say
+/// `uid` and `len` and its CRC must match. Another program may have rewritten any byte
+/// since the record was indexed, and a value is never served unchecked (the CRC costs
+/// about as much as copying the value).
+pub(super) fn record_checked(b: &[u8], uid: u32, len: u32) -> Option<&[u8]> {
     if u32_at(b, 0)? != uid || u32_at(b, 6)? != len {
         return None;
     }
-    b.get(REC_HEAD..REC_HEAD + len as usize)
+    record_value(b.get(..record_len(len) as usize)?)
 }
 
 /// Where a scan of records stopped.

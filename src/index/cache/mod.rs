@@ -24,8 +24,8 @@
 //! Values are appended as CRC-checked records (`docs/index-cache-format.md`) under an
 //! exclusive `flock` on the cache file (the configured lock method guards the main index;
 //! the cache, holding only derivable data, always uses `flock`, which Linux maps onto NFS
-//! byte-range locks). Readers map the file read-only (or `pread` with `nfs`) and see a
-//! prefix of the appends; a torn tail is ignored and cut off by the next writer;
+//! byte-range locks). Readers read it with `pread` (never a memory map: a file truncated
+//! by another program would kill the process with SIGBUS) and see a prefix of the appends; a torn tail is ignored and cut off by the next writer;
 //! compaction writes a new file and renames it over the old one. Damage found at open
 //! is `Error::Corrupted` (the caller logs it and calls [`Cache::rebuild_empty`], or uses
 //! [`Cache::open_or_rebuild`]); damage found later is logged once and healed in place.
@@ -95,7 +95,6 @@ pub struct Cache {
 fn settings(opts: &Options) -> Settings {
     Settings {
         fsync: opts.fsync,
-        nfs: opts.nfs,
         drop_days: opts.cache_drop_days,
     }
 }
@@ -116,7 +115,7 @@ impl Cache {
         if !path.exists() {
             write::create(&path, &set, &[], 0, false)?;
         }
-        let inner = Inner::load(&path, &set)?;
+        let inner = Inner::load(&path)?;
         Ok(Cache {
             path,
             set,
@@ -130,7 +129,7 @@ impl Cache {
     pub fn rebuild_empty(dir: &Path, opts: &Options) -> Result<Cache, Error> {
         let path = dir.join(FILE_NAME);
         let set = settings(opts);
-        let (mut entries, uid_validity) = match disk::Disk::open(&path, true) {
+        let (mut entries, uid_validity) = match disk::Disk::open(&path) {
             Ok((d, entries)) => (entries, d.pre.uid_validity),
             Err(Error::Corrupted { what, .. }) => {
                 if what.contains("newer") {
@@ -149,7 +148,7 @@ impl Cache {
             e.id = i as u16;
         }
         write::create(&path, &set, &entries, uid_validity, true)?;
-        let inner = Inner::load(&path, &set)?;
+        let inner = Inner::load(&path)?;
         Ok(Cache {
             path,
             set,
@@ -186,17 +185,21 @@ impl Cache {
     pub fn get(&self, uid: u32, field: &str, newest_uid: u32) -> Option<Vec<u8>> {
         let mut g = self.lock();
         let i = note_use(&mut g, field, uid, newest_uid)?;
-        g.read(i, uid)
+        let v = g.read(i, uid);
+        self.heal_damage(&mut g);
+        v
     }
 
     /// `get` for many uids under one lock (FETCH 1:*); counts as one use.
     pub fn get_many(&self, uids: &[u32], field: &str, newest_uid: u32) -> Vec<Option<Vec<u8>>> {
         let mut g = self.lock();
         let min = uids.iter().copied().min().unwrap_or(u32::MAX);
-        match note_use(&mut g, field, min, newest_uid) {
-            Some(i) => uids.iter().map(|&u| g.read(i, u)).collect(),
-            None => vec![None; uids.len()],
+        let mut v = vec![None; uids.len()];
+        if let Some(i) = note_use(&mut g, field, min, newest_uid) {
+            g.read_many_with(i, uids, &mut |k, x| v[k] = x.map(<[u8]>::to_vec));
         }
+        self.heal_damage(&mut g);
+        v
     }
 
     /// `get_many` without copies: calls `f(i, value)` for each `uids[i]` in order, with
@@ -211,13 +214,10 @@ impl Cache {
         let mut g = self.lock();
         let min = uids.iter().copied().min().unwrap_or(u32::MAX);
         match note_use(&mut g, field, min, newest_uid) {
-            Some(fi) => {
-                for (i, &u) in uids.iter().enumerate() {
-                    g.read_with(fi, u, &mut |v| f(i, v));
-                }
-            }
+            Some(fi) => g.read_many_with(fi, uids, f),
             None => (0..uids.len()).for_each(|i| f(i, None)),
         }
+        self.heal_damage(&mut g);
     }
 
     /// Offers a value computed on a miss; stored when the field's decision wants it (and
@@ -237,6 +237,7 @@ impl Cache {
         if g.fields[i].locs.contains_key(&uid) && g.read(i, uid).as_deref() == Some(value) {
             return;
         }
+        self.heal_damage(&mut g);
         g.store_pending(i, uid, value.to_vec());
         if g.pending_bytes > PENDING_LIMIT {
             if let Err(e) = self.write(&mut g) {
@@ -354,6 +355,17 @@ impl Cache {
         self.heal(&mut g, r)
     }
 
+    /// Heals damage that reads ran into (see [`Inner::damage`]): logged once, the file
+    /// replaced by an empty one. Reads of it already stopped, so a failure to write the
+    /// new file costs only cached values, and is logged too.
+    fn heal_damage(&self, g: &mut Inner) {
+        if let Some(e) = g.damage.take() {
+            if let Err(e) = self.heal(g, Err(e)) {
+                tracing::warn!(file = %self.path.display(), "index cache: cannot replace the damaged file: {}", describe(&e));
+            }
+        }
+    }
+
     /// Replaces a damaged file by an empty one holding our decisions.
     fn heal(&self, g: &mut Inner, r: Result<(), Error>) -> Result<(), Error> {
         let Err(e @ Error::Corrupted { .. }) = r else {
@@ -379,7 +391,7 @@ impl Cache {
             true,
         )?;
         let day = g.day_override;
-        *g = Inner::load(&self.path, &self.set)?;
+        *g = Inner::load(&self.path)?;
         g.day_override = day;
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! operations that keep them in step with the file: load, catch-up with other processes,
 //! reads, locking (writing is in `write.rs`). Never interprets values.
 
-use super::disk::{corrupted, io, Disk, LockGuard, Settings};
+use super::disk::{corrupted, io, read_full, Disk, LockGuard, Settings};
 use super::format::{self, Entry};
 use super::Decision;
 use crate::index::Error;
@@ -94,6 +94,40 @@ pub(super) struct Inner {
     pub pending: Vec<Pending>,
     pub pending_bytes: usize,
     pub day_override: Option<u32>,
+    /// A record indexed earlier no longer reads back as it was: the file was changed
+    /// in place behind our back. Set by reads, healed (and logged) by the caller.
+    pub damage: Option<Error>,
+}
+
+/// Bytes read at a time when indexing records: more than twice the largest record
+/// (`MAX_VALUE` + 14), so every record fits in the window that starts at it.
+const SCAN_WINDOW: u64 = 4 << 20;
+
+/// Bytes read at a time by [`Inner::read_many_with`] while the records it reads lie
+/// next to each other (the usual case: values are appended, and compaction sorts them,
+/// in uid order).
+const READ_WINDOW: u64 = 128 * 1024;
+
+fn lookup(ids: &[Option<usize>], id: u16) -> Option<usize> {
+    ids.get(usize::from(id)).copied().flatten()
+}
+
+/// Records a scanned record as the current value of `(uid, f)`.
+fn index_record(f: &mut Field, uid: u32, off: u64, len: u32) {
+    match f.locs.entry(uid) {
+        // A value still waiting to be written here is newer: keep it.
+        MapEntry::Occupied(e) if matches!(e.get(), Loc::Pending(_)) => {}
+        MapEntry::Occupied(mut e) => {
+            if let Loc::File { len: old, .. } = e.insert(Loc::File { off, len }) {
+                f.bytes = f.bytes.saturating_sub(u64::from(old));
+            }
+            f.bytes += u64::from(len);
+        }
+        MapEntry::Vacant(e) => {
+            e.insert(Loc::File { off, len });
+            f.bytes += u64::from(len);
+        }
+    }
 }
 
 /// Outcome of catching up with the file at its path.
@@ -105,14 +139,15 @@ enum CatchUp {
 
 impl Inner {
     /// Opens the file at `path` and indexes every record (one sequential pass).
-    pub fn load(path: &Path, set: &Settings) -> Result<Inner, Error> {
-        let (disk, entries) = Disk::open(path, set.nfs)?;
+    pub fn load(path: &Path) -> Result<Inner, Error> {
+        let (disk, entries) = Disk::open(path)?;
         let mut inner = Inner {
             disk,
             fields: entries.iter().map(Field::from_entry).collect(),
             pending: Vec::new(),
             pending_bytes: 0,
             day_override: None,
+            damage: None,
         };
         let size = inner.disk.open_size;
         inner.scan_tail(false, size)?;
@@ -120,15 +155,67 @@ impl Inner {
     }
 
     /// Indexes records appended after `disk.end`. Under the lock a torn tail is cut off.
-    /// `size` must have been measured before the header in use was read.
+    /// `size` must have been measured before the header in use was read. Reads the file
+    /// in windows of [`SCAN_WINDOW`] bytes, so a cache of hundreds of megabytes never
+    /// sits in memory whole.
     fn scan_tail(&mut self, locked: bool, size: u64) -> Result<CatchUp, Error> {
         if size < self.disk.end {
+            // Loft only appends and cuts torn bytes *after* the last good record: this
+            // file was truncated behind our back (same inode, see `replaced`).
+            tracing::warn!(file = %self.disk.path.display(), was = self.disk.end, now = size,
+                "index cache: file shrank below its last good record (truncated by another program); reloading it");
             return Ok(CatchUp::Reload);
         }
-        // Field id -> index in `fields`, as a table: one lookup per record.
-        let top = self
-            .fields
-            .iter()
+        let ids = self.field_ids();
+        let mut pos = self.disk.end;
+        let end = loop {
+            let to = size.min(pos.saturating_add(SCAN_WINDOW));
+            let fields = &mut self.fields;
+            let (r, short) = self.disk.with_bytes(pos, to, |b| {
+                let r = format::scan(
+                    b,
+                    pos,
+                    &|id| lookup(&ids, id).is_some(),
+                    &mut |uid, id, off, len| {
+                        if let Some(f) = lookup(&ids, id).and_then(|i| fields.get_mut(i)) {
+                            index_record(f, uid, off, len);
+                        }
+                    },
+                );
+                (r, (b.len() as u64) < to - pos)
+            })?;
+            let r = r.map_err(|d| corrupted(&self.disk.path, d))?;
+            // The end of the file (as measured, or sooner when it shrank meanwhile).
+            if to >= size || short {
+                break r;
+            }
+            if r.valid_end > pos {
+                pos = r.valid_end;
+                continue;
+            }
+            // No record fits at `pos` although a whole window follows: zeros up to the
+            // end are a crash artefact, anything else is damage.
+            if self.disk.zeros(pos, size)? {
+                break r;
+            }
+            return Err(corrupted(
+                &self.disk.path,
+                ("unreadable record followed by more data".into(), pos),
+            ));
+        };
+        self.disk.end = end.valid_end;
+        if end.torn && locked {
+            self.disk
+                .file
+                .set_len(end.valid_end)
+                .map_err(io(&self.disk.path))?;
+        }
+        Ok(CatchUp::Done)
+    }
+
+    /// Field id -> index in `fields`, as a table: one lookup per record.
+    fn field_ids(&self) -> Vec<Option<usize>> {
+        let top = (self.fields.iter())
             .filter_map(|f| f.id)
             .max()
             .map_or(0, usize::from);
@@ -138,42 +225,7 @@ impl Inner {
                 ids[usize::from(id)] = Some(i);
             }
         }
-        let from = self.disk.end;
-        let fields = &mut self.fields;
-        let known = |id: u16| ids.get(usize::from(id)).is_some_and(Option::is_some);
-        let end = self
-            .disk
-            .with_bytes(from, size, |b| {
-                format::scan(b, from, &known, &mut |uid, id, off, len| {
-                    let slot = ids.get(usize::from(id)).copied().flatten();
-                    let Some(f) = slot.and_then(|i| fields.get_mut(i)) else {
-                        return;
-                    };
-                    match f.locs.entry(uid) {
-                        // A value still waiting to be written here is newer: keep it.
-                        MapEntry::Occupied(e) if matches!(e.get(), Loc::Pending(_)) => {}
-                        MapEntry::Occupied(mut e) => {
-                            if let Loc::File { len: old, .. } = e.insert(Loc::File { off, len }) {
-                                f.bytes = f.bytes.saturating_sub(u64::from(old));
-                            }
-                            f.bytes += u64::from(len);
-                        }
-                        MapEntry::Vacant(e) => {
-                            e.insert(Loc::File { off, len });
-                            f.bytes += u64::from(len);
-                        }
-                    }
-                })
-            })?
-            .map_err(|d| corrupted(&self.disk.path, d))?;
-        self.disk.end = end.valid_end;
-        if end.torn && locked {
-            self.disk
-                .file
-                .set_len(end.valid_end)
-                .map_err(io(&self.disk.path))?;
-        }
-        Ok(CatchUp::Done)
+        ids
     }
 
     /// Merges a header read from the file. `newer`: it is at least as new as the last one
@@ -256,7 +308,7 @@ impl Inner {
                 false,
             )?;
         }
-        let mut fresh = Inner::load(&self.disk.path, set)?;
+        let mut fresh = Inner::load(&self.disk.path)?;
         fresh.day_override = self.day_override;
         let has_pending: Vec<bool> = {
             let mut v = vec![false; self.fields.len()];
@@ -357,41 +409,142 @@ impl Inner {
         out
     }
 
-    /// Calls `f` with the current value of `(uid, fields[field])`, borrowed from the map
-    /// (no copy) or the pending list.
+    /// Calls `f` with the current value of `(uid, fields[field])`, borrowed from the
+    /// read buffer (no copy) or the pending list.
     pub fn read_with(&mut self, field: usize, uid: u32, f: &mut dyn FnMut(Option<&[u8]>)) {
-        let Some(loc) = self
-            .fields
-            .get(field)
-            .and_then(|x| x.locs.get(&uid))
-            .copied()
-        else {
-            return f(None);
+        let loc = self.loc(field, uid);
+        let Some(Loc::File { off, len }) = loc else {
+            return f(loc.and_then(|l| self.pending_value(l)));
         };
-        match loc {
-            Loc::Pending(k) => f(self.pending.get(k).map(|p| &p.value[..])),
-            Loc::File { off, len } => {
-                // Checked by CRC when indexed; records never change in place, and the head
-                // check catches a file rewritten behind our back.
-                let found = self
-                    .disk
-                    .with_bytes(off, off + format::record_len(len), |b| {
-                        let v = format::record_checked_head(b, uid, len);
-                        f(v);
-                        v.is_some()
-                    });
-                if found.is_err() {
-                    f(None);
-                }
-                if found.ok() != Some(true) {
-                    tracing::warn!(file = %self.disk.path.display(), offset = off,
-                        "index cache: record changed on disk, ignoring it");
-                    if let Some(x) = self.fields.get_mut(field) {
-                        x.locs.remove(&uid);
-                        x.bytes = x.bytes.saturating_sub(u64::from(len));
-                    }
+        // Loft never changes a record in place: a failed check is another program's
+        // doing (file truncated or rewritten).
+        let found = self
+            .disk
+            .with_bytes(off, off + format::record_len(len), |b| {
+                let v = format::record_checked(b, uid, len);
+                f(v);
+                v.is_some()
+            });
+        if found.is_err() {
+            f(None);
+        }
+        if found.ok() != Some(true) {
+            self.damaged(off);
+        }
+    }
+
+    /// [`Inner::read_with`] for many uids: `f(i, value)` for each `uids[i]`. Records
+    /// lying next to each other in the file are read together, a window at a time.
+    pub fn read_many_with(
+        &mut self,
+        field: usize,
+        uids: &[u32],
+        f: &mut dyn FnMut(usize, Option<&[u8]>),
+    ) {
+        let mut win = Window::default();
+        for (i, &uid) in uids.iter().enumerate() {
+            let loc = self.loc(field, uid);
+            let Some(Loc::File { off, len }) = loc else {
+                f(i, loc.and_then(|l| self.pending_value(l)));
+                continue;
+            };
+            let end = off + format::record_len(len);
+            match win
+                .read(&self.disk, off, end)
+                .and_then(|b| format::record_checked(b, uid, len))
+            {
+                Some(v) => f(i, Some(v)),
+                None => {
+                    f(i, None);
+                    self.damaged(off);
                 }
             }
         }
+    }
+
+    fn loc(&self, field: usize, uid: u32) -> Option<Loc> {
+        self.fields.get(field)?.locs.get(&uid).copied()
+    }
+
+    fn pending_value(&self, loc: Loc) -> Option<&[u8]> {
+        match loc {
+            Loc::Pending(k) => self.pending.get(k).map(|p| &p.value[..]),
+            Loc::File { .. } => None,
+        }
+    }
+
+    /// A record indexed earlier does not read back: the file was changed in place. No
+    /// value of it is trusted any more (so nothing more is read, or logged, from it);
+    /// the caller heals the file (one log line) through [`Inner::damage`].
+    fn damaged(&mut self, off: u64) {
+        if self.damage.is_none() {
+            self.damage = Some(corrupted(
+                &self.disk.path,
+                (
+                    "a record read earlier changed on disk (file truncated or rewritten by another program)".into(),
+                    off,
+                ),
+            ));
+        }
+        for f in &mut self.fields {
+            f.locs.retain(|_, l| matches!(l, Loc::Pending(_)));
+            f.bytes = 0;
+        }
+    }
+}
+
+/// Bytes of the cache file read ahead by [`Inner::read_many_with`] and compaction.
+#[derive(Default)]
+pub(super) struct Window {
+    start: u64,
+    bytes: Vec<u8>,
+    /// Records served from the current window.
+    hits: u32,
+    /// The previous window served a single record: read only what is asked next.
+    scattered: bool,
+}
+
+impl Window {
+    /// Bytes `[from, to)`, from the window or after reading a new one there. `None`
+    /// when the file ends sooner (truncated by another program) or cannot be read.
+    pub fn read(&mut self, disk: &Disk, from: u64, to: u64) -> Option<&[u8]> {
+        if !self.covers(from, to) {
+            self.fill(disk, from, to);
+        }
+        self.get(from, to)
+    }
+
+    fn covers(&self, from: u64, to: u64) -> bool {
+        from >= self.start && to <= self.start + self.bytes.len() as u64
+    }
+
+    fn get(&mut self, from: u64, to: u64) -> Option<&[u8]> {
+        if !self.covers(from, to) {
+            return None;
+        }
+        self.hits += 1;
+        let at = (from - self.start) as usize;
+        self.bytes.get(at..at + (to - from) as usize)
+    }
+
+    /// Reads from `from`: at least up to `to`, more (up to [`READ_WINDOW`], not past the
+    /// last good record) while records come in file order. A failed or short read leaves
+    /// fewer bytes, and `get` then finds the record missing.
+    fn fill(&mut self, disk: &Disk, from: u64, to: u64) {
+        if !self.bytes.is_empty() {
+            self.scattered = self.hits <= 1;
+        }
+        let ahead = if self.scattered {
+            to
+        } else {
+            from + READ_WINDOW
+        };
+        let end = ahead.min(disk.end).max(to);
+        self.start = from;
+        self.hits = 0;
+        self.bytes.clear();
+        self.bytes.resize((end - from) as usize, 0);
+        let n = read_full(&disk.file, &mut self.bytes, from).unwrap_or(0);
+        self.bytes.truncate(n);
     }
 }

@@ -4,7 +4,7 @@
 
 use super::disk::{io, NewFile, Settings};
 use super::format::{self, Entry};
-use super::state::{Field, Inner, Loc};
+use super::state::{Field, Inner, Loc, Window};
 use super::Decision;
 use crate::config::FsyncMode;
 use crate::index::Error;
@@ -171,6 +171,7 @@ impl Inner {
         // Ordered by uid so that a FETCH of several fields reads neighbouring bytes.
         items.sort_unstable_by_key(|&(uid, id, _)| (uid, id));
         let mut rec = Vec::new();
+        let mut windows: Vec<Window> = kept.iter().map(|_| Window::default()).collect();
         for (uid, id, loc) in items {
             rec.clear();
             match loc {
@@ -179,19 +180,24 @@ impl Inner {
                     None => continue,
                 },
                 Loc::File { off, len } => {
+                    // One read-ahead window per field: each field's records lie in
+                    // file order, the output goes by uid across fields.
+                    let Some(win) = windows.get_mut(usize::from(id)) else {
+                        continue;
+                    };
                     let end = off + format::record_len(len);
-                    self.disk.with_bytes(off, end, |b| {
-                        if let Some(v) = format::record_value(b) {
-                            format::encode_record(&mut rec, uid, id, v);
-                        }
-                    })?;
+                    let read = win.read(&self.disk, off, end);
+                    match read.and_then(|b| format::record_checked(b, uid, len)) {
+                        Some(v) => format::encode_record(&mut rec, uid, id, v),
+                        None => continue,
+                    }
                 }
             }
             out.append(&rec)?;
         }
         out.finish(&path, set.fsync, true)?;
         let day = self.day_override;
-        *self = Inner::load(&path, set)?;
+        *self = Inner::load(&path)?;
         self.day_override = day;
         Ok(())
     }

@@ -638,7 +638,13 @@ impl FolderState {
         fp.list_len = saved.list_len;
         fp.index = saved.index;
         // What this scan proves, for STATUS without a listing (see `quick_status`).
-        let stamp = format!("{} {} {}\n", fp.cur, fp.new, taken);
+        let stamp = encode_stamp(&Stamp {
+            cur: fp.cur,
+            new: fp.new,
+            taken,
+            uid_validity: post.header.uid_validity,
+            uid_next: post.header.uid_next,
+        });
         if let Err(e) = fsio::write_atomic(
             &self.folder.path.join(SCAN_STAMP),
             stamp.as_bytes(),
@@ -899,6 +905,79 @@ fn snapshot_from_index(keywords: &Keywords, snap: &IndexSnapshot) -> Snapshot {
     }
 }
 
+/// What a complete scan proves (`loft.index.scan`): while `cur/` and `new/` keep these
+/// mtimes, an index of this UIDVALIDITY and UIDNEXT holds every message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    /// mtimes (ns) of `cur/` and `new/`.
+    cur: i128,
+    new: i128,
+    /// When the scan started (ns).
+    taken: i128,
+    uid_validity: u32,
+    uid_next: u32,
+}
+
+/// The content of `loft.index.scan`: the five numbers of [`Stamp`] and the CRC32 (hex)
+/// of the text before it.
+fn encode_stamp(s: &Stamp) -> String {
+    let nums = format!(
+        "{} {} {} {} {}",
+        s.cur, s.new, s.taken, s.uid_validity, s.uid_next
+    );
+    format!("{nums} {:08x}\n", crc32fast::hash(nums.as_bytes()))
+}
+
+/// Reads a scan stamp: `Ok(None)` for the three-number stamp of earlier versions (not
+/// trusted, not damage either), `Err(what)` for anything else that is not a stamp.
+fn decode_stamp(b: &[u8]) -> std::result::Result<Option<Stamp>, String> {
+    let bad = |what: &str| Err(format!("scan stamp {what}"));
+    let Ok(text) = std::str::from_utf8(b) else {
+        return bad("is not text");
+    };
+    let Some(body) = text.strip_suffix('\n') else {
+        return bad("does not end with a line end (truncated?)");
+    };
+    let w: Vec<&str> = body.split(' ').collect();
+    let n: Vec<Option<i128>> = w.iter().take(5).map(|x| x.parse().ok()).collect();
+    if w.len() == 3 && n.iter().all(Option::is_some) {
+        return Ok(None);
+    }
+    let (6, [Some(cur), Some(new), Some(taken), Some(uv), Some(un)], Some(crc)) = (
+        w.len(),
+        n.as_slice(),
+        w.last()
+            .filter(|c| c.len() == 8)
+            .and_then(|c| u32::from_str_radix(c, 16).ok()),
+    ) else {
+        return bad("is not five numbers and a checksum");
+    };
+    if crc != crc32fast::hash(&body.as_bytes()[..body.len() - 9]) {
+        return bad("checksum mismatch (rewritten by another program?)");
+    }
+    let (Ok(uid_validity), Ok(uid_next)) = (u32::try_from(*uv), u32::try_from(*un)) else {
+        return bad("holds a UID out of range");
+    };
+    Ok(Some(Stamp {
+        cur: *cur,
+        new: *new,
+        taken: *taken,
+        uid_validity,
+        uid_next,
+    }))
+}
+
+/// Logs a damaged or contradicted scan stamp once: the stamp is removed (the next
+/// complete scan writes a new one).
+fn reject_stamp(folder: &Folder, what: &str) {
+    let path = folder.path.join(SCAN_STAMP);
+    tracing::warn!(
+        "index corrupted: {}: {what}; removed, the folder is listed again",
+        path.display()
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
 /// STATUS from the index alone when the last complete scan's stamp proves that the
 /// directories did not change since (a stat of `cur/` and `new/`, a read of the stamp and
 /// of the index). `None`: a scan is needed.
@@ -906,9 +985,22 @@ pub fn quick_status(folder: &Folder, fsync: FsyncMode) -> Option<crate::mailbox:
     if !folder.path.join(crate::index::INDEX_FILE).is_file() {
         return None;
     }
-    let text = std::fs::read_to_string(folder.path.join(SCAN_STAMP)).ok()?;
-    let mut w = text.split_whitespace().map(|x| x.parse::<i128>().ok());
-    let (cur, new, taken) = (w.next()??, w.next()??, w.next()??);
+    // Beneath the mail root, never through a link (a link in its place reads as damage).
+    let text = {
+        use std::io::Read;
+        let mut f = folder.open_read(&folder.path.join(SCAN_STAMP)).ok()?;
+        let mut v = Vec::new();
+        f.by_ref().take(4096).read_to_end(&mut v).ok()?;
+        v
+    };
+    let stamp = match decode_stamp(&text) {
+        Ok(s) => s?,
+        Err(what) => {
+            reject_stamp(folder, &what);
+            return None;
+        }
+    };
+    let (cur, new, taken) = (stamp.cur, stamp.new, stamp.taken);
     let fp = Fingerprint::take(folder);
     let nfs = nfs();
     if fp.cur != cur || fp.new != new || racy_stamp(cur, taken, nfs) || racy_stamp(new, taken, nfs)
@@ -920,6 +1012,16 @@ pub fn quick_status(folder: &Folder, fsync: FsyncMode) -> Option<crate::mailbox:
         return None;
     }
     let snap = ix.refresh().ok()?;
+    // The index must be the one the scan wrote: one that went back (committed
+    // transactions cut off by another program) would hide messages.
+    if (snap.header.uid_validity, snap.header.uid_next) != (stamp.uid_validity, stamp.uid_next) {
+        let what = format!(
+            "the last complete scan left UIDVALIDITY {} UIDNEXT {}, the index now holds {} {}",
+            stamp.uid_validity, stamp.uid_next, snap.header.uid_validity, snap.header.uid_next
+        );
+        reject_stamp(folder, &what);
+        return None;
+    }
     let recent_from = snap.header.recent_uid;
     Some(crate::mailbox::StatusInfo {
         messages: snap.records.len() as u32,
@@ -933,4 +1035,41 @@ pub fn quick_status(folder: &Folder, fsync: FsyncMode) -> Option<crate::mailbox:
             .count() as u32,
         size: snap.records.iter().map(|r| r.size).sum(),
     })
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::{decode_stamp, encode_stamp, Stamp};
+
+    #[test]
+    fn scan_stamp_round_trip_and_damage() {
+        let st = Stamp {
+            cur: 1_700_000_000_123_456_789,
+            new: 1_700_000_001_000_000_000,
+            taken: 1_700_000_005_000_000_000,
+            uid_validity: 1_700_000_000,
+            uid_next: 42,
+        };
+        let s = encode_stamp(&st);
+        assert_eq!(decode_stamp(s.as_bytes()), Ok(Some(st)));
+        // The stamp of earlier versions: not trusted, not damage.
+        assert_eq!(decode_stamp(b"1 2 3\n"), Ok(None));
+        // Every truncation and every changed byte is damage (never a stamp to trust).
+        for n in 0..s.len() {
+            assert!(decode_stamp(&s.as_bytes()[..n]).is_err(), "cut at {n}");
+        }
+        for i in 0..s.len() - 1 {
+            for x in [b'0', b'9', b'a', b' ', b'x'] {
+                let mut b = s.clone().into_bytes();
+                if b[i] == x {
+                    continue;
+                }
+                b[i] = x;
+                let r = decode_stamp(&b);
+                assert!(!matches!(r, Ok(Some(_))), "byte {i} -> {x}: {r:?}");
+            }
+        }
+        assert!(decode_stamp(b"12 garbage\n").is_err());
+        assert!(decode_stamp(b"\xff\n").is_err());
+    }
 }

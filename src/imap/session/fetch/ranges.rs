@@ -21,7 +21,6 @@ pub(super) type Ranged = (Option<Vec<u8>>, bool);
 fn into_vec(d: MessageData) -> Vec<u8> {
     match d {
         MessageData::Owned(v) => v,
-        MessageData::Mapped(m) => m.to_vec(),
     }
 }
 

@@ -22,8 +22,12 @@ fn list_of_another_folder_is_rebuilt_under_a_new_uidvalidity() {
     let inbox_v = m.sync().unwrap().snapshot.uid_validity;
     let other_v = s.status("Other").unwrap().uid_validity;
     std::thread::sleep(std::time::Duration::from_millis(20));
+    // Put in place as a program replacing files does (new inodes): a copy over the
+    // same inodes is damage to files this process read, see the next test.
     for f in ["loft.index", "loft.index.log"] {
-        std::fs::copy(root.join(".Other").join(f), root.join(f)).unwrap();
+        let tmp = root.join(format!("{f}.copy"));
+        std::fs::copy(root.join(".Other").join(f), &tmp).unwrap();
+        std::fs::rename(&tmp, root.join(f)).unwrap();
     }
     let snap = m.sync().unwrap().snapshot;
     assert_ne!(snap.uid_validity, inbox_v);
@@ -39,6 +43,38 @@ fn list_of_another_folder_is_rebuilt_under_a_new_uidvalidity() {
     let again = m.sync().unwrap().snapshot;
     assert_eq!(again.uid_validity, snap.uid_validity);
     assert_eq!(again.messages.len(), 5);
+}
+
+/// `cp` of another folder's index files over this folder's (same inodes, written in
+/// place): the log this process read lost its committed transactions, so the files are
+/// rewritten from what the process knows; UIDs and UIDVALIDITY stay.
+#[test]
+fn in_place_copy_of_another_folders_index_is_healed_from_memory() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    s.create("Other", None).unwrap();
+    for _ in 0..4 {
+        append(&*s, "INBOX", b"x\r\n", Flags::default(), None);
+    }
+    append(&*s, "Other", b"y\r\n", Flags::default(), None);
+    let mut m = s.open("INBOX", false).unwrap();
+    let before = m.sync().unwrap().snapshot;
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for f in ["loft.index", "loft.index.log"] {
+        std::fs::copy(root.join(".Other").join(f), root.join(f)).unwrap();
+    }
+    let snap = m.sync().unwrap().snapshot;
+    assert_eq!(snap.uid_validity, before.uid_validity);
+    let uids: Vec<u32> = snap.messages.iter().map(|x| x.uid).collect();
+    assert_eq!(uids, vec![1, 2, 3, 4]);
+    // The files hold this folder's state again: a new process reads the same.
+    drop(m);
+    drop(s);
+    let (s, _) = store(d.path());
+    let mut m = s.open("INBOX", false).unwrap();
+    let again = m.sync().unwrap().snapshot;
+    assert_eq!(again.uid_validity, before.uid_validity);
+    assert_eq!(again.messages.len(), 4);
 }
 
 #[test]

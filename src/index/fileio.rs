@@ -1,0 +1,49 @@
+//! Reading index files into memory, and the two lock syscalls (the only `unsafe` of
+//! `index`, see [`try_lock`]).
+//!
+//! Index files are read with `read`/`pread` into buffers, never memory-mapped: any file
+//! under a mail root can be truncated by another program (another Loft, Dovecot, an
+//! admin, a full disk) at any moment, and touching a mapped page past the new end of
+//! the file raises SIGBUS, which kills the whole daemon. A read of a shrunken file just
+//! returns fewer bytes, which the CRC checks then reject. See "Reading files" in
+//! `docs/index-format.md` for the reasoning and the measured cost.
+
+use std::fs::File;
+use std::io::{self, Read};
+
+/// The current content of `file` (opened read-only, positioned at 0). The length from
+/// fstat only sizes the buffer: a file that grows or shrinks while it is read yields
+/// what `read` returned, which the caller's checks accept or reject.
+pub fn read_whole(file: &File) -> io::Result<Vec<u8>> {
+    let len = file.metadata()?.len();
+    // One byte more than expected: reading to the end then needs no second buffer. A
+    // length beyond what a buffer can hold is left to `read_to_end`'s own growth (and
+    // its allocation failure), not trusted for a reservation.
+    let mut v = Vec::with_capacity(
+        usize::try_from(len.saturating_add(1))
+            .unwrap_or(0)
+            .min(1 << 30),
+    );
+    let mut f = file;
+    f.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+/// One non-blocking attempt at an exclusive lock on the whole of `fd`: fcntl `F_SETLK`
+/// (`fcntl = true`; per process, released when any descriptor of the file is closed by
+/// this process) or `flock(LOCK_EX | LOCK_NB)`. Returns the libc result (0 = locked;
+/// -1 = see errno).
+pub fn try_lock(fd: std::os::unix::io::RawFd, fcntl: bool) -> i32 {
+    if fcntl {
+        // SAFETY: `libc::flock` is plain old data for which all-zero bytes are valid.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as _;
+        fl.l_whence = libc::SEEK_SET as _;
+        // SAFETY: `fd` is an open descriptor owned by the caller for the duration of the
+        // call; F_SETLK only reads the struct we pass by valid pointer.
+        unsafe { libc::fcntl(fd, libc::F_SETLK, &fl as *const libc::flock) }
+    } else {
+        // SAFETY: `fd` is an open descriptor owned by the caller; flock takes no pointers.
+        unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }
+    }
+}
