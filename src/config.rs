@@ -220,7 +220,7 @@ pub struct StorageConfig {
     pub autocreate_special_use: bool,
     /// How processes lock a folder's index (`lock_method`, default fcntl).
     pub lock_method: crate::index::LockMethod,
-    /// Mail on shared storage (NFS): no mmap, dotlocks, every commit fsynced.
+    /// Mail on shared storage (NFS): dotlocks, every commit fsynced.
     pub nfs: bool,
     /// When flag changes reach Maildir file names (`maildir_flag_sync`).
     pub maildir_flag_sync: MaildirFlagSync,

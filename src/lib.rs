@@ -12,7 +12,7 @@
 //! * [`auth`] — passwd-file users, password schemes, SASL mechanisms, failure delay.
 //! * [`mailbox`] — the storage API (`Store`, `Mailbox` traits), mailbox names, flags,
 //!   the MIME scanner and SEARCH evaluation. The Maildir backend is private to it.
-//! * [`index`] — the generic per-mailbox index engine (mmap'd main index, transaction
+//! * [`index`] — the generic per-mailbox index engine (main index read whole, never mapped; transaction
 //!   log, locking, verify/salvage); knows UIDs, flags bits and opaque keys, not Maildir,
 //!   IMAP or MIME. Used by the storage backends in [`mailbox`].
 //! * [`beneath`] — a leaf: opening, creating, renaming and removing files beneath a
