@@ -172,23 +172,7 @@ impl Session {
 
     /// Serves the connection until QUIT, disconnect, timeout or shutdown.
     pub async fn run(mut self) {
-        let auth = Arc::clone(&self.ctx.auth);
-        if blocking(|| auth.has_plain_passwords()) {
-            self.apop_stamp = Some(format!(
-                "<{}.{:x}.{}@{}>",
-                std::process::id(),
-                rand::random::<u64>(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
-                self.ctx.cfg.server.hostname
-            ));
-        }
-        let greeting = match &self.apop_stamp {
-            Some(stamp) => format!("Loft POP3 ready. {stamp}"),
-            None => "Loft POP3 ready.".to_string(),
-        };
+        let greeting = self.greeting();
         self.ok(&greeting);
         if self.conn.flush().await.is_err() {
             return;
@@ -211,54 +195,24 @@ impl Session {
                     let _ = self.conn.flush().await;
                     break "server shutdown";
                 }
-                _ = kicked(self.slot.as_ref()) => {
-                    self.err(KICKED_ERR);
-                    let _ = self.conn.flush().await;
-                    break "dropped for a newer connection";
-                }
+                _ = kicked(self.slot.as_ref()) => break self.kicked().await,
             };
             let flow = match line {
                 Err(_) => {
                     // RFC 1939 §3: an autologout timer closes without entering UPDATE.
-                    self.err(if authed {
-                        "Disconnected for inactivity."
+                    let (text, why) = if authed {
+                        ("Disconnected for inactivity.", "inactivity")
                     } else {
-                        "Disconnected: login timed out."
-                    });
-                    let _ = self.conn.flush().await;
-                    break if authed {
-                        "inactivity"
-                    } else {
-                        "login timeout"
+                        ("Disconnected: login timed out.", "login timeout")
                     };
-                }
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    self.err("Command line too long.");
-                    self.bad_command()
-                }
-                Ok(Err(e)) => {
-                    debug!(session = %self.id, "read error: {e}");
-                    break "connection error";
-                }
-                Ok(Ok(None)) => break "disconnected",
-                Ok(Ok(Some(_))) if self.slot.as_ref().is_some_and(|s| !s.begin_command()) => {
-                    self.err(KICKED_ERR);
+                    self.err(text);
                     let _ = self.conn.flush().await;
-                    break "dropped for a newer connection";
+                    break why;
                 }
-                Ok(Ok(Some(line))) => {
-                    let flow = self.command(&line).await;
-                    if let Some(s) = &self.slot {
-                        s.end_command();
-                    }
-                    if self.slot.as_ref().is_some_and(|s| s.is_kicked()) {
-                        // Dropped for a newcomer while waiting inside AUTH.
-                        self.err(KICKED_ERR);
-                        let _ = self.conn.flush().await;
-                        break "dropped for a newer connection";
-                    }
-                    flow
-                }
+                Ok(read) => match self.on_read(read).await {
+                    Ok(flow) => flow,
+                    Err(why) => break why,
+                },
             };
             if self.conn.flush().await.is_err() {
                 break "connection error";
@@ -273,6 +227,68 @@ impl Session {
             }
         };
         self.log_end(reason);
+    }
+
+    /// The greeting, with an APOP timestamp (RFC 1939 §7) when some user can use APOP.
+    fn greeting(&mut self) -> String {
+        let auth = Arc::clone(&self.ctx.auth);
+        if blocking(|| auth.has_plain_passwords()) {
+            self.apop_stamp = Some(format!(
+                "<{}.{:x}.{}@{}>",
+                std::process::id(),
+                rand::random::<u64>(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+                self.ctx.cfg.server.hostname
+            ));
+        }
+        match &self.apop_stamp {
+            Some(stamp) => format!("Loft POP3 ready. {stamp}"),
+            None => "Loft POP3 ready.".to_string(),
+        }
+    }
+
+    /// Says why the session is closed for a newer connection (the unauthenticated share
+    /// was full, `server::slots`); returns the reason for the log.
+    async fn kicked(&mut self) -> &'static str {
+        self.err(KICKED_ERR);
+        let _ = self.conn.flush().await;
+        "dropped for a newer connection"
+    }
+
+    /// One read from the client before the deadline: a command runs, or the session ends
+    /// with the reason returned.
+    async fn on_read(
+        &mut self,
+        read: std::io::Result<Option<Vec<u8>>>,
+    ) -> Result<Flow, &'static str> {
+        match read {
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                self.err("Command line too long.");
+                Ok(self.bad_command())
+            }
+            Err(e) => {
+                debug!(session = %self.id, "read error: {e}");
+                Err("connection error")
+            }
+            Ok(None) => Err("disconnected"),
+            Ok(Some(_)) if self.slot.as_ref().is_some_and(|s| !s.begin_command()) => {
+                Err(self.kicked().await)
+            }
+            Ok(Some(line)) => {
+                let flow = self.command(&line).await;
+                if let Some(s) = &self.slot {
+                    s.end_command();
+                }
+                if self.slot.as_ref().is_some_and(|s| s.is_kicked()) {
+                    // Dropped for a newcomer while waiting inside AUTH.
+                    return Err(self.kicked().await);
+                }
+                Ok(flow)
+            }
+        }
     }
 
     fn log_end(&self, reason: &str) {
