@@ -397,8 +397,11 @@ pub fn read_range(
 /// that ends it), CRLF line ends. ENVELOPE, BODY[HEADER…] and header SEARCH keys need no
 /// more, and attachments can be megabytes. A file without an empty line is all header.
 pub fn read_header(folder: &Folder, path: &Path) -> std::io::Result<MessageData> {
-    use std::io::Read;
-    let mut file = folder.open_read(path)?;
+    read_header_from(&mut folder.open_read(path)?)
+}
+
+/// [`read_header`] of an opened file.
+fn read_header_from(file: &mut impl std::io::Read) -> std::io::Result<MessageData> {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
     let mut searched: usize = 0;
@@ -519,7 +522,7 @@ mod crlf_tests {
                 h.push_str(&format!("X-Deep: found{eol}{eol}body{eol}"));
                 let path = dir.path().join("m");
                 std::fs::write(&path, &h).unwrap();
-                let got = read_header(&path).unwrap();
+                let got = read_header_from(&mut std::fs::File::open(&path).unwrap()).unwrap();
                 let text = String::from_utf8_lossy(&got);
                 assert!(
                     text.contains("X-Deep: found\r\n"),

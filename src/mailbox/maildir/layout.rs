@@ -634,7 +634,7 @@ impl Store for MaildirStore {
     fn ensure_special_use(&self) -> Result<()> {
         let mut created = Vec::new();
         for (name, su) in rootfiles::DEFAULT_SPECIAL {
-            if self.create_one(name)? {
+            if self.create_one(name)? != Made::No {
                 created.push(name);
             }
             let claimed = rootfiles::read_special(&self.ctx.root)
