@@ -15,6 +15,10 @@
 //! (`renameat`, `unlinkat`, `mkdirat`), opened the same way, so a directory swapped for
 //! a link between a check and the change cannot redirect it.
 //!
+//! A root given as `/proc/self/fd/N/...` (a folder the `loft` binary held open before
+//! dropping root, see `privilege::anchor` in the binary) stays expressed through that
+//! descriptor when resolved ([`canonicalize`]).
+//!
 //! Files and directories created here get an explicit mode after creation (`fchmod`),
 //! so the process umask does not matter: see [`file_mode_beside`].
 //!
