@@ -339,6 +339,25 @@ fn check_service_access(cfg: &Config, a: &privilege::Account) -> usize {
     problems
 }
 
+/// `check-config`: holds open what serve would (closed when check-config ends), so that
+/// what follows judges the folders themselves, and explains each; `None` (printed) when
+/// a folder cannot be held.
+fn explain_held(cfg: &mut Config, a: &privilege::Account) -> Option<privilege::anchor::Anchors> {
+    let path = cfg.path.clone();
+    match privilege::anchor::hold_closed(cfg, a, false) {
+        Ok((held, _)) => {
+            for h in &held.0 {
+                println!("{}: {}", path.display(), h.explain());
+            }
+            Some(held)
+        }
+        Err(e) => {
+            eprintln!("{}: the service account {}: {e}", path.display(), a.user);
+            None
+        }
+    }
+}
+
 fn check_config(path: &Path) -> Result<(), String> {
     let mut cfg = load(path)?;
     let mut problems = 0usize;
@@ -350,22 +369,12 @@ fn check_config(path: &Path) -> Result<(), String> {
             None
         }
     };
-    // Held open as serve would (closed when check-config ends), so that what follows
-    // judges the folders themselves.
     let mut _held = None;
     if let Some(privilege::Plan::Drop(a)) = &plan {
-        match privilege::anchor::hold_closed(&mut cfg, a, false) {
-            Ok((held, _)) => {
-                for h in &held.0 {
-                    println!("{}: {}", path.display(), h.explain());
-                }
-                _held = Some(held);
-            }
-            Err(e) => {
-                eprintln!("{}: the service account {}: {e}", path.display(), a.user);
-                problems += 1;
-            }
-        }
+        _held = explain_held(&mut cfg, a).or_else(|| {
+            problems += 1;
+            None
+        });
         problems += check_service_access(&cfg, a);
     }
 
