@@ -15,6 +15,10 @@
 //! (`renameat`, `unlinkat`, `mkdirat`), opened the same way, so a directory swapped for
 //! a link between a check and the change cannot redirect it.
 //!
+//! A root given as `/proc/self/fd/N/...` (a folder the `loft` binary held open before
+//! dropping root, see `privilege::anchor` in the binary) stays expressed through that
+//! descriptor when resolved ([`canonicalize`]).
+//!
 //! Files and directories created here get an explicit mode after creation (`fchmod`),
 //! so the process umask does not matter: see [`file_mode_beside`].
 //!
@@ -250,7 +254,7 @@ impl Beneath {
     /// Opens `root` with a given resolver (tests use [`Resolver::Walk`] to exercise the
     /// fallback on kernels that have `openat2`).
     pub fn with_resolver(root: &Path, resolver: Resolver) -> io::Result<Beneath> {
-        let root = std::fs::canonicalize(root)?;
+        let root = canonicalize(root)?;
         let c = cstr(root.as_os_str())?;
         // SAFETY: `c` is NUL-terminated and outlives the call.
         let fd = own(unsafe {
@@ -622,6 +626,46 @@ pub fn file_mode_for(path: &Path) -> u32 {
         .unwrap_or(Path::new("."));
     std::fs::metadata(dir).map_or(0o600, |m| {
         file_mode_beside(std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+    })
+}
+
+/// Splits a path reached through one of this process's directory descriptors,
+/// `/proc/self/fd/N/rest`, into `/proc/self/fd/N` and `rest` (`None` for any other
+/// path). The `loft` binary, started as root, opens such descriptors for directories the
+/// service account cannot reach by name (docs/operations.md, "Privileges").
+pub fn split_fd_path(path: &Path) -> Option<(PathBuf, &Path)> {
+    let rest = path.strip_prefix("/proc/self/fd").ok()?;
+    let mut c = rest.components();
+    let n = match c.next()? {
+        Component::Normal(n) => n,
+        _ => return None,
+    };
+    if n.is_empty() || !n.as_bytes().iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some((Path::new("/proc/self/fd").join(n), c.as_path()))
+}
+
+/// `std::fs::canonicalize`, except that a path under `/proc/self/fd/N` stays expressed
+/// through that descriptor while it resolves to a place beneath the descriptor's
+/// directory: realpath(3) would turn it into the directory's real path, which an
+/// account that cannot search the directory's ancestors cannot use. The path is
+/// resolved once by the kernel (`O_PATH`, links followed as realpath would) and the
+/// result read back from the new descriptor's link in /proc. A link that leads out of
+/// the directory gives the real path it leads to.
+pub fn canonicalize(path: &Path) -> io::Result<PathBuf> {
+    let Some((anchor, _)) = split_fd_path(path) else {
+        return std::fs::canonicalize(path);
+    };
+    let c = cstr(path.as_os_str())?;
+    // SAFETY: `c` is NUL-terminated and outlives the call.
+    let fd = own(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    let base = std::fs::read_link(&anchor)?;
+    Ok(match real.strip_prefix(&base) {
+        Ok(rest) if rest.as_os_str().is_empty() => anchor,
+        Ok(rest) => anchor.join(rest),
+        Err(_) => real,
     })
 }
 

@@ -146,9 +146,14 @@ fn main() -> ExitCode {
 
 /// `loft index ...`: the user's home (for `%h`) comes from the passwd-file when listed.
 fn index(config: &Path, action: IndexCmd) -> Result<(), String> {
-    let cfg = load(config)?;
+    let mut cfg = load(config)?;
     // Run as root, index files would be created as root in the service account's mail.
+    // Folders it cannot reach by name are held open first, as `serve` does.
+    let mut _held = None;
     if let Ok(privilege::Plan::Drop(a)) = privilege::plan(&cfg.server, privilege::current_ids()) {
+        let (held, _) = privilege::anchor::hold_closed(&mut cfg, &a, false)
+            .map_err(|e| format!("the service account {}: {e}", a.user))?;
+        _held = Some(held);
         privilege::drop_to(&a).map_err(|e| e.to_string())?;
     }
     let home = |user: &str| {
@@ -208,7 +213,7 @@ fn load(path: &Path) -> Result<Config, String> {
 }
 
 fn serve(path: &Path) -> Result<(), String> {
-    let cfg = load(path)?;
+    let mut cfg = load(path)?;
     let plan = privilege::plan(&cfg.server, privilege::current_ids())
         .map_err(|e| e.diagnostic(&cfg).to_string())?;
     // RUST_LOG, when set, wins over [log] level.
@@ -225,6 +230,12 @@ fn serve(path: &Path) -> Result<(), String> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Folders the service account cannot reach by name (a checkout under /root) are held
+    // open now, as root; the configuration then names them through those descriptors.
+    let held = match &plan {
+        privilege::Plan::Drop(a) => hold_closed(&mut cfg, a)?,
+        _ => privilege::anchor::Anchors::default(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -233,7 +244,25 @@ fn serve(path: &Path) -> Result<(), String> {
     // the first connection is accepted.
     let hook_cfg = cfg.clone();
     let enter = move || privilege::enter(&hook_cfg, &plan);
-    runtime.block_on(loft::server::serve_with(cfg, enter))
+    let result = runtime.block_on(loft::server::serve_with(cfg, enter));
+    drop(held); // the descriptors live as long as the server
+    result
+}
+
+/// `serve`'s [`privilege::anchor::hold_closed`], logged.
+fn hold_closed(
+    cfg: &mut Config,
+    a: &privilege::Account,
+) -> Result<privilege::anchor::Anchors, String> {
+    let (held, done) = privilege::anchor::hold_closed(cfg, a, true)
+        .map_err(|e| format!("the service account {}: {e}", a.user))?;
+    for line in done {
+        tracing::info!("{line}");
+    }
+    for h in &held.0 {
+        tracing::info!("{}", h.log_line(a));
+    }
+    Ok(held)
 }
 
 fn join_addrs(a: &[std::net::SocketAddr]) -> String {
@@ -265,7 +294,7 @@ fn check_service_access(cfg: &Config, a: &privilege::Account) -> usize {
             format!(
                 "the service account {} cannot read {}: {why}",
                 a.user,
-                f.display()
+                privilege::anchor::real_path(f).display()
             ),
         );
         if fixable {
@@ -276,16 +305,28 @@ fn check_service_access(cfg: &Config, a: &privilege::Account) -> usize {
         }
     }
     if let Some(root) = privilege::mail_root(&cfg.storage.location) {
-        // A missing mail root is created by serve; its folders above must be searchable.
-        let probe = match root.exists() {
-            true => privilege::denied(&root, a, true),
-            false => privilege::unreachable(&root, a),
+        // A missing mail root is created by serve; when a folder above it is closed to
+        // the account, serve holds it open too (see privilege::anchor).
+        let closed = privilege::anchor::closed_ancestor(&root, a);
+        let probe = match (root.exists(), closed) {
+            (true, _) => privilege::denied(&root, a, true),
+            (false, Some(why)) => {
+                println!(
+                    "{}: {} does not exist yet: serve creates it for {} and reaches it \
+                     through a descriptor opened by root before the switch ({why})",
+                    cfg.path.display(),
+                    root.display(),
+                    a.user
+                );
+                None
+            }
+            (false, None) => privilege::unreachable(&root, a),
         };
         if let Some(why) = probe {
             let msg = format!(
                 "the service account {} cannot write in the mail root {}: {why}",
                 a.user,
-                root.display()
+                privilege::anchor::real_path(&root).display()
             );
             eprintln!(
                 "{}",
@@ -298,8 +339,27 @@ fn check_service_access(cfg: &Config, a: &privilege::Account) -> usize {
     problems
 }
 
+/// `check-config`: holds open what serve would (closed when check-config ends), so that
+/// what follows judges the folders themselves, and explains each; `None` (printed) when
+/// a folder cannot be held.
+fn explain_held(cfg: &mut Config, a: &privilege::Account) -> Option<privilege::anchor::Anchors> {
+    let path = cfg.path.clone();
+    match privilege::anchor::hold_closed(cfg, a, false) {
+        Ok((held, _)) => {
+            for h in &held.0 {
+                println!("{}: {}", path.display(), h.explain());
+            }
+            Some(held)
+        }
+        Err(e) => {
+            eprintln!("{}: the service account {}: {e}", path.display(), a.user);
+            None
+        }
+    }
+}
+
 fn check_config(path: &Path) -> Result<(), String> {
-    let cfg = load(path)?;
+    let mut cfg = load(path)?;
     let mut problems = 0usize;
     let plan = match privilege::plan(&cfg.server, privilege::current_ids()) {
         Ok(p) => Some(p),
@@ -309,7 +369,12 @@ fn check_config(path: &Path) -> Result<(), String> {
             None
         }
     };
+    let mut _held = None;
     if let Some(privilege::Plan::Drop(a)) = &plan {
+        _held = explain_held(&mut cfg, a).or_else(|| {
+            problems += 1;
+            None
+        });
         problems += check_service_access(&cfg, a);
     }
 
@@ -319,7 +384,7 @@ fn check_config(path: &Path) -> Result<(), String> {
                 for p in &found {
                     eprintln!(
                         "{}:{}:1: {}",
-                        cfg.auth.passwd_file.display(),
+                        privilege::anchor::real_path(&cfg.auth.passwd_file).display(),
                         p.line,
                         p.message
                     );
@@ -330,7 +395,7 @@ fn check_config(path: &Path) -> Result<(), String> {
                     for f in table.foreign_ids(uid, gid) {
                         eprintln!(
                             "{}:{}:{}: warning: {f}",
-                            cfg.auth.passwd_file.display(),
+                            privilege::anchor::real_path(&cfg.auth.passwd_file).display(),
                             f.line,
                             f.col
                         );

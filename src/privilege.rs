@@ -483,13 +483,69 @@ pub fn mail_root(location: &str) -> Option<PathBuf> {
     (!dir.is_empty()).then(|| PathBuf::from(dir))
 }
 
-/// The passwd-file Loft ships and creates itself (`users` beside the config).
+/// The passwd-file Loft ships and creates itself (`users` beside the config), also when
+/// it is reached through a folder held open by root ([`anchor`]): the same folder.
 pub fn is_default_passwd(cfg: &Config) -> bool {
     let dir = match cfg.path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::path::absolute(&dir).is_ok_and(|d| cfg.auth.passwd_file == d.join("users"))
+    let file = &cfg.auth.passwd_file;
+    let same_dir = || {
+        let (Ok(a), Some(Ok(b))) = (
+            std::fs::metadata(&dir),
+            file.parent().map(std::fs::metadata),
+        ) else {
+            return false;
+        };
+        (a.dev(), a.ino()) == (b.dev(), b.ino())
+    };
+    file.file_name() == Some("users".as_ref()) && same_dir()
+}
+
+/// The permission bits of `m` that apply to `a` (owner, group or other).
+fn bits_for(m: &std::fs::Metadata, a: &Account) -> u32 {
+    let mode = m.mode();
+    if m.uid() == a.uid {
+        (mode >> 6) & 7
+    } else if m.gid() == a.gid {
+        (mode >> 3) & 7
+    } else {
+        mode & 7
+    }
+}
+
+/// Which folder on the way to `dir` (`dir` included) `a` cannot search, in words ending
+/// with `who`. A path through one of this process's descriptors (`/proc/self/fd/N/...`,
+/// see [`anchor`]) is judged from that folder down: its ancestors are not searched again.
+pub(crate) fn search_denied(dir: &Path, a: &Account, who: &str) -> Option<String> {
+    let (mut up, rest) = match loft::beneath::split_fd_path(dir) {
+        Some((via, rest)) => (via, rest),
+        None => (PathBuf::new(), dir),
+    };
+    let mut steps = Vec::new();
+    if !up.as_os_str().is_empty() {
+        steps.push(up.clone());
+    }
+    for c in rest.components() {
+        up.push(c);
+        steps.push(up.clone());
+    }
+    for step in steps {
+        let shown = anchor::real_path(&step);
+        let Ok(m) = std::fs::metadata(&step) else {
+            return Some(format!("{} cannot be read", shown.display()));
+        };
+        if bits_for(&m, a) & 1 == 0 {
+            return Some(format!(
+                "{} (mode {:o}, owner uid {}) is not searchable by {who}",
+                shown.display(),
+                m.mode() & 0o7777,
+                m.uid()
+            ));
+        }
+    }
+    None
 }
 
 /// Why `a` cannot use `path` (`write` for a folder to create files in, else read),
@@ -498,37 +554,19 @@ pub fn denied(path: &Path, a: &Account, write: bool) -> Option<String> {
     if a.uid == 0 {
         return None;
     }
-    let bits = |m: &std::fs::Metadata| {
-        let mode = m.mode();
-        if m.uid() == a.uid {
-            (mode >> 6) & 7
-        } else if m.gid() == a.gid {
-            (mode >> 3) & 7
-        } else {
-            mode & 7
-        }
-    };
-    let mut up = PathBuf::new();
-    for c in path.parent().into_iter().flat_map(|p| p.components()) {
-        up.push(c);
-        let Ok(m) = std::fs::metadata(&up) else {
-            return Some(format!("{} cannot be read", up.display()));
-        };
-        if bits(&m) & 1 == 0 {
-            return Some(format!(
-                "{} (mode {:o}, owner uid {}) is not searchable by it",
-                up.display(),
-                m.mode() & 0o7777,
-                m.uid()
-            ));
+    // A folder held open by root is reached without its ancestors.
+    let held = loft::beneath::split_fd_path(path).is_some_and(|(_, r)| r.as_os_str().is_empty());
+    if let Some(parent) = path.parent().filter(|_| !held) {
+        if let Some(why) = search_denied(parent, a, "it") {
+            return Some(why);
         }
     }
     let m = std::fs::metadata(path).ok()?;
     let need = if write { 3 } else { 4 };
-    (bits(&m) & need != need).then(|| {
+    (bits_for(&m, a) & need != need).then(|| {
         format!(
             "{} (mode {:o}, owner uid {}, gid {}) is not {} by it",
-            path.display(),
+            anchor::real_path(path).display(),
             m.mode() & 0o7777,
             m.uid(),
             m.gid(),
@@ -540,6 +578,9 @@ pub fn denied(path: &Path, a: &Account, write: bool) -> Option<String> {
 /// Why `a` cannot reach `path` through its folders (the existing ones; missing ones
 /// will be created by root), or `None` when it can.
 pub fn unreachable(path: &Path, a: &Account) -> Option<String> {
+    if loft::beneath::split_fd_path(path).is_some_and(|(_, r)| r.as_os_str().is_empty()) {
+        return None; // a folder held open by root
+    }
     let up = path
         .ancestors()
         .skip(1)
@@ -551,7 +592,8 @@ pub fn unreachable(path: &Path, a: &Account) -> Option<String> {
 /// As root, before the switch: creates the mail root (owned by `a`, mode 0700) when it
 /// does not exist, and lets `a`'s group read the shipped passwd-file and its app
 /// passwords when they are root's and `a` could not. Changes nothing when `a` could not
-/// even reach them. Returns what it did, for the log.
+/// even reach them (folders held open by [`anchor::hold_closed`] count as reachable), or
+/// could not write in an existing mail root. Returns what it did, for the log.
 pub fn prepare(cfg: &Config, a: &Account) -> Result<Vec<String>, String> {
     let root = mail_root(&cfg.storage.location);
     for p in std::iter::once(&cfg.auth.passwd_file).chain(root.as_ref()) {
@@ -559,9 +601,21 @@ pub fn prepare(cfg: &Config, a: &Account) -> Result<Vec<String>, String> {
             return Err(format!(
                 "the service account {} cannot reach {}: {why}",
                 a.user,
-                p.display()
+                anchor::real_path(p).display()
             ));
         }
+    }
+    // An existing mail root the account cannot write in is refused before any change.
+    if let Some(why) = root
+        .as_ref()
+        .filter(|r| r.exists())
+        .and_then(|r| denied(r, a, true))
+    {
+        return Err(format!(
+            "the service account {} cannot write in the mail root {}: {why}",
+            a.user,
+            anchor::real_path(root.as_deref().unwrap_or(Path::new(""))).display()
+        ));
     }
     let mut done = Vec::new();
     if let Some(root) = mail_root(&cfg.storage.location) {
@@ -631,10 +685,13 @@ pub fn share_with_group(file: &Path, a: &Account) -> Result<Option<String>, Stri
     let mode = (m.mode() & 0o7777) | 0o040;
     std::os::unix::fs::fchown(&f, None, Some(a.gid))
         .and_then(|()| f.set_permissions(std::fs::Permissions::from_mode(mode)))
-        .map_err(|e| format!("cannot let group {} read {}: {e}", a.group, file.display()))?;
+        .map_err(|e| {
+            let file = anchor::real_path(file);
+            format!("cannot let group {} read {}: {e}", a.group, file.display())
+        })?;
     Ok(Some(format!(
         "{} is now readable by group {} (mode {mode:o})",
-        file.display(),
+        anchor::real_path(file).display(),
         a.group
     )))
 }
@@ -671,7 +728,7 @@ pub fn check_access(cfg: &Config, a: &Account) -> Result<(), Diagnostic> {
                 } else {
                     "write in"
                 },
-                path.display()
+                anchor::real_path(&path).display()
             );
             return Err(cfg.positions.diagnostic(&cfg.path, section, key, msg));
         }
@@ -698,6 +755,8 @@ pub fn enter(cfg: &Config, plan: &Plan) -> Result<(), String> {
     }
     Ok(())
 }
+
+pub mod anchor;
 
 #[cfg(test)]
 mod tests;

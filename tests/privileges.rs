@@ -545,11 +545,14 @@ fn check_config_explains_the_account_and_what_it_cannot_reach() {
         return;
     }
     // As root: the account it switches to, passwd-file uid/gid fields that are not its,
-    // and a mail root it could not write in.
+    // and a mail root it could not write in (root's, mode 0755).
+    let rootmail = d.path().join("rootmail");
+    std::fs::create_dir(&rootmail).unwrap();
+    std::fs::set_permissions(&rootmail, std::fs::Permissions::from_mode(0o755)).unwrap();
     let conf = shipped_config(d.path(), port, |t| {
         t.replace(
             "location = \"../var/mail/%u\"",
-            "location = \"/root/loft-mail/%u\"",
+            &format!("location = \"{}/%u\"", rootmail.display()),
         )
     });
     std::fs::write(
@@ -569,10 +572,12 @@ fn check_config_explains_the_account_and_what_it_cannot_reach() {
         "{stderr}"
     );
     assert!(!stderr.contains("\"bob\""), "{stderr}");
-    assert!(
-        stderr.contains("cannot write in the mail root /root/loft-mail: /root (mode 700"),
-        "{stderr}"
+    let unwritable = format!(
+        "cannot write in the mail root {0}: {0} (mode 755, owner uid 0, gid 0) is not \
+         writable by it",
+        rootmail.display()
     );
+    assert!(stderr.contains(&unwritable), "{stderr}");
     assert!(stderr.contains(&format!("{}:", conf.display())), "{stderr}");
     // Fixed: it explains the switch and passes (the uid warning stays a warning).
     let conf = shipped_config(d.path(), port, |t| t);
@@ -653,23 +658,24 @@ fn the_unit_file_runs_as_the_service_user_with_the_bind_capability() {
     }
 }
 
+/// A mail root that exists and is not the service account's is refused before anything
+/// is changed or accepted. (A folder *above* it that the account cannot search is not a
+/// reason to refuse: see `root_serves_a_checkout_under_a_closed_folder`.)
 #[test]
-fn root_refuses_files_the_account_cannot_reach_and_changes_nothing() {
-    if skip_unless_root("root_refuses_files_the_account_cannot_reach_and_changes_nothing") {
+fn root_refuses_a_mail_root_the_account_cannot_write_in_and_changes_nothing() {
+    if skip_unless_root("root_refuses_a_mail_root_the_account_cannot_write_in_and_changes_nothing")
+    {
         return;
     }
     let d = open_tempdir();
     let port = free_port();
-    let root_dir = Path::new("/root");
-    if std::fs::metadata(root_dir).map_or(true, |m| m.mode() & 0o001 != 0) {
-        eprintln!("skipped: /root is missing or searchable by others here");
-        return;
-    }
-    let mail = format!("/root/loft-test-mail-{}", std::process::id());
+    let rootmail = d.path().join("rootmail");
+    std::fs::create_dir(&rootmail).unwrap();
+    std::fs::set_permissions(&rootmail, std::fs::Permissions::from_mode(0o755)).unwrap();
     let conf = shipped_config(d.path(), port, |t| {
         t.replace(
             "location = \"../var/mail/%u\"",
-            &format!("location = \"{mail}/%u\""),
+            &format!("location = \"{}/%u\"", rootmail.display()),
         )
     });
     let out = Command::new(LOFT)
@@ -682,19 +688,132 @@ fn root_refuses_files_the_account_cannot_reach_and_changes_nothing() {
     assert!(!out.status.success(), "{err}");
     assert!(
         err.contains(&format!(
-            "the service account nobody cannot reach {mail}: /root (mode 700"
+            "the service account nobody cannot write in the mail root {0}: {0} (mode 755, \
+             owner uid 0, gid 0) is not writable by it",
+            rootmail.display()
         )),
         "{err}"
     );
-    assert!(!Path::new(&mail).exists(), "nothing created");
+    let m = std::fs::metadata(&rootmail).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (0, 0o755), "unchanged");
     assert!(
-        !d.path().join("conf/users").exists() || {
-            let m = std::fs::metadata(d.path().join("conf/users")).unwrap();
-            m.gid() == 0
-        }
+        std::fs::metadata(d.path().join("conf/users")).map_or(true, |m| m.gid() == 0),
+        "the passwd-file was not shared"
     );
     assert!(
         TcpStream::connect(("127.0.0.1", port)).is_err(),
         "never accepted"
+    );
+}
+
+/// The README's run command from a checkout under a folder the service account cannot
+/// search (/root/loft, /root being 0700): root opens the folders Loft needs before the
+/// switch and nobody reaches them through those descriptors only.
+#[test]
+fn root_serves_a_checkout_under_a_closed_folder() {
+    if skip_unless_root("root_serves_a_checkout_under_a_closed_folder") {
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("root_serves_a_checkout_under_a_closed_folder: skipped, no setpriv");
+        return;
+    }
+    // closed/ is like /root: root's, mode 0700, with a readable file of its own.
+    let closed = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let secret = closed.path().join("secret");
+    std::fs::write(&secret, "root's own\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let checkout = closed.path().join("loft");
+    std::fs::create_dir(&checkout).unwrap();
+    let port = free_port();
+    let conf = shipped_config(&checkout, port, |t| t);
+    add_user(&conf, "alice", "secret");
+
+    // check-config explains the descriptors instead of refusing.
+    let out = check_config(&conf);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let closed_name = closed.path().display().to_string();
+    assert!(
+        stdout.contains(&format!(
+            "{closed_name} (mode 700, owner uid 0) is not searchable by nobody"
+        )) && stdout.contains("opened by root before the switch"),
+        "{stdout}"
+    );
+
+    let mut daemon = Daemon::start(Command::new(LOFT).arg("serve").arg("--config").arg(&conf));
+    assert!(daemon.wait_for("ready"), "{}", daemon.log_text());
+    let log = daemon.log_text();
+    assert!(
+        log.contains(&format!(
+            "{}/var/mail is reached through /proc/self/fd/",
+            checkout.display()
+        )),
+        "{log}"
+    );
+    let (uid, gid, cap_eff) = proc_ids(daemon.pid());
+    assert_eq!((uid, gid), (vec![65534; 4], vec![65534; 4]), "{log}");
+    assert_eq!(cap_eff, "0000000000000000");
+    append_and_read(port, "alice", "secret");
+    let mail = std::fs::metadata(checkout.join("var/mail")).unwrap();
+    assert_eq!((mail.uid(), mail.mode() & 0o777), (65534, 0o700));
+    // A user added while it runs: the passwd-file is re-read through its descriptor.
+    add_user(&conf, "bob", "hunter2");
+    daemon.drain(Duration::from_millis(1100)); // the file is looked at once a second
+    append_and_read(port, "bob", "hunter2");
+    let files = std::fs::read_dir(checkout.join("var/mail/bob/new")).unwrap();
+    for f in files {
+        assert_eq!(f.unwrap().metadata().unwrap().uid(), 65534);
+    }
+
+    // The service account itself still cannot open anything under closed/: neither by
+    // name, nor through the daemon's descriptors (its /proc/PID/fd is root's, the daemon
+    // being non-dumpable after the switch).
+    let nobody_cat = |path: &Path| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let out = nobody_cat(&secret);
+    assert!(!out.status.success(), "nobody read {}", secret.display());
+    assert!(
+        text(&out.stderr).contains("Permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = nobody_cat(&checkout.join("conf/loft.toml"));
+    assert!(!out.status.success(), "nobody read the checkout's config");
+    let fds: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{}/fd", daemon.pid()))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::read_link(p).is_ok_and(|l| l == checkout.join("conf")))
+        .collect();
+    assert_eq!(fds.len(), 1, "one descriptor for conf/: {fds:?}");
+    assert!(
+        std::fs::read_to_string(fds[0].join("loft.toml")).is_ok(),
+        "root can"
+    );
+    let out = nobody_cat(&fds[0].join("loft.toml"));
+    assert!(!out.status.success(), "nobody used the daemon's descriptor");
+
+    // `loft index` run by root switches the same way and reaches the mail the same way.
+    let out = Command::new(LOFT)
+        .args(["index", "verify", "alice", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("index OK"),
+        "{}",
+        text(&out.stdout)
     );
 }

@@ -183,3 +183,45 @@ fn open_cost() {
         );
     }
 }
+
+#[test]
+fn canonical_paths_stay_behind_a_directory_descriptor() {
+    let (d, o) = setup();
+    let dir = File::open(d.path()).unwrap();
+    let via = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    assert_eq!(
+        split_fd_path(&via.join(".A/cur")),
+        Some((via.clone(), Path::new(".A/cur")))
+    );
+    assert_eq!(split_fd_path(Path::new("/proc/self/fd")), None);
+    assert_eq!(split_fd_path(Path::new("/proc/self/fd/x1/a")), None);
+    assert_eq!(split_fd_path(Path::new("/proc/self/fdx/1")), None);
+    // Inside the directory (links inside it resolved) the path keeps the descriptor.
+    assert_eq!(canonicalize(&via).unwrap(), via);
+    assert_eq!(
+        canonicalize(&via.join(".A/cur")).unwrap(),
+        via.join(".A/cur")
+    );
+    assert_eq!(canonicalize(&via.join(".Other")).unwrap(), via.join(".A"));
+    assert_eq!(canonicalize(&via.join(".A/../.B")).unwrap(), via.join(".B"));
+    // Out of it: the real path, as realpath(3) gives it.
+    let out = std::fs::canonicalize(o.path()).unwrap();
+    assert_eq!(canonicalize(&via.join(".Evil")).unwrap(), out);
+    assert_eq!(
+        canonicalize(&via.join("..")).unwrap(),
+        std::fs::canonicalize(d.path().join("..")).unwrap()
+    );
+    assert!(canonicalize(&via.join("missing")).is_err());
+    // A Beneath opened that way has the descriptor path as its root.
+    let b = Beneath::open(&via.join(".A")).unwrap();
+    assert_eq!(b.root(), via.join(".A"));
+    let mut s = String::new();
+    let mut f = b.open_file(&via.join(".A/cur/msg"), How::Read).unwrap();
+    std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+    assert_eq!(s, "mail");
+    // Ordinary paths are untouched.
+    assert_eq!(
+        canonicalize(d.path()).unwrap(),
+        std::fs::canonicalize(d.path()).unwrap()
+    );
+}

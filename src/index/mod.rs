@@ -226,7 +226,8 @@ fn canonical(dir: &Path) -> Result<PathBuf, Error> {
         let e = io::Error::from_raw_os_error(libc::ELOOP);
         return Err(Error::io(dir.to_path_buf())(e));
     }
-    dir.canonicalize().map_err(Error::io(dir.to_path_buf()))
+    // Kept under /proc/self/fd/N when reached that way (see beneath::canonicalize).
+    crate::beneath::canonicalize(dir).map_err(Error::io(dir.to_path_buf()))
 }
 
 /// Opens an index file for reading without following a link in its last component.

@@ -181,3 +181,83 @@ fn sharing_never_follows_a_link_and_leaves_readable_files_alone() {
         assert_eq!((m.gid(), m.mode() & 0o777), (65534, 0o640));
     }
 }
+
+/// Folders under a closed one are held open and then judged from themselves down; the
+/// configuration's paths go through the descriptors, real paths show in messages.
+#[test]
+fn closed_ancestors_are_held_open_and_not_judged_again() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let nobody = account_of(65534, 65534);
+    // SAFETY: plain getter.
+    if unsafe { libc::geteuid() } == 65534 {
+        return; // nobody can search its own temp dir: nothing is closed to it
+    }
+    let checkout = d.path().join("loft");
+    std::fs::create_dir_all(checkout.join("conf")).unwrap();
+    let users = checkout.join("conf/users");
+    std::fs::write(&users, "x").unwrap();
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cfg = Config::for_tests(&checkout.join("conf"));
+    cfg.path = checkout.join("conf/loft.toml");
+    cfg.auth.passwd_file = users.clone();
+    cfg.storage.location = format!("{}/conf/../var/mail/%u", checkout.display());
+    let why = anchor::closed_ancestor(&checkout.join("conf"), &nobody).unwrap();
+    assert!(why.contains("(mode 700, owner uid") && why.ends_with("is not searchable by nobody"));
+    assert!(unreachable(&users, &nobody).is_some());
+    assert!(is_default_passwd(&cfg));
+
+    // Without creating, a missing mail root is left alone (check-config, `loft index`).
+    let (held, done) = anchor::hold_closed(&mut cfg, &nobody, false).unwrap();
+    assert_eq!((held.0.len(), done.len()), (1, 0));
+    let via = held.0[0].via.clone();
+    assert_eq!(cfg.auth.passwd_file, via.join("users"));
+    assert_eq!(
+        held.0[0].real,
+        std::fs::canonicalize(checkout.join("conf")).unwrap()
+    );
+    assert!(
+        is_default_passwd(&cfg),
+        "the same folder through the descriptor"
+    );
+    assert_eq!(denied(&cfg.auth.passwd_file, &nobody, false), None);
+    assert_eq!(unreachable(&cfg.auth.passwd_file, &nobody), None);
+    assert_eq!(
+        anchor::real_path(&cfg.auth.passwd_file),
+        held.0[0].real.join("users")
+    );
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let why = denied(&cfg.auth.passwd_file, &nobody, false).unwrap();
+    assert!(
+        why.starts_with(&format!("{}/users (mode 600", held.0[0].real.display())),
+        "the file's own mode still counts, named by its real path: {why}"
+    );
+
+    // Serving: the mail root is created for the account, then held open too.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let (held2, done) = anchor::hold_closed(&mut cfg, &nobody, true).unwrap();
+    assert_eq!(done.len(), 1, "{done:?}");
+    let mail = held2.0.last().unwrap();
+    assert_eq!(cfg.storage.location, format!("{}/%u", mail.via.display()));
+    assert_eq!(
+        mail.real,
+        std::fs::canonicalize(checkout.join("var/mail")).unwrap()
+    );
+    assert_eq!(denied(&mail.via, &nobody, true), None, "nobody's own, 0700");
+    assert_eq!(
+        mail_root(&cfg.storage.location).as_deref(),
+        Some(mail.via.as_path())
+    );
+    assert_eq!(unreachable(&mail.via, &nobody), None);
+    // A reachable folder keeps its real path.
+    let open = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cfg = Config::for_tests(open.path());
+    cfg.storage.location = format!("{}/mail/%u", open.path().display());
+    let before = (cfg.auth.passwd_file.clone(), cfg.storage.location.clone());
+    let (held, _) = anchor::hold_closed(&mut cfg, &nobody, true).unwrap();
+    assert!(held.0.is_empty());
+    assert_eq!((cfg.auth.passwd_file, cfg.storage.location), before);
+}

@@ -397,8 +397,11 @@ pub fn read_range(
 /// that ends it), CRLF line ends. ENVELOPE, BODY[HEADER…] and header SEARCH keys need no
 /// more, and attachments can be megabytes. A file without an empty line is all header.
 pub fn read_header(folder: &Folder, path: &Path) -> std::io::Result<MessageData> {
-    use std::io::Read;
-    let mut file = folder.open_read(path)?;
+    read_header_from(&mut folder.open_read(path)?)
+}
+
+/// [`read_header`] of an opened file.
+fn read_header_from(file: &mut impl std::io::Read) -> std::io::Result<MessageData> {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
     let mut searched: usize = 0;
