@@ -51,8 +51,9 @@ pub fn fill(state: &FolderState) {
         let Some(f) = files.get(m.uid) else { continue };
         path.push(f.sub.dir());
         path.push(&*f.name);
-        if let Ok(md) = std::fs::symlink_metadata(&path) {
-            dates.push((m.uid, super::fsio::unix_secs(md.modified())));
+        // Beneath the mail root through the listing's descriptor, never through a link.
+        if let Ok(st) = state.folder.lstat(&path) {
+            dates.push((m.uid, st.mtime));
         }
         path.pop();
         path.pop();
@@ -97,7 +98,7 @@ pub fn lookup(state: &FolderState, uid: Uid) -> Option<i64> {
     f.stat_mtime(&state.folder).or_else(|| {
         // Renamed since the listing (flags written by another program): find it by base.
         let (sub, name) = state.folder.find_base(f.base())?;
-        let md = std::fs::symlink_metadata(state.folder.file_path(sub, &name)).ok()?;
-        Some(super::fsio::unix_secs(md.modified()))
+        let st = state.folder.lstat(&state.folder.file_path(sub, &name)).ok()?;
+        Some(st.mtime)
     })
 }

@@ -75,17 +75,6 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     f.sync_all().map_err(|e| Error::io(dir.display(), e))
 }
 
-/// Seconds since the Unix epoch of a file time (0 before 1970 or when unknown).
-pub fn unix_secs(t: std::io::Result<std::time::SystemTime>) -> i64 {
-    match t {
-        Ok(t) => match t.duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => d.as_secs() as i64,
-            Err(e) => -(e.duration().as_secs() as i64),
-        },
-        Err(_) => 0,
-    }
-}
-
 /// Nanoseconds since the epoch, for change detection.
 pub fn unix_nanos(t: std::io::Result<std::time::SystemTime>) -> i128 {
     match t {
