@@ -46,10 +46,12 @@ pub fn lock(path: &Path) -> Result<EditLock, String> {
 }
 
 /// Replaces `path` with `contents` atomically. The new file keeps the old one's mode
-/// (0600 when there was none). Call with the edit lock held.
+/// (0600 when there was none) except for the bits of "other": these files hold password
+/// hashes, which must not stay world-readable (a passwd-file checked out of git is 0644).
+/// Call with the edit lock held.
 pub fn replace(path: &Path, contents: &[u8]) -> Result<(), String> {
     let mode = std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o7777)
+        .map(|m| m.permissions().mode() & 0o7770)
         .unwrap_or(0o600);
     let tmp = sibling(path, &format!(".tmp.{}", std::process::id()));
     let write = || -> std::io::Result<()> {
@@ -104,5 +106,19 @@ mod tests {
         replace(&p, b"x").unwrap();
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    /// A world-readable passwd-file (as git checks it out) loses the bits of "other" at
+    /// the first edit; owner and group bits stay.
+    #[test]
+    fn replace_keeps_the_mode_but_not_world_access() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("users");
+        std::fs::write(&p, "# none\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o664)).unwrap();
+        replace(&p, b"alice:{PLAIN}x\n").unwrap();
+        let m = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(m, 0o660);
+        assert_eq!(std::fs::read(&p).unwrap(), b"alice:{PLAIN}x\n");
     }
 }
