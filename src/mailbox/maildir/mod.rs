@@ -70,6 +70,7 @@ pub fn fuzz_check_text(text: &str) {
     let _ = migrate::parse(text);
     let _ = keywords::Keywords::parse(text, p);
     let _ = names::from_dir(text);
+    sync::fuzz_stamp(text.as_bytes());
     for line in text.lines() {
         if let Some(n) = filename::parse(line) {
             let base = n.base(line);

@@ -967,6 +967,14 @@ fn decode_stamp(b: &[u8]) -> std::result::Result<Option<Stamp>, String> {
     }))
 }
 
+/// Fuzzing: any bytes decode without a panic, and a stamp that decodes encodes back to
+/// the same stamp.
+pub(super) fn fuzz_stamp(b: &[u8]) {
+    if let Ok(Some(s)) = decode_stamp(b) {
+        assert_eq!(decode_stamp(encode_stamp(&s).as_bytes()), Ok(Some(s)));
+    }
+}
+
 /// Logs a damaged or contradicted scan stamp once: the stamp is removed (the next
 /// complete scan writes a new one).
 fn reject_stamp(folder: &Folder, what: &str) {
@@ -1071,5 +1079,25 @@ mod stamp_tests {
         }
         assert!(decode_stamp(b"12 garbage\n").is_err());
         assert!(decode_stamp(b"\xff\n").is_err());
+    }
+
+    proptest::proptest! {
+        /// Any bytes (also near-stamps: six words, eight hex digits last) decode without a
+        /// panic, and what decodes encodes back to itself (the fuzz hook's property).
+        #[test]
+        fn any_bytes_decode_without_panic(
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+            words in proptest::collection::vec("[-+0-9a-f]{1,12}", 6),
+        ) {
+            super::fuzz_stamp(&raw);
+            super::fuzz_stamp(format!("{}\n", words.join(" ")).as_bytes());
+        }
+
+        #[test]
+        fn every_stamp_round_trips(cur in proptest::num::i128::ANY, new in proptest::num::i128::ANY,
+                                   taken in proptest::num::i128::ANY, uid_validity in 0u32.., uid_next in 0u32..) {
+            let st = Stamp { cur, new, taken, uid_validity, uid_next };
+            proptest::prop_assert_eq!(decode_stamp(encode_stamp(&st).as_bytes()), Ok(Some(st)));
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Fuzzes the parsers of what a Maildir holds as text: file names (each line as a name),
-//! `loft-uidlist`, `dovecot-uidlist`, `dovecot-keywords` and folder directory names must
+//! `loft-uidlist`, `dovecot-uidlist`, `dovecot-keywords`, folder directory names and the scan
+//! stamp (`loft.index.scan`, which must encode back to itself) must
 //! accept or refuse any bytes without a panic; a parsed name's base is a prefix of it and
 //! its flags give a parsable new name.
 
