@@ -345,7 +345,10 @@ enum TouchReport {
 
 /// Updates `failing` (a failure was logged and no write succeeded since) with `result`.
 fn touch_report(failing: &AtomicBool, result: &Result<(), String>) -> TouchReport {
-    match (result.is_ok(), failing.swap(result.is_err(), Ordering::Relaxed)) {
+    match (
+        result.is_ok(),
+        failing.swap(result.is_err(), Ordering::Relaxed),
+    ) {
         (false, false) => TouchReport::FirstFailure,
         (true, true) => TouchReport::Recovered,
         _ => TouchReport::Quiet,

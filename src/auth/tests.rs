@@ -215,12 +215,30 @@ fn app_password_touch_failures_are_reported_once() {
     use std::sync::atomic::AtomicBool;
     let failing = AtomicBool::new(false);
     let err: Result<(), String> = Err("Permission denied".into());
-    assert_eq!(super::touch_report(&failing, &Ok(())), super::TouchReport::Quiet);
-    assert_eq!(super::touch_report(&failing, &err), super::TouchReport::FirstFailure);
+    assert_eq!(
+        super::touch_report(&failing, &Ok(())),
+        super::TouchReport::Quiet
+    );
+    assert_eq!(
+        super::touch_report(&failing, &err),
+        super::TouchReport::FirstFailure
+    );
     for _ in 0..3 {
-        assert_eq!(super::touch_report(&failing, &err), super::TouchReport::Quiet);
+        assert_eq!(
+            super::touch_report(&failing, &err),
+            super::TouchReport::Quiet
+        );
     }
-    assert_eq!(super::touch_report(&failing, &Ok(())), super::TouchReport::Recovered);
-    assert_eq!(super::touch_report(&failing, &Ok(())), super::TouchReport::Quiet);
-    assert_eq!(super::touch_report(&failing, &err), super::TouchReport::FirstFailure);
+    assert_eq!(
+        super::touch_report(&failing, &Ok(())),
+        super::TouchReport::Recovered
+    );
+    assert_eq!(
+        super::touch_report(&failing, &Ok(())),
+        super::TouchReport::Quiet
+    );
+    assert_eq!(
+        super::touch_report(&failing, &err),
+        super::TouchReport::FirstFailure
+    );
 }

@@ -98,7 +98,10 @@ pub fn lookup(state: &FolderState, uid: Uid) -> Option<i64> {
     f.stat_mtime(&state.folder).or_else(|| {
         // Renamed since the listing (flags written by another program): find it by base.
         let (sub, name) = state.folder.find_base(f.base())?;
-        let st = state.folder.lstat(&state.folder.file_path(sub, &name)).ok()?;
+        let st = state
+            .folder
+            .lstat(&state.folder.file_path(sub, &name))
+            .ok()?;
         Some(st.mtime)
     })
 }
