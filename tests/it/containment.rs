@@ -335,6 +335,7 @@ async fn with_the_disk_full_commands_change_nothing_and_say_so() {
     assert!(entries(&root.join(".Keep/tmp")).is_empty());
     let st = c.ok("STATUS Keep (MESSAGES)").await.join("\n");
     assert!(st.contains("MESSAGES 1"), "{st}");
+    store_copy_expunge_on_a_full_disk(&mut c).await;
 
     // With room again, the same commands work.
     std::fs::remove_file(filler).unwrap();
@@ -348,6 +349,52 @@ async fn with_the_disk_full_commands_change_nothing_and_say_so() {
         "{list}"
     );
     eprintln!("disk-full test ran to the end");
+}
+
+/// STORE, COPY and EXPUNGE with no space left: each completes or changes nothing, and
+/// a refusal says the disk is full. (STORE and EXPUNGE may still complete: an index
+/// transaction can fit in a block the log already has.)
+async fn store_copy_expunge_on_a_full_disk(c: &mut Client) {
+    c.ok("SELECT Keep").await;
+    let flags = |l: Vec<String>| l.join("\n");
+    let before = flags(c.ok("FETCH 1 (FLAGS)").await);
+    let r = c.status("STORE 1 +FLAGS (\\Flagged)").await;
+    eprintln!("disk full: STORE -> {r}");
+    let after = flags(c.ok("FETCH 1 (FLAGS)").await);
+    if r.contains(" OK") {
+        assert!(after.contains("\\Flagged"), "STORE said OK: {after}");
+    } else {
+        assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
+        assert_eq!(after, before, "a refused STORE changed the flags");
+    }
+    // COPY hard-links (no data block needed), so it may complete.
+    let r = c.status("COPY 1 Keep").await;
+    let n = messages(c).await;
+    assert!(
+        (r.contains(" OK") && n == 2) || (r.contains(" NO [OVERQUOTA]") && n == 1),
+        "{r} -> {n} messages"
+    );
+    c.ok("STORE 1:* +FLAGS.SILENT (\\Deleted)").await;
+    let r = c.status("EXPUNGE").await;
+    eprintln!("disk full: EXPUNGE -> {r}");
+    let left = messages(c).await;
+    assert!(
+        (r.contains(" OK") && left == 0) || (r.contains(" NO [OVERQUOTA]") && left == n),
+        "{r} -> {left} of {n} messages"
+    );
+    c.ok("UNSELECT").await;
+}
+
+/// MESSAGES of Keep, from STATUS.
+async fn messages(c: &mut Client) -> u32 {
+    let st = c.ok("STATUS Keep (MESSAGES)").await.join("\n");
+    let at = st.find("MESSAGES ").expect("MESSAGES") + "MESSAGES ".len();
+    st[at..]
+        .split(|ch: char| !ch.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// FETCH BODY[] of 2000 small messages over loopback, timed (run by hand with
