@@ -628,6 +628,99 @@ pub fn open_nofollow(path: &Path, how: How) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// One file name (no `/`, not `.` or `..`, not empty) as a C string.
+fn one_name(name: &OsStr) -> io::Result<CString> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    cstr(name)
+}
+
+/// Opens directory `path` for reading (`*at` calls, `fsync`, listing) without following
+/// a link in its last component. A path that is exactly `/proc/self/fd/N` (a descriptor
+/// this process holds, see [`split_fd_path`]) is reopened through that descriptor.
+pub fn open_dir_nofollow(path: &Path) -> io::Result<OwnedFd> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let c = match split_fd_path(path) {
+        // The anchor itself is a /proc "magic link": followed as a directory component.
+        Some((anchor, rest)) if rest.as_os_str().is_empty() => cstr(anchor.join(".").as_os_str())?,
+        _ => cstr(path.as_os_str())?,
+    };
+    // SAFETY: `c` is NUL-terminated and outlives the call.
+    own(unsafe { libc::open(c.as_ptr(), flags) })
+}
+
+/// Opens `name`, one component, in the open directory `dir` without following a link
+/// (`ELOOP`). A created file gets exactly `mode` ([`How::CreateNew`]).
+pub fn open_at(dir: &OwnedFd, name: &OsStr, how: How) -> io::Result<File> {
+    let c = one_name(name)?;
+    let fd = match how {
+        How::Read | How::ReadWrite => openat(dir.as_raw_fd(), &c, open_flags(how), 0)?,
+        How::CreateNew(mode) => {
+            let fd = openat(dir.as_raw_fd(), &c, open_flags(how), mode)?;
+            fchmod(&fd, mode)?;
+            fd
+        }
+        How::OpenOrCreate(mode) => {
+            match openat(dir.as_raw_fd(), &c, open_flags(How::CreateNew(mode)), mode) {
+                Ok(fd) => {
+                    fchmod(&fd, mode)?;
+                    fd
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    openat(dir.as_raw_fd(), &c, open_flags(How::ReadWrite), 0)?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    Ok(File::from(fd))
+}
+
+/// The metadata of `name` in the open directory `dir`, a link reported as a link
+/// (`O_PATH | O_NOFOLLOW`, then `fstat`: the std type, ctime included).
+pub fn metadata_at(dir: &OwnedFd, name: &OsStr) -> io::Result<std::fs::Metadata> {
+    let c = one_name(name)?;
+    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    File::from(openat(dir.as_raw_fd(), &c, flags, 0)?).metadata()
+}
+
+/// `renameat` of two names in the same open directory (links renamed as links).
+pub fn rename_at(dir: &OwnedFd, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    let (a, b) = (one_name(from)?, one_name(to)?);
+    let d = dir.as_raw_fd();
+    // SAFETY: both names are NUL-terminated; `d` is an open directory.
+    check(unsafe { libc::renameat(d, a.as_ptr(), d, b.as_ptr()) }).map(|_| ())
+}
+
+/// `linkat` of two names in the same open directory (a link is linked, not followed).
+pub fn link_at(dir: &OwnedFd, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    let (a, b) = (one_name(from)?, one_name(to)?);
+    let d = dir.as_raw_fd();
+    // SAFETY: both names are NUL-terminated; `d` is an open directory.
+    check(unsafe { libc::linkat(d, a.as_ptr(), d, b.as_ptr(), 0) }).map(|_| ())
+}
+
+/// `unlinkat` of a file (or a link, never its target) in the open directory `dir`.
+pub fn unlink_at(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
+    let c = one_name(name)?;
+    // SAFETY: `c` is NUL-terminated; `dir` is an open directory.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) }).map(|_| ())
+}
+
+/// The entry names of the open directory `dir` (but `.` and `..`), read through a new
+/// open file description so that `dir`'s own position is untouched.
+pub fn names_at(dir: &OwnedFd) -> io::Result<Vec<std::ffi::OsString>> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let fd = openat(dir.as_raw_fd(), c".", flags, 0)?;
+    let mut out = Vec::new();
+    each_entry(fd, |name, _| {
+        out.push(OsStr::from_bytes(name).to_os_string())
+    })?;
+    Ok(out)
+}
+
 /// The mode for a new file in the directory holding `path` ([`file_mode_beside`]);
 /// 0600 when the directory cannot be asked.
 pub fn file_mode_for(path: &Path) -> u32 {

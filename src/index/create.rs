@@ -4,20 +4,18 @@
 //!
 //! This module knows files and generations, not what callers store in records.
 
-use std::fs;
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
 
 use super::apply::recount;
 use super::format::{self, decode_index, decode_log_header, IndexParts, LogHeader, LOG_HEADER_LEN};
 use super::state::{corrupt, load, lock_method, new_pair_id, now_secs, sync_dir, Inner};
-use super::{lock, log, Error, FsyncMode, Header, IndexSnapshot, Options, Record};
+use super::{lock, log, Dir, Error, FsyncMode, Header, IndexSnapshot, Options, Record};
 use super::{INDEX_FILE, LOCK_TIMEOUT, LOG_FILE};
 
 /// Writes a fresh pair: log first (an empty log alone reads as "no index yet"), then
 /// the index, then the directory.
 fn write_pair(
-    dir: &Path,
+    dir: &Dir,
     opts: &Options,
     gen: u64,
     pair_id: u64,
@@ -29,13 +27,13 @@ fn write_pair(
         pair_id,
         uid_validity: s.header.uid_validity,
     };
-    log::create(dir, &lh, sync).map_err(Error::io(dir.join(LOG_FILE)))?;
+    log::create(dir, &lh, sync).map_err(Error::io(dir.file(LOG_FILE)))?;
     write_index(dir, opts, gen, pair_id, s)?;
     sync_dir(dir, opts)
 }
 
 pub(super) fn write_index(
-    dir: &Path,
+    dir: &Dir,
     opts: &Options,
     gen: u64,
     pair_id: u64,
@@ -53,10 +51,10 @@ pub(super) fn write_index(
     log::replace_file_with(dir, INDEX_FILE, sync, |w| {
         format::encode_index_to(&parts, w)
     })
-    .map_err(Error::io(dir.join(INDEX_FILE)))
+    .map_err(Error::io(dir.file(INDEX_FILE)))
 }
 
-pub fn open_or_create(dir: &Path, opts: &Options) -> Result<(Inner, bool), Error> {
+pub fn open_or_create(dir: &Dir, opts: &Options) -> Result<(Inner, bool), Error> {
     if let Some(i) = load(dir, opts)? {
         return Ok((i, false));
     }
@@ -72,7 +70,7 @@ pub fn open_or_create(dir: &Path, opts: &Options) -> Result<(Inner, bool), Error
     match load(dir, opts)? {
         Some(i) => Ok((i, true)),
         None => Err(corrupt(
-            dir.join(INDEX_FILE),
+            dir.file(INDEX_FILE),
             "index vanished right after creation",
             0,
         )),
@@ -83,51 +81,48 @@ pub fn open_or_create(dir: &Path, opts: &Options) -> Result<(Inner, bool), Error
 /// that a program damaging the files again and again cannot fill the disk through us).
 const BROKEN_KEPT: usize = 3;
 
-/// Renames an unreadable file aside to `<name>.broken-<unix time>` (the damage itself
-/// was logged by whoever found it: this is detail, at info level).
-fn aside(path: &Path) {
-    let to = PathBuf::from(format!("{}.broken-{}", path.display(), now_secs()));
-    match fs::rename(path, &to) {
+/// Renames an unreadable file `name` of `dir` aside to `<name>.broken-<unix time>`
+/// (the damage itself was logged by whoever found it: this is detail, at info level).
+pub(super) fn aside(dir: &Dir, name: &str) {
+    let to = format!("{name}.broken-{}", now_secs());
+    match dir.rename(name, &to) {
         Ok(()) => {
             tracing::info!(
                 "unreadable index file {} renamed to {}",
-                path.display(),
-                to.display()
+                dir.file(name).display(),
+                dir.file(&to).display()
             );
-            prune_broken(path);
+            prune_broken(dir, name);
         }
         Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!("could not rename {} aside: {e}", path.display()),
+        Err(e) => tracing::warn!("could not rename {} aside: {e}", dir.file(name).display()),
     }
 }
 
-/// Removes all but the [`BROKEN_KEPT`] newest `<name>.broken-<time>` beside `path`.
-fn prune_broken(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+/// Removes all but the [`BROKEN_KEPT`] newest `<name>.broken-<time>` beside `name`.
+pub(super) fn prune_broken(dir: &Dir, name: &str) {
+    let prefix = format!("{name}.broken-");
+    let Ok(entries) = dir.names() else {
         return;
     };
-    let prefix = format!("{}.broken-", name.to_string_lossy());
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    let mut copies: Vec<(u64, PathBuf)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let n = e.file_name();
-            let t = n.to_str()?.strip_prefix(&prefix)?.parse().ok()?;
-            Some((t, e.path()))
+    let mut copies: Vec<(u64, String)> = entries
+        .into_iter()
+        .filter_map(|n| {
+            let n = n.into_string().ok()?;
+            let t = n.strip_prefix(&prefix)?.parse().ok()?;
+            Some((t, n))
         })
         .collect();
     copies.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
-    for (_, p) in copies.into_iter().skip(BROKEN_KEPT) {
-        let _ = fs::remove_file(p);
+    for (_, n) in copies.into_iter().skip(BROKEN_KEPT) {
+        let _ = dir.remove(&n);
     }
 }
 
 /// Replaces the files of `dir` with an index of exactly these records; returns the state
 /// of the new pair (taken from what was written, not read back).
 pub fn rebuild(
-    dir: &Path,
+    dir: &Dir,
     opts: &Options,
     header: Header,
     keywords: Vec<String>,
@@ -159,17 +154,17 @@ pub fn rebuild(
         r.flags &= format::FLAG_MASK;
     }
     let _held = lock::acquire(dir, lock_method(opts), LOCK_TIMEOUT)?;
-    let (ipath, lpath) = (dir.join(INDEX_FILE), dir.join(LOG_FILE));
+    let lpath = dir.file(LOG_FILE);
     let mut gen = 0u64;
-    if let Ok(b) = super::read_file(&ipath) {
+    if let Ok(b) = dir.read_file(INDEX_FILE) {
         if let Ok(h) = format::decode_index_header(&b) {
             gen = gen.max(h.generation);
         }
         if decode_index(&b).is_err() {
-            aside(&ipath);
+            aside(dir, INDEX_FILE);
         }
     }
-    if let Ok(b) = super::read_file(&lpath) {
+    if let Ok(b) = dir.read_file(LOG_FILE) {
         match decode_log_header(&b) {
             Ok(h) => {
                 gen = gen.max(h.generation);
@@ -179,10 +174,10 @@ pub fn rebuild(
                 )
                 .is_err()
                 {
-                    aside(&lpath);
+                    aside(dir, LOG_FILE);
                 }
             }
-            Err(_) => aside(&lpath),
+            Err(_) => aside(dir, LOG_FILE),
         }
     }
     let last = records.last().map_or(0, |r| r.uid);

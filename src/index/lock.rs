@@ -7,14 +7,14 @@
 //! This module knows lock files, not what the lock protects.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{Error, LockMethod};
+use super::{Dir, Error, LockMethod};
 
 pub const LOCK_FILE: &str = "loft.index.lock";
 pub const DOTLOCK_FILE: &str = "loft.index.lock.lck";
@@ -28,13 +28,14 @@ static FREED: Condvar = Condvar::new();
 pub struct WriteLock {
     key: PathBuf,
     _file: Option<File>,
-    dotlock: Option<PathBuf>,
+    /// The directory holding the dot-lock file, when one was taken.
+    dotlock: Option<Dir>,
 }
 
 impl Drop for WriteLock {
     fn drop(&mut self) {
-        if let Some(p) = &self.dotlock {
-            let _ = fs::remove_file(p);
+        if let Some(d) = &self.dotlock {
+            let _ = d.remove(DOTLOCK_FILE);
         }
         // Closing `_file` (after this body) releases fcntl/flock locks; the gate is
         // released first, which is harmless: the next thread still waits on the file lock.
@@ -86,23 +87,25 @@ fn try_os_lock(f: &File, method: LockMethod) -> io::Result<bool> {
     }
 }
 
-fn dotlock(path: &Path, deadline: Instant) -> Result<bool, io::Error> {
+fn dotlock(dir: &Dir, deadline: Instant) -> Result<bool, io::Error> {
     let mut step = 1;
     loop {
-        match super::create_fresh_excl(path) {
+        match dir.create_fresh_excl(DOTLOCK_FILE) {
             Ok(mut f) => {
                 let _ = writeln!(f, "{}", std::process::id());
                 return Ok(true);
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let stale = fs::metadata(path)
+                let stale = dir
+                    .metadata(DOTLOCK_FILE)
                     .and_then(|m| m.modified())
                     .ok()
                     .and_then(|t| SystemTime::now().duration_since(t).ok())
                     .is_some_and(|age| age > DOTLOCK_STALE);
                 if stale {
+                    let path = dir.file(DOTLOCK_FILE);
                     tracing::warn!("removing stale index dotlock {}", path.display());
-                    let _ = fs::remove_file(path);
+                    let _ = dir.remove(DOTLOCK_FILE);
                     continue;
                 }
             }
@@ -114,18 +117,18 @@ fn dotlock(path: &Path, deadline: Instant) -> Result<bool, io::Error> {
     }
 }
 
-/// Takes the write lock of `dir` (canonical path), waiting at most `timeout`.
-pub fn acquire(dir: &Path, method: LockMethod, timeout: Duration) -> Result<WriteLock, Error> {
+/// Takes the write lock of `dir` (keyed by its canonical path), waiting at most `timeout`.
+pub fn acquire(dir: &Dir, method: LockMethod, timeout: Duration) -> Result<WriteLock, Error> {
     let deadline = Instant::now() + timeout;
-    let lock_path = dir.join(LOCK_FILE);
+    let lock_path = dir.file(LOCK_FILE);
     let locked = || Error::Locked {
         file: lock_path.clone(),
     };
-    if !gate(dir, deadline) {
+    if !gate(dir.path(), deadline) {
         return Err(locked());
     }
     let mut held = WriteLock {
-        key: dir.to_path_buf(),
+        key: dir.path().to_path_buf(),
         _file: None,
         dotlock: None,
     };
@@ -134,16 +137,13 @@ pub fn acquire(dir: &Path, method: LockMethod, timeout: Duration) -> Result<Writ
         err,
     };
     if method == LockMethod::Dotlock {
-        let p = dir.join(DOTLOCK_FILE);
-        if !dotlock(&p, deadline).map_err(io_err)? {
+        if !dotlock(dir, deadline).map_err(io_err)? {
             return Err(locked());
         }
-        held.dotlock = Some(p);
+        held.dotlock = Some(dir.try_clone().map_err(io_err)?);
         return Ok(held);
     }
-    let how = crate::beneath::How::OpenOrCreate(crate::beneath::file_mode_for(&lock_path));
-    let f = crate::beneath::open_nofollow(&lock_path, how);
-    let f = f.map_err(io_err)?;
+    let f = dir.open_or_create(LOCK_FILE).map_err(io_err)?;
     let mut step = 1;
     while !try_os_lock(&f, method).map_err(io_err)? {
         if !backoff(deadline, &mut step) {

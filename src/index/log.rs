@@ -5,10 +5,10 @@
 //!
 //! This module knows the log file, not what the changes mean.
 
+use super::Dir;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 use super::format::{bad, encode_log_header, Bad, LogHeader};
 use super::op::{self, Frame, Op, COMMIT, COMMIT_PAYLOAD, FRAME};
@@ -119,24 +119,20 @@ pub fn read_from(file: &File, offset: u64) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-pub fn fsync_dir(dir: &Path) -> io::Result<()> {
-    super::open_ro(dir)?.sync_all()
-}
-
 /// Writes `bytes` as `dir/name` atomically: temp file, fsync, rename (no directory fsync).
-pub fn replace_file(dir: &Path, name: &str, bytes: &[u8], sync: bool) -> io::Result<()> {
+pub fn replace_file(dir: &Dir, name: &str, bytes: &[u8], sync: bool) -> io::Result<()> {
     replace_file_with(dir, name, sync, |f| f.write_all(bytes))
 }
 
 /// Like [`replace_file`], the content written by `fill` through a buffer.
 pub fn replace_file_with(
-    dir: &Path,
+    dir: &Dir,
     name: &str,
     sync: bool,
     fill: impl FnOnce(&mut io::BufWriter<&fs::File>) -> io::Result<()>,
 ) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let f = super::create_fresh(&tmp)?;
+    let tmp = format!("{name}.tmp");
+    let f = dir.create_fresh(&tmp)?;
     let mut w = io::BufWriter::with_capacity(256 * 1024, &f);
     fill(&mut w)?;
     w.flush()?;
@@ -145,11 +141,11 @@ pub fn replace_file_with(
         f.sync_all()?;
     }
     drop(f);
-    fs::rename(&tmp, dir.join(name))
+    dir.rename(&tmp, name)
 }
 
 /// Replaces the log by an empty one of `h.generation`.
-pub fn create(dir: &Path, h: &LogHeader, sync: bool) -> io::Result<()> {
+pub fn create(dir: &Dir, h: &LogHeader, sync: bool) -> io::Result<()> {
     replace_file(dir, super::LOG_FILE, &encode_log_header(h), sync)
 }
 

@@ -8,6 +8,10 @@
 //! tail ([`Index::refresh`]). Every byte read from disk is bounds- and CRC-checked: damage
 //! is [`Error::Corrupted`], never a panic and never half-valid state.
 //!
+//! The folder directory is opened once per instance and held ([`Dir`]); every file above
+//! is reached relative to that descriptor by its single name, never through a link, so a
+//! folder renamed away and replaced by a link meanwhile cannot redirect the index.
+//!
 //! It knows UIDs, system-flag bits, a keyword bitmap, modseqs, sizes, dates and an opaque
 //! storage key per message. It must NOT know Maildir, mbox, IMAP or MIME.
 
@@ -15,6 +19,7 @@ pub mod cache;
 
 mod apply;
 mod create;
+mod dir;
 mod fileio;
 mod format;
 mod lock;
@@ -32,8 +37,6 @@ mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -42,6 +45,7 @@ pub use crate::config::FsyncMode;
 pub use salvage::Salvage;
 pub use txn::Transaction;
 
+pub(crate) use dir::Dir;
 use state::Inner;
 
 pub const INDEX_FILE: &str = "loft.index";
@@ -199,7 +203,8 @@ impl IndexSnapshot {
 
 /// One mailbox's index. Methods take `&self`; state sits behind an internal mutex.
 pub struct Index {
-    dir: PathBuf,
+    /// Held open for the index's life: every file of it is reached through this.
+    dir: Arc<Dir>,
     opts: Options,
     created: bool,
     inner: Mutex<Inner>,
@@ -219,52 +224,10 @@ fn effective(opts: &Options) -> Options {
     o
 }
 
-fn canonical(dir: &Path) -> Result<PathBuf, Error> {
-    // The folder directory itself must not be a link (its files would be elsewhere).
-    let md = fs::symlink_metadata(dir).map_err(Error::io(dir.to_path_buf()))?;
-    if md.file_type().is_symlink() {
-        let e = io::Error::from_raw_os_error(libc::ELOOP);
-        return Err(Error::io(dir.to_path_buf())(e));
-    }
-    // Kept under /proc/self/fd/N when reached that way (see beneath::canonicalize).
-    crate::beneath::canonicalize(dir).map_err(Error::io(dir.to_path_buf()))
-}
-
-/// Opens an index file for reading without following a link in its last component.
-pub(crate) fn open_ro(path: &Path) -> io::Result<fs::File> {
-    crate::beneath::open_nofollow(path, crate::beneath::How::Read)
-}
-
-/// Opens an index file for writing without following a link in its last component.
-pub(crate) fn open_rw(path: &Path) -> io::Result<fs::File> {
-    crate::beneath::open_nofollow(path, crate::beneath::How::ReadWrite)
-}
-
-/// Creates a new file (`O_EXCL`, never through a link) with the mode of the mail
-/// beside it (0600 in a 0700 folder), whatever the umask. A leftover of that name
-/// (a crashed writer's temp file) is removed first.
-pub(crate) fn create_fresh(path: &Path) -> io::Result<fs::File> {
-    let how = crate::beneath::How::CreateNew(crate::beneath::file_mode_for(path));
-    match crate::beneath::open_nofollow(path, how) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            fs::remove_file(path)?;
-            crate::beneath::open_nofollow(path, how)
-        }
-        r => r,
-    }
-}
-
-/// Creates a new file (`O_EXCL`: a dot-lock) with the mode of the mail beside it.
-pub(crate) fn create_fresh_excl(path: &Path) -> io::Result<fs::File> {
-    let how = crate::beneath::How::CreateNew(crate::beneath::file_mode_for(path));
-    crate::beneath::open_nofollow(path, how)
-}
-
-/// Reads a whole index file without following a link in its last component.
-pub(crate) fn read_file(path: &Path) -> io::Result<Vec<u8>> {
-    let mut v = Vec::new();
-    io::Read::read_to_end(&mut open_ro(path)?, &mut v)?;
-    Ok(v)
+/// Opens the folder directory (see [`dir::Dir::open`]: not a link, bound to its
+/// canonical path by device and inode).
+fn open_dir(dir: &Path) -> Result<Dir, Error> {
+    Dir::open(dir).map_err(Error::io(dir.to_path_buf()))
 }
 
 impl Index {
@@ -272,27 +235,31 @@ impl Index {
     /// `dir`, sharing one instance per folder in this process. Corruption is
     /// `Err(Corrupted)`; the caller then rebuilds with [`Index::rebuild`].
     pub fn open(dir: &Path, opts: &Options) -> Result<Arc<Index>, Error> {
-        let dir = canonical(dir)?;
+        let dir = open_dir(dir)?;
         let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         let reg = reg.get_or_insert_with(HashMap::new);
-        if let Some(ix) = reg.get(&dir).and_then(Weak::upgrade) {
+        if let Some(ix) = reg.get(dir.path()).and_then(Weak::upgrade) {
             // Shared instance: catch up, so that damage found since is reported here too.
             ix.refresh()?;
             return Ok(ix);
         }
         reg.retain(|_, w| w.strong_count() > 0);
-        let ix = Index::open_unshared(&dir, opts)?;
-        reg.insert(dir, Arc::downgrade(&ix));
+        let key = dir.path().to_path_buf();
+        let ix = Index::open_in(Arc::new(dir), opts)?;
+        reg.insert(key, Arc::downgrade(&ix));
         Ok(ix)
     }
 
     /// Like [`Index::open`] but a private instance outside the registry (tests, tools,
     /// fuzzing): it coordinates with other instances through the lock and the log only.
     pub fn open_unshared(dir: &Path, opts: &Options) -> Result<Arc<Index>, Error> {
-        let dir = canonical(dir)?;
+        Index::open_in(Arc::new(open_dir(dir)?), opts)
+    }
+
+    fn open_in(dir: Arc<Dir>, opts: &Options) -> Result<Arc<Index>, Error> {
         let opts = effective(opts);
         let (inner, created) = create::open_or_create(&dir, &opts)?;
-        let cache = cache::Cache::open_or_rebuild(&dir, &opts)?;
+        let cache = cache::Cache::open_or_rebuild_in(&dir, &opts)?;
         Ok(Arc::new(Index {
             dir,
             opts,
@@ -313,32 +280,37 @@ impl Index {
         keywords: Vec<String>,
         records: Vec<Record>,
     ) -> Result<Arc<Index>, Error> {
-        let dir = canonical(dir)?;
+        let dir = open_dir(dir)?;
         let opts = effective(opts);
         let inner = create::rebuild(&dir, &opts, header, keywords, records)?;
         let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         let reg = reg.get_or_insert_with(HashMap::new);
-        if let Some(ix) = reg.get(&dir).and_then(Weak::upgrade) {
+        if let Some(ix) = reg.get(dir.path()).and_then(Weak::upgrade) {
             *ix.inner.lock().unwrap_or_else(|e| e.into_inner()) = inner;
             return Ok(ix);
         }
         reg.retain(|_, w| w.strong_count() > 0);
-        let cache = cache::Cache::open_or_rebuild(&dir, &opts)?;
+        let dir = Arc::new(dir);
+        let cache = cache::Cache::open_or_rebuild_in(&dir, &opts)?;
+        let key = dir.path().to_path_buf();
         let ix = Arc::new(Index {
-            dir: dir.clone(),
+            dir,
             opts,
             created: false,
             inner: Mutex::new(inner),
             cache,
         });
-        reg.insert(dir, Arc::downgrade(&ix));
+        reg.insert(key, Arc::downgrade(&ix));
         Ok(ix)
     }
 
     /// Best-effort salvage of key -> (uid, flags, keywords) from damaged files, plus
     /// UIDVALIDITY/UIDNEXT when readable. Never fails.
     pub fn salvage(dir: &Path) -> Salvage {
-        salvage::salvage(dir)
+        match Dir::open(dir) {
+            Ok(d) => salvage::salvage(&d),
+            Err(_) => Salvage::default(),
+        }
     }
 
     /// Every inconsistency found in the files of `dir`; empty when all is well.
@@ -411,7 +383,7 @@ impl Index {
                 state::heal(&self.dir, &self.opts, &mut inner, e)?;
                 // Not `Corrupted`: the damage is repaired and logged already.
                 Err(Error::Io {
-                    file: self.dir.join(LOG_FILE),
+                    file: self.dir.file(LOG_FILE),
                     err: std::io::Error::other(
                         "transaction lost with a log damaged by another program (rewritten); try again",
                     ),
@@ -440,7 +412,7 @@ impl Index {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     pub fn cache(&self) -> &cache::Cache {

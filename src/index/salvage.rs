@@ -6,8 +6,8 @@
 //!
 //! This module only reads.
 
+use super::Dir;
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
 
 use super::format::{self, Cur, INDEX_HEADER_LEN, INDEX_MAGIC, LOG_HEADER_LEN, RECORD_LEN};
 use super::op::{self, Frame, Op};
@@ -178,12 +178,12 @@ fn from_log(buf: &[u8], start: usize, s: &mut Salvage, map: &mut BTreeMap<u32, R
     clean
 }
 
-pub fn salvage(dir: &Path) -> Salvage {
+pub fn salvage(dir: &Dir) -> Salvage {
     let mut s = Salvage::default();
     let mut map = BTreeMap::new();
-    let ib = super::read_file(&dir.join(INDEX_FILE)).unwrap_or_default();
+    let ib = dir.read_file(INDEX_FILE).unwrap_or_default();
     let ih = from_index(&ib, &mut s, &mut map);
-    let lb = super::read_file(&dir.join(LOG_FILE)).unwrap_or_default();
+    let lb = dir.read_file(LOG_FILE).unwrap_or_default();
     let lh = format::decode_log_header(&lb).ok();
     let start = match (ih, lh) {
         (Some((gen, pair, off)), Some(lh)) if lh.pair_id == pair && lh.generation == gen => {

@@ -6,7 +6,7 @@
 //! This module knows files and generations, not what callers store in records.
 
 use std::collections::hash_map::RandomState;
-use std::fs::{self, File, Metadata};
+use std::fs::{File, Metadata};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, ErrorKind};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::apply::apply_txn;
 use super::create::write_index;
 use super::format::{decode_index, decode_log_header, LogHeader, LOG_HEADER_LEN};
-use super::{fileio, log, Error, FsyncMode, IndexSnapshot, LockMethod, Options};
+use super::{fileio, log, Dir, Error, FsyncMode, IndexSnapshot, LockMethod, Options};
 use super::{INDEX_FILE, LOG_COMPACT_RECORDS, LOG_FILE};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,9 +95,10 @@ fn now_ns() -> i128 {
 
 /// Checks the committed part of the log against what was read when its ctime is still
 /// racy (see [`LogState::racy`]); settles it once the ctime is old enough.
-fn verify_racy_log(lpath: &Path, inner: &mut Inner) -> Result<(), Error> {
+fn verify_racy_log(dir: &Dir, inner: &mut Inner) -> Result<(), Error> {
     let before = now_ns();
-    let f = super::open_ro(lpath).map_err(Error::io(lpath.into()))?;
+    let lpath = &dir.file(LOG_FILE);
+    let f = dir.open_ro(LOG_FILE).map_err(Error::io(lpath.into()))?;
     let end = inner.log.end;
     let mut bytes = vec![0u8; end as usize];
     let n = read_at_most(&f, &mut bytes, 0).map_err(Error::io(lpath.into()))?;
@@ -214,24 +215,26 @@ pub fn new_pair_id() -> u64 {
     h.finish() | 1
 }
 
-/// True when `path` no longer names the inode `was` (replaced by another process).
-fn replaced(path: &Path, was: FileId) -> bool {
-    fs::metadata(path)
+/// True when `name` no longer names the inode `was` (replaced by another process).
+fn replaced(dir: &Dir, name: &str, was: FileId) -> bool {
+    dir.metadata(name)
         .map(|m| index_id(&m) != was)
         .unwrap_or(true)
 }
 
 /// Loads the pair; `Ok(None)` when there is no index yet.
-pub(super) fn load(dir: &Path, _opts: &Options) -> Result<Option<Inner>, Error> {
-    let ipath = dir.join(INDEX_FILE);
-    let lpath = dir.join(LOG_FILE);
+pub(super) fn load(dir: &Dir, _opts: &Options) -> Result<Option<Inner>, Error> {
+    let ipath = dir.file(INDEX_FILE);
+    let lpath = dir.file(LOG_FILE);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match load_once(&ipath, &lpath) {
+        match load_once(dir, &ipath, &lpath) {
             // The pair did not match, but the index was replaced meanwhile (compaction or
             // rebuild by another process): look again.
-            Err(Retry(e, was)) if attempt < 5 && (replaced(&ipath, was) || attempt < 3) => {
+            Err(Retry(e, was))
+                if attempt < 5 && (replaced(dir, INDEX_FILE, was) || attempt < 3) =>
+            {
                 let _ = e;
                 std::thread::sleep(Duration::from_millis(10 * attempt));
             }
@@ -247,13 +250,14 @@ enum LoadErr {
 }
 use LoadErr::{Fatal, Retry};
 
-fn load_once(ipath: &Path, lpath: &Path) -> Result<Option<Inner>, LoadErr> {
-    let f = match super::open_ro(ipath) {
+/// `ipath` and `lpath` name the files of `dir` in errors.
+fn load_once(dir: &Dir, ipath: &Path, lpath: &Path) -> Result<Option<Inner>, LoadErr> {
+    let f = match dir.open_ro(INDEX_FILE) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             // Creation writes the log first: a log holding no changes alone is an
             // unfinished creation; one with changes means the index was lost.
-            return match fs::metadata(lpath) {
+            return match dir.metadata(LOG_FILE) {
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(Fatal(Error::Io {
                     file: lpath.into(),
@@ -291,7 +295,7 @@ fn load_once(ipath: &Path, lpath: &Path) -> Result<Option<Inner>, LoadErr> {
         let bytes = fileio::read_whole(&f).map_err(ioerr(ipath))?;
         decode_index(&bytes).map_err(|b| Fatal(Error::corrupted(ipath.into(), b)))?
     };
-    let lf = match super::open_ro(lpath) {
+    let lf = match dir.open_ro(LOG_FILE) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             return Err(Retry(corrupt(lpath.into(), "log file missing", 0), iid))
@@ -388,22 +392,22 @@ fn load_once(ipath: &Path, lpath: &Path) -> Result<Option<Inner>, LoadErr> {
 /// files are opened for their identities; the lock keeps anyone from replacing them
 /// before that.
 pub(super) fn written(
-    dir: &Path,
+    dir: &Dir,
     snap: IndexSnapshot,
     generation: u64,
     pair_id: u64,
 ) -> Result<Inner, Error> {
-    let (ipath, lpath) = (dir.join(INDEX_FILE), dir.join(LOG_FILE));
-    let open = |p: &Path| {
-        super::open_ro(p)
+    let lpath = dir.file(LOG_FILE);
+    let open = |name: &str| {
+        dir.open_ro(name)
             .and_then(|f| f.metadata().map(|m| (f, m)))
             .map_err(|err| Error::Io {
-                file: p.to_path_buf(),
+                file: dir.file(name),
                 err,
             })
     };
-    let (f, im) = open(&ipath)?;
-    let (lf, lm) = open(&lpath)?;
+    let (f, im) = open(INDEX_FILE)?;
+    let (lf, lm) = open(LOG_FILE)?;
     let lbytes = log::read_from(&lf, 0).map_err(Error::io(lpath.clone()))?;
     Ok(Inner {
         snap: Arc::new(snap),
@@ -429,14 +433,14 @@ pub(super) fn written(
     })
 }
 
-pub(super) fn sync_dir(dir: &Path, opts: &Options) -> Result<(), Error> {
+pub(super) fn sync_dir(dir: &Dir, opts: &Options) -> Result<(), Error> {
     if opts.fsync == FsyncMode::Never {
         return Ok(());
     }
-    log::fsync_dir(dir).map_err(Error::io(dir.to_path_buf()))
+    dir.sync().map_err(Error::io(dir.path().to_path_buf()))
 }
 
-fn reload(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<Arc<IndexSnapshot>, Error> {
+fn reload(dir: &Dir, opts: &Options, inner: &mut Inner) -> Result<Arc<IndexSnapshot>, Error> {
     inner.broken = true;
     match load(dir, opts)? {
         Some(new) => {
@@ -444,21 +448,22 @@ fn reload(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<Arc<IndexSnap
             Ok(inner.snap.clone())
         }
         None => Err(corrupt(
-            dir.join(INDEX_FILE),
+            dir.file(INDEX_FILE),
             "index file missing (deleted while in use)",
             0,
         )),
     }
 }
 
-fn stat(path: &Path, nfs: bool) -> Result<Metadata, Error> {
+fn stat(dir: &Dir, name: &str, nfs: bool) -> Result<Metadata, Error> {
     // On NFS, opening the file revalidates its attributes (close-to-open consistency);
     // a plain stat could be answered from the attribute cache.
     let r = if nfs {
-        super::open_ro(path).and_then(|f| f.metadata())
+        dir.open_ro(name).and_then(|f| f.metadata())
     } else {
-        fs::metadata(path)
+        dir.metadata(name)
     };
+    let path = &dir.file(name);
     r.map_err(|err| match err.kind() {
         ErrorKind::NotFound => corrupt(path.into(), "file missing (deleted while in use)", 0),
         _ => Error::Io {
@@ -468,15 +473,15 @@ fn stat(path: &Path, nfs: bool) -> Result<Metadata, Error> {
     })
 }
 
-pub fn refresh(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<Arc<IndexSnapshot>, Error> {
+pub fn refresh(dir: &Dir, opts: &Options, inner: &mut Inner) -> Result<Arc<IndexSnapshot>, Error> {
     inner.healable = false;
     if inner.broken {
         return reload(dir, opts, inner);
     }
-    let lpath = dir.join(LOG_FILE);
+    let lpath = dir.file(LOG_FILE);
     let (im, lm) = match (
-        stat(&dir.join(INDEX_FILE), opts.nfs),
-        stat(&lpath, opts.nfs),
+        stat(dir, INDEX_FILE, opts.nfs),
+        stat(dir, LOG_FILE, opts.nfs),
     ) {
         (Ok(i), Ok(l)) => (i, l),
         (Err(e), _) | (_, Err(e)) => {
@@ -509,13 +514,13 @@ pub fn refresh(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<Arc<Inde
     }
     if len == inner.log.seen_len && inner.log.end == len {
         if inner.log.racy {
-            if let Err(e) = verify_racy_log(&lpath, inner) {
+            if let Err(e) = verify_racy_log(dir, inner) {
                 return Err(damaged(inner, e));
             }
         }
         return Ok(inner.snap.clone());
     }
-    match catch_up(&lpath, inner, ctime(&lm)) {
+    match catch_up(dir, inner, ctime(&lm)) {
         Ok(s) => Ok(s),
         Err(e) => Err(damaged(inner, e)),
     }
@@ -537,7 +542,7 @@ fn damaged(inner: &mut Inner, e: Error) -> Error {
 /// taken (a `chmod`, a copy of the same bytes); damage, or committed transactions gone
 /// from the log we read, is healable damage.
 fn reload_in_place(
-    dir: &Path,
+    dir: &Dir,
     opts: &Options,
     inner: &mut Inner,
 ) -> Result<Arc<IndexSnapshot>, Error> {
@@ -550,7 +555,7 @@ fn reload_in_place(
             );
             Err(damaged(
                 inner,
-                corrupt(dir.join(LOG_FILE), what, new.log.end),
+                corrupt(dir.file(LOG_FILE), what, new.log.end),
             ))
         }
         Ok(Some(new)) => {
@@ -559,7 +564,7 @@ fn reload_in_place(
         }
         Ok(None) => Err(damaged(
             inner,
-            corrupt(dir.join(INDEX_FILE), "index file missing", 0),
+            corrupt(dir.file(INDEX_FILE), "index file missing", 0),
         )),
         Err(e) => Err(damaged(inner, e)),
     }
@@ -570,7 +575,7 @@ fn reload_in_place(
 /// log) from the state this process holds, which loses nothing it had read, and logs
 /// the one line. Files another process replaced meanwhile are read instead.
 pub fn heal(
-    dir: &Path,
+    dir: &Dir,
     opts: &Options,
     inner: &mut Inner,
     e: Error,
@@ -579,11 +584,11 @@ pub fn heal(
         return Err(e);
     }
     inner.healable = false;
-    let replaced =
-        |p: &Path, was: FileId| fs::symlink_metadata(p).map_or(true, |m| !same_inode(id(&m), was));
-    if replaced(&dir.join(INDEX_FILE), inner.index_id)
-        || replaced(&dir.join(LOG_FILE), inner.log.id)
-    {
+    let replaced = |name: &str, was: FileId| {
+        dir.metadata(name)
+            .map_or(true, |m| !same_inode(id(&m), was))
+    };
+    if replaced(INDEX_FILE, inner.index_id) || replaced(LOG_FILE, inner.log.id) {
         if let Ok(Some(new)) = load(dir, opts) {
             *inner = new;
             return Ok(inner.snap.clone());
@@ -598,7 +603,7 @@ pub fn heal(
         pair_id,
         uid_validity: snap.header.uid_validity,
     };
-    let lpath = dir.join(LOG_FILE);
+    let lpath = dir.file(LOG_FILE);
     log::create(dir, &lh, opts.fsync != FsyncMode::Never).map_err(Error::io(lpath))?;
     sync_dir(dir, opts)?;
     *inner = written(dir, snap, gen, pair_id)?;
@@ -613,11 +618,12 @@ pub fn heal(
 }
 
 fn catch_up(
-    lpath: &Path,
+    dir: &Dir,
     inner: &mut Inner,
     seen_ctime: (i64, i64),
 ) -> Result<Arc<IndexSnapshot>, Error> {
-    let f = super::open_ro(lpath).map_err(Error::io(lpath.into()))?;
+    let lpath = &dir.file(LOG_FILE);
+    let f = dir.open_ro(LOG_FILE).map_err(Error::io(lpath.into()))?;
     let m = f.metadata().map_err(Error::io(lpath.into()))?;
     if id(&m) != inner.log.id {
         return Err(corrupt(lpath.into(), "log replaced while reading", 0));
@@ -665,8 +671,9 @@ fn catch_up(
     Ok(inner.snap.clone())
 }
 
-fn open_log_state(lpath: &Path) -> Result<LogState, Error> {
-    let f = super::open_ro(lpath).map_err(Error::io(lpath.into()))?;
+fn open_log_state(dir: &Dir) -> Result<LogState, Error> {
+    let lpath = &dir.file(LOG_FILE);
+    let f = dir.open_ro(LOG_FILE).map_err(Error::io(lpath.into()))?;
     let m = f.metadata().map_err(Error::io(lpath.into()))?;
     let end = LOG_HEADER_LEN as u64;
     let head = log::read_from(&f, 0).map_err(Error::io(lpath.into()))?;
@@ -687,12 +694,12 @@ fn open_log_state(lpath: &Path) -> Result<LogState, Error> {
 
 /// Under the write lock: catch up, replace a stale log, cut off a torn tail.
 pub fn prepare_write(
-    dir: &Path,
+    dir: &Dir,
     opts: &Options,
     inner: &mut Inner,
 ) -> Result<Arc<IndexSnapshot>, Error> {
     let snap = refresh(dir, opts, inner)?;
-    let lpath = dir.join(LOG_FILE);
+    let lpath = dir.file(LOG_FILE);
     if inner.log.stale {
         let lh = LogHeader {
             generation: inner.generation,
@@ -701,10 +708,10 @@ pub fn prepare_write(
         };
         log::create(dir, &lh, opts.fsync != FsyncMode::Never).map_err(Error::io(lpath.clone()))?;
         sync_dir(dir, opts)?;
-        inner.log = open_log_state(&lpath)?;
+        inner.log = open_log_state(dir)?;
     }
     if inner.log.seen_len > inner.log.end {
-        let f = super::open_rw(&lpath).map_err(Error::io(lpath.clone()))?;
+        let f = dir.open_rw(LOG_FILE).map_err(Error::io(lpath.clone()))?;
         f.set_len(inner.log.end).map_err(Error::io(lpath.clone()))?;
         if opts.fsync != FsyncMode::Never {
             f.sync_data().map_err(Error::io(lpath.clone()))?;
@@ -719,18 +726,18 @@ pub fn prepare_write(
 
 /// Under the write lock, after [`prepare_write`]: appends one encoded transaction.
 pub fn append(
-    dir: &Path,
+    dir: &Dir,
     opts: &Options,
     inner: &mut Inner,
     bytes: &[u8],
     sync: bool,
 ) -> Result<Arc<IndexSnapshot>, Error> {
-    let lpath = dir.join(LOG_FILE);
+    let lpath = dir.file(LOG_FILE);
     let io = |e: io::Error| Error::Io {
         file: lpath.clone(),
         err: e,
     };
-    let f = super::open_rw(&lpath).map_err(io)?;
+    let f = dir.open_rw(LOG_FILE).map_err(io)?;
     if id(&f.metadata().map_err(io)?) != inner.log.id {
         inner.broken = true;
         return Err(corrupt(
@@ -750,7 +757,7 @@ pub fn append(
         if let Err(e) = compact(dir, opts, inner) {
             tracing::warn!(
                 "index compaction in {} failed (the log keeps the changes): {e}",
-                dir.display()
+                dir.path().display()
             );
         }
     }
@@ -759,17 +766,17 @@ pub fn append(
 
 /// Under the write lock, caught up: new index of generation G+1 (temp, fsync, rename),
 /// then an empty log of G+1 (temp, fsync, rename), then the directory fsync.
-pub fn compact(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<(), Error> {
+pub fn compact(dir: &Dir, opts: &Options, inner: &mut Inner) -> Result<(), Error> {
     let gen = inner.generation + 1;
     write_index(dir, opts, gen, inner.pair_id, &inner.snap)?;
     inner.generation = gen;
-    let ipath = dir.join(INDEX_FILE);
-    let f = super::open_ro(&ipath).map_err(Error::io(ipath.clone()))?;
+    let ipath = dir.file(INDEX_FILE);
+    let f = dir.open_ro(INDEX_FILE).map_err(Error::io(ipath.clone()))?;
     inner.index_id = index_id(&f.metadata().map_err(Error::io(ipath))?);
     inner._index_file = f;
     // From here the old log is stale: if we fail below, the next writer replaces it.
     inner.log.stale = true;
-    let lpath = dir.join(LOG_FILE);
+    let lpath = dir.file(LOG_FILE);
     let lh = LogHeader {
         generation: gen,
         pair_id: inner.pair_id,
@@ -777,7 +784,7 @@ pub fn compact(dir: &Path, opts: &Options, inner: &mut Inner) -> Result<(), Erro
     };
     log::create(dir, &lh, opts.fsync != FsyncMode::Never).map_err(Error::io(lpath.clone()))?;
     sync_dir(dir, opts)?;
-    inner.log = open_log_state(&lpath)?;
+    inner.log = open_log_state(dir)?;
     Ok(())
 }
 
@@ -797,7 +804,7 @@ impl Inner {
     /// As if the log's last change had not moved its ctime (a coarse file-system clock:
     /// a write in the same tick as the previous one).
     pub fn hide_log_ctime_change(&mut self, dir: &Path) {
-        if let Ok(m) = fs::metadata(dir.join(LOG_FILE)) {
+        if let Ok(m) = std::fs::metadata(dir.join(LOG_FILE)) {
             self.log.ctime = ctime(&m);
         }
     }

@@ -569,8 +569,9 @@ fn stale_dotlock_is_taken_over_and_fresh_one_waits() {
     let dir = d.path().canonicalize().unwrap();
     let lck = dir.join(lock::DOTLOCK_FILE);
     fs::write(&lck, b"1\n").unwrap();
+    let held_dir = Dir::open(&dir).unwrap();
     let r = lock::acquire(
-        &dir,
+        &held_dir,
         LockMethod::Dotlock,
         std::time::Duration::from_millis(50),
     );
@@ -583,7 +584,7 @@ fn stale_dotlock_is_taken_over_and_fresh_one_waits() {
         .set_modified(old)
         .unwrap();
     let held = lock::acquire(
-        &dir,
+        &held_dir,
         LockMethod::Dotlock,
         std::time::Duration::from_millis(50),
     )
@@ -953,4 +954,124 @@ fn rewrite_in_the_same_clock_tick_is_found_by_content() {
         after,
         "the write after the damage was lost"
     );
+}
+
+/// Every file of a directory: name -> (bytes, mtime).
+fn files_of(dir: &Path) -> Vec<(std::ffi::OsString, Vec<u8>, std::time::SystemTime)> {
+    let mut v: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            (
+                e.file_name(),
+                fs::read(e.path()).unwrap(),
+                m.modified().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The folder directory renamed away after the index was opened and a link to another
+/// user's folder put in its place (issue 10, containment): refresh, commit, compaction
+/// and cache reads and writes all stay in the original directory, found through the
+/// descriptor held since the open; the other folder is untouched, byte for byte.
+#[test]
+fn folder_swapped_for_a_link_after_open_reaches_nothing_else() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = (root.path().join(".A"), root.path().join(".B"));
+    fs::create_dir(&a).unwrap();
+    fs::create_dir(&b).unwrap();
+    {
+        // Bob's folder: an index with messages and a cached envelope.
+        let ix = Index::open_unshared(&b, &opts()).unwrap();
+        populate(&ix);
+        assert_eq!(ix.cache().get(5, "imap.envelope", 5), None);
+        ix.cache().offer(5, "imap.envelope", b"bob's envelope", 5);
+        ix.cache().flush().unwrap();
+    }
+    let before = files_of(&b);
+    let ix = Index::open_unshared(&a, &opts()).unwrap();
+    let mut t = ix.begin().unwrap();
+    t.append(b"a1", 0, 0, 1, 1);
+    t.commit().unwrap();
+    assert_eq!(ix.cache().get(5, "imap.envelope", 5), None);
+    ix.cache().flush().unwrap();
+
+    let moved = root.path().join(".A-moved");
+    fs::rename(&a, &moved).unwrap();
+    std::os::unix::fs::symlink(".B", &a).unwrap();
+
+    assert_eq!(ix.refresh().unwrap().records.len(), 1);
+    let mut t = ix.begin().unwrap();
+    t.append(b"a2", 0, 0, 2, 2);
+    assert_eq!(t.commit().unwrap().records.len(), 2);
+    ix.cache().refresh().unwrap();
+    assert_eq!(ix.cache().get(5, "imap.envelope", 5), None);
+    ix.cache().offer(5, "imap.envelope", b"alice's envelope", 5);
+    ix.cache().flush().unwrap();
+    ix.compact().unwrap();
+    drop(ix);
+
+    assert!(files_of(&b) == before, "the other folder's files changed");
+    let s = fresh(&moved);
+    let keys: Vec<&[u8]> = s.records.iter().map(|r| &*r.key).collect();
+    assert_eq!(keys, [&b"a1"[..], b"a2"]);
+    let c = cache::Cache::open(&moved, &opts()).unwrap();
+    assert_eq!(
+        c.get(5, "imap.envelope", 5).as_deref(),
+        Some(&b"alice's envelope"[..])
+    );
+}
+
+/// A folder path that is a link, or a name under which another directory is found than
+/// the one opened, is refused (`ELOOP`) rather than bound to an index.
+#[test]
+fn folder_path_that_is_a_link_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let b = root.path().join(".B");
+    fs::create_dir(&b).unwrap();
+    let link = root.path().join(".A");
+    std::os::unix::fs::symlink(".B", &link).unwrap();
+    for r in [
+        Index::open(&link, &opts()).map(drop),
+        Index::open_unshared(&link, &opts()).map(drop),
+        cache::Cache::open(&link, &opts()).map(drop),
+    ] {
+        match r {
+            Err(Error::Io { err, .. }) => assert_eq!(err.raw_os_error(), Some(libc::ELOOP)),
+            Err(e) => panic!("{e}"),
+            Ok(()) => panic!("a folder that is a link was opened"),
+        }
+    }
+    assert_eq!(
+        fs::read_dir(&b).unwrap().count(),
+        0,
+        "files made through the link"
+    );
+    // An intermediate link is resolved: the index binds to the real directory.
+    let via = root.path().join("via");
+    std::os::unix::fs::symlink(root.path(), &via).unwrap();
+    let ix = Index::open_unshared(&via.join(".B"), &opts()).unwrap();
+    assert_eq!(ix.dir(), fs::canonicalize(&b).unwrap());
+    assert!(b.join(INDEX_FILE).exists());
+}
+
+/// Dir::open's identity check: a descriptor and a path naming different directories
+/// are refused.
+#[test]
+fn dir_bound_to_its_path_by_inode() {
+    let root = tempfile::tempdir().unwrap();
+    let a = root.path().join("a");
+    fs::create_dir(&a).unwrap();
+    let d = Dir::open(&a).unwrap();
+    assert_eq!(d.path(), fs::canonicalize(&a).unwrap());
+    assert_eq!(d.file(INDEX_FILE), d.path().join(INDEX_FILE));
+    // Names with a slash or dot-dot never leave the directory.
+    for bad in ["../x", "x/y", "..", ".", ""] {
+        let e = d.open_ro(bad).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{bad}");
+    }
 }

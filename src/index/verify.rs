@@ -42,7 +42,11 @@ fn bad_records(buf: &[u8], out: &mut Vec<String>) {
 
 pub fn verify(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    let idx = match super::read_file(&dir.join(INDEX_FILE)) {
+    let dir = match super::Dir::open(dir) {
+        Ok(d) => d,
+        Err(e) => return vec![format!("{}: {e}", dir.display())],
+    };
+    let idx = match dir.read_file(INDEX_FILE) {
         Err(e) => {
             out.push(format!("{INDEX_FILE}: {e}"));
             None
@@ -59,7 +63,7 @@ pub fn verify(dir: &Path) -> Vec<String> {
             }
         },
     };
-    let lg = match super::read_file(&dir.join(LOG_FILE)) {
+    let lg = match dir.read_file(LOG_FILE) {
         Err(e) => {
             out.push(format!("{LOG_FILE}: {e}"));
             None

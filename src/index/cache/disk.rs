@@ -7,12 +7,13 @@
 
 use super::format::{self, Entry, Preamble};
 use crate::config::FsyncMode;
-use crate::index::Error;
+use crate::index::{Dir, Error};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a writer waits for another process's lock before `Error::Locked`.
@@ -45,6 +46,9 @@ pub(super) struct Settings {
 
 /// One open generation (inode) of the cache file.
 pub(super) struct Disk {
+    /// The folder directory, held open: the file is reached through it by name.
+    pub dir: Arc<Dir>,
+    /// For errors and log lines only.
     pub path: PathBuf,
     pub file: File,
     /// (device, inode) of `file`; a different pair at `path` means another process
@@ -63,9 +67,10 @@ pub(super) struct Disk {
 }
 
 impl Disk {
-    /// Opens `path` and decodes its preamble and newest header slot.
-    pub fn open(path: &Path) -> Result<(Disk, Vec<Entry>), Error> {
-        let file = match crate::index::open_rw(path) {
+    /// Opens the cache file of `dir` and decodes its preamble and newest header slot.
+    pub fn open(dir: &Arc<Dir>) -> Result<(Disk, Vec<Entry>), Error> {
+        let path = &dir.file(super::FILE_NAME);
+        let file = match dir.open_rw(super::FILE_NAME) {
             Ok(f) => f,
             // A link in the cache's place is not followed: damaged, rebuilt beside it.
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
@@ -78,6 +83,7 @@ impl Disk {
         let n = read_full(&file, &mut pre_buf, 0).map_err(io(path))?;
         let pre = Preamble::decode(&pre_buf[..n]).map_err(|d| corrupted(path, d))?;
         let mut disk = Disk {
+            dir: dir.clone(),
             path: path.to_path_buf(),
             file,
             ident: (meta.dev(), meta.ino()),
@@ -143,7 +149,7 @@ impl Disk {
 
     /// Whether `path` still names this file (same device and inode).
     pub fn replaced(&self) -> Result<bool, Error> {
-        match std::fs::metadata(&self.path) {
+        match self.dir.metadata(super::FILE_NAME) {
             Ok(m) => Ok((m.dev(), m.ino()) != self.ident),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
             Err(e) => Err(io(&self.path)(e)),
@@ -255,6 +261,9 @@ pub(super) fn read_full(file: &File, buf: &mut [u8], at: u64) -> std::io::Result
 
 /// A temp file beside `path` being filled with a complete new cache file.
 pub(super) struct NewFile {
+    dir: Arc<Dir>,
+    tmp_name: String,
+    /// For errors only.
     pub tmp: PathBuf,
     pub out: std::io::BufWriter<File>,
     pub pos: u64,
@@ -262,7 +271,8 @@ pub(super) struct NewFile {
 
 impl NewFile {
     /// Starts a new file: preamble and header slot 0 holding `entries` (slot 1 empty).
-    pub fn create(path: &Path, entries: &[Entry], uid_validity: u32) -> Result<NewFile, Error> {
+    pub fn create(dir: &Arc<Dir>, entries: &[Entry], uid_validity: u32) -> Result<NewFile, Error> {
+        let path = &dir.file(super::FILE_NAME);
         let slot_size = format::slot_size_for(format::slot_need(entries));
         let pre = Preamble {
             slot_size,
@@ -276,16 +286,17 @@ impl NewFile {
         })?;
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".tmp-{}-{n}", std::process::id()));
-        let tmp = path.with_file_name(name);
-        let file = crate::index::create_fresh(&tmp).map_err(io(&tmp))?;
+        let tmp_name = format!("{}.tmp-{}-{n}", super::FILE_NAME, std::process::id());
+        let tmp = dir.file(&tmp_name);
+        let file = dir.create_fresh(&tmp_name).map_err(io(&tmp))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
         let mut head = pre.encode();
         head.extend_from_slice(&slot);
         head.resize(pre.records_start() as usize, 0);
         out.write_all(&head).map_err(io(&tmp))?;
         Ok(NewFile {
+            dir: dir.clone(),
+            tmp_name,
             tmp,
             out,
             pos: pre.records_start(),
@@ -300,8 +311,10 @@ impl NewFile {
 
     /// Flushes, fsyncs (unless `never`) and renames over `path` (`replace`) or links it
     /// there only when absent (`!replace`: `Ok(false)` when another process was first).
-    pub fn finish(self, path: &Path, fsync: FsyncMode, replace: bool) -> Result<bool, Error> {
+    pub fn finish(self, fsync: FsyncMode, replace: bool) -> Result<bool, Error> {
         let tmp = self.tmp.clone();
+        let (dir, tmp_name) = (self.dir.clone(), self.tmp_name.clone());
+        let path = &dir.file(super::FILE_NAME);
         let result = (|| {
             let file = self
                 .out
@@ -311,30 +324,21 @@ impl NewFile {
                 file.sync_all().map_err(io(&tmp))?;
             }
             let placed = if replace {
-                std::fs::rename(&tmp, path).map_err(io(path))?;
+                dir.rename(&tmp_name, super::FILE_NAME).map_err(io(path))?;
                 true
             } else {
-                match std::fs::hard_link(&tmp, path) {
+                match dir.hard_link(&tmp_name, super::FILE_NAME) {
                     Ok(()) => true,
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
                     Err(e) => return Err(io(path)(e)),
                 }
             };
             if fsync != FsyncMode::Never {
-                if let Some(dir) = path.parent() {
-                    let d = if dir.as_os_str().is_empty() {
-                        Path::new(".")
-                    } else {
-                        dir
-                    };
-                    crate::index::open_ro(d)
-                        .and_then(|d| d.sync_all())
-                        .map_err(io(d))?;
-                }
+                dir.sync().map_err(io(dir.path()))?;
             }
             Ok(placed)
         })();
-        let _ = std::fs::remove_file(&tmp);
+        let _ = dir.remove(&tmp_name);
         result
     }
 }

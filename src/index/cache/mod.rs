@@ -39,12 +39,12 @@ mod state;
 mod tests;
 mod write;
 
-use crate::index::{Error, Options};
+use crate::index::{Dir, Error, Options};
 use disk::Settings;
 pub use format::MAX_VALUE;
 use state::{Field, Inner};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// File name of the cache inside the mailbox directory.
 pub const FILE_NAME: &str = "loft.index.cache";
@@ -87,9 +87,16 @@ pub struct FieldInfo {
 
 /// The cache of one mailbox; shared by the sessions of a process (methods take `&self`).
 pub struct Cache {
+    /// The folder directory, held open: the cache file is reached through it by name.
+    dir: Arc<Dir>,
+    /// For errors and log lines only.
     path: PathBuf,
     set: Settings,
     inner: Mutex<Inner>,
+}
+
+fn open_dir(dir: &Path) -> Result<Dir, Error> {
+    Dir::open(dir).map_err(Error::io(dir.to_path_buf()))
 }
 
 fn settings(opts: &Options) -> Settings {
@@ -110,13 +117,20 @@ impl Cache {
     /// Opens `dir/loft.index.cache`, creating an empty one when absent. Damage of any
     /// kind is `Err(Corrupted)`; never half-valid state.
     pub fn open(dir: &Path, opts: &Options) -> Result<Cache, Error> {
-        let path = dir.join(FILE_NAME);
+        Cache::open_in(&Arc::new(open_dir(dir)?), opts)
+    }
+
+    /// [`Cache::open`] in a folder directory held open ([`Dir`]).
+    pub(crate) fn open_in(dir: &Arc<Dir>, opts: &Options) -> Result<Cache, Error> {
+        let dir = dir.clone();
+        let path = dir.file(FILE_NAME);
         let set = settings(opts);
-        if !path.exists() {
-            write::create(&path, &set, &[], 0, false)?;
+        if dir.metadata(FILE_NAME).is_err() {
+            write::create(&dir, &set, &[], 0, false)?;
         }
-        let inner = Inner::load(&path)?;
+        let inner = Inner::load(&dir)?;
         Ok(Cache {
+            dir,
             path,
             set,
             inner: Mutex::new(inner),
@@ -127,17 +141,22 @@ impl Cache {
     /// when the old header is readable. A file of a newer version is renamed aside to
     /// `loft.index.cache.broken-<unix time>` instead of being overwritten.
     pub fn rebuild_empty(dir: &Path, opts: &Options) -> Result<Cache, Error> {
-        let path = dir.join(FILE_NAME);
+        Cache::rebuild_empty_in(&Arc::new(open_dir(dir)?), opts)
+    }
+
+    fn rebuild_empty_in(dir: &Arc<Dir>, opts: &Options) -> Result<Cache, Error> {
+        let dir = dir.clone();
+        let path = dir.file(FILE_NAME);
         let set = settings(opts);
-        let (mut entries, uid_validity) = match disk::Disk::open(&path) {
+        let (mut entries, uid_validity) = match disk::Disk::open(&dir) {
             Ok((d, entries)) => (entries, d.pre.uid_validity),
             Err(Error::Corrupted { what, .. }) => {
                 if what.contains("newer") {
                     let secs = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs());
-                    let aside = dir.join(format!("{FILE_NAME}.broken-{secs}"));
-                    std::fs::rename(&path, &aside).map_err(disk::io(&path))?;
+                    let aside = format!("{FILE_NAME}.broken-{secs}");
+                    dir.rename(FILE_NAME, &aside).map_err(disk::io(&path))?;
                 }
                 (Vec::new(), 0)
             }
@@ -147,9 +166,10 @@ impl Cache {
         for (i, e) in entries.iter_mut().enumerate() {
             e.id = i as u16;
         }
-        write::create(&path, &set, &entries, uid_validity, true)?;
-        let inner = Inner::load(&path)?;
+        write::create(&dir, &set, &entries, uid_validity, true)?;
+        let inner = Inner::load(&dir)?;
         Ok(Cache {
+            dir,
             path,
             set,
             inner: Mutex::new(inner),
@@ -158,10 +178,15 @@ impl Cache {
 
     /// `open`, and on damage the one log line and `rebuild_empty`: what a mailbox does.
     pub fn open_or_rebuild(dir: &Path, opts: &Options) -> Result<Cache, Error> {
-        match Cache::open(dir, opts) {
+        Cache::open_or_rebuild_in(&Arc::new(open_dir(dir)?), opts)
+    }
+
+    /// [`Cache::open_or_rebuild`] in a folder directory held open (shared with the index).
+    pub(crate) fn open_or_rebuild_in(dir: &Arc<Dir>, opts: &Options) -> Result<Cache, Error> {
+        match Cache::open_in(dir, opts) {
             Err(e @ Error::Corrupted { .. }) => {
                 tracing::warn!("{}; starting an empty cache", describe(&e));
-                Cache::rebuild_empty(dir, opts)
+                Cache::rebuild_empty_in(dir, opts)
             }
             other => other,
         }
@@ -384,14 +409,14 @@ impl Cache {
         }
         entries.truncate(format::MAX_FIELDS);
         write::create(
-            &self.path,
+            &self.dir,
             &self.set,
             &entries,
             g.disk.pre.uid_validity,
             true,
         )?;
         let day = g.day_override;
-        *g = Inner::load(&self.path)?;
+        *g = Inner::load(&self.dir)?;
         g.day_override = day;
         Ok(())
     }

@@ -6,9 +6,10 @@
 use super::disk::{corrupted, io, read_full, Disk, LockGuard, Settings};
 use super::format::{self, Entry};
 use super::Decision;
+use crate::index::Dir;
 use crate::index::Error;
 use std::collections::hash_map::Entry as MapEntry;
-use std::path::Path;
+use std::sync::Arc;
 
 pub(super) type UidMap<V> = crate::index::UidHashMap<V>;
 
@@ -138,9 +139,9 @@ enum CatchUp {
 }
 
 impl Inner {
-    /// Opens the file at `path` and indexes every record (one sequential pass).
-    pub fn load(path: &Path) -> Result<Inner, Error> {
-        let (disk, entries) = Disk::open(path)?;
+    /// Opens the cache file of `dir` and indexes every record (one sequential pass).
+    pub fn load(dir: &Arc<Dir>) -> Result<Inner, Error> {
+        let (disk, entries) = Disk::open(dir)?;
         let mut inner = Inner {
             disk,
             fields: entries.iter().map(Field::from_entry).collect(),
@@ -280,7 +281,7 @@ impl Inner {
     /// Replaces our view by the file now at the path, keeping local uses and unwritten
     /// values (another process compacted or rebuilt it).
     pub fn reload(&mut self, set: &Settings) -> Result<(), Error> {
-        if !self.disk.path.exists() {
+        if self.disk.dir.metadata(super::FILE_NAME).is_err() {
             // Deleted behind our back: start a new file from what we know (values are
             // gone with it; decisions are ours to keep).
             let mut entries: Vec<Entry> = Vec::new();
@@ -301,14 +302,14 @@ impl Inner {
             entries.truncate(format::MAX_FIELDS);
             tracing::warn!(file = %self.disk.path.display(), "index cache: file vanished, starting a new one");
             super::write::create(
-                &self.disk.path,
+                &self.disk.dir,
                 set,
                 &entries,
                 self.disk.pre.uid_validity,
                 false,
             )?;
         }
-        let mut fresh = Inner::load(&self.disk.path)?;
+        let mut fresh = Inner::load(&self.disk.dir.clone())?;
         fresh.day_override = self.day_override;
         let has_pending: Vec<bool> = {
             let mut v = vec![false; self.fields.len()];

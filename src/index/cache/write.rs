@@ -7,9 +7,10 @@ use super::format::{self, Entry};
 use super::state::{Field, Inner, Loc, Window};
 use super::Decision;
 use crate::config::FsyncMode;
+use crate::index::Dir;
 use crate::index::Error;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::sync::Arc;
 
 impl Inner {
     /// Writes dirty decisions and pending values. Call under `lock()`.
@@ -151,8 +152,8 @@ impl Inner {
                 }
             })
             .collect();
-        let path = self.disk.path.clone();
-        let mut out = NewFile::create(&path, &entries, uid_validity)?;
+        let dir = self.disk.dir.clone();
+        let mut out = NewFile::create(&dir, &entries, uid_validity)?;
         let mut items: Vec<(u32, u16, Loc)> = Vec::new();
         for (new_id, &i) in kept.iter().enumerate() {
             let f = &self.fields[i];
@@ -195,23 +196,23 @@ impl Inner {
             }
             out.append(&rec)?;
         }
-        out.finish(&path, set.fsync, true)?;
+        out.finish(set.fsync, true)?;
         let day = self.day_override;
-        *self = Inner::load(&path)?;
+        *self = Inner::load(&dir)?;
         self.day_override = day;
         Ok(())
     }
 }
 
-/// Creates an empty cache file at `path` holding `entries`, replacing what is there or
+/// Creates an empty cache file in `dir` holding `entries`, replacing what is there or
 /// only when absent.
 pub(super) fn create(
-    path: &Path,
+    dir: &Arc<Dir>,
     set: &Settings,
     entries: &[Entry],
     uid_validity: u32,
     replace: bool,
 ) -> Result<(), Error> {
-    let out = NewFile::create(path, entries, uid_validity)?;
-    out.finish(path, set.fsync, replace).map(drop)
+    let out = NewFile::create(dir, entries, uid_validity)?;
+    out.finish(set.fsync, replace).map(drop)
 }
