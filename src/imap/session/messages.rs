@@ -436,6 +436,7 @@ impl Session {
                 return Err((Status::bad("Connection lost."), Flow::Close));
             }
         }
+        self.conn.stream.quickack();
         let mut write_error = None;
         let complete = self
             .conn
