@@ -27,6 +27,7 @@
 //! dependencies is what the index may use as well.
 //!
 //! This module depends on std and libc only; it knows nothing of mail.
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;

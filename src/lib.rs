@@ -20,6 +20,7 @@
 //!   user's mail root); used by [`mailbox`] and [`index`].
 //! * [`config`] — TOML configuration, validated with `FILE:LINE:COL` diagnostics.
 //! * [`tls`] — rustls acceptor, certificate loading, self-signed default.
+#![deny(unsafe_code)]
 
 pub mod auth;
 pub mod beneath;

@@ -1,6 +1,7 @@
 //! The `loft` command line: `serve`, `check-config`, `pw`, `user` (passwd-file and
 //! app-password administration) and `index` (rebuild/verify/show a user's index files). Parses arguments, sets up
 //! logging and the runtime, and hands over to the library; holds no daemon logic.
+#![deny(unsafe_code)]
 
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -590,35 +591,40 @@ fn read_password() -> Result<String, String> {
     Ok(password)
 }
 
-/// Turns terminal echo off on stdin for its lifetime (newlines still echo).
-struct EchoOff {
-    saved: libc::termios,
-}
+/// Terminal echo control for password prompts (termios).
+#[allow(unsafe_code)] // termios calls; each block has a SAFETY comment
+mod echo {
+    /// Turns terminal echo off on stdin for its lifetime (newlines still echo).
+    pub(super) struct EchoOff {
+        saved: libc::termios,
+    }
 
-impl EchoOff {
-    fn new() -> Result<EchoOff, String> {
-        // SAFETY: termios is plain data; tcgetattr fills it or fails, checked below.
-        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-        if unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut saved) } != 0 {
-            return Err(format!("tcgetattr: {}", std::io::Error::last_os_error()));
+    impl EchoOff {
+        pub(super) fn new() -> Result<EchoOff, String> {
+            // SAFETY: termios is plain data; tcgetattr fills it or fails, checked below.
+            let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+            if unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut saved) } != 0 {
+                return Err(format!("tcgetattr: {}", std::io::Error::last_os_error()));
+            }
+            let mut quiet = saved;
+            quiet.c_lflag &= !libc::ECHO;
+            quiet.c_lflag |= libc::ECHONL;
+            // SAFETY: `quiet` is a valid termios derived from the current settings.
+            if unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSAFLUSH, &quiet) } != 0 {
+                return Err(format!("tcsetattr: {}", std::io::Error::last_os_error()));
+            }
+            Ok(EchoOff { saved })
         }
-        let mut quiet = saved;
-        quiet.c_lflag &= !libc::ECHO;
-        quiet.c_lflag |= libc::ECHONL;
-        // SAFETY: `quiet` is a valid termios derived from the current settings.
-        if unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSAFLUSH, &quiet) } != 0 {
-            return Err(format!("tcsetattr: {}", std::io::Error::last_os_error()));
+    }
+
+    impl Drop for EchoOff {
+        fn drop(&mut self) {
+            // SAFETY: restores the settings read in `new`.
+            unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &self.saved) };
         }
-        Ok(EchoOff { saved })
     }
 }
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        // SAFETY: restores the settings read in `new`.
-        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &self.saved) };
-    }
-}
+use echo::EchoOff;
 
 fn prompt(text: &str) -> Result<String, String> {
     eprint!("{text}");

@@ -12,6 +12,7 @@
 //! each wrapped once here with its `SAFETY` reasoning; glibc's set*id wrappers apply the
 //! change to every thread of the process (the tokio workers exist already), which a raw
 //! syscall would not.
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use std::ffi::{CStr, CString};
 use std::fmt;

@@ -2,6 +2,7 @@
 //! exclusive `flock` on a companion `.lock` file, then temp file + fsync + rename +
 //! directory fsync, so a reader sees the old or the new file, never half of one.
 //! Knows files, not their formats.
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -4,6 +4,7 @@
 //!
 //! User names are matched exactly, byte for byte (as Dovecot does without
 //! `auth_username_format`): `Alice` and `alice` are two users.
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;

@@ -1,4 +1,5 @@
 //! Both resolvers refuse every symbolic link and every escape, and create with exact modes.
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use super::*;
 use std::os::unix::fs::{symlink, PermissionsExt};

@@ -6,6 +6,7 @@
 //! directory: the descriptor still names the original directory.
 //!
 //! The path is kept for the registry key, for error messages and log lines only.
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};

@@ -7,6 +7,7 @@
 //! the file raises SIGBUS, which kills the whole daemon. A read of a shrunken file just
 //! returns fewer bytes, which the CRC checks then reject. See "Reading files" in
 //! `docs/index-format.md` for the reasoning and the measured cost.
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use std::fs::File;
 use std::io::{self, Read};

@@ -1,5 +1,6 @@
 //! Unit tests of the privilege plan and its checks (the switch itself is tested on the
 //! real binary in tests/privileges.rs).
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use super::*;
 

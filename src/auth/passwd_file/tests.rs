@@ -1,4 +1,5 @@
 //! passwd-file parsing and reloading tests.
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use super::*;
 

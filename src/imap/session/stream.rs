@@ -1,4 +1,5 @@
 //! The connection byte stream: plain TCP or TLS over TCP, upgradable in place (STARTTLS).
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use std::io;
 use std::pin::Pin;

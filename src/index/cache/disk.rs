@@ -4,6 +4,7 @@
 //! the file itself, header slot reads and writes, and creating a new file atomically
 //! (temp + fsync + rename). Knows the byte layout only through `format`; knows nothing
 //! of decisions.
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use super::format::{self, Entry, Preamble};
 use crate::config::FsyncMode;

@@ -8,6 +8,7 @@
 //! grow, so new files go at the ends.
 //!
 //! This module must not know about IMAP or the index.
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use super::folder::FileInfo;
 use crate::mailbox::Uid;

@@ -11,6 +11,7 @@
 //! granularity.
 //!
 //! This module must not know about message files or uid list contents.
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use std::collections::HashMap;
 use std::os::unix::io::AsRawFd;

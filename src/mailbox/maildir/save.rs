@@ -10,6 +10,7 @@
 //! list write did not happen.
 //!
 //! This module must not know about IMAP.
+#![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use std::io::Write;
 use std::path::PathBuf;
