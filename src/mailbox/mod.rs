@@ -399,6 +399,12 @@ pub trait Mailbox: Send + Sync {
     /// Looks at the storage for changes made by anybody (this session, other sessions,
     /// other programs such as an MTA delivering into `new/`).
     fn sync(&mut self) -> Result<SyncResult>;
+    /// A non-blocking descriptor that becomes readable when the mailbox may have changed,
+    /// so that IDLE can [`Mailbox::sync`] at once instead of at its next poll; the caller
+    /// reads it empty after each wake. `None` (the default): poll only.
+    fn change_signal(&self) -> Option<std::fs::File> {
+        None
+    }
     /// The full message, CRLF line ends. [`ErrorKind::Expunged`] if it vanished.
     fn fetch_message(&self, uid: Uid) -> Result<MessageData>;
     /// The full message with its line ends as stored (bare LF or CRLF), for content

@@ -326,3 +326,49 @@ async fn fetch_under_renames_and_expunges_never_fails_for_live_messages() {
         &failures[..failures.len().min(10)]
     );
 }
+
+/// With the poll set to a minute, IDLE still announces an MTA delivery and another
+/// session's APPEND and STORE at once: it is woken by the mailbox's change signal
+/// (inotify on the Maildir), not by the poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_is_woken_by_changes_not_by_the_poll() {
+    let srv = TestServer::start_with(|c| c.imap.idle_poll = Duration::from_secs(60)).await;
+    let mut a = srv.login().await;
+    a.ok("SELECT INBOX").await;
+    a.send(b"i IDLE\r\n").await;
+    assert!(a.read_checked().await.starts_with("+ "));
+    let mut b = srv.login().await;
+
+    deliver(
+        &srv.maildir(USER),
+        "1700000000.M1P1.mta",
+        &sample_message(1),
+    );
+    idle_sees(&mut a, "MTA delivery", |l| l == "* 1 EXISTS\r\n").await;
+
+    let m = sample_message(2);
+    b.send(format!("x APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()).as_bytes())
+        .await;
+    b.collect("x").await;
+    idle_sees(&mut a, "APPEND", |l| l == "* 2 EXISTS\r\n").await;
+
+    b.ok("SELECT INBOX").await;
+    b.ok("STORE 1 +FLAGS (\\Flagged)").await;
+    idle_sees(&mut a, "STORE", |l| {
+        l.starts_with("* 1 FETCH") && l.contains("\\Flagged")
+    })
+    .await;
+    a.send(b"DONE\r\n").await;
+    a.collect("i").await;
+}
+
+/// Reads untagged lines until one matches, failing after 10 s (the poll is 60 s).
+async fn idle_sees(c: &mut Client, what: &str, want: impl Fn(&str) -> bool) {
+    let t = std::time::Instant::now();
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        while !want(&c.read_checked().await) {}
+    })
+    .await;
+    assert!(seen.is_ok(), "{what} not announced during IDLE within 10 s");
+    eprintln!("IDLE announced the {what} after {:?}", t.elapsed());
+}

@@ -492,6 +492,13 @@ impl Session {
             tokio::time::interval(self.ctx.cfg.imap.idle_poll.max(Duration::from_millis(50)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let deadline = tokio::time::Instant::now() + self.ctx.cfg.imap.autologout;
+        // Woken at once by a change where the store can tell (inotify on a Maildir), the
+        // poll tick staying as the fallback.
+        let signal = self
+            .view
+            .as_ref()
+            .and_then(|v| v.mailbox.change_signal())
+            .and_then(super::stream::async_signal);
         enum Event {
             Line(std::io::Result<Option<Vec<u8>>>),
             Tick,
@@ -502,6 +509,7 @@ impl Session {
             let ev = tokio::select! {
                 r = self.conn.read_line(IDLE_LINE_LIMIT) => Event::Line(r),
                 _ = tick.tick() => Event::Tick,
+                _ = changed(signal.as_ref()) => Event::Tick,
                 _ = shutdown.changed() => Event::Stop("* BYE Server shutting down.\r\n", "server shutdown"),
                 _ = tokio::time::sleep_until(deadline) => Event::Stop("* BYE Disconnected for inactivity.\r\n", "inactivity"),
             };
@@ -533,6 +541,24 @@ impl Session {
                     return (Status::bad("Idle aborted."), Flow::Close);
                 }
             }
+        }
+    }
+}
+
+/// Waits until `signal` reports a change and reads it empty (forever without one).
+async fn changed(signal: Option<&tokio::io::unix::AsyncFd<std::fs::File>>) {
+    use std::io::Read;
+    let Some(fd) = signal else {
+        return std::future::pending().await;
+    };
+    let Ok(mut ready) = fd.readable().await else {
+        return std::future::pending().await;
+    };
+    let mut buf = [0u8; 4096];
+    // Until the read would block: `try_io` then clears the readiness.
+    while let Ok(Ok(n)) = ready.try_io(|f| f.get_ref().read(&mut buf)) {
+        if n == 0 {
+            break;
         }
     }
 }

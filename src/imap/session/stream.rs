@@ -110,3 +110,12 @@ impl AsyncWrite for Stream {
         }
     }
 }
+
+/// Registers a readiness descriptor (a mailbox's change signal) with the runtime, for
+/// reading only. `None` when it cannot be registered (the session then polls).
+pub fn async_signal(file: std::fs::File) -> Option<tokio::io::unix::AsyncFd<std::fs::File>> {
+    // SAFETY: a `File` owns its descriptor: it stays open and the same for as long as the
+    // `AsyncFd` owns the `File`, which is what registration requires.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(file, tokio::io::Interest::READABLE) }
+        .ok()
+}

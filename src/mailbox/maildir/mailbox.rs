@@ -162,6 +162,10 @@ impl Mailbox for MaildirMailbox {
         self.read_only
     }
 
+    fn change_signal(&self) -> Option<std::fs::File> {
+        super::watch::change_signal(self.folder())
+    }
+
     fn sync(&mut self) -> Result<SyncResult> {
         flagsync::maybe_flush(&self.state, self.ctx.fsync);
         let (snapshot, mut new_recent) = self.state.refresh(!self.read_only)?;

@@ -56,6 +56,7 @@ mod save;
 mod sync;
 mod uidlist;
 mod uidstore;
+mod watch;
 
 /// For the `maildir_text` fuzz target: runs every parser of text that a Maildir holds
 /// (file names, `loft-uidlist`, `dovecot-uidlist`, `dovecot-keywords`, folder directory
