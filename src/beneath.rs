@@ -105,7 +105,9 @@ pub struct Beneath {
 
 /// `O_CLOEXEC | O_NOFOLLOW` and the access flags of `how`.
 fn open_flags(how: How) -> libc::c_int {
-    let base = libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    // O_NONBLOCK: a FIFO put where a file is expected would block `open` until a writer
+    // came (a hang a local user could cause); regular files ignore the flag.
+    let base = libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK;
     match how {
         How::Read => base | libc::O_RDONLY,
         How::ReadWrite => base | libc::O_RDWR,
@@ -279,32 +281,26 @@ impl Beneath {
     /// `path` relative to the root: an absolute path must start with the root, a
     /// relative one is taken as is. `..` is refused either way.
     fn rel<'a>(&self, path: &'a Path) -> io::Result<Vec<&'a OsStr>> {
-        let rel = if path.is_absolute() {
-            path.strip_prefix(&self.root).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{} is not beneath {}", path.display(), self.root.display()),
-                )
-            })?
-        } else {
-            path
-        };
-        components(rel)
+        components(self.strip_root(path)?)
+    }
+
+    /// An absolute `path` without the root it must start with; a relative one as is.
+    fn strip_root<'a>(&self, path: &'a Path) -> io::Result<&'a Path> {
+        if !path.is_absolute() {
+            return Ok(path);
+        }
+        path.strip_prefix(&self.root).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not beneath {}", path.display(), self.root.display()),
+            )
+        })
     }
 
     /// `path` relative to the root, checked like [`Self::rel`] without collecting the
     /// components (`openat2` refuses an escape by itself; this refuses `..` earlier).
     fn rel_path<'a>(&self, path: &'a Path) -> io::Result<&'a Path> {
-        let rel = if path.is_absolute() {
-            path.strip_prefix(&self.root).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{} is not beneath {}", path.display(), self.root.display()),
-                )
-            })?
-        } else {
-            path
-        };
+        let rel = self.strip_root(path)?;
         if rel.as_os_str().is_empty()
             || rel
                 .components()

@@ -226,3 +226,27 @@ fn canonical_paths_stay_behind_a_directory_descriptor() {
         std::fs::canonicalize(d.path()).unwrap()
     );
 }
+
+/// A FIFO where a file is expected opens at once (and reads nothing) instead of
+/// blocking until a writer comes: by path, beneath the root, and relative to a directory.
+#[test]
+fn a_fifo_never_blocks_an_open() {
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("loft-uidvalidity");
+    let c = cstr(fifo.as_os_str()).unwrap();
+    // SAFETY: `c` is NUL-terminated and outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut buf = Vec::new();
+    let mut f = open_nofollow(&fifo, How::Read).unwrap();
+    assert_eq!(std::io::Read::read_to_end(&mut f, &mut buf).unwrap(), 0);
+    for b in both(d.path()) {
+        let root = b.root().to_path_buf();
+        let mut f = b
+            .open_file(&root.join("loft-uidvalidity"), How::Read)
+            .unwrap();
+        assert_eq!(std::io::Read::read_to_end(&mut f, &mut buf).unwrap(), 0);
+        let dir = b.open_dir(Path::new("")).unwrap();
+        b.open_in(&dir, OsStr::new("loft-uidvalidity"), How::Read)
+            .unwrap();
+    }
+}

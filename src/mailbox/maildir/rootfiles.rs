@@ -45,7 +45,8 @@ pub const ALL_SPECIAL: [SpecialUse; 7] = [
 /// unreadable: logged, the time-based value then stands alone).
 pub fn read_last_uid_validity(root: &Path) -> u32 {
     let path = root.join(UIDVALIDITY_FILE);
-    match std::fs::read_to_string(&path) {
+    // Never through a link, never blocking on a FIFO.
+    match fsio::read(&path).map(|b| String::from_utf8_lossy(&b).into_owned()) {
         Ok(text) => text.trim().parse::<u32>().unwrap_or_else(|_| {
             tracing::warn!(file = %path.display(), "ignoring unreadable UIDVALIDITY state");
             0
