@@ -637,20 +637,12 @@ impl FolderState {
         fp.list = saved.list;
         fp.list_len = saved.list_len;
         fp.index = saved.index;
-        // What this scan proves, for STATUS without a listing (see `quick_status`).
-        let stamp = encode_stamp(&Stamp {
-            cur: fp.cur,
-            new: fp.new,
-            taken,
-            uid_validity: post.header.uid_validity,
-            uid_next: post.header.uid_next,
-        });
-        if let Err(e) = fsio::write_atomic(
-            &self.folder.path.join(SCAN_STAMP),
-            stamp.as_bytes(),
-            FsyncMode::Never,
-        ) {
-            tracing::debug!(error = %e, "cannot write the scan stamp");
+        // What this scan proves, for STATUS without a listing (see `quick_status`). A
+        // racy fingerprint proves nothing there, so such a scan leaves the older stamp
+        // (whose mtimes no longer match): in a folder changed all the time that saves a
+        // file creation (temp file + rename) per command.
+        if !fp.racy(taken, nfs()) {
+            self.write_stamp(&fp, taken, &post.header);
         }
         drop(_lock);
 
@@ -691,6 +683,24 @@ impl FolderState {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(new_recent)
+    }
+
+    /// Writes `loft.index.scan` for a complete scan whose fingerprint was taken at `taken`.
+    fn write_stamp(&self, fp: &Fingerprint, taken: i128, header: &crate::index::Header) {
+        let stamp = encode_stamp(&Stamp {
+            cur: fp.cur,
+            new: fp.new,
+            taken,
+            uid_validity: header.uid_validity,
+            uid_next: header.uid_next,
+        });
+        if let Err(e) = fsio::write_atomic(
+            &self.folder.path.join(SCAN_STAMP),
+            stamp.as_bytes(),
+            FsyncMode::Never,
+        ) {
+            tracing::debug!(error = %e, "cannot write the scan stamp");
+        }
     }
 
     /// Whether a scan found records whose flags are not in their file names yet (and
