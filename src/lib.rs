@@ -25,9 +25,11 @@
 pub mod auth;
 pub mod beneath;
 pub mod config;
+pub mod durability;
 pub mod imap;
 pub mod index;
 pub mod mailbox;
+pub mod net;
 pub mod pop3;
 pub mod quirks;
 pub mod server;

@@ -4,7 +4,7 @@
 //! auth socket (UNIX and/or TCP, `crate::auth::socket`), which shares the one
 //! [`Authenticator`].
 //!
-//! Connection slots (`slots`): unauthenticated connections get a capped share of
+//! Connection slots (`net::slots`): unauthenticated connections get a capped share of
 //! `max_connections` (and a per-address cap) so they cannot lock out real users; a
 //! refused connection hears `* BYE` / `-ERR` first (not on implicit-TLS ports, where
 //! nothing can be said before the handshake). TLS handshakes have their own deadline
@@ -14,9 +14,8 @@
 //! spawns one accept loop per listener and one task per connection; `serve` adds the
 //! signal handling of the daemon. Tests use `start` with port 0.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -25,63 +24,12 @@ use tracing::{error, info, warn};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::imap::session::stream::Stream;
 use crate::imap::session::{Context, Session};
+use crate::net::{ConnSlot, Refusal, Slots, Stream, UserIpLimits};
 use crate::pop3;
-
-mod slots;
-pub use slots::{wait_idle, ConnSlot, Refusal, Slots};
 
 /// How long shutdown waits for sessions to finish what they are writing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Counts sessions per (user, remote IP) to enforce `max_connections_per_user_ip`.
-pub struct UserIpLimits {
-    max: usize,
-    counts: Mutex<HashMap<(String, IpAddr), usize>>,
-}
-
-/// Held by a logged-in session; releases its slot when dropped.
-pub struct UserIpGuard {
-    limits: Arc<UserIpLimits>,
-    key: (String, IpAddr),
-}
-
-impl UserIpLimits {
-    pub fn new(max: usize) -> Arc<UserIpLimits> {
-        Arc::new(UserIpLimits {
-            max,
-            counts: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// A slot for one more session of `user` from `ip`, or `None` at the limit.
-    pub fn acquire(self: &Arc<Self>, user: &str, ip: IpAddr) -> Option<UserIpGuard> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (user.to_string(), ip);
-        let n = counts.entry(key.clone()).or_insert(0);
-        if *n >= self.max {
-            return None;
-        }
-        *n += 1;
-        Some(UserIpGuard {
-            limits: Arc::clone(self),
-            key,
-        })
-    }
-}
-
-impl Drop for UserIpGuard {
-    fn drop(&mut self) {
-        let mut counts = self.limits.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.key);
-            }
-        }
-    }
-}
 
 /// A running server.
 pub struct Server {

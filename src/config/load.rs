@@ -10,7 +10,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::diag::{closest, Diagnostic};
 use super::walk::{Val, Walker};
-use super::{Config, FsyncMode, StorageFormat};
+use super::{Config, FsyncMode, LockMethod, StorageFormat};
 
 /// Every section and its keys: the schema, used for unknown-key suggestions too.
 const SCHEMA: &[(&str, &[&str])] = &[
@@ -548,9 +548,9 @@ fn storage_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
             None => {}
         },
         "lock_method" => match w.string(key, v).as_deref() {
-            Some("fcntl") => st.lock_method = crate::index::LockMethod::Fcntl,
-            Some("flock") => st.lock_method = crate::index::LockMethod::Flock,
-            Some("dotlock") => st.lock_method = crate::index::LockMethod::Dotlock,
+            Some("fcntl") => st.lock_method = LockMethod::Fcntl,
+            Some("flock") => st.lock_method = LockMethod::Flock,
+            Some("dotlock") => st.lock_method = LockMethod::Dotlock,
             Some(f) => w.error(
                 v.span(),
                 format!("`lock_method` must be \"fcntl\", \"flock\" or \"dotlock\", not {f:?}"),

@@ -165,7 +165,7 @@ impl Session {
         // Waiting for the client counts as idle for the connection slots.
         let read =
             tokio::time::timeout_at(self.login_deadline, self.conn.read_line(SASL_LINE_LIMIT));
-        let Some(read) = crate::server::wait_idle(self.slot.as_ref(), read).await else {
+        let Some(read) = crate::net::wait_idle(self.slot.as_ref(), read).await else {
             return Err(Status::bad("Too many connections not logged in."));
         };
         match read {

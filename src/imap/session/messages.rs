@@ -498,7 +498,7 @@ impl Session {
             .view
             .as_ref()
             .and_then(|v| v.mailbox.change_signal())
-            .and_then(super::stream::async_signal);
+            .and_then(crate::net::async_signal);
         enum Event {
             Line(std::io::Result<Option<Vec<u8>>>),
             Tick,

@@ -11,7 +11,7 @@ use crate::auth::User;
 use crate::mailbox::{self, Flags, Mailbox, Snapshot, StoreOp, SysFlags, Uid};
 use crate::pop3::registry::MaildropLock;
 use crate::pop3::stuff;
-use crate::server::UserIpGuard;
+use crate::net::UserIpGuard;
 
 /// The open maildrop of a logged-in session.
 pub(super) struct Maildrop {
@@ -68,7 +68,7 @@ impl Maildrop {
         }
     }
 
-    fn uidl(&self, fmt: &crate::pop3::uidl::UidlFormat, i: usize) -> String {
+    fn uidl(&self, fmt: &crate::config::uidl::UidlFormat, i: usize) -> String {
         let uid = self.snapshot.messages.get(i).map(|m| m.uid).unwrap_or(0);
         fmt.render(uid, self.snapshot.uid_validity)
     }
@@ -135,7 +135,7 @@ impl Session {
     }
 
     /// LIST or UIDL without argument: one line per message not marked deleted.
-    async fn listing(&mut self, uidl: bool, fmt: &crate::pop3::uidl::UidlFormat) {
+    async fn listing(&mut self, uidl: bool, fmt: &crate::config::uidl::UidlFormat) {
         let Some(m) = self.maildrop() else {
             return;
         };

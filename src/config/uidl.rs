@@ -1,4 +1,4 @@
-//! UIDL values (RFC 1939 §7) from a format string, so that an admin migrating from
+//! The `[pop3] uidl_format` value: UIDL values (RFC 1939 §7) from a format string, so that an admin migrating from
 //! Dovecot or Courier keeps the identifiers clients already know and nothing is
 //! downloaded twice. A UIDL is built only from the message's UID and the mailbox's
 //! UIDVALIDITY, both stable for the life of the message, so the value never changes.
