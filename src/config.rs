@@ -18,7 +18,7 @@ mod walk;
 pub use diag::Diagnostic;
 pub use load::load;
 pub use positions::Positions;
-pub use units::{format_duration, parse_duration, parse_size};
+pub use units::{format_duration, parse_duration, parse_size, UnitError};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

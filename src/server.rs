@@ -31,6 +31,37 @@ use crate::pop3;
 /// How long shutdown waits for sessions to finish what they are writing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why the server did not start; each names what failed (file, address, signal).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The passwd-file could not be created or read.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::FileError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::Error),
+    #[error(transparent)]
+    AuthSocket(#[from] crate::auth::socket::Error),
+    #[error("cannot listen on {addr} for {service}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        service: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    LocalAddr {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot handle {signal}: {source}")]
+    Signal {
+        signal: &'static str,
+        source: std::io::Error,
+    },
+    /// What the `before_accept` hook (the switch away from root) refused.
+    #[error(transparent)]
+    BeforeAccept(Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// A running server.
 pub struct Server {
     /// Bound plaintext IMAP addresses (with real ports when 0 was configured).
@@ -93,16 +124,17 @@ struct Contexts {
 }
 
 /// Binds the listeners and starts serving. Returns when everything is listening.
-pub async fn start(cfg: Config) -> Result<Server, String> {
-    start_with(cfg, || Ok(())).await
+pub async fn start(cfg: Config) -> Result<Server, StartError> {
+    start_with(cfg, || Ok::<(), std::convert::Infallible>(())).await
 }
 
 /// As [`start`], with `before_accept` run once every listener and the auth socket are
 /// bound and the TLS key is read, before any connection is accepted: the `serve` command
 /// drops root privileges there. Its error aborts the start.
-pub async fn start_with<F>(cfg: Config, before_accept: F) -> Result<Server, String>
+pub async fn start_with<F, E>(cfg: Config, before_accept: F) -> Result<Server, StartError>
 where
-    F: FnOnce() -> Result<(), String>,
+    F: FnOnce() -> Result<(), E>,
+    E: std::error::Error + Send + Sync + 'static,
 {
     let cfg = Arc::new(cfg);
     let auth = Arc::new(Authenticator::new(&cfg.auth)?);
@@ -119,7 +151,7 @@ where
             warn!("TLS unavailable, STARTTLS and STLS will not be offered: {e}");
             None
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let (stop, stop_rx) = watch::channel(false);
     let auth_bound = crate::auth::socket::bind(&cfg.auth).await?;
@@ -162,16 +194,21 @@ where
         for addr in addrs {
             let l = TcpListener::bind(addr)
                 .await
-                .map_err(|e| format!("cannot listen on {addr} for {}: {e}", service.name()))?;
-            let local = l
-                .local_addr()
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                .map_err(|source| StartError::Listen {
+                    addr: *addr,
+                    service: service.name(),
+                    source,
+                })?;
+            let local = l.local_addr().map_err(|source| StartError::LocalAddr {
+                addr: *addr,
+                source,
+            })?;
             info!("listening for {} on {local}", service.name());
             bound[slot].push(local);
             listeners.push((l, service));
         }
     }
-    before_accept()?;
+    before_accept().map_err(|e| StartError::BeforeAccept(Box::new(e)))?;
     let auth_socket = auth_bound.map(|b| b.serve(Arc::clone(&auth), stop_rx.clone()));
     for (listener, service) in listeners {
         let ctxs = Arc::clone(&ctxs);
@@ -303,20 +340,20 @@ fn refuse(slots: &Slots, tcp: TcpStream, remote: SocketAddr, service: Service, w
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Errors are startup failures, in plain words.
-pub async fn serve(cfg: Config) -> Result<(), String> {
-    serve_with(cfg, || Ok(())).await
+pub async fn serve(cfg: Config) -> Result<(), StartError> {
+    serve_with(cfg, || Ok::<(), std::convert::Infallible>(())).await
 }
 
 /// As [`serve`], with `before_accept` run as in [`start_with`].
-pub async fn serve_with<F>(cfg: Config, before_accept: F) -> Result<(), String>
+pub async fn serve_with<F, E>(cfg: Config, before_accept: F) -> Result<(), StartError>
 where
-    F: FnOnce() -> Result<(), String>,
+    F: FnOnce() -> Result<(), E>,
+    E: std::error::Error + Send + Sync + 'static,
 {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
-    let mut int =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let handle = |signal| move |source| StartError::Signal { signal, source };
+    let mut term = signal(SignalKind::terminate()).map_err(handle("SIGTERM"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(handle("SIGINT"))?;
     let server = start_with(cfg, before_accept).await?;
     info!("Loft {} ready", env!("CARGO_PKG_VERSION"));
     tokio::select! {

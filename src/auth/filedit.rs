@@ -10,6 +10,48 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
+/// A file of auth's that could not be read, created, locked or written; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create {}: {source}", .path.display())]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open lock file {}: {source}", .path.display())]
+    OpenLock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot lock {}: {source}", .path.display())]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {what}", .path.display())]
+    Malformed { path: PathBuf, what: &'static str },
+}
+
+impl FileError {
+    /// `Read` of `path`, for `map_err`.
+    pub fn read(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+        move |source| FileError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Held while a file is being edited; unlocks when dropped (the kernel drops the flock
 /// with the descriptor).
 pub struct EditLock {
@@ -25,7 +67,7 @@ pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 /// Takes the edit lock of `path` (`PATH.lock`, created mode 0600), waiting for another
 /// editor to finish.
-pub fn lock(path: &Path) -> Result<EditLock, String> {
+pub fn lock(path: &Path) -> Result<EditLock, FileError> {
     let lp = sibling(path, ".lock");
     let f = OpenOptions::new()
         .create(true)
@@ -33,15 +75,17 @@ pub fn lock(path: &Path) -> Result<EditLock, String> {
         .write(true)
         .mode(0o600)
         .open(&lp)
-        .map_err(|e| format!("cannot open lock file {}: {e}", lp.display()))?;
+        .map_err(|source| FileError::OpenLock {
+            path: lp.clone(),
+            source,
+        })?;
     // SAFETY: flock on a descriptor we own.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
     if rc != 0 {
-        return Err(format!(
-            "cannot lock {}: {}",
-            lp.display(),
-            std::io::Error::last_os_error()
-        ));
+        return Err(FileError::Lock {
+            path: lp,
+            source: std::io::Error::last_os_error(),
+        });
     }
     Ok(EditLock { _file: f })
 }
@@ -50,7 +94,7 @@ pub fn lock(path: &Path) -> Result<EditLock, String> {
 /// (0600 when there was none) except for the bits of "other": these files hold password
 /// hashes, which must not stay world-readable (a passwd-file checked out of git is 0644).
 /// Call with the edit lock held.
-pub fn replace(path: &Path, contents: &[u8]) -> Result<(), String> {
+pub fn replace(path: &Path, contents: &[u8]) -> Result<(), FileError> {
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7770)
         .unwrap_or(0o600);
@@ -71,9 +115,12 @@ pub fn replace(path: &Path, contents: &[u8]) -> Result<(), String> {
         }
         Ok(())
     };
-    write().map_err(|e| {
+    write().map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
+        FileError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 
