@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use crate::auth::{Authenticator, User};
 use crate::config::Config;
 use crate::imap::command::{self, Command, ParseErrorKind, Request};
+use crate::imap::response::{push_untagged_ok, ResponseCode};
 use crate::mailbox::{self, Store};
 use crate::net::{blocking, kicked, Conn, ConnSlot, Stream, UserIpGuard, UserIpLimits};
 use view::View;
@@ -39,7 +40,7 @@ pub struct Context {
 /// The tagged completion of a command.
 pub struct Status {
     kind: &'static str,
-    code: Option<String>,
+    code: Option<ResponseCode>,
     text: String,
 }
 
@@ -51,10 +52,10 @@ impl Status {
             text: text.into(),
         }
     }
-    pub fn ok_code(code: impl Into<String>, text: impl Into<String>) -> Status {
+    pub fn ok_code(code: ResponseCode, text: impl Into<String>) -> Status {
         Status {
             kind: "OK",
-            code: Some(code.into()),
+            code: Some(code),
             text: text.into(),
         }
     }
@@ -65,10 +66,10 @@ impl Status {
             text: text.into(),
         }
     }
-    pub fn no_code(code: impl Into<String>, text: impl Into<String>) -> Status {
+    pub fn no_code(code: ResponseCode, text: impl Into<String>) -> Status {
         Status {
             kind: "NO",
-            code: Some(code.into()),
+            code: Some(code),
             text: text.into(),
         }
     }
@@ -186,12 +187,9 @@ impl Session {
 
     /// Serves the connection until LOGOUT, disconnect, timeout or shutdown.
     pub async fn run(mut self) {
-        let greeting = format!(
-            "* OK [CAPABILITY {}] {} Loft ready.\r\n",
-            self.capabilities(),
-            self.ctx.cfg.server.hostname
-        );
-        self.conn.out.extend_from_slice(greeting.as_bytes());
+        let code = ResponseCode::Capability(self.capabilities());
+        let text = format!("{} Loft ready.", self.ctx.cfg.server.hostname);
+        push_untagged_ok(&mut self.conn.out, &code, &text);
         if self.conn.flush().await.is_err() {
             return;
         }
@@ -305,9 +303,7 @@ impl Session {
     fn tagged(&mut self, tag: &str, status: Status) {
         let mut line = format!("{} {} ", tag, status.kind);
         if let Some(code) = status.code {
-            line.push('[');
-            line.push_str(&code);
-            line.push_str("] ");
+            line.push_str(&format!("[{code}] "));
         }
         line.push_str(&status.text);
         line.push_str("\r\n");
@@ -319,10 +315,7 @@ impl Session {
         if let Some(detail) = &e.detail {
             warn!(session = %self.id, user = %self.user_name(), "{what}: {detail}");
         }
-        match crate::imap::response::code_for(e.kind) {
-            Some(code) => Status::no_code(code, e.text.clone()),
-            None => Status::no(e.text.clone()),
-        }
+        Status::no_code(crate::imap::response::code_for(e.kind), e.text.clone())
     }
 
     async fn command(&mut self, bytes: &[u8]) -> Flow {
@@ -334,7 +327,7 @@ impl Session {
                         if let Some(tag) = e.tag {
                             self.tagged(
                                 &tag,
-                                Status::no_code("BADCHARSET (US-ASCII UTF-8)", e.message),
+                                Status::no_code(ResponseCode::BadCharset, e.message),
                             );
                             return Flow::Continue;
                         }
