@@ -96,6 +96,7 @@ fn uid_of(owner: &str) -> Result<u32, Error> {
     if pw.is_null() {
         return Err(Error::NoUser(owner.to_string()));
     }
+    // SAFETY: `pw` is not NULL (checked above) and points to getpwnam's static record.
     Ok(unsafe { (*pw).pw_uid })
 }
 
@@ -109,6 +110,7 @@ fn gid_of(group: &str) -> Result<u32, Error> {
     if gr.is_null() {
         return Err(Error::NoGroup(group.to_string()));
     }
+    // SAFETY: `gr` is not NULL (checked above) and points to getgrnam's static record.
     Ok(unsafe { (*gr).gr_gid })
 }
 
