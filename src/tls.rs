@@ -14,8 +14,10 @@ use crate::config::TlsConfig;
 /// What went wrong with the certificate or key; every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {}: {source}", .path.display())]
-    Read {
+    /// `action` is "read", "create" or "write".
+    #[error("cannot {action} {}: {source}", .path.display())]
+    Io {
+        action: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
@@ -37,16 +39,6 @@ pub enum Error {
         key: PathBuf,
         cert: PathBuf,
         source: rustls::Error,
-    },
-    #[error("cannot create {}: {source}", .path.display())]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write {}: {source}", .path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
     },
     #[error("cannot generate a certificate for {hostname:?}: {source}")]
     Generate {
@@ -79,7 +71,8 @@ pub fn check(cfg: &TlsConfig) -> Result<bool, Error> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Read {
+    std::fs::read(path).map_err(|source| Error::Io {
+        action: "read",
         path: path.to_path_buf(),
         source,
     })
@@ -142,7 +135,8 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(|source| Error::CreateDir {
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+        action: "create",
         path: dir.clone(),
         source,
     })?;
@@ -164,7 +158,8 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     })();
     result.map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
-        Error::Write {
+        Error::Io {
+            action: "write",
             path: path.to_path_buf(),
             source,
         }
@@ -226,7 +221,7 @@ mod tests {
         let mut c = cfg(d.path());
         c.generate_if_missing = false;
         let e = server_config(&c, "h").unwrap_err();
-        assert!(matches!(e, Error::Read { .. }), "{e:?}");
+        assert!(matches!(e, Error::Io { action: "read", .. }), "{e:?}");
         let e = e.to_string();
         assert!(
             e.starts_with("cannot read ") && e.contains("cert.pem"),

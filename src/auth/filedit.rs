@@ -10,31 +10,34 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
-/// A file of auth's that could not be read, created, locked or written; names the file.
+/// What was being done to a file when it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileAction {
+    Read,
+    Create,
+    Write,
+    OpenLockFile,
+    Lock,
+}
+
+impl std::fmt::Display for FileAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileAction::Read => "read",
+            FileAction::Create => "create",
+            FileAction::Write => "write",
+            FileAction::OpenLockFile => "open lock file",
+            FileAction::Lock => "lock",
+        })
+    }
+}
+
+/// A file of auth's that could not be used; names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("cannot read {}: {source}", .path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot create {}: {source}", .path.display())]
-    Create {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write {}: {source}", .path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot open lock file {}: {source}", .path.display())]
-    OpenLock {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot lock {}: {source}", .path.display())]
-    Lock {
+    #[error("cannot {action} {}: {source}", .path.display())]
+    Io {
+        action: FileAction,
         path: PathBuf,
         source: std::io::Error,
     },
@@ -43,12 +46,18 @@ pub enum FileError {
 }
 
 impl FileError {
-    /// `Read` of `path`, for `map_err`.
-    pub fn read(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
-        move |source| FileError::Read {
+    /// The failure to do `action` to `path`, for `map_err`.
+    pub fn io(action: FileAction, path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+        move |source| FileError::Io {
+            action,
             path: path.to_path_buf(),
             source,
         }
+    }
+
+    /// `Read` of `path`, for `map_err`.
+    pub fn read(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+        FileError::io(FileAction::Read, path)
     }
 }
 
@@ -75,17 +84,13 @@ pub fn lock(path: &Path) -> Result<EditLock, FileError> {
         .write(true)
         .mode(0o600)
         .open(&lp)
-        .map_err(|source| FileError::OpenLock {
-            path: lp.clone(),
-            source,
-        })?;
+        .map_err(FileError::io(FileAction::OpenLockFile, &lp))?;
     // SAFETY: flock on a descriptor we own.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
     if rc != 0 {
-        return Err(FileError::Lock {
-            path: lp,
-            source: std::io::Error::last_os_error(),
-        });
+        return Err(FileError::io(FileAction::Lock, &lp)(
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(EditLock { _file: f })
 }
@@ -117,10 +122,7 @@ pub fn replace(path: &Path, contents: &[u8]) -> Result<(), FileError> {
     };
     write().map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
-        FileError::Write {
-            path: path.to_path_buf(),
-            source,
-        }
+        FileError::io(FileAction::Write, path)(source)
     })
 }
 

@@ -42,7 +42,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use request::{AuthOutcome, AuthRequest, Service};
-pub use filedit::FileError;
+pub use filedit::{FileAction, FileError};
 pub use scheme::{hash_password, Scheme};
 
 use app_passwords::{AppDb, AppMatch};
@@ -108,10 +108,7 @@ const NEW_FILE_HEADER: &str = "# Loft users: user:{SCHEME}hash[:uid:gid:gecos:ho
 
 /// Creates an empty passwd-file (mode 0600), and its folder, if it does not exist.
 fn create_passwd_file(path: &Path) -> Result<(), FileError> {
-    let create = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| FileError::Create { path, source }
-    };
+    let create = |path| FileError::io(FileAction::Create, path);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(create(dir))?;
     }
@@ -123,10 +120,7 @@ fn create_passwd_file(path: &Path) -> Result<(), FileError> {
     {
         Ok(mut f) => {
             f.write_all(NEW_FILE_HEADER.as_bytes())
-                .map_err(|source| FileError::Write {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                .map_err(FileError::io(FileAction::Write, path))?;
             tracing::info!("created empty passwd-file {}", path.display());
             Ok(())
         }
