@@ -46,13 +46,18 @@ impl fmt::Display for Service {
     }
 }
 
+/// A service name that cannot be granted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown service {0:?} (known: imap, pop3, smtp)")]
+pub struct UnknownService(pub String);
+
 impl FromStr for Service {
-    type Err = String;
+    type Err = UnknownService;
 
     /// Only the grantable names (for `--services`).
-    fn from_str(s: &str) -> Result<Service, String> {
+    fn from_str(s: &str) -> Result<Service, UnknownService> {
         match Service::from_protocol(s.trim()) {
-            Service::Other => Err(format!("unknown service {s:?} (known: imap, pop3, smtp)")),
+            Service::Other => Err(UnknownService(s.to_string())),
             sv => Ok(sv),
         }
     }

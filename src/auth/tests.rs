@@ -214,9 +214,9 @@ async fn apop_goes_through_the_rate_limiter() {
 fn app_password_touch_failures_are_reported_once() {
     use std::sync::atomic::AtomicBool;
     let failing = AtomicBool::new(false);
-    let err: Result<(), String> = Err("Permission denied".into());
+    let err: Result<(), std::io::Error> = Err(std::io::ErrorKind::PermissionDenied.into());
     assert_eq!(
-        super::touch_report(&failing, &Ok(())),
+        super::touch_report(&failing, &Ok::<(), std::io::Error>(())),
         super::TouchReport::Quiet
     );
     assert_eq!(
@@ -230,11 +230,11 @@ fn app_password_touch_failures_are_reported_once() {
         );
     }
     assert_eq!(
-        super::touch_report(&failing, &Ok(())),
+        super::touch_report(&failing, &Ok::<(), std::io::Error>(())),
         super::TouchReport::Recovered
     );
     assert_eq!(
-        super::touch_report(&failing, &Ok(())),
+        super::touch_report(&failing, &Ok::<(), std::io::Error>(())),
         super::TouchReport::Quiet
     );
     assert_eq!(

@@ -259,7 +259,7 @@ impl Session {
         // The login deadline covers SASL exchanges too.
         let read = tokio::time::timeout_at(self.login_deadline, self.conn.read_line(limit));
         // Waiting for the client counts as idle for the connection slots.
-        let read = crate::server::wait_idle(self.slot.as_ref(), read).await?;
+        let read = crate::net::wait_idle(self.slot.as_ref(), read).await?;
         match read {
             Err(_) => {
                 self.err("Login timed out.");
