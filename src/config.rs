@@ -11,8 +11,8 @@ mod files;
 mod load;
 mod pop3;
 mod positions;
-mod units;
 pub mod uidl;
+mod units;
 mod walk;
 
 pub use diag::Diagnostic;

@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use loft::auth::scheme::HashError;
-use loft::auth::{app_passwords, hash_password, passwd_file, useradmin, Scheme, Service};
 use loft::auth::FileError;
+use loft::auth::{app_passwords, hash_password, passwd_file, useradmin, Scheme, Service};
 use loft::config::{self, Config, Diagnostic};
 
 mod privilege;
@@ -234,11 +234,12 @@ fn index(config: &Path, action: IndexCmd) -> Result<(), CliError> {
     // Folders it cannot reach by name are held open first, as `serve` does.
     let mut _held = None;
     if let Ok(privilege::Plan::Drop(a)) = privilege::plan(&cfg.server, privilege::current_ids()) {
-        let (held, _) =
-            privilege::anchor::hold_closed(&mut cfg, &a, false).map_err(|err| CliError::Anchor {
+        let (held, _) = privilege::anchor::hold_closed(&mut cfg, &a, false).map_err(|err| {
+            CliError::Anchor {
                 user: a.user.clone(),
                 err,
-            })?;
+            }
+        })?;
         _held = Some(held);
         privilege::drop_to(&a).map_err(CliError::Drop)?;
     }

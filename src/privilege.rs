@@ -698,12 +698,13 @@ fn create_mail_root(root: &Path, a: &Account) -> Result<(), PrepareError> {
         // may have put in its place since.
         let fd = open_nofollow(dir, libc::O_DIRECTORY).map_err(err)?;
         if dir == root {
-            std::os::unix::fs::fchown(&fd, Some(a.uid), Some(a.gid))
-                .map_err(|source| PrepareError::GiveRoot {
+            std::os::unix::fs::fchown(&fd, Some(a.uid), Some(a.gid)).map_err(|source| {
+                PrepareError::GiveRoot {
                     path: root.to_path_buf(),
                     user: a.user.clone(),
                     source,
-                })?;
+                }
+            })?;
         }
         let mode = if dir == root { 0o700 } else { 0o755 };
         fd.set_permissions(std::fs::Permissions::from_mode(mode))

@@ -175,11 +175,10 @@ pub fn generate_self_signed(cert: &Path, key: &Path, hostname: &str) -> Result<(
             names.push(n.to_string());
         }
     }
-    let ck = rcgen::generate_simple_self_signed(names)
-        .map_err(|source| Error::Generate {
-            hostname: hostname.to_string(),
-            source,
-        })?;
+    let ck = rcgen::generate_simple_self_signed(names).map_err(|source| Error::Generate {
+        hostname: hostname.to_string(),
+        source,
+    })?;
     // Key first: a certificate without its key is useless, the reverse is regenerated.
     write_atomic(key, ck.signing_key.serialize_pem().as_bytes(), 0o600)?;
     write_atomic(cert, ck.cert.pem().as_bytes(), 0o644)?;
@@ -243,7 +242,10 @@ mod tests {
         let e = server_config(&c, "h").unwrap_err();
         assert!(matches!(e, Error::KeyMismatch { .. }), "{e:?}");
         let e = e.to_string();
-        assert!(e.starts_with("key ") && e.contains(" does not match certificate "), "{e}");
+        assert!(
+            e.starts_with("key ") && e.contains(" does not match certificate "),
+            "{e}"
+        );
     }
 
     #[test]

@@ -41,8 +41,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-pub use request::{AuthOutcome, AuthRequest, Service};
 pub use filedit::{FileAction, FileError};
+pub use request::{AuthOutcome, AuthRequest, Service};
 pub use scheme::{hash_password, Scheme};
 
 use app_passwords::{AppDb, AppMatch};
@@ -251,12 +251,12 @@ impl Authenticator {
                 tokio::time::sleep_until(deadline).await;
                 (AuthOutcome::Failed, None)
             }
-            // No room in the hash pool: a plain failure to the client (the pool logs
-            // once per burst); the address's next attempts wait in the suspect lane.
+            // No room in the hash pool: a temporary failure (the pool logs once per
+            // burst); the address's next attempts wait in the suspect lane.
             Err(Busy::QueueFull | Busy::AddressShare) => {
                 self.inner.limiter.unchecked(remote);
                 tokio::time::sleep_until(deadline).await;
-                (AuthOutcome::Failed, None)
+                (AuthOutcome::Busy, None)
             }
             Err(Busy::WorkerLost) => {
                 tracing::error!(user = ?user, service = %service, remote = %remote_s,

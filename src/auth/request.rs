@@ -88,6 +88,12 @@ pub enum AuthOutcome {
     /// looking at the password. IMAP answers `NO [UNAVAILABLE]`, POP3
     /// `-ERR [LOGIN-DELAY]`, the auth socket `FAIL … code=temp_fail temp`.
     RateLimited,
+    /// Every password worker busy and the queue full: nothing was checked. A temporary
+    /// answer (IMAP `NO [UNAVAILABLE]`, POP3 `-ERR [SYS/TEMP]`, the socket's `temp`),
+    /// so that a burst of good logins (every client reconnecting after a restart) makes
+    /// clients retry instead of asking their users for a new password. The pool logs
+    /// the burst once.
+    Busy,
 }
 
 impl From<AuthOutcome> for super::AuthResult {
@@ -99,6 +105,7 @@ impl From<AuthOutcome> for super::AuthResult {
             AuthOutcome::RateLimited => {
                 super::AuthResult::TempFail("too many failed logins; try again later".into())
             }
+            AuthOutcome::Busy => super::AuthResult::TempFail("server busy; try again".into()),
         }
     }
 }

@@ -271,10 +271,12 @@ pub fn parse_stored(field: &str) -> Result<(Scheme, &str), UnsupportedScheme> {
 
 /// Names the unsupported crypt variant for log messages.
 fn crypt_id(hash: &str) -> UnsupportedScheme {
-    UnsupportedScheme(match hash.strip_prefix('$').and_then(|r| r.split_once('$')) {
-        Some((id, _)) => format!("CRYPT ${id}$"),
-        None => "CRYPT (DES)".into(),
-    })
+    UnsupportedScheme(
+        match hash.strip_prefix('$').and_then(|r| r.split_once('$')) {
+            Some((id, _)) => format!("CRYPT ${id}$"),
+            None => "CRYPT (DES)".into(),
+        },
+    )
 }
 
 /// Checks `password` against `hash` (the part after `{SCHEME}`). `Ok(false)` is a wrong
@@ -335,7 +337,10 @@ fn sha_crypt_verify(scheme: Scheme, hash: &str, password: &str) -> Result<bool, 
             let (n, rest) = r.split_once('$').ok_or(HashError::NoSaltAfterRounds)?;
             let n: u64 = n.parse().map_err(|_| HashError::BadRounds(n.to_string()))?;
             let n = n.clamp(sha_crypt::ROUNDS_MIN as u64, sha_crypt::ROUNDS_MAX as u64);
-            (usize::try_from(n).map_err(|_| HashError::RoundsTooLarge)?, rest)
+            (
+                usize::try_from(n).map_err(|_| HashError::RoundsTooLarge)?,
+                rest,
+            )
         }
         None => (sha_crypt::ROUNDS_DEFAULT, rest),
     };

@@ -233,7 +233,10 @@ mod tests {
         for bad in ["", "a:b", "a b", "#x", "a\nb"] {
             assert!(add(&p, bad, "{PLAIN}x").is_err(), "{bad:?}");
         }
-        assert!(matches!(add(&p, "ok", "{PLAIN}x:y"), Err(Error::StoredSeparator)));
+        assert!(matches!(
+            add(&p, "ok", "{PLAIN}x:y"),
+            Err(Error::StoredSeparator)
+        ));
         let e = add(&p, "ok", "{NOPE}x").unwrap_err();
         assert_eq!(e.to_string(), "unsupported scheme NOPE");
         add(&p, "ok", "{PLAIN}x").unwrap();

@@ -220,14 +220,21 @@ mod tests {
         }
         // The texts check-config shows.
         let text = |f: &str| UidlFormat::parse(f).unwrap_err().to_string();
-        assert_eq!(text("%{md5}%u"), "unknown variable %{md5} (use %u, %v, %{uid}, %{uidvalidity})");
+        assert_eq!(
+            text("%{md5}%u"),
+            "unknown variable %{md5} (use %u, %v, %{uid}, %{uidvalidity})"
+        );
         assert_eq!(
             text("%8u"),
             "%8: a width without a leading 0 truncates in Dovecot and would make UIDLs collide; write %08"
         );
         assert!(text("%m").starts_with("unknown variable %m (supported: %u, %v, %%, with %X"));
-        assert!(text("%m").ends_with("Dovecot's %m, %f and %g need the message file and are not supported)"));
-        assert_eq!(text("%070u%070v"), "renders up to 140 characters; RFC 1939 section 7 allows 70");
+        assert!(text("%m")
+            .ends_with("Dovecot's %m, %f and %g need the message file and are not supported)"));
+        assert_eq!(
+            text("%070u%070v"),
+            "renders up to 140 characters; RFC 1939 section 7 allows 70"
+        );
     }
 
     proptest::proptest! {

@@ -140,7 +140,10 @@ mod tests {
         assert!(parse_duration("99999999999999999999s").is_err());
         // The texts an admin reads in check-config output.
         let e = parse_duration("5x").unwrap_err().to_string();
-        assert_eq!(e, "bad duration \"5x\": unknown unit \"x\" (use ms, s, m, h or d)");
+        assert_eq!(
+            e,
+            "bad duration \"5x\": unknown unit \"x\" (use ms, s, m, h or d)"
+        );
         let e = parse_duration("1h30").unwrap_err().to_string();
         assert_eq!(e, "bad duration \"1h30\": missing unit after 30");
     }

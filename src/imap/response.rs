@@ -183,7 +183,10 @@ mod tests {
                 },
                 "COPYUID 38505 304,319:320 3956:3958",
             ),
-            (ResponseCode::PermanentFlags("()".into()), "PERMANENTFLAGS ()"),
+            (
+                ResponseCode::PermanentFlags("()".into()),
+                "PERMANENTFLAGS ()",
+            ),
             (ResponseCode::AuthenticationFailed, "AUTHENTICATIONFAILED"),
             (ResponseCode::TooBig, "TOOBIG"),
         ];

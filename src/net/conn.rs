@@ -230,7 +230,10 @@ mod tests {
         let mut c = conn_reading(long).await;
         let e = c.read_line(10).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-        assert_eq!(c.read_line(10).await.unwrap().as_deref(), Some(&b"next"[..]));
+        assert_eq!(
+            c.read_line(10).await.unwrap().as_deref(),
+            Some(&b"next"[..])
+        );
         // Input ends without a line end: no line, end of stream.
         assert_eq!(c.read_line(10).await.unwrap(), None);
         assert_eq!(c.bytes_in, long.len() as u64);
@@ -248,7 +251,13 @@ mod tests {
             .await
             .unwrap());
         assert_eq!(got, b"hello world");
-        assert_eq!(c.read_line(100).await.unwrap().as_deref(), Some(&b"TAIL"[..]));
-        assert!(!c.stream_literal(1, |_| true).await.unwrap(), "stream ended");
+        assert_eq!(
+            c.read_line(100).await.unwrap().as_deref(),
+            Some(&b"TAIL"[..])
+        );
+        assert!(
+            !c.stream_literal(1, |_| true).await.unwrap(),
+            "stream ended"
+        );
     }
 }

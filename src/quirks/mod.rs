@@ -127,7 +127,9 @@ mod tests {
         for q in Quirk::ALL {
             assert_eq!(Quirk::from_name(q.info().protocol, q.name()), Ok(q));
         }
-        let e = Quirk::from_name(Protocol::Pop3, "outlook-nuls").unwrap_err().to_string();
+        let e = Quirk::from_name(Protocol::Pop3, "outlook-nuls")
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "unknown workaround \"outlook-nuls\" (known: \"outlook-no-nuls\", \"oe-ns-eoh\")"

@@ -23,9 +23,21 @@ const DOVECOT: &[(&str, &str)] = &[
 fn dovecot_hashes_verify() {
     for (stored, pw) in DOVECOT {
         let (scheme, hash) = parse_stored(stored).unwrap();
-        assert_eq!(verify(scheme, hash, pw).map_err(|e| e.to_string()), Ok(true), "{stored}");
-        assert_eq!(verify(scheme, hash, "Secret").map_err(|e| e.to_string()), Ok(false), "{stored}");
-        assert_eq!(verify(scheme, hash, "").map_err(|e| e.to_string()), Ok(false), "{stored}");
+        assert_eq!(
+            verify(scheme, hash, pw).map_err(|e| e.to_string()),
+            Ok(true),
+            "{stored}"
+        );
+        assert_eq!(
+            verify(scheme, hash, "Secret").map_err(|e| e.to_string()),
+            Ok(false),
+            "{stored}"
+        );
+        assert_eq!(
+            verify(scheme, hash, "").map_err(|e| e.to_string()),
+            Ok(false),
+            "{stored}"
+        );
     }
 }
 
@@ -40,7 +52,11 @@ fn bare_crypt_hashes_are_recognised_by_prefix() {
         }
         let (scheme, hash) = parse_stored(bare).unwrap();
         assert_eq!(hash, bare);
-        assert_eq!(verify(scheme, hash, pw).map_err(|e| e.to_string()), Ok(true), "{bare}");
+        assert_eq!(
+            verify(scheme, hash, pw).map_err(|e| e.to_string()),
+            Ok(true),
+            "{bare}"
+        );
     }
 }
 
@@ -48,7 +64,10 @@ fn bare_crypt_hashes_are_recognised_by_prefix() {
 fn unknown_schemes_are_named() {
     assert_eq!(parse_stored("{SSHA}abc").unwrap_err().0, "SSHA");
     assert_eq!(parse_stored("$1$salt$hash").unwrap_err().0, "CRYPT $1$");
-    assert_eq!(parse_stored("{CRYPT}$y$j9T$x$y").unwrap_err().0, "CRYPT $y$");
+    assert_eq!(
+        parse_stored("{CRYPT}$y$j9T$x$y").unwrap_err().0,
+        "CRYPT $y$"
+    );
     assert_eq!(parse_stored("abcdefgh").unwrap_err().0, "CRYPT (DES)");
     assert_eq!(parse_stored("{plain}x").unwrap(), (Scheme::Plain, "x"));
 }
@@ -77,8 +96,16 @@ fn hash_password_round_trips() {
         );
         let (s, h) = parse_stored(&stored).unwrap();
         assert_eq!(s, scheme);
-        assert_eq!(verify(s, h, "correct horse").map_err(|e| e.to_string()), Ok(true), "{stored}");
-        assert_eq!(verify(s, h, "correct horsE").map_err(|e| e.to_string()), Ok(false), "{stored}");
+        assert_eq!(
+            verify(s, h, "correct horse").map_err(|e| e.to_string()),
+            Ok(true),
+            "{stored}"
+        );
+        assert_eq!(
+            verify(s, h, "correct horsE").map_err(|e| e.to_string()),
+            Ok(false),
+            "{stored}"
+        );
     }
     let a = hash_password(Scheme::Argon2id, "x").unwrap();
     assert!(
@@ -107,7 +134,10 @@ fn scheme_names() {
     assert_eq!("CLEARTEXT".parse::<Scheme>(), Ok(Scheme::Plain));
     assert!("MD5".parse::<Scheme>().is_err());
     let e = "MD5".parse::<Scheme>().unwrap_err().to_string();
-    assert!(e.starts_with("unknown scheme \"MD5\" (known: ARGON2ID, "), "{e}");
+    assert!(
+        e.starts_with("unknown scheme \"MD5\" (known: ARGON2ID, "),
+        "{e}"
+    );
     for s in Scheme::ALL {
         assert_eq!(s.to_string().parse::<Scheme>(), Ok(s));
     }

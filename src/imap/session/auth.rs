@@ -5,10 +5,10 @@
 use base64::Engine;
 use tracing::{info, warn};
 
-use crate::imap::response::ResponseCode;
 use super::{blocking, Flow, Session, Status};
 use crate::auth::exchange::{Exchange, Mech, Reply};
 use crate::auth::{sasl, AuthOutcome, AuthRequest, Service, User};
+use crate::imap::response::ResponseCode;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 /// Longest SASL response line we accept.
@@ -88,7 +88,10 @@ impl Session {
                     Some((_authz, user, pass)) => self.check_password(&user, &pass).await,
                     None => {
                         self.fail_delay().await;
-                        Status::no_code(ResponseCode::AuthenticationFailed, "Authentication failed.")
+                        Status::no_code(
+                            ResponseCode::AuthenticationFailed,
+                            "Authentication failed.",
+                        )
                     }
                 }
             }
@@ -146,7 +149,10 @@ impl Session {
                 }
                 Reply::Done(outcome) => return self.outcome(outcome),
                 Reply::Malformed(_) => {
-                    return Status::no_code(ResponseCode::AuthenticationFailed, "Authentication failed.")
+                    return Status::no_code(
+                        ResponseCode::AuthenticationFailed,
+                        "Authentication failed.",
+                    )
                 }
             }
         }
@@ -201,12 +207,19 @@ impl Session {
             }
             AuthOutcome::TempFail(why) => {
                 warn!(session = %self.id, remote = %self.remote, "authentication unavailable: {why}");
-                Status::no_code(ResponseCode::Unavailable, "Temporary authentication failure.")
+                Status::no_code(
+                    ResponseCode::Unavailable,
+                    "Temporary authentication failure.",
+                )
+            }
+            AuthOutcome::Busy => {
+                Status::no_code(ResponseCode::Unavailable, "Server busy; try again.")
             }
             // Refused by the brute-force limiter without a password check (already logged).
-            AuthOutcome::RateLimited => {
-                Status::no_code(ResponseCode::Unavailable, "Too many failed logins; try again later.")
-            }
+            AuthOutcome::RateLimited => Status::no_code(
+                ResponseCode::Unavailable,
+                "Too many failed logins; try again later.",
+            ),
         }
     }
 
@@ -252,7 +265,10 @@ impl Session {
             }
             Err(e) => {
                 warn!(session = %self.id, user = %user.name, "cannot open mail store: {e}");
-                Status::no_code(ResponseCode::Unavailable, "Mail storage is temporarily unavailable.")
+                Status::no_code(
+                    ResponseCode::Unavailable,
+                    "Mail storage is temporarily unavailable.",
+                )
             }
         }
     }

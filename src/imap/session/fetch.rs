@@ -10,9 +10,9 @@ use std::borrow::Cow;
 
 mod ranges;
 
-use crate::imap::response::ResponseCode;
 use super::{blocking, Session, Status};
 use crate::imap::command::FetchAtt;
+use crate::imap::response::ResponseCode;
 use crate::imap::response::{push_astring, push_literal};
 use crate::imap::syntax::{bodystructure, envelope};
 use crate::mailbox::message::{self, PartMap, Section, SectionText};
@@ -454,7 +454,10 @@ impl Session {
             // are left out; everything still known (metadata, cached items) and every
             // other message was answered, so the command succeeded. As Dovecot does:
             // OK with the RFC 5530 code, not NO (which clients take for a failed FETCH).
-            Status::ok_code(ResponseCode::ExpungeIssued, "Some messages were already expunged.")
+            Status::ok_code(
+                ResponseCode::ExpungeIssued,
+                "Some messages were already expunged.",
+            )
         } else {
             Status::ok("Fetch completed.")
         }

@@ -7,10 +7,10 @@
 use std::collections::BTreeSet;
 
 use super::view::View;
-use crate::imap::response::{push_untagged_ok, ResponseCode};
 use super::{blocking, Session, Status};
 use crate::imap::command::{ListOptions, StatusItem};
 use crate::imap::response::push_string;
+use crate::imap::response::{push_untagged_ok, ResponseCode};
 use crate::mailbox::{self, utf7, MailboxEntry, SEPARATOR};
 
 /// Longest mailbox name or LIST pattern we look at.
@@ -20,7 +20,10 @@ impl Session {
     /// Wire name (modified UTF-7) → store name (UTF-8, INBOX normalised).
     pub(super) fn mailbox_name(&self, wire: &str) -> Result<String, Status> {
         if wire.len() > MAX_NAME {
-            return Err(Status::no_code(ResponseCode::Cannot, "Mailbox name too long."));
+            return Err(Status::no_code(
+                ResponseCode::Cannot,
+                "Mailbox name too long.",
+            ));
         }
         match utf7::decode(wire) {
             Some(name) => Ok(mailbox::normalize_name(&name)),
@@ -67,8 +70,16 @@ impl Session {
             let unseen = u32::try_from(i + 1).unwrap_or(u32::MAX);
             push_untagged_ok(out, &ResponseCode::Unseen(unseen), "First unseen.");
         }
-        push_untagged_ok(out, &ResponseCode::UidValidity(view.uid_validity), "UIDs valid");
-        push_untagged_ok(out, &ResponseCode::UidNext(view.uid_next), "Predicted next UID");
+        push_untagged_ok(
+            out,
+            &ResponseCode::UidValidity(view.uid_validity),
+            "UIDs valid",
+        );
+        push_untagged_ok(
+            out,
+            &ResponseCode::UidNext(view.uid_next),
+            "Predicted next UID",
+        );
         let code = if read_only {
             ResponseCode::ReadOnly
         } else {

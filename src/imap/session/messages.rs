@@ -7,9 +7,9 @@ use std::time::Duration;
 use tracing::debug;
 
 use super::fetch::ENVELOPE_FIELD;
-use crate::imap::response::ResponseCode;
 use super::{blocking, Flow, Session, Status};
 use crate::imap::command::AppendHead;
+use crate::imap::response::ResponseCode;
 use crate::imap::syntax::envelope;
 use crate::imap::syntax::seqset;
 use crate::mailbox::search::{self, EnvelopeData, MessageContext, NumSet, SearchKey};
@@ -383,7 +383,10 @@ impl Session {
         }
         if head.size > self.ctx.cfg.imap.append_limit {
             // RFC 7888 §4: too big to read and throw away; close the connection.
-            return Err((Status::no_code(ResponseCode::TooBig, "Message too large."), Flow::Close));
+            return Err((
+                Status::no_code(ResponseCode::TooBig, "Message too large."),
+                Flow::Close,
+            ));
         }
         match self.conn.stream_literal(head.size, |_| true).await {
             Ok(true) => {}

@@ -205,8 +205,10 @@ impl Session {
                     "login timeout",
                 )
             };
-            let (max_line, append_limit) =
-                (self.ctx.cfg.imap.max_line_length, self.ctx.cfg.imap.append_limit);
+            let (max_line, append_limit) = (
+                self.ctx.cfg.imap.max_line_length,
+                self.ctx.cfg.imap.append_limit,
+            );
             let read = wire::read_frame(&mut self.conn, max_line, append_limit);
             let frame = tokio::select! {
                 r = tokio::time::timeout_at(until, read) => r,
@@ -325,10 +327,7 @@ impl Session {
                 Err(e) => {
                     if e.kind == ParseErrorKind::BadCharset {
                         if let Some(tag) = e.tag {
-                            self.tagged(
-                                &tag,
-                                Status::no_code(ResponseCode::BadCharset, e.message),
-                            );
+                            self.tagged(&tag, Status::no_code(ResponseCode::BadCharset, e.message));
                             return Flow::Continue;
                         }
                     }

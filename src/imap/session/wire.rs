@@ -73,7 +73,11 @@ pub async fn read_frame(
             Some(line) => line,
             None => {
                 if cmd.len() + conn.buffered().len() > max_line {
-                    let tag = tag_of(if cmd.is_empty() { conn.buffered() } else { &cmd });
+                    let tag = tag_of(if cmd.is_empty() {
+                        conn.buffered()
+                    } else {
+                        &cmd
+                    });
                     conn.skip_line().await?;
                     return Ok(Some(Frame::Refused {
                         tag,

@@ -110,6 +110,7 @@ impl Session {
             AuthOutcome::RateLimited => {
                 self.err("[LOGIN-DELAY] Too many failed logins; try again later.")
             }
+            AuthOutcome::Busy => self.err("[SYS/TEMP] Server busy; try again."),
             AuthOutcome::TempFail(why) => {
                 warn!(session = %self.id, remote = %self.remote, "authentication unavailable: {why}");
                 self.err("[SYS/TEMP] Temporary authentication failure.");
@@ -236,6 +237,9 @@ impl Session {
                 }
                 Reply::Done(AuthOutcome::RateLimited) => {
                     return self.err("[LOGIN-DELAY] Too many failed logins; try again later.")
+                }
+                Reply::Done(AuthOutcome::Busy) => {
+                    return self.err("[SYS/TEMP] Server busy; try again.")
                 }
                 Reply::Done(AuthOutcome::TempFail(why)) => {
                     warn!(session = %self.id, remote = %self.remote, "authentication unavailable: {why}");

@@ -9,9 +9,9 @@ use tracing::warn;
 use super::{blocking, Command, Session, State};
 use crate::auth::User;
 use crate::mailbox::{self, Flags, Mailbox, Snapshot, StoreOp, SysFlags, Uid};
+use crate::net::UserIpGuard;
 use crate::pop3::registry::MaildropLock;
 use crate::pop3::stuff;
-use crate::net::UserIpGuard;
 
 /// The open maildrop of a logged-in session.
 pub(super) struct Maildrop {
