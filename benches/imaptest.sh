@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Dovecot's imaptest random concurrent mix against Loft and Dovecot, one after the other,
-# on the same machine with the same settings; prints server CPU per command for each.
+# on the same machine with the same settings; prints server CPU per command for each,
+# then the IDLE and imaplib APPEND latencies of benches/latency.py for each.
 #
 #   benches/imaptest.sh [SECS] [CLIENTS] [USERS]      (defaults 30 10 4)
 #
@@ -102,6 +103,7 @@ TOML
 lpid=$!
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$lport") 2>/dev/null && break; sleep 0.1; done
 c0=$(cpu_loft $lpid); run_imaptest "$lport" loft; c1=$(cpu_loft $lpid)
+python3 "$here/benches/latency.py" 127.0.0.1 "$lport" bench1 bench >"$work/loft.latency.log" 2>&1 || true
 kill $lpid; wait $lpid 2>/dev/null || true
 loft_ticks=$((c1 - c0))
 
@@ -149,9 +151,11 @@ dovecot -c "$dw/dovecot.conf" </dev/null >"$dw/start.log" 2>&1
 for _ in $(seq 1 100); do [ -s "$dw/run/master.pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$dport") 2>/dev/null && break; sleep 0.1; done
 dpid=$(cat "$dw/run/master.pid")
 c0=$(cpu_tree "$dpid"); run_imaptest "$dport" dovecot; c1=$(cpu_tree "$dpid")
+python3 "$here/benches/latency.py" 127.0.0.1 "$dport" bench1 bench >"$work/dovecot.latency.log" 2>&1 || true
 dovecot -c "$dw/dovecot.conf" stop 2>/dev/null || true
 dove_ticks=$((c1 - c0))
 
 echo "imaptest: clients=$clients users=$users secs=$secs logout=0 msgs=30 seed=$seed fsync=${FSYNC:-never}"
 report loft "$loft_ticks"
 report dovecot "$dove_ticks"
+for t in loft dovecot; do sed "s/^/$t: /" "$work/$t.latency.log"; done
