@@ -217,6 +217,13 @@ fn fstatat(dir: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<Stat> {
     })
 }
 
+/// `lstat` of `name` in the open directory `dir`: one system call, one path component,
+/// a link reported as a link.
+pub fn lstat_at(dir: &OwnedFd, name: &OsStr) -> io::Result<Stat> {
+    let c = one_name(name)?;
+    fstatat(dir.as_raw_fd(), &c, libc::AT_SYMLINK_NOFOLLOW)
+}
+
 /// `lstat` of an open descriptor.
 pub fn fstat(fd: &impl AsRawFd) -> io::Result<Stat> {
     fstatat(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH)

@@ -24,7 +24,9 @@ use crate::config::Config;
 use crate::imap::command::{self, Command, ParseErrorKind, Request};
 use crate::imap::response::{push_untagged_ok, ResponseCode};
 use crate::mailbox::{self, Store};
-use crate::net::{blocking, kicked, Conn, ConnSlot, Stream, UserIpGuard, UserIpLimits};
+use crate::net::{
+    blocking, kicked, storage, Conn, ConnSlot, Cost, Stream, UserIpGuard, UserIpLimits,
+};
 use view::View;
 use wire::Frame;
 
@@ -111,6 +113,10 @@ pub struct Session {
     /// during IDLE); for the session's last log line.
     end: Option<&'static str>,
 }
+
+/// The most messages a selected mailbox may hold for its storage work to run in place
+/// (a listing of this many names takes about a millisecond).
+const SMALL_MAILBOX: u32 = 2000;
 
 const KICKED_BYE: &[u8] =
     b"* BYE Too many connections not logged in; closing the oldest idle one.\r\n";
@@ -447,12 +453,30 @@ impl Session {
         (Some(status), Flow::Continue)
     }
 
-    /// Queues untagged EXISTS/EXPUNGE/FETCH for changes made elsewhere.
+    /// How storage work on the selected mailbox runs ([`crate::net::storage`]): in place
+    /// when the mailbox holds at most [`SMALL_MAILBOX`] messages and the work cannot wait
+    /// for an fsync (`writes` under `[storage] fsync` other than "never").
+    fn cost(&self, writes: bool) -> Cost {
+        let small = self
+            .view
+            .as_ref()
+            .is_some_and(|v| v.exists() <= SMALL_MAILBOX);
+        let syncs = writes && self.ctx.cfg.storage.fsync != crate::config::FsyncMode::Never;
+        match small && !syncs {
+            true => Cost::Small,
+            false => Cost::Large,
+        }
+    }
+
+    /// Queues untagged EXISTS/EXPUNGE/FETCH for changes made elsewhere. A sync of a small
+    /// mailbox runs in place: it reads the index and lists two small directories (its
+    /// rare writes, claiming `\Recent` for new mail, are not worth a trip).
     fn send_updates(&mut self, allow_expunge: bool) {
+        let cost = self.cost(false);
         let Some(view) = self.view.as_mut() else {
             return;
         };
-        let res = blocking(|| view.update(allow_expunge, &mut self.conn.out));
+        let res = storage(cost, || view.update(allow_expunge, &mut self.conn.out));
         match res {
             Ok(true) => {}
             Ok(false) => {
