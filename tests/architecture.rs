@@ -33,12 +33,38 @@ const ALLOWED: &[(&str, &[&str])] = &[
 /// Edges that must never appear, whatever ALLOWED or EXCEPTIONS say (issue 11): the
 /// protocols and the layers under them stay apart.
 const FORBIDDEN: &[(&str, &[&str], &str)] = &[
-    ("pop3", &["imap", "server"], "POP3 shares only what is in net"),
-    ("imap", &["pop3", "server"], "the server builds sessions, not the reverse"),
-    ("mailbox", &["imap", "pop3", "server", "net"], "storage knows no protocol"),
-    ("index", &["imap", "pop3", "server", "net", "mailbox", "config"], "the index engine is generic"),
-    ("config", &["imap", "pop3", "server", "net", "index", "mailbox", "auth", "tls"], "config names no protocol or engine"),
-    ("net", &["imap", "pop3", "server"], "net is under both protocols"),
+    (
+        "pop3",
+        &["imap", "server"],
+        "POP3 shares only what is in net",
+    ),
+    (
+        "imap",
+        &["pop3", "server"],
+        "the server builds sessions, not the reverse",
+    ),
+    (
+        "mailbox",
+        &["imap", "pop3", "server", "net"],
+        "storage knows no protocol",
+    ),
+    (
+        "index",
+        &["imap", "pop3", "server", "net", "mailbox", "config"],
+        "the index engine is generic",
+    ),
+    (
+        "config",
+        &[
+            "imap", "pop3", "server", "net", "index", "mailbox", "auth", "tls",
+        ],
+        "config names no protocol or engine",
+    ),
+    (
+        "net",
+        &["imap", "pop3", "server"],
+        "net is under both protocols",
+    ),
 ];
 
 /// Edges that break the layering today, each with why; an unused one fails the test, so
@@ -165,7 +191,11 @@ fn imports_point_down_the_layers() {
         .iter()
         .filter_map(|p| {
             let top = top_module(&src, p)?;
-            Some((p.display().to_string(), top, std::fs::read_to_string(p).unwrap()))
+            Some((
+                p.display().to_string(),
+                top,
+                std::fs::read_to_string(p).unwrap(),
+            ))
         })
         .collect();
     assert!(files.len() > 100, "the scan found the sources");
@@ -183,7 +213,11 @@ fn allowed_never_grants_a_forbidden_edge() {
 }
 
 fn planted(top: &str, text: &str) -> Vec<(String, String, String)> {
-    vec![(format!("src/{top}/planted.rs"), top.to_string(), text.to_string())]
+    vec![(
+        format!("src/{top}/planted.rs"),
+        top.to_string(),
+        text.to_string(),
+    )]
 }
 
 #[test]
@@ -217,9 +251,16 @@ fn a_planted_bad_import_is_caught() {
         &[("auth", "mailbox", "planted")]
     )
     .is_empty());
-    assert_eq!(check(&planted("auth", ""), &[("auth", "mailbox", "planted")]).len(), 1);
+    assert_eq!(
+        check(&planted("auth", ""), &[("auth", "mailbox", "planted")]).len(),
+        1
+    );
     // Allowed edges and comments pass.
-    assert!(check(&planted("pop3", "use crate::net::Conn; // crate::imap"), &[]).is_empty());
+    assert!(check(
+        &planted("pop3", "use crate::net::Conn; // crate::imap"),
+        &[]
+    )
+    .is_empty());
 }
 
 #[test]

@@ -31,7 +31,45 @@ pub struct FileId {
     ctime: (i64, i64),
 }
 
-fn id(m: &Metadata) -> FileId {
+/// What the index asks of a file's status, from `std` metadata or a bare `lstat`.
+trait FileMeta {
+    fn dev(&self) -> u64;
+    fn ino(&self) -> u64;
+    fn len(&self) -> u64;
+    fn ctime(&self) -> (i64, i64);
+}
+
+impl FileMeta for Metadata {
+    fn dev(&self) -> u64 {
+        MetadataExt::dev(self)
+    }
+    fn ino(&self) -> u64 {
+        MetadataExt::ino(self)
+    }
+    fn len(&self) -> u64 {
+        Metadata::len(self)
+    }
+    fn ctime(&self) -> (i64, i64) {
+        (MetadataExt::ctime(self), MetadataExt::ctime_nsec(self))
+    }
+}
+
+impl FileMeta for crate::beneath::Stat {
+    fn dev(&self) -> u64 {
+        self.dev
+    }
+    fn ino(&self) -> u64 {
+        self.ino
+    }
+    fn len(&self) -> u64 {
+        self.size
+    }
+    fn ctime(&self) -> (i64, i64) {
+        (self.ctime, self.ctime_nsec)
+    }
+}
+
+fn id(m: &impl FileMeta) -> FileId {
     FileId {
         dev: m.dev(),
         ino: m.ino(),
@@ -40,10 +78,10 @@ fn id(m: &Metadata) -> FileId {
     }
 }
 
-fn index_id(m: &Metadata) -> FileId {
+fn index_id(m: &impl FileMeta) -> FileId {
     FileId {
         len: m.len(),
-        ctime: (m.ctime(), m.ctime_nsec()),
+        ctime: m.ctime(),
         ..id(m)
     }
 }
@@ -174,8 +212,8 @@ fn read_at_most(f: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
     Ok(got)
 }
 
-fn ctime(m: &Metadata) -> (i64, i64) {
-    (m.ctime(), m.ctime_nsec())
+fn ctime(m: &impl FileMeta) -> (i64, i64) {
+    m.ctime()
 }
 
 pub struct Inner {
@@ -470,13 +508,13 @@ fn reload(dir: &Dir, opts: &Options, inner: &mut Inner) -> Result<Arc<IndexSnaps
     }
 }
 
-fn stat(dir: &Dir, name: &str, nfs: bool) -> Result<Metadata, Error> {
+fn stat(dir: &Dir, name: &str, nfs: bool) -> Result<crate::beneath::Stat, Error> {
     // On NFS, opening the file revalidates its attributes (close-to-open consistency);
     // a plain stat could be answered from the attribute cache.
     let r = if nfs {
-        dir.open_ro(name).and_then(|f| f.metadata())
+        dir.open_ro(name).and_then(|f| crate::beneath::fstat(&f))
     } else {
-        dir.metadata(name)
+        dir.lstat(name)
     };
     let path = &dir.file(name);
     r.map_err(|err| match err.kind() {
