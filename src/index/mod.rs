@@ -147,6 +147,10 @@ impl Error {
 /// `Record::internal_date` not known yet (filled in later by a `SetDates` log record).
 pub const UNKNOWN_DATE: i64 = i64::MIN;
 
+/// `Record::size` not known yet: the storage computes it on first need and records it
+/// with a `SetSizes` log record (a Maildir file name without `W=`).
+pub const UNKNOWN_SIZE: u64 = u64::MAX;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     pub uid: u32,
@@ -157,6 +161,7 @@ pub struct Record {
     /// Bit i = keyword i of the snapshot's `keywords`.
     pub keywords: u64,
     pub modseq: u64,
+    /// RFC822.SIZE; [`UNKNOWN_SIZE`] until the storage has computed it.
     pub size: u64,
     /// Seconds since the epoch; [`UNKNOWN_DATE`] until the storage has been asked (a
     /// Maildir's first scan of many new files leaves dates to be filled in afterwards).

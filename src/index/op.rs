@@ -19,6 +19,9 @@ pub const SET_KEY: u8 = 9;
 pub const SET_DATES: u8 = 10;
 /// Most (uid, date) pairs in one `SetDates` record (12 bytes each).
 pub const MAX_DATES_PER_OP: usize = 4096;
+pub const SET_SIZES: u8 = 11;
+/// Most (uid, size) pairs in one `SetSizes` record (12 bytes each).
+pub const MAX_SIZES_PER_OP: usize = 4096;
 /// Bytes around a payload: len (4) + kind (1) + crc (4).
 pub const FRAME: usize = 9;
 pub const COMMIT_PAYLOAD: u32 = 12;
@@ -68,6 +71,12 @@ pub enum Op {
     /// date of a message never changes, it only becomes known).
     SetDates {
         dates: Vec<(u32, i64)>,
+    },
+    /// Sizes computed after the append, which recorded [`super::UNKNOWN_SIZE`] (uids
+    /// ascending; no modseq change: a message's size never changes, it only becomes
+    /// known).
+    SetSizes {
+        sizes: Vec<(u32, u64)>,
     },
     /// Ends a transaction: the `ops` records before it are applied together.
     Commit {
@@ -158,6 +167,14 @@ pub fn encode(op: &Op, out: &mut Vec<u8>) {
                 p.extend_from_slice(&date.to_le_bytes());
             }
             SET_DATES
+        }
+        Op::SetSizes { sizes } => {
+            p.extend_from_slice(&(sizes.len() as u32).to_le_bytes());
+            for (uid, size) in sizes {
+                p.extend_from_slice(&uid.to_le_bytes());
+                p.extend_from_slice(&size.to_le_bytes());
+            }
+            SET_SIZES
         }
         Op::Commit { modseq, ops } => {
             p.extend_from_slice(&modseq.to_le_bytes());
@@ -372,6 +389,25 @@ pub fn decode(kind: u8, payload: &[u8], at: usize) -> Result<Op, Bad> {
                 dates.push((uid, date));
             }
             Op::SetDates { dates }
+        }
+        SET_SIZES => {
+            let Some(n) = c.u32() else {
+                return short("set-sizes");
+            };
+            if n as usize > MAX_SIZES_PER_OP {
+                return bad(
+                    format!("set-sizes record with {n} sizes at offset {at}"),
+                    at,
+                );
+            }
+            let mut sizes = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let (Some(uid), Some(size)) = (c.u32(), c.u64()) else {
+                    return short("set-sizes");
+                };
+                sizes.push((uid, size));
+            }
+            Op::SetSizes { sizes }
         }
         COMMIT => {
             let (Some(modseq), Some(ops)) = (c.u64(), c.u32()) else {

@@ -26,6 +26,7 @@ pub struct Transaction<'a> {
     expunges: Vec<u32>,
     keys: Vec<(u32, Box<[u8]>)>,
     dates: Vec<(u32, i64)>,
+    sizes: Vec<(u32, u64)>,
     dirty_clear: Vec<u32>,
     recent: Option<u32>,
     error: Option<String>,
@@ -52,6 +53,7 @@ impl<'a> Transaction<'a> {
             expunges: Vec::new(),
             keys: Vec::new(),
             dates: Vec::new(),
+            sizes: Vec::new(),
             dirty_clear: Vec::new(),
             recent: None,
             error: None,
@@ -117,6 +119,11 @@ impl<'a> Transaction<'a> {
         self.dates.push((uid, date));
     }
 
+    /// The size of `uid` became known (see [`super::UNKNOWN_SIZE`]).
+    pub fn set_size(&mut self, uid: u32, size: u64) {
+        self.sizes.push((uid, size));
+    }
+
     /// The bit of keyword `name` (case-insensitive), adding it; `None` past 64 names.
     pub fn keyword_index(&mut self, name: &str) -> Option<u8> {
         if let Some(i) = self
@@ -147,6 +154,7 @@ impl<'a> Transaction<'a> {
         self.expunges.clear();
         self.keys.clear();
         self.dates.clear();
+        self.sizes.clear();
         self.dirty_clear.clear();
         self.recent = None;
     }
@@ -243,6 +251,15 @@ impl<'a> Transaction<'a> {
         for chunk in dates.chunks(super::op::MAX_DATES_PER_OP) {
             ops.push(Op::SetDates {
                 dates: chunk.to_vec(),
+            });
+        }
+        let mut sizes = std::mem::take(&mut self.sizes);
+        sizes.retain(|(uid, _)| self.pos(*uid).is_some());
+        sizes.sort_unstable();
+        sizes.dedup_by_key(|d| d.0);
+        for chunk in sizes.chunks(super::op::MAX_SIZES_PER_OP) {
+            ops.push(Op::SetSizes {
+                sizes: chunk.to_vec(),
             });
         }
         let plain = |v: &mut Vec<u32>| v.drain(..).map(|u| (u, ())).collect::<Vec<_>>();

@@ -129,7 +129,9 @@ pub enum StoreOp {
 pub struct MessageMeta {
     pub uid: Uid,
     pub flags: Flags,
-    /// RFC822.SIZE: the exact number of octets [`Mailbox::fetch_message`] returns (CRLF line ends).
+    /// RFC822.SIZE: the exact number of octets [`Mailbox::fetch_message`] returns (CRLF
+    /// line ends); [`UNKNOWN_SIZE`] while the store has not computed it (then
+    /// [`Mailbox::sizes`] asks).
     pub size: u64,
     /// INTERNALDATE as seconds since the Unix epoch (UTC); [`UNKNOWN_DATE`] while the
     /// store has not looked it up yet (then [`Mailbox::internal_date`] asks).
@@ -138,6 +140,30 @@ pub struct MessageMeta {
 
 /// `MessageMeta::internal_date` not looked up yet.
 pub const UNKNOWN_DATE: i64 = crate::index::UNKNOWN_DATE;
+
+/// `MessageMeta::size` not computed yet (then [`Mailbox::sizes`] asks).
+pub const UNKNOWN_SIZE: u64 = crate::index::UNKNOWN_SIZE;
+
+/// `snapshot` with every size known, for what needs all of them (POP3's STAT, STATUS
+/// SIZE): unknown sizes are asked of `mailbox` in one call; a message gone meanwhile
+/// counts 0 octets.
+pub fn with_sizes(mailbox: &dyn Mailbox, snapshot: Arc<Snapshot>) -> Arc<Snapshot> {
+    let unknown: Vec<Uid> = (snapshot.messages.iter())
+        .filter(|m| m.size == UNKNOWN_SIZE)
+        .map(|m| m.uid)
+        .collect();
+    if unknown.is_empty() {
+        return snapshot;
+    }
+    let sizes = mailbox.sizes(&unknown);
+    let mut s = (*snapshot).clone();
+    let mut k = 0;
+    for m in s.messages.iter_mut().filter(|m| m.size == UNKNOWN_SIZE) {
+        m.size = sizes.get(k).copied().flatten().unwrap_or(0);
+        k += 1;
+    }
+    Arc::new(s)
+}
 
 /// The state of a mailbox at one moment. Messages are in ascending UID order.
 #[derive(Clone, Debug, Default)]
@@ -375,6 +401,12 @@ pub trait Store: Send + Sync {
     fn subscriptions(&self) -> Result<Vec<String>>;
     fn set_subscribed(&self, name: &str, subscribed: bool) -> Result<()>;
     fn status(&self, name: &str) -> Result<StatusInfo>;
+    /// [`Store::status`]; `size`: whether [`StatusInfo::size`] is wanted (a store that
+    /// computes sizes on first need leaves it 0 when not).
+    fn status_sized(&self, name: &str, size: bool) -> Result<StatusInfo> {
+        let _ = size;
+        self.status(name)
+    }
     fn open(&self, name: &str, read_only: bool) -> Result<Box<dyn Mailbox>>;
     /// Starts saving one message into `name`. Bytes arrive in chunks as the client sends
     /// them; nothing is visible until [`AppendSink::commit`].
@@ -444,6 +476,12 @@ pub trait Mailbox: Send + Sync {
     fn internal_date(&self, uid: Uid) -> Option<i64> {
         let _ = uid;
         None
+    }
+    /// RFC822.SIZE of messages whose `MessageMeta` says [`UNKNOWN_SIZE`] (computed now
+    /// and remembered by the store), in the order of `uids`; `None` for a message that
+    /// is gone. The default: a store that always knows its sizes.
+    fn sizes(&self, uids: &[Uid]) -> Vec<Option<u64>> {
+        vec![None; uids.len()]
     }
     /// Offers a value computed after a miss; the cache keeps it if its decision for the
     /// field says so.

@@ -184,7 +184,11 @@ pub fn show(ctx: &Arc<Ctx>, mailbox: &str) -> Result<String> {
     }
     let _ = writeln!(s, "files:");
     let mut mail = 0u64;
-    for r in &snap.records {
+    for r in snap
+        .records
+        .iter()
+        .filter(|r| r.size != index::UNKNOWN_SIZE)
+    {
         mail += r.size;
     }
     let mut total = 0u64;

@@ -593,15 +593,34 @@ impl Store for MaildirStore {
     }
 
     fn status(&self, name: &str) -> Result<StatusInfo> {
+        self.status_sized(name, true)
+    }
+
+    /// Sizes not computed yet are computed (and recorded) only when `size` is wanted.
+    fn status_sized(&self, name: &str, size: bool) -> Result<StatusInfo> {
         let folder = self.ctx.folder(name)?;
         folder.check_selectable()?;
         if FolderState::existing(&folder.path).is_none() {
-            if let Some(st) = super::sync::quick_status(&folder, self.ctx.fsync) {
-                return Ok(st);
+            match super::sync::quick_status(&folder, self.ctx.fsync) {
+                Some(st) if st.size != crate::mailbox::UNKNOWN_SIZE => return Ok(st),
+                Some(st) if !size => return Ok(StatusInfo { size: 0, ..st }),
+                _ => {}
             }
         }
         let state = FolderState::get(folder, self.ctx.fsync);
-        let (s, _) = state.refresh(false)?;
+        let (mut s, _) = state.refresh(false)?;
+        if size
+            && s.messages
+                .iter()
+                .any(|m| m.size == crate::mailbox::UNKNOWN_SIZE)
+        {
+            let uids: Vec<_> = (s.messages.iter())
+                .filter(|m| m.size == crate::mailbox::UNKNOWN_SIZE)
+                .map(|m| m.uid)
+                .collect();
+            super::sizes::resolve(&state, &uids);
+            s = state.with(|c| c.snapshot.clone());
+        }
         let threshold = state.with(|c| c.recent_threshold);
         Ok(StatusInfo {
             messages: s.messages.len() as u32,
@@ -613,7 +632,11 @@ impl Store for MaildirStore {
                 .iter()
                 .filter(|m| !m.flags.sys.contains(SysFlags::SEEN))
                 .count() as u32,
-            size: s.messages.iter().map(|m| m.size).sum(),
+            // A size still unknown (file vanished, index unwritable) counts 0 octets.
+            size: (s.messages.iter())
+                .map(|m| m.size)
+                .filter(|n| *n != crate::mailbox::UNKNOWN_SIZE)
+                .sum(),
         })
     }
 

@@ -69,7 +69,11 @@ impl MaildirMailbox {
                 .messages
                 .binary_search_by_key(&uid, |m| m.uid)
                 .ok()?;
-            c.snapshot.messages.get(i).map(|m| m.size)
+            c.snapshot
+                .messages
+                .get(i)
+                .map(|m| m.size)
+                .filter(|s| *s != crate::mailbox::UNKNOWN_SIZE)
         })
     }
 
@@ -225,7 +229,7 @@ impl Mailbox for MaildirMailbox {
             Some((size, converted))
         });
         match known {
-            Some((size, false)) => {
+            Some((size, false)) if size != crate::mailbox::UNKNOWN_SIZE => {
                 match self.read_file(uid, |p| {
                     folder::read_range(self.folder(), p, size, range.clone())
                 }) {
@@ -248,6 +252,10 @@ impl Mailbox for MaildirMailbox {
 
     fn internal_date(&self, uid: Uid) -> Option<i64> {
         super::dates::lookup(&self.state, uid)
+    }
+
+    fn sizes(&self, uids: &[Uid]) -> Vec<Option<u64>> {
+        super::sizes::resolve(&self.state, uids)
     }
 
     fn cache_offer(&self, uid: Uid, field: &str, value: &[u8]) {
@@ -355,7 +363,7 @@ impl Mailbox for MaildirMailbox {
                 Ok((tmp, unique, fsize)) => {
                     let vsize = match (f.parsed.vsize(), meta) {
                         (Some(v), _) => v,
-                        (None, Some(m)) if m.size > 0 => m.size,
+                        (None, Some(m)) if m.size != crate::mailbox::UNKNOWN_SIZE => m.size,
                         _ => folder::file_crlf_size(dest.fs(), &tmp)
                             .map_err(|e| Error::io(tmp.display(), e))?,
                     };

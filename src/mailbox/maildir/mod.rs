@@ -53,6 +53,7 @@ mod names;
 mod rawdir;
 mod rootfiles;
 mod save;
+mod sizes;
 mod sync;
 mod uidlist;
 mod uidstore;

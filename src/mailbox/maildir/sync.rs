@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use super::filemap::FileMap;
 use super::filename;
-use super::folder::{self, FileInfo, Folder, Sub};
+use super::folder::{FileInfo, Folder, Sub};
 use super::fsio;
 use super::keywords::{self, Keywords};
 use super::lock::FolderLock;
@@ -587,26 +587,8 @@ impl FolderState {
             self.move_new_to_cur(&mut matched);
         }
 
-        // RFC822.SIZE for files whose name has no W=: compute once, remember.
-        for (uid, f) in matched.iter() {
-            if f.parsed.vsize().is_some() {
-                continue;
-            }
-            let Some(entry) = list.entries.get_mut(&uid) else {
-                continue;
-            };
-            if entry.size.is_none() {
-                let p = self.folder.file_path(f.sub, &f.name);
-                match folder::file_crlf_size(self.folder.fs(), &p) {
-                    Ok(s) => {
-                        entry.size = Some(s);
-                    }
-                    Err(e) => {
-                        tracing::warn!(file = %p.display(), error = %e, "cannot read message to compute its size")
-                    }
-                }
-            }
-        }
+        // RFC822.SIZE of a file whose name has no `W=` is not computed here: the index
+        // records it unknown and `super::sizes` computes it on first need.
         // The index changed while we listed (a flag flush renamed files): a listed name
         // whose flags differ from its clean record may be the old name of a renamed file,
         // not a change by another program. Such names are checked; gone ones are stale.
@@ -710,6 +692,26 @@ impl FolderState {
     /// Records internal dates found out after the scan, in one index transaction, and
     /// takes them into the shared snapshot.
     pub fn record_dates(&self, dates: &[(Uid, i64)]) -> Result<()> {
+        self.record(|txn| {
+            for &(uid, date) in dates {
+                txn.set_date(uid, date);
+            }
+        })
+    }
+
+    /// Records sizes computed after the scan (see [`super::sizes`]), in one index
+    /// transaction, and takes them into the shared snapshot.
+    pub fn record_sizes(&self, sizes: &[(Uid, u64)]) -> Result<()> {
+        self.record(|txn| {
+            for &(uid, size) in sizes {
+                txn.set_size(uid, size);
+            }
+        })
+    }
+
+    /// One index transaction made by `fill` under the folder lock, then taken into the
+    /// shared snapshot.
+    fn record(&self, fill: impl FnOnce(&mut crate::index::Transaction<'_>)) -> Result<()> {
         let mut sc = lock(&self.scan);
         let Some(ix) = sc.index.clone() else {
             return Ok(());
@@ -717,9 +719,7 @@ impl FolderState {
         {
             let _lock = FolderLock::acquire(&self.folder.path, self.folder.shared.clone())?;
             let mut txn = ix.begin().map_err(uidstore::map_err)?;
-            for &(uid, date) in dates {
-                txn.set_date(uid, date);
-            }
+            fill(&mut txn);
             txn.commit().map_err(uidstore::map_err)?;
         }
         self.catch_up_index(&mut sc)?;
@@ -1041,7 +1041,14 @@ pub fn quick_status(folder: &Folder, fsync: FsyncMode) -> Option<crate::mailbox:
             .iter()
             .filter(|r| !SysFlags(r.flags).contains(SysFlags::SEEN))
             .count() as u32,
-        size: snap.records.iter().map(|r| r.size).sum(),
+        // UNKNOWN_SIZE when some size was not computed yet (the caller decides).
+        size: snap
+            .records
+            .iter()
+            .try_fold(0u64, |sum, r| {
+                (r.size != crate::index::UNKNOWN_SIZE).then(|| sum.saturating_add(r.size))
+            })
+            .unwrap_or(crate::index::UNKNOWN_SIZE),
     })
 }
 

@@ -256,11 +256,13 @@ fn flags_bits(f: &FileInfo, kw: &Keywords, names: &mut Vec<String>) -> (u8, u64)
     (f.parsed.sys.0, bits)
 }
 
+/// RFC822.SIZE from the name's `W=` or as known before; [`index::UNKNOWN_SIZE`] until
+/// first needed (`super::sizes`).
 fn size_of(list: &UidList, uid: Uid, f: &FileInfo) -> u64 {
     f.parsed
         .vsize()
         .or_else(|| list.entries.get(&uid).and_then(|e| e.size))
-        .unwrap_or(0)
+        .unwrap_or(index::UNKNOWN_SIZE)
 }
 
 /// Writes `list` (with the files it names) to the index: one transaction when it only

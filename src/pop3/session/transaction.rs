@@ -38,7 +38,9 @@ impl Maildrop {
     ) -> mailbox::Result<Maildrop> {
         let store = mailbox::open_store(storage, &user.name, user.home.as_deref())?;
         let mut mailbox = store.open("INBOX", false)?;
-        let snapshot = mailbox.sync()?.snapshot;
+        // STAT and LIST need every size (RFC 1939 §5): those not computed yet, now.
+        let synced = mailbox.sync()?.snapshot;
+        let snapshot = mailbox::with_sizes(mailbox.as_ref(), synced);
         let live_size = snapshot.messages.iter().map(|m| m.size).sum();
         Ok(Maildrop {
             user,

@@ -493,7 +493,10 @@ fn search_reads_stored_line_ends_fetch_converts() {
     std::fs::write(root.join("cur/300.M1P1.host,W=11:2,"), b"A: b\r\n\r\nz\n").unwrap();
     let mut m = s.open("INBOX", true).unwrap();
     let snap = m.sync().unwrap().snapshot;
-    assert_eq!(snap.messages[0].size, 14);
+    // No W=: not computed by the scan; computed on request, then in the snapshot.
+    assert_eq!(snap.messages[0].size, crate::mailbox::UNKNOWN_SIZE);
+    assert_eq!(m.sizes(&[1, 2, 99]), vec![Some(14), Some(10), None]);
+    assert_eq!(m.sync().unwrap().snapshot.messages[0].size, 14);
     assert_eq!(&m.fetch_message(1).unwrap()[..], b"A: b\r\n\r\nx\r\ny\r\n");
     assert_eq!(&m.fetch_for_search(1).unwrap()[..], b"A: b\n\nx\ny\n");
     // W= equal to the raw length (a wrong name): trusted, served as stored.
