@@ -180,8 +180,11 @@ where
         .map(|s| s.tcp_addrs())
         .unwrap_or_default();
     let user_limits = UserIpLimits::new(cfg.server.max_connections_per_user_ip);
+    // One storage context for every session of this server (open folders shared).
+    let storage = crate::imap::session::open_storage(&cfg.storage);
     let ctxs = Arc::new(Contexts {
         imap: Arc::new(Context {
+            storage: Arc::clone(&storage),
             cfg: Arc::clone(&cfg),
             auth: Arc::clone(&auth),
             tls: tls.clone(),
@@ -195,6 +198,7 @@ where
             shutdown: stop_rx.clone(),
             user_limits,
             registry: pop3::registry::Registry::new(),
+            storage,
         }),
     });
     let slots = Slots::new(

@@ -165,11 +165,15 @@ fn refresh_without_change_is_the_same_snapshot_and_sees_others() {
 #[test]
 fn registry_shares_one_instance() {
     let d = tempfile::tempdir().unwrap();
-    let a = Index::open(d.path(), &opts()).unwrap();
-    let b = Index::open(&d.path().join("."), &opts()).unwrap();
+    let o = opts();
+    let a = Index::open(d.path(), &o).unwrap();
+    let b = Index::open(&d.path().join("."), &o.clone()).unwrap();
     assert!(Arc::ptr_eq(&a, &b));
-    drop((a, b));
-    let c = Index::open(d.path(), &opts()).unwrap();
+    // Another storage context (its own `Shared`): its own instance, no process-wide state.
+    let other = Index::open(d.path(), &opts()).unwrap();
+    assert!(!Arc::ptr_eq(&a, &other));
+    drop((a, b, other));
+    let c = Index::open(d.path(), &o).unwrap();
     assert!(!c.created());
 }
 
@@ -558,6 +562,35 @@ fn concurrent_writers_lose_nothing_fcntl() {
     concurrent(LockMethod::Fcntl);
 }
 
+/// Two storage contexts of one process (each with its own in-process gate) on one
+/// folder: the fcntl lock alone must keep them apart, and closing one's descriptor must
+/// not drop the other's lock (classic per-process fcntl locks fail both).
+#[test]
+fn separate_contexts_exclude_each_other_fcntl() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().canonicalize().unwrap();
+    let a = Dir::open(&dir).unwrap();
+    let b = Dir::open(&dir).unwrap();
+    let short = std::time::Duration::from_millis(50);
+    let (ga, gb) = (
+        Arc::new(lock::Gate::default()),
+        Arc::new(lock::Gate::default()),
+    );
+    let held = lock::acquire(&a, LockMethod::Fcntl, short, &ga).unwrap();
+    assert!(matches!(
+        lock::acquire(&b, LockMethod::Fcntl, short, &gb),
+        Err(Error::Locked { .. })
+    ));
+    // Another descriptor of the lock file opened and closed in this process.
+    drop(fs::File::open(dir.join(lock::LOCK_FILE)).unwrap());
+    assert!(matches!(
+        lock::acquire(&b, LockMethod::Fcntl, short, &gb),
+        Err(Error::Locked { .. })
+    ));
+    drop(held);
+    lock::acquire(&b, LockMethod::Fcntl, short, &gb).unwrap();
+}
+
 #[test]
 fn concurrent_writers_lose_nothing_flock() {
     concurrent(LockMethod::Flock);
@@ -584,10 +617,12 @@ fn stale_dotlock_is_taken_over_and_fresh_one_waits() {
     let lck = dir.join(lock::DOTLOCK_FILE);
     fs::write(&lck, b"1\n").unwrap();
     let held_dir = Dir::open(&dir).unwrap();
+    let gate = Arc::new(lock::Gate::default());
     let r = lock::acquire(
         &held_dir,
         LockMethod::Dotlock,
         std::time::Duration::from_millis(50),
+        &gate,
     );
     assert!(matches!(r, Err(Error::Locked { .. })));
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
@@ -601,6 +636,7 @@ fn stale_dotlock_is_taken_over_and_fresh_one_waits() {
         &held_dir,
         LockMethod::Dotlock,
         std::time::Duration::from_millis(50),
+        &gate,
     )
     .unwrap();
     drop(held);

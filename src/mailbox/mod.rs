@@ -497,13 +497,25 @@ pub trait Mailbox: Send + Sync {
     fn copy_to(&mut self, uids: &[Uid], dest: &str) -> Result<CopyResult>;
 }
 
-/// Opens the store of one user from the storage configuration.
-pub fn open_store(
-    cfg: &crate::config::StorageConfig,
-    user: &str,
-    home: Option<&Path>,
-) -> Result<Arc<dyn Store>> {
-    maildir::open_store(cfg, user, home)
+/// The storage of this process: the `[storage]` settings and what every store shares
+/// (open folders, their indexes and in-process locks). Created once (at server start,
+/// or once per admin command) and passed to whoever opens a store: no process-wide
+/// state stands behind it.
+pub struct Storage {
+    maildir: Arc<maildir::StorageCtx>,
+}
+
+impl Storage {
+    pub fn new(cfg: &crate::config::StorageConfig) -> Arc<Storage> {
+        Arc::new(Storage {
+            maildir: maildir::StorageCtx::new(cfg),
+        })
+    }
+
+    /// Opens the store of one user.
+    pub fn open_store(&self, user: &str, home: Option<&Path>) -> Result<Arc<dyn Store>> {
+        maildir::open_store(&self.maildir, user, home)
+    }
 }
 
 /// `loft index rebuild USER [MAILBOX]`: rebuilds the index files from the mail files,
@@ -514,7 +526,10 @@ pub fn index_rebuild(
     home: Option<&Path>,
     mailbox: Option<&str>,
 ) -> Result<Vec<String>> {
-    maildir::admin::rebuild(&maildir::ctx(cfg, user, home)?, mailbox)
+    maildir::admin::rebuild(
+        &maildir::ctx(&maildir::StorageCtx::new(cfg), user, home)?,
+        mailbox,
+    )
 }
 
 /// `loft index verify USER [MAILBOX]`: every inconsistency found; empty when all is well.
@@ -524,7 +539,10 @@ pub fn index_verify(
     home: Option<&Path>,
     mailbox: Option<&str>,
 ) -> Result<Vec<String>> {
-    maildir::admin::verify(&maildir::ctx(cfg, user, home)?, mailbox)
+    maildir::admin::verify(
+        &maildir::ctx(&maildir::StorageCtx::new(cfg), user, home)?,
+        mailbox,
+    )
 }
 
 /// `loft index show USER MAILBOX`: header, counts, cache decisions, sizes.
@@ -534,7 +552,10 @@ pub fn index_show(
     home: Option<&Path>,
     mailbox: &str,
 ) -> Result<String> {
-    maildir::admin::show(&maildir::ctx(cfg, user, home)?, mailbox)
+    maildir::admin::show(
+        &maildir::ctx(&maildir::StorageCtx::new(cfg), user, home)?,
+        mailbox,
+    )
 }
 
 /// Case-folds a leading `INBOX` (RFC 3501 §5.1: INBOX is case-insensitive) and strips a

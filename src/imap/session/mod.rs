@@ -34,6 +34,14 @@ pub struct Context {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub user_limits: Arc<crate::server::UserIpLimits>,
+    /// The storage every session of this server shares.
+    pub storage: Arc<crate::mailbox::Storage>,
+}
+
+/// The storage context every session of a server shares, IMAP and POP3 alike (the
+/// server makes one at start: open folders and their indexes are shared through it).
+pub fn open_storage(cfg: &crate::config::StorageConfig) -> Arc<crate::mailbox::Storage> {
+    crate::mailbox::Storage::new(cfg)
 }
 
 /// The tagged completion of a command.

@@ -80,7 +80,7 @@ pub fn verify(ctx: &Arc<Ctx>, mailbox: Option<&str>) -> Result<Vec<String>> {
             out.extend(problems.into_iter().map(|p| format!("{}: {p}", f.name)));
             continue;
         }
-        let ix = match Index::open(&f.path, &uidstore::options(ctx.fsync)) {
+        let ix = match Index::open(&f.path, &ctx.storage.index_options(ctx.fsync)) {
             Ok(ix) => ix,
             Err(e) => {
                 out.push(format!("{}: {e}", f.name));

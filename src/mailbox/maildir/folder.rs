@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::filename::{self, MailName};
-use super::lock::{self, FolderShared};
-use super::Root;
+use super::lock::FolderShared;
+use super::{Root, StorageCtx};
 use crate::beneath::{Beneath, How};
 use crate::mailbox::{Error, ErrorKind, MessageData, Result};
 
@@ -88,16 +88,19 @@ pub struct Folder {
     pub shared: Arc<FolderShared>,
     /// The user's mail root: every file of the folder is opened beneath it.
     pub root: Arc<Root>,
+    /// What every store of this process shares.
+    pub storage: Arc<StorageCtx>,
 }
 
 impl Folder {
-    pub fn new(name: String, path: PathBuf, root: Arc<Root>) -> Folder {
-        let shared = lock::shared(&path);
+    pub fn new(name: String, path: PathBuf, root: Arc<Root>, storage: &Arc<StorageCtx>) -> Folder {
+        let shared = storage.folder_shared(&path);
         Folder {
             name,
             path,
             shared,
             root,
+            storage: storage.clone(),
         }
     }
 
@@ -521,6 +524,12 @@ pub fn to_crlf(data: &[u8]) -> Vec<u8> {
 mod crlf_tests {
     use super::*;
 
+    fn test_storage() -> Arc<StorageCtx> {
+        StorageCtx::new(
+            &crate::config::Config::for_tests(std::path::Path::new("/nonexistent")).storage,
+        )
+    }
+
     proptest::proptest! {
         /// Counting in pieces (any split, a CR LF across a cut) equals counting at once.
         #[test]
@@ -549,7 +558,7 @@ mod crlf_tests {
         std::fs::write(&lf, b"A: b\n\nbody\n").unwrap();
         let root = Arc::new(Root::new(Beneath::open(dir.path()).unwrap()));
         let top = root.fs.root().to_path_buf();
-        let fs = Folder::new("INBOX".into(), top.clone(), root);
+        let fs = Folder::new("INBOX".into(), top.clone(), root, &test_storage());
         let (crlf, lf) = (top.join("crlf"), top.join("lf"));
         let got = read_range(&fs, &crlf, 14, 8..12).unwrap().unwrap();
         assert_eq!(&got[..], b"body");
@@ -588,7 +597,7 @@ mod crlf_tests {
                 h.push_str(&format!("X-Deep: found{eol}{eol}body{eol}"));
                 let root = Arc::new(Root::new(Beneath::open(dir.path()).unwrap()));
                 let top = root.fs.root().to_path_buf();
-                let folder = Folder::new("INBOX".into(), top.clone(), root);
+                let folder = Folder::new("INBOX".into(), top.clone(), root, &test_storage());
                 let path = top.join("m");
                 std::fs::write(&path, &h).unwrap();
                 let got = read_header(&folder, &path).unwrap();

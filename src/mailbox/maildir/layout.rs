@@ -192,7 +192,7 @@ impl MaildirStore {
         };
         crate::index::Index::rebuild(
             dir,
-            &uidstore::options(self.ctx.fsync),
+            &self.ctx.storage.index_options(self.ctx.fsync),
             header,
             Vec::new(),
             Vec::new(),
@@ -360,8 +360,8 @@ impl MaildirStore {
                 if let Err(e) = fs.rename(dst, src) {
                     tracing::warn!(dir = %dst.display(), error = %e, "cannot move a mailbox back after a failed RENAME");
                 }
-                super::lock::shared(src).bump();
-                super::lock::shared(dst).bump();
+                self.ctx.storage.folder_shared(src).bump();
+                self.ctx.storage.folder_shared(dst).bump();
             }
             self.undo_created(created);
         };
@@ -372,7 +372,7 @@ impl MaildirStore {
                 undo(&done);
                 return Err(Error::io(src.display(), e));
             }
-            super::lock::shared(src).bump();
+            self.ctx.storage.folder_shared(src).bump();
             done.push(item);
         }
         let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -600,7 +600,7 @@ impl Store for MaildirStore {
     fn status_sized(&self, name: &str, size: bool) -> Result<StatusInfo> {
         let folder = self.ctx.folder(name)?;
         folder.check_selectable()?;
-        if FolderState::existing(&folder.path).is_none() {
+        if FolderState::existing(&self.ctx.storage, &folder.path).is_none() {
             match super::sync::quick_status(&folder, self.ctx.fsync) {
                 Some(st) if st.size != crate::mailbox::UNKNOWN_SIZE => return Ok(st),
                 Some(st) if !size => return Ok(StatusInfo { size: 0, ..st }),

@@ -2,7 +2,7 @@
 //! assignment, `\Recent` claiming, `new/` → `cur/` moves and snapshot building.
 //!
 //! One [`FolderState`] per folder path is shared by every session of this process (a
-//! registry of weak references), so the file map and the snapshot exist once, and a
+//! registry of weak references in the storage context, [`super::StorageCtx`]), so the file map and the snapshot exist once, and a
 //! change is rescanned once for all sessions: a session that waited while another
 //! rescanned takes that result.
 //!
@@ -21,8 +21,7 @@
 //! This module must not know about IMAP.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::filemap::FileMap;
 use super::filename;
@@ -228,20 +227,8 @@ pub struct FolderState {
     dates_unknown: std::sync::atomic::AtomicBool,
 }
 
-type Registry = HashMap<PathBuf, Weak<FolderState>>;
-
-fn registry() -> &'static Mutex<Registry> {
-    static REG: OnceLock<Mutex<Registry>> = OnceLock::new();
-    REG.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// `[storage] nfs`: directory stamps come from the server's clock.
-fn nfs() -> bool {
-    uidstore::options(FsyncMode::Never).nfs
 }
 
 fn now_nanos() -> i128 {
@@ -251,13 +238,9 @@ fn now_nanos() -> i128 {
 impl FolderState {
     /// The shared state of `folder` (created on first use, dropped with its last user).
     pub fn get(folder: Folder, fsync: FsyncMode) -> Arc<FolderState> {
-        let mut reg = lock(registry());
-        if let Some(s) = reg.get(&folder.path).and_then(Weak::upgrade) {
-            return s;
-        }
-        reg.retain(|_, w| w.strong_count() > 0);
+        let storage = folder.storage.clone();
         let path = folder.path.clone();
-        let s = Arc::new(FolderState {
+        storage.folders.get_or_make(&path, || FolderState {
             folder,
             fsync,
             scan: Mutex::new(Scanner {
@@ -278,14 +261,15 @@ impl FolderState {
             dirty_since: Mutex::new(None),
             dirty_found: std::sync::atomic::AtomicBool::new(false),
             dates_unknown: std::sync::atomic::AtomicBool::new(false),
-        });
-        reg.insert(path, Arc::downgrade(&s));
-        s
+        })
     }
 
-    /// The state of `path` if some session of this process has it open.
-    pub fn existing(path: &std::path::Path) -> Option<Arc<FolderState>> {
-        lock(registry()).get(path).and_then(Weak::upgrade)
+    /// The state of `path` if some session of this storage context has it open.
+    pub fn existing(
+        storage: &super::StorageCtx,
+        path: &std::path::Path,
+    ) -> Option<Arc<FolderState>> {
+        storage.folders.get(path)
     }
 
     /// Runs `f` on the current state (briefly locked: no I/O inside).
@@ -301,7 +285,9 @@ impl FolderState {
             // Someone scanned without claiming: this session claims now.
             return None;
         }
-        if fp.racy(taken, nfs()) || c.seen_changes != self.folder.shared.changes() {
+        if fp.racy(taken, self.folder.storage.nfs())
+            || c.seen_changes != self.folder.shared.changes()
+        {
             return None;
         }
         let now = Fingerprint::take(&self.folder);
@@ -1010,12 +996,12 @@ pub fn quick_status(folder: &Folder, fsync: FsyncMode) -> Option<crate::mailbox:
     };
     let (cur, new, taken) = (stamp.cur, stamp.new, stamp.taken);
     let fp = Fingerprint::take(folder);
-    let nfs = nfs();
+    let nfs = folder.storage.nfs();
     if fp.cur != cur || fp.new != new || racy_stamp(cur, taken, nfs) || racy_stamp(new, taken, nfs)
     {
         return None;
     }
-    let ix = Index::open(&folder.path, &uidstore::options(fsync)).ok()?;
+    let ix = Index::open(&folder.path, &folder.storage.index_options(fsync)).ok()?;
     if ix.created() {
         return None;
     }

@@ -27,24 +27,6 @@ use crate::config::FsyncMode;
 use crate::index::{self, Header, Index, IndexSnapshot, Record};
 use crate::mailbox::{Error, ErrorKind, Result, Uid};
 
-static CONFIGURED: std::sync::RwLock<Option<index::Options>> = std::sync::RwLock::new(None);
-
-/// Sets the `[storage]` index options (lock method, NFS, cache drop days) for every folder
-/// of this process; the fsync mode is passed per call.
-pub fn configure(opts: index::Options) {
-    *CONFIGURED.write().unwrap_or_else(|p| p.into_inner()) = Some(opts);
-}
-
-/// The index options of a folder.
-pub fn options(fsync: FsyncMode) -> index::Options {
-    let base = CONFIGURED
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-        .unwrap_or_default();
-    index::Options { fsync, ..base }
-}
-
 /// From this many messages an empty index is written whole instead of through the log.
 const BUILD_DIRECTLY: usize = 1000;
 
@@ -187,7 +169,7 @@ pub fn load_or_rebuild(
     }
     let opened = match slot.clone() {
         Some(ix) => Ok(ix),
-        None => Index::open(&folder.path, &options(fsync)),
+        None => Index::open(&folder.path, &folder.storage.index_options(fsync)),
     };
     let result = opened.and_then(|ix| {
         let snap = ix.refresh()?;
@@ -405,8 +387,8 @@ fn rebuild(
         recent_uid: list.recent.saturating_add(1).min(list.uid_next),
         ..Header::default()
     };
-    let ix =
-        Index::rebuild(&folder.path, &options(fsync), header, names, records).map_err(map_err)?;
+    let opts = folder.storage.index_options(fsync);
+    let ix = Index::rebuild(&folder.path, &opts, header, names, records).map_err(map_err)?;
     if let Err(e) = ix.cache().bind_uid_validity(list.uid_validity) {
         tracing::warn!(error = %e, "cannot bind the index cache to the new UIDVALIDITY");
     }

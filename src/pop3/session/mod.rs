@@ -30,6 +30,8 @@ pub struct Context {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub user_limits: Arc<crate::server::UserIpLimits>,
     pub registry: Arc<Registry>,
+    /// The storage every session of this server shares.
+    pub storage: Arc<crate::mailbox::Storage>,
 }
 
 const KICKED_ERR: &str =
