@@ -67,6 +67,24 @@ pub fn run(t: &Target, r: &mut Results) -> io::Result<()> {
             "MB",
         );
     }
+    if t.server_pid.is_none() {
+        // Loft in this process: what of it is live heap, and what the allocator keeps
+        // of freed memory (given back by malloc_trim).
+        r.info(
+            "session_live_heap",
+            "  live heap (mallinfo2)",
+            mb(procfs::live_heap()),
+            "MB",
+        );
+        procfs::trim();
+        let trimmed = procfs::sample(None);
+        r.info(
+            "session_rss_trimmed",
+            "  RSS after malloc_trim",
+            mb(trimmed.rss),
+            "MB",
+        );
+    }
     let _ = c.run("LOGOUT", |_| {});
     Ok(())
 }

@@ -12,6 +12,7 @@
 
 pub mod date;
 pub mod error;
+mod heap;
 mod maildir;
 pub mod message;
 pub mod search;
@@ -503,13 +504,23 @@ pub trait Mailbox: Send + Sync {
 /// state stands behind it.
 pub struct Storage {
     maildir: Arc<maildir::StorageCtx>,
+    trimmer: heap::Trimmer,
 }
 
 impl Storage {
     pub fn new(cfg: &crate::config::StorageConfig) -> Arc<Storage> {
         Arc::new(Storage {
             maildir: maildir::StorageCtx::new(cfg),
+            trimmer: heap::Trimmer::default(),
         })
+    }
+
+    /// Called by a session after each command (`took`: how long it ran): after a big
+    /// one, the memory it freed is given back to the system ([`heap`]).
+    pub fn after_command(&self, took: std::time::Duration) {
+        if self.trimmer.due(took) {
+            heap::trim();
+        }
     }
 
     /// Opens the store of one user.

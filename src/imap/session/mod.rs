@@ -261,6 +261,7 @@ impl Session {
                 let _ = self.conn.flush().await;
                 break KICKED_REASON;
             }
+            let started = std::time::Instant::now();
             let flow = self.frame(frame).await;
             if let Some(s) = &self.slot {
                 s.end_command();
@@ -275,6 +276,7 @@ impl Session {
                 break "connection error";
             }
             self.conn.shrink();
+            self.ctx.storage.after_command(started.elapsed());
             if self.closing {
                 break "mailbox UIDVALIDITY changed";
             }

@@ -148,6 +148,11 @@ impl Fingerprint {
     }
 }
 
+/// Whether the snapshot holds messages nobody claimed as `\Recent` yet.
+fn unclaimed(c: &Current) -> bool {
+    c.snapshot.uid_next.saturating_sub(1) > c.recent_threshold
+}
+
 /// Whether `new/` or `cur/` holds anything that may be a message (a name not starting
 /// with `.`). Stops at the first one.
 pub(super) fn has_message_files(f: &Folder) -> bool {
@@ -196,6 +201,10 @@ pub struct Current {
     pub recent_threshold: Uid,
     /// The fingerprint and the moment (ns) it was taken, before the listing it covers.
     fingerprint: Option<(Fingerprint, i128)>,
+    /// Set by [`FolderState::published`]: until this moment (ns) the fingerprint is
+    /// trusted although our own renames just made it racy; the first sync after it lists
+    /// the folder once (to find a change by another program in the same clock tick).
+    handover_until: Option<i128>,
     seen_changes: u64,
     /// Bumped by every completed rescan: a session that waited for a rescan uses its result.
     scans: u64,
@@ -254,6 +263,7 @@ impl FolderState {
                 keywords: Arc::new(Keywords::default()),
                 recent_threshold: 0,
                 fingerprint: None,
+                handover_until: None,
                 seen_changes: 0,
                 scans: 0,
                 index: None,
@@ -279,15 +289,9 @@ impl FolderState {
 
     /// `Some(true)`: nothing changed; `Some(false)`: only the index changed (catch up
     /// without listing); `None`: rescan.
-    fn unchanged(&self, c: &Current, claim: bool) -> Option<bool> {
+    fn unchanged(&self, c: &Current) -> Option<bool> {
         let (fp, taken) = c.fingerprint?;
-        if claim && c.snapshot.uid_next.saturating_sub(1) > c.recent_threshold {
-            // Someone scanned without claiming: this session claims now.
-            return None;
-        }
-        if fp.racy(taken, self.folder.storage.nfs())
-            || c.seen_changes != self.folder.shared.changes()
-        {
+        if !self.trusted(c, &fp, taken) || c.seen_changes != self.folder.shared.changes() {
             return None;
         }
         let now = Fingerprint::take(&self.folder);
@@ -300,12 +304,19 @@ impl FolderState {
         }
     }
 
+    /// Whether the fingerprint proves what it says: not racy, or racy only through our own
+    /// renames within the hand-over window.
+    fn trusted(&self, c: &Current, fp: &Fingerprint, taken: i128) -> bool {
+        !fp.racy(taken, self.folder.storage.nfs())
+            || c.handover_until.is_some_and(|until| now_nanos() < until)
+    }
+
     /// Looks for changes (rescanning when something moved) and returns the snapshot and
     /// the UIDs this caller claimed as `\Recent` (when `claim`).
     pub fn refresh(&self, claim: bool) -> Result<(Arc<Snapshot>, Vec<Uid>)> {
         let scans = {
             let c = lock(&self.cur);
-            if self.unchanged(&c, claim) == Some(true) {
+            if self.unchanged(&c) == Some(true) && !(claim && unclaimed(&c)) {
                 return Ok((c.snapshot.clone(), Vec::new()));
             }
             c.scans
@@ -313,20 +324,69 @@ impl FolderState {
         let mut sc = lock(&self.scan);
         let state = {
             let c = lock(&self.cur);
-            let u = self.unchanged(&c, claim);
+            let u = self.unchanged(&c);
             // A rescan finished while we waited: it is as fresh as ours would be.
-            if u == Some(true) && c.scans != scans {
+            if u == Some(true) && c.scans != scans && !(claim && unclaimed(&c)) {
                 return Ok((c.snapshot.clone(), Vec::new()));
             }
             u
         };
         if state.is_some() && self.catch_up_index(&mut sc)? {
-            let c = lock(&self.cur);
-            return Ok((c.snapshot.clone(), Vec::new()));
+            // Messages someone took in without claiming them (our own APPEND, a scan
+            // by STATUS or EXAMINE): claimed in the index, without a listing, when
+            // their files are in `cur/` already (claiming moves `new/` files).
+            let claimable = {
+                let c = lock(&self.cur);
+                claim && unclaimed(&c) && {
+                    let t = c.recent_threshold;
+                    let from = c.files.uids().partition_point(|u| *u <= t);
+                    c.files.uids()[from..]
+                        .iter()
+                        .all(|u| c.files.get(*u).is_some_and(|f| f.sub == Sub::Cur))
+                }
+            };
+            if !claimable {
+                let c = lock(&self.cur);
+                if !(claim && unclaimed(&c)) {
+                    return Ok((c.snapshot.clone(), Vec::new()));
+                }
+            } else if let Some(claimed) = self.claim_recent(&mut sc)? {
+                let c = lock(&self.cur);
+                return Ok((c.snapshot.clone(), claimed));
+            }
         }
         let new_recent = self.rescan(&mut sc, claim)?;
         let c = lock(&self.cur);
         Ok((c.snapshot.clone(), new_recent))
+    }
+
+    /// Claims for the caller every message at or above the index's `\Recent` threshold
+    /// that this process has the file of, in one index transaction under the folder lock
+    /// (messages appended meanwhile by another process stay for the next claimer).
+    /// `None`: not possible without a listing (no index yet).
+    fn claim_recent(&self, sc: &mut Scanner) -> Result<Option<Vec<Uid>>> {
+        let Some(ix) = sc.index.clone() else {
+            return Ok(None);
+        };
+        let known = self.with(|c| c.files.uids().last().copied()).unwrap_or(0);
+        let claimed = {
+            let _lock = FolderLock::acquire(&self.folder.path, self.folder.shared.clone())?;
+            let mut txn = ix.begin().map_err(uidstore::map_err)?;
+            let snap = txn.snapshot().clone();
+            let from = snap.header.recent_uid;
+            let claimed: Vec<Uid> = (snap.records.iter())
+                .filter(|r| r.uid >= from && r.uid <= known)
+                .map(|r| r.uid)
+                .collect();
+            if known >= from {
+                txn.set_recent_uid(known + 1);
+                txn.commit().map_err(uidstore::map_err)?;
+            }
+            claimed
+        };
+        // A message of another process's since is found by the next sync (a listing).
+        let _ = self.catch_up_index(sc)?;
+        Ok(Some(claimed))
     }
 
     /// Only the index changed: takes its flags and expunges without listing the
@@ -643,6 +703,7 @@ impl FolderState {
         c.keywords = Arc::new(keywords);
         c.recent_threshold = post.header.recent_uid.saturating_sub(1);
         c.fingerprint = Some((fp, taken));
+        c.handover_until = None;
         c.seen_changes = changes;
         c.scans += 1;
         drop(c);
@@ -733,6 +794,58 @@ impl FolderState {
             }
         }
         Some(list)
+    }
+
+    /// Files this process just published under the folder lock (APPEND, COPY): taken
+    /// into the file map and, from the index, into the snapshot, without listing the
+    /// folder. Only when the last scan's view of `cur/` was still current just before
+    /// the renames (its mtime was `cur_before`) and no other writer of this process
+    /// changed the folder since (`changes_before`); otherwise the next sync rescans, as
+    /// for any change. The fingerprint takes `cur/`'s new mtime and is trusted for one
+    /// racy window from the first hand-over of a series; the first sync after the
+    /// window lists the folder (a change by another program in the same clock tick as
+    /// ours is found then). A stream of APPENDs thus lists once per window, not once
+    /// per message.
+    pub fn published(
+        &self,
+        files: Vec<(Uid, FileInfo)>,
+        cur_before: i128,
+        cur_after: i128,
+        changes_before: u64,
+    ) {
+        if files.is_empty() {
+            return;
+        }
+        let mut sc = lock(&self.scan);
+        {
+            let mut c = lock(&self.cur);
+            // A racy fingerprint (the last listing was close to a change) is taken over
+            // as it is: the listing at the end of the window settles it either way.
+            let current = c.fingerprint.is_some_and(|(fp, _)| fp.cur == cur_before)
+                && c.seen_changes == changes_before
+                && sc.index.is_some();
+            if !current {
+                return;
+            }
+            if let Some((fp, _)) = c.fingerprint.as_mut() {
+                fp.cur = cur_after;
+            }
+            // The first hand-over of a series opens the window; later ones do not
+            // extend it, so a stream of APPENDs still lists once per window.
+            if c.handover_until.is_none() {
+                let window = racy_window(cur_after, self.folder.storage.nfs());
+                c.handover_until = Some(now_nanos() + window);
+            }
+            c.seen_changes = changes_before + 1;
+            let map = Arc::make_mut(&mut c.files);
+            for (uid, f) in files {
+                map.insert(uid, f);
+            }
+        }
+        if !matches!(self.catch_up_index(&mut sc), Ok(true)) {
+            // The index does not match the map after all: the next sync lists.
+            lock(&self.cur).fingerprint = None;
+        }
     }
 
     /// Records files renamed by this process (flag flush), so that the next operation

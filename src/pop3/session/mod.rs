@@ -199,6 +199,7 @@ impl Session {
                 }
                 _ = kicked(self.slot.as_ref()) => break self.kicked().await,
             };
+            let started = std::time::Instant::now();
             let flow = match line {
                 Err(_) => {
                     // RFC 1939 §3: an autologout timer closes without entering UPDATE.
@@ -220,6 +221,7 @@ impl Session {
                 break "connection error";
             }
             self.conn.shrink();
+            self.ctx.storage.after_command(started.elapsed());
             if flow == Flow::Close {
                 break if self.bad_commands >= MAX_BAD_COMMANDS {
                     "too many bad commands"

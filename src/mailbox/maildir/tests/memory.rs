@@ -13,7 +13,7 @@ use crate::mailbox::{Flags, StoreOp, SysFlags};
 fn live_mb() -> f64 {
     // SAFETY: mallinfo2 only reads the allocator's counters and returns them by value.
     let m = unsafe { libc::mallinfo2() };
-    m.uordblks as f64 / 1048576.0
+    (m.uordblks + m.hblkhd) as f64 / 1048576.0
 }
 
 #[test]
