@@ -250,6 +250,30 @@ fn ranges(c: &mut Cur, at: usize) -> Result<Vec<Range>, Bad> {
     Ok(out)
 }
 
+/// The `n u32, n × (uid u32, value)` payload of SetDates and SetSizes (at most 4096).
+fn uid_values<T>(
+    c: &mut Cur,
+    at: usize,
+    what: &str,
+    value: impl Fn(&mut Cur) -> Option<T>,
+) -> Result<Vec<(u32, T)>, Bad> {
+    let short = || bad(format!("{what} record at offset {at} is cut short"), at);
+    let Some(n) = c.u32() else {
+        return short();
+    };
+    if n as usize > MAX_DATES_PER_OP.max(MAX_SIZES_PER_OP) {
+        return bad(format!("{what} record with {n} values at offset {at}"), at);
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let (Some(uid), Some(v)) = (c.u32(), value(c)) else {
+            return short();
+        };
+        out.push((uid, v));
+    }
+    Ok(out)
+}
+
 /// Decodes the payload of a record whose frame checked out; `at` = record offset.
 pub fn decode(kind: u8, payload: &[u8], at: usize) -> Result<Op, Bad> {
     let mut c = Cur::new(payload, 0);
@@ -371,44 +395,12 @@ pub fn decode(kind: u8, payload: &[u8], at: usize) -> Result<Op, Bad> {
                 key: key.into(),
             }
         }
-        SET_DATES => {
-            let Some(n) = c.u32() else {
-                return short("set-dates");
-            };
-            if n as usize > MAX_DATES_PER_OP {
-                return bad(
-                    format!("set-dates record with {n} dates at offset {at}"),
-                    at,
-                );
-            }
-            let mut dates = Vec::with_capacity(n as usize);
-            for _ in 0..n {
-                let (Some(uid), Some(date)) = (c.u32(), c.i64()) else {
-                    return short("set-dates");
-                };
-                dates.push((uid, date));
-            }
-            Op::SetDates { dates }
-        }
-        SET_SIZES => {
-            let Some(n) = c.u32() else {
-                return short("set-sizes");
-            };
-            if n as usize > MAX_SIZES_PER_OP {
-                return bad(
-                    format!("set-sizes record with {n} sizes at offset {at}"),
-                    at,
-                );
-            }
-            let mut sizes = Vec::with_capacity(n as usize);
-            for _ in 0..n {
-                let (Some(uid), Some(size)) = (c.u32(), c.u64()) else {
-                    return short("set-sizes");
-                };
-                sizes.push((uid, size));
-            }
-            Op::SetSizes { sizes }
-        }
+        SET_DATES => Op::SetDates {
+            dates: uid_values(&mut c, at, "set-dates", |c| c.i64())?,
+        },
+        SET_SIZES => Op::SetSizes {
+            sizes: uid_values(&mut c, at, "set-sizes", |c| c.u64())?,
+        },
         COMMIT => {
             let (Some(modseq), Some(ops)) = (c.u64(), c.u32()) else {
                 return short("commit");

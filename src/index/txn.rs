@@ -159,6 +159,17 @@ impl<'a> Transaction<'a> {
         self.recent = None;
     }
 
+    /// (uid, value) pairs of records that exist, ascending, the last value of a uid.
+    fn existing<T: Copy>(&self, mut v: Vec<(u32, T)>) -> Vec<(u32, T)> {
+        v.retain(|(uid, _)| self.pos(*uid).is_some());
+        // Stable: of a uid given twice the later value stays (dedup keeps the first of
+        // a run, so the run is reversed first).
+        v.reverse();
+        v.sort_by_key(|p| p.0);
+        v.dedup_by_key(|p| p.0);
+        v
+    }
+
     /// Position of `uid` among the records as they are after the appends.
     fn pos(&self, uid: u32) -> Option<usize> {
         let base = if self.reset.is_some() {
@@ -244,20 +255,14 @@ impl<'a> Transaction<'a> {
                 ops.push(Op::SetKey { uid, key });
             }
         }
-        let mut dates = std::mem::take(&mut self.dates);
-        dates.retain(|(uid, _)| self.pos(*uid).is_some());
-        dates.sort_unstable();
-        dates.dedup_by_key(|d| d.0);
-        for chunk in dates.chunks(super::op::MAX_DATES_PER_OP) {
+        let dates = std::mem::take(&mut self.dates);
+        for chunk in self.existing(dates).chunks(super::op::MAX_DATES_PER_OP) {
             ops.push(Op::SetDates {
                 dates: chunk.to_vec(),
             });
         }
-        let mut sizes = std::mem::take(&mut self.sizes);
-        sizes.retain(|(uid, _)| self.pos(*uid).is_some());
-        sizes.sort_unstable();
-        sizes.dedup_by_key(|d| d.0);
-        for chunk in sizes.chunks(super::op::MAX_SIZES_PER_OP) {
+        let sizes = std::mem::take(&mut self.sizes);
+        for chunk in self.existing(sizes).chunks(super::op::MAX_SIZES_PER_OP) {
             ops.push(Op::SetSizes {
                 sizes: chunk.to_vec(),
             });

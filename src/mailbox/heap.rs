@@ -3,8 +3,8 @@
 //! A command over a big mailbox (FETCH of 100,000 ENVELOPEs, a first SELECT, STORE 1:*)
 //! allocates and frees a lot on the blocking pool's threads; glibc keeps what was freed
 //! in its per-thread arenas, fragmented, and the process stays at the high-water mark:
-//! measured after one such session on 100,000 messages, 125 MB resident for 42 MB of
-//! live heap. `malloc_trim(0)` returns the free pages of every arena. It costs time in
+//! measured after one such session on 100,000 messages (debug build), 125 MB resident
+//! for 42 MB of live heap. `malloc_trim(0)` returns the free pages of every arena. It costs time in
 //! proportion to the heap, so it runs only after a command that took long (a big one),
 //! and at most once per [`MIN_INTERVAL`] for the whole storage context.
 //!
@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A command that ran at least this long may have left much freed memory behind.
-pub const BIG_COMMAND: Duration = Duration::from_millis(100);
-/// At most one trim per this interval.
-pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+pub const BIG_COMMAND: Duration = Duration::from_millis(50);
+/// At most one trim per this interval (a trim locks each arena in turn: under a load of
+/// many slow commands, one trim serves them all).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// When this context last trimmed (held by [`super::Storage`], not process-wide).
 pub struct Trimmer {

@@ -619,6 +619,7 @@ impl Store for MaildirStore {
                 .map(|m| m.uid)
                 .collect();
             super::sizes::resolve(&state, &uids);
+            super::sizes::record(&state);
             s = state.with(|c| c.snapshot.clone());
         }
         let threshold = state.with(|c| c.recent_threshold);

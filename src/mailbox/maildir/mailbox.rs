@@ -152,6 +152,7 @@ impl MaildirMailbox {
 
 impl Drop for MaildirMailbox {
     fn drop(&mut self) {
+        super::sizes::record(&self.state);
         flagsync::on_close(&self.state, self.ctx.fsync);
         cachecare::at_close(&self.state);
     }
@@ -172,6 +173,7 @@ impl Mailbox for MaildirMailbox {
 
     fn sync(&mut self) -> Result<SyncResult> {
         flagsync::maybe_flush(&self.state, self.ctx.fsync);
+        super::sizes::record(&self.state);
         let (snapshot, mut new_recent) = self.state.refresh(!self.read_only)?;
         if self.read_only {
             // EXAMINE claims nothing but reports what is still \Recent for whichever

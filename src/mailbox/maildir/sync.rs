@@ -234,6 +234,9 @@ pub struct FolderState {
     dirty_found: std::sync::atomic::AtomicBool,
     /// A scan left internal dates unknown (see [`super::dates::fill`]).
     dates_unknown: std::sync::atomic::AtomicBool,
+    /// Sizes computed but not recorded in the index yet ([`super::sizes`]): recorded in
+    /// batches, not one index transaction per FETCH chunk.
+    pub sizes_pending: Mutex<HashMap<Uid, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -271,6 +274,7 @@ impl FolderState {
             dirty_since: Mutex::new(None),
             dirty_found: std::sync::atomic::AtomicBool::new(false),
             dates_unknown: std::sync::atomic::AtomicBool::new(false),
+            sizes_pending: Mutex::new(HashMap::new()),
         })
     }
 
