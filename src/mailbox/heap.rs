@@ -1,4 +1,5 @@
-//! Giving freed memory back to the system after big commands.
+//! Keeping the allocator from holding on to freed memory, and giving freed memory back
+//! to the system after big commands.
 //!
 //! A command over a big mailbox (FETCH of 100,000 ENVELOPEs, a first SELECT, STORE 1:*)
 //! allocates and frees a lot on the blocking pool's threads; glibc keeps what was freed
@@ -7,6 +8,14 @@
 //! for 42 MB of live heap. `malloc_trim(0)` returns the free pages of every arena. It costs time in
 //! proportion to the heap, so it runs only after a command that took long (a big one),
 //! and at most once per [`MIN_INTERVAL`] for the whole storage context.
+//!
+//! Two more causes, fixed once at start ([`configure`]): glibc raises its mmap and trim
+//! thresholds each time a big block (over 128 KiB) is freed — up to 32 MiB of free
+//! memory then stays at the top of every arena — and it makes up to 8 arenas per core,
+//! one per thread of the blocking pool. Fixed thresholds (256 KiB, 1 MiB) and one arena
+//! per core (at least 2, at most 8) measured, after the same session: 59 MB resident
+//! instead of 124 MB, for the same 43 MB of live heap, and the FETCH 1:* ran faster
+//! (4.7 s instead of 11 s wall; 3.0 s instead of 4.5 s CPU).
 //!
 //! This module must not know about IMAP, POP3 or any storage format.
 #![allow(unsafe_code)] // malloc_trim has no safe wrapper; the block has a SAFETY comment
@@ -50,6 +59,24 @@ impl Trimmer {
                 .last
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
+    }
+}
+
+/// Sets the allocator's thresholds and arena count (see the module documentation).
+/// Process-wide by nature (the allocator is): called once when the server's storage is
+/// made; calling it again sets the same values.
+pub fn configure() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let arenas = cores.clamp(2, 8) as libc::c_int;
+        // SAFETY: mallopt takes two integers and only changes the allocator's tuning;
+        // it is thread-safe (it locks every arena while it changes them).
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * 1024);
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
     }
 }
 

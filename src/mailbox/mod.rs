@@ -509,6 +509,7 @@ pub struct Storage {
 
 impl Storage {
     pub fn new(cfg: &crate::config::StorageConfig) -> Arc<Storage> {
+        heap::configure();
         Arc::new(Storage {
             maildir: maildir::StorageCtx::new(cfg),
             trimmer: heap::Trimmer::default(),
