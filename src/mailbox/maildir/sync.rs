@@ -609,14 +609,10 @@ impl FolderState {
             list = UidList::new(v);
             base = None;
         }
-        // New UIDs in delivery order. An entry is made only where the size must be
-        // computed and kept (no `W=`).
+        // New UIDs in delivery order; no list entry (no copy of the name): the size
+        // is the name's `W=`, or not known yet (computed on first need).
         for i in delivery_order(&scanned, &uid_of) {
-            let f = &scanned[i];
-            uid_of[i] = match f.parsed.vsize() {
-                Some(_) => list.assign(),
-                None => list.push(f.base().to_string(), None),
-            };
+            uid_of[i] = list.assign();
         }
         if uid_of.contains(&GONE) {
             let mut i = 0;
