@@ -19,11 +19,7 @@ fn live_mb() -> f64 {
 #[test]
 #[ignore]
 fn memory() {
-    let n: usize = std::env::var("LOFT_SCALE_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let dir = tempfile::tempdir().unwrap();
+    let (n, dir) = super::scale::setup();
     let (s, root) = store(dir.path());
     for i in 0..n {
         let body = format!("From: a{i}@example.org\nSubject: message {i}\n\nBody {i}.\n");

@@ -22,14 +22,19 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-#[ignore]
-fn scale() {
-    let n: usize = std::env::var("LOFT_SCALE_MESSAGES")
+/// `LOFT_SCALE_MESSAGES` (100,000) and a fresh directory for a store.
+pub(super) fn setup() -> (usize, tempfile::TempDir) {
+    let n = std::env::var("LOFT_SCALE_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let dir = tempfile::tempdir().unwrap();
+    (n, tempfile::tempdir().unwrap())
+}
+
+#[test]
+#[ignore]
+fn scale() {
+    let (n, dir) = setup();
     let (s, root) = store(dir.path());
     let t = Instant::now();
     for i in 0..n {
