@@ -160,8 +160,11 @@ where
         .map(|s| s.tcp_addrs())
         .unwrap_or_default();
     let user_limits = UserIpLimits::new(cfg.server.max_connections_per_user_ip);
+    // One storage context for every session of this server (open folders shared).
+    let storage = crate::mailbox::Storage::new(&cfg.storage);
     let ctxs = Arc::new(Contexts {
         imap: Arc::new(Context {
+            storage: Arc::clone(&storage),
             cfg: Arc::clone(&cfg),
             auth: Arc::clone(&auth),
             tls: tls.clone(),
@@ -175,6 +178,7 @@ where
             shutdown: stop_rx.clone(),
             user_limits,
             registry: pop3::registry::Registry::new(),
+            storage,
         }),
     });
     let slots = Slots::new(

@@ -3,8 +3,9 @@
 //! Mostly 2–20 KB plain-text mails, 5% multipart/mixed with a 50–500 KB base64
 //! attachment, varied From/Subject/Date headers. Files are written with LF line ends (as an
 //! MTA delivers them) straight into `cur/`, named `<time>.M<i>P1Q<i>.benchhost,S=<bytes>,
-//! W=<crlf bytes>:2,<flags>` with the message date as mtime (INTERNALDATE). The corpus is
-//! cached in `target/bench-corpus-N/` and reused; `manifest.txt`, written last, marks it
+//! W=<crlf bytes>:2,<flags>` (or as MTAs name them, without `W=`: [`Names`]) with the
+//! message date as mtime (INTERNALDATE). The corpus is cached in
+//! `target/bench-corpus-N/` (`target/bench-corpus-N-mta/`) and reused; `manifest.txt`, written last, marks it
 //! complete and records what the SEARCH measurements must find.
 //!
 //! This module knows nothing about IMAP servers.
@@ -265,7 +266,7 @@ impl Manifest {
 }
 
 /// `dir/Maildir` holds the corpus once this returns; generated only when missing.
-pub fn ensure(dir: &Path, n: u64) -> io::Result<Manifest> {
+pub fn ensure(dir: &Path, n: u64, names: Names) -> io::Result<Manifest> {
     let manifest_path = dir.join("manifest.txt");
     if let Ok(text) = fs::read_to_string(&manifest_path) {
         if let Some(m) = Manifest::parse(&text) {
@@ -298,10 +299,7 @@ pub fn ensure(dir: &Path, n: u64) -> io::Result<Manifest> {
             13 => "FS",
             _ => "",
         };
-        let name = format!(
-            "{date}.M{i}P1Q{i}.benchhost,S={size},W={}:2,{flags}",
-            size + lf
-        );
+        let name = names.file_name(i, date, size, size + lf, flags);
         let path = maildir.join("cur").join(name);
         fs::write(&path, &buf)?;
         let f = fs::File::options().write(true).open(&path)?;
@@ -503,6 +501,54 @@ pub fn link_copy(corpus_maildir: &Path, dst: &Path) -> io::Result<()> {
     Ok(())
 }
 
-pub fn corpus_dir(target_dir: &Path, n: u64) -> PathBuf {
-    target_dir.join(format!("bench-corpus-{n}"))
+/// How the corpus's message files are named (`LOFT_BENCH_NAMES`). The messages are the
+/// same either way; only the names differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Names {
+    /// `<time>.M<i>P1Q<i>.benchhost,S=<size>,W=<crlf size>:2,<flags>`, as Dovecot writes
+    /// them: the RFC822.SIZE is in the name (the default, `dovecot`).
+    Dovecot,
+    /// As delivery agents write them (Postfix, procmail, maildrop: `mta`):
+    /// `<time>.M<usec>P<pid>.<host>,S=<size>:2,<flags>`, about 10 % without `S=` either.
+    /// A server must read a file (or remember what it read) to know its RFC822.SIZE.
+    Mta,
+}
+
+impl Names {
+    /// From `LOFT_BENCH_NAMES` (`dovecot`, the default, or `mta`).
+    pub fn from_env() -> Result<Names, String> {
+        match std::env::var("LOFT_BENCH_NAMES").as_deref() {
+            Err(_) | Ok("" | "dovecot") => Ok(Names::Dovecot),
+            Ok("mta") => Ok(Names::Mta),
+            Ok(other) => Err(format!("LOFT_BENCH_NAMES={other}: dovecot or mta")),
+        }
+    }
+
+    /// The file name of message `i` (`size`: bytes in the file, `crlf`: RFC822.SIZE).
+    fn file_name(self, i: u64, date: i64, size: u64, crlf: u64, flags: &str) -> String {
+        match self {
+            Names::Dovecot => format!("{date}.M{i}P1Q{i}.benchhost,S={size},W={crlf}:2,{flags}"),
+            Names::Mta => {
+                // Its own generator: the messages stay those of the Dovecot-named corpus.
+                let mut r = Rng::new(i ^ 0x6D74_615F_6E61_6D65);
+                // A bijection of 0..10^6 (654321 is prime to 10^6): unique per second.
+                let usec = (i * 654_321 + 12_345) % 1_000_000;
+                let pid = r.range(1000, 65_000);
+                let host = r.pick(&["mx1.example.net", "mx2.example.net", "mail"]);
+                if r.chance(100) {
+                    format!("{date}.M{usec}P{pid}.{host}:2,{flags}")
+                } else {
+                    format!("{date}.M{usec}P{pid}.{host},S={size}:2,{flags}")
+                }
+            }
+        }
+    }
+}
+
+/// Where the corpus of `n` messages named `names` is kept.
+pub fn corpus_dir(target_dir: &Path, n: u64, names: Names) -> PathBuf {
+    match names {
+        Names::Dovecot => target_dir.join(format!("bench-corpus-{n}")),
+        Names::Mta => target_dir.join(format!("bench-corpus-{n}-mta")),
+    }
 }

@@ -17,7 +17,11 @@
 //! `LOFT_BENCH_IDLE_SECS` (300), `LOFT_BENCH_IDLE_RSS_CAP_MB` (8000),
 //! `LOFT_BENCH_FSYNC` (always: the shipped `[storage] fsync`; optimized | never),
 //! `LOFT_BENCH_PHASES` (single,mixed,idle; also select: the first SELECT repeated
-//! `LOFT_BENCH_SELECT_REPEAT` (7) times with the index files removed before each), `LOFT_BENCH_DIR` (the cargo target folder).
+//! `LOFT_BENCH_SELECT_REPEAT` (7) times with the index files removed before each), `LOFT_BENCH_DIR` (the cargo target folder),
+//! `LOFT_BENCH_PHASES` may also name `session` (one client's work, then the server's
+//! RSS with that client still logged in),
+//! `LOFT_BENCH_NAMES` (dovecot: names with `W=`; mta: as delivery agents name files, `S=`
+//! but no `W=`, 10 % with neither; a corpus of its own).
 
 mod client;
 mod corpus;
@@ -25,6 +29,7 @@ mod idle;
 mod mixed;
 mod procfs;
 mod report;
+mod session;
 mod single;
 
 use std::net::SocketAddr;
@@ -101,10 +106,17 @@ fn main() {
     let user: String = env_or("LOFT_BENCH_USER", "bench".to_string());
     let pass: String = env_or("LOFT_BENCH_PASS", "bench".to_string());
 
-    let cdir = corpus::corpus_dir(&target_dir, n);
+    let names = match corpus::Names::from_env() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let cdir = corpus::corpus_dir(&target_dir, n, names);
     eprintln!("corpus: {} ({n} messages)", cdir.display());
     let t0 = Instant::now();
-    let manifest = match corpus::ensure(&cdir, n) {
+    let manifest = match corpus::ensure(&cdir, n, names) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("cannot generate the corpus: {e}");
@@ -171,6 +183,13 @@ fn main() {
         ) {
             eprintln!("first-SELECT phase failed: {e}");
             r.problems.push(format!("first-SELECT phase failed: {e}"));
+        }
+    }
+    if phases.contains("session") {
+        eprintln!("one session's work, then the server's memory...");
+        if let Err(e) = session::run(&target, &mut r) {
+            eprintln!("session phase failed: {e}");
+            r.problems.push(format!("session phase failed: {e}"));
         }
     }
     if phases.contains("mixed") {

@@ -142,3 +142,19 @@ pub fn sample(server_pid: Option<u32>) -> Mem {
     }
     m
 }
+
+/// Bytes of heap in use in this process (glibc's count: not what the allocator keeps of
+/// freed memory).
+pub fn live_heap() -> u64 {
+    // SAFETY: mallinfo2 only reads the allocator's counters and returns them by value.
+    let m = unsafe { libc::mallinfo2() };
+    (m.uordblks + m.hblkhd) as u64
+}
+
+/// Gives the allocator's free memory back to the system (to tell live memory from kept).
+pub fn trim() {
+    // SAFETY: malloc_trim only releases free pages of the allocator's own heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -162,15 +162,18 @@ async fn failures_take_the_same_time_whatever_the_user_and_scheme() {
         AuthResult::Ok(_)
     ));
     let hash_cost = t.elapsed();
-    let mut times = Vec::new();
-    for (i, user) in ["slow", "plain", "ghost", "slow", "plain", "ghost"]
-        .iter()
-        .enumerate()
-    {
+    // Each user's fastest of three: a loaded machine only ever adds time (a late timer
+    // wake-up), while an unpadded check would make every "slow" attempt slower.
+    let mut times: Vec<(&str, Duration)> = Vec::new();
+    for (i, user) in ["slow", "plain", "ghost"].iter().cycle().take(9).enumerate() {
         let ip = IpAddr::from([192, 0, 2, i as u8 + 1]);
         let t = Instant::now();
         assert_eq!(a.authenticate(user, "wrong", ip).await, AuthResult::Failed);
-        times.push((user, t.elapsed()));
+        let took = t.elapsed();
+        match times.iter_mut().find(|(u, _)| u == user) {
+            Some(best) => best.1 = best.1.min(took),
+            None => times.push((user, took)),
+        }
     }
     let min = times.iter().map(|t| t.1).min().unwrap();
     let max = times.iter().map(|t| t.1).max().unwrap();

@@ -114,6 +114,13 @@ pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> 
                     }
                 }
             }
+            Op::SetSizes { sizes } => {
+                for (uid, size) in sizes {
+                    if let Ok(i) = s.records.binary_search_by_key(uid, |r| r.uid) {
+                        s.records[i].size = *size;
+                    }
+                }
+            }
             Op::Commit { modseq, .. } => {
                 s.header.highest_modseq = s.header.highest_modseq.max(*modseq);
             }

@@ -58,7 +58,7 @@ pub fn open_or_create(dir: &Dir, opts: &Options) -> Result<(Inner, bool), Error>
     if let Some(i) = load(dir, opts)? {
         return Ok((i, false));
     }
-    let _held = lock::acquire(dir, lock_method(opts), LOCK_TIMEOUT)?;
+    let _held = lock::acquire(dir, lock_method(opts), LOCK_TIMEOUT, &opts.shared.gate)?;
     if let Some(i) = load(dir, opts)? {
         return Ok((i, false));
     }
@@ -153,7 +153,7 @@ pub fn rebuild(
     for r in &mut records {
         r.flags &= format::FLAG_MASK;
     }
-    let _held = lock::acquire(dir, lock_method(opts), LOCK_TIMEOUT)?;
+    let _held = lock::acquire(dir, lock_method(opts), LOCK_TIMEOUT, &opts.shared.gate)?;
     let lpath = dir.file(LOG_FILE);
     let mut gen = 0u64;
     if let Ok(b) = dir.read_file(INDEX_FILE) {

@@ -30,19 +30,23 @@ pub fn read_whole(file: &File) -> io::Result<Vec<u8>> {
     Ok(v)
 }
 
-/// One non-blocking attempt at an exclusive lock on the whole of `fd`: fcntl `F_SETLK`
-/// (`fcntl = true`; per process, released when any descriptor of the file is closed by
-/// this process) or `flock(LOCK_EX | LOCK_NB)`. Returns the libc result (0 = locked;
-/// -1 = see errno).
+/// One non-blocking attempt at an exclusive lock on the whole of `fd`: an fcntl
+/// open-file-description lock `F_OFD_SETLK` (`fcntl = true`) or `flock(LOCK_EX |
+/// LOCK_NB)`. OFD locks are the fcntl byte-range locks other processes (and NFS) see,
+/// but owned by the open file like flock's: two descriptors of one process exclude each
+/// other, and closing another descriptor of the file does not drop the lock (classic
+/// `F_SETLK` locks are per process and are dropped by any close). Returns the libc result
+/// (0 = locked; -1 = see errno).
 pub fn try_lock(fd: std::os::unix::io::RawFd, fcntl: bool) -> i32 {
     if fcntl {
-        // SAFETY: `libc::flock` is plain old data for which all-zero bytes are valid.
+        // SAFETY: `libc::flock` is plain old data for which all-zero bytes are valid;
+        // `l_pid` must stay 0 for an OFD lock.
         let mut fl: libc::flock = unsafe { std::mem::zeroed() };
         fl.l_type = libc::F_WRLCK as _;
         fl.l_whence = libc::SEEK_SET as _;
         // SAFETY: `fd` is an open descriptor owned by the caller for the duration of the
-        // call; F_SETLK only reads the struct we pass by valid pointer.
-        unsafe { libc::fcntl(fd, libc::F_SETLK, &fl as *const libc::flock) }
+        // call; F_OFD_SETLK only reads the struct we pass by valid pointer.
+        unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl as *const libc::flock) }
     } else {
         // SAFETY: `fd` is an open descriptor owned by the caller; flock takes no pointers.
         unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }

@@ -150,7 +150,10 @@ fn log_header_and_ops_round_trip() {
         Op::SetDates {
             dates: vec![(1, 1_700_000_000), (9, -5), (10, i64::MIN)],
         },
-        Op::Commit { modseq: 10, ops: 8 },
+        Op::SetSizes {
+            sizes: vec![(1, 0), (9, 1234), (10, u64::MAX)],
+        },
+        Op::Commit { modseq: 10, ops: 9 },
     ];
     let mut buf = Vec::new();
     for o in &ops {

@@ -1,5 +1,6 @@
-//! The write lock of one index directory: a process-wide gate (so threads of one process
-//! exclude each other even with fcntl, whose locks are per process), then the
+//! The write lock of one index directory: an in-process gate (so threads of one process
+//! exclude each other even with fcntl, whose locks are per process; one per storage
+//! context, see [`super::Shared`]), then the
 //! inter-process lock on `loft.index.lock` by fcntl, flock, or a dotlock
 //! `loft.index.lock.lck` created with O_EXCL and taken over when older than 120 s.
 //! Waits at most the given time, then `Error::Locked`.
@@ -11,7 +12,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{Dir, Error, LockMethod};
@@ -21,11 +22,17 @@ pub const DOTLOCK_FILE: &str = "loft.index.lock.lck";
 /// A dotlock whose mtime is older than this was left by a dead process.
 pub const DOTLOCK_STALE: Duration = Duration::from_secs(120);
 
-static HELD: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
-static FREED: Condvar = Condvar::new();
+/// The in-process half of the write lock: the index directories some thread of this
+/// process holds locked (one per [`super::Shared`], never process-wide).
+#[derive(Default)]
+pub struct Gate {
+    held: Mutex<HashSet<PathBuf>>,
+    freed: Condvar,
+}
 
 /// Held until dropped.
 pub struct WriteLock {
+    gate: Arc<Gate>,
     key: PathBuf,
     _file: Option<File>,
     /// The directory holding the dot-lock file, when one was taken.
@@ -39,27 +46,24 @@ impl Drop for WriteLock {
         }
         // Closing `_file` (after this body) releases fcntl/flock locks; the gate is
         // released first, which is harmless: the next thread still waits on the file lock.
-        let mut g = HELD.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = g.as_mut() {
-            s.remove(&self.key);
-        }
-        FREED.notify_all();
+        let mut g = self.gate.held.lock().unwrap_or_else(|e| e.into_inner());
+        g.remove(&self.key);
+        self.gate.freed.notify_all();
     }
 }
 
-fn gate(key: &Path, deadline: Instant) -> bool {
-    let mut g = HELD.lock().unwrap_or_else(|e| e.into_inner());
+fn gate(gate: &Gate, key: &Path, deadline: Instant) -> bool {
+    let mut g = gate.held.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        let set = g.get_or_insert_with(HashSet::new);
-        if !set.contains(key) {
-            set.insert(key.to_path_buf());
+        if !g.contains(key) {
+            g.insert(key.to_path_buf());
             return true;
         }
         let now = Instant::now();
         if now >= deadline {
             return false;
         }
-        g = match FREED.wait_timeout(g, deadline - now) {
+        g = match gate.freed.wait_timeout(g, deadline - now) {
             Ok((g, _)) => g,
             Err(e) => e.into_inner().0,
         };
@@ -118,16 +122,22 @@ fn dotlock(dir: &Dir, deadline: Instant) -> Result<bool, io::Error> {
 }
 
 /// Takes the write lock of `dir` (keyed by its canonical path), waiting at most `timeout`.
-pub fn acquire(dir: &Dir, method: LockMethod, timeout: Duration) -> Result<WriteLock, Error> {
+pub fn acquire(
+    dir: &Dir,
+    method: LockMethod,
+    timeout: Duration,
+    in_process: &Arc<Gate>,
+) -> Result<WriteLock, Error> {
     let deadline = Instant::now() + timeout;
     let lock_path = dir.file(LOCK_FILE);
     let locked = || Error::Locked {
         file: lock_path.clone(),
     };
-    if !gate(dir.path(), deadline) {
+    if !gate(in_process, dir.path(), deadline) {
         return Err(locked());
     }
     let mut held = WriteLock {
+        gate: in_process.clone(),
         key: dir.path().to_path_buf(),
         _file: None,
         dotlock: None,

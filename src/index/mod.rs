@@ -57,8 +57,26 @@ pub const LOG_COMPACT_RECORDS: u64 = 10_000;
 /// Longest wait for the write lock.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What the indexes opened with one [`Options`] share in this process (created once per
+/// storage context and passed in the options, never process-wide): one [`Index`]
+/// instance per folder directory, and the gate of the write lock that makes threads of
+/// this process exclude each other (fcntl locks are per process).
+#[derive(Default)]
+pub struct Shared {
+    indexes: Mutex<HashMap<PathBuf, Weak<Index>>>,
+    gate: Arc<lock::Gate>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// The in-process state shared with every index opened with a clone of these options.
+    pub shared: Arc<Shared>,
     pub fsync: FsyncMode,
     pub lock_method: LockMethod,
     /// Shared storage: dotlocks, re-open files to get fresh attributes.
@@ -72,6 +90,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
+            shared: Arc::new(Shared::default()),
             fsync: FsyncMode::Always,
             lock_method: LockMethod::Fcntl,
             nfs: false,
@@ -140,6 +159,10 @@ impl Error {
 /// `Record::internal_date` not known yet (filled in later by a `SetDates` log record).
 pub const UNKNOWN_DATE: i64 = i64::MIN;
 
+/// `Record::size` not known yet: the storage computes it on first need and records it
+/// with a `SetSizes` log record (a Maildir file name without `W=`).
+pub const UNKNOWN_SIZE: u64 = u64::MAX;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     pub uid: u32,
@@ -150,6 +173,7 @@ pub struct Record {
     /// Bit i = keyword i of the snapshot's `keywords`.
     pub keywords: u64,
     pub modseq: u64,
+    /// RFC822.SIZE; [`UNKNOWN_SIZE`] until the storage has computed it.
     pub size: u64,
     /// Seconds since the epoch; [`UNKNOWN_DATE`] until the storage has been asked (a
     /// Maildir's first scan of many new files leaves dates to be filled in afterwards).
@@ -206,9 +230,6 @@ pub struct Index {
     cache: cache::Cache,
 }
 
-type Registry = HashMap<PathBuf, Weak<Index>>;
-static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
-
 /// With `nfs = true` every commit and rename is fsynced, whatever `fsync` says.
 fn effective(opts: &Options) -> Options {
     let mut o = opts.clone();
@@ -231,8 +252,11 @@ impl Index {
     /// `Err(Corrupted)`; the caller then rebuilds with [`Index::rebuild`].
     pub fn open(dir: &Path, opts: &Options) -> Result<Arc<Index>, Error> {
         let dir = open_dir(dir)?;
-        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-        let reg = reg.get_or_insert_with(HashMap::new);
+        let mut reg = opts
+            .shared
+            .indexes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(ix) = reg.get(dir.path()).and_then(Weak::upgrade) {
             // Shared instance: catch up, so that damage found since is reported here too.
             ix.refresh()?;
@@ -278,8 +302,8 @@ impl Index {
         let dir = open_dir(dir)?;
         let opts = effective(opts);
         let inner = create::rebuild(&dir, &opts, header, keywords, records)?;
-        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-        let reg = reg.get_or_insert_with(HashMap::new);
+        let shared = opts.shared.clone();
+        let mut reg = shared.indexes.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(ix) = reg.get(dir.path()).and_then(Weak::upgrade) {
             *ix.inner.lock().unwrap_or_else(|e| e.into_inner()) = inner;
             return Ok(ix);
@@ -329,7 +353,12 @@ impl Index {
         match r {
             // The write lock only for damage to heal: a caller may hold it already.
             Err(e @ Error::Corrupted { .. }) if healable => {
-                let _held = lock::acquire(&self.dir, self.lock_method(), LOCK_TIMEOUT)?;
+                let _held = lock::acquire(
+                    &self.dir,
+                    self.lock_method(),
+                    LOCK_TIMEOUT,
+                    &self.opts.shared.gate,
+                )?;
                 let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
                 state::heal(&self.dir, &self.opts, &mut inner, e)
             }
@@ -353,7 +382,7 @@ impl Index {
         } else {
             self.opts.lock_method
         };
-        let held = lock::acquire(&self.dir, method, LOCK_TIMEOUT)?;
+        let held = lock::acquire(&self.dir, method, LOCK_TIMEOUT, &self.opts.shared.gate)?;
         let base = {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             match state::prepare_write(&self.dir, &self.opts, &mut inner) {
@@ -395,7 +424,7 @@ impl Index {
         } else {
             self.opts.lock_method
         };
-        let _held = lock::acquire(&self.dir, method, LOCK_TIMEOUT)?;
+        let _held = lock::acquire(&self.dir, method, LOCK_TIMEOUT, &self.opts.shared.gate)?;
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         state::prepare_write(&self.dir, &self.opts, &mut inner)?;
         state::compact(&self.dir, &self.opts, &mut inner)

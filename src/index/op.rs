@@ -19,6 +19,9 @@ pub const SET_KEY: u8 = 9;
 pub const SET_DATES: u8 = 10;
 /// Most (uid, date) pairs in one `SetDates` record (12 bytes each).
 pub const MAX_DATES_PER_OP: usize = 4096;
+pub const SET_SIZES: u8 = 11;
+/// Most (uid, size) pairs in one `SetSizes` record (12 bytes each).
+pub const MAX_SIZES_PER_OP: usize = 4096;
 /// Bytes around a payload: len (4) + kind (1) + crc (4).
 pub const FRAME: usize = 9;
 pub const COMMIT_PAYLOAD: u32 = 12;
@@ -68,6 +71,12 @@ pub enum Op {
     /// date of a message never changes, it only becomes known).
     SetDates {
         dates: Vec<(u32, i64)>,
+    },
+    /// Sizes computed after the append, which recorded [`super::UNKNOWN_SIZE`] (uids
+    /// ascending; no modseq change: a message's size never changes, it only becomes
+    /// known).
+    SetSizes {
+        sizes: Vec<(u32, u64)>,
     },
     /// Ends a transaction: the `ops` records before it are applied together.
     Commit {
@@ -159,6 +168,14 @@ pub fn encode(op: &Op, out: &mut Vec<u8>) {
             }
             SET_DATES
         }
+        Op::SetSizes { sizes } => {
+            p.extend_from_slice(&(sizes.len() as u32).to_le_bytes());
+            for (uid, size) in sizes {
+                p.extend_from_slice(&uid.to_le_bytes());
+                p.extend_from_slice(&size.to_le_bytes());
+            }
+            SET_SIZES
+        }
         Op::Commit { modseq, ops } => {
             p.extend_from_slice(&modseq.to_le_bytes());
             p.extend_from_slice(&ops.to_le_bytes());
@@ -229,6 +246,30 @@ fn ranges(c: &mut Cur, at: usize) -> Result<Vec<Range>, Bad> {
         }
         prev_end = Some(b);
         out.push((a, b));
+    }
+    Ok(out)
+}
+
+/// The `n u32, n × (uid u32, value)` payload of SetDates and SetSizes (at most 4096).
+fn uid_values<T>(
+    c: &mut Cur,
+    at: usize,
+    what: &str,
+    value: impl Fn(&mut Cur) -> Option<T>,
+) -> Result<Vec<(u32, T)>, Bad> {
+    let short = || bad(format!("{what} record at offset {at} is cut short"), at);
+    let Some(n) = c.u32() else {
+        return short();
+    };
+    if n as usize > MAX_DATES_PER_OP.max(MAX_SIZES_PER_OP) {
+        return bad(format!("{what} record with {n} values at offset {at}"), at);
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let (Some(uid), Some(v)) = (c.u32(), value(c)) else {
+            return short();
+        };
+        out.push((uid, v));
     }
     Ok(out)
 }
@@ -354,25 +395,12 @@ pub fn decode(kind: u8, payload: &[u8], at: usize) -> Result<Op, Bad> {
                 key: key.into(),
             }
         }
-        SET_DATES => {
-            let Some(n) = c.u32() else {
-                return short("set-dates");
-            };
-            if n as usize > MAX_DATES_PER_OP {
-                return bad(
-                    format!("set-dates record with {n} dates at offset {at}"),
-                    at,
-                );
-            }
-            let mut dates = Vec::with_capacity(n as usize);
-            for _ in 0..n {
-                let (Some(uid), Some(date)) = (c.u32(), c.i64()) else {
-                    return short("set-dates");
-                };
-                dates.push((uid, date));
-            }
-            Op::SetDates { dates }
-        }
+        SET_DATES => Op::SetDates {
+            dates: uid_values(&mut c, at, "set-dates", |c| c.i64())?,
+        },
+        SET_SIZES => Op::SetSizes {
+            sizes: uid_values(&mut c, at, "set-sizes", |c| c.u64())?,
+        },
         COMMIT => {
             let (Some(modseq), Some(ops)) = (c.u64(), c.u32()) else {
                 return short("commit");

@@ -126,6 +126,13 @@ fn replay(ops: Vec<Op>, s: &mut Salvage, map: &mut BTreeMap<u32, Record>) {
                     }
                 }
             }
+            Op::SetSizes { sizes } => {
+                for (uid, size) in sizes {
+                    if let Some(r) = map.get_mut(&uid) {
+                        r.size = size;
+                    }
+                }
+            }
             Op::Recent { .. } | Op::DirtyClear { .. } | Op::Commit { .. } => {}
         }
     }

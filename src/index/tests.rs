@@ -68,6 +68,20 @@ fn populate(ix: &Index) -> Vec<(u64, IndexSnapshot)> {
     assert_eq!(s.get(6).unwrap().internal_date, 5);
     assert_eq!(s.header.highest_modseq, modseq);
     out.push((0, (*s).clone()));
+    // A size computed later (appended as unknown): kept, no modseq change.
+    let mut t = ix.begin().unwrap();
+    t.append(b"msg6", 1, 0, crate::index::UNKNOWN_SIZE, 7);
+    let s = t.commit().unwrap();
+    assert_eq!(s.get(7).unwrap().size, crate::index::UNKNOWN_SIZE);
+    out.push((0, (*s).clone()));
+    let mut t = ix.begin().unwrap();
+    let modseq = t.snapshot().header.highest_modseq;
+    t.set_size(7, 4321);
+    t.set_size(3, 1);
+    let s = t.commit().unwrap();
+    assert_eq!(s.get(7).unwrap().size, 4321);
+    assert_eq!(s.header.highest_modseq, modseq);
+    out.push((0, (*s).clone()));
     let n = out.len();
     let _ = n;
     out
@@ -99,20 +113,20 @@ fn round_trip_and_reopen_after_each_change() {
     let last = &states.last().unwrap().1;
     assert_eq!(
         last.records.iter().map(|r| r.uid).collect::<Vec<_>>(),
-        [1, 2, 4, 5, 6]
+        [1, 2, 4, 5, 6, 7]
     );
     let r2 = last.get(2).unwrap();
     assert_eq!((r2.flags, r2.keywords, r2.dirty), (5, 1, false));
     assert_eq!(&*last.get(4).unwrap().key, b"msg4-renamed");
     assert_eq!(last.header.recent_uid, 6);
-    assert_eq!(last.header.uid_next, 7);
+    assert_eq!(last.header.uid_next, 8);
     assert_eq!(
         (
             last.header.messages,
             last.header.unseen,
             last.header.deleted
         ),
-        (5, 3, 1)
+        (6, 3, 1)
     );
     assert_eq!(last.first_unseen, 1);
     assert_eq!(last.keywords, ["$Junk"]);
@@ -151,11 +165,15 @@ fn refresh_without_change_is_the_same_snapshot_and_sees_others() {
 #[test]
 fn registry_shares_one_instance() {
     let d = tempfile::tempdir().unwrap();
-    let a = Index::open(d.path(), &opts()).unwrap();
-    let b = Index::open(&d.path().join("."), &opts()).unwrap();
+    let o = opts();
+    let a = Index::open(d.path(), &o).unwrap();
+    let b = Index::open(&d.path().join("."), &o.clone()).unwrap();
     assert!(Arc::ptr_eq(&a, &b));
-    drop((a, b));
-    let c = Index::open(d.path(), &opts()).unwrap();
+    // Another storage context (its own `Shared`): its own instance, no process-wide state.
+    let other = Index::open(d.path(), &opts()).unwrap();
+    assert!(!Arc::ptr_eq(&a, &other));
+    drop((a, b, other));
+    let c = Index::open(d.path(), &o).unwrap();
     assert!(!c.created());
 }
 
@@ -420,7 +438,7 @@ fn salvage_keeps_uids_around_damage_and_rebuild_renames_aside() {
     let sv = Index::salvage(d.path());
     let uids: Vec<u32> = sv.records.iter().map(|r| r.uid).collect();
     // uid 2 (second record) is lost; the log replays on top of the rest.
-    assert_eq!(uids, [1, 4, 5, 6, 7]);
+    assert_eq!(uids, [1, 4, 5, 6, 7, 8]);
     for r in &sv.records {
         assert_eq!(good.get(r.uid).unwrap().key, r.key);
     }
@@ -443,7 +461,7 @@ fn salvage_keeps_uids_around_damage_and_rebuild_renames_aside() {
     .unwrap();
     let s = ix.refresh().unwrap();
     assert_eq!(s.header.uid_validity, good.header.uid_validity);
-    assert_eq!(s.header.uid_next, 8);
+    assert_eq!(s.header.uid_next, 9);
     // The state handed over by the rebuild (not read back) is what the files hold.
     let fresh = Index::open_unshared(d.path(), &opts()).unwrap();
     assert_eq!(*fresh.refresh().unwrap(), *s);
@@ -544,6 +562,35 @@ fn concurrent_writers_lose_nothing_fcntl() {
     concurrent(LockMethod::Fcntl);
 }
 
+/// Two storage contexts of one process (each with its own in-process gate) on one
+/// folder: the fcntl lock alone must keep them apart, and closing one's descriptor must
+/// not drop the other's lock (classic per-process fcntl locks fail both).
+#[test]
+fn separate_contexts_exclude_each_other_fcntl() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().canonicalize().unwrap();
+    let a = Dir::open(&dir).unwrap();
+    let b = Dir::open(&dir).unwrap();
+    let short = std::time::Duration::from_millis(50);
+    let (ga, gb) = (
+        Arc::new(lock::Gate::default()),
+        Arc::new(lock::Gate::default()),
+    );
+    let held = lock::acquire(&a, LockMethod::Fcntl, short, &ga).unwrap();
+    assert!(matches!(
+        lock::acquire(&b, LockMethod::Fcntl, short, &gb),
+        Err(Error::Locked { .. })
+    ));
+    // Another descriptor of the lock file opened and closed in this process.
+    drop(fs::File::open(dir.join(lock::LOCK_FILE)).unwrap());
+    assert!(matches!(
+        lock::acquire(&b, LockMethod::Fcntl, short, &gb),
+        Err(Error::Locked { .. })
+    ));
+    drop(held);
+    lock::acquire(&b, LockMethod::Fcntl, short, &gb).unwrap();
+}
+
 #[test]
 fn concurrent_writers_lose_nothing_flock() {
     concurrent(LockMethod::Flock);
@@ -570,10 +617,12 @@ fn stale_dotlock_is_taken_over_and_fresh_one_waits() {
     let lck = dir.join(lock::DOTLOCK_FILE);
     fs::write(&lck, b"1\n").unwrap();
     let held_dir = Dir::open(&dir).unwrap();
+    let gate = Arc::new(lock::Gate::default());
     let r = lock::acquire(
         &held_dir,
         LockMethod::Dotlock,
         std::time::Duration::from_millis(50),
+        &gate,
     );
     assert!(matches!(r, Err(Error::Locked { .. })));
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
@@ -587,6 +636,7 @@ fn stale_dotlock_is_taken_over_and_fresh_one_waits() {
         &held_dir,
         LockMethod::Dotlock,
         std::time::Duration::from_millis(50),
+        &gate,
     )
     .unwrap();
     drop(held);

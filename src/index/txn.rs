@@ -26,6 +26,7 @@ pub struct Transaction<'a> {
     expunges: Vec<u32>,
     keys: Vec<(u32, Box<[u8]>)>,
     dates: Vec<(u32, i64)>,
+    sizes: Vec<(u32, u64)>,
     dirty_clear: Vec<u32>,
     recent: Option<u32>,
     error: Option<String>,
@@ -52,6 +53,7 @@ impl<'a> Transaction<'a> {
             expunges: Vec::new(),
             keys: Vec::new(),
             dates: Vec::new(),
+            sizes: Vec::new(),
             dirty_clear: Vec::new(),
             recent: None,
             error: None,
@@ -117,6 +119,11 @@ impl<'a> Transaction<'a> {
         self.dates.push((uid, date));
     }
 
+    /// The size of `uid` became known (see [`super::UNKNOWN_SIZE`]).
+    pub fn set_size(&mut self, uid: u32, size: u64) {
+        self.sizes.push((uid, size));
+    }
+
     /// The bit of keyword `name` (case-insensitive), adding it; `None` past 64 names.
     pub fn keyword_index(&mut self, name: &str) -> Option<u8> {
         if let Some(i) = self
@@ -147,8 +154,20 @@ impl<'a> Transaction<'a> {
         self.expunges.clear();
         self.keys.clear();
         self.dates.clear();
+        self.sizes.clear();
         self.dirty_clear.clear();
         self.recent = None;
+    }
+
+    /// (uid, value) pairs of records that exist, ascending, the last value of a uid.
+    fn existing<T: Copy>(&self, mut v: Vec<(u32, T)>) -> Vec<(u32, T)> {
+        v.retain(|(uid, _)| self.pos(*uid).is_some());
+        // Stable: of a uid given twice the later value stays (dedup keeps the first of
+        // a run, so the run is reversed first).
+        v.reverse();
+        v.sort_by_key(|p| p.0);
+        v.dedup_by_key(|p| p.0);
+        v
     }
 
     /// Position of `uid` among the records as they are after the appends.
@@ -236,13 +255,16 @@ impl<'a> Transaction<'a> {
                 ops.push(Op::SetKey { uid, key });
             }
         }
-        let mut dates = std::mem::take(&mut self.dates);
-        dates.retain(|(uid, _)| self.pos(*uid).is_some());
-        dates.sort_unstable();
-        dates.dedup_by_key(|d| d.0);
-        for chunk in dates.chunks(super::op::MAX_DATES_PER_OP) {
+        let dates = std::mem::take(&mut self.dates);
+        for chunk in self.existing(dates).chunks(super::op::MAX_DATES_PER_OP) {
             ops.push(Op::SetDates {
                 dates: chunk.to_vec(),
+            });
+        }
+        let sizes = std::mem::take(&mut self.sizes);
+        for chunk in self.existing(sizes).chunks(super::op::MAX_SIZES_PER_OP) {
+            ops.push(Op::SetSizes {
+                sizes: chunk.to_vec(),
             });
         }
         let plain = |v: &mut Vec<u32>| v.drain(..).map(|u| (u, ())).collect::<Vec<_>>();

@@ -12,6 +12,7 @@
 
 pub mod date;
 pub mod error;
+mod heap;
 mod maildir;
 pub mod message;
 pub mod search;
@@ -129,7 +130,9 @@ pub enum StoreOp {
 pub struct MessageMeta {
     pub uid: Uid,
     pub flags: Flags,
-    /// RFC822.SIZE: the exact number of octets [`Mailbox::fetch_message`] returns (CRLF line ends).
+    /// RFC822.SIZE: the exact number of octets [`Mailbox::fetch_message`] returns (CRLF
+    /// line ends); [`UNKNOWN_SIZE`] while the store has not computed it (then
+    /// [`Mailbox::sizes`] asks).
     pub size: u64,
     /// INTERNALDATE as seconds since the Unix epoch (UTC); [`UNKNOWN_DATE`] while the
     /// store has not looked it up yet (then [`Mailbox::internal_date`] asks).
@@ -138,6 +141,30 @@ pub struct MessageMeta {
 
 /// `MessageMeta::internal_date` not looked up yet.
 pub const UNKNOWN_DATE: i64 = crate::index::UNKNOWN_DATE;
+
+/// `MessageMeta::size` not computed yet (then [`Mailbox::sizes`] asks).
+pub const UNKNOWN_SIZE: u64 = crate::index::UNKNOWN_SIZE;
+
+/// `snapshot` with every size known, for what needs all of them (POP3's STAT, STATUS
+/// SIZE): unknown sizes are asked of `mailbox` in one call; a message gone meanwhile
+/// counts 0 octets.
+pub fn with_sizes(mailbox: &dyn Mailbox, snapshot: Arc<Snapshot>) -> Arc<Snapshot> {
+    let unknown: Vec<Uid> = (snapshot.messages.iter())
+        .filter(|m| m.size == UNKNOWN_SIZE)
+        .map(|m| m.uid)
+        .collect();
+    if unknown.is_empty() {
+        return snapshot;
+    }
+    let sizes = mailbox.sizes(&unknown);
+    let mut s = (*snapshot).clone();
+    let mut k = 0;
+    for m in s.messages.iter_mut().filter(|m| m.size == UNKNOWN_SIZE) {
+        m.size = sizes.get(k).copied().flatten().unwrap_or(0);
+        k += 1;
+    }
+    Arc::new(s)
+}
 
 /// The state of a mailbox at one moment. Messages are in ascending UID order.
 #[derive(Clone, Debug, Default)]
@@ -375,6 +402,12 @@ pub trait Store: Send + Sync {
     fn subscriptions(&self) -> Result<Vec<String>>;
     fn set_subscribed(&self, name: &str, subscribed: bool) -> Result<()>;
     fn status(&self, name: &str) -> Result<StatusInfo>;
+    /// [`Store::status`]; `size`: whether [`StatusInfo::size`] is wanted (a store that
+    /// computes sizes on first need leaves it 0 when not).
+    fn status_sized(&self, name: &str, size: bool) -> Result<StatusInfo> {
+        let _ = size;
+        self.status(name)
+    }
     fn open(&self, name: &str, read_only: bool) -> Result<Box<dyn Mailbox>>;
     /// Starts saving one message into `name`. Bytes arrive in chunks as the client sends
     /// them; nothing is visible until [`AppendSink::commit`].
@@ -445,6 +478,12 @@ pub trait Mailbox: Send + Sync {
         let _ = uid;
         None
     }
+    /// RFC822.SIZE of messages whose `MessageMeta` says [`UNKNOWN_SIZE`] (computed now
+    /// and remembered by the store), in the order of `uids`; `None` for a message that
+    /// is gone. The default: a store that always knows its sizes.
+    fn sizes(&self, uids: &[Uid]) -> Vec<Option<u64>> {
+        vec![None; uids.len()]
+    }
     /// Offers a value computed after a miss; the cache keeps it if its decision for the
     /// field says so.
     fn cache_offer(&self, uid: Uid, field: &str, value: &[u8]) {
@@ -459,13 +498,36 @@ pub trait Mailbox: Send + Sync {
     fn copy_to(&mut self, uids: &[Uid], dest: &str) -> Result<CopyResult>;
 }
 
-/// Opens the store of one user from the storage configuration.
-pub fn open_store(
-    cfg: &crate::config::StorageConfig,
-    user: &str,
-    home: Option<&Path>,
-) -> Result<Arc<dyn Store>> {
-    maildir::open_store(cfg, user, home)
+/// The storage of this process: the `[storage]` settings and what every store shares
+/// (open folders, their indexes and in-process locks). Created once (at server start,
+/// or once per admin command) and passed to whoever opens a store: no process-wide
+/// state stands behind it.
+pub struct Storage {
+    maildir: Arc<maildir::StorageCtx>,
+    trimmer: heap::Trimmer,
+}
+
+impl Storage {
+    pub fn new(cfg: &crate::config::StorageConfig) -> Arc<Storage> {
+        heap::configure();
+        Arc::new(Storage {
+            maildir: maildir::StorageCtx::new(cfg),
+            trimmer: heap::Trimmer::default(),
+        })
+    }
+
+    /// Called by a session after each command (`took`: how long it ran): after a big
+    /// one, the memory it freed is given back to the system ([`heap`]).
+    pub fn after_command(&self, took: std::time::Duration) {
+        if self.trimmer.due(took) {
+            heap::trim();
+        }
+    }
+
+    /// Opens the store of one user.
+    pub fn open_store(&self, user: &str, home: Option<&Path>) -> Result<Arc<dyn Store>> {
+        maildir::open_store(&self.maildir, user, home)
+    }
 }
 
 /// `loft index rebuild USER [MAILBOX]`: rebuilds the index files from the mail files,
@@ -476,7 +538,10 @@ pub fn index_rebuild(
     home: Option<&Path>,
     mailbox: Option<&str>,
 ) -> Result<Vec<String>> {
-    maildir::admin::rebuild(&maildir::ctx(cfg, user, home)?, mailbox)
+    maildir::admin::rebuild(
+        &maildir::ctx(&maildir::StorageCtx::new(cfg), user, home)?,
+        mailbox,
+    )
 }
 
 /// `loft index verify USER [MAILBOX]`: every inconsistency found; empty when all is well.
@@ -486,7 +551,10 @@ pub fn index_verify(
     home: Option<&Path>,
     mailbox: Option<&str>,
 ) -> Result<Vec<String>> {
-    maildir::admin::verify(&maildir::ctx(cfg, user, home)?, mailbox)
+    maildir::admin::verify(
+        &maildir::ctx(&maildir::StorageCtx::new(cfg), user, home)?,
+        mailbox,
+    )
 }
 
 /// `loft index show USER MAILBOX`: header, counts, cache decisions, sizes.
@@ -496,7 +564,10 @@ pub fn index_show(
     home: Option<&Path>,
     mailbox: &str,
 ) -> Result<String> {
-    maildir::admin::show(&maildir::ctx(cfg, user, home)?, mailbox)
+    maildir::admin::show(
+        &maildir::ctx(&maildir::StorageCtx::new(cfg), user, home)?,
+        mailbox,
+    )
 }
 
 /// Case-folds a leading `INBOX` (RFC 3501 §5.1: INBOX is case-insensitive) and strips a

@@ -224,6 +224,13 @@ pub fn needs_internal_date(key: &SearchKey) -> bool {
     })
 }
 
+/// True if any key looks at RFC822.SIZE (LARGER, SMALLER).
+pub fn needs_size(key: &SearchKey) -> bool {
+    any_leaf(key, &|k| {
+        matches!(k, SearchKey::Larger(_) | SearchKey::Smaller(_))
+    })
+}
+
 /// True if any key looks past the header block (BODY, TEXT); otherwise the header alone
 /// (`Mailbox::fetch_header`) is enough content.
 pub fn needs_body(key: &SearchKey) -> bool {

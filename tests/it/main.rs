@@ -8,6 +8,7 @@ mod concurrency;
 mod containment;
 mod exposure;
 mod first_sync;
+mod lazy_sizes;
 mod logcap;
 mod mailboxes;
 mod messages;

@@ -239,8 +239,9 @@ impl Session {
             );
         };
         let cfg = &self.ctx.cfg.storage;
+        let storage = &self.ctx.storage;
         let opened = blocking(|| {
-            let store = crate::mailbox::open_store(cfg, &user.name, user.home.as_deref())?;
+            let store = storage.open_store(&user.name, user.home.as_deref())?;
             if cfg.autocreate_special_use {
                 store.ensure_special_use()?;
             }

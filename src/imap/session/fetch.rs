@@ -17,7 +17,9 @@ use crate::imap::response::{push_astring, push_literal};
 use crate::imap::syntax::{bodystructure, envelope};
 use crate::mailbox::message::{self, PartMap, Section, SectionText};
 use crate::mailbox::search::NumSet;
-use crate::mailbox::{date, ErrorKind, Flags, Mailbox, StoreOp, SysFlags, UNKNOWN_DATE};
+use crate::mailbox::{
+    date, ErrorKind, Flags, Mailbox, StoreOp, SysFlags, UNKNOWN_DATE, UNKNOWN_SIZE,
+};
 use ranges::{is_part_section, read_ranges};
 
 /// Cache field names for FETCH items whose encoded form is worth keeping (opaque to the
@@ -84,6 +86,21 @@ fn push_num(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// The message is gone (expunged by someone else meanwhile): left out of the answer.
+/// The sizes of the messages at `chunk` (view indexes) that the snapshot does not know,
+/// as (uid, size) in view order; `None` for a message gone meanwhile.
+fn unknown_sizes(view: &super::view::View, chunk: &[usize]) -> Vec<(u32, Option<u64>)> {
+    let unknown: Vec<u32> = (chunk.iter())
+        .filter_map(|&i| view.meta(i))
+        .filter(|m| m.size == UNKNOWN_SIZE)
+        .map(|m| m.uid)
+        .collect();
+    if unknown.is_empty() {
+        return Vec::new();
+    }
+    let sizes = blocking(|| view.mailbox.sizes(&unknown));
+    unknown.into_iter().zip(sizes).collect()
+}
+
 fn vanished_error(e: &crate::mailbox::Error) -> bool {
     e.kind == ErrorKind::Expunged || e.kind == ErrorKind::NonExistent
 }
@@ -191,6 +208,7 @@ impl Session {
             _ => true,
         });
         let wants_flags = items.contains(&FetchAtt::Flags);
+        let wants_size = items.contains(&FetchAtt::Rfc822Size);
         let mut cached_fields: Vec<&'static str> = items.iter().filter_map(cache_field).collect();
         // Fields answering items directly come first; the part map (looked up only when a
         // part section is asked: that use drives its caching decision) comes last.
@@ -225,6 +243,13 @@ impl Session {
             if !cached_fields.is_empty() {
                 blocking(|| cache.fill(view.mailbox.as_ref(), &uids, &cached_fields));
             }
+            // Sizes the store has not computed yet (Maildir names without `W=`): asked
+            // once per chunk.
+            let sizes = if wants_size {
+                unknown_sizes(view, chunk)
+            } else {
+                Vec::new()
+            };
             for (k, &i) in chunk.iter().enumerate() {
                 let Some(view) = self.view.as_ref() else {
                     break;
@@ -233,12 +258,23 @@ impl Session {
                     continue;
                 };
                 let uid = meta.uid;
+                let size = match meta.size {
+                    UNKNOWN_SIZE => match sizes.binary_search_by_key(&uid, |(u, _)| *u) {
+                        Ok(k) if sizes[k].1.is_some() => sizes[k].1.unwrap_or(0),
+                        _ if !wants_size => UNKNOWN_SIZE,
+                        _ => {
+                            vanished = true;
+                            continue;
+                        }
+                    },
+                    n => n,
+                };
                 let all_cached = (0..item_fields).all(|f| cache.get(f, k).is_some());
                 // A cached part map, usable when it describes a message of today's size.
                 let part_map = parts_field
                     .and_then(|f| cache.get(f, k))
                     .and_then(PartMap::decode)
-                    .filter(|m| m.size() == meta.size);
+                    .filter(|m| m.size() == size);
                 let has_part_map = part_map.is_some();
                 let ranged = match part_map {
                     Some(map) => {
@@ -286,8 +322,8 @@ impl Session {
                     parts_unanswered,
                     has_part_map,
                 ) {
-                    if d.len() as u64 == meta.size {
-                        if let Some(enc) = PartMap::encode(p, meta.size) {
+                    if d.len() as u64 == size {
+                        if let Some(enc) = PartMap::encode(p, size) {
                             blocking(|| view.mailbox.cache_offer(uid, PARTS_FIELD, &enc));
                         }
                     }
@@ -324,7 +360,7 @@ impl Session {
                         }
                         FetchAtt::Rfc822Size => {
                             line.extend_from_slice(b"RFC822.SIZE ");
-                            push_num(line, meta.size);
+                            push_num(line, size);
                         }
                         FetchAtt::Envelope | FetchAtt::Body | FetchAtt::BodyStructure => {
                             let (name, field): (&[u8], &str) = match item {

@@ -293,7 +293,9 @@ impl Session {
             Ok(t) => t,
             Err(s) => return s,
         };
-        let st = match blocking(|| store.status(&name)) {
+        // Sizes a store computes on first need are computed only for STATUS SIZE.
+        let size = items.contains(&StatusItem::Size);
+        let st = match blocking(|| store.status_sized(&name, size)) {
             Ok(st) => st,
             Err(e) => return self.storage_error("status", &e),
         };

@@ -13,7 +13,9 @@ use crate::imap::response::ResponseCode;
 use crate::imap::syntax::envelope;
 use crate::imap::syntax::seqset;
 use crate::mailbox::search::{self, EnvelopeData, MessageContext, NumSet, SearchKey};
-use crate::mailbox::{ErrorKind, Flags, MessageData, StoreOp, SysFlags, Uid, UNKNOWN_DATE};
+use crate::mailbox::{
+    ErrorKind, Flags, MessageData, StoreOp, SysFlags, Uid, UNKNOWN_DATE, UNKNOWN_SIZE,
+};
 
 /// Cache field holding a message's header block (opaque to the store). Named `hdr2`
 /// since header blocks longer than 8 KiB could be cut short at a read boundary before;
@@ -56,6 +58,26 @@ impl Session {
         let needs_content = search::needs_content(key);
         let needs_body = search::needs_body(key);
         let needs_date = search::needs_internal_date(key);
+        // LARGER/SMALLER: sizes the store has not computed yet, asked once for all.
+        let sizes: Vec<(Uid, Option<u64>)> = if search::needs_size(key) {
+            let unknown: Vec<Uid> = (0..view.exists() as usize)
+                .filter_map(|i| view.meta(i))
+                .filter(|m| m.size == UNKNOWN_SIZE)
+                .map(|m| m.uid)
+                .collect();
+            let got = blocking(|| view.mailbox.sizes(&unknown));
+            unknown.into_iter().zip(got).collect()
+        } else {
+            Vec::new()
+        };
+        // A size still unknown (file gone) counts 0 octets.
+        let known_size = |meta: &mut std::borrow::Cow<'_, crate::mailbox::MessageMeta>| {
+            if meta.size == UNKNOWN_SIZE {
+                if let Ok(k) = sizes.binary_search_by_key(&meta.uid, |(u, _)| *u) {
+                    meta.to_mut().size = sizes[k].1.unwrap_or(0);
+                }
+            }
+        };
         // FROM/TO/CC/BCC/SUBJECT alone: the cached ENVELOPE answers (RFC 3501 §6.4.4
         // defines them on the envelope); a plain needle rejects most messages unparsed.
         let by_envelope = needs_content && search::envelope_only(key);
@@ -72,7 +94,8 @@ impl Session {
             // looks at the content of 500 messages, not of the whole mailbox).
             let mut all: Vec<usize> = Vec::new();
             for i in 0..max_seq as usize {
-                let Some(meta) = view.meta(i) else { break };
+                let Some(mut meta) = view.meta(i) else { break };
+                known_size(&mut meta);
                 let decided = if needs_content {
                     let ctx = MessageContext {
                         seq: i as u32 + 1,
@@ -132,6 +155,7 @@ impl Session {
                     }
                     let envelope = env.and_then(Option::as_ref);
                     let Some(mut meta) = view.meta(i) else { break };
+                    known_size(&mut meta);
                     if needs_date && meta.internal_date == UNKNOWN_DATE {
                         let date = view.mailbox.internal_date(meta.uid).unwrap_or(0);
                         meta.to_mut().internal_date = date;

@@ -37,6 +37,8 @@ pub struct Context {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub user_limits: Arc<UserIpLimits>,
+    /// The storage every session of this server shares.
+    pub storage: Arc<crate::mailbox::Storage>,
 }
 
 /// The tagged completion of a command.
@@ -247,6 +249,7 @@ impl Session {
                 let _ = self.conn.flush().await;
                 break KICKED_REASON;
             }
+            let started = std::time::Instant::now();
             let flow = self.frame(frame).await;
             if let Some(s) = &self.slot {
                 s.end_command();
@@ -261,6 +264,7 @@ impl Session {
                 break "connection error";
             }
             self.conn.shrink();
+            self.ctx.storage.after_command(started.elapsed());
             if self.closing {
                 break "mailbox UIDVALIDITY changed";
             }

@@ -12,6 +12,7 @@ fn opts() -> Options {
         nfs: false,
         log_compact_bytes: 1 << 20,
         cache_drop_days: 30,
+        ..Options::default()
     }
 }
 

@@ -80,7 +80,7 @@ pub fn verify(ctx: &Arc<Ctx>, mailbox: Option<&str>) -> Result<Vec<String>> {
             out.extend(problems.into_iter().map(|p| format!("{}: {p}", f.name)));
             continue;
         }
-        let ix = match Index::open(&f.path, &uidstore::options(ctx.fsync)) {
+        let ix = match Index::open(&f.path, &ctx.storage.index_options(ctx.fsync)) {
             Ok(ix) => ix,
             Err(e) => {
                 out.push(format!("{}: {e}", f.name));
@@ -184,7 +184,11 @@ pub fn show(ctx: &Arc<Ctx>, mailbox: &str) -> Result<String> {
     }
     let _ = writeln!(s, "files:");
     let mut mail = 0u64;
-    for r in &snap.records {
+    for r in snap
+        .records
+        .iter()
+        .filter(|r| r.size != index::UNKNOWN_SIZE)
+    {
         mail += r.size;
     }
     let mut total = 0u64;

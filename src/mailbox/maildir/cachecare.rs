@@ -7,9 +7,8 @@
 //!
 //! This module must not know about IMAP or about which fields are cached.
 
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::sync::FolderState;
 use crate::index::Index;
@@ -54,14 +53,8 @@ pub fn at_close(state: &Arc<FolderState>) {
     if let Err(e) = ix.cache().flush() {
         warn(state, "write failed", &e);
     }
-    // The day each folder was last compacted by this process.
-    static LAST_DAY: Mutex<Option<HashMap<PathBuf, u32>>> = Mutex::new(None);
-    let day = today();
-    let due = Arc::strong_count(state) == 1 && {
-        let mut g = LAST_DAY.lock().unwrap_or_else(|p| p.into_inner());
-        let map = g.get_or_insert_with(HashMap::new);
-        map.insert(state.folder.path.clone(), day) != Some(day)
-    };
+    let due = Arc::strong_count(state) == 1
+        && (state.folder.storage).first_compaction_of(&state.folder.path, today());
     if due || ix.cache().needs_compaction() {
         let snapshot = state.with(|c| c.snapshot.clone());
         compact(state, &ix, &snapshot);

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::filename::{self, MailName};
-use super::lock::{self, FolderShared};
-use super::Root;
+use super::lock::FolderShared;
+use super::{Root, StorageCtx};
 use crate::beneath::{Beneath, How};
 use crate::mailbox::{Error, ErrorKind, MessageData, Result};
 
@@ -88,16 +88,19 @@ pub struct Folder {
     pub shared: Arc<FolderShared>,
     /// The user's mail root: every file of the folder is opened beneath it.
     pub root: Arc<Root>,
+    /// What every store of this process shares.
+    pub storage: Arc<StorageCtx>,
 }
 
 impl Folder {
-    pub fn new(name: String, path: PathBuf, root: Arc<Root>) -> Folder {
-        let shared = lock::shared(&path);
+    pub fn new(name: String, path: PathBuf, root: Arc<Root>, storage: &Arc<StorageCtx>) -> Folder {
+        let shared = storage.folder_shared(&path);
         Folder {
             name,
             path,
             shared,
             root,
+            storage: storage.clone(),
         }
     }
 
@@ -326,6 +329,7 @@ impl Folder {
 
 /// RFC822.SIZE of file contents: its length plus one for every bare LF (which is sent as
 /// CRLF).
+#[cfg(test)]
 pub fn crlf_size(bytes: &[u8]) -> u64 {
     bytes.len() as u64 + bare_lfs(bytes)
 }
@@ -336,11 +340,40 @@ pub fn bare_lfs(bytes: &[u8]) -> u64 {
         .count() as u64
 }
 
-/// Computes RFC822.SIZE by reading a file.
+/// Computes RFC822.SIZE by reading a file in 64 KiB steps (a big message is never held
+/// whole: the size of every message of a folder may be asked at once).
 pub fn file_crlf_size(fs: &Beneath, path: &Path) -> std::io::Result<u64> {
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut fs.open_file(path, How::Read)?, &mut bytes)?;
-    Ok(crlf_size(&bytes))
+    let mut f = fs.open_file(path, How::Read)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut counter = CrlfCounter::default();
+    loop {
+        match std::io::Read::read(&mut f, &mut buf) {
+            Ok(0) => return Ok(counter.size),
+            Ok(n) => counter.feed(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// [`crlf_size`] over bytes that arrive in pieces.
+#[derive(Default)]
+pub struct CrlfCounter {
+    pub size: u64,
+    /// The last byte fed was a CR (a LF at the start of the next piece is not bare).
+    after_cr: bool,
+}
+
+impl CrlfCounter {
+    pub fn feed(&mut self, bytes: &[u8]) {
+        let Some(&last) = bytes.last() else { return };
+        let mut bare = bare_lfs(bytes);
+        if bytes[0] == b'\n' && self.after_cr {
+            bare -= 1;
+        }
+        self.size += bytes.len() as u64 + bare;
+        self.after_cr = last == b'\r';
+    }
 }
 
 /// Reads a message file with CRLF line ends. `NotFound` is passed through for the caller.
@@ -491,6 +524,31 @@ pub fn to_crlf(data: &[u8]) -> Vec<u8> {
 mod crlf_tests {
     use super::*;
 
+    fn test_storage() -> Arc<StorageCtx> {
+        StorageCtx::new(
+            &crate::config::Config::for_tests(std::path::Path::new("/nonexistent")).storage,
+        )
+    }
+
+    proptest::proptest! {
+        /// Counting in pieces (any split, a CR LF across a cut) equals counting at once.
+        #[test]
+        fn crlf_counter_equals_whole_count(
+            data in proptest::collection::vec(proptest::sample::select(vec![b'\r', b'\n', b'a']), 0..64),
+            cuts in proptest::collection::vec(0usize..64, 0..6),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut c = CrlfCounter::default();
+            let mut at = 0;
+            for cut in cuts.into_iter().chain([data.len()]) {
+                c.feed(&data[at..cut]);
+                at = cut;
+            }
+            proptest::prop_assert_eq!(c.size, crlf_size(&data));
+        }
+    }
+
     #[test]
     fn range_reads_only_files_holding_served_bytes() {
         let dir = tempfile::tempdir().unwrap();
@@ -500,7 +558,7 @@ mod crlf_tests {
         std::fs::write(&lf, b"A: b\n\nbody\n").unwrap();
         let root = Arc::new(Root::new(Beneath::open(dir.path()).unwrap()));
         let top = root.fs.root().to_path_buf();
-        let fs = Folder::new("INBOX".into(), top.clone(), root);
+        let fs = Folder::new("INBOX".into(), top.clone(), root, &test_storage());
         let (crlf, lf) = (top.join("crlf"), top.join("lf"));
         let got = read_range(&fs, &crlf, 14, 8..12).unwrap().unwrap();
         assert_eq!(&got[..], b"body");
@@ -539,7 +597,7 @@ mod crlf_tests {
                 h.push_str(&format!("X-Deep: found{eol}{eol}body{eol}"));
                 let root = Arc::new(Root::new(Beneath::open(dir.path()).unwrap()));
                 let top = root.fs.root().to_path_buf();
-                let folder = Folder::new("INBOX".into(), top.clone(), root);
+                let folder = Folder::new("INBOX".into(), top.clone(), root, &test_storage());
                 let path = top.join("m");
                 std::fs::write(&path, &h).unwrap();
                 let got = read_header(&folder, &path).unwrap();

@@ -192,7 +192,7 @@ impl MaildirStore {
         };
         crate::index::Index::rebuild(
             dir,
-            &uidstore::options(self.ctx.fsync),
+            &self.ctx.storage.index_options(self.ctx.fsync),
             header,
             Vec::new(),
             Vec::new(),
@@ -360,8 +360,8 @@ impl MaildirStore {
                 if let Err(e) = fs.rename(dst, src) {
                     tracing::warn!(dir = %dst.display(), error = %e, "cannot move a mailbox back after a failed RENAME");
                 }
-                super::lock::shared(src).bump();
-                super::lock::shared(dst).bump();
+                self.ctx.storage.folder_shared(src).bump();
+                self.ctx.storage.folder_shared(dst).bump();
             }
             self.undo_created(created);
         };
@@ -372,7 +372,7 @@ impl MaildirStore {
                 undo(&done);
                 return Err(Error::io(src.display(), e));
             }
-            super::lock::shared(src).bump();
+            self.ctx.storage.folder_shared(src).bump();
             done.push(item);
         }
         let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -593,15 +593,35 @@ impl Store for MaildirStore {
     }
 
     fn status(&self, name: &str) -> Result<StatusInfo> {
+        self.status_sized(name, true)
+    }
+
+    /// Sizes not computed yet are computed (and recorded) only when `size` is wanted.
+    fn status_sized(&self, name: &str, size: bool) -> Result<StatusInfo> {
         let folder = self.ctx.folder(name)?;
         folder.check_selectable()?;
-        if FolderState::existing(&folder.path).is_none() {
-            if let Some(st) = super::sync::quick_status(&folder, self.ctx.fsync) {
-                return Ok(st);
+        if FolderState::existing(&self.ctx.storage, &folder.path).is_none() {
+            match super::sync::quick_status(&folder, self.ctx.fsync) {
+                Some(st) if st.size != crate::mailbox::UNKNOWN_SIZE => return Ok(st),
+                Some(st) if !size => return Ok(StatusInfo { size: 0, ..st }),
+                _ => {}
             }
         }
         let state = FolderState::get(folder, self.ctx.fsync);
-        let (s, _) = state.refresh(false)?;
+        let (mut s, _) = state.refresh(false)?;
+        if size
+            && s.messages
+                .iter()
+                .any(|m| m.size == crate::mailbox::UNKNOWN_SIZE)
+        {
+            let uids: Vec<_> = (s.messages.iter())
+                .filter(|m| m.size == crate::mailbox::UNKNOWN_SIZE)
+                .map(|m| m.uid)
+                .collect();
+            super::sizes::resolve(&state, &uids);
+            super::sizes::record(&state);
+            s = state.with(|c| c.snapshot.clone());
+        }
         let threshold = state.with(|c| c.recent_threshold);
         Ok(StatusInfo {
             messages: s.messages.len() as u32,
@@ -613,7 +633,11 @@ impl Store for MaildirStore {
                 .iter()
                 .filter(|m| !m.flags.sys.contains(SysFlags::SEEN))
                 .count() as u32,
-            size: s.messages.iter().map(|m| m.size).sum(),
+            // A size still unknown (file vanished, index unwritable) counts 0 octets.
+            size: (s.messages.iter())
+                .map(|m| m.size)
+                .filter(|n| *n != crate::mailbox::UNKNOWN_SIZE)
+                .sum(),
         })
     }
 

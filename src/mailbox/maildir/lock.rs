@@ -2,7 +2,8 @@
 //!
 //! Every update of a folder's uid list (and every rename that must not race with a
 //! directory scan) happens under the folder lock: first a per-folder in-process lock from
-//! a process-wide registry (threads of this process), then `flock(LOCK_EX)` on
+//! the storage context ([`super::StorageCtx::folder_shared`]: threads of this process),
+//! then `flock(LOCK_EX)` on
 //! `loft-uidlist.lock` in the folder (other Loft processes). Waiting is bounded by
 //! [`LOCK_TIMEOUT`]; on timeout the caller gets [`ErrorKind::Temporary`].
 //!
@@ -13,11 +14,10 @@
 //! This module must not know about message files or uid list contents.
 #![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
-use std::collections::HashMap;
 use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::mailbox::{Error, ErrorKind, Result};
@@ -62,23 +62,6 @@ impl FolderShared {
     pub fn bump(&self) {
         self.changes.fetch_add(1, Ordering::SeqCst);
     }
-}
-
-fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<FolderShared>>> {
-    static REG: OnceLock<Mutex<HashMap<PathBuf, Weak<FolderShared>>>> = OnceLock::new();
-    REG.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// The shared state of the folder at `path` (one per path per process).
-pub fn shared(path: &Path) -> Arc<FolderShared> {
-    let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(s) = reg.get(path).and_then(Weak::upgrade) {
-        return s;
-    }
-    reg.retain(|_, w| w.strong_count() > 0);
-    let s = Arc::new(FolderShared::default());
-    reg.insert(path.to_path_buf(), Arc::downgrade(&s));
-    s
 }
 
 /// Held while a folder is locked; unlocks on drop.
@@ -168,8 +151,11 @@ mod tests {
     #[test]
     fn same_path_same_shared_and_exclusive() {
         let dir = tempfile::tempdir().unwrap();
-        let a = shared(dir.path());
-        let b = shared(dir.path());
+        let storage = super::super::StorageCtx::new(
+            &crate::config::Config::for_tests(std::path::Path::new("/nonexistent")).storage,
+        );
+        let a = storage.folder_shared(dir.path());
+        let b = storage.folder_shared(dir.path());
         assert!(Arc::ptr_eq(&a, &b));
         let l = FolderLock::acquire(dir.path(), a.clone()).unwrap();
         let b2 = b.clone();

@@ -69,7 +69,11 @@ impl MaildirMailbox {
                 .messages
                 .binary_search_by_key(&uid, |m| m.uid)
                 .ok()?;
-            c.snapshot.messages.get(i).map(|m| m.size)
+            c.snapshot
+                .messages
+                .get(i)
+                .map(|m| m.size)
+                .filter(|s| *s != crate::mailbox::UNKNOWN_SIZE)
         })
     }
 
@@ -148,6 +152,7 @@ impl MaildirMailbox {
 
 impl Drop for MaildirMailbox {
     fn drop(&mut self) {
+        super::sizes::record(&self.state);
         flagsync::on_close(&self.state, self.ctx.fsync);
         cachecare::at_close(&self.state);
     }
@@ -168,6 +173,7 @@ impl Mailbox for MaildirMailbox {
 
     fn sync(&mut self) -> Result<SyncResult> {
         flagsync::maybe_flush(&self.state, self.ctx.fsync);
+        super::sizes::record(&self.state);
         let (snapshot, mut new_recent) = self.state.refresh(!self.read_only)?;
         if self.read_only {
             // EXAMINE claims nothing but reports what is still \Recent for whichever
@@ -225,7 +231,7 @@ impl Mailbox for MaildirMailbox {
             Some((size, converted))
         });
         match known {
-            Some((size, false)) => {
+            Some((size, false)) if size != crate::mailbox::UNKNOWN_SIZE => {
                 match self.read_file(uid, |p| {
                     folder::read_range(self.folder(), p, size, range.clone())
                 }) {
@@ -248,6 +254,10 @@ impl Mailbox for MaildirMailbox {
 
     fn internal_date(&self, uid: Uid) -> Option<i64> {
         super::dates::lookup(&self.state, uid)
+    }
+
+    fn sizes(&self, uids: &[Uid]) -> Vec<Option<u64>> {
+        super::sizes::resolve(&self.state, uids)
     }
 
     fn cache_offer(&self, uid: Uid, field: &str, value: &[u8]) {
@@ -355,7 +365,7 @@ impl Mailbox for MaildirMailbox {
                 Ok((tmp, unique, fsize)) => {
                     let vsize = match (f.parsed.vsize(), meta) {
                         (Some(v), _) => v,
-                        (None, Some(m)) if m.size > 0 => m.size,
+                        (None, Some(m)) if m.size != crate::mailbox::UNKNOWN_SIZE => m.size,
                         _ => folder::file_crlf_size(dest.fs(), &tmp)
                             .map_err(|e| Error::io(tmp.display(), e))?,
                     };

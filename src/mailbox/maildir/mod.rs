@@ -53,6 +53,8 @@ mod names;
 mod rawdir;
 mod rootfiles;
 mod save;
+mod sizes;
+mod storage;
 mod sync;
 mod uidlist;
 mod uidstore;
@@ -91,7 +93,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{normalize_name, Error, ErrorKind, Result, Store};
-use crate::config::{FsyncMode, StorageConfig};
+use crate::config::FsyncMode;
 
 /// The user's mail root, opened once: every path of the store is resolved beneath it
 /// without following a symbolic link ([`crate::beneath`]).
@@ -130,8 +132,12 @@ impl Root {
     }
 }
 
+pub use storage::StorageCtx;
+
 /// What every part of one user's store needs.
 pub struct Ctx {
+    /// What every store of this process shares (settings, open folders, indexes).
+    pub storage: Arc<StorageCtx>,
     /// The resolved mail root (the path of `fs`).
     pub root: PathBuf,
     pub fs: Arc<Root>,
@@ -149,6 +155,7 @@ impl Ctx {
                 name,
                 self.root.clone(),
                 self.fs.clone(),
+                &self.storage,
             ));
         }
         let dir = names::to_dir(&name)?;
@@ -156,6 +163,7 @@ impl Ctx {
             name,
             self.root.join(dir),
             self.fs.clone(),
+            &self.storage,
         ))
     }
 }
@@ -178,12 +186,19 @@ pub(crate) fn mkdir(root: &Root, path: &Path) -> Result<()> {
 }
 
 /// Opens (creating on first use) the Maildir of `user`.
-pub fn open_store(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Result<Arc<dyn Store>> {
-    Ok(Arc::new(layout::MaildirStore::new(ctx(cfg, user, home)?)))
+pub fn open_store(
+    storage: &Arc<StorageCtx>,
+    user: &str,
+    home: Option<&Path>,
+) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(layout::MaildirStore::new(ctx(
+        storage, user, home,
+    )?)))
 }
 
 /// The store context of `user` (creating the root on first use).
-pub fn ctx(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Result<Arc<Ctx>> {
+pub fn ctx(storage: &Arc<StorageCtx>, user: &str, home: Option<&Path>) -> Result<Arc<Ctx>> {
+    let cfg = &storage.cfg;
     let location = names::expand_location(&cfg.location, user, home)?;
     let location = PathBuf::from(location);
     if !location.is_absolute() {
@@ -204,24 +219,19 @@ pub fn ctx(cfg: &StorageConfig, user: &str, home: Option<&Path>) -> Result<Arc<C
     // The root itself may be a link an admin set up: resolved here, once.
     let fs =
         crate::beneath::Beneath::open(&location).map_err(|e| Error::io(location.display(), e))?;
-    ctx_in(cfg, fs)
+    ctx_in(storage, fs)
 }
 
 /// The store context over a mail root already opened (tests pick the resolver).
-pub(crate) fn ctx_in(cfg: &StorageConfig, fs: crate::beneath::Beneath) -> Result<Arc<Ctx>> {
+pub(crate) fn ctx_in(storage: &Arc<StorageCtx>, fs: crate::beneath::Beneath) -> Result<Arc<Ctx>> {
+    let cfg = &storage.cfg;
     let fs = Arc::new(Root::new(fs));
     let root = fs.fs.root().to_path_buf();
     for d in ["cur", "new", "tmp"] {
         mkdir(&fs, &root.join(d))?;
     }
-    uidstore::configure(crate::index::Options {
-        fsync: cfg.fsync,
-        lock_method: cfg.lock_method,
-        nfs: cfg.nfs,
-        cache_drop_days: cfg.cache_drop_days,
-        ..crate::index::Options::default()
-    });
     let ctx = Arc::new(Ctx {
+        storage: storage.clone(),
         root,
         fs,
         fsync: cfg.fsync,

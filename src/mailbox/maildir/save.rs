@@ -22,6 +22,7 @@ use super::folder::{FileInfo, Folder, Sub};
 use super::fsio;
 use super::keywords::Keywords;
 use super::lock::FolderLock;
+use super::sync::FolderState;
 use super::uidstore;
 use crate::config::FsyncMode;
 use crate::mailbox::{AppendSink, Error, Flags, Result, Uid};
@@ -86,6 +87,8 @@ pub struct Pending {
 
 /// Renames pending files into `cur/` and gives them UIDs, in order, under the folder lock.
 /// Returns the UIDVALIDITY and the new UIDs. Unpublished temp files are removed on error.
+/// The folder's shared state (when a session of this storage context has it open) takes
+/// the new files as they are, without listing the folder ([`FolderState::published`]).
 pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(u32, Vec<Uid>)> {
     let cleanup = |items: &[Pending]| {
         for p in items {
@@ -97,30 +100,78 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
         cleanup(&items);
         return Err(e);
     }
-    let lock = FolderLock::acquire(&dest.path, dest.shared.clone());
-    let _lock = match lock {
-        Ok(l) => l,
-        Err(e) => {
-            cleanup(&items);
-            return Err(e);
+    let done = {
+        let lock = FolderLock::acquire(&dest.path, dest.shared.clone());
+        let _lock = match lock {
+            Ok(l) => l,
+            Err(e) => {
+                cleanup(&items);
+                return Err(e);
+            }
+        };
+        place(dest, items, fsync)?
+    };
+    if let Some(state) = FolderState::existing(&dest.storage, &dest.path) {
+        state.published(
+            done.files,
+            done.cur_before,
+            done.cur_after,
+            done.changes_before,
+        );
+    }
+    match done.failure {
+        Some(e) => Err(e),
+        None => Ok((done.uid_validity, done.uids)),
+    }
+}
+
+/// What [`place`] did.
+struct Placed {
+    uid_validity: u32,
+    uids: Vec<Uid>,
+    files: Vec<(Uid, FileInfo)>,
+    /// `cur/`'s mtime (ns) just before the first rename and after the commit.
+    cur_before: i128,
+    cur_after: i128,
+    /// The folder's in-process change counter before this publish bumped it.
+    changes_before: u64,
+    failure: Option<Error>,
+}
+
+fn cur_mtime(dest: &Folder) -> i128 {
+    std::fs::metadata(dest.path.join("cur")).map_or(0, |m| fsio::unix_nanos(m.modified()))
+}
+
+/// The part of [`publish`] under the folder lock: numbers the files from the index's
+/// UIDNEXT, renames them into `cur/` and records them in one transaction.
+fn place(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<Placed> {
+    let cleanup = |items: &[Pending]| {
+        for p in items {
+            let _ = dest.fs().unlink(&p.tmp);
         }
     };
     let mut slot = None;
-    let loaded = match uidstore::load(dest, fsync, &mut slot, || None) {
-        Ok(l) => l,
+    let base = match uidstore::ready(dest, fsync, &mut slot) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            cleanup(&items);
+            return Err(Error::new(
+                crate::mailbox::ErrorKind::Temporary,
+                "Mailbox index is being repaired, try again",
+            ));
+        }
         Err(e) => {
             cleanup(&items);
             return Err(e);
         }
     };
-    let (Some(base), Some(ix)) = (loaded.base, slot) else {
+    let Some(ix) = slot else {
         cleanup(&items);
         return Err(Error::new(
             crate::mailbox::ErrorKind::Temporary,
             "Mailbox index is being repaired, try again",
         ));
     };
-    let mut list = loaded.list;
     let kw = match allocate_keywords(dest, &items, fsync) {
         Ok(kw) => kw,
         Err(e) => {
@@ -128,20 +179,28 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
             return Err(e);
         }
     };
-    let mut uids = Vec::with_capacity(items.len());
+    let mut out = Placed {
+        uid_validity: base.header.uid_validity,
+        uids: Vec::with_capacity(items.len()),
+        files: Vec::with_capacity(items.len()),
+        cur_before: cur_mtime(dest),
+        cur_after: 0,
+        changes_before: dest.shared.changes(),
+        failure: None,
+    };
+    let mut next = base.header.uid_next.max(1);
     let mut placed: Vec<PathBuf> = Vec::with_capacity(items.len());
     let mut files = super::filemap::FileMap::default();
-    let mut failure: Option<Error> = None;
     for p in items {
-        if failure.is_some() {
+        if out.failure.is_some() {
             let _ = dest.fs().unlink(&p.tmp);
             continue;
         }
         // Every keyword has a letter by now (allocate_keywords).
         let letters: Vec<u8> = p.flags.keywords.iter().filter_map(|k| kw.find(k)).collect();
-        if list.uid_next >= u32::MAX - 1 {
+        if next >= u32::MAX - 1 {
             let _ = dest.fs().unlink(&p.tmp);
-            failure = Some(Error::new(
+            out.failure = Some(Error::new(
                 crate::mailbox::ErrorKind::Limit,
                 "Mailbox has no UIDs left",
             ));
@@ -156,10 +215,11 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
         let mtime = dest.fs().lstat(&p.tmp).map_or(0, |st| st.mtime);
         if let Err(e) = dest.fs().rename(&p.tmp, &target) {
             let _ = dest.fs().unlink(&p.tmp);
-            failure = Some(Error::io(target.display(), e));
+            out.failure = Some(Error::io(target.display(), e));
             continue;
         }
-        let uid = list.push(base_name, Some(p.vsize));
+        let uid = next;
+        next += 1;
         if let Some(parsed) = filename::parse(&name) {
             files.insert(
                 uid,
@@ -171,10 +231,10 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
                 },
             );
         }
-        uids.push(uid);
+        out.uids.push(uid);
         placed.push(target);
     }
-    if !uids.is_empty() {
+    if !out.uids.is_empty() {
         // New mail must survive a power loss once acknowledged: the data was fsynced
         // before (append commit, or the copy in link_or_copy), and the rename into cur/ is
         // made durable here in every mode but `never`, before the index names it.
@@ -188,7 +248,7 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
                 let e = std::io::Error::from_raw_os_error(libc::ENOSPC);
                 return Err(Error::io("test: index commit", e));
             }
-            uidstore::append(&ix, &base, &list, &files, &kw)
+            uidstore::append(&ix, &base, &files, &kw)
         })();
         if let Err(e) = committed {
             // All or nothing (a full disk): files the index does not name must not
@@ -201,12 +261,11 @@ pub fn publish(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<(
             dest.shared.bump();
             return Err(e);
         }
+        out.cur_after = cur_mtime(dest);
+        out.files = files.iter().map(|(u, f)| (u, f.clone())).collect();
         dest.shared.bump();
     }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok((list.uid_validity, uids)),
-    }
+    Ok(out)
 }
 
 /// Loads `dovecot-keywords`, gives every new keyword of `items` a letter and, when one was

@@ -2,7 +2,7 @@
 //! assignment, `\Recent` claiming, `new/` → `cur/` moves and snapshot building.
 //!
 //! One [`FolderState`] per folder path is shared by every session of this process (a
-//! registry of weak references), so the file map and the snapshot exist once, and a
+//! registry of weak references in the storage context, [`super::StorageCtx`]), so the file map and the snapshot exist once, and a
 //! change is rescanned once for all sessions: a session that waited while another
 //! rescanned takes that result.
 //!
@@ -21,12 +21,11 @@
 //! This module must not know about IMAP.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::filemap::FileMap;
 use super::filename;
-use super::folder::{self, FileInfo, Folder, Sub};
+use super::folder::{FileInfo, Folder, Sub};
 use super::fsio;
 use super::keywords::{self, Keywords};
 use super::lock::{FolderLock, FOLDER_SLOT};
@@ -161,6 +160,11 @@ impl Fingerprint {
     }
 }
 
+/// Whether the snapshot holds messages nobody claimed as `\Recent` yet.
+fn unclaimed(c: &Current) -> bool {
+    c.snapshot.uid_next.saturating_sub(1) > c.recent_threshold
+}
+
 /// Whether `new/` or `cur/` holds anything that may be a message (a name not starting
 /// with `.`). Stops at the first one.
 pub(super) fn has_message_files(f: &Folder) -> bool {
@@ -209,6 +213,10 @@ pub struct Current {
     pub recent_threshold: Uid,
     /// The fingerprint and the moment (ns) it was taken, before the listing it covers.
     fingerprint: Option<(Fingerprint, i128)>,
+    /// Set by [`FolderState::published`]: until this moment (ns) the fingerprint is
+    /// trusted although our own renames just made it racy; the first sync after it lists
+    /// the folder once (to find a change by another program in the same clock tick).
+    handover_until: Option<i128>,
     seen_changes: u64,
     /// Bumped by every completed rescan: a session that waited for a rescan uses its result.
     scans: u64,
@@ -240,22 +248,13 @@ pub struct FolderState {
     dirty_found: std::sync::atomic::AtomicBool,
     /// A scan left internal dates unknown (see [`super::dates::fill`]).
     dates_unknown: std::sync::atomic::AtomicBool,
-}
-
-type Registry = HashMap<PathBuf, Weak<FolderState>>;
-
-fn registry() -> &'static Mutex<Registry> {
-    static REG: OnceLock<Mutex<Registry>> = OnceLock::new();
-    REG.get_or_init(|| Mutex::new(HashMap::new()))
+    /// Sizes computed but not recorded in the index yet ([`super::sizes`]): recorded in
+    /// batches, not one index transaction per FETCH chunk.
+    pub sizes_pending: Mutex<HashMap<Uid, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// `[storage] nfs`: directory stamps come from the server's clock.
-fn nfs() -> bool {
-    uidstore::options(FsyncMode::Never).nfs
 }
 
 fn now_nanos() -> i128 {
@@ -265,13 +264,9 @@ fn now_nanos() -> i128 {
 impl FolderState {
     /// The shared state of `folder` (created on first use, dropped with its last user).
     pub fn get(folder: Folder, fsync: FsyncMode) -> Arc<FolderState> {
-        let mut reg = lock(registry());
-        if let Some(s) = reg.get(&folder.path).and_then(Weak::upgrade) {
-            return s;
-        }
-        reg.retain(|_, w| w.strong_count() > 0);
+        let storage = folder.storage.clone();
         let path = folder.path.clone();
-        let s = Arc::new(FolderState {
+        storage.folders.get_or_make(&path, || FolderState {
             folder,
             fsync,
             scan: Mutex::new(Scanner {
@@ -285,6 +280,7 @@ impl FolderState {
                 keywords: Arc::new(Keywords::default()),
                 recent_threshold: 0,
                 fingerprint: None,
+                handover_until: None,
                 seen_changes: 0,
                 scans: 0,
                 rescans: 0,
@@ -293,14 +289,16 @@ impl FolderState {
             dirty_since: Mutex::new(None),
             dirty_found: std::sync::atomic::AtomicBool::new(false),
             dates_unknown: std::sync::atomic::AtomicBool::new(false),
-        });
-        reg.insert(path, Arc::downgrade(&s));
-        s
+            sizes_pending: Mutex::new(HashMap::new()),
+        })
     }
 
-    /// The state of `path` if some session of this process has it open.
-    pub fn existing(path: &std::path::Path) -> Option<Arc<FolderState>> {
-        lock(registry()).get(path).and_then(Weak::upgrade)
+    /// The state of `path` if some session of this storage context has it open.
+    pub fn existing(
+        storage: &super::StorageCtx,
+        path: &std::path::Path,
+    ) -> Option<Arc<FolderState>> {
+        storage.folders.get(path)
     }
 
     /// Runs `f` on the current state (briefly locked: no I/O inside).
@@ -310,13 +308,9 @@ impl FolderState {
 
     /// `Some(true)`: nothing changed; `Some(false)`: only the index changed (catch up
     /// without listing); `None`: rescan.
-    fn unchanged(&self, c: &Current, claim: bool) -> Option<bool> {
+    fn unchanged(&self, c: &Current) -> Option<bool> {
         let (fp, taken) = c.fingerprint?;
-        if claim && c.snapshot.uid_next.saturating_sub(1) > c.recent_threshold {
-            // Someone scanned without claiming: this session claims now.
-            return None;
-        }
-        if fp.racy(taken, nfs()) || c.seen_changes != self.folder.shared.changes() {
+        if !self.trusted(c, &fp, taken) || c.seen_changes != self.folder.shared.changes() {
             return None;
         }
         let now = Fingerprint::take(&self.folder);
@@ -329,12 +323,19 @@ impl FolderState {
         }
     }
 
+    /// Whether the fingerprint proves what it says: not racy, or racy only through our own
+    /// renames within the hand-over window.
+    fn trusted(&self, c: &Current, fp: &Fingerprint, taken: i128) -> bool {
+        !fp.racy(taken, self.folder.storage.nfs())
+            || c.handover_until.is_some_and(|until| now_nanos() < until)
+    }
+
     /// Looks for changes (rescanning when something moved) and returns the snapshot and
     /// the UIDs this caller claimed as `\Recent` (when `claim`).
     pub fn refresh(&self, claim: bool) -> Result<(Arc<Snapshot>, Vec<Uid>)> {
         let scans = {
             let c = lock(&self.cur);
-            if self.unchanged(&c, claim) == Some(true) {
+            if self.unchanged(&c) == Some(true) && !(claim && unclaimed(&c)) {
                 return Ok((c.snapshot.clone(), Vec::new()));
             }
             c.scans
@@ -342,16 +343,36 @@ impl FolderState {
         let mut sc = lock(&self.scan);
         let state = {
             let c = lock(&self.cur);
-            let u = self.unchanged(&c, claim);
+            let u = self.unchanged(&c);
             // A rescan finished while we waited: it is as fresh as ours would be.
-            if u == Some(true) && c.scans != scans {
+            if u == Some(true) && c.scans != scans && !(claim && unclaimed(&c)) {
                 return Ok((c.snapshot.clone(), Vec::new()));
             }
             u
         };
         if state.is_some() && self.catch_up_index(&mut sc, false)? {
-            let c = lock(&self.cur);
-            return Ok((c.snapshot.clone(), Vec::new()));
+            // Messages someone took in without claiming them (our own APPEND, a scan
+            // by STATUS or EXAMINE): claimed in the index, without a listing, when
+            // their files are in `cur/` already (claiming moves `new/` files).
+            let claimable = {
+                let c = lock(&self.cur);
+                claim && unclaimed(&c) && {
+                    let t = c.recent_threshold;
+                    let from = c.files.uids().partition_point(|u| *u <= t);
+                    c.files.uids()[from..]
+                        .iter()
+                        .all(|u| c.files.get(*u).is_some_and(|f| f.sub == Sub::Cur))
+                }
+            };
+            if !claimable {
+                let c = lock(&self.cur);
+                if !(claim && unclaimed(&c)) {
+                    return Ok((c.snapshot.clone(), Vec::new()));
+                }
+            } else if let Some(claimed) = self.claim_recent(&mut sc)? {
+                let c = lock(&self.cur);
+                return Ok((c.snapshot.clone(), claimed));
+            }
         }
         if state.is_none() && self.listing_matches(claim)? && self.catch_up_index(&mut sc, true)? {
             let c = lock(&self.cur);
@@ -373,7 +394,7 @@ impl FolderState {
     fn listing_matches(&self, claim: bool) -> Result<bool> {
         let (files, keywords_seen) = {
             let c = lock(&self.cur);
-            if claim && c.snapshot.uid_next.saturating_sub(1) > c.recent_threshold {
+            if claim && unclaimed(&c) {
                 return Ok(false); // messages to claim as \Recent: the rescan does that
             }
             match c.fingerprint {
@@ -410,6 +431,35 @@ impl FolderState {
         }
         c.seen_changes = changes;
         Ok(true)
+    }
+
+    /// Claims for the caller every message at or above the index's `\Recent` threshold
+    /// that this process has the file of, in one index transaction under the folder lock
+    /// (messages appended meanwhile by another process stay for the next claimer).
+    /// `None`: not possible without a listing (no index yet).
+    fn claim_recent(&self, sc: &mut Scanner) -> Result<Option<Vec<Uid>>> {
+        let Some(ix) = sc.index.clone() else {
+            return Ok(None);
+        };
+        let known = self.with(|c| c.files.uids().last().copied()).unwrap_or(0);
+        let claimed = {
+            let _lock = FolderLock::acquire(&self.folder.path, self.folder.shared.clone())?;
+            let mut txn = ix.begin().map_err(uidstore::map_err)?;
+            let snap = txn.snapshot().clone();
+            let from = snap.header.recent_uid;
+            let claimed: Vec<Uid> = (snap.records.iter())
+                .filter(|r| r.uid >= from && r.uid <= known)
+                .map(|r| r.uid)
+                .collect();
+            if known >= from {
+                txn.set_recent_uid(known + 1);
+                txn.commit().map_err(uidstore::map_err)?;
+            }
+            claimed
+        };
+        // A message of another process's since is found by the next sync (a listing).
+        let _ = self.catch_up_index(sc, false)?;
+        Ok(Some(claimed))
     }
 
     /// Only the index changed: takes its flags and expunges without listing the
@@ -637,14 +687,10 @@ impl FolderState {
             list = UidList::new(v);
             base = None;
         }
-        // New UIDs in delivery order. An entry is made only where the size must be
-        // computed and kept (no `W=`).
+        // New UIDs in delivery order; no list entry (no copy of the name): the size
+        // is the name's `W=`, or not known yet (computed on first need).
         for i in delivery_order(&scanned, &uid_of) {
-            let f = &scanned[i];
-            uid_of[i] = match f.parsed.vsize() {
-                Some(_) => list.assign(),
-                None => list.push(f.base().to_string(), None),
-            };
+            uid_of[i] = list.assign();
         }
         if uid_of.contains(&GONE) {
             let mut i = 0;
@@ -665,26 +711,8 @@ impl FolderState {
             self.move_new_to_cur(&mut matched);
         }
 
-        // RFC822.SIZE for files whose name has no W=: compute once, remember.
-        for (uid, f) in matched.iter() {
-            if f.parsed.vsize().is_some() {
-                continue;
-            }
-            let Some(entry) = list.entries.get_mut(&uid) else {
-                continue;
-            };
-            if entry.size.is_none() {
-                let p = self.folder.file_path(f.sub, &f.name);
-                match folder::file_crlf_size(self.folder.fs(), &p) {
-                    Ok(s) => {
-                        entry.size = Some(s);
-                    }
-                    Err(e) => {
-                        tracing::warn!(file = %p.display(), error = %e, "cannot read message to compute its size")
-                    }
-                }
-            }
-        }
+        // RFC822.SIZE of a file whose name has no `W=` is not computed here: the index
+        // records it unknown and `super::sizes` computes it on first need.
         // The index changed while we listed (a flag flush renamed files): a listed name
         // whose flags differ from its clean record may be the old name of a renamed file,
         // not a change by another program. Such names are checked; gone ones are stale.
@@ -719,7 +747,7 @@ impl FolderState {
         // racy fingerprint proves nothing there, so such a scan leaves the older stamp
         // (whose mtimes no longer match): in a folder changed all the time that saves a
         // file creation (temp file + rename) per command.
-        if !fp.racy(taken, nfs()) {
+        if !fp.racy(taken, self.folder.storage.nfs()) {
             self.write_stamp(&fp, taken, &post.header);
         }
         drop(_lock);
@@ -745,6 +773,7 @@ impl FolderState {
         c.keywords = Arc::new(keywords);
         c.recent_threshold = post.header.recent_uid.saturating_sub(1);
         c.fingerprint = Some((fp, taken));
+        c.handover_until = None;
         c.seen_changes = changes;
         c.scans += 1;
         c.rescans += 1;
@@ -799,6 +828,26 @@ impl FolderState {
     /// Records internal dates found out after the scan, in one index transaction, and
     /// takes them into the shared snapshot.
     pub fn record_dates(&self, dates: &[(Uid, i64)]) -> Result<()> {
+        self.record(|txn| {
+            for &(uid, date) in dates {
+                txn.set_date(uid, date);
+            }
+        })
+    }
+
+    /// Records sizes computed after the scan (see [`super::sizes`]), in one index
+    /// transaction, and takes them into the shared snapshot.
+    pub fn record_sizes(&self, sizes: &[(Uid, u64)]) -> Result<()> {
+        self.record(|txn| {
+            for &(uid, size) in sizes {
+                txn.set_size(uid, size);
+            }
+        })
+    }
+
+    /// One index transaction made by `fill` under the folder lock, then taken into the
+    /// shared snapshot.
+    fn record(&self, fill: impl FnOnce(&mut crate::index::Transaction<'_>)) -> Result<()> {
         let mut sc = lock(&self.scan);
         let Some(ix) = sc.index.clone() else {
             return Ok(());
@@ -806,9 +855,7 @@ impl FolderState {
         {
             let _lock = FolderLock::acquire(&self.folder.path, self.folder.shared.clone())?;
             let mut txn = ix.begin().map_err(uidstore::map_err)?;
-            for &(uid, date) in dates {
-                txn.set_date(uid, date);
-            }
+            fill(&mut txn);
             txn.commit().map_err(uidstore::map_err)?;
         }
         self.catch_up_index(&mut sc, false)?;
@@ -836,6 +883,58 @@ impl FolderState {
             }
         }
         Some(list)
+    }
+
+    /// Files this process just published under the folder lock (APPEND, COPY): taken
+    /// into the file map and, from the index, into the snapshot, without listing the
+    /// folder. Only when the last scan's view of `cur/` was still current just before
+    /// the renames (its mtime was `cur_before`) and no other writer of this process
+    /// changed the folder since (`changes_before`); otherwise the next sync rescans, as
+    /// for any change. The fingerprint takes `cur/`'s new mtime and is trusted for one
+    /// racy window from the first hand-over of a series; the first sync after the
+    /// window lists the folder (a change by another program in the same clock tick as
+    /// ours is found then). A stream of APPENDs thus lists once per window, not once
+    /// per message.
+    pub fn published(
+        &self,
+        files: Vec<(Uid, FileInfo)>,
+        cur_before: i128,
+        cur_after: i128,
+        changes_before: u64,
+    ) {
+        if files.is_empty() {
+            return;
+        }
+        let mut sc = lock(&self.scan);
+        {
+            let mut c = lock(&self.cur);
+            // A racy fingerprint (the last listing was close to a change) is taken over
+            // as it is: the listing at the end of the window settles it either way.
+            let current = c.fingerprint.is_some_and(|(fp, _)| fp.cur == cur_before)
+                && c.seen_changes == changes_before
+                && sc.index.is_some();
+            if !current {
+                return;
+            }
+            if let Some((fp, _)) = c.fingerprint.as_mut() {
+                fp.cur = cur_after;
+            }
+            // The first hand-over of a series opens the window; later ones do not
+            // extend it, so a stream of APPENDs still lists once per window.
+            if c.handover_until.is_none() {
+                let window = racy_window(cur_after, self.folder.storage.nfs());
+                c.handover_until = Some(now_nanos() + window);
+            }
+            c.seen_changes = changes_before + 1;
+            let map = Arc::make_mut(&mut c.files);
+            for (uid, f) in files {
+                map.insert(uid, f);
+            }
+        }
+        if !matches!(self.catch_up_index(&mut sc, false), Ok(true)) {
+            // The index does not match the map after all: the next sync lists.
+            lock(&self.cur).fingerprint = None;
+        }
     }
 
     /// Records files renamed by this process (flag flush), so that the next operation
@@ -1099,12 +1198,12 @@ pub fn quick_status(folder: &Folder, fsync: FsyncMode) -> Option<crate::mailbox:
     };
     let (cur, new, taken) = (stamp.cur, stamp.new, stamp.taken);
     let fp = Fingerprint::take(folder);
-    let nfs = nfs();
+    let nfs = folder.storage.nfs();
     if fp.cur != cur || fp.new != new || racy_stamp(cur, taken, nfs) || racy_stamp(new, taken, nfs)
     {
         return None;
     }
-    let ix = Index::open(&folder.path, &uidstore::options(fsync)).ok()?;
+    let ix = Index::open(&folder.path, &folder.storage.index_options(fsync)).ok()?;
     if ix.created() {
         return None;
     }
@@ -1130,7 +1229,14 @@ pub fn quick_status(folder: &Folder, fsync: FsyncMode) -> Option<crate::mailbox:
             .iter()
             .filter(|r| !SysFlags(r.flags).contains(SysFlags::SEEN))
             .count() as u32,
-        size: snap.records.iter().map(|r| r.size).sum(),
+        // UNKNOWN_SIZE when some size was not computed yet (the caller decides).
+        size: snap
+            .records
+            .iter()
+            .try_fold(0u64, |sum, r| {
+                (r.size != crate::index::UNKNOWN_SIZE).then(|| sum.saturating_add(r.size))
+            })
+            .unwrap_or(crate::index::UNKNOWN_SIZE),
     })
 }
 

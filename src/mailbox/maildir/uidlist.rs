@@ -187,6 +187,7 @@ impl UidList {
         uid
     }
 
+    #[cfg(test)]
     pub fn push(&mut self, base: String, size: Option<u64>) -> Uid {
         let uid = self.uid_next;
         self.entries.insert(uid, Entry { base, size });

@@ -3,7 +3,7 @@
 //! UIDVALIDITY, UIDNEXT, the `\Recent` threshold and, per message, its key (the file's
 //! base name), RFC822.SIZE, internal date, flags and keywords.
 //!
-//! The sync code still reasons in terms of a [`UidList`] (uid -> base name, size): [`load`]
+//! The sync code still reasons in terms of a [`UidList`] (uid -> base name, size): [`load_or_rebuild`]
 //! turns the index into one, [`save`] writes the differences back as one transaction (or
 //! rebuilds the files when UIDs are not simply appended: import, repair, new UIDVALIDITY).
 //!
@@ -27,28 +27,10 @@ use crate::config::FsyncMode;
 use crate::index::{self, Header, Index, IndexSnapshot, Record};
 use crate::mailbox::{Error, ErrorKind, Result, Uid};
 
-static CONFIGURED: std::sync::RwLock<Option<index::Options>> = std::sync::RwLock::new(None);
-
-/// Sets the `[storage]` index options (lock method, NFS, cache drop days) for every folder
-/// of this process; the fsync mode is passed per call.
-pub fn configure(opts: index::Options) {
-    *CONFIGURED.write().unwrap_or_else(|p| p.into_inner()) = Some(opts);
-}
-
-/// The index options of a folder.
-pub fn options(fsync: FsyncMode) -> index::Options {
-    let base = CONFIGURED
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-        .unwrap_or_default();
-    index::Options { fsync, ..base }
-}
-
 /// From this many messages an empty index is written whole instead of through the log.
 const BUILD_DIRECTLY: usize = 1000;
 
-/// What [`load`] found.
+/// What [`load_or_rebuild`] found.
 pub struct Loaded {
     pub list: UidList,
     /// The index state the list was read from; `None`: the files must be rebuilt.
@@ -155,18 +137,8 @@ fn salvaged(folder: &Folder, known: Option<UidList>) -> (UidList, bool) {
     (list, uncertain)
 }
 
-/// Reads the folder's UIDs. `slot` caches the open index between calls.
-/// `known` gives what this process last knew, used only to repair damage.
-pub fn load(
-    folder: &Folder,
-    fsync: FsyncMode,
-    slot: &mut Option<Arc<Index>>,
-    known: impl FnOnce() -> Option<UidList>,
-) -> Result<Loaded> {
-    load_or_rebuild(folder, fsync, slot, known, false)
-}
-
-/// [`load`], or with `force` the salvage path of damaged files on intact ones: the next
+/// Reads the folder's UIDs (`slot` caches the open index between calls; `known` gives
+/// what this process last knew, used only to repair damage), or with `force` the salvage path of damaged files on intact ones: the next
 /// save rebuilds the files from the mail files, keeping every UID (`loft index rebuild`).
 pub fn load_or_rebuild(
     folder: &Folder,
@@ -185,9 +157,46 @@ pub fn load_or_rebuild(
             uid_next_uncertain,
         });
     }
+    Ok(match open(folder, fsync, slot)? {
+        Opened::Ready(snap) => Loaded {
+            list: list_from(&snap),
+            base: Some(snap),
+            from_index: true,
+            uid_next_uncertain: false,
+        },
+        Opened::Import(list) => Loaded {
+            list,
+            base: None,
+            from_index: false,
+            uid_next_uncertain: false,
+        },
+        Opened::Damaged => {
+            let (list, uid_next_uncertain) = salvaged(folder, known());
+            Loaded {
+                list,
+                base: None,
+                from_index: false,
+                uid_next_uncertain,
+            }
+        }
+    })
+}
+
+/// What [`open`] found.
+enum Opened {
+    /// The index, usable as it is.
+    Ready(Arc<IndexSnapshot>),
+    /// A new index in a folder with an old uid list: its UIDs are to be imported.
+    Import(UidList),
+    /// Damaged files (logged): to be rebuilt from the mail files.
+    Damaged,
+}
+
+/// Opens (or takes from `slot`) the folder's index and reads it.
+fn open(folder: &Folder, fsync: FsyncMode, slot: &mut Option<Arc<Index>>) -> Result<Opened> {
     let opened = match slot.clone() {
         Some(ix) => Ok(ix),
-        None => Index::open(&folder.path, &options(fsync)),
+        None => Index::open(&folder.path, &folder.storage.index_options(fsync)),
     };
     let result = opened.and_then(|ix| {
         let snap = ix.refresh()?;
@@ -199,12 +208,7 @@ pub fn load_or_rebuild(
             if ix.created() && snap.records.is_empty() && snap.header.uid_next <= 1 {
                 // No index before this process created it: take over the old UIDs.
                 if let Some(list) = import(folder) {
-                    return Ok(Loaded {
-                        list,
-                        base: None,
-                        from_index: false,
-                        uid_next_uncertain: false,
-                    });
+                    return Ok(Opened::Import(list));
                 }
                 // A new folder is the normal case and stays quiet; an existing Maildir
                 // used for the first time (or whose index files were all deleted) gets
@@ -213,26 +217,28 @@ pub fn load_or_rebuild(
                     tracing::warn!(folder = %folder.path.display(), uidvalidity = snap.header.uid_validity, "no index and no old uid list in a folder that has messages; UIDs assigned under a new UIDVALIDITY (expected only on the first use of an existing Maildir)");
                 }
             }
-            Ok(Loaded {
-                list: list_from(&snap),
-                base: Some(snap),
-                from_index: true,
-                uid_next_uncertain: false,
-            })
+            Ok(Opened::Ready(snap))
         }
         Err(e @ index::Error::Corrupted { .. }) => {
             report(&e);
             *slot = None;
-            let (list, uid_next_uncertain) = salvaged(folder, known());
-            Ok(Loaded {
-                list,
-                base: None,
-                from_index: false,
-                uid_next_uncertain,
-            })
+            Ok(Opened::Damaged)
         }
         Err(e) => Err(map_err(e)),
     }
+}
+
+/// The folder's index state when the index is usable as it is (`slot` gets the index);
+/// `None` when a full scan must import old UIDs or repair damage first.
+pub fn ready(
+    folder: &Folder,
+    fsync: FsyncMode,
+    slot: &mut Option<Arc<Index>>,
+) -> Result<Option<Arc<IndexSnapshot>>> {
+    Ok(match open(folder, fsync, slot)? {
+        Opened::Ready(snap) => Some(snap),
+        Opened::Import(_) | Opened::Damaged => None,
+    })
 }
 
 /// System flags and keyword bits (by `names`, extended as needed) of a file.
@@ -256,11 +262,13 @@ fn flags_bits(f: &FileInfo, kw: &Keywords, names: &mut Vec<String>) -> (u8, u64)
     (f.parsed.sys.0, bits)
 }
 
+/// RFC822.SIZE from the name's `W=` or as known before; [`index::UNKNOWN_SIZE`] until
+/// first needed (`super::sizes`).
 fn size_of(list: &UidList, uid: Uid, f: &FileInfo) -> u64 {
     f.parsed
         .vsize()
         .or_else(|| list.entries.get(&uid).and_then(|e| e.size))
-        .unwrap_or(0)
+        .unwrap_or(index::UNKNOWN_SIZE)
 }
 
 /// Writes `list` (with the files it names) to the index: one transaction when it only
@@ -283,7 +291,7 @@ pub fn save(
         // than logging every append and compacting the log afterwards.
         let first_build = base.records.is_empty() && files.len() >= BUILD_DIRECTLY;
         if base.header.uid_validity == list.uid_validity && !first_build {
-            match commit(&ix, base, list, files, kw, false, stale) {
+            match commit(&ix, base, list, files, kw, stale) {
                 Ok(true) => return ix.refresh().map_err(map_err),
                 Ok(false) => {}
                 Err(e @ index::Error::Corrupted { .. }) => report(&e),
@@ -302,13 +310,12 @@ fn commit(
     list: &UidList,
     files: &FileMap,
     kw: &Keywords,
-    appends_only: bool,
     stale: &std::collections::HashSet<Uid>,
 ) -> std::result::Result<bool, index::Error> {
     let expunges: Vec<u32> = base
         .records
         .iter()
-        .filter(|r| !appends_only && !files.contains(r.uid))
+        .filter(|r| !files.contains(r.uid))
         .map(|r| r.uid)
         .collect();
     let mut names = base.keywords.clone();
@@ -319,10 +326,7 @@ fn commit(
         match base.get(uid) {
             // A dirty record's file name still shows older flags: not an external change.
             Some(r)
-                if appends_only
-                    || r.dirty
-                    || stale.contains(&uid)
-                    || (r.flags == flags && r.keywords == bits) => {}
+                if r.dirty || stale.contains(&uid) || (r.flags == flags && r.keywords == bits) => {}
             Some(_) => changes.push((uid, flags, bits, None)),
             None => changes.push((uid, flags, bits, Some(f))),
         }
@@ -341,15 +345,7 @@ fn commit(
         txn.expunge(uid);
     }
     for (uid, flags, local, file) in changes {
-        // `names` extends the index's table: map by name, the transaction adds new ones.
-        let mut bits = 0u64;
-        for (i, n) in names.iter().enumerate() {
-            if local & (1 << i) != 0 {
-                if let Some(b) = txn.keyword_index(n) {
-                    bits |= 1 << b;
-                }
-            }
-        }
+        let bits = txn_bits(&mut txn, &names, local);
         match file {
             None => txn.set_flags(uid, flags, bits, false),
             Some(f) => {
@@ -403,8 +399,8 @@ fn rebuild(
         recent_uid: list.recent.saturating_add(1).min(list.uid_next),
         ..Header::default()
     };
-    let ix =
-        Index::rebuild(&folder.path, &options(fsync), header, names, records).map_err(map_err)?;
+    let opts = folder.storage.index_options(fsync);
+    let ix = Index::rebuild(&folder.path, &opts, header, names, records).map_err(map_err)?;
     if let Err(e) = ix.cache().bind_uid_validity(list.uid_validity) {
         tracing::warn!(error = %e, "cannot bind the index cache to the new UIDVALIDITY");
     }
@@ -413,15 +409,44 @@ fn rebuild(
     Ok(snap)
 }
 
-/// Records newly published files (UIDs pushed onto `list`, which was loaded from `base`).
-pub fn append(
-    ix: &Index,
-    base: &Arc<IndexSnapshot>,
-    list: &UidList,
-    files: &FileMap,
-    kw: &Keywords,
-) -> Result<()> {
-    match commit(ix, base, list, files, kw, true, &Default::default()) {
+/// `local` keyword bits (of `names`) as bits of the transaction's keyword table (names
+/// it does not have yet are added).
+fn txn_bits(txn: &mut index::Transaction<'_>, names: &[String], local: u64) -> u64 {
+    let mut bits = 0u64;
+    for (i, n) in names.iter().enumerate().take(64) {
+        if local & (1 << i) != 0 {
+            if let Some(b) = txn.keyword_index(n) {
+                bits |= 1 << b;
+            }
+        }
+    }
+    bits
+}
+
+/// Records newly published files, numbered from `base`'s UIDNEXT on (the state read
+/// under the folder lock), in one transaction. No per-message copy of the index is made.
+pub fn append(ix: &Index, base: &Arc<IndexSnapshot>, files: &FileMap, kw: &Keywords) -> Result<()> {
+    let run = || -> std::result::Result<bool, index::Error> {
+        let mut txn = ix.begin()?;
+        let now = txn.snapshot().clone();
+        if !Arc::ptr_eq(&now, base) && *now != **base {
+            // Someone wrote without the folder lock (another tool).
+            return Ok(false);
+        }
+        let mut names = base.keywords.clone();
+        for (uid, f) in files.iter() {
+            let (flags, local) = flags_bits(f, kw, &mut names);
+            let bits = txn_bits(&mut txn, &names, local);
+            let size = f.parsed.vsize().unwrap_or(index::UNKNOWN_SIZE);
+            let date = f.mtime.unwrap_or(index::UNKNOWN_DATE);
+            if txn.append(f.base().as_bytes(), flags, bits, size, date) != uid {
+                return Ok(false);
+            }
+        }
+        txn.commit()?;
+        Ok(true)
+    };
+    match run() {
         Ok(true) => Ok(()),
         Ok(false) => Err(
             Error::new(ErrorKind::Temporary, "Mailbox changed, try again")
@@ -437,8 +462,7 @@ pub fn append(
 /// Makes sure the folder's index exists and is usable (importing old UIDs or repairing
 /// damage with a full scan when needed). Call without the folder lock.
 pub fn ensure(folder: &Folder, fsync: FsyncMode) -> Result<()> {
-    let mut slot = None;
-    if load(folder, fsync, &mut slot, || None)?.base.is_some() {
+    if ready(folder, fsync, &mut None)?.is_some() {
         return Ok(());
     }
     super::sync::FolderState::get(folder.clone(), fsync)

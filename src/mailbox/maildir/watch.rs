@@ -69,7 +69,10 @@ mod tests {
             crate::beneath::Beneath::open(d.path()).unwrap(),
         ));
         let top = root.fs.root().to_path_buf();
-        let folder = Folder::new("INBOX".into(), top.clone(), root);
+        let storage = super::super::StorageCtx::new(
+            &crate::config::Config::for_tests(std::path::Path::new("/nonexistent")).storage,
+        );
+        let folder = Folder::new("INBOX".into(), top.clone(), root, &storage);
         let mut sig = change_signal(&folder).expect("inotify");
         let mut buf = [0u8; 4096];
         assert!(sig.read(&mut buf).is_err(), "quiet before any change");

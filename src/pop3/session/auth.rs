@@ -314,7 +314,7 @@ impl Session {
         } else {
             None
         };
-        let storage = &self.ctx.cfg.storage;
+        let storage = &self.ctx.storage;
         let opened = blocking(|| Maildrop::open(storage, user.clone(), lock, limit));
         match opened {
             Ok(drop) => {

@@ -29,6 +29,8 @@ pub struct Context {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub user_limits: Arc<UserIpLimits>,
     pub registry: Arc<Registry>,
+    /// The storage every session of this server shares.
+    pub storage: Arc<crate::mailbox::Storage>,
 }
 
 const KICKED_ERR: &str =
@@ -183,6 +185,7 @@ impl Session {
                 }
                 _ = kicked(self.slot.as_ref()) => break self.kicked().await,
             };
+            let started = std::time::Instant::now();
             let flow = match line {
                 Err(_) => {
                     // RFC 1939 §3: an autologout timer closes without entering UPDATE.
@@ -204,6 +207,7 @@ impl Session {
                 break "connection error";
             }
             self.conn.shrink();
+            self.ctx.storage.after_command(started.elapsed());
             if flow == Flow::Close {
                 break if self.bad_commands >= MAX_BAD_COMMANDS {
                     "too many bad commands"

@@ -31,14 +31,16 @@ pub(super) struct Maildrop {
 impl Maildrop {
     /// Opens the user's INBOX read-write and takes its snapshot. Blocking.
     pub fn open(
-        storage: &crate::config::StorageConfig,
+        storage: &mailbox::Storage,
         user: User,
         lock: Option<MaildropLock>,
         limit: UserIpGuard,
     ) -> mailbox::Result<Maildrop> {
-        let store = mailbox::open_store(storage, &user.name, user.home.as_deref())?;
+        let store = storage.open_store(&user.name, user.home.as_deref())?;
         let mut mailbox = store.open("INBOX", false)?;
-        let snapshot = mailbox.sync()?.snapshot;
+        // STAT and LIST need every size (RFC 1939 §5): those not computed yet, now.
+        let synced = mailbox.sync()?.snapshot;
+        let snapshot = mailbox::with_sizes(mailbox.as_ref(), synced);
         let live_size = snapshot.messages.iter().map(|m| m.size).sum();
         Ok(Maildrop {
             user,

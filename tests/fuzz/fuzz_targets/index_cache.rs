@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         nfs: data.first().is_some_and(|b| b & 1 == 1),
         log_compact_bytes: 1 << 20,
         cache_drop_days: 30,
+        ..Options::default()
     };
     if std::fs::write(dir.join(FILE_NAME), data).is_err() {
         return;

@@ -146,7 +146,7 @@ fn the_fallback_resolver_refuses_links_too() {
     let root = d.path().join("mail/bob");
     std::fs::create_dir_all(&root).unwrap();
     let fs = Beneath::with_resolver(&root, Resolver::Walk).unwrap();
-    let ctx = super::super::ctx_in(&cfg(d.path()), fs).unwrap();
+    let ctx = super::super::ctx_in(&super::super::StorageCtx::new(&cfg(d.path())), fs).unwrap();
     let s: Arc<dyn Store> = Arc::new(super::super::layout::MaildirStore::new(ctx));
     append(&*s, "INBOX", b"a\r\n", Flags::default(), None);
     s.create("Real/Child", None).unwrap();

@@ -30,12 +30,12 @@ fn store_renames_nothing_until_the_last_close() {
     let out = a.store(&[1, 2, 3], StoreOp::Add, &flagged()).unwrap();
     assert_eq!(out.len(), 3);
     assert_eq!(files_in(&root.join("cur")), before, "STORE renamed files");
-    // The other session sees the flags (from the index), and so does a new process.
+    // The other session sees the flags (from the index), and so does another process
+    // (another storage context; its session stays open: its last close would flush).
     assert!(sys_of(&b.sync().unwrap().snapshot, 2).contains(SysFlags::FLAGGED));
     let (s2, _) = store(d.path());
     let mut c = s2.open("INBOX", false).unwrap();
     assert!(sys_of(&c.sync().unwrap().snapshot, 3).contains(SysFlags::FLAGGED));
-    drop(c);
     // A scan does not take the old names for an external change.
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(root.join("new/1.M9P9.mta"), b"y\r\n").unwrap();
@@ -57,6 +57,7 @@ fn store_renames_nothing_until_the_last_close() {
         "{names:?}"
     );
     assert!(crate::index::Index::verify(&root).is_empty());
+    drop(c);
 }
 
 #[test]

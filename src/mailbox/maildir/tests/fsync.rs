@@ -8,7 +8,7 @@ use super::super::fsio::take_synced_dirs;
 
 fn store_with(dir: &Path, fsync: FsyncMode) -> (Arc<dyn Store>, PathBuf) {
     let c = StorageConfig { fsync, ..cfg(dir) };
-    let s = super::super::open_store(&c, "bob", None).unwrap();
+    let s = super::super::open_store(&super::super::StorageCtx::new(&c), "bob", None).unwrap();
     (s, dir.join("mail/bob"))
 }
 

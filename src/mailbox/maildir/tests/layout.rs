@@ -120,7 +120,12 @@ fn bad_names_refused() {
     }
     for u in ["../bob", "a/b", "..", "", "a\0"] {
         assert!(
-            crate::mailbox::maildir::open_store(&cfg(d.path()), u, None).is_err(),
+            crate::mailbox::maildir::open_store(
+                &super::super::StorageCtx::new(&cfg(d.path())),
+                u,
+                None
+            )
+            .is_err(),
             "{u:?}"
         );
     }

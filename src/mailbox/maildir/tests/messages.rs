@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::config::StorageConfig;
 use crate::mailbox::{ErrorKind, Flags, StoreOp, SysFlags};
 
 #[test]
@@ -493,7 +494,10 @@ fn search_reads_stored_line_ends_fetch_converts() {
     std::fs::write(root.join("cur/300.M1P1.host,W=11:2,"), b"A: b\r\n\r\nz\n").unwrap();
     let mut m = s.open("INBOX", true).unwrap();
     let snap = m.sync().unwrap().snapshot;
-    assert_eq!(snap.messages[0].size, 14);
+    // No W=: not computed by the scan; computed on request, then in the snapshot.
+    assert_eq!(snap.messages[0].size, crate::mailbox::UNKNOWN_SIZE);
+    assert_eq!(m.sizes(&[1, 2, 99]), vec![Some(14), Some(10), None]);
+    assert_eq!(m.sync().unwrap().snapshot.messages[0].size, 14);
     assert_eq!(&m.fetch_message(1).unwrap()[..], b"A: b\r\n\r\nx\r\ny\r\n");
     assert_eq!(&m.fetch_for_search(1).unwrap()[..], b"A: b\n\nx\ny\n");
     // W= equal to the raw length (a wrong name): trusted, served as stored.
@@ -501,4 +505,53 @@ fn search_reads_stored_line_ends_fetch_converts() {
     assert_eq!(&m.fetch_for_search(2).unwrap()[..], b"A: b\r\n\r\nz\n");
     // A true W= (the bare LF counted twice): converted.
     assert_eq!(&m.fetch_message(3).unwrap()[..], b"A: b\r\n\r\nz\r\n");
+}
+
+/// Our own APPEND hands its new file to the folder's shared state instead of listing the
+/// folder again: a session of this process sees the message at its next sync without a
+/// listing. Proved with a file slipped into `cur/` behind the fingerprint's back (the
+/// directory's mtime put back): a listing finds it, the hand-over does not. Once the
+/// racy window of our own change is over, one listing looks again and finds it.
+#[test]
+fn append_hands_its_file_to_the_folder_state_without_listing() {
+    let d = tempfile::tempdir().unwrap();
+    // NFS mode: the racy window is 2 s, long enough for a loaded test machine.
+    let c = StorageConfig {
+        nfs: true,
+        ..cfg(d.path())
+    };
+    let s = super::super::open_store(&super::super::StorageCtx::new(&c), "bob", None).unwrap();
+    let root = d.path().join("mail/bob");
+    for i in 0..3 {
+        append(
+            &*s,
+            "INBOX",
+            format!("m{i}\r\n").as_bytes(),
+            Flags::default(),
+            None,
+        );
+    }
+    let mut m = s.open("INBOX", true).unwrap();
+    assert_eq!(m.sync().unwrap().snapshot.messages.len(), 3);
+    // Past the racy window of the appends above.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(m.sync().unwrap().snapshot.messages.len(), 3);
+    let cur = root.join("cur");
+    let stamp = std::fs::metadata(&cur).unwrap().modified().unwrap();
+    std::fs::write(cur.join("999.M1P1.sneaky:2,"), b"x\r\n").unwrap();
+    std::fs::File::open(&cur)
+        .unwrap()
+        .set_modified(stamp)
+        .unwrap();
+    let t = std::time::Instant::now();
+    let (_, uid) = append(&*s, "INBOX", b"new\r\n", Flags::default(), None);
+    let snap = m.sync().unwrap().snapshot;
+    let uids: Vec<u32> = snap.messages.iter().map(|x| x.uid).collect();
+    if t.elapsed() < std::time::Duration::from_millis(1500) {
+        assert_eq!(uids, vec![1, 2, 3, uid], "the folder was listed again");
+    }
+    assert_eq!(&m.fetch_message(uid).unwrap()[..], b"new\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let snap = m.sync().unwrap().snapshot;
+    assert_eq!(snap.messages.len(), 5, "no listing after the window");
 }

@@ -6,6 +6,7 @@ mod flagsync;
 mod fsync;
 mod keywords;
 mod layout;
+mod memory;
 mod messages;
 mod racy;
 mod scale;
@@ -31,7 +32,7 @@ pub(super) fn cfg(dir: &Path) -> StorageConfig {
 }
 
 pub(super) fn store(dir: &Path) -> (Arc<dyn Store>, PathBuf) {
-    let s = super::open_store(&cfg(dir), "bob", None).unwrap();
+    let s = super::open_store(&super::StorageCtx::new(&cfg(dir)), "bob", None).unwrap();
     (s, dir.join("mail/bob"))
 }
 
@@ -74,4 +75,42 @@ pub(super) fn files_in(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// No process-wide mutable state in the Maildir backend or the index engine: what
+/// sessions share lives in the storage context ([`super::StorageCtx`]), passed
+/// explicitly. Allowed: counters that only make names unique (a temp file, a delivery,
+/// a UIDVALIDITY), the host name read once, and thread-local test hooks.
+#[test]
+fn no_process_wide_state_in_maildir_and_index() {
+    let allowed = [
+        "static TMP_COUNTER: AtomicU64",
+        "static COUNTER: AtomicU64",
+        "static COUNTER: std::sync::atomic::AtomicU64",
+        "static LAST: AtomicU32",
+        "static HOST: OnceLock<String>",
+        "pub static SYNCED_DIRS:",
+        "pub static FAIL_COMMIT:",
+    ];
+    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    let mut stack = vec![top.join("mailbox/maildir"), top.join("index")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            for (i, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("").trim();
+                let is_static = code.starts_with("static ") || code.starts_with("pub static ");
+                if is_static && !allowed.iter().any(|a| code.starts_with(a)) {
+                    found.push(format!("{}:{}: {code}", p.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "process-wide state: {found:#?}");
 }

@@ -4,16 +4,25 @@
 
 use super::*;
 use crate::mailbox::maildir::sync::FolderState;
+use crate::mailbox::maildir::StorageCtx;
 
-fn rescans(root: &Path) -> u64 {
-    let state = FolderState::existing(&root.canonicalize().unwrap()).expect("folder open");
+/// A store with its storage context (to look at the folder's shared state).
+fn store_ctx(dir: &Path) -> (Arc<StorageCtx>, Arc<dyn Store>, PathBuf) {
+    let ctx = StorageCtx::new(&cfg(dir));
+    let s = super::super::open_store(&ctx, "bob", None).unwrap();
+    (ctx, s, dir.join("mail/bob"))
+}
+
+fn rescans(ctx: &StorageCtx, root: &Path) -> u64 {
+    let path = root.canonicalize().unwrap();
+    let state = FolderState::existing(ctx, &path).expect("folder open");
     state.with(|c| c.rescans)
 }
 
 #[test]
 fn racy_syncs_of_an_unchanged_folder_do_not_rescan() {
     let d = tempfile::tempdir().unwrap();
-    let (s, root) = store(d.path());
+    let (ctx, s, root) = store_ctx(d.path());
     for _ in 0..3 {
         append(
             &*s,
@@ -25,14 +34,14 @@ fn racy_syncs_of_an_unchanged_folder_do_not_rescan() {
     }
     let mut m = s.open("INBOX", false).unwrap();
     assert_eq!(m.sync().unwrap().snapshot.messages.len(), 3);
-    let before = rescans(&root);
+    let before = rescans(&ctx, &root);
     // Right after the appends the directories' timestamps are racy: each sync must
     // check the folder, and a listing equal to the file map is enough.
     for _ in 0..5 {
         assert_eq!(m.sync().unwrap().snapshot.messages.len(), 3);
     }
     assert_eq!(
-        rescans(&root),
+        rescans(&ctx, &root),
         before,
         "racy syncs of an unchanged folder rescanned"
     );

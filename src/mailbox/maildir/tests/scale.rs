@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use super::store;
+use super::{append, store};
 use crate::mailbox::{Flags, StoreOp, SysFlags};
 
 fn rss_kb() -> u64 {
@@ -22,14 +22,19 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-#[ignore]
-fn scale() {
-    let n: usize = std::env::var("LOFT_SCALE_MESSAGES")
+/// `LOFT_SCALE_MESSAGES` (100,000) and a fresh directory for a store.
+pub(super) fn setup() -> (usize, tempfile::TempDir) {
+    let n = std::env::var("LOFT_SCALE_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let dir = tempfile::tempdir().unwrap();
+    (n, tempfile::tempdir().unwrap())
+}
+
+#[test]
+#[ignore]
+fn scale() {
+    let (n, dir) = setup();
     let (s, root) = store(dir.path());
     let t = Instant::now();
     for i in 0..n {
@@ -125,4 +130,47 @@ fn scale() {
     let st = s.status("INBOX").unwrap();
     println!("STATUS (folder closed, again): {:?}", t.elapsed());
     assert_eq!(st.unseen as usize, n);
+}
+
+/// The cost of one APPEND (and the sync after it) into a folder of
+/// `LOFT_APPEND_FOLDER` (10,000) messages held open by a session (ignored: run by hand;
+/// `strace -f -c` around it counts the system calls, setup included, so run it once
+/// with `LOFT_APPEND_N=0` for the baseline).
+#[test]
+#[ignore]
+fn append_cost() {
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (folder, n) = (env("LOFT_APPEND_FOLDER", 10_000), env("LOFT_APPEND_N", 200));
+    let dir = tempfile::tempdir().unwrap();
+    let (s, root) = store(dir.path());
+    for i in 0..folder {
+        let body = format!("Subject: m{i}\r\n\r\nbody {i}\r\n");
+        let name = format!(
+            "{}.M{i}P1.h,S={},W={}:2,S",
+            1_600_000_000 + i,
+            body.len(),
+            body.len()
+        );
+        std::fs::write(root.join("cur").join(name), body).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let mut mb = s.open("INBOX", false).unwrap();
+    mb.sync().unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        let msg = format!("Subject: new {i}\r\n\r\nhello\r\n");
+        append(&*s, "INBOX", msg.as_bytes(), Flags::default(), None);
+        assert_eq!(mb.sync().unwrap().snapshot.messages.len(), folder + i + 1);
+    }
+    if n > 0 {
+        println!(
+            "APPEND + sync into {folder}: {:?} each",
+            t.elapsed() / n as u32
+        );
+    }
 }

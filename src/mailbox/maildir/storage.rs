@@ -1,0 +1,113 @@
+//! The storage context: what every store, folder and mailbox of this process shares,
+//! created once (by [`crate::mailbox::Storage::new`], at server start) and passed
+//! explicitly — held by every store ([`super::Ctx`]), folder ([`super::folder::Folder`])
+//! and through them every mailbox. There is no process-wide variable behind it: two
+//! contexts (two servers in one test process) share nothing but the files.
+//!
+//! It holds the `[storage]` settings, the index options (with the index engine's own
+//! shared state: one instance per folder, the write-lock gate), and the in-process state
+//! of open folders: one [`FolderState`] and one [`FolderShared`] per folder directory
+//! (weak references: dropped with their last user), and the day each folder's cache was
+//! last compacted.
+//!
+//! This module must not know about IMAP.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+
+use super::lock::FolderShared;
+use super::sync::FolderState;
+use crate::config::{FsyncMode, StorageConfig};
+
+/// One shared `T` per folder directory, alive while someone holds it.
+pub struct Registry<T>(Mutex<HashMap<PathBuf, Weak<T>>>);
+
+impl<T> Default for Registry<T> {
+    fn default() -> Self {
+        Registry(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<T> Registry<T> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Weak<T>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The `T` of `path` if someone holds it.
+    pub fn get(&self, path: &Path) -> Option<Arc<T>> {
+        self.map().get(path).and_then(Weak::upgrade)
+    }
+
+    /// The `T` of `path`, made by `make` when nobody holds one (no I/O inside `make`:
+    /// the registry is locked meanwhile).
+    pub fn get_or_make(&self, path: &Path, make: impl FnOnce() -> T) -> Arc<T> {
+        let mut reg = self.map();
+        if let Some(s) = reg.get(path).and_then(Weak::upgrade) {
+            return s;
+        }
+        reg.retain(|_, w| w.strong_count() > 0);
+        let s = Arc::new(make());
+        reg.insert(path.to_path_buf(), Arc::downgrade(&s));
+        s
+    }
+}
+
+pub struct StorageCtx {
+    pub cfg: StorageConfig,
+    /// `[storage]` index options (lock method, NFS, cache drop days) with the index
+    /// engine's shared state; the fsync mode is set per call ([`StorageCtx::index_options`]).
+    index: crate::index::Options,
+    /// One synchronised view per folder, shared by every session ([`FolderState::get`]).
+    pub(super) folders: Registry<FolderState>,
+    /// One in-process lock and change counter per folder ([`super::lock`]).
+    pub(super) locks: Registry<FolderShared>,
+    /// The day each folder's cache was last compacted ([`super::cachecare`]).
+    compacted: Mutex<HashMap<PathBuf, u32>>,
+}
+
+impl StorageCtx {
+    pub fn new(cfg: &StorageConfig) -> Arc<StorageCtx> {
+        Arc::new(StorageCtx {
+            cfg: cfg.clone(),
+            index: crate::index::Options {
+                fsync: cfg.fsync,
+                lock_method: cfg.lock_method,
+                nfs: cfg.nfs,
+                cache_drop_days: cfg.cache_drop_days,
+                ..crate::index::Options::default()
+            },
+            folders: Registry::default(),
+            locks: Registry::default(),
+            compacted: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The index options of a folder (every index of this context shares their state).
+    pub fn index_options(&self, fsync: FsyncMode) -> crate::index::Options {
+        crate::index::Options {
+            fsync,
+            ..self.index.clone()
+        }
+    }
+
+    /// `[storage] nfs`: directory stamps come from the server's clock.
+    pub fn nfs(&self) -> bool {
+        self.index.nfs
+    }
+
+    /// The in-process lock and change counter of the folder at `path`.
+    pub fn folder_shared(&self, path: &Path) -> Arc<FolderShared> {
+        self.locks.get_or_make(path, FolderShared::default)
+    }
+
+    /// Records that the cache of the folder at `path` is compacted `day`; `false` when
+    /// it was already that day.
+    pub fn first_compaction_of(&self, path: &Path, day: u32) -> bool {
+        let mut m = self.compacted.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= 100_000 {
+            m.clear();
+        }
+        m.insert(path.to_path_buf(), day) != Some(day)
+    }
+}
