@@ -26,7 +26,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("pop3", &["auth", "config", "mailbox", "net", "quirks"]),
     (
         "server",
-        &["auth", "config", "imap", "net", "pop3", "tls", "quirks"],
+        &[
+            "auth", "config", "imap", "mailbox", "net", "pop3", "tls", "quirks",
+        ],
     ),
 ];
 

@@ -351,6 +351,21 @@ mod tests {
         panic!("workers never picked up the jobs");
     }
 
+    /// Waits until the lanes hold this many queued checks (spawned submissions are
+    /// enqueued when their task first runs: on a loaded machine, not within a fixed sleep).
+    async fn queued(pool: &Pool, suspect: usize, clean: usize) {
+        for _ in 0..400 {
+            {
+                let st = lock(&pool.shared.state);
+                if st.suspect.len() == suspect && st.clean.len() == clean {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("submissions never reached the queues");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn full_queue_and_address_share_refuse_and_clean_goes_first() {
         let pool = Arc::new(Pool::new(2, 4, || {}));
@@ -367,7 +382,7 @@ mod tests {
         };
         let s1 = submit(Lane::Suspect, ip(1), "s1");
         let s2 = submit(Lane::Suspect, ip(1), "s2");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        queued(&pool, 2, 0).await;
         // A third from the same suspect address exceeds its share.
         assert_eq!(
             submit(Lane::Suspect, ip(1), "s3").await.unwrap(),
@@ -375,14 +390,14 @@ mod tests {
         );
         let s4 = submit(Lane::Suspect, ip(2), "s4");
         let s5 = submit(Lane::Suspect, ip(3), "s5");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        queued(&pool, 4, 0).await;
         assert_eq!(
             submit(Lane::Suspect, ip(4), "s6").await.unwrap(),
             Err(Busy::QueueFull)
         );
         // The clean lane has its own room and is served first.
         let c1 = submit(Lane::Clean, ip(9), "c1");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        queued(&pool, 4, 1).await;
         for _ in 0..2 {
             release.send(()).unwrap();
         }

@@ -165,7 +165,12 @@ async fn failures_take_the_same_time_whatever_the_user_and_scheme() {
     // Each user's fastest of three: a loaded machine only ever adds time (a late timer
     // wake-up), while an unpadded check would make every "slow" attempt slower.
     let mut times: Vec<(&str, Duration)> = Vec::new();
-    for (i, user) in ["slow", "plain", "ghost"].iter().cycle().take(9).enumerate() {
+    for (i, user) in ["slow", "plain", "ghost"]
+        .iter()
+        .cycle()
+        .take(9)
+        .enumerate()
+    {
         let ip = IpAddr::from([192, 0, 2, i as u8 + 1]);
         let t = Instant::now();
         assert_eq!(a.authenticate(user, "wrong", ip).await, AuthResult::Failed);

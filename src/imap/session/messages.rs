@@ -16,6 +16,7 @@ use crate::mailbox::search::{self, EnvelopeData, MessageContext, NumSet, SearchK
 use crate::mailbox::{
     ErrorKind, Flags, MessageData, StoreOp, SysFlags, Uid, UNKNOWN_DATE, UNKNOWN_SIZE,
 };
+use crate::net::{storage, Cost};
 
 /// Cache field holding a message's header block (opaque to the store). Named `hdr2`
 /// since header blocks longer than 8 KiB could be cut short at a read boundary before;
@@ -252,6 +253,7 @@ impl Session {
             Ok(t) => t,
             Err(s) => return s,
         };
+        let cost = self.cost(true);
         let Some(view) = self.view.as_mut() else {
             return Status::bad("No mailbox selected.");
         };
@@ -259,7 +261,7 @@ impl Session {
             return Status::no_code(ResponseCode::ReadOnly, "Mailbox is read-only.");
         }
         let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
-        let changed = match blocking(|| view.mailbox.store(&uids, op, flags)) {
+        let changed = match storage(cost, || view.mailbox.store(&uids, op, flags)) {
             Ok(c) => c,
             Err(e) => return self.storage_error("store", &e),
         };
@@ -365,13 +367,14 @@ impl Session {
             },
             None => None,
         };
+        let cost = self.cost(true);
         let Some(view) = self.view.as_mut() else {
             return Status::bad("No mailbox selected.");
         };
         if view.read_only {
             return Status::no_code(ResponseCode::ReadOnly, "Mailbox is read-only.");
         }
-        match blocking(|| view.mailbox.expunge(only_uids.as_deref())) {
+        match storage(cost, || view.mailbox.expunge(only_uids.as_deref())) {
             Ok(removed) => {
                 view.expunged_now(&removed, &mut self.conn.out);
                 Status::ok("Expunge completed.")
@@ -443,7 +446,13 @@ impl Session {
             Ok(s) => s,
             Err(s) => return Ok(s),
         };
-        let mut sink = match blocking(|| store.append(&name)) {
+        // In place only into the selected mailbox when it is small (another folder may
+        // be big, or not open yet in this process: its first scan is no small work).
+        let cost = match self.view.as_ref().is_some_and(|v| v.mailbox.name() == name) {
+            true => self.cost(true),
+            false => Cost::Large,
+        };
+        let mut sink = match storage(cost, || store.append(&name)) {
             Ok(sink) => sink,
             Err(e) => {
                 self.drain_literal(head).await?;
@@ -465,38 +474,40 @@ impl Session {
         let mut write_error = None;
         let complete = self
             .conn
-            .stream_literal(head.size, |chunk| match blocking(|| sink.write(chunk)) {
-                Ok(()) => true,
-                Err(e) => {
-                    write_error = Some(e);
-                    false
+            .stream_literal(head.size, |chunk| {
+                match storage(cost, || sink.write(chunk)) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        write_error = Some(e);
+                        false
+                    }
                 }
             })
             .await;
         if !matches!(complete, Ok(true)) {
-            blocking(|| sink.abort());
+            storage(cost, || sink.abort());
             return Err((Status::bad("Connection lost during APPEND."), Flow::Close));
         }
         // The command line goes on after the literal: it must end here (no MULTIAPPEND).
         let rest = self.conn.read_line(self.ctx.cfg.imap.max_line_length).await;
         if let Some(e) = write_error {
-            blocking(|| sink.abort());
+            storage(cost, || sink.abort());
             return Ok(self.storage_error("append: writing the message", &e));
         }
         match rest {
             Ok(Some(r)) if r.is_empty() => {}
             Ok(Some(_)) | Err(_) => {
-                blocking(|| sink.abort());
+                storage(cost, || sink.abort());
                 return Ok(Status::bad(
                     "Unexpected data after the APPEND message literal.",
                 ));
             }
             Ok(None) => {
-                blocking(|| sink.abort());
+                storage(cost, || sink.abort());
                 return Err((Status::bad("Connection lost."), Flow::Close));
             }
         }
-        match blocking(|| sink.commit(&head.flags, head.date)) {
+        match storage(cost, || sink.commit(&head.flags, head.date)) {
             Ok((uid_validity, uid)) => Ok(Status::ok_code(
                 ResponseCode::AppendUid { uid_validity, uid },
                 "Append completed.",

@@ -460,7 +460,7 @@ impl Session {
     /// How storage work on the selected mailbox runs ([`crate::net::storage`]): in place
     /// when the mailbox holds at most [`SMALL_MAILBOX`] messages and the work cannot wait
     /// for an fsync (`writes` under `[storage] fsync` other than "never").
-    fn cost(&self, writes: bool) -> Cost {
+    pub(super) fn cost(&self, writes: bool) -> Cost {
         let small = self
             .view
             .as_ref()
