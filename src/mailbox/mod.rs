@@ -10,6 +10,7 @@
 //!
 //! This module must not know about IMAP, POP3, quirks or Lua.
 
+pub mod access;
 pub mod date;
 pub mod error;
 mod maildir;
