@@ -10,11 +10,11 @@
 //! # The backend boundary
 //!
 //! A mail format (Maildir today, mbox next) implements [`Store`](super::Store) and
-//! [`Mailbox`](super::Mailbox) and provides only what depends on its on-disk format:
+//! [`Mailbox`] and provides only what depends on its on-disk format:
 //!
-//! * list/scan: [`Mailbox::sync`](super::Mailbox::sync) (the messages, their UIDs,
+//! * list/scan: [`Mailbox::sync`] (the messages, their UIDs,
 //!   flags, sizes and dates as far as known without opening them);
-//! * open a message's bytes: [`Mailbox::fetch_message`](super::Mailbox::fetch_message)
+//! * open a message's bytes: [`Mailbox::fetch_message`]
 //!   (CRLF), `fetch_header`, `fetch_range` (`Ok(None)` when it cannot),
 //!   `fetch_for_search` (as stored), and `internal_date` for a date not known yet;
 //! * save: [`Store::append`](super::Store::append), `copy_to`;
@@ -41,7 +41,7 @@ mod message;
 mod ranges;
 pub mod search;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use message::Message;
 pub use search::{search, EnvelopeCodec, SearchScope};
@@ -80,7 +80,7 @@ pub struct Derived {
 /// answers a whole batch and a message needed whole is read once.
 #[derive(Default)]
 pub struct Plan<'p> {
-    /// Fields the command may ask through [`Message::derived`]; indexes into this slice
+    /// Fields the command may ask through [`Message::derived_into`]; indexes into this slice
     /// name them there.
     pub derived: Vec<&'p Derived>,
     /// The command asks sections inside the message (`1.2`, `2.MIME`): part maps are

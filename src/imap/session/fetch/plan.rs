@@ -166,4 +166,46 @@ mod tests {
         let p = FetchPlan::new(false, &[FetchAtt::Rfc822Size, FetchAtt::Rfc822Text]);
         assert!(p.access.whole && p.sets_seen);
     }
+
+    /// ENVELOPE, BODY and BODYSTRUCTURE through the access layer (header-only reads,
+    /// cache misses then hits) equal the encoders run on the whole parsed message, on
+    /// the MIME corpus and every truncation of it.
+    #[test]
+    fn derived_items_equal_eager_encoding() {
+        use crate::mailbox::access::tests::{variations, Memory};
+        use crate::mailbox::access::Batch;
+        use crate::mailbox::message::parse;
+        let mb = Memory::new(variations());
+        let items = [FetchAtt::Envelope, FetchAtt::Body, FetchAtt::BodyStructure];
+        let uids: Vec<u32> = (1..=mb.messages.len() as u32).collect();
+        for pass in ["cold", "warm"] {
+            // Each item alone (ENVELOPE from the header only) and all together.
+            let mut plans: Vec<Vec<FetchAtt>> = items.iter().map(|i| vec![i.clone()]).collect();
+            plans.push(items.to_vec());
+            for atts in plans {
+                let plan = FetchPlan::new(false, &atts);
+                let mut batch = Batch::new(&mb, &plan.access);
+                for chunk in uids.chunks(access::BATCH) {
+                    batch.prefetch(chunk);
+                    for (k, &uid) in chunk.iter().enumerate() {
+                        let data = &mb.messages[uid as usize - 1];
+                        let root = parse(data);
+                        let meta = mb.meta(uid);
+                        let msg = batch.message(k, &meta);
+                        for (n, item) in plan.items.iter().enumerate() {
+                            let f = plan.derived[n].unwrap();
+                            let (mut lazy, mut eager) = (Vec::new(), Vec::new());
+                            msg.derived_into(f, &mut lazy).unwrap();
+                            match item {
+                                FetchAtt::Envelope => envelope::envelope(data, &root, &mut eager),
+                                FetchAtt::Body => body(data, &root, &mut eager),
+                                _ => body_structure(data, &root, &mut eager),
+                            }
+                            assert_eq!(lazy, eager, "{pass} uid {uid} {item:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
