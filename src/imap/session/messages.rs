@@ -34,6 +34,9 @@ impl SearchScope for ViewScope<'_> {
     fn meta(&self, i: usize) -> Option<Cow<'_, MessageMeta>> {
         self.0.meta(i)
     }
+    fn uid(&self, i: usize) -> Uid {
+        self.0.uid_at(i).unwrap_or(0)
+    }
     fn recent(&self, uid: Uid) -> bool {
         self.0.recent.contains(&uid)
     }

@@ -128,16 +128,14 @@ impl<'m> Batch<'m> {
     pub fn message<'b>(&'b self, k: usize, meta: &'b MessageMeta) -> Message<'b> {
         let n = self.plan.derived.len();
         let cached = |f: usize| self.cache.get(f, k);
-        // Read whole at once when something will need it anyway (one read, not a header
-        // read and then the whole message).
-        let whole = self.plan.whole
-            || self
-                .plan
-                .derived
-                .iter()
-                .enumerate()
-                .any(|(f, d)| d.needs == Needs::Whole && cached(f).is_none());
         let parts = self.plan.part_sections.then(|| cached(n)).flatten();
+        // Read whole at once when something will need it anyway (one read, not a header
+        // read and then the whole message): a section that needs it, a field computed
+        // from it, or sections inside the message without a part map to read them by.
+        let whole = self.plan.whole
+            || (self.plan.part_sections && parts.is_none())
+            || (self.plan.derived.iter().enumerate())
+                .any(|(f, d)| d.needs == Needs::Whole && cached(f).is_none());
         Message::new(self.mailbox, meta)
             .with_derived(&self.plan.derived, &self.cache, k)
             .with_part_map(self.plan.part_sections, parts)

@@ -24,6 +24,10 @@ pub trait SearchScope: Sync {
     fn len(&self) -> usize;
     /// The message at index `i` with the flags the client knows.
     fn meta(&self, i: usize) -> Option<Cow<'_, MessageMeta>>;
+    /// The UID of the message at index `i` (0 past the end).
+    fn uid(&self, i: usize) -> Uid {
+        self.meta(i).map_or(0, |m| m.uid)
+    }
     /// Whether this session holds `\Recent` for `uid`.
     fn recent(&self, uid: Uid) -> bool;
     fn max_uid(&self) -> Uid;
@@ -215,9 +219,7 @@ fn scan_chunk(
     needs: &Needs,
     chunk: &[usize],
 ) -> Vec<usize> {
-    let uids: Vec<Uid> = (chunk.iter())
-        .map(|&i| scope.meta(i).map_or(0, |m| m.uid))
-        .collect();
+    let uids: Vec<Uid> = chunk.iter().map(|&i| scope.uid(i)).collect();
     let envelopes = chunk_envelopes(mailbox, needs, &uids);
     let header_only = needs.content && !needs.body;
     let mut headers = if header_only {

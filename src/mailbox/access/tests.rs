@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use proptest::prelude::*;
+
 use super::*;
 use crate::mailbox::message::{self, header, section, Section, SectionText};
 use crate::mailbox::search::{EnvField, NumSet, SearchKey};
@@ -462,4 +464,56 @@ fn search_uses_the_cached_envelope() {
         (1, 0),
         "only message 3 (no envelope) read, header only"
     );
+}
+
+/// Corpus messages with MIME-ish fragments spliced in at random places (boundaries,
+/// content types, blank lines, bare LFs, NULs, random bytes) and cut short at random.
+fn spliced() -> impl Strategy<Value = Vec<u8>> {
+    let corpus = corpus();
+    let frag = prop_oneof![
+        Just(b"\r\n".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\r\n\r\n".to_vec()),
+        Just(b"--a\r\n".to_vec()),
+        Just(b"--a--\r\n".to_vec()),
+        Just(b"Content-Type: multipart/mixed; boundary=a\r\n".to_vec()),
+        Just(b"Content-Type: message/rfc822\r\n".to_vec()),
+        Just(b"Subject: s\r\n folded\r\n".to_vec()),
+        Just(b"\x00".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..10),
+    ];
+    let n = corpus.len();
+    (
+        0..n,
+        proptest::collection::vec((any::<usize>(), frag), 0..6),
+        any::<usize>(),
+    )
+        .prop_map(move |(i, inserts, cut)| {
+            let mut m = corpus[i].clone();
+            for (at, f) in inserts {
+                let at = at % (m.len() + 1);
+                m.splice(at..at, f);
+            }
+            m.truncate(m.len() - cut % (m.len() / 2 + 1));
+            m
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Lazy fields equal the eager computation on mutated corpus messages.
+    #[test]
+    fn lazy_equals_eager_on_mutated_messages(m in spliced()) {
+        let mb = Memory::new(vec![m]);
+        for part_sections in [true, false] {
+            let plan = Plan {
+                derived: vec![&HEADER_DERIVED, &TREE_DERIVED],
+                part_sections,
+                whole: false,
+            };
+            check_all(&mb, &plan, "cold");
+            check_all(&mb, &plan, "warm");
+        }
+    }
 }
