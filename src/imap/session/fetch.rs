@@ -11,7 +11,7 @@ mod plan;
 
 use super::{blocking, Session, Status};
 use crate::imap::command::FetchAtt;
-use crate::mailbox::access::{self, Batch};
+use crate::mailbox::access::{self, Batch, BatchBuffer};
 use crate::mailbox::search::NumSet;
 use crate::mailbox::{Flags, StoreOp, SysFlags, Uid, UidHashSet};
 use encode::{Line, Literals};
@@ -44,6 +44,7 @@ impl Session {
         };
         let plan = FetchPlan::new(uid, atts);
         let mut seen_set = UidHashSet::default();
+        let mut buf = BatchBuffer::default();
         let (mut done, mut vanished) = (0, false);
         while done < indexes.len() {
             let mut lits = Literals::new();
@@ -56,6 +57,7 @@ impl Session {
                     &plan,
                     indexes.get(done..).unwrap_or_default(),
                     &seen_set,
+                    &mut buf,
                     &mut lits,
                 )
             });
@@ -126,6 +128,7 @@ impl Session {
         plan: &FetchPlan,
         indexes: &[usize],
         seen_set: &UidHashSet,
+        buf: &mut BatchBuffer,
         lits: &mut Literals,
     ) -> Result<BatchDone, Status> {
         let Some(view) = self.view.as_ref() else {
@@ -138,7 +141,7 @@ impl Session {
             .iter()
             .map(|&i| view.uid_at(i).unwrap_or(0))
             .collect();
-        let mut batch = Batch::new(view.mailbox.as_ref(), &plan.access);
+        let mut batch = Batch::new(view.mailbox.as_ref(), &plan.access, buf);
         batch.prefetch(&uids);
         let line = Line {
             view,

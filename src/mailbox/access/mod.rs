@@ -90,17 +90,26 @@ pub struct Plan<'p> {
     pub whole: bool,
 }
 
+/// The memory of a command's batches (the cached values of one batch), reused from one
+/// batch to the next.
+#[derive(Default)]
+pub struct BatchBuffer(ChunkCache);
+
 /// The messages of one command handled in one trip to the blocking pool: the cached
 /// values of the plan's fields looked up for all of them at once.
 pub struct Batch<'m> {
     mailbox: &'m dyn Mailbox,
     plan: &'m Plan<'m>,
-    cache: ChunkCache,
+    cache: &'m mut ChunkCache,
     fields: Vec<&'static str>,
 }
 
 impl<'m> Batch<'m> {
-    pub fn new(mailbox: &'m dyn Mailbox, plan: &'m Plan<'m>) -> Batch<'m> {
+    pub fn new(
+        mailbox: &'m dyn Mailbox,
+        plan: &'m Plan<'m>,
+        buf: &'m mut BatchBuffer,
+    ) -> Batch<'m> {
         let mut fields: Vec<&'static str> = plan.derived.iter().map(|d| d.field).collect();
         // The part map comes last: looked up only when part sections are asked.
         if plan.part_sections {
@@ -109,7 +118,7 @@ impl<'m> Batch<'m> {
         Batch {
             mailbox,
             plan,
-            cache: ChunkCache::default(),
+            cache: &mut buf.0,
             fields,
         }
     }
@@ -137,7 +146,7 @@ impl<'m> Batch<'m> {
             || (self.plan.derived.iter().enumerate())
                 .any(|(f, d)| d.needs == Needs::Whole && cached(f).is_none());
         Message::new(self.mailbox, meta)
-            .with_derived(&self.plan.derived, &self.cache, k)
+            .with_derived(&self.plan.derived, self.cache, k)
             .with_part_map(self.plan.part_sections, parts)
             .prefer_whole(whole)
     }

@@ -223,7 +223,8 @@ fn check_all(mb: &Memory, plan: &Plan, what: &str) {
     let uids: Vec<Uid> = (1..=mb.messages.len() as u32).collect();
     let secs = sections();
     for chunk in uids.chunks(BATCH) {
-        let mut batch = Batch::new(mb, plan);
+        let mut buf = BatchBuffer::default();
+        let mut batch = Batch::new(mb, plan, &mut buf);
         batch.prefetch(chunk);
         for (k, &uid) in chunk.iter().enumerate() {
             let data = &mb.messages[uid as usize - 1];
@@ -315,7 +316,8 @@ impl SearchScope for All<'_> {
 fn run_plan(mb: &Memory, plan: &Plan, sec: Option<&Section>) {
     let uids: Vec<Uid> = (1..=mb.messages.len() as u32).collect();
     for chunk in uids.chunks(BATCH) {
-        let mut batch = Batch::new(mb, plan);
+        let mut buf = BatchBuffer::default();
+        let mut batch = Batch::new(mb, plan, &mut buf);
         batch.prefetch(chunk);
         for (k, &uid) in chunk.iter().enumerate() {
             let meta = mb.meta(uid);

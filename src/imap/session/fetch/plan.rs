@@ -184,7 +184,8 @@ mod tests {
             plans.push(items.to_vec());
             for atts in plans {
                 let plan = FetchPlan::new(false, &atts);
-                let mut batch = Batch::new(&mb, &plan.access);
+                let mut buf = access::BatchBuffer::default();
+                let mut batch = Batch::new(&mb, &plan.access, &mut buf);
                 for chunk in uids.chunks(access::BATCH) {
                     batch.prefetch(chunk);
                     for (k, &uid) in chunk.iter().enumerate() {
