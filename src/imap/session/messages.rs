@@ -28,7 +28,7 @@ static ENVELOPE_CODEC: EnvelopeCodec = EnvelopeCodec {
 struct ViewScope<'v>(&'v View);
 
 impl SearchScope for ViewScope<'_> {
-    fn len(&self) -> usize {
+    fn count(&self) -> usize {
         self.0.exists() as usize
     }
     fn meta(&self, i: usize) -> Option<Cow<'_, MessageMeta>> {

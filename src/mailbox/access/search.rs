@@ -21,7 +21,8 @@ const MAX_WORKERS: usize = 4;
 /// The messages a search looks at, as the session numbers them: index `i` is sequence
 /// number `i + 1`.
 pub trait SearchScope: Sync {
-    fn len(&self) -> usize;
+    /// How many messages (the highest sequence number).
+    fn count(&self) -> usize;
     /// The message at index `i` with the flags the client knows.
     fn meta(&self, i: usize) -> Option<Cow<'_, MessageMeta>>;
     /// The UID of the message at index `i` (0 past the end).
@@ -89,7 +90,7 @@ pub fn search(
 fn context<'m>(scope: &dyn SearchScope, i: usize, meta: &'m MessageMeta) -> MessageContext<'m> {
     MessageContext {
         seq: i as u32 + 1,
-        max_seq: scope.len() as u32,
+        max_seq: scope.count() as u32,
         max_uid: scope.max_uid(),
         meta,
         recent: scope.recent(meta.uid),
@@ -100,7 +101,7 @@ fn context<'m>(scope: &dyn SearchScope, i: usize, meta: &'m MessageMeta) -> Mess
 /// The hits decided without content, and the messages whose content decides.
 fn decide_cheap(scope: &dyn SearchScope, needs: &Needs) -> (Vec<usize>, Vec<usize>) {
     let (mut hits, mut rest) = (Vec::new(), Vec::new());
-    for i in 0..scope.len() {
+    for i in 0..scope.count() {
         let Some(meta) = scope.meta(i) else { break };
         let decided = if needs.content {
             search::decide_without_content(needs.key, &context(scope, i, &meta))

@@ -299,17 +299,17 @@ fn stale_part_map_is_ignored() {
 struct All<'m>(&'m Memory);
 
 impl SearchScope for All<'_> {
-    fn len(&self) -> usize {
+    fn count(&self) -> usize {
         self.0.messages.len()
     }
     fn meta(&self, i: usize) -> Option<Cow<'_, MessageMeta>> {
-        (i < self.len()).then(|| Cow::Owned(self.0.meta(i as u32 + 1)))
+        (i < self.count()).then(|| Cow::Owned(self.0.meta(i as u32 + 1)))
     }
     fn recent(&self, _: Uid) -> bool {
         false
     }
     fn max_uid(&self) -> Uid {
-        self.len() as u32
+        self.count() as u32
     }
 }
 
@@ -420,12 +420,12 @@ fn search_equals_one_by_one_evaluation() {
     ];
     let scope = All(&mb);
     for key in &keys {
-        let want: Vec<usize> = (0..scope.len())
+        let want: Vec<usize> = (0..scope.count())
             .filter(|&i| {
                 let meta = mb.meta(i as u32 + 1);
                 let ctx = crate::mailbox::search::MessageContext {
                     seq: i as u32 + 1,
-                    max_seq: scope.len() as u32,
+                    max_seq: scope.count() as u32,
                     max_uid: scope.max_uid(),
                     meta: &meta,
                     recent: false,
