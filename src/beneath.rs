@@ -63,6 +63,8 @@ pub struct Stat {
     pub size: u64,
     pub mtime: i64,
     pub mtime_nsec: i64,
+    pub ctime: i64,
+    pub ctime_nsec: i64,
     pub dev: u64,
     pub ino: u64,
 }
@@ -212,9 +214,18 @@ fn fstatat(dir: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<Stat> {
         size: st.st_size as u64,
         mtime: st.st_mtime,
         mtime_nsec: st.st_mtime_nsec,
+        ctime: st.st_ctime,
+        ctime_nsec: st.st_ctime_nsec,
         dev: st.st_dev,
         ino: st.st_ino,
     })
+}
+
+/// `lstat` of `name` in the open directory `dir`: one system call, one path component,
+/// a link reported as a link.
+pub fn lstat_at(dir: &OwnedFd, name: &OsStr) -> io::Result<Stat> {
+    let c = one_name(name)?;
+    fstatat(dir.as_raw_fd(), &c, libc::AT_SYMLINK_NOFOLLOW)
 }
 
 /// `lstat` of an open descriptor.

@@ -11,13 +11,14 @@ mod files;
 mod load;
 mod pop3;
 mod positions;
+pub mod uidl;
 mod units;
 mod walk;
 
 pub use diag::Diagnostic;
 pub use load::load;
 pub use positions::Positions;
-pub use units::{format_duration, parse_duration, parse_size};
+pub use units::{format_duration, parse_duration, parse_size, UnitError};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -115,7 +116,7 @@ pub struct Pop3Config {
     /// Client workarounds applied to RETR/TOP output (default none).
     pub workarounds: crate::quirks::QuirkSet,
     /// How UIDL values are built (default Dovecot's `%08Xu%08Xv`).
-    pub uidl_format: crate::pop3::uidl::UidlFormat,
+    pub uidl_format: uidl::UidlFormat,
     /// One POP3 session per maildrop at a time; the second gets [IN-USE] (default true).
     pub lock_mailbox: bool,
     /// Time allowed to log in after connecting (default 60 s).
@@ -203,12 +204,8 @@ pub enum StorageFormat {
     Maildir,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FsyncMode {
-    Always,
-    Optimized,
-    Never,
-}
+/// The `[storage]` value types live in a leaf that `index` can name too.
+pub use crate::durability::{FsyncMode, LockMethod};
 
 #[derive(Clone, Debug)]
 pub struct StorageConfig {
@@ -220,7 +217,7 @@ pub struct StorageConfig {
     /// Create Drafts/Sent/Trash/Junk/Archive on first login (default true).
     pub autocreate_special_use: bool,
     /// How processes lock a folder's index (`lock_method`, default fcntl).
-    pub lock_method: crate::index::LockMethod,
+    pub lock_method: LockMethod,
     /// Mail on shared storage (NFS): dotlocks, every commit fsynced.
     pub nfs: bool,
     /// When flag changes reach Maildir file names (`maildir_flag_sync`).
@@ -277,7 +274,7 @@ impl Config {
                 listen: vec![],
                 listen_tls: vec![],
                 workarounds: crate::quirks::QuirkSet::default(),
-                uidl_format: crate::pop3::uidl::UidlFormat::default(),
+                uidl_format: uidl::UidlFormat::default(),
                 lock_mailbox: true,
                 login_timeout: Duration::from_secs(60),
                 autologout: Duration::from_secs(10 * 60),
@@ -312,7 +309,7 @@ impl Config {
                 location: dir.join("mail/%u").to_string_lossy().into_owned(),
                 fsync: FsyncMode::Always,
                 autocreate_special_use: true,
-                lock_method: crate::index::LockMethod::Fcntl,
+                lock_method: LockMethod::Fcntl,
                 nfs: false,
                 maildir_flag_sync: MaildirFlagSync::Lazy,
                 cache_drop_days: 30,

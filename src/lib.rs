@@ -2,12 +2,15 @@
 //!
 //! Crate map, top to bottom (no arrow points back up; see docs/architecture.md):
 //!
-//! * [`server`] — listeners, TLS/STARTTLS streams, connection limits, graceful shutdown;
-//!   spawns one tokio task per connection.
+//! * [`server`] — listeners, refusals, implicit-TLS handshakes, graceful shutdown;
+//!   spawns one tokio task per connection and builds its session.
 //! * [`imap`] — the IMAP protocol: command parser, session state machine, commands,
 //!   response encoding. Never touches files: everything goes through [`mailbox`].
 //! * [`pop3`] — the POP3 protocol (RFC 1939, 2449, 2595, 5034, 3206): command parser,
 //!   session state machine, UIDL formats, the maildrop lock registry.
+//! * [`net`] — what both protocols share below them: the plain/TLS stream, line I/O
+//!   with limits, connection slots and per-user limits, the blocking helper. Names
+//!   neither protocol.
 //! * [`quirks`] — named client workarounds, applied at the protocols' outbound seams.
 //! * [`auth`] — passwd-file users, password schemes, SASL mechanisms, failure delay.
 //! * [`mailbox`] — the storage API (`Store`, `Mailbox` traits), mailbox names, flags,
@@ -19,15 +22,19 @@
 //!   directory descriptor without following any symbolic link (containment of each
 //!   user's mail root); used by [`mailbox`] and [`index`].
 //! * [`config`] — TOML configuration, validated with `FILE:LINE:COL` diagnostics.
+//! * [`durability`] — a leaf: the fsync policy and lock method that [`config`] parses and
+//!   [`index`] and [`mailbox`] obey.
 //! * [`tls`] — rustls acceptor, certificate loading, self-signed default.
 #![deny(unsafe_code)]
 
 pub mod auth;
 pub mod beneath;
 pub mod config;
+pub mod durability;
 pub mod imap;
 pub mod index;
 pub mod mailbox;
+pub mod net;
 pub mod pop3;
 pub mod quirks;
 pub mod server;

@@ -10,10 +10,94 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use loft::auth::scheme::HashError;
+use loft::auth::FileError;
 use loft::auth::{app_passwords, hash_password, passwd_file, useradmin, Scheme, Service};
-use loft::config::{self, Config};
+use loft::config::{self, Config, Diagnostic};
 
 mod privilege;
+
+/// "s" after a count that is not 1.
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Why a subcommand failed; `main` prints it as `loft: <text>` (the details, such as
+/// each configuration problem, were printed before).
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("{n} problem{} in {}", plural(*.n), .path.display())]
+    Config { n: usize, path: PathBuf },
+    #[error("{0} problem(s) found")]
+    IndexProblems(usize),
+    #[error("{} problem{} found", .0, plural(*.0))]
+    CheckProblems(usize),
+    /// The configured service account cannot be used (`FILE:LINE:COL: ...`).
+    #[error("{0}")]
+    Account(Diagnostic),
+    #[error("the service account {user}: {err}")]
+    Anchor {
+        user: String,
+        err: privilege::anchor::AnchorError,
+    },
+    #[error("{0}")]
+    Drop(privilege::DropError),
+    #[error(transparent)]
+    Prepare(#[from] privilege::PrepareError),
+    #[error("bad RUST_LOG {value:?}: {err}")]
+    RustLog {
+        value: String,
+        err: tracing_subscriber::filter::ParseError,
+    },
+    #[error("bad [log] level: {0}")]
+    LogLevel(tracing_subscriber::filter::ParseError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Serve(#[from] loft::server::StartError),
+    #[error(transparent)]
+    Mailbox(#[from] loft::mailbox::Error),
+    #[error(transparent)]
+    User(#[from] useradmin::Error),
+    #[error(transparent)]
+    AppPassword(#[from] app_passwords::Error),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error("no user {name:?} in {}", .file.display())]
+    NoUser { name: String, file: PathBuf },
+    #[error("{user} has no app password named {name:?}")]
+    NoAppPassword { user: String, name: String },
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+}
+
+/// Why no new password was read.
+#[derive(Debug, thiserror::Error)]
+enum PasswordError {
+    #[error("the passwords do not match")]
+    Mismatch,
+    #[error("cannot read stdin: {0}")]
+    Stdin(std::io::Error),
+    #[error("the password is not valid UTF-8")]
+    NotUtf8,
+    #[error("the password contains a line break")]
+    LineBreak,
+    #[error("empty password")]
+    Empty,
+    #[error("{call}: {err}")]
+    Terminal {
+        call: &'static str,
+        err: std::io::Error,
+    },
+    #[error("cannot read the password: {0}")]
+    Prompt(std::io::Error),
+}
 
 #[derive(Parser)]
 #[command(
@@ -137,38 +221,38 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("loft: {e}");
-            }
+            eprintln!("loft: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
 /// `loft index ...`: the user's home (for `%h`) comes from the passwd-file when listed.
-fn index(config: &Path, action: IndexCmd) -> Result<(), String> {
+fn index(config: &Path, action: IndexCmd) -> Result<(), CliError> {
     let mut cfg = load(config)?;
     // Run as root, index files would be created as root in the service account's mail.
     // Folders it cannot reach by name are held open first, as `serve` does.
     let mut _held = None;
     if let Ok(privilege::Plan::Drop(a)) = privilege::plan(&cfg.server, privilege::current_ids()) {
-        let (held, _) = privilege::anchor::hold_closed(&mut cfg, &a, false)
-            .map_err(|e| format!("the service account {}: {e}", a.user))?;
+        let (held, _) = privilege::anchor::hold_closed(&mut cfg, &a, false).map_err(|err| {
+            CliError::Anchor {
+                user: a.user.clone(),
+                err,
+            }
+        })?;
         _held = Some(held);
-        privilege::drop_to(&a).map_err(|e| e.to_string())?;
+        privilege::drop_to(&a).map_err(CliError::Drop)?;
     }
     let home = |user: &str| {
         passwd_file::read(&cfg.auth.passwd_file)
             .ok()
             .and_then(|(t, _)| t.get(user).and_then(|e| e.home.clone()))
     };
-    let err = |e: loft::mailbox::Error| e.to_string();
     match action {
         IndexCmd::Rebuild { user, mailbox } => {
             let h = home(&user);
             for line in
-                loft::mailbox::index_rebuild(&cfg.storage, &user, h.as_deref(), mailbox.as_deref())
-                    .map_err(err)?
+                loft::mailbox::index_rebuild(&cfg.storage, &user, h.as_deref(), mailbox.as_deref())?
             {
                 println!("{line}");
             }
@@ -177,8 +261,7 @@ fn index(config: &Path, action: IndexCmd) -> Result<(), String> {
         IndexCmd::Verify { user, mailbox } => {
             let h = home(&user);
             let problems =
-                loft::mailbox::index_verify(&cfg.storage, &user, h.as_deref(), mailbox.as_deref())
-                    .map_err(err)?;
+                loft::mailbox::index_verify(&cfg.storage, &user, h.as_deref(), mailbox.as_deref())?;
             if problems.is_empty() {
                 println!("index OK");
                 return Ok(());
@@ -186,12 +269,11 @@ fn index(config: &Path, action: IndexCmd) -> Result<(), String> {
             for p in &problems {
                 println!("{p}");
             }
-            Err(format!("{} problem(s) found", problems.len()))
+            Err(CliError::IndexProblems(problems.len()))
         }
         IndexCmd::Show { user, mailbox } => {
             let h = home(&user);
-            let text = loft::mailbox::index_show(&cfg.storage, &user, h.as_deref(), &mailbox)
-                .map_err(err)?;
+            let text = loft::mailbox::index_show(&cfg.storage, &user, h.as_deref(), &mailbox)?;
             print!("{text}");
             Ok(())
         }
@@ -199,32 +281,33 @@ fn index(config: &Path, action: IndexCmd) -> Result<(), String> {
 }
 
 /// Loads the config, printing every diagnostic on failure.
-fn load(path: &Path) -> Result<Config, String> {
+fn load(path: &Path) -> Result<Config, CliError> {
     config::load(path).map_err(|diags| {
         for d in &diags {
             eprintln!("{d}");
         }
-        let n = diags.len();
-        format!(
-            "{n} problem{} in {}",
-            if n == 1 { "" } else { "s" },
-            path.display()
-        )
+        CliError::Config {
+            n: diags.len(),
+            path: path.to_path_buf(),
+        }
     })
 }
 
-fn serve(path: &Path) -> Result<(), String> {
+fn serve(path: &Path) -> Result<(), CliError> {
     let mut cfg = load(path)?;
     let plan = privilege::plan(&cfg.server, privilege::current_ids())
-        .map_err(|e| e.diagnostic(&cfg).to_string())?;
+        .map_err(|e| CliError::Account(e.diagnostic(&cfg)))?;
     // RUST_LOG, when set, wins over [log] level.
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => tracing_subscriber::EnvFilter::builder()
             .parse(&v)
-            .map_err(|e| format!("bad RUST_LOG {v:?}: {e}"))?,
+            .map_err(|err| CliError::RustLog {
+                value: v.clone(),
+                err,
+            })?,
         _ => tracing_subscriber::EnvFilter::builder()
             .parse(&cfg.log.level)
-            .map_err(|e| format!("bad [log] level: {e}"))?,
+            .map_err(CliError::LogLevel)?,
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -240,23 +323,26 @@ fn serve(path: &Path) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(CliError::Runtime)?;
     // Privileges are dropped (or kept, per the plan) once everything is bound and before
     // the first connection is accepted.
     let hook_cfg = cfg.clone();
     let enter = move || privilege::enter(&hook_cfg, &plan);
     let result = runtime.block_on(loft::server::serve_with(cfg, enter));
     drop(held); // the descriptors live as long as the server
-    result
+    Ok(result?)
 }
 
 /// `serve`'s [`privilege::anchor::hold_closed`], logged.
 fn hold_closed(
     cfg: &mut Config,
     a: &privilege::Account,
-) -> Result<privilege::anchor::Anchors, String> {
-    let (held, done) = privilege::anchor::hold_closed(cfg, a, true)
-        .map_err(|e| format!("the service account {}: {e}", a.user))?;
+) -> Result<privilege::anchor::Anchors, CliError> {
+    let (held, done) =
+        privilege::anchor::hold_closed(cfg, a, true).map_err(|err| CliError::Anchor {
+            user: a.user.clone(),
+            err,
+        })?;
     for line in done {
         tracing::info!("{line}");
     }
@@ -359,7 +445,7 @@ fn explain_held(cfg: &mut Config, a: &privilege::Account) -> Option<privilege::a
     }
 }
 
-fn check_config(path: &Path) -> Result<(), String> {
+fn check_config(path: &Path) -> Result<(), CliError> {
     let mut cfg = load(path)?;
     let mut problems = 0usize;
     let plan = match privilege::plan(&cfg.server, privilege::current_ids()) {
@@ -418,10 +504,7 @@ fn check_config(path: &Path) -> Result<(), String> {
         problems += 1;
     }
     if problems > 0 {
-        return Err(format!(
-            "{problems} problem{} found",
-            if problems == 1 { "" } else { "s" }
-        ));
+        return Err(CliError::CheckProblems(problems));
     }
 
     let mut parts = Vec::new();
@@ -448,7 +531,7 @@ fn check_config(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn user(config: &Path, action: UserCmd) -> Result<(), String> {
+fn user(config: &Path, action: UserCmd) -> Result<(), CliError> {
     let cfg = load(config)?;
     let file = &cfg.auth.passwd_file;
     let apps = app_passwords::path_for(file);
@@ -478,13 +561,16 @@ fn user(config: &Path, action: UserCmd) -> Result<(), String> {
     Ok(())
 }
 
-fn user_action(file: &Path, apps: &Path, action: UserCmd) -> Result<(), String> {
+fn user_action(file: &Path, apps: &Path, action: UserCmd) -> Result<(), CliError> {
     let apps = apps.to_path_buf();
-    let known = |name: &str| -> Result<(), String> {
+    let known = |name: &str| -> Result<(), CliError> {
         let (table, _) = passwd_file::read(file)?;
         match table.get(name) {
             Some(_) => Ok(()),
-            None => Err(format!("no user {name:?} in {}", file.display())),
+            None => Err(CliError::NoUser {
+                name: name.to_string(),
+                file: file.to_path_buf(),
+            }),
         }
     };
     match action {
@@ -549,7 +635,7 @@ fn user_action(file: &Path, apps: &Path, action: UserCmd) -> Result<(), String> 
         }
         UserCmd::AppPassword(AppCmd::Revoke { user, name }) => {
             if !app_passwords::revoke(&apps, &user, &name)? {
-                return Err(format!("{user} has no app password named {name:?}"));
+                return Err(CliError::NoAppPassword { user, name });
             }
             eprintln!("revoked app password {name:?} of {user}");
         }
@@ -557,36 +643,36 @@ fn user_action(file: &Path, apps: &Path, action: UserCmd) -> Result<(), String> 
     Ok(())
 }
 
-fn pw(scheme: Scheme) -> Result<(), String> {
+fn pw(scheme: Scheme) -> Result<(), CliError> {
     println!("{}", hash_password(scheme, &read_password()?)?);
     Ok(())
 }
 
 /// A new password: from stdin when it is not a terminal (one line), otherwise prompted
 /// for twice without echo.
-fn read_password() -> Result<String, String> {
+fn read_password() -> Result<String, PasswordError> {
     let password = if std::io::stdin().is_terminal() {
         let first = prompt("Password: ")?;
         let second = prompt("Retype password: ")?;
         if first != second {
-            return Err("the passwords do not match".into());
+            return Err(PasswordError::Mismatch);
         }
         first
     } else {
         let mut buf = Vec::new();
         std::io::stdin()
             .read_to_end(&mut buf)
-            .map_err(|e| format!("cannot read stdin: {e}"))?;
-        let s = String::from_utf8(buf).map_err(|_| "the password is not valid UTF-8")?;
+            .map_err(PasswordError::Stdin)?;
+        let s = String::from_utf8(buf).map_err(|_| PasswordError::NotUtf8)?;
         let s = s.strip_suffix('\n').unwrap_or(&s);
         let s = s.strip_suffix('\r').unwrap_or(s);
         if s.contains(['\n', '\r']) {
-            return Err("the password contains a line break".into());
+            return Err(PasswordError::LineBreak);
         }
         s.to_string()
     };
     if password.is_empty() {
-        return Err("empty password".into());
+        return Err(PasswordError::Empty);
     }
     Ok(password)
 }
@@ -594,24 +680,30 @@ fn read_password() -> Result<String, String> {
 /// Terminal echo control for password prompts (termios).
 #[allow(unsafe_code)] // termios calls; each block has a SAFETY comment
 mod echo {
+    use super::PasswordError;
+
     /// Turns terminal echo off on stdin for its lifetime (newlines still echo).
     pub(super) struct EchoOff {
         saved: libc::termios,
     }
 
     impl EchoOff {
-        pub(super) fn new() -> Result<EchoOff, String> {
+        pub(super) fn new() -> Result<EchoOff, PasswordError> {
+            let failed = |call| PasswordError::Terminal {
+                call,
+                err: std::io::Error::last_os_error(),
+            };
             // SAFETY: termios is plain data; tcgetattr fills it or fails, checked below.
             let mut saved: libc::termios = unsafe { std::mem::zeroed() };
             if unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut saved) } != 0 {
-                return Err(format!("tcgetattr: {}", std::io::Error::last_os_error()));
+                return Err(failed("tcgetattr"));
             }
             let mut quiet = saved;
             quiet.c_lflag &= !libc::ECHO;
             quiet.c_lflag |= libc::ECHONL;
             // SAFETY: `quiet` is a valid termios derived from the current settings.
             if unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSAFLUSH, &quiet) } != 0 {
-                return Err(format!("tcsetattr: {}", std::io::Error::last_os_error()));
+                return Err(failed("tcsetattr"));
             }
             Ok(EchoOff { saved })
         }
@@ -626,14 +718,14 @@ mod echo {
 }
 use echo::EchoOff;
 
-fn prompt(text: &str) -> Result<String, String> {
+fn prompt(text: &str) -> Result<String, PasswordError> {
     eprint!("{text}");
     let _ = std::io::stderr().flush();
     let _echo = EchoOff::new()?;
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password: {e}"))?;
+        .map_err(PasswordError::Prompt)?;
     let line = line.strip_suffix('\n').unwrap_or(&line);
     Ok(line.strip_suffix('\r').unwrap_or(line).to_string())
 }

@@ -590,20 +590,63 @@ pub fn unreachable(path: &Path, a: &Account) -> Option<String> {
     denied(&up.join(".probe"), a, false)
 }
 
+/// Why the preparation as root before the switch refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("the service account {user} cannot reach {}: {why}", .path.display())]
+    Unreachable {
+        user: String,
+        path: PathBuf,
+        why: String,
+    },
+    #[error("the service account {user} cannot write in the mail root {}: {why}", .path.display())]
+    RootNotWritable {
+        user: String,
+        path: PathBuf,
+        why: String,
+    },
+    #[error("cannot create {}: {source}", .path.display())]
+    Create { path: PathBuf, source: io::Error },
+    #[error("cannot give {} to {user}: {source}", .path.display())]
+    GiveRoot {
+        path: PathBuf,
+        user: String,
+        source: io::Error,
+    },
+    #[error("cannot let group {group} read {}: {source}", .path.display())]
+    Share {
+        group: String,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+/// Why `serve` did not get past the switch from root (the `before_accept` step).
+#[derive(Debug, thiserror::Error)]
+pub enum EnterError {
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error("{0}")]
+    Drop(DropError),
+    /// After the switch the account cannot use a file; `FILE:LINE:COL` of its key.
+    #[error("{0}")]
+    Access(Diagnostic),
+}
+
 /// As root, before the switch: creates the mail root (owned by `a`, mode 0700) when it
 /// does not exist, and lets `a`'s group read the shipped passwd-file and its app
 /// passwords when they are root's and `a` could not. Changes nothing when `a` could not
 /// even reach them (folders held open by [`anchor::hold_closed`] count as reachable), or
 /// could not write in an existing mail root. Returns what it did, for the log.
-pub fn prepare(cfg: &Config, a: &Account) -> Result<Vec<String>, String> {
+pub fn prepare(cfg: &Config, a: &Account) -> Result<Vec<String>, PrepareError> {
     let root = mail_root(&cfg.storage.location);
     for p in std::iter::once(&cfg.auth.passwd_file).chain(root.as_ref()) {
         if let Some(why) = unreachable(p, a) {
-            return Err(format!(
-                "the service account {} cannot reach {}: {why}",
-                a.user,
-                anchor::real_path(p).display()
-            ));
+            return Err(PrepareError::Unreachable {
+                user: a.user.clone(),
+                path: anchor::real_path(p),
+                why,
+            });
         }
     }
     // An existing mail root the account cannot write in is refused before any change.
@@ -612,11 +655,11 @@ pub fn prepare(cfg: &Config, a: &Account) -> Result<Vec<String>, String> {
         .filter(|r| r.exists())
         .and_then(|r| denied(r, a, true))
     {
-        return Err(format!(
-            "the service account {} cannot write in the mail root {}: {why}",
-            a.user,
-            anchor::real_path(root.as_deref().unwrap_or(Path::new(""))).display()
-        ));
+        return Err(PrepareError::RootNotWritable {
+            user: a.user.clone(),
+            path: anchor::real_path(root.as_deref().unwrap_or(Path::new(""))),
+            why,
+        });
     }
     let mut done = Vec::new();
     if let Some(root) = mail_root(&cfg.storage.location) {
@@ -642,18 +685,26 @@ pub fn prepare(cfg: &Config, a: &Account) -> Result<Vec<String>, String> {
 
 /// Makes every missing folder of `root`: the parents root's and mode 0755 (whatever the
 /// umask), the mail root itself `a`'s and mode 0700.
-fn create_mail_root(root: &Path, a: &Account) -> Result<(), String> {
+fn create_mail_root(root: &Path, a: &Account) -> Result<(), PrepareError> {
     let mut missing: Vec<&Path> = root.ancestors().take_while(|p| !p.exists()).collect();
     missing.reverse();
     for dir in missing {
-        let err = |e: io::Error| format!("cannot create {}: {e}", dir.display());
+        let err = |source| PrepareError::Create {
+            path: dir.to_path_buf(),
+            source,
+        };
         std::fs::create_dir(dir).map_err(err)?;
         // Through a descriptor of the folder just made, never following a link someone
         // may have put in its place since.
         let fd = open_nofollow(dir, libc::O_DIRECTORY).map_err(err)?;
         if dir == root {
-            std::os::unix::fs::fchown(&fd, Some(a.uid), Some(a.gid))
-                .map_err(|e| format!("cannot give {} to {}: {e}", root.display(), a.user))?;
+            std::os::unix::fs::fchown(&fd, Some(a.uid), Some(a.gid)).map_err(|source| {
+                PrepareError::GiveRoot {
+                    path: root.to_path_buf(),
+                    user: a.user.clone(),
+                    source,
+                }
+            })?;
         }
         let mode = if dir == root { 0o700 } else { 0o755 };
         fd.set_permissions(std::fs::Permissions::from_mode(mode))
@@ -672,7 +723,7 @@ fn open_nofollow(path: &Path, flags: libc::c_int) -> io::Result<std::fs::File> {
 }
 
 /// When root owns `file` and `a` cannot read it: group `a.gid`, group-readable.
-pub fn share_with_group(file: &Path, a: &Account) -> Result<Option<String>, String> {
+pub fn share_with_group(file: &Path, a: &Account) -> Result<Option<String>, PrepareError> {
     // The descriptor, not the name, is judged and changed: a link is never followed.
     let Ok(f) = open_nofollow(file, libc::O_NONBLOCK) else {
         return Ok(None);
@@ -686,9 +737,10 @@ pub fn share_with_group(file: &Path, a: &Account) -> Result<Option<String>, Stri
     let mode = (m.mode() & 0o7777) | 0o040;
     std::os::unix::fs::fchown(&f, None, Some(a.gid))
         .and_then(|()| f.set_permissions(std::fs::Permissions::from_mode(mode)))
-        .map_err(|e| {
-            let file = anchor::real_path(file);
-            format!("cannot let group {} read {}: {e}", a.group, file.display())
+        .map_err(|source| PrepareError::Share {
+            group: a.group.clone(),
+            path: anchor::real_path(file),
+            source,
         })?;
     Ok(Some(format!(
         "{} is now readable by group {} (mode {mode:o})",
@@ -738,14 +790,14 @@ pub fn check_access(cfg: &Config, a: &Account) -> Result<(), Diagnostic> {
 }
 
 /// The `before_accept` step of `serve`: prepare, switch and prove it, per `plan`.
-pub fn enter(cfg: &Config, plan: &Plan) -> Result<(), String> {
+pub fn enter(cfg: &Config, plan: &Plan) -> Result<(), EnterError> {
     match plan {
         Plan::Drop(a) => {
             for line in prepare(cfg, a)? {
                 tracing::info!("{line}");
             }
-            drop_to(a).map_err(|e| e.to_string())?;
-            check_access(cfg, a).map_err(|d| d.to_string())?;
+            drop_to(a).map_err(EnterError::Drop)?;
+            check_access(cfg, a).map_err(EnterError::Access)?;
             tracing::info!(
                 "root privileges dropped for good: serving mail as {a} (IDs, groups and \
                  capabilities of every thread checked)"

@@ -4,7 +4,7 @@
 //! auth socket (UNIX and/or TCP, `crate::auth::socket`), which shares the one
 //! [`Authenticator`].
 //!
-//! Connection slots (`slots`): unauthenticated connections get a capped share of
+//! Connection slots (`net::slots`): unauthenticated connections get a capped share of
 //! `max_connections` (and a per-address cap) so they cannot lock out real users; a
 //! refused connection hears `* BYE` / `-ERR` first (not on implicit-TLS ports, where
 //! nothing can be said before the handshake). TLS handshakes have their own deadline
@@ -14,9 +14,8 @@
 //! spawns one accept loop per listener and one task per connection; `serve` adds the
 //! signal handling of the daemon. Tests use `start` with port 0.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -25,62 +24,42 @@ use tracing::{error, info, warn};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::imap::session::stream::Stream;
 use crate::imap::session::{Context, Session};
+use crate::net::{ConnSlot, Refusal, Slots, Stream, UserIpLimits};
 use crate::pop3;
-
-mod slots;
-pub use slots::{wait_idle, ConnSlot, Refusal, Slots};
 
 /// How long shutdown waits for sessions to finish what they are writing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Counts sessions per (user, remote IP) to enforce `max_connections_per_user_ip`.
-pub struct UserIpLimits {
-    max: usize,
-    counts: Mutex<HashMap<(String, IpAddr), usize>>,
-}
-
-/// Held by a logged-in session; releases its slot when dropped.
-pub struct UserIpGuard {
-    limits: Arc<UserIpLimits>,
-    key: (String, IpAddr),
-}
-
-impl UserIpLimits {
-    pub fn new(max: usize) -> Arc<UserIpLimits> {
-        Arc::new(UserIpLimits {
-            max,
-            counts: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// A slot for one more session of `user` from `ip`, or `None` at the limit.
-    pub fn acquire(self: &Arc<Self>, user: &str, ip: IpAddr) -> Option<UserIpGuard> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (user.to_string(), ip);
-        let n = counts.entry(key.clone()).or_insert(0);
-        if *n >= self.max {
-            return None;
-        }
-        *n += 1;
-        Some(UserIpGuard {
-            limits: Arc::clone(self),
-            key,
-        })
-    }
-}
-
-impl Drop for UserIpGuard {
-    fn drop(&mut self) {
-        let mut counts = self.limits.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.key);
-            }
-        }
-    }
+/// Why the server did not start; each names what failed (file, address, signal).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The passwd-file could not be created or read.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::FileError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::Error),
+    #[error(transparent)]
+    AuthSocket(#[from] crate::auth::socket::Error),
+    #[error("cannot listen on {addr} for {service}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        service: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    LocalAddr {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot handle {signal}: {source}")]
+    Signal {
+        signal: &'static str,
+        source: std::io::Error,
+    },
+    /// What the `before_accept` hook (the switch away from root) refused.
+    #[error(transparent)]
+    BeforeAccept(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A running server.
@@ -145,16 +124,17 @@ struct Contexts {
 }
 
 /// Binds the listeners and starts serving. Returns when everything is listening.
-pub async fn start(cfg: Config) -> Result<Server, String> {
-    start_with(cfg, || Ok(())).await
+pub async fn start(cfg: Config) -> Result<Server, StartError> {
+    start_with(cfg, || Ok::<(), std::convert::Infallible>(())).await
 }
 
 /// As [`start`], with `before_accept` run once every listener and the auth socket are
 /// bound and the TLS key is read, before any connection is accepted: the `serve` command
 /// drops root privileges there. Its error aborts the start.
-pub async fn start_with<F>(cfg: Config, before_accept: F) -> Result<Server, String>
+pub async fn start_with<F, E>(cfg: Config, before_accept: F) -> Result<Server, StartError>
 where
-    F: FnOnce() -> Result<(), String>,
+    F: FnOnce() -> Result<(), E>,
+    E: std::error::Error + Send + Sync + 'static,
 {
     let cfg = Arc::new(cfg);
     let auth = Arc::new(Authenticator::new(&cfg.auth)?);
@@ -171,7 +151,7 @@ where
             warn!("TLS unavailable, STARTTLS and STLS will not be offered: {e}");
             None
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let (stop, stop_rx) = watch::channel(false);
     let auth_bound = crate::auth::socket::bind(&cfg.auth).await?;
@@ -214,16 +194,21 @@ where
         for addr in addrs {
             let l = TcpListener::bind(addr)
                 .await
-                .map_err(|e| format!("cannot listen on {addr} for {}: {e}", service.name()))?;
-            let local = l
-                .local_addr()
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                .map_err(|source| StartError::Listen {
+                    addr: *addr,
+                    service: service.name(),
+                    source,
+                })?;
+            let local = l.local_addr().map_err(|source| StartError::LocalAddr {
+                addr: *addr,
+                source,
+            })?;
             info!("listening for {} on {local}", service.name());
             bound[slot].push(local);
             listeners.push((l, service));
         }
     }
-    before_accept()?;
+    before_accept().map_err(|e| StartError::BeforeAccept(Box::new(e)))?;
     let auth_socket = auth_bound.map(|b| b.serve(Arc::clone(&auth), stop_rx.clone()));
     for (listener, service) in listeners {
         let ctxs = Arc::clone(&ctxs);
@@ -355,20 +340,20 @@ fn refuse(slots: &Slots, tcp: TcpStream, remote: SocketAddr, service: Service, w
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Errors are startup failures, in plain words.
-pub async fn serve(cfg: Config) -> Result<(), String> {
-    serve_with(cfg, || Ok(())).await
+pub async fn serve(cfg: Config) -> Result<(), StartError> {
+    serve_with(cfg, || Ok::<(), std::convert::Infallible>(())).await
 }
 
 /// As [`serve`], with `before_accept` run as in [`start_with`].
-pub async fn serve_with<F>(cfg: Config, before_accept: F) -> Result<(), String>
+pub async fn serve_with<F, E>(cfg: Config, before_accept: F) -> Result<(), StartError>
 where
-    F: FnOnce() -> Result<(), String>,
+    F: FnOnce() -> Result<(), E>,
+    E: std::error::Error + Send + Sync + 'static,
 {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
-    let mut int =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let handle = |signal| move |source| StartError::Signal { signal, source };
+    let mut term = signal(SignalKind::terminate()).map_err(handle("SIGTERM"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(handle("SIGINT"))?;
     let server = start_with(cfg, before_accept).await?;
     info!("Loft {} ready", env!("CARGO_PKG_VERSION"));
     tokio::select! {

@@ -478,13 +478,13 @@ async fn stale_socket_is_replaced_and_removed_at_shutdown() {
     // A second server refuses to steal a live socket.
     let mut cfg2 = cfg.clone();
     cfg2.auth.passwd_file = dir.path().join("users");
-    let err = loft::server::start(cfg2).await.err().unwrap();
+    let err = loft::server::start(cfg2).await.err().unwrap().to_string();
     assert!(err.contains("another server"), "{err}");
     server.shutdown().await;
     assert!(!sock.exists(), "socket removed at shutdown");
     // A regular file in the way is an error, not deleted.
     std::fs::write(&sock, "keep me").unwrap();
-    let err = loft::server::start(cfg).await.err().unwrap();
+    let err = loft::server::start(cfg).await.err().unwrap().to_string();
     assert!(err.contains("not a socket"), "{err}");
     assert_eq!(std::fs::read_to_string(&sock).unwrap(), "keep me");
 }

@@ -22,9 +22,43 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rand::Rng;
 
-use super::filedit;
-use super::request::Service;
-use super::scheme::{self, Scheme};
+use super::filedit::{self, FileError};
+use super::request::{Service, UnknownService};
+use super::scheme::{self, HashError, Scheme, UnsupportedScheme};
+
+/// What is wrong with one line of the file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("missing {0}")]
+    Missing(&'static str),
+    #[error("too many fields")]
+    TooManyFields,
+    #[error("bad user or name")]
+    BadUserOrName,
+    #[error(transparent)]
+    Service(#[from] UnknownService),
+    #[error("bad creation time")]
+    BadCreated,
+    #[error("bad last-use time")]
+    BadLastUse,
+    #[error("unsupported scheme {0}")]
+    Unsupported(UnsupportedScheme),
+}
+
+/// Why an app password could not be added or the file edited.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bad name {0:?}: use 1-64 letters, digits, '.', '_' or '-'")]
+    BadName(String),
+    #[error("give at least one of imap, pop3, smtp")]
+    NoService,
+    #[error("{user} already has an app password named {name:?}")]
+    Exists { user: String, name: String },
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    File(#[from] FileError),
+}
 
 /// Length of a generated app password.
 pub const LEN: usize = 16;
@@ -127,9 +161,9 @@ pub fn display_time(t: Option<i64>) -> String {
 
 // ---- the file ----
 
-fn parse_line(line: &str) -> Result<AppPassword, String> {
+fn parse_line(line: &str) -> Result<AppPassword, LineError> {
     let mut f = line.split_whitespace();
-    let mut next = |what: &str| f.next().ok_or_else(|| format!("missing {what}"));
+    let mut next = |what: &'static str| f.next().ok_or(LineError::Missing(what));
     let user = next("user")?;
     let name = next("name")?;
     let services = next("services")?;
@@ -137,21 +171,21 @@ fn parse_line(line: &str) -> Result<AppPassword, String> {
     let last = next("last-use time")?;
     let hash = next("hash")?;
     if f.next().is_some() {
-        return Err("too many fields".into());
+        return Err(LineError::TooManyFields);
     }
     if user.is_empty() || !valid_name(name) {
-        return Err("bad user or name".into());
+        return Err(LineError::BadUserOrName);
     }
     let services = services
         .split(',')
         .map(|s| s.parse::<Service>())
         .collect::<Result<Vec<_>, _>>()?;
-    let created = parse_time(created).ok_or("bad creation time")?;
+    let created = parse_time(created).ok_or(LineError::BadCreated)?;
     let last_used = match last {
         "-" | "" => None,
-        t => Some(parse_time(t).ok_or("bad last-use time")?),
+        t => Some(parse_time(t).ok_or(LineError::BadLastUse)?),
     };
-    scheme::parse_stored(hash).map_err(|s| format!("unsupported scheme {s}"))?;
+    scheme::parse_stored(hash).map_err(LineError::Unsupported)?;
     Ok(AppPassword {
         user: user.into(),
         name: name.into(),
@@ -184,11 +218,11 @@ enum Line {
 const HEADER: &str = "# Loft application passwords (edit with `loft user app-password`):\n\
 # user name services created last_used {SCHEME}hash\n";
 
-fn read_lines(path: &Path) -> Result<Vec<Line>, String> {
+fn read_lines(path: &Path) -> Result<Vec<Line>, FileError> {
     let text = match std::fs::read(path) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => HEADER.to_string(),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(FileError::read(path)(e)),
     };
     Ok(text
         .lines()
@@ -204,7 +238,7 @@ fn read_lines(path: &Path) -> Result<Vec<Line>, String> {
         .collect())
 }
 
-fn write_lines(path: &Path, lines: &[Line]) -> Result<(), String> {
+fn write_lines(path: &Path, lines: &[Line]) -> Result<(), FileError> {
     let mut out = String::new();
     for l in lines {
         match l {
@@ -217,14 +251,14 @@ fn write_lines(path: &Path, lines: &[Line]) -> Result<(), String> {
 }
 
 /// Line-numbered problems found while reading the file.
-pub type Problems = Vec<(usize, String)>;
+pub type Problems = Vec<(usize, LineError)>;
 
-/// Parses the whole file; malformed lines are returned as (line number, message).
-pub fn read(path: &Path) -> Result<(Vec<AppPassword>, Problems), String> {
+/// Parses the whole file; malformed lines are returned as (line number, what is wrong).
+pub fn read(path: &Path) -> Result<(Vec<AppPassword>, Problems), FileError> {
     let text = match std::fs::read(path) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(FileError::read(path)(e)),
     };
     let mut good = Vec::new();
     let mut bad = Vec::new();
@@ -241,14 +275,12 @@ pub fn read(path: &Path) -> Result<(Vec<AppPassword>, Problems), String> {
 }
 
 /// Adds an app password for `user` and returns the clear password (shown once).
-pub fn add(path: &Path, user: &str, name: &str, services: &[Service]) -> Result<String, String> {
+pub fn add(path: &Path, user: &str, name: &str, services: &[Service]) -> Result<String, Error> {
     if !valid_name(name) {
-        return Err(format!(
-            "bad name {name:?}: use 1-64 letters, digits, '.', '_' or '-'"
-        ));
+        return Err(Error::BadName(name.to_string()));
     }
     if services.is_empty() || services.contains(&Service::Other) {
-        return Err("give at least one of imap, pop3, smtp".into());
+        return Err(Error::NoService);
     }
     let _lock = filedit::lock(path)?;
     let mut lines = read_lines(path)?;
@@ -256,7 +288,10 @@ pub fn add(path: &Path, user: &str, name: &str, services: &[Service]) -> Result<
         .iter()
         .any(|l| matches!(l, Line::Entry(e) if e.user == user && e.name == name))
     {
-        return Err(format!("{user} already has an app password named {name:?}"));
+        return Err(Error::Exists {
+            user: user.to_string(),
+            name: name.to_string(),
+        });
     }
     let password = generate();
     let mut svc: Vec<Service> = Vec::new();
@@ -278,7 +313,7 @@ pub fn add(path: &Path, user: &str, name: &str, services: &[Service]) -> Result<
 }
 
 /// Removes `user`'s app password `name`; `Ok(false)` when there was none.
-pub fn revoke(path: &Path, user: &str, name: &str) -> Result<bool, String> {
+pub fn revoke(path: &Path, user: &str, name: &str) -> Result<bool, FileError> {
     let _lock = filedit::lock(path)?;
     let mut lines = read_lines(path)?;
     let before = lines.len();
@@ -291,7 +326,7 @@ pub fn revoke(path: &Path, user: &str, name: &str) -> Result<bool, String> {
 }
 
 /// Removes every app password of `user` (when the user is deleted); returns how many.
-pub fn remove_user(path: &Path, user: &str) -> Result<usize, String> {
+pub fn remove_user(path: &Path, user: &str) -> Result<usize, FileError> {
     if !path.exists() {
         return Ok(0);
     }
@@ -308,7 +343,7 @@ pub fn remove_user(path: &Path, user: &str) -> Result<usize, String> {
 
 /// Records a use of `user`'s app password `name` at `when`. Skipped when the stored
 /// time is less than a minute old, so a busy client does not rewrite the file per login.
-pub fn touch(path: &Path, user: &str, name: &str, when: i64) -> Result<(), String> {
+pub fn touch(path: &Path, user: &str, name: &str, when: i64) -> Result<(), FileError> {
     let _lock = filedit::lock(path)?;
     let mut lines = read_lines(path)?;
     let mut changed = false;

@@ -55,7 +55,10 @@ pub fn load_or_create_secret(passwd_file: &Path) -> [u8; 32] {
             return Ok(s);
         }
         if path.exists() {
-            return Err(format!("{}: not 64 hex digits", path.display()));
+            return Err(super::filedit::FileError::Malformed {
+                path: path.clone(),
+                what: "not 64 hex digits",
+            });
         }
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut secret);
@@ -160,7 +163,7 @@ impl Inner {
         proof: &[u8; 32],
     ) -> (Outcome, Option<String>) {
         match self.scram_keys(p) {
-            Err(why) => (Outcome::Failed(why), None),
+            Err(failed) => (failed, None),
             Ok((keys, entry)) if keys.verify_proof(auth_message, proof) => (
                 Outcome::Ok(entry, None),
                 Some(keys.server_final(auth_message)),
@@ -169,13 +172,13 @@ impl Inner {
         }
     }
 
-    /// The keys of `p.user` for this exchange, or why there are none (after a decoy
-    /// derivation, so that costs about the same as a PLAIN user's check).
-    fn scram_keys(&self, p: &ScramPending) -> Result<(Keys, super::User), String> {
+    /// The keys of `p.user` for this exchange, or the failure saying why there are none
+    /// (after a decoy derivation, so that costs about the same as a PLAIN user's check).
+    fn scram_keys(&self, p: &ScramPending) -> Result<(Keys, super::User), Outcome> {
         let table = self.db.current();
         let Some(entry) = table.get(&p.user) else {
             self.decoy_scram(&p.user);
-            return Err("unknown user".into());
+            return Err(Outcome::Failed("unknown user".into()));
         };
         let keys = match scheme::parse_stored(&entry.password) {
             Ok((Scheme::Plain, secret)) if !secret.is_empty() => {
@@ -185,19 +188,21 @@ impl Inner {
                 Ok(k) => k,
                 Err(e) => {
                     self.decoy_scram(&p.user);
-                    return Err(format!(
+                    return Err(Outcome::Failed(format!(
                         "malformed SCRAM-SHA-256 hash on line {}: {e}",
                         entry.line
-                    ));
+                    )));
                 }
             },
             Ok((s, _)) => {
                 self.decoy_scram(&p.user);
-                return Err(format!("a {s} password cannot be used with SCRAM-SHA-256"));
+                return Err(Outcome::Failed(format!(
+                    "a {s} password cannot be used with SCRAM-SHA-256"
+                )));
             }
             Err(name) => {
                 self.decoy_scram(&p.user);
-                return Err(format!("unknown scheme {name}"));
+                return Err(Outcome::Failed(format!("unknown scheme {name}")));
             }
         };
         Ok((keys, to_user(entry)))

@@ -10,6 +10,57 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
+/// What was being done to a file when it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileAction {
+    Read,
+    Create,
+    Write,
+    OpenLockFile,
+    Lock,
+}
+
+impl std::fmt::Display for FileAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileAction::Read => "read",
+            FileAction::Create => "create",
+            FileAction::Write => "write",
+            FileAction::OpenLockFile => "open lock file",
+            FileAction::Lock => "lock",
+        })
+    }
+}
+
+/// A file of auth's that could not be used; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot {action} {}: {source}", .path.display())]
+    Io {
+        action: FileAction,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {what}", .path.display())]
+    Malformed { path: PathBuf, what: &'static str },
+}
+
+impl FileError {
+    /// The failure to do `action` to `path`, for `map_err`.
+    pub fn io(action: FileAction, path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+        move |source| FileError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// `Read` of `path`, for `map_err`.
+    pub fn read(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+        FileError::io(FileAction::Read, path)
+    }
+}
+
 /// Held while a file is being edited; unlocks when dropped (the kernel drops the flock
 /// with the descriptor).
 pub struct EditLock {
@@ -25,7 +76,7 @@ pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 /// Takes the edit lock of `path` (`PATH.lock`, created mode 0600), waiting for another
 /// editor to finish.
-pub fn lock(path: &Path) -> Result<EditLock, String> {
+pub fn lock(path: &Path) -> Result<EditLock, FileError> {
     let lp = sibling(path, ".lock");
     let f = OpenOptions::new()
         .create(true)
@@ -33,14 +84,12 @@ pub fn lock(path: &Path) -> Result<EditLock, String> {
         .write(true)
         .mode(0o600)
         .open(&lp)
-        .map_err(|e| format!("cannot open lock file {}: {e}", lp.display()))?;
+        .map_err(FileError::io(FileAction::OpenLockFile, &lp))?;
     // SAFETY: flock on a descriptor we own.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
     if rc != 0 {
-        return Err(format!(
-            "cannot lock {}: {}",
-            lp.display(),
-            std::io::Error::last_os_error()
+        return Err(FileError::io(FileAction::Lock, &lp)(
+            std::io::Error::last_os_error(),
         ));
     }
     Ok(EditLock { _file: f })
@@ -50,7 +99,7 @@ pub fn lock(path: &Path) -> Result<EditLock, String> {
 /// (0600 when there was none) except for the bits of "other": these files hold password
 /// hashes, which must not stay world-readable (a passwd-file checked out of git is 0644).
 /// Call with the edit lock held.
-pub fn replace(path: &Path, contents: &[u8]) -> Result<(), String> {
+pub fn replace(path: &Path, contents: &[u8]) -> Result<(), FileError> {
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7770)
         .unwrap_or(0o600);
@@ -71,9 +120,9 @@ pub fn replace(path: &Path, contents: &[u8]) -> Result<(), String> {
         }
         Ok(())
     };
-    write().map_err(|e| {
+    write().map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
+        FileError::io(FileAction::Write, path)(source)
     })
 }
 

@@ -41,6 +41,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub use filedit::{FileAction, FileError};
 pub use request::{AuthOutcome, AuthRequest, Service};
 pub use scheme::{hash_password, Scheme};
 
@@ -106,10 +107,10 @@ const NEW_FILE_HEADER: &str = "# Loft users: user:{SCHEME}hash[:uid:gid:gecos:ho
 # Make a hash with `loft pw` and add one line per user.\n";
 
 /// Creates an empty passwd-file (mode 0600), and its folder, if it does not exist.
-fn create_passwd_file(path: &Path) -> Result<(), String> {
+fn create_passwd_file(path: &Path) -> Result<(), FileError> {
+    let create = |path| FileError::io(FileAction::Create, path);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(create(dir))?;
     }
     match std::fs::OpenOptions::new()
         .write(true)
@@ -119,19 +120,19 @@ fn create_passwd_file(path: &Path) -> Result<(), String> {
     {
         Ok(mut f) => {
             f.write_all(NEW_FILE_HEADER.as_bytes())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                .map_err(FileError::io(FileAction::Write, path))?;
             tracing::info!("created empty passwd-file {}", path.display());
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+        Err(e) => Err(create(path)(e)),
     }
 }
 
 impl Authenticator {
     /// Loads the passwd-file. An unreadable file is an error at startup. The default
     /// file (`cfg.create_if_missing`) is created empty when it does not exist.
-    pub fn new(cfg: &crate::config::AuthConfig) -> Result<Authenticator, String> {
+    pub fn new(cfg: &crate::config::AuthConfig) -> Result<Authenticator, FileError> {
         if cfg.create_if_missing && !cfg.passwd_file.exists() {
             create_passwd_file(&cfg.passwd_file)?;
         }
@@ -250,12 +251,12 @@ impl Authenticator {
                 tokio::time::sleep_until(deadline).await;
                 (AuthOutcome::Failed, None)
             }
-            // No room in the hash pool: a plain failure to the client (the pool logs
-            // once per burst); the address's next attempts wait in the suspect lane.
+            // No room in the hash pool: a temporary failure (the pool logs once per
+            // burst); the address's next attempts wait in the suspect lane.
             Err(Busy::QueueFull | Busy::AddressShare) => {
                 self.inner.limiter.unchecked(remote);
                 tokio::time::sleep_until(deadline).await;
-                (AuthOutcome::Failed, None)
+                (AuthOutcome::Busy, None)
             }
             Err(Busy::WorkerLost) => {
                 tracing::error!(user = ?user, service = %service, remote = %remote_s,
@@ -282,7 +283,7 @@ impl Authenticator {
                 TouchReport::FirstFailure => tracing::warn!(user = %uname, file = %path.display(),
                     "cannot record app password use, last-use times stay as they are until \
                      the file is writable again (not logged again): {}",
-                    result.err().unwrap_or_default()),
+                    result.err().map(|e| e.to_string()).unwrap_or_default()),
                 TouchReport::Recovered => {
                     tracing::info!(file = %path.display(), "app password use recorded again")
                 }
@@ -344,7 +345,7 @@ enum TouchReport {
 }
 
 /// Updates `failing` (a failure was logged and no write succeeded since) with `result`.
-fn touch_report(failing: &AtomicBool, result: &Result<(), String>) -> TouchReport {
+fn touch_report<E>(failing: &AtomicBool, result: &Result<(), E>) -> TouchReport {
     match (
         result.is_ok(),
         failing.swap(result.is_err(), Ordering::Relaxed),

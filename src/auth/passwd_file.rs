@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use super::filedit::FileError;
 use super::scheme::{self, Scheme};
 
 /// One user line.
@@ -124,27 +125,40 @@ impl std::fmt::Display for ForeignId {
     }
 }
 
-fn parse_id(field: Option<&str>, what: &str) -> Result<Option<u32>, String> {
+/// What is wrong with one line of the file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("empty user name")]
+    EmptyName,
+    #[error("user name {0:?} contains white space")]
+    NameWhiteSpace(String),
+    #[error("no ':' after user name {0:?}")]
+    NoPassword(String),
+    #[error("{what} {value:?} is not a number")]
+    NotANumber { what: &'static str, value: String },
+}
+
+fn parse_id(field: Option<&str>, what: &'static str) -> Result<Option<u32>, LineError> {
     match field {
         None | Some("") => Ok(None),
-        Some(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("{what} {s:?} is not a number")),
+        Some(s) => s.parse().map(Some).map_err(|_| LineError::NotANumber {
+            what,
+            value: s.to_string(),
+        }),
     }
 }
 
-fn parse_line(line: &str, n: usize) -> Result<Entry, String> {
+fn parse_line(line: &str, n: usize) -> Result<Entry, LineError> {
     let mut f = line.split(':');
     let name = f.next().unwrap_or("");
     if name.is_empty() {
-        return Err("empty user name".into());
+        return Err(LineError::EmptyName);
     }
     if name.contains(|c: char| c.is_whitespace() || c.is_control()) {
-        return Err(format!("user name {name:?} contains white space"));
+        return Err(LineError::NameWhiteSpace(name.to_string()));
     }
     let Some(password) = f.next() else {
-        return Err(format!("no ':' after user name {name:?}"));
+        return Err(LineError::NoPassword(name.to_string()));
     };
     let uid_text = f.next();
     let uid = parse_id(uid_text, "uid")?;
@@ -254,8 +268,8 @@ fn stamp(path: &Path) -> std::io::Result<Stamp> {
 }
 
 /// Reads and parses `path`; the caller reports the problems.
-pub fn read(path: &Path) -> Result<(Table, Vec<Problem>), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn read(path: &Path) -> Result<(Table, Vec<Problem>), FileError> {
+    let bytes = std::fs::read(path).map_err(FileError::read(path))?;
     Ok(parse(&bytes))
 }
 
@@ -287,7 +301,7 @@ fn log_problems(path: &Path, problems: &[Problem]) {
 
 impl PasswdDb {
     /// Reads the file; unreadable is an error.
-    pub fn open(path: &Path) -> Result<PasswdDb, String> {
+    pub fn open(path: &Path) -> Result<PasswdDb, FileError> {
         let st = stamp(path).ok();
         let (table, problems) = read(path)?;
         log_problems(path, &problems);

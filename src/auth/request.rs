@@ -46,13 +46,18 @@ impl fmt::Display for Service {
     }
 }
 
+/// A service name that cannot be granted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown service {0:?} (known: imap, pop3, smtp)")]
+pub struct UnknownService(pub String);
+
 impl FromStr for Service {
-    type Err = String;
+    type Err = UnknownService;
 
     /// Only the grantable names (for `--services`).
-    fn from_str(s: &str) -> Result<Service, String> {
+    fn from_str(s: &str) -> Result<Service, UnknownService> {
         match Service::from_protocol(s.trim()) {
-            Service::Other => Err(format!("unknown service {s:?} (known: imap, pop3, smtp)")),
+            Service::Other => Err(UnknownService(s.to_string())),
             sv => Ok(sv),
         }
     }
@@ -83,6 +88,12 @@ pub enum AuthOutcome {
     /// looking at the password. IMAP answers `NO [UNAVAILABLE]`, POP3
     /// `-ERR [LOGIN-DELAY]`, the auth socket `FAIL … code=temp_fail temp`.
     RateLimited,
+    /// Every password worker busy and the queue full: nothing was checked. A temporary
+    /// answer (IMAP `NO [UNAVAILABLE]`, POP3 `-ERR [SYS/TEMP]`, the socket's `temp`),
+    /// so that a burst of good logins (every client reconnecting after a restart) makes
+    /// clients retry instead of asking their users for a new password. The pool logs
+    /// the burst once.
+    Busy,
 }
 
 impl From<AuthOutcome> for super::AuthResult {
@@ -94,6 +105,7 @@ impl From<AuthOutcome> for super::AuthResult {
             AuthOutcome::RateLimited => {
                 super::AuthResult::TempFail("too many failed logins; try again later".into())
             }
+            AuthOutcome::Busy => super::AuthResult::TempFail("server busy; try again".into()),
         }
     }
 }

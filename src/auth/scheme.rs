@@ -18,6 +18,73 @@ use std::cell::RefCell;
 /// passwd-file line must not make each check allocate without bound.
 const MAX_ARGON2_KIB: u32 = 1024 * 1024;
 
+/// A scheme name Loft does not know (`loft pw -s`, `--scheme`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scheme {:?} (known: {})", .0, Scheme::ALL.map(|s| s.name()).join(", "))]
+pub struct UnknownScheme(pub String);
+
+/// A stored password of a scheme Loft cannot verify; displays the scheme's name (e.g.
+/// `MD5-CRYPT`, `SSHA`, or `CRYPT $1$`), which callers put in their own sentence.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnsupportedScheme(pub String);
+
+/// A stored hash that cannot be used, or a password that cannot be hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("bad PHC string: {0}")]
+    BadPhc(argon2::password_hash::Error),
+    #[error("{scheme} hash is {found}")]
+    WrongAlgorithm { scheme: Scheme, found: String },
+    #[error("bad ARGON2 parameters: {0}")]
+    Argon2Params(argon2::password_hash::Error),
+    #[error("ARGON2 memory cost m={0} KiB is above the 1 GiB limit")]
+    Argon2Memory(u32),
+    #[error("bad ARGON2 version: {0}")]
+    Argon2Version(argon2::Error),
+    #[error("ARGON2 hash without a salt")]
+    Argon2NoSalt,
+    #[error("bad ARGON2 salt: {0}")]
+    Argon2Salt(argon2::password_hash::Error),
+    #[error("ARGON2 hash without an output")]
+    Argon2NoOutput,
+    #[error("{0}")]
+    Argon2(argon2::Error),
+    #[error("{0}")]
+    Argon2Hash(argon2::password_hash::Error),
+    #[error("{0}")]
+    Bcrypt(bcrypt::BcryptError),
+    #[error("CRAM-MD5 hash is not 64 hex digits")]
+    CramMd5Length,
+    #[error(transparent)]
+    Scram(#[from] super::scram::StoredError),
+    #[error("{scheme} hash does not start with {id}")]
+    ShaCryptPrefix { scheme: Scheme, id: &'static str },
+    #[error("no salt after rounds=")]
+    NoSaltAfterRounds,
+    #[error("bad rounds={0}")]
+    BadRounds(String),
+    #[error("rounds too large")]
+    RoundsTooLarge,
+    #[error("no '$' between salt and hash")]
+    NoHashSeparator,
+    #[error("{0:?}")]
+    ShaCrypt(sha_crypt::CryptError),
+    #[error("{scheme} hash part has {got} characters, not {want}")]
+    ShaCryptLength {
+        scheme: Scheme,
+        got: usize,
+        want: usize,
+    },
+    #[error(
+        "BLF-CRYPT uses only the first 72 bytes of a password; \
+         choose a shorter password or another scheme"
+    )]
+    BcryptTooLong,
+    #[error("a PLAIN password cannot contain ':' or line breaks")]
+    PlainSeparator,
+}
+
 thread_local! {
     /// This thread's ARGON2 working memory, reused from one check to the next: a fresh
     /// 19 MiB allocation per check fragments the allocator's arenas (hundreds of MiB after
@@ -60,24 +127,21 @@ fn argon2_verify(
     alg: Algorithm,
     parsed: &PasswordHash<'_>,
     password: &[u8],
-) -> Result<bool, String> {
-    let params = Params::try_from(parsed).map_err(|e| format!("bad ARGON2 parameters: {e}"))?;
+) -> Result<bool, HashError> {
+    let params = Params::try_from(parsed).map_err(HashError::Argon2Params)?;
     if params.m_cost() > MAX_ARGON2_KIB {
-        return Err(format!(
-            "ARGON2 memory cost m={} KiB is above the 1 GiB limit",
-            params.m_cost()
-        ));
+        return Err(HashError::Argon2Memory(params.m_cost()));
     }
     let version = match parsed.version {
-        Some(v) => Version::try_from(v).map_err(|e| format!("bad ARGON2 version: {e}"))?,
+        Some(v) => Version::try_from(v).map_err(HashError::Argon2Version)?,
         None => Version::default(),
     };
-    let salt = parsed.salt.ok_or("ARGON2 hash without a salt")?;
+    let salt = parsed.salt.ok_or(HashError::Argon2NoSalt)?;
     let mut salt_buf = [0u8; 64];
     let salt = salt
         .decode_b64(&mut salt_buf)
-        .map_err(|e| format!("bad ARGON2 salt: {e}"))?;
-    let want = parsed.hash.ok_or("ARGON2 hash without an output")?;
+        .map_err(HashError::Argon2Salt)?;
+    let want = parsed.hash.ok_or(HashError::Argon2NoOutput)?;
     let mut got = vec![0u8; want.len()];
     let blocks = params.block_count();
     let a = Argon2::new(alg, version, params);
@@ -89,7 +153,7 @@ fn argon2_verify(
             }
             a.hash_password_into_with_memory(password, salt, &mut got, &mut mem[..blocks])
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(HashError::Argon2)?;
     Ok(constant_time_eq(&got, want.as_bytes()))
 }
 
@@ -169,10 +233,10 @@ impl fmt::Display for Scheme {
 }
 
 impl FromStr for Scheme {
-    type Err = String;
+    type Err = UnknownScheme;
 
     /// Case-insensitive, as Dovecot's scheme names are.
-    fn from_str(s: &str) -> Result<Scheme, String> {
+    fn from_str(s: &str) -> Result<Scheme, UnknownScheme> {
         let up = s.to_ascii_uppercase();
         if up == "CLEARTEXT" {
             return Ok(Scheme::Plain);
@@ -180,16 +244,13 @@ impl FromStr for Scheme {
         Scheme::ALL
             .into_iter()
             .find(|sc| sc.name() == up)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Scheme::ALL.iter().map(|s| s.name()).collect();
-                format!("unknown scheme {s:?} (known: {})", names.join(", "))
-            })
+            .ok_or_else(|| UnknownScheme(s.to_string()))
     }
 }
 
 /// Splits a stored password field into its scheme and hash. `Err` carries the name of an
 /// unsupported scheme (e.g. `MD5-CRYPT`, `SSHA`, or `CRYPT` with an unknown `$id$`).
-pub fn parse_stored(field: &str) -> Result<(Scheme, &str), String> {
+pub fn parse_stored(field: &str) -> Result<(Scheme, &str), UnsupportedScheme> {
     let (name, hash) = match field.strip_prefix('{').and_then(|r| r.split_once('}')) {
         Some((name, hash)) => (Some(name), hash),
         None => (None, field),
@@ -203,32 +264,37 @@ pub fn parse_stored(field: &str) -> Result<(Scheme, &str), String> {
             .ok_or_else(|| crypt_id(hash)),
         Some(n) => match n.parse::<Scheme>() {
             Ok(s) => Ok((s, hash)),
-            Err(_) => Err(n.to_string()),
+            Err(_) => Err(UnsupportedScheme(n.to_string())),
         },
     }
 }
 
 /// Names the unsupported crypt variant for log messages.
-fn crypt_id(hash: &str) -> String {
-    match hash.strip_prefix('$').and_then(|r| r.split_once('$')) {
-        Some((id, _)) => format!("CRYPT ${id}$"),
-        None => "CRYPT (DES)".into(),
-    }
+fn crypt_id(hash: &str) -> UnsupportedScheme {
+    UnsupportedScheme(
+        match hash.strip_prefix('$').and_then(|r| r.split_once('$')) {
+            Some((id, _)) => format!("CRYPT ${id}$"),
+            None => "CRYPT (DES)".into(),
+        },
+    )
 }
 
 /// Checks `password` against `hash` (the part after `{SCHEME}`). `Ok(false)` is a wrong
 /// password; `Err` a hash that cannot be used (malformed, or of another scheme).
-pub fn verify(scheme: Scheme, hash: &str, password: &str) -> Result<bool, String> {
+pub fn verify(scheme: Scheme, hash: &str, password: &str) -> Result<bool, HashError> {
     match scheme {
         Scheme::Argon2id | Scheme::Argon2i => {
-            let parsed = PasswordHash::new(hash).map_err(|e| format!("bad PHC string: {e}"))?;
+            let parsed = PasswordHash::new(hash).map_err(HashError::BadPhc)?;
             let want = if scheme == Scheme::Argon2id {
                 "argon2id"
             } else {
                 "argon2i"
             };
             if parsed.algorithm.as_str() != want {
-                return Err(format!("{scheme} hash is {}", parsed.algorithm));
+                return Err(HashError::WrongAlgorithm {
+                    scheme,
+                    found: parsed.algorithm.to_string(),
+                });
             }
             let alg = if scheme == Scheme::Argon2id {
                 Algorithm::Argon2id
@@ -238,12 +304,12 @@ pub fn verify(scheme: Scheme, hash: &str, password: &str) -> Result<bool, String
             argon2_verify(alg, &parsed, password.as_bytes())
         }
         Scheme::Sha512Crypt | Scheme::Sha256Crypt => sha_crypt_verify(scheme, hash, password),
-        Scheme::BlfCrypt => bcrypt::verify(password, hash).map_err(|e| e.to_string()),
+        Scheme::BlfCrypt => bcrypt::verify(password, hash).map_err(HashError::Bcrypt),
         Scheme::Plain => Ok(constant_time_eq(hash.as_bytes(), password.as_bytes())),
         Scheme::CramMd5 => {
             let want = hash.trim().to_ascii_lowercase();
             if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err("CRAM-MD5 hash is not 64 hex digits".into());
+                return Err(HashError::CramMd5Length);
             }
             let got = super::cram::stored_contexts(password);
             Ok(constant_time_eq(got.as_bytes(), want.as_bytes()))
@@ -257,7 +323,7 @@ pub fn verify(scheme: Scheme, hash: &str, password: &str) -> Result<bool, String
 /// SHA-crypt (Drepper's `$6$[rounds=N$]salt$hash`, `$5$` alike). Out-of-range rounds
 /// are clamped to 1000..=999999999 and salts cut at 16 characters, as the specification
 /// and glibc do.
-fn sha_crypt_verify(scheme: Scheme, hash: &str, password: &str) -> Result<bool, String> {
+fn sha_crypt_verify(scheme: Scheme, hash: &str, password: &str) -> Result<bool, HashError> {
     let id = if scheme == Scheme::Sha512Crypt {
         "$6$"
     } else {
@@ -265,35 +331,39 @@ fn sha_crypt_verify(scheme: Scheme, hash: &str, password: &str) -> Result<bool, 
     };
     let rest = hash
         .strip_prefix(id)
-        .ok_or_else(|| format!("{scheme} hash does not start with {id}"))?;
+        .ok_or(HashError::ShaCryptPrefix { scheme, id })?;
     let (rounds, rest) = match rest.strip_prefix("rounds=") {
         Some(r) => {
-            let (n, rest) = r.split_once('$').ok_or("no salt after rounds=")?;
-            let n: u64 = n.parse().map_err(|_| format!("bad rounds={n}"))?;
+            let (n, rest) = r.split_once('$').ok_or(HashError::NoSaltAfterRounds)?;
+            let n: u64 = n.parse().map_err(|_| HashError::BadRounds(n.to_string()))?;
             let n = n.clamp(sha_crypt::ROUNDS_MIN as u64, sha_crypt::ROUNDS_MAX as u64);
-            (usize::try_from(n).map_err(|_| "rounds too large")?, rest)
+            (
+                usize::try_from(n).map_err(|_| HashError::RoundsTooLarge)?,
+                rest,
+            )
         }
         None => (sha_crypt::ROUNDS_DEFAULT, rest),
     };
-    let (salt, want) = rest.split_once('$').ok_or("no '$' between salt and hash")?;
+    let (salt, want) = rest.split_once('$').ok_or(HashError::NoHashSeparator)?;
     let got = if scheme == Scheme::Sha512Crypt {
-        let p = sha_crypt::Sha512Params::new(rounds).map_err(|e| format!("{e:?}"))?;
+        let p = sha_crypt::Sha512Params::new(rounds).map_err(HashError::ShaCrypt)?;
         sha_crypt::sha512_crypt_b64(password.as_bytes(), salt.as_bytes(), &p)
     } else {
-        let p = sha_crypt::Sha256Params::new(rounds).map_err(|e| format!("{e:?}"))?;
+        let p = sha_crypt::Sha256Params::new(rounds).map_err(HashError::ShaCrypt)?;
         sha_crypt::sha256_crypt_b64(password.as_bytes(), salt.as_bytes(), &p)
     }
-    .map_err(|e| format!("{e:?}"))?;
+    .map_err(HashError::ShaCrypt)?;
     let expected_len = if scheme == Scheme::Sha512Crypt {
         86
     } else {
         43
     };
     if want.len() != expected_len {
-        return Err(format!(
-            "{scheme} hash part has {} characters, not {expected_len}",
-            want.len()
-        ));
+        return Err(HashError::ShaCryptLength {
+            scheme,
+            got: want.len(),
+            want: expected_len,
+        });
     }
     Ok(constant_time_eq(got.as_bytes(), want.as_bytes()))
 }
@@ -313,7 +383,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Hashes `password` with `scheme`, with a fresh random salt, in the stored form
 /// `{SCHEME}hash`, e.g. `{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$…`.
-pub fn hash_password(scheme: Scheme, password: &str) -> Result<String, String> {
+pub fn hash_password(scheme: Scheme, password: &str) -> Result<String, HashError> {
     let hash = match scheme {
         Scheme::Argon2id | Scheme::Argon2i => {
             let alg = if scheme == Scheme::Argon2id {
@@ -326,31 +396,29 @@ pub fn hash_password(scheme: Scheme, password: &str) -> Result<String, String> {
             let a = Argon2::new(alg, Version::V0x13, Params::default());
             let salt = SaltString::generate(&mut OsRng);
             a.hash_password(password.as_bytes(), &salt)
-                .map_err(|e| e.to_string())?
+                .map_err(HashError::Argon2Hash)?
                 .to_string()
         }
         Scheme::Sha512Crypt => {
-            let p = sha_crypt::Sha512Params::new(SHA_CRYPT_ROUNDS).map_err(|e| format!("{e:?}"))?;
-            sha_crypt::sha512_simple(password, &p).map_err(|e| format!("{e:?}"))?
+            let p = sha_crypt::Sha512Params::new(SHA_CRYPT_ROUNDS).map_err(HashError::ShaCrypt)?;
+            sha_crypt::sha512_simple(password, &p).map_err(HashError::ShaCrypt)?
         }
         Scheme::Sha256Crypt => {
-            let p = sha_crypt::Sha256Params::new(SHA_CRYPT_ROUNDS).map_err(|e| format!("{e:?}"))?;
-            sha_crypt::sha256_simple(password, &p).map_err(|e| format!("{e:?}"))?
+            let p = sha_crypt::Sha256Params::new(SHA_CRYPT_ROUNDS).map_err(HashError::ShaCrypt)?;
+            sha_crypt::sha256_simple(password, &p).map_err(HashError::ShaCrypt)?
         }
         Scheme::BlfCrypt => {
             if password.len() > 72 {
-                return Err("BLF-CRYPT uses only the first 72 bytes of a password; \
-                            choose a shorter password or another scheme"
-                    .into());
+                return Err(HashError::BcryptTooLong);
             }
             bcrypt::hash_with_result(password, BCRYPT_COST)
-                .map_err(|e| e.to_string())?
+                .map_err(HashError::Bcrypt)?
                 .format_for_version(bcrypt::Version::TwoY)
         }
         Scheme::Plain => {
             // The passwd-file is colon-separated and line-based.
             if password.contains([':', '\n', '\r']) {
-                return Err("a PLAIN password cannot contain ':' or line breaks".into());
+                return Err(HashError::PlainSeparator);
             }
             password.to_string()
         }

@@ -33,6 +33,23 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// What is wrong with a stored SCRAM-SHA-256 value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoredError {
+    #[error("expected iterations,salt,StoredKey,ServerKey")]
+    Fields,
+    #[error("bad iteration count {0:?}")]
+    BadIterations(String),
+    #[error("iteration count {0} out of range")]
+    IterationsOutOfRange(u32),
+    #[error("salt is not base64")]
+    SaltNotBase64,
+    #[error("empty salt")]
+    EmptySalt,
+    #[error("{0} is not 32 bytes of base64")]
+    KeyNot32Bytes(&'static str),
+}
+
 /// The server-side secrets of one password (RFC 5802 §3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
@@ -69,28 +86,28 @@ impl Keys {
 
     /// Parses Dovecot's stored form (the part after `{SCRAM-SHA-256}`). Fields after the
     /// fourth (some tools append one) are ignored.
-    pub fn parse_stored(s: &str) -> Result<Keys, String> {
+    pub fn parse_stored(s: &str) -> Result<Keys, StoredError> {
         let mut f = s.trim().split(',');
         let (Some(i), Some(salt), Some(stored), Some(server)) =
             (f.next(), f.next(), f.next(), f.next())
         else {
-            return Err("expected iterations,salt,StoredKey,ServerKey".into());
+            return Err(StoredError::Fields);
         };
         let iterations: u32 = i
             .parse()
-            .map_err(|_| format!("bad iteration count {i:?}"))?;
+            .map_err(|_| StoredError::BadIterations(i.to_string()))?;
         if !(1..=MAX_ITERATIONS).contains(&iterations) {
-            return Err(format!("iteration count {iterations} out of range"));
+            return Err(StoredError::IterationsOutOfRange(iterations));
         }
-        let salt = B64.decode(salt).map_err(|_| "salt is not base64")?;
+        let salt = B64.decode(salt).map_err(|_| StoredError::SaltNotBase64)?;
         if salt.is_empty() {
-            return Err("empty salt".into());
+            return Err(StoredError::EmptySalt);
         }
-        let key = |what: &str, v: &str| -> Result<[u8; 32], String> {
+        let key = |what: &'static str, v: &str| -> Result<[u8; 32], StoredError> {
             B64.decode(v)
                 .ok()
                 .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
-                .ok_or_else(|| format!("{what} is not 32 bytes of base64"))
+                .ok_or(StoredError::KeyNot32Bytes(what))
         };
         Ok(Keys {
             iterations,

@@ -1,6 +1,7 @@
 //! Authenticator tests: success, failures, the failure delay and auto-creation.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::*;
@@ -214,9 +215,9 @@ async fn apop_goes_through_the_rate_limiter() {
 fn app_password_touch_failures_are_reported_once() {
     use std::sync::atomic::AtomicBool;
     let failing = AtomicBool::new(false);
-    let err: Result<(), String> = Err("Permission denied".into());
+    let err: Result<(), std::io::Error> = Err(std::io::ErrorKind::PermissionDenied.into());
     assert_eq!(
-        super::touch_report(&failing, &Ok(())),
+        super::touch_report(&failing, &Ok::<(), std::io::Error>(())),
         super::TouchReport::Quiet
     );
     assert_eq!(
@@ -230,15 +231,53 @@ fn app_password_touch_failures_are_reported_once() {
         );
     }
     assert_eq!(
-        super::touch_report(&failing, &Ok(())),
+        super::touch_report(&failing, &Ok::<(), std::io::Error>(())),
         super::TouchReport::Recovered
     );
     assert_eq!(
-        super::touch_report(&failing, &Ok(())),
+        super::touch_report(&failing, &Ok::<(), std::io::Error>(())),
         super::TouchReport::Quiet
     );
     assert_eq!(
         super::touch_report(&failing, &err),
         super::TouchReport::FirstFailure
     );
+}
+
+/// A burst of good logins larger than the hash pool's queue (every client reconnecting
+/// after a restart): the ones with no room are told to retry (`Busy`, a temporary
+/// answer), never that their password is wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_queue_is_busy_not_failed() {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = Config::for_tests(d.path()).auth;
+    std::fs::write(&cfg.passwd_file, format!("bob:{}\n", slow_argon2("pw"))).unwrap();
+    cfg.hash_workers = 1;
+    cfg.hash_queue = 1;
+    let a = Arc::new(Authenticator::new(&cfg).unwrap());
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let a = Arc::clone(&a);
+            tokio::spawn(async move {
+                let remote = Some(std::net::IpAddr::from([10, 0, 0, i as u8 + 1]));
+                let req = AuthRequest {
+                    user: "bob",
+                    password: "pw",
+                    remote,
+                    service: Service::Imap,
+                };
+                a.authenticate_for(&req).await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut busy = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            AuthOutcome::Ok(_) => ok += 1,
+            AuthOutcome::Busy => busy += 1,
+            other => panic!("a good password answered {other:?}"),
+        }
+    }
+    assert!(ok >= 1 && busy >= 1, "ok {ok}, busy {busy}");
 }

@@ -6,34 +6,56 @@
 
 use std::path::Path;
 
-use super::filedit;
+use super::filedit::{self, FileError};
 use super::passwd_file;
+use super::scheme::UnsupportedScheme;
+
+/// Why `loft user` could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("empty user name")]
+    EmptyName,
+    #[error("user name longer than 255 bytes")]
+    NameTooLong,
+    #[error("a user name cannot start with '#' (it would be a comment)")]
+    NameIsComment,
+    #[error("user name {0:?} contains ':', white space or a control character")]
+    NameCharacters(String),
+    #[error("user {0:?} already exists")]
+    Exists(String),
+    #[error("no user {0:?}")]
+    NoUser(String),
+    #[error("a stored password cannot contain ':' or line breaks")]
+    StoredSeparator,
+    #[error("unsupported scheme {0}")]
+    Unsupported(UnsupportedScheme),
+    #[error(transparent)]
+    File(#[from] FileError),
+}
 
 /// Checks a user name for the passwd-file: non-empty, no ':' (the field separator), no
 /// white space or control characters, at most 255 bytes.
-pub fn valid_user_name(name: &str) -> Result<(), String> {
+pub fn valid_user_name(name: &str) -> Result<(), Error> {
     if name.is_empty() {
-        return Err("empty user name".into());
+        return Err(Error::EmptyName);
     }
     if name.len() > 255 {
-        return Err("user name longer than 255 bytes".into());
+        return Err(Error::NameTooLong);
     }
     if name.starts_with('#') {
-        return Err("a user name cannot start with '#' (it would be a comment)".into());
+        return Err(Error::NameIsComment);
     }
     if name.contains(|c: char| c == ':' || c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "user name {name:?} contains ':', white space or a control character"
-        ));
+        return Err(Error::NameCharacters(name.to_string()));
     }
     Ok(())
 }
 
-fn read_text(path: &Path) -> Result<Vec<u8>, String> {
+fn read_text(path: &Path) -> Result<Vec<u8>, FileError> {
     match std::fs::read(path) {
         Ok(b) => Ok(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => Err(FileError::read(path)(e)),
     }
 }
 
@@ -67,24 +89,24 @@ fn join(lines: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// Adds `user` with the stored password `stored` (`{SCHEME}hash`).
-pub fn add(path: &Path, user: &str, stored: &str) -> Result<(), String> {
+pub fn add(path: &Path, user: &str, stored: &str) -> Result<(), Error> {
     valid_user_name(user)?;
     check_stored(stored)?;
     let _lock = filedit::lock(path)?;
     let bytes = read_text(path)?;
     let mut ls = lines(&bytes);
     if ls.iter().any(|l| line_user(l) == Some(user.as_bytes())) {
-        return Err(format!("user {user:?} already exists"));
+        return Err(Error::Exists(user.to_string()));
     }
     if bytes.is_empty() {
         ls.push(b"# Loft users: user:{SCHEME}hash[:uid:gid:gecos:home:shell:extra]".to_vec());
     }
     ls.push(format!("{user}:{stored}").into_bytes());
-    filedit::replace(path, &join(&ls))
+    Ok(filedit::replace(path, &join(&ls))?)
 }
 
 /// Replaces `user`'s password field, keeping every other field as written.
-pub fn set_password(path: &Path, user: &str, stored: &str) -> Result<(), String> {
+pub fn set_password(path: &Path, user: &str, stored: &str) -> Result<(), Error> {
     check_stored(stored)?;
     let _lock = filedit::lock(path)?;
     let bytes = read_text(path)?;
@@ -93,7 +115,7 @@ pub fn set_password(path: &Path, user: &str, stored: &str) -> Result<(), String>
         .iter_mut()
         .find(|l| line_user(l) == Some(user.as_bytes()))
     else {
-        return Err(format!("no user {user:?}"));
+        return Err(Error::NoUser(user.to_string()));
     };
     let cr = line.ends_with(b"\r");
     let body = line.strip_suffix(b"\r").unwrap_or(line);
@@ -113,20 +135,20 @@ pub fn set_password(path: &Path, user: &str, stored: &str) -> Result<(), String>
         new.push(b'\r');
     }
     *line = new;
-    filedit::replace(path, &join(&ls))
+    Ok(filedit::replace(path, &join(&ls))?)
 }
 
 /// Removes `user`'s line.
-pub fn delete(path: &Path, user: &str) -> Result<(), String> {
+pub fn delete(path: &Path, user: &str) -> Result<(), Error> {
     let _lock = filedit::lock(path)?;
     let bytes = read_text(path)?;
     let mut ls = lines(&bytes);
     let before = ls.len();
     ls.retain(|l| line_user(l) != Some(user.as_bytes()));
     if ls.len() == before {
-        return Err(format!("no user {user:?}"));
+        return Err(Error::NoUser(user.to_string()));
     }
-    filedit::replace(path, &join(&ls))
+    Ok(filedit::replace(path, &join(&ls))?)
 }
 
 /// One row of `loft user list`.
@@ -139,7 +161,7 @@ pub struct Listed {
 }
 
 /// Users in file order.
-pub fn list(path: &Path) -> Result<Vec<Listed>, String> {
+pub fn list(path: &Path) -> Result<Vec<Listed>, Error> {
     let bytes = read_text(path)?;
     let (table, _) = passwd_file::parse(&bytes);
     let mut out = Vec::new();
@@ -168,11 +190,11 @@ pub fn list(path: &Path) -> Result<Vec<Listed>, String> {
     Ok(out)
 }
 
-fn check_stored(stored: &str) -> Result<(), String> {
+fn check_stored(stored: &str) -> Result<(), Error> {
     if stored.contains([':', '\n', '\r']) {
-        return Err("a stored password cannot contain ':' or line breaks".into());
+        return Err(Error::StoredSeparator);
     }
-    super::scheme::parse_stored(stored).map_err(|s| format!("unsupported scheme {s}"))?;
+    super::scheme::parse_stored(stored).map_err(Error::Unsupported)?;
     Ok(())
 }
 
@@ -211,8 +233,12 @@ mod tests {
         for bad in ["", "a:b", "a b", "#x", "a\nb"] {
             assert!(add(&p, bad, "{PLAIN}x").is_err(), "{bad:?}");
         }
-        assert!(add(&p, "ok", "{PLAIN}x:y").is_err());
-        assert!(add(&p, "ok", "{NOPE}x").is_err());
+        assert!(matches!(
+            add(&p, "ok", "{PLAIN}x:y"),
+            Err(Error::StoredSeparator)
+        ));
+        let e = add(&p, "ok", "{NOPE}x").unwrap_err();
+        assert_eq!(e.to_string(), "unsupported scheme NOPE");
         add(&p, "ok", "{PLAIN}x").unwrap();
         assert!(std::fs::read_to_string(&p)
             .unwrap()

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::walk::Walker;
 use super::Config;
@@ -15,15 +15,28 @@ pub struct Spans {
     pub passwd_file: Range<usize>,
 }
 
-fn readable(path: &Path) -> Result<(), String> {
-    match File::open(path) {
-        Ok(f) => match f.metadata() {
-            Ok(m) if m.is_dir() => Err(format!("{} is a directory", path.display())),
-            Ok(_) => Ok(()),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-        },
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+/// Why a file the configuration names cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum Unreadable {
+    #[error("{} is a directory", .0.display())]
+    Directory(PathBuf),
+    #[error("cannot read {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn readable(path: &Path) -> Result<(), Unreadable> {
+    let io = |source| Unreadable::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = File::open(path).and_then(|f| f.metadata()).map_err(io)?;
+    if meta.is_dir() {
+        return Err(Unreadable::Directory(path.to_path_buf()));
     }
+    Ok(())
 }
 
 /// Fills `generate_if_missing` / `create_if_missing` and reports unreadable files.

@@ -10,7 +10,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::diag::{closest, Diagnostic};
 use super::walk::{Val, Walker};
-use super::{Config, FsyncMode, StorageFormat};
+use super::{Config, FsyncMode, LockMethod, StorageFormat};
 
 /// Every section and its keys: the schema, used for unknown-key suggestions too.
 const SCHEMA: &[(&str, &[&str])] = &[
@@ -548,9 +548,9 @@ fn storage_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
             None => {}
         },
         "lock_method" => match w.string(key, v).as_deref() {
-            Some("fcntl") => st.lock_method = crate::index::LockMethod::Fcntl,
-            Some("flock") => st.lock_method = crate::index::LockMethod::Flock,
-            Some("dotlock") => st.lock_method = crate::index::LockMethod::Dotlock,
+            Some("fcntl") => st.lock_method = LockMethod::Fcntl,
+            Some("flock") => st.lock_method = LockMethod::Flock,
+            Some("dotlock") => st.lock_method = LockMethod::Dotlock,
             Some(f) => w.error(
                 v.span(),
                 format!("`lock_method` must be \"fcntl\", \"flock\" or \"dotlock\", not {f:?}"),
@@ -582,15 +582,28 @@ fn storage_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
     }
 }
 
+/// Why a mail location template was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(super) enum TemplateError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("unknown variable %{0} (use %u, %n, %d, %h or %%)")]
+    UnknownVariable(char),
+    #[error("ends with a lone %")]
+    LonePercent,
+    #[error("contains none of %u, %n, %h: every user would share one mail store")]
+    NotPerUser,
+}
+
 /// Checks a mail location template and resolves it: `~/x` means `%h/x`; templates
 /// starting with `%` (home-based) are kept; other relative ones join the config folder.
-pub(super) fn location_template(w: &Walker<'_>, t: &str) -> Result<String, String> {
+pub(super) fn location_template(w: &Walker<'_>, t: &str) -> Result<String, TemplateError> {
     let t = match t.strip_prefix("~/") {
         Some(rest) => format!("%h/{rest}"),
         None => t.to_string(),
     };
     if t.is_empty() {
-        return Err("must not be empty".into());
+        return Err(TemplateError::Empty);
     }
     let mut chars = t.chars();
     let mut per_user = false;
@@ -599,13 +612,13 @@ pub(super) fn location_template(w: &Walker<'_>, t: &str) -> Result<String, Strin
             match chars.next() {
                 Some('u' | 'n' | 'h') => per_user = true,
                 Some('d' | '%') => {}
-                Some(o) => return Err(format!("unknown variable %{o} (use %u, %n, %d, %h or %%)")),
-                None => return Err("ends with a lone %".into()),
+                Some(o) => return Err(TemplateError::UnknownVariable(o)),
+                None => return Err(TemplateError::LonePercent),
             }
         }
     }
     if !per_user {
-        return Err("contains none of %u, %n, %h: every user would share one mail store".into());
+        return Err(TemplateError::NotPerUser);
     }
     if t.starts_with('%') || Path::new(&t).is_absolute() {
         Ok(t)

@@ -1,6 +1,6 @@
 //! The `[pop3]` section: its keys and their checks. Value syntax is the walker's; the
-//! workaround names and the UIDL format syntax belong to `quirks` and `pop3::uidl`,
-//! which this only calls to validate.
+//! workaround names belong to the `quirks` leaf, which this only calls to validate; the
+//! UIDL format syntax is `config::uidl`.
 
 use std::time::Duration;
 
@@ -42,7 +42,7 @@ pub(super) fn key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) 
         "workarounds" => set(&mut p.workarounds, workarounds(w, key, v)),
         "uidl_format" => {
             if let Some(s) = w.string(key, v) {
-                match crate::pop3::uidl::UidlFormat::parse(&s) {
+                match super::uidl::UidlFormat::parse(&s) {
                     Ok(f) => p.uidl_format = f,
                     Err(e) => w.error(v.span(), format!("`uidl_format` {s:?}: {e}")),
                 }

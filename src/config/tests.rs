@@ -33,7 +33,7 @@ fn shipped_config_loads() {
     assert!(c.storage.location.ends_with("conf/../var/mail/%u"));
     assert_eq!(c.storage.fsync, FsyncMode::Always);
     assert_eq!(c.storage.maildir_flag_sync, MaildirFlagSync::Lazy);
-    assert_eq!(c.storage.lock_method, crate::index::LockMethod::Fcntl);
+    assert_eq!(c.storage.lock_method, super::LockMethod::Fcntl);
     assert!(!c.storage.nfs);
     assert_eq!(c.storage.cache_drop_days, 30);
 }
@@ -46,7 +46,7 @@ fn storage_index_keys() {
         "[storage]\nlock_method = \"dotlock\"\nnfs = true\nmaildir_flag_sync = \"immediate\"\ncache_drop_days = 7\n",
     )
     .unwrap();
-    assert_eq!(c.storage.lock_method, crate::index::LockMethod::Dotlock);
+    assert_eq!(c.storage.lock_method, super::LockMethod::Dotlock);
     assert!(c.storage.nfs);
     assert_eq!(c.storage.maildir_flag_sync, MaildirFlagSync::Immediate);
     assert_eq!(c.storage.cache_drop_days, 7);

@@ -3,12 +3,35 @@
 
 use std::time::Duration;
 
+/// Why a duration or size string was refused; `input` is the string as written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    #[error("empty duration")]
+    EmptyDuration,
+    #[error("bad duration {input:?}: expected a number at {at:?}")]
+    DurationNumberExpected { input: String, at: String },
+    #[error("bad duration {0:?}: number too large")]
+    DurationNumberTooLarge(String),
+    #[error("bad duration {input:?}: missing unit after {n}")]
+    DurationUnitMissing { input: String, n: u64 },
+    #[error("bad duration {input:?}: unknown unit {unit:?} (use ms, s, m, h or d)")]
+    DurationUnitUnknown { input: String, unit: String },
+    #[error("bad size {0:?}: expected a number")]
+    SizeNumberExpected(String),
+    #[error("bad size {0:?}: number too large")]
+    SizeNumberTooLarge(String),
+    #[error("bad size {input:?}: unknown unit {unit:?} (use K, M or G)")]
+    SizeUnitUnknown { input: String, unit: String },
+    #[error("bad size {0:?}: too large")]
+    SizeTooLarge(String),
+}
+
 /// Parses a duration string: one or more `NUMBER UNIT` groups, units `ms`, `s`, `m`,
 /// `h`, `d`. A bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
     let s = s.trim();
     if s.is_empty() {
-        return Err("empty duration".into());
+        return Err(UnitError::EmptyDuration);
     }
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
@@ -20,12 +43,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("bad duration {s:?}: expected a number at {rest:?}"));
+            return Err(UnitError::DurationNumberExpected {
+                input: s.into(),
+                at: rest.into(),
+            });
         }
         let (num, tail) = rest.split_at(digits);
         let n: u64 = num
             .parse()
-            .map_err(|_| format!("bad duration {s:?}: number too large"))?;
+            .map_err(|_| UnitError::DurationNumberTooLarge(s.into()))?;
         let unit_len = tail
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(tail.len());
@@ -36,11 +62,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
             "h" => Duration::from_secs(n.saturating_mul(3600)),
             "d" => Duration::from_secs(n.saturating_mul(86400)),
-            "" => return Err(format!("bad duration {s:?}: missing unit after {n}")),
+            "" => return Err(UnitError::DurationUnitMissing { input: s.into(), n }),
             u => {
-                return Err(format!(
-                    "bad duration {s:?}: unknown unit {u:?} (use ms, s, m, h or d)"
-                ))
+                return Err(UnitError::DurationUnitUnknown {
+                    input: s.into(),
+                    unit: u.into(),
+                })
             }
         };
         total = total.saturating_add(part);
@@ -51,29 +78,30 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Parses a size string: a number with an optional `K`/`M`/`G` suffix (binary
 /// multiples; `KB`, `KiB`, `k` accepted alike) and an optional `B`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, UnitError> {
     let t = s.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     if digits == 0 {
-        return Err(format!("bad size {s:?}: expected a number"));
+        return Err(UnitError::SizeNumberExpected(s.into()));
     }
     let (num, unit) = t.split_at(digits);
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("bad size {s:?}: number too large"))?;
+        .map_err(|_| UnitError::SizeNumberTooLarge(s.into()))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         u => {
-            return Err(format!(
-                "bad size {s:?}: unknown unit {u:?} (use K, M or G)"
-            ))
+            return Err(UnitError::SizeUnitUnknown {
+                input: s.into(),
+                unit: u.into(),
+            })
         }
     };
     n.checked_mul(mult)
-        .ok_or_else(|| format!("bad size {s:?}: too large"))
+        .ok_or_else(|| UnitError::SizeTooLarge(s.into()))
 }
 
 /// Formats a duration the way the parser reads it back ("30m", "2s", "500ms").
@@ -110,6 +138,14 @@ mod tests {
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("1h30").is_err());
         assert!(parse_duration("99999999999999999999s").is_err());
+        // The texts an admin reads in check-config output.
+        let e = parse_duration("5x").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "bad duration \"5x\": unknown unit \"x\" (use ms, s, m, h or d)"
+        );
+        let e = parse_duration("1h30").unwrap_err().to_string();
+        assert_eq!(e, "bad duration \"1h30\": missing unit after 30");
     }
 
     #[test]
@@ -121,6 +157,10 @@ mod tests {
         assert!(parse_size("10T").is_err());
         assert!(parse_size("K").is_err());
         assert!(parse_size("99999999999999999999G").is_err());
+        assert_eq!(
+            parse_size("10T").unwrap_err().to_string(),
+            "bad size \"10T\": unknown unit \"t\" (use K, M or G)"
+        );
     }
 
     #[test]

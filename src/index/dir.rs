@@ -115,6 +115,11 @@ impl Dir {
         beneath::metadata_at(&self.fd, OsStr::new(name))
     }
 
+    /// `lstat` of `name`: one system call (what a refresh asks of both files).
+    pub fn lstat(&self, name: &str) -> io::Result<beneath::Stat> {
+        beneath::lstat_at(&self.fd, OsStr::new(name))
+    }
+
     pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         beneath::rename_at(&self.fd, OsStr::new(from), OsStr::new(to))
     }

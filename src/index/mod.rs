@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-pub use crate::config::FsyncMode;
+pub use crate::durability::{FsyncMode, LockMethod};
 pub use salvage::Salvage;
 pub use txn::Transaction;
 
@@ -79,13 +79,6 @@ impl Default for Options {
             cache_drop_days: 30,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LockMethod {
-    Fcntl,
-    Flock,
-    Dotlock,
 }
 
 #[derive(Debug)]

@@ -31,7 +31,45 @@ pub struct FileId {
     ctime: (i64, i64),
 }
 
-fn id(m: &Metadata) -> FileId {
+/// What the index asks of a file's status, from `std` metadata or a bare `lstat`.
+trait FileMeta {
+    fn dev(&self) -> u64;
+    fn ino(&self) -> u64;
+    fn len(&self) -> u64;
+    fn ctime(&self) -> (i64, i64);
+}
+
+impl FileMeta for Metadata {
+    fn dev(&self) -> u64 {
+        MetadataExt::dev(self)
+    }
+    fn ino(&self) -> u64 {
+        MetadataExt::ino(self)
+    }
+    fn len(&self) -> u64 {
+        Metadata::len(self)
+    }
+    fn ctime(&self) -> (i64, i64) {
+        (MetadataExt::ctime(self), MetadataExt::ctime_nsec(self))
+    }
+}
+
+impl FileMeta for crate::beneath::Stat {
+    fn dev(&self) -> u64 {
+        self.dev
+    }
+    fn ino(&self) -> u64 {
+        self.ino
+    }
+    fn len(&self) -> u64 {
+        self.size
+    }
+    fn ctime(&self) -> (i64, i64) {
+        (self.ctime, self.ctime_nsec)
+    }
+}
+
+fn id(m: &impl FileMeta) -> FileId {
     FileId {
         dev: m.dev(),
         ino: m.ino(),
@@ -40,18 +78,18 @@ fn id(m: &Metadata) -> FileId {
     }
 }
 
-fn index_id(m: &Metadata) -> FileId {
+fn index_id(m: &impl FileMeta) -> FileId {
     FileId {
         len: m.len(),
-        ctime: (m.ctime(), m.ctime_nsec()),
+        ctime: m.ctime(),
         ..id(m)
     }
 }
 
 pub struct LogState {
     /// Kept open so that its inode number cannot be reused by a later file while we
-    /// compare ids.
-    _file: File,
+    /// compare ids; catch-ups and racy checks read through it (no open per refresh).
+    file: File,
     id: FileId,
     /// Offset after the last transaction applied.
     end: u64,
@@ -72,8 +110,8 @@ pub struct LogState {
     /// CRC32 of the bytes `[0, end)` as they were read.
     crc: crc32fast::Hasher,
     /// `ctime` may not yet show a write made in the same clock tick as the last change
-    /// we saw (file systems stamp from a coarse clock): until a read of the content at a
-    /// moment [`RACY_NS`] past that ctime matches `crc`, an unchanged stat proves nothing.
+    /// we saw (file systems stamp from a coarse clock): until a read at a moment
+    /// [`RACY_NS`] past that ctime matches what we read, an unchanged stat proves nothing.
     racy: bool,
 }
 
@@ -93,21 +131,36 @@ fn now_ns() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
-/// Checks the committed part of the log against what was read when its ctime is still
-/// racy (see [`LogState::racy`]); settles it once the ctime is old enough.
-fn verify_racy_log(dir: &Dir, inner: &mut Inner) -> Result<(), Error> {
+/// Checks the log against what was read when its ctime is still racy (see
+/// [`LogState::racy`]); settles it once the ctime is old enough.
+///
+/// A refresh checks the marks (the header and the last bytes of the last commit: two
+/// small reads through the open log); a folder changed all the time stays racy, and
+/// reading the whole log at every refresh cost more than the rest of the refresh. Before
+/// a write (`whole`) every committed byte is compared: a same-size rewrite in the middle
+/// of the log would make the transaction appended after it unreadable to the next
+/// reader, so it must be found and healed first. What this process holds was read and
+/// checked before, so a refresh that misses such a rewrite serves nothing wrong.
+fn verify_racy_log(dir: &Dir, inner: &mut Inner, whole: bool) -> Result<(), Error> {
     let before = now_ns();
-    let lpath = &dir.file(LOG_FILE);
-    let f = dir.open_ro(LOG_FILE).map_err(Error::io(lpath.into()))?;
     let end = inner.log.end;
-    let mut bytes = vec![0u8; end as usize];
-    let n = read_at_most(&f, &mut bytes, 0).map_err(Error::io(lpath.into()))?;
-    if n as u64 != end || crc32fast::hash(&bytes) != inner.log.crc.clone().finalize() {
+    let f = &inner.log.file;
+    let io = Error::io(dir.file(LOG_FILE));
+    let changed = if whole {
+        let mut bytes = vec![0u8; end as usize];
+        let n = read_at_most(f, &mut bytes, 0).map_err(io)?;
+        n as u64 != end || crc32fast::hash(&bytes) != inner.log.crc.clone().finalize()
+    } else {
+        Marks::read(f, end).map_err(io)? != inner.log.marks
+    };
+    if changed {
         let what = "committed bytes changed (rewritten by another program)";
-        return Err(corrupt(lpath.into(), what, 0));
+        return Err(corrupt(dir.file(LOG_FILE), what, 0));
     }
-    let (s, ns) = inner.log.ctime;
-    inner.log.racy = before - (i128::from(s) * 1_000_000_000 + i128::from(ns)) < RACY_NS;
+    if whole {
+        let (s, ns) = inner.log.ctime;
+        inner.log.racy = before - (i128::from(s) * 1_000_000_000 + i128::from(ns)) < RACY_NS;
+    }
     Ok(())
 }
 
@@ -159,8 +212,8 @@ fn read_at_most(f: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
     Ok(got)
 }
 
-fn ctime(m: &Metadata) -> (i64, i64) {
-    (m.ctime(), m.ctime_nsec())
+fn ctime(m: &impl FileMeta) -> (i64, i64) {
+    m.ctime()
 }
 
 pub struct Inner {
@@ -370,7 +423,7 @@ fn load_once(dir: &Dir, ipath: &Path, lpath: &Path) -> Result<Option<Inner>, Loa
         index_id: iid,
         _index_file: f,
         log: LogState {
-            _file: lf,
+            file: lf,
             id: lid,
             end,
             seen_len: len,
@@ -416,7 +469,7 @@ pub(super) fn written(
         index_id: index_id(&im),
         _index_file: f,
         log: LogState {
-            _file: lf,
+            file: lf,
             id: id(&lm),
             end: lm.len(),
             seen_len: lm.len(),
@@ -455,13 +508,13 @@ fn reload(dir: &Dir, opts: &Options, inner: &mut Inner) -> Result<Arc<IndexSnaps
     }
 }
 
-fn stat(dir: &Dir, name: &str, nfs: bool) -> Result<Metadata, Error> {
+fn stat(dir: &Dir, name: &str, nfs: bool) -> Result<crate::beneath::Stat, Error> {
     // On NFS, opening the file revalidates its attributes (close-to-open consistency);
     // a plain stat could be answered from the attribute cache.
     let r = if nfs {
-        dir.open_ro(name).and_then(|f| f.metadata())
+        dir.open_ro(name).and_then(|f| crate::beneath::fstat(&f))
     } else {
-        dir.metadata(name)
+        dir.lstat(name)
     };
     let path = &dir.file(name);
     r.map_err(|err| match err.kind() {
@@ -474,6 +527,16 @@ fn stat(dir: &Dir, name: &str, nfs: bool) -> Result<Metadata, Error> {
 }
 
 pub fn refresh(dir: &Dir, opts: &Options, inner: &mut Inner) -> Result<Arc<IndexSnapshot>, Error> {
+    refresh_checked(dir, opts, inner, false)
+}
+
+/// [`refresh`]; `whole`: a racy log is checked byte for byte (before a write).
+fn refresh_checked(
+    dir: &Dir,
+    opts: &Options,
+    inner: &mut Inner,
+    whole: bool,
+) -> Result<Arc<IndexSnapshot>, Error> {
     inner.healable = false;
     if inner.broken {
         return reload(dir, opts, inner);
@@ -514,7 +577,7 @@ pub fn refresh(dir: &Dir, opts: &Options, inner: &mut Inner) -> Result<Arc<Index
     }
     if len == inner.log.seen_len && inner.log.end == len {
         if inner.log.racy {
-            if let Err(e) = verify_racy_log(dir, inner) {
+            if let Err(e) = verify_racy_log(dir, inner, whole) {
                 return Err(damaged(inner, e));
             }
         }
@@ -623,11 +686,8 @@ fn catch_up(
     seen_ctime: (i64, i64),
 ) -> Result<Arc<IndexSnapshot>, Error> {
     let lpath = &dir.file(LOG_FILE);
-    let f = dir.open_ro(LOG_FILE).map_err(Error::io(lpath.into()))?;
-    let m = f.metadata().map_err(Error::io(lpath.into()))?;
-    if id(&m) != inner.log.id {
-        return Err(corrupt(lpath.into(), "log replaced while reading", 0));
-    }
+    // The log we read before (the caller found its inode under the name).
+    let f = &inner.log.file;
     // What we read before must still be there: the header, and the bytes before `end`
     // (read along with the new ones).
     let end = inner.log.end;
@@ -679,7 +739,7 @@ fn open_log_state(dir: &Dir) -> Result<LogState, Error> {
     let head = log::read_from(&f, 0).map_err(Error::io(lpath.into()))?;
     let head = &head[..head.len().min(LOG_HEADER_LEN)];
     Ok(LogState {
-        _file: f,
+        file: f,
         id: id(&m),
         end,
         seen_len: m.len(),
@@ -698,7 +758,7 @@ pub fn prepare_write(
     opts: &Options,
     inner: &mut Inner,
 ) -> Result<Arc<IndexSnapshot>, Error> {
-    let snap = refresh(dir, opts, inner)?;
+    let snap = refresh_checked(dir, opts, inner, true)?;
     let lpath = dir.file(LOG_FILE);
     if inner.log.stale {
         let lh = LogHeader {

@@ -4,16 +4,15 @@
 //!
 //! * [`command`] — the pure line parser.
 //! * [`session`] — the state machine AUTHORIZATION → TRANSACTION → UPDATE.
-//! * [`uidl`] — UIDL values from a format string (Dovecot's default).
+//! * UIDL values come from the configured format, [`crate::config::uidl`].
 //! * [`stuff`] — byte-stuffing and the TOP cut.
 //! * [`registry`] — the in-process maildrop locks ([IN-USE]) and login delays.
 //!
 //! POP3 sees one mailbox, the user's INBOX, through [`crate::mailbox`]; it shares the
-//! authenticator, TLS, connection limits and the connection I/O (`imap::session::wire`
-//! and `stream`, which are protocol-neutral) with IMAP. It never touches files.
+//! authenticator, TLS, connection limits and the connection I/O ([`crate::net`]) with
+//! IMAP, and never names IMAP. It never touches files.
 
 pub mod command;
 pub mod registry;
 pub mod session;
 pub mod stuff;
-pub mod uidl;

@@ -78,7 +78,7 @@ pub enum AnchorError {
     /// `/proc/self/fd` does not show the descriptor (no /proc, or a foreign one).
     Proc(PathBuf, String),
     /// The mail root could not be created.
-    Create(String),
+    Create(super::PrepareError),
 }
 
 impl fmt::Display for AnchorError {
@@ -90,7 +90,7 @@ impl fmt::Display for AnchorError {
                 "cannot reach {} through /proc/self/fd after the switch: {why}",
                 p.display()
             ),
-            AnchorError::Create(e) => f.write_str(e),
+            AnchorError::Create(e) => write!(f, "{e}"),
         }
     }
 }

@@ -64,27 +64,34 @@ impl Quirk {
         self.info().name
     }
 
-    /// The quirk called `name` for `protocol`, or a message listing the valid names.
-    pub fn from_name(protocol: Protocol, name: &str) -> Result<Quirk, String> {
-        let valid: Vec<&str> = Quirk::ALL
-            .iter()
-            .filter(|q| q.info().protocol == protocol)
-            .map(|q| q.name())
-            .collect();
+    /// The quirk called `name` for `protocol`, or an error listing the valid names.
+    pub fn from_name(protocol: Protocol, name: &str) -> Result<Quirk, UnknownQuirk> {
         Quirk::ALL
             .into_iter()
             .find(|q| q.info().protocol == protocol && q.name() == name)
-            .ok_or_else(|| {
-                format!(
-                    "unknown workaround {name:?} (known: {})",
-                    valid
-                        .iter()
-                        .map(|n| format!("{n:?}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+            .ok_or_else(|| UnknownQuirk {
+                name: name.to_string(),
+                protocol,
             })
     }
+}
+
+/// A workaround name that `protocol` does not know.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown workaround {name:?} (known: {})", known_names(*.protocol))]
+pub struct UnknownQuirk {
+    pub name: String,
+    pub protocol: Protocol,
+}
+
+/// `"a", "b"`: the names valid for `protocol`.
+fn known_names(protocol: Protocol) -> String {
+    Quirk::ALL
+        .iter()
+        .filter(|q| q.info().protocol == protocol)
+        .map(|q| format!("{:?}", q.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A set of enabled quirks.
@@ -120,8 +127,13 @@ mod tests {
         for q in Quirk::ALL {
             assert_eq!(Quirk::from_name(q.info().protocol, q.name()), Ok(q));
         }
-        let e = Quirk::from_name(Protocol::Pop3, "outlook-nuls").unwrap_err();
-        assert!(e.contains("\"outlook-no-nuls\""), "{e}");
+        let e = Quirk::from_name(Protocol::Pop3, "outlook-nuls")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "unknown workaround \"outlook-nuls\" (known: \"outlook-no-nuls\", \"oe-ns-eoh\")"
+        );
         // Names are exact, as in Dovecot.
         assert!(Quirk::from_name(Protocol::Pop3, "OE-NS-EOH").is_err());
     }

@@ -23,9 +23,21 @@ const DOVECOT: &[(&str, &str)] = &[
 fn dovecot_hashes_verify() {
     for (stored, pw) in DOVECOT {
         let (scheme, hash) = parse_stored(stored).unwrap();
-        assert_eq!(verify(scheme, hash, pw), Ok(true), "{stored}");
-        assert_eq!(verify(scheme, hash, "Secret"), Ok(false), "{stored}");
-        assert_eq!(verify(scheme, hash, ""), Ok(false), "{stored}");
+        assert_eq!(
+            verify(scheme, hash, pw).map_err(|e| e.to_string()),
+            Ok(true),
+            "{stored}"
+        );
+        assert_eq!(
+            verify(scheme, hash, "Secret").map_err(|e| e.to_string()),
+            Ok(false),
+            "{stored}"
+        );
+        assert_eq!(
+            verify(scheme, hash, "").map_err(|e| e.to_string()),
+            Ok(false),
+            "{stored}"
+        );
     }
 }
 
@@ -40,16 +52,23 @@ fn bare_crypt_hashes_are_recognised_by_prefix() {
         }
         let (scheme, hash) = parse_stored(bare).unwrap();
         assert_eq!(hash, bare);
-        assert_eq!(verify(scheme, hash, pw), Ok(true), "{bare}");
+        assert_eq!(
+            verify(scheme, hash, pw).map_err(|e| e.to_string()),
+            Ok(true),
+            "{bare}"
+        );
     }
 }
 
 #[test]
 fn unknown_schemes_are_named() {
-    assert_eq!(parse_stored("{SSHA}abc").unwrap_err(), "SSHA");
-    assert_eq!(parse_stored("$1$salt$hash").unwrap_err(), "CRYPT $1$");
-    assert_eq!(parse_stored("{CRYPT}$y$j9T$x$y").unwrap_err(), "CRYPT $y$");
-    assert_eq!(parse_stored("abcdefgh").unwrap_err(), "CRYPT (DES)");
+    assert_eq!(parse_stored("{SSHA}abc").unwrap_err().0, "SSHA");
+    assert_eq!(parse_stored("$1$salt$hash").unwrap_err().0, "CRYPT $1$");
+    assert_eq!(
+        parse_stored("{CRYPT}$y$j9T$x$y").unwrap_err().0,
+        "CRYPT $y$"
+    );
+    assert_eq!(parse_stored("abcdefgh").unwrap_err().0, "CRYPT (DES)");
     assert_eq!(parse_stored("{plain}x").unwrap(), (Scheme::Plain, "x"));
 }
 
@@ -77,8 +96,16 @@ fn hash_password_round_trips() {
         );
         let (s, h) = parse_stored(&stored).unwrap();
         assert_eq!(s, scheme);
-        assert_eq!(verify(s, h, "correct horse"), Ok(true), "{stored}");
-        assert_eq!(verify(s, h, "correct horsE"), Ok(false), "{stored}");
+        assert_eq!(
+            verify(s, h, "correct horse").map_err(|e| e.to_string()),
+            Ok(true),
+            "{stored}"
+        );
+        assert_eq!(
+            verify(s, h, "correct horsE").map_err(|e| e.to_string()),
+            Ok(false),
+            "{stored}"
+        );
     }
     let a = hash_password(Scheme::Argon2id, "x").unwrap();
     assert!(
@@ -94,7 +121,10 @@ fn hash_password_round_trips() {
 
 #[test]
 fn hash_password_refuses_what_it_cannot_store() {
-    assert!(hash_password(Scheme::Plain, "a:b").is_err());
+    assert_eq!(
+        hash_password(Scheme::Plain, "a:b").unwrap_err().to_string(),
+        "a PLAIN password cannot contain ':' or line breaks"
+    );
     assert!(hash_password(Scheme::BlfCrypt, &"x".repeat(73)).is_err());
 }
 
@@ -103,6 +133,11 @@ fn scheme_names() {
     assert_eq!("sha512-crypt".parse::<Scheme>(), Ok(Scheme::Sha512Crypt));
     assert_eq!("CLEARTEXT".parse::<Scheme>(), Ok(Scheme::Plain));
     assert!("MD5".parse::<Scheme>().is_err());
+    let e = "MD5".parse::<Scheme>().unwrap_err().to_string();
+    assert!(
+        e.starts_with("unknown scheme \"MD5\" (known: ARGON2ID, "),
+        "{e}"
+    );
     for s in Scheme::ALL {
         assert_eq!(s.to_string().parse::<Scheme>(), Ok(s));
     }

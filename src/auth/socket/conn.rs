@@ -400,6 +400,7 @@ fn outcome_line(id: u32, user: Option<&str>, outcome: AuthOutcome) -> String {
         AuthOutcome::TempFail(_) => {
             proto::fail(id, user, Some("Temporary authentication failure"), true)
         }
+        AuthOutcome::Busy => proto::fail(id, user, Some("Server busy, try again"), true),
         AuthOutcome::RateLimited => proto::fail(
             id,
             user,

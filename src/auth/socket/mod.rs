@@ -23,6 +23,58 @@ use tracing::{error, info};
 use crate::auth::Authenticator;
 use crate::config::AuthConfig;
 
+/// Why the auth listeners could not be set up; names the socket, file or account.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bad user name {0:?}")]
+    BadUserName(String),
+    #[error("no such user {0:?}")]
+    NoUser(String),
+    #[error("bad group name {0:?}")]
+    BadGroupName(String),
+    #[error("no such group {0:?}")]
+    NoGroup(String),
+    #[error("auth socket {} exists and is not a socket", .0.display())]
+    NotASocket(PathBuf),
+    #[error("auth socket {}: another server is listening on it", .0.display())]
+    InUse(PathBuf),
+    #[error("cannot remove stale auth socket {}: {source}", .path.display())]
+    RemoveStale {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create {}: {source}", .path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on auth socket {}: {source}", .path.display())]
+    ListenUnix {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot chown auth socket {}: {source}", .path.display())]
+    Chown {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot chmod auth socket {}: {source}", .path.display())]
+    Chmod {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} for the auth socket: {source}")]
+    ListenTcp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    LocalAddr {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
 /// The running auth listeners.
 pub struct AuthSocket {
     /// The UNIX socket's path, if configured.
@@ -33,67 +85,64 @@ pub struct AuthSocket {
 }
 
 /// Resolves a user given by name or number.
-fn uid_of(owner: &str) -> Result<u32, String> {
+fn uid_of(owner: &str) -> Result<u32, Error> {
     if let Ok(n) = owner.parse::<u32>() {
         return Ok(n);
     }
-    let c = CString::new(owner).map_err(|_| format!("bad user name {owner:?}"))?;
+    let c = CString::new(owner).map_err(|_| Error::BadUserName(owner.to_string()))?;
     // SAFETY: getpwnam returns NULL or a pointer to static storage, read at once; this
     // runs at startup before other threads look users up.
     let pw = unsafe { libc::getpwnam(c.as_ptr()) };
     if pw.is_null() {
-        return Err(format!("no such user {owner:?}"));
+        return Err(Error::NoUser(owner.to_string()));
     }
+    // SAFETY: `pw` is not NULL (checked above) and points to getpwnam's static record.
     Ok(unsafe { (*pw).pw_uid })
 }
 
-fn gid_of(group: &str) -> Result<u32, String> {
+fn gid_of(group: &str) -> Result<u32, Error> {
     if let Ok(n) = group.parse::<u32>() {
         return Ok(n);
     }
-    let c = CString::new(group).map_err(|_| format!("bad group name {group:?}"))?;
+    let c = CString::new(group).map_err(|_| Error::BadGroupName(group.to_string()))?;
     // SAFETY: as in `uid_of`.
     let gr = unsafe { libc::getgrnam(c.as_ptr()) };
     if gr.is_null() {
-        return Err(format!("no such group {group:?}"));
+        return Err(Error::NoGroup(group.to_string()));
     }
+    // SAFETY: `gr` is not NULL (checked above) and points to getgrnam's static record.
     Ok(unsafe { (*gr).gr_gid })
 }
 
 /// Binds the UNIX socket: a stale socket file (nobody listening) is replaced, a live one
 /// or a non-socket file is an error. Then owner, group and mode are applied.
-fn bind_unix(cfg: &AuthConfig, path: &Path) -> Result<UnixListener, String> {
+fn bind_unix(cfg: &AuthConfig, path: &Path) -> Result<UnixListener, Error> {
+    let p = || path.to_path_buf();
     if let Ok(m) = std::fs::symlink_metadata(path) {
         if !m.file_type().is_socket() {
-            return Err(format!(
-                "auth socket {} exists and is not a socket",
-                path.display()
-            ));
+            return Err(Error::NotASocket(p()));
         }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!(
-                "auth socket {}: another server is listening on it",
-                path.display()
-            ));
+            return Err(Error::InUse(p()));
         }
-        std::fs::remove_file(path)
-            .map_err(|e| format!("cannot remove stale auth socket {}: {e}", path.display()))?;
+        std::fs::remove_file(path).map_err(|source| Error::RemoveStale { path: p(), source })?;
         info!("replaced stale auth socket {}", path.display());
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
-    let l = UnixListener::bind(path)
-        .map_err(|e| format!("cannot listen on auth socket {}: {e}", path.display()))?;
+    let l = UnixListener::bind(path).map_err(|source| Error::ListenUnix { path: p(), source })?;
     let uid = cfg.socket_owner.as_deref().map(uid_of).transpose()?;
     let gid = cfg.socket_group.as_deref().map(gid_of).transpose()?;
     if uid.is_some() || gid.is_some() {
         std::os::unix::fs::chown(path, uid, gid)
-            .map_err(|e| format!("cannot chown auth socket {}: {e}", path.display()))?;
+            .map_err(|source| Error::Chown { path: p(), source })?;
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.socket_mode))
-        .map_err(|e| format!("cannot chmod auth socket {}: {e}", path.display()))?;
+        .map_err(|source| Error::Chmod { path: p(), source })?;
     Ok(l)
 }
 
@@ -103,7 +152,7 @@ pub async fn start(
     cfg: &AuthConfig,
     auth: Arc<Authenticator>,
     stop: watch::Receiver<bool>,
-) -> Result<Option<AuthSocket>, String> {
+) -> Result<Option<AuthSocket>, Error> {
     Ok(bind(cfg).await?.map(|b| b.serve(auth, stop)))
 }
 
@@ -118,7 +167,7 @@ pub struct Bound {
 
 /// Binds the configured auth listeners (the UNIX socket gets its owner, group and mode).
 /// `Ok(None)` when neither `socket` nor `socket_tcp` is configured.
-pub async fn bind(cfg: &AuthConfig) -> Result<Option<Bound>, String> {
+pub async fn bind(cfg: &AuthConfig) -> Result<Option<Bound>, Error> {
     if cfg.socket.is_none() && cfg.socket_tcp.is_empty() {
         return Ok(None);
     }
@@ -130,10 +179,14 @@ pub async fn bind(cfg: &AuthConfig) -> Result<Option<Bound>, String> {
     for addr in &cfg.socket_tcp {
         let l = TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("cannot listen on {addr} for the auth socket: {e}"))?;
-        let local = l
-            .local_addr()
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            .map_err(|source| Error::ListenTcp {
+                addr: *addr,
+                source,
+            })?;
+        let local = l.local_addr().map_err(|source| Error::LocalAddr {
+            addr: *addr,
+            source,
+        })?;
         info!("auth socket listening on {local} (TCP)");
         tcp.push((l, local));
     }

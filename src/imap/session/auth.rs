@@ -8,6 +8,7 @@ use tracing::{info, warn};
 use super::{blocking, Flow, Session, Status};
 use crate::auth::exchange::{Exchange, Mech, Reply};
 use crate::auth::{sasl, AuthOutcome, AuthRequest, Service, User};
+use crate::imap::response::ResponseCode;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 /// Longest SASL response line we accept.
@@ -44,7 +45,7 @@ impl Session {
     pub(super) async fn login(&mut self, user: &str, password: &str) -> Status {
         if self.login_disabled() {
             return Status::no_code(
-                "PRIVACYREQUIRED",
+                ResponseCode::PrivacyRequired,
                 "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
             );
         }
@@ -66,7 +67,7 @@ impl Session {
         }
         if self.login_disabled() {
             return Status::no_code(
-                "PRIVACYREQUIRED",
+                ResponseCode::PrivacyRequired,
                 "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
             );
         }
@@ -87,7 +88,10 @@ impl Session {
                     Some((_authz, user, pass)) => self.check_password(&user, &pass).await,
                     None => {
                         self.fail_delay().await;
-                        Status::no_code("AUTHENTICATIONFAILED", "Authentication failed.")
+                        Status::no_code(
+                            ResponseCode::AuthenticationFailed,
+                            "Authentication failed.",
+                        )
                     }
                 }
             }
@@ -145,7 +149,10 @@ impl Session {
                 }
                 Reply::Done(outcome) => return self.outcome(outcome),
                 Reply::Malformed(_) => {
-                    return Status::no_code("AUTHENTICATIONFAILED", "Authentication failed.")
+                    return Status::no_code(
+                        ResponseCode::AuthenticationFailed,
+                        "Authentication failed.",
+                    )
                 }
             }
         }
@@ -165,7 +172,7 @@ impl Session {
         // Waiting for the client counts as idle for the connection slots.
         let read =
             tokio::time::timeout_at(self.login_deadline, self.conn.read_line(SASL_LINE_LIMIT));
-        let Some(read) = crate::server::wait_idle(self.slot.as_ref(), read).await else {
+        let Some(read) = crate::net::wait_idle(self.slot.as_ref(), read).await else {
             return Err(Status::bad("Too many connections not logged in."));
         };
         match read {
@@ -196,16 +203,23 @@ impl Session {
         match outcome {
             AuthOutcome::Ok(user) => self.logged_in(user),
             AuthOutcome::Failed => {
-                Status::no_code("AUTHENTICATIONFAILED", "Authentication failed.")
+                Status::no_code(ResponseCode::AuthenticationFailed, "Authentication failed.")
             }
             AuthOutcome::TempFail(why) => {
                 warn!(session = %self.id, remote = %self.remote, "authentication unavailable: {why}");
-                Status::no_code("UNAVAILABLE", "Temporary authentication failure.")
+                Status::no_code(
+                    ResponseCode::Unavailable,
+                    "Temporary authentication failure.",
+                )
+            }
+            AuthOutcome::Busy => {
+                Status::no_code(ResponseCode::Unavailable, "Server busy; try again.")
             }
             // Refused by the brute-force limiter without a password check (already logged).
-            AuthOutcome::RateLimited => {
-                Status::no_code("UNAVAILABLE", "Too many failed logins; try again later.")
-            }
+            AuthOutcome::RateLimited => Status::no_code(
+                ResponseCode::Unavailable,
+                "Too many failed logins; try again later.",
+            ),
         }
     }
 
@@ -220,7 +234,7 @@ impl Session {
                 self.ctx.cfg.server.max_connections_per_user_ip
             );
             return Status::no_code(
-                "LIMIT",
+                ResponseCode::Limit,
                 "Maximum number of connections from user+IP exceeded.",
             );
         };
@@ -247,11 +261,14 @@ impl Session {
                 if let Some(slot) = self.slot.as_mut() {
                     slot.logged_in();
                 }
-                Status::ok_code(format!("CAPABILITY {}", self.capabilities()), "Logged in")
+                Status::ok_code(ResponseCode::Capability(self.capabilities()), "Logged in")
             }
             Err(e) => {
                 warn!(session = %self.id, user = %user.name, "cannot open mail store: {e}");
-                Status::no_code("UNAVAILABLE", "Mail storage is temporarily unavailable.")
+                Status::no_code(
+                    ResponseCode::Unavailable,
+                    "Mail storage is temporarily unavailable.",
+                )
             }
         }
     }

@@ -11,6 +11,7 @@ mod plan;
 
 use super::{blocking, Session, Status};
 use crate::imap::command::FetchAtt;
+use crate::imap::response::ResponseCode;
 use crate::mailbox::access::{self, Batch, BatchBuffer};
 use crate::mailbox::search::NumSet;
 use crate::mailbox::{Flags, StoreOp, SysFlags, Uid, UidHashSet};
@@ -77,7 +78,10 @@ impl Session {
             // are left out; everything still known (metadata, cached items) and every
             // other message was answered, so the command succeeded. As Dovecot does:
             // OK with the RFC 5530 code, not NO (which clients take for a failed FETCH).
-            Status::ok_code("EXPUNGEISSUED", "Some messages were already expunged.")
+            Status::ok_code(
+                ResponseCode::ExpungeIssued,
+                "Some messages were already expunged.",
+            )
         } else {
             Status::ok("Fetch completed.")
         }

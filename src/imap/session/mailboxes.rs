@@ -10,6 +10,7 @@ use super::view::View;
 use super::{blocking, Session, Status};
 use crate::imap::command::{ListOptions, StatusItem};
 use crate::imap::response::push_string;
+use crate::imap::response::{push_untagged_ok, ResponseCode};
 use crate::mailbox::{self, utf7, MailboxEntry, SEPARATOR};
 
 /// Longest mailbox name or LIST pattern we look at.
@@ -19,12 +20,15 @@ impl Session {
     /// Wire name (modified UTF-7) → store name (UTF-8, INBOX normalised).
     pub(super) fn mailbox_name(&self, wire: &str) -> Result<String, Status> {
         if wire.len() > MAX_NAME {
-            return Err(Status::no_code("CANNOT", "Mailbox name too long."));
+            return Err(Status::no_code(
+                ResponseCode::Cannot,
+                "Mailbox name too long.",
+            ));
         }
         match utf7::decode(wire) {
             Some(name) => Ok(mailbox::normalize_name(&name)),
             None => Err(Status::no_code(
-                "CANNOT",
+                ResponseCode::Cannot,
                 "Mailbox name is not valid modified UTF-7.",
             )),
         }
@@ -63,15 +67,24 @@ impl Session {
         out.extend_from_slice(format!("* {} EXISTS\r\n", view.exists()).as_bytes());
         out.extend_from_slice(format!("* {} RECENT\r\n", view.recent_count()).as_bytes());
         if let Some(i) = view.first_unseen() {
-            out.extend_from_slice(format!("* OK [UNSEEN {}] First unseen.\r\n", i + 1).as_bytes());
+            let unseen = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            push_untagged_ok(out, &ResponseCode::Unseen(unseen), "First unseen.");
         }
-        out.extend_from_slice(
-            format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", view.uid_validity).as_bytes(),
+        push_untagged_ok(
+            out,
+            &ResponseCode::UidValidity(view.uid_validity),
+            "UIDs valid",
         );
-        out.extend_from_slice(
-            format!("* OK [UIDNEXT {}] Predicted next UID\r\n", view.uid_next).as_bytes(),
+        push_untagged_ok(
+            out,
+            &ResponseCode::UidNext(view.uid_next),
+            "Predicted next UID",
         );
-        let code = if read_only { "READ-ONLY" } else { "READ-WRITE" };
+        let code = if read_only {
+            ResponseCode::ReadOnly
+        } else {
+            ResponseCode::ReadWrite
+        };
         self.view = Some(view);
         Status::ok_code(
             code,
@@ -89,7 +102,7 @@ impl Session {
             Err(s) => return s,
         };
         if name.is_empty() {
-            return Status::no_code("CANNOT", "Empty mailbox name.");
+            return Status::no_code(ResponseCode::Cannot, "Empty mailbox name.");
         }
         let store = match self.user_store() {
             Ok(s) => s,
@@ -118,7 +131,7 @@ impl Session {
             (Err(s), _) | (_, Err(s)) => return s,
         };
         if to.is_empty() {
-            return Status::no_code("CANNOT", "Empty mailbox name.");
+            return Status::no_code(ResponseCode::Cannot, "Empty mailbox name.");
         }
         let store = match self.user_store() {
             Ok(s) => s,

@@ -11,6 +11,7 @@ use super::fetch::ENVELOPE;
 use super::view::View;
 use super::{blocking, Flow, Session, Status};
 use crate::imap::command::AppendHead;
+use crate::imap::response::ResponseCode;
 use crate::imap::syntax::envelope;
 use crate::imap::syntax::seqset;
 use crate::mailbox::access::{self, search::SearchError, EnvelopeCodec, SearchScope};
@@ -116,7 +117,7 @@ impl Session {
             return Status::bad("No mailbox selected.");
         };
         if view.read_only {
-            return Status::no_code("READ-ONLY", "Mailbox is read-only.");
+            return Status::no_code(ResponseCode::ReadOnly, "Mailbox is read-only.");
         }
         let uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
         let changed = match blocking(|| view.mailbox.store(&uids, op, flags)) {
@@ -172,7 +173,7 @@ impl Session {
             return Status::bad("No mailbox selected.");
         };
         if is_move && view.read_only {
-            return Status::no_code("READ-ONLY", "Mailbox is read-only.");
+            return Status::no_code(ResponseCode::ReadOnly, "Mailbox is read-only.");
         }
         if targets.is_empty() {
             return Status::ok(if is_move {
@@ -185,23 +186,20 @@ impl Session {
         let copied = match blocking(|| view.mailbox.copy_to(&uids, &dest)) {
             Ok(c) => c,
             Err(e) if e.kind == ErrorKind::NonExistent => {
-                return Status::no_code("TRYCREATE", "Mailbox doesn't exist.");
+                return Status::no_code(ResponseCode::TryCreate, "Mailbox doesn't exist.");
             }
             Err(e) => return self.storage_error("copy", &e),
         };
-        let code = format!(
-            "COPYUID {} {} {}",
-            copied.dest_uid_validity,
-            compact_uids(&copied.source_uids),
-            compact_uids(&copied.dest_uids)
-        );
+        let code = ResponseCode::CopyUid {
+            uid_validity: copied.dest_uid_validity,
+            source: compact_uids(&copied.source_uids),
+            dest: compact_uids(&copied.dest_uids),
+        };
         if !is_move {
             return Status::ok_code(code, "Copy completed.");
         }
         // RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
-        self.conn
-            .out
-            .extend_from_slice(format!("* OK [{code}] Moved UIDs.\r\n").as_bytes());
+        crate::imap::response::push_untagged_ok(&mut self.conn.out, &code, "Moved UIDs.");
         let deleted = Flags {
             sys: SysFlags::DELETED,
             keywords: Vec::new(),
@@ -232,7 +230,7 @@ impl Session {
             return Status::bad("No mailbox selected.");
         };
         if view.read_only {
-            return Status::no_code("READ-ONLY", "Mailbox is read-only.");
+            return Status::no_code(ResponseCode::ReadOnly, "Mailbox is read-only.");
         }
         match blocking(|| view.mailbox.expunge(only_uids.as_deref())) {
             Ok(removed) => {
@@ -270,7 +268,10 @@ impl Session {
         }
         if head.size > self.ctx.cfg.imap.append_limit {
             // RFC 7888 §4: too big to read and throw away; close the connection.
-            return Err((Status::no_code("TOOBIG", "Message too large."), Flow::Close));
+            return Err((
+                Status::no_code(ResponseCode::TooBig, "Message too large."),
+                Flow::Close,
+            ));
         }
         match self.conn.stream_literal(head.size, |_| true).await {
             Ok(true) => {}
@@ -284,7 +285,7 @@ impl Session {
         let early = if self.user.is_none() {
             Some(Status::bad("Please log in first."))
         } else if head.size > self.ctx.cfg.imap.append_limit {
-            Some(Status::no_code("TOOBIG", "Message too large."))
+            Some(Status::no_code(ResponseCode::TooBig, "Message too large."))
         } else {
             None
         };
@@ -308,7 +309,7 @@ impl Session {
             Err(e) => {
                 self.drain_literal(head).await?;
                 return Ok(if e.kind == ErrorKind::NonExistent {
-                    Status::no_code("TRYCREATE", "Mailbox doesn't exist.")
+                    Status::no_code(ResponseCode::TryCreate, "Mailbox doesn't exist.")
                 } else {
                     self.storage_error("append", &e)
                 });
@@ -357,8 +358,8 @@ impl Session {
             }
         }
         match blocking(|| sink.commit(&head.flags, head.date)) {
-            Ok((validity, uid)) => Ok(Status::ok_code(
-                format!("APPENDUID {validity} {uid}"),
+            Ok((uid_validity, uid)) => Ok(Status::ok_code(
+                ResponseCode::AppendUid { uid_validity, uid },
                 "Append completed.",
             )),
             Err(e) => Ok(self.storage_error("append: saving the message", &e)),
@@ -383,7 +384,7 @@ impl Session {
             .view
             .as_ref()
             .and_then(|v| v.mailbox.change_signal())
-            .and_then(super::stream::async_signal);
+            .and_then(crate::net::async_signal);
         enum Event {
             Line(std::io::Result<Option<Vec<u8>>>),
             Tick,

@@ -2,14 +2,14 @@
 //! authenticated ⇄ selected → logout), command dispatch, and the untagged updates that keep
 //! a client's view of the selected mailbox in step with the store.
 //!
-//! Storage calls block (file I/O); they run under `tokio::task::block_in_place`, so one
-//! worker thread is given up for their duration and other connections keep running.
+//! Storage calls block (file I/O); they run under [`crate::net::blocking`]
+//! (`block_in_place`), so one worker thread is given up for their duration and other
+//! connections keep running.
 
 mod auth;
 mod fetch;
 mod mailboxes;
 mod messages;
-pub mod stream;
 pub mod view;
 pub mod wire;
 
@@ -22,10 +22,13 @@ use tracing::{debug, info, warn};
 use crate::auth::{Authenticator, User};
 use crate::config::Config;
 use crate::imap::command::{self, Command, ParseErrorKind, Request};
+use crate::imap::response::{push_untagged_ok, ResponseCode};
 use crate::mailbox::{self, Store};
-use stream::Stream;
+use crate::net::{
+    blocking, kicked, storage, Conn, ConnSlot, Cost, Stream, UserIpGuard, UserIpLimits,
+};
 use view::View;
-use wire::{Conn, Frame};
+use wire::Frame;
 
 /// What every session shares: configuration, the auth core, TLS, shutdown signal, limits.
 pub struct Context {
@@ -33,13 +36,13 @@ pub struct Context {
     pub auth: Arc<Authenticator>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
-    pub user_limits: Arc<crate::server::UserIpLimits>,
+    pub user_limits: Arc<UserIpLimits>,
 }
 
 /// The tagged completion of a command.
 pub struct Status {
     kind: &'static str,
-    code: Option<String>,
+    code: Option<ResponseCode>,
     text: String,
 }
 
@@ -51,10 +54,10 @@ impl Status {
             text: text.into(),
         }
     }
-    pub fn ok_code(code: impl Into<String>, text: impl Into<String>) -> Status {
+    pub fn ok_code(code: ResponseCode, text: impl Into<String>) -> Status {
         Status {
             kind: "OK",
-            code: Some(code.into()),
+            code: Some(code),
             text: text.into(),
         }
     }
@@ -65,10 +68,10 @@ impl Status {
             text: text.into(),
         }
     }
-    pub fn no_code(code: impl Into<String>, text: impl Into<String>) -> Status {
+    pub fn no_code(code: ResponseCode, text: impl Into<String>) -> Status {
         Status {
             kind: "NO",
-            code: Some(code.into()),
+            code: Some(code),
             text: text.into(),
         }
     }
@@ -98,12 +101,12 @@ pub struct Session {
     store: Option<Arc<dyn Store>>,
     view: Option<View>,
     started: Instant,
-    _limit: Option<crate::server::UserIpGuard>,
+    _limit: Option<UserIpGuard>,
     /// Set when the session must end after the current response (BYE already queued).
     closing: bool,
-    /// The connection's slot (`crate::server::Slots`); `None` for sessions made outside
+    /// The connection's slot (`crate::net::Slots`); `None` for sessions made outside
     /// the server's accept loop.
-    slot: Option<crate::server::ConnSlot>,
+    slot: Option<ConnSlot>,
     /// `login_timeout` is a total: the whole unauthenticated period ends here.
     login_deadline: tokio::time::Instant,
     /// Why a command ended the session, when it was not LOGOUT (e.g. the client vanished
@@ -111,31 +114,21 @@ pub struct Session {
     end: Option<&'static str>,
 }
 
+/// The most messages a selected mailbox may hold for its storage work to run in place
+/// (a listing of this many names takes about a millisecond).
+const SMALL_MAILBOX: u32 = 2000;
+
 const KICKED_BYE: &[u8] =
     b"* BYE Too many connections not logged in; closing the oldest idle one.\r\n";
 const KICKED_REASON: &str = "dropped for a newer connection";
 
-/// Resolves when the connection was dropped for a newcomer (never without a slot).
-async fn kicked(slot: Option<&crate::server::ConnSlot>) {
-    match slot {
-        Some(s) => s.kicked().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Moved to [`crate::auth`], shared with POP3; re-exported for existing callers.
 pub use crate::auth::plaintext_auth_refused;
 
-/// Runs blocking storage work without stalling the runtime.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
-}
-
 impl Session {
     pub fn new(ctx: Arc<Context>, stream: Stream, remote: SocketAddr) -> Session {
-        let max_line = ctx.cfg.imap.max_line_length;
         Session {
-            conn: Conn::new(stream, max_line),
+            conn: Conn::new(stream),
             id: format!("{:08x}", rand::random::<u32>()),
             remote,
             user: None,
@@ -153,7 +146,7 @@ impl Session {
 
     /// Attaches the connection's slot: the session leaves the unauthenticated share at
     /// login and says BYE when dropped for a newcomer before that.
-    pub fn with_slot(mut self, slot: crate::server::ConnSlot) -> Session {
+    pub fn with_slot(mut self, slot: ConnSlot) -> Session {
         self.slot = Some(slot);
         self
     }
@@ -200,12 +193,9 @@ impl Session {
 
     /// Serves the connection until LOGOUT, disconnect, timeout or shutdown.
     pub async fn run(mut self) {
-        let greeting = format!(
-            "* OK [CAPABILITY {}] {} Loft ready.\r\n",
-            self.capabilities(),
-            self.ctx.cfg.server.hostname
-        );
-        self.conn.out.extend_from_slice(greeting.as_bytes());
+        let code = ResponseCode::Capability(self.capabilities());
+        let text = format!("{} Loft ready.", self.ctx.cfg.server.hostname);
+        push_untagged_ok(&mut self.conn.out, &code, &text);
         if self.conn.flush().await.is_err() {
             return;
         }
@@ -221,9 +211,13 @@ impl Session {
                     "login timeout",
                 )
             };
-            let append_limit = self.ctx.cfg.imap.append_limit;
+            let (max_line, append_limit) = (
+                self.ctx.cfg.imap.max_line_length,
+                self.ctx.cfg.imap.append_limit,
+            );
+            let read = wire::read_frame(&mut self.conn, max_line, append_limit);
             let frame = tokio::select! {
-                r = tokio::time::timeout_at(until, self.conn.read_frame(append_limit)) => r,
+                r = tokio::time::timeout_at(until, read) => r,
                 _ = shutdown.changed() => {
                     self.conn.out.extend_from_slice(b"* BYE Server shutting down.\r\n");
                     let _ = self.conn.flush().await;
@@ -317,9 +311,7 @@ impl Session {
     fn tagged(&mut self, tag: &str, status: Status) {
         let mut line = format!("{} {} ", tag, status.kind);
         if let Some(code) = status.code {
-            line.push('[');
-            line.push_str(&code);
-            line.push_str("] ");
+            line.push_str(&format!("[{code}] "));
         }
         line.push_str(&status.text);
         line.push_str("\r\n");
@@ -331,10 +323,7 @@ impl Session {
         if let Some(detail) = &e.detail {
             warn!(session = %self.id, user = %self.user_name(), "{what}: {detail}");
         }
-        match crate::imap::response::code_for(e.kind) {
-            Some(code) => Status::no_code(code, e.text.clone()),
-            None => Status::no(e.text.clone()),
-        }
+        Status::no_code(crate::imap::response::code_for(e.kind), e.text.clone())
     }
 
     async fn command(&mut self, bytes: &[u8]) -> Flow {
@@ -344,10 +333,7 @@ impl Session {
                 Err(e) => {
                     if e.kind == ParseErrorKind::BadCharset {
                         if let Some(tag) = e.tag {
-                            self.tagged(
-                                &tag,
-                                Status::no_code("BADCHARSET (US-ASCII UTF-8)", e.message),
-                            );
+                            self.tagged(&tag, Status::no_code(ResponseCode::BadCharset, e.message));
                             return Flow::Continue;
                         }
                     }
@@ -467,12 +453,30 @@ impl Session {
         (Some(status), Flow::Continue)
     }
 
-    /// Queues untagged EXISTS/EXPUNGE/FETCH for changes made elsewhere.
+    /// How storage work on the selected mailbox runs ([`crate::net::storage`]): in place
+    /// when the mailbox holds at most [`SMALL_MAILBOX`] messages and the work cannot wait
+    /// for an fsync (`writes` under `[storage] fsync` other than "never").
+    fn cost(&self, writes: bool) -> Cost {
+        let small = self
+            .view
+            .as_ref()
+            .is_some_and(|v| v.exists() <= SMALL_MAILBOX);
+        let syncs = writes && self.ctx.cfg.storage.fsync != crate::config::FsyncMode::Never;
+        match small && !syncs {
+            true => Cost::Small,
+            false => Cost::Large,
+        }
+    }
+
+    /// Queues untagged EXISTS/EXPUNGE/FETCH for changes made elsewhere. A sync of a small
+    /// mailbox runs in place: it reads the index and lists two small directories (its
+    /// rare writes, claiming `\Recent` for new mail, are not worth a trip).
     fn send_updates(&mut self, allow_expunge: bool) {
+        let cost = self.cost(false);
         let Some(view) = self.view.as_mut() else {
             return;
         };
-        let res = blocking(|| view.update(allow_expunge, &mut self.conn.out));
+        let res = storage(cost, || view.update(allow_expunge, &mut self.conn.out));
         match res {
             Ok(true) => {}
             Ok(false) => {

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::imap::response::{push_untagged_ok, ResponseCode};
 use crate::mailbox::search::NumSet;
 use crate::mailbox::{Flags, Mailbox, MessageMeta, Result, Snapshot, SysFlags, Uid};
 
@@ -200,16 +201,15 @@ impl View {
         out.extend_from_slice(
             format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kws})\r\n").as_bytes(),
         );
-        if self.read_only {
-            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
+        let (list, text) = if self.read_only {
+            ("()".to_string(), "Read-only mailbox.")
         } else {
-            out.extend_from_slice(
-                format!(
-                    "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kws} \\*)] Flags permitted.\r\n"
-                )
-                .as_bytes(),
-            );
-        }
+            (
+                format!("(\\Answered \\Flagged \\Deleted \\Seen \\Draft{kws} \\*)"),
+                "Flags permitted.",
+            )
+        };
+        push_untagged_ok(out, &ResponseCode::PermanentFlags(list), text);
     }
 
     /// Sends FLAGS / PERMANENTFLAGS again when any of `keywords` is new to this session,

@@ -7,7 +7,7 @@
 #![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use super::format::{self, Entry, Preamble};
-use crate::config::FsyncMode;
+use crate::index::FsyncMode;
 use crate::index::{Dir, Error};
 use std::fs::File;
 use std::io::Write;

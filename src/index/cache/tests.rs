@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::FsyncMode;
+use crate::index::FsyncMode;
 use crate::index::LockMethod;
 use std::time::Instant;
 

@@ -6,9 +6,9 @@ use super::disk::{io, NewFile, Settings};
 use super::format::{self, Entry};
 use super::state::{Field, Inner, Loc, Window};
 use super::Decision;
-use crate::config::FsyncMode;
 use crate::index::Dir;
 use crate::index::Error;
+use crate::index::FsyncMode;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 

@@ -26,6 +26,9 @@ pub const LOCK_FILE: &str = "loft-uidlist.lock";
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Shared in-process state of one folder.
+/// [`FolderShared::dir`] slot of the folder directory itself.
+pub const FOLDER_SLOT: usize = 2;
+
 #[derive(Default)]
 pub struct FolderShared {
     locked: Mutex<bool>,
@@ -33,11 +36,13 @@ pub struct FolderShared {
     changes: AtomicU64,
     /// `new/` and `cur/` as the last listing opened them (beneath the mail root, no
     /// link on the way): messages are opened relative to these, one path component each.
-    dirs: Mutex<[Option<Arc<std::os::fd::OwnedFd>>; 2]>,
+    /// Slot [`FOLDER_SLOT`]: the folder itself, for the stats of change detection.
+    dirs: Mutex<[Option<Arc<std::os::fd::OwnedFd>>; 3]>,
 }
 
 impl FolderShared {
-    /// The directory descriptor of `new/` (0) or `cur/` (1) from the last listing.
+    /// The directory descriptor of `new/` (0) or `cur/` (1) from the last listing, or of
+    /// the folder ([`FOLDER_SLOT`]).
     pub fn dir(&self, i: usize) -> Option<Arc<std::os::fd::OwnedFd>> {
         let d = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
         d.get(i).cloned().flatten()

@@ -29,7 +29,7 @@ use super::filename;
 use super::folder::{self, FileInfo, Folder, Sub};
 use super::fsio;
 use super::keywords::{self, Keywords};
-use super::lock::FolderLock;
+use super::lock::{FolderLock, FOLDER_SLOT};
 use super::uidlist::{self, UidList};
 use super::uidstore;
 use crate::config::FsyncMode;
@@ -114,21 +114,33 @@ struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// Five `lstat`s of one path component each, relative to the folder's descriptor
+    /// (opened beneath the mail root once and kept: a stat by full path walked the whole
+    /// path five times per look, an eighth of the CPU of a busy server). Anything
+    /// missing or unreachable reads as 0.
     fn take(f: &Folder) -> Fingerprint {
-        let m = |p: std::path::PathBuf| std::fs::metadata(p).ok();
-        let t = |md: &Option<std::fs::Metadata>| {
-            md.as_ref()
-                .map(|m| fsio::unix_nanos(m.modified()))
-                .unwrap_or(0)
+        let top = f.shared.dir(FOLDER_SLOT).or_else(|| {
+            let fd = f.fs().open_dir(&f.path).ok()?;
+            f.shared.set_dir(FOLDER_SLOT, fd);
+            f.shared.dir(FOLDER_SLOT)
+        });
+        let m = |name: &str| {
+            let top = top.as_ref()?;
+            crate::beneath::lstat_at(top, std::ffi::OsStr::new(name)).ok()
         };
-        let list = m(f.path.join(crate::index::LOG_FILE));
+        let t = |st: &Option<crate::beneath::Stat>| {
+            st.map_or(0, |s| {
+                i128::from(s.mtime) * 1_000_000_000 + i128::from(s.mtime_nsec)
+            })
+        };
+        let list = m(crate::index::LOG_FILE);
         Fingerprint {
-            cur: t(&m(f.path.join("cur"))),
-            new: t(&m(f.path.join("new"))),
+            cur: t(&m("cur")),
+            new: t(&m("new")),
             list: t(&list),
-            list_len: list.as_ref().map(|m| m.len()).unwrap_or(0),
-            kw: t(&m(f.path.join(keywords::FILE))),
-            index: t(&m(f.path.join(crate::index::INDEX_FILE))),
+            list_len: list.map_or(0, |s| s.size),
+            kw: t(&m(keywords::FILE)),
+            index: t(&m(crate::index::INDEX_FILE)),
         }
     }
 
@@ -637,20 +649,12 @@ impl FolderState {
         fp.list = saved.list;
         fp.list_len = saved.list_len;
         fp.index = saved.index;
-        // What this scan proves, for STATUS without a listing (see `quick_status`).
-        let stamp = encode_stamp(&Stamp {
-            cur: fp.cur,
-            new: fp.new,
-            taken,
-            uid_validity: post.header.uid_validity,
-            uid_next: post.header.uid_next,
-        });
-        if let Err(e) = fsio::write_atomic(
-            &self.folder.path.join(SCAN_STAMP),
-            stamp.as_bytes(),
-            FsyncMode::Never,
-        ) {
-            tracing::debug!(error = %e, "cannot write the scan stamp");
+        // What this scan proves, for STATUS without a listing (see `quick_status`). A
+        // racy fingerprint proves nothing there, so such a scan leaves the older stamp
+        // (whose mtimes no longer match): in a folder changed all the time that saves a
+        // file creation (temp file + rename) per command.
+        if !fp.racy(taken, nfs()) {
+            self.write_stamp(&fp, taken, &post.header);
         }
         drop(_lock);
 
@@ -691,6 +695,24 @@ impl FolderState {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(new_recent)
+    }
+
+    /// Writes `loft.index.scan` for a complete scan whose fingerprint was taken at `taken`.
+    fn write_stamp(&self, fp: &Fingerprint, taken: i128, header: &crate::index::Header) {
+        let stamp = encode_stamp(&Stamp {
+            cur: fp.cur,
+            new: fp.new,
+            taken,
+            uid_validity: header.uid_validity,
+            uid_next: header.uid_next,
+        });
+        if let Err(e) = fsio::write_atomic(
+            &self.folder.path.join(SCAN_STAMP),
+            stamp.as_bytes(),
+            FsyncMode::Never,
+        ) {
+            tracing::debug!(error = %e, "cannot write the scan stamp");
+        }
     }
 
     /// Whether a scan found records whose flags are not in their file names yet (and

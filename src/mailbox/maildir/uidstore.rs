@@ -458,6 +458,9 @@ pub fn name_differs(base: &IndexSnapshot, uid: Uid, f: &FileInfo, kw: &Keywords)
 
 /// Keyword names of a record's bits.
 pub fn names_of(snap: &IndexSnapshot, bits: u64) -> Vec<String> {
+    if bits == 0 {
+        return Vec::new(); // most messages: no look at the keyword table
+    }
     let mut v: Vec<String> = snap
         .keywords
         .iter()

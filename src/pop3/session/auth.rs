@@ -110,6 +110,7 @@ impl Session {
             AuthOutcome::RateLimited => {
                 self.err("[LOGIN-DELAY] Too many failed logins; try again later.")
             }
+            AuthOutcome::Busy => self.err("[SYS/TEMP] Server busy; try again."),
             AuthOutcome::TempFail(why) => {
                 warn!(session = %self.id, remote = %self.remote, "authentication unavailable: {why}");
                 self.err("[SYS/TEMP] Temporary authentication failure.");
@@ -237,6 +238,9 @@ impl Session {
                 Reply::Done(AuthOutcome::RateLimited) => {
                     return self.err("[LOGIN-DELAY] Too many failed logins; try again later.")
                 }
+                Reply::Done(AuthOutcome::Busy) => {
+                    return self.err("[SYS/TEMP] Server busy; try again.")
+                }
                 Reply::Done(AuthOutcome::TempFail(why)) => {
                     warn!(session = %self.id, remote = %self.remote, "authentication unavailable: {why}");
                     return self.err("[SYS/TEMP] Temporary authentication failure.");
@@ -259,7 +263,7 @@ impl Session {
         // The login deadline covers SASL exchanges too.
         let read = tokio::time::timeout_at(self.login_deadline, self.conn.read_line(limit));
         // Waiting for the client counts as idle for the connection slots.
-        let read = crate::server::wait_idle(self.slot.as_ref(), read).await?;
+        let read = crate::net::wait_idle(self.slot.as_ref(), read).await?;
         match read {
             Err(_) => {
                 self.err("Login timed out.");

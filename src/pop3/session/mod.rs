@@ -3,7 +3,7 @@
 //!
 //! Responses are queued in the connection's output buffer and flushed after every
 //! command, so pipelined commands (RFC 2449 §6.6) are answered in order. Storage calls
-//! block and run under `block_in_place`, as in the IMAP session.
+//! block and run under [`crate::net::blocking`], as in the IMAP session.
 
 mod auth;
 mod transaction;
@@ -18,8 +18,7 @@ use super::command::{self, Command};
 use super::registry::Registry;
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::imap::session::stream::Stream;
-use crate::imap::session::wire::Conn;
+use crate::net::{blocking, kicked, Conn, ConnSlot, Stream, UserIpLimits};
 use transaction::Maildrop;
 
 /// What every POP3 session shares.
@@ -28,20 +27,12 @@ pub struct Context {
     pub auth: Arc<Authenticator>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
-    pub user_limits: Arc<crate::server::UserIpLimits>,
+    pub user_limits: Arc<UserIpLimits>,
     pub registry: Arc<Registry>,
 }
 
 const KICKED_ERR: &str =
     "[SYS/TEMP] Too many connections not logged in; closing the oldest idle one.";
-
-/// Resolves when the connection was dropped for a newcomer (never without a slot).
-async fn kicked(slot: Option<&crate::server::ConnSlot>) {
-    match slot {
-        Some(s) => s.kicked().await,
-        None => std::future::pending().await,
-    }
-}
 
 /// After this many consecutive bad commands the client is disconnected (a client that
 /// is not speaking POP3 at all, or an attack).
@@ -81,21 +72,16 @@ pub struct Session {
     bad_commands: u32,
     stats: Stats,
     started: Instant,
-    /// The connection's slot (`crate::server::Slots`), when made by the accept loop.
-    slot: Option<crate::server::ConnSlot>,
+    /// The connection's slot (`crate::net::Slots`), when made by the accept loop.
+    slot: Option<ConnSlot>,
     /// `login_timeout` is a total: the whole AUTHORIZATION state ends here.
     login_deadline: tokio::time::Instant,
 }
 
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
-}
-
 impl Session {
     pub fn new(ctx: Arc<Context>, stream: Stream, remote: SocketAddr) -> Session {
-        let max_line = ctx.cfg.pop3.max_line_length;
         Session {
-            conn: Conn::new(stream, max_line),
+            conn: Conn::new(stream),
             id: format!("{:08x}", rand::random::<u32>()),
             remote,
             state: State::Authorization { user: None },
@@ -111,7 +97,7 @@ impl Session {
 
     /// Attaches the connection's slot: released from the unauthenticated share at login;
     /// the session says -ERR and ends when dropped for a newcomer before that.
-    pub fn with_slot(mut self, slot: crate::server::ConnSlot) -> Session {
+    pub fn with_slot(mut self, slot: ConnSlot) -> Session {
         self.slot = Some(slot);
         self
     }
@@ -251,7 +237,7 @@ impl Session {
     }
 
     /// Says why the session is closed for a newer connection (the unauthenticated share
-    /// was full, `server::slots`); returns the reason for the log.
+    /// was full, `net::Slots`); returns the reason for the log.
     async fn kicked(&mut self) -> &'static str {
         self.err(KICKED_ERR);
         let _ = self.conn.flush().await;

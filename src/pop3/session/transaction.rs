@@ -10,9 +10,9 @@ use super::{blocking, Command, Session, State};
 use crate::auth::User;
 use crate::mailbox::access::Message;
 use crate::mailbox::{self, Flags, Mailbox, Snapshot, StoreOp, SysFlags, Uid};
+use crate::net::UserIpGuard;
 use crate::pop3::registry::MaildropLock;
 use crate::pop3::stuff;
-use crate::server::UserIpGuard;
 
 /// The open maildrop of a logged-in session.
 pub(super) struct Maildrop {
@@ -58,18 +58,18 @@ impl Maildrop {
         self.snapshot.messages.len()
     }
 
-    /// The index of message `n`, or the -ERR text (RFC 1939 §5: a deleted message may
-    /// not be referred to).
-    fn index(&self, n: u32) -> Result<usize, String> {
+    /// The index of message `n`, or why not (RFC 1939 §5: a deleted message may not be
+    /// referred to).
+    fn index(&self, n: u32) -> Result<usize, Refused> {
         let i = (n as usize).wrapping_sub(1);
         match self.deleted.get(i) {
-            None => Err(format!("There's no message {n}.")),
-            Some(true) => Err(format!("Message {n} is deleted.")),
+            None => Err(Refused::NoMessage(n)),
+            Some(true) => Err(Refused::Deleted(n)),
             Some(false) => Ok(i),
         }
     }
 
-    fn uidl(&self, fmt: &crate::pop3::uidl::UidlFormat, i: usize) -> String {
+    fn uidl(&self, fmt: &crate::config::uidl::UidlFormat, i: usize) -> String {
         let uid = self.snapshot.messages.get(i).map(|m| m.uid).unwrap_or(0);
         fmt.render(uid, self.snapshot.uid_validity)
     }
@@ -77,6 +77,17 @@ impl Maildrop {
     fn size(&self, i: usize) -> u64 {
         self.snapshot.messages.get(i).map(|m| m.size).unwrap_or(0)
     }
+}
+
+/// Why a TRANSACTION command is answered `-ERR`; displays the text after `-ERR `.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum Refused {
+    #[error("There's no message {0}.")]
+    NoMessage(u32),
+    #[error("Message {0} is deleted.")]
+    Deleted(u32),
+    #[error("Command not valid in this state.")]
+    NotValidHere,
 }
 
 impl Session {
@@ -93,7 +104,7 @@ impl Session {
             self.err("Not logged in.");
             return;
         };
-        let reply: Result<String, String> = match cmd {
+        let reply: Result<String, Refused> = match cmd {
             Command::Noop => Ok(String::new()),
             Command::Stat => Ok(format!("{} {}", m.live_count, m.live_size)),
             Command::List(Some(n)) => m.index(n).map(|i| format!("{n} {}", m.size(i))),
@@ -126,17 +137,17 @@ impl Session {
                 Ok(i) => return self.send_message(i, Some(lines)).await,
                 Err(e) => Err(e),
             },
-            _ => Err("Command not valid in this state.".into()),
+            _ => Err(Refused::NotValidHere),
         };
         match reply {
             Ok(text) if text.is_empty() => self.conn.out.extend_from_slice(b"+OK\r\n"),
             Ok(text) => self.ok(&text),
-            Err(text) => self.err(&text),
+            Err(why) => self.err(&why.to_string()),
         }
     }
 
     /// LIST or UIDL without argument: one line per message not marked deleted.
-    async fn listing(&mut self, uidl: bool, fmt: &crate::pop3::uidl::UidlFormat) {
+    async fn listing(&mut self, uidl: bool, fmt: &crate::config::uidl::UidlFormat) {
         let Some(m) = self.maildrop() else {
             return;
         };

@@ -93,7 +93,7 @@ async fn uidl_is_dovecots_default_and_stable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uidl_format_is_configurable() {
     let p3 = Pop3Server::start_with(|c| {
-        c.pop3.uidl_format = loft::pop3::uidl::UidlFormat::parse("%v-%u").unwrap()
+        c.pop3.uidl_format = loft::config::uidl::UidlFormat::parse("%v-%u").unwrap()
     })
     .await;
     p3.deliver("1700000001.M1P1.u", &sample_message(1));

@@ -216,6 +216,15 @@ impl ConnSlot {
     }
 }
 
+/// Resolves when the connection was dropped for a newcomer; never without a slot (a
+/// session made outside the accept loop) or after login.
+pub async fn kicked(slot: Option<&ConnSlot>) {
+    match slot {
+        Some(s) => s.kicked().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs `wait` (a wait for the client inside a command, such as a SASL continuation) with
 /// the connection counted as idle: a client stalling there may be dropped for a newcomer
 /// like one stalling between commands. `None` when that happened.

@@ -1,4 +1,4 @@
-//! UIDL values (RFC 1939 §7) from a format string, so that an admin migrating from
+//! The `[pop3] uidl_format` value: UIDL values (RFC 1939 §7) from a format string, so that an admin migrating from
 //! Dovecot or Courier keeps the identifiers clients already know and nothing is
 //! downloaded twice. A UIDL is built only from the message's UID and the mailbox's
 //! UIDVALIDITY, both stable for the life of the message, so the value never changes.
@@ -30,6 +30,30 @@ enum Piece {
     Var { var: Var, hex: bool, width: usize },
 }
 
+/// Why a format string was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UidlFormatError {
+    #[error("{0:?} is not allowed: a UIDL is printable ASCII without spaces (RFC 1939 section 7)")]
+    NotPrintable(char),
+    #[error("unknown variable %{{{0}}} (use %u, %v, %{{uid}}, %{{uidvalidity}})")]
+    UnknownNamedVariable(String),
+    #[error(
+        "unknown variable %{0} (supported: %u, %v, %%, with %X for hex and %0N for zero padding; \
+         Dovecot's %m, %f and %g need the message file and are not supported)"
+    )]
+    UnknownVariable(char),
+    #[error("ends with a lone %")]
+    LonePercent,
+    #[error("%{0}: a width without a leading 0 truncates in Dovecot and would make UIDLs collide; write %0{0}")]
+    WidthWithoutZero(String),
+    #[error("width {0} is too large")]
+    WidthTooLarge(String),
+    #[error("must contain %u: without the UID two messages would share a UIDL")]
+    NoUid,
+    #[error("renders up to {0} characters; RFC 1939 section 7 allows 70")]
+    TooLong(usize),
+}
+
 /// A checked format string.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UidlFormat {
@@ -51,16 +75,14 @@ impl Default for UidlFormat {
 impl UidlFormat {
     /// Checks a format: known variables only, `%u` present (otherwise two messages could
     /// share a UIDL), printable ASCII without spaces, at most 70 characters rendered.
-    pub fn parse(fmt: &str) -> Result<UidlFormat, String> {
+    pub fn parse(fmt: &str) -> Result<UidlFormat, UidlFormatError> {
         let mut pieces = Vec::new();
         let mut lit = String::new();
         let mut chars = fmt.chars().peekable();
         while let Some(c) = chars.next() {
             if c != '%' {
                 if !c.is_ascii_graphic() {
-                    return Err(format!(
-                        "{c:?} is not allowed: a UIDL is printable ASCII without spaces (RFC 1939 section 7)"
-                    ));
+                    return Err(UidlFormatError::NotPrintable(c));
                 }
                 lit.push(c);
                 continue;
@@ -84,29 +106,22 @@ impl UidlFormat {
                     match name.as_str() {
                         "uid" => Var::Uid,
                         "uidvalidity" => Var::UidValidity,
-                        _ => return Err(format!("unknown variable %{{{name}}} (use %u, %v, %{{uid}}, %{{uidvalidity}})")),
+                        _ => return Err(UidlFormatError::UnknownNamedVariable(name)),
                     }
                 }
-                Some(o) => {
-                    return Err(format!(
-                        "unknown variable %{o} (supported: %u, %v, %%, with %X for hex and %0N for zero padding; \
-                         Dovecot's %m, %f and %g need the message file and are not supported)"
-                    ))
-                }
-                None => return Err("ends with a lone %".into()),
+                Some(o) => return Err(UidlFormatError::UnknownVariable(o)),
+                None => return Err(UidlFormatError::LonePercent),
             };
             let width = if width_text.is_empty() {
                 0
             } else if !width_text.starts_with('0') {
-                return Err(format!(
-                    "%{width_text}: a width without a leading 0 truncates in Dovecot and would make UIDLs collide; write %0{width_text}"
-                ));
+                return Err(UidlFormatError::WidthWithoutZero(width_text));
             } else {
                 width_text
                     .parse::<usize>()
                     .ok()
                     .filter(|w| *w <= MAX_UIDL)
-                    .ok_or_else(|| format!("width {width_text} is too large"))?
+                    .ok_or(UidlFormatError::WidthTooLarge(width_text))?
             };
             if !lit.is_empty() {
                 pieces.push(Piece::Literal(std::mem::take(&mut lit)));
@@ -120,14 +135,12 @@ impl UidlFormat {
             .iter()
             .any(|p| matches!(p, Piece::Var { var: Var::Uid, .. }))
         {
-            return Err("must contain %u: without the UID two messages would share a UIDL".into());
+            return Err(UidlFormatError::NoUid);
         }
         let f = UidlFormat { pieces };
         let longest = f.render(u32::MAX, u32::MAX).len();
         if longest > MAX_UIDL {
-            return Err(format!(
-                "renders up to {longest} characters; RFC 1939 section 7 allows 70"
-            ));
+            return Err(UidlFormatError::TooLong(longest));
         }
         Ok(f)
     }
@@ -205,6 +218,23 @@ mod tests {
         ] {
             assert!(UidlFormat::parse(bad).is_err(), "{bad:?} accepted");
         }
+        // The texts check-config shows.
+        let text = |f: &str| UidlFormat::parse(f).unwrap_err().to_string();
+        assert_eq!(
+            text("%{md5}%u"),
+            "unknown variable %{md5} (use %u, %v, %{uid}, %{uidvalidity})"
+        );
+        assert_eq!(
+            text("%8u"),
+            "%8: a width without a leading 0 truncates in Dovecot and would make UIDLs collide; write %08"
+        );
+        assert!(text("%m").starts_with("unknown variable %m (supported: %u, %v, %%, with %X"));
+        assert!(text("%m")
+            .ends_with("Dovecot's %m, %f and %g need the message file and are not supported)"));
+        assert_eq!(
+            text("%070u%070v"),
+            "renders up to 140 characters; RFC 1939 section 7 allows 70"
+        );
     }
 
     proptest::proptest! {

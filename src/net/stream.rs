@@ -1,4 +1,5 @@
-//! The connection byte stream: plain TCP or TLS over TCP, upgradable in place (STARTTLS).
+//! The connection byte stream: plain TCP or TLS over TCP, upgradable in place
+//! (IMAP STARTTLS, POP3 STLS).
 #![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use std::io;
@@ -9,7 +10,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-/// A client connection. `Upgrading` only exists for the instant of a STARTTLS handshake.
+/// A client connection. `Upgrading` only exists for the instant of a STARTTLS/STLS
+/// handshake.
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
@@ -23,8 +25,8 @@ impl Stream {
 
     /// Asks the kernel to acknowledge what arrives next at once rather than after the
     /// delayed-ACK timer (Linux `TCP_QUICKACK`, which the kernel turns off again by
-    /// itself). Called when a continuation request has gone out and a literal is
-    /// expected: a client with Nagle on (Python's imaplib, imapsync) that writes the
+    /// itself). For a protocol that has just asked the client for more octets (IMAP's
+    /// continuation request before a literal): a client with Nagle on (Python's imaplib, imapsync) that writes the
     /// literal and the final CRLF in two sends holds the CRLF back until the literal is
     /// acknowledged, and that ACK would wait ~40 ms.
     pub fn quickack(&self) {
@@ -47,7 +49,7 @@ impl Stream {
         }
     }
 
-    /// Performs the TLS handshake on a plain stream (STARTTLS, RFC 3501 §6.2.1).
+    /// Performs the TLS handshake on a plain stream (STARTTLS RFC 3501 §6.2.1, STLS RFC 2595 §4).
     pub async fn upgrade(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> io::Result<()> {
         match std::mem::replace(self, Stream::Upgrading) {
             Stream::Plain(tcp) => {
@@ -109,13 +111,4 @@ impl AsyncWrite for Stream {
             Stream::Upgrading => Poll::Ready(Err(gone())),
         }
     }
-}
-
-/// Registers a readiness descriptor (a mailbox's change signal) with the runtime, for
-/// reading only. `None` when it cannot be registered (the session then polls).
-pub fn async_signal(file: std::fs::File) -> Option<tokio::io::unix::AsyncFd<std::fs::File>> {
-    // SAFETY: a `File` owns its descriptor: it stays open and the same for as long as the
-    // `AsyncFd` owns the `File`, which is what registration requires.
-    unsafe { tokio::io::unix::AsyncFd::register_with_interest(file, tokio::io::Interest::READABLE) }
-        .ok()
 }
