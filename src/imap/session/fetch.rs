@@ -9,7 +9,7 @@
 mod encode;
 mod plan;
 
-use super::{blocking, Session, Status};
+use super::{storage, Cost, Session, Status};
 use crate::imap::command::FetchAtt;
 use crate::imap::response::ResponseCode;
 use crate::mailbox::access::{self, Batch, BatchBuffer};
@@ -21,6 +21,10 @@ pub(super) use plan::ENVELOPE;
 
 /// A batch ends after the message that brings its response text and literals past this.
 const BATCH_BYTES: usize = 4 << 20;
+
+/// Storage work that reads more messages than this leaves the worker thread even in a
+/// small mailbox (files not in the page cache can take long to read).
+pub(super) const IN_PLACE_READS: usize = 32;
 
 /// How one batch went.
 struct BatchDone {
@@ -49,8 +53,10 @@ impl Session {
         let (mut done, mut vanished) = (0, false);
         while done < indexes.len() {
             let mut lits = Literals::new();
-            // One trip to the blocking pool per batch; \Seen is set in the first.
-            let step = blocking(|| {
+            // One storage call per batch (in place when small); \Seen is set in the first.
+            let rest = indexes.len() - done;
+            let cost = self.batch_cost(&plan, rest.min(access::BATCH));
+            let step = storage(cost, || {
                 if done == 0 && plan.sets_seen {
                     self.mark_seen(&indexes, &mut seen_set)?;
                 }
@@ -84,6 +90,16 @@ impl Session {
             )
         } else {
             Status::ok("Fetch completed.")
+        }
+    }
+
+    /// How a batch of `n` messages runs: in place when the mailbox is small, no fsync is
+    /// waited for, and at most [`IN_PLACE_READS`] messages may be read; otherwise on the
+    /// blocking pool (one trip).
+    fn batch_cost(&self, plan: &FetchPlan, n: usize) -> Cost {
+        match self.cost(plan.sets_seen) {
+            Cost::Small if !plan.reads_messages() || n <= IN_PLACE_READS => Cost::Small,
+            _ => Cost::Large,
         }
     }
 

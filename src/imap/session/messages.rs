@@ -9,13 +9,13 @@ use tracing::debug;
 
 use super::fetch::ENVELOPE;
 use super::view::View;
-use super::{blocking, Flow, Session, Status};
+use super::{blocking, storage, Cost, Flow, Session, Status};
 use crate::imap::command::AppendHead;
 use crate::imap::response::ResponseCode;
 use crate::imap::syntax::envelope;
 use crate::imap::syntax::seqset;
 use crate::mailbox::access::{self, search::SearchError, EnvelopeCodec, SearchScope};
-use crate::mailbox::search::{NumSet, SearchKey};
+use crate::mailbox::search::{self, NumSet, SearchKey};
 use crate::mailbox::{ErrorKind, Flags, MessageMeta, StoreOp, SysFlags, Uid};
 
 /// The cached ENVELOPE, for SEARCH FROM/TO/CC/BCC/SUBJECT.
@@ -78,8 +78,18 @@ impl Session {
             return Status::bad("No mailbox selected.");
         };
         let scope = ViewScope(view);
-        let found =
-            blocking(|| access::search(view.mailbox.as_ref(), &scope, key, Some(&ENVELOPE_CODEC)));
+        // In place in a small mailbox unless many messages may have to be read.
+        let cost = match self.cost(false) {
+            Cost::Small
+                if !search::needs_content(key) || scope.count() <= super::fetch::IN_PLACE_READS =>
+            {
+                Cost::Small
+            }
+            _ => Cost::Large,
+        };
+        let found = storage(cost, || {
+            access::search(view.mailbox.as_ref(), &scope, key, Some(&ENVELOPE_CODEC))
+        });
         let hits = match found {
             Ok(h) => h,
             Err(SearchError::WorkerStopped) => {

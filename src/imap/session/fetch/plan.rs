@@ -134,6 +134,19 @@ impl FetchPlan {
     }
 }
 
+impl FetchPlan {
+    /// Whether the items may need more than what the mailbox's listing knows (UID,
+    /// FLAGS, RFC822.SIZE, INTERNALDATE): cached fields or the message itself.
+    pub fn reads_messages(&self) -> bool {
+        !self.items.iter().all(|a| {
+            matches!(
+                a,
+                FetchAtt::Uid | FetchAtt::Flags | FetchAtt::Rfc822Size | FetchAtt::InternalDate
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +172,13 @@ mod tests {
         assert_eq!(p.derived, vec![None, Some(0), Some(0), None]);
         assert_eq!(p.access.derived.len(), 1);
         assert!(!p.access.whole && !p.access.part_sections && !p.sets_seen && p.wants_flags);
+        assert!(p.reads_messages());
+        let meta_only = [
+            FetchAtt::Flags,
+            FetchAtt::Rfc822Size,
+            FetchAtt::InternalDate,
+        ];
+        assert!(!FetchPlan::new(true, &meta_only).reads_messages());
         let p = FetchPlan::new(false, &[sec(vec![], Some(SectionText::Header), false)]);
         assert!(!p.access.whole && p.sets_seen);
         let p = FetchPlan::new(false, &[sec(vec![2], None, true), FetchAtt::BodyStructure]);
