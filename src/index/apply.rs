@@ -104,7 +104,7 @@ pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> 
             }
             Op::SetKey { uid, key } => {
                 if let Ok(i) = s.records.binary_search_by_key(uid, |r| r.uid) {
-                    s.records[i].key = key.clone();
+                    s.records[i].key = key.clone().into();
                 }
             }
             Op::SetDates { dates } => {

@@ -154,8 +154,10 @@ pub struct Record {
     /// Seconds since the epoch; [`UNKNOWN_DATE`] until the storage has been asked (a
     /// Maildir's first scan of many new files leaves dates to be filled in afterwards).
     pub internal_date: i64,
-    /// Opaque storage key (for Maildir the base file name).
-    pub key: Box<[u8]>,
+    /// Opaque storage key (for Maildir the base file name). Shared, not copied, when a
+    /// snapshot is cloned (a catch-up of a shared snapshot of 100,000 records made as
+    /// many allocations and frees with a boxed key).
+    pub key: std::sync::Arc<[u8]>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -116,7 +116,7 @@ fn replay(ops: Vec<Op>, s: &mut Salvage, map: &mut BTreeMap<u32, Record>) {
             }
             Op::SetKey { uid, key } => {
                 if let Some(r) = map.get_mut(&uid) {
-                    r.key = key;
+                    r.key = key.into();
                 }
             }
             Op::SetDates { dates } => {

@@ -115,6 +115,9 @@ pub fn store(
             }
             out.push((uid, new));
         }
+        // Our reference would make the commit copy the whole snapshot to apply one
+        // transaction (100,000 records for a one-message STORE).
+        drop(snap);
         if !changes.is_empty() {
             uidstore::store_flags(&ix, &changes, true)?;
             mark_dirty(state);

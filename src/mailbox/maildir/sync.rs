@@ -212,6 +212,8 @@ pub struct Current {
     seen_changes: u64,
     /// Bumped by every completed rescan: a session that waited for a rescan uses its result.
     scans: u64,
+    /// Full rescans (listing reconciled under the folder lock) since the state was made.
+    pub rescans: u64,
     /// The folder's index, once a scan opened it.
     pub index: Option<Arc<Index>>,
 }
@@ -285,6 +287,7 @@ impl FolderState {
                 fingerprint: None,
                 seen_changes: 0,
                 scans: 0,
+                rescans: 0,
                 index: None,
             }),
             dirty_since: Mutex::new(None),
@@ -346,7 +349,11 @@ impl FolderState {
             }
             u
         };
-        if state.is_some() && self.catch_up_index(&mut sc)? {
+        if state.is_some() && self.catch_up_index(&mut sc, false)? {
+            let c = lock(&self.cur);
+            return Ok((c.snapshot.clone(), Vec::new()));
+        }
+        if state.is_none() && self.listing_matches(claim)? && self.catch_up_index(&mut sc, true)? {
             let c = lock(&self.cur);
             return Ok((c.snapshot.clone(), Vec::new()));
         }
@@ -355,10 +362,64 @@ impl FolderState {
         Ok((c.snapshot.clone(), new_recent))
     }
 
+    /// The content check of a fingerprint that proves nothing (racy, or moved by this
+    /// process's own renames and deliveries, which already updated the file map): lists
+    /// `cur/` and `new/` and compares the names with the file map. Equal: the directories
+    /// hold exactly the files we know, so the index alone can have changed, and the
+    /// fingerprint taken before the listing becomes the current one; no folder lock,
+    /// no uid list, no index write (a full rescan does all of those). In a folder
+    /// changed all the time the fingerprint is always racy, and this is what most
+    /// syncs cost. The caller holds the scan mutex.
+    fn listing_matches(&self, claim: bool) -> Result<bool> {
+        let (files, keywords_seen) = {
+            let c = lock(&self.cur);
+            if claim && c.snapshot.uid_next.saturating_sub(1) > c.recent_threshold {
+                return Ok(false); // messages to claim as \Recent: the rescan does that
+            }
+            match c.fingerprint {
+                Some((fp, _)) => (c.files.clone(), fp.kw),
+                None => return Ok(false),
+            }
+        };
+        let changes = self.folder.shared.changes();
+        let taken = now_nanos();
+        let fp = Fingerprint::take(&self.folder);
+        if fp.kw != keywords_seen {
+            return Ok(false);
+        }
+        let listed = self.folder.scan()?;
+        if listed.len() != files.len() {
+            return Ok(false);
+        }
+        let known: HashSet<(Sub, &str)> = files.iter().map(|(_, f)| (f.sub, &*f.name)).collect();
+        if !listed.iter().all(|f| known.contains(&(f.sub, &*f.name))) {
+            return Ok(false);
+        }
+        let mut c = lock(&self.cur);
+        if let Some((old, _)) = c.fingerprint {
+            // The index parts are the catch-up's to move (it compares them).
+            c.fingerprint = Some((
+                Fingerprint {
+                    list: old.list,
+                    list_len: old.list_len,
+                    index: old.index,
+                    ..fp
+                },
+                taken,
+            ));
+        }
+        c.seen_changes = changes;
+        Ok(true)
+    }
+
     /// Only the index changed: takes its flags and expunges without listing the
     /// directories. `false` when that is not enough (a message this process has no file
     /// name for, damage): the caller rescans.
-    fn catch_up_index(&self, sc: &mut Scanner) -> Result<bool> {
+    ///
+    /// `listed`: a listing just found exactly the files of the file map, so every file
+    /// must still have its record too (a record gone with its file still there, or an
+    /// index of another UIDVALIDITY, is for the rescan to sort out).
+    fn catch_up_index(&self, sc: &mut Scanner, listed: bool) -> Result<bool> {
         let Some(ix) = sc.index.clone() else {
             return Ok(false);
         };
@@ -367,6 +428,11 @@ impl FolderState {
             return Ok(false);
         };
         let mut c = lock(&self.cur);
+        if snap.header.uid_validity != c.snapshot.uid_validity
+            || listed && snap.records.len() != c.files.len()
+        {
+            return Ok(false);
+        }
         // Both in ascending UID order: every record must have a file (one merge pass).
         let mut have = c.files.uids().iter().peekable();
         for r in &snap.records {
@@ -681,6 +747,7 @@ impl FolderState {
         c.fingerprint = Some((fp, taken));
         c.seen_changes = changes;
         c.scans += 1;
+        c.rescans += 1;
         drop(c);
         if post.records.iter().any(|r| r.dirty) {
             self.dirty_found
@@ -744,7 +811,7 @@ impl FolderState {
             }
             txn.commit().map_err(uidstore::map_err)?;
         }
-        self.catch_up_index(&mut sc)?;
+        self.catch_up_index(&mut sc, false)?;
         Ok(())
     }
 

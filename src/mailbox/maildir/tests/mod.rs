@@ -7,6 +7,7 @@ mod fsync;
 mod keywords;
 mod layout;
 mod messages;
+mod racy;
 mod scale;
 mod uidlist;
 

@@ -1,0 +1,62 @@
+//! Syncs inside the racy window of the directory timestamps: a listing that shows only
+//! the files we know settles them without a full rescan; a change by another program in
+//! the same window is still found.
+
+use super::*;
+use crate::mailbox::maildir::sync::FolderState;
+
+fn rescans(root: &Path) -> u64 {
+    let state = FolderState::existing(&root.canonicalize().unwrap()).expect("folder open");
+    state.with(|c| c.rescans)
+}
+
+#[test]
+fn racy_syncs_of_an_unchanged_folder_do_not_rescan() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    for _ in 0..3 {
+        append(
+            &*s,
+            "INBOX",
+            b"Subject: a\r\n\r\nbody\r\n",
+            Flags::default(),
+            None,
+        );
+    }
+    let mut m = s.open("INBOX", false).unwrap();
+    assert_eq!(m.sync().unwrap().snapshot.messages.len(), 3);
+    let before = rescans(&root);
+    // Right after the appends the directories' timestamps are racy: each sync must
+    // check the folder, and a listing equal to the file map is enough.
+    for _ in 0..5 {
+        assert_eq!(m.sync().unwrap().snapshot.messages.len(), 3);
+    }
+    assert_eq!(
+        rescans(&root),
+        before,
+        "racy syncs of an unchanged folder rescanned"
+    );
+}
+
+#[test]
+fn a_foreign_rename_in_the_racy_window_is_found() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    append(
+        &*s,
+        "INBOX",
+        b"Subject: a\r\n\r\nbody\r\n",
+        Flags::default(),
+        None,
+    );
+    let mut m = s.open("INBOX", false).unwrap();
+    let first = m.sync().unwrap().snapshot;
+    assert!(!first.messages[0].flags.sys.contains(SysFlags::SEEN));
+    // mutt marks it seen: a rename in cur/ within the same clock tick, as likely as not.
+    let cur = root.join("cur");
+    let name = files_in(&cur).pop().unwrap();
+    let base = name.split(":2,").next().unwrap().to_string();
+    std::fs::rename(cur.join(&name), cur.join(format!("{base}:2,S"))).unwrap();
+    let after = m.sync().unwrap().snapshot;
+    assert!(after.messages[0].flags.sys.contains(SysFlags::SEEN));
+}
