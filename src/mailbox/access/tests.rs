@@ -11,7 +11,8 @@ use std::sync::Mutex;
 use proptest::prelude::*;
 
 use super::*;
-use crate::mailbox::message::{self, header, section, Section, SectionText};
+use crate::mailbox::message::partmap::tests::{mimeish, specs};
+use crate::mailbox::message::{self, header, section, Section};
 use crate::mailbox::search::{EnvField, NumSet, SearchKey};
 use crate::mailbox::{
     CopyResult, Error, ErrorKind, Flags, MessageData, Result, StoreOp, SyncResult,
@@ -174,40 +175,13 @@ static TREE_DERIVED: Derived = Derived {
     compute: tree_field,
 };
 
-/// Every section shape on the first parts of a message, with and without partials.
+/// Every section shape (partmap's test specs) on parts up to two levels deep, with and
+/// without partials.
 fn sections() -> Vec<(Section, Option<(u32, u32)>)> {
-    let texts = [
-        None,
-        Some(SectionText::Mime),
-        Some(SectionText::Header),
-        Some(SectionText::Text),
-        Some(SectionText::HeaderFields(vec![
-            "subject".into(),
-            "FROM".into(),
-        ])),
-        Some(SectionText::HeaderFieldsNot(vec!["subject".into()])),
-    ];
-    let mut out = Vec::new();
-    for part in [
-        vec![],
-        vec![1],
-        vec![2],
-        vec![1, 1],
-        vec![2, 1],
-        vec![2, 2],
-        vec![3],
-    ] {
-        for text in &texts {
-            for partial in [None, Some((0, 5)), Some((3, 100)), Some((100_000, 2))] {
-                let s = Section {
-                    part: part.clone(),
-                    text: text.clone(),
-                };
-                out.push((s, partial));
-            }
-        }
-    }
-    out
+    (specs().into_iter())
+        .filter(|s| s.part.len() <= 2)
+        .flat_map(|s| [None, Some((3, 100)), Some((100_000, 2))].map(|p| (s.clone(), p)))
+        .collect()
 }
 
 /// What a full parse gives, cut to the partial.
@@ -468,37 +442,22 @@ fn search_uses_the_cached_envelope() {
     );
 }
 
-/// Corpus messages with MIME-ish fragments spliced in at random places (boundaries,
-/// content types, blank lines, bare LFs, NULs, random bytes) and cut short at random.
+/// Corpus messages with MIME-ish runs (partmap's test strategy: boundaries, content
+/// types, blank lines, bare LFs, NULs, random bytes) spliced in at random places, cut
+/// short at random.
 fn spliced() -> impl Strategy<Value = Vec<u8>> {
     let corpus = corpus();
-    let frag = prop_oneof![
-        Just(b"\r\n".to_vec()),
-        Just(b"\n".to_vec()),
-        Just(b"\r\n\r\n".to_vec()),
-        Just(b"--a\r\n".to_vec()),
-        Just(b"--a--\r\n".to_vec()),
-        Just(b"Content-Type: multipart/mixed; boundary=a\r\n".to_vec()),
-        Just(b"Content-Type: message/rfc822\r\n".to_vec()),
-        Just(b"Subject: s\r\n folded\r\n".to_vec()),
-        Just(b"\x00".to_vec()),
-        proptest::collection::vec(any::<u8>(), 0..10),
-    ];
     let n = corpus.len();
-    (
-        0..n,
-        proptest::collection::vec((any::<usize>(), frag), 0..6),
-        any::<usize>(),
-    )
-        .prop_map(move |(i, inserts, cut)| {
-            let mut m = corpus[i].clone();
-            for (at, f) in inserts {
-                let at = at % (m.len() + 1);
-                m.splice(at..at, f);
-            }
-            m.truncate(m.len() - cut % (m.len() / 2 + 1));
-            m
-        })
+    let runs = proptest::collection::vec((any::<usize>(), mimeish()), 0..3);
+    (0..n, runs, any::<usize>()).prop_map(move |(i, inserts, cut)| {
+        let mut m = corpus[i].clone();
+        for (at, f) in inserts {
+            let at = at % (m.len() + 1);
+            m.splice(at..at, f);
+        }
+        m.truncate(m.len() - cut % (m.len() / 2 + 1));
+        m
+    })
 }
 
 proptest! {
