@@ -55,7 +55,8 @@ impl Session {
             let mut lits = Literals::new();
             // One storage call per batch (in place when small); \Seen is set in the first.
             let rest = indexes.len() - done;
-            let cost = self.batch_cost(&plan, rest.min(access::BATCH));
+            let writes = done == 0 && plan.sets_seen;
+            let cost = self.batch_cost(&plan, rest.min(access::BATCH), writes);
             let step = storage(cost, || {
                 if done == 0 && plan.sets_seen {
                     self.mark_seen(&indexes, &mut seen_set)?;
@@ -94,10 +95,10 @@ impl Session {
     }
 
     /// How a batch of `n` messages runs: in place when the mailbox is small, no fsync is
-    /// waited for, and at most [`IN_PLACE_READS`] messages may be read; otherwise on the
-    /// blocking pool (one trip).
-    fn batch_cost(&self, plan: &FetchPlan, n: usize) -> Cost {
-        match self.cost(plan.sets_seen) {
+    /// waited for (`writes`: it sets `\Seen`), and at most [`IN_PLACE_READS`] messages may
+    /// be read; otherwise on the blocking pool (one trip).
+    fn batch_cost(&self, plan: &FetchPlan, n: usize, writes: bool) -> Cost {
+        match self.cost(writes) {
             Cost::Small if !plan.reads_messages() || n <= IN_PLACE_READS => Cost::Small,
             _ => Cost::Large,
         }
