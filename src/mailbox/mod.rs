@@ -1,7 +1,8 @@
 //! The storage API seen by protocol code.
 //!
 //! A [`Store`] is one user's set of mailboxes; a [`Mailbox`] is one mailbox opened by one
-//! session. Protocol code (IMAP, later POP3) talks only to these traits; the on-disk formats
+//! session. Protocol code (IMAP, POP3) talks only to these traits and to the message-access
+//! layer built on them ([`access`]); the on-disk formats
 //! (`maildir`, later `mbox` and the index engine) are private to this module.
 //!
 //! Names given to and returned by this API are UTF-8 with `/` as the hierarchy separator
@@ -10,6 +11,7 @@
 //!
 //! This module must not know about IMAP, POP3, quirks or Lua.
 
+pub mod access;
 pub mod date;
 pub mod error;
 mod heap;
@@ -426,6 +428,11 @@ pub trait AppendSink: Send {
 }
 
 /// One mailbox opened by one session.
+///
+/// This is the backend boundary: a mail format implements it with what depends on its
+/// files. Protocol code reads messages through [`access::Message`], [`access::Batch`] and
+/// [`access::search()`], which decide between cache, ranges, header and whole reads;
+/// only they call the `fetch_*` and `cache_*` methods.
 pub trait Mailbox: Send + Sync {
     fn name(&self) -> &str;
     fn read_only(&self) -> bool;

@@ -366,3 +366,57 @@ async fn search_body_over_many_messages_is_exact() {
         fmt(&window)
     );
 }
+
+/// FETCH sends literals of 8 KiB or more from their own buffers, wherever they stand in
+/// the line, for more messages than one batch holds and more octets than one batch sends
+/// (512 messages, 4 MiB): every octet in order, the items after each literal, and the
+/// FLAGS that the non-PEEK BODY[] changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_literals_mid_line_across_batches() {
+    let srv = TestServer::start().await;
+    let dir = srv.maildir(USER);
+    let n = 600;
+    let body = |i: usize| {
+        format!(
+            "Subject: m{i}\r\n\r\n{}\r\n",
+            format!("{i:05} ").repeat(1400 + i)
+        )
+    };
+    for i in 1..=n {
+        deliver(
+            &dir,
+            &format!("{}.M{i}P1.test", 1_700_000_000 + i),
+            &body(i),
+        );
+    }
+    let mut c = srv.login().await;
+    c.ok("SELECT INBOX").await;
+    let q = "FETCH 1:* (BODY[] UID BODY.PEEK[HEADER.FIELDS (Subject)] RFC822.SIZE)";
+    let r = c.ok(q).await;
+    assert_eq!(r.len(), n);
+    let mut seen = std::collections::HashSet::new();
+    for (k, unit) in r.iter().enumerate() {
+        let head = format!("* {} FETCH (BODY[] {{", k + 1);
+        assert!(unit.starts_with(&head), "{}", &unit[..60.min(unit.len())]);
+        // Which message this is, from its Subject.
+        let i: usize = unit
+            .split("Subject: m")
+            .nth(1)
+            .and_then(|t| t.split("\r\n").next())
+            .and_then(|t| t.parse().ok())
+            .expect("a subject");
+        let b = body(i);
+        let want = format!("{head}{}}}\r\n{b} UID ", b.len());
+        assert!(unit.starts_with(&want), "message {i}");
+        let tail = format!(
+            " BODY[HEADER.FIELDS (Subject)] {{16}}\r\nSubject: m{i}\r\n\r\n RFC822.SIZE {} FLAGS (\\Seen",
+            b.len()
+        );
+        let tail = tail.replace(
+            "{16}",
+            &format!("{{{}}}", format!("Subject: m{i}\r\n\r\n").len()),
+        );
+        assert!(unit.contains(&tail), "message {i}: {}", &unit[b.len()..]);
+        assert!(seen.insert(i), "message {i} twice");
+    }
+}

@@ -2,28 +2,57 @@
 //! EXPUNGE and UID EXPUNGE (RFC 4315), plus APPEND (streamed into the store) and IDLE
 //! (RFC 2177).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use tracing::debug;
 
-use super::fetch::ENVELOPE_FIELD;
-use super::{blocking, Flow, Session, Status};
+use super::fetch::ENVELOPE;
+use super::view::View;
+use super::{blocking, storage, Cost, Flow, Session, Status};
 use crate::imap::command::AppendHead;
 use crate::imap::response::ResponseCode;
 use crate::imap::syntax::envelope;
 use crate::imap::syntax::seqset;
-use crate::mailbox::search::{self, EnvelopeData, MessageContext, NumSet, SearchKey};
-use crate::mailbox::{
-    ErrorKind, Flags, MessageData, StoreOp, SysFlags, Uid, UNKNOWN_DATE, UNKNOWN_SIZE,
-};
-use crate::net::{storage, Cost};
+use crate::mailbox::access::{self, search::SearchError, EnvelopeCodec, SearchScope};
+use crate::mailbox::search::{self, NumSet, SearchKey};
+use crate::mailbox::{ErrorKind, Flags, MessageMeta, StoreOp, SysFlags, Uid, UNKNOWN_SIZE};
 
-/// Cache field holding a message's header block (opaque to the store). Named `hdr2`
-/// since header blocks longer than 8 KiB could be cut short at a read boundary before;
-/// values cached under the old name are never read again and age out of the cache.
-const HEADER_FIELD: &str = "hdr2";
-/// Messages per cache lookup in SEARCH.
-const SEARCH_CHUNK: usize = 512;
+/// The cached ENVELOPE, for SEARCH FROM/TO/CC/BCC/SUBJECT.
+static ENVELOPE_CODEC: EnvelopeCodec = EnvelopeCodec {
+    field: ENVELOPE.field,
+    may_contain: envelope::may_contain,
+    parse: envelope::parse_for_search,
+};
+
+/// The selected mailbox as SEARCH sees it, with the sizes the store computed for this
+/// search (LARGER/SMALLER on messages whose size was not known yet).
+struct ViewScope<'v>(&'v View, Vec<(Uid, Option<u64>)>);
+
+impl SearchScope for ViewScope<'_> {
+    fn count(&self) -> usize {
+        self.0.exists() as usize
+    }
+    fn meta(&self, i: usize) -> Option<Cow<'_, MessageMeta>> {
+        let mut meta = self.0.meta(i)?;
+        if meta.size == UNKNOWN_SIZE {
+            // A size still unknown (file gone) counts 0 octets.
+            if let Ok(k) = self.1.binary_search_by_key(&meta.uid, |(u, _)| *u) {
+                meta.to_mut().size = self.1[k].1.unwrap_or(0);
+            }
+        }
+        Some(meta)
+    }
+    fn uid(&self, i: usize) -> Uid {
+        self.0.uid_at(i).unwrap_or(0)
+    }
+    fn recent(&self, uid: Uid) -> bool {
+        self.0.recent.contains(&uid)
+    }
+    fn max_uid(&self) -> Uid {
+        self.0.max_uid()
+    }
+}
 
 /// Longest line accepted while idling (it should be `DONE`).
 const IDLE_LINE_LIMIT: usize = 1024;
@@ -56,9 +85,6 @@ impl Session {
         let Some(view) = self.view.as_ref() else {
             return Status::bad("No mailbox selected.");
         };
-        let needs_content = search::needs_content(key);
-        let needs_body = search::needs_body(key);
-        let needs_date = search::needs_internal_date(key);
         // LARGER/SMALLER: sizes the store has not computed yet, asked once for all.
         let sizes: Vec<(Uid, Option<u64>)> = if search::needs_size(key) {
             let unknown: Vec<Uid> = (0..view.exists() as usize)
@@ -71,171 +97,35 @@ impl Session {
         } else {
             Vec::new()
         };
-        // A size still unknown (file gone) counts 0 octets.
-        let known_size = |meta: &mut std::borrow::Cow<'_, crate::mailbox::MessageMeta>| {
-            if meta.size == UNKNOWN_SIZE {
-                if let Ok(k) = sizes.binary_search_by_key(&meta.uid, |(u, _)| *u) {
-                    meta.to_mut().size = sizes[k].1.unwrap_or(0);
-                }
+        let scope = ViewScope(view, sizes);
+        // In place in a small mailbox unless many messages may have to be read.
+        let cost = match self.cost(false) {
+            Cost::Small
+                if !search::needs_content(key) || scope.count() <= super::fetch::IN_PLACE_READS =>
+            {
+                Cost::Small
+            }
+            _ => Cost::Large,
+        };
+        let found = storage(cost, || {
+            access::search(view.mailbox.as_ref(), &scope, key, Some(&ENVELOPE_CODEC))
+        });
+        let hits = match found {
+            Ok(h) => h,
+            Err(SearchError::WorkerStopped) => {
+                tracing::warn!(user = %self.user_name(), "a search thread stopped unexpectedly; SEARCH answered NO");
+                return Status::no("Search failed, try again.");
             }
         };
-        // FROM/TO/CC/BCC/SUBJECT alone: the cached ENVELOPE answers (RFC 3501 §6.4.4
-        // defines them on the envelope); a plain needle rejects most messages unparsed.
-        let by_envelope = needs_content && search::envelope_only(key);
-        let needle = search::envelope_needle(key);
-        let max_seq = view.exists();
-        let max_uid = view.max_uid();
-        let mut hits: Vec<u32> = Vec::new();
-        let mut failed = false;
-        // Header-only keys read the header block from the cache when the store has it
-        // (field `hdr`), else from the file, and offer it to the cache.
-        let header_only = needs_content && !needs_body;
-        blocking(|| {
-            // Messages whose answer needs no content are decided first (`UID 1:500 FROM x`
-            // looks at the content of 500 messages, not of the whole mailbox).
-            let mut all: Vec<usize> = Vec::new();
-            for i in 0..max_seq as usize {
-                let Some(mut meta) = view.meta(i) else { break };
-                known_size(&mut meta);
-                let decided = if needs_content {
-                    let ctx = MessageContext {
-                        seq: i as u32 + 1,
-                        max_seq,
-                        max_uid,
-                        meta: &meta,
-                        recent: view.recent.contains(&meta.uid),
-                        envelope: None,
-                    };
-                    search::decide_without_content(key, &ctx)
-                } else {
-                    None
-                };
-                match decided {
-                    Some(true) => hits.push(if uid { meta.uid } else { i as u32 + 1 }),
-                    Some(false) => {}
-                    None => all.push(i),
-                }
-            }
-            // The messages of one chunk that match.
-            let scan_chunk = |chunk: &[usize]| -> Vec<u32> {
-                let mut found = Vec::new();
-                let uids: Vec<Uid> = chunk.iter().map(|&i| view.uid_at(i).unwrap_or(0)).collect();
-                // Per message: Some(None) = cannot match (needle not in its ENVELOPE),
-                // Some(Some(e)) = its envelope, None = use the header.
-                let mut envelopes: Vec<Option<Option<EnvelopeData>>> = vec![None; chunk.len()];
-                if by_envelope {
-                    view.mailbox
-                        .cache_lookup(&uids, ENVELOPE_FIELD, &mut |k, v| {
-                            let (Some(slot), Some(v)) = (envelopes.get_mut(k), v) else {
-                                return;
-                            };
-                            if needle
-                                .as_deref()
-                                .is_some_and(|n| !envelope::may_contain(v, n))
-                            {
-                                *slot = Some(None);
-                            } else if let Some(e) = envelope::parse_for_search(v) {
-                                *slot = Some(Some(e));
-                            }
-                        });
-                }
-                let mut headers: Vec<Option<Vec<u8>>> = vec![None; chunk.len()];
-                if header_only && envelopes.iter().any(Option::is_none) {
-                    view.mailbox.cache_lookup(&uids, HEADER_FIELD, &mut |k, v| {
-                        let from_envelope = envelopes.get(k).is_some_and(Option::is_some);
-                        if let (Some(slot), Some(v), false) = (headers.get_mut(k), v, from_envelope)
-                        {
-                            *slot = Some(v.to_vec());
-                        }
-                    });
-                }
-                for (k, &i) in chunk.iter().enumerate() {
-                    let env = envelopes.get(k).and_then(Option::as_ref);
-                    if let Some(None) = env {
-                        continue;
-                    }
-                    let envelope = env.and_then(Option::as_ref);
-                    let Some(mut meta) = view.meta(i) else { break };
-                    known_size(&mut meta);
-                    if needs_date && meta.internal_date == UNKNOWN_DATE {
-                        let date = view.mailbox.internal_date(meta.uid).unwrap_or(0);
-                        meta.to_mut().internal_date = date;
-                    }
-                    let meta = &*meta;
-                    let content: Option<MessageData> = match (needs_content, needs_body) {
-                        (false, _) => None,
-                        (true, false) if envelope.is_some() => None,
-                        (true, false) => match headers.get_mut(k).and_then(Option::take) {
-                            Some(h) => Some(MessageData::Owned(h)),
-                            None => view.mailbox.fetch_header(meta.uid).ok().inspect(|d| {
-                                view.mailbox.cache_offer(meta.uid, HEADER_FIELD, d);
-                            }),
-                        },
-                        (true, true) => view.mailbox.fetch_for_search(meta.uid).ok(),
-                    };
-                    let ctx = MessageContext {
-                        seq: i as u32 + 1,
-                        max_seq,
-                        max_uid,
-                        meta,
-                        recent: view.recent.contains(&meta.uid),
-                        envelope,
-                    };
-                    if search::matches(key, &ctx, content.as_deref()) {
-                        found.push(if uid { meta.uid } else { i as u32 + 1 });
-                    }
-                }
-                found
-            };
-            let chunks: Vec<&[usize]> = all.chunks(SEARCH_CHUNK).collect();
-            // Reading and decoding whole messages (BODY, TEXT) of a big mailbox: the
-            // chunks are shared among a few threads, which takes the wall time of a
-            // mailbox-wide search down by the number of idle cores (the CPU time stays).
-            let workers = if needs_body && chunks.len() >= 4 {
-                std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
-            } else {
-                1
-            };
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let work = || {
-                let mut found = Vec::new();
-                loop {
-                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(c) = chunks.get(k) else { break };
-                    found.extend(scan_chunk(c));
-                }
-                found
-            };
-            std::thread::scope(|scope| {
-                let helpers: Vec<_> = (1..workers)
-                    .filter_map(|_| {
-                        std::thread::Builder::new()
-                            .name("loft-search".into())
-                            .spawn_scoped(scope, work)
-                            .ok()
-                    })
-                    .collect();
-                hits.extend(work());
-                for h in helpers {
-                    match h.join() {
-                        Ok(found) => hits.extend(found),
-                        // A helper that stopped left its chunks unsearched: say so
-                        // rather than answer with hits missing.
-                        Err(_) => failed = true,
-                    }
-                }
-            });
-        });
-        if failed {
-            tracing::warn!(user = %self.user_name(), "a search thread stopped unexpectedly; SEARCH answered NO");
-            return Status::no("Search failed, try again.");
-        }
-        // Hits decided without content came first: back into ascending order.
-        hits.sort_unstable();
         let out = &mut self.conn.out;
         out.extend_from_slice(b"* SEARCH");
-        for h in hits {
-            out.extend_from_slice(format!(" {h}").as_bytes());
+        for i in hits {
+            let n = if uid {
+                view.uid_at(i).unwrap_or(0)
+            } else {
+                i as u32 + 1
+            };
+            out.extend_from_slice(format!(" {n}").as_bytes());
         }
         out.extend_from_slice(b"\r\n");
         Status::ok("Search completed.")

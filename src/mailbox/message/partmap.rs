@@ -335,4 +335,4 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

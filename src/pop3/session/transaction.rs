@@ -8,6 +8,7 @@ use tracing::warn;
 
 use super::{blocking, Command, Session, State};
 use crate::auth::User;
+use crate::mailbox::access::Message;
 use crate::mailbox::{self, Flags, Mailbox, Snapshot, StoreOp, SysFlags, Uid};
 use crate::net::UserIpGuard;
 use crate::pop3::registry::MaildropLock;
@@ -183,7 +184,7 @@ impl Session {
         let Some(meta) = m.snapshot.messages.get(i).cloned() else {
             return;
         };
-        let fetched = blocking(|| m.mailbox.fetch_message(meta.uid));
+        let fetched = blocking(|| Message::new(m.mailbox.as_ref(), &meta).into_whole());
         let data = match fetched {
             Ok(d) => d,
             Err(e) => {

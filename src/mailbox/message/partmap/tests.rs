@@ -21,7 +21,7 @@ fn by_map<'a>(data: &'a [u8], map: &PartMap, s: &Section) -> Option<Cow<'a, [u8]
 
 /// Every section spec worth asking of a message: all paths up to three levels (and a few
 /// that cannot exist), with every kind of text specifier.
-fn specs() -> Vec<Section> {
+pub(crate) fn specs() -> Vec<Section> {
     let mut paths: Vec<Vec<u32>> = vec![vec![], vec![0], vec![1, 0], vec![7, 1, 1, 1]];
     for a in 1..=4 {
         paths.push(vec![a]);
@@ -217,7 +217,7 @@ fn depth_and_count_limits() {
 
 /// MIME-ish messages: fragments that make multiparts (nested, digests, unclosed),
 /// encapsulated messages and header oddities, plus random bytes.
-fn mimeish() -> impl Strategy<Value = Vec<u8>> {
+pub(crate) fn mimeish() -> impl Strategy<Value = Vec<u8>> {
     let frag = prop_oneof![
         Just(b"\r\n".to_vec()),
         Just(b"\n".to_vec()),
