@@ -105,7 +105,7 @@ pub fn run(t: &Target, max_uid: u64, clients: usize, secs: u64, r: &mut Results)
     let retries: u64 = logs.iter().map(|l| l.select_retries).sum();
     r.info(
         "mixed_select_retries",
-        "mixed: SELECTs answered NO [UNAVAILABLE] and retried",
+        "mixed: LOGINs and SELECTs answered NO [UNAVAILABLE] and retried",
         retries as f64,
         "",
     );
@@ -177,13 +177,24 @@ fn one_client(t: &Target, id: u64, max_uid: u64, secs: u64, failures: &AtomicU64
         ..ThreadLog::default()
     };
     let t0 = Instant::now();
-    let mut c = match Client::connect(t.addr, Duration::from_secs(60))
-        .and_then(|mut c| c.login(&t.user, &t.pass).map(|_| c))
-    {
-        Ok(c) => c,
-        Err(e) => {
-            log.errors.push(format!("client {id} setup: {e}"));
-            return log;
+    // LOGIN, retried like SELECT below while the answer is a temporary NO [UNAVAILABLE]
+    // (Loft's password pool full when 50 clients log in at once).
+    let mut c = loop {
+        match Client::connect(t.addr, Duration::from_secs(60))
+            .and_then(|mut c| c.login(&t.user, &t.pass).map(|_| c))
+        {
+            Ok(c) => break c,
+            Err(e)
+                if e.to_string().contains("[UNAVAILABLE]")
+                    && t0.elapsed() < Duration::from_secs(60) =>
+            {
+                log.select_retries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                log.errors.push(format!("client {id} setup: {e}"));
+                return log;
+            }
         }
     };
     // SELECT, retried (like a patient client) while the server answers a temporary

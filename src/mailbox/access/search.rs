@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::mailbox::search::{self, EnvelopeData, MessageContext, SearchKey};
+use crate::mailbox::search::{self, EnvelopeData, MessageContext, NumSet, SearchKey};
 use crate::mailbox::{Mailbox, MessageData, MessageMeta, Uid, UNKNOWN_DATE};
 
 /// Cache field holding a message's header block (opaque to the store). Named `hdr2`
@@ -98,10 +98,57 @@ fn context<'m>(scope: &dyn SearchScope, i: usize, meta: &'m MessageMeta) -> Mess
     }
 }
 
+/// The messages a key can match at all: for `UID set` alone or in a top-level AND (what
+/// clients send to search a window, `UID 1:500 FROM x`), only the messages whose UID is
+/// in the set, found by binary search in the UID-ascending scope; every message otherwise.
+/// The evaluation still checks the UID, so this only saves looking at the others.
+fn candidates(scope: &dyn SearchScope, key: &SearchKey) -> Vec<usize> {
+    let set = match key {
+        SearchKey::Uid(set) => Some(set),
+        SearchKey::And(keys) => keys.iter().find_map(|k| match k {
+            SearchKey::Uid(set) => Some(set),
+            _ => None,
+        }),
+        _ => None,
+    };
+    let n = scope.count();
+    let Some(set) = set else {
+        return (0..n).collect();
+    };
+    let max = scope.max_uid();
+    let first_at_least = |uid: Uid| {
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if scope.uid(mid) < uid {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    let mut out: Vec<usize> = Vec::new();
+    for &(a, b) in &set.ranges {
+        let a = if a == NumSet::STAR { max } else { a };
+        let b = if b == NumSet::STAR { max } else { b };
+        let (lo, hi) = (a.min(b), a.max(b));
+        let from = first_at_least(lo);
+        let to = match hi.checked_add(1) {
+            Some(h) => first_at_least(h),
+            None => n,
+        };
+        out.extend(from..to);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// The hits decided without content, and the messages whose content decides.
 fn decide_cheap(scope: &dyn SearchScope, needs: &Needs) -> (Vec<usize>, Vec<usize>) {
     let (mut hits, mut rest) = (Vec::new(), Vec::new());
-    for i in 0..scope.count() {
+    for i in candidates(scope, needs.key) {
         let Some(meta) = scope.meta(i) else { break };
         let decided = if needs.content {
             search::decide_without_content(needs.key, &context(scope, i, &meta))

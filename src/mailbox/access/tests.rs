@@ -391,6 +391,20 @@ fn search_equals_one_by_one_evaluation() {
             SearchKey::Envelope(EnvField::Subject, "e".into()),
         ]),
         SearchKey::Larger(300),
+        // UID windows (the candidates are narrowed by binary search): reversed ranges,
+        // `*`, several ranges, past the last UID, the largest number.
+        SearchKey::Uid(NumSet {
+            ranges: vec![(40, 5), (2000, NumSet::STAR), (7, 7)],
+        }),
+        SearchKey::And(vec![
+            SearchKey::Larger(300),
+            SearchKey::Uid(NumSet {
+                ranges: vec![(9000, NumSet::STAR), (1, 3), (4294967295, 2099)],
+            }),
+        ]),
+        SearchKey::Uid(NumSet {
+            ranges: vec![(5000, 6000)],
+        }),
     ];
     let scope = All(&mb);
     for key in &keys {
