@@ -420,3 +420,32 @@ async fn big_literals_mid_line_across_batches() {
         assert!(seen.insert(i), "message {i} twice");
     }
 }
+
+/// A series of APPENDs to a folder that is not selected (a migration tool's way) keeps
+/// that folder open between them: every message is there for another session, and a
+/// folder deleted and made again under the same name is a new one (UIDs from 1, none of
+/// the old messages), not the kept one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_to_an_unselected_folder_and_the_folder_made_again() {
+    use crate::standards::append;
+    let srv = TestServer::start().await;
+    let mut c = srv.login().await;
+    c.ok("CREATE Imported").await;
+    for i in 0..5 {
+        let st = append(&mut c, "Imported", &sample_message(i)).await;
+        assert!(st.contains(&format!(" {}] ", i + 1)), "{st}");
+    }
+    let mut other = srv.login().await;
+    let sel = other.ok("EXAMINE Imported").await.join("");
+    assert!(sel.contains("* 5 EXISTS"), "{sel}");
+    other.ok("CLOSE").await;
+    c.ok("DELETE Imported").await;
+    c.ok("CREATE Imported").await;
+    let st = append(&mut c, "Imported", &sample_message(9)).await;
+    assert!(
+        st.contains(" OK [APPENDUID ") && st.contains(" 1] "),
+        "{st}"
+    );
+    let sel = other.ok("EXAMINE Imported").await.join("");
+    assert!(sel.contains("* 1 EXISTS"), "{sel}");
+}

@@ -336,11 +336,21 @@ impl Session {
             Ok(s) => s,
             Err(s) => return Ok(s),
         };
-        // In place only into the selected mailbox when it is small (another folder may
-        // be big, or not open yet in this process: its first scan is no small work).
-        let cost = match self.view.as_ref().is_some_and(|v| v.mailbox.name() == name) {
-            true => self.cost(true),
-            false => Cost::Large,
+        // In place into the selected mailbox when it is small, or into the folder the
+        // last APPEND kept open (the new file is handed to its state: no listing) when
+        // no fsync is waited for; another folder may be big or not open yet in this
+        // process, and its first scan is no small work.
+        let selected = self.view.as_ref().is_some_and(|v| v.mailbox.name() == name);
+        let kept = self
+            .append_target
+            .as_ref()
+            .is_some_and(|m| m.name() == name);
+        let cost = match (selected, kept) {
+            (true, _) => self.cost(true),
+            (false, true) if self.ctx.cfg.storage.fsync == crate::config::FsyncMode::Never => {
+                Cost::Small
+            }
+            _ => Cost::Large,
         };
         let mut sink = match storage(cost, || store.append(&name)) {
             Ok(sink) => sink,
@@ -398,12 +408,34 @@ impl Session {
             }
         }
         match storage(cost, || sink.commit(&head.flags, head.date)) {
-            Ok((uid_validity, uid)) => Ok(Status::ok_code(
-                ResponseCode::AppendUid { uid_validity, uid },
-                "Append completed.",
-            )),
+            Ok((uid_validity, uid)) => {
+                self.keep_append_target(&store, &name);
+                Ok(Status::ok_code(
+                    ResponseCode::AppendUid { uid_validity, uid },
+                    "Append completed.",
+                ))
+            }
             Err(e) => Ok(self.storage_error("append: saving the message", &e)),
         }
+    }
+
+    /// Keeps the folder of a successful APPEND open when it is not the selected one (see
+    /// `Session::append_target`); a folder that cannot be opened is simply not kept.
+    fn keep_append_target(
+        &mut self,
+        store: &std::sync::Arc<dyn crate::mailbox::Store>,
+        name: &str,
+    ) {
+        let selected = self.view.as_ref().is_some_and(|v| v.mailbox.name() == name);
+        let kept = self
+            .append_target
+            .as_ref()
+            .is_some_and(|m| m.name() == name);
+        if selected || kept {
+            return;
+        }
+        self.append_target = None;
+        self.append_target = blocking(|| store.open(name, true)).ok();
     }
 
     /// IDLE (RFC 2177): report changes as they happen until the client says DONE.

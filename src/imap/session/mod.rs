@@ -102,6 +102,11 @@ pub struct Session {
     user: Option<User>,
     store: Option<Arc<dyn Store>>,
     view: Option<View>,
+    /// The folder the last APPEND went to, when not the selected one, kept open (its
+    /// index and file map) so that a series of APPENDs (imapsync, imaplib, a migration)
+    /// does not open and read its index files again for every message. Let go before any
+    /// CREATE, DELETE or RENAME (a folder made again under the same name is another one).
+    append_target: Option<Box<dyn mailbox::Mailbox>>,
     started: Instant,
     _limit: Option<UserIpGuard>,
     /// Set when the session must end after the current response (BYE already queued).
@@ -136,6 +141,7 @@ impl Session {
             user: None,
             store: None,
             view: None,
+            append_target: None,
             started: Instant::now(),
             _limit: None,
             closing: false,
@@ -404,9 +410,18 @@ impl Session {
                 synced = true;
                 self.select(&mailbox, true)
             }
-            Command::Create { mailbox } => self.create(&mailbox),
-            Command::Delete { mailbox } => self.delete(&mailbox),
-            Command::Rename { from, to } => self.rename(&from, &to),
+            Command::Create { mailbox } => {
+                self.append_target = None;
+                self.create(&mailbox)
+            }
+            Command::Delete { mailbox } => {
+                self.append_target = None;
+                self.delete(&mailbox)
+            }
+            Command::Rename { from, to } => {
+                self.append_target = None;
+                self.rename(&from, &to)
+            }
             Command::Subscribe { mailbox } => self.subscribe(&mailbox, true),
             Command::Unsubscribe { mailbox } => self.subscribe(&mailbox, false),
             Command::List {
