@@ -2,6 +2,8 @@
 # Starts and stops a throwaway Dovecot (Debian's dovecot-imapd) for the load benchmark.
 #
 #   benches/dovecot.sh start CORPUS_DIR WORK_DIR PORT   # prints the master PID
+#   USERS=N benches/dovecot.sh start - WORK_DIR PORT     # users bench1..benchN, empty
+#                                                        # mailboxes (benches/imaptest.sh)
 #   benches/dovecot.sh stop WORK_DIR
 #
 # CORPUS_DIR is a Maildir (cur/ new/ tmp/) made by `cargo bench --bench load`. It is
@@ -18,23 +20,30 @@ set -euo pipefail
 cmd=${1:-}
 case "$cmd" in
 start)
-    corpus=$(realpath "$2")
     work=$(realpath -m "$3")
     port=$4
     command -v dovecot >/dev/null || { echo "dovecot not installed (apt-get install -y dovecot-imapd)" >&2; exit 1; }
-    [ -d "$corpus/cur" ] || { echo "$corpus is not a Maildir" >&2; exit 1; }
     if [ -f "$work/run/master.pid" ]; then "$0" stop "$work" || true; fi
     rm -rf "$work"
-    mkdir -p "$work/run" "$work/state" "$work/home/bench/Maildir"
-    for sub in cur new tmp; do
-        mkdir -p "$work/home/bench/Maildir/$sub"
-        # Hard links: same inodes, separate directory entries (fast, no extra space).
-        if [ -n "$(ls -A "$corpus/$sub" 2>/dev/null)" ]; then
-            cp -al "$corpus/$sub/." "$work/home/bench/Maildir/$sub/"
-        fi
-    done
+    mkdir -p "$work/run" "$work/state" "$work/home"
+    if [ "$2" = "-" ]; then
+        : >"$work/users"
+        for u in $(seq 1 "${USERS:-1}"); do
+            printf 'bench%s:{PLAIN}bench::::::\n' "$u" >>"$work/users"
+        done
+    else
+        corpus=$(realpath "$2")
+        [ -d "$corpus/cur" ] || { echo "$corpus is not a Maildir" >&2; exit 1; }
+        for sub in cur new tmp; do
+            mkdir -p "$work/home/bench/Maildir/$sub"
+            # Hard links: same inodes, separate directory entries (fast, no extra space).
+            if [ -n "$(ls -A "$corpus/$sub" 2>/dev/null)" ]; then
+                cp -al "$corpus/$sub/." "$work/home/bench/Maildir/$sub/"
+            fi
+        done
+        printf 'bench:{PLAIN}bench::::::\n' >"$work/users"
+    fi
     chown -R nobody:nogroup "$work/home"
-    printf 'bench:{PLAIN}bench::::::\n' >"$work/users"
     cat >"$work/dovecot.conf" <<EOF
 protocols = imap
 listen = 127.0.0.1
@@ -45,6 +54,7 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
+mail_fsync = ${DOVECOT_FSYNC:-optimized}
 first_valid_uid = 1
 default_client_limit = 4000
 default_process_limit = 4000

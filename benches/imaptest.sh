@@ -107,52 +107,12 @@ python3 "$here/benches/latency.py" 127.0.0.1 "$lport" bench1 bench >"$work/loft.
 kill $lpid; wait $lpid 2>/dev/null || true
 loft_ticks=$((c1 - c0))
 
-# --- Dovecot
-dw="$work/dovecot"; mkdir -p "$dw/run" "$dw/state" "$dw/home"
-: >"$dw/users"
-for u in $(seq 1 "$users"); do echo "bench$u:{PLAIN}bench::::::" >>"$dw/users"; done
-chown -R nobody:nogroup "$dw/home"
-cat >"$dw/dovecot.conf" <<CONF
-protocols = imap
-listen = 127.0.0.1
-base_dir = $dw/run
-state_dir = $dw/state
-log_path = $dw/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:~/Maildir
-mail_fsync = ${FSYNC:-never}
-first_valid_uid = 1
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u $dw/users
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=$dw/home/%u
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = $dport
-  }
-  inet_listener imaps {
-    port = 0
-  }
-  service_count = 0
-  process_min_avail = 1
-}
-protocol imap {
-  mail_max_userip_connections = 1000
-}
-CONF
-dovecot -c "$dw/dovecot.conf" </dev/null >"$dw/start.log" 2>&1
-for _ in $(seq 1 100); do [ -s "$dw/run/master.pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$dport") 2>/dev/null && break; sleep 0.1; done
-dpid=$(cat "$dw/run/master.pid")
+# --- Dovecot (benches/dovecot.sh: the same users, empty mailboxes)
+dw="$work/dovecot"
+dpid=$(USERS="$users" DOVECOT_FSYNC="${FSYNC:-never}" "$here/benches/dovecot.sh" start - "$dw" "$dport")
 c0=$(cpu_tree "$dpid"); run_imaptest "$dport" dovecot; c1=$(cpu_tree "$dpid")
 python3 "$here/benches/latency.py" 127.0.0.1 "$dport" bench1 bench >"$work/dovecot.latency.log" 2>&1 || true
-dovecot -c "$dw/dovecot.conf" stop 2>/dev/null || true
+"$here/benches/dovecot.sh" stop "$dw"
 dove_ticks=$((c1 - c0))
 
 echo "imaptest: clients=$clients users=$users secs=$secs logout=0 msgs=30 seed=$seed fsync=${FSYNC:-never}"

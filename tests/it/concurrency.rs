@@ -139,15 +139,7 @@ async fn uids_survive_restart_and_external_rename() {
     let base = name.split(":2,").next().unwrap();
     std::fs::rename(&f, cur.join(format!("{base}:2,FS"))).unwrap();
 
-    let srv2 = TestServer::start_with(|cfg| {
-        cfg.storage.location = srv
-            .dir
-            .path()
-            .join("mail/%u")
-            .to_string_lossy()
-            .into_owned();
-    })
-    .await;
+    let srv2 = srv.restart_on().await;
     let mut c = srv2.login().await;
     assert_eq!(c.ok("STATUS INBOX (UIDVALIDITY)").await, validity);
     c.ok("SELECT INBOX").await;

@@ -79,15 +79,7 @@ async fn first_select_reads_no_message_file_and_sizes_are_computed_once() {
     srv.stop().await;
 
     // A restart on the same Maildir: the sizes come from the index.
-    let srv2 = TestServer::start_with(|cfg| {
-        cfg.storage.location = srv
-            .dir
-            .path()
-            .join("mail/%u")
-            .to_string_lossy()
-            .into_owned();
-    })
-    .await;
+    let srv2 = srv.restart_on().await;
     let mut c = srv2.login().await;
     let st = c.ok("STATUS INBOX (SIZE)").await;
     assert!(st[0].contains(&format!("SIZE {}", 3 * size)), "{st:?}");

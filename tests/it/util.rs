@@ -59,6 +59,17 @@ impl TestServer {
         }
     }
 
+    /// Another server on this one's mail (a restart: stop this one first).
+    pub async fn restart_on(&self) -> TestServer {
+        let mail = self
+            .dir
+            .path()
+            .join("mail/%u")
+            .to_string_lossy()
+            .into_owned();
+        TestServer::start_with(|cfg| cfg.storage.location = mail).await
+    }
+
     /// The Maildir root of a user.
     pub fn maildir(&self, user: &str) -> PathBuf {
         self.dir.path().join("mail").join(user)

@@ -104,7 +104,8 @@ pub struct Session {
     view: Option<View>,
     /// The folder the last APPEND went to, when not the selected one, kept open (its
     /// index and file map) so that a series of APPENDs (imapsync, imaplib, a migration)
-    /// does not open and read its index files again for every message. Let go before any
+    /// does not open and read its index files again for every message. Let go at SELECT
+    /// and EXAMINE (the folder's last close writes flags into file names) and before any
     /// CREATE, DELETE or RENAME (a folder made again under the same name is another one).
     append_target: Option<Box<dyn mailbox::Mailbox>>,
     started: Instant,
@@ -404,10 +405,12 @@ impl Session {
             }
             Command::Select { mailbox } => {
                 synced = true;
+                self.append_target = None;
                 self.select(&mailbox, false)
             }
             Command::Examine { mailbox } => {
                 synced = true;
+                self.append_target = None;
                 self.select(&mailbox, true)
             }
             Command::Create { mailbox } => {

@@ -338,15 +338,7 @@ fn tmp_leftovers_ignored_and_cleaned() {
 fn garbage_index_recovered() {
     let d = tempfile::tempdir().unwrap();
     let (s, root) = store(d.path());
-    for i in 0..3 {
-        append(
-            &*s,
-            "INBOX",
-            format!("m{i}\r\n").as_bytes(),
-            Flags::default(),
-            None,
-        );
-    }
+    append_n(&*s, 3);
     let uidv = s.status("INBOX").unwrap().uid_validity;
     // The main index's header garbled: the log still names every message.
     let mut bytes = std::fs::read(root.join("loft.index")).unwrap();
@@ -522,15 +514,7 @@ fn append_hands_its_file_to_the_folder_state_without_listing() {
     };
     let s = super::super::open_store(&super::super::StorageCtx::new(&c), "bob", None).unwrap();
     let root = d.path().join("mail/bob");
-    for i in 0..3 {
-        append(
-            &*s,
-            "INBOX",
-            format!("m{i}\r\n").as_bytes(),
-            Flags::default(),
-            None,
-        );
-    }
+    append_n(&*s, 3);
     let mut m = s.open("INBOX", true).unwrap();
     assert_eq!(m.sync().unwrap().snapshot.messages.len(), 3);
     // Past the racy window of the appends above.

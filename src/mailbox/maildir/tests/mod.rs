@@ -50,6 +50,19 @@ pub(super) fn append(
     sink.commit(&flags, date).unwrap()
 }
 
+/// `n` small messages (`m0`, `m1`, …) APPENDed to INBOX.
+pub(super) fn append_n(s: &dyn Store, n: usize) {
+    for i in 0..n {
+        append(
+            s,
+            "INBOX",
+            format!("m{i}\r\n").as_bytes(),
+            Flags::default(),
+            None,
+        );
+    }
+}
+
 pub(super) fn names(s: &dyn Store) -> Vec<(String, bool, bool)> {
     let mut v: Vec<_> = s
         .list()

@@ -23,15 +23,7 @@ fn rescans(ctx: &StorageCtx, root: &Path) -> u64 {
 fn racy_syncs_of_an_unchanged_folder_do_not_rescan() {
     let d = tempfile::tempdir().unwrap();
     let (ctx, s, root) = store_ctx(d.path());
-    for _ in 0..3 {
-        append(
-            &*s,
-            "INBOX",
-            b"Subject: a\r\n\r\nbody\r\n",
-            Flags::default(),
-            None,
-        );
-    }
+    append_n(&*s, 3);
     let mut m = s.open("INBOX", false).unwrap();
     assert_eq!(m.sync().unwrap().snapshot.messages.len(), 3);
     let before = rescans(&ctx, &root);
@@ -51,13 +43,7 @@ fn racy_syncs_of_an_unchanged_folder_do_not_rescan() {
 fn a_foreign_rename_in_the_racy_window_is_found() {
     let d = tempfile::tempdir().unwrap();
     let (s, root) = store(d.path());
-    append(
-        &*s,
-        "INBOX",
-        b"Subject: a\r\n\r\nbody\r\n",
-        Flags::default(),
-        None,
-    );
+    append_n(&*s, 1);
     let mut m = s.open("INBOX", false).unwrap();
     let first = m.sync().unwrap().snapshot;
     assert!(!first.messages[0].flags.sys.contains(SysFlags::SEEN));
