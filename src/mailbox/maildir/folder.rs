@@ -129,6 +129,16 @@ impl Folder {
         }
     }
 
+    /// `lstat` of `cur/` or `new/`: one system call relative to the folder's kept
+    /// descriptor when change detection opened it (`lock::FOLDER_SLOT`), else beneath the
+    /// mail root (which opens the folder to look).
+    fn dir_stat(&self, sub: Sub) -> std::io::Result<crate::beneath::Stat> {
+        match self.shared.dir(super::lock::FOLDER_SLOT) {
+            Some(top) => crate::beneath::lstat_at(&top, std::ffi::OsStr::new(sub.dir())),
+            None => self.fs().lstat(&self.path.join(sub.dir())),
+        }
+    }
+
     /// The descriptor of `cur/` or `new/` the last listing used, when `path` names a
     /// file directly in one of them, with that file's name.
     fn listed_dir<'p>(
@@ -196,7 +206,7 @@ impl Folder {
             // Room for about as many entries as the directory's size suggests (a
             // Maildir entry takes 60-80 bytes on ext4/xfs), bounded: growing a vector of
             // 100,000 entries step by step copies it many times.
-            let guess = self.fs().lstat(&dir).map_or(0, |m| m.size / 80) as usize;
+            let guess = self.dir_stat(sub).map_or(0, |m| m.size / 80) as usize;
             out.reserve(guess.min(200_000));
             let each = if guess >= PIPELINE_FROM {
                 rawdir::each_pipelined
