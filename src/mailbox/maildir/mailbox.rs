@@ -287,6 +287,7 @@ impl Mailbox for MaildirMailbox {
         self.state.refresh(false)?;
         let folder = self.folder().clone();
         let mut gone = Vec::new();
+        let mut recorded = false;
         // A set, not a slice scan per file: a POP3 QUIT may name tens of thousands.
         let only: Option<std::collections::HashSet<Uid>> =
             only.map(|o| o.iter().copied().collect());
@@ -319,11 +320,16 @@ impl Mailbox for MaildirMailbox {
                     super::fsio::sync_dir(&folder.path.join("cur"))?;
                 }
                 folder.shared.bump();
+                // Under the lock: the records go with the files (snapshot order: ascending).
+                recorded = self.state.expunged(&gone)?;
             }
         }
-        if !gone.is_empty() {
+        if !gone.is_empty() && !recorded {
             // Drops the unlinked files from the uid list and the snapshot.
             self.state.rescan_now()?;
+        } else if !gone.is_empty() {
+            // Other sessions and this one catch up from the index.
+            self.state.refresh(false)?;
         }
         Ok(gone)
     }

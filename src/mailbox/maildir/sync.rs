@@ -937,6 +937,20 @@ impl FolderState {
         }
     }
 
+    /// Files this process unlinked (EXPUNGE, `uids` ascending): their records leave the
+    /// index in one transaction and their entries the file map, so the next sync lists
+    /// the folder only to find the names it expects (no full rescan). The caller holds the
+    /// folder lock. `false` when no index is open yet: the caller rescans.
+    pub fn expunged(&self, uids: &[Uid]) -> Result<bool> {
+        let Some(ix) = self.with(|c| c.index.clone()) else {
+            return Ok(false);
+        };
+        uidstore::expunge_records(&ix, uids)?;
+        let mut c = lock(&self.cur);
+        Arc::make_mut(&mut c.files).retain(|u, _| uids.binary_search(&u).is_err());
+        Ok(true)
+    }
+
     /// Records files renamed by this process (flag flush), so that the next operation
     /// finds them without a rescan.
     pub fn renamed(&self, changes: Vec<(Uid, FileInfo)>) {

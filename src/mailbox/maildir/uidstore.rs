@@ -531,6 +531,22 @@ pub fn store_flags(
 }
 
 /// The file names now show the flags of `uids`.
+/// Removes the records of messages whose files this process unlinked (EXPUNGE), in one
+/// transaction. The caller holds the folder lock.
+pub fn expunge_records(ix: &Index, uids: &[Uid]) -> Result<Arc<IndexSnapshot>> {
+    let run = || -> std::result::Result<Arc<IndexSnapshot>, index::Error> {
+        let mut txn = ix.begin()?;
+        for u in uids {
+            txn.expunge(*u);
+        }
+        txn.commit()
+    };
+    run().map_err(|e| {
+        report(&e);
+        map_err(e)
+    })
+}
+
 pub fn clear_dirty(ix: &Index, uids: &[Uid]) -> Result<Arc<IndexSnapshot>> {
     let run = || -> std::result::Result<Arc<IndexSnapshot>, index::Error> {
         let mut txn = ix.begin()?;

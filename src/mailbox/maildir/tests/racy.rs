@@ -55,3 +55,33 @@ fn a_foreign_rename_in_the_racy_window_is_found() {
     let after = m.sync().unwrap().snapshot;
     assert!(after.messages[0].flags.sys.contains(SysFlags::SEEN));
 }
+
+/// EXPUNGE takes the records out of the index with the files, under the folder lock:
+/// no full rescan afterwards, and another process (a new store) finds the same.
+#[test]
+fn expunge_drops_records_without_a_rescan() {
+    use crate::mailbox::StoreOp;
+    let d = tempfile::tempdir().unwrap();
+    let (ctx, s, root) = store_ctx(d.path());
+    append_n(&*s, 4);
+    let mut m = s.open("INBOX", false).unwrap();
+    m.sync().unwrap();
+    let deleted = Flags {
+        sys: SysFlags::DELETED,
+        keywords: vec![],
+    };
+    m.store(&[2, 3], StoreOp::Add, &deleted).unwrap();
+    m.sync().unwrap();
+    let before = rescans(&ctx, &root);
+    assert_eq!(m.expunge(None).unwrap(), vec![2, 3]);
+    let uids = |snap: &crate::mailbox::Snapshot| -> Vec<u32> {
+        snap.messages.iter().map(|x| x.uid).collect()
+    };
+    assert_eq!(uids(&m.sync().unwrap().snapshot), vec![1, 4]);
+    assert_eq!(rescans(&ctx, &root), before, "EXPUNGE rescanned the folder");
+    drop(m);
+    let (other, _) = store(d.path());
+    let mut m2 = other.open("INBOX", true).unwrap();
+    assert_eq!(uids(&m2.sync().unwrap().snapshot), vec![1, 4]);
+    assert_eq!(files_in(&root.join("cur")).len(), 2);
+}
