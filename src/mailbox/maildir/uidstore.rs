@@ -530,14 +530,17 @@ pub fn store_flags(
     })
 }
 
-/// The file names now show the flags of `uids`.
-/// Removes the records of messages whose files this process unlinked (EXPUNGE), in one
-/// transaction. The caller holds the folder lock.
-pub fn expunge_records(ix: &Index, uids: &[Uid]) -> Result<Arc<IndexSnapshot>> {
+/// One index transaction applying `op` to each of `uids`, committed; index errors are
+/// reported and mapped as for every write of this module.
+fn per_uid_txn(
+    ix: &Index,
+    uids: &[Uid],
+    op: fn(&mut index::Transaction, Uid),
+) -> Result<Arc<IndexSnapshot>> {
     let run = || -> std::result::Result<Arc<IndexSnapshot>, index::Error> {
         let mut txn = ix.begin()?;
         for u in uids {
-            txn.expunge(*u);
+            op(&mut txn, *u);
         }
         txn.commit()
     };
@@ -547,16 +550,13 @@ pub fn expunge_records(ix: &Index, uids: &[Uid]) -> Result<Arc<IndexSnapshot>> {
     })
 }
 
+/// Removes the records of messages whose files this process unlinked (EXPUNGE), in one
+/// transaction. The caller holds the folder lock.
+pub fn expunge_records(ix: &Index, uids: &[Uid]) -> Result<Arc<IndexSnapshot>> {
+    per_uid_txn(ix, uids, |t, u| t.expunge(u))
+}
+
+/// The file names now show the flags of `uids`.
 pub fn clear_dirty(ix: &Index, uids: &[Uid]) -> Result<Arc<IndexSnapshot>> {
-    let run = || -> std::result::Result<Arc<IndexSnapshot>, index::Error> {
-        let mut txn = ix.begin()?;
-        for u in uids {
-            txn.clear_dirty(*u);
-        }
-        txn.commit()
-    };
-    run().map_err(|e| {
-        report(&e);
-        map_err(e)
-    })
+    per_uid_txn(ix, uids, |t, u| t.clear_dirty(u))
 }
