@@ -230,8 +230,12 @@ pub struct Inner {
     /// failed half-way through being applied to it).
     trusted: bool,
     /// The last error was damage done in place to files this state was read from, and
-    /// `snap` is trusted: [`heal`] can rewrite the pair from it.
+    /// `snap` is trusted: [`heal`] can rewrite the pair from it. Stays set until the heal
+    /// (or a reload of files replaced meanwhile): a refresh by another user of this
+    /// instance in between must not take the damaged files for the truth.
     healable: bool,
+    /// What that damage was (given again to every refresh until it is healed).
+    found: Option<(PathBuf, String, u64)>,
 }
 
 pub(super) fn corrupt(file: PathBuf, what: impl Into<String>, offset: u64) -> Error {
@@ -437,6 +441,7 @@ fn load_once(dir: &Dir, ipath: &Path, lpath: &Path) -> Result<Option<Inner>, Loa
         broken: false,
         trusted: true,
         healable: false,
+        found: None,
     }))
 }
 
@@ -483,6 +488,7 @@ pub(super) fn written(
         broken: false,
         trusted: true,
         healable: false,
+        found: None,
     })
 }
 
@@ -537,8 +543,12 @@ fn refresh_checked(
     inner: &mut Inner,
     whole: bool,
 ) -> Result<Arc<IndexSnapshot>, Error> {
-    inner.healable = false;
     if inner.broken {
+        // Damage found and not healed yet: the files may read cleanly but shorter (a log
+        // truncated in place looks like a torn tail), which would drop committed changes.
+        if let (true, Some((file, what, offset))) = (inner.healable(), &inner.found) {
+            return Err(corrupt(file.clone(), what.clone(), *offset));
+        }
         return reload(dir, opts, inner);
     }
     let lpath = dir.file(LOG_FILE);
@@ -597,7 +607,12 @@ fn same_inode(a: FileId, b: FileId) -> bool {
 /// the snapshot is whole.
 fn damaged(inner: &mut Inner, e: Error) -> Error {
     inner.broken = true;
-    inner.healable = inner.trusted && matches!(e, Error::Corrupted { .. });
+    inner.healable = false;
+    inner.found = None;
+    if let (true, Error::Corrupted { file, what, offset }) = (inner.trusted, &e) {
+        inner.healable = true;
+        inner.found = Some((file.clone(), what.clone(), *offset));
+    }
     e
 }
 
@@ -643,10 +658,14 @@ pub fn heal(
     inner: &mut Inner,
     e: Error,
 ) -> Result<Arc<IndexSnapshot>, Error> {
-    if !(inner.healable && inner.trusted) {
-        return Err(e);
+    if !inner.healable() {
+        // Healed (or reloaded) by another user of this instance while we waited for the
+        // write lock.
+        return match inner.broken {
+            false => Ok(inner.snap.clone()),
+            true => Err(e),
+        };
     }
-    inner.healable = false;
     let replaced = |name: &str, was: FileId| {
         dir.metadata(name)
             .map_or(true, |m| !same_inode(id(&m), was))

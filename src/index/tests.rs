@@ -1145,3 +1145,51 @@ fn a_log_much_bigger_than_its_index_is_compacted() {
     drop(ix);
     assert_eq!(fresh(d.path()), want);
 }
+
+/// Two users of one instance (sessions of one folder): the first refresh finds the log
+/// truncated in place and goes for the write lock to heal it; a second refresh in between
+/// must not take the shorter log as the truth (it loads cleanly: a truncated log reads as
+/// a torn tail), or committed changes are lost before the heal. Found by
+/// `index_faults::disk_changes_under_sessions_never_kill_the_server` in CI.
+#[test]
+fn refresh_between_finding_damage_and_healing_it_loses_nothing() {
+    let cuts: [(&str, fn(u64) -> u64); 3] = [
+        ("to the header", |_| format::LOG_HEADER_LEN as u64),
+        ("mid-log", |n| n / 2),
+        ("last byte", |n| n - 1),
+    ];
+    for (what, cut) in cuts {
+        let d = tempfile::tempdir().unwrap();
+        let ix = Index::open_unshared(d.path(), &opts()).unwrap();
+        populate(&ix);
+        let before = (*ix.refresh().unwrap()).clone();
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(d.path().join(LOG_FILE))
+            .unwrap();
+        f.set_len(cut(f.metadata().unwrap().len())).unwrap();
+        drop(f);
+        // The first user finds the damage (and would now wait for the write lock).
+        let found = {
+            let mut inner = ix.inner.lock().unwrap();
+            state::refresh(&ix.dir, &ix.opts, &mut inner)
+        };
+        assert!(found.is_err(), "{what}: damage not found");
+        // The second user refreshes before the heal.
+        let second = {
+            let mut inner = ix.inner.lock().unwrap();
+            state::refresh(&ix.dir, &ix.opts, &mut inner)
+        };
+        if let Ok(s) = &second {
+            assert_eq!(
+                **s, before,
+                "{what}: a refresh before the heal lost changes"
+            );
+        }
+        // Both go on through the public path: healed once, nothing lost.
+        assert_eq!(*ix.refresh().unwrap(), before, "{what}");
+        assert_eq!(*ix.refresh().unwrap(), before, "{what}");
+        drop(ix);
+        assert_eq!(fresh(d.path()), before, "{what}: lost across reopen");
+    }
+}
