@@ -44,12 +44,12 @@ pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> 
             } => {
                 for &rg in ranges {
                     let sp = span(s, rg);
-                    for r in &mut s.records[sp] {
+                    s.records.update_range(sp, |r| {
                         r.flags = *flags;
                         r.keywords = *keywords;
                         r.dirty = *dirty;
                         r.modseq = *modseq;
-                    }
+                    });
                 }
             }
             Op::Expunge { ranges, .. } => {
@@ -97,27 +97,27 @@ pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> 
             Op::DirtyClear { ranges } => {
                 for &rg in ranges {
                     let sp = span(s, rg);
-                    for r in &mut s.records[sp] {
-                        r.dirty = false;
-                    }
+                    s.records.update_range(sp, |r| r.dirty = false);
                 }
             }
             Op::SetKey { uid, key } => {
-                if let Ok(i) = s.records.binary_search_by_key(uid, |r| r.uid) {
-                    s.records[i].key = key.clone().into();
+                if let Ok(i) = s.records.find(*uid) {
+                    s.records
+                        .update_range(i..i + 1, |r| r.key = key.clone().into());
                 }
             }
             Op::SetDates { dates } => {
                 for (uid, date) in dates {
-                    if let Ok(i) = s.records.binary_search_by_key(uid, |r| r.uid) {
-                        s.records[i].internal_date = *date;
+                    if let Ok(i) = s.records.find(*uid) {
+                        s.records
+                            .update_range(i..i + 1, |r| r.internal_date = *date);
                     }
                 }
             }
             Op::SetSizes { sizes } => {
                 for (uid, size) in sizes {
-                    if let Ok(i) = s.records.binary_search_by_key(uid, |r| r.uid) {
-                        s.records[i].size = *size;
+                    if let Ok(i) = s.records.find(*uid) {
+                        s.records.update_range(i..i + 1, |r| r.size = *size);
                     }
                 }
             }

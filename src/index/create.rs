@@ -185,7 +185,7 @@ pub fn rebuild(
         header,
         first_unseen: 0,
         keywords,
-        records,
+        records: records.into(),
     };
     s.header.uid_next = s.header.uid_next.max(last + 1).max(1);
     s.header.recent_uid = s.header.recent_uid.min(s.header.uid_next);

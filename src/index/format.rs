@@ -96,7 +96,7 @@ pub struct IndexFile {
     /// rebuild): a file from another mailbox does not pair up.
     pub pair_id: u64,
     pub keywords: Vec<String>,
-    pub records: Vec<Record>,
+    pub records: super::Records,
 }
 
 /// What [`encode_index_to`] writes.
@@ -106,13 +106,14 @@ pub struct IndexParts<'a> {
     pub log_offset: u64,
     pub pair_id: u64,
     pub keywords: &'a [String],
-    pub records: &'a [Record],
+    pub records: &'a super::Records,
 }
 
 /// Derived counts: (messages, unseen, deleted, first unseen seq or 0).
-pub fn counts(records: &[Record]) -> (u32, u32, u32, u32) {
-    let (mut unseen, mut deleted, mut first) = (0u32, 0u32, 0u32);
-    for (i, r) in records.iter().enumerate() {
+pub fn counts<'a>(records: impl IntoIterator<Item = &'a Record>) -> (u32, u32, u32, u32) {
+    let (mut unseen, mut deleted, mut first, mut n) = (0u32, 0u32, 0u32, 0u32);
+    for (i, r) in records.into_iter().enumerate() {
+        n += 1;
         if r.flags & SEEN == 0 {
             unseen += 1;
             if first == 0 {
@@ -123,7 +124,7 @@ pub fn counts(records: &[Record]) -> (u32, u32, u32, u32) {
             deleted += 1;
         }
     }
-    (records.len() as u32, unseen, deleted, first)
+    (n, unseen, deleted, first)
 }
 
 /// The bytes of `loft.index` for this state (counts are computed from `records`).
@@ -429,7 +430,7 @@ pub fn decode_index(buf: &[u8]) -> Result<IndexFile, Bad> {
     )?;
     let keys = block(buf, h.keys_off, h.keys_len, "key")?;
     let hd = h.header;
-    let mut records = Vec::with_capacity(n);
+    let mut records = super::Records::new();
     let mut prev = 0u32;
     for i in 0..n {
         let at = INDEX_HEADER_LEN + i * RECORD_LEN;

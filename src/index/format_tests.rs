@@ -30,7 +30,7 @@ fn sample() -> Vec<u8> {
         log_offset: 40,
         pair_id: 99,
         keywords: &kw,
-        records: &records,
+        records: &records.clone().into(),
     })
 }
 
@@ -87,7 +87,7 @@ fn uid_order_is_checked() {
         log_offset: 40,
         pair_id: 1,
         keywords: &[],
-        records: &records,
+        records: &records.clone().into(),
     });
     let e = decode_index(&b).unwrap_err();
     assert_eq!(e.what, "record 1: uid 12 not above previous uid 40");

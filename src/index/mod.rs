@@ -25,6 +25,8 @@ mod format;
 mod lock;
 mod log;
 mod op;
+mod records;
+pub use records::Records;
 mod salvage;
 mod state;
 mod txn;
@@ -203,20 +205,17 @@ pub struct IndexSnapshot {
     /// Sequence number of the first message without \Seen; 0 when none.
     pub first_unseen: u32,
     pub keywords: Vec<String>,
-    /// Ascending uid.
-    pub records: Vec<Record>,
+    /// Ascending uid, in shared chunks (see [`Records`]).
+    pub records: Records,
 }
 
 impl IndexSnapshot {
     pub fn get(&self, uid: u32) -> Option<&Record> {
-        self.seq(uid).and_then(|s| self.records.get(s as usize - 1))
+        self.records.by_uid(uid)
     }
     /// 1-based sequence number of `uid`.
     pub fn seq(&self, uid: u32) -> Option<u32> {
-        self.records
-            .binary_search_by_key(&uid, |r| r.uid)
-            .ok()
-            .map(|i| i as u32 + 1)
+        self.records.find(uid).ok().map(|i| i as u32 + 1)
     }
 }
 

@@ -397,7 +397,7 @@ fn newer_version_swapped_and_deleted_files() {
         &opts(),
         before.header,
         before.keywords.clone(),
-        before.records.clone(),
+        before.records.iter().cloned().collect(),
     )
     .unwrap();
     assert_eq!(rebuilt.refresh().unwrap().records, before.records);

@@ -172,17 +172,16 @@ impl<'a> Transaction<'a> {
 
     /// Position of `uid` among the records as they are after the appends.
     fn pos(&self, uid: u32) -> Option<usize> {
-        let base = if self.reset.is_some() {
-            &[][..]
-        } else {
-            &self.base.records[..]
+        let base = match self.reset.is_some() {
+            true => 0,
+            false => match self.base.records.find(uid) {
+                Ok(i) => return Some(i),
+                Err(_) => self.base.records.len(),
+            },
         };
-        if let Ok(i) = base.binary_search_by_key(&uid, |r| r.uid) {
-            return Some(i);
-        }
         let first = self.appends.first()?.uid;
         let i = uid.checked_sub(first)? as usize;
-        (i < self.appends.len()).then_some(base.len() + i)
+        (i < self.appends.len()).then_some(base + i)
     }
 
     /// Sorted, deduplicated (last wins) existing uids → ranges of adjacent records.

@@ -17,6 +17,8 @@ pub mod error;
 mod heap;
 mod maildir;
 pub mod message;
+mod messages;
+pub use messages::Messages;
 pub mod search;
 pub mod utf7;
 
@@ -151,19 +153,20 @@ pub const UNKNOWN_SIZE: u64 = crate::index::UNKNOWN_SIZE;
 /// SIZE): unknown sizes are asked of `mailbox` in one call; a message gone meanwhile
 /// counts 0 octets.
 pub fn with_sizes(mailbox: &dyn Mailbox, snapshot: Arc<Snapshot>) -> Arc<Snapshot> {
-    let unknown: Vec<Uid> = (snapshot.messages.iter())
-        .filter(|m| m.size == UNKNOWN_SIZE)
-        .map(|m| m.uid)
+    let unknown: Vec<Uid> = (snapshot.messages.records().iter())
+        .filter(|r| r.size == UNKNOWN_SIZE)
+        .map(|r| r.uid)
         .collect();
     if unknown.is_empty() {
         return snapshot;
     }
     let sizes = mailbox.sizes(&unknown);
     let mut s = (*snapshot).clone();
-    let mut k = 0;
-    for m in s.messages.iter_mut().filter(|m| m.size == UNKNOWN_SIZE) {
-        m.size = sizes.get(k).copied().flatten().unwrap_or(0);
-        k += 1;
+    for (k, uid) in unknown.iter().enumerate() {
+        if let Ok(i) = s.messages.find(*uid) {
+            s.messages
+                .set_size(i, sizes.get(k).copied().flatten().unwrap_or(0));
+        }
     }
     Arc::new(s)
 }
@@ -173,7 +176,7 @@ pub fn with_sizes(mailbox: &dyn Mailbox, snapshot: Arc<Snapshot>) -> Arc<Snapsho
 pub struct Snapshot {
     pub uid_validity: u32,
     pub uid_next: Uid,
-    pub messages: Vec<MessageMeta>,
+    pub messages: Messages,
     /// Keywords that may appear in this mailbox (for FLAGS / PERMANENTFLAGS).
     pub keywords: Vec<String>,
     /// Process-unique and increasing when made by [`Snapshot::succeed`]; 0 otherwise.
@@ -211,7 +214,7 @@ impl Snapshot {
         let same_header = self.uid_validity == next.uid_validity
             && self.uid_next == next.uid_next
             && self.keywords == next.keywords;
-        let uids = diff_uids(&self.messages, &next.messages);
+        let uids = self.messages.diff(&next.messages);
         if same_header && uids.is_empty() {
             return None;
         }
@@ -257,42 +260,6 @@ impl Snapshot {
         }
         None
     }
-}
-
-/// UIDs present in only one of two UID-ascending lists, or in both with different
-/// metadata.
-fn diff_uids(a: &[MessageMeta], b: &[MessageMeta]) -> Vec<Uid> {
-    let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
-    while i < a.len() || j < b.len() {
-        match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if x.uid == y.uid => {
-                if x != y {
-                    out.push(x.uid);
-                }
-                i += 1;
-                j += 1;
-            }
-            (Some(x), Some(y)) if x.uid < y.uid => {
-                out.push(x.uid);
-                i += 1;
-            }
-            (Some(_), Some(y)) => {
-                out.push(y.uid);
-                j += 1;
-            }
-            (Some(x), None) => {
-                out.push(x.uid);
-                i += 1;
-            }
-            (None, Some(y)) => {
-                out.push(y.uid);
-                j += 1;
-            }
-            (None, None) => break,
-        }
-    }
-    out
 }
 
 /// The result of [`Mailbox::sync`].

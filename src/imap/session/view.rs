@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::imap::response::{push_untagged_ok, ResponseCode};
 use crate::mailbox::search::NumSet;
-use crate::mailbox::{Flags, Mailbox, MessageMeta, Result, Snapshot, SysFlags, Uid};
+use crate::mailbox::{Flags, Mailbox, MessageMeta, Messages, Result, Snapshot, SysFlags, Uid};
 
 /// A set of UIDs hashed cheaply (see [`crate::mailbox::UidHashSet`]).
 pub type UidSet = crate::mailbox::UidHashSet;
@@ -29,7 +29,7 @@ pub struct View {
     /// The client's message list when it differs from `snapshot.messages` (messages
     /// expunged by others and not yet announced are still in it). Sequence number i+1 is
     /// entry i; ascending UIDs.
-    local: Option<Vec<MessageMeta>>,
+    local: Option<Messages>,
     /// Flags this session stored and announced that the snapshot does not show yet.
     own_flags: crate::mailbox::UidHashMap<Flags>,
     pub recent: UidSet,
@@ -64,24 +64,21 @@ impl View {
     }
 
     /// The client's messages in sequence order (flags possibly older than `meta` gives).
-    fn list(&self) -> &[MessageMeta] {
-        self.local.as_deref().unwrap_or(&self.snapshot.messages)
+    fn list(&self) -> &Messages {
+        self.local.as_ref().unwrap_or(&self.snapshot.messages)
     }
 
     /// The message at index `i` (sequence number i+1) with the flags the client was told.
     pub fn meta(&self, i: usize) -> Option<Cow<'_, MessageMeta>> {
-        let m = self.list().get(i)?;
-        Some(match self.own_flags.get(&m.uid) {
-            Some(f) => Cow::Owned(MessageMeta {
-                flags: f.clone(),
-                ..m.clone()
-            }),
-            None => Cow::Borrowed(m),
-        })
+        let mut m = self.list().get(i)?;
+        if let Some(f) = self.own_flags.get(&m.uid) {
+            m.flags = f.clone();
+        }
+        Some(Cow::Owned(m))
     }
 
     pub fn uid_at(&self, i: usize) -> Option<Uid> {
-        self.list().get(i).map(|m| m.uid)
+        self.list().uid(i)
     }
 
     pub fn exists(&self) -> u32 {
@@ -89,7 +86,7 @@ impl View {
     }
 
     pub fn max_uid(&self) -> Uid {
-        self.list().last().map(|m| m.uid).unwrap_or(0)
+        self.list().last_uid().unwrap_or(0)
     }
 
     pub fn recent_count(&self) -> usize {
@@ -98,18 +95,15 @@ impl View {
 
     /// Index of the first message without \Seen.
     pub fn first_unseen(&self) -> Option<usize> {
-        (0..self.list().len()).find(|&i| {
-            self.meta(i)
-                .is_some_and(|m| !m.flags.sys.contains(SysFlags::SEEN))
+        (self.list().records().iter()).position(|r| match self.own_flags.get(&r.uid) {
+            Some(f) => !f.sys.contains(SysFlags::SEEN),
+            None => r.flags & SysFlags::SEEN.0 == 0,
         })
     }
 
     /// Sequence number (1-based) of a UID in the view.
     pub fn seq_of(&self, uid: Uid) -> Option<u32> {
-        self.list()
-            .binary_search_by_key(&uid, |m| m.uid)
-            .ok()
-            .map(|i| i as u32 + 1)
+        self.list().find(uid).ok().map(|i| i as u32 + 1)
     }
 
     /// Indexes (0-based) of the messages a sequence set names, ascending, or `Err` when it
@@ -145,8 +139,8 @@ impl View {
             let a = if a == NumSet::STAR { max } else { a };
             let b = if b == NumSet::STAR { max } else { b };
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-            let start = self.list().partition_point(|m| m.uid < lo);
-            let end = self.list().partition_point(|m| m.uid <= hi);
+            let start = self.list().count_uids(|u| u < lo);
+            let end = self.list().count_uids(|u| u <= hi);
             out.extend(start..end);
         }
         out.sort_unstable();
@@ -278,17 +272,22 @@ impl View {
                 uids.dedup();
                 let list = self.list();
                 for uid in uids {
-                    let Ok(i) = list.binary_search_by_key(&uid, |m| m.uid) else {
+                    let Ok(i) = list.find(uid) else {
                         continue;
                     };
                     let Some(old) = self.meta(i) else { continue };
-                    match snap.messages.binary_search_by_key(&uid, |m| m.uid) {
-                        Ok(j) => {
-                            if snap.messages[j].flags != old.flags {
-                                flag_updates.push((i, snap.messages[j].clone()));
+                    match snap
+                        .messages
+                        .find(uid)
+                        .ok()
+                        .and_then(|j| snap.messages.get(j))
+                    {
+                        Some(now) => {
+                            if now.flags != old.flags {
+                                flag_updates.push((i, now));
                             }
                         }
-                        Err(_) => vanished.push(old.into_owned()),
+                        None => vanished.push(old.into_owned()),
                     }
                 }
             }
@@ -298,13 +297,13 @@ impl View {
                 for i in 0..self.list().len() {
                     let Some(old) = self.meta(i) else { break };
                     let uid = old.uid;
-                    while j < snap.messages.len() && snap.messages[j].uid < uid {
+                    while snap.messages.uid(j).is_some_and(|u| u < uid) {
                         j += 1;
                     }
                     match snap.messages.get(j) {
                         Some(m) if m.uid == uid => {
                             if m.flags != old.flags {
-                                flag_updates.push((i, m.clone()));
+                                flag_updates.push((i, m));
                             }
                         }
                         _ => vanished.push(old.into_owned()),
@@ -313,7 +312,7 @@ impl View {
             }
         }
         let max = self.max_uid();
-        let added = snap.messages.len() - snap.messages.partition_point(|m| m.uid <= max);
+        let added = snap.messages.len() - snap.messages.count_uids(|u| u <= max);
         self.own_flags.clear();
         self.expunged_pending.extend(vanished.iter().map(|m| m.uid));
         let pending: Vec<MessageMeta> = if self.expunged_pending.is_empty() {
@@ -322,7 +321,6 @@ impl View {
             self.list()
                 .iter()
                 .filter(|m| self.expunged_pending.contains(&m.uid))
-                .cloned()
                 .collect()
         };
         // From here on the view is based on the new snapshot.
@@ -340,7 +338,7 @@ impl View {
                 merged.push(m.clone());
             }
             merged.extend(p);
-            Some(merged)
+            Some(Messages::from_metas(merged))
         };
         for (_, m) in &flag_updates {
             if let Some(seq) = self.seq_of(m.uid) {
@@ -362,8 +360,7 @@ impl View {
             return;
         }
         let list = self.list();
-        for i in (0..list.len()).rev() {
-            let uid = list[i].uid;
+        for (i, uid) in list.uids().enumerate().rev() {
             if self.expunged_pending.contains(&uid) {
                 out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
             }
@@ -373,23 +370,15 @@ impl View {
             self.recent.remove(uid);
             self.own_flags.remove(uid);
         }
-        let mut rest: Vec<MessageMeta> = self
-            .list()
-            .iter()
-            .filter(|m| !gone.contains(&m.uid))
-            .cloned()
-            .collect();
+        let left = self.list().len() - self.list().uids().filter(|u| gone.contains(u)).count();
         // Back to sharing the snapshot when the client's list now matches it.
-        let same = rest.len() == self.snapshot.messages.len()
-            && rest
-                .iter()
-                .zip(self.snapshot.messages.iter())
-                .all(|(a, b)| a.uid == b.uid);
-        self.local = if same {
-            None
-        } else {
-            rest.shrink_to_fit();
-            Some(rest)
+        let same = left == self.snapshot.messages.len()
+            && (self.list().uids().filter(|u| !gone.contains(u))).eq(self.snapshot.messages.uids());
+        self.local = match same {
+            true => None,
+            false => Some(Messages::from_metas(
+                self.list().iter().filter(|m| !gone.contains(&m.uid)),
+            )),
         };
         self.announced_recent = self.announced_recent.min(self.recent.len());
     }
@@ -454,18 +443,15 @@ mod tests {
         Arc::new(Snapshot {
             uid_validity: 7,
             uid_next: uids.last().map(|u| u.0 + 1).unwrap_or(1),
-            messages: uids
-                .iter()
-                .map(|&(uid, f)| MessageMeta {
-                    uid,
-                    flags: Flags {
-                        sys: SysFlags(f),
-                        keywords: vec![],
-                    },
-                    size: 10,
-                    internal_date: 0,
-                })
-                .collect(),
+            messages: Messages::from_metas(uids.iter().map(|&(uid, f)| MessageMeta {
+                uid,
+                flags: Flags {
+                    sys: SysFlags(f),
+                    keywords: vec![],
+                },
+                size: 10,
+                internal_date: 0,
+            })),
             keywords: vec![],
             ..Snapshot::default()
         })

@@ -43,11 +43,7 @@ pub fn fill(state: &FolderState) {
     let (snapshot, files) = state.with(|c| (c.snapshot.clone(), c.files.clone()));
     let mut path = state.folder.path.clone();
     let mut dates: Vec<(Uid, i64)> = Vec::new();
-    for m in snapshot
-        .messages
-        .iter()
-        .filter(|m| m.internal_date == UNKNOWN_DATE)
-    {
+    for m in (snapshot.messages.records().iter()).filter(|m| m.internal_date == UNKNOWN_DATE) {
         let Some(f) = files.get(m.uid) else { continue };
         path.push(f.sub.dir());
         path.push(&*f.name);
@@ -80,16 +76,8 @@ pub fn fill(state: &FolderState) {
 /// The date of one message whose snapshot date is unknown.
 pub fn lookup(state: &FolderState, uid: Uid) -> Option<i64> {
     let known = state.with(|c| {
-        let i = c
-            .snapshot
-            .messages
-            .binary_search_by_key(&uid, |m| m.uid)
-            .ok()?;
-        c.snapshot
-            .messages
-            .get(i)
-            .map(|m| m.internal_date)
-            .filter(|d| *d != UNKNOWN_DATE)
+        let r = c.snapshot.messages.records().by_uid(uid)?;
+        Some(r.internal_date).filter(|d| *d != UNKNOWN_DATE)
     });
     if known.is_some() {
         return known;

@@ -611,10 +611,10 @@ impl Store for MaildirStore {
         let (mut s, _) = state.refresh(false)?;
         if size
             && s.messages
-                .iter()
-                .any(|m| m.size == crate::mailbox::UNKNOWN_SIZE)
+                .sizes()
+                .any(|m| m == crate::mailbox::UNKNOWN_SIZE)
         {
-            let uids: Vec<_> = (s.messages.iter())
+            let uids: Vec<_> = (s.messages.records().iter())
                 .filter(|m| m.size == crate::mailbox::UNKNOWN_SIZE)
                 .map(|m| m.uid)
                 .collect();
@@ -625,17 +625,14 @@ impl Store for MaildirStore {
         let threshold = state.with(|c| c.recent_threshold);
         Ok(StatusInfo {
             messages: s.messages.len() as u32,
-            recent: s.messages.iter().filter(|m| m.uid > threshold).count() as u32,
+            recent: s.messages.uids().filter(|u| *u > threshold).count() as u32,
             uid_next: s.uid_next,
             uid_validity: s.uid_validity,
-            unseen: s
-                .messages
-                .iter()
-                .filter(|m| !m.flags.sys.contains(SysFlags::SEEN))
+            unseen: (s.messages.records().iter())
+                .filter(|r| r.flags & SysFlags::SEEN.0 == 0)
                 .count() as u32,
             // A size still unknown (file vanished, index unwritable) counts 0 octets.
-            size: (s.messages.iter())
-                .map(|m| m.size)
+            size: (s.messages.sizes())
                 .filter(|n| *n != crate::mailbox::UNKNOWN_SIZE)
                 .sum(),
         })

@@ -64,16 +64,8 @@ impl MaildirMailbox {
     /// RFC822.SIZE of `uid` as the index knows it.
     fn known_size(&self, uid: Uid) -> Option<u64> {
         self.state.with(|c| {
-            let i = c
-                .snapshot
-                .messages
-                .binary_search_by_key(&uid, |m| m.uid)
-                .ok()?;
-            c.snapshot
-                .messages
-                .get(i)
-                .map(|m| m.size)
-                .filter(|s| *s != crate::mailbox::UNKNOWN_SIZE)
+            let r = c.snapshot.messages.records().by_uid(uid)?;
+            Some(r.size).filter(|s| *s != crate::mailbox::UNKNOWN_SIZE)
         })
     }
 
@@ -180,8 +172,8 @@ impl Mailbox for MaildirMailbox {
             // session claims it next (RFC 3501 §6.3.2, §7.3.2).
             let threshold = self.state.with(|c| c.recent_threshold);
             let after = threshold.max(self.recent_reported);
-            let from = snapshot.messages.partition_point(|m| m.uid <= after);
-            new_recent = snapshot.messages[from..].iter().map(|m| m.uid).collect();
+            let from = snapshot.messages.count_uids(|u| u <= after);
+            new_recent = snapshot.messages.uids().skip(from).collect();
             if let Some(last) = new_recent.last() {
                 self.recent_reported = *last;
             }
@@ -217,12 +209,7 @@ impl Mailbox for MaildirMailbox {
     /// knows (so it has no bare LF to convert, and was not changed in size since).
     fn fetch_range(&self, uid: Uid, range: std::ops::Range<u64>) -> Result<Option<MessageData>> {
         let known = self.state.with(|c| {
-            let m = c
-                .snapshot
-                .messages
-                .binary_search_by_key(&uid, |m| m.uid)
-                .ok()?;
-            let size = c.snapshot.messages.get(m)?.size;
+            let size = c.snapshot.messages.records().by_uid(uid)?.size;
             let f = c.files.get(uid)?;
             // `S=` (file size) differing from `W=` (RFC822.SIZE): LF line ends; no need to
             // open the file to know the answer.
@@ -295,8 +282,8 @@ impl Mailbox for MaildirMailbox {
             let _lock = FolderLock::acquire(&folder.path, folder.shared.clone())?;
             // \Deleted as the index has it (a file name may not show it yet).
             let (files, snapshot) = self.state.with(|c| (c.files.clone(), c.snapshot.clone()));
-            for m in &snapshot.messages {
-                if !m.flags.sys.contains(crate::mailbox::SysFlags::DELETED) {
+            for m in snapshot.messages.records() {
+                if m.flags & crate::mailbox::SysFlags::DELETED.0 == 0 {
                     continue;
                 }
                 if only.as_ref().is_some_and(|o| !o.contains(&m.uid)) {
@@ -355,14 +342,10 @@ impl Mailbox for MaildirMailbox {
                     None => continue, // expunged meanwhile
                 }
             }
-            let meta = snapshot
-                .messages
-                .binary_search_by_key(&uid, |m| m.uid)
-                .ok()
-                .and_then(|i| snapshot.messages.get(i));
+            let meta = (snapshot.messages.find(uid).ok()).and_then(|i| snapshot.messages.get(i));
             // Flags as the index has them (the file name may not show them yet).
-            let flags = meta.map(|m| m.flags.clone()).unwrap_or_default();
-            let mtime = meta
+            let flags = meta.as_ref().map(|m| m.flags.clone()).unwrap_or_default();
+            let mtime = (meta.as_ref())
                 .map(|m| m.internal_date)
                 .filter(|d| *d != crate::index::UNKNOWN_DATE)
                 .or_else(|| f.stat_mtime(self.folder()))

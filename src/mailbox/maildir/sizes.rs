@@ -27,10 +27,10 @@ pub fn resolve(state: &FolderState, uids: &[Uid]) -> Vec<Option<u64>> {
         let pending = lock(&state.sizes_pending);
         state.with(|c| {
             for (i, &uid) in uids.iter().enumerate() {
-                let Ok(j) = c.snapshot.messages.binary_search_by_key(&uid, |m| m.uid) else {
+                let Some(r) = c.snapshot.messages.records().by_uid(uid) else {
                     continue;
                 };
-                match (c.snapshot.messages[j].size, pending.get(&uid)) {
+                match (r.size, pending.get(&uid)) {
                     (UNKNOWN_SIZE, Some(&size)) => out[i] = Some(size),
                     (UNKNOWN_SIZE, None) => {
                         if let Some(f) = c.files.get(uid) {

@@ -33,7 +33,7 @@ use super::uidlist::{self, UidList};
 use super::uidstore;
 use crate::config::FsyncMode;
 use crate::index::{Index, IndexSnapshot};
-use crate::mailbox::{Flags, MessageMeta, Result, Snapshot, SysFlags, Uid};
+use crate::mailbox::{Messages, Result, Snapshot, SysFlags, Uid};
 
 /// How often a folder's `tmp/` is looked through for crash leftovers while it is in use.
 const TMP_CLEAN_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -560,11 +560,9 @@ impl FolderState {
             || locked.index != fp.index
             || locked_changes != changes;
 
-        let missing = !list.entries.is_empty() && {
-            let listed: NameSet<&str> = scanned.iter().map(|f| f.base()).collect();
-            list.entries
-                .values()
-                .any(|e| !listed.contains(e.base.as_str()))
+        let missing = !list.is_empty() && {
+            let listed: NameSet<&[u8]> = scanned.iter().map(|f| f.base().as_bytes()).collect();
+            list.entries().any(|(_, base)| !listed.contains(base))
         };
         if missing {
             // readdir may miss a file renamed while we listed: look once more.
@@ -603,15 +601,11 @@ impl FolderState {
             }
         }
         let mut matched_count = 0;
-        if !list.entries.is_empty() {
-            let by_base: NameMap<&str, Uid> = list
-                .entries
-                .iter()
-                .map(|(u, e)| (e.base.as_str(), *u))
-                .collect();
+        if !list.is_empty() {
+            let by_base: NameMap<&[u8], Uid> = list.entries().map(|(u, b)| (b, u)).collect();
             for (f, u) in scanned.iter().zip(uid_of.iter_mut()) {
                 if *u == NEW {
-                    if let Some(known) = by_base.get(f.base()) {
+                    if let Some(known) = by_base.get(f.base().as_bytes()) {
                         *u = *known;
                         matched_count += 1;
                     }
@@ -628,7 +622,7 @@ impl FolderState {
             }
         }
         let unknown_count = uid_of.iter().filter(|u| **u == NEW).count();
-        let before = list.entries.len();
+        let before = list.len();
         let foreign = from_file
             && looks_foreign(
                 before,
@@ -643,16 +637,6 @@ impl FolderState {
                 &self.folder,
                 after.list,
             );
-        if matched_count < before {
-            let mut kept: Vec<Uid> = uid_of
-                .iter()
-                .copied()
-                .filter(|u| *u != NEW && *u != GONE)
-                .collect();
-            kept.sort_unstable();
-            list.entries
-                .retain(|uid, _| kept.binary_search(uid).is_ok());
-        }
         if unknown_count <= STAT_NOW {
             // Few new files (new mail): their dates now, in order of delivery. A file
             // gone since the listing was expunged or moved: it gets no UID.
@@ -684,7 +668,7 @@ impl FolderState {
             for u in uid_of.iter_mut().filter(|u| **u != GONE) {
                 *u = NEW;
             }
-            list = UidList::new(v);
+            list = uidstore::Known::new(v);
             base = None;
         }
         // New UIDs in delivery order; no list entry (no copy of the name): the size
@@ -871,7 +855,7 @@ impl FolderState {
         let mut list = UidList::new(c.snapshot.uid_validity);
         list.uid_next = c.snapshot.uid_next;
         list.recent = c.recent_threshold;
-        for m in &c.snapshot.messages {
+        for m in c.snapshot.messages.records() {
             if let Some(f) = c.files.get(m.uid) {
                 list.entries.insert(
                     m.uid,
@@ -1079,19 +1063,8 @@ fn delivery_order(files: &[FileInfo], uid_of: &[Uid]) -> Vec<usize> {
 
 /// The snapshot sessions see, from the index.
 fn snapshot_from_index(keywords: &Keywords, snap: &IndexSnapshot) -> Snapshot {
-    let messages = snap
-        .records
-        .iter()
-        .map(|r| MessageMeta {
-            uid: r.uid,
-            flags: Flags {
-                sys: SysFlags(r.flags),
-                keywords: uidstore::names_of(snap, r.keywords),
-            },
-            size: r.size,
-            internal_date: r.internal_date,
-        })
-        .collect();
+    // The index's own records (shared chunks): nothing copied per message.
+    let messages = Messages::from(snap);
     let mut names = keywords.names();
     for k in &snap.keywords {
         if !names.iter().any(|n| n.eq_ignore_ascii_case(k)) {

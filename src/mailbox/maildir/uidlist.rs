@@ -1,7 +1,8 @@
 //! Loft's former per-folder uid list, `loft-uidlist`: since the index engine holds the
 //! UIDs (`uidstore`), it is only read, once, to import its UIDs into a folder that has no
-//! index yet, and then left in place, unused. Its parsed form, [`UidList`], is also the
-//! working set the sync code reconciles a directory listing with.
+//! index yet, and then left in place, unused. Its parsed form, [`UidList`], is what an
+//! import or a repair of damaged index files hands to the scan (as `uidstore::Known`);
+//! a scan of a folder with a working index reads the index records themselves.
 //!
 //! Format (UTF-8 text, `\n` line ends):
 //!
@@ -179,14 +180,6 @@ impl UidList {
     }
 
     /// Adds a message with the next UID.
-    /// The next UID for a file the caller keeps track of itself (the list is only an
-    /// intermediate of a scan now; the index holds the UIDs): no entry is made.
-    pub fn assign(&mut self) -> Uid {
-        let uid = self.uid_next;
-        self.uid_next = self.uid_next.saturating_add(1);
-        uid
-    }
-
     #[cfg(test)]
     pub fn push(&mut self, base: String, size: Option<u64>) -> Uid {
         let uid = self.uid_next;

@@ -3,9 +3,10 @@
 //! UIDVALIDITY, UIDNEXT, the `\Recent` threshold and, per message, its key (the file's
 //! base name), RFC822.SIZE, internal date, flags and keywords.
 //!
-//! The sync code still reasons in terms of a [`UidList`] (uid -> base name, size): [`load_or_rebuild`]
-//! turns the index into one, [`save`] writes the differences back as one transaction (or
-//! rebuilds the files when UIDs are not simply appended: import, repair, new UIDVALIDITY).
+//! [`load_or_rebuild`] gives what is [`Known`] before a scan: the index state itself
+//! (nothing copied per message), or the list an import or a repair made; [`save`] writes
+//! the differences back as one transaction (or rebuilds the files when UIDs are not
+//! simply appended: import, repair, new UIDVALIDITY).
 //!
 //! Upgrade: a folder without index files imports once from `loft-uidlist` (which is then
 //! left in place, unused), else from `dovecot-uidlist`/Courier ([`migrate`]), else starts
@@ -30,9 +31,90 @@ use crate::mailbox::{Error, ErrorKind, Result, Uid};
 /// From this many messages an empty index is written whole instead of through the log.
 const BUILD_DIRECTLY: usize = 1000;
 
+/// The UIDs a scan starts from: UIDVALIDITY, UIDNEXT, the `\Recent` threshold, and
+/// each known message's base name and size.
+pub struct Known {
+    pub uid_validity: u32,
+    pub uid_next: Uid,
+    /// Highest UID already announced as `\Recent`.
+    pub recent: Uid,
+    source: Source,
+}
+
+enum Source {
+    /// The folder's own index: names and sizes are read from its records.
+    Index(Arc<IndexSnapshot>),
+    /// Imported from an old uid list, or salvaged from damaged files.
+    List(std::collections::BTreeMap<Uid, Entry>),
+}
+
+impl Known {
+    /// Nothing known yet under `uid_validity`.
+    pub fn new(uid_validity: u32) -> Known {
+        Known::from(UidList::new(uid_validity))
+    }
+
+    fn from_index(snap: Arc<IndexSnapshot>) -> Known {
+        Known {
+            uid_validity: snap.header.uid_validity.max(1),
+            uid_next: snap.header.uid_next.max(1),
+            recent: snap.header.recent_uid.saturating_sub(1),
+            source: Source::Index(snap),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.source {
+            Source::Index(s) => s.records.len(),
+            Source::List(l) => l.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// (UID, base name) of every known message, ascending.
+    pub fn entries(&self) -> Box<dyn Iterator<Item = (Uid, &[u8])> + '_> {
+        match &self.source {
+            Source::Index(s) => Box::new(s.records.iter().map(|r| (r.uid, &r.key[..]))),
+            Source::List(l) => Box::new(l.iter().map(|(u, e)| (*u, e.base.as_bytes()))),
+        }
+    }
+
+    /// RFC822.SIZE of a known message, when computed.
+    fn size(&self, uid: Uid) -> Option<u64> {
+        match &self.source {
+            Source::Index(s) => s
+                .get(uid)
+                .map(|r| r.size)
+                .filter(|s| *s != index::UNKNOWN_SIZE),
+            Source::List(l) => l.get(&uid).and_then(|e| e.size),
+        }
+    }
+
+    /// The next UID.
+    pub fn assign(&mut self) -> Uid {
+        let uid = self.uid_next;
+        self.uid_next = self.uid_next.saturating_add(1);
+        uid
+    }
+}
+
+impl From<UidList> for Known {
+    fn from(l: UidList) -> Known {
+        Known {
+            uid_validity: l.uid_validity,
+            uid_next: l.uid_next,
+            recent: l.recent,
+            source: Source::List(l.entries),
+        }
+    }
+}
+
 /// What [`load_or_rebuild`] found.
 pub struct Loaded {
-    pub list: UidList,
+    pub list: Known,
     /// The index state the list was read from; `None`: the files must be rebuilt.
     pub base: Option<Arc<IndexSnapshot>>,
     /// The list was read from this folder's own index (not imported or salvaged).
@@ -63,26 +145,6 @@ pub fn report(e: &index::Error) {
             file.display()
         );
     }
-}
-
-fn list_from(snap: &IndexSnapshot) -> UidList {
-    let mut list = UidList::new(snap.header.uid_validity.max(1));
-    list.uid_next = snap.header.uid_next.max(1);
-    list.recent = snap.header.recent_uid.saturating_sub(1);
-    for r in &snap.records {
-        let Ok(base) = std::str::from_utf8(&r.key) else {
-            continue;
-        };
-        list.entries.insert(
-            r.uid,
-            Entry {
-                base: base.to_string(),
-                size: Some(r.size),
-            },
-        );
-    }
-    list.fix_next();
-    list
 }
 
 /// The old uid list, in order of preference, for a folder that has no index yet; `None`
@@ -151,7 +213,7 @@ pub fn load_or_rebuild(
         tracing::info!(folder = %folder.path.display(), "rebuilding the index from mail files on request");
         let (list, uid_next_uncertain) = salvaged(folder, known());
         return Ok(Loaded {
-            list,
+            list: list.into(),
             base: None,
             from_index: false,
             uid_next_uncertain,
@@ -159,13 +221,13 @@ pub fn load_or_rebuild(
     }
     Ok(match open(folder, fsync, slot)? {
         Opened::Ready(snap) => Loaded {
-            list: list_from(&snap),
+            list: Known::from_index(snap.clone()),
             base: Some(snap),
             from_index: true,
             uid_next_uncertain: false,
         },
         Opened::Import(list) => Loaded {
-            list,
+            list: list.into(),
             base: None,
             from_index: false,
             uid_next_uncertain: false,
@@ -173,7 +235,7 @@ pub fn load_or_rebuild(
         Opened::Damaged => {
             let (list, uid_next_uncertain) = salvaged(folder, known());
             Loaded {
-                list,
+                list: list.into(),
                 base: None,
                 from_index: false,
                 uid_next_uncertain,
@@ -264,10 +326,10 @@ fn flags_bits(f: &FileInfo, kw: &Keywords, names: &mut Vec<String>) -> (u8, u64)
 
 /// RFC822.SIZE from the name's `W=` or as known before; [`index::UNKNOWN_SIZE`] until
 /// first needed (`super::sizes`).
-fn size_of(list: &UidList, uid: Uid, f: &FileInfo) -> u64 {
+fn size_of(list: &Known, uid: Uid, f: &FileInfo) -> u64 {
     f.parsed
         .vsize()
-        .or_else(|| list.entries.get(&uid).and_then(|e| e.size))
+        .or_else(|| list.size(uid))
         .unwrap_or(index::UNKNOWN_SIZE)
 }
 
@@ -281,7 +343,7 @@ pub fn save(
     fsync: FsyncMode,
     slot: &mut Option<Arc<Index>>,
     loaded_base: Option<&Arc<IndexSnapshot>>,
-    list: &UidList,
+    list: &Known,
     files: &FileMap,
     kw: &Keywords,
     stale: &std::collections::HashSet<Uid>,
@@ -307,7 +369,7 @@ pub fn save(
 fn commit(
     ix: &Index,
     base: &Arc<IndexSnapshot>,
-    list: &UidList,
+    list: &Known,
     files: &FileMap,
     kw: &Keywords,
     stale: &std::collections::HashSet<Uid>,
@@ -373,7 +435,7 @@ fn rebuild(
     folder: &Folder,
     fsync: FsyncMode,
     slot: &mut Option<Arc<Index>>,
-    list: &UidList,
+    list: &Known,
     files: &FileMap,
     kw: &Keywords,
 ) -> Result<Arc<IndexSnapshot>> {

@@ -18,7 +18,7 @@ use crate::pop3::stuff;
 pub(super) struct Maildrop {
     pub user: User,
     mailbox: Box<dyn Mailbox>,
-    /// The messages at login, in UID order: message n is `snapshot.messages[n - 1]`.
+    /// The messages at login, in UID order: message n is `snapshot.messages.get(n - 1)`.
     snapshot: Arc<Snapshot>,
     deleted: Vec<bool>,
     /// Messages RETR sent, to be flagged \Seen at UPDATE.
@@ -181,7 +181,7 @@ impl Session {
         let Some(m) = self.maildrop() else {
             return;
         };
-        let Some(meta) = m.snapshot.messages.get(i).cloned() else {
+        let Some(meta) = m.snapshot.messages.get(i) else {
             return;
         };
         let fetched = blocking(|| Message::new(m.mailbox.as_ref(), &meta).into_whole());

@@ -21,19 +21,25 @@ fn append_fetch_sizes_exact() {
     assert_eq!(snap.messages.len(), 2);
     let a = m.fetch_message(1).unwrap();
     assert_eq!(&a[..], &crlf[..]);
-    assert_eq!(snap.messages[0].size, crlf.len() as u64);
-    assert_eq!(snap.messages[0].internal_date, 1_000_000_000);
-    assert!(snap.messages[0].flags.sys.contains(SysFlags::SEEN));
+    assert_eq!(snap.messages.get(0).unwrap().size, crlf.len() as u64);
+    assert_eq!(snap.messages.get(0).unwrap().internal_date, 1_000_000_000);
+    assert!(snap
+        .messages
+        .get(0)
+        .unwrap()
+        .flags
+        .sys
+        .contains(SysFlags::SEEN));
     let b = m.fetch_message(2).unwrap();
     assert_eq!(&b[..], b"Subject: b\r\n\r\nline1\r\nline2\r\n");
-    assert_eq!(snap.messages[1].size, b.len() as u64);
+    assert_eq!(snap.messages.get(1).unwrap().size, b.len() as u64);
     // Big message: mapped path, sizes still exact.
     let big: Vec<u8> = b"0123456789abcdef\n".repeat(20_000);
     let (_, u3) = append(&*s, "INBOX", &big, Flags::default(), None);
     let snap = m.sync().unwrap().snapshot;
     let got = m.fetch_message(u3).unwrap();
     assert_eq!(got.len(), big.len() + 20_000);
-    assert_eq!(snap.messages[2].size, got.len() as u64);
+    assert_eq!(snap.messages.get(2).unwrap().size, got.len() as u64);
     // Name carries S= and W=.
     let cur = files_in(&root.join("cur"));
     assert!(
@@ -90,7 +96,7 @@ fn flags_and_keywords_in_names() {
     assert_eq!(kw, "0 $Work\n1 Later\n");
     let snap = m.sync().unwrap().snapshot;
     assert_eq!(
-        snap.messages[0].flags.keywords,
+        snap.messages.get(0).unwrap().flags.keywords,
         vec!["$Work".to_string(), "Later".to_string()]
     );
     assert_eq!(snap.keywords.len(), 2);
@@ -156,7 +162,7 @@ fn mta_delivery_and_recent() {
     let s1 = a.sync().unwrap();
     assert_eq!(s1.new_recent, vec![1]);
     assert!(ro.sync().unwrap().new_recent.is_empty(), "claimed by a now");
-    assert_eq!(s1.snapshot.messages[0].size, 15);
+    assert_eq!(s1.snapshot.messages.get(0).unwrap().size, 15);
     assert!(root.join("cur/1700000000.M1P1.mta:2,").exists());
     // A second read-write session does not see it as recent.
     let mut b = s.open("INBOX", false).unwrap();
@@ -166,7 +172,7 @@ fn mta_delivery_and_recent() {
     assert_eq!(s.status("INBOX").unwrap().recent, 0);
     let s2 = a.sync().unwrap();
     assert!(s2.new_recent.is_empty());
-    assert_eq!(s2.snapshot.messages[0].uid, 1);
+    assert_eq!(s2.snapshot.messages.get(0).unwrap().uid, 1);
 }
 
 #[test]
@@ -189,8 +195,14 @@ fn renamed_by_other_program_keeps_uid() {
     .unwrap();
     let snap = ro.sync().unwrap().snapshot;
     assert_eq!(snap.messages.len(), 2);
-    assert_eq!(snap.messages[1].uid, 2);
-    assert!(snap.messages[1].flags.sys.contains(SysFlags::SEEN));
+    assert_eq!(snap.messages.get(1).unwrap().uid, 2);
+    assert!(snap
+        .messages
+        .get(1)
+        .unwrap()
+        .flags
+        .sys
+        .contains(SysFlags::SEEN));
     assert_eq!(snap.uid_next, 3);
     // Fetch finds the file after another rename it has not synced yet.
     std::fs::rename(
@@ -218,7 +230,13 @@ fn two_handles_see_each_other() {
     a.store(&[1], StoreOp::Add, &del).unwrap();
     let after = b.sync().unwrap().snapshot;
     assert!(!Arc::ptr_eq(&before, &after));
-    assert!(after.messages[0].flags.sys.contains(SysFlags::DELETED));
+    assert!(after
+        .messages
+        .get(0)
+        .unwrap()
+        .flags
+        .sys
+        .contains(SysFlags::DELETED));
     // b expunges; a sees the message gone.
     assert_eq!(b.expunge(None).unwrap(), vec![1]);
     let sa = a.sync().unwrap().snapshot;
@@ -272,7 +290,7 @@ fn copy_assigns_dest_uids() {
     let mut dm = s.open("Dest", true).unwrap();
     let snap = dm.sync().unwrap().snapshot;
     assert_eq!(snap.messages.len(), 3);
-    let c = &snap.messages[1];
+    let c = &snap.messages.get(1).unwrap();
     assert!(c.flags.sys.contains(SysFlags::SEEN) && c.flags.has_keyword("important"));
     assert_eq!(c.internal_date, 1_234_567_890);
     assert_eq!(&dm.fetch_message(2).unwrap()[..], b"one\r\n");
@@ -311,8 +329,14 @@ fn migration_from_dovecot() {
     );
     assert_eq!(snap.uid_next, 51);
     assert_eq!(r.new_recent, vec![50]);
-    assert!(snap.messages[0].flags.has_keyword("Project"));
-    assert!(snap.messages[0].flags.sys.contains(SysFlags::SEEN));
+    assert!(snap.messages.get(0).unwrap().flags.has_keyword("Project"));
+    assert!(snap
+        .messages
+        .get(0)
+        .unwrap()
+        .flags
+        .sys
+        .contains(SysFlags::SEEN));
     assert!(root.join("loft.index").is_file());
     assert!(!root.join("loft-uidlist").exists());
 }
@@ -487,9 +511,12 @@ fn search_reads_stored_line_ends_fetch_converts() {
     let mut m = s.open("INBOX", true).unwrap();
     let snap = m.sync().unwrap().snapshot;
     // No W=: not computed by the scan; computed on request, then in the snapshot.
-    assert_eq!(snap.messages[0].size, crate::mailbox::UNKNOWN_SIZE);
+    assert_eq!(
+        snap.messages.get(0).unwrap().size,
+        crate::mailbox::UNKNOWN_SIZE
+    );
     assert_eq!(m.sizes(&[1, 2, 99]), vec![Some(14), Some(10), None]);
-    assert_eq!(m.sync().unwrap().snapshot.messages[0].size, 14);
+    assert_eq!(m.sync().unwrap().snapshot.messages.get(0).unwrap().size, 14);
     assert_eq!(&m.fetch_message(1).unwrap()[..], b"A: b\r\n\r\nx\r\ny\r\n");
     assert_eq!(&m.fetch_for_search(1).unwrap()[..], b"A: b\n\nx\ny\n");
     // W= equal to the raw length (a wrong name): trusted, served as stored.

@@ -46,14 +46,26 @@ fn a_foreign_rename_in_the_racy_window_is_found() {
     append_n(&*s, 1);
     let mut m = s.open("INBOX", false).unwrap();
     let first = m.sync().unwrap().snapshot;
-    assert!(!first.messages[0].flags.sys.contains(SysFlags::SEEN));
+    assert!(!first
+        .messages
+        .get(0)
+        .unwrap()
+        .flags
+        .sys
+        .contains(SysFlags::SEEN));
     // mutt marks it seen: a rename in cur/ within the same clock tick, as likely as not.
     let cur = root.join("cur");
     let name = files_in(&cur).pop().unwrap();
     let base = name.split(":2,").next().unwrap().to_string();
     std::fs::rename(cur.join(&name), cur.join(format!("{base}:2,S"))).unwrap();
     let after = m.sync().unwrap().snapshot;
-    assert!(after.messages[0].flags.sys.contains(SysFlags::SEEN));
+    assert!(after
+        .messages
+        .get(0)
+        .unwrap()
+        .flags
+        .sys
+        .contains(SysFlags::SEEN));
 }
 
 /// EXPUNGE takes the records out of the index with the files, under the folder lock:

@@ -132,7 +132,11 @@ fn loft_uidlist_imported_once_and_left_in_place() {
     assert_eq!(r.snapshot.uid_next, 30);
     let uids: Vec<u32> = r.snapshot.messages.iter().map(|x| x.uid).collect();
     assert_eq!(uids, vec![7, 25]);
-    assert!(r.snapshot.messages[0]
+    assert!(r
+        .snapshot
+        .messages
+        .get(0)
+        .unwrap()
         .flags
         .sys
         .contains(crate::mailbox::SysFlags::SEEN));
