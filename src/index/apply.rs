@@ -3,7 +3,7 @@
 //!
 //! This module knows the meaning of each [`Op`], not where it came from.
 
-use super::format::{counts, Bad};
+use super::format::{counts, Bad, DELETED, SEEN};
 use super::op::{Op, Range};
 use super::IndexSnapshot;
 
@@ -33,6 +33,7 @@ pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> 
                     ));
                 }
                 s.header.uid_next = r.uid + 1;
+                tally(&mut s.header, r.flags, 1);
                 s.records.push(r.clone());
             }
             Op::Flags {
@@ -44,7 +45,10 @@ pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> 
             } => {
                 for &rg in ranges {
                     let sp = span(s, rg);
+                    let h = &mut s.header;
                     s.records.update_range(sp, |r| {
+                        tally(h, r.flags, -1);
+                        tally(h, *flags, 1);
                         r.flags = *flags;
                         r.keywords = *keywords;
                         r.dirty = *dirty;
@@ -54,11 +58,16 @@ pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> 
             }
             Op::Expunge { ranges, .. } => {
                 let mut i = 0;
+                let h = &mut s.header;
                 s.records.retain(|r| {
                     while i < ranges.len() && ranges[i].1 < r.uid {
                         i += 1;
                     }
-                    !(i < ranges.len() && ranges[i].0 <= r.uid)
+                    let gone = i < ranges.len() && ranges[i].0 <= r.uid;
+                    if gone {
+                        tally(h, r.flags, -1);
+                    }
+                    !gone
                 });
             }
             Op::KeywordNames { first, names } => {
@@ -81,6 +90,7 @@ pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> 
                 uid_next,
             } => {
                 s.records.clear();
+                (s.header.messages, s.header.unseen, s.header.deleted) = (0, 0, 0);
                 s.header.uid_validity = *uid_validity;
                 s.header.uid_next = *uid_next;
                 s.header.recent_uid = *uid_next;
@@ -126,14 +136,35 @@ pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> 
             }
         }
     }
-    recount(s);
+    debug_assert_eq!(
+        {
+            let (m, u, d, _) = counts(&s.records);
+            (m, u, d)
+        },
+        (s.header.messages, s.header.unseen, s.header.deleted),
+        "counts kept while applying differ from a recount"
+    );
     Ok(())
 }
 
+/// Counts a record with system flags `flags` in (`n` = 1) or out (-1) of the header's
+/// message, unseen and deleted counts: kept as changes are applied, so applying one
+/// transaction does not walk every record.
+fn tally(h: &mut super::Header, flags: u8, n: i32) {
+    let add = |v: &mut u32, yes: bool| {
+        if yes {
+            *v = v.wrapping_add_signed(n);
+        }
+    };
+    add(&mut h.messages, true);
+    add(&mut h.unseen, flags & SEEN == 0);
+    add(&mut h.deleted, flags & DELETED != 0);
+}
+
+/// Sets the header's counts from the records (one pass).
 pub fn recount(s: &mut IndexSnapshot) {
-    let (m, u, d, f) = counts(&s.records);
+    let (m, u, d, _) = counts(&s.records);
     s.header.messages = m;
     s.header.unseen = u;
     s.header.deleted = d;
-    s.first_unseen = f;
 }

@@ -183,7 +183,6 @@ pub fn rebuild(
     let last = records.last().map_or(0, |r| r.uid);
     let mut s = IndexSnapshot {
         header,
-        first_unseen: 0,
         keywords,
         records: records.into(),
     };

@@ -20,8 +20,8 @@ pub const MAX_KEYWORDS: usize = 64;
 pub const MAX_LOG_PAYLOAD: u32 = 64 << 20;
 /// The five IMAP system flags (`mailbox::SysFlags` bits); other bits are invalid.
 pub const FLAG_MASK: u8 = 0x1f;
-const SEEN: u8 = 1;
-const DELETED: u8 = 8;
+pub(super) const SEEN: u8 = 1;
+pub(super) const DELETED: u8 = 8;
 
 /// A problem found in file content.
 #[derive(Clone, Debug, PartialEq, Eq)]

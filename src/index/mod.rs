@@ -202,8 +202,6 @@ pub struct Header {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct IndexSnapshot {
     pub header: Header,
-    /// Sequence number of the first message without \Seen; 0 when none.
-    pub first_unseen: u32,
     pub keywords: Vec<String>,
     /// Ascending uid, in shared chunks (see [`Records`]).
     pub records: Records,
@@ -212,6 +210,10 @@ pub struct IndexSnapshot {
 impl IndexSnapshot {
     pub fn get(&self, uid: u32) -> Option<&Record> {
         self.records.by_uid(uid)
+    }
+    /// Sequence number of the first message without \Seen; 0 when none (one pass).
+    pub fn first_unseen(&self) -> u32 {
+        format::counts(&self.records).3
     }
     /// 1-based sequence number of `uid`.
     pub fn seq(&self, uid: u32) -> Option<u32> {

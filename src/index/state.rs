@@ -391,7 +391,6 @@ fn load_once(dir: &Dir, ipath: &Path, lpath: &Path) -> Result<Option<Inner>, Loa
     }
     let mut snap = IndexSnapshot {
         header: idx.header,
-        first_unseen: idx.first_unseen,
         keywords: idx.keywords,
         records: idx.records,
     };

@@ -128,7 +128,7 @@ fn round_trip_and_reopen_after_each_change() {
         ),
         (6, 3, 1)
     );
-    assert_eq!(last.first_unseen, 1);
+    assert_eq!(last.first_unseen(), 1);
     assert_eq!(last.keywords, ["$Junk"]);
     assert_eq!(fresh(d.path()), *last);
     ix.compact().unwrap();

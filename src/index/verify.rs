@@ -115,7 +115,6 @@ pub fn verify(dir: &Path) -> Vec<String> {
             Ok(sc) => {
                 let mut snap = IndexSnapshot {
                     header: idx.header,
-                    first_unseen: idx.first_unseen,
                     keywords: idx.keywords,
                     records: idx.records,
                 };

@@ -179,86 +179,20 @@ pub struct Snapshot {
     pub messages: Messages,
     /// Keywords that may appear in this mailbox (for FLAGS / PERMANENTFLAGS).
     pub keywords: Vec<String>,
-    /// Process-unique and increasing when made by [`Snapshot::succeed`]; 0 otherwise.
-    pub generation: u64,
-    /// How this snapshot differs from the ones before it, when known: a session holding
-    /// one of those updates its view in proportion to the change, not to the mailbox.
-    pub delta: Option<Arc<SnapshotDelta>>,
 }
-
-/// The messages that differ between a snapshot and its predecessor.
-#[derive(Debug)]
-pub struct SnapshotDelta {
-    /// Generation of the predecessor.
-    pub from: u64,
-    /// UIDs added, removed, or whose metadata changed; ascending.
-    pub uids: Vec<Uid>,
-    /// The predecessor's own delta, while the chain is short.
-    pub prev: Option<Arc<SnapshotDelta>>,
-    /// Deltas in this chain and UIDs in them (to bound the chain).
-    depth: u32,
-    total: usize,
-}
-
-/// A chain of deltas is cut beyond this many steps or UIDs: a session further behind
-/// compares its whole view once.
-const DELTA_DEPTH: u32 = 64;
-const DELTA_UIDS: usize = 100_000;
-
-static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Snapshot {
-    /// `next` as the successor of `self`: a new generation and the delta between them.
-    /// `None` when nothing differs (the caller keeps `self`).
-    pub fn succeed(&self, mut next: Snapshot) -> Option<Snapshot> {
+    /// `next` when it differs from `self` as a client sees it (header, keywords, or any
+    /// message); `None` when nothing does (the caller keeps `self`, and sessions holding
+    /// it see at once that nothing changed).
+    pub fn succeed(&self, next: Snapshot) -> Option<Snapshot> {
         let same_header = self.uid_validity == next.uid_validity
             && self.uid_next == next.uid_next
             && self.keywords == next.keywords;
-        let uids = self.messages.diff(&next.messages);
-        if same_header && uids.is_empty() {
+        if same_header && self.messages.diff(&next.messages).is_empty() {
             return None;
         }
-        next.generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        next.delta = (self.generation != 0 && self.uid_validity == next.uid_validity).then(|| {
-            let prev = self
-                .delta
-                .clone()
-                .filter(|d| d.depth < DELTA_DEPTH && d.total + uids.len() <= DELTA_UIDS);
-            let (depth, total) = prev
-                .as_ref()
-                .map_or((1, uids.len()), |d| (d.depth + 1, d.total + uids.len()));
-            Arc::new(SnapshotDelta {
-                from: self.generation,
-                uids,
-                prev,
-                depth,
-                total,
-            })
-        });
         Some(next)
-    }
-
-    /// The UIDs that differ between the snapshot of generation `g` and this one
-    /// (ascending, without repeats), when the delta chain reaches back to `g`.
-    pub fn changed_since(&self, g: u64) -> Option<Vec<Uid>> {
-        if g == 0 {
-            return None;
-        }
-        if g == self.generation {
-            return Some(Vec::new());
-        }
-        let mut out = Vec::new();
-        let mut cur = self.delta.as_deref();
-        while let Some(d) = cur {
-            out.extend_from_slice(&d.uids);
-            if d.from == g {
-                out.sort_unstable();
-                out.dedup();
-                return Some(out);
-            }
-            cur = d.prev.as_deref();
-        }
-        None
     }
 }
 

@@ -80,6 +80,7 @@ impl FileMap {
         self.find(uid).ok().and_then(|k| self.at(k))
     }
 
+    #[cfg(test)]
     pub fn contains(&self, uid: Uid) -> bool {
         self.find(uid).is_ok()
     }

@@ -483,11 +483,18 @@ impl FolderState {
         {
             return Ok(false);
         }
-        // Both in ascending UID order: every record must have a file (one merge pass).
-        let mut have = c.files.uids().iter().peekable();
-        for r in &snap.records {
-            while have.next_if(|u| **u < r.uid).is_some() {}
-            if have.next_if(|u| **u == r.uid).is_none() {
+        // Every record must have a file. Those of the snapshot taken in last had one (the
+        // file map loses entries only with their records: EXPUNGE, the retain below), so
+        // only records added since are looked up; chunks both share are skipped unread.
+        let added = (c
+            .snapshot
+            .messages
+            .records()
+            .diff(&snap.records, |_, _| false))
+        .into_iter()
+        .filter(|u| snap.records.find(*u).is_ok());
+        for u in added {
+            if c.files.get(u).is_none() {
                 return Ok(false);
             }
         }

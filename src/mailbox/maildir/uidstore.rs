@@ -374,18 +374,18 @@ fn commit(
     kw: &Keywords,
     stale: &std::collections::HashSet<Uid>,
 ) -> std::result::Result<bool, index::Error> {
-    let expunges: Vec<u32> = base
-        .records
-        .iter()
-        .filter(|r| !files.contains(r.uid))
-        .map(|r| r.uid)
-        .collect();
     let mut names = base.keywords.clone();
     // (uid, flags, keyword names, Some(file) when new)
     let mut changes: Vec<(Uid, u8, u64, Option<&FileInfo>)> = Vec::new();
+    let mut expunges: Vec<u32> = Vec::new();
+    // Files and records both in ascending UID order: one merge pass.
+    let mut records = base.records.iter().peekable();
     for (uid, f) in files.iter() {
+        while let Some(r) = records.next_if(|r| r.uid < uid) {
+            expunges.push(r.uid);
+        }
         let (flags, bits) = flags_bits(f, kw, &mut names);
-        match base.get(uid) {
+        match records.next_if(|r| r.uid == uid) {
             // A dirty record's file name still shows older flags: not an external change.
             Some(r)
                 if r.dirty || stale.contains(&uid) || (r.flags == flags && r.keywords == bits) => {}
@@ -393,6 +393,7 @@ fn commit(
             None => changes.push((uid, flags, bits, Some(f))),
         }
     }
+    expunges.extend(records.map(|r| r.uid));
     let recent = list.recent.saturating_add(1).min(list.uid_next);
     if expunges.is_empty() && changes.is_empty() && recent == base.header.recent_uid {
         return Ok(true);
