@@ -130,6 +130,27 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// [`How::OpenOrCreate`] with `open(flags, mode)`: the existing file first (a lock file
+/// exists nearly always: one call, no failed `O_EXCL` create), created with exactly
+/// `mode` when missing, and opened again when another process created it meanwhile.
+fn open_or_create(
+    mode: u32,
+    open: impl Fn(libc::c_int, u32) -> io::Result<OwnedFd>,
+) -> io::Result<OwnedFd> {
+    match open(open_flags(How::ReadWrite), 0) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        r => return r,
+    }
+    match open(open_flags(How::CreateNew(mode)), mode) {
+        Ok(fd) => {
+            fchmod(&fd, mode)?;
+            Ok(fd)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => open(open_flags(How::ReadWrite), 0),
+        Err(e) => Err(e),
+    }
+}
+
 fn own(fd: libc::c_int) -> io::Result<OwnedFd> {
     let fd = check(fd)?;
     // SAFETY: `fd` was just returned by a successful open call and is owned by no one.
@@ -372,16 +393,7 @@ impl Beneath {
                 fd
             }
             How::OpenOrCreate(mode) => {
-                match self.open_parts(&parts, open_flags(How::CreateNew(mode)), mode) {
-                    Ok(fd) => {
-                        fchmod(&fd, mode)?;
-                        fd
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        self.open_parts(&parts, open_flags(How::ReadWrite), 0)?
-                    }
-                    Err(e) => return Err(e),
-                }
+                open_or_create(mode, |flags, mode| self.open_parts(&parts, flags, mode))?
             }
         };
         Ok(File::from(fd))
@@ -401,10 +413,13 @@ impl Beneath {
                 openat2(dir.as_raw_fd(), &c, open_flags(how), 0)?
             }
             (_, How::Read | How::ReadWrite) => openat(dir.as_raw_fd(), &c, open_flags(how), 0)?,
-            (_, How::CreateNew(mode) | How::OpenOrCreate(mode)) => {
+            (_, How::CreateNew(mode)) => {
                 let fd = openat(dir.as_raw_fd(), &c, open_flags(How::CreateNew(mode)), mode)?;
                 fchmod(&fd, mode)?;
                 fd
+            }
+            (_, How::OpenOrCreate(mode)) => {
+                open_or_create(mode, |flags, mode| openat(dir.as_raw_fd(), &c, flags, mode))?
             }
         };
         Ok(File::from(fd))
@@ -622,16 +637,7 @@ pub fn open_nofollow(path: &Path, how: How) -> io::Result<File> {
             fchmod(&fd, mode)?;
             fd
         }
-        How::OpenOrCreate(mode) => match open(open_flags(How::CreateNew(mode)), mode) {
-            Ok(fd) => {
-                fchmod(&fd, mode)?;
-                fd
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                open(open_flags(How::ReadWrite), 0)?
-            }
-            Err(e) => return Err(e),
-        },
+        How::OpenOrCreate(mode) => open_or_create(mode, open)?,
     };
     Ok(File::from(fd))
 }
@@ -671,16 +677,7 @@ pub fn open_at(dir: &OwnedFd, name: &OsStr, how: How) -> io::Result<File> {
             fd
         }
         How::OpenOrCreate(mode) => {
-            match openat(dir.as_raw_fd(), &c, open_flags(How::CreateNew(mode)), mode) {
-                Ok(fd) => {
-                    fchmod(&fd, mode)?;
-                    fd
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    openat(dir.as_raw_fd(), &c, open_flags(How::ReadWrite), 0)?
-                }
-                Err(e) => return Err(e),
-            }
+            open_or_create(mode, |flags, mode| openat(dir.as_raw_fd(), &c, flags, mode))?
         }
     };
     Ok(File::from(fd))

@@ -118,6 +118,16 @@ impl Fingerprint {
     /// path five times per look, an eighth of the CPU of a busy server). Anything
     /// missing or unreachable reads as 0.
     fn take(f: &Folder) -> Fingerprint {
+        Self::take_some(f, true)
+    }
+
+    /// Only the index files' part (`cur`, `new` and `kw` left 0): two `lstat`s, for a
+    /// catch-up that reads the index and lists nothing.
+    fn take_index(f: &Folder) -> Fingerprint {
+        Self::take_some(f, false)
+    }
+
+    fn take_some(f: &Folder, dirs: bool) -> Fingerprint {
         let top = f.shared.dir(FOLDER_SLOT).or_else(|| {
             let fd = f.fs().open_dir(&f.path).ok()?;
             f.shared.set_dir(FOLDER_SLOT, fd);
@@ -133,12 +143,13 @@ impl Fingerprint {
             })
         };
         let list = m(crate::index::LOG_FILE);
+        let dir = |name: &str| if dirs { t(&m(name)) } else { 0 };
         Fingerprint {
-            cur: t(&m("cur")),
-            new: t(&m("new")),
+            cur: dir("cur"),
+            new: dir("new"),
             list: t(&list),
             list_len: list.map_or(0, |s| s.size),
-            kw: t(&m(keywords::FILE)),
+            kw: dir(keywords::FILE),
             index: t(&m(crate::index::INDEX_FILE)),
         }
     }
@@ -333,22 +344,30 @@ impl FolderState {
     /// Looks for changes (rescanning when something moved) and returns the snapshot and
     /// the UIDs this caller claimed as `\Recent` (when `claim`).
     pub fn refresh(&self, claim: bool) -> Result<(Arc<Snapshot>, Vec<Uid>)> {
-        let scans = {
+        let (scans, first) = {
             let c = lock(&self.cur);
-            if self.unchanged(&c) == Some(true) && !(claim && unclaimed(&c)) {
+            let u = self.unchanged(&c);
+            if u == Some(true) && !(claim && unclaimed(&c)) {
                 return Ok((c.snapshot.clone(), Vec::new()));
             }
-            c.scans
+            (c.scans, u)
         };
         let mut sc = lock(&self.scan);
         let state = {
             let c = lock(&self.cur);
-            let u = self.unchanged(&c);
-            // A rescan finished while we waited: it is as fresh as ours would be.
-            if u == Some(true) && c.scans != scans && !(claim && unclaimed(&c)) {
-                return Ok((c.snapshot.clone(), Vec::new()));
+            if c.scans == scans {
+                // Nobody caught up or rescanned while we waited for the scan mutex: the
+                // look just taken still tells what to do (a change made since is found
+                // by the next sync, as one made just after this look would be).
+                first
+            } else {
+                let u = self.unchanged(&c);
+                // A rescan finished while we waited: it is as fresh as ours would be.
+                if u == Some(true) && !(claim && unclaimed(&c)) {
+                    return Ok((c.snapshot.clone(), Vec::new()));
+                }
+                u
             }
-            u
         };
         if state.is_some() && self.catch_up_index(&mut sc, false)? {
             // Messages someone took in without claiming them (our own APPEND, a scan
@@ -473,7 +492,7 @@ impl FolderState {
         let Some(ix) = sc.index.clone() else {
             return Ok(false);
         };
-        let now = Fingerprint::take(&self.folder);
+        let now = Fingerprint::take_index(&self.folder);
         let Ok(snap) = ix.refresh() else {
             return Ok(false);
         };
@@ -730,7 +749,7 @@ impl FolderState {
         )?;
         // Our own write (under the lock) is not a change to rescan for.
         let mut fp = fp;
-        let saved = Fingerprint::take(&self.folder);
+        let saved = Fingerprint::take_index(&self.folder);
         fp.list = saved.list;
         fp.list_len = saved.list_len;
         fp.index = saved.index;
