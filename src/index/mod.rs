@@ -24,8 +24,10 @@ mod fileio;
 mod format;
 mod lock;
 mod log;
+mod key;
 mod op;
 mod records;
+pub use key::Key;
 pub use records::Records;
 mod salvage;
 mod state;
@@ -180,10 +182,9 @@ pub struct Record {
     /// Seconds since the epoch; [`UNKNOWN_DATE`] until the storage has been asked (a
     /// Maildir's first scan of many new files leaves dates to be filled in afterwards).
     pub internal_date: i64,
-    /// Opaque storage key (for Maildir the base file name). Shared, not copied, when a
-    /// snapshot is cloned (a catch-up of a shared snapshot of 100,000 records made as
-    /// many allocations and frees with a boxed key).
-    pub key: std::sync::Arc<[u8]>,
+    /// Opaque storage key (for Maildir the base file name); short ones inside the
+    /// record (see [`Key`]).
+    pub key: Key,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

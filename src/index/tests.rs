@@ -258,7 +258,7 @@ fn check_damage(file: &str, damage: &dyn Fn(&mut Vec<u8>) -> bool) -> usize {
     } else {
         vec![states.last().unwrap().1.clone()]
     };
-    let known: std::collections::HashMap<std::sync::Arc<[u8]>, u32> = states
+    let known: std::collections::HashMap<Key, u32> = states
         .iter()
         .flat_map(|(_, s)| s.records.iter().map(|r| (r.key.clone(), r.uid)))
         .collect();
@@ -895,7 +895,7 @@ fn timings_decode_breakdown() {
     let _ = format::crc(&[&b]);
     eprintln!("crc of whole file ({} bytes): {:?}", b.len(), t0.elapsed());
     let t0 = Instant::now();
-    let keys: Vec<std::sync::Arc<[u8]>> = f.records.iter().map(|r| r.key.clone()).collect();
+    let keys: Vec<Key> = f.records.iter().map(|r| r.key.clone()).collect();
     eprintln!("100k key boxes: {:?}", t0.elapsed());
     drop(keys);
     let t0 = Instant::now();

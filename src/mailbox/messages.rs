@@ -45,7 +45,7 @@ impl Messages {
                 modseq: 1,
                 size: m.size,
                 internal_date: m.internal_date,
-                key: Arc::from(&[][..]),
+                key: index::Key::default(),
             })
             .collect();
         Messages::new(records, Arc::new(names))
