@@ -433,7 +433,9 @@ impl Beneath {
     }
 
     /// The parent directory of `path` (opened beneath the root) and its last component.
-    fn parent(&self, path: &Path) -> io::Result<(OwnedFd, CString)> {
+    /// The root itself when `path` is one component: no open, no close (a folder's
+    /// `lstat`, `rename` or `unlink` in the mail root is common).
+    fn parent(&self, path: &Path) -> io::Result<(ParentDir<'_>, CString)> {
         let parts = self.rel(path)?;
         let Some((last, dirs)) = parts.split_last() else {
             return Err(io::Error::new(
@@ -441,8 +443,11 @@ impl Beneath {
                 "the root itself has no parent here",
             ));
         };
+        if dirs.is_empty() {
+            return Ok((ParentDir::Root(&self.fd), cstr(last)?));
+        }
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        Ok((self.open_parts(dirs, flags, 0)?, cstr(last)?))
+        Ok((ParentDir::Opened(self.open_parts(dirs, flags, 0)?), cstr(last)?))
     }
 
     /// `lstat` of `name` in directory `dir` (opened beneath the root): one component,
@@ -571,53 +576,89 @@ impl Beneath {
     }
 }
 
-struct Dir(*mut libc::DIR);
+/// The directory a path's last component is in: the root's own descriptor, or one
+/// opened beneath it.
+enum ParentDir<'a> {
+    Root(&'a OwnedFd),
+    Opened(OwnedFd),
+}
 
-impl Drop for Dir {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from a successful fdopendir and is closed once.
-        unsafe {
-            libc::closedir(self.0);
+impl AsRawFd for ParentDir<'_> {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            ParentDir::Root(fd) => fd.as_raw_fd(),
+            ParentDir::Opened(fd) => fd.as_raw_fd(),
         }
     }
 }
 
 /// Calls `f(name, d_type)` for every entry of the open directory `fd` but `.` and `..`.
-pub fn each_entry(fd: OwnedFd, mut f: impl FnMut(&[u8], u8)) -> io::Result<()> {
-    use std::os::fd::IntoRawFd;
-    let raw = fd.into_raw_fd();
-    // SAFETY: `raw` is an open directory descriptor whose ownership passes to the DIR.
-    let d = unsafe { libc::fdopendir(raw) };
-    if d.is_null() {
-        let e = io::Error::last_os_error();
-        // SAFETY: fdopendir failed, so `raw` is still ours to close.
-        drop(unsafe { OwnedFd::from_raw_fd(raw) });
-        return Err(e);
+pub fn each_entry(fd: OwnedFd, f: impl FnMut(&[u8], u8)) -> io::Result<()> {
+    each_entry_in(&fd, f)
+}
+
+/// Bytes asked of the kernel per `getdents64` (glibc's `readdir` asks 32 KiB).
+const DIRENT_BUF: usize = 64 << 10;
+
+/// Like [`each_entry`], on a directory descriptor that stays open: read from its start
+/// (`lseek` to 0 first), so a descriptor kept from one listing to the next lists the
+/// directory as it is now. The caller makes sure no other thread lists through the same
+/// open file description at the same time (they share its position).
+///
+/// `getdents64` directly rather than `fdopendir`/`readdir`: no duplicated descriptor,
+/// no `fcntl` calls and no `DIR` to allocate per listing.
+pub fn each_entry_in(fd: &OwnedFd, mut f: impl FnMut(&[u8], u8)) -> io::Result<()> {
+    // SAFETY: plain system call on a descriptor we borrow.
+    if unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_SET) } < 0 {
+        return Err(io::Error::last_os_error());
     }
-    let d = Dir(d);
+    let mut buf = vec![0u8; DIRENT_BUF];
     loop {
-        // readdir64 reports errors only through errno, so it is cleared first.
-        // SAFETY: errno is thread-local; the DIR pointer is open (owned by `d`).
-        let ent = unsafe {
-            *libc::__errno_location() = 0;
-            libc::readdir64(d.0)
+        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which lives
+        // across the call.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
         };
-        if ent.is_null() {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(0) | None => Ok(()),
-                _ => Err(e),
-            };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
         }
-        // SAFETY: a non-null entry is valid until the next readdir64/closedir on this
-        // DIR; d_name is NUL-terminated. The bytes are only lent to `f` before that.
-        let (name, kind) = unsafe {
-            let e = &*ent;
-            (CStr::from_ptr(e.d_name.as_ptr()).to_bytes(), e.d_type)
-        };
-        if name != b"." && name != b".." {
-            f(name, kind);
+        if n == 0 {
+            return Ok(());
         }
+        let got = buf.get(..n as usize).unwrap_or_default();
+        for (name, kind) in Dirents(got) {
+            if name != b"." && name != b".." {
+                f(name, kind);
+            }
+        }
+    }
+}
+
+/// The records of one `getdents64` answer (`struct linux_dirent64`: inode u64, offset
+/// i64, record length u16, type u8, then the NUL-terminated name), read with bounds
+/// checks: a record that does not fit ends the walk.
+struct Dirents<'a>(&'a [u8]);
+
+/// Offsets in `struct linux_dirent64`.
+const D_RECLEN: usize = 16;
+const D_TYPE: usize = 18;
+const D_NAME: usize = 19;
+
+impl<'a> Iterator for Dirents<'a> {
+    type Item = (&'a [u8], u8);
+    fn next(&mut self) -> Option<(&'a [u8], u8)> {
+        let b = self.0;
+        let len = usize::from(u16::from_ne_bytes([*b.get(D_RECLEN)?, *b.get(D_RECLEN + 1)?]));
+        let rec = b.get(..len).filter(|_| len > D_NAME)?;
+        self.0 = b.get(len..).unwrap_or_default();
+        let name = rec.get(D_NAME..)?;
+        let name = name.get(..name.iter().position(|&c| c == 0)?)?;
+        Some((name, *rec.get(D_TYPE)?))
     }
 }
 

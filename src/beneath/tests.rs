@@ -250,3 +250,62 @@ fn a_fifo_never_blocks_an_open() {
             .unwrap();
     }
 }
+
+/// A kept directory descriptor lists the directory as it is at each call (more entries
+/// than one `getdents64` answer holds, long names, entries added and removed between
+/// listings), never `.` or `..`, with each entry's type.
+#[test]
+fn a_kept_directory_lists_what_is_there_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(255);
+    let mut want: std::collections::BTreeSet<Vec<u8>> = (0..3000)
+        .map(|i| format!("{i}.M{i}P1.host,S=100:2,S").into_bytes())
+        .collect();
+    for n in &want {
+        std::fs::write(dir.path().join(std::str::from_utf8(n).unwrap()), b"x").unwrap();
+    }
+    std::fs::create_dir(dir.path().join(&long)).unwrap();
+    want.insert(long.clone().into_bytes());
+    let fd = open_dir_nofollow(dir.path()).unwrap();
+    let list = |fd: &OwnedFd| {
+        let mut got = std::collections::BTreeMap::new();
+        each_entry_in(fd, |n, t| {
+            assert!(got.insert(n.to_vec(), t).is_none(), "listed twice");
+        })
+        .unwrap();
+        got
+    };
+    let got = list(&fd);
+    assert_eq!(got.keys().cloned().collect::<std::collections::BTreeSet<_>>(), want);
+    assert_eq!(got[long.as_bytes()], libc::DT_DIR);
+    std::fs::remove_file(dir.path().join("7.M7P1.host,S=100:2,S")).unwrap();
+    std::fs::write(dir.path().join("new-one"), b"x").unwrap();
+    want.remove(&b"7.M7P1.host,S=100:2,S"[..]);
+    want.insert(b"new-one".to_vec());
+    let got = list(&fd);
+    assert_eq!(got.keys().cloned().collect::<std::collections::BTreeSet<_>>(), want);
+    assert_eq!(got[&b"new-one"[..]], libc::DT_REG);
+}
+
+/// Malformed `getdents64` records (which the kernel does not write) end the walk
+/// instead of reading out of bounds.
+#[test]
+fn dirent_records_are_read_with_bounds() {
+    let rec = |name: &[u8], reclen: u16| {
+        let mut r = vec![0u8; 19];
+        r[16..18].copy_from_slice(&reclen.to_ne_bytes());
+        r[18] = libc::DT_REG;
+        r.extend_from_slice(name);
+        r.push(0);
+        r.resize(usize::from(reclen).max(r.len()), 0);
+        r
+    };
+    let good = rec(b"a", 24);
+    assert_eq!(Dirents(&good).collect::<Vec<_>>(), vec![(&b"a"[..], libc::DT_REG)]);
+    for bad in [rec(b"a", 0), rec(b"a", 400), rec(b"abc", 19), good[..10].to_vec()] {
+        assert!(Dirents(&bad).count() <= 1);
+    }
+    let mut no_nul = rec(b"abcd", 24);
+    no_nul[19..24].copy_from_slice(b"abcde");
+    assert_eq!(Dirents(&no_nul).count(), 0);
+}

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 
 use super::cache::ChunkCache;
-use super::{ranges, Derived, Needs, PARTS_FIELD};
+use super::{ranges, Derived, Needs, HEADER_FIELD, PARTS_FIELD};
 use crate::mailbox::message::{self, header, Part, PartMap, Section, SectionText};
 use crate::mailbox::{Flags, Mailbox, MessageData, MessageMeta, Result, Uid, UNKNOWN_DATE};
 
@@ -21,6 +21,10 @@ pub struct Message<'a> {
     /// Sections inside the message are asked: part maps matter (see [`PARTS_FIELD`]).
     part_sections: bool,
     cached_parts: Option<&'a [u8]>,
+    /// Header sections are asked: a header block read from the message is offered to
+    /// the cache (see [`HEADER_FIELD`]).
+    header_sections: bool,
+    cached_header: Option<&'a [u8]>,
     prefer_whole: bool,
     header: OnceCell<MessageData>,
     header_root: OnceCell<Part>,
@@ -40,6 +44,8 @@ impl<'a> Message<'a> {
             cache: None,
             part_sections: false,
             cached_parts: None,
+            header_sections: false,
+            cached_header: None,
             prefer_whole: false,
             header: OnceCell::new(),
             header_root: OnceCell::new(),
@@ -64,6 +70,12 @@ impl<'a> Message<'a> {
     pub(super) fn with_part_map(mut self, asked: bool, cached: Option<&'a [u8]>) -> Self {
         self.part_sections = asked;
         self.cached_parts = cached;
+        self
+    }
+
+    pub(super) fn with_cached_header(mut self, asked: bool, cached: Option<&'a [u8]>) -> Self {
+        self.header_sections = asked;
+        self.cached_header = cached;
         self
     }
 
@@ -148,7 +160,13 @@ impl<'a> Message<'a> {
         if let Some(h) = self.header.get() {
             return Ok(h);
         }
+        if let Some(h) = self.cached_header.filter(|h| cached_header_fits(h, self.size())) {
+            return Ok(self.header.get_or_init(|| MessageData::Owned(h.to_vec())));
+        }
         let h = self.mailbox.fetch_header(self.meta.uid)?;
+        if self.header_sections {
+            self.mailbox.cache_offer(self.meta.uid, HEADER_FIELD, &h);
+        }
         Ok(self.header.get_or_init(|| h))
     }
 
@@ -237,4 +255,13 @@ impl<'a> Message<'a> {
             }
         })
     }
+}
+
+/// A cached header block is used when it could be the start of the message: it ends
+/// with the empty line (or is the whole message, which has no body) and is not longer
+/// than the message. Anything else in the cache file is damage, not a header: the
+/// message is read instead.
+fn cached_header_fits(h: &[u8], size: u64) -> bool {
+    (h.len() as u64 <= size || size == crate::mailbox::UNKNOWN_SIZE)
+        && (h.ends_with(b"\r\n\r\n") || h.len() as u64 == size)
 }

@@ -54,6 +54,13 @@ use cache::ChunkCache;
 /// sections inside the message be read by byte range.
 pub const PARTS_FIELD: &str = "mime.parts";
 
+/// The cache field of a message's header block (CRLF, through the empty line, as
+/// [`Mailbox::fetch_header`](super::Mailbox::fetch_header) reads it): header sections of
+/// FETCH and header keys of SEARCH share it. Named `hdr2` since header blocks longer
+/// than 8 KiB could be cut short at a read boundary before; values cached under the old
+/// name are never read again and age out of the cache.
+pub const HEADER_FIELD: &str = "hdr2";
+
 /// Most messages in one [`Batch`] (bounds the memory of a command over `1:*`).
 pub const BATCH: usize = 512;
 
@@ -88,6 +95,11 @@ pub struct Plan<'p> {
     pub part_sections: bool,
     /// The command needs the whole message whatever the cache holds (`BODY[]`, `TEXT`).
     pub whole: bool,
+    /// The command asks sections of the header block alone (`HEADER`,
+    /// `HEADER.FIELDS (…)`, `RFC822.HEADER`): the cached header block is looked up, and a
+    /// header read after a miss offered to the cache (clients fetch header fields of
+    /// every new message, the most common FETCH there is).
+    pub header_sections: bool,
 }
 
 /// The memory of a command's batches (the cached values of one batch), reused from one
@@ -111,9 +123,12 @@ impl<'m> Batch<'m> {
         buf: &'m mut BatchBuffer,
     ) -> Batch<'m> {
         let mut fields: Vec<&'static str> = plan.derived.iter().map(|d| d.field).collect();
-        // The part map comes last: looked up only when part sections are asked.
+        // Then the part map and the header block, each only when the plan asks.
         if plan.part_sections {
             fields.push(PARTS_FIELD);
+        }
+        if plan.header_sections {
+            fields.push(HEADER_FIELD);
         }
         Batch {
             mailbox,
@@ -138,6 +153,8 @@ impl<'m> Batch<'m> {
         let n = self.plan.derived.len();
         let cached = |f: usize| self.cache.get(f, k);
         let parts = self.plan.part_sections.then(|| cached(n)).flatten();
+        let header_at = n + usize::from(self.plan.part_sections);
+        let header = self.plan.header_sections.then(|| cached(header_at)).flatten();
         // Read whole at once when something will need it anyway (one read, not a header
         // read and then the whole message): a section that needs it, a field computed
         // from it, or sections inside the message without a part map to read them by.
@@ -148,6 +165,7 @@ impl<'m> Batch<'m> {
         Message::new(self.mailbox, meta)
             .with_derived(&self.plan.derived, self.cache, k)
             .with_part_map(self.plan.part_sections, parts)
+            .with_cached_header(self.plan.header_sections, header)
             .prefer_whole(whole)
     }
 }

@@ -9,10 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::mailbox::search::{self, EnvelopeData, MessageContext, NumSet, SearchKey};
 use crate::mailbox::{Mailbox, MessageData, MessageMeta, Uid, UNKNOWN_DATE};
 
-/// Cache field holding a message's header block (opaque to the store). Named `hdr2`
-/// since header blocks longer than 8 KiB could be cut short at a read boundary before;
-/// values cached under the old name are never read again and age out of the cache.
-pub const HEADER_FIELD: &str = "hdr2";
+use super::HEADER_FIELD;
 /// Messages per cache lookup.
 const CHUNK: usize = 512;
 /// Most threads reading whole messages of one search.

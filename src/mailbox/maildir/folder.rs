@@ -129,14 +129,20 @@ impl Folder {
         }
     }
 
-    /// `lstat` of `cur/` or `new/`: one system call relative to the folder's kept
-    /// descriptor when change detection opened it (`lock::FOLDER_SLOT`), else beneath the
-    /// mail root (which opens the folder to look).
-    fn dir_stat(&self, sub: Sub) -> std::io::Result<crate::beneath::Stat> {
-        match self.shared.dir(super::lock::FOLDER_SLOT) {
-            Some(top) => crate::beneath::lstat_at(&top, std::ffi::OsStr::new(sub.dir())),
-            None => self.fs().lstat(&self.path.join(sub.dir())),
-        }
+    /// `lstat` of `cur/` or `new/` before a listing, relative to the kept descriptor of
+    /// the folder once that is checked to be still the directory at the folder's path
+    /// (a folder renamed away and replaced gets its descriptors opened anew): what tells
+    /// whether the listing may read the kept descriptor of the directory again.
+    fn listing_stat(&self, sub: Sub) -> Option<crate::beneath::Stat> {
+        use super::lock::FOLDER_SLOT;
+        let here = self.fs().lstat(&self.path).ok().filter(|m| m.is_dir())?;
+        let top = match self.shared.dir_if(FOLDER_SLOT, (here.dev, here.ino)) {
+            Some(top) => top,
+            None => self.shared.set_dir(FOLDER_SLOT, self.fs().open_dir(&self.path).ok()?),
+        };
+        crate::beneath::lstat_at(&top, std::ffi::OsStr::new(sub.dir()))
+            .ok()
+            .filter(|m| m.is_dir())
     }
 
     /// The descriptor of `cur/` or `new/` the last listing used, when `path` names a
@@ -206,17 +212,21 @@ impl Folder {
             // Room for about as many entries as the directory's size suggests (a
             // Maildir entry takes 60-80 bytes on ext4/xfs), bounded: growing a vector of
             // 100,000 entries step by step copies it many times.
-            let guess = self.dir_stat(sub).map_or(0, |m| m.size / 80) as usize;
+            let st = self.listing_stat(sub);
+            let guess = st.map_or(0, |m| m.size / 80) as usize;
             out.reserve(guess.min(200_000));
             let each = if guess >= PIPELINE_FROM {
                 rawdir::each_pipelined
             } else {
                 rawdir::each
             };
-            let open = || {
-                let fd = self.fs().open_dir(&dir)?;
-                self.shared.set_dir(sub as usize, fd.try_clone()?);
-                Ok(fd)
+            // The descriptor of the last listing when the directory is still the same
+            // one (saves an open, a close and their path walk per sync of a busy folder).
+            let kept = st.and_then(|m| self.shared.dir_if(sub as usize, (m.dev, m.ino)));
+            let _listing = self.shared.listing(sub as usize);
+            let open = || match &kept {
+                Some(fd) => Ok(fd.clone()),
+                None => Ok(self.shared.set_dir(sub as usize, self.fs().open_dir(&dir)?)),
             };
             let listed = each(&open, &mut |raw: &[u8], kind| {
                 let Ok(name) = std::str::from_utf8(raw) else {

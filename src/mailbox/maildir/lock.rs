@@ -35,9 +35,20 @@ pub struct FolderShared {
     cond: Condvar,
     changes: AtomicU64,
     /// `new/` and `cur/` as the last listing opened them (beneath the mail root, no
-    /// link on the way): messages are opened relative to these, one path component each.
-    /// Slot [`FOLDER_SLOT`]: the folder itself, for the stats of change detection.
-    dirs: Mutex<[Option<Arc<std::os::fd::OwnedFd>>; 3]>,
+    /// link on the way): messages are opened relative to these, one path component each,
+    /// and the next listing reads them again when they are still the folder's `new/` and
+    /// `cur/` (same device and inode). Slot [`FOLDER_SLOT`]: the folder itself, for the
+    /// stats of change detection.
+    dirs: Mutex<[Option<Kept>; 3]>,
+    /// Held while listing `new/` (0) or `cur/` (1) through a descriptor of `dirs`: a
+    /// listing moves the position of the descriptor, which every holder shares.
+    listing: [Mutex<()>; 2],
+}
+
+/// A directory descriptor and the identity (device, inode) it had when opened.
+struct Kept {
+    fd: Arc<std::os::fd::OwnedFd>,
+    id: (u64, u64),
 }
 
 impl FolderShared {
@@ -45,15 +56,33 @@ impl FolderShared {
     /// the folder ([`FOLDER_SLOT`]).
     pub fn dir(&self, i: usize) -> Option<Arc<std::os::fd::OwnedFd>> {
         let d = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
-        d.get(i).cloned().flatten()
+        Some(d.get(i)?.as_ref()?.fd.clone())
     }
 
-    /// Remembers the descriptor a listing used.
-    pub fn set_dir(&self, i: usize, fd: std::os::fd::OwnedFd) {
+    /// The kept descriptor of slot `i` when it is still the directory `id` (device,
+    /// inode) that an `lstat` just found: a directory renamed away and replaced is
+    /// opened anew.
+    pub fn dir_if(&self, i: usize, id: (u64, u64)) -> Option<Arc<std::os::fd::OwnedFd>> {
+        let d = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        let k = d.get(i)?.as_ref()?;
+        (k.id == id).then(|| k.fd.clone())
+    }
+
+    /// Remembers the descriptor a listing used, and returns it shared.
+    pub fn set_dir(&self, i: usize, fd: std::os::fd::OwnedFd) -> Arc<std::os::fd::OwnedFd> {
+        let id = crate::beneath::fstat(&fd).map_or((0, 0), |s| (s.dev, s.ino));
+        let fd = Arc::new(fd);
         let mut d = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = d.get_mut(i) {
-            *slot = Some(Arc::new(fd));
+            *slot = Some(Kept { fd: fd.clone(), id });
         }
+        fd
+    }
+
+    /// Held while listing through a kept descriptor of `new/` (0) or `cur/` (1).
+    pub fn listing(&self, i: usize) -> Option<std::sync::MutexGuard<'_, ()>> {
+        let m = self.listing.get(i)?;
+        Some(m.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn changes(&self) -> u64 {

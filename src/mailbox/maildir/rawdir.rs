@@ -1,12 +1,14 @@
-//! Directory listing through `opendir`/`readdir64` without a heap allocation per entry:
+//! Directory listing through `getdents64` without a heap allocation per entry:
 //! std's `ReadDir` allocates each entry's name twice before the caller sees it, which on a
 //! 100,000-message `cur/` is a measurable part of a folder's first scan. Names are lent
 //! for the duration of one callback.
 //!
 //! This module knows directories and entry types, nothing of Maildir.
 
+use std::os::fd::OwnedFd;
 #[cfg(test)]
 use std::path::Path;
+use std::sync::Arc;
 
 /// The kind of an entry as `readdir` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,12 +21,15 @@ pub enum Kind {
     Unknown,
 }
 
-/// An opener of the directory to list (beneath the mail root, never through a link).
-pub type Open<'a> = dyn Fn() -> std::io::Result<std::os::fd::OwnedFd> + Sync + 'a;
+/// An opener of the directory to list (beneath the mail root, never through a link),
+/// or the giver of a descriptor kept open from an earlier listing (read from its start;
+/// the caller keeps other listings off it meanwhile).
+pub type Open<'a> = dyn Fn() -> std::io::Result<Arc<OwnedFd>> + Sync + 'a;
 
 /// Calls `f(name, kind)` for every entry of the directory `open` opens but `.` and `..`.
 pub fn each(open: &Open<'_>, mut f: impl FnMut(&[u8], Kind)) -> std::io::Result<()> {
-    crate::beneath::each_entry(open()?, |name, t| {
+    let fd = open()?;
+    crate::beneath::each_entry_in(&fd, |name, t| {
         let kind = match t {
             libc::DT_REG => Kind::File,
             libc::DT_LNK => Kind::Symlink,
@@ -38,10 +43,10 @@ pub fn each(open: &Open<'_>, mut f: impl FnMut(&[u8], Kind)) -> std::io::Result<
 
 /// Opens a directory by path (`O_NOFOLLOW`): for tests.
 #[cfg(test)]
-fn by_path(dir: &Path) -> impl Fn() -> std::io::Result<std::os::fd::OwnedFd> + Sync + '_ {
+fn by_path(dir: &Path) -> impl Fn() -> std::io::Result<Arc<OwnedFd>> + Sync + '_ {
     move || {
         crate::beneath::open_nofollow(dir, crate::beneath::How::Read)
-            .map(std::os::fd::OwnedFd::from)
+            .map(|f| Arc::new(OwnedFd::from(f)))
     }
 }
 

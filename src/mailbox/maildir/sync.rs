@@ -130,8 +130,7 @@ impl Fingerprint {
     fn take_some(f: &Folder, dirs: bool) -> Fingerprint {
         let top = f.shared.dir(FOLDER_SLOT).or_else(|| {
             let fd = f.fs().open_dir(&f.path).ok()?;
-            f.shared.set_dir(FOLDER_SLOT, fd);
-            f.shared.dir(FOLDER_SLOT)
+            Some(f.shared.set_dir(FOLDER_SLOT, fd))
         });
         let m = |name: &str| {
             let top = top.as_ref()?;

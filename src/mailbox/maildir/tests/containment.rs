@@ -206,3 +206,48 @@ fn crash_leftovers_of_create_and_delete_are_removed_when_old() {
         "{left:?}"
     );
 }
+
+/// The bodies of every message of a mailbox as a sync shows them.
+fn bodies(m: &mut Box<dyn crate::mailbox::Mailbox>) -> Vec<Vec<u8>> {
+    let snap = m.sync().unwrap().snapshot;
+    let uids: Vec<u32> = (0..snap.messages.len())
+        .map(|i| snap.messages.get(i).unwrap().uid)
+        .collect();
+    uids.iter()
+        .map(|u| m.fetch_message(*u).unwrap().to_vec())
+        .collect()
+}
+
+/// Listings read the descriptors of `cur/`, `new/` and the folder kept from the last
+/// listing only while those are still the directories at their paths: a `cur/` renamed
+/// away and replaced, or a whole folder replaced while a session holds it open, is
+/// listed anew (never the old directory, wherever it went).
+#[test]
+fn directories_replaced_under_an_open_mailbox_are_listed_anew() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    append(&*s, "INBOX", b"old\r\n", Flags::default(), None);
+    s.create("Work", None).unwrap();
+    append(&*s, "Work", b"old work\r\n", Flags::default(), None);
+    let mut inbox = s.open("INBOX", false).unwrap();
+    assert_eq!(bodies(&mut inbox), vec![b"old\r\n".to_vec()]);
+    let mut work = s.open("Work", false).unwrap();
+    assert_eq!(bodies(&mut work), vec![b"old work\r\n".to_vec()]);
+
+    std::fs::rename(root.join("cur"), d.path().join("cur-moved-out")).unwrap();
+    std::fs::create_dir(root.join("cur")).unwrap();
+    std::fs::write(root.join("cur/300.M3P3.host:2,"), b"new\r\n").unwrap();
+    assert_eq!(bodies(&mut inbox), vec![b"new\r\n".to_vec()]);
+
+    let w = root.join(".Work");
+    std::fs::rename(&w, d.path().join("work-moved-out")).unwrap();
+    for sub in ["", "cur", "new", "tmp"] {
+        std::fs::create_dir(w.join(sub)).unwrap();
+    }
+    std::fs::write(w.join("maildirfolder"), b"").unwrap();
+    std::fs::write(w.join("new/400.M4P4.host"), b"new work\r\n").unwrap();
+    // `work` still holds the folder's shared state (and its descriptors).
+    let mut again = s.open("Work", false).unwrap();
+    assert_eq!(bodies(&mut again), vec![b"new work\r\n".to_vec()]);
+    drop(work);
+}
