@@ -9,6 +9,7 @@ use std::io::ErrorKind;
 use super::apply::recount;
 use super::format::{self, decode_index, decode_log_header, IndexParts, LogHeader, LOG_HEADER_LEN};
 use super::state::{corrupt, load, lock_method, new_pair_id, now_secs, sync_dir, Inner};
+use super::Records;
 use super::{lock, log, Dir, Error, FsyncMode, Header, IndexSnapshot, Options, Record};
 use super::{INDEX_FILE, LOCK_TIMEOUT, LOG_FILE};
 
@@ -52,6 +53,32 @@ pub(super) fn write_index(
         format::encode_index_to(&parts, w)
     })
     .map_err(Error::io(dir.file(INDEX_FILE)))
+}
+
+/// `records` in ascending UID order (sorted when given otherwise), flags masked to the
+/// stored bits; `Invalid` for a UID given twice, 0 or `u32::MAX`.
+fn checked_records(mut records: Records) -> Result<Records, Error> {
+    let sorted = (records.iter().zip(records.iter().skip(1))).all(|(a, b)| a.uid < b.uid);
+    if !sorted {
+        let mut v: Vec<Record> = records.iter().cloned().collect();
+        v.sort_by_key(|r| r.uid);
+        if let Some(w) = v.windows(2).find(|w| w[0].uid == w[1].uid) {
+            return Err(Error::Invalid {
+                what: format!("uid {} given twice", w[0].uid),
+            });
+        }
+        records = v.into();
+    }
+    let (first, last) = (records.get(0).map(|r| r.uid), records.last().map(|r| r.uid));
+    if first == Some(0) || last == Some(u32::MAX) {
+        return Err(Error::Invalid {
+            what: "uid 0 or 4294967295 given".into(),
+        });
+    }
+    if records.iter().any(|r| r.flags & !format::FLAG_MASK != 0) {
+        records.update_range(0..records.len(), |r| r.flags &= format::FLAG_MASK);
+    }
+    Ok(records)
 }
 
 pub fn open_or_create(dir: &Dir, opts: &Options) -> Result<(Inner, bool), Error> {
@@ -126,33 +153,14 @@ pub fn rebuild(
     opts: &Options,
     header: Header,
     keywords: Vec<String>,
-    mut records: Vec<Record>,
+    records: Records,
 ) -> Result<Inner, Error> {
     if keywords.len() > format::MAX_KEYWORDS {
         return Err(Error::Invalid {
             what: format!("{} keywords, at most 64", keywords.len()),
         });
     }
-    if !records.windows(2).all(|w| w[0].uid < w[1].uid) {
-        records.sort_by_key(|r| r.uid);
-    }
-    for w in records.windows(2) {
-        if w[0].uid == w[1].uid {
-            return Err(Error::Invalid {
-                what: format!("uid {} given twice", w[0].uid),
-            });
-        }
-    }
-    if records.first().is_some_and(|r| r.uid == 0)
-        || records.last().is_some_and(|r| r.uid == u32::MAX)
-    {
-        return Err(Error::Invalid {
-            what: "uid 0 or 4294967295 given".into(),
-        });
-    }
-    for r in &mut records {
-        r.flags &= format::FLAG_MASK;
-    }
+    let records = checked_records(records)?;
     let _held = lock::acquire(dir, lock_method(opts), LOCK_TIMEOUT, &opts.shared.gate)?;
     let lpath = dir.file(LOG_FILE);
     let mut gen = 0u64;
@@ -184,7 +192,7 @@ pub fn rebuild(
     let mut s = IndexSnapshot {
         header,
         keywords,
-        records: records.into(),
+        records,
     };
     s.header.uid_next = s.header.uid_next.max(last + 1).max(1);
     s.header.recent_uid = s.header.recent_uid.min(s.header.uid_next);

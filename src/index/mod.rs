@@ -301,6 +301,18 @@ impl Index {
         keywords: Vec<String>,
         records: Vec<Record>,
     ) -> Result<Arc<Index>, Error> {
+        Self::rebuild_from(dir, opts, header, keywords, records.into())
+    }
+
+    /// [`Index::rebuild`] from records already in chunks (a first scan builds them so,
+    /// without a second copy of every record).
+    pub fn rebuild_from(
+        dir: &Path,
+        opts: &Options,
+        header: Header,
+        keywords: Vec<String>,
+        records: Records,
+    ) -> Result<Arc<Index>, Error> {
         let dir = open_dir(dir)?;
         let opts = effective(opts);
         let inner = create::rebuild(&dir, &opts, header, keywords, records)?;

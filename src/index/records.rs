@@ -107,7 +107,9 @@ impl Records {
             Some(last) if last.len() < CHUNK => Arc::make_mut(last).push(r),
             _ => {
                 self.starts.push(self.len);
-                self.chunks.push(Arc::new(vec![r]));
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(r);
+                self.chunks.push(Arc::new(chunk));
             }
         }
         self.len += 1;
@@ -268,13 +270,7 @@ impl From<Vec<Record>> for Records {
 impl FromIterator<Record> for Records {
     fn from_iter<I: IntoIterator<Item = Record>>(it: I) -> Records {
         let mut r = Records::default();
-        let mut it = it.into_iter().peekable();
-        while it.peek().is_some() {
-            let chunk: Vec<Record> = it.by_ref().take(CHUNK).collect();
-            r.starts.push(r.len);
-            r.len += chunk.len();
-            r.chunks.push(Arc::new(chunk));
-        }
+        it.into_iter().for_each(|x| r.push(x));
         r
     }
 }

@@ -551,17 +551,21 @@ fn refresh_checked(
         return reload(dir, opts, inner);
     }
     let lpath = dir.file(LOG_FILE);
-    let (im, lm) = match (
-        stat(dir, INDEX_FILE, opts.nfs),
-        stat(dir, LOG_FILE, opts.nfs),
-    ) {
-        (Ok(i), Ok(l)) => (i, l),
-        (Err(e), _) | (_, Err(e)) => {
+    let lm = match stat(dir, LOG_FILE, opts.nfs) {
+        Ok(l) => l,
+        Err(e) => {
             inner.broken = true;
             return Err(e);
         }
     };
     let len = lm.len();
+    let im = match stat(dir, INDEX_FILE, opts.nfs) {
+        Ok(i) => i,
+        Err(e) => {
+            inner.broken = true;
+            return Err(e);
+        }
+    };
     let iid = index_id(&im);
     if iid != inner.index_id {
         // Loft replaces the index by rename: the same inode changed is a foreign write.

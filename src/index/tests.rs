@@ -1193,3 +1193,41 @@ fn refresh_between_finding_damage_and_healing_it_loses_nothing() {
         assert_eq!(fresh(d.path()), before, "{what}: lost across reopen");
     }
 }
+
+/// A rebuild takes records in any order (sorted on the way in), refuses a UID given
+/// twice and the UIDs 0 and `u32::MAX`, and stores only the flag bits the format has.
+#[test]
+fn rebuild_checks_and_orders_its_records() {
+    let d = tempfile::tempdir().unwrap();
+    let rec = |uid: u32, flags: u8| Record {
+        uid,
+        flags,
+        dirty: false,
+        keywords: 0,
+        modseq: 1,
+        size: 10,
+        internal_date: 0,
+        key: Key::new(format!("k{uid}").as_bytes()),
+    };
+    let header = Header {
+        uid_validity: 7,
+        uid_next: 1,
+        ..Header::default()
+    };
+    let rebuild = |v: Vec<Record>| Index::rebuild(d.path(), &opts(), header, Vec::new(), v);
+    let many: Vec<Record> = (1..=600).rev().map(|u| rec(u, 0xff)).collect();
+    let ix = rebuild(many).unwrap();
+    let snap = ix.refresh().unwrap();
+    let uids: Vec<u32> = snap.records.iter().map(|r| r.uid).collect();
+    assert_eq!(uids, (1..=600).collect::<Vec<_>>());
+    assert!(snap.records.iter().all(|r| r.flags == 0xff & format::FLAG_MASK));
+    assert_eq!(snap.header.uid_next, 601);
+    drop(ix);
+    for bad in [
+        vec![rec(3, 0), rec(1, 0), rec(3, 0)],
+        vec![rec(0, 0), rec(1, 0)],
+        vec![rec(1, 0), rec(u32::MAX, 0)],
+    ] {
+        assert!(matches!(rebuild(bad), Err(Error::Invalid { .. })));
+    }
+}

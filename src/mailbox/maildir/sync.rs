@@ -106,9 +106,13 @@ fn racy_stamp(mtime: i128, taken: i128, nfs: bool) -> bool {
 struct Fingerprint {
     cur: i128,
     new: i128,
+    /// The index log: mtime, length and inode (a compaction replaces it).
     list: i128,
     list_len: u64,
+    list_ino: u64,
     kw: i128,
+    /// The index file's ctime: it is replaced only with a new log, so a change alone is
+    /// damage done in place, which the catch-up's refresh finds and repairs.
     index: i128,
 }
 
@@ -148,9 +152,20 @@ impl Fingerprint {
             new: dir("new"),
             list: t(&list),
             list_len: list.map_or(0, |s| s.size),
+            list_ino: list.map_or(0, |s| s.ino),
             kw: dir(keywords::FILE),
-            index: t(&m(crate::index::INDEX_FILE)),
+            index: m(crate::index::INDEX_FILE).map_or(0, |s| {
+                i128::from(s.ctime) * 1_000_000_000 + i128::from(s.ctime_nsec)
+            }),
         }
+    }
+
+    /// Takes the index files' part of `other`.
+    fn index_from(&mut self, other: &Fingerprint) {
+        self.list = other.list;
+        self.list_len = other.list_len;
+        self.list_ino = other.list_ino;
+        self.index = other.index;
     }
 
     /// Only the index files moved (flag changes committed by a session or process):
@@ -437,15 +452,9 @@ impl FolderState {
         let mut c = lock(&self.cur);
         if let Some((old, _)) = c.fingerprint {
             // The index parts are the catch-up's to move (it compares them).
-            c.fingerprint = Some((
-                Fingerprint {
-                    list: old.list,
-                    list_len: old.list_len,
-                    index: old.index,
-                    ..fp
-                },
-                taken,
-            ));
+            let mut fp = fp;
+            fp.index_from(&old);
+            c.fingerprint = Some((fp, taken));
         }
         c.seen_changes = changes;
         Ok(true)
@@ -525,9 +534,7 @@ impl FolderState {
         }
         c.recent_threshold = snap.header.recent_uid.saturating_sub(1);
         if let Some((fp, _)) = c.fingerprint.as_mut() {
-            fp.list = now.list;
-            fp.list_len = now.list_len;
-            fp.index = now.index;
+            fp.index_from(&now);
         }
         c.index = Some(ix);
         c.scans += 1;
@@ -582,6 +589,7 @@ impl FolderState {
         let after = Fingerprint::take(&self.folder);
         let list_moved = locked.list != fp.list
             || locked.list_len != fp.list_len
+            || locked.list_ino != fp.list_ino
             || locked.index != fp.index
             || locked_changes != changes;
 
@@ -749,9 +757,7 @@ impl FolderState {
         // Our own write (under the lock) is not a change to rescan for.
         let mut fp = fp;
         let saved = Fingerprint::take_index(&self.folder);
-        fp.list = saved.list;
-        fp.list_len = saved.list_len;
-        fp.index = saved.index;
+        fp.index_from(&saved);
         // What this scan proves, for STATUS without a listing (see `quick_status`). A
         // racy fingerprint proves nothing there, so such a scan leaves the older stamp
         // (whose mtimes no longer match): in a folder changed all the time that saves a

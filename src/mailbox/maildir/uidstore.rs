@@ -441,7 +441,8 @@ fn rebuild(
     kw: &Keywords,
 ) -> Result<Arc<IndexSnapshot>> {
     let mut names = Vec::new();
-    let mut records = Vec::with_capacity(files.len());
+    // Straight into the index's chunks: no vector of every record copied again.
+    let mut records = index::Records::default();
     for (uid, f) in files.iter_prefetched() {
         let (flags, keywords) = flags_bits(f, kw, &mut names);
         records.push(Record {
@@ -463,7 +464,7 @@ fn rebuild(
         ..Header::default()
     };
     let opts = folder.storage.index_options(fsync);
-    let ix = Index::rebuild(&folder.path, &opts, header, names, records).map_err(map_err)?;
+    let ix = Index::rebuild_from(&folder.path, &opts, header, names, records).map_err(map_err)?;
     if let Err(e) = ix.cache().bind_uid_validity(list.uid_validity) {
         tracing::warn!(error = %e, "cannot bind the index cache to the new UIDVALIDITY");
     }
