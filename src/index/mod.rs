@@ -187,6 +187,14 @@ pub struct Record {
     pub key: Key,
 }
 
+/// `lstat`s of [`INDEX_FILE`] and [`LOG_FILE`] (never through a link) taken by a caller,
+/// for [`Index::refresh_seen`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub index: crate::beneath::Stat,
+    pub log: crate::beneath::Stat,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Header {
     pub uid_validity: u32,
@@ -359,9 +367,17 @@ impl Index {
     /// rewritten from the state held in memory under the write lock, with one log line.
     /// Other damage is `Err(Corrupted)` for the caller to rebuild from the storage.
     pub fn refresh(&self) -> Result<Arc<IndexSnapshot>, Error> {
+        self.refresh_seen(None)
+    }
+
+    /// [`Index::refresh`] given the `lstat`s of both files a caller took just before
+    /// (its own change detection looks at them anyway). They are used only when they
+    /// show the files exactly as this instance last read them; anything else is looked
+    /// at again, as [`Index::refresh`] does.
+    pub fn refresh_seen(&self, seen: Option<&Seen>) -> Result<Arc<IndexSnapshot>, Error> {
         let (r, healable) = {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            let r = state::refresh(&self.dir, &self.opts, &mut inner);
+            let r = state::refresh_seen(&self.dir, &self.opts, &mut inner, seen);
             (r, inner.healable())
         };
         match r {

@@ -532,7 +532,30 @@ fn stat(dir: &Dir, name: &str, nfs: bool) -> Result<crate::beneath::Stat, Error>
 }
 
 pub fn refresh(dir: &Dir, opts: &Options, inner: &mut Inner) -> Result<Arc<IndexSnapshot>, Error> {
-    refresh_checked(dir, opts, inner, false)
+    refresh_checked(dir, opts, inner, false, None)
+}
+
+/// [`refresh`] with the caller's `lstat`s of both files ([`super::Seen`]), used when they
+/// show the files exactly as `inner` read them (then nothing changed at the time they
+/// were taken, and a later change is the caller's next look's to find).
+pub fn refresh_seen(
+    dir: &Dir,
+    opts: &Options,
+    inner: &mut Inner,
+    seen: Option<&super::Seen>,
+) -> Result<Arc<IndexSnapshot>, Error> {
+    let seen = seen.filter(|s| !opts.nfs && as_read(inner, s));
+    refresh_checked(dir, opts, inner, false, seen)
+}
+
+/// The files are those `inner` read, as it read them: same inodes, the index's length
+/// and ctime, the log's length (nothing appended) and ctime, the log not replaced.
+fn as_read(inner: &Inner, s: &super::Seen) -> bool {
+    index_id(&s.index) == inner.index_id
+        && id(&s.log) == inner.log.id
+        && !inner.log.stale
+        && s.log.len() == inner.log.seen_len
+        && ctime(&s.log) == inner.log.ctime
 }
 
 /// [`refresh`]; `whole`: a racy log is checked byte for byte (before a write).
@@ -541,6 +564,7 @@ fn refresh_checked(
     opts: &Options,
     inner: &mut Inner,
     whole: bool,
+    seen: Option<&super::Seen>,
 ) -> Result<Arc<IndexSnapshot>, Error> {
     if inner.broken {
         // Damage found and not healed yet: the files may read cleanly but shorter (a log
@@ -551,21 +575,20 @@ fn refresh_checked(
         return reload(dir, opts, inner);
     }
     let lpath = dir.file(LOG_FILE);
-    let lm = match stat(dir, LOG_FILE, opts.nfs) {
-        Ok(l) => l,
-        Err(e) => {
-            inner.broken = true;
-            return Err(e);
-        }
+    let (im, lm) = match seen {
+        Some(s) => (s.index, s.log),
+        None => match (
+            stat(dir, INDEX_FILE, opts.nfs),
+            stat(dir, LOG_FILE, opts.nfs),
+        ) {
+            (Ok(i), Ok(l)) => (i, l),
+            (Err(e), _) | (_, Err(e)) => {
+                inner.broken = true;
+                return Err(e);
+            }
+        },
     };
     let len = lm.len();
-    let im = match stat(dir, INDEX_FILE, opts.nfs) {
-        Ok(i) => i,
-        Err(e) => {
-            inner.broken = true;
-            return Err(e);
-        }
-    };
     let iid = index_id(&im);
     if iid != inner.index_id {
         // Loft replaces the index by rename: the same inode changed is a foreign write.
@@ -780,7 +803,7 @@ pub fn prepare_write(
     opts: &Options,
     inner: &mut Inner,
 ) -> Result<Arc<IndexSnapshot>, Error> {
-    let snap = refresh_checked(dir, opts, inner, true)?;
+    let snap = refresh_checked(dir, opts, inner, true, None)?;
     let lpath = dir.file(LOG_FILE);
     if inner.log.stale {
         let lh = LogHeader {

@@ -1231,3 +1231,42 @@ fn rebuild_checks_and_orders_its_records() {
         assert!(matches!(rebuild(bad), Err(Error::Invalid { .. })));
     }
 }
+
+/// `refresh_seen` with a caller's `lstat`s: those that show the files as this instance
+/// read them answer without looking again; newer ones, and older ones (taken before this
+/// instance's own last commit), are looked at again: never a stale answer taken for
+/// damage, never a change missed once the caller looks again.
+#[test]
+fn refresh_with_the_callers_stats() {
+    let d = tempfile::tempdir().unwrap();
+    let seen = || Seen {
+        index: crate::beneath::lstat_at(&dirfd(d.path()), INDEX_FILE.as_ref()).unwrap(),
+        log: crate::beneath::lstat_at(&dirfd(d.path()), LOG_FILE.as_ref()).unwrap(),
+    };
+    let a = Index::open_unshared(d.path(), &opts()).unwrap();
+    let b = Index::open_unshared(d.path(), &opts()).unwrap();
+    populate(&a);
+    let first = a.refresh().unwrap();
+    let old = seen();
+    assert!(Arc::ptr_eq(&a.refresh_seen(Some(&old)).unwrap(), &first));
+    // Another instance commits: stats from before that still describe what `a` read.
+    let mut t = b.begin().unwrap();
+    t.set_flags(1, 4, 0, true);
+    t.commit().unwrap();
+    assert!(Arc::ptr_eq(&a.refresh_seen(Some(&old)).unwrap(), &first));
+    let now = a.refresh_seen(Some(&seen())).unwrap();
+    assert_eq!(now.get(1).unwrap().flags, 4);
+    // Our own commit moves past the caller's old stats: looked at again, no damage.
+    let mut t = a.begin().unwrap();
+    t.set_flags(2, 4, 0, true);
+    let mine = t.commit().unwrap();
+    let pair = seen();
+    let again = a.refresh_seen(Some(&old)).unwrap();
+    assert_eq!(*again, *mine);
+    assert_eq!(seen(), pair, "taken for damage and rewritten");
+    assert!(Index::verify(d.path()).is_empty());
+}
+
+fn dirfd(p: &Path) -> std::os::fd::OwnedFd {
+    crate::beneath::open_dir_nofollow(p).unwrap()
+}

@@ -116,22 +116,32 @@ struct Fingerprint {
     index: i128,
 }
 
+/// One look at a folder: its fingerprint, and the `lstat`s of the index files it was
+/// made of, which the index's refresh then need not take again.
+#[derive(Clone, Copy, Debug)]
+struct Look {
+    fp: Fingerprint,
+    seen: Option<crate::index::Seen>,
+}
+
 impl Fingerprint {
     /// Five `lstat`s of one path component each, relative to the folder's descriptor
     /// (opened beneath the mail root once and kept: a stat by full path walked the whole
     /// path five times per look, an eighth of the CPU of a busy server). Anything
     /// missing or unreachable reads as 0.
     fn take(f: &Folder) -> Fingerprint {
-        Self::take_some(f, true)
+        Self::look(f, true).fp
     }
 
     /// Only the index files' part (`cur`, `new` and `kw` left 0): two `lstat`s, for a
     /// catch-up that reads the index and lists nothing.
     fn take_index(f: &Folder) -> Fingerprint {
-        Self::take_some(f, false)
+        Self::look(f, false).fp
     }
 
-    fn take_some(f: &Folder, dirs: bool) -> Fingerprint {
+    /// The fingerprint (of the index files only unless `dirs`) with the index files'
+    /// `lstat`s it was made of.
+    fn look(f: &Folder, dirs: bool) -> Look {
         let top = f.shared.dir(FOLDER_SLOT).or_else(|| {
             let fd = f.fs().open_dir(&f.path).ok()?;
             Some(f.shared.set_dir(FOLDER_SLOT, fd))
@@ -146,18 +156,24 @@ impl Fingerprint {
             })
         };
         let list = m(crate::index::LOG_FILE);
+        let index = m(crate::index::INDEX_FILE);
         let dir = |name: &str| if dirs { t(&m(name)) } else { 0 };
-        Fingerprint {
+        let fp = Fingerprint {
             cur: dir("cur"),
             new: dir("new"),
             list: t(&list),
             list_len: list.map_or(0, |s| s.size),
             list_ino: list.map_or(0, |s| s.ino),
             kw: dir(keywords::FILE),
-            index: m(crate::index::INDEX_FILE).map_or(0, |s| {
+            index: index.map_or(0, |s| {
                 i128::from(s.ctime) * 1_000_000_000 + i128::from(s.ctime_nsec)
             }),
-        }
+        };
+        let seen = match (index, list) {
+            (Some(index), Some(log)) => Some(crate::index::Seen { index, log }),
+            _ => None,
+        };
+        Look { fp, seen }
     }
 
     /// Takes the index files' part of `other`.
@@ -331,18 +347,18 @@ impl FolderState {
         f(&lock(&self.cur))
     }
 
-    /// `Some(true)`: nothing changed; `Some(false)`: only the index changed (catch up
-    /// without listing); `None`: rescan.
-    fn unchanged(&self, c: &Current) -> Option<bool> {
+    /// `Some((true, _))`: nothing changed; `Some((false, look))`: only the index changed
+    /// (catch up without listing, from this look); `None`: rescan.
+    fn unchanged(&self, c: &Current) -> Option<(bool, Look)> {
         let (fp, taken) = c.fingerprint?;
         if !self.trusted(c, &fp, taken) || c.seen_changes != self.folder.shared.changes() {
             return None;
         }
-        let now = Fingerprint::take(&self.folder);
-        if now == fp {
-            Some(true)
-        } else if now.same_dirs(&fp) {
-            Some(false)
+        let now = Fingerprint::look(&self.folder, true);
+        if now.fp == fp {
+            Some((true, now))
+        } else if now.fp.same_dirs(&fp) {
+            Some((false, now))
         } else {
             None
         }
@@ -358,10 +374,11 @@ impl FolderState {
     /// Looks for changes (rescanning when something moved) and returns the snapshot and
     /// the UIDs this caller claimed as `\Recent` (when `claim`).
     pub fn refresh(&self, claim: bool) -> Result<(Arc<Snapshot>, Vec<Uid>)> {
+        let same = |u: &Option<(bool, Look)>| u.as_ref().is_some_and(|(same, _)| *same);
         let (scans, first) = {
             let c = lock(&self.cur);
             let u = self.unchanged(&c);
-            if u == Some(true) && !(claim && unclaimed(&c)) {
+            if same(&u) && !(claim && unclaimed(&c)) {
                 return Ok((c.snapshot.clone(), Vec::new()));
             }
             (c.scans, u)
@@ -377,13 +394,14 @@ impl FolderState {
             } else {
                 let u = self.unchanged(&c);
                 // A rescan finished while we waited: it is as fresh as ours would be.
-                if u == Some(true) && !(claim && unclaimed(&c)) {
+                if same(&u) && !(claim && unclaimed(&c)) {
                     return Ok((c.snapshot.clone(), Vec::new()));
                 }
                 u
             }
         };
-        if state.is_some() && self.catch_up_index(&mut sc, false)? {
+        let look = state.map(|(_, look)| look);
+        if look.is_some() && self.catch_up_index(&mut sc, false, look)? {
             // Messages someone took in without claiming them (our own APPEND, a scan
             // by STATUS or EXAMINE): claimed in the index, without a listing, when
             // their files are in `cur/` already (claiming moves `new/` files).
@@ -407,9 +425,13 @@ impl FolderState {
                 return Ok((c.snapshot.clone(), claimed));
             }
         }
-        if state.is_none() && self.listing_matches(claim)? && self.catch_up_index(&mut sc, true)? {
-            let c = lock(&self.cur);
-            return Ok((c.snapshot.clone(), Vec::new()));
+        if look.is_none() {
+            if let Some(listed) = self.listing_matches(claim)? {
+                if self.catch_up_index(&mut sc, true, Some(listed))? {
+                    let c = lock(&self.cur);
+                    return Ok((c.snapshot.clone(), Vec::new()));
+                }
+            }
         }
         let new_recent = self.rescan(&mut sc, claim)?;
         let c = lock(&self.cur);
@@ -424,30 +446,31 @@ impl FolderState {
     /// no uid list, no index write (a full rescan does all of those). In a folder
     /// changed all the time the fingerprint is always racy, and this is what most
     /// syncs cost. The caller holds the scan mutex.
-    fn listing_matches(&self, claim: bool) -> Result<bool> {
+    fn listing_matches(&self, claim: bool) -> Result<Option<Look>> {
         let (files, keywords_seen) = {
             let c = lock(&self.cur);
             if claim && unclaimed(&c) {
-                return Ok(false); // messages to claim as \Recent: the rescan does that
+                return Ok(None); // messages to claim as \Recent: the rescan does that
             }
             match c.fingerprint {
                 Some((fp, _)) => (c.files.clone(), fp.kw),
-                None => return Ok(false),
+                None => return Ok(None),
             }
         };
         let changes = self.folder.shared.changes();
         let taken = now_nanos();
-        let fp = Fingerprint::take(&self.folder);
+        let look = Fingerprint::look(&self.folder, true);
+        let fp = look.fp;
         if fp.kw != keywords_seen {
-            return Ok(false);
+            return Ok(None);
         }
         let listed = self.folder.scan()?;
         if listed.len() != files.len() {
-            return Ok(false);
+            return Ok(None);
         }
         let known: HashSet<(Sub, &str)> = files.iter().map(|(_, f)| (f.sub, &*f.name)).collect();
         if !listed.iter().all(|f| known.contains(&(f.sub, &*f.name))) {
-            return Ok(false);
+            return Ok(None);
         }
         let mut c = lock(&self.cur);
         if let Some((old, _)) = c.fingerprint {
@@ -457,7 +480,7 @@ impl FolderState {
             c.fingerprint = Some((fp, taken));
         }
         c.seen_changes = changes;
-        Ok(true)
+        Ok(Some(look))
     }
 
     /// Claims for the caller every message at or above the index's `\Recent` threshold
@@ -485,7 +508,7 @@ impl FolderState {
             claimed
         };
         // A message of another process's since is found by the next sync (a listing).
-        let _ = self.catch_up_index(sc, false)?;
+        let _ = self.catch_up_index(sc, false, None)?;
         Ok(Some(claimed))
     }
 
@@ -496,12 +519,15 @@ impl FolderState {
     /// `listed`: a listing just found exactly the files of the file map, so every file
     /// must still have its record too (a record gone with its file still there, or an
     /// index of another UIDVALIDITY, is for the rescan to sort out).
-    fn catch_up_index(&self, sc: &mut Scanner, listed: bool) -> Result<bool> {
+    ///
+    /// `look`: the caller's look at the folder, taken just before (else one is taken).
+    fn catch_up_index(&self, sc: &mut Scanner, listed: bool, look: Option<Look>) -> Result<bool> {
         let Some(ix) = sc.index.clone() else {
             return Ok(false);
         };
-        let now = Fingerprint::take_index(&self.folder);
-        let Ok(snap) = ix.refresh() else {
+        let look = look.unwrap_or_else(|| Fingerprint::look(&self.folder, false));
+        let now = look.fp;
+        let Ok(snap) = ix.refresh_seen(look.seen.as_ref()) else {
             return Ok(false);
         };
         let mut c = lock(&self.cur);
@@ -873,7 +899,7 @@ impl FolderState {
             fill(&mut txn);
             txn.commit().map_err(uidstore::map_err)?;
         }
-        self.catch_up_index(&mut sc, false)?;
+        self.catch_up_index(&mut sc, false, None)?;
         Ok(())
     }
 
@@ -946,7 +972,7 @@ impl FolderState {
                 map.insert(uid, f);
             }
         }
-        if !matches!(self.catch_up_index(&mut sc, false), Ok(true)) {
+        if !matches!(self.catch_up_index(&mut sc, false, None), Ok(true)) {
             // The index does not match the map after all: the next sync lists.
             lock(&self.cur).fingerprint = None;
         }
