@@ -10,6 +10,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
+use std::os::unix::fs::MetadataExt;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,8 @@ use crate::beneath::{self, How};
 pub struct Dir {
     fd: OwnedFd,
     path: PathBuf,
+    /// Device and inode of the directory.
+    id: (u64, u64),
 }
 
 impl Dir {
@@ -43,7 +46,20 @@ impl Dir {
         if (held.dev, held.ino) != (named.dev, named.ino) {
             return Err(io::Error::from_raw_os_error(libc::ELOOP));
         }
-        Ok(Dir { fd, path })
+        let id = (held.dev, held.ino);
+        Ok(Dir { fd, path, id })
+    }
+
+    /// Device and inode of the directory.
+    pub fn id(&self) -> (u64, u64) {
+        self.id
+    }
+
+    /// Whether `path` names this very directory now (its last component not a link):
+    /// one `lstat`, where [`Dir::open`] opens and resolves the whole path.
+    pub fn is_at(&self, path: &Path) -> bool {
+        std::fs::symlink_metadata(path)
+            .is_ok_and(|m| m.is_dir() && (m.dev(), m.ino()) == self.id)
     }
 
     /// A second descriptor of the same directory (for a lock that outlives a borrow).
@@ -51,6 +67,7 @@ impl Dir {
         Ok(Dir {
             fd: self.fd.try_clone()?,
             path: self.path.clone(),
+            id: self.id,
         })
     }
 

@@ -261,13 +261,20 @@ impl Index {
     /// `dir`, sharing one instance per folder in this process. Corruption is
     /// `Err(Corrupted)`; the caller then rebuilds with [`Index::rebuild`].
     pub fn open(dir: &Path, opts: &Options) -> Result<Arc<Index>, Error> {
+        if let Some(ix) = Self::registered(dir, opts) {
+            ix.refresh()?;
+            return Ok(ix);
+        }
         let dir = open_dir(dir)?;
         let mut reg = opts
             .shared
             .indexes
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(ix) = reg.get(dir.path()).and_then(Weak::upgrade) {
+        let shared = reg.get(dir.path()).and_then(Weak::upgrade);
+        // The instance of a directory since renamed away (another one at its path now)
+        // is not this folder's.
+        if let Some(ix) = shared.filter(|ix| ix.dir.id() == dir.id()) {
             // Shared instance: catch up, so that damage found since is reported here too.
             ix.refresh()?;
             return Ok(ix);
@@ -277,6 +284,17 @@ impl Index {
         let ix = Index::open_in(Arc::new(dir), opts)?;
         reg.insert(key, Arc::downgrade(&ix));
         Ok(ix)
+    }
+
+    /// The shared instance of `dir` when `dir` is the canonical path it was opened by
+    /// and still names that very directory (one `lstat` instead of opening and
+    /// resolving the path: folders are opened again for every STATUS and APPEND).
+    fn registered(dir: &Path, opts: &Options) -> Option<Arc<Index>> {
+        let ix = {
+            let reg = opts.shared.indexes.lock().unwrap_or_else(|e| e.into_inner());
+            reg.get(dir).and_then(Weak::upgrade)?
+        };
+        ix.dir.is_at(dir).then_some(ix)
     }
 
     /// Like [`Index::open`] but a private instance outside the registry (tests, tools,
@@ -326,7 +344,8 @@ impl Index {
         let inner = create::rebuild(&dir, &opts, header, keywords, records)?;
         let shared = opts.shared.clone();
         let mut reg = shared.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(ix) = reg.get(dir.path()).and_then(Weak::upgrade) {
+        let shared = reg.get(dir.path()).and_then(Weak::upgrade);
+        if let Some(ix) = shared.filter(|ix| ix.dir.id() == dir.id()) {
             *ix.inner.lock().unwrap_or_else(|e| e.into_inner()) = inner;
             return Ok(ix);
         }

@@ -1270,3 +1270,27 @@ fn refresh_with_the_callers_stats() {
 fn dirfd(p: &Path) -> std::os::fd::OwnedFd {
     crate::beneath::open_dir_nofollow(p).unwrap()
 }
+
+/// The shared instance of a folder is handed out again only while the folder's path
+/// still names that very directory: a folder renamed away and replaced gets an index of
+/// its own (the old instance, still held, keeps to the old directory).
+#[test]
+fn a_replaced_folder_gets_its_own_shared_index() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().canonicalize().unwrap().join("f");
+    fs::create_dir(&path).unwrap();
+    let o = opts();
+    let old = Index::open(&path, &o).unwrap();
+    populate(&old);
+    let n = old.refresh().unwrap().records.len();
+    assert!(n > 0);
+    let again = Index::open(&path, &o).unwrap();
+    assert!(Arc::ptr_eq(&old, &again), "same folder, same instance");
+    fs::rename(&path, d.path().join("moved")).unwrap();
+    fs::create_dir(&path).unwrap();
+    let new = Index::open(&path, &o).unwrap();
+    assert!(!Arc::ptr_eq(&old, &new));
+    assert_eq!(new.refresh().unwrap().records.len(), 0);
+    assert_eq!(old.refresh().unwrap().records.len(), n);
+    assert!(Arc::ptr_eq(&Index::open(&path, &o).unwrap(), &new));
+}

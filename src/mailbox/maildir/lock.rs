@@ -14,6 +14,7 @@
 //! This module must not know about message files or uid list contents.
 #![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +44,10 @@ pub struct FolderShared {
     /// Held while listing `new/` (0) or `cur/` (1) through a descriptor of `dirs`: a
     /// listing moves the position of the descriptor, which every holder shares.
     listing: [Mutex<()>; 2],
+    /// The lock file as the last holder had it open, with its device and inode: the next
+    /// holder locks it again without opening it (checked to be still the file at the
+    /// lock's path once locked).
+    kept: Mutex<Option<(std::fs::File, (u64, u64))>>,
 }
 
 /// A directory descriptor and the identity (device, inode) it had when opened.
@@ -96,7 +101,8 @@ impl FolderShared {
 /// Held while a folder is locked; unlocks on drop.
 pub struct FolderLock {
     shared: Arc<FolderShared>,
-    file: Option<std::fs::File>,
+    /// The locked file, with its device and inode.
+    file: Option<(std::fs::File, (u64, u64))>,
 }
 
 fn timeout(path: &Path) -> Error {
@@ -128,45 +134,73 @@ impl FolderLock {
             shared.cond.notify_one();
         };
         let path = folder.join(LOCK_FILE);
-        // Never through a link; created with the mode of the mail beside it.
-        let how = crate::beneath::How::OpenOrCreate(crate::beneath::file_mode_for(&path));
-        let file = match crate::beneath::open_nofollow(&path, how) {
-            Ok(f) => f,
+        let kept = shared.kept.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match lock_file(&path, kept, deadline) {
+            Ok(kept) => Ok(FolderLock {
+                shared,
+                file: Some(kept),
+            }),
             Err(e) => {
                 release(&shared);
-                return Err(Error::io(path.display(), e));
+                Err(e)
             }
-        };
-        loop {
-            // SAFETY: flock on a file descriptor we own; no memory is involved.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if rc == 0 {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::WouldBlock
-                && err.raw_os_error() != Some(libc::EINTR)
-            {
-                release(&shared);
-                return Err(Error::io(path.display(), err));
-            }
-            if Instant::now() >= deadline {
-                release(&shared);
-                return Err(timeout(folder));
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(FolderLock {
-            shared,
-            file: Some(file),
-        })
+    }
+}
+
+/// Locks the file at `path` (`flock`, exclusive), the descriptor `kept` from the last
+/// holder when it is still the file at that path once locked (a lock file removed or
+/// replaced meanwhile is opened anew: locking an orphan would exclude nobody).
+fn lock_file(
+    path: &Path,
+    kept: Option<(std::fs::File, (u64, u64))>,
+    deadline: Instant,
+) -> Result<(std::fs::File, (u64, u64))> {
+    if let Some((file, id)) = kept {
+        flock_until(path, &file, deadline)?;
+        let here = std::fs::symlink_metadata(path).map(|m| (m.dev(), m.ino()));
+        if here.is_ok_and(|h| h == id) {
+            return Ok((file, id));
+        }
+    }
+    // Never through a link; created with the mode of the mail beside it.
+    let how = crate::beneath::How::OpenOrCreate(crate::beneath::file_mode_for(path));
+    let file = crate::beneath::open_nofollow(path, how).map_err(|e| Error::io(path.display(), e))?;
+    flock_until(path, &file, deadline)?;
+    let st = crate::beneath::fstat(&file).map_err(|e| Error::io(path.display(), e))?;
+    Ok((file, (st.dev, st.ino)))
+}
+
+/// `flock(LOCK_EX)` on `file`, retried until `deadline`.
+fn flock_until(path: &Path, file: &std::fs::File, deadline: Instant) -> Result<()> {
+    loop {
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::WouldBlock && err.raw_os_error() != Some(libc::EINTR)
+        {
+            return Err(Error::io(path.display(), err));
+        }
+        if Instant::now() >= deadline {
+            return Err(timeout(path.parent().unwrap_or(path)));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 impl Drop for FolderLock {
     fn drop(&mut self) {
-        // Closing the file releases the flock; release the in-process lock after it.
-        drop(self.file.take());
+        // Unlock the file (kept open for the next holder); release the in-process lock
+        // after it. A file that cannot be unlocked is closed, which unlocks it.
+        if let Some((file, id)) = self.file.take() {
+            // SAFETY: flock on a file descriptor we own; no memory is involved.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) } == 0 {
+                *self.shared.kept.lock().unwrap_or_else(|p| p.into_inner()) = Some((file, id));
+            }
+        }
         let mut locked = self.shared.locked.lock().unwrap_or_else(|p| p.into_inner());
         *locked = false;
         self.shared.cond.notify_one();
@@ -176,6 +210,40 @@ impl Drop for FolderLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether another open file description can lock `path` now.
+    fn lockable_from_outside(path: &Path) -> bool {
+        let f = std::fs::File::open(path).unwrap();
+        // SAFETY: flock on a descriptor we own.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    }
+
+    /// The lock file kept open between holders is the file at the lock's path: locked
+    /// while held, unlocked after; removed or replaced meanwhile, it is opened anew.
+    #[test]
+    fn the_kept_lock_file_is_the_one_at_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = super::super::StorageCtx::new(
+            &crate::config::Config::for_tests(std::path::Path::new("/nonexistent")).storage,
+        );
+        let shared = storage.folder_shared(dir.path());
+        let path = dir.path().join(LOCK_FILE);
+        for round in 0..3 {
+            let l = FolderLock::acquire(dir.path(), shared.clone()).unwrap();
+            assert!(!lockable_from_outside(&path), "round {round}: not locked");
+            drop(l);
+            assert!(lockable_from_outside(&path), "round {round}: still locked");
+            match round {
+                0 => std::fs::remove_file(&path).unwrap(),
+                1 => {
+                    std::fs::rename(&path, dir.path().join("old")).unwrap();
+                    std::fs::write(&path, b"").unwrap();
+                }
+                _ => {}
+            }
+        }
+        assert!(shared.kept.lock().unwrap().is_some());
+    }
 
     #[test]
     fn same_path_same_shared_and_exclusive() {
