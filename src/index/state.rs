@@ -743,7 +743,19 @@ fn catch_up(
         let what = "committed bytes changed (rewritten by another program)";
         return Err(corrupt(lpath.into(), what, end - back));
     }
-    let bytes = &bytes[back as usize..];
+    take_bytes(lpath, inner, &bytes[back as usize..], seen_ctime)
+}
+
+/// Applies the log bytes found after `inner.log.end` (read back, or just written under
+/// the write lock) to the snapshot, and moves the log state past them: the end of the
+/// last whole transaction, the marks and the CRC of the committed bytes.
+fn take_bytes(
+    lpath: &Path,
+    inner: &mut Inner,
+    bytes: &[u8],
+    seen_ctime: (i64, i64),
+) -> Result<Arc<IndexSnapshot>, Error> {
+    let end = inner.log.end;
     let sc = log::scan(bytes, end).map_err(|b| Error::corrupted(lpath.into(), b))?;
     inner.log.seen_len = end + bytes.len() as u64;
     inner.log.ctime = seen_ctime;
@@ -855,8 +867,18 @@ pub fn append(
     if sync {
         f.sync_data().map_err(io)?;
     }
+    let after = f.metadata().map_err(io)?;
     drop(f);
-    let snap = refresh(dir, opts, inner)?;
+    // Under the write lock the log now holds what we read plus these bytes: applied
+    // from memory instead of read back (unless the file says otherwise).
+    let ours = inner.log.seen_len == inner.log.end
+        && after.len() == inner.log.end + bytes.len() as u64
+        && id(&after) == inner.log.id;
+    let snap = match ours {
+        true => take_bytes(&lpath, inner, bytes, ctime(&after))
+            .map_err(|e| damaged(inner, e))?,
+        false => refresh(dir, opts, inner)?,
+    };
     let size = inner.log.end.saturating_sub(LOG_HEADER_LEN as u64);
     if compaction_due(size, opts, inner) {
         if let Err(e) = compact(dir, opts, inner) {
