@@ -1114,7 +1114,10 @@ fn delivery_order(files: &[FileInfo], uid_of: &[Uid]) -> Vec<usize> {
         .filter(|(_, (_, u))| **u == NEW)
         .map(|(i, (f, _))| (f.delivery_key(), i))
         .collect();
-    order.sort_unstable_by(|a, b| (a.0, &files[a.1].name).cmp(&(b.0, &files[b.1].name)));
+    // Names are looked at only for equal keys (each look is a cache miss on 100,000).
+    order.sort_unstable_by(|a, b| {
+        (a.0.cmp(&b.0)).then_with(|| files[a.1].name.cmp(&files[b.1].name))
+    });
     order.into_iter().map(|(_, i)| i).collect()
 }
 
