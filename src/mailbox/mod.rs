@@ -425,11 +425,23 @@ impl Storage {
     }
 
     /// Called by a session after each command (`took`: how long it ran): after a big
-    /// one, the memory it freed is given back to the system ([`heap`]).
-    pub fn after_command(&self, took: std::time::Duration) {
-        if self.trimmer.due(took) {
-            heap::trim();
+    /// one, the memory it freed is given back to the system ([`heap`]). `Some(d)`: the
+    /// caller calls [`Storage::trim_deferred`] in `d` (off the async threads).
+    pub fn after_command(&self, took: std::time::Duration) -> Option<std::time::Duration> {
+        match self.trimmer.due(took) {
+            heap::Due::No => None,
+            heap::Due::Now => {
+                heap::trim();
+                None
+            }
+            heap::Due::Later(d) => Some(d),
         }
+    }
+
+    /// The trim [`Storage::after_command`] promised.
+    pub fn trim_deferred(&self) {
+        self.trimmer.deferred();
+        heap::trim();
     }
 
     /// Opens the store of one user.

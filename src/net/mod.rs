@@ -15,6 +15,6 @@ mod stream;
 
 pub use conn::Conn;
 pub use limits::{UserIpGuard, UserIpLimits};
-pub use runtime::{async_signal, blocking, storage, Cost};
+pub use runtime::{async_signal, blocking, later, storage, Cost};
 pub use slots::{kicked, wait_idle, ConnSlot, Refusal, Slots};
 pub use stream::Stream;

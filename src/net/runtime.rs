@@ -43,3 +43,12 @@ pub fn async_signal(file: std::fs::File) -> Option<tokio::io::unix::AsyncFd<std:
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(file, tokio::io::Interest::READABLE) }
         .ok()
 }
+
+/// Runs `f` off the async threads once `delay` has passed (housekeeping a command's end
+/// asked for, such as a deferred trim of the allocator), without holding up anyone.
+pub fn later(delay: std::time::Duration, f: impl FnOnce() + Send + 'static) {
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let _ = tokio::task::spawn_blocking(f).await;
+    });
+}

@@ -271,7 +271,10 @@ impl Session {
                 break "connection error";
             }
             self.conn.shrink();
-            self.ctx.storage.after_command(started.elapsed());
+            if let Some(d) = self.ctx.storage.after_command(started.elapsed()) {
+                let storage = self.ctx.storage.clone();
+                crate::net::later(d, move || storage.trim_deferred());
+            }
             if self.closing {
                 break "mailbox UIDVALIDITY changed";
             }

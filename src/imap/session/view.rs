@@ -291,7 +291,9 @@ impl View {
         }
         let max = self.max_uid();
         let added = snap.messages.len() - snap.messages.count_uids(|u| u <= max);
-        self.own_flags.clear();
+        // Dropped, not cleared: after a STORE over 100,000 messages a cleared map would
+        // keep its buckets (megabytes) for the rest of the session.
+        self.own_flags = Default::default();
         self.expunged_pending.extend(vanished.iter().map(|m| m.uid));
         let pending: Vec<MessageMeta> = if self.expunged_pending.is_empty() {
             Vec::new()

@@ -274,6 +274,12 @@ impl Folder {
                 Err(e) => return Err(self.root.io_err(&dir, e, "mail folder")),
             }
         }
+        // The room reserved from the directories' sizes can be well above what they
+        // held (a directory does not shrink when files leave it); the listing becomes
+        // the folder's file map and is kept.
+        if out.capacity() > out.len() + out.len() / 8 + 64 {
+            out.shrink_to_fit();
+        }
         Ok(out)
     }
 

@@ -207,7 +207,10 @@ impl Session {
                 break "connection error";
             }
             self.conn.shrink();
-            self.ctx.storage.after_command(started.elapsed());
+            if let Some(d) = self.ctx.storage.after_command(started.elapsed()) {
+                let storage = self.ctx.storage.clone();
+                crate::net::later(d, move || storage.trim_deferred());
+            }
             if flow == Flow::Close {
                 break if self.bad_commands >= MAX_BAD_COMMANDS {
                     "too many bad commands"
