@@ -447,7 +447,10 @@ impl Beneath {
             return Ok((ParentDir::Root(&self.fd), cstr(last)?));
         }
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        Ok((ParentDir::Opened(self.open_parts(dirs, flags, 0)?), cstr(last)?))
+        Ok((
+            ParentDir::Opened(self.open_parts(dirs, flags, 0)?),
+            cstr(last)?,
+        ))
     }
 
     /// `lstat` of `name` in directory `dir` (opened beneath the root): one component,
@@ -653,7 +656,10 @@ impl<'a> Iterator for Dirents<'a> {
     type Item = (&'a [u8], u8);
     fn next(&mut self) -> Option<(&'a [u8], u8)> {
         let b = self.0;
-        let len = usize::from(u16::from_ne_bytes([*b.get(D_RECLEN)?, *b.get(D_RECLEN + 1)?]));
+        let len = usize::from(u16::from_ne_bytes([
+            *b.get(D_RECLEN)?,
+            *b.get(D_RECLEN + 1)?,
+        ]));
         let rec = b.get(..len).filter(|_| len > D_NAME)?;
         self.0 = b.get(len..).unwrap_or_default();
         let name = rec.get(D_NAME..)?;

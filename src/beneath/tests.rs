@@ -276,14 +276,24 @@ fn a_kept_directory_lists_what_is_there_now() {
         got
     };
     let got = list(&fd);
-    assert_eq!(got.keys().cloned().collect::<std::collections::BTreeSet<_>>(), want);
+    assert_eq!(
+        got.keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        want
+    );
     assert_eq!(got[long.as_bytes()], libc::DT_DIR);
     std::fs::remove_file(dir.path().join("7.M7P1.host,S=100:2,S")).unwrap();
     std::fs::write(dir.path().join("new-one"), b"x").unwrap();
     want.remove(&b"7.M7P1.host,S=100:2,S"[..]);
     want.insert(b"new-one".to_vec());
     let got = list(&fd);
-    assert_eq!(got.keys().cloned().collect::<std::collections::BTreeSet<_>>(), want);
+    assert_eq!(
+        got.keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        want
+    );
     assert_eq!(got[&b"new-one"[..]], libc::DT_REG);
 }
 
@@ -301,8 +311,16 @@ fn dirent_records_are_read_with_bounds() {
         r
     };
     let good = rec(b"a", 24);
-    assert_eq!(Dirents(&good).collect::<Vec<_>>(), vec![(&b"a"[..], libc::DT_REG)]);
-    for bad in [rec(b"a", 0), rec(b"a", 400), rec(b"abc", 19), good[..10].to_vec()] {
+    assert_eq!(
+        Dirents(&good).collect::<Vec<_>>(),
+        vec![(&b"a"[..], libc::DT_REG)]
+    );
+    for bad in [
+        rec(b"a", 0),
+        rec(b"a", 400),
+        rec(b"abc", 19),
+        good[..10].to_vec(),
+    ] {
         assert!(Dirents(&bad).count() <= 1);
     }
     let mut no_nul = rec(b"abcd", 24);

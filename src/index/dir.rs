@@ -10,9 +10,9 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
-use std::os::unix::fs::MetadataExt;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::beneath::{self, How};
@@ -58,8 +58,7 @@ impl Dir {
     /// Whether `path` names this very directory now (its last component not a link):
     /// one `lstat`, where [`Dir::open`] opens and resolves the whole path.
     pub fn is_at(&self, path: &Path) -> bool {
-        std::fs::symlink_metadata(path)
-            .is_ok_and(|m| m.is_dir() && (m.dev(), m.ino()) == self.id)
+        std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir() && (m.dev(), m.ino()) == self.id)
     }
 
     /// A second descriptor of the same directory (for a lock that outlives a borrow).

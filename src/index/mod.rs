@@ -22,9 +22,9 @@ mod create;
 mod dir;
 mod fileio;
 mod format;
+mod key;
 mod lock;
 mod log;
-mod key;
 mod op;
 mod records;
 pub use key::Key;
@@ -291,7 +291,11 @@ impl Index {
     /// resolving the path: folders are opened again for every STATUS and APPEND).
     fn registered(dir: &Path, opts: &Options) -> Option<Arc<Index>> {
         let ix = {
-            let reg = opts.shared.indexes.lock().unwrap_or_else(|e| e.into_inner());
+            let reg = opts
+                .shared
+                .indexes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             reg.get(dir).and_then(Weak::upgrade)?
         };
         ix.dir.is_at(dir).then_some(ix)

@@ -737,8 +737,8 @@ fn catch_up(
     // (read along with the new ones).
     let end = inner.log.end;
     let back = inner.log.marks.tail.len() as u64;
-    let head = Marks::read(&f, LOG_HEADER_LEN as u64).map_err(Error::io(lpath.into()))?;
-    let bytes = log::read_from(&f, end - back).map_err(Error::io(lpath.into()))?;
+    let head = Marks::read(f, LOG_HEADER_LEN as u64).map_err(Error::io(lpath.into()))?;
+    let bytes = log::read_from(f, end - back).map_err(Error::io(lpath.into()))?;
     if head.head != inner.log.marks.head || !bytes.starts_with(&inner.log.marks.tail) {
         let what = "committed bytes changed (rewritten by another program)";
         return Err(corrupt(lpath.into(), what, end - back));
@@ -875,8 +875,7 @@ pub fn append(
         && after.len() == inner.log.end + bytes.len() as u64
         && id(&after) == inner.log.id;
     let snap = match ours {
-        true => take_bytes(&lpath, inner, bytes, ctime(&after))
-            .map_err(|e| damaged(inner, e))?,
+        true => take_bytes(&lpath, inner, bytes, ctime(&after)).map_err(|e| damaged(inner, e))?,
         false => refresh(dir, opts, inner)?,
     };
     let size = inner.log.end.saturating_sub(LOG_HEADER_LEN as u64);

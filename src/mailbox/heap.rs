@@ -71,7 +71,12 @@ impl Trimmer {
         let last = self.last.load(Ordering::Relaxed);
         let gap = MIN_INTERVAL.as_millis() as u64;
         if last == 0 || now.saturating_sub(last) >= gap {
-            return match (self.last).compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed) {
+            return match (self.last).compare_exchange(
+                last,
+                now,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => Due::Now,
                 Err(_) => Due::No,
             };
@@ -134,7 +139,10 @@ mod tests {
         assert!(d <= MIN_INTERVAL);
         assert_eq!(t.due(BIG_COMMAND), Due::No, "promised already");
         t.deferred();
-        assert!(matches!(t.due(BIG_COMMAND), Due::Later(_)), "a new interval began");
+        assert!(
+            matches!(t.due(BIG_COMMAND), Due::Later(_)),
+            "a new interval began"
+        );
         let long_ago = Trimmer {
             epoch: Instant::now() - MIN_INTERVAL - Duration::from_millis(5),
             last: AtomicU64::new(1),

@@ -5,7 +5,7 @@ use std::cell::{Cell, OnceCell};
 
 use super::cache::ChunkCache;
 use super::{ranges, Derived, Needs, HEADER_FIELD, PARTS_FIELD};
-use crate::mailbox::message::{self, header, Part, PartMap, Section, SectionText};
+use crate::mailbox::message::{self, header, Part, PartMap, Section};
 use crate::mailbox::{Flags, Mailbox, MessageData, MessageMeta, Result, Uid, UNKNOWN_DATE};
 
 /// One message of a mailbox. Nothing is read until asked; then the cheapest source
@@ -160,7 +160,10 @@ impl<'a> Message<'a> {
         if let Some(h) = self.header.get() {
             return Ok(h);
         }
-        if let Some(h) = self.cached_header.filter(|h| cached_header_fits(h, self.size())) {
+        if let Some(h) = self
+            .cached_header
+            .filter(|h| cached_header_fits(h, self.size()))
+        {
             return Ok(self.header.get_or_init(|| MessageData::Owned(h.to_vec())));
         }
         let h = self.mailbox.fetch_header(self.meta.uid)?;
@@ -223,15 +226,7 @@ impl<'a> Message<'a> {
                 }
             }
         }
-        let header_only = s.part.is_empty()
-            && matches!(
-                s.text,
-                Some(
-                    SectionText::Header
-                        | SectionText::HeaderFields(_)
-                        | SectionText::HeaderFieldsNot(_)
-                )
-            );
+        let header_only = s.header_only();
         let (data, root) = if header_only {
             self.header_parsed()?
         } else if *s == Section::default() {

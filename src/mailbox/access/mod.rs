@@ -154,7 +154,11 @@ impl<'m> Batch<'m> {
         let cached = |f: usize| self.cache.get(f, k);
         let parts = self.plan.part_sections.then(|| cached(n)).flatten();
         let header_at = n + usize::from(self.plan.part_sections);
-        let header = self.plan.header_sections.then(|| cached(header_at)).flatten();
+        let header = self
+            .plan
+            .header_sections
+            .then(|| cached(header_at))
+            .flatten();
         // Read whole at once when something will need it anyway (one read, not a header
         // read and then the whole message): a section that needs it, a field computed
         // from it, or sections inside the message without a part map to read them by.

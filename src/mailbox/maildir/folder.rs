@@ -138,7 +138,9 @@ impl Folder {
         let here = self.fs().lstat(&self.path).ok().filter(|m| m.is_dir())?;
         let top = match self.shared.dir_if(FOLDER_SLOT, (here.dev, here.ino)) {
             Some(top) => top,
-            None => self.shared.set_dir(FOLDER_SLOT, self.fs().open_dir(&self.path).ok()?),
+            None => self
+                .shared
+                .set_dir(FOLDER_SLOT, self.fs().open_dir(&self.path).ok()?),
         };
         crate::beneath::lstat_at(&top, std::ffi::OsStr::new(sub.dir()))
             .ok()

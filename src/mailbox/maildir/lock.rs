@@ -165,7 +165,8 @@ fn lock_file(
     }
     // Never through a link; created with the mode of the mail beside it.
     let how = crate::beneath::How::OpenOrCreate(crate::beneath::file_mode_for(path));
-    let file = crate::beneath::open_nofollow(path, how).map_err(|e| Error::io(path.display(), e))?;
+    let file =
+        crate::beneath::open_nofollow(path, how).map_err(|e| Error::io(path.display(), e))?;
     flock_until(path, &file, deadline)?;
     let st = crate::beneath::fstat(&file).map_err(|e| Error::io(path.display(), e))?;
     Ok((file, (st.dev, st.ino)))
@@ -180,8 +181,7 @@ fn flock_until(path: &Path, file: &std::fs::File, deadline: Instant) -> Result<(
             return Ok(());
         }
         let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::WouldBlock && err.raw_os_error() != Some(libc::EINTR)
-        {
+        if err.kind() != std::io::ErrorKind::WouldBlock && err.raw_os_error() != Some(libc::EINTR) {
             return Err(Error::io(path.display(), err));
         }
         if Instant::now() >= deadline {

@@ -1136,7 +1136,6 @@ fn snapshot_from_index(keywords: &Keywords, snap: &IndexSnapshot) -> Snapshot {
         uid_next: snap.header.uid_next,
         messages,
         keywords: names,
-        ..Snapshot::default()
     }
 }
 

@@ -34,6 +34,22 @@ pub struct Section {
     pub text: Option<SectionText>,
 }
 
+impl Section {
+    /// The message's own header block or fields of it (`HEADER`, `HEADER.FIELDS`,
+    /// `HEADER.FIELDS.NOT`): all of it lies in the header block.
+    pub fn header_only(&self) -> bool {
+        self.part.is_empty()
+            && matches!(
+                self.text,
+                Some(
+                    SectionText::Header
+                        | SectionText::HeaderFields(_)
+                        | SectionText::HeaderFieldsNot(_)
+                )
+            )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SectionText {
     Header,

@@ -117,19 +117,9 @@ impl FetchPlan {
             .iter()
             .any(|a| section_of(a).is_some_and(|(s, _)| !s.part.is_empty()));
         access.whole = items.iter().any(needs_whole);
-        access.header_sections = items.iter().any(|a| {
-            section_of(a).is_some_and(|(s, _)| {
-                s.part.is_empty()
-                    && matches!(
-                        s.text,
-                        Some(
-                            SectionText::Header
-                                | SectionText::HeaderFields(_)
-                                | SectionText::HeaderFieldsNot(_)
-                        )
-                    )
-            })
-        });
+        access.header_sections = items
+            .iter()
+            .any(|a| section_of(a).is_some_and(|(s, _)| s.header_only()));
         let sets_seen = items.iter().any(|a| {
             matches!(
                 a,
@@ -194,7 +184,11 @@ mod tests {
         assert!(!FetchPlan::new(true, &meta_only).reads_messages());
         let p = FetchPlan::new(false, &[sec(vec![], Some(SectionText::Header), false)]);
         assert!(!p.access.whole && p.sets_seen && p.access.header_sections);
-        assert!(!FetchPlan::new(false, &[FetchAtt::Envelope]).access.header_sections);
+        assert!(
+            !FetchPlan::new(false, &[FetchAtt::Envelope])
+                .access
+                .header_sections
+        );
         let p = FetchPlan::new(false, &[sec(vec![1], Some(SectionText::Header), true)]);
         assert!(!p.access.header_sections && p.access.part_sections);
         let p = FetchPlan::new(false, &[sec(vec![2], None, true), FetchAtt::BodyStructure]);

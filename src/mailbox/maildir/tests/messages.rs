@@ -23,13 +23,7 @@ fn append_fetch_sizes_exact() {
     assert_eq!(&a[..], &crlf[..]);
     assert_eq!(snap.messages.get(0).unwrap().size, crlf.len() as u64);
     assert_eq!(snap.messages.get(0).unwrap().internal_date, 1_000_000_000);
-    assert!(snap
-        .messages
-        .get(0)
-        .unwrap()
-        .flags
-        .sys
-        .contains(SysFlags::SEEN));
+    assert!(is_seen(&snap, 0));
     let b = m.fetch_message(2).unwrap();
     assert_eq!(&b[..], b"Subject: b\r\n\r\nline1\r\nline2\r\n");
     assert_eq!(snap.messages.get(1).unwrap().size, b.len() as u64);
@@ -196,13 +190,7 @@ fn renamed_by_other_program_keeps_uid() {
     let snap = ro.sync().unwrap().snapshot;
     assert_eq!(snap.messages.len(), 2);
     assert_eq!(snap.messages.get(1).unwrap().uid, 2);
-    assert!(snap
-        .messages
-        .get(1)
-        .unwrap()
-        .flags
-        .sys
-        .contains(SysFlags::SEEN));
+    assert!(is_seen(&snap, 1));
     assert_eq!(snap.uid_next, 3);
     // Fetch finds the file after another rename it has not synced yet.
     std::fs::rename(
@@ -330,13 +318,7 @@ fn migration_from_dovecot() {
     assert_eq!(snap.uid_next, 51);
     assert_eq!(r.new_recent, vec![50]);
     assert!(snap.messages.get(0).unwrap().flags.has_keyword("Project"));
-    assert!(snap
-        .messages
-        .get(0)
-        .unwrap()
-        .flags
-        .sys
-        .contains(SysFlags::SEEN));
+    assert!(is_seen(&snap, 0));
     assert!(root.join("loft.index").is_file());
     assert!(!root.join("loft-uidlist").exists());
 }

@@ -74,6 +74,16 @@ pub(super) fn names(s: &dyn Store) -> Vec<(String, bool, bool)> {
     v
 }
 
+/// Whether message `i` of `snap` has `\\Seen`.
+pub(super) fn is_seen(snap: &crate::mailbox::Snapshot, i: usize) -> bool {
+    snap.messages
+        .get(i)
+        .unwrap()
+        .flags
+        .sys
+        .contains(SysFlags::SEEN)
+}
+
 pub(super) fn seen() -> Flags {
     Flags {
         sys: SysFlags::SEEN,
