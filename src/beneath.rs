@@ -103,6 +103,8 @@ pub struct Beneath {
     root: PathBuf,
     fd: OwnedFd,
     resolver: Resolver,
+    /// Device and inode of the root directory (it stays the one opened).
+    id: (u64, u64),
 }
 
 /// `O_CLOEXEC | O_NOFOLLOW` and the access flags of `how`.
@@ -298,7 +300,18 @@ impl Beneath {
                 libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
             )
         })?;
-        Ok(Beneath { root, fd, resolver })
+        let st = fstat(&fd)?;
+        Ok(Beneath {
+            root,
+            fd,
+            resolver,
+            id: (st.dev, st.ino),
+        })
+    }
+
+    /// Device and inode of the root directory.
+    pub fn root_id(&self) -> (u64, u64) {
+        self.id
     }
 
     /// The resolved root path.

@@ -89,6 +89,10 @@ pub struct Options {
     pub log_compact_bytes: u64,
     /// Cache fields unused for this many days are dropped (default 30).
     pub cache_drop_days: u32,
+    /// The UIDVALIDITY of an index created where there was none (default: the time in
+    /// seconds). A mail store passes its own allocator, so that a folder replaced by
+    /// another in the same second does not get the value its predecessor had.
+    pub new_uid_validity: fn() -> u32,
 }
 
 impl Default for Options {
@@ -100,6 +104,7 @@ impl Default for Options {
             nfs: false,
             log_compact_bytes: 1 << 20,
             cache_drop_days: 30,
+            new_uid_validity: || (state::now_secs() as u32).max(1),
         }
     }
 }
@@ -299,6 +304,11 @@ impl Index {
             reg.get(dir).and_then(Weak::upgrade)?
         };
         ix.dir.is_at(dir).then_some(ix)
+    }
+
+    /// Device and inode of the folder directory this index was opened in.
+    pub fn dir_id(&self) -> (u64, u64) {
+        self.dir.id()
     }
 
     /// Like [`Index::open`] but a private instance outside the registry (tests, tools,

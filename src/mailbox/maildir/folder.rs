@@ -129,14 +129,25 @@ impl Folder {
         }
     }
 
+    /// Device and inode of the directory at the folder's path now (never through a link;
+    /// one `lstat` relative to the mail root's descriptor for a folder in the root).
+    pub fn identity(&self) -> Option<(u64, u64)> {
+        if self.path == self.fs().root() {
+            // INBOX: the root itself, held open since the store was.
+            return Some(self.fs().root_id());
+        }
+        let m = self.fs().lstat(&self.path).ok().filter(|m| m.is_dir())?;
+        Some((m.dev, m.ino))
+    }
+
     /// `lstat` of `cur/` or `new/` before a listing, relative to the kept descriptor of
     /// the folder once that is checked to be still the directory at the folder's path
     /// (a folder renamed away and replaced gets its descriptors opened anew): what tells
     /// whether the listing may read the kept descriptor of the directory again.
     fn listing_stat(&self, sub: Sub) -> Option<crate::beneath::Stat> {
         use super::lock::FOLDER_SLOT;
-        let here = self.fs().lstat(&self.path).ok().filter(|m| m.is_dir())?;
-        let top = match self.shared.dir_if(FOLDER_SLOT, (here.dev, here.ino)) {
+        let here = self.identity()?;
+        let top = match self.shared.dir_if(FOLDER_SLOT, here) {
             Some(top) => top,
             None => self
                 .shared

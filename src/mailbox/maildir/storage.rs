@@ -75,6 +75,7 @@ impl StorageCtx {
                 lock_method: cfg.lock_method,
                 nfs: cfg.nfs,
                 cache_drop_days: cfg.cache_drop_days,
+                new_uid_validity: super::uidlist::fresh_uid_validity,
                 ..crate::index::Options::default()
             },
             folders: Registry::default(),

@@ -114,6 +114,9 @@ struct Fingerprint {
     /// The index file's ctime: it is replaced only with a new log, so a change alone is
     /// damage done in place, which the catch-up's refresh finds and repairs.
     index: i128,
+    /// Device and inode of the directory at the folder's path: another one there (the
+    /// folder renamed away and a copy put in its place) is another folder.
+    dir: (u64, u64),
 }
 
 /// One look at a folder: its fingerprint, and the `lstat`s of the index files it was
@@ -142,10 +145,14 @@ impl Fingerprint {
     /// The fingerprint (of the index files only unless `dirs`) with the index files'
     /// `lstat`s it was made of.
     fn look(f: &Folder, dirs: bool) -> Look {
-        let top = f.shared.dir(FOLDER_SLOT).or_else(|| {
-            let fd = f.fs().open_dir(&f.path).ok()?;
-            Some(f.shared.set_dir(FOLDER_SLOT, fd))
-        });
+        let here = f.identity();
+        let top = here
+            .and_then(|id| f.shared.dir_if(FOLDER_SLOT, id))
+            .or_else(|| {
+                // The first look, or the folder's path names another directory now.
+                let fd = f.fs().open_dir(&f.path).ok()?;
+                Some(f.shared.set_dir(FOLDER_SLOT, fd))
+            });
         let m = |name: &str| {
             let top = top.as_ref()?;
             crate::beneath::lstat_at(top, std::ffi::OsStr::new(name)).ok()
@@ -168,6 +175,7 @@ impl Fingerprint {
             index: index.map_or(0, |s| {
                 i128::from(s.ctime) * 1_000_000_000 + i128::from(s.ctime_nsec)
             }),
+            dir: here.unwrap_or((0, 0)),
         };
         let seen = match (index, list) {
             (Some(index), Some(log)) => Some(crate::index::Seen { index, log }),
@@ -274,6 +282,19 @@ struct Scanner {
     index: Option<Arc<Index>>,
     /// The next rescan rebuilds the index files (`loft index rebuild`).
     force_rebuild: bool,
+}
+
+impl Scanner {
+    /// Whether the index held (if any) is that of the directory `dir` (device, inode) now
+    /// at the folder's path; one of a directory renamed away is let go, so that the next
+    /// use opens the index of the folder that is there (never writes one that moved).
+    fn index_is_here(&mut self, dir: (u64, u64)) -> bool {
+        let here = self.index.as_ref().is_none_or(|ix| ix.dir_id() == dir);
+        if !here {
+            self.index = None;
+        }
+        here
+    }
 }
 
 /// The in-process state of one folder shared by every session that opened it. A rescan
@@ -522,10 +543,13 @@ impl FolderState {
     ///
     /// `look`: the caller's look at the folder, taken just before (else one is taken).
     fn catch_up_index(&self, sc: &mut Scanner, listed: bool, look: Option<Look>) -> Result<bool> {
+        let look = look.unwrap_or_else(|| Fingerprint::look(&self.folder, false));
+        if !sc.index_is_here(look.fp.dir) {
+            return Ok(false);
+        }
         let Some(ix) = sc.index.clone() else {
             return Ok(false);
         };
-        let look = look.unwrap_or_else(|| Fingerprint::look(&self.folder, false));
         let now = look.fp;
         let Ok(snap) = ix.refresh_seen(look.seen.as_ref()) else {
             return Ok(false);
@@ -592,6 +616,8 @@ impl FolderState {
             sc.tmp_cleaned = Some(now);
         }
         let mut scanned = self.folder.scan()?;
+        // An index of a directory no longer at the folder's path is not this folder's.
+        sc.index_is_here(fp.dir);
 
         let _lock = FolderLock::acquire(&self.folder.path, self.folder.shared.clone())?;
         // What other writers did between the listing and the lock; our own writes below

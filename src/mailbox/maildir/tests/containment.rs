@@ -251,3 +251,46 @@ fn directories_replaced_under_an_open_mailbox_are_listed_anew() {
     assert_eq!(bodies(&mut again), vec![b"new work\r\n".to_vec()]);
     drop(work);
 }
+
+/// A folder replaced under a session that keeps it selected (an admin restoring it from
+/// a backup: renamed away, a copy put at its path) is served from its path again: the
+/// session's next sync sees the new folder's messages (under a new UIDVALIDITY), never
+/// the old directory's.
+#[test]
+fn a_folder_replaced_under_a_selected_session_is_seen() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    s.create("Work", None).unwrap();
+    append(&*s, "Work", b"old work\r\n", Flags::default(), None);
+    let mut work = s.open("Work", false).unwrap();
+    // Long enough after the last change that the folder's fingerprint proves something.
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    assert_eq!(bodies(&mut work), vec![b"old work\r\n".to_vec()]);
+    assert_eq!(bodies(&mut work), vec![b"old work\r\n".to_vec()]);
+    let validity = work.sync().unwrap().snapshot.uid_validity;
+    let w = root.join(".Work");
+    std::fs::rename(&w, d.path().join("work-moved-out")).unwrap();
+    for sub in ["", "cur", "new", "tmp"] {
+        std::fs::create_dir(w.join(sub)).unwrap();
+    }
+    std::fs::write(w.join("maildirfolder"), b"").unwrap();
+    std::fs::write(w.join("new/400.M4P4.host"), b"restored\r\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let snap = work.sync().unwrap().snapshot;
+    let uids: Vec<u32> = (0..snap.messages.len())
+        .map(|i| snap.messages.get(i).unwrap().uid)
+        .collect();
+    let got: Vec<Vec<u8>> = uids
+        .iter()
+        .map(|u| work.fetch_message(*u).unwrap().to_vec())
+        .collect();
+    assert_eq!(got, vec![b"restored\r\n".to_vec()]);
+    assert_ne!(
+        snap.uid_validity, validity,
+        "other messages under the same UIDVALIDITY"
+    );
+    // Nothing was written into the folder that moved out of the mail root.
+    let out = d.path().join("work-moved-out");
+    assert_eq!(files_in(&out.join("cur")).len(), 1);
+    assert!(files_in(&out.join("new")).is_empty());
+}
