@@ -34,6 +34,7 @@
 
 mod disk;
 mod format;
+mod locmap;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -259,7 +260,7 @@ impl Cache {
         if !wanted(&g.fields[i]) {
             return;
         }
-        if g.fields[i].locs.contains_key(&uid) && g.read(i, uid).as_deref() == Some(value) {
+        if g.fields[i].locs.contains_key(uid) && g.read(i, uid).as_deref() == Some(value) {
             return;
         }
         self.heal_damage(&mut g);
@@ -279,7 +280,7 @@ impl Cache {
             return false;
         };
         clamp_temp(&mut g.fields[i], newest_uid);
-        uid != 0 && wanted(&g.fields[i]) && !g.fields[i].locs.contains_key(&uid)
+        uid != 0 && wanted(&g.fields[i]) && !g.fields[i].locs.contains_key(uid)
     }
 
     /// Every field with its decision, last use and size.

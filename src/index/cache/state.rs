@@ -8,7 +8,6 @@ use super::format::{self, Entry};
 use super::Decision;
 use crate::index::Dir;
 use crate::index::Error;
-use std::collections::hash_map::Entry as MapEntry;
 use std::sync::Arc;
 
 pub(super) type UidMap<V> = crate::index::UidHashMap<V>;
@@ -31,7 +30,7 @@ pub(super) struct Field {
     pub temp_since_uid: u32,
     /// Changed here since the last header write (uses to merge into the file).
     pub dirty: bool,
-    pub locs: UidMap<Loc>,
+    pub locs: super::locmap::LocMap,
     /// Value bytes of the current values.
     pub bytes: u64,
 }
@@ -45,7 +44,7 @@ impl Field {
             last_used_day: 0,
             temp_since_uid: 0,
             dirty: false,
-            locs: UidMap::default(),
+            locs: Default::default(),
             bytes: 0,
         }
     }
@@ -115,17 +114,13 @@ fn lookup(ids: &[Option<usize>], id: u16) -> Option<usize> {
 
 /// Records a scanned record as the current value of `(uid, f)`.
 fn index_record(f: &mut Field, uid: u32, off: u64, len: u32) {
-    match f.locs.entry(uid) {
+    match f.locs.get(uid) {
         // A value still waiting to be written here is newer: keep it.
-        MapEntry::Occupied(e) if matches!(e.get(), Loc::Pending(_)) => {}
-        MapEntry::Occupied(mut e) => {
-            if let Loc::File { len: old, .. } = e.insert(Loc::File { off, len }) {
+        Some(Loc::Pending(_)) => {}
+        _ => {
+            if let Some(Loc::File { len: old, .. }) = f.locs.insert(uid, Loc::File { off, len }) {
                 f.bytes = f.bytes.saturating_sub(u64::from(old));
             }
-            f.bytes += u64::from(len);
-        }
-        MapEntry::Vacant(e) => {
-            e.insert(Loc::File { off, len });
             f.bytes += u64::from(len);
         }
     }
@@ -357,7 +352,7 @@ impl Inner {
         self.pending.push(Pending { uid, field, value });
         let k = self.pending.len() - 1;
         if let Some(f) = self.fields.get_mut(field) {
-            if let Some(Loc::Pending(old)) = f.locs.get(&uid).copied() {
+            if let Some(Loc::Pending(old)) = f.locs.get(uid) {
                 f.bytes = f
                     .bytes
                     .saturating_sub(self.pending.get(old).map_or(0, |p| p.value.len() as u64));
@@ -464,7 +459,7 @@ impl Inner {
     }
 
     fn loc(&self, field: usize, uid: u32) -> Option<Loc> {
-        self.fields.get(field)?.locs.get(&uid).copied()
+        self.fields.get(field)?.locs.get(uid)
     }
 
     fn pending_value(&self, loc: Loc) -> Option<&[u8]> {

@@ -59,10 +59,10 @@ impl Inner {
             let Some(f) = self.fields.get(p.field) else {
                 continue;
             };
-            let (Some(id), Some(Loc::Pending(cur))) = (f.id, f.locs.get(&p.uid)) else {
+            let (Some(id), Some(Loc::Pending(cur))) = (f.id, f.locs.get(p.uid)) else {
                 continue;
             };
-            if *cur == k {
+            if cur == k {
                 placed.push((p.field, p.uid, buf.len() as u64, p.value.len() as u32));
                 format::encode_record(&mut buf, p.uid, id, &p.value);
             }
@@ -93,7 +93,7 @@ impl Inner {
         let pending = &self.pending;
         for f in self.fields.iter_mut().filter(|f| f.id.is_none()) {
             let bytes = &mut f.bytes;
-            f.locs.retain(|_, loc| match *loc {
+            f.locs.retain(|_, loc| match loc {
                 Loc::Pending(k) => {
                     let len = pending.get(k).map_or(0, |p| p.value.len() as u64);
                     *bytes = bytes.saturating_sub(len);
@@ -163,7 +163,7 @@ impl Inner {
                 Decision::Temp => f.temp_since_uid,
                 _ => 0,
             };
-            for (&uid, &loc) in &f.locs {
+            for (uid, loc) in f.locs.iter() {
                 if uid >= from && live(uid) {
                     items.push((uid, new_id as u16, loc));
                 }
