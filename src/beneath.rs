@@ -628,16 +628,19 @@ pub fn each_entry_in(fd: &OwnedFd, mut f: impl FnMut(&[u8], u8)) -> io::Result<(
     if unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_SET) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut buf = vec![0u8; DIRENT_BUF];
+    // Not zeroed: the kernel fills what it returns (a listing per sync of a busy folder
+    // would otherwise clear 64 KiB each time).
+    let mut buf: Vec<u8> = Vec::with_capacity(DIRENT_BUF);
     loop {
-        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which lives
-        // across the call.
+        buf.clear();
+        // SAFETY: the kernel writes at most `capacity` bytes into the buffer, which
+        // lives across the call.
         let n = unsafe {
             libc::syscall(
                 libc::SYS_getdents64,
                 fd.as_raw_fd(),
                 buf.as_mut_ptr(),
-                buf.len(),
+                buf.capacity(),
             )
         };
         if n < 0 {
@@ -646,8 +649,9 @@ pub fn each_entry_in(fd: &OwnedFd, mut f: impl FnMut(&[u8], u8)) -> io::Result<(
         if n == 0 {
             return Ok(());
         }
-        let got = buf.get(..n as usize).unwrap_or_default();
-        for (name, kind) in Dirents(got) {
+        // SAFETY: the kernel initialised the first `n` bytes (n <= capacity).
+        unsafe { buf.set_len((n as usize).min(buf.capacity())) };
+        for (name, kind) in Dirents(&buf) {
             if name != b"." && name != b".." {
                 f(name, kind);
             }

@@ -7,27 +7,32 @@
 
 use std::sync::Arc;
 
-/// Keys up to this many bytes are held inline (the enum is then 64 bytes).
+/// Keys up to this many bytes are held inline (the key is then 64 bytes).
 const INLINE: usize = 62;
 
-/// Bytes that compare, hash and print as a byte slice.
+/// Bytes that compare, hash and print as a byte slice. Made only by [`Key::new`] (the
+/// representation is private, so an inline length is never beyond its bytes).
 #[derive(Clone)]
-pub enum Key {
+pub struct Key(Repr);
+
+#[derive(Clone)]
+enum Repr {
     Inline { len: u8, bytes: [u8; INLINE] },
     Shared(Arc<[u8]>),
 }
 
 impl Key {
     pub fn new(b: &[u8]) -> Key {
-        if b.len() <= INLINE {
-            let mut bytes = [0u8; INLINE];
-            bytes[..b.len()].copy_from_slice(b);
-            Key::Inline {
-                len: b.len() as u8,
-                bytes,
+        let mut bytes = [0u8; INLINE];
+        match bytes.get_mut(..b.len()) {
+            Some(inline) => {
+                inline.copy_from_slice(b);
+                Key(Repr::Inline {
+                    len: b.len() as u8,
+                    bytes,
+                })
             }
-        } else {
-            Key::Shared(Arc::from(b))
+            None => Key(Repr::Shared(Arc::from(b))),
         }
     }
 }
@@ -41,9 +46,9 @@ impl Default for Key {
 impl std::ops::Deref for Key {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        match self {
-            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Key::Shared(a) => a,
+        match &self.0 {
+            Repr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Repr::Shared(a) => a,
         }
     }
 }
@@ -115,7 +120,7 @@ mod tests {
             let b: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
             let k = Key::new(&b);
             assert_eq!(&*k, &b[..]);
-            assert_eq!(matches!(k, Key::Inline { .. }), n <= INLINE);
+            assert_eq!(matches!(k.0, Repr::Inline { .. }), n <= INLINE);
             assert_eq!(k.clone(), Key::from(b.clone()));
         }
         assert_ne!(Key::new(b"ab"), Key::new(b"abc"));

@@ -1223,7 +1223,7 @@ fn rebuild_checks_and_orders_its_records() {
     assert!(snap
         .records
         .iter()
-        .all(|r| r.flags == 0xff & format::FLAG_MASK));
+        .all(|r| r.flags == format::FLAG_MASK));
     assert_eq!(snap.header.uid_next, 601);
     drop(ix);
     for bad in [

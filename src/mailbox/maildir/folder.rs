@@ -140,20 +140,27 @@ impl Folder {
         Some((m.dev, m.ino))
     }
 
-    /// `lstat` of `cur/` or `new/` before a listing, relative to the kept descriptor of
-    /// the folder once that is checked to be still the directory at the folder's path
-    /// (a folder renamed away and replaced gets its descriptors opened anew): what tells
-    /// whether the listing may read the kept descriptor of the directory again.
-    fn listing_stat(&self, sub: Sub) -> Option<crate::beneath::Stat> {
+    /// The folder's kept descriptor (`lock::FOLDER_SLOT`, for the `lstat`s of change
+    /// detection and listings) with the folder's identity now, checked to be still the
+    /// directory at the folder's path: a folder renamed away and replaced gets it opened
+    /// anew, beneath the mail root.
+    pub fn top(&self) -> (Option<Arc<std::os::fd::OwnedFd>>, Option<(u64, u64)>) {
         use super::lock::FOLDER_SLOT;
-        let here = self.identity()?;
-        let top = match self.shared.dir_if(FOLDER_SLOT, here) {
-            Some(top) => top,
-            None => self
-                .shared
-                .set_dir(FOLDER_SLOT, self.fs().open_dir(&self.path).ok()?),
-        };
-        crate::beneath::lstat_at(&top, std::ffi::OsStr::new(sub.dir()))
+        let here = self.identity();
+        let top = here
+            .and_then(|id| self.shared.dir_if(FOLDER_SLOT, id))
+            .or_else(|| {
+                let fd = self.fs().open_dir(&self.path).ok()?;
+                Some(self.shared.set_dir(FOLDER_SLOT, fd))
+            });
+        (top, here)
+    }
+
+    /// `lstat` of `cur/` or `new/` before a listing, relative to the folder's checked
+    /// descriptor `top`: what tells whether the listing may read the kept descriptor of
+    /// the directory again.
+    fn listing_stat(top: Option<&std::os::fd::OwnedFd>, sub: Sub) -> Option<crate::beneath::Stat> {
+        crate::beneath::lstat_at(top?, std::ffi::OsStr::new(sub.dir()))
             .ok()
             .filter(|m| m.is_dir())
     }
@@ -220,12 +227,13 @@ impl Folder {
     pub fn scan(&self) -> Result<Vec<FileInfo>> {
         use super::rawdir::{self, Kind};
         let mut out = Vec::new();
+        let (top, _) = self.top();
         for sub in [Sub::New, Sub::Cur] {
             let dir = self.path.join(sub.dir());
             // Room for about as many entries as the directory's size suggests (a
             // Maildir entry takes 60-80 bytes on ext4/xfs), bounded: growing a vector of
             // 100,000 entries step by step copies it many times.
-            let st = self.listing_stat(sub);
+            let st = Self::listing_stat(top.as_deref(), sub);
             let guess = st.map_or(0, |m| m.size / 80) as usize;
             out.reserve(guess.min(200_000));
             let each = if guess >= PIPELINE_FROM {

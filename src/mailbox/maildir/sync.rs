@@ -28,7 +28,7 @@ use super::filename;
 use super::folder::{FileInfo, Folder, Sub};
 use super::fsio;
 use super::keywords::{self, Keywords};
-use super::lock::{FolderLock, FOLDER_SLOT};
+use super::lock::FolderLock;
 use super::uidlist::{self, UidList};
 use super::uidstore;
 use crate::config::FsyncMode;
@@ -130,14 +130,16 @@ struct Look {
 impl Fingerprint {
     /// Five `lstat`s of one path component each, relative to the folder's descriptor
     /// (opened beneath the mail root once and kept: a stat by full path walked the whole
-    /// path five times per look, an eighth of the CPU of a busy server). Anything
-    /// missing or unreachable reads as 0.
+    /// path five times per look, an eighth of the CPU of a busy server), after one of the
+    /// folder itself relative to the mail root (none for INBOX, the root) that checks
+    /// the kept descriptor is still the folder's. Anything missing or unreachable reads
+    /// as 0.
     fn take(f: &Folder) -> Fingerprint {
         Self::look(f, true).fp
     }
 
-    /// Only the index files' part (`cur`, `new` and `kw` left 0): two `lstat`s, for a
-    /// catch-up that reads the index and lists nothing.
+    /// Only the index files' part (`cur`, `new` and `kw` left 0): two `lstat`s (and the
+    /// folder's own), for a catch-up that reads the index and lists nothing.
     fn take_index(f: &Folder) -> Fingerprint {
         Self::look(f, false).fp
     }
@@ -145,14 +147,7 @@ impl Fingerprint {
     /// The fingerprint (of the index files only unless `dirs`) with the index files'
     /// `lstat`s it was made of.
     fn look(f: &Folder, dirs: bool) -> Look {
-        let here = f.identity();
-        let top = here
-            .and_then(|id| f.shared.dir_if(FOLDER_SLOT, id))
-            .or_else(|| {
-                // The first look, or the folder's path names another directory now.
-                let fd = f.fs().open_dir(&f.path).ok()?;
-                Some(f.shared.set_dir(FOLDER_SLOT, fd))
-            });
+        let (top, here) = f.top();
         let m = |name: &str| {
             let top = top.as_ref()?;
             crate::beneath::lstat_at(top, std::ffi::OsStr::new(name)).ok()
