@@ -1220,10 +1220,7 @@ fn rebuild_checks_and_orders_its_records() {
     let snap = ix.refresh().unwrap();
     let uids: Vec<u32> = snap.records.iter().map(|r| r.uid).collect();
     assert_eq!(uids, (1..=600).collect::<Vec<_>>());
-    assert!(snap
-        .records
-        .iter()
-        .all(|r| r.flags == format::FLAG_MASK));
+    assert!(snap.records.iter().all(|r| r.flags == format::FLAG_MASK));
     assert_eq!(snap.header.uid_next, 601);
     drop(ix);
     for bad in [

@@ -8,28 +8,71 @@
 //!
 //! This module must not know about directories, uid lists or keyword names.
 
+use crate::index::Key;
 use crate::mailbox::SysFlags;
 
-/// A parsed file name, small and without heap data (a folder keeps one per message):
+/// A message file's name as a folder keeps it (one per message): inside the value when
+/// short, as nearly every Maildir name is (64 bytes in all, no allocation), shared when
+/// longer. A `Box<str>` cost 16 bytes plus an allocation of 64 for a name of 50 bytes.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Name(Key);
+
+impl Name {
+    pub fn new(name: &str) -> Name {
+        Name(Key::new(name.as_bytes()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Made only from a `str` (the field is private): never fails.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name::new(s)
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Name {
+        Name::new(&s)
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+/// A parsed file name, eight bytes without heap data (a folder keeps one per message):
 /// the base name is the first [`MailName::base`] bytes of the name it was parsed from;
-/// flag letters other than system flags and keywords are read from the name again when
-/// it is renamed ([`other_letters`]).
+/// the sizes in the base are read from that name again when asked ([`MailName::fsize`]),
+/// and so are flag letters other than system flags and keywords when it is renamed
+/// ([`other_letters`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct MailName {
     /// Length of the base: everything before `:`, the stable identity of the message.
     base_len: u16,
-    /// `S=`: the physical file size; [`NO_SIZE`] when the name has none.
-    fsize: u64,
-    /// `W=`: the size with CRLF line ends (RFC822.SIZE); [`NO_SIZE`] when none.
-    vsize: u64,
     /// System flags from the info part.
     pub sys: SysFlags,
     /// Keyword letters from the info part: bit `i` is letter `a + i`.
     pub keywords: u32,
 }
-
-/// A size the name does not give (parsed sizes have at most 19 digits, below this).
-const NO_SIZE: u64 = u64::MAX;
 
 impl MailName {
     /// The base name of `name`, the name this was parsed from.
@@ -37,14 +80,23 @@ impl MailName {
         name.get(..usize::from(self.base_len)).unwrap_or(name)
     }
 
-    /// `S=`: the physical file size.
-    pub fn fsize(&self) -> Option<u64> {
-        (self.fsize != NO_SIZE).then_some(self.fsize)
+    /// `S=` of `name` (the name this was parsed from): the physical file size.
+    pub fn fsize(&self, name: &str) -> Option<u64> {
+        self.size_field(name, b"S=")
     }
 
-    /// `W=`: the size with CRLF line ends (RFC822.SIZE).
-    pub fn vsize(&self) -> Option<u64> {
-        (self.vsize != NO_SIZE).then_some(self.vsize)
+    /// `W=` of `name`: the size with CRLF line ends (RFC822.SIZE).
+    pub fn vsize(&self, name: &str) -> Option<u64> {
+        self.size_field(name, b"W=")
+    }
+
+    /// The value of the last `,<tag><digits>` field of the base (a field given twice:
+    /// the last counts; one that is not a number of at most 19 digits: none).
+    fn size_field(&self, name: &str, tag: &[u8]) -> Option<u64> {
+        let base = self.base(name).as_bytes();
+        let fields = &base[base.iter().position(|&c| c == b',')? + 1..];
+        let field = fields.rsplit(|&c| c == b',').find(|f| f.starts_with(tag))?;
+        number(&field[tag.len()..])
     }
 
     /// The keyword letters, ascending.
@@ -100,18 +152,9 @@ pub fn parse(name: &str) -> Option<MailName> {
     }
     let mut out = MailName {
         base_len: base_len as u16,
-        fsize: NO_SIZE,
-        vsize: NO_SIZE,
         sys: SysFlags::default(),
         keywords: 0,
     };
-    for field in b[..base_len].split(|&c| c == b',').skip(1) {
-        if let Some(v) = field.strip_prefix(b"S=") {
-            out.fsize = number(v).unwrap_or(NO_SIZE);
-        } else if let Some(v) = field.strip_prefix(b"W=") {
-            out.vsize = number(v).unwrap_or(NO_SIZE);
-        }
-    }
     for &c in info_flags(b) {
         if let Some((_, f)) = SYS_LETTERS.iter().find(|(l, _)| *l == c) {
             out.sys.insert(*f);
@@ -173,8 +216,8 @@ mod tests {
         let name = "1700000000.M1P2Q3.host,S=1200,W=1234:2,FRSac";
         let n = parse(name).unwrap();
         assert_eq!(n.base(name), "1700000000.M1P2Q3.host,S=1200,W=1234");
-        assert_eq!(n.fsize(), Some(1200));
-        assert_eq!(n.vsize(), Some(1234));
+        assert_eq!(n.fsize(name), Some(1200));
+        assert_eq!(n.vsize(name), Some(1234));
         assert!(n.sys.contains(SysFlags::FLAGGED) && n.sys.contains(SysFlags::ANSWERED));
         assert!(n.sys.contains(SysFlags::SEEN) && !n.sys.contains(SysFlags::DELETED));
         assert_eq!(n.keyword_letters(), b"ac");
@@ -185,19 +228,45 @@ mod tests {
         let n = parse("plainname").unwrap();
         assert_eq!(n.base("plainname"), "plainname");
         assert_eq!(n.sys, SysFlags::default());
-        let n = parse("x,S=abc:1,whatever").unwrap();
-        assert_eq!((n.fsize(), n.sys), (None, SysFlags::default()));
+        let name = "x,S=abc:1,whatever";
+        let n = parse(name).unwrap();
+        assert_eq!((n.fsize(name), n.sys), (None, SysFlags::default()));
         assert!(parse(".hidden").is_none());
         assert!(parse(":2,S").is_none());
         assert!(parse("a\nb").is_none());
         assert!(parse("a/b").is_none() && parse("a\0b").is_none() && parse("").is_none());
         // Sizes that do not fit (or are not numbers) are unknown, not wrapped.
-        let n = parse("x,S=99999999999999999999,W=12a:2,").unwrap();
-        assert_eq!((n.fsize(), n.vsize()), (None, None));
-        let n = parse("x,W=18446744073709551615").unwrap();
-        assert_eq!(n.vsize(), None, "20 digits");
-        let n = parse("x,W=1844674407370955161").unwrap();
-        assert_eq!(n.vsize(), Some(1_844_674_407_370_955_161));
+        let name = "x,S=99999999999999999999,W=12a:2,";
+        let n = parse(name).unwrap();
+        assert_eq!((n.fsize(name), n.vsize(name)), (None, None));
+        let name = "x,W=18446744073709551615";
+        assert_eq!(parse(name).unwrap().vsize(name), None, "20 digits");
+        let name = "x,W=1844674407370955161";
+        assert_eq!(
+            parse(name).unwrap().vsize(name),
+            Some(1_844_674_407_370_955_161)
+        );
+        // A field given twice: the last counts; sizes after the base are not read.
+        let name = "x,S=1,W=2,S=3:2,S=9";
+        let n = parse(name).unwrap();
+        assert_eq!((n.fsize(name), n.vsize(name)), (Some(3), Some(2)));
+        assert_eq!(std::mem::size_of::<MailName>(), 8);
+    }
+
+    #[test]
+    fn names_read_back_as_given_short_or_long() {
+        for n in [
+            "",
+            "1.x:2,S",
+            &"y".repeat(62),
+            &"z".repeat(63),
+            &"ü".repeat(40),
+        ] {
+            let name = Name::new(n);
+            assert_eq!((&*name, name.to_string()), (n, n.to_string()));
+            assert_eq!(name, Name::from(n.to_string()));
+        }
+        assert_eq!(std::mem::size_of::<Name>(), 64);
     }
 
     #[test]

@@ -213,8 +213,7 @@ impl Mailbox for MaildirMailbox {
             let f = c.files.get(uid)?;
             // `S=` (file size) differing from `W=` (RFC822.SIZE): LF line ends; no need to
             // open the file to know the answer.
-            let converted =
-                matches!((f.parsed.fsize(), f.parsed.vsize()), (Some(s), Some(w)) if s != w);
+            let converted = matches!((f.fsize(), f.vsize()), (Some(s), Some(w)) if s != w);
             Some((size, converted))
         });
         match known {
@@ -352,7 +351,7 @@ impl Mailbox for MaildirMailbox {
                 .unwrap_or(0);
             match link_or_copy(&src, &dest, self.ctx.fsync, mtime) {
                 Ok((tmp, unique, fsize)) => {
-                    let vsize = match (f.parsed.vsize(), meta) {
+                    let vsize = match (f.vsize(), meta) {
                         (Some(v), _) => v,
                         (None, Some(m)) if m.size != crate::mailbox::UNKNOWN_SIZE => m.size,
                         _ => folder::file_crlf_size(dest.fs(), &tmp)

@@ -221,15 +221,7 @@ fn place(dest: &Folder, items: Vec<Pending>, fsync: FsyncMode) -> Result<Placed>
         let uid = next;
         next += 1;
         if let Some(parsed) = filename::parse(&name) {
-            files.insert(
-                uid,
-                FileInfo {
-                    sub: Sub::Cur,
-                    name: name.into(),
-                    parsed,
-                    mtime: Some(mtime),
-                },
-            );
+            files.insert(uid, FileInfo::new(Sub::Cur, &name, parsed, Some(mtime)));
         }
         out.uids.push(uid);
         placed.push(target);

@@ -722,8 +722,8 @@ impl FolderState {
             // gone since the listing was expunged or moved: it gets no UID.
             for (f, u) in scanned.iter_mut().zip(uid_of.iter_mut()) {
                 if *u == NEW {
-                    f.mtime = f.stat_mtime(&self.folder);
-                    if f.mtime.is_none() {
+                    f.set_mtime(f.stat_mtime(&self.folder));
+                    if f.mtime().is_none() {
                         *u = GONE;
                     }
                 }
@@ -1054,12 +1054,7 @@ impl FolderState {
             Ok(()) => {
                 tracing::warn!(file = %from.display(), new = %name, "duplicate Maildir base name; renamed the second file");
                 let parsed = filename::parse(&name)?;
-                Some(FileInfo {
-                    sub: f.sub,
-                    name: name.into(),
-                    parsed,
-                    mtime: f.mtime,
-                })
+                Some(FileInfo::new(f.sub, &name, parsed, f.mtime()))
             }
             Err(e) => {
                 tracing::warn!(file = %from.display(), error = %e, "duplicate Maildir base name; cannot rename, file ignored");

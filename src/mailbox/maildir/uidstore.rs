@@ -327,8 +327,7 @@ fn flags_bits(f: &FileInfo, kw: &Keywords, names: &mut Vec<String>) -> (u8, u64)
 /// RFC822.SIZE from the name's `W=` or as known before; [`index::UNKNOWN_SIZE`] until
 /// first needed (`super::sizes`).
 fn size_of(list: &Known, uid: Uid, f: &FileInfo) -> u64 {
-    f.parsed
-        .vsize()
+    f.vsize()
         .or_else(|| list.size(uid))
         .unwrap_or(index::UNKNOWN_SIZE)
 }
@@ -417,7 +416,7 @@ fn commit(
                     flags,
                     bits,
                     size_of(list, uid, f),
-                    f.mtime.unwrap_or(index::UNKNOWN_DATE),
+                    f.mtime().unwrap_or(index::UNKNOWN_DATE),
                 );
                 if got != uid {
                     return Ok(false);
@@ -452,7 +451,7 @@ fn rebuild(
             keywords,
             modseq: 1,
             size: size_of(list, uid, f),
-            internal_date: f.mtime.unwrap_or(index::UNKNOWN_DATE),
+            internal_date: f.mtime().unwrap_or(index::UNKNOWN_DATE),
             key: f.base().as_bytes().into(),
         });
     }
@@ -501,8 +500,8 @@ pub fn append(ix: &Index, base: &Arc<IndexSnapshot>, files: &FileMap, kw: &Keywo
         for (uid, f) in files.iter() {
             let (flags, local) = flags_bits(f, kw, &mut names);
             let bits = txn_bits(&mut txn, &names, local);
-            let size = f.parsed.vsize().unwrap_or(index::UNKNOWN_SIZE);
-            let date = f.mtime.unwrap_or(index::UNKNOWN_DATE);
+            let size = f.vsize().unwrap_or(index::UNKNOWN_SIZE);
+            let date = f.mtime().unwrap_or(index::UNKNOWN_DATE);
             if txn.append(f.base().as_bytes(), flags, bits, size, date) != uid {
                 return Ok(false);
             }
