@@ -747,6 +747,31 @@ pub fn open_at(dir: &OwnedFd, name: &OsStr, how: How) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// The rest of `file` from its current position, read into a buffer sized for
+/// `expected` bytes (plus one: a file of that size then needs no second buffer). Unlike
+/// `read_to_end` on a `File`, asks the file system for no size (`std` takes an fstat and
+/// an lseek per call to size its buffer, which a caller that knows the size pays for
+/// nothing). A file that grew or shrank meanwhile yields what `read` returned.
+pub fn read_rest(file: &File, expected: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut v = vec![0u8; expected.saturating_add(1).min(1 << 30) as usize];
+    let mut filled = 0;
+    let mut f = file;
+    loop {
+        if filled == v.len() {
+            v.resize(filled + filled.clamp(64 << 10, 1 << 30), 0);
+        }
+        match f.read(&mut v[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    v.truncate(filled);
+    Ok(v)
+}
+
 /// The metadata of `name` in the open directory `dir`, a link reported as a link
 /// (`O_PATH | O_NOFOLLOW`, then `fstat`: the std type, ctime included).
 pub fn metadata_at(dir: &OwnedFd, name: &OsStr) -> io::Result<std::fs::Metadata> {

@@ -85,7 +85,13 @@ pub fn open_or_create(dir: &Dir, opts: &Options) -> Result<(Inner, bool), Error>
     if let Some(i) = load(dir, opts)? {
         return Ok((i, false));
     }
-    let _held = lock::acquire(dir, lock_method(opts), LOCK_TIMEOUT, &opts.shared.gate)?;
+    let _held = lock::acquire(
+        dir,
+        lock_method(opts),
+        LOCK_TIMEOUT,
+        &opts.shared.gate,
+        &Default::default(),
+    )?;
     if let Some(i) = load(dir, opts)? {
         return Ok((i, false));
     }
@@ -161,7 +167,13 @@ pub fn rebuild(
         });
     }
     let records = checked_records(records)?;
-    let _held = lock::acquire(dir, lock_method(opts), LOCK_TIMEOUT, &opts.shared.gate)?;
+    let _held = lock::acquire(
+        dir,
+        lock_method(opts),
+        LOCK_TIMEOUT,
+        &opts.shared.gate,
+        &Default::default(),
+    )?;
     let lpath = dir.file(LOG_FILE);
     let mut gen = 0u64;
     if let Ok(b) = dir.read_file(INDEX_FILE) {

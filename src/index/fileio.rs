@@ -10,24 +10,13 @@
 #![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 
 /// The current content of `file` (opened read-only, positioned at 0). The length from
 /// fstat only sizes the buffer: a file that grows or shrinks while it is read yields
 /// what `read` returned, which the caller's checks accept or reject.
 pub fn read_whole(file: &File) -> io::Result<Vec<u8>> {
-    let len = file.metadata()?.len();
-    // One byte more than expected: reading to the end then needs no second buffer. A
-    // length beyond what a buffer can hold is left to `read_to_end`'s own growth (and
-    // its allocation failure), not trusted for a reservation.
-    let mut v = Vec::with_capacity(
-        usize::try_from(len.saturating_add(1))
-            .unwrap_or(0)
-            .min(1 << 30),
-    );
-    let mut f = file;
-    f.read_to_end(&mut v)?;
-    Ok(v)
+    crate::beneath::read_rest(file, file.metadata()?.len())
 }
 
 /// One non-blocking attempt at an exclusive lock on the whole of `fd`: an fcntl
@@ -50,5 +39,21 @@ pub fn try_lock(fd: std::os::unix::io::RawFd, fcntl: bool) -> i32 {
     } else {
         // SAFETY: `fd` is an open descriptor owned by the caller; flock takes no pointers.
         unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }
+    }
+}
+
+/// Releases the lock [`try_lock`] took on `fd` (same `fcntl` choice). Returns the libc
+/// result (0 = unlocked).
+pub fn unlock(fd: std::os::unix::io::RawFd, fcntl: bool) -> i32 {
+    if fcntl {
+        // SAFETY: as in `try_lock`: all-zero bytes are a valid `flock`, `l_pid` stays 0.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_UNLCK as _;
+        fl.l_whence = libc::SEEK_SET as _;
+        // SAFETY: `fd` is open and owned by the caller; the struct is read by pointer only.
+        unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl as *const libc::flock) }
+    } else {
+        // SAFETY: `fd` is an open descriptor owned by the caller; flock takes no pointers.
+        unsafe { libc::flock(fd, libc::LOCK_UN) }
     }
 }

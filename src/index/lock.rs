@@ -30,11 +30,20 @@ pub struct Gate {
     freed: Condvar,
 }
 
+/// The lock file as the last holder of one index's write lock had it open, with its
+/// device and inode: the next holder locks it again without opening it (one `lstat`
+/// then checks it is still the file at the lock's path; a lock file removed or replaced
+/// meanwhile is opened anew, since locking an orphan would exclude nobody).
+pub type KeptLock = Arc<Mutex<Option<(File, (u64, u64))>>>;
+
 /// Held until dropped.
 pub struct WriteLock {
     gate: Arc<Gate>,
     key: PathBuf,
-    _file: Option<File>,
+    /// The locked lock file (fcntl or flock), given back to `kept` when released.
+    file: Option<(File, (u64, u64))>,
+    fcntl: bool,
+    kept: Option<KeptLock>,
     /// The directory holding the dot-lock file, when one was taken.
     dotlock: Option<Dir>,
 }
@@ -44,8 +53,15 @@ impl Drop for WriteLock {
         if let Some(d) = &self.dotlock {
             let _ = d.remove(DOTLOCK_FILE);
         }
-        // Closing `_file` (after this body) releases fcntl/flock locks; the gate is
-        // released first, which is harmless: the next thread still waits on the file lock.
+        // Unlocked and kept for the next holder; a file that cannot be unlocked is
+        // closed, which unlocks it. Before the gate opens, so the next thread finds it.
+        if let Some((f, id)) = self.file.take() {
+            if super::fileio::unlock(f.as_raw_fd(), self.fcntl) == 0 {
+                if let Some(k) = &self.kept {
+                    *k.lock().unwrap_or_else(|e| e.into_inner()) = Some((f, id));
+                }
+            }
+        }
         let mut g = self.gate.held.lock().unwrap_or_else(|e| e.into_inner());
         g.remove(&self.key);
         self.gate.freed.notify_all();
@@ -121,12 +137,14 @@ fn dotlock(dir: &Dir, deadline: Instant) -> Result<bool, io::Error> {
     }
 }
 
-/// Takes the write lock of `dir` (keyed by its canonical path), waiting at most `timeout`.
+/// Takes the write lock of `dir` (keyed by its canonical path), waiting at most `timeout`,
+/// through the lock file `kept` holds when there is one.
 pub fn acquire(
     dir: &Dir,
     method: LockMethod,
     timeout: Duration,
     in_process: &Arc<Gate>,
+    kept: &KeptLock,
 ) -> Result<WriteLock, Error> {
     let deadline = Instant::now() + timeout;
     let lock_path = dir.file(LOCK_FILE);
@@ -139,7 +157,9 @@ pub fn acquire(
     let mut held = WriteLock {
         gate: in_process.clone(),
         key: dir.path().to_path_buf(),
-        _file: None,
+        file: None,
+        fcntl: method == LockMethod::Fcntl,
+        kept: Some(kept.clone()),
         dotlock: None,
     };
     let io_err = |err| Error::Io {
@@ -153,13 +173,30 @@ pub fn acquire(
         held.dotlock = Some(dir.try_clone().map_err(io_err)?);
         return Ok(held);
     }
-    let f = dir.open_or_create(LOCK_FILE).map_err(io_err)?;
-    let mut step = 1;
-    while !try_os_lock(&f, method).map_err(io_err)? {
-        if !backoff(deadline, &mut step) {
-            return Err(locked());
+    let lock_until = |f: &File| -> Result<(), Error> {
+        let mut step = 1;
+        while !try_os_lock(f, method).map_err(io_err)? {
+            if !backoff(deadline, &mut step) {
+                return Err(locked());
+            }
+        }
+        Ok(())
+    };
+    let again = kept.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some((f, id)) = again {
+        lock_until(&f)?;
+        // Locked through `held` from here: dropped, it unlocks and keeps the file.
+        held.file = Some((f, id));
+        if dir.lstat(LOCK_FILE).is_ok_and(|st| (st.dev, st.ino) == id) {
+            return Ok(held);
+        }
+        if let Some((f, _)) = held.file.take() {
+            super::fileio::unlock(f.as_raw_fd(), held.fcntl);
         }
     }
-    held._file = Some(f);
+    let f = dir.open_or_create(LOCK_FILE).map_err(io_err)?;
+    lock_until(&f)?;
+    let st = crate::beneath::fstat(&f).map_err(io_err)?;
+    held.file = Some((f, (st.dev, st.ino)));
     Ok(held)
 }

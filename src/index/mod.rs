@@ -243,6 +243,8 @@ pub struct Index {
     created: bool,
     inner: Mutex<Inner>,
     cache: cache::Cache,
+    /// The write lock's file, kept open between holders ([`lock::KeptLock`]).
+    kept_lock: lock::KeptLock,
 }
 
 /// With `nfs = true` every commit and rename is fsynced, whatever `fsync` says.
@@ -322,6 +324,7 @@ impl Index {
         let (inner, created) = create::open_or_create(&dir, &opts)?;
         let cache = cache::Cache::open_or_rebuild_in(&dir, &opts)?;
         Ok(Arc::new(Index {
+            kept_lock: lock::KeptLock::default(),
             dir,
             opts,
             created,
@@ -368,6 +371,7 @@ impl Index {
         let cache = cache::Cache::open_or_rebuild_in(&dir, &opts)?;
         let key = dir.path().to_path_buf();
         let ix = Arc::new(Index {
+            kept_lock: lock::KeptLock::default(),
             dir,
             opts,
             created: false,
@@ -416,12 +420,7 @@ impl Index {
         match r {
             // The write lock only for damage to heal: a caller may hold it already.
             Err(e @ Error::Corrupted { .. }) if healable => {
-                let _held = lock::acquire(
-                    &self.dir,
-                    self.lock_method(),
-                    LOCK_TIMEOUT,
-                    &self.opts.shared.gate,
-                )?;
+                let _held = self.write_lock()?;
                 let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
                 state::heal(&self.dir, &self.opts, &mut inner, e)
             }
@@ -429,23 +428,22 @@ impl Index {
         }
     }
 
-    fn lock_method(&self) -> LockMethod {
-        if self.opts.nfs {
-            LockMethod::Dotlock
-        } else {
-            self.opts.lock_method
-        }
+    /// The index's write lock (at most [`LOCK_TIMEOUT`], then `Error::Locked`).
+    fn write_lock(&self) -> Result<lock::WriteLock, Error> {
+        let method = state::lock_method(&self.opts);
+        lock::acquire(
+            &self.dir,
+            method,
+            LOCK_TIMEOUT,
+            &self.opts.shared.gate,
+            &self.kept_lock,
+        )
     }
 
     /// Starts a write transaction: takes the write lock (at most [`LOCK_TIMEOUT`], then
     /// `Error::Locked`) and catches up with the log.
     pub fn begin(&self) -> Result<Transaction<'_>, Error> {
-        let method = if self.opts.nfs {
-            LockMethod::Dotlock
-        } else {
-            self.opts.lock_method
-        };
-        let held = lock::acquire(&self.dir, method, LOCK_TIMEOUT, &self.opts.shared.gate)?;
+        let held = self.write_lock()?;
         let base = {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             match state::prepare_write(&self.dir, &self.opts, &mut inner) {
@@ -482,12 +480,7 @@ impl Index {
 
     /// Rewrites the main index from the current state now (normally automatic).
     pub fn compact(&self) -> Result<(), Error> {
-        let method = if self.opts.nfs {
-            LockMethod::Dotlock
-        } else {
-            self.opts.lock_method
-        };
-        let _held = lock::acquire(&self.dir, method, LOCK_TIMEOUT, &self.opts.shared.gate)?;
+        let _held = self.write_lock()?;
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         state::prepare_write(&self.dir, &self.opts, &mut inner)?;
         state::compact(&self.dir, &self.opts, &mut inner)

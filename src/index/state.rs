@@ -90,6 +90,10 @@ pub struct LogState {
     /// Kept open so that its inode number cannot be reused by a later file while we
     /// compare ids; catch-ups and racy checks read through it (no open per refresh).
     file: File,
+    /// The same file opened for writing by the first commit through this state and kept
+    /// for the next ones (an open, an fstat and a close less per commit): every commit
+    /// first checks under the write lock that the log's path still names `id`.
+    writer: Option<File>,
     id: FileId,
     /// Offset after the last transaction applied.
     end: u64,
@@ -427,6 +431,7 @@ fn load_once(dir: &Dir, ipath: &Path, lpath: &Path) -> Result<Option<Inner>, Loa
         _index_file: f,
         log: LogState {
             file: lf,
+            writer: None,
             id: lid,
             end,
             seen_len: len,
@@ -474,6 +479,7 @@ pub(super) fn written(
         _index_file: f,
         log: LogState {
             file: lf,
+            writer: None,
             id: id(&lm),
             end: lm.len(),
             seen_len: lm.len(),
@@ -797,6 +803,7 @@ fn open_log_state(dir: &Dir) -> Result<LogState, Error> {
     let head = &head[..head.len().min(LOG_HEADER_LEN)];
     Ok(LogState {
         file: f,
+        writer: None,
         id: id(&m),
         end,
         seen_len: m.len(),
@@ -854,21 +861,27 @@ pub fn append(
         file: lpath.clone(),
         err: e,
     };
-    let f = dir.open_rw(LOG_FILE).map_err(io)?;
-    if id(&f.metadata().map_err(io)?) != inner.log.id {
-        inner.broken = true;
-        return Err(corrupt(
-            lpath.clone(),
-            "log replaced while the write lock was held",
-            0,
-        ));
-    }
+    let f = match inner.log.writer.take() {
+        Some(f) => f,
+        None => {
+            let f = dir.open_rw(LOG_FILE).map_err(io)?;
+            if id(&f.metadata().map_err(io)?) != inner.log.id {
+                inner.broken = true;
+                return Err(corrupt(
+                    lpath.clone(),
+                    "log replaced while the write lock was held",
+                    0,
+                ));
+            }
+            f
+        }
+    };
     f.write_all_at(bytes, inner.log.end).map_err(io)?;
     if sync {
         f.sync_data().map_err(io)?;
     }
     let after = f.metadata().map_err(io)?;
-    drop(f);
+    inner.log.writer = Some(f);
     // Under the write lock the log now holds what we read plus these bytes: applied
     // from memory instead of read back (unless the file says otherwise).
     let ours = inner.log.seen_len == inner.log.end

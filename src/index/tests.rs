@@ -576,19 +576,66 @@ fn separate_contexts_exclude_each_other_fcntl() {
         Arc::new(lock::Gate::default()),
         Arc::new(lock::Gate::default()),
     );
-    let held = lock::acquire(&a, LockMethod::Fcntl, short, &ga).unwrap();
+    let held = lock::acquire(&a, LockMethod::Fcntl, short, &ga, &Default::default()).unwrap();
     assert!(matches!(
-        lock::acquire(&b, LockMethod::Fcntl, short, &gb),
+        lock::acquire(&b, LockMethod::Fcntl, short, &gb, &Default::default()),
         Err(Error::Locked { .. })
     ));
     // Another descriptor of the lock file opened and closed in this process.
     drop(fs::File::open(dir.join(lock::LOCK_FILE)).unwrap());
     assert!(matches!(
-        lock::acquire(&b, LockMethod::Fcntl, short, &gb),
+        lock::acquire(&b, LockMethod::Fcntl, short, &gb, &Default::default()),
         Err(Error::Locked { .. })
     ));
     drop(held);
-    lock::acquire(&b, LockMethod::Fcntl, short, &gb).unwrap();
+    lock::acquire(&b, LockMethod::Fcntl, short, &gb, &Default::default()).unwrap();
+}
+
+/// The lock file is kept open between holders of one index; one removed (or replaced)
+/// meanwhile is not locked again as an orphan: the next holder opens the file now at the
+/// lock's path, so it still excludes whoever locked that one.
+#[test]
+fn a_kept_lock_file_removed_meanwhile_is_not_trusted() {
+    for method in [LockMethod::Fcntl, LockMethod::Flock] {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().canonicalize().unwrap();
+        let (a, b) = (Dir::open(&dir).unwrap(), Dir::open(&dir).unwrap());
+        let short = std::time::Duration::from_millis(50);
+        let (ga, gb) = (
+            Arc::new(lock::Gate::default()),
+            Arc::new(lock::Gate::default()),
+        );
+        let kept = lock::KeptLock::default();
+        drop(lock::acquire(&a, method, short, &ga, &kept).unwrap());
+        let first = kept
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|(_, id)| *id)
+            .expect("kept");
+        drop(lock::acquire(&a, method, short, &ga, &kept).unwrap());
+        assert_eq!(
+            kept.lock().unwrap().as_ref().map(|(_, id)| *id),
+            Some(first),
+            "{method:?}: reused"
+        );
+        fs::remove_file(dir.join(lock::LOCK_FILE)).unwrap();
+        let other = lock::acquire(&b, method, short, &gb, &Default::default()).unwrap();
+        assert!(
+            matches!(
+                lock::acquire(&a, method, short, &ga, &kept),
+                Err(Error::Locked { .. })
+            ),
+            "{method:?}: the orphan was locked"
+        );
+        drop(other);
+        drop(lock::acquire(&a, method, short, &ga, &kept).unwrap());
+        assert_ne!(
+            kept.lock().unwrap().as_ref().map(|(_, id)| *id),
+            Some(first),
+            "{method:?}"
+        );
+    }
 }
 
 #[test]
@@ -623,6 +670,7 @@ fn stale_dotlock_is_taken_over_and_fresh_one_waits() {
         LockMethod::Dotlock,
         std::time::Duration::from_millis(50),
         &gate,
+        &Default::default(),
     );
     assert!(matches!(r, Err(Error::Locked { .. })));
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
@@ -637,6 +685,7 @@ fn stale_dotlock_is_taken_over_and_fresh_one_waits() {
         LockMethod::Dotlock,
         std::time::Duration::from_millis(50),
         &gate,
+        &Default::default(),
     )
     .unwrap();
     drop(held);

@@ -148,10 +148,11 @@ impl Disk {
         Ok(self.file.metadata().map_err(io(&self.path))?.len())
     }
 
-    /// Whether `path` still names this file (same device and inode).
+    /// Whether `path` still names this file (same device and inode): one `lstat`, asked
+    /// at every cache write.
     pub fn replaced(&self) -> Result<bool, Error> {
-        match self.dir.metadata(super::FILE_NAME) {
-            Ok(m) => Ok((m.dev(), m.ino()) != self.ident),
+        match self.dir.lstat(super::FILE_NAME) {
+            Ok(m) => Ok((m.dev, m.ino) != self.ident),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
             Err(e) => Err(io(&self.path)(e)),
         }

@@ -485,10 +485,7 @@ pub fn read_stored(
         Some(n) => n,
         None => file.metadata()?.len(),
     };
-    // One byte more than expected: reading to the end then needs no second buffer.
-    let mut v = Vec::with_capacity(len.saturating_add(1).min(1 << 30) as usize);
-    std::io::Read::read_to_end(&mut &file, &mut v)?;
-    Ok(MessageData::Owned(v))
+    Ok(MessageData::Owned(crate::beneath::read_rest(&file, len)?))
 }
 
 /// Reads octets `range` of a message file when the file holds exactly the served bytes:

@@ -50,6 +50,7 @@ mod lock;
 mod mailbox;
 mod migrate;
 mod names;
+mod quiet;
 mod rawdir;
 mod rootfiles;
 mod save;

@@ -64,6 +64,8 @@ pub struct StorageCtx {
     pub(super) locks: Registry<FolderShared>,
     /// The day each folder's cache was last compacted ([`super::cachecare`]).
     compacted: Mutex<HashMap<PathBuf, u32>>,
+    /// The inotify instance that tells a sync nothing changed ([`super::quiet`]).
+    pub(super) changes: Arc<super::quiet::Changes>,
 }
 
 impl StorageCtx {
@@ -81,6 +83,7 @@ impl StorageCtx {
             folders: Registry::default(),
             locks: Registry::default(),
             compacted: Mutex::new(HashMap::new()),
+            changes: super::quiet::Changes::new(),
         })
     }
 

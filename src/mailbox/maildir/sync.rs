@@ -268,6 +268,15 @@ pub struct Current {
     pub rescans: u64,
     /// The folder's index, once a scan opened it.
     pub index: Option<Arc<Index>>,
+    /// The folder's directories watched for changes ([`super::quiet`]): none on NFS,
+    /// before the first trusted look, or when they cannot be watched
+    /// (`watch_refused` holds the fingerprint with which that was found, so that it is
+    /// tried again only once the folder changed).
+    watched: Option<super::quiet::Watched>,
+    watch_refused: Option<Fingerprint>,
+    /// The last look that found the folder as its fingerprint says, with the watch's
+    /// token taken just before it: while the token stays, so does the folder.
+    quiet: Option<(super::quiet::Token, Look)>,
 }
 
 /// Scan-only state, guarded by the scan mutex (one rescan at a time per folder).
@@ -342,6 +351,9 @@ impl FolderState {
                 scans: 0,
                 rescans: 0,
                 index: None,
+                watched: None,
+                watch_refused: None,
+                quiet: None,
             }),
             dirty_since: Mutex::new(None),
             dirty_found: std::sync::atomic::AtomicBool::new(false),
@@ -365,19 +377,55 @@ impl FolderState {
 
     /// `Some((true, _))`: nothing changed; `Some((false, look))`: only the index changed
     /// (catch up without listing, from this look); `None`: rescan.
-    fn unchanged(&self, c: &Current) -> Option<(bool, Look)> {
+    fn unchanged(&self, c: &mut Current) -> Option<(bool, Look)> {
         let (fp, taken) = c.fingerprint?;
         if !self.trusted(c, &fp, taken) || c.seen_changes != self.folder.shared.changes() {
             return None;
         }
+        // Taken before the look: a change after it moves the token, one before it shows
+        // in the look.
+        let token = self.quiet_token(c, &fp);
+        if let (Some(t), Some((at, look))) = (token, c.quiet) {
+            if t == at && look.fp == fp {
+                return Some((true, look));
+            }
+        }
         let now = Fingerprint::look(&self.folder, true);
         if now.fp == fp {
+            c.quiet = token.map(|t| (t, now));
             Some((true, now))
         } else if now.fp.same_dirs(&fp) {
             Some((false, now))
         } else {
             None
         }
+    }
+
+    /// The token of the folder's watches now (watching it first if need be); `None` on
+    /// NFS or when the folder cannot be watched.
+    fn quiet_token(&self, c: &mut Current, fp: &Fingerprint) -> Option<super::quiet::Token> {
+        let changes = &self.folder.storage.changes;
+        if self.folder.storage.nfs() {
+            return None;
+        }
+        if let Some(w) = &c.watched {
+            if let Some(t) = changes.token(w) {
+                return Some(t);
+            }
+            // A watched directory went away: watch the folder as it is now, once.
+            c.watched = None;
+            c.watch_refused = None;
+            c.quiet = None;
+        }
+        if c.watch_refused == Some(*fp) {
+            return None;
+        }
+        let (top, _) = self.folder.top();
+        c.watched = top.and_then(|top| changes.watch(&top));
+        if c.watched.is_none() {
+            c.watch_refused = Some(*fp);
+        }
+        changes.token(c.watched.as_ref()?)
     }
 
     /// Whether the fingerprint proves what it says: not racy, or racy only through our own
@@ -392,8 +440,8 @@ impl FolderState {
     pub fn refresh(&self, claim: bool) -> Result<(Arc<Snapshot>, Vec<Uid>)> {
         let same = |u: &Option<(bool, Look)>| u.as_ref().is_some_and(|(same, _)| *same);
         let (scans, first) = {
-            let c = lock(&self.cur);
-            let u = self.unchanged(&c);
+            let mut c = lock(&self.cur);
+            let u = self.unchanged(&mut c);
             if same(&u) && !(claim && unclaimed(&c)) {
                 return Ok((c.snapshot.clone(), Vec::new()));
             }
@@ -401,14 +449,14 @@ impl FolderState {
         };
         let mut sc = lock(&self.scan);
         let state = {
-            let c = lock(&self.cur);
+            let mut c = lock(&self.cur);
             if c.scans == scans {
                 // Nobody caught up or rescanned while we waited for the scan mutex: the
                 // look just taken still tells what to do (a change made since is found
                 // by the next sync, as one made just after this look would be).
                 first
             } else {
-                let u = self.unchanged(&c);
+                let u = self.unchanged(&mut c);
                 // A rescan finished while we waited: it is as fresh as ours would be.
                 if same(&u) && !(claim && unclaimed(&c)) {
                     return Ok((c.snapshot.clone(), Vec::new()));
