@@ -346,7 +346,7 @@ fn generate(rng: &mut Rng, i: u64, out: &mut Vec<u8>, m: &mut Manifest) -> i64 {
         subject.push_str(rng.pick(SUBJECT_WORDS));
     }
     let mut h = String::with_capacity(1024);
-    let _ = write!(h, "Return-Path: <{from_addr}>\n");
+    let _ = writeln!(h, "Return-Path: <{from_addr}>");
     let _ = write!(
         h,
         "Received: from mx{}.example.net (mx.example.net [192.0.2.{}])\n\tby mail.example.com with ESMTPS id {i:x}; {}\n",
@@ -354,21 +354,21 @@ fn generate(rng: &mut Rng, i: u64, out: &mut Vec<u8>, m: &mut Manifest) -> i64 {
         rng.range(1, 254),
         rfc2822_date(date, zone)
     );
-    let _ = write!(h, "From: \"{from_name}\" <{from_addr}>\n");
-    let _ = write!(h, "To: Alice Bench <alice@example.com>\n");
+    let _ = writeln!(h, "From: \"{from_name}\" <{from_addr}>");
+    let _ = writeln!(h, "To: Alice Bench <alice@example.com>");
     if rng.chance(200) {
-        let _ = write!(h, "Cc: {} <team@example.org>\n", rng.pick(LAST));
+        let _ = writeln!(h, "Cc: {} <team@example.org>", rng.pick(LAST));
     }
-    let _ = write!(h, "Subject: {subject}\n");
-    let _ = write!(h, "Date: {}\n", rfc2822_date(date, zone));
-    let _ = write!(
+    let _ = writeln!(h, "Subject: {subject}");
+    let _ = writeln!(h, "Date: {}", rfc2822_date(date, zone));
+    let _ = writeln!(
         h,
-        "Message-ID: <{i:08x}.{:x}@{}>\n",
+        "Message-ID: <{i:08x}.{:x}@{}>",
         rng.next_u64(),
         rng.pick(DOMAINS)
     );
     if subject.starts_with("Re: ") && i > 0 {
-        let _ = write!(h, "In-Reply-To: <{:08x}.0@example.org>\n", i - 1);
+        let _ = writeln!(h, "In-Reply-To: <{:08x}.0@example.org>", i - 1);
     }
     h.push_str("MIME-Version: 1.0\n");
     let rare = rng.chance(1);

@@ -38,7 +38,7 @@ pub fn run(t: &Target, want: usize, time_limit: Duration, rss_cap: u64, r: &mut 
             stopped = format!("time limit {} s reached", time_limit.as_secs());
             break;
         }
-        if open.len() % 25 == 0 && open.len() > 0 {
+        if open.len() % 25 == 0 && !open.is_empty() {
             let now = sample(t.server_pid);
             if now.rss.saturating_sub(before.rss) > rss_cap {
                 stopped = format!("RSS cap {} MB reached", rss_cap >> 20);

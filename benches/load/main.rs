@@ -364,7 +364,7 @@ fn index_size(which: &str, target_dir: &Path, user: &str, corpus_bytes: u64, r: 
 
 enum ServerGuard {
     None,
-    Loft(tokio::runtime::Runtime, loft::server::Server),
+    Loft(Box<(tokio::runtime::Runtime, loft::server::Server)>),
     Script(PathBuf, PathBuf),
 }
 
@@ -372,7 +372,8 @@ impl ServerGuard {
     fn stop(self) {
         match self {
             ServerGuard::None => {}
-            ServerGuard::Loft(rt, server) => {
+            ServerGuard::Loft(b) => {
+                let (rt, server) = *b;
                 rt.block_on(server.shutdown());
                 rt.shutdown_timeout(Duration::from_secs(5));
             }
@@ -439,7 +440,7 @@ fn start_loft(target_dir: &Path, cdir: &Path, user: &str, pass: &str) -> (Target
         pass: pass.into(),
         server_pid: None,
     };
-    (t, ServerGuard::Loft(rt, server))
+    (t, ServerGuard::Loft(Box::new((rt, server))))
 }
 
 fn start_external(

@@ -1202,7 +1202,8 @@ fn a_log_much_bigger_than_its_index_is_compacted() {
 /// `index_faults::disk_changes_under_sessions_never_kill_the_server` in CI.
 #[test]
 fn refresh_between_finding_damage_and_healing_it_loses_nothing() {
-    let cuts: [(&str, fn(u64) -> u64); 3] = [
+    type Cut = (&'static str, fn(u64) -> u64);
+    let cuts: [Cut; 3] = [
         ("to the header", |_| format::LOG_HEADER_LEN as u64),
         ("mid-log", |n| n / 2),
         ("last byte", |n| n - 1),

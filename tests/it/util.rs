@@ -278,7 +278,7 @@ fn literal_len(line: &[u8]) -> Option<usize> {
 /// Panics unless `unit` is exactly one valid IMAP response.
 pub fn check_response(unit: &[u8]) {
     match ResponseCodec::default().decode(unit) {
-        Ok((rest, _)) if rest.is_empty() => {}
+        Ok(([], _)) => {}
         Ok((rest, _)) => panic!("response {:?} has trailing bytes {:?}", s(unit), s(rest)),
         Err(e) => panic!("response {:?} is not valid IMAP: {e:?}", s(unit)),
     }

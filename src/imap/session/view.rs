@@ -433,7 +433,6 @@ mod tests {
                 internal_date: 0,
             })),
             keywords: vec![],
-            ..Snapshot::default()
         })
     }
 
