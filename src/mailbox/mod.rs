@@ -311,6 +311,20 @@ pub trait Store: Send + Sync {
         let _ = size;
         self.status(name)
     }
+    /// Whether [`Store::status_sized`] of `name` is known to be short now, without I/O:
+    /// the mailbox is open in this process with at most `max_messages` messages (and,
+    /// when `size` is wanted, every size known), so a status is a look and at most a
+    /// small listing. `false` when the store cannot tell.
+    fn status_is_small(&self, name: &str, max_messages: usize, size: bool) -> bool {
+        let _ = (name, max_messages, size);
+        false
+    }
+    /// Whether [`Store::list`] is known to be short: this store's last listing found at
+    /// most `max` mailboxes. `false` when the store cannot tell (before a first listing).
+    fn list_is_small(&self, max: usize) -> bool {
+        let _ = max;
+        false
+    }
     fn open(&self, name: &str, read_only: bool) -> Result<Box<dyn Mailbox>>;
     /// Starts saving one message into `name`. Bytes arrive in chunks as the client sends
     /// them; nothing is visible until [`AppendSink::commit`].

@@ -7,14 +7,20 @@
 use std::collections::BTreeSet;
 
 use super::view::View;
-use super::{blocking, Session, Status};
+use super::{blocking, Session, Status, SMALL_MAILBOX};
 use crate::imap::command::{ListOptions, StatusItem};
 use crate::imap::response::push_string;
 use crate::imap::response::{push_untagged_ok, ResponseCode};
 use crate::mailbox::{self, utf7, MailboxEntry, SEPARATOR};
+use crate::net::Cost;
 
 /// Longest mailbox name or LIST pattern we look at.
 const MAX_NAME: usize = 1024;
+
+/// A LIST runs in place when the store's last listing found at most this many mailboxes
+/// (a `stat` of each: well under a millisecond); the first LIST of a session, and any of
+/// a bigger tree, leave the async thread ([`crate::net::storage`]).
+const SMALL_LISTING: usize = 200;
 
 impl Session {
     /// Wire name (modified UTF-7) → store name (UTF-8, INBOX normalised).
@@ -172,7 +178,11 @@ impl Session {
             Ok(s) => s,
             Err(s) => return s,
         };
-        let listed = blocking(|| {
+        let cost = match store.list_is_small(SMALL_LISTING) {
+            true => Cost::Small,
+            false => Cost::Large,
+        };
+        let listed = crate::net::storage(cost, || {
             let entries = store.list()?;
             let subs = if opts.select_subscribed || opts.return_subscribed {
                 store.subscriptions()?
@@ -295,7 +305,11 @@ impl Session {
         };
         // Sizes a store computes on first need are computed only for STATUS SIZE.
         let size = items.contains(&StatusItem::Size);
-        let st = match blocking(|| store.status_sized(&name, size)) {
+        let cost = match store.status_is_small(&name, SMALL_MAILBOX as usize, size) {
+            true => Cost::Small,
+            false => Cost::Large,
+        };
+        let st = match crate::net::storage(cost, || store.status_sized(&name, size)) {
             Ok(st) => st,
             Err(e) => return self.storage_error("status", &e),
         };

@@ -124,7 +124,7 @@ pub struct Session {
 
 /// The most messages a selected mailbox may hold for its storage work to run in place
 /// (a listing of this many names takes about a millisecond).
-const SMALL_MAILBOX: u32 = 2000;
+pub(super) const SMALL_MAILBOX: u32 = 2000;
 
 const KICKED_BYE: &[u8] =
     b"* BYE Too many connections not logged in; closing the oldest idle one.\r\n";

@@ -47,6 +47,8 @@ pub struct MaildirStore {
     pub ctx: Arc<Ctx>,
     /// Serialises rewrites of the store-wide files (subscriptions, special-use).
     files_lock: std::sync::Mutex<()>,
+    /// Mailboxes the last [`Store::list`] found (`usize::MAX` before the first).
+    listed: std::sync::atomic::AtomicUsize,
 }
 
 impl MaildirStore {
@@ -54,6 +56,7 @@ impl MaildirStore {
         MaildirStore {
             ctx,
             files_lock: std::sync::Mutex::new(()),
+            listed: std::sync::atomic::AtomicUsize::new(usize::MAX),
         }
     }
 
@@ -417,12 +420,21 @@ impl Store for MaildirStore {
         }
         let special = rootfiles::read_special(&self.ctx.root);
         let keys: BTreeSet<String> = all.keys().cloned().collect();
+        self.listed
+            .store(keys.len(), std::sync::atomic::Ordering::Relaxed);
         Ok(all
             .into_iter()
             .map(|(name, selectable)| {
                 let prefix = format!("{name}/");
+                // The first name from the prefix on: a child sorts right after it.
+                let first = keys
+                    .range::<str, _>((
+                        std::ops::Bound::Included(prefix.as_str()),
+                        std::ops::Bound::Unbounded,
+                    ))
+                    .next();
                 MailboxEntry {
-                    has_children: keys.iter().any(|k| k.starts_with(&prefix)),
+                    has_children: first.is_some_and(|k| k.starts_with(&prefix)),
                     noselect: !selectable,
                     special_use: special.iter().find(|(_, n)| *n == name).map(|(s, _)| *s),
                     name,
@@ -594,6 +606,27 @@ impl Store for MaildirStore {
 
     fn status(&self, name: &str) -> Result<StatusInfo> {
         self.status_sized(name, true)
+    }
+
+    fn status_is_small(&self, name: &str, max_messages: usize, size: bool) -> bool {
+        let Ok(folder) = self.ctx.folder(name) else {
+            return false;
+        };
+        FolderState::existing(&self.ctx.storage, &folder.path).is_some_and(|st| {
+            st.with(|c| {
+                c.index.is_some()
+                    && c.files.len() <= max_messages
+                    && !(size
+                        && c.snapshot
+                            .messages
+                            .sizes()
+                            .any(|m| m == crate::mailbox::UNKNOWN_SIZE))
+            })
+        })
+    }
+
+    fn list_is_small(&self, max: usize) -> bool {
+        self.listed.load(std::sync::atomic::Ordering::Relaxed) <= max
     }
 
     /// Sizes not computed yet are computed (and recorded) only when `size` is wanted.

@@ -192,3 +192,34 @@ fn mailbox_trait_object_name() {
     assert_eq!(m.name(), "INBOX");
     assert!(m.read_only());
 }
+
+/// What lets the IMAP session run LIST and STATUS in place: known only once listed or
+/// open in this process, and only while small (sizes known when SIZE is asked).
+#[test]
+fn small_listings_and_statuses_are_known_without_io() {
+    let d = tempfile::tempdir().unwrap();
+    let (s, root) = store(d.path());
+    s.create("A", None).unwrap();
+    assert!(!s.list_is_small(200), "nothing listed yet");
+    s.list().unwrap();
+    assert!(s.list_is_small(2) && !s.list_is_small(1), "INBOX and A");
+
+    assert!(
+        !s.status_is_small("A", 10, false),
+        "not open in this process"
+    );
+    // A message as an MTA writes it: no W=, so its RFC822.SIZE is unknown at first.
+    std::fs::write(root.join(".A/new/1700000000.M1P1.mx"), b"x\n").unwrap();
+    let mut a = s.open("A", false).unwrap();
+    a.sync().unwrap();
+    assert!(s.status_is_small("A", 10, false));
+    assert!(
+        !s.status_is_small("A", 0, false),
+        "more messages than asked"
+    );
+    assert!(!s.status_is_small("A", 10, true), "a size to compute first");
+    assert_eq!(s.status_sized("A", true).unwrap().size, 3);
+    assert!(s.status_is_small("A", 10, true));
+    assert!(!s.status_is_small("No/Such", 10, false));
+    drop(a);
+}
