@@ -96,7 +96,7 @@ pub fn open_or_create(dir: &Dir, opts: &Options) -> Result<(Inner, bool), Error>
         return Ok((i, false));
     }
     let mut s = IndexSnapshot::default();
-    s.header.uid_validity = (opts.new_uid_validity)().max(1);
+    s.header.uid_validity = opts.shared.fresh_uid_validity();
     s.header.uid_next = 1;
     s.header.recent_uid = 1;
     write_pair(dir, opts, 1, new_pair_id(), &s)?;

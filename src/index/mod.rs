@@ -69,6 +69,29 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Shared {
     indexes: Mutex<HashMap<PathBuf, Weak<Index>>>,
     gate: Arc<lock::Gate>,
+    /// The last UIDVALIDITY handed out ([`Shared::fresh_uid_validity`]).
+    last_validity: std::sync::atomic::AtomicU32,
+}
+
+impl Shared {
+    /// A UIDVALIDITY for a new or rebuilt index: the current time, but always above every
+    /// value handed out before through these options. An index rebuilt (deleted,
+    /// garbled) in the same second its folder was created must not get the old value
+    /// back: RFC 3501 §2.3.1.1 requires a greater UIDVALIDITY when UIDs do not persist,
+    /// and two folders created in the same second must not share one (a swapped index
+    /// would then look valid).
+    pub fn fresh_uid_validity(&self) -> u32 {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = (state::now_secs() as u32).max(1);
+        let mut last = self.last_validity.load(SeqCst);
+        loop {
+            let v = now.max(last.saturating_add(1)).max(1);
+            match self.last_validity.compare_exchange(last, v, SeqCst, SeqCst) {
+                Ok(_) => return v,
+                Err(seen) => last = seen,
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -89,10 +112,6 @@ pub struct Options {
     pub log_compact_bytes: u64,
     /// Cache fields unused for this many days are dropped (default 30).
     pub cache_drop_days: u32,
-    /// The UIDVALIDITY of an index created where there was none (default: the time in
-    /// seconds). A mail store passes its own allocator, so that a folder replaced by
-    /// another in the same second does not get the value its predecessor had.
-    pub new_uid_validity: fn() -> u32,
 }
 
 impl Default for Options {
@@ -104,7 +123,6 @@ impl Default for Options {
             nfs: false,
             log_compact_bytes: 1 << 20,
             cache_drop_days: 30,
-            new_uid_validity: || (state::now_secs() as u32).max(1),
         }
     }
 }

@@ -1344,3 +1344,21 @@ fn a_replaced_folder_gets_its_own_shared_index() {
     assert_eq!(old.refresh().unwrap().records.len(), n);
     assert!(Arc::ptr_eq(&Index::open(&path, &o).unwrap(), &new));
 }
+
+/// UIDVALIDITYs handed out through one set of options only grow, also within one second
+/// (a folder rebuilt or replaced in the second it was made gets a greater one), and two
+/// storage contexts keep their own counters (no process-wide state).
+#[test]
+fn fresh_uid_validities_never_repeat() {
+    let shared = Shared::default();
+    let (a, b, c) = (
+        shared.fresh_uid_validity(),
+        shared.fresh_uid_validity(),
+        shared.fresh_uid_validity(),
+    );
+    assert!(a >= 1 && b > a && c > b, "{a} {b} {c}");
+    assert!(
+        Shared::default().fresh_uid_validity() <= a,
+        "another context starts at the clock"
+    );
+}

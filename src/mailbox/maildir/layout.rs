@@ -140,7 +140,11 @@ impl MaildirStore {
         // leaves no half-made folder behind.
         let uid_validity = {
             let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
-            rootfiles::next_uid_validity(&self.ctx.root, self.ctx.fsync)?
+            rootfiles::next_uid_validity(
+                &self.ctx.root,
+                self.ctx.fsync,
+                self.ctx.storage.fresh_uid_validity(),
+            )?
         };
         let temp = self
             .ctx

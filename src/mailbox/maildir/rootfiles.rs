@@ -61,10 +61,11 @@ pub fn read_last_uid_validity(root: &Path) -> u32 {
 
 /// A UIDVALIDITY for a new folder: the current time, but above every value handed out
 /// before in this store (`loft-uidvalidity`) and in this process, and recorded before it
-/// is used. The caller serialises calls for one root.
-pub fn next_uid_validity(root: &Path, fsync: FsyncMode) -> Result<u32> {
+/// is used (`fresh`: the process's next value, [`super::StorageCtx::fresh_uid_validity`]).
+/// The caller serialises calls for one root.
+pub fn next_uid_validity(root: &Path, fsync: FsyncMode, fresh: u32) -> Result<u32> {
     let last = read_last_uid_validity(root);
-    let mut v = super::uidlist::fresh_uid_validity();
+    let mut v = fresh;
     if v <= last {
         // The clock went back, or folders were created faster than one per second.
         v = last.checked_add(1).unwrap_or(1);
@@ -201,18 +202,18 @@ mod tests {
     #[test]
     fn uid_validity_state_only_grows() {
         let d = tempfile::tempdir().unwrap();
-        let a = next_uid_validity(d.path(), FsyncMode::Never).unwrap();
-        let b = next_uid_validity(d.path(), FsyncMode::Never).unwrap();
+        let a = next_uid_validity(d.path(), FsyncMode::Never, 1).unwrap();
+        let b = next_uid_validity(d.path(), FsyncMode::Never, 1).unwrap();
         assert!(b > a);
         assert_eq!(read_last_uid_validity(d.path()), b);
         let ahead = b + 100_000;
         std::fs::write(d.path().join(UIDVALIDITY_FILE), format!("{ahead}\n")).unwrap();
         assert_eq!(
-            next_uid_validity(d.path(), FsyncMode::Never).unwrap(),
+            next_uid_validity(d.path(), FsyncMode::Never, 1).unwrap(),
             ahead + 1
         );
         std::fs::write(d.path().join(UIDVALIDITY_FILE), "garbage").unwrap();
-        assert!(next_uid_validity(d.path(), FsyncMode::Never).unwrap() >= 1);
+        assert!(next_uid_validity(d.path(), FsyncMode::Never, 1).unwrap() >= 1);
     }
 
     #[test]

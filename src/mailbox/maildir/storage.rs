@@ -77,7 +77,6 @@ impl StorageCtx {
                 lock_method: cfg.lock_method,
                 nfs: cfg.nfs,
                 cache_drop_days: cfg.cache_drop_days,
-                new_uid_validity: super::uidlist::fresh_uid_validity,
                 ..crate::index::Options::default()
             },
             folders: Registry::default(),
@@ -93,6 +92,13 @@ impl StorageCtx {
             fsync,
             ..self.index.clone()
         }
+    }
+
+    /// A UIDVALIDITY never handed out before by this context (the time, or above the
+    /// last one: see [`crate::index::Shared::fresh_uid_validity`]); the indexes it opens
+    /// take theirs from the same counter.
+    pub fn fresh_uid_validity(&self) -> u32 {
+        self.index.shared.fresh_uid_validity()
     }
 
     /// `[storage] nfs`: directory stamps come from the server's clock.

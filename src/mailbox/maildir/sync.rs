@@ -785,7 +785,11 @@ impl FolderState {
             // UIDs exhausted (RFC 3501 §2.3.1.1), or a list that is not this folder's:
             // only a new UIDVALIDITY helps. It is above the list's own, so no UID of that
             // list is ever reused for another message under its UIDVALIDITY.
-            let v = uidlist::fresh_uid_validity().max(list.uid_validity.saturating_add(1));
+            let v = self
+                .folder
+                .storage
+                .fresh_uid_validity()
+                .max(list.uid_validity.saturating_add(1));
             if lost_next {
                 tracing::warn!(folder = %self.folder.path.display(), uidvalidity = v, old_uidvalidity = list.uid_validity, "index damaged beyond its UIDNEXT and messages have no known UID; UIDs reassigned under a new UIDVALIDITY");
             } else if foreign {

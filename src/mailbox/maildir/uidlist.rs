@@ -30,7 +30,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::mailbox::Uid;
 
@@ -211,28 +210,6 @@ fn parse_line(line: &str) -> Option<(Uid, Entry)> {
     ))
 }
 
-/// A UIDVALIDITY for a new or rebuilt uid list: the current time, but always above every
-/// value this process handed out before. A list rebuilt (deleted, garbled) in the same
-/// second its folder was created must not get the old value back: RFC 3501 §2.3.1.1
-/// requires a greater UIDVALIDITY when UIDs do not persist, and two folders created in the
-/// same second must not share one (a swapped list would then look valid).
-pub fn fresh_uid_validity() -> u32 {
-    static LAST: AtomicU32 = AtomicU32::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(1);
-    let now = (now as u32).max(1);
-    let mut last = LAST.load(Ordering::SeqCst);
-    loop {
-        let v = now.max(last.saturating_add(1)).max(1);
-        match LAST.compare_exchange(last, v, Ordering::SeqCst, Ordering::SeqCst) {
-            Ok(_) => return v,
-            Err(seen) => last = seen,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,14 +244,6 @@ mod tests {
         let l = UidList::parse("loft-uidlist 1 V9 N14\n3 :a\n13 :bas", Path::new("x")).unwrap();
         assert_eq!(l.entries.keys().copied().collect::<Vec<_>>(), vec![3, 13]);
         assert_eq!(l.uid_next, 14);
-    }
-
-    #[test]
-    fn fresh_uid_validity_never_repeats() {
-        let a = fresh_uid_validity();
-        let b = fresh_uid_validity();
-        let c = fresh_uid_validity();
-        assert!(a >= 1 && b > a && c > b, "{a} {b} {c}");
     }
 
     #[test]

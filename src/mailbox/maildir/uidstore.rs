@@ -170,7 +170,7 @@ fn salvaged(folder: &Folder, known: Option<UidList>) -> (UidList, bool) {
         (Some(v), _) => UidList::new(v),
         (None, Some(k)) => k,
         (None, None) => {
-            let v = uidlist::fresh_uid_validity();
+            let v = folder.storage.fresh_uid_validity();
             tracing::warn!(folder = %folder.path.display(), uidvalidity = v, "index unreadable beyond its UIDVALIDITY; UIDs reassigned under a new UIDVALIDITY, clients will resynchronise");
             return (UidList::new(v), false);
         }
