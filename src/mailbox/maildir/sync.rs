@@ -29,6 +29,7 @@ use super::folder::{FileInfo, Folder, Sub};
 use super::fsio;
 use super::keywords::{self, Keywords};
 use super::lock::FolderLock;
+use super::quiet::Token;
 use super::uidlist::{self, UidList};
 use super::uidstore;
 use crate::config::FsyncMode;
@@ -263,7 +264,7 @@ pub struct Current {
     handover_until: Option<i128>,
     seen_changes: u64,
     /// Bumped by every completed rescan: a session that waited for a rescan uses its result.
-    scans: u64,
+    pub(super) scans: u64,
     /// Full rescans (listing reconciled under the folder lock) since the state was made.
     pub rescans: u64,
     /// The folder's index, once a scan opened it.
@@ -379,16 +380,19 @@ impl FolderState {
     /// (catch up without listing, from this look); `None`: rescan.
     fn unchanged(&self, c: &mut Current) -> Option<(bool, Look)> {
         let (fp, taken) = c.fingerprint?;
-        if !self.trusted(c, &fp, taken) || c.seen_changes != self.folder.shared.changes() {
+        if c.seen_changes != self.folder.shared.changes() {
             return None;
         }
-        // Taken before the look: a change after it moves the token, one before it shows
-        // in the look.
-        let token = self.quiet_token(c, &fp);
+        // The state was exact when the token was taken (before the look or listing that
+        // made it so) and no event came since: nothing changed, racy stamps or not.
+        let token = self.quiet_token(c);
         if let (Some(t), Some((at, look))) = (token, c.quiet) {
-            if t == at && look.fp == fp {
+            if t == at {
                 return Some((true, look));
             }
+        }
+        if !self.trusted(c, &fp, taken) {
+            return None;
         }
         let now = Fingerprint::look(&self.folder, true);
         if now.fp == fp {
@@ -403,7 +407,8 @@ impl FolderState {
 
     /// The token of the folder's watches now (watching it first if need be); `None` on
     /// NFS or when the folder cannot be watched.
-    fn quiet_token(&self, c: &mut Current, fp: &Fingerprint) -> Option<super::quiet::Token> {
+    fn quiet_token(&self, c: &mut Current) -> Option<super::quiet::Token> {
+        let fp = c.fingerprint.map(|(fp, _)| fp).unwrap_or_default();
         let changes = &self.folder.storage.changes;
         if self.folder.storage.nfs() {
             return None;
@@ -417,13 +422,13 @@ impl FolderState {
             c.watch_refused = None;
             c.quiet = None;
         }
-        if c.watch_refused == Some(*fp) {
+        if c.watch_refused == Some(fp) {
             return None;
         }
         let (top, _) = self.folder.top();
         c.watched = top.and_then(|top| changes.watch(&top));
         if c.watched.is_none() {
-            c.watch_refused = Some(*fp);
+            c.watch_refused = Some(fp);
         }
         changes.token(c.watched.as_ref()?)
     }
@@ -490,9 +495,10 @@ impl FolderState {
             }
         }
         if look.is_none() {
-            if let Some(listed) = self.listing_matches(claim)? {
+            if let Some((listed, token)) = self.listing_matches(claim)? {
                 if self.catch_up_index(&mut sc, true, Some(listed))? {
-                    let c = lock(&self.cur);
+                    let mut c = lock(&self.cur);
+                    c.quiet = token.map(|t| (t, listed));
                     return Ok((c.snapshot.clone(), Vec::new()));
                 }
             }
@@ -510,14 +516,16 @@ impl FolderState {
     /// no uid list, no index write (a full rescan does all of those). In a folder
     /// changed all the time the fingerprint is always racy, and this is what most
     /// syncs cost. The caller holds the scan mutex.
-    fn listing_matches(&self, claim: bool) -> Result<Option<Look>> {
-        let (files, keywords_seen) = {
-            let c = lock(&self.cur);
+    fn listing_matches(&self, claim: bool) -> Result<Option<(Look, Option<Token>)>> {
+        let (files, keywords_seen, token) = {
+            let mut c = lock(&self.cur);
             if claim && unclaimed(&c) {
                 return Ok(None); // messages to claim as \Recent: the rescan does that
             }
+            // Before the look and the listing: what they find is exact as of this token.
+            let token = self.quiet_token(&mut c);
             match c.fingerprint {
-                Some((fp, _)) => (c.files.clone(), fp.kw),
+                Some((fp, _)) => (c.files.clone(), fp.kw, token),
                 None => return Ok(None),
             }
         };
@@ -544,7 +552,7 @@ impl FolderState {
             c.fingerprint = Some((fp, taken));
         }
         c.seen_changes = changes;
-        Ok(Some(look))
+        Ok(Some((look, token)))
     }
 
     /// Claims for the caller every message at or above the index's `\Recent` threshold

@@ -85,3 +85,69 @@ fn expunge_drops_records_without_a_rescan() {
     assert_eq!(uids(&m2.sync().unwrap().snapshot), vec![1, 4]);
     assert_eq!(files_in(&root.join("cur")).len(), 2);
 }
+
+/// Once a sync found the folder exact, syncs with no inotify event since skip the look
+/// and the listing even while the stamps are racy (no catch-up, no listing: `scans`
+/// stays); a foreign rename, delivery or unlink right after, in the same clock tick as
+/// likely as not, is still found by the very next sync.
+#[test]
+fn quiet_syncs_skip_the_look_and_foreign_changes_are_still_found() {
+    let d = tempfile::tempdir().unwrap();
+    let (ctx, s, root) = store_ctx(d.path());
+    append_n(&*s, 2);
+    let mut m = s.open("INBOX", false).unwrap();
+    let scans = |ctx: &StorageCtx| {
+        let state = FolderState::existing(ctx, &root.canonicalize().unwrap()).unwrap();
+        state.with(|c| c.scans)
+    };
+    let cur = root.join("cur");
+    let mut expected = 2;
+    for round in 0..20 {
+        m.sync().unwrap();
+        m.sync().unwrap();
+        let settled = scans(&ctx);
+        for _ in 0..3 {
+            assert_eq!(m.sync().unwrap().snapshot.messages.len(), expected);
+        }
+        assert_eq!(
+            scans(&ctx),
+            settled,
+            "round {round}: a quiet sync looked again"
+        );
+        // mutt toggles \Seen on the first message (the oldest name: deliveries below are
+        // named after it, and the newest of them is what is removed).
+        let name = files_in(&cur).into_iter().min().unwrap();
+        let base = name.split(":2,").next().unwrap().to_string();
+        let seen = name.ends_with('S');
+        let to = if seen {
+            format!("{base}:2,")
+        } else {
+            format!("{base}:2,S")
+        };
+        std::fs::rename(cur.join(&name), cur.join(to)).unwrap();
+        let snap = m.sync().unwrap().snapshot;
+        assert_eq!(
+            is_seen(&snap, 0),
+            !seen,
+            "round {round}: foreign rename missed"
+        );
+        // An MTA delivers, or a mail reader removes the newest.
+        if round % 2 == 0 {
+            std::fs::write(
+                root.join(format!("new/{}.M{round}P1.mx", 1_900_000_000 + round)),
+                b"x\r\n",
+            )
+            .unwrap();
+            expected += 1;
+        } else {
+            let newest = files_in(&cur).into_iter().max().unwrap();
+            std::fs::remove_file(cur.join(newest)).unwrap();
+            expected -= 1;
+        }
+        assert_eq!(
+            m.sync().unwrap().snapshot.messages.len(),
+            expected,
+            "round {round}: foreign delivery or unlink missed"
+        );
+    }
+}
