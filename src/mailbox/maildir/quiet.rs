@@ -50,8 +50,8 @@ pub struct Changes {
 
 #[derive(Default)]
 struct Dispatch {
-    /// Watch descriptor → the folder it belongs to.
-    by_wd: HashMap<i32, Arc<Gen>>,
+    /// Watch descriptor → the folder it belongs to and which of its directories it is.
+    by_wd: HashMap<i32, (Arc<Gen>, Place)>,
     /// Folders watched so far: a token of one folder's watches never equals one of
     /// watches made before or after.
     made: u64,
@@ -67,6 +67,50 @@ struct Gen {
     n: AtomicU64,
     /// A watched directory went away: the watches say nothing more.
     gone: AtomicBool,
+    /// The entries the events named, numbered as they were counted.
+    log: Mutex<Log>,
+}
+
+/// The most entries a folder's log keeps; beyond, it starts again (and says so).
+const LOG_MAX: usize = 256;
+
+/// The events of one folder that named an entry, in the order the kernel queued them.
+#[derive(Default)]
+struct Log {
+    /// Every event counted after this number is in `entries`.
+    from: u64,
+    entries: Vec<(u64, Place, Box<[u8]>, Presence)>,
+}
+
+/// Which of a folder's watched directories an event is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Place {
+    /// The folder's own directory (index and keyword files, `cur` and `new` themselves).
+    Folder,
+    Cur,
+    New,
+}
+
+/// What an event says of the entry it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Presence {
+    /// Made or moved in.
+    Made,
+    /// Removed or moved away.
+    Gone,
+    /// Something these events cannot judge (a directory, or an event without a name).
+    Odd,
+}
+
+/// An entry of a watched directory some event since a token named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Touched {
+    pub place: Place,
+    pub name: Vec<u8>,
+    /// There before the first of those events, as far as the events tell.
+    pub was: bool,
+    /// There after the last of them.
+    pub is: bool,
 }
 
 /// The events seen up to a moment, for one folder: equal tokens mean no event between.
@@ -113,10 +157,10 @@ impl Changes {
             ..Gen::default()
         });
         let mut wds = Vec::with_capacity(3);
-        for (path, nofollow) in [
-            (top.clone(), 0),
-            (format!("{top}/cur"), libc::IN_DONT_FOLLOW),
-            (format!("{top}/new"), libc::IN_DONT_FOLLOW),
+        for (path, nofollow, place) in [
+            (top.clone(), 0, Place::Folder),
+            (format!("{top}/cur"), libc::IN_DONT_FOLLOW, Place::Cur),
+            (format!("{top}/new"), libc::IN_DONT_FOLLOW, Place::New),
         ] {
             let c = CString::new(path).ok()?;
             // SAFETY: `fd` is the open inotify descriptor of `self`; `c` is a
@@ -129,7 +173,7 @@ impl Changes {
                 }
                 return None;
             }
-            st.by_wd.insert(wd, gen.clone());
+            st.by_wd.insert(wd, (gen.clone(), place));
             wds.push(wd);
         }
         Some(Watched {
@@ -194,16 +238,88 @@ impl Dispatch {
             let wd = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
             let mask = u32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
             let len = u32::from_ne_bytes([b[12], b[13], b[14], b[15]]) as usize;
+            let name = b.get(HEAD..HEAD + len).unwrap_or_default();
+            // The name is NUL-padded to an alignment.
+            let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
             if mask & libc::IN_Q_OVERFLOW != 0 {
                 self.overflows += 1;
-            } else if let Some(g) = self.by_wd.get(&wd) {
+            } else if let Some((g, place)) = self.by_wd.get(&wd) {
                 if mask & GONE != 0 {
                     g.gone.store(true, Ordering::Release);
                 }
-                g.n.fetch_add(1, Ordering::AcqRel);
+                let n = g.n.fetch_add(1, Ordering::AcqRel) + 1;
+                g.note(n, *place, name, mask);
             }
             b = b.get(HEAD + len..).unwrap_or_default();
         }
+    }
+}
+
+impl Gen {
+    /// Logs event `n` when it says an entry came or went (or cannot be judged).
+    fn note(&self, n: u64, place: Place, name: &[u8], mask: u32) {
+        let presence = if name.is_empty() || mask & libc::IN_ISDIR != 0 {
+            Presence::Odd
+        } else if mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0 {
+            Presence::Made
+        } else if mask & (libc::IN_DELETE | libc::IN_MOVED_FROM) != 0 {
+            Presence::Gone
+        } else {
+            return; // written or its attributes changed: still there
+        };
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.entries.len() >= LOG_MAX {
+            log.entries.clear();
+            log.from = n;
+            return;
+        }
+        log.entries.push((n, place, name.into(), presence));
+    }
+}
+
+impl Changes {
+    /// The entries events named between the tokens `from` and `to` of `w` (both taken
+    /// from it, `from` first), each with its presence before and after them; `None` when
+    /// the events cannot tell: other watches, an overflow between, the log restarted,
+    /// or an event that cannot be judged in `cur/` or `new/`.
+    pub fn touched(&self, w: &Watched, from: Token, to: Token) -> Option<Vec<Touched>> {
+        if from.id != w.gen.id || to.id != w.gen.id || from.overflows != to.overflows {
+            return None;
+        }
+        let log = w.gen.log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.from > from.n {
+            return None;
+        }
+        let mut out: Vec<Touched> = Vec::new();
+        let mut at: HashMap<(Place, &[u8]), usize> = HashMap::new();
+        for (n, place, name, presence) in &log.entries {
+            if *n <= from.n || *n > to.n {
+                continue;
+            }
+            if *presence == Presence::Odd && *place != Place::Folder {
+                return None;
+            }
+            let is = *presence == Presence::Made;
+            match at.get(&(*place, &name[..])) {
+                Some(&i) => out[i].is = is,
+                None => {
+                    at.insert((*place, &name[..]), out.len());
+                    out.push(Touched {
+                        place: *place,
+                        name: name.to_vec(),
+                        was: !is,
+                        is,
+                    });
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// Drops the log entries up to `upto` (a caller will not ask about them again).
+    pub fn forget(&self, w: &Watched, upto: Token) {
+        let mut log = w.gen.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.entries.retain(|(n, ..)| *n > upto.n);
     }
 }
 
@@ -211,7 +327,11 @@ impl Drop for Watched {
     fn drop(&mut self) {
         let mut st = self.changes.lock();
         for &wd in &self.wds {
-            if st.by_wd.get(&wd).is_some_and(|g| Arc::ptr_eq(g, &self.gen)) {
+            if st
+                .by_wd
+                .get(&wd)
+                .is_some_and(|(g, _)| Arc::ptr_eq(g, &self.gen))
+            {
                 st.by_wd.remove(&wd);
                 self.changes.unwatch(wd);
             }

@@ -205,6 +205,42 @@ impl Fingerprint {
     }
 }
 
+/// Whether the entries `touched` since the file map held `len` files (and matched the
+/// directories) leave the directories holding exactly the map's files: each touched entry
+/// of `cur/` or `new/` is there exactly when the map has it, the count moved by what came
+/// and went, and neither directory itself was made, moved or removed. Entries not touched
+/// are as they were.
+fn agrees(files: &FileMap, len: usize, touched: &[super::quiet::Touched]) -> bool {
+    use super::quiet::Place;
+    let mut want: HashMap<(Sub, &[u8]), bool> = HashMap::new();
+    let mut count = len as i64;
+    for t in touched {
+        let sub = match t.place {
+            Place::Folder if t.name == b"cur" || t.name == b"new" => return false,
+            Place::Folder => continue,
+            Place::Cur => Sub::Cur,
+            Place::New => Sub::New,
+        };
+        count += i64::from(t.is) - i64::from(t.was);
+        want.insert((sub, &t.name[..]), t.is);
+    }
+    if count != files.len() as i64 {
+        return false;
+    }
+    if want.is_empty() {
+        return true;
+    }
+    let mut found = 0;
+    for f in files.values() {
+        match want.get(&(f.sub, f.name.as_bytes())) {
+            Some(true) => found += 1,
+            Some(false) => return false,
+            None => {}
+        }
+    }
+    found == want.values().filter(|&&is| is).count()
+}
+
 /// Whether the snapshot holds messages nobody claimed as `\Recent` yet.
 fn unclaimed(c: &Current) -> bool {
     c.snapshot.uid_next.saturating_sub(1) > c.recent_threshold
@@ -267,6 +303,8 @@ pub struct Current {
     pub(super) scans: u64,
     /// Full rescans (listing reconciled under the folder lock) since the state was made.
     pub rescans: u64,
+    /// Listings compared with the file map ([`FolderState::listing_matches`]).
+    pub(super) listings: u64,
     /// The folder's index, once a scan opened it.
     pub index: Option<Arc<Index>>,
     /// The folder's directories watched for changes ([`super::quiet`]): none on NFS,
@@ -277,7 +315,9 @@ pub struct Current {
     watch_refused: Option<Fingerprint>,
     /// The last look that found the folder as its fingerprint says, with the watch's
     /// token taken just before it: while the token stays, so does the folder.
-    quiet: Option<(super::quiet::Token, Look)>,
+    /// With it, how many files the file map held then (what the events since must
+    /// account for, [`agrees`]).
+    quiet: Option<(super::quiet::Token, Look, usize)>,
 }
 
 /// Scan-only state, guarded by the scan mutex (one rescan at a time per folder).
@@ -351,6 +391,7 @@ impl FolderState {
                 seen_changes: 0,
                 scans: 0,
                 rescans: 0,
+                listings: 0,
                 index: None,
                 watched: None,
                 watch_refused: None,
@@ -386,7 +427,7 @@ impl FolderState {
         // The state was exact when the token was taken (before the look or listing that
         // made it so) and no event came since: nothing changed, racy stamps or not.
         let token = self.quiet_token(c);
-        if let (Some(t), Some((at, look))) = (token, c.quiet) {
+        if let (Some(t), Some((at, look, _))) = (token, c.quiet) {
             if t == at {
                 return Some((true, look));
             }
@@ -396,13 +437,34 @@ impl FolderState {
         }
         let now = Fingerprint::look(&self.folder, true);
         if now.fp == fp {
-            c.quiet = token.map(|t| (t, now));
+            self.record_quiet(c, token, now);
             Some((true, now))
         } else if now.fp.same_dirs(&fp) {
             Some((false, now))
         } else {
             None
         }
+    }
+
+    /// Records that the folder was exact as of `token` (taken before `look`).
+    fn record_quiet(&self, c: &mut Current, token: Option<Token>, look: Look) {
+        c.quiet = token.map(|t| (t, look, c.files.len()));
+        if let (Some(t), Some(w)) = (token, &c.watched) {
+            self.folder.storage.changes.forget(w, t);
+        }
+    }
+
+    /// Whether the events since the folder was last exact prove the directories hold
+    /// exactly the file map's files now (the content check of a listing, without one).
+    fn events_agree(&self, c: &Current, token: Option<Token>) -> bool {
+        let (Some(to), Some((from, _, len)), Some(w)) = (token, c.quiet, &c.watched) else {
+            return false;
+        };
+        self.folder
+            .storage
+            .changes
+            .touched(w, from, to)
+            .is_some_and(|ev| agrees(&c.files, len, &ev))
     }
 
     /// The token of the folder's watches now (watching it first if need be); `None` on
@@ -498,7 +560,7 @@ impl FolderState {
             if let Some((listed, token)) = self.listing_matches(claim)? {
                 if self.catch_up_index(&mut sc, true, Some(listed))? {
                     let mut c = lock(&self.cur);
-                    c.quiet = token.map(|t| (t, listed));
+                    self.record_quiet(&mut c, token, listed);
                     return Ok((c.snapshot.clone(), Vec::new()));
                 }
             }
@@ -517,15 +579,16 @@ impl FolderState {
     /// changed all the time the fingerprint is always racy, and this is what most
     /// syncs cost. The caller holds the scan mutex.
     fn listing_matches(&self, claim: bool) -> Result<Option<(Look, Option<Token>)>> {
-        let (files, keywords_seen, token) = {
+        let (files, keywords_seen, token, agreed) = {
             let mut c = lock(&self.cur);
             if claim && unclaimed(&c) {
                 return Ok(None); // messages to claim as \Recent: the rescan does that
             }
             // Before the look and the listing: what they find is exact as of this token.
             let token = self.quiet_token(&mut c);
+            let agreed = self.events_agree(&c, token);
             match c.fingerprint {
-                Some((fp, _)) => (c.files.clone(), fp.kw, token),
+                Some((fp, _)) => (c.files.clone(), fp.kw, token, agreed),
                 None => return Ok(None),
             }
         };
@@ -536,13 +599,17 @@ impl FolderState {
         if fp.kw != keywords_seen {
             return Ok(None);
         }
-        let listed = self.folder.scan()?;
-        if listed.len() != files.len() {
-            return Ok(None);
-        }
-        let known: HashSet<(Sub, &str)> = files.iter().map(|(_, f)| (f.sub, &*f.name)).collect();
-        if !listed.iter().all(|f| known.contains(&(f.sub, &*f.name))) {
-            return Ok(None);
+        if !agreed {
+            lock(&self.cur).listings += 1;
+            let listed = self.folder.scan()?;
+            if listed.len() != files.len() {
+                return Ok(None);
+            }
+            let known: HashSet<(Sub, &str)> =
+                files.iter().map(|(_, f)| (f.sub, &*f.name)).collect();
+            if !listed.iter().all(|f| known.contains(&(f.sub, &*f.name))) {
+                return Ok(None);
+            }
         }
         let mut c = lock(&self.cur);
         if let Some((old, _)) = c.fingerprint {

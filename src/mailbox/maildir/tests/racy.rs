@@ -151,3 +151,61 @@ fn quiet_syncs_skip_the_look_and_foreign_changes_are_still_found() {
         );
     }
 }
+
+/// After this process's own changes (a flag stored, a message appended, one expunged)
+/// the events name exactly the files the file map already has: the next sync needs no
+/// listing. A foreign change among them still makes it list, and is found.
+#[test]
+fn own_changes_need_no_listing_and_foreign_ones_still_do() {
+    use crate::mailbox::{Flags, StoreOp, SysFlags};
+    let d = tempfile::tempdir().unwrap();
+    let (ctx, s, root) = store_ctx(d.path());
+    append_n(&*s, 3);
+    let mut m = s.open("INBOX", false).unwrap();
+    m.sync().unwrap();
+    m.sync().unwrap();
+    let listings = |ctx: &StorageCtx| {
+        let state = FolderState::existing(ctx, &root.canonicalize().unwrap()).unwrap();
+        state.with(|c| c.listings)
+    };
+    let seen = Flags {
+        sys: SysFlags::SEEN,
+        keywords: Vec::new(),
+    };
+    let before = listings(&ctx);
+    append_n(&*s, 1);
+    assert_eq!(m.sync().unwrap().snapshot.messages.len(), 4);
+    assert_eq!(listings(&ctx), before, "our own APPEND needed a listing");
+    let uids: Vec<_> = m.sync().unwrap().snapshot.messages.uids().collect();
+    m.store(&uids[..1], StoreOp::Add, &seen).unwrap();
+    // The flag reaches the file name now (a rename in cur/), not at the last close.
+    let state = FolderState::existing(&ctx, &root.canonicalize().unwrap()).unwrap();
+    let renamed = files_in(&root.join("cur"));
+    crate::mailbox::maildir::flagsync::flush(&state, crate::index::FsyncMode::Never).unwrap();
+    assert_ne!(
+        files_in(&root.join("cur")),
+        renamed,
+        "the flush renamed nothing"
+    );
+    let snap = m.sync().unwrap().snapshot;
+    assert!(is_seen(&snap, 0));
+    assert_eq!(
+        listings(&ctx),
+        before,
+        "our own flag flush needed a listing"
+    );
+    // mutt removes the second message's file behind our back.
+    let cur = root.join("cur");
+    let mut names = files_in(&cur);
+    names.sort();
+    std::fs::remove_file(cur.join(&names[1])).unwrap();
+    assert_eq!(
+        m.sync().unwrap().snapshot.messages.len(),
+        3,
+        "foreign unlink missed"
+    );
+    assert!(
+        listings(&ctx) > before,
+        "a foreign change was taken in without a listing"
+    );
+}
