@@ -316,10 +316,17 @@ impl Changes {
         Some(out)
     }
 
-    /// Drops the log entries up to `upto` (a caller will not ask about them again).
+    /// Drops the log entries up to `upto`: asked about them again (from an older token),
+    /// the log says it cannot tell.
     pub fn forget(&self, w: &Watched, upto: Token) {
         let mut log = w.gen.log.lock().unwrap_or_else(|p| p.into_inner());
         log.entries.retain(|(n, ..)| *n > upto.n);
+        log.from = log.from.max(upto.n);
+    }
+
+    /// Whether `a` was taken after `b` (both of the same watches and overflow count).
+    pub fn later(a: Token, b: Token) -> bool {
+        a.id == b.id && a.overflows == b.overflows && a.n > b.n
     }
 }
 
@@ -432,5 +439,65 @@ mod tests {
         assert!(c.lock().by_wd.is_empty());
         let w = c.watch(&fd).expect("free again");
         assert_ne!(c.token(&w), Some(t), "new watches, new tokens");
+    }
+
+    /// The entries named since a token, each with its presence before and after: made
+    /// then renamed, removed, index files beside; a directory made in `cur/` cannot be
+    /// judged; tokens of other watches, or from before the log restarted, tell nothing.
+    #[test]
+    fn touched_entries_since_a_token() {
+        let c = Changes::new();
+        let (d, fd) = folder();
+        let p = d.path();
+        fs::write(p.join("new/x"), b"m").unwrap();
+        let w = c.watch(&fd).expect("inotify");
+        let t0 = c.token(&w).unwrap();
+        fs::write(p.join("cur/a"), b"m").unwrap();
+        fs::rename(p.join("cur/a"), p.join("cur/b")).unwrap();
+        fs::remove_file(p.join("new/x")).unwrap();
+        fs::write(p.join("loft.index.log"), b"l").unwrap();
+        let t1 = c.token(&w).unwrap();
+        let mut got = c.touched(&w, t0, t1).unwrap();
+        got.sort_by_key(|a| (a.name.clone(), a.was));
+        let t = |place, name: &str, was, is| Touched {
+            place,
+            name: name.into(),
+            was,
+            is,
+        };
+        assert_eq!(
+            got,
+            vec![
+                t(Place::Cur, "a", false, false),
+                t(Place::Cur, "b", false, true),
+                t(Place::Folder, "loft.index.log", false, true),
+                t(Place::New, "x", true, false),
+            ]
+        );
+        assert_eq!(c.touched(&w, t1, c.token(&w).unwrap()), Some(vec![]));
+        c.forget(&w, t1);
+        assert_eq!(c.touched(&w, t0, t1), None, "forgotten");
+        assert!(Changes::later(t1, t0) && !Changes::later(t0, t1));
+        fs::create_dir(p.join("cur/sub")).unwrap();
+        assert_eq!(
+            c.touched(&w, t1, c.token(&w).unwrap()),
+            None,
+            "a directory in cur/"
+        );
+        let (_e, fd2) = folder();
+        let w2 = c.watch(&fd2).unwrap();
+        assert_eq!(
+            c.touched(&w2, t0, c.token(&w2).unwrap()),
+            None,
+            "another folder's token"
+        );
+        // More entries than the log keeps: it restarts, and says so.
+        let t2 = c.token(&w).unwrap();
+        for i in 0..LOG_MAX + 10 {
+            fs::write(p.join(format!("tmp/{i}")), b"").unwrap();
+            fs::rename(p.join(format!("tmp/{i}")), p.join(format!("new/{i}"))).unwrap();
+        }
+        let t3 = c.token(&w).unwrap();
+        assert_eq!(c.touched(&w, t2, t3), None, "log restarted");
     }
 }

@@ -448,6 +448,13 @@ impl FolderState {
 
     /// Records that the folder was exact as of `token` (taken before `look`).
     fn record_quiet(&self, c: &mut Current, token: Option<Token>, look: Look) {
+        // A look that began earlier than the one recorded (another session's, while this
+        // one listed) proves less: keep the later.
+        if let (Some(t), Some((held, ..))) = (token, c.quiet) {
+            if super::quiet::Changes::later(held, t) {
+                return;
+            }
+        }
         c.quiet = token.map(|t| (t, look, c.files.len()));
         if let (Some(t), Some(w)) = (token, &c.watched) {
             self.folder.storage.changes.forget(w, t);
