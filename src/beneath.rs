@@ -747,26 +747,36 @@ pub fn open_at(dir: &OwnedFd, name: &OsStr, how: How) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
-/// The rest of `file` from its current position, read into a buffer sized for
-/// `expected` bytes (plus one: a file of that size then needs no second buffer). Unlike
-/// `read_to_end` on a `File`, asks the file system for no size (`std` takes an fstat and
-/// an lseek per call to size its buffer, which a caller that knows the size pays for
-/// nothing). A file that grew or shrank meanwhile yields what `read` returned.
-pub fn read_rest(file: &File, expected: u64) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut v = vec![0u8; expected.saturating_add(1).min(1 << 30) as usize];
-    let mut filled = 0;
-    let mut f = file;
-    loop {
-        if filled == v.len() {
-            v.resize(filled + filled.clamp(64 << 10, 1 << 30), 0);
-        }
-        match f.read(&mut v[filled..]) {
+/// Reads `file` at offset `at` until `buf` is full or the file ends (a file that
+/// shrank yields fewer bytes, which the caller's checks see); the bytes read.
+pub fn read_full_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], at + got as u64) {
             Ok(0) => break,
-            Ok(n) => filled += n,
+            Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+    Ok(got)
+}
+
+/// The whole of `file`, read into a buffer sized for `expected` bytes (plus one: a file
+/// of that size then needs no second buffer). Unlike `read_to_end` on a `File`, asks
+/// the file system for no size (`std` takes an fstat and an lseek per call to size its
+/// buffer, which a caller that knows the size pays for nothing). A file that grew or
+/// shrank meanwhile yields what `read` returned.
+pub fn read_sized(file: &File, expected: u64) -> io::Result<Vec<u8>> {
+    let mut v = vec![0u8; expected.saturating_add(1).min(1 << 30) as usize];
+    let mut filled = 0;
+    loop {
+        filled += read_full_at(file, &mut v[filled..], filled as u64)?;
+        if filled < v.len() {
+            break;
+        }
+        v.resize(filled + filled.clamp(64 << 10, 1 << 30), 0);
     }
     v.truncate(filled);
     Ok(v)

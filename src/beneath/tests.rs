@@ -317,3 +317,22 @@ fn dirent_records_are_read_with_bounds() {
     no_nul[19..24].copy_from_slice(b"abcde");
     assert_eq!(Dirents(&no_nul).count(), 0);
 }
+
+/// A whole file, whatever size it was expected to have (none, exact, too small, too
+/// big, across the growth step), and positioned reads that stop at its end.
+#[test]
+fn read_sized_reads_the_whole_file_whatever_was_expected() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("f");
+    for len in [0usize, 1, 5, 4096, (64 << 10) + 3] {
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &bytes).unwrap();
+        let f = File::open(&p).unwrap();
+        for expected in [0, len as u64, len as u64 / 2, len as u64 * 3 + 7] {
+            assert_eq!(read_sized(&f, expected).unwrap(), bytes, "{len} {expected}");
+        }
+        let mut buf = vec![0u8; 10];
+        let at = len.saturating_sub(4) as u64;
+        assert_eq!(read_full_at(&f, &mut buf, at).unwrap(), len.min(4));
+    }
+}

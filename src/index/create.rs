@@ -8,10 +8,10 @@ use std::io::ErrorKind;
 
 use super::apply::recount;
 use super::format::{self, decode_index, decode_log_header, IndexParts, LogHeader, LOG_HEADER_LEN};
-use super::state::{corrupt, load, lock_method, new_pair_id, now_secs, sync_dir, Inner};
+use super::state::{corrupt, load, new_pair_id, now_secs, sync_dir, Inner};
 use super::Records;
 use super::{lock, log, Dir, Error, FsyncMode, Header, IndexSnapshot, Options, Record};
-use super::{INDEX_FILE, LOCK_TIMEOUT, LOG_FILE};
+use super::{INDEX_FILE, LOG_FILE};
 
 /// Writes a fresh pair: log first (an empty log alone reads as "no index yet"), then
 /// the index, then the directory.
@@ -85,13 +85,7 @@ pub fn open_or_create(dir: &Dir, opts: &Options) -> Result<(Inner, bool), Error>
     if let Some(i) = load(dir, opts)? {
         return Ok((i, false));
     }
-    let _held = lock::acquire(
-        dir,
-        lock_method(opts),
-        LOCK_TIMEOUT,
-        &opts.shared.gate,
-        &Default::default(),
-    )?;
+    let _held = lock::of_index(dir, opts, &Default::default())?;
     if let Some(i) = load(dir, opts)? {
         return Ok((i, false));
     }
@@ -167,13 +161,7 @@ pub fn rebuild(
         });
     }
     let records = checked_records(records)?;
-    let _held = lock::acquire(
-        dir,
-        lock_method(opts),
-        LOCK_TIMEOUT,
-        &opts.shared.gate,
-        &Default::default(),
-    )?;
+    let _held = lock::of_index(dir, opts, &Default::default())?;
     let lpath = dir.file(LOG_FILE);
     let mut gen = 0u64;
     if let Ok(b) = dir.read_file(INDEX_FILE) {
@@ -214,7 +202,7 @@ pub fn rebuild(
         .map(|r| r.modseq)
         .fold(s.header.highest_modseq, u64::max);
     if s.header.uid_validity == 0 {
-        s.header.uid_validity = (now_secs() as u32).max(1);
+        s.header.uid_validity = opts.shared.fresh_uid_validity();
     }
     recount(&mut s);
     // The index goes first here: a crash before the log is replaced leaves a pair whose

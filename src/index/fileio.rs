@@ -12,11 +12,11 @@
 use std::fs::File;
 use std::io;
 
-/// The current content of `file` (opened read-only, positioned at 0). The length from
+/// The current content of `file`. The length from
 /// fstat only sizes the buffer: a file that grows or shrinks while it is read yields
 /// what `read` returned, which the caller's checks accept or reject.
 pub fn read_whole(file: &File) -> io::Result<Vec<u8>> {
-    crate::beneath::read_rest(file, file.metadata()?.len())
+    crate::beneath::read_sized(file, file.metadata()?.len())
 }
 
 /// One non-blocking attempt at an exclusive lock on the whole of `fd`: an fcntl
@@ -27,33 +27,34 @@ pub fn read_whole(file: &File) -> io::Result<Vec<u8>> {
 /// `F_SETLK` locks are per process and are dropped by any close). Returns the libc result
 /// (0 = locked; -1 = see errno).
 pub fn try_lock(fd: std::os::unix::io::RawFd, fcntl: bool) -> i32 {
-    if fcntl {
-        // SAFETY: `libc::flock` is plain old data for which all-zero bytes are valid;
-        // `l_pid` must stay 0 for an OFD lock.
-        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = libc::F_WRLCK as _;
-        fl.l_whence = libc::SEEK_SET as _;
-        // SAFETY: `fd` is an open descriptor owned by the caller for the duration of the
-        // call; F_OFD_SETLK only reads the struct we pass by valid pointer.
-        unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl as *const libc::flock) }
-    } else {
-        // SAFETY: `fd` is an open descriptor owned by the caller; flock takes no pointers.
-        unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }
-    }
+    set_lock(fd, fcntl, true)
 }
 
 /// Releases the lock [`try_lock`] took on `fd` (same `fcntl` choice). Returns the libc
 /// result (0 = unlocked).
 pub fn unlock(fd: std::os::unix::io::RawFd, fcntl: bool) -> i32 {
+    set_lock(fd, fcntl, false)
+}
+
+/// `F_OFD_SETLK` with a write lock or an unlock on the whole file, or `flock` with
+/// `LOCK_EX | LOCK_NB` or `LOCK_UN`.
+fn set_lock(fd: std::os::unix::io::RawFd, fcntl: bool, lock: bool) -> i32 {
     if fcntl {
-        // SAFETY: as in `try_lock`: all-zero bytes are a valid `flock`, `l_pid` stays 0.
+        // SAFETY: `libc::flock` is plain old data for which all-zero bytes are valid;
+        // `l_pid` must stay 0 for an OFD lock.
         let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = libc::F_UNLCK as _;
+        fl.l_type = if lock { libc::F_WRLCK } else { libc::F_UNLCK } as _;
         fl.l_whence = libc::SEEK_SET as _;
-        // SAFETY: `fd` is open and owned by the caller; the struct is read by pointer only.
+        // SAFETY: `fd` is an open descriptor owned by the caller for the duration of the
+        // call; F_OFD_SETLK only reads the struct we pass by valid pointer.
         unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl as *const libc::flock) }
     } else {
+        let op = if lock {
+            libc::LOCK_EX | libc::LOCK_NB
+        } else {
+            libc::LOCK_UN
+        };
         // SAFETY: `fd` is an open descriptor owned by the caller; flock takes no pointers.
-        unsafe { libc::flock(fd, libc::LOCK_UN) }
+        unsafe { libc::flock(fd, op) }
     }
 }

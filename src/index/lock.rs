@@ -137,6 +137,13 @@ fn dotlock(dir: &Dir, deadline: Instant) -> Result<bool, io::Error> {
     }
 }
 
+/// The write lock of the index in `dir` as `opts` ask for it (their lock method, dotlocks
+/// on NFS, the storage context's gate), waiting at most [`super::LOCK_TIMEOUT`].
+pub fn of_index(dir: &Dir, opts: &super::Options, kept: &KeptLock) -> Result<WriteLock, Error> {
+    let method = super::state::lock_method(opts);
+    acquire(dir, method, super::LOCK_TIMEOUT, &opts.shared.gate, kept)
+}
+
 /// Takes the write lock of `dir` (keyed by its canonical path), waiting at most `timeout`,
 /// through the lock file `kept` holds when there is one.
 pub fn acquire(

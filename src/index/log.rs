@@ -8,7 +8,6 @@
 use super::Dir;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 
 use super::format::{bad, encode_log_header, Bad, LogHeader};
 use super::op::{self, Frame, Op, COMMIT, COMMIT_PAYLOAD, FRAME};
@@ -106,15 +105,7 @@ pub fn scan(buf: &[u8], base: u64) -> Result<Scan, Bad> {
 pub fn read_from(file: &File, offset: u64) -> io::Result<Vec<u8>> {
     let len = file.metadata()?.len();
     let mut out = vec![0u8; len.saturating_sub(offset) as usize];
-    let mut got = 0;
-    while got < out.len() {
-        match file.read_at(&mut out[got..], offset + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let got = crate::beneath::read_full_at(file, &mut out, offset)?;
     out.truncate(got);
     Ok(out)
 }

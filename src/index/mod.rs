@@ -448,14 +448,7 @@ impl Index {
 
     /// The index's write lock (at most [`LOCK_TIMEOUT`], then `Error::Locked`).
     fn write_lock(&self) -> Result<lock::WriteLock, Error> {
-        let method = state::lock_method(&self.opts);
-        lock::acquire(
-            &self.dir,
-            method,
-            LOCK_TIMEOUT,
-            &self.opts.shared.gate,
-            &self.kept_lock,
-        )
+        lock::of_index(&self.dir, &self.opts, &self.kept_lock)
     }
 
     /// Starts a write transaction: takes the write lock (at most [`LOCK_TIMEOUT`], then

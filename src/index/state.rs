@@ -152,7 +152,7 @@ fn verify_racy_log(dir: &Dir, inner: &mut Inner, whole: bool) -> Result<(), Erro
     let io = Error::io(dir.file(LOG_FILE));
     let changed = if whole {
         let mut bytes = vec![0u8; end as usize];
-        let n = read_at_most(f, &mut bytes, 0).map_err(io)?;
+        let n = crate::beneath::read_full_at(f, &mut bytes, 0).map_err(io)?;
         n as u64 != end || crc32fast::hash(&bytes) != inner.log.crc.clone().finalize()
     } else {
         Marks::read(f, end).map_err(io)? != inner.log.marks
@@ -194,26 +194,13 @@ impl Marks {
     fn read(f: &File, end: u64) -> io::Result<Marks> {
         let from = end.saturating_sub(TAIL_MARK).max(LOG_HEADER_LEN as u64);
         let mut head = vec![0u8; LOG_HEADER_LEN];
-        let n = read_at_most(f, &mut head, 0)?;
+        let n = crate::beneath::read_full_at(f, &mut head, 0)?;
         head.truncate(n);
         let mut tail = vec![0u8; end.saturating_sub(from) as usize];
-        let n = read_at_most(f, &mut tail, from)?;
+        let n = crate::beneath::read_full_at(f, &mut tail, from)?;
         tail.truncate(n);
         Ok(Marks { head, tail })
     }
-}
-
-fn read_at_most(f: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match f.read_at(&mut buf[got..], at + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 fn ctime(m: &impl FileMeta) -> (i64, i64) {

@@ -20,6 +20,16 @@ pub enum Cost {
     Large,
 }
 
+impl Cost {
+    /// [`Cost::Small`] when the caller knows the work is bounded and short.
+    pub fn small_if(short: bool) -> Cost {
+        match short {
+            true => Cost::Small,
+            false => Cost::Large,
+        }
+    }
+}
+
 /// Runs storage work: [`Cost::Large`] through [`blocking`], [`Cost::Small`] in place.
 ///
 /// A `block_in_place` hands the worker's run queue to another thread and takes a thread

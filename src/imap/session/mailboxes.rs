@@ -178,10 +178,7 @@ impl Session {
             Ok(s) => s,
             Err(s) => return s,
         };
-        let cost = match store.list_is_small(SMALL_LISTING) {
-            true => Cost::Small,
-            false => Cost::Large,
-        };
+        let cost = Cost::small_if(store.list_is_small(SMALL_LISTING));
         let listed = crate::net::storage(cost, || {
             let entries = store.list()?;
             let subs = if opts.select_subscribed || opts.return_subscribed {
@@ -305,10 +302,7 @@ impl Session {
         };
         // Sizes a store computes on first need are computed only for STATUS SIZE.
         let size = items.contains(&StatusItem::Size);
-        let cost = match store.status_is_small(&name, SMALL_MAILBOX as usize, size) {
-            true => Cost::Small,
-            false => Cost::Large,
-        };
+        let cost = Cost::small_if(store.status_is_small(&name, SMALL_MAILBOX as usize, size));
         let st = match crate::net::storage(cost, || store.status_sized(&name, size)) {
             Ok(st) => st,
             Err(e) => return self.storage_error("status", &e),

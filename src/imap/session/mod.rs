@@ -487,10 +487,7 @@ impl Session {
             .as_ref()
             .is_some_and(|v| v.exists() <= SMALL_MAILBOX);
         let syncs = writes && self.ctx.cfg.storage.fsync != crate::config::FsyncMode::Never;
-        match small && !syncs {
-            true => Cost::Small,
-            false => Cost::Large,
-        }
+        Cost::small_if(small && !syncs)
     }
 
     /// Queues untagged EXISTS/EXPUNGE/FETCH for changes made elsewhere. A sync of a small

@@ -7,6 +7,7 @@
 #![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use super::format::{self, Entry, Preamble};
+use crate::beneath::read_full_at;
 use crate::index::FsyncMode;
 use crate::index::{Dir, Error};
 use std::fs::File;
@@ -81,7 +82,7 @@ impl Disk {
         };
         let meta = file.metadata().map_err(io(path))?;
         let mut pre_buf = [0u8; format::PREAMBLE_LEN as usize];
-        let n = read_full(&file, &mut pre_buf, 0).map_err(io(path))?;
+        let n = read_full_at(&file, &mut pre_buf, 0).map_err(io(path))?;
         let pre = Preamble::decode(&pre_buf[..n]).map_err(|d| corrupted(path, d))?;
         let mut disk = Disk {
             dir: dir.clone(),
@@ -115,7 +116,7 @@ impl Disk {
         for slot in 0..2 {
             let at = format::PREAMBLE_LEN + (slot as u64) * size as u64;
             let mut buf = vec![0u8; size];
-            let n = read_full(&self.file, &mut buf, at).map_err(io(&self.path))?;
+            let n = read_full_at(&self.file, &mut buf, at).map_err(io(&self.path))?;
             match format::decode_slot(&buf[..n], at) {
                 Ok((seq, e)) if best.as_ref().is_none_or(|b| seq > b.0) => {
                     best = Some((seq, slot, e))
@@ -174,7 +175,7 @@ impl Disk {
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.resize(len, 0);
-        let n = read_full(&self.file, &mut buf, from);
+        let n = read_full_at(&self.file, &mut buf, from);
         let r = n.map(|n| f(&buf[..n])).map_err(io(&self.path));
         // A big one-off read (a scan, a large value) does not stay allocated.
         if buf.capacity() <= SCRATCH_KEEP {
@@ -192,7 +193,7 @@ impl Disk {
             let want = buf
                 .len()
                 .min(usize::try_from(to - at).unwrap_or(usize::MAX));
-            let n = read_full(&self.file, &mut buf[..want], at).map_err(io(&self.path))?;
+            let n = read_full_at(&self.file, &mut buf[..want], at).map_err(io(&self.path))?;
             if buf[..n].iter().any(|&b| b != 0) {
                 return Ok(false);
             }
@@ -245,20 +246,6 @@ impl Drop for LockGuard {
         // SAFETY: flock(2) unlock on a descriptor that outlives the guard.
         unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
     }
-}
-
-/// Reads as much of `buf` as the file holds at `at`; returns the count read.
-pub(super) fn read_full(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], at + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }
 
 /// A temp file beside `path` being filled with a complete new cache file.

@@ -3,9 +3,10 @@
 //! operations that keep them in step with the file: load, catch-up with other processes,
 //! reads, locking (writing is in `write.rs`). Never interprets values.
 
-use super::disk::{corrupted, io, read_full, Disk, LockGuard, Settings};
+use super::disk::{corrupted, io, Disk, LockGuard, Settings};
 use super::format::{self, Entry};
 use super::Decision;
+use crate::beneath::read_full_at;
 use crate::index::Dir;
 use crate::index::Error;
 use std::sync::Arc;
@@ -540,7 +541,7 @@ impl Window {
         self.hits = 0;
         self.bytes.clear();
         self.bytes.resize((end - from) as usize, 0);
-        let n = read_full(&disk.file, &mut self.bytes, from).unwrap_or(0);
+        let n = read_full_at(&disk.file, &mut self.bytes, from).unwrap_or(0);
         self.bytes.truncate(n);
     }
 }

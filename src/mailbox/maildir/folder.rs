@@ -485,7 +485,7 @@ pub fn read_stored(
         Some(n) => n,
         None => file.metadata()?.len(),
     };
-    Ok(MessageData::Owned(crate::beneath::read_rest(&file, len)?))
+    Ok(MessageData::Owned(crate::beneath::read_sized(&file, len)?))
 }
 
 /// Reads octets `range` of a message file when the file holds exactly the served bytes:

@@ -43,8 +43,10 @@ const GONE: u32 = libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_IGNORED |
 
 /// The storage context's inotify instance.
 pub struct Changes {
-    /// `None`: inotify unavailable (every token is `None`).
-    fd: Option<OwnedFd>,
+    /// Made by the first watch (a process that never syncs a folder holds none of the
+    /// 128 instances a user may have); `None` inside: inotify unavailable, nothing is
+    /// watched.
+    fd: std::sync::OnceLock<Option<OwnedFd>>,
     state: Mutex<Dispatch>,
 }
 
@@ -129,15 +131,25 @@ pub struct Watched {
 }
 
 impl Changes {
-    /// A new instance (`fd` `None` when the kernel refuses one: then nothing is skipped).
+    /// A new instance; its inotify descriptor is made by the first watch (when the kernel
+    /// refuses one, nothing is watched and nothing skipped).
     pub fn new() -> Arc<Changes> {
-        // SAFETY: plain syscall without pointers; the result is checked before use.
-        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
         Arc::new(Changes {
-            // SAFETY: `fd` was just returned by inotify_init1 and is owned by nothing else.
-            fd: (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) }),
+            fd: std::sync::OnceLock::new(),
             state: Mutex::new(Dispatch::default()),
         })
+    }
+
+    /// The inotify descriptor, made on first use.
+    fn fd(&self) -> Option<&OwnedFd> {
+        self.fd
+            .get_or_init(|| {
+                // SAFETY: plain syscall without pointers; the result is checked before use.
+                let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+                // SAFETY: `fd` was just returned by inotify_init1 and is owned by nothing else.
+                (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+            })
+            .as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, Dispatch> {
@@ -148,7 +160,7 @@ impl Changes {
     /// no link followed). `None` when any watch cannot be added, or a directory is
     /// already watched for another folder (one inode, one watch descriptor).
     pub fn watch(self: &Arc<Changes>, dir: &OwnedFd) -> Option<Watched> {
-        let fd = self.fd.as_ref()?.as_raw_fd();
+        let fd = self.fd()?.as_raw_fd();
         let top = format!("/proc/self/fd/{}", dir.as_raw_fd());
         let mut st = self.lock();
         st.made += 1;
@@ -184,7 +196,7 @@ impl Changes {
     }
 
     fn unwatch(&self, wd: i32) {
-        if let Some(fd) = &self.fd {
+        if let Some(fd) = self.fd.get().and_then(Option::as_ref) {
             // SAFETY: plain syscall on our own inotify descriptor; failure is harmless.
             unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), wd) };
         }
@@ -193,7 +205,7 @@ impl Changes {
     /// The folder's token now, after reading every queued event; `None` once its watches
     /// say nothing more (a directory gone).
     pub fn token(&self, w: &Watched) -> Option<Token> {
-        let overflows = self.drain();
+        let overflows = self.drain()?;
         if w.gen.gone.load(Ordering::Acquire) {
             return None;
         }
@@ -205,8 +217,9 @@ impl Changes {
     }
 
     /// Reads the queue empty, counting each event for its folder; the overflow count.
-    fn drain(&self) -> u64 {
-        let Some(fd) = &self.fd else { return 0 };
+    /// `None` when the queue cannot be read (events may be waiting unread).
+    fn drain(&self) -> Option<u64> {
+        let fd = self.fd.get().and_then(Option::as_ref)?;
         let mut st = self.lock();
         let mut buf = [0u8; 4096];
         // The kernel returns as many whole events as fit: a read that left room for the
@@ -216,14 +229,17 @@ impl Changes {
         loop {
             // SAFETY: reads at most `buf.len()` bytes into `buf`, which outlives the call.
             let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                // EAGAIN (empty), or an error: nothing more to read now.
-                return st.overflows;
+            if n < 0 {
+                match std::io::Error::last_os_error().kind() {
+                    std::io::ErrorKind::WouldBlock => return Some(st.overflows),
+                    std::io::ErrorKind::Interrupted => continue,
+                    _ => return None,
+                }
             }
             let n = n as usize;
             st.dispatch(&buf[..n]);
             if n + ROOM <= buf.len() {
-                return st.overflows;
+                return Some(st.overflows);
             }
         }
     }

@@ -29,7 +29,7 @@ use super::folder::{FileInfo, Folder, Sub};
 use super::fsio;
 use super::keywords::{self, Keywords};
 use super::lock::FolderLock;
-use super::quiet::Token;
+use super::quiet::{Token, Touched};
 use super::uidlist::{self, UidList};
 use super::uidstore;
 use crate::config::FsyncMode;
@@ -210,7 +210,7 @@ impl Fingerprint {
 /// of `cur/` or `new/` is there exactly when the map has it, the count moved by what came
 /// and went, and neither directory itself was made, moved or removed. Entries not touched
 /// are as they were.
-fn agrees(files: &FileMap, len: usize, touched: &[super::quiet::Touched]) -> bool {
+fn agrees(files: &FileMap, len: usize, touched: &[Touched]) -> bool {
     use super::quiet::Place;
     let mut want: HashMap<(Sub, &[u8]), bool> = HashMap::new();
     let mut count = len as i64;
@@ -307,15 +307,15 @@ pub struct Current {
     pub(super) listings: u64,
     /// The folder's index, once a scan opened it.
     pub index: Option<Arc<Index>>,
-    /// The folder's directories watched for changes ([`super::quiet`]): none on NFS,
-    /// before the first trusted look, or when they cannot be watched
-    /// (`watch_refused` holds the fingerprint with which that was found, so that it is
-    /// tried again only once the folder changed).
+    /// The folder's directories watched for changes ([`super::quiet`]), from the first
+    /// sync that asks; none on NFS or when they cannot be watched (`watch_refused` holds
+    /// the fingerprint with which that was found, so that it is tried again only once
+    /// the folder changed).
     watched: Option<super::quiet::Watched>,
     watch_refused: Option<Fingerprint>,
-    /// The last look that found the folder as its fingerprint says, with the watch's
-    /// token taken just before it: while the token stays, so does the folder.
-    /// With it, how many files the file map held then (what the events since must
+    /// When the folder was last found exact: the watch's token taken just before the look
+    /// or listing that found it so (while the token stays, so does the folder), that
+    /// look, and how many files the file map held then (what the events since must
     /// account for, [`agrees`]).
     quiet: Option<(super::quiet::Token, Look, usize)>,
 }
@@ -461,27 +461,29 @@ impl FolderState {
         }
     }
 
-    /// Whether the events since the folder was last exact prove the directories hold
-    /// exactly the file map's files now (the content check of a listing, without one).
-    fn events_agree(&self, c: &Current, token: Option<Token>) -> bool {
+    /// The entries events named since the folder was last exact, with the file map's
+    /// size then (for [`agrees`], run after the state's lock is let go: it reads the
+    /// whole map); `None` when the events cannot tell.
+    fn events_since_exact(
+        &self,
+        c: &Current,
+        token: Option<Token>,
+    ) -> Option<(Vec<Touched>, usize)> {
         let (Some(to), Some((from, _, len)), Some(w)) = (token, c.quiet, &c.watched) else {
-            return false;
+            return None;
         };
-        self.folder
-            .storage
-            .changes
-            .touched(w, from, to)
-            .is_some_and(|ev| agrees(&c.files, len, &ev))
+        let touched = self.folder.storage.changes.touched(w, from, to)?;
+        Some((touched, len))
     }
 
     /// The token of the folder's watches now (watching it first if need be); `None` on
     /// NFS or when the folder cannot be watched.
     fn quiet_token(&self, c: &mut Current) -> Option<super::quiet::Token> {
-        let fp = c.fingerprint.map(|(fp, _)| fp).unwrap_or_default();
-        let changes = &self.folder.storage.changes;
         if self.folder.storage.nfs() {
             return None;
         }
+        let fp = c.fingerprint.map(|(fp, _)| fp).unwrap_or_default();
+        let changes = &self.folder.storage.changes;
         if let Some(w) = &c.watched {
             if let Some(t) = changes.token(w) {
                 return Some(t);
@@ -586,16 +588,16 @@ impl FolderState {
     /// changed all the time the fingerprint is always racy, and this is what most
     /// syncs cost. The caller holds the scan mutex.
     fn listing_matches(&self, claim: bool) -> Result<Option<(Look, Option<Token>)>> {
-        let (files, keywords_seen, token, agreed) = {
+        let (files, keywords_seen, token, events) = {
             let mut c = lock(&self.cur);
             if claim && unclaimed(&c) {
                 return Ok(None); // messages to claim as \Recent: the rescan does that
             }
             // Before the look and the listing: what they find is exact as of this token.
             let token = self.quiet_token(&mut c);
-            let agreed = self.events_agree(&c, token);
+            let events = self.events_since_exact(&c, token);
             match c.fingerprint {
-                Some((fp, _)) => (c.files.clone(), fp.kw, token, agreed),
+                Some((fp, _)) => (c.files.clone(), fp.kw, token, events),
                 None => return Ok(None),
             }
         };
@@ -606,6 +608,7 @@ impl FolderState {
         if fp.kw != keywords_seen {
             return Ok(None);
         }
+        let agreed = events.is_some_and(|(ev, len)| agrees(&files, len, &ev));
         if !agreed {
             lock(&self.cur).listings += 1;
             let listed = self.folder.scan()?;
