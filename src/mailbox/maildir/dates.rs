@@ -45,6 +45,7 @@ pub fn fill(state: &FolderState) {
     let mut dates: Vec<(Uid, i64)> = Vec::new();
     for m in (snapshot.messages.records().iter()).filter(|m| m.internal_date == UNKNOWN_DATE) {
         let Some(f) = files.get(m.uid) else { continue };
+        let Some(f) = f.file(&m.key) else { continue };
         path.push(f.sub.dir());
         path.push(&*f.name);
         // Beneath the mail root through the listing's descriptor, never through a link.
@@ -82,7 +83,7 @@ pub fn lookup(state: &FolderState, uid: Uid) -> Option<i64> {
     if known.is_some() {
         return known;
     }
-    let f = state.with(|c| c.files.get(uid).cloned())?;
+    let f = state.with(|c| c.file(uid))?;
     f.stat_mtime(&state.folder).or_else(|| {
         // Renamed since the listing (flags written by another program): find it by base.
         let (sub, name) = state.folder.find_base(f.base())?;

@@ -7,25 +7,171 @@
 //! in UID order needed every file moved once more, through a cache miss each.) UIDs only
 //! grow, so new files go at the ends.
 //!
-//! This module must not know about IMAP or the index.
+//! A scan's map holds whole [`FileInfo`]s (its files have no index record yet). The map a
+//! folder keeps holds [`Kept`] entries, 24 bytes each: the file name is not kept, since
+//! nearly every name is its base — the index record's key — alone or followed by the
+//! info part its flags make (`:2,FS`); only other names are kept whole. (An entry with
+//! its name was 88 bytes, the base held a second time beside the record's key.)
+//!
+//! This module must not know about IMAP or the index's files.
 #![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
-use super::folder::FileInfo;
-use crate::mailbox::Uid;
+use super::filename::{self, MailName, Name};
+use super::folder::{FileInfo, Sub};
+use crate::mailbox::{SysFlags, Uid};
 
-#[derive(Clone, Debug, Default)]
-pub struct FileMap {
+#[derive(Clone, Debug)]
+pub struct FileMap<F = Kept> {
     /// Ascending.
     uids: Vec<Uid>,
     /// `files[slot[k]]` is the file of `uids[k]`.
     slot: Vec<u32>,
-    files: Vec<FileInfo>,
+    files: Vec<F>,
 }
 
-impl FileMap {
+impl<F> Default for FileMap<F> {
+    fn default() -> Self {
+        FileMap {
+            uids: Vec::new(),
+            slot: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+}
+
+/// What a folder keeps of one message file; its name is made again from the index
+/// record's key when asked ([`Kept::file`]).
+#[derive(Clone, Debug)]
+pub struct Kept {
+    /// As [`FileInfo`]'s (`i64::MIN`: not known).
+    mtime: i64,
+    /// A name that is not its base with its flags' info part, whole.
+    odd: Option<Box<Odd>>,
+    keywords: u32,
+    sys: SysFlags,
+    /// [`CUR`], [`INFO`].
+    bits: u8,
+}
+
+#[derive(Clone, Debug)]
+struct Odd {
+    name: Name,
+    parsed: MailName,
+}
+
+/// [`Kept::bits`]: the file is in `cur/` (else `new/`).
+const CUR: u8 = 1;
+/// [`Kept::bits`]: the name has the info part `:2,<letters>` (else it is the base alone).
+const INFO: u8 = 2;
+
+impl Kept {
+    /// What is kept of `f` (its base is its record's key: a scan numbers files by base).
+    pub fn of(f: &FileInfo) -> Kept {
+        let info = filename::canonical_info(&f.name, &f.parsed);
+        let sub = if f.sub == Sub::Cur { CUR } else { 0 };
+        Kept {
+            mtime: f.mtime().unwrap_or(i64::MIN),
+            odd: match info {
+                Some(_) => None,
+                None => Some(Box::new(Odd {
+                    name: f.name.clone(),
+                    parsed: f.parsed,
+                })),
+            },
+            keywords: f.parsed.keywords,
+            sys: f.parsed.sys,
+            bits: sub | if info == Some(true) { INFO } else { 0 },
+        }
+    }
+
+    pub fn sub(&self) -> Sub {
+        if self.bits & CUR != 0 {
+            Sub::Cur
+        } else {
+            Sub::New
+        }
+    }
+
+    /// The keyword letters of the name (bit `i` is letter `a + i`).
+    pub fn keyword_bits(&self) -> u32 {
+        self.keywords
+    }
+
+    /// The whole file, its name made from `key` (its index record's key). `None` when
+    /// the key is not a name (not UTF-8: a damaged index).
+    pub fn file(&self, key: &[u8]) -> Option<FileInfo> {
+        let mtime = (self.mtime != i64::MIN).then_some(self.mtime);
+        if let Some(o) = &self.odd {
+            return Some(FileInfo::new(self.sub(), &o.name, o.parsed, mtime));
+        }
+        let key = std::str::from_utf8(key).ok()?;
+        let info = self.bits & INFO != 0;
+        let name = filename::canonical_name(key, info, self.sys, self.keywords);
+        let parsed = MailName::of_key(key.len(), self.sys, self.keywords);
+        Some(FileInfo::new(self.sub(), &name, parsed, mtime))
+    }
+}
+
+impl Kept {
+    /// Whether this is the file `name` in `sub`, its record's key being `key` (no
+    /// allocation: the name is compared, not made).
+    pub fn is(&self, key: &[u8], sub: Sub, name: &[u8]) -> bool {
+        if self.sub() != sub {
+            return false;
+        }
+        match &self.odd {
+            Some(o) => o.name.as_bytes() == name,
+            None => {
+                let info = self.bits & INFO != 0;
+                filename::is_canonical_name(key, info, self.sys, self.keywords, name)
+            }
+        }
+    }
+}
+
+impl From<&FileInfo> for Kept {
+    fn from(f: &FileInfo) -> Kept {
+        Kept::of(f)
+    }
+}
+
+impl FileMap<FileInfo> {
+    /// The map a folder keeps of this scan's map, once its files have index records.
+    pub fn kept(self) -> FileMap<Kept> {
+        FileMap {
+            files: self.files.iter().map(Kept::of).collect(),
+            uids: self.uids,
+            slot: self.slot,
+        }
+    }
+
+    /// Like [`FileMap::iter`], for a pass over every file that reads their names: the
+    /// files (and their names) lie in memory in listing order, not UID order, so a file
+    /// and a name some places ahead are asked for early and the cache misses overlap.
+    pub fn iter_prefetched(&self) -> impl Iterator<Item = (Uid, &FileInfo)> {
+        self.iter().enumerate().map(|(k, item)| {
+            if let Some(f) = k.checked_add(8).and_then(|a| self.at(a)) {
+                prefetch(f.name.as_ptr());
+            }
+            if let Some(f) = k.checked_add(16).and_then(|a| self.at(a)) {
+                prefetch((f as *const FileInfo).cast());
+            }
+            item
+        })
+    }
+}
+
+impl FileMap<Kept> {
+    /// The file of `uid`, its name made from `key` (its record's key).
+    pub fn file(&self, uid: Uid, key: &[u8]) -> Option<FileInfo> {
+        self.get(uid)?.file(key)
+    }
+}
+
+impl<F> FileMap<F> {
     /// A map of `files` numbered by `uids` (same length, any order). Of a UID given
     /// twice the file given last stays.
-    pub fn from_parts(mut uids: Vec<Uid>, mut files: Vec<FileInfo>) -> FileMap {
+    pub fn from_parts(mut uids: Vec<Uid>, mut files: Vec<F>) -> FileMap<F> {
         let n = uids.len().min(files.len()).min(u32::MAX as usize);
         uids.truncate(n);
         files.truncate(n);
@@ -72,11 +218,11 @@ impl FileMap {
         }
     }
 
-    fn at(&self, k: usize) -> Option<&FileInfo> {
+    fn at(&self, k: usize) -> Option<&F> {
         self.files.get(*self.slot.get(k)? as usize)
     }
 
-    pub fn get(&self, uid: Uid) -> Option<&FileInfo> {
+    pub fn get(&self, uid: Uid) -> Option<&F> {
         self.find(uid).ok().and_then(|k| self.at(k))
     }
 
@@ -86,7 +232,7 @@ impl FileMap {
     }
 
     /// Sets the file of `uid`; returns the one it replaces.
-    pub fn insert(&mut self, uid: Uid, f: FileInfo) -> Option<FileInfo> {
+    pub fn insert(&mut self, uid: Uid, f: F) -> Option<F> {
         match self.find(uid) {
             Ok(k) => {
                 let i = self.slot[k] as usize;
@@ -102,7 +248,7 @@ impl FileMap {
     }
 
     /// Keeps the files for which `keep(uid, file)` is true.
-    pub fn retain(&mut self, mut keep: impl FnMut(Uid, &FileInfo) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(Uid, &F) -> bool) {
         let before = self.uids.len();
         let mut w = 0;
         for r in 0..before {
@@ -145,7 +291,7 @@ impl FileMap {
     }
 
     /// `(uid, file)` in ascending UID order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (Uid, &FileInfo)> + ExactSizeIterator {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (Uid, &F)> + ExactSizeIterator {
         self.uids
             .iter()
             .zip(&self.slot)
@@ -153,30 +299,15 @@ impl FileMap {
     }
 
     /// Calls `f` on every file with its UID, mutably (in no particular order).
-    pub fn for_each_mut(&mut self, mut f: impl FnMut(Uid, &mut FileInfo)) {
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(Uid, &mut F)) {
         for (&u, &i) in self.uids.iter().zip(&self.slot) {
             f(u, &mut self.files[i as usize]);
         }
     }
 
     /// The files in no particular order.
-    pub fn values(&self) -> std::slice::Iter<'_, FileInfo> {
+    pub fn values(&self) -> std::slice::Iter<'_, F> {
         self.files.iter()
-    }
-
-    /// Like [`FileMap::iter`], for a pass over every file that reads their names: the
-    /// files (and their names) lie in memory in listing order, not UID order, so a file
-    /// and a name some places ahead are asked for early and the cache misses overlap.
-    pub fn iter_prefetched(&self) -> impl Iterator<Item = (Uid, &FileInfo)> {
-        self.iter().enumerate().map(|(k, item)| {
-            if let Some(f) = k.checked_add(8).and_then(|a| self.at(a)) {
-                prefetch(f.name.as_ptr());
-            }
-            if let Some(f) = k.checked_add(16).and_then(|a| self.at(a)) {
-                prefetch((f as *const FileInfo).cast());
-            }
-            item
-        })
     }
 
     /// The UIDs, ascending.
@@ -213,9 +344,46 @@ mod tests {
     }
 
     #[test]
-    fn a_file_is_88_bytes() {
-        // The figure docs/performance.md counts per message.
+    fn a_kept_file_is_24_bytes() {
+        // The figures docs/performance.md counts per message.
+        assert_eq!(std::mem::size_of::<Kept>(), 24);
         assert_eq!(std::mem::size_of::<FileInfo>(), 88);
+    }
+
+    #[test]
+    fn kept_files_give_back_their_names() {
+        for (sub, name, odd) in [
+            (Sub::New, "1700000000.M1P2Q3.host,S=1200", false),
+            (Sub::Cur, "1700000000.M1P2Q3.host,S=1200:2,", false),
+            (
+                Sub::Cur,
+                "1700000000.M1P2Q3.host,S=1200,W=1230:2,FSac",
+                false,
+            ),
+            (Sub::Cur, "x:2,PS", true),
+            (Sub::New, "x:2,SF", true),
+            (Sub::Cur, "x:1,whatever", true),
+        ] {
+            let parsed = filename::parse(name).unwrap();
+            let f = FileInfo::new(sub, name, parsed, Some(1_700_000_000));
+            let k = Kept::of(&f);
+            assert_eq!(k.odd.is_some(), odd, "{name}");
+            let key = f.base().as_bytes();
+            let back = k.file(key).unwrap();
+            assert_eq!(
+                (&*back.name, back.sub, back.parsed, back.mtime()),
+                (name, sub, parsed, Some(1_700_000_000))
+            );
+            assert_eq!(back.vsize(), f.vsize());
+            assert!(k.is(key, sub, name.as_bytes()));
+            let other = if sub == Sub::Cur { Sub::New } else { Sub::Cur };
+            assert!(!k.is(key, other, name.as_bytes()));
+            assert!(!k.is(key, sub, format!("{name}T").as_bytes()));
+        }
+        let f = FileInfo::new(Sub::Cur, "a:2,S", filename::parse("a:2,S").unwrap(), None);
+        assert_eq!(Kept::of(&f).file(b"a").unwrap().mtime(), None);
+        // A key that is not a name (a damaged index) gives no file.
+        assert!(Kept::of(&f).file(b"\xff").is_none());
     }
 
     #[derive(Debug, Clone)]

@@ -102,6 +102,16 @@ impl MailName {
         number(&field[tag.len()..])
     }
 
+    /// The parse of `<key>` alone (`info == false`) or of `<key>:2,<letters>` with the
+    /// letters of `sys` and `keywords` (what [`canonical_info`] accepted).
+    pub fn of_key(key_len: usize, sys: SysFlags, keywords: u32) -> MailName {
+        MailName {
+            base_len: key_len.min(usize::from(u16::MAX)) as u16,
+            sys,
+            keywords,
+        }
+    }
+
     /// The keyword letters, ascending.
     pub fn keyword_letters(&self) -> Vec<u8> {
         (0..26u8)
@@ -166,6 +176,66 @@ pub fn parse(name: &str) -> Option<MailName> {
         }
     }
     Some(out)
+}
+
+/// How `name` (parsed into `parsed`) follows from its base and its flags: `Some(false)`
+/// when it is the base alone, `Some(true)` when it is `<base>:2,<letters>` with exactly
+/// the letters of its system flags and keywords in ASCII order (what [`flag_letters`]
+/// and [`cur_name`] make from them), `None` for any other name (other letters such as
+/// `P`, letters out of order or twice, another info part): such a name cannot be made
+/// again from its flags and must be kept whole.
+pub fn canonical_info(name: &str, parsed: &MailName) -> Option<bool> {
+    let info = name.as_bytes().get(usize::from(parsed.base_len)..)?;
+    if info.is_empty() {
+        return Some(false);
+    }
+    let letters = info.strip_prefix(b":2,")?;
+    let known = |c: u8| c.is_ascii_lowercase() || SYS_LETTERS.iter().any(|(l, _)| *l == c);
+    let ascending = letters.windows(2).all(|w| w[0] < w[1]);
+    (ascending && letters.iter().all(|&c| known(c))).then_some(true)
+}
+
+/// The letters of `sys` and `keywords` in ASCII order (the upper-case system letters
+/// come before the keyword letters).
+fn canonical_letters(sys: SysFlags, keywords: u32) -> impl Iterator<Item = u8> {
+    let system = SYS_LETTERS
+        .into_iter()
+        .filter(move |(_, f)| sys.contains(*f))
+        .map(|(l, _)| l);
+    system.chain(
+        (0..26u8)
+            .filter(move |i| keywords & (1 << i) != 0)
+            .map(|i| b'a' + i),
+    )
+}
+
+/// The name [`canonical_info`] recognised, made again from its base (`key`) and flags.
+pub fn canonical_name(key: &str, info: bool, sys: SysFlags, keywords: u32) -> String {
+    let mut name = String::with_capacity(key.len() + 12);
+    name.push_str(key);
+    if info {
+        name.push_str(":2,");
+        name.extend(canonical_letters(sys, keywords).map(char::from));
+    }
+    name
+}
+
+/// Whether `name` is what [`canonical_name`] makes of the same arguments (no allocation).
+pub fn is_canonical_name(
+    key: &[u8],
+    info: bool,
+    sys: SysFlags,
+    keywords: u32,
+    name: &[u8],
+) -> bool {
+    let Some(rest) = name.strip_prefix(key) else {
+        return false;
+    };
+    if !info {
+        return rest.is_empty();
+    }
+    rest.strip_prefix(b":2,")
+        .is_some_and(|l| l.iter().copied().eq(canonical_letters(sys, keywords)))
 }
 
 /// The flag letters of `name` that are neither system flags nor keywords (e.g. `P`,
@@ -254,6 +324,51 @@ mod tests {
         let n = parse(name).unwrap();
         assert_eq!((n.fsize(name), n.vsize(name)), (Some(3), Some(2)));
         assert_eq!(std::mem::size_of::<MailName>(), 8);
+    }
+
+    #[test]
+    fn canonical_names_are_made_again_from_their_flags() {
+        for name in [
+            "1700000000.M1P2Q3.host,S=1200",
+            "1700000000.M1P2Q3.host,S=1200:2,",
+            "1700000000.M1P2Q3.host,S=1200:2,S",
+            "1700000000.M1P2Q3.host,S=1200:2,DFRSTabz",
+            "x:2,Tc",
+        ] {
+            let p = parse(name).unwrap();
+            let info = canonical_info(name, &p).unwrap();
+            assert_eq!(canonical_name(p.base(name), info, p.sys, p.keywords), name);
+            let key = p.base(name).as_bytes();
+            assert!(is_canonical_name(
+                key,
+                info,
+                p.sys,
+                p.keywords,
+                name.as_bytes()
+            ));
+            let longer = format!("{name}x");
+            assert!(!is_canonical_name(
+                key,
+                info,
+                p.sys,
+                p.keywords,
+                longer.as_bytes()
+            ));
+            assert!(!is_canonical_name(
+                key,
+                !info,
+                p.sys,
+                p.keywords,
+                name.as_bytes()
+            ));
+            assert_eq!(MailName::of_key(p.base(name).len(), p.sys, p.keywords), p);
+        }
+        // Kept whole: another letter, disorder, a letter twice, another info part.
+        for name in [
+            "x:2,PS", "x:2,SF", "x:2,SS", "x:1,S", "x:2,S:", "x:", "x:2,S,",
+        ] {
+            assert_eq!(canonical_info(name, &parse(name).unwrap()), None, "{name}");
+        }
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn allocate_keywords(
     let folder = &state.folder;
     // Letters in the names we know plus any on disk now (renamed by other programs).
     let in_use =
-        files.values().fold(0, |m, f| m | f.parsed.keywords) | folder.keyword_letters_in_use()?;
+        files.values().fold(0, |m, f| m | f.keyword_bits()) | folder.keyword_letters_in_use()?;
     // Re-read: another process may have allocated letters since our last scan.
     let mut kw = Keywords::load(&folder.path);
     for k in fresh {
@@ -185,7 +185,9 @@ pub fn flush(state: &FolderState, fsync: FsyncMode) -> Result<()> {
     let mut renamed = Vec::new();
     let mut done = Vec::new();
     for r in snap.records.iter().filter(|r| r.dirty) {
-        let Some(f) = files.get(r.uid) else { continue };
+        let Some(f) = files.file(r.uid, &r.key) else {
+            continue;
+        };
         let mut letters = Vec::new();
         let mut named = true;
         for n in uidstore::names_of(&snap, r.keywords) {
@@ -282,7 +284,7 @@ fn letters_for_dirty(
         return Ok(kw);
     }
     let in_use =
-        files.values().fold(0, |m, f| m | f.parsed.keywords) | folder.keyword_letters_in_use()?;
+        files.values().fold(0, |m, f| m | f.keyword_bits()) | folder.keyword_letters_in_use()?;
     for n in &missing {
         if let Err(e) = kw.allocate(n, in_use, &folder.path) {
             tracing::warn!(folder = %folder.path.display(), keyword = %n, error = %e, "keyword cannot get a Maildir letter; it stays in the index only");

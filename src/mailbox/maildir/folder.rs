@@ -38,8 +38,9 @@ impl Sub {
 }
 
 /// One message file as found by a scan, 88 bytes without heap data for names up to 62
-/// bytes (a folder keeps one per message). (The default value, an empty name, is only a
-/// placeholder left behind when a file is moved out of a vector.)
+/// bytes. What a folder keeps of it once indexed is 24 bytes ([`super::filemap::Kept`]).
+/// (The default value, an empty name, is only a placeholder left behind when a file is
+/// moved out of a vector.)
 #[derive(Clone, Debug, Default)]
 pub struct FileInfo {
     pub name: Name,
@@ -71,11 +72,6 @@ impl FileInfo {
 
     pub fn set_mtime(&mut self, mtime: Option<i64>) {
         self.mtime = mtime.unwrap_or(NO_MTIME);
-    }
-
-    /// `S=` of the name: the physical file size.
-    pub fn fsize(&self) -> Option<u64> {
-        self.parsed.fsize(&self.name)
     }
 
     /// `W=` of the name: the size with CRLF line ends (RFC822.SIZE).

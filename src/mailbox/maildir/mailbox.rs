@@ -77,8 +77,7 @@ impl MaildirMailbox {
         read: impl Fn(&std::path::Path) -> std::io::Result<T>,
     ) -> Result<T> {
         let Some((sub, name, base)) = self.state.with(|c| {
-            c.files
-                .get(uid)
+            c.file(uid)
                 .map(|f| (f.sub, f.name.clone(), f.base().to_string()))
         }) else {
             return Err(expunged());
@@ -112,7 +111,7 @@ impl MaildirMailbox {
         let _lock = FolderLock::acquire(&folder.path, folder.shared.clone())?;
         let now = self
             .state
-            .with(|c| c.files.get(uid).map(|f| (f.sub, f.name.clone())));
+            .with(|c| c.file(uid).map(|f| (f.sub, f.name.clone())));
         if let Some((sub, name)) = now {
             let p = folder.file_path(sub, &name);
             match read(&p) {
@@ -209,12 +208,14 @@ impl Mailbox for MaildirMailbox {
     /// knows (so it has no bare LF to convert, and was not changed in size since).
     fn fetch_range(&self, uid: Uid, range: std::ops::Range<u64>) -> Result<Option<MessageData>> {
         let known = self.state.with(|c| {
-            let size = c.snapshot.messages.records().by_uid(uid)?.size;
-            let f = c.files.get(uid)?;
-            // `S=` (file size) differing from `W=` (RFC822.SIZE): LF line ends; no need to
-            // open the file to know the answer.
-            let converted = matches!((f.fsize(), f.vsize()), (Some(s), Some(w)) if s != w);
-            Some((size, converted))
+            let r = c.snapshot.messages.records().by_uid(uid)?;
+            c.files.get(uid)?;
+            // `S=` (file size) differing from `W=` (RFC822.SIZE) in the base (the record's
+            // key): LF line ends; no need to open the file to know the answer.
+            let base = std::str::from_utf8(&r.key).ok()?;
+            let p = super::filename::parse(base)?;
+            let converted = matches!((p.fsize(base), p.vsize(base)), (Some(s), Some(w)) if s != w);
+            Some((r.size, converted))
         });
         match known {
             Some((size, false)) if size != crate::mailbox::UNKNOWN_SIZE => {
@@ -288,7 +289,9 @@ impl Mailbox for MaildirMailbox {
                 if only.as_ref().is_some_and(|o| !o.contains(&m.uid)) {
                     continue;
                 }
-                let Some(f) = files.get(m.uid) else { continue };
+                let Some(f) = files.file(m.uid, &m.key) else {
+                    continue;
+                };
                 let mut p = folder.file_path(f.sub, &f.name);
                 if folder.fs().lstat(&p).is_err() {
                     if let Some((sub, n)) = folder.find_base(f.base()) {
@@ -331,7 +334,8 @@ impl Mailbox for MaildirMailbox {
         let mut sources = Vec::new();
         let mut failure = None;
         for uid in wanted {
-            let Some(f) = files.get(uid) else {
+            let record = snapshot.messages.records().by_uid(uid);
+            let Some(f) = record.and_then(|r| files.file(uid, &r.key)) else {
                 continue;
             };
             let mut src = self.folder().file_path(f.sub, &f.name);

@@ -33,8 +33,8 @@ pub fn resolve(state: &FolderState, uids: &[Uid]) -> Vec<Option<u64>> {
                 match (r.size, pending.get(&uid)) {
                     (UNKNOWN_SIZE, Some(&size)) => out[i] = Some(size),
                     (UNKNOWN_SIZE, None) => {
-                        if let Some(f) = c.files.get(uid) {
-                            todo.push((i, uid, f.clone()));
+                        if let Some(f) = c.files.file(uid, &r.key) {
+                            todo.push((i, uid, f));
                         }
                     }
                     (size, _) => out[i] = Some(size),

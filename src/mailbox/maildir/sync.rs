@@ -23,7 +23,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::filemap::FileMap;
+use super::filemap::{FileMap, Kept};
 use super::filename;
 use super::folder::{FileInfo, Folder, Sub};
 use super::fsio;
@@ -33,7 +33,7 @@ use super::quiet::{Token, Touched};
 use super::uidlist::{self, UidList};
 use super::uidstore;
 use crate::config::FsyncMode;
-use crate::index::{Index, IndexSnapshot};
+use crate::index::{Index, IndexSnapshot, Records};
 use crate::mailbox::{Messages, Result, Snapshot, SysFlags, Uid};
 
 /// How often a folder's `tmp/` is looked through for crash leftovers while it is in use.
@@ -205,12 +205,15 @@ impl Fingerprint {
     }
 }
 
+/// A touched entry: the file `.1` in `.0` is there (`.2`) or not.
+type Wanted<'a> = (Sub, &'a [u8], bool);
+
 /// Whether the entries `touched` since the file map held `len` files (and matched the
 /// directories) leave the directories holding exactly the map's files: each touched entry
 /// of `cur/` or `new/` is there exactly when the map has it, the count moved by what came
 /// and went, and neither directory itself was made, moved or removed. Entries not touched
 /// are as they were.
-fn agrees(files: &FileMap, len: usize, touched: &[Touched]) -> bool {
+fn agrees(files: &FileMap, records: &Records, len: usize, touched: &[Touched]) -> bool {
     use super::quiet::Place;
     let mut want: HashMap<(Sub, &[u8]), bool> = HashMap::new();
     let mut count = len as i64;
@@ -230,15 +233,62 @@ fn agrees(files: &FileMap, len: usize, touched: &[Touched]) -> bool {
     if want.is_empty() {
         return true;
     }
+    // The map keeps no names: the touched names by base (a record's key), then one pass
+    // over the files with their records.
+    let mut by_base: NameMap<&[u8], Vec<Wanted<'_>>> = NameMap::default();
+    for (&(sub, name), &is) in &want {
+        let base = name.split(|&c| c == b':').next().unwrap_or(name);
+        by_base.entry(base).or_default().push((sub, name, is));
+    }
     let mut found = 0;
-    for f in files.values() {
-        match want.get(&(f.sub, f.name.as_bytes())) {
-            Some(true) => found += 1,
-            Some(false) => return false,
-            None => {}
+    let mut recs = records.iter().peekable();
+    for (uid, k) in files.iter() {
+        while recs.next_if(|r| r.uid < uid).is_some() {}
+        let Some(r) = recs.next_if(|r| r.uid == uid) else {
+            return false; // a file without its record: cannot tell
+        };
+        let Some(named) = by_base.get(&r.key[..]) else {
+            continue;
+        };
+        for &(sub, name, is) in named {
+            match (k.is(&r.key, sub, name), is) {
+                (true, true) => found += 1,
+                (true, false) => return false,
+                (false, _) => {}
+            }
         }
     }
     found == want.values().filter(|&&is| is).count()
+}
+
+/// Whether `listed` (as many files as the map holds) names exactly the map's files: each
+/// listed file is found by its base (a record's key) and is that file, in the same place.
+fn listing_is(files: &FileMap, records: &Records, listed: &[FileInfo]) -> bool {
+    let mut by_key: NameMap<&[u8], Uid> = NameMap::default();
+    by_key.reserve(files.len());
+    let mut recs = records.iter().peekable();
+    for &uid in files.uids() {
+        while recs.next_if(|r| r.uid < uid).is_some() {}
+        match recs.next_if(|r| r.uid == uid) {
+            Some(r) => by_key.insert(&r.key[..], uid),
+            None => return false,
+        };
+    }
+    listed.iter().all(|f| {
+        let base = f.base().as_bytes();
+        by_key
+            .get(base)
+            .and_then(|&u| files.get(u))
+            .is_some_and(|k| k.is(base, f.sub, f.name.as_bytes()))
+    })
+}
+
+impl Current {
+    /// The file of `uid`, whole (its name made from the snapshot's record).
+    pub fn file(&self, uid: Uid) -> Option<FileInfo> {
+        let r = self.snapshot.messages.records().by_uid(uid)?;
+        self.files.file(uid, &r.key)
+    }
 }
 
 /// Whether the snapshot holds messages nobody claimed as `\Recent` yet.
@@ -552,7 +602,7 @@ impl FolderState {
                     let from = c.files.uids().partition_point(|u| *u <= t);
                     c.files.uids()[from..]
                         .iter()
-                        .all(|u| c.files.get(*u).is_some_and(|f| f.sub == Sub::Cur))
+                        .all(|u| c.files.get(*u).is_some_and(|f| f.sub() == Sub::Cur))
                 }
             };
             if !claimable {
@@ -597,7 +647,7 @@ impl FolderState {
             let token = self.quiet_token(&mut c);
             let events = self.events_since_exact(&c, token);
             match c.fingerprint {
-                Some((fp, _)) => (c.files.clone(), fp.kw, token, events),
+                Some((fp, _)) => ((c.files.clone(), c.snapshot.clone()), fp.kw, token, events),
                 None => return Ok(None),
             }
         };
@@ -608,16 +658,13 @@ impl FolderState {
         if fp.kw != keywords_seen {
             return Ok(None);
         }
-        let agreed = events.is_some_and(|(ev, len)| agrees(&files, len, &ev));
+        let (files, snapshot) = files;
+        let records = snapshot.messages.records();
+        let agreed = events.is_some_and(|(ev, len)| agrees(&files, records, len, &ev));
         if !agreed {
             lock(&self.cur).listings += 1;
             let listed = self.folder.scan()?;
-            if listed.len() != files.len() {
-                return Ok(None);
-            }
-            let known: HashSet<(Sub, &str)> =
-                files.iter().map(|(_, f)| (f.sub, &*f.name)).collect();
-            if !listed.iter().all(|f| known.contains(&(f.sub, &*f.name))) {
+            if listed.len() != files.len() || !listing_is(&files, records, &listed) {
                 return Ok(None);
             }
         }
@@ -901,7 +948,7 @@ impl FolderState {
             });
             uid_of.retain(|u| *u != GONE);
         }
-        let mut matched = FileMap::from_parts(uid_of, scanned);
+        let mut matched: FileMap<FileInfo> = FileMap::from_parts(uid_of, scanned);
 
         let mut new_recent = Vec::new();
         if claim {
@@ -968,7 +1015,7 @@ impl FolderState {
         if let Some(next) = c.snapshot.succeed(snapshot) {
             c.snapshot = Arc::new(next);
         }
-        c.files = Arc::new(matched);
+        c.files = Arc::new(matched.kept());
         c.keywords = Arc::new(keywords);
         c.recent_threshold = post.header.recent_uid.saturating_sub(1);
         c.fingerprint = Some((fp, taken));
@@ -1071,11 +1118,11 @@ impl FolderState {
         list.uid_next = c.snapshot.uid_next;
         list.recent = c.recent_threshold;
         for m in c.snapshot.messages.records() {
-            if let Some(f) = c.files.get(m.uid) {
+            if c.files.get(m.uid).is_some() {
                 list.entries.insert(
                     m.uid,
                     uidlist::Entry {
-                        base: f.base().to_string(),
+                        base: String::from_utf8_lossy(&m.key).into_owned(),
                         size: Some(m.size),
                     },
                 );
@@ -1127,7 +1174,7 @@ impl FolderState {
             c.seen_changes = changes_before + 1;
             let map = Arc::make_mut(&mut c.files);
             for (uid, f) in files {
-                map.insert(uid, f);
+                map.insert(uid, Kept::of(&f));
             }
         }
         if !matches!(self.catch_up_index(&mut sc, false, None), Ok(true)) {
@@ -1159,7 +1206,7 @@ impl FolderState {
         let mut c = lock(&self.cur);
         let files = Arc::make_mut(&mut c.files);
         for (uid, f) in changes {
-            files.insert(uid, f);
+            files.insert(uid, Kept::of(&f));
         }
     }
 
@@ -1200,7 +1247,7 @@ impl FolderState {
         }
     }
 
-    fn move_new_to_cur(&self, matched: &mut FileMap) {
+    fn move_new_to_cur(&self, matched: &mut FileMap<FileInfo>) {
         matched.for_each_mut(|_, f| {
             if f.sub != Sub::New {
                 return;

@@ -343,7 +343,7 @@ pub fn save(
     slot: &mut Option<Arc<Index>>,
     loaded_base: Option<&Arc<IndexSnapshot>>,
     list: &Known,
-    files: &FileMap,
+    files: &FileMap<FileInfo>,
     kw: &Keywords,
     stale: &std::collections::HashSet<Uid>,
 ) -> Result<Arc<IndexSnapshot>> {
@@ -369,7 +369,7 @@ fn commit(
     ix: &Index,
     base: &Arc<IndexSnapshot>,
     list: &Known,
-    files: &FileMap,
+    files: &FileMap<FileInfo>,
     kw: &Keywords,
     stale: &std::collections::HashSet<Uid>,
 ) -> std::result::Result<bool, index::Error> {
@@ -436,7 +436,7 @@ fn rebuild(
     fsync: FsyncMode,
     slot: &mut Option<Arc<Index>>,
     list: &Known,
-    files: &FileMap,
+    files: &FileMap<FileInfo>,
     kw: &Keywords,
 ) -> Result<Arc<IndexSnapshot>> {
     let mut names = Vec::new();
@@ -488,7 +488,12 @@ fn txn_bits(txn: &mut index::Transaction<'_>, names: &[String], local: u64) -> u
 
 /// Records newly published files, numbered from `base`'s UIDNEXT on (the state read
 /// under the folder lock), in one transaction. No per-message copy of the index is made.
-pub fn append(ix: &Index, base: &Arc<IndexSnapshot>, files: &FileMap, kw: &Keywords) -> Result<()> {
+pub fn append(
+    ix: &Index,
+    base: &Arc<IndexSnapshot>,
+    files: &FileMap<FileInfo>,
+    kw: &Keywords,
+) -> Result<()> {
     let run = || -> std::result::Result<bool, index::Error> {
         let mut txn = ix.begin()?;
         let now = txn.snapshot().clone();

@@ -209,3 +209,73 @@ fn own_changes_need_no_listing_and_foreign_ones_still_do() {
         "a foreign change was taken in without a listing"
     );
 }
+
+/// The file map keeps a name only when it cannot be made again from the base and the
+/// flags (a letter Loft does not know, letters out of order, another info part): such
+/// messages read back, a flag stored on one keeps its unknown letter, our own rename of
+/// it needs no listing afterwards, and a foreign rename of another is found.
+#[test]
+fn names_not_made_from_their_flags_are_kept_whole() {
+    use crate::mailbox::{StoreOp, SysFlags};
+    let d = tempfile::tempdir().unwrap();
+    let (ctx, s, root) = store_ctx(d.path());
+    append_n(&*s, 1);
+    let cur = root.join("cur");
+    let odd = [
+        "1700000001.M1P1.host,S=40:2,PS",
+        "1700000002.M1P1.host:2,SF",
+        "1700000003.M1P1.host:1,x",
+    ];
+    for (i, n) in odd.iter().enumerate() {
+        std::fs::write(cur.join(n), format!("Subject: odd {i}\r\n\r\nbody {i}\r\n")).unwrap();
+    }
+    let mut m = s.open("INBOX", false).unwrap();
+    let snap = m.sync().unwrap().snapshot;
+    assert_eq!(snap.messages.len(), 4);
+    let uids: Vec<_> = snap.messages.uids().collect();
+    for (i, &u) in uids[1..].iter().enumerate() {
+        let body = m.fetch_message(u).unwrap().to_vec();
+        assert_eq!(
+            body,
+            format!("Subject: odd {i}\r\n\r\nbody {i}\r\n").into_bytes()
+        );
+    }
+    let listings = || {
+        let state = FolderState::existing(&ctx, &root.canonicalize().unwrap()).unwrap();
+        state.with(|c| c.listings)
+    };
+    m.sync().unwrap();
+    let before = listings();
+    let flagged = crate::mailbox::Flags {
+        sys: SysFlags::FLAGGED,
+        keywords: Vec::new(),
+    };
+    m.store(&uids[1..2], StoreOp::Add, &flagged).unwrap();
+    let state = FolderState::existing(&ctx, &root.canonicalize().unwrap()).unwrap();
+    crate::mailbox::maildir::flagsync::flush(&state, crate::index::FsyncMode::Never).unwrap();
+    let names = files_in(&cur);
+    assert!(
+        names.contains(&"1700000001.M1P1.host,S=40:2,FPS".to_string()),
+        "unknown letter lost: {names:?}"
+    );
+    m.sync().unwrap();
+    assert_eq!(
+        listings(),
+        before,
+        "our own rename of an odd name needed a listing"
+    );
+    let body = m.fetch_message(uids[1]).unwrap().to_vec();
+    assert_eq!(body, b"Subject: odd 0\r\n\r\nbody 0\r\n".to_vec());
+    // mutt marks the third one seen and answered, its letters in its own order.
+    std::fs::rename(
+        cur.join("1700000003.M1P1.host:1,x"),
+        cur.join("1700000003.M1P1.host:2,SR"),
+    )
+    .unwrap();
+    let snap = m.sync().unwrap().snapshot;
+    let i = snap.messages.find(uids[3]).unwrap();
+    let meta = snap.messages.get(i).unwrap();
+    assert!(meta.flags.sys.contains(SysFlags::SEEN) && meta.flags.sys.contains(SysFlags::ANSWERED));
+    let body = m.fetch_message(uids[3]).unwrap().to_vec();
+    assert_eq!(body, b"Subject: odd 2\r\n\r\nbody 2\r\n".to_vec());
+}
