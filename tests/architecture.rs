@@ -278,3 +278,30 @@ fn the_scanner_sees_paths_and_groups() {
     );
     assert!(named_modules("no paths here").is_empty());
 }
+
+/// The storage backends own only their on-disk format: neither names the other (what
+/// they share lives in `mailbox` itself or under it).
+#[test]
+fn backends_do_not_name_each_other() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/mailbox");
+    let mut bad = Vec::new();
+    for (dir, other) in [("maildir", "mbox"), ("mbox", "maildir")] {
+        let mut files = Vec::new();
+        rust_files(&src.join(dir), &mut files);
+        assert!(!files.is_empty(), "no files under src/mailbox/{dir}");
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                if code.contains(&format!("{other}::")) {
+                    bad.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "a backend names the other:\n{}",
+        bad.join("\n")
+    );
+}

@@ -16,6 +16,7 @@ pub mod date;
 pub mod error;
 mod heap;
 mod maildir;
+mod mbox;
 pub mod message;
 mod messages;
 pub use messages::Messages;
@@ -31,6 +32,7 @@ pub use crate::index::{UidHashMap, UidHashSet};
 pub use error::{Error, ErrorKind, Result};
 #[doc(hidden)]
 pub use maildir::fuzz_check_text as fuzz_maildir_text;
+pub use mbox::fuzz_check as fuzz_mbox;
 
 /// A message UID (RFC 3501 §2.3.1.1): strictly ascending, never reused within a UIDVALIDITY.
 pub type Uid = u32;

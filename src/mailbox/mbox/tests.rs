@@ -1,0 +1,405 @@
+//! The mbox layer on files as Postfix, procmail, mutt, Dovecot and Loft write them, on
+//! damaged ones, and read back by Python's `mailbox`.
+
+use super::meta::{Base, Meta};
+use super::scan::{scan, scan_all, Mail, Options, ScanError};
+use super::visible;
+use super::write::{append_mail, Stamp};
+use crate::mailbox::SysFlags;
+use proptest::prelude::*;
+
+fn mails(file: &[u8]) -> Vec<Mail> {
+    scan_all(file, file.len() as u64).expect("an mbox")
+}
+
+fn shown(file: &[u8], m: &Mail) -> String {
+    String::from_utf8_lossy(&visible(file, m.header, m.end, &m.hidden)).into_owned()
+}
+
+const D: &str = "Mon Dec  7 16:49:14 2026";
+
+#[test]
+fn postfix_local_delivery() {
+    // local(8): From line, Return-Path and Delivered-To, the message, a blank line; body
+    // lines starting with "From " quoted.
+    let file = format!(
+        "From bob@example.org  {D}\nReturn-Path: <bob@example.org>\nSubject: one\n\nHello\n>From the start\n\n\
+         From carol@example.org  {D}\nSubject: two\n\nFrom here on, by train.\n\n"
+    );
+    let m = mails(file.as_bytes());
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0].sender, "bob@example.org");
+    assert_eq!(
+        shown(file.as_bytes(), &m[0]),
+        "Return-Path: <bob@example.org>\nSubject: one\n\nHello\n>From the start\n"
+    );
+    // An unquoted body line without a date does not split the message.
+    assert_eq!(
+        shown(file.as_bytes(), &m[1]),
+        "Subject: two\n\nFrom here on, by train.\n"
+    );
+    assert_eq!(m[1].next, None);
+    assert_eq!(m[0].next, Some(m[1].from));
+}
+
+#[test]
+fn dovecot_written_file_keeps_its_state_hidden() {
+    // Dovecot: X-IMAPbase on the first message, X-UID, Status, X-Keywords padded, and
+    // Content-Length beside a body line it did not quote.
+    let body1 = format!("Body\nFrom bob {D}\nmore\n");
+    let file = format!(
+        "From MAILER-DAEMON {D}\nSubject: a\nX-IMAPbase: 1733590154 0000000009 Work\nStatus: RO\nX-Status: F\n\
+         X-Keywords: Work                    \nX-UID: 7\nContent-Length: {}\n\n{body1}\n\
+         From MAILER-DAEMON {D}\nSubject: b\nStatus: O\nX-UID: 8\nContent-Length: 3\n\nxyz\n",
+        body1.len()
+    );
+    let m = mails(file.as_bytes());
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert!(m[0].by_length);
+    assert_eq!(
+        shown(file.as_bytes(), &m[0]),
+        format!("Subject: a\n\n{body1}")
+    );
+    assert_eq!(m[0].meta.uid, Some(7));
+    assert_eq!(
+        m[0].meta.flags,
+        SysFlags(SysFlags::SEEN.0 | SysFlags::FLAGGED.0)
+    );
+    assert_eq!(m[0].meta.keywords, ["Work"]);
+    let base = m[0].meta.base.as_ref().unwrap();
+    assert_eq!((base.uid_validity, base.uid_next), (1_733_590_154, 9));
+    assert_eq!(shown(file.as_bytes(), &m[1]), "Subject: b\n\nxyz");
+    assert_eq!(m[1].meta.uid, Some(8));
+    // Without Content-Length the unquoted line splits the first message (as Python does).
+    let mut n = 0;
+    scan(
+        file.as_bytes(),
+        file.len() as u64,
+        0,
+        Options {
+            content_length: false,
+        },
+        |_| {
+            n += 1;
+            true
+        },
+    )
+    .unwrap();
+    assert_eq!(n, 3);
+}
+
+#[test]
+fn a_content_length_that_does_not_check_out_is_ignored() {
+    let file = format!(
+        "From a {D}\nContent-Length: 2\n\nhello\n\nFrom b {D}\nContent-Length: 999\n\nx\n\n"
+    );
+    let m = mails(file.as_bytes());
+    assert_eq!(m.len(), 2);
+    assert!(!m[0].by_length && !m[1].by_length);
+    assert_eq!(shown(file.as_bytes(), &m[0]), "\nhello\n");
+    assert_eq!(shown(file.as_bytes(), &m[1]), "\nx\n");
+}
+
+#[test]
+fn odd_but_real_files() {
+    // Empty file: no message. Not starting with From: not an mbox.
+    assert!(mails(b"").is_empty());
+    assert!(matches!(
+        scan_all(&b"Subject: x\n\nbody\n"[..], 17),
+        Err(ScanError::NotMbox { offset: 0 })
+    ));
+    // No final line end, bare CR, NUL, CRLF line ends.
+    let file = format!("From a {D}\nSubject: x\n\nlast line\r without end\0");
+    let m = mails(file.as_bytes());
+    assert_eq!(
+        shown(file.as_bytes(), &m[0]),
+        "Subject: x\n\nlast line\r without end\0"
+    );
+    let file = format!("From a {D}\r\nSubject: x\r\n\r\nbody\r\n\r\nFrom b {D}\r\n\r\nz\r\n");
+    let m = mails(file.as_bytes());
+    assert_eq!(m.len(), 2);
+    assert_eq!(shown(file.as_bytes(), &m[0]), "Subject: x\r\n\r\nbody\r\n");
+    // A header with no blank line before the next From line; an empty message.
+    let file = format!("From a {D}\nSubject: x\nFrom b {D}\n\nFrom c {D}\nSubject: c\n\nc\n");
+    let m = mails(file.as_bytes());
+    assert_eq!(m.len(), 3, "{m:?}");
+    assert_eq!(shown(file.as_bytes(), &m[0]), "Subject: x\n");
+    assert_eq!(shown(file.as_bytes(), &m[1]), "");
+    assert_eq!(shown(file.as_bytes(), &m[2]), "Subject: c\n\nc\n");
+}
+
+#[test]
+fn a_line_longer_than_a_window_is_read_through() {
+    let long = "y".repeat(super::scan::CHUNK * 2 + 17);
+    let file = format!("From a {D}\nX-Long: {long}\nX-UID: 4\n\n{long}\nFrom b {D}\n\nz\n");
+    let m = mails(file.as_bytes());
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0].meta.uid, Some(4));
+    assert_eq!(shown(file.as_bytes(), &m[1]), "\nz\n");
+    // A From line split across two windows is found.
+    for pad in [
+        super::scan::CHUNK - 3,
+        super::scan::CHUNK - 1,
+        super::scan::CHUNK + 2,
+    ] {
+        let body = "b".repeat(pad);
+        let file = format!("From a {D}\n\n{body}\n\nFrom b {D}\n\nz\n");
+        assert_eq!(mails(file.as_bytes()).len(), 2, "pad {pad}");
+    }
+}
+
+#[test]
+fn hostile_headers_stay_bounded() {
+    let mut file = format!("From a {D}\n");
+    for i in 0..1000 {
+        file.push_str(&format!("X-UID: {i}\n"));
+    }
+    file.push_str("\nbody\n");
+    let m = mails(file.as_bytes());
+    assert_eq!(m[0].hidden.len(), super::scan::MAX_HIDDEN);
+    let v = shown(file.as_bytes(), &m[0]);
+    assert!(v.starts_with(&format!("X-UID: {}\n", super::scan::MAX_HIDDEN)));
+}
+
+fn stamp<'a>(meta: &'a Meta, base: Option<&'a Base>) -> Stamp<'a> {
+    Stamp {
+        sender: "bob@example.org",
+        date: 1_733_590_154,
+        meta,
+        base,
+        pad: 10,
+    }
+}
+
+#[test]
+fn written_messages_read_back() {
+    let meta = Meta {
+        uid: Some(3),
+        flags: SysFlags(SysFlags::SEEN.0 | SysFlags::ANSWERED.0),
+        keywords: vec!["Work".into()],
+        ..Meta::default()
+    };
+    let base = Base {
+        uid_validity: 77,
+        uid_next: 4,
+        keywords: vec!["Work".into()],
+    };
+    let msg = b"X-UID: 999\r\nStatus: RO\r\nFrom bob Mon Dec  7 16:49:14 2026\r\nSubject: hi\r\n\r\nFrom here\r\nno end";
+    let mut file = Vec::new();
+    append_mail(&mut file, msg, &stamp(&meta, Some(&base)));
+    append_mail(
+        &mut file,
+        b"Subject: second\r\n\r\nx\r\n",
+        &stamp(&Meta::default(), None),
+    );
+    let m = mails(&file);
+    assert_eq!(m.len(), 2, "{}", String::from_utf8_lossy(&file));
+    // The client's own X-UID and Status are gone; From lines are quoted; no line end
+    // added to the last line (Content-Length says where the body ends).
+    assert_eq!(
+        shown(&file, &m[0]),
+        ">From bob Mon Dec  7 16:49:14 2026\nSubject: hi\n\n>From here\nno end"
+    );
+    assert!(m[0].by_length);
+    assert_eq!(m[0].meta.uid, Some(3));
+    assert_eq!(m[0].meta.flags, meta.flags);
+    assert_eq!(m[0].meta.keywords, ["Work"]);
+    assert_eq!(m[0].meta.base.as_ref(), Some(&base));
+    assert_eq!(m[0].date, 1_733_590_154);
+    assert_eq!(shown(&file, &m[1]), "Subject: second\n\nx\n");
+}
+
+/// Message text made of pieces that matter to mbox: From lines with and without dates,
+/// quoted ones, hidden fields, line ends of every kind, NUL, empty lines.
+fn message() -> impl Strategy<Value = Vec<u8>> {
+    let pieces = prop_oneof![
+        Just(&b"From "[..]),
+        Just(&b"From bob Mon Dec  7 16:49:14 2026"[..]),
+        Just(&b">From "[..]),
+        Just(&b"\n"[..]),
+        Just(&b"\r\n"[..]),
+        Just(&b"\r"[..]),
+        Just(&b"\0"[..]),
+        Just(&b"Subject: x"[..]),
+        Just(&b"X-UID: 5"[..]),
+        Just(&b"Status: R"[..]),
+        Just(&b"Content-Length: 3"[..]),
+        Just(&b" folded"[..]),
+        Just(&b"text"[..]),
+    ];
+    proptest::collection::vec(pieces, 0..24).prop_map(|v| v.concat())
+}
+
+/// What a reader sees of `msg` once written: LF line ends, no hidden fields in the header,
+/// `From ` lines quoted (a model of the writer, line by line).
+fn model(msg: &[u8]) -> Vec<u8> {
+    let lf: Vec<u8> = {
+        let mut out = Vec::new();
+        for &c in msg {
+            if c == b'\n' {
+                while out.last() == Some(&b'\r') {
+                    out.pop();
+                }
+            }
+            out.push(c);
+        }
+        out
+    };
+    let mut out = Vec::new();
+    let mut in_header = true;
+    let mut dropping = false;
+    let lines: Vec<&[u8]> = lf.split_inclusive(|&c| c == b'\n').collect();
+    for (k, line) in lines.iter().enumerate() {
+        if in_header {
+            if *line == b"\n" {
+                in_header = false;
+                out.push(b'\n');
+                continue;
+            }
+            if !matches!(line.first(), Some(b' ' | b'\t')) {
+                dropping = super::meta::field_of(line).is_some();
+            }
+            if dropping {
+                continue;
+            }
+        }
+        let mut line: &[u8] = line;
+        if in_header && k + 1 == lines.len() && !line.ends_with(b"\n") {
+            while let Some(l) = line.strip_suffix(b"\r") {
+                line = l;
+            }
+            if line.is_empty() {
+                continue;
+            }
+            out.extend_from_slice(if line.starts_with(b"From ") {
+                b">"
+            } else {
+                b""
+            });
+            out.extend_from_slice(line);
+            out.push(b'\n');
+            continue;
+        }
+        if line.starts_with(b"From ") {
+            out.push(b'>');
+        }
+        out.extend_from_slice(line);
+    }
+    if in_header {
+        // A message without a body gets the blank line that ends its header.
+        out.push(b'\n');
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Any messages, written one after the other, scan back as the same number of
+    /// messages, each showing what the model says, with its UID and flags; with or
+    /// without Content-Length.
+    #[test]
+    fn any_messages_round_trip(msgs in proptest::collection::vec(message(), 1..6)) {
+        let mut file = Vec::new();
+        let metas: Vec<Meta> = (0..msgs.len()).map(|i| Meta {
+            uid: Some(i as u32 + 1),
+            flags: SysFlags((i % 32) as u8),
+            ..Meta::default()
+        }).collect();
+        for (m, meta) in msgs.iter().zip(&metas) {
+            append_mail(&mut file, m, &stamp(meta, None));
+        }
+        for content_length in [true, false] {
+            let mut got = Vec::new();
+            scan(&file[..], file.len() as u64, 0, Options { content_length }, |m| {
+                got.push(m);
+                true
+            }).unwrap();
+            prop_assert_eq!(got.len(), msgs.len(), "{}", String::from_utf8_lossy(&file));
+            for ((g, m), meta) in got.iter().zip(&msgs).zip(&metas) {
+                let seen = visible(&file, g.header, g.end, &g.hidden);
+                let want = model(m);
+                if content_length {
+                    prop_assert_eq!(String::from_utf8_lossy(&seen), String::from_utf8_lossy(&want));
+                } else {
+                    // Without Content-Length, a body whose last line had no line end
+                    // reads back with one.
+                    let ok = seen == want || (seen.len() == want.len() + 1 && seen.starts_with(&want));
+                    prop_assert!(ok, "{:?} vs {:?}", String::from_utf8_lossy(&seen), String::from_utf8_lossy(&want));
+                }
+                prop_assert_eq!(g.meta.uid, meta.uid);
+                prop_assert_eq!(g.meta.flags, meta.flags);
+            }
+        }
+    }
+
+    /// Arbitrary bytes after a first From line: the scan never panics, and what it finds
+    /// lies inside the file in order (the fuzz target's checks).
+    #[test]
+    fn any_file_scans_within_bounds(tail in message()) {
+        let mut file = b"From a Mon Dec  7 16:49:14 2026\n".to_vec();
+        file.extend_from_slice(&tail);
+        super::fuzz_check(&file);
+    }
+}
+
+/// Python's `mailbox.mbox` (what many tools use) reads the file Loft writes as the same
+/// messages, byte for byte (hidden fields included: Python does not hide them).
+#[test]
+fn python_mailbox_reads_what_loft_writes() {
+    if std::process::Command::new("python3")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("python3 not installed: skipped");
+        return;
+    }
+    let msgs: Vec<&[u8]> = vec![
+        b"Subject: one\r\n\r\nFrom here on\r\n>From there\r\n",
+        b"Subject: two\r\n\r\nno final line end",
+        b"Subject: three\r\nX-UID: 9\r\n\r\n\r\n\r\nblank lines above and below\r\n\r\n",
+        b"Subject: four\r\n\r\nbare\rCR and NUL\0\r\n",
+        b"Subject: five, no body",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mbox");
+    let mut file = Vec::new();
+    for (i, m) in msgs.iter().enumerate() {
+        let meta = Meta {
+            uid: Some(i as u32 + 1),
+            ..Meta::default()
+        };
+        append_mail(&mut file, m, &stamp(&meta, None));
+    }
+    std::fs::write(&path, &file).unwrap();
+    let script = "import mailbox, sys\n\
+        box = mailbox.mbox(sys.argv[1], create=False)\n\
+        for k in box.iterkeys():\n    sys.stdout.buffer.write(box.get_bytes(k).hex().encode() + b'\\n')\n";
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let ours = mails(&file);
+    assert_eq!(theirs.len(), ours.len());
+    for (t, m) in theirs.iter().zip(&ours) {
+        let raw = &file[m.header as usize..m.end as usize];
+        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        // Python keeps the line end of a last line without one (it reads lines); Loft's
+        // Content-Length ends the body exactly.
+        let also = format!("{hex}0a");
+        assert!(*t == hex || *t == also, "python {t}\nloft   {hex}");
+    }
+}
