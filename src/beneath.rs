@@ -806,6 +806,22 @@ pub fn link_at(dir: &OwnedFd, from: &OsStr, to: &OsStr) -> io::Result<()> {
     check(unsafe { libc::linkat(d, a.as_ptr(), d, b.as_ptr(), 0) }).map(|_| ())
 }
 
+/// Opens `name`, one component, in the open directory `dir` for reading, never through a
+/// link (and never blocking on a FIFO put there).
+pub fn open_read_at(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
+    let c = one_name(name)?;
+    openat(dir.as_raw_fd(), &c, open_flags(How::Read), 0).map(File::from)
+}
+
+/// Creates `name`, one component, in the open directory `dir`: a new file (`O_EXCL`, so
+/// never through a link put there) with exactly `mode`, open read-write.
+pub fn create_new_at(dir: &OwnedFd, name: &OsStr, mode: u32) -> io::Result<File> {
+    let c = one_name(name)?;
+    let fd = openat(dir.as_raw_fd(), &c, open_flags(How::CreateNew(mode)), mode)?;
+    fchmod(&fd, mode)?;
+    Ok(File::from(fd))
+}
+
 /// `unlinkat` of a file (or a link, never its target) in the open directory `dir`.
 pub fn unlink_at(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
     let c = one_name(name)?;

@@ -2,12 +2,14 @@
 //! in a file ([`scan`]), the `From ` line ([`from_line`]), the header fields that carry
 //! IMAP state as Dovecot writes them ([`meta`]), and writing a message ([`write`]).
 //!
-//! Not yet a store: locking, syncing with the index, rewriting and the `Store`/`Mailbox`
+//! [`lock`] takes dotlock, fcntl and flock locks as the other programs on the file do. Not
+//! yet a store: syncing with the index, rewriting and the `Store`/`Mailbox`
 //! implementation come next (docs/mbox.md says what exists).
 //!
 //! This module must not know about IMAP, POP3 or sessions.
 
 pub mod from_line;
+pub mod lock;
 pub mod meta;
 pub mod scan;
 pub mod write;
