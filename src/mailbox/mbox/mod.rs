@@ -11,6 +11,7 @@
 pub mod from_line;
 pub mod lock;
 pub mod meta;
+pub mod rewrite;
 pub mod scan;
 pub mod write;
 

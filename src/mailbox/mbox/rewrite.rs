@@ -1,0 +1,448 @@
+//! Rewriting an mbox file in place (expunge, flags written back), so that a kill at any
+//! moment loses no message: the file keeps its inode, owner and mode (other programs
+//! hold it open, and `/var/mail` files belong to their user), and the next opener
+//! completes an interrupted rewrite before anything reads the file.
+//!
+//! A rewrite replaces the file's bytes from `offset` on with a new sequence (pieces of
+//! the old file and new bytes):
+//!
+//! 1. the new bytes from `offset` on are written to a temporary file beside the mbox
+//!    (`.<name>.loft-rewrite`) and forced to disk; a file that grows is extended first;
+//! 2. a journal (`.<name>.loft-rewrite.journal`, written to a temporary name and renamed,
+//!    then the directory forced to disk) records the file's identity, `offset`, the old
+//!    and new lengths, the temporary file's length and CRC-32, and the state `copying`;
+//! 3. the temporary file is copied over the mbox from `offset`, forced to disk;
+//! 4. a file that shrinks: the journal's state becomes `truncating` (with a CRC of the
+//!    old bytes just past the new end, to tell later whether the cut happened), then the
+//!    file is cut to its new length and forced to disk;
+//! 5. the journal is removed (the directory forced to disk), then the temporary file.
+//!
+//! Killed before the journal exists: the mbox was not touched (the temporary file is
+//! removed by the next rewrite or recovery). Killed after: [`recover`] copies the
+//! temporary file again (the copy writes the same bytes each time) and cuts the file,
+//! keeping any mail another program appended after the kill (beyond the length the
+//! journal knew) behind the new end. The caller holds the mbox's write lock throughout,
+//! so other writers wait; they could append only after breaking a dead holder's dotlock.
+//!
+//! This module knows files and byte ranges, nothing of messages.
+// Used by its tests until the mbox store (issue 12's next step) rewrites files here.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::ops::Range;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
+
+use crate::beneath;
+
+/// Where a test stops a rewrite, as a kill there would (`Never` in production).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Never,
+    AfterTemp,
+    AfterJournal,
+    /// After this many bytes of the copy.
+    Copied(u64),
+    BeforeCut,
+    AfterCut,
+}
+
+/// Bytes copied at a time.
+const COPY: usize = 1 << 20;
+
+/// One part of the new content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// These bytes of the old file.
+    Keep(Range<u64>),
+    Bytes(Vec<u8>),
+}
+
+/// The file's new content from `offset` on.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub offset: u64,
+    pub pieces: Vec<Piece>,
+}
+
+#[derive(Debug)]
+pub enum RewriteError {
+    Io(io::Error),
+    /// A journal that cannot be used (unreadable, another file's, its temporary file
+    /// damaged): left in place for the administrator, the mbox untouched.
+    Journal(String),
+    /// A piece to keep lies outside the file.
+    BadPlan,
+}
+
+impl From<io::Error> for RewriteError {
+    fn from(e: io::Error) -> RewriteError {
+        RewriteError::Io(e)
+    }
+}
+
+impl std::fmt::Display for RewriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RewriteError::Io(e) => write!(f, "{e}"),
+            RewriteError::Journal(why) => write!(f, "rewrite journal unusable: {why}"),
+            RewriteError::BadPlan => write!(f, "rewrite plan outside the file"),
+        }
+    }
+}
+
+/// What [`recover`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recovered {
+    Nothing,
+    /// An interrupted rewrite was completed; `kept` bytes appended by another program
+    /// after the interruption were kept at the new end.
+    Completed {
+        kept: u64,
+    },
+}
+
+/// The journal's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Copying,
+    Truncating,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Journal {
+    dev: u64,
+    ino: u64,
+    offset: u64,
+    old_len: u64,
+    new_len: u64,
+    temp_len: u64,
+    temp_crc: u32,
+    state: State,
+    /// CRC of up to 64 old bytes from `new_len` on (state `truncating`).
+    cut_crc: u32,
+    cut_len: u64,
+}
+
+fn names(name: &OsStr) -> (OsString, OsString, OsString) {
+    let mut temp = OsString::from(".");
+    temp.push(name);
+    temp.push(".loft-rewrite");
+    let mut journal = temp.clone();
+    journal.push(".journal");
+    let mut journal_tmp = journal.clone();
+    journal_tmp.push(".tmp");
+    (temp, journal, journal_tmp)
+}
+
+/// Applies `plan` to the mbox `file` (open read-write), named `name` in the open
+/// directory `dir`. The caller holds the write lock.
+pub fn apply(dir: &OwnedFd, name: &OsStr, file: &File, plan: &Plan) -> Result<(), RewriteError> {
+    run(dir, name, file, plan, Stop::Never)
+}
+
+fn run(
+    dir: &OwnedFd,
+    name: &OsStr,
+    file: &File,
+    plan: &Plan,
+    stop: Stop,
+) -> Result<(), RewriteError> {
+    let (temp_name, journal_name, _) = names(name);
+    if beneath::lstat_at(dir, &journal_name).is_ok() {
+        // The plan was made from a file an interrupted rewrite left half done.
+        return Err(RewriteError::Journal(
+            "an interrupted rewrite must be recovered before the file is read".into(),
+        ));
+    }
+    let st = beneath::fstat(file)?;
+    let old_len = st.size;
+    if plan.offset > old_len {
+        return Err(RewriteError::BadPlan);
+    }
+    // 1. The new bytes into the temporary file.
+    let _ = beneath::unlink_at(dir, &temp_name);
+    let mut temp = beneath::create_new_at(dir, &temp_name, 0o600)?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut temp_len = 0u64;
+    let mut buf = Vec::new();
+    for p in &plan.pieces {
+        match p {
+            Piece::Bytes(b) => {
+                temp.write_all(b)?;
+                crc.update(b);
+                temp_len += b.len() as u64;
+            }
+            Piece::Keep(r) => {
+                if r.start > r.end || r.end > old_len {
+                    return Err(RewriteError::BadPlan);
+                }
+                let mut at = r.start;
+                while at < r.end {
+                    let n = ((r.end - at) as usize).min(COPY);
+                    buf.resize(n, 0);
+                    file.read_exact_at(&mut buf, at)?;
+                    temp.write_all(&buf)?;
+                    crc.update(&buf);
+                    at += n as u64;
+                }
+                temp_len += r.end - r.start;
+            }
+        }
+    }
+    temp.sync_all()?;
+    if stop == Stop::AfterTemp {
+        return Ok(());
+    }
+    let new_len = plan.offset + temp_len;
+    // The file grows: longer first, so that its length never moves during the copy.
+    if new_len > old_len {
+        file.set_len(new_len)?;
+        file.sync_all()?;
+    }
+    // 2. The journal.
+    let mut j = Journal {
+        dev: st.dev,
+        ino: st.ino,
+        offset: plan.offset,
+        old_len,
+        new_len,
+        temp_len,
+        temp_crc: crc.finalize(),
+        state: State::Copying,
+        cut_crc: 0,
+        cut_len: 0,
+    };
+    write_journal(dir, name, &j)?;
+    if stop == Stop::AfterJournal {
+        return Ok(());
+    }
+    // 3-5.
+    finish(dir, name, file, &mut j, &temp_name, &journal_name, stop)
+}
+
+/// Copies the temporary file over the mbox, cuts it, removes the journal and the
+/// temporary file (steps 3 to 5; also what recovery does).
+fn finish(
+    dir: &OwnedFd,
+    name: &OsStr,
+    file: &File,
+    j: &mut Journal,
+    temp_name: &OsStr,
+    journal_name: &OsStr,
+    stop: Stop,
+) -> Result<(), RewriteError> {
+    if j.state == State::Copying {
+        let temp = beneath::open_read_at(dir, temp_name)?;
+        if let Stop::Copied(n) = stop {
+            copy_at(&temp, 0, file, j.offset, n.min(j.temp_len))?;
+            return Ok(());
+        }
+        copy_at(&temp, 0, file, j.offset, j.temp_len)?;
+        file.sync_all()?;
+        let len = beneath::fstat(file)?.size;
+        if j.new_len < len {
+            // What lies just past the new end now, to tell later whether the cut was made.
+            let cut_len = (len - j.new_len).min(64);
+            let mut old = vec![0u8; cut_len as usize];
+            file.read_exact_at(&mut old, j.new_len)?;
+            j.cut_crc = crc32fast::hash(&old);
+            j.cut_len = cut_len;
+            j.state = State::Truncating;
+            write_journal(dir, name, j)?;
+        }
+    }
+    if stop == Stop::BeforeCut {
+        return Ok(());
+    }
+    if j.state == State::Truncating {
+        file.set_len(j.new_len)?;
+        file.sync_all()?;
+    }
+    if stop == Stop::AfterCut {
+        return Ok(());
+    }
+    beneath::unlink_at(dir, journal_name)?;
+    sync_dir(dir)?;
+    let _ = beneath::unlink_at(dir, temp_name);
+    Ok(())
+}
+
+/// Completes a rewrite of the mbox `file` (named `name` in `dir`) that was interrupted;
+/// call under the write lock before reading the file.
+pub fn recover(dir: &OwnedFd, name: &OsStr, file: &File) -> Result<Recovered, RewriteError> {
+    let (temp_name, journal_name, journal_tmp) = names(name);
+    let _ = beneath::unlink_at(dir, &journal_tmp);
+    let mut j = match read_journal(dir, &journal_name) {
+        Ok(Some(j)) => j,
+        Ok(None) => {
+            // A temporary file without a journal: killed before step 2, mbox untouched.
+            let _ = beneath::unlink_at(dir, &temp_name);
+            return Ok(Recovered::Nothing);
+        }
+        Err(e) => return Err(e),
+    };
+    let st = beneath::fstat(file)?;
+    if (st.dev, st.ino) != (j.dev, j.ino) {
+        return Err(RewriteError::Journal(format!(
+            "it names another file (inode {} on device {}, this one is {} on {})",
+            j.ino, j.dev, st.ino, st.dev
+        )));
+    }
+    let temp = beneath::open_read_at(dir, &temp_name)?;
+    let temp_st = beneath::fstat(&temp)?;
+    if temp_st.size != j.temp_len || crc_of(&temp, j.temp_len)? != j.temp_crc {
+        return Err(RewriteError::Journal(
+            "its temporary file is damaged".into(),
+        ));
+    }
+    // Mail appended by another program after the interruption: beyond the length the
+    // file had then (or its new length, once cut).
+    let cut = j.state == State::Truncating && was_cut(file, &j, st.size)?;
+    let known_end = if cut {
+        j.new_len
+    } else {
+        j.old_len.max(j.new_len)
+    };
+    let extra = st.size.saturating_sub(known_end);
+    let mut appended = Vec::new();
+    if extra > 0 {
+        appended.resize(extra as usize, 0);
+        file.read_exact_at(&mut appended, known_end)?;
+    }
+    j.state = State::Copying;
+    // The copy and the cut, as the interrupted rewrite would have made them; then the
+    // appended mail at the new end.
+    finish(
+        dir,
+        name,
+        file,
+        &mut j,
+        &temp_name,
+        &journal_name,
+        Stop::Never,
+    )?;
+    if extra > 0 {
+        file.write_all_at(&appended, j.new_len)?;
+        file.sync_all()?;
+    }
+    tracing::warn!(file = ?name, kept_appended = extra, "completed an mbox rewrite that was interrupted");
+    Ok(Recovered::Completed { kept: extra })
+}
+
+/// Whether the file was cut at `new_len` already (state `truncating`): the bytes there
+/// are no longer the old ones recorded.
+fn was_cut(file: &File, j: &Journal, size: u64) -> io::Result<bool> {
+    if size < j.new_len + j.cut_len {
+        return Ok(true);
+    }
+    let mut b = vec![0u8; j.cut_len as usize];
+    file.read_exact_at(&mut b, j.new_len)?;
+    Ok(crc32fast::hash(&b) != j.cut_crc)
+}
+
+fn copy_at(from: &File, from_off: u64, to: &File, to_off: u64, len: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; COPY.min(len as usize)];
+    let mut done = 0u64;
+    while done < len {
+        let n = ((len - done) as usize).min(COPY);
+        from.read_exact_at(&mut buf[..n], from_off + done)?;
+        to.write_all_at(&buf[..n], to_off + done)?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
+fn crc_of(f: &File, len: u64) -> io::Result<u32> {
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; COPY.min(len as usize)];
+    let mut at = 0u64;
+    while at < len {
+        let n = ((len - at) as usize).min(COPY);
+        f.read_exact_at(&mut buf[..n], at)?;
+        h.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(h.finalize())
+}
+
+fn sync_dir(dir: &OwnedFd) -> io::Result<()> {
+    File::from(dir.try_clone()?).sync_all()
+}
+
+fn write_journal(dir: &OwnedFd, name: &OsStr, j: &Journal) -> io::Result<()> {
+    let (_, journal, tmp) = names(name);
+    let _ = beneath::unlink_at(dir, &tmp);
+    let mut f = beneath::create_new_at(dir, &tmp, 0o600)?;
+    let state = match j.state {
+        State::Copying => "copying",
+        State::Truncating => "truncating",
+    };
+    write!(
+        f,
+        "loft-mbox-rewrite 1\ndev {}\nino {}\noffset {}\nold_len {}\nnew_len {}\ntemp_len {}\ntemp_crc {}\nstate {state}\ncut_crc {}\ncut_len {}\n",
+        j.dev, j.ino, j.offset, j.old_len, j.new_len, j.temp_len, j.temp_crc, j.cut_crc, j.cut_len
+    )?;
+    f.sync_all()?;
+    beneath::rename_at(dir, &tmp, &journal)?;
+    sync_dir(dir)
+}
+
+fn read_journal(dir: &OwnedFd, journal: &OsStr) -> Result<Option<Journal>, RewriteError> {
+    let f = match beneath::open_read_at(dir, journal) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut text = String::new();
+    f.take(4096)
+        .read_to_string(&mut text)
+        .map_err(|_| RewriteError::Journal("not text".into()))?;
+    parse_journal(&text)
+        .map(Some)
+        .ok_or_else(|| RewriteError::Journal("cannot be parsed".into()))
+}
+
+fn parse_journal(text: &str) -> Option<Journal> {
+    let mut lines = text.lines();
+    if lines.next()? != "loft-mbox-rewrite 1" {
+        return None;
+    }
+    let mut field = |key: &str| -> Option<String> {
+        let (k, v) = lines.next()?.split_once(' ')?;
+        (k == key).then(|| v.to_string())
+    };
+    let num = |v: Option<String>| v?.parse::<u64>().ok();
+    let dev = num(field("dev"))?;
+    let ino = num(field("ino"))?;
+    let offset = num(field("offset"))?;
+    let old_len = num(field("old_len"))?;
+    let new_len = num(field("new_len"))?;
+    let temp_len = num(field("temp_len"))?;
+    let temp_crc = u32::try_from(num(field("temp_crc"))?).ok()?;
+    let state = match field("state")?.as_str() {
+        "copying" => State::Copying,
+        "truncating" => State::Truncating,
+        _ => return None,
+    };
+    let cut_crc = u32::try_from(num(field("cut_crc"))?).ok()?;
+    let cut_len = num(field("cut_len"))?.min(64);
+    (offset.checked_add(temp_len)? == new_len).then_some(Journal {
+        dev,
+        ino,
+        offset,
+        old_len,
+        new_len,
+        temp_len,
+        temp_crc,
+        state,
+        cut_crc,
+        cut_len,
+    })
+}
+
+#[cfg(test)]
+#[path = "rewrite_tests.rs"]
+mod tests;
