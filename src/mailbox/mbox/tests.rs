@@ -403,3 +403,143 @@ fn python_mailbox_reads_what_loft_writes() {
         assert!(*t == hex || *t == also, "python {t}\nloft   {hex}");
     }
 }
+
+/// An mbox written by Dovecot itself (Debian's `dovecot-imapd`, its `imap` binary run as
+/// a PREAUTH session): Loft reads its UIDs, UIDVALIDITY, UIDNEXT, flags and keywords, and
+/// every message as it was appended (Dovecot does not quote body `From ` lines; its
+/// `Content-Length` says where each message ends).
+#[test]
+fn dovecot_writes_what_loft_reads() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let bin = std::path::Path::new("/usr/lib/dovecot/imap");
+    if !bin.is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "dovecot-imapd missing in CI"
+        );
+        eprintln!("dovecot-imapd not installed: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    std::fs::create_dir(home.join("mail")).unwrap();
+    std::fs::write(home.join("inbox"), b"").unwrap();
+    let conf = home.join("dovecot.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "mail_location = mbox:{0}/mail:INBOX={0}/inbox\nlog_path = /dev/stderr\nmail_log_prefix = \n",
+            home.display()
+        ),
+    )
+    .unwrap();
+    let msgs: [&[u8]; 3] = [
+        b"From: a@example.org\r\nSubject: one\r\n\r\nfirst\r\n",
+        b"From: b@example.org\r\nSubject: two\r\n\r\nFrom here on, by train\r\nFrom bob Mon Dec  7 16:49:14 2026\r\n>From quoted\r\n",
+        b"Subject: three\r\n\r\nno final line end",
+    ];
+    let flags = ["(\\Seen)", "(\\Flagged $Work)", "()"];
+    let mut script = Vec::new();
+    for (i, (m, f)) in msgs.iter().zip(flags).enumerate() {
+        script.extend_from_slice(format!("a{i} APPEND INBOX {f} {{{}+}}\r\n", m.len()).as_bytes());
+        script.extend_from_slice(m);
+        script.extend_from_slice(b"\r\n");
+    }
+    script.extend_from_slice(
+        b"s SELECT INBOX\r\nt STORE 3 +FLAGS (\\Answered \\Draft)\r\nf FETCH 1:3 (RFC822.SIZE)\r\nz LOGOUT\r\n",
+    );
+    // /proc/self belongs to the process's effective user.
+    let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+    let mut cmd = if root {
+        let st = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(home)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "env",
+            "-i",
+        ])
+        .arg(format!("HOME={}", home.display()))
+        .arg("USER=nobody")
+        .arg(bin);
+        c
+    } else {
+        let mut c = Command::new(bin);
+        c.env_clear().env("HOME", home).env("USER", "user");
+        c
+    };
+    let mut child = cmd
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&script).unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{out}\n{err}");
+    assert!(out.contains("t OK"), "{out}\n{err}");
+    let validity: u32 = out
+        .split("[UIDVALIDITY ")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no UIDVALIDITY in {out}"));
+    let file = std::fs::read(home.join("inbox")).unwrap();
+    let m = mails(&file);
+    assert_eq!(m.len(), 3, "{}", String::from_utf8_lossy(&file));
+    for (i, (g, sent)) in m.iter().zip(msgs).enumerate() {
+        // Dovecot gives a last line its line end (and counts it in Content-Length).
+        let mut lf = String::from_utf8_lossy(sent).replace("\r\n", "\n");
+        if !lf.ends_with('\n') {
+            lf.push('\n');
+        }
+        let seen = shown(&file, g);
+        assert_eq!(seen, lf, "message {i}");
+        assert_eq!(g.meta.uid, Some(i as u32 + 1));
+        // The size Dovecot serves is what Loft shows: the hidden fields hidden alike.
+        let crlf = seen.len() + seen.matches('\n').count();
+        let want = format!("* {} FETCH (RFC822.SIZE {crlf})", i + 1);
+        assert!(out.contains(&want), "{want} not in {out}");
+    }
+    let base = m[0]
+        .meta
+        .base
+        .as_ref()
+        .expect("X-IMAPbase on the first message");
+    // Dovecot does not rewrite the first message's header for every APPEND: its
+    // X-IMAPbase UIDNEXT may lag; the highest X-UID + 1 is the floor (the sync's rule).
+    assert_eq!(base.uid_validity, validity);
+    assert!(base.uid_next <= 4, "{base:?}");
+    let next = m.iter().filter_map(|g| g.meta.uid).max().unwrap() + 1;
+    assert_eq!(base.uid_next.max(next), 4);
+    assert!(base.keywords.iter().any(|k| k == "$Work"), "{base:?}");
+    assert_eq!(m[0].meta.flags, SysFlags::SEEN);
+    assert_eq!(m[1].meta.flags, SysFlags::FLAGGED);
+    assert_eq!(m[1].meta.keywords, ["$Work"]);
+    assert_eq!(
+        m[2].meta.flags,
+        SysFlags(SysFlags::ANSWERED.0 | SysFlags::DRAFT.0)
+    );
+}
