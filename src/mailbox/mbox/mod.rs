@@ -11,6 +11,7 @@
 pub mod from_line;
 pub mod lock;
 pub mod meta;
+pub mod number;
 pub mod rewrite;
 pub mod scan;
 pub mod write;
@@ -38,6 +39,18 @@ fn slice(file: &[u8], from: u64, to: u64) -> &[u8] {
     let len = file.len() as u64;
     file.get(from.min(len) as usize..to.min(len).max(from.min(len)) as usize)
         .unwrap_or_default()
+}
+
+/// What [`number::number`] needs of a scanned message.
+#[cfg_attr(not(test), allow(dead_code))] // the mbox store (next) numbers its scans
+pub fn seen_of(m: &scan::Mail) -> number::Seen {
+    number::Seen {
+        x_uid: m.meta.uid,
+        print: number::Print {
+            header_crc: m.header_crc,
+            body_len: m.end - m.body,
+        },
+    }
 }
 
 /// For the fuzz target: scans `data` as an mbox file and checks what the scan says of

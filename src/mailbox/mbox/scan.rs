@@ -75,6 +75,10 @@ pub struct Mail {
     pub hidden: Vec<Range<u64>>,
     /// The end was found by `Content-Length`.
     pub by_length: bool,
+    /// CRC-32 of the header lines clients see (not the hidden fields, line ends left
+    /// out): with the body's length, what tells a message again after another program
+    /// rewrote the file and changed only its hidden fields.
+    pub header_crc: u32,
 }
 
 #[derive(Debug)]
@@ -149,6 +153,7 @@ pub fn scan<S: Source + ?Sized>(
             meta: h.meta,
             hidden: h.hidden,
             by_length,
+            header_crc: h.crc.finalize(),
         };
         if !each(mail) {
             return Ok(());
@@ -179,6 +184,7 @@ struct Header {
     cut: bool,
     meta: Meta,
     hidden: Vec<Range<u64>>,
+    crc: crc32fast::Hasher,
 }
 
 /// A hidden field being read: which, where it starts, its value so far (`None` once
@@ -256,6 +262,7 @@ impl<'a, S: Source + ?Sized> Window<'a, S> {
             cut: false,
             meta: Meta::default(),
             hidden: Vec::new(),
+            crc: crc32fast::Hasher::new(),
         };
         let mut open: Option<Open> = None;
         while pos < self.size {
@@ -270,11 +277,14 @@ impl<'a, S: Source + ?Sized> Window<'a, S> {
                 break;
             }
             if matches!(line.first(), Some(b' ' | b'\t')) {
-                if let Some(o) = open.as_mut() {
-                    o.value = o.value.take().and_then(|mut v| {
-                        v.extend_from_slice(&line);
-                        (whole && v.len() <= MAX_VALUE).then_some(v)
-                    });
+                match open.as_mut() {
+                    Some(o) => {
+                        o.value = o.value.take().and_then(|mut v| {
+                            v.extend_from_slice(&line);
+                            (whole && v.len() <= MAX_VALUE).then_some(v)
+                        })
+                    }
+                    None => visible_line(&mut h.crc, &line),
                 }
             } else {
                 close(&mut open, pos, &mut h);
@@ -285,6 +295,9 @@ impl<'a, S: Source + ?Sized> Window<'a, S> {
                         start: pos,
                         value: whole.then(|| line[colon + 1..].to_vec()),
                     });
+                }
+                if open.is_none() {
+                    visible_line(&mut h.crc, &line);
                 }
             }
             pos = next;
@@ -406,6 +419,13 @@ impl<'a, S: Source + ?Sized> Window<'a, S> {
             region
         })
     }
+}
+
+/// Takes a header line clients see into the header's fingerprint (line ends left out:
+/// the same with LF or CRLF).
+fn visible_line(crc: &mut crc32fast::Hasher, line: &[u8]) {
+    crc.update(line.strip_suffix(b"\r").unwrap_or(line));
+    crc.update(b"\n");
 }
 
 /// Ends the hidden field being read at `end` and takes its value in.

@@ -542,4 +542,54 @@ fn dovecot_writes_what_loft_reads() {
         m[2].meta.flags,
         SysFlags(SysFlags::ANSWERED.0 | SysFlags::DRAFT.0)
     );
+    // Numbered without an index (a migration): Dovecot's UIDs and UIDVALIDITY kept.
+    let seen: Vec<_> = m.iter().map(super::seen_of).collect();
+    let n = super::number::number(Some(base), &seen, None, || panic!("no new UIDVALIDITY"));
+    assert_eq!(
+        (n.uid_validity, n.uid_next, n.uids.clone()),
+        (validity, 4, vec![1, 2, 3])
+    );
+    assert!(n.rewrite.is_empty());
+}
+
+/// The fingerprint of a message does not change when only its hidden fields do (another
+/// program wrote flags back), nor with CRLF line ends; it does when a header clients see
+/// changes.
+#[test]
+fn prints_survive_flag_rewrites() {
+    let meta = Meta {
+        uid: Some(1),
+        ..Meta::default()
+    };
+    let mut a = Vec::new();
+    append_mail(
+        &mut a,
+        b"Subject: x\r\nTo: y\r\n\r\nbody\r\n",
+        &stamp(&meta, None),
+    );
+    let flagged = Meta {
+        uid: Some(1),
+        flags: SysFlags(SysFlags::SEEN.0 | SysFlags::FLAGGED.0),
+        keywords: vec!["Work".into()],
+        ..Meta::default()
+    };
+    let mut b = Vec::new();
+    append_mail(
+        &mut b,
+        b"Subject: x\r\nTo: y\r\n\r\nbody\r\n",
+        &stamp(&flagged, None),
+    );
+    let crlf = String::from_utf8_lossy(&b)
+        .replace('\n', "\r\n")
+        .into_bytes();
+    let mut c = Vec::new();
+    append_mail(
+        &mut c,
+        b"Subject: z\r\nTo: y\r\n\r\nbody\r\n",
+        &stamp(&meta, None),
+    );
+    let print = |f: &[u8]| super::seen_of(&mails(f)[0]).print;
+    assert_eq!(print(&a), print(&b));
+    assert_eq!(print(&a).header_crc, print(&crlf).header_crc);
+    assert_ne!(print(&a), print(&c));
 }
