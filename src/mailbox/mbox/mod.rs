@@ -12,6 +12,7 @@ pub mod from_line;
 pub mod lock;
 pub mod meta;
 pub mod number;
+pub mod plan;
 pub mod rewrite;
 pub mod scan;
 pub mod write;

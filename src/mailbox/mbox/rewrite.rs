@@ -4,7 +4,8 @@
 //! completes an interrupted rewrite before anything reads the file.
 //!
 //! A rewrite replaces the file's bytes from `offset` on with a new sequence (pieces of
-//! the old file and new bytes):
+//! the old file and new bytes), or only `offset..rest` with as many new bytes (flags
+//! written into the room a header had: nothing after it moves):
 //!
 //! 1. the new bytes from `offset` on are written to a temporary file beside the mbox
 //!    (`.<name>.loft-rewrite`) and forced to disk; a file that grows is extended first;
@@ -65,6 +66,10 @@ pub enum Piece {
 pub struct Plan {
     pub offset: u64,
     pub pieces: Vec<Piece>,
+    /// The old bytes from here to the end stay where they are: the pieces replace exactly
+    /// `offset..rest` (flags written into the room a header had, nothing moved after).
+    /// `None`: the file ends after the pieces.
+    pub rest: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -196,7 +201,11 @@ fn run(
     if stop == Stop::AfterTemp {
         return Ok(());
     }
-    let new_len = plan.offset + temp_len;
+    let new_len = match plan.rest {
+        None => plan.offset + temp_len,
+        Some(r) if r == plan.offset + temp_len && r <= old_len => old_len,
+        Some(_) => return Err(RewriteError::BadPlan),
+    };
     // The file grows: longer first, so that its length never moves during the copy.
     if new_len > old_len {
         file.set_len(new_len)?;
@@ -429,7 +438,7 @@ fn parse_journal(text: &str) -> Option<Journal> {
     };
     let cut_crc = u32::try_from(num(field("cut_crc"))?).ok()?;
     let cut_len = num(field("cut_len"))?.min(64);
-    (offset.checked_add(temp_len)? == new_len).then_some(Journal {
+    (offset.checked_add(temp_len)? <= new_len).then_some(Journal {
         dev,
         ino,
         offset,

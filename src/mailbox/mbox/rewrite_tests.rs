@@ -52,6 +52,9 @@ fn planned(old: &[u8], plan: &Plan) -> Vec<u8> {
             Piece::Bytes(b) => out.extend_from_slice(b),
         }
     }
+    if let Some(r) = plan.rest {
+        out.extend_from_slice(&old[r as usize..]);
+    }
     out
 }
 
@@ -123,7 +126,11 @@ fn plan_for(file: &[u8]) -> Plan {
             pieces.push(Piece::Keep(m.from..next));
         }
     }
-    Plan { offset, pieces }
+    Plan {
+        offset,
+        pieces,
+        rest: None,
+    }
 }
 
 #[test]
@@ -144,6 +151,7 @@ fn a_rewrite_gives_the_planned_file_and_leaves_nothing_behind() {
             Piece::Bytes(b"X-Added: a header that makes the file longer\n".to_vec()),
             Piece::Keep(first.header..old.len() as u64),
         ],
+        rest: None,
     };
     let want = planned(&old, &plan);
     apply(&m.dir, name(), &rw(&m), &plan).unwrap();
@@ -155,7 +163,8 @@ fn a_rewrite_gives_the_planned_file_and_leaves_nothing_behind() {
             &rw(&m),
             &Plan {
                 offset: 1 << 40,
-                pieces: vec![]
+                pieces: vec![],
+                rest: None,
             }
         ),
         Err(RewriteError::BadPlan)
@@ -371,4 +380,42 @@ fn killed_at_random_moments_nothing_is_lost() {
         "40 kills: {untouched} left the file as it was, {completed} ended as planned \
          ({recovered} of them completed by recovery)"
     );
+}
+
+#[test]
+fn bytes_written_into_room_leave_the_rest_in_place() {
+    let old = corpus(8);
+    let m = mbox(&old);
+    let second = scan_all(&old[..], old.len() as u64).unwrap()[1].clone();
+    let uid = second.hidden[0].clone();
+    let len = (uid.end - uid.start) as usize;
+    let mut line = b"X-UID: 2".to_vec();
+    line.resize(len - 1, b' ');
+    line.push(b'\n');
+    let plan = Plan {
+        offset: uid.start,
+        pieces: vec![Piece::Bytes(line.clone())],
+        rest: Some(uid.end),
+    };
+    let want = planned(&old, &plan);
+    assert_eq!(want.len(), old.len());
+    apply(&m.dir, name(), &rw(&m), &plan).unwrap();
+    assert_eq!(std::fs::read(&m.path).unwrap(), want);
+    // Stopped after the journal, recovery writes the same bytes and cuts nothing.
+    let m = mbox(&old);
+    run(&m.dir, name(), &rw(&m), &plan, Stop::AfterJournal).unwrap();
+    assert_eq!(
+        recover(&m.dir, name(), &rw(&m)).unwrap(),
+        Recovered::Completed { kept: 0 }
+    );
+    assert_eq!(std::fs::read(&m.path).unwrap(), want);
+    // The pieces must fill exactly the room they replace.
+    let bad = Plan {
+        rest: Some(uid.end + 1),
+        ..plan
+    };
+    assert!(matches!(
+        apply(&m.dir, name(), &rw(&m), &bad),
+        Err(RewriteError::BadPlan)
+    ));
 }

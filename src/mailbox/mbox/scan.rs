@@ -60,6 +60,8 @@ pub struct Mail {
     pub from: u64,
     /// The first header byte (after the `From ` line).
     pub header: u64,
+    /// Where the blank line that ends the header starts (`body` when there is none).
+    pub blank: u64,
     /// The first body byte (after the blank line that ends the header); `end` when the
     /// message has no body.
     pub body: u64,
@@ -145,6 +147,7 @@ pub fn scan<S: Source + ?Sized>(
         let mail = Mail {
             from: pos,
             header,
+            blank: h.blank.min(end),
             body: h.body.min(end),
             end,
             next,
@@ -178,6 +181,8 @@ pub fn scan_all<S: Source + ?Sized>(src: &S, size: u64) -> Result<Vec<Mail>, Sca
 
 /// What a header block holds.
 struct Header {
+    /// Where the blank line ending the header starts (`body` when there is none).
+    blank: u64,
     /// The first body byte, or where a `From ` line ended a header with no blank line.
     body: u64,
     /// The header ended at a `From ` line (no blank line, no body).
@@ -258,6 +263,7 @@ impl<'a, S: Source + ?Sized> Window<'a, S> {
     /// Reads the header block from `pos`: up to a blank line, a `From ` line, or the end.
     fn header(&mut self, mut pos: u64) -> io::Result<Header> {
         let mut h = Header {
+            blank: self.size,
             body: self.size,
             cut: false,
             meta: Meta::default(),
@@ -268,10 +274,12 @@ impl<'a, S: Source + ?Sized> Window<'a, S> {
         while pos < self.size {
             let (line, next, whole) = self.line_at(pos)?;
             if line.is_empty() || line == b"\r" {
+                h.blank = pos;
                 h.body = next;
                 break;
             }
             if line.starts_with(b"From ") && whole && from_line::parse(&line).is_some() {
+                h.blank = pos;
                 h.body = pos;
                 h.cut = true;
                 break;
