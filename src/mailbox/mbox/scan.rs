@@ -395,19 +395,26 @@ impl<'a, S: Source + ?Sized> Window<'a, S> {
         let finder = memmem::Finder::new(b"\nFrom ");
         let mut pos = from;
         loop {
-            let w = self.at(pos, CHUNK)?;
+            // Whatever the window holds from `pos` on (a new window only when under 64
+            // bytes are left in it): asking a whole window's worth would read one per
+            // message.
+            let w = self.at(pos, 64)?;
             if w.len() < 6 {
                 return Ok(None);
             }
-            let hits: Vec<u64> = finder.find_iter(w).map(|i| pos + i as u64 + 1).collect();
-            let advance = (w.len() - 5) as u64;
-            for p in hits {
-                if self.is_from_line(p)? {
-                    return Ok(Some(p));
+            // One hit at a time: the first separator ends the search (collecting every
+            // hit of the window read on through the messages after it).
+            match finder.find(w) {
+                Some(i) => {
+                    let p = pos + i as u64 + 1;
+                    if self.is_from_line(p)? {
+                        return Ok(Some(p));
+                    }
+                    pos = p;
                 }
+                // The last 5 bytes again: a "\nFrom " across the window's end.
+                None => pos += (w.len() - 5) as u64,
             }
-            // The last 5 bytes again: a "\nFrom " across the window's end.
-            pos += advance;
         }
     }
 

@@ -775,3 +775,34 @@ mod plans {
         assert_eq!(shown(&new, &after[0]), "Subject: one\nTo: x\n\nbody\n");
     }
 }
+
+/// A measurement, not a check: the scan of a big mbox named by `LOFT_MBOX_SCAN`
+/// (docs/mbox.md: `cargo test --release --lib mbox::tests::scan_speed -- --ignored
+/// --nocapture`).
+#[test]
+#[ignore = "a measurement; needs LOFT_MBOX_SCAN=<file>"]
+fn scan_speed() {
+    let Ok(path) = std::env::var("LOFT_MBOX_SCAN") else {
+        return;
+    };
+    let f = std::fs::File::open(&path).unwrap();
+    let size = f.metadata().unwrap().len();
+    for round in 0..3 {
+        let t0 = std::time::Instant::now();
+        let mut n = 0u64;
+        let mut by_length = 0u64;
+        scan(&f, size, 0, Options::default(), |m| {
+            n += 1;
+            by_length += u64::from(m.by_length);
+            true
+        })
+        .unwrap();
+        let s = t0.elapsed().as_secs_f64();
+        eprintln!(
+            "round {round}: {n} messages ({by_length} by Content-Length), {:.0} MB in {:.3} s: {:.0} MB/s",
+            size as f64 / 1e6,
+            s,
+            size as f64 / 1e6 / s
+        );
+    }
+}
