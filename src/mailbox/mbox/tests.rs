@@ -806,3 +806,106 @@ fn scan_speed() {
         );
     }
 }
+
+/// procmail (Debian's, dotlock + fcntl) delivering into a file Loft writes: it waits while
+/// Loft holds the write lock and delivers once it is let go, and Loft reads what it wrote
+/// (its `From ` line, its quoting); and Loft waits for procmail's own `lockfile`.
+#[test]
+fn procmail_and_loft_share_a_file() {
+    use super::lock::{lock, Config, Kind, LockError, Method};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    if Command::new("procmail").arg("-v").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "procmail missing in CI");
+        eprintln!("procmail not installed: skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("box");
+    let mut file = Vec::new();
+    for i in 0..2u32 {
+        let meta = Meta {
+            uid: Some(i + 1),
+            ..Meta::default()
+        };
+        append_mail(
+            &mut file,
+            format!("Subject: m{i}\r\n\r\nbody {i}\r\n").as_bytes(),
+            &stamp(&meta, None),
+        );
+    }
+    std::fs::write(&path, &file).unwrap();
+    let rc = tmp.path().join("rc");
+    std::fs::write(&rc, format!("DEFAULT={}\nLOCKSLEEP=1\n", path.display())).unwrap();
+    let dir = std::os::fd::OwnedFd::from(std::fs::File::open(tmp.path()).unwrap());
+    let f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let cfg = Config {
+        timeout: Duration::from_millis(500),
+        ..Config::default()
+    };
+    let held = lock(&dir, std::ffi::OsStr::new("box"), &f, Kind::Write, &cfg).unwrap();
+    let mut pm = Command::new("procmail")
+        .arg("-f")
+        .arg("carol@example.org")
+        .arg(&rc)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    pm.stdin
+        .take()
+        .unwrap()
+        .write_all(b"From: carol@example.org\nSubject: late\n\nFrom here on\nbody\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        pm.try_wait().unwrap().is_none(),
+        "procmail delivered while Loft held the lock"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), file);
+    drop(held);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = pm.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "procmail did not deliver"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let now = std::fs::read(&path).unwrap();
+    let m = mails(&now);
+    assert_eq!(m.len(), 3, "{}", String::from_utf8_lossy(&now));
+    assert_eq!(m[2].sender, "carol@example.org");
+    assert_eq!(
+        shown(&now, &m[2]),
+        "From: carol@example.org\nSubject: late\n\n>From here on\nbody\n"
+    );
+    assert_eq!(
+        (m[0].meta.uid, m[1].meta.uid, m[2].meta.uid),
+        (Some(1), Some(2), None)
+    );
+    // procmail's own lockfile(1) holds the dotlock: Loft waits, then takes it.
+    let st = Command::new("lockfile")
+        .arg("-r0")
+        .arg(tmp.path().join("box.lock"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    match lock(&dir, std::ffi::OsStr::new("box"), &f, Kind::Write, &cfg) {
+        Err(LockError::Timeout {
+            method: Method::Dotlock,
+            ..
+        }) => {}
+        other => panic!("{:?}", other.map(|h| h.methods())),
+    }
+    std::fs::remove_file(tmp.path().join("box.lock")).unwrap();
+    drop(lock(&dir, std::ffi::OsStr::new("box"), &f, Kind::Write, &cfg).unwrap());
+}
