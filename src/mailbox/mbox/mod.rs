@@ -8,6 +8,7 @@
 //!
 //! This module must not know about IMAP, POP3 or sessions.
 
+pub mod change;
 pub mod from_line;
 pub mod lock;
 pub mod meta;
