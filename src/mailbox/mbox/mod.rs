@@ -9,6 +9,7 @@
 //! This module must not know about IMAP, POP3 or sessions.
 
 pub mod change;
+pub mod folder;
 pub mod from_line;
 pub mod lock;
 pub mod meta;
