@@ -333,6 +333,7 @@ mod tests {
         st.ino = 9;
         let (g, d) = sync(other.as_bytes(), st, Some(&f), || panic!()).unwrap();
         assert!(g.pseudo.is_some());
+        assert_eq!(g.base.as_ref().map(|b| b.uid_validity), Some(900));
         assert_eq!(
             (g.uid_validity, g.uid_next, uids(&g)),
             (900, 12, vec![10, 11])
