@@ -813,6 +813,13 @@ pub fn open_read_at(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
     openat(dir.as_raw_fd(), &c, open_flags(How::Read), 0).map(File::from)
 }
 
+/// Opens `name`, one component, in the open directory `dir` for reading and writing,
+/// never through a link.
+pub fn open_rw_at(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
+    let c = one_name(name)?;
+    openat(dir.as_raw_fd(), &c, open_flags(How::ReadWrite), 0).map(File::from)
+}
+
 /// Creates `name`, one component, in the open directory `dir`: a new file (`O_EXCL`, so
 /// never through a link put there) with exactly `mode`, open read-write.
 pub fn create_new_at(dir: &OwnedFd, name: &OsStr, mode: u32) -> io::Result<File> {

@@ -9,6 +9,7 @@
 //! This module must not know about IMAP, POP3 or sessions.
 
 pub mod change;
+pub mod file;
 pub mod folder;
 pub mod from_line;
 pub mod lock;
@@ -51,7 +52,9 @@ pub fn seen_of(m: &scan::Mail) -> number::Seen {
         x_uid: m.meta.uid,
         print: number::Print {
             header_crc: m.header_crc,
-            body_len: m.end - m.body,
+            // Without a last line end: one added later (another message appended after)
+            // leaves the fingerprint as it was.
+            body_len: (m.end - m.body).saturating_sub(u64::from(m.ends_in_lf)),
         },
     }
 }

@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use super::meta::Base;
 
 /// What tells a message again: the CRC of the header lines clients see, and the body's
-/// length.
+/// length without its last line end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Print {
     pub header_crc: u32,

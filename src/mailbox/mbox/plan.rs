@@ -15,9 +15,48 @@
 
 use std::ops::Range;
 
+use super::folder::Msg;
 use super::meta::{self, Base, Meta};
 use super::rewrite::{Piece, Plan};
 use super::scan::Mail;
+
+/// Where a message lies and what its hidden fields say: a scanned [`Mail`] or a synced
+/// [`Msg`].
+pub trait Placed {
+    fn from(&self) -> u64;
+    fn next(&self) -> Option<u64>;
+    fn meta(&self) -> &Meta;
+    fn hidden(&self) -> &[Range<u64>];
+    fn blank(&self) -> u64;
+    fn body_len(&self) -> u64;
+}
+
+macro_rules! placed {
+    ($t:ty) => {
+        impl Placed for $t {
+            fn from(&self) -> u64 {
+                self.from
+            }
+            fn next(&self) -> Option<u64> {
+                self.next
+            }
+            fn meta(&self) -> &Meta {
+                &self.meta
+            }
+            fn hidden(&self) -> &[Range<u64>] {
+                &self.hidden
+            }
+            fn blank(&self) -> u64 {
+                self.blank
+            }
+            fn body_len(&self) -> u64 {
+                self.end - self.body
+            }
+        }
+    };
+}
+placed!(Mail);
+placed!(Msg);
 
 /// What a kept message's hidden fields must say (`uid`, `flags`, `keywords` are used).
 #[derive(Clone, Debug)]
@@ -38,14 +77,14 @@ struct Edit {
 /// The plan that makes the file of `mails` (its length `file_len`) hold `wants` (one per
 /// message, in file order), `base` on the first kept message. `None`: nothing to change.
 /// (UW-IMAP's pseudo message is the caller's to keep or drop: kept first, it gets `base`.)
-pub fn plan(mails: &[Mail], wants: &[Want], base: &Base, file_len: u64) -> Option<Plan> {
+pub fn plan<P: Placed>(mails: &[P], wants: &[Want], base: &Base, file_len: u64) -> Option<Plan> {
     let mut edits = Vec::new();
     let mut first = true;
     for (m, w) in mails.iter().zip(wants) {
-        let next = m.next.unwrap_or(file_len);
+        let next = m.next().unwrap_or(file_len);
         if !w.keep {
             edits.push(Edit {
-                range: m.from..next,
+                range: m.from()..next,
                 bytes: Vec::new(),
             });
             continue;
@@ -83,8 +122,8 @@ pub fn plan(mails: &[Mail], wants: &[Want], base: &Base, file_len: u64) -> Optio
 }
 
 /// Whether the message's hidden fields say something else than wanted.
-fn needs_fields(m: &Mail, want: &Meta, base: Option<&Base>) -> bool {
-    let has = &m.meta;
+fn needs_fields(m: &impl Placed, want: &Meta, base: Option<&Base>) -> bool {
+    let has = m.meta();
     has.uid != want.uid
         || has.flags != want.flags
         || has.keywords != want.keywords
@@ -92,13 +131,14 @@ fn needs_fields(m: &Mail, want: &Meta, base: Option<&Base>) -> bool {
 }
 
 /// The edits that give `m` its new hidden fields.
-fn fields(m: &Mail, want: &Meta, base: Option<&Base>, edits: &mut Vec<Edit>) {
-    let body_len = m.end - m.body;
+fn fields(m: &impl Placed, want: &Meta, base: Option<&Base>, edits: &mut Vec<Edit>) {
+    let body_len = m.body_len();
+    let hidden = m.hidden();
     let mut block = Vec::new();
     meta::format(&mut block, base, want, 0, body_len);
     // Together (each field right after the one before) and with room: in place.
-    let together = m.hidden.windows(2).all(|w| w[0].end == w[1].start);
-    if let (true, Some(first), Some(last)) = (together, m.hidden.first(), m.hidden.last()) {
+    let together = hidden.windows(2).all(|w| w[0].end == w[1].start);
+    if let (true, Some(first), Some(last)) = (together, hidden.first(), hidden.last()) {
         let room = (last.end - first.start) as usize;
         if block.len() <= room {
             block.clear();
@@ -116,7 +156,7 @@ fn fields(m: &Mail, want: &Meta, base: Option<&Base>, edits: &mut Vec<Edit>) {
             return;
         }
     }
-    for h in &m.hidden {
+    for h in hidden {
         edits.push(Edit {
             range: h.clone(),
             bytes: Vec::new(),
@@ -125,7 +165,7 @@ fn fields(m: &Mail, want: &Meta, base: Option<&Base>, edits: &mut Vec<Edit>) {
     block.clear();
     meta::format(&mut block, base, want, PAD, body_len);
     edits.push(Edit {
-        range: m.blank..m.blank,
+        range: m.blank()..m.blank(),
         bytes: block,
     });
 }

@@ -148,6 +148,18 @@ pub fn apply(dir: &OwnedFd, name: &OsStr, file: &File, plan: &Plan) -> Result<()
     run(dir, name, file, plan, Stop::Never)
 }
 
+/// A rewrite stopped right after its journal was written, as a kill there leaves it
+/// (other modules' tests).
+#[cfg(test)]
+pub(super) fn interrupted(
+    dir: &OwnedFd,
+    name: &OsStr,
+    file: &File,
+    plan: &Plan,
+) -> Result<(), RewriteError> {
+    run(dir, name, file, plan, Stop::AfterJournal)
+}
+
 fn run(
     dir: &OwnedFd,
     name: &OsStr,

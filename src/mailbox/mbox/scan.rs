@@ -81,6 +81,9 @@ pub struct Mail {
     /// out): with the body's length, what tells a message again after another program
     /// rewrote the file and changed only its hidden fields.
     pub header_crc: u32,
+    /// The message's last byte is a line end (a writer appending after a message that
+    /// had none gives it one: the fingerprint leaves it out).
+    pub ends_in_lf: bool,
 }
 
 #[derive(Debug)]
@@ -144,6 +147,7 @@ pub fn scan<S: Source + ?Sized>(
         };
         let h = w.header(header)?;
         let (end, next, by_length) = w.boundary(pos, &h, opts)?;
+        let ends_in_lf = end > header && w.at(end - 1, 1)?.first() == Some(&b'\n');
         let mail = Mail {
             from: pos,
             header,
@@ -157,6 +161,7 @@ pub fn scan<S: Source + ?Sized>(
             hidden: h.hidden,
             by_length,
             header_crc: h.crc.finalize(),
+            ends_in_lf,
         };
         if !each(mail) {
             return Ok(());

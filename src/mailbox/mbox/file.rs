@@ -1,0 +1,383 @@
+//! The operations a store does on one mbox file, each under the lock it needs:
+//!
+//! * [`MboxFile::sync`]: an interrupted rewrite is completed first (under the write lock),
+//!   then the file is synced under the read lock ([`super::folder::sync`]);
+//! * [`MboxFile::write_back`]: under the write lock, synced again (another program may
+//!   have changed the file since), the wanted hidden fields and expunges planned
+//!   ([`super::plan`]) and rewritten ([`super::rewrite`]), then synced;
+//! * [`MboxFile::append`]: under the write lock, synced again, one message written at the
+//!   end ([`super::write`]) after the blank line the last message needs, forced to disk;
+//!   a failed write is cut back to the old end.
+//!
+//! Locks are never held between calls (never while waiting for a client).
+//!
+//! This module knows one file; the index and sessions are the store's.
+// Used by its tests until the mbox store (issue 12's next step) works through it.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
+
+use super::change::Stamp;
+use super::folder::{self, Delta, Folder, Msg};
+use super::lock::{self, Kind, LockError};
+use super::meta::Base;
+use super::plan::{self, Want};
+use super::rewrite::{self, RewriteError};
+use super::scan::ScanError;
+use super::write;
+use crate::beneath;
+
+#[derive(Debug)]
+pub enum FileError {
+    Io(io::Error),
+    Lock(LockError),
+    Scan(ScanError),
+    Rewrite(RewriteError),
+}
+
+impl From<io::Error> for FileError {
+    fn from(e: io::Error) -> Self {
+        FileError::Io(e)
+    }
+}
+impl From<LockError> for FileError {
+    fn from(e: LockError) -> Self {
+        FileError::Lock(e)
+    }
+}
+impl From<ScanError> for FileError {
+    fn from(e: ScanError) -> Self {
+        FileError::Scan(e)
+    }
+}
+impl From<RewriteError> for FileError {
+    fn from(e: RewriteError) -> Self {
+        FileError::Rewrite(e)
+    }
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileError::Io(e) => write!(f, "{e}"),
+            FileError::Lock(e) => write!(f, "{e}"),
+            FileError::Scan(e) => write!(f, "{e}"),
+            FileError::Rewrite(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// One mbox file, open read-write (never through a link), in its folder's directory.
+pub struct MboxFile {
+    dir: OwnedFd,
+    name: OsString,
+    file: File,
+    locks: lock::Config,
+}
+
+impl MboxFile {
+    pub fn open(dir: &OwnedFd, name: &OsStr, locks: lock::Config) -> io::Result<MboxFile> {
+        Ok(MboxFile {
+            dir: dir.try_clone()?,
+            name: name.to_os_string(),
+            file: beneath::open_rw_at(dir, name)?,
+            locks,
+        })
+    }
+
+    fn lock(&self, kind: Kind) -> Result<lock::Held, LockError> {
+        lock::lock(&self.dir, &self.name, &self.file, kind, &self.locks)
+    }
+
+    fn stamp(&self) -> io::Result<Stamp> {
+        let st = beneath::fstat(&self.file)?;
+        Ok(Stamp {
+            dev: st.dev,
+            ino: st.ino,
+            size: st.size,
+            mtime: i128::from(st.mtime) * 1_000_000_000 + i128::from(st.mtime_nsec),
+        })
+    }
+
+    fn journal_pending(&self) -> bool {
+        let mut j = OsString::from(".");
+        j.push(&self.name);
+        j.push(".loft-rewrite.journal");
+        beneath::lstat_at(&self.dir, &j).is_ok()
+    }
+
+    /// Completes an interrupted rewrite (the caller holds the write lock).
+    fn recover(&self) -> Result<(), FileError> {
+        if self.journal_pending() {
+            rewrite::recover(&self.dir, &self.name, &self.file)?;
+        }
+        Ok(())
+    }
+
+    /// The folder in step with the file.
+    pub fn sync(
+        &self,
+        prev: Option<&Folder>,
+        fresh_validity: impl FnOnce() -> u32,
+    ) -> Result<(Folder, Delta), FileError> {
+        if self.journal_pending() {
+            let _w = self.lock(Kind::Write)?;
+            self.recover()?;
+        }
+        let _r = self.lock(Kind::Read)?;
+        Ok(folder::sync(
+            &self.file,
+            self.stamp()?,
+            prev,
+            fresh_validity,
+        )?)
+    }
+
+    /// Writes what `want` says of each message (expunges, UIDs, flags, keywords) and
+    /// `base` on the first one; returns the folder after it and what changed in the file
+    /// meanwhile (another program's mail, found before the rewrite).
+    pub fn write_back(
+        &self,
+        prev: &Folder,
+        want: impl Fn(&Msg) -> Want,
+        base: &Base,
+    ) -> Result<(Folder, Delta), FileError> {
+        let _w = self.lock(Kind::Write)?;
+        self.recover()?;
+        let (now, mut delta) =
+            folder::sync(&self.file, self.stamp()?, Some(prev), || base.uid_validity)?;
+        let wants: Vec<Want> = now.messages.iter().map(&want).collect();
+        let size = self.stamp()?.size;
+        let Some(p) = plan::plan(&now.messages, &wants, base, size) else {
+            return Ok((now, delta));
+        };
+        rewrite::apply(&self.dir, &self.name, &self.file, &p)?;
+        let (after, d2) =
+            folder::sync(&self.file, self.stamp()?, Some(&now), || base.uid_validity)?;
+        delta.expunged.extend(d2.expunged);
+        delta.rewrite = d2.rewrite;
+        Ok((after, delta))
+    }
+
+    /// Appends `message` (as a client gave it) with `stamp`'s fields; returns the folder
+    /// with it and what changed (its UID among `added`).
+    pub fn append(
+        &self,
+        prev: &Folder,
+        message: &[u8],
+        stamp: &write::Stamp<'_>,
+    ) -> Result<(Folder, Delta), FileError> {
+        let _w = self.lock(Kind::Write)?;
+        self.recover()?;
+        let (now, mut delta) =
+            folder::sync(&self.file, self.stamp()?, Some(prev), || prev.uid_validity)?;
+        let end = self.stamp()?.size;
+        let mut out = Vec::new();
+        // The blank line before a `From ` line: the last message may lack it (or even its
+        // last line end).
+        if end > 0 {
+            let mut last = [0u8; 2];
+            let from = end.saturating_sub(2);
+            let n = self
+                .file
+                .read_at(&mut last[..(end - from) as usize], from)?;
+            match &last[..n] {
+                [b'\n', b'\n'] => {}
+                [.., b'\n'] => out.push(b'\n'),
+                _ => out.extend_from_slice(b"\n\n"),
+            }
+        }
+        write::append_mail(&mut out, message, stamp);
+        if let Err(e) = self
+            .file
+            .write_all_at(&out, end)
+            .and_then(|()| self.file.sync_all())
+        {
+            // Never leave half a message: back to the old end.
+            let _ = self.file.set_len(end);
+            return Err(e.into());
+        }
+        let (after, d2) =
+            folder::sync(&self.file, self.stamp()?, Some(&now), || prev.uid_validity)?;
+        delta.added.extend(d2.added);
+        Ok((after, delta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::mbox::meta::Meta;
+    use crate::mailbox::mbox::rewrite::{Piece, Plan};
+    use crate::mailbox::mbox::scan::scan_all;
+    use crate::mailbox::SysFlags;
+
+    const D: &str = "Mon Dec  7 16:49:14 2026";
+
+    fn spool(n: usize) -> (tempfile::TempDir, OwnedFd, MboxFile) {
+        let tmp = tempfile::tempdir().unwrap();
+        let text: String = (0..n)
+            .map(|i| format!("From bob@example.org  {D}\nSubject: m{i}\n\nbody {i}\n\n"))
+            .collect();
+        std::fs::write(tmp.path().join("box"), text).unwrap();
+        let dir = OwnedFd::from(File::open(tmp.path()).unwrap());
+        let f = MboxFile::open(&dir, OsStr::new("box"), lock::Config::default()).unwrap();
+        (tmp, dir, f)
+    }
+
+    fn base_of(f: &Folder) -> Base {
+        Base {
+            uid_validity: f.uid_validity,
+            uid_next: f.uid_next,
+            keywords: Vec::new(),
+        }
+    }
+
+    fn keep(m: &Msg, flags: SysFlags) -> Want {
+        Want {
+            keep: true,
+            meta: Meta {
+                uid: Some(m.uid),
+                flags,
+                ..Meta::default()
+            },
+        }
+    }
+
+    #[test]
+    fn uids_and_flags_written_back_then_an_expunge() {
+        let (tmp, _dir, f) = spool(3);
+        let (folder, d) = f.sync(None, || 77).unwrap();
+        assert_eq!(d.rewrite, [1, 2, 3]);
+        let (after, d) = f
+            .write_back(
+                &folder,
+                |m| {
+                    keep(
+                        m,
+                        if m.uid == 2 {
+                            SysFlags::SEEN
+                        } else {
+                            SysFlags::default()
+                        },
+                    )
+                },
+                &base_of(&folder),
+            )
+            .unwrap();
+        assert!(d.expunged.is_empty() && d.rewrite.is_empty(), "{d:?}");
+        assert_eq!(
+            after.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        let bytes = std::fs::read(tmp.path().join("box")).unwrap();
+        let mails = scan_all(&bytes[..], bytes.len() as u64).unwrap();
+        let uids: Vec<_> = mails.iter().map(|m| m.meta.uid).collect();
+        assert_eq!(uids, [Some(1), Some(2), Some(3)]);
+        assert_eq!(mails[1].meta.flags, SysFlags::SEEN);
+        assert_eq!(
+            mails[0]
+                .meta
+                .base
+                .as_ref()
+                .map(|b| (b.uid_validity, b.uid_next)),
+            Some((77, 4))
+        );
+        // Expunge 2: the others keep their UIDs.
+        let (gone, d) = f
+            .write_back(
+                &after,
+                |m| Want {
+                    keep: m.uid != 2,
+                    ..keep(m, m.meta.flags)
+                },
+                &base_of(&after),
+            )
+            .unwrap();
+        assert_eq!(
+            gone.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            [1, 3]
+        );
+        assert_eq!(d.expunged, [2]);
+        // A new process (no folder known) finds the same UIDs in the file.
+        let (fresh, _) = f
+            .sync(None, || panic!("the file has its UIDVALIDITY"))
+            .unwrap();
+        assert_eq!(
+            (
+                fresh.uid_validity,
+                fresh.messages.iter().map(|m| m.uid).collect::<Vec<_>>()
+            ),
+            (77, vec![1, 3])
+        );
+    }
+
+    #[test]
+    fn an_append_gets_the_next_uid_after_mail_another_program_added() {
+        let (tmp, _dir, f) = spool(2);
+        let (folder, _) = f.sync(None, || 77).unwrap();
+        // procmail delivered meanwhile, its last line without a line end.
+        let path = tmp.path().join("box");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(format!("From carol  {D}\nSubject: late\n\nno end").as_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let meta = Meta {
+            uid: Some(folder.uid_next + 1),
+            ..Meta::default()
+        };
+        let stamp = write::Stamp {
+            sender: "dave@example.org",
+            date: 1_733_590_154,
+            meta: &meta,
+            base: None,
+            pad: 10,
+        };
+        let (after, d) = f
+            .append(&folder, b"Subject: appended\r\n\r\nhello\r\n", &stamp)
+            .unwrap();
+        assert_eq!(d.added, [3, 4]);
+        assert_eq!(after.messages.len(), 4);
+        let bytes = std::fs::read(&path).unwrap();
+        let mails = scan_all(&bytes[..], bytes.len() as u64).unwrap();
+        assert_eq!(mails.len(), 4);
+        assert_eq!(mails[2].sender, "carol");
+        assert_eq!(mails[3].sender, "dave@example.org");
+        assert_eq!(mails[3].meta.uid, Some(4));
+    }
+
+    #[test]
+    fn a_sync_completes_an_interrupted_rewrite_first() {
+        let (tmp, dir, f) = spool(3);
+        let path = tmp.path().join("box");
+        let old = std::fs::read(&path).unwrap();
+        let mails = scan_all(&old[..], old.len() as u64).unwrap();
+        // Expunge the second message; killed right after the journal was written.
+        let plan = Plan {
+            offset: mails[1].from,
+            pieces: vec![Piece::Keep(mails[2].from..old.len() as u64)],
+            rest: None,
+        };
+        let raw = File::options().read(true).write(true).open(&path).unwrap();
+        rewrite::interrupted(&dir, OsStr::new("box"), &raw, &plan).unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            old,
+            "not touched before the copy"
+        );
+        let (folder, _) = f.sync(None, || 9).unwrap();
+        assert_eq!(
+            folder.messages.len(),
+            2,
+            "the rewrite was completed before reading"
+        );
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [OsString::from("box")]);
+    }
+}
