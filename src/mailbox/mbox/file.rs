@@ -526,3 +526,77 @@ mod killed {
         );
     }
 }
+
+/// procmail delivering while a write-back of a big file runs: it waits for Loft's locks,
+/// then appends; the next sync has every message, the old ones with their UIDs and the
+/// written flags, the delivered one new.
+#[cfg(test)]
+#[test]
+fn procmail_delivers_during_a_write_back() {
+    use crate::mailbox::mbox::meta::Meta;
+    use crate::mailbox::SysFlags;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    if Command::new("procmail").arg("-v").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "procmail missing in CI");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("box");
+    let text: String = (0..200)
+        .map(|i| {
+            format!(
+                "From bob  Mon Dec  7 16:49:14 2026\nSubject: m{i}\n\n{}\n\n",
+                "x".repeat(20_000 + i)
+            )
+        })
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    let rc = tmp.path().join("rc");
+    std::fs::write(&rc, format!("DEFAULT={}\nLOCKSLEEP=1\n", path.display())).unwrap();
+    let dir = OwnedFd::from(File::open(tmp.path()).unwrap());
+    let f = MboxFile::open(&dir, OsStr::new("box"), lock::Config::default()).unwrap();
+    let (folder, _) = f.sync(None, || 77).unwrap();
+    let base = Base {
+        uid_validity: 77,
+        uid_next: folder.uid_next,
+        keywords: Vec::new(),
+    };
+    let want = |m: &Msg| Want {
+        keep: true,
+        meta: Meta {
+            uid: Some(m.uid),
+            flags: SysFlags::SEEN,
+            ..Meta::default()
+        },
+    };
+    let mut pm = None;
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| f.write_back(&folder, want, &base).unwrap());
+        let mut p = Command::new("procmail")
+            .arg("-f")
+            .arg("carol@example.org")
+            .arg(&rc)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        p.stdin
+            .take()
+            .unwrap()
+            .write_all(b"Subject: during\n\nhello\n")
+            .unwrap();
+        writer.join().unwrap();
+        pm = Some(p);
+    });
+    assert!(pm.unwrap().wait().unwrap().success());
+    let (after, d) = f
+        .sync(Some(&folder), || panic!("same UIDVALIDITY"))
+        .unwrap();
+    assert_eq!(after.messages.len(), 201);
+    assert!(after.messages[..200]
+        .iter()
+        .zip(1..)
+        .all(|(m, u)| m.uid == u && m.meta.flags == SysFlags::SEEN));
+    assert_eq!(after.messages[200].uid, 201);
+    assert!(d.expunged.is_empty());
+}
