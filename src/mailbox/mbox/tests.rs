@@ -909,3 +909,229 @@ fn procmail_and_loft_share_a_file() {
     std::fs::remove_file(tmp.path().join("box.lock")).unwrap();
     drop(lock(&dir, std::ffi::OsStr::new("box"), &f, Kind::Write, &cfg).unwrap());
 }
+
+/// Postfix `local(8)` (Debian's, a private instance) delivering into an mbox spool: Loft
+/// reads what it wrote (its `From ` line, `Delivered-To`, its quoting), and a delivery
+/// while Loft holds the write lock waits (local's own lock retries) and lands once it is
+/// let go. Needs root (local delivers as the recipient, a system user made here).
+#[test]
+fn postfix_local_delivers_into_a_spool_loft_reads() {
+    use super::lock::{lock, Config, Kind};
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+    let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+    if !root || !std::path::Path::new("/usr/sbin/postfix").exists() {
+        assert!(
+            std::env::var_os("CI").is_none() || !root,
+            "postfix missing in CI"
+        );
+        eprintln!("not root or no postfix: skipped");
+        return;
+    }
+    let user = "loftmbox";
+    if !Command::new("id")
+        .arg(user)
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        let st = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                user,
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success(), "useradd {user}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (etc, queue, data, spool) = (
+        d.join("etc"),
+        d.join("queue"),
+        d.join("data"),
+        d.join("spool"),
+    );
+    for p in [&etc, &queue, &data, &spool] {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    assert!(Command::new("chown")
+        .arg("postfix")
+        .arg(&data)
+        .status()
+        .unwrap()
+        .success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        etc.join("main.cf"),
+        format!(
+            "compatibility_level = 3.6\nqueue_directory = {q}\ndata_directory = {data}\n\
+             command_directory = /usr/sbin\ndaemon_directory = /usr/lib/postfix/sbin\n\
+             meta_directory = /etc/postfix\nshlib_directory = /usr/lib/postfix\n\
+             mail_owner = postfix\nsetgid_group = postdrop\n\
+             myhostname = localhost\nmydestination = localhost\nmynetworks = 127.0.0.0/8\n\
+             inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nrelayhost =\n\
+             alias_maps =\nalias_database =\nlocal_transport = local\n\
+             mail_spool_directory = {spool}\nhome_mailbox =\nmailbox_command =\n\
+             mailbox_delivery_lock = fcntl, dotlock\n\
+             smtpd_relay_restrictions = permit_mynetworks, reject\n\
+             queue_run_delay = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 2s\n\
+             maillog_file_prefixes = {dir}\nmaillog_file = {dir}/maillog\n",
+            q = queue.display(),
+            data = data.display(),
+            spool = spool.display(),
+            dir = d.display(),
+        ),
+    )
+    .unwrap();
+    let mut master = format!("127.0.0.1:{port} inet n - n - - smtpd\n");
+    for (name, kind, limit, cmd) in [
+        ("cleanup", "unix n", "0", "cleanup"),
+        ("qmgr", "unix n", "1", "qmgr"),
+        ("rewrite", "unix -", "-", "trivial-rewrite"),
+        ("bounce", "unix -", "0", "bounce"),
+        ("defer", "unix -", "0", "bounce"),
+        ("trace", "unix -", "0", "bounce"),
+        ("error", "unix -", "-", "error"),
+        ("retry", "unix -", "-", "error"),
+        ("proxymap", "unix -", "-", "proxymap"),
+        ("anvil", "unix -", "1", "anvil"),
+        ("scache", "unix -", "1", "scache"),
+    ] {
+        master.push_str(&format!("{name} {kind} - n - {limit} {cmd}\n"));
+    }
+    // local(8) runs privileged (unpriv n): it delivers as the recipient.
+    master.push_str("local unix - n n - - local\npostlog unix-dgram n - n - 1 postlogd\n");
+    std::fs::write(etc.join("master.cf"), master).unwrap();
+    let log = || std::fs::read_to_string(d.join("maillog")).unwrap_or_default();
+    let st = Command::new("postfix")
+        .arg("-c")
+        .arg(&etc)
+        .arg("start")
+        .status()
+        .unwrap();
+    assert!(st.success(), "postfix start failed:\n{}", log());
+    struct Stop(std::path::PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = Command::new("postfix")
+                .arg("-c")
+                .arg(&self.0)
+                .arg("stop")
+                .status();
+        }
+    }
+    let _stop = Stop(etc.clone());
+    let send = |subject: &str| {
+        let t0 = Instant::now();
+        let s = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(_) if t0.elapsed() < Duration::from_secs(20) => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                Err(e) => panic!("postfix never listened: {e}\n{}", log()),
+            }
+        };
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        let mut line = String::new();
+        let mut expect = |r: &mut BufReader<std::net::TcpStream>, code: &str| loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            assert!(
+                line.starts_with(code),
+                "wanted {code}, got {line:?}\n{}",
+                log()
+            );
+            if line.as_bytes().get(3) == Some(&b' ') {
+                break;
+            }
+        };
+        expect(&mut r, "220");
+        for (cmd, code) in [
+            ("EHLO test".to_string(), "250"),
+            ("MAIL FROM:<bob@example.org>".to_string(), "250"),
+            (format!("RCPT TO:<{user}@localhost>"), "250"),
+            ("DATA".to_string(), "354"),
+        ] {
+            w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+            expect(&mut r, code);
+        }
+        w.write_all(format!("Subject: {subject}\r\n\r\nFrom here on\r\nbody\r\n.\r\n").as_bytes())
+            .unwrap();
+        expect(&mut r, "250");
+        w.write_all(b"QUIT\r\n").unwrap();
+    };
+    let mbox = spool.join(user);
+    let count = || {
+        let b = std::fs::read(&mbox).unwrap_or_default();
+        scan_all(&b[..], b.len() as u64)
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let wait_for = |n: usize| {
+        let t0 = Instant::now();
+        while count() < n {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "not delivered:\n{}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    send("first");
+    wait_for(1);
+    // Held by Loft: local(8) waits (its lock retries), then delivers.
+    let dir = std::os::fd::OwnedFd::from(std::fs::File::open(&spool).unwrap());
+    let f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&mbox)
+        .unwrap();
+    let held = lock(
+        &dir,
+        std::ffi::OsStr::new(user),
+        &f,
+        Kind::Write,
+        &Config::default(),
+    )
+    .unwrap();
+    let before = std::fs::read(&mbox).unwrap();
+    send("second");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        std::fs::read(&mbox).unwrap(),
+        before,
+        "delivered while Loft held the lock"
+    );
+    drop(held);
+    wait_for(2);
+    let b = std::fs::read(&mbox).unwrap();
+    let m = mails(&b);
+    assert_eq!(m.len(), 2);
+    for (g, subject) in m.iter().zip(["first", "second"]) {
+        assert_eq!(g.sender, "bob@example.org");
+        let v = shown(&b, g);
+        assert!(
+            v.contains(&format!("Delivered-To: {user}@localhost\n")),
+            "{v}"
+        );
+        assert!(v.contains(&format!("Subject: {subject}\n")), "{v}");
+        assert!(v.ends_with("\n\n>From here on\nbody\n"), "{v:?}");
+    }
+}
