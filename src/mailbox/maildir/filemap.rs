@@ -17,7 +17,7 @@
 #![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
 
 use super::filename::{self, MailName, Name};
-use super::folder::{FileInfo, Sub};
+use super::folder::{FileInfo, Sub, NO_MTIME};
 use crate::mailbox::{SysFlags, Uid};
 
 #[derive(Clone, Debug)]
@@ -43,7 +43,7 @@ impl<F> Default for FileMap<F> {
 /// record's key when asked ([`Kept::file`]).
 #[derive(Clone, Debug)]
 pub struct Kept {
-    /// As [`FileInfo`]'s (`i64::MIN`: not known).
+    /// As [`FileInfo`]'s ([`NO_MTIME`]: not known).
     mtime: i64,
     /// A name that is not its base with its flags' info part, whole.
     odd: Option<Box<Odd>>,
@@ -70,7 +70,7 @@ impl Kept {
         let info = filename::canonical_info(&f.name, &f.parsed);
         let sub = if f.sub == Sub::Cur { CUR } else { 0 };
         Kept {
-            mtime: f.mtime().unwrap_or(i64::MIN),
+            mtime: f.mtime().unwrap_or(NO_MTIME),
             odd: match info {
                 Some(_) => None,
                 None => Some(Box::new(Odd {
@@ -100,7 +100,7 @@ impl Kept {
     /// The whole file, its name made from `key` (its index record's key). `None` when
     /// the key is not a name (not UTF-8: a damaged index).
     pub fn file(&self, key: &[u8]) -> Option<FileInfo> {
-        let mtime = (self.mtime != i64::MIN).then_some(self.mtime);
+        let mtime = (self.mtime != NO_MTIME).then_some(self.mtime);
         if let Some(o) = &self.odd {
             return Some(FileInfo::new(self.sub(), &o.name, o.parsed, mtime));
         }

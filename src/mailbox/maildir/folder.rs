@@ -52,7 +52,7 @@ pub struct FileInfo {
 }
 
 /// [`FileInfo`]'s mtime not known yet (`Option<i64>` would take 8 more bytes).
-const NO_MTIME: i64 = i64::MIN;
+pub(super) const NO_MTIME: i64 = i64::MIN;
 
 impl FileInfo {
     /// A file named `name` (parsed into `parsed`) in `sub`, its mtime `mtime` if known.

@@ -95,13 +95,7 @@ pub fn since<S: Source + ?Sized>(src: &S, now: Stamp, tail: &Tail) -> io::Result
 /// there is none.
 fn line_crc<S: Source + ?Sized>(src: &S, at: u64) -> io::Result<Option<(u32, u32)>> {
     let mut buf = vec![0u8; from_line::MAX_LEN + 2];
-    let mut got = 0;
-    while got < buf.len() {
-        match src.read_at(&mut buf[got..], at + got as u64)? {
-            0 => break,
-            n => got += n,
-        }
-    }
+    let got = src.read_full_at(&mut buf, at)?;
     let Some(end) = buf[..got].iter().position(|&c| c == b'\n') else {
         return Ok(None);
     };

@@ -120,65 +120,59 @@ impl MboxFile {
         Ok(())
     }
 
-    /// The folder in step with the file. A rewrite a crash interrupted is completed first,
-    /// and a dead process's dotlock removed (others would wait minutes for it), under the
-    /// write lock.
+    /// Brings `f` in step with the file (`Folder::default()`: nothing known yet). A
+    /// rewrite a crash interrupted is completed first, and a dead process's dotlock
+    /// removed (others would wait minutes for it), under the write lock.
     pub fn sync(
         &self,
-        prev: Option<&Folder>,
+        f: &mut Folder,
         fresh_validity: impl FnOnce() -> u32,
-    ) -> Result<(Folder, Delta), FileError> {
+    ) -> Result<Delta, FileError> {
         if self.rewrite_left() || lock::dead_dotlock(&self.dir, &self.name) {
             let _w = self.lock(Kind::Write)?;
             self.recover()?;
         }
         let _r = self.lock(Kind::Read)?;
-        Ok(folder::sync(
-            &self.file,
-            self.stamp()?,
-            prev,
-            fresh_validity,
-        )?)
+        Ok(folder::sync(&self.file, self.stamp()?, f, fresh_validity)?)
     }
 
     /// Writes what `want` says of each message (expunges, UIDs, flags, keywords) and
-    /// `base` on the first one; returns the folder after it and what changed in the file
-    /// meanwhile (another program's mail, found before the rewrite).
+    /// `base` on the first one; `f` is in step with the file after it. The delta also has
+    /// what changed in the file meanwhile (another program's mail, found before the
+    /// rewrite).
     pub fn write_back(
         &self,
-        prev: &Folder,
+        f: &mut Folder,
         want: impl Fn(&Msg) -> Want,
         base: &Base,
-    ) -> Result<(Folder, Delta), FileError> {
+    ) -> Result<Delta, FileError> {
         let _w = self.lock(Kind::Write)?;
         self.recover()?;
-        let (now, mut delta) =
-            folder::sync(&self.file, self.stamp()?, Some(prev), || base.uid_validity)?;
-        let wants: Vec<Want> = now.messages.iter().map(&want).collect();
+        let mut delta = folder::sync(&self.file, self.stamp()?, f, || base.uid_validity)?;
+        let wants: Vec<Want> = f.messages.iter().map(&want).collect();
         let size = self.stamp()?.size;
-        let Some(p) = plan::plan(&now.messages, &wants, base, size) else {
-            return Ok((now, delta));
+        let Some(p) = plan::plan(&f.messages, &wants, base, size) else {
+            return Ok(delta);
         };
         rewrite::apply(&self.dir, &self.name, &self.file, &p)?;
-        let (after, d2) =
-            folder::sync(&self.file, self.stamp()?, Some(&now), || base.uid_validity)?;
+        let d2 = folder::sync(&self.file, self.stamp()?, f, || base.uid_validity)?;
         delta.expunged.extend(d2.expunged);
         delta.rewrite = d2.rewrite;
-        Ok((after, delta))
+        Ok(delta)
     }
 
-    /// Appends `message` (as a client gave it) with `stamp`'s fields; returns the folder
-    /// with it and what changed (its UID among `added`).
+    /// Appends `message` (as a client gave it) with `stamp`'s fields; `f` has it after
+    /// (its UID among the delta's `added`).
     pub fn append(
         &self,
-        prev: &Folder,
+        f: &mut Folder,
         message: &[u8],
         stamp: &write::Stamp<'_>,
-    ) -> Result<(Folder, Delta), FileError> {
+    ) -> Result<Delta, FileError> {
         let _w = self.lock(Kind::Write)?;
         self.recover()?;
-        let (now, mut delta) =
-            folder::sync(&self.file, self.stamp()?, Some(prev), || prev.uid_validity)?;
+        let validity = f.uid_validity;
+        let mut delta = folder::sync(&self.file, self.stamp()?, f, || validity)?;
         let end = self.stamp()?.size;
         let mut out = Vec::new();
         // The blank line before a `From ` line: the last message may lack it (or even its
@@ -186,9 +180,7 @@ impl MboxFile {
         if end > 0 {
             let mut last = [0u8; 2];
             let from = end.saturating_sub(2);
-            let n = self
-                .file
-                .read_at(&mut last[..(end - from) as usize], from)?;
+            let n = beneath::read_full_at(&self.file, &mut last[..(end - from) as usize], from)?;
             match &last[..n] {
                 [b'\n', b'\n'] => {}
                 [.., b'\n'] => out.push(b'\n'),
@@ -205,10 +197,47 @@ impl MboxFile {
             let _ = self.file.set_len(end);
             return Err(e.into());
         }
-        let (after, d2) =
-            folder::sync(&self.file, self.stamp()?, Some(&now), || prev.uid_validity)?;
+        let d2 = folder::sync(&self.file, self.stamp()?, f, || validity)?;
         delta.added.extend(d2.added);
-        Ok((after, delta))
+        Ok(delta)
+    }
+}
+
+/// The operations as values (a copy of `prev` brought in step), for the tests.
+#[cfg(test)]
+mod by_value {
+    use super::*;
+
+    pub fn sync(
+        f: &MboxFile,
+        prev: Option<&Folder>,
+        fresh: impl FnOnce() -> u32,
+    ) -> Result<(Folder, Delta), FileError> {
+        let mut g = prev.cloned().unwrap_or_default();
+        let d = f.sync(&mut g, fresh)?;
+        Ok((g, d))
+    }
+
+    pub fn write_back(
+        f: &MboxFile,
+        prev: &Folder,
+        want: impl Fn(&Msg) -> Want,
+        base: &Base,
+    ) -> Result<(Folder, Delta), FileError> {
+        let mut g = prev.clone();
+        let d = f.write_back(&mut g, want, base)?;
+        Ok((g, d))
+    }
+
+    pub fn append(
+        f: &MboxFile,
+        prev: &Folder,
+        m: &[u8],
+        st: &write::Stamp<'_>,
+    ) -> Result<(Folder, Delta), FileError> {
+        let mut g = prev.clone();
+        let d = f.append(&mut g, m, st)?;
+        Ok((g, d))
     }
 }
 
@@ -255,24 +284,24 @@ mod tests {
     #[test]
     fn uids_and_flags_written_back_then_an_expunge() {
         let (tmp, _dir, f) = spool(3);
-        let (folder, d) = f.sync(None, || 77).unwrap();
+        let (folder, d) = by_value::sync(&f, None, || 77).unwrap();
         assert_eq!(d.rewrite, [1, 2, 3]);
-        let (after, d) = f
-            .write_back(
-                &folder,
-                |m| {
-                    keep(
-                        m,
-                        if m.uid == 2 {
-                            SysFlags::SEEN
-                        } else {
-                            SysFlags::default()
-                        },
-                    )
-                },
-                &base_of(&folder),
-            )
-            .unwrap();
+        let (after, d) = by_value::write_back(
+            &f,
+            &folder,
+            |m| {
+                keep(
+                    m,
+                    if m.uid == 2 {
+                        SysFlags::SEEN
+                    } else {
+                        SysFlags::default()
+                    },
+                )
+            },
+            &base_of(&folder),
+        )
+        .unwrap();
         assert!(d.expunged.is_empty() && d.rewrite.is_empty(), "{d:?}");
         assert_eq!(
             after.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
@@ -292,25 +321,24 @@ mod tests {
             Some((77, 4))
         );
         // Expunge 2: the others keep their UIDs.
-        let (gone, d) = f
-            .write_back(
-                &after,
-                |m| Want {
-                    keep: m.uid != 2,
-                    ..keep(m, m.meta.flags)
-                },
-                &base_of(&after),
-            )
-            .unwrap();
+        let (gone, d) = by_value::write_back(
+            &f,
+            &after,
+            |m| Want {
+                keep: m.uid != 2,
+                ..keep(m, m.meta.flags)
+            },
+            &base_of(&after),
+        )
+        .unwrap();
         assert_eq!(
             gone.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
             [1, 3]
         );
         assert_eq!(d.expunged, [2]);
         // A new process (no folder known) finds the same UIDs in the file.
-        let (fresh, _) = f
-            .sync(None, || panic!("the file has its UIDVALIDITY"))
-            .unwrap();
+        let (fresh, _) =
+            by_value::sync(&f, None, || panic!("the file has its UIDVALIDITY")).unwrap();
         assert_eq!(
             (
                 fresh.uid_validity,
@@ -323,7 +351,7 @@ mod tests {
     #[test]
     fn an_append_gets_the_next_uid_after_mail_another_program_added() {
         let (tmp, _dir, f) = spool(2);
-        let (folder, _) = f.sync(None, || 77).unwrap();
+        let (folder, _) = by_value::sync(&f, None, || 77).unwrap();
         // procmail delivered meanwhile, its last line without a line end.
         let path = tmp.path().join("box");
         let mut bytes = std::fs::read(&path).unwrap();
@@ -340,9 +368,8 @@ mod tests {
             base: None,
             pad: 10,
         };
-        let (after, d) = f
-            .append(&folder, b"Subject: appended\r\n\r\nhello\r\n", &stamp)
-            .unwrap();
+        let (after, d) =
+            by_value::append(&f, &folder, b"Subject: appended\r\n\r\nhello\r\n", &stamp).unwrap();
         assert_eq!(d.added, [3, 4]);
         assert_eq!(after.messages.len(), 4);
         let bytes = std::fs::read(&path).unwrap();
@@ -372,7 +399,7 @@ mod tests {
             old,
             "not touched before the copy"
         );
-        let (folder, _) = f.sync(None, || 9).unwrap();
+        let (folder, _) = by_value::sync(&f, None, || 9).unwrap();
         assert_eq!(
             folder.messages.len(),
             2,
@@ -443,7 +470,7 @@ mod killed {
             return;
         };
         let f = open(Path::new(&dir));
-        let (folder, _) = f.sync(None, || 77).unwrap();
+        let (folder, _) = by_value::sync(&f, None, || 77).unwrap();
         let base = Base {
             uid_validity: folder.uid_validity,
             uid_next: folder.uid_next,
@@ -457,7 +484,7 @@ mod killed {
                 ..Meta::default()
             },
         };
-        f.write_back(&folder, want, &base).unwrap();
+        by_value::write_back(&f, &folder, want, &base).unwrap();
     }
 
     #[test]
@@ -500,7 +527,7 @@ mod killed {
             let _ = c.wait();
             let t = Instant::now();
             let f = open(tmp.path());
-            let (folder, _) = f.sync(None, || 77).unwrap();
+            let (folder, _) = by_value::sync(&f, None, || 77).unwrap();
             assert!(
                 t.elapsed() < Duration::from_secs(5),
                 "round {round}: held up by the dead holder"
@@ -556,7 +583,7 @@ fn procmail_delivers_during_a_write_back() {
     std::fs::write(&rc, format!("DEFAULT={}\nLOCKSLEEP=1\n", path.display())).unwrap();
     let dir = OwnedFd::from(File::open(tmp.path()).unwrap());
     let f = MboxFile::open(&dir, OsStr::new("box"), lock::Config::default()).unwrap();
-    let (folder, _) = f.sync(None, || 77).unwrap();
+    let (folder, _) = by_value::sync(&f, None, || 77).unwrap();
     let base = Base {
         uid_validity: 77,
         uid_next: folder.uid_next,
@@ -572,7 +599,7 @@ fn procmail_delivers_during_a_write_back() {
     };
     let mut pm = None;
     std::thread::scope(|s| {
-        let writer = s.spawn(|| f.write_back(&folder, want, &base).unwrap());
+        let writer = s.spawn(|| by_value::write_back(&f, &folder, want, &base).unwrap());
         let mut p = Command::new("procmail")
             .arg("-f")
             .arg("carol@example.org")
@@ -589,9 +616,7 @@ fn procmail_delivers_during_a_write_back() {
         pm = Some(p);
     });
     assert!(pm.unwrap().wait().unwrap().success());
-    let (after, d) = f
-        .sync(Some(&folder), || panic!("same UIDVALIDITY"))
-        .unwrap();
+    let (after, d) = by_value::sync(&f, Some(&folder), || panic!("same UIDVALIDITY")).unwrap();
     assert_eq!(after.messages.len(), 201);
     assert!(after.messages[..200]
         .iter()

@@ -62,28 +62,28 @@ pub struct Delta {
     pub scanned: usize,
 }
 
-/// Brings `prev` (the last sync's result, if any) in step with the file `src` as `now`
-/// says it is. `fresh_validity` is asked only when a new UIDVALIDITY is needed.
+/// Brings `f` in step with the file `src` as `now` says it is (`Folder::default()`: nothing
+/// known yet). Updated in place: an unchanged file costs a `stat` and a line, not a copy
+/// of every message. Left as it was on an error. `fresh_validity` is asked only when a new
+/// UIDVALIDITY is needed.
 pub fn sync<S: Source + ?Sized>(
     src: &S,
     now: Stamp,
-    prev: Option<&Folder>,
+    f: &mut Folder,
     fresh_validity: impl FnOnce() -> u32,
-) -> Result<(Folder, Delta), ScanError> {
-    if let Some(p) = prev {
-        if let Some(tail) = p.tail.as_ref() {
-            match change::since(src, now, tail)? {
-                Change::None => return Ok((p.clone(), Delta::default())),
-                Change::Appended { from } => {
-                    if let Some(done) = appended(src, now, p, from)? {
-                        return Ok(done);
-                    }
+) -> Result<Delta, ScanError> {
+    if let Some(tail) = f.tail {
+        match change::since(src, now, &tail)? {
+            Change::None => return Ok(Delta::default()),
+            Change::Appended { from } => {
+                if let Some(d) = appended(src, now, f, from)? {
+                    return Ok(d);
                 }
-                Change::Rewritten => {}
             }
+            Change::Rewritten => {}
         }
     }
-    full(src, now, prev, fresh_validity)
+    full(src, now, f, fresh_validity)
 }
 
 fn print_of(m: &Mail) -> Print {
@@ -106,45 +106,50 @@ fn msg(m: Mail, uid: u32) -> Msg {
     }
 }
 
-/// Mail appended after the last known message; `None` when the file turns out to have
-/// been rewritten after all (the message found there is not the one known).
+/// Mail appended after the last known message; `None` (and `f` untouched) when the file
+/// turns out to have been rewritten after all (the message found there is not the one
+/// known).
 fn appended<S: Source + ?Sized>(
     src: &S,
     now: Stamp,
-    p: &Folder,
+    f: &mut Folder,
     from: u64,
-) -> Result<Option<(Folder, Delta)>, ScanError> {
+) -> Result<Option<Delta>, ScanError> {
     let mut found = Vec::new();
     scan::scan(src, now.size, from, Options::default(), |m| {
         found.push(m);
         true
     })?;
-    let mut f = p.clone();
     let mut new = found.into_iter();
-    match (f.messages.last_mut(), new.next()) {
-        (Some(last), Some(first)) if first.from == last.from && print_of(&first) == last.print => {
-            *last = msg(first, last.uid);
-        }
+    let first = new.next();
+    let again = match (f.messages.last(), &first) {
+        (Some(last), Some(m)) => m.from == last.from && print_of(m) == last.print,
         // An empty file that got its first mail: everything from 0 is new.
-        (None, Some(first)) if from == 0 && p.pseudo.is_none() => {
-            let rest: Vec<Mail> = std::iter::once(first).chain(new).collect();
-            return Ok(Some(add(src, now, f, rest)?));
+        (None, Some(_)) => from == 0 && f.pseudo.is_none(),
+        _ => false,
+    };
+    let Some(first) = first.filter(|_| again) else {
+        return Ok(None);
+    };
+    let mut rest: Vec<Mail> = new.collect();
+    let tail_from = rest.last().unwrap_or(&first).from;
+    let tail = change::tail_of(src, now, tail_from)?;
+    let mut scanned = 0;
+    match f.messages.last_mut() {
+        Some(last) => {
+            *last = msg(first, last.uid);
+            scanned = 1;
         }
-        _ => return Ok(None),
+        None => rest.insert(0, first),
     }
-    let rest: Vec<Mail> = new.collect();
-    let (f, mut d) = add(src, now, f, rest)?;
-    d.scanned += 1;
-    Ok(Some((f, d)))
+    let mut d = add(f, rest);
+    d.scanned += scanned;
+    f.tail = Some(tail);
+    Ok(Some(d))
 }
 
 /// Numbers `mails` as new mail at the end of `f`.
-fn add<S: Source + ?Sized>(
-    src: &S,
-    now: Stamp,
-    mut f: Folder,
-    mails: Vec<Mail>,
-) -> Result<(Folder, Delta), ScanError> {
+fn add(f: &mut Folder, mails: Vec<Mail>) -> Delta {
     let mut d = Delta {
         scanned: mails.len(),
         ..Delta::default()
@@ -158,18 +163,16 @@ fn add<S: Source + ?Sized>(
         d.added.push(uid);
         f.messages.push(msg(m, uid));
     }
-    let last = f.messages.last().map_or(0, |m| m.from);
-    f.tail = Some(change::tail_of(src, now, last)?);
-    Ok((f, d))
+    d
 }
 
-/// Scans the whole file and numbers it against `prev`.
+/// Scans the whole file and numbers it against what `f` knew.
 fn full<S: Source + ?Sized>(
     src: &S,
     now: Stamp,
-    prev: Option<&Folder>,
+    f: &mut Folder,
     fresh_validity: impl FnOnce() -> u32,
-) -> Result<(Folder, Delta), ScanError> {
+) -> Result<Delta, ScanError> {
     let mut mails = Vec::new();
     scan::scan(src, now.size, 0, Options::default(), |m| {
         mails.push(m);
@@ -184,17 +187,19 @@ fn full<S: Source + ?Sized>(
     if pseudo.is_some() {
         mails.remove(0);
     }
-    let known = prev.map(|p| Known {
-        uid_validity: p.uid_validity,
-        uid_next: p.uid_next,
-        messages: p.messages.iter().map(|m| (m.uid, m.print)).collect(),
+    let had = f.tail.is_some();
+    let known = had.then(|| Known {
+        uid_validity: f.uid_validity,
+        uid_next: f.uid_next,
+        messages: f.messages.iter().map(|m| (m.uid, m.print)).collect(),
     });
     let seen: Vec<Seen> = mails.iter().map(super::seen_of).collect();
     let n = number::number(base.as_ref(), &seen, known.as_ref(), fresh_validity);
+    let tail = change::tail_of(src, now, mails.last().map_or(0, |m| m.from))?;
     let renumbered = n.renumbered;
-    let before: std::collections::HashSet<u32> = match prev {
-        Some(p) if !renumbered => p.messages.iter().map(|m| m.uid).collect(),
-        _ => Default::default(),
+    let before: std::collections::HashSet<u32> = match had && !renumbered {
+        true => f.messages.iter().map(|m| m.uid).collect(),
+        false => Default::default(),
     };
     let rewrite: Vec<u32> = n.rewrite.iter().map(|&i| n.uids[i]).collect();
     let messages: Vec<Msg> = mails
@@ -207,32 +212,42 @@ fn full<S: Source + ?Sized>(
         .map(|m| m.uid)
         .filter(|u| !before.contains(u))
         .collect();
-    let expunged = match prev {
-        Some(p) if renumbered => p.messages.iter().map(|m| m.uid).collect(),
-        _ => n.expunged,
+    let expunged = match renumbered {
+        true => f.messages.iter().map(|m| m.uid).collect(),
+        false => n.expunged,
     };
-    let last = messages.last().map_or(0, |m| m.from);
-    let f = Folder {
+    *f = Folder {
         uid_validity: n.uid_validity,
         uid_next: n.uid_next,
         messages,
         base,
         pseudo,
-        tail: Some(change::tail_of(src, now, last)?),
+        tail: Some(tail),
     };
-    let d = Delta {
+    Ok(Delta {
         expunged,
         added,
         renumbered,
         rewrite,
         scanned,
-    };
-    Ok((f, d))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sync of `prev` (a copy of it) as a value, for comparisons.
+    fn sync<S: Source + ?Sized>(
+        src: &S,
+        now: Stamp,
+        prev: Option<&Folder>,
+        fresh: impl FnOnce() -> u32,
+    ) -> Result<(Folder, Delta), ScanError> {
+        let mut f = prev.cloned().unwrap_or_default();
+        let d = super::sync(src, now, &mut f, fresh)?;
+        Ok((f, d))
+    }
 
     const D: &str = "Mon Dec  7 16:49:14 2026";
 

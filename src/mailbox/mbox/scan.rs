@@ -11,8 +11,9 @@
 //! one blank line) and a `From ` line. Bodies are never unquoted: Loft serves what mutt
 //! and Python's `mailbox` read from the same file.
 //!
-//! The file is read through [`Source::read_at`] in windows of [`CHUNK`] bytes; a body is
-//! searched with one substring search per window, never line by line. Memory is bounded
+//! The file is read through [`Source::read_full_at`] in windows of [`CHUNK`] bytes; a
+//! body is searched for its end with a substring search from its start (never line by
+//! line, and only as far as that end). Memory is bounded
 //! by the window and, per message, by [`MAX_HIDDEN`] fields of [`MAX_VALUE`] bytes.
 //!
 //! This module knows bytes and offsets, nothing of UIDs, locks or the index.
@@ -34,12 +35,12 @@ pub const MAX_VALUE: usize = 4096;
 
 /// Where the bytes come from (a file, or memory in tests).
 pub trait Source {
-    /// Reads at `off` into `buf`; 0 at the end.
-    fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize>;
+    /// Fills `buf` from `off` on as far as the source goes; fewer bytes only at its end.
+    fn read_full_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize>;
 }
 
 impl Source for [u8] {
-    fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize> {
+    fn read_full_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize> {
         let start = usize::try_from(off).unwrap_or(usize::MAX).min(self.len());
         let n = buf.len().min(self.len() - start);
         buf[..n].copy_from_slice(&self[start..start + n]);
@@ -48,8 +49,8 @@ impl Source for [u8] {
 }
 
 impl Source for std::fs::File {
-    fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize> {
-        std::os::unix::fs::FileExt::read_at(self, buf, off)
+    fn read_full_at(&self, buf: &mut [u8], off: u64) -> io::Result<usize> {
+        crate::beneath::read_full_at(self, buf, off)
     }
 }
 
@@ -231,15 +232,7 @@ impl<'a, S: Source + ?Sized> Window<'a, S> {
         if pos < self.off || want_end > held {
             let len = (self.size.saturating_sub(pos)).min(need.max(CHUNK) as u64) as usize;
             self.buf.resize(len, 0);
-            let mut got = 0;
-            while got < len {
-                match self.src.read_at(&mut self.buf[got..], pos + got as u64) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            let got = self.src.read_full_at(&mut self.buf, pos)?;
             self.buf.truncate(got);
             self.off = pos;
         }
