@@ -829,6 +829,46 @@ pub fn create_new_at(dir: &OwnedFd, name: &OsStr, mode: u32) -> io::Result<File>
     Ok(File::from(fd))
 }
 
+/// Creates `name`, one component, in the open directory `dir` with `content` already in
+/// it: written to an unnamed file (`O_TMPFILE`) that is then linked under the name, so
+/// the name never shows a file half written (a dotlock holding its holder's PID, even if
+/// the process is killed while making it). `AlreadyExists` when the name is taken (a
+/// link there is not followed). Other errors when the file system or `/proc` does not
+/// allow it: the caller falls back to [`create_new_at`].
+pub fn create_filled_at(
+    dir: &OwnedFd,
+    name: &OsStr,
+    mode: u32,
+    content: &[u8],
+) -> io::Result<File> {
+    use std::io::Write;
+    let c = one_name(name)?;
+    let fd = openat(
+        dir.as_raw_fd(),
+        c".",
+        libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+        mode,
+    )?;
+    fchmod(&fd, mode)?;
+    let mut f = File::from(fd);
+    f.write_all(content)?;
+    let proc = CString::new(format!("/proc/self/fd/{}", f.as_raw_fd()))
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: both names are NUL-terminated and outlive the call; `dir` is an open
+    // directory. AT_SYMLINK_FOLLOW resolves the /proc magic link to the unnamed file; the
+    // new name is never followed (linkat fails with EEXIST when it exists).
+    check(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            proc.as_ptr(),
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })?;
+    Ok(f)
+}
+
 /// `unlinkat` of a file (or a link, never its target) in the open directory `dir`.
 pub fn unlink_at(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
     let c = one_name(name)?;

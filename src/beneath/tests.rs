@@ -336,3 +336,36 @@ fn read_sized_reads_the_whole_file_whatever_was_expected() {
         assert_eq!(read_full_at(&f, &mut buf, at).unwrap(), len.min(4));
     }
 }
+
+/// A file made with its content appears whole under its name, never over a name taken
+/// (a link there included, its target untouched).
+#[test]
+fn a_filled_file_appears_whole_and_never_over_a_taken_name() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = OwnedFd::from(File::open(d.path()).unwrap());
+    let f = create_filled_at(&dir, OsStr::new("x.lock"), 0o600, b"123\n").unwrap();
+    assert_eq!(std::fs::read(d.path().join("x.lock")).unwrap(), b"123\n");
+    assert_eq!(
+        std::fs::metadata(d.path().join("x.lock"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fstat(&f).unwrap().ino,
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(d.path().join("x.lock")).unwrap())
+    );
+    let again = create_filled_at(&dir, OsStr::new("x.lock"), 0o600, b"456\n").unwrap_err();
+    assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+    symlink(d.path().join("target"), d.path().join("y.lock")).unwrap();
+    let e = create_filled_at(&dir, OsStr::new("y.lock"), 0o600, b"1\n").unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+    assert!(!d.path().join("target").exists());
+    assert_eq!(
+        std::fs::read_dir(d.path()).unwrap().count(),
+        2,
+        "no unnamed file left behind"
+    );
+}

@@ -3,9 +3,10 @@
 //!
 //! Three methods, taken in the configured order, each until one common deadline:
 //!
-//! * **dotlock**: the file `<name>.lock` beside the mbox, made with `O_CREAT | O_EXCL`
-//!   in the folder's open directory (never through a link someone put there), holding
-//!   this process's PID. One that names a process gone from this host, or whose mtime is
+//! * **dotlock**: the file `<name>.lock` beside the mbox, holding this process's PID:
+//!   written to an unnamed file (`O_TMPFILE`) linked under the name, so it never appears
+//!   empty (else made with `O_CREAT | O_EXCL`), in the folder's open directory (never
+//!   through a link someone put there). One that names a process gone from this host, or whose mtime is
 //!   older than the stale time (a holder that died without removing it, or one on another
 //!   host), is removed and the lock taken again; it is removed only while it is still the
 //!   same file (device and inode checked just before). Removed on release only if it is
@@ -261,20 +262,18 @@ impl Dotlock {
         name.push(".lock");
         let dir = dir.try_clone().map_err(Waited::Io)?;
         let mut made = None;
-        poll(deadline, || {
-            match beneath::create_new_at(&dir, &name, 0o600) {
-                Ok(mut f) => {
-                    let _ = writeln!(f, "{}", std::process::id());
-                    let st = beneath::fstat(&f)?;
-                    made = Some((st.dev, st.ino));
-                    Ok(true)
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    break_if_stale(&dir, &name, stale)?;
-                    Ok(false)
-                }
-                Err(e) => Err(e),
+        let pid = format!("{}\n", std::process::id());
+        poll(deadline, || match create_with_pid(&dir, &name, &pid) {
+            Ok(f) => {
+                let st = beneath::fstat(&f)?;
+                made = Some((st.dev, st.ino));
+                Ok(true)
             }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                break_if_stale(&dir, &name, stale)?;
+                Ok(false)
+            }
+            Err(e) => Err(e),
         })?;
         let (dev, ino) = made.ok_or(Waited::Timeout)?;
         Ok(Dotlock {
@@ -293,6 +292,20 @@ impl Dotlock {
         } else {
             tracing::warn!(lock = ?self.name, "our dotlock was removed or replaced by another program while held");
         }
+    }
+}
+
+/// Makes the dotlock `name` holding `pid`: appearing with its content (so a process
+/// killed while making it never leaves an empty lock that names no holder), or, where the
+/// file system cannot do that, created then written.
+fn create_with_pid(dir: &OwnedFd, name: &OsStr, pid: &str) -> io::Result<File> {
+    match beneath::create_filled_at(dir, name, 0o600, pid.as_bytes()) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            let mut f = beneath::create_new_at(dir, name, 0o600)?;
+            f.write_all(pid.as_bytes())?;
+            Ok(f)
+        }
+        other => other,
     }
 }
 
