@@ -199,13 +199,16 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// `[storage] format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StorageFormat {
     Maildir,
+    /// One file per folder; `location` is the folder directory (docs/mbox.md).
+    Mbox,
 }
 
-/// The `[storage]` value types live in a leaf that `index` can name too.
-pub use crate::durability::{FsyncMode, LockMethod};
+/// The `[storage]` value types live in a leaf that `index` and `mailbox` can name too.
+pub use crate::durability::{FsyncMode, LockMethod, MboxLock};
 
 #[derive(Clone, Debug)]
 pub struct StorageConfig {
@@ -224,6 +227,40 @@ pub struct StorageConfig {
     pub maildir_flag_sync: MaildirFlagSync,
     /// Cache fields unused for this many days are dropped (`cache_drop_days`, default 30).
     pub cache_drop_days: u32,
+    /// mbox only: the INBOX spool file template (`inbox`, e.g. `/var/mail/%u`), resolved
+    /// like `location`. `None`: the file `INBOX` inside `location`.
+    pub inbox: Option<String>,
+    /// mbox only: locking and the status headers (`mbox_*` keys).
+    pub mbox: MboxConfig,
+}
+
+/// The `mbox_*` keys of `[storage]`.
+#[derive(Clone, Debug)]
+pub struct MboxConfig {
+    /// Locks taken, in order, to read an mbox file (`mbox_read_locks`, default fcntl).
+    pub read_locks: Vec<MboxLock>,
+    /// Locks taken, in order, to change one (`mbox_write_locks`, default dotlock, fcntl).
+    pub write_locks: Vec<MboxLock>,
+    /// How long to wait for all the locks together (`mbox_lock_timeout`, default 30 s).
+    pub lock_timeout: Duration,
+    /// A dotlock not changed for this long is stale and removed (`mbox_dotlock_stale`,
+    /// default 120 s).
+    pub dotlock_stale: Duration,
+    /// Write X-UID/Status/X-Keywords/X-IMAPbase into the files (`mbox_write_headers`,
+    /// default true); false: flags live only in Loft's index.
+    pub write_headers: bool,
+}
+
+impl Default for MboxConfig {
+    fn default() -> MboxConfig {
+        MboxConfig {
+            read_locks: vec![MboxLock::Fcntl],
+            write_locks: vec![MboxLock::Dotlock, MboxLock::Fcntl],
+            lock_timeout: Duration::from_secs(30),
+            dotlock_stale: Duration::from_secs(120),
+            write_headers: true,
+        }
+    }
 }
 
 /// `[storage] maildir_flag_sync`.
@@ -313,6 +350,8 @@ impl Config {
                 nfs: false,
                 maildir_flag_sync: MaildirFlagSync::Lazy,
                 cache_drop_days: 30,
+                inbox: None,
+                mbox: MboxConfig::default(),
             },
             log: LogConfig {
                 level: "info".into(),

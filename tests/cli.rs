@@ -82,7 +82,7 @@ fn bad_config_reports_every_problem_with_its_line() {
          listen = \"localhost\"\n\
          autologout = \"5m\"\n\
          [storage]\n\
-         format = \"mbox\"\n\
+         format = \"mdbox\"\n\
          [tls]\n\
          cert = \"missing.pem\"\n",
     )

@@ -10,7 +10,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::diag::{closest, Diagnostic};
 use super::walk::{Val, Walker};
-use super::{Config, FsyncMode, LockMethod, StorageFormat};
+use super::{Config, FsyncMode, LockMethod, MboxLock, StorageFormat};
 
 /// Every section and its keys: the schema, used for unknown-key suggestions too.
 const SCHEMA: &[(&str, &[&str])] = &[
@@ -77,6 +77,12 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "nfs",
             "maildir_flag_sync",
             "cache_drop_days",
+            "inbox",
+            "mbox_read_locks",
+            "mbox_write_locks",
+            "mbox_lock_timeout",
+            "mbox_dotlock_stale",
+            "mbox_write_headers",
         ],
     ),
     ("log", &["level"]),
@@ -84,6 +90,16 @@ const SCHEMA: &[(&str, &[&str])] = &[
 
 /// Prefix of syntax-error messages.
 const SYNTAX: &str = "TOML syntax: ";
+
+/// `[storage]` keys that mean something only with `format = "mbox"`.
+const MBOX_ONLY: &[&str] = &[
+    "inbox",
+    "mbox_read_locks",
+    "mbox_write_locks",
+    "mbox_lock_timeout",
+    "mbox_dotlock_stale",
+    "mbox_write_headers",
+];
 
 /// RFC 3501 §5.4: the autologout timer must be at least 30 minutes.
 const MIN_AUTOLOGOUT: Duration = Duration::from_secs(30 * 60);
@@ -95,6 +111,10 @@ struct Spans {
     cert: Option<Range<usize>>,
     key: Option<Range<usize>>,
     passwd_file: Option<Range<usize>>,
+    /// `[storage]` keys written that apply only to mbox, with the key's span.
+    mbox_only: Vec<(&'static str, Range<usize>)>,
+    /// `[storage] format` was written but refused (the mbox-only check stays quiet).
+    format_refused: bool,
 }
 
 impl Spans {
@@ -232,7 +252,12 @@ fn walk_document(w: &mut Walker<'_>, doc: &DeTable<'_>, cfg: &mut Config, spans:
                 "pop3" => super::pop3::key(w, key_name, val, cfg),
                 "tls" => tls_key(w, key_name, val, cfg, spans),
                 "auth" => auth_key(w, key_name, val, cfg, spans),
-                "storage" => storage_key(w, key_name, val, cfg),
+                "storage" => {
+                    if let Some(k) = MBOX_ONLY.iter().find(|k| **k == key_name) {
+                        spans.mbox_only.push((k, key.span()));
+                    }
+                    storage_key(w, key_name, val, cfg, spans)
+                }
                 _ => log_key(w, key_name, val, cfg),
             }
         }
@@ -254,6 +279,14 @@ fn walk_document(w: &mut Walker<'_>, doc: &DeTable<'_>, cfg: &mut Config, spans:
     if cfg.imap.listen.is_empty() && cfg.imap.listen_tls.is_empty() {
         let s = spans.section("imap");
         w.error(s, "no IMAP listener: set [imap] listen or listen_tls");
+    }
+    if cfg.storage.format != StorageFormat::Mbox && !spans.format_refused {
+        for (k, span) in &spans.mbox_only {
+            w.error(
+                span.clone(),
+                format!("`{k}` applies only to format = \"mbox\""),
+            );
+        }
     }
 }
 
@@ -514,29 +547,45 @@ fn burst(w: &mut Walker<'_>, key: &str, v: &Val<'_>) -> Option<u32> {
     }
 }
 
-fn storage_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
+fn storage_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config, spans: &mut Spans) {
     let st = &mut cfg.storage;
     match key {
         "format" => match w.string(key, v).as_deref() {
             Some("maildir") => st.format = StorageFormat::Maildir,
-            Some(f @ ("mbox" | "mdbox" | "sdbox" | "dbox" | "imapc" | "obox")) => w.error(
-                v.span(),
-                format!("storage format {f:?} is not yet supported (only \"maildir\")"),
-            ),
-            Some(f) => w.error(
-                v.span(),
-                format!("unknown storage format {f:?} (supported: \"maildir\")"),
-            ),
-            None => {}
+            Some("mbox") => st.format = StorageFormat::Mbox,
+            Some(f) => {
+                spans.format_refused = true;
+                if matches!(f, "mdbox" | "sdbox" | "dbox" | "imapc" | "obox") {
+                    w.error(
+                        v.span(),
+                        format!(
+                            "storage format {f:?} is not yet supported \
+                             (only \"maildir\" and \"mbox\")"
+                        ),
+                    );
+                } else {
+                    w.error(
+                        v.span(),
+                        format!("unknown storage format {f:?} (supported: \"maildir\", \"mbox\")"),
+                    );
+                }
+            }
+            None => spans.format_refused = true,
         },
-        "location" => {
+        "location" | "inbox" => {
             if let Some(t) = w.string(key, v) {
                 match location_template(w, &t) {
-                    Ok(l) => st.location = l,
-                    Err(e) => w.error(v.span(), format!("`location`: {e}")),
+                    Ok(l) if key == "location" => st.location = l,
+                    Ok(l) => st.inbox = Some(l),
+                    Err(e) => w.error(v.span(), format!("`{key}`: {e}")),
                 }
             }
         }
+        "mbox_read_locks" => set(&mut st.mbox.read_locks, mbox_locks(w, key, v)),
+        "mbox_write_locks" => set(&mut st.mbox.write_locks, mbox_locks(w, key, v)),
+        "mbox_lock_timeout" => set(&mut st.mbox.lock_timeout, nonzero(w, key, v)),
+        "mbox_dotlock_stale" => set(&mut st.mbox.dotlock_stale, nonzero(w, key, v)),
+        "mbox_write_headers" => set(&mut st.mbox.write_headers, w.boolean(key, v)),
         "fsync" => match w.string(key, v).as_deref() {
             Some("always") => st.fsync = FsyncMode::Always,
             Some("optimized") => st.fsync = FsyncMode::Optimized,
@@ -580,6 +629,58 @@ fn storage_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config) {
         }
         _ => set(&mut st.autocreate_special_use, w.boolean(key, v)),
     }
+}
+
+/// mbox lock methods, taken in the order written: a non-empty array of known names,
+/// each once.
+fn mbox_locks(w: &mut Walker<'_>, key: &str, v: &Val<'_>) -> Option<Vec<MboxLock>> {
+    let names = MboxLock::ALL.map(MboxLock::name);
+    let DeValue::Array(items) = v.get_ref() else {
+        w.error(
+            v.span(),
+            format!("`{key}` must be an array of lock methods, e.g. [\"dotlock\", \"fcntl\"]"),
+        );
+        return None;
+    };
+    if items.is_empty() {
+        w.error(
+            v.span(),
+            format!(
+                "`{key}` must name at least one lock method ({})",
+                names.join(", ")
+            ),
+        );
+        return None;
+    }
+    let mut out: Vec<MboxLock> = Vec::new();
+    let mut ok = true;
+    for item in items.iter() {
+        let Some(s) = w.string(key, item) else {
+            ok = false;
+            continue;
+        };
+        match MboxLock::ALL.into_iter().find(|m| m.name() == s) {
+            Some(m) if out.contains(&m) => {
+                w.error(item.span(), format!("`{key}`: {s:?} is listed twice"));
+                ok = false;
+            }
+            Some(m) => out.push(m),
+            None => {
+                let hint = closest(&s, &names)
+                    .map(|c| format!(" (did you mean {c:?}?)"))
+                    .unwrap_or_default();
+                w.error(
+                    item.span(),
+                    format!(
+                        "`{key}`: unknown lock method {s:?}{hint}; known: {}",
+                        names.join(", ")
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 /// Why a mail location template was refused.

@@ -87,7 +87,7 @@ autologout = \"10m\"
 idle_poll = true
 
 [storage]
-format = \"mbox\"
+format = \"mdbox\"
 fsync = \"sometimes\"
 
 [bogus]
@@ -295,4 +295,267 @@ fn limits_for_unauthenticated_clients() {
          [auth]\npasswd_file = \"pw\"\nhash_workers = 5000\n",
     ));
     assert_eq!(m.len(), 3, "{m:?}");
+}
+
+#[test]
+fn mbox_defaults() {
+    let d = tempfile::tempdir().unwrap();
+    let c = load_str(d.path(), "").unwrap();
+    assert_eq!(c.storage.format, StorageFormat::Maildir);
+    assert_eq!(c.storage.inbox, None);
+    let m = &c.storage.mbox;
+    assert_eq!(m.read_locks, [MboxLock::Fcntl]);
+    assert_eq!(m.write_locks, [MboxLock::Dotlock, MboxLock::Fcntl]);
+    assert_eq!(m.lock_timeout, Duration::from_secs(30));
+    assert_eq!(m.dotlock_stale, Duration::from_secs(120));
+    assert!(m.write_headers);
+    let c = load_str(d.path(), "[storage]\nformat = \"mbox\"\n").unwrap();
+    assert_eq!(c.storage.format, StorageFormat::Mbox);
+    assert_eq!(c.storage.inbox, None);
+    assert_eq!(
+        c.storage.mbox.write_locks,
+        [MboxLock::Dotlock, MboxLock::Fcntl]
+    );
+    assert_eq!(
+        [MboxLock::Dotlock, MboxLock::Fcntl, MboxLock::Flock].map(MboxLock::name),
+        ["dotlock", "fcntl", "flock"]
+    );
+}
+
+#[test]
+fn mbox_keys_are_parsed() {
+    let d = tempfile::tempdir().unwrap();
+    let c = load_str(
+        d.path(),
+        "[storage]\nformat = \"mbox\"\nlocation = \"~/mail\"\ninbox = \"/var/mail/%u\"\n\
+         mbox_read_locks = [\"flock\", \"fcntl\"]\nmbox_write_locks = [\"fcntl\"]\n\
+         mbox_lock_timeout = \"1m\"\nmbox_dotlock_stale = 300\nmbox_write_headers = false\n",
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let st = &c.storage;
+    assert_eq!(st.format, StorageFormat::Mbox);
+    assert_eq!(st.location, "%h/mail");
+    assert_eq!(st.inbox.as_deref(), Some("/var/mail/%u"));
+    assert_eq!(st.mbox.read_locks, [MboxLock::Flock, MboxLock::Fcntl]);
+    assert_eq!(st.mbox.write_locks, [MboxLock::Fcntl]);
+    assert_eq!(st.mbox.lock_timeout, Duration::from_secs(60));
+    assert_eq!(st.mbox.dotlock_stale, Duration::from_secs(300));
+    assert!(!st.mbox.write_headers);
+    assert_eq!(c.positions.of("storage", "inbox"), (4, 9));
+}
+
+#[test]
+fn mbox_inbox_is_a_template_like_location() {
+    let d = tempfile::tempdir().unwrap();
+    let c = load_str(
+        d.path(),
+        "[storage]\nformat = \"mbox\"\ninbox = \"spool/%n\"\n",
+    )
+    .unwrap();
+    let dir = std::path::absolute(d.path()).unwrap();
+    assert_eq!(
+        c.storage.inbox.as_deref(),
+        Some(dir.join("spool/%n").to_str().unwrap())
+    );
+    let c = load_str(
+        d.path(),
+        "[storage]\nformat = \"mbox\"\ninbox = \"~/INBOX\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.storage.inbox.as_deref(), Some("%h/INBOX"));
+    let m = messages(load_str(
+        d.path(),
+        "[storage]\nformat = \"mbox\"\ninbox = \"/var/mail/spool\"\n",
+    ));
+    assert_eq!(
+        m,
+        [(
+            3,
+            9,
+            "`inbox`: contains none of %u, %n, %h: every user would share one mail store"
+                .to_string()
+        )]
+    );
+    let m = messages(load_str(
+        d.path(),
+        "[storage]\nformat = \"mbox\"\ninbox = \"/var/mail/%z\"\ninbox2 = 1\n",
+    ));
+    assert_eq!(
+        m,
+        [
+            (
+                3,
+                9,
+                "`inbox`: unknown variable %z (use %u, %n, %d, %h or %%)".to_string()
+            ),
+            (
+                4,
+                1,
+                "unknown key `inbox2` in [storage]; did you mean `inbox`?".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn mbox_lock_lists_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let m = messages(load_str(
+        d.path(),
+        "[storage]\nformat = \"mbox\"\nmbox_read_locks = []\n\
+         mbox_write_locks = [\"dotlock\", \"fcntl\", \"dotlock\", \"FCNTL\", \"lockf\", 3]\n",
+    ));
+    assert_eq!(
+        m,
+        [
+            (
+                3,
+                19,
+                "`mbox_read_locks` must name at least one lock method (dotlock, fcntl, flock)"
+                    .to_string()
+            ),
+            (
+                4,
+                41,
+                "`mbox_write_locks`: \"dotlock\" is listed twice".to_string()
+            ),
+            (
+                4,
+                52,
+                "`mbox_write_locks`: unknown lock method \"FCNTL\" (did you mean \"fcntl\"?); \
+                 known: dotlock, fcntl, flock"
+                    .to_string()
+            ),
+            (
+                4,
+                61,
+                "`mbox_write_locks`: unknown lock method \"lockf\" (did you mean \"flock\"?); \
+                 known: dotlock, fcntl, flock"
+                    .to_string()
+            ),
+            (
+                4,
+                70,
+                "`mbox_write_locks` must be a string, found an integer".to_string()
+            ),
+        ]
+    );
+    let m = messages(load_str(
+        d.path(),
+        "[storage]\nformat = \"mbox\"\nmbox_read_locks = \"fcntl\"\nmbox_write_locks = [\"posix\"]\n",
+    ));
+    assert_eq!(
+        m,
+        [
+            (
+                3,
+                19,
+                "`mbox_read_locks` must be an array of lock methods, e.g. [\"dotlock\", \"fcntl\"]"
+                    .to_string()
+            ),
+            (
+                4,
+                21,
+                "`mbox_write_locks`: unknown lock method \"posix\"; known: dotlock, fcntl, flock"
+                    .to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn mbox_durations_and_headers_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let m = messages(load_str(
+        d.path(),
+        "[storage]\nformat = \"mbox\"\nmbox_lock_timeout = 0\nmbox_dotlock_stale = \"0s\"\n\
+         mbox_write_headers = \"no\"\nmbox_lock_timeout_s = 1\n",
+    ));
+    assert_eq!(
+        m,
+        [
+            (3, 21, "`mbox_lock_timeout` must not be 0".to_string()),
+            (4, 22, "`mbox_dotlock_stale` must not be 0".to_string()),
+            (
+                5,
+                22,
+                "`mbox_write_headers` must be true or false, found a string".to_string()
+            ),
+            (
+                6,
+                1,
+                "unknown key `mbox_lock_timeout_s` in [storage]; did you mean `mbox_lock_timeout`?"
+                    .to_string()
+            ),
+        ]
+    );
+    let m = messages(load_str(
+        d.path(),
+        "[storage]\nformat = \"mbox\"\nmbox_dotlock_stale = \"2 minutes\"\n",
+    ));
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!((m[0].0, m[0].1), (3, 22));
+    assert!(m[0].2.starts_with("`mbox_dotlock_stale`: "), "{m:?}");
+}
+
+#[test]
+fn mbox_keys_need_format_mbox() {
+    let d = tempfile::tempdir().unwrap();
+    let text = "\
+[storage]
+inbox = \"/var/mail/%u\"
+mbox_read_locks = [\"fcntl\"]
+  mbox_write_locks = [\"dotlock\"]
+mbox_lock_timeout = \"30s\"
+mbox_dotlock_stale = \"2m\"
+mbox_write_headers = true
+";
+    let m = messages(load_str(d.path(), text));
+    let want: Vec<(usize, usize, String)> = [
+        (2, 1, "inbox"),
+        (3, 1, "mbox_read_locks"),
+        (4, 3, "mbox_write_locks"),
+        (5, 1, "mbox_lock_timeout"),
+        (6, 1, "mbox_dotlock_stale"),
+        (7, 1, "mbox_write_headers"),
+    ]
+    .map(|(l, c, k)| (l, c, format!("`{k}` applies only to format = \"mbox\"")))
+    .to_vec();
+    assert_eq!(m, want);
+    // Also with format = "maildir" written out, after the keys.
+    let m = messages(load_str(
+        d.path(),
+        "[storage]\nmbox_write_headers = false\nformat = \"maildir\"\n",
+    ));
+    assert_eq!(
+        m,
+        [(
+            2,
+            1,
+            "`mbox_write_headers` applies only to format = \"mbox\"".to_string()
+        )]
+    );
+    // A refused format is reported once, without a follow-up for each mbox key.
+    let m = messages(load_str(
+        d.path(),
+        "[storage]\nformat = \"mbx\"\ninbox = \"/var/mail/%u\"\n",
+    ));
+    assert_eq!(
+        m,
+        [(
+            2,
+            10,
+            "unknown storage format \"mbx\" (supported: \"maildir\", \"mbox\")".to_string()
+        )]
+    );
+    let m = messages(load_str(d.path(), "[storage]\nformat = \"sdbox\"\n"));
+    assert_eq!(
+        m,
+        [(
+            2,
+            10,
+            "storage format \"sdbox\" is not yet supported (only \"maildir\" and \"mbox\")"
+                .to_string()
+        )]
+    );
 }

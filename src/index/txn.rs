@@ -94,6 +94,43 @@ impl<'a> Transaction<'a> {
         uid
     }
 
+    /// Adds a message under a UID the storage chose (an mbox file's `X-UID`, kept from
+    /// before this index), at or above UIDNEXT and above the records; UIDNEXT becomes
+    /// `uid + 1`. A UID below makes `commit` fail with `Error::Invalid`. `dirty`: the
+    /// storage does not have these flags (or this UID) yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append_with_uid(
+        &mut self,
+        uid: u32,
+        key: &[u8],
+        flags: u8,
+        keywords: u64,
+        size: u64,
+        internal_date: i64,
+        dirty: bool,
+    ) {
+        if uid < self.uid_next || uid >= u32::MAX - 1 {
+            self.error = Some(format!("UID {uid} is below UIDNEXT {}", self.uid_next));
+            return;
+        }
+        self.uid_next = uid + 1;
+        self.appends.push(Record {
+            uid,
+            flags: flags & FLAG_MASK,
+            dirty,
+            keywords,
+            modseq: 0,
+            size,
+            internal_date,
+            key: key.into(),
+        });
+    }
+
+    /// UIDNEXT as it stands with this transaction's appends.
+    pub fn uid_next(&self) -> u32 {
+        self.uid_next
+    }
+
     /// Sets the flags of `uid` (ignored when it does not exist). `dirty`: the storage
     /// does not have these flags yet.
     pub fn set_flags(&mut self, uid: u32, flags: u8, keywords: u64, dirty: bool) {
@@ -179,9 +216,9 @@ impl<'a> Transaction<'a> {
                 Err(_) => self.base.records.len(),
             },
         };
-        let first = self.appends.first()?.uid;
-        let i = uid.checked_sub(first)? as usize;
-        (i < self.appends.len()).then_some(base + i)
+        // Ascending, with gaps where the storage chose the UIDs (`append_with_uid`).
+        let i = self.appends.binary_search_by_key(&uid, |r| r.uid).ok()?;
+        Some(base + i)
     }
 
     /// Sorted, deduplicated (last wins) existing uids → ranges of adjacent records.

@@ -72,6 +72,22 @@ impl Error {
     }
 }
 
+impl From<crate::index::Error> for Error {
+    /// An index failure as a client sees it: a lock timeout or damage is temporary.
+    fn from(e: crate::index::Error) -> Error {
+        use crate::index::Error as E;
+        match e {
+            E::Locked { file } => {
+                Error::new(ErrorKind::Temporary, "Mailbox is locked, try again later")
+                    .with_detail(format!("timeout locking {}", file.display()))
+            }
+            E::Io { file, err } => Error::io(file.display(), err),
+            other => Error::new(ErrorKind::Temporary, "Mailbox index is damaged, try again")
+                .with_detail(other.to_string()),
+        }
+    }
+}
+
 /// `ENOSPC` (the file system is full) or `EDQUOT` (the user's disk quota is used up).
 pub fn is_disk_full(err: &std::io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))

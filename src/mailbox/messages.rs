@@ -24,17 +24,7 @@ impl Messages {
     /// order of first use (at most 64, more are dropped).
     pub fn from_metas(metas: impl IntoIterator<Item = MessageMeta>) -> Messages {
         let mut names: Vec<String> = Vec::new();
-        let mut bit = |k: &String| -> u64 {
-            let i = match names.iter().position(|n| n.eq_ignore_ascii_case(k)) {
-                Some(i) => i,
-                None if names.len() < 64 => {
-                    names.push(k.clone());
-                    names.len() - 1
-                }
-                None => return 0,
-            };
-            1 << i
-        };
+        let mut bit = |k: &String| keyword_bit(&mut names, k);
         let records: Records = metas
             .into_iter()
             .map(|m| Record {
@@ -166,6 +156,20 @@ impl<'a> IntoIterator for &'a Messages {
     fn into_iter(self) -> Self::IntoIter {
         Box::new(self.iter())
     }
+}
+
+/// The bit of keyword `k` among `names` (case-insensitive), adding it while there are
+/// fewer than 64; 0 past them.
+pub fn keyword_bit(names: &mut Vec<String>, k: &str) -> u64 {
+    let i = match names.iter().position(|n| n.eq_ignore_ascii_case(k)) {
+        Some(i) => i,
+        None if names.len() < 64 => {
+            names.push(k.to_string());
+            names.len() - 1
+        }
+        None => return 0,
+    };
+    1 << i
 }
 
 /// The message list of an index state.

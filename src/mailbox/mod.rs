@@ -12,16 +12,23 @@
 //! This module must not know about IMAP, POP3, quirks or Lua.
 
 pub mod access;
+mod admin;
+mod crlf;
 pub mod date;
 pub mod error;
+mod fsio;
 mod heap;
+mod location;
 mod maildir;
 mod mbox;
 pub mod message;
 mod messages;
+mod registry;
+mod rootfiles;
 pub use messages::Messages;
 pub mod search;
 pub mod utf7;
+mod watch;
 
 use std::ops::Deref;
 use std::path::Path;
@@ -427,7 +434,9 @@ pub trait Mailbox: Send + Sync {
 /// or once per admin command) and passed to whoever opens a store: no process-wide
 /// state stands behind it.
 pub struct Storage {
+    format: crate::config::StorageFormat,
     maildir: Arc<maildir::StorageCtx>,
+    mbox: Arc<mbox::store::StorageCtx>,
     trimmer: heap::Trimmer,
 }
 
@@ -435,7 +444,9 @@ impl Storage {
     pub fn new(cfg: &crate::config::StorageConfig) -> Arc<Storage> {
         heap::configure();
         Arc::new(Storage {
+            format: cfg.format,
             maildir: maildir::StorageCtx::new(cfg),
+            mbox: mbox::store::StorageCtx::new(cfg),
             trimmer: heap::Trimmer::default(),
         })
     }
@@ -462,7 +473,22 @@ impl Storage {
 
     /// Opens the store of one user.
     pub fn open_store(&self, user: &str, home: Option<&Path>) -> Result<Arc<dyn Store>> {
-        maildir::open_store(&self.maildir, user, home)
+        match self.format {
+            crate::config::StorageFormat::Maildir => maildir::open_store(&self.maildir, user, home),
+            crate::config::StorageFormat::Mbox => mbox::store::open_store(&self.mbox, user, home),
+        }
+    }
+}
+
+/// The index options `[storage]` sets (lock method, NFS, fsync, cache drop days), with a
+/// fresh shared state for the indexes of one storage context.
+fn index_options(cfg: &crate::config::StorageConfig) -> crate::index::Options {
+    crate::index::Options {
+        fsync: cfg.fsync,
+        lock_method: cfg.lock_method,
+        nfs: cfg.nfs,
+        cache_drop_days: cfg.cache_drop_days,
+        ..crate::index::Options::default()
     }
 }
 
@@ -474,6 +500,10 @@ pub fn index_rebuild(
     home: Option<&Path>,
     mailbox: Option<&str>,
 ) -> Result<Vec<String>> {
+    if cfg.format == crate::config::StorageFormat::Mbox {
+        let st = mbox::store::StorageCtx::new(cfg);
+        return mbox::store::MboxStore::open(&st, user, home)?.index_rebuild(mailbox);
+    }
     maildir::admin::rebuild(
         &maildir::ctx(&maildir::StorageCtx::new(cfg), user, home)?,
         mailbox,
@@ -487,6 +517,10 @@ pub fn index_verify(
     home: Option<&Path>,
     mailbox: Option<&str>,
 ) -> Result<Vec<String>> {
+    if cfg.format == crate::config::StorageFormat::Mbox {
+        let st = mbox::store::StorageCtx::new(cfg);
+        return mbox::store::MboxStore::open(&st, user, home)?.index_verify(mailbox);
+    }
     maildir::admin::verify(
         &maildir::ctx(&maildir::StorageCtx::new(cfg), user, home)?,
         mailbox,
@@ -500,6 +534,10 @@ pub fn index_show(
     home: Option<&Path>,
     mailbox: &str,
 ) -> Result<String> {
+    if cfg.format == crate::config::StorageFormat::Mbox {
+        let st = mbox::store::StorageCtx::new(cfg);
+        return mbox::store::MboxStore::open(&st, user, home)?.index_show(mailbox);
+    }
     maildir::admin::show(
         &maildir::ctx(&maildir::StorageCtx::new(cfg), user, home)?,
         mailbox,

@@ -7,6 +7,23 @@ fn show(srv: &TestServer) -> String {
     loft::mailbox::index_show(&srv.cfg.storage, USER, None, "INBOX").expect("index show")
 }
 
+/// Maildir: the file of the message whose text contains `needle`.
+fn message_file(srv: &TestServer, needle: &str) -> std::path::PathBuf {
+    let cur = srv.maildir(USER).join("cur");
+    std::fs::read_dir(&cur)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read_to_string(p).unwrap().contains(needle))
+        .unwrap_or_else(|| panic!("no message file with {needle:?}"))
+}
+
+/// Maildir: rewrites the file of the message containing `needle` behind Loft's back.
+fn change_message_file(srv: &TestServer, needle: &str, change: impl FnOnce(String) -> String) {
+    let file = message_file(srv, needle);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, change(text)).unwrap();
+}
+
 fn decision_line(report: &str, field: &str) -> String {
     report
         .lines()
@@ -41,22 +58,14 @@ async fn fetch_pattern_drives_caching_decisions() {
         "unused fields stay undecided"
     );
 
-    // The cached ENVELOPE is what answers now: change the file behind Loft's back (never
-    // done to a real Maildir) and the answer stays the cached one.
-    let cur = srv.maildir(USER).join("cur");
-    let file = std::fs::read_dir(&cur)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .contains("Message number 3")
-        })
-        .expect("message 3 on disk");
-    let text = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("Message number 3", "Changed subject!");
-    std::fs::write(&file, text).unwrap();
+    // The cached ENVELOPE is what answers now. Maildir: change the file behind Loft's
+    // back (never done to a real Maildir) and the answer stays the cached one. (An mbox
+    // file changed so would be a rewrite by another program, which is read again.)
+    if format() == Format::Maildir {
+        change_message_file(&srv, "Message number 3", |t| {
+            t.replace("Message number 3", "Changed subject!")
+        });
+    }
     let again = c.ok("UID FETCH 3 ENVELOPE").await;
     assert_eq!(again, first, "served from the cache");
 
@@ -68,8 +77,8 @@ async fn fetch_pattern_drives_caching_decisions() {
 
 /// `FETCH 1:*` mixing cached values with values computed for a message that arrived
 /// after the others were cached answers exactly as before caching; a message whose file
-/// vanished is left out with `OK [EXPUNGEISSUED]` (RFC 2180 §4.1, as Dovecot answers)
-/// while the others are still answered.
+/// vanished (Maildir only) is left out with `OK [EXPUNGEISSUED]` (RFC 2180 §4.1, as
+/// Dovecot answers) while the others are still answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_mixes_cached_and_computed_values() {
     let srv = TestServer::start().await;
@@ -116,17 +125,12 @@ async fn fetch_mixes_cached_and_computed_values() {
         "the value computed for 5 is what is cached"
     );
 
-    // Message 2's file disappears behind Loft's back; BODY[HEADER] must read every file.
-    let cur = srv.maildir(USER).join("cur");
-    let file = std::fs::read_dir(&cur)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .contains("Message number 2")
-        })
-        .expect("message 2 on disk");
+    // Maildir-only from here: message 2's file disappears behind Loft's back (one file
+    // per message); BODY[HEADER] must read every file.
+    if format() != Format::Maildir {
+        return;
+    }
+    let file = message_file(&srv, "Message number 2");
     std::fs::remove_file(&file).unwrap();
     let mut r = c.cmd("FETCH 1:* (ENVELOPE BODY.PEEK[HEADER])").await;
     let last = r.pop().unwrap();
@@ -162,21 +166,13 @@ async fn envelope_searches_use_cached_envelopes() {
     // A client fetches every ENVELOPE (new, then old: the decision becomes "yes").
     c.ok("UID FETCH 4 ENVELOPE").await;
     c.ok("UID FETCH 1:* ENVELOPE").await;
-    // Change message 2 behind Loft's back: the cached envelope still answers.
-    let cur = srv.maildir(USER).join("cur");
-    let file = std::fs::read_dir(&cur)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .contains("Message number 2")
-        })
-        .expect("message 2 on disk");
-    let text = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("sender2@", "someone@");
-    std::fs::write(&file, text).unwrap();
+    // Maildir: change message 2 behind Loft's back: the cached envelope still answers.
+    // (mbox: the answers below are the same, from the cache or the file.)
+    if format() == Format::Maildir {
+        change_message_file(&srv, "Message number 2", |t| {
+            t.replace("sender2@", "someone@")
+        });
+    }
     assert!(c
         .ok("UID SEARCH FROM SENDER2")
         .await
@@ -236,10 +232,11 @@ fn with_attachment() -> String {
 
 /// Issue 3, "byte offsets of MIME parts": a client fetching parts gets the `mime.parts`
 /// field cached, and then a part is read by range instead of reading and parsing the whole
-/// message. Proven by changing the file behind Loft's back, keeping its size: the
-/// boundary in the top header no longer matches, so a full parse would find no part 1;
-/// the range read still answers from the cached offsets while `BODY[]` shows the change.
-/// A file whose size changed is read whole again; a file with LF line ends never by range.
+/// message. Proven (Maildir only: one file per message) by changing the file behind
+/// Loft's back, keeping its size: the boundary in the top header no longer matches, so a
+/// full parse would find no part 1; the range read still answers from the cached offsets
+/// while `BODY[]` shows the change. A file whose size changed is read whole again; a file
+/// with LF line ends never by range.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn part_fetches_read_byte_ranges_of_cached_part_maps() {
     let srv = TestServer::start().await;
@@ -248,9 +245,9 @@ async fn part_fetches_read_byte_ranges_of_cached_part_maps() {
     c.send(format!("x APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()).as_bytes())
         .await;
     c.collect("x").await;
-    // Message 2 delivered by an MTA with LF line ends (S= differs from W=).
+    // Message 2 delivered by an MTA with LF line ends (Maildir: S= differs from W=).
     let lf = m.replace("\r\n", "\n");
-    std::fs::write(srv.maildir(USER).join("new/1700000000.lf.host"), &lf).unwrap();
+    srv.deliver(USER, "INBOX", &lf);
     c.ok("SELECT INBOX").await;
     assert_eq!(decision_line(&show(&srv), "mime.parts"), "");
 
@@ -267,24 +264,27 @@ async fn part_fetches_read_byte_ranges_of_cached_part_maps() {
     assert!(decision_line(&show(&srv), "mime.parts").contains("yes"));
     assert_eq!(c.ok(q).await, cold, "the offered map is cached");
 
-    let cur = srv.maildir(USER).join("cur");
-    let file = std::fs::read_dir(&cur)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| !p.to_string_lossy().contains(".lf."))
-        .expect("message 1 on disk");
-    let changed = m.replacen("boundary=\"b1\"", "boundary=\"zz\"", 1);
-    assert_eq!(changed.len(), m.len());
-    std::fs::write(&file, &changed).unwrap();
-    assert_eq!(c.ok(q).await, cold, "served by range reads");
-    let whole = c.ok("UID FETCH 1 BODY.PEEK[]").await;
-    assert!(whole[0].contains("boundary=\"zz\""), "the file did change");
+    // Maildir: message 1's file (stored with CRLF, as appended) changed in place.
+    if format() == Format::Maildir {
+        let cur = srv.maildir(USER).join("cur");
+        let file = std::fs::read_dir(&cur)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| std::fs::read(p).unwrap() == m.as_bytes())
+            .expect("message 1 on disk");
+        let changed = m.replacen("boundary=\"b1\"", "boundary=\"zz\"", 1);
+        assert_eq!(changed.len(), m.len());
+        std::fs::write(&file, &changed).unwrap();
+        assert_eq!(c.ok(q).await, cold, "served by range reads");
+        let whole = c.ok("UID FETCH 1 BODY.PEEK[]").await;
+        assert!(whole[0].contains("boundary=\"zz\""), "the file did change");
 
-    // One more byte: the offsets may be wrong now, so the message is read and parsed
-    // whole (and has no part 1 any more: no delimiter matches).
-    std::fs::write(&file, format!("{changed}x")).unwrap();
-    let r = c.ok("UID FETCH 1 BODY.PEEK[1]").await;
-    assert_eq!(r, ["* 1 FETCH (UID 1 BODY[1] \"\")\r\n"]);
+        // One more byte: the offsets may be wrong now, so the message is read and parsed
+        // whole (and has no part 1 any more: no delimiter matches).
+        std::fs::write(&file, format!("{changed}x")).unwrap();
+        let r = c.ok("UID FETCH 1 BODY.PEEK[1]").await;
+        assert_eq!(r, ["* 1 FETCH (UID 1 BODY[1] \"\")\r\n"]);
+    }
 
     // The LF file answers the same as the CRLF one did, cached part map or not.
     let q2 = q.replace("UID FETCH 1", "UID FETCH 2");

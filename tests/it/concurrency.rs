@@ -48,11 +48,7 @@ async fn mta_delivery_is_announced_during_idle() {
     c.ok("SELECT INBOX").await;
     c.send(b"i1 IDLE\r\n").await;
     assert!(c.read_checked().await.starts_with("+ "));
-    deliver(
-        &srv.maildir(USER),
-        "1700000000.M1P1.mta",
-        &sample_message(7),
-    );
+    srv.deliver(USER, "INBOX", &sample_message(7));
     let started = std::time::Instant::now();
     let mut saw_exists = false;
     while started.elapsed() < Duration::from_secs(3) {
@@ -76,13 +72,15 @@ async fn mta_delivery_is_announced_during_idle() {
         r[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Recent))"),
         "{r:?}"
     );
-    // the message moved from new/ to cur/
-    assert_eq!(
-        std::fs::read_dir(srv.maildir(USER).join("new"))
-            .unwrap()
-            .count(),
-        0
-    );
+    // Maildir: the message moved from new/ to cur/
+    if format() == Format::Maildir {
+        assert_eq!(
+            std::fs::read_dir(srv.maildir(USER).join("new"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,17 +125,9 @@ async fn uids_survive_restart_and_external_rename() {
     let validity = c.ok("STATUS INBOX (UIDVALIDITY)").await;
     drop(c);
     srv.stop().await;
-    // mutt marks message 2 as seen by renaming the file
-    let cur = srv.maildir(USER).join("cur");
-    let mut files: Vec<_> = std::fs::read_dir(&cur)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let f = files[1].clone();
-    let name = f.file_name().unwrap().to_string_lossy().into_owned();
-    let base = name.split(":2,").next().unwrap();
-    std::fs::rename(&f, cur.join(format!("{base}:2,FS"))).unwrap();
+    // mutt marks message 2 as seen and flagged: renames its file (Maildir), or rewrites
+    // the file with its Status/X-Status fields (mbox)
+    srv.set_flags_externally(USER, "INBOX", 1, "FS");
 
     let srv2 = srv.restart_on().await;
     let mut c = srv2.login().await;
@@ -174,14 +164,42 @@ async fn uidvalidity_change_ends_the_selected_session() {
         .await;
     c.collect("y").await;
     c.ok("SELECT INBOX").await;
-    // Index files of another folder put in place of INBOX's (new inodes, as a program
-    // replacing files does; a copy over the same inodes is damage the running process
-    // repairs from memory instead): its UIDs cannot be trusted.
-    let root = srv.maildir(USER);
-    for f in ["loft.index", "loft.index.log"] {
-        let tmp = root.join(format!("{f}.copy"));
-        std::fs::copy(root.join(".Other").join(f), &tmp).unwrap();
-        std::fs::rename(&tmp, root.join(f)).unwrap();
+    match format() {
+        // Index files of another folder put in place of INBOX's (new inodes, as a
+        // program replacing files does; a copy over the same inodes is damage the
+        // running process repairs from memory instead): its UIDs cannot be trusted.
+        Format::Maildir => {
+            let root = srv.maildir(USER);
+            for f in ["loft.index", "loft.index.log"] {
+                let tmp = root.join(format!("{f}.copy"));
+                std::fs::copy(root.join(".Other").join(f), &tmp).unwrap();
+                std::fs::rename(&tmp, root.join(f)).unwrap();
+            }
+        }
+        // Another program (a restore from a backup, another server) rewrites the file
+        // under another UIDVALIDITY in its X-IMAPbase: its UIDs are not the known ones.
+        Format::Mbox => {
+            let path = srv.mailbox_path(USER, "INBOX");
+            rewrite_locked(&path, |file| {
+                let msgs = mbox_messages(file);
+                let first = msgs[0];
+                let old = header_values(&mbox_header(first), "X-IMAPbase");
+                let (validity, next) = match old.first() {
+                    Some(v) => {
+                        let mut w = v.split_whitespace();
+                        let validity: u32 = w.next().unwrap().parse().unwrap();
+                        (validity, w.next().unwrap_or("2").to_string())
+                    }
+                    None => (1, "2".to_string()),
+                };
+                let field = format!("X-IMAPbase: {} {next}", validity.wrapping_add(1000));
+                let mut out = mbox_set_fields(first, &["X-IMAPbase"], &[field]);
+                for m in &msgs[1..] {
+                    out.extend_from_slice(m);
+                }
+                out
+            });
+        }
     }
     let r = c.cmd("NOOP").await;
     assert!(r.iter().any(|l| l.starts_with("* BYE ")), "{r:?}");
@@ -192,11 +210,12 @@ async fn uidvalidity_change_ends_the_selected_session() {
 }
 
 /// Issue 10: under mixed load (10 clients fetching, storing, expunging and appending in
-/// one mailbox) a FETCH of a message nobody expunged never fails. With flags carried into
-/// file names at once, every STORE on the whole mailbox renames 1,500 files while the
-/// fetching sessions open them by the names they knew: the file must be found under its
-/// new name (before: `NO [EXPUNGEISSUED]` whenever the directory listing that looks for
-/// it raced with the renames). Messages really expunged meanwhile may only lack content.
+/// one mailbox) a FETCH of a message nobody expunged never fails. Maildir, with flags
+/// carried into file names at once: every STORE on the whole mailbox renames 1,500 files
+/// while the fetching sessions open them by the names they knew: the file must be found
+/// under its new name (before: `NO [EXPUNGEISSUED]` whenever the directory listing that
+/// looks for it raced with the renames). mbox: the same load on one file, which expunges
+/// rewrite. Messages really expunged meanwhile may only lack content.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_under_renames_and_expunges_never_fails_for_live_messages() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -207,11 +226,7 @@ async fn fetch_under_renames_and_expunges_never_fails_for_live_messages() {
     })
     .await;
     for i in 1..=KEEP {
-        deliver(
-            &srv.maildir(USER),
-            &format!("{}.M{i}P1.test", 1_700_000_000 + i),
-            &sample_message(i),
-        );
+        srv.deliver(USER, "INBOX", &sample_message(i));
     }
     let mut c = srv.login().await;
     let r = c.ok("SELECT INBOX").await;
@@ -321,7 +336,7 @@ async fn fetch_under_renames_and_expunges_never_fails_for_live_messages() {
 
 /// With the poll set to a minute, IDLE still announces an MTA delivery and another
 /// session's APPEND and STORE at once: it is woken by the mailbox's change signal
-/// (inotify on the Maildir), not by the poll.
+/// (inotify on the Maildir; for mbox, the file changing), not by the poll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_is_woken_by_changes_not_by_the_poll() {
     let srv = TestServer::start_with(|c| c.imap.idle_poll = Duration::from_secs(60)).await;
@@ -331,11 +346,7 @@ async fn idle_is_woken_by_changes_not_by_the_poll() {
     assert!(a.read_checked().await.starts_with("+ "));
     let mut b = srv.login().await;
 
-    deliver(
-        &srv.maildir(USER),
-        "1700000000.M1P1.mta",
-        &sample_message(1),
-    );
+    srv.deliver(USER, "INBOX", &sample_message(1));
     idle_sees(&mut a, "MTA delivery", |l| l == "* 1 EXISTS\r\n").await;
 
     let m = sample_message(2);

@@ -40,6 +40,11 @@ fn entries(dir: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_file_link_is_never_served_by_fetch() {
+    // Maildir-only: links in place of message files in cur/ and new/ (an mbox folder has
+    // no message files; its folder-level links are in folder_links_are_...).
+    if format() != Format::Maildir {
+        return;
+    }
     let srv = TestServer::start().await;
     let secret = secret_file(srv.dir.path());
     let mut c = srv.login().await;
@@ -82,9 +87,13 @@ async fn a_message_file_link_is_never_served_by_fetch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_file_link_is_never_served_by_pop3_retr() {
+    // Maildir-only: links in place of message files in cur/ and new/.
+    if format() != Format::Maildir {
+        return;
+    }
     let p3 = Pop3Server::start().await;
     let secret = secret_file(p3.srv.dir.path());
-    p3.deliver("1000.M1P1.host", &sample_message(1));
+    p3.deliver(&sample_message(1));
     let inbox = p3.inbox();
     symlink(&secret, inbox.join("new/2000.M2P2.host")).unwrap();
     symlink(&secret, inbox.join("cur/3000.M3P3.host:2,")).unwrap();
@@ -104,36 +113,106 @@ async fn a_message_file_link_is_never_served_by_pop3_retr() {
     p.ok("QUIT").await;
 }
 
+/// Everything under `dir`, links not followed: relative name -> the file's bytes, `<dir>`
+/// for a directory, `-> target` for a link.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(dir: &Path, rel: &str, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = format!("{rel}{}", e.file_name().to_string_lossy());
+            let md = std::fs::symlink_metadata(e.path()).unwrap();
+            if md.file_type().is_symlink() {
+                let to = std::fs::read_link(e.path()).unwrap();
+                out.insert(name, format!("-> {}", to.display()).into_bytes());
+            } else if md.is_dir() {
+                out.insert(name.clone(), b"<dir>".to_vec());
+                walk(&e.path(), &format!("{name}/"), out);
+            } else {
+                out.insert(name, std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, "", &mut out);
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn folder_links_are_neither_listed_nor_opened_nor_written() {
     let srv = TestServer::start().await;
     let mut c = srv.login().await;
-    let root = srv.maildir(USER);
+    let root = srv.mail_root(USER);
     // bob's mail, next to alice's.
-    let bob = srv.maildir("bob");
-    deliver(
-        &bob,
-        "1000.M1P1.host",
-        &format!("Subject: bob\r\n\r\n{SECRET}\r\n"),
-    );
-    symlink("../bob", root.join(".Other")).unwrap();
-    // A Maildir elsewhere on the machine.
+    let bob = srv.mail_root("bob");
+    srv.deliver("bob", "INBOX", &format!("Subject: bob\r\n\r\n{SECRET}\r\n"));
+    // Mail elsewhere on the machine.
     let elsewhere = srv.dir.path().join("elsewhere");
-    for d in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(elsewhere.join(d)).unwrap();
-    }
-    symlink(&elsewhere, root.join(".Evil")).unwrap();
-    // A real folder whose cur/ and tmp/ are links.
-    c.ok("CREATE Half").await;
-    std::fs::remove_dir(root.join(".Half/cur")).unwrap();
-    symlink(bob.join("cur"), root.join(".Half/cur")).unwrap();
-    c.ok("CREATE Tmpl").await;
-    std::fs::remove_dir(root.join(".Tmpl/tmp")).unwrap();
-    symlink(elsewhere.join("tmp"), root.join(".Tmpl/tmp")).unwrap();
+    // Folders that are links (not listed, not opened), folders APPEND must refuse, and
+    // COPY/MOVE commands into linked folders; the link that CREATE/DELETE/RENAME "Evil"
+    // must leave alone.
+    let (linked, unopenable, unwritable, copies, evil): (&[&str], &[&str], &[&str], &[&str], _) =
+        match format() {
+            Format::Maildir => {
+                symlink("../bob", root.join(".Other")).unwrap();
+                // A Maildir elsewhere.
+                for d in ["cur", "new", "tmp"] {
+                    std::fs::create_dir_all(elsewhere.join(d)).unwrap();
+                }
+                symlink(&elsewhere, root.join(".Evil")).unwrap();
+                // A real folder whose cur/ and tmp/ are links.
+                c.ok("CREATE Half").await;
+                std::fs::remove_dir(root.join(".Half/cur")).unwrap();
+                symlink(bob.join("cur"), root.join(".Half/cur")).unwrap();
+                c.ok("CREATE Tmpl").await;
+                std::fs::remove_dir(root.join(".Tmpl/tmp")).unwrap();
+                symlink(elsewhere.join("tmp"), root.join(".Tmpl/tmp")).unwrap();
+                (
+                    &["Other", "Evil"],
+                    &["Other", "Evil", "Half"],
+                    &["Evil", "Half", "Tmpl"],
+                    &["COPY 1 Evil", "MOVE 1 Evil", "COPY 1 Tmpl", "MOVE 1 Other"],
+                    root.join(".Evil"),
+                )
+            }
+            Format::Mbox => {
+                std::fs::create_dir_all(&root).unwrap();
+                // A folder file linked to bob's INBOX, one linked to an mbox file
+                // elsewhere, and a folder directory linked to a directory elsewhere that
+                // holds an mbox file.
+                symlink("../bob/INBOX", root.join("Other")).unwrap();
+                std::fs::create_dir_all(elsewhere.join("dir")).unwrap();
+                std::fs::write(elsewhere.join("mbox"), "").unwrap();
+                append_locked(
+                    &elsewhere.join("dir/x"),
+                    &mbox_delivery(format!("Subject: x\r\n\r\n{SECRET}\r\n").as_bytes()),
+                );
+                symlink(elsewhere.join("mbox"), root.join("Evil")).unwrap();
+                symlink(elsewhere.join("dir"), root.join("Deep")).unwrap();
+                (
+                    &["Other", "Evil", "Deep"],
+                    &["Other", "Evil", "Deep/x"],
+                    &["Other", "Evil", "Deep/x"],
+                    &[
+                        "COPY 1 Evil",
+                        "MOVE 1 Evil",
+                        "COPY 1 Deep/x",
+                        "MOVE 1 Other",
+                    ],
+                    root.join("Evil"),
+                )
+            }
+        };
+    let bob_before = tree(&bob);
+    let elsewhere_before = tree(&elsewhere);
+    assert!(!bob_before.is_empty() && !elsewhere_before.is_empty());
 
     let list = c.ok("LIST \"\" *").await.join("\n");
-    assert!(!list.contains("Other") && !list.contains("Evil"), "{list}");
-    for name in ["Other", "Evil", "Half"] {
+    for name in linked {
+        assert!(!list.contains(name), "{name} listed: {list}");
+    }
+    for name in unopenable {
         for cmd in [
             format!("SELECT {name}"),
             format!("EXAMINE {name}"),
@@ -145,14 +224,14 @@ async fn folder_links_are_neither_listed_nor_opened_nor_written() {
             assert!(last.contains(" NO "), "{cmd} answered {last} after {r:?}");
         }
     }
-    for name in ["Evil", "Half", "Tmpl"] {
+    for name in unwritable {
         let r = append(&mut c, name, &sample_message(7)).await;
         assert!(r.contains(" NO "), "APPEND {name}: {r}");
     }
     // COPY and MOVE into a linked folder.
     append(&mut c, "INBOX", &sample_message(8)).await;
     c.ok("SELECT INBOX").await;
-    for cmd in ["COPY 1 Evil", "MOVE 1 Evil", "COPY 1 Tmpl", "MOVE 1 Other"] {
+    for cmd in copies {
         let r = c.status(cmd).await;
         assert!(r.contains(" NO "), "{cmd}: {r}");
     }
@@ -161,30 +240,16 @@ async fn folder_links_are_neither_listed_nor_opened_nor_written() {
         !exists.contains("EXPUNGE"),
         "MOVE removed the source: {exists}"
     );
-    // Nothing was written outside alice's root, bob's mail is untouched.
-    for d in ["cur", "new", "tmp"] {
-        assert!(
-            entries(&elsewhere.join(d)).is_empty(),
-            "{d}: {:?}",
-            entries(&elsewhere.join(d))
-        );
-    }
-    assert_eq!(entries(&elsewhere), ["cur", "new", "tmp"]);
-    assert_eq!(
-        entries(&bob.join("cur")).len() + entries(&bob.join("new")).len(),
-        1
-    );
-    assert!(
-        !entries(&bob).iter().any(|f| f.starts_with("loft")),
-        "{:?}",
-        entries(&bob)
-    );
+    // Nothing was written outside alice's root: bob's mail and the mail elsewhere are
+    // exactly as they were.
+    assert_eq!(tree(&elsewhere), elsewhere_before);
+    assert_eq!(tree(&bob), bob_before);
     // CREATE, RENAME and DELETE do not go through the links either.
     assert!(c.status("CREATE Evil").await.contains(" NO "));
     assert!(c.status("DELETE Evil").await.contains(" NO "));
     assert!(c.status("RENAME Evil Good").await.contains(" NO "));
-    assert!(elsewhere.join("cur").is_dir());
-    assert!(std::fs::symlink_metadata(root.join(".Evil"))
+    assert_eq!(tree(&elsewhere), elsewhere_before);
+    assert!(std::fs::symlink_metadata(&evil)
         .unwrap()
         .file_type()
         .is_symlink());
@@ -206,7 +271,7 @@ fn modes(dir: &Path, rel: &str, out: &mut Vec<(String, u32, bool)>) {
 async fn created_files_take_the_mode_of_the_maildir_whatever_the_umask() {
     for umask in [0o000, 0o022] {
         let srv = TestServer::start().await;
-        let root = srv.maildir(USER);
+        let root = srv.mail_root(USER);
         std::fs::create_dir_all(&root).unwrap();
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
         // SAFETY: the umask is process-wide; other tests of this binary may create files
@@ -228,10 +293,15 @@ async fn created_files_take_the_mode_of_the_maildir_whatever_the_umask() {
         unsafe { libc::umask(old) };
         let mut all = Vec::new();
         modes(&root, "", &mut all);
-        assert!(
-            all.iter().any(|(n, _, _)| n == ".Work/loft.index"),
-            "{all:?}"
-        );
+        // The folder and its index were made (mbox: index files under .loft-index/).
+        let made = |want: &dyn Fn(&str) -> bool| all.iter().any(|(n, _, _)| want(n));
+        match format() {
+            Format::Maildir => assert!(made(&|n| n == ".Work/loft.index"), "{all:?}"),
+            Format::Mbox => {
+                assert!(made(&|n| n == "Work"), "{all:?}");
+                assert!(made(&|n| n.starts_with(".loft-index/")), "{all:?}");
+            }
+        }
         for (name, mode, dir) in &all {
             let want = if *dir { 0o700 } else { 0o600 };
             assert_eq!(*mode, want, "umask {umask:o}: {name} has mode {mode:o}");
@@ -306,17 +376,24 @@ async fn with_the_disk_full_commands_change_nothing_and_say_so() {
     let before = c.ok("LIST \"\" *").await;
     let filler = fill(&mnt);
 
-    let r = c.status("CREATE Fresh/Child").await;
-    assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
-    assert!(r.to_lowercase().contains("disk full"), "{r}");
-    let r = c.status("RENAME Trash Bin").await;
-    assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
-    let r = c.status("RENAME Keep Moved/Deeper").await;
-    assert!(r.contains(" NO "), "{r}");
+    // Folder commands: a Maildir folder is made of new files (refused); an mbox folder is
+    // one file, and making, renaming or removing one may need no new block (tmpfs counts
+    // data pages only), so a full disk need not refuse them there.
+    if format() == Format::Maildir {
+        let r = c.status("CREATE Fresh/Child").await;
+        assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
+        assert!(r.to_lowercase().contains("disk full"), "{r}");
+        let r = c.status("RENAME Trash Bin").await;
+        assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
+        let r = c.status("RENAME Keep Moved/Deeper").await;
+        assert!(r.contains(" NO "), "{r}");
+    }
     let r = append(&mut c, "Keep", &sample_message(2).repeat(50)).await;
     assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
-    let r = c.status("DELETE Junk").await;
-    assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
+    if format() == Format::Maildir {
+        let r = c.status("DELETE Junk").await;
+        assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
+    }
     let subs = c.ok("LSUB \"\" *").await;
     let r = c.status("SUBSCRIBE Keep").await;
     assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
@@ -324,15 +401,25 @@ async fn with_the_disk_full_commands_change_nothing_and_say_so() {
     assert_eq!(c.ok("LIST \"\" *").await, before, "the folder list changed");
     let leftovers: Vec<String> = entries(&root)
         .into_iter()
-        .filter(|n| {
-            n.starts_with("loft-creating")
-                || n.starts_with(".Fresh")
-                || n.starts_with(".Bin")
-                || n.starts_with(".Moved")
+        .filter(|n| match format() {
+            Format::Maildir => {
+                n.starts_with("loft-creating")
+                    || n.starts_with(".Fresh")
+                    || n.starts_with(".Bin")
+                    || n.starts_with(".Moved")
+            }
+            // Rewrite files or a dotlock left behind.
+            Format::Mbox => n.contains("loft-rewrite") || n.ends_with(".lock"),
         })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    assert!(entries(&root.join(".Keep/tmp")).is_empty());
+    match format() {
+        Format::Maildir => assert!(entries(&root.join(".Keep/tmp")).is_empty()),
+        Format::Mbox => {
+            let keep = std::fs::read(root.join("Keep")).unwrap();
+            assert_eq!(mbox_messages(&keep).len(), 1, "{:?}", s(&keep));
+        }
+    }
     let st = c.ok("STATUS Keep (MESSAGES)").await.join("\n");
     assert!(st.contains("MESSAGES 1"), "{st}");
     store_copy_expunge_on_a_full_disk(&mut c).await;
@@ -405,13 +492,8 @@ async fn messages(c: &mut Client) -> u32 {
 async fn fetch_cost() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let srv = TestServer::start().await;
-    let root = srv.maildir(USER);
     for i in 0..2000 {
-        deliver(
-            &root,
-            &format!("{}.M{i}P1.host", 1_700_000_000 + i),
-            &sample_message(i),
-        );
+        srv.deliver(USER, "INBOX", &sample_message(i));
     }
     let mut c = srv.login().await;
     c.ok("SELECT INBOX").await;

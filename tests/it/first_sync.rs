@@ -82,8 +82,8 @@ async fn existing_account_without_subscriptions_gets_them() {
     let srv = TestServer::start().await;
     let mut c = srv.login().await;
     c.ok("logout").await;
-    let subs = srv.maildir(USER).join("subscriptions");
-    let _ = std::fs::remove_file(&subs);
+    let subs = srv.store_file(USER, "subscriptions");
+    std::fs::remove_file(&subs).expect("the subscriptions file");
     let mut c = srv.login().await;
     let lsub = c.ok("lsub \"\" \"*\"").await;
     let names = mailbox_names(&lsub, "LSUB");

@@ -89,10 +89,15 @@ async fn client_vanishing_mid_append_leaves_nothing() {
     let mut d = srv.login().await;
     let r = d.ok("STATUS INBOX (MESSAGES)").await;
     assert!(r[0].contains("MESSAGES 0"), "{r:?}");
-    let tmp = std::fs::read_dir(srv.maildir(USER).join("tmp"))
-        .unwrap()
-        .count();
-    assert_eq!(tmp, 0, "partial APPEND removed from tmp/");
+    assert_eq!(srv.stored_count(USER, "INBOX"), 0);
+    let stored = s(&srv.stored_bytes(USER, "INBOX"));
+    assert!(!stored.contains("half a mess"), "{stored:?}");
+    if format() == Format::Maildir {
+        let tmp = std::fs::read_dir(srv.maildir(USER).join("tmp"))
+            .unwrap()
+            .count();
+        assert_eq!(tmp, 0, "partial APPEND removed from tmp/");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,12 +60,12 @@ async fn recreated_mailbox_gets_new_uidvalidity() {
     );
     // Across a restart of the server (a new process would lose anything held in memory):
     // the last value handed out is remembered under the mail root.
-    let state = std::fs::read_to_string(srv.maildir(USER).join("loft-uidvalidity"))
+    let state = std::fs::read_to_string(srv.store_file(USER, "loft-uidvalidity"))
         .expect("UIDVALIDITY state file at the mail root");
     assert_eq!(state.trim().parse::<u32>().ok(), seen.last().copied());
     let future = seen.last().unwrap() + 1000;
     std::fs::write(
-        srv.maildir(USER).join("loft-uidvalidity"),
+        srv.store_file(USER, "loft-uidvalidity"),
         format!("{future}\n"),
     )
     .unwrap();
@@ -87,11 +87,7 @@ async fn recreated_mailbox_gets_new_uidvalidity() {
 async fn examine_reports_recent_without_clearing_it() {
     let srv = TestServer::start().await;
     for i in 1..=3 {
-        deliver(
-            &srv.maildir(USER),
-            &format!("17000000{i}.M{i}P1.mta"),
-            &sample_message(i),
-        );
+        srv.deliver(USER, "INBOX", &sample_message(i));
     }
     let mut c = srv.login().await;
     let r = c.ok("EXAMINE INBOX").await;
@@ -109,11 +105,7 @@ async fn examine_reports_recent_without_clearing_it() {
     let r = d.ok("EXAMINE INBOX").await;
     assert!(r.iter().any(|l| l == "* 3 RECENT\r\n"), "{r:?}");
     // New mail while examined is announced with its RECENT count.
-    deliver(
-        &srv.maildir(USER),
-        "1700000009.M9P1.mta",
-        &sample_message(9),
-    );
+    srv.deliver(USER, "INBOX", &sample_message(9));
     let r = d.ok("NOOP").await;
     assert!(r.iter().any(|l| l == "* 4 EXISTS\r\n"), "{r:?}");
     assert!(r.iter().any(|l| l == "* 4 RECENT\r\n"), "{r:?}");

@@ -7,13 +7,11 @@
 //! This module must not know about IMAP.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use super::flagsync;
 use super::folder::Folder;
 use super::sync::FolderState;
-use super::uidstore;
 use super::Ctx;
 use crate::index::{self, Index};
 use crate::mailbox::{Result, Store};
@@ -119,23 +117,6 @@ pub fn verify(ctx: &Arc<Ctx>, mailbox: Option<&str>) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn day(d: u32) -> String {
-    if d == 0 {
-        return "never".into();
-    }
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = i64::from(d) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let dd = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{dd:02}")
-}
-
 /// The header, counts, cache decisions and sizes of one folder's index.
 pub fn show(ctx: &Arc<Ctx>, mailbox: &str) -> Result<String> {
     let f = folders(ctx, Some(mailbox))?.pop().ok_or_else(|| {
@@ -146,77 +127,5 @@ pub fn show(ctx: &Arc<Ctx>, mailbox: &str) -> Result<String> {
     let ix = state.with(|c| c.index.clone()).ok_or_else(|| {
         crate::mailbox::Error::new(crate::mailbox::ErrorKind::Temporary, "index not open")
     })?;
-    let snap = ix.refresh().map_err(uidstore::map_err)?;
-    let h = &snap.header;
-    let mut s = String::new();
-    let _ = writeln!(s, "mailbox {} ({})", f.name, f.path.display());
-    let _ = writeln!(
-        s,
-        "header: UIDVALIDITY {} UIDNEXT {} HIGHESTMODSEQ {} recent from UID {}",
-        h.uid_validity, h.uid_next, h.highest_modseq, h.recent_uid
-    );
-    let dirty = snap.records.iter().filter(|r| r.dirty).count();
-    let _ = writeln!(
-        s,
-        "counts: {} messages, {} unseen, {} deleted, {} with flags not yet in file names, {} keywords ({})",
-        h.messages,
-        h.unseen,
-        h.deleted,
-        dirty,
-        snap.keywords.len(),
-        snap.keywords.join(" ")
-    );
-    let _ = writeln!(s, "cache fields:");
-    let fields = ix.cache().decisions();
-    if fields.is_empty() {
-        let _ = writeln!(s, "  (none yet)");
-    }
-    for fi in fields {
-        let _ = writeln!(
-            s,
-            "  {:<28} {:<5} last used {}  {} values, {} bytes",
-            fi.name,
-            format!("{:?}", fi.decision).to_lowercase(),
-            day(fi.last_used_day),
-            fi.records,
-            fi.bytes
-        );
-    }
-    let _ = writeln!(s, "files:");
-    let mut mail = 0u64;
-    for r in snap
-        .records
-        .iter()
-        .filter(|r| r.size != index::UNKNOWN_SIZE)
-    {
-        mail += r.size;
-    }
-    let mut total = 0u64;
-    for name in [index::INDEX_FILE, index::LOG_FILE, index::CACHE_FILE] {
-        let len = std::fs::metadata(f.path.join(name))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        total += len;
-        let _ = writeln!(s, "  {name:<18} {len} bytes");
-    }
-    let share = if mail > 0 {
-        total as f64 * 100.0 / mail as f64
-    } else {
-        0.0
-    };
-    let _ = writeln!(
-        s,
-        "  total {total} bytes, {share:.1}% of {mail} bytes of mail"
-    );
-    Ok(s)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_days() {
-        assert_eq!(super::day(0), "never");
-        assert_eq!(super::day(1), "1970-01-02");
-        assert_eq!(super::day(20_000), "2024-10-04");
-    }
+    crate::mailbox::admin::show_index(&f.name, &f.path, &f.path, &ix)
 }

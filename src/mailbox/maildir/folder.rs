@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::crlf::{bare_lfs, to_crlf};
 use super::filename::{self, MailName, Name};
 use super::lock::FolderShared;
 use super::{Root, StorageCtx};
@@ -405,12 +406,6 @@ pub fn crlf_size(bytes: &[u8]) -> u64 {
     bytes.len() as u64 + bare_lfs(bytes)
 }
 
-pub fn bare_lfs(bytes: &[u8]) -> u64 {
-    memchr::memchr_iter(b'\n', bytes)
-        .filter(|&i| i == 0 || bytes.get(i - 1) != Some(&b'\r'))
-        .count() as u64
-}
-
 /// Computes RFC822.SIZE by reading a file in 64 KiB steps (a big message is never held
 /// whole: the size of every message of a folder may be asked at once).
 pub fn file_crlf_size(fs: &Beneath, path: &Path) -> std::io::Result<u64> {
@@ -569,23 +564,6 @@ fn blank_line_end(data: &[u8]) -> Option<usize> {
         }
     }
     None
-}
-
-/// Copies `data` with every bare LF turned into CRLF, a line at a time (memchr), not a
-/// byte at a time: most Maildirs store LF line ends, so this runs on nearly every fetch.
-pub fn to_crlf(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 32 + 2);
-    let mut start = 0;
-    for lf in memchr::memchr_iter(b'\n', data) {
-        let bare = lf == 0 || data[lf - 1] != b'\r';
-        if bare {
-            out.extend_from_slice(&data[start..lf]);
-            out.extend_from_slice(b"\r\n");
-            start = lf + 1;
-        }
-    }
-    out.extend_from_slice(&data[start..]);
-    out
 }
 
 #[cfg(test)]

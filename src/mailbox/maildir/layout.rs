@@ -588,7 +588,7 @@ impl Store for MaildirStore {
     }
 
     fn subscriptions(&self) -> Result<Vec<String>> {
-        rootfiles::read_subscriptions(&self.ctx.root)
+        rootfiles::read_subscriptions(&self.ctx.root, valid_name)
     }
 
     fn set_subscribed(&self, name: &str, subscribed: bool) -> Result<()> {
@@ -726,7 +726,7 @@ impl MaildirStore {
             return Ok(());
         }
         let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut subs = rootfiles::read_subscriptions(root)?;
+        let mut subs = rootfiles::read_subscriptions(root, valid_name)?;
         let before = subs.len();
         for name in want {
             if !subs.iter().any(|s| s == name) {
@@ -738,4 +738,9 @@ impl MaildirStore {
         }
         rootfiles::write_subscriptions(root, &subs, self.ctx.fsync)
     }
+}
+
+/// Whether `name` is a name this layout accepts (for the subscription list).
+fn valid_name(name: &str) -> bool {
+    names::components(name).is_ok()
 }

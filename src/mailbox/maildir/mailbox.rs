@@ -159,7 +159,8 @@ impl Mailbox for MaildirMailbox {
     }
 
     fn change_signal(&self) -> Option<std::fs::File> {
-        super::watch::change_signal(self.folder())
+        let p = &self.folder().path;
+        super::watch::change_signal(&[p.clone(), p.join("cur"), p.join("new")])
     }
 
     fn sync(&mut self) -> Result<SyncResult> {

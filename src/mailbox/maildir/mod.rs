@@ -37,13 +37,14 @@
 //! This module must not know about IMAP, POP3 or Lua.
 
 pub mod admin;
+// Format-neutral helpers, named here so the modules below reach them as `super::…`.
+use super::{crlf, fsio, location, rootfiles, watch};
 mod cachecare;
 mod dates;
 mod filemap;
 mod filename;
 pub(crate) mod flagsync;
 mod folder;
-mod fsio;
 mod keywords;
 mod layout;
 mod lock;
@@ -52,14 +53,12 @@ mod migrate;
 mod names;
 mod quiet;
 mod rawdir;
-mod rootfiles;
 mod save;
 mod sizes;
 mod storage;
 mod sync;
 mod uidlist;
 mod uidstore;
-mod watch;
 
 /// For the `maildir_text` fuzz target: runs every parser of text that a Maildir holds
 /// (file names, `loft-uidlist`, `dovecot-uidlist`, `dovecot-keywords`, folder directory
@@ -200,7 +199,7 @@ pub fn open_store(
 /// The store context of `user` (creating the root on first use).
 pub fn ctx(storage: &Arc<StorageCtx>, user: &str, home: Option<&Path>) -> Result<Arc<Ctx>> {
     let cfg = &storage.cfg;
-    let location = names::expand_location(&cfg.location, user, home)?;
+    let location = location::expand(&cfg.location, user, home)?;
     let location = PathBuf::from(location);
     if !location.is_absolute() {
         return Err(

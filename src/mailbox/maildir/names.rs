@@ -81,74 +81,6 @@ pub fn from_dir(dir: &str) -> Option<String> {
     Some(crate::mailbox::normalize_name(&out))
 }
 
-/// Checks one user-name-derived value substituted into the location template: it must be
-/// a single, ordinary path component.
-pub fn safe_path_part(part: &str) -> Result<&str> {
-    let ok = !part.is_empty()
-        && part != "."
-        && part != ".."
-        && !part.contains('/')
-        && !part.contains('\\')
-        && !part.chars().any(|c| c.is_control())
-        && part.len() <= 255;
-    if ok {
-        Ok(part)
-    } else {
-        Err(
-            Error::new(ErrorKind::BadName, "Invalid user name").with_detail(format!(
-                "user name part {part:?} is not a safe path component"
-            )),
-        )
-    }
-}
-
-/// Expands `%u`, `%n`, `%d`, `%h`, `%%` in the storage location template.
-pub fn expand_location(
-    template: &str,
-    user: &str,
-    home: Option<&std::path::Path>,
-) -> Result<String> {
-    let user_ok = safe_path_part(user)?;
-    let (local, domain) = match user_ok.split_once('@') {
-        Some((l, d)) => (l, d),
-        None => (user_ok, ""),
-    };
-    let mut out = String::new();
-    let mut chars = template.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('u') => out.push_str(user_ok),
-            Some('n') => out.push_str(safe_path_part(local)?),
-            Some('d') => out.push_str(safe_path_part(domain)?),
-            Some('h') => {
-                let h = home.ok_or_else(|| {
-                    Error::new(ErrorKind::Temporary, "No home directory for this user")
-                        .with_detail("location uses %h but the user has no home")
-                })?;
-                let hs = h.to_str().ok_or_else(|| {
-                    Error::new(ErrorKind::Temporary, "Invalid home directory")
-                        .with_detail("home directory is not UTF-8")
-                })?;
-                out.push_str(hs);
-            }
-            Some('%') => out.push('%'),
-            other => {
-                return Err(
-                    Error::new(ErrorKind::Temporary, "Bad mail location").with_detail(format!(
-                        "unknown variable %{} in location",
-                        other.unwrap_or(' ')
-                    )),
-                )
-            }
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,23 +112,5 @@ mod tests {
             to_dir(&"x".repeat(300)).unwrap_err().kind,
             ErrorKind::BadName
         );
-    }
-
-    #[test]
-    fn location_expansion() {
-        let home = std::path::Path::new("/home/bob");
-        assert_eq!(
-            expand_location("/m/%d/%n/%u", "bob@ex.org", None).unwrap(),
-            "/m/ex.org/bob/bob@ex.org"
-        );
-        assert_eq!(
-            expand_location("%h/Maildir", "bob", Some(home)).unwrap(),
-            "/home/bob/Maildir"
-        );
-        for u in ["", "..", ".", "a/b", "../x", "a\0b", "x@..", "x@a/b"] {
-            assert!(expand_location("/m/%u/%d", u, None).is_err(), "{u:?}");
-        }
-        assert!(expand_location("%h", "bob", None).is_err());
-        assert!(expand_location("/m/%x", "bob", None).is_err());
     }
 }

@@ -14,44 +14,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
+
+use crate::mailbox::registry::Registry;
 
 use super::lock::FolderShared;
 use super::sync::FolderState;
 use crate::config::{FsyncMode, StorageConfig};
-
-/// One shared `T` per folder directory, alive while someone holds it.
-pub struct Registry<T>(Mutex<HashMap<PathBuf, Weak<T>>>);
-
-impl<T> Default for Registry<T> {
-    fn default() -> Self {
-        Registry(Mutex::new(HashMap::new()))
-    }
-}
-
-impl<T> Registry<T> {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Weak<T>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The `T` of `path` if someone holds it.
-    pub fn get(&self, path: &Path) -> Option<Arc<T>> {
-        self.map().get(path).and_then(Weak::upgrade)
-    }
-
-    /// The `T` of `path`, made by `make` when nobody holds one (no I/O inside `make`:
-    /// the registry is locked meanwhile).
-    pub fn get_or_make(&self, path: &Path, make: impl FnOnce() -> T) -> Arc<T> {
-        let mut reg = self.map();
-        if let Some(s) = reg.get(path).and_then(Weak::upgrade) {
-            return s;
-        }
-        reg.retain(|_, w| w.strong_count() > 0);
-        let s = Arc::new(make());
-        reg.insert(path.to_path_buf(), Arc::downgrade(&s));
-        s
-    }
-}
 
 pub struct StorageCtx {
     pub cfg: StorageConfig,
@@ -72,13 +41,7 @@ impl StorageCtx {
     pub fn new(cfg: &StorageConfig) -> Arc<StorageCtx> {
         Arc::new(StorageCtx {
             cfg: cfg.clone(),
-            index: crate::index::Options {
-                fsync: cfg.fsync,
-                lock_method: cfg.lock_method,
-                nfs: cfg.nfs,
-                cache_drop_days: cfg.cache_drop_days,
-                ..crate::index::Options::default()
-            },
+            index: crate::mailbox::index_options(cfg),
             folders: Registry::default(),
             locks: Registry::default(),
             compacted: Mutex::new(HashMap::new()),

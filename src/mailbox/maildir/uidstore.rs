@@ -126,15 +126,7 @@ pub struct Loaded {
 
 /// Maps an index error to a mailbox error (after logging corruption once).
 pub fn map_err(e: index::Error) -> Error {
-    match e {
-        index::Error::Locked { file } => {
-            Error::new(ErrorKind::Temporary, "Mailbox is locked, try again later")
-                .with_detail(format!("timeout locking {}", file.display()))
-        }
-        index::Error::Io { file, err } => Error::io(file.display(), err),
-        other => Error::new(ErrorKind::Temporary, "Mailbox index is damaged, try again")
-            .with_detail(other.to_string()),
-    }
+    e.into()
 }
 
 /// Logs the one line an administrator looks for.

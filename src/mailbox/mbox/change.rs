@@ -11,8 +11,6 @@
 //!   it against the index ([`super::number`]).
 //!
 //! This module knows offsets and stamps, nothing of UIDs.
-// Used by its tests until the mbox store (issue 12's next step) syncs with it.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::io;
 

@@ -12,12 +12,11 @@
 //! Locks are never held between calls (never while waiting for a client).
 //!
 //! This module knows one file; the index and sessions are the store's.
-// Used by its tests until the mbox store (issue 12's next step) works through it.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
+use std::ops::Range;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 
@@ -136,6 +135,45 @@ impl MboxFile {
         Ok(folder::sync(&self.file, self.stamp()?, f, fresh_validity)?)
     }
 
+    /// Whether the name now leads to another file than the one open (replaced by another
+    /// program, or removed): the caller opens it again.
+    pub fn replaced(&self) -> bool {
+        let open = beneath::fstat(&self.file).ok().map(|s| (s.dev, s.ino));
+        let named = beneath::lstat_at(&self.dir, &self.name).ok();
+        named.is_none_or(|s| !s.is_file() || Some((s.dev, s.ino)) != open)
+    }
+
+    /// The bytes `[from, to)` of the file without the `hidden` ranges, read under the read
+    /// lock while the file is still as `f` last found it; `None` when it changed since
+    /// (the caller syncs and asks again).
+    pub fn read_visible(
+        &self,
+        f: &Folder,
+        range: Range<u64>,
+        hidden: &[Range<u64>],
+    ) -> Result<Option<Vec<u8>>, FileError> {
+        let _r = self.lock(Kind::Read)?;
+        let now = self.stamp()?;
+        let same = f.tail.is_some_and(|t| {
+            (t.dev, t.ino, t.size, t.mtime) == (now.dev, now.ino, now.size, now.mtime)
+        });
+        if !same || range.end > now.size || range.start > range.end {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; (range.end - range.start) as usize];
+        let n = beneath::read_full_at(&self.file, &mut buf, range.start)?;
+        if n < buf.len() {
+            return Ok(None); // cut meanwhile (a lock another program does not take)
+        }
+        if hidden.is_empty() {
+            return Ok(Some(buf));
+        }
+        let shifted: Vec<Range<u64>> = (hidden.iter())
+            .map(|h| h.start.saturating_sub(range.start)..h.end.saturating_sub(range.start))
+            .collect();
+        Ok(Some(super::visible(&buf, 0, buf.len() as u64, &shifted)))
+    }
+
     /// Writes what `want` says of each message (expunges, UIDs, flags, keywords) and
     /// `base` on the first one; `f` is in step with the file after it. The delta also has
     /// what changed in the file meanwhile (another program's mail, found before the
@@ -144,18 +182,19 @@ impl MboxFile {
         &self,
         f: &mut Folder,
         want: impl Fn(&Msg) -> Want,
-        base: &Base,
+        base: Option<&Base>,
     ) -> Result<Delta, FileError> {
         let _w = self.lock(Kind::Write)?;
         self.recover()?;
-        let mut delta = folder::sync(&self.file, self.stamp()?, f, || base.uid_validity)?;
+        let validity = f.uid_validity;
+        let mut delta = folder::sync(&self.file, self.stamp()?, f, || validity)?;
         let wants: Vec<Want> = f.messages.iter().map(&want).collect();
         let size = self.stamp()?.size;
         let Some(p) = plan::plan(&f.messages, &wants, base, size) else {
             return Ok(delta);
         };
         rewrite::apply(&self.dir, &self.name, &self.file, &p)?;
-        let d2 = folder::sync(&self.file, self.stamp()?, f, || base.uid_validity)?;
+        let d2 = folder::sync(&self.file, self.stamp()?, f, || validity)?;
         delta.expunged.extend(d2.expunged);
         delta.rewrite = d2.rewrite;
         Ok(delta)
@@ -225,7 +264,7 @@ mod by_value {
         base: &Base,
     ) -> Result<(Folder, Delta), FileError> {
         let mut g = prev.clone();
-        let d = f.write_back(&mut g, want, base)?;
+        let d = f.write_back(&mut g, want, Some(base))?;
         Ok((g, d))
     }
 

@@ -9,8 +9,6 @@
 //! UIDs kept by `X-UID` and fingerprint). UW-IMAP's pseudo message is not a message.
 //!
 //! This module knows the file and UIDs; the index and sessions are the store's.
-// Used by its tests until the mbox store (issue 12's next step) syncs with it.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::ops::Range;
 
@@ -47,6 +45,9 @@ pub struct Folder {
     /// UW-IMAP's pseudo message at the start, if any.
     pub pseudo: Option<Range<u64>>,
     pub tail: Option<Tail>,
+    /// What the index knew before this process read the file (the first sync numbers
+    /// the file against it, then drops it).
+    pub seed: Option<Known>,
 }
 
 /// What changed since the sync before.
@@ -60,6 +61,9 @@ pub struct Delta {
     pub rewrite: Vec<u32>,
     /// Messages the scan went through (what the sync cost).
     pub scanned: usize,
+    /// The whole file was read (a first sync or a rewrite by another program): every
+    /// message's hidden fields may have changed, not only the added ones'.
+    pub full: bool,
 }
 
 /// Brings `f` in step with the file `src` as `now` says it is (`Folder::default()`: nothing
@@ -188,11 +192,14 @@ fn full<S: Source + ?Sized>(
         mails.remove(0);
     }
     let had = f.tail.is_some();
-    let known = had.then(|| Known {
-        uid_validity: f.uid_validity,
-        uid_next: f.uid_next,
-        messages: f.messages.iter().map(|m| (m.uid, m.print)).collect(),
-    });
+    let known = match had {
+        true => Some(Known {
+            uid_validity: f.uid_validity,
+            uid_next: f.uid_next,
+            messages: f.messages.iter().map(|m| (m.uid, m.print)).collect(),
+        }),
+        false => f.seed.take(),
+    };
     let seen: Vec<Seen> = mails.iter().map(super::seen_of).collect();
     let n = number::number(base.as_ref(), &seen, known.as_ref(), fresh_validity);
     let tail = change::tail_of(src, now, mails.last().map_or(0, |m| m.from))?;
@@ -223,6 +230,7 @@ fn full<S: Source + ?Sized>(
         base,
         pseudo,
         tail: Some(tail),
+        seed: None,
     };
     Ok(Delta {
         expunged,
@@ -230,6 +238,7 @@ fn full<S: Source + ?Sized>(
         renumbered,
         rewrite,
         scanned,
+        full: true,
     })
 }
 
@@ -360,7 +369,11 @@ mod tests {
     #[test]
     fn an_empty_file_that_gets_mail() {
         let (f, d) = sync(&b""[..], stamp(b"", 1), None, || 5).unwrap();
-        assert!(f.messages.is_empty() && d == Delta::default());
+        let read_all = Delta {
+            full: true,
+            ..Delta::default()
+        };
+        assert!(f.messages.is_empty() && d == read_all);
         let file = delivered("a", "");
         let (g, d) = sync(
             file.as_bytes(),

@@ -25,8 +25,6 @@
 //! This module knows files and locks, nothing of messages or the index.
 #![allow(unsafe_code)]
 // fcntl and flock have no safe wrapper; each block has a SAFETY comment
-// Used by its tests until the mbox store (issue 12's next step) takes its locks here.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -36,23 +34,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::beneath;
 
-/// A locking method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    Dotlock,
-    Fcntl,
-    Flock,
-}
-
-impl Method {
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Dotlock => "dotlock",
-            Method::Fcntl => "fcntl",
-            Method::Flock => "flock",
-        }
-    }
-}
+/// A locking method (`[storage] mbox_read_locks`, `mbox_write_locks`).
+pub use crate::durability::MboxLock as Method;
 
 /// Shared (reading) or exclusive (changing the file).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +98,8 @@ pub struct Held {
 }
 
 impl Held {
+    /// The locks held, in the order taken (tests).
+    #[cfg(test)]
     pub fn methods(&self) -> Vec<Method> {
         let mut m: Vec<Method> = self.dotlock.iter().map(|_| Method::Dotlock).collect();
         m.extend(self.kernel.iter().map(|(k, _)| *k));
@@ -302,7 +287,12 @@ fn create_with_pid(dir: &OwnedFd, name: &OsStr, pid: &str) -> io::Result<File> {
     match beneath::create_filled_at(dir, name, 0o600, pid.as_bytes()) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
             let mut f = beneath::create_new_at(dir, name, 0o600)?;
-            f.write_all(pid.as_bytes())?;
+            if let Err(e) = f.write_all(pid.as_bytes()) {
+                // Just made with O_EXCL, so ours: never left behind empty (a full disk
+                // makes the name but not its content).
+                let _ = beneath::unlink_at(dir, name);
+                return Err(e);
+            }
             Ok(f)
         }
         other => other,

@@ -2,9 +2,11 @@
 //! in a file ([`scan`]), the `From ` line ([`from_line`]), the header fields that carry
 //! IMAP state as Dovecot writes them ([`meta`]), and writing a message ([`write`]).
 //!
-//! [`lock`] takes dotlock, fcntl and flock locks as the other programs on the file do. Not
-//! yet a store: syncing with the index, rewriting and the `Store`/`Mailbox`
-//! implementation come next (docs/mbox.md says what exists).
+//! [`lock`] takes dotlock, fcntl and flock locks as the other programs on the file do;
+//! [`file`] syncs, writes back and appends on one file under them. The store:
+//! [`store`] (the folder directory, names, listing, CREATE/DELETE/RENAME, `loft index`),
+//! `state` (one file's messages and index, shared by the sessions of this process) and
+//! `mailbox` (`Mailbox` and `AppendSink` on it); docs/mbox.md.
 //!
 //! This module must not know about IMAP, POP3 or sessions.
 
@@ -13,13 +15,18 @@ pub mod file;
 pub mod folder;
 pub mod from_line;
 pub mod lock;
+mod mailbox;
 pub mod meta;
 pub mod number;
 pub mod plan;
 pub mod rewrite;
 pub mod scan;
+mod state;
+pub mod store;
 pub mod write;
 
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;
 
@@ -46,7 +53,6 @@ fn slice(file: &[u8], from: u64, to: u64) -> &[u8] {
 }
 
 /// What [`number::number`] needs of a scanned message.
-#[cfg_attr(not(test), allow(dead_code))] // the mbox store (next) numbers its scans
 pub fn seen_of(m: &scan::Mail) -> number::Seen {
     number::Seen {
         x_uid: m.meta.uid,

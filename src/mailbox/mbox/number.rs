@@ -23,8 +23,6 @@
 //! UIDs back (`X-UID`, `X-IMAPbase`) for the messages listed in `rewrite`.
 //!
 //! This module knows UIDs and fingerprints, nothing of files.
-// Used by its tests until the mbox store (issue 12's next step) numbers its scans here.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::collections::{HashMap, HashSet, VecDeque};
 

@@ -10,8 +10,6 @@
 //! after the last change ([`Plan::rest`]); otherwise it runs to the end of the file.
 //!
 //! This module knows scanned messages and byte ranges, nothing of files or the index.
-// Used by its tests until the mbox store (issue 12's next step) plans its rewrites here.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::ops::Range;
 
@@ -75,9 +73,15 @@ struct Edit {
 }
 
 /// The plan that makes the file of `mails` (its length `file_len`) hold `wants` (one per
-/// message, in file order), `base` on the first kept message. `None`: nothing to change.
+/// message, in file order), `base` on the first kept message (`None`: no `X-IMAPbase`,
+/// for a store that never writes its fields). `None`: nothing to change.
 /// (UW-IMAP's pseudo message is the caller's to keep or drop: kept first, it gets `base`.)
-pub fn plan<P: Placed>(mails: &[P], wants: &[Want], base: &Base, file_len: u64) -> Option<Plan> {
+pub fn plan<P: Placed>(
+    mails: &[P],
+    wants: &[Want],
+    base: Option<&Base>,
+    file_len: u64,
+) -> Option<Plan> {
     let mut edits = Vec::new();
     let mut first = true;
     for (m, w) in mails.iter().zip(wants) {
@@ -89,7 +93,7 @@ pub fn plan<P: Placed>(mails: &[P], wants: &[Want], base: &Base, file_len: u64) 
             });
             continue;
         }
-        let want_base = first.then_some(base);
+        let want_base = base.filter(|_| first);
         first = false;
         if !needs_fields(m, &w.meta, want_base) {
             continue;

@@ -26,8 +26,6 @@
 //! so other writers wait; they could append only after breaking a dead holder's dotlock.
 //!
 //! This module knows files and byte ranges, nothing of messages.
-// Used by its tests until the mbox store (issue 12's next step) rewrites files here.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -45,6 +43,7 @@ enum Stop {
     AfterTemp,
     AfterJournal,
     /// After this many bytes of the copy.
+    #[cfg_attr(not(test), allow(dead_code))] // made by the tests only
     Copied(u64),
     BeforeCut,
     AfterCut,

@@ -33,12 +33,14 @@ impl Pop3Server {
         Pop3Server { srv, pop3, pop3s }
     }
 
+    /// alice's INBOX Maildir (Maildir-only tests).
     pub fn inbox(&self) -> std::path::PathBuf {
         self.srv.maildir(USER)
     }
 
-    pub fn deliver(&self, name: &str, body: &str) {
-        deliver(&self.inbox(), name, body);
+    /// Mail for alice's INBOX delivered by an MTA, either format.
+    pub fn deliver(&self, body: &str) {
+        self.srv.deliver(USER, "INBOX", body);
     }
 
     pub async fn connect(&self) -> Pop {
@@ -66,18 +68,9 @@ impl Pop3Server {
         p
     }
 
-    /// Every message file of alice's INBOX (new/ and cur/).
-    pub fn files(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for sub in ["new", "cur"] {
-            if let Ok(rd) = std::fs::read_dir(self.inbox().join(sub)) {
-                for e in rd.flatten() {
-                    out.push(e.file_name().to_string_lossy().into_owned());
-                }
-            }
-        }
-        out.sort();
-        out
+    /// How many messages alice's INBOX holds on disk (either format).
+    pub fn stored(&self) -> usize {
+        self.srv.stored_count(USER, "INBOX")
     }
 }
 
@@ -207,28 +200,13 @@ pub fn unstuff(body: &[u8]) -> Vec<u8> {
 
 /// The messages the identity tests use: bare LF, dot lines, no final newline, a NUL,
 /// a header-only message, CRLF already.
-pub fn tricky_messages() -> Vec<(&'static str, String)> {
+pub fn tricky_messages() -> Vec<String> {
     vec![
-        (
-            "1700000001.M1P1.t",
-            "Subject: bare LF\nFrom: a@example.org\n\nline one\n.starts with dot\n..two dots\n.\nend\n"
-                .to_string(),
-        ),
-        (
-            "1700000002.M2P1.t",
-            "Subject: no final newline\r\n\r\nlast line without newline".to_string(),
-        ),
-        (
-            "1700000003.M3P1.t",
-            "Subject: crlf\r\n\r\n.\r\n.\r\n..\r\nbody\r\n".to_string(),
-        ),
-        (
-            "1700000004.M4P1.t",
-            "Subject: header only\nX-A: b\n".to_string(),
-        ),
-        (
-            "1700000005.M5P1.t",
-            "Subject: nul\n\nbefore\0after\n".to_string(),
-        ),
+        "Subject: bare LF\nFrom: a@example.org\n\nline one\n.starts with dot\n..two dots\n.\nend\n"
+            .to_string(),
+        "Subject: no final newline\r\n\r\nlast line without newline".to_string(),
+        "Subject: crlf\r\n\r\n.\r\n.\r\n..\r\nbody\r\n".to_string(),
+        "Subject: header only\nX-A: b\n".to_string(),
+        "Subject: nul\n\nbefore\0after\n".to_string(),
     ]
 }

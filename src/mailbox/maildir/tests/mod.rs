@@ -28,6 +28,8 @@ pub(super) fn cfg(dir: &Path) -> StorageConfig {
         nfs: false,
         maildir_flag_sync: Default::default(),
         cache_drop_days: 30,
+        inbox: None,
+        mbox: Default::default(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Small file-system helpers: atomic rewrite (temp file + fsync + rename) and directory
 //! fsync, both honouring the configured [`FsyncMode`].
 //!
-//! This module must not know about mail formats.
+//! This module must not know about mail formats (Maildir and mbox both use it).
 
 use std::io::Write;
 use std::path::Path;

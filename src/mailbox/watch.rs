@@ -1,6 +1,8 @@
-//! Change notification for IDLE: a Linux inotify descriptor watching a folder's directory
-//! (the index files another session or process appends to) and its `cur/` and `new/`
-//! (deliveries by an MTA, renames and unlinks by other mail programs). It only says "look
+//! Change notification for IDLE: a Linux inotify descriptor watching the directories a
+//! mailbox lives in — a Maildir folder's directory (the index files another session or
+//! process appends to) and its `cur/` and `new/` (deliveries by an MTA, renames and
+//! unlinks by other mail programs); an mbox file's directory (mail appended to the file,
+//! the file rewritten or replaced). It only says "look
 //! again": the session then syncs as it would on its poll tick, so a missed or spurious
 //! event costs nothing but time, and the poll stays as the fallback (NFS: changes made on
 //! another client raise no event here).
@@ -10,8 +12,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-
-use super::folder::Folder;
+use std::path::PathBuf;
 
 /// What wakes a session in IDLE: entries made, renamed or removed, and files written.
 const EVENTS: u32 = libc::IN_CREATE
@@ -21,10 +22,11 @@ const EVENTS: u32 = libc::IN_CREATE
     | libc::IN_MODIFY
     | libc::IN_CLOSE_WRITE;
 
-/// A non-blocking descriptor that becomes readable when `folder` may have changed, or
-/// `None` when inotify is unavailable (then IDLE polls). Links are not followed
+/// A non-blocking descriptor that becomes readable when something in `dirs` may have
+/// changed, or `None` when inotify is unavailable or a directory cannot be watched (then
+/// IDLE polls). Links are not followed
 /// (`IN_DONT_FOLLOW | IN_ONLYDIR`): a watch can only wake the session, never read.
-pub fn change_signal(folder: &Folder) -> Option<File> {
+pub fn change_signal(dirs: &[PathBuf]) -> Option<File> {
     // SAFETY: plain syscall without pointers; the result is checked before use.
     let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
     if fd < 0 {
@@ -33,11 +35,7 @@ pub fn change_signal(folder: &Folder) -> Option<File> {
     // SAFETY: `fd` was just returned by inotify_init1 and is owned by nothing else.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut watching = 0;
-    for dir in [
-        folder.path.clone(),
-        folder.path.join("cur"),
-        folder.path.join("new"),
-    ] {
+    for dir in dirs {
         let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
             continue;
         };
@@ -48,14 +46,13 @@ pub fn change_signal(folder: &Folder) -> Option<File> {
             watching += 1;
         }
     }
-    (watching == 3).then(|| File::from(owned))
+    (watching == dirs.len()).then(|| File::from(owned))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
-    use std::sync::Arc;
 
     /// A file delivered into `new/` makes the descriptor readable; reading it empty
     /// makes it quiet again.
@@ -65,15 +62,9 @@ mod tests {
         for s in ["cur", "new", "tmp"] {
             std::fs::create_dir(d.path().join(s)).unwrap();
         }
-        let root = Arc::new(super::super::Root::new(
-            crate::beneath::Beneath::open(d.path()).unwrap(),
-        ));
-        let top = root.fs.root().to_path_buf();
-        let storage = super::super::StorageCtx::new(
-            &crate::config::Config::for_tests(std::path::Path::new("/nonexistent")).storage,
-        );
-        let folder = Folder::new("INBOX".into(), top.clone(), root, &storage);
-        let mut sig = change_signal(&folder).expect("inotify");
+        let top = d.path().to_path_buf();
+        let dirs = [top.clone(), top.join("cur"), top.join("new")];
+        let mut sig = change_signal(&dirs).expect("inotify");
         let mut buf = [0u8; 4096];
         assert!(sig.read(&mut buf).is_err(), "quiet before any change");
         std::fs::write(top.join("tmp/m"), b"x").unwrap();

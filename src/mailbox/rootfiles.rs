@@ -1,4 +1,4 @@
-//! Store-wide files in the Maildir root: subscriptions and special-use records.
+//! Store-wide files in the mail root (every format): subscriptions and special-use records.
 //!
 //! * `subscriptions`: one UTF-8 mailbox name per line (`/` separated). Reading also
 //!   understands Dovecot's version-2 file (`V\t2` header, levels separated by tabs) and old
@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use super::{fsio, names};
+use super::fsio;
 use crate::config::FsyncMode;
 use crate::mailbox::{normalize_name, utf7, Error, Result, SpecialUse};
 
@@ -112,15 +112,17 @@ pub fn write_special(root: &Path, list: &[(SpecialUse, String)], fsync: FsyncMod
 }
 
 /// Reads the subscription list (see the module doc for accepted formats).
-pub fn read_subscriptions(root: &Path) -> Result<Vec<String>> {
+/// `valid`: whether a name is one this store's layout accepts.
+pub fn read_subscriptions(root: &Path, valid: fn(&str) -> bool) -> Result<Vec<String>> {
     let path = root.join(SUBSCRIPTIONS_FILE);
     match fsio::read(&path) {
-        Ok(bytes) => Ok(parse_subscriptions(&String::from_utf8_lossy(&bytes))),
+        Ok(bytes) => Ok(parse_subscriptions(&String::from_utf8_lossy(&bytes), valid)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             match fsio::read(&root.join(COURIER_SUBSCRIPTIONS)) {
-                Ok(bytes) => Ok(parse_courier_subscriptions(&String::from_utf8_lossy(
-                    &bytes,
-                ))),
+                Ok(bytes) => Ok(parse_courier_subscriptions(
+                    &String::from_utf8_lossy(&bytes),
+                    valid,
+                )),
                 Err(_) => Ok(Vec::new()),
             }
         }
@@ -144,7 +146,7 @@ pub fn write_subscriptions(root: &Path, subs: &[String], fsync: FsyncMode) -> Re
     fsio::write_atomic(&root.join(SUBSCRIPTIONS_FILE), text.as_bytes(), fsync)
 }
 
-pub fn parse_subscriptions(text: &str) -> Vec<String> {
+pub fn parse_subscriptions(text: &str, valid: fn(&str) -> bool) -> Vec<String> {
     let mut lines = text.lines().peekable();
     let v2 = lines.peek().is_some_and(|l| l.starts_with("V\t"));
     if v2 {
@@ -163,14 +165,14 @@ pub fn parse_subscriptions(text: &str) -> Vec<String> {
             line.replace('.', "/")
         };
         let name = normalize_name(&name);
-        if names::components(&name).is_ok() && !out.contains(&name) {
+        if valid(&name) && !out.contains(&name) {
             out.push(name);
         }
     }
     out
 }
 
-pub fn parse_courier_subscriptions(text: &str) -> Vec<String> {
+pub fn parse_courier_subscriptions(text: &str, valid: fn(&str) -> bool) -> Vec<String> {
     let mut out = Vec::new();
     for line in text.lines() {
         let rest = line.strip_prefix("INBOX.").unwrap_or(line);
@@ -184,7 +186,7 @@ pub fn parse_courier_subscriptions(text: &str) -> Vec<String> {
         }
         if ok {
             let n = normalize_name(&parts.join("/"));
-            if names::components(&n).is_ok() && !out.contains(&n) {
+            if valid(&n) && !out.contains(&n) {
                 out.push(n);
             }
         }
@@ -216,15 +218,22 @@ mod tests {
         assert!(next_uid_validity(d.path(), FsyncMode::Never, 1).unwrap() >= 1);
     }
 
+    fn valid(n: &str) -> bool {
+        !n.is_empty() && n.split('/').all(|p| !p.is_empty() && !p.contains('.'))
+    }
+
     #[test]
     fn subscription_formats() {
         assert_eq!(
-            parse_subscriptions("A\ninbox\nB/C\nD.E\n\n"),
+            parse_subscriptions("A\ninbox\nB/C\nD.E\n\n", valid),
             vec!["A", "INBOX", "B/C", "D/E"]
         );
-        assert_eq!(parse_subscriptions("V\t2\n\nA\tB\nC\n"), vec!["A/B", "C"]);
         assert_eq!(
-            parse_courier_subscriptions("INBOX.Sent\nINBOX.A.Entw&APw-rfe\n"),
+            parse_subscriptions("V\t2\n\nA\tB\nC\n", valid),
+            vec!["A/B", "C"]
+        );
+        assert_eq!(
+            parse_courier_subscriptions("INBOX.Sent\nINBOX.A.Entw&APw-rfe\n", valid),
             vec!["Sent", "A/Entw\u{fc}rfe"]
         );
     }

@@ -1,0 +1,228 @@
+//! The mbox store on real files: names and layout, and a shared file kept in step with
+//! the index while other programs change it (mutt's rewrites, a replaced or removed
+//! file), flags written lazily, UIDs never given twice.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::store::{MboxStore, StorageCtx, LOFT_DIR};
+use crate::config::{Config, StorageFormat};
+use crate::mailbox::{ErrorKind, Flags, Store, StoreOp, SysFlags};
+
+const D: &str = "Mon Dec  7 16:49:14 2026";
+
+fn storage(dir: &Path, write_headers: bool) -> Arc<StorageCtx> {
+    let mut cfg = Config::for_tests(dir).storage;
+    cfg.format = StorageFormat::Mbox;
+    cfg.location = dir.join("mail/%u").to_string_lossy().into_owned();
+    cfg.autocreate_special_use = false;
+    cfg.mbox.write_headers = write_headers;
+    StorageCtx::new(&cfg)
+}
+
+fn store(dir: &Path) -> MboxStore {
+    MboxStore::open(&storage(dir, true), "alice", None).unwrap()
+}
+
+fn mail(subject: &str) -> String {
+    format!("From bob@example.org  {D}\nSubject: {subject}\n\nbody of {subject}\n\n")
+}
+
+fn inbox(dir: &Path) -> std::path::PathBuf {
+    dir.join("mail/alice/INBOX")
+}
+
+fn uids(st: &super::state::FileState) -> Vec<u32> {
+    st.refresh(false).unwrap().0.messages.uids().collect()
+}
+
+fn seen() -> Flags {
+    Flags {
+        sys: SysFlags::SEEN,
+        keywords: vec!["$Work".into()],
+    }
+}
+
+#[test]
+fn names_files_and_directories() {
+    let d = tempfile::tempdir().unwrap();
+    let s = store(d.path());
+    s.create("Work/2026/Q4", None).unwrap();
+    s.create("Entwürfe", None).unwrap();
+    let root = d.path().join("mail/alice");
+    assert!(root.join("Work/2026/Q4").is_file());
+    assert!(
+        root.join("Entw&APw-rfe").is_file(),
+        "modified UTF-7 as Dovecot"
+    );
+    // Loft's directory, dotlocks beside their file and dot files are not mailboxes.
+    std::fs::write(root.join("Entw&APw-rfe.lock"), "1\n").unwrap();
+    std::fs::write(root.join(".hidden"), "").unwrap();
+    std::os::unix::fs::symlink("/etc", root.join("Evil")).unwrap();
+    let mut list: Vec<(String, bool)> = (s.list().unwrap().into_iter())
+        .map(|e| (e.name, e.noselect))
+        .collect();
+    list.sort();
+    let want = [
+        ("Entwürfe", false),
+        ("INBOX", false),
+        ("Work", true),
+        ("Work/2026", true),
+        ("Work/2026/Q4", false),
+    ];
+    let want: Vec<(String, bool)> = want.iter().map(|(n, b)| (n.to_string(), *b)).collect();
+    assert_eq!(list, want);
+    // A file cannot have children; hidden and dotlock names are refused.
+    assert_eq!(
+        s.create("Work/2026/Q4/x", None).unwrap_err().kind,
+        ErrorKind::NoPerm
+    );
+    for bad in [".x", "a/..", "Inbox.lock", "a//b"] {
+        assert_eq!(
+            s.create(bad, None).unwrap_err().kind,
+            ErrorKind::BadName,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        s.create(LOFT_DIR, None).unwrap_err().kind,
+        ErrorKind::BadName
+    );
+    // A link in a mailbox's place is neither opened nor deleted.
+    assert!(s.open("Evil", false).is_err());
+    assert!(s.delete("Evil").is_err());
+    assert!(Path::new("/etc/passwd").exists());
+    // A directory with children is not deleted; an emptied one is.
+    assert_eq!(
+        s.delete("Work/2026").unwrap_err().kind,
+        ErrorKind::HasChildren
+    );
+    s.rename("Work/2026/Q4", "Done").unwrap();
+    s.delete("Work/2026").unwrap();
+    assert!(root.join("Done").is_file());
+}
+
+/// mutt rewrites the file (a flag changed by the reader, a message deleted): the others
+/// keep their UIDs and the index takes the file's flags, except where a client's change
+/// is not in the file yet.
+#[test]
+fn a_rewrite_by_another_program_keeps_uids_and_brings_its_flags() {
+    let d = tempfile::tempdir().unwrap();
+    let s = store(d.path());
+    std::fs::write(inbox(d.path()), mail("a") + &mail("b") + &mail("c")).unwrap();
+    let st = s.state("INBOX").unwrap();
+    assert_eq!(uids(&st), [1, 2, 3]);
+    // A client flags message 3; not yet in the file.
+    st.store(&[3], StoreOp::Add, &seen()).unwrap();
+    // The reader drops "b" and marks "a" read (its own Status line).
+    let text = std::fs::read_to_string(inbox(d.path())).unwrap();
+    let a_end = text
+        .find("From bob@example.org  Mon Dec  7 16:49:14 2026\nSubject: b")
+        .unwrap();
+    let c_start = text.rfind("From bob").unwrap();
+    let a = text[..a_end].replacen("Subject: a\n", "Subject: a\nStatus: RO\n", 1);
+    std::fs::write(inbox(d.path()), a + &text[c_start..]).unwrap();
+    let snap = st.refresh(false).unwrap().0;
+    assert_eq!(snap.messages.uids().collect::<Vec<_>>(), [1, 3]);
+    let flags: Vec<Flags> = snap.messages.iter().map(|m| m.flags).collect();
+    assert_eq!(flags[0].sys, SysFlags::SEEN, "the file's flag taken");
+    assert_eq!(flags[1], seen(), "the client's change kept over the file's");
+    // Written lazily: after the flush the file says it, with the UIDs.
+    st.flush_if(|_| true).unwrap();
+    let text = std::fs::read_to_string(inbox(d.path())).unwrap();
+    assert!(
+        text.contains("X-UID: 3\n") && text.contains("X-Keywords: $Work"),
+        "{text}"
+    );
+    // A new process (new context) finds the same UIDs and flags.
+    let s2 = MboxStore::open(&storage(d.path(), true), "alice", None).unwrap();
+    let st2 = s2.state("INBOX").unwrap();
+    let snap2 = st2.refresh(false).unwrap().0;
+    assert_eq!(snap2.uid_validity, snap.uid_validity);
+    assert_eq!(snap2.messages.get(1).unwrap().flags, seen());
+}
+
+/// The last message expunged and the file emptied, removed and made again by a
+/// delivery: UIDs go on above every UID handed out.
+#[test]
+fn uids_are_never_given_twice() {
+    let d = tempfile::tempdir().unwrap();
+    let s = store(d.path());
+    std::fs::write(inbox(d.path()), mail("a") + &mail("b")).unwrap();
+    let st = s.state("INBOX").unwrap();
+    assert_eq!(uids(&st), [1, 2]);
+    let del = Flags {
+        sys: SysFlags::DELETED,
+        keywords: vec![],
+    };
+    st.store(&[2], StoreOp::Add, &del).unwrap();
+    assert_eq!(st.expunge(None).unwrap(), [2]);
+    assert_eq!(uids(&st), [1]);
+    let (_, uid) = st
+        .append(b"Subject: new\r\n\r\nx\r\n", &Flags::default(), 0)
+        .unwrap();
+    assert_eq!(uid, 3);
+    std::fs::remove_file(inbox(d.path())).unwrap();
+    assert!(uids(&st).is_empty(), "a removed file is an empty mailbox");
+    std::fs::write(inbox(d.path()), mail("d")).unwrap();
+    assert_eq!(uids(&st), [4]);
+}
+
+/// With `mbox_write_headers = false` the file is never given Loft's fields: flags live
+/// in the index; an expunge still removes the message.
+#[test]
+fn never_writing_headers_leaves_the_messages_as_delivered() {
+    let d = tempfile::tempdir().unwrap();
+    let s = MboxStore::open(&storage(d.path(), false), "alice", None).unwrap();
+    let original = mail("a") + &mail("b");
+    std::fs::write(inbox(d.path()), &original).unwrap();
+    let st = s.state("INBOX").unwrap();
+    st.store(&[1], StoreOp::Add, &seen()).unwrap();
+    st.flush_if(|_| true).unwrap();
+    assert_eq!(std::fs::read_to_string(inbox(d.path())).unwrap(), original);
+    let del = Flags {
+        sys: SysFlags::DELETED,
+        keywords: vec![],
+    };
+    st.store(&[2], StoreOp::Add, &del).unwrap();
+    st.expunge(None).unwrap();
+    assert_eq!(std::fs::read_to_string(inbox(d.path())).unwrap(), mail("a"));
+    assert_eq!(
+        st.refresh(false).unwrap().0.messages.get(0).unwrap().flags,
+        seen()
+    );
+}
+
+/// A damaged index is rebuilt from the file, logged once, the UIDs kept (the file's
+/// `X-UID`s).
+#[test]
+fn a_damaged_index_is_rebuilt_keeping_uids() {
+    let d = tempfile::tempdir().unwrap();
+    let s = store(d.path());
+    std::fs::write(inbox(d.path()), mail("a") + &mail("b") + &mail("c")).unwrap();
+    let st = s.state("INBOX").unwrap();
+    let del = Flags {
+        sys: SysFlags::DELETED,
+        keywords: vec![],
+    };
+    st.store(&[1], StoreOp::Add, &del).unwrap();
+    st.expunge(None).unwrap();
+    let before = st.refresh(false).unwrap().0;
+    drop(st);
+    let ix = d.path().join("mail/alice").join(LOFT_DIR).join("m.INBOX");
+    for f in ["loft.index", "loft.index.log"] {
+        std::fs::write(
+            ix.join(f),
+            b"garbage garbage garbage garbage garbage garbage",
+        )
+        .unwrap();
+    }
+    let s2 = MboxStore::open(&storage(d.path(), true), "alice", None).unwrap();
+    let after = s2.state("INBOX").unwrap().refresh(false).unwrap().0;
+    assert_eq!(after.uid_validity, before.uid_validity);
+    assert_eq!(
+        after.messages.uids().collect::<Vec<_>>(),
+        before.messages.uids().collect::<Vec<_>>()
+    );
+    assert!(s2.index_verify(None).unwrap().is_empty());
+}
