@@ -5,6 +5,10 @@
 //!   acknowledged message is there, byte-identical, under its acknowledged UID, that no
 //!   partial message is visible and that UIDNEXT never goes down;
 //! * `kill -9` while clients change flags and expunge;
+//! * `kill -9` at random moments of mbox rewrites (EXPUNGE of messages spread over a file
+//!   of messages from 1 KB to 2 MB, flags written back into the file at CLOSE): after each
+//!   restart every message not expunged is there byte for byte under its UID, and no
+//!   rewrite file is left beside the mbox;
 //! * storage faults made behind the running server's back (uid list deleted, truncated,
 //!   garbled or swapped, keywords file deleted, unreadable or renamed message files, junk
 //!   in `cur/`): the server stays up, sessions keep working, UIDs are kept where the
@@ -37,6 +41,8 @@ struct Server {
     child: Option<Child>,
     port: u16,
     fsync: &'static str,
+    /// `[storage] format`.
+    format: &'static str,
 }
 
 fn free_port() -> u16 {
@@ -46,6 +52,10 @@ fn free_port() -> u16 {
 
 impl Server {
     fn new(fsync: &'static str) -> Server {
+        Server::with_format(fsync, "maildir")
+    }
+
+    fn with_format(fsync: &'static str, format: &'static str) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("users"), "alice:{PLAIN}secret\n").expect("users");
         let mut s = Server {
@@ -53,6 +63,7 @@ impl Server {
             child: None,
             port: 0,
             fsync,
+            format,
         };
         s.start();
         s
@@ -96,9 +107,10 @@ impl Server {
              [imap]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = []\n\
              [pop3]\nlisten = []\nlisten_tls = []\n\
              [auth]\npasswd_file = \"users\"\nfailure_delay = \"0s\"\n\
-             [storage]\nlocation = \"{}/mail/%u\"\nfsync = \"{}\"\nautocreate_special_use = false\n\
+             [storage]\nformat = \"{}\"\nlocation = \"{}/mail/%u\"\nfsync = \"{}\"\nautocreate_special_use = false\n\
              [log]\nlevel = \"info\"\n",
             self.port,
+            self.format,
             d.display(),
             self.fsync
         );
@@ -1124,4 +1136,167 @@ fn fault_junk_in_cur() {
     );
     assert_logged(&srv, log_at, "junkdir", "directory in cur/");
     assert_logged(&srv, log_at, "bad", "non-UTF-8 name in cur/");
+}
+
+// ---------------------------------------------------------------------------------------
+// kill -9 during mbox rewrites
+// ---------------------------------------------------------------------------------------
+
+/// The mbox file and what may lie beside it: nothing of an interrupted rewrite after the
+/// restarted server has synced.
+fn rewrite_leftovers(srv: &Server) -> Vec<String> {
+    std::fs::read_dir(srv.maildir())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("loft-rewrite") || n.ends_with(".lock"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What a worker of `kill_during_mbox_rewrites` got answered before the kill.
+#[derive(Default)]
+struct RewriteLog {
+    /// UIDs whose EXPUNGE was acknowledged.
+    expunged: Vec<u32>,
+    /// The UID flagged \Deleted whose EXPUNGE (or the CLOSE after) was cut off.
+    in_flight: Option<u32>,
+    /// Flag changes and expunges acknowledged.
+    cycles: u32,
+}
+
+/// Until the connection dies: flags changed on every message and written into the file
+/// (CLOSE), then one message expunged (the rest of the file moves), again and again.
+fn rewrite_loop(port: u16, live: Vec<u32>, seed: u64) -> RewriteLog {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut log = RewriteLog::default();
+    let mut live = live;
+    let Ok(mut c) = Client::connect(port) else {
+        return log;
+    };
+    if c.try_cmd("LOGIN alice secret").is_err() {
+        return log;
+    }
+    for i in 0.. {
+        let op = if i % 2 == 0 { "+" } else { "-" };
+        let ok = c.try_cmd("SELECT INBOX").is_ok()
+            && c.try_cmd(&format!("UID STORE 1:* {op}FLAGS.SILENT (\\Flagged $Work)"))
+                .is_ok();
+        if !ok {
+            return log;
+        }
+        if i % 3 != 2 || live.len() < 5 {
+            if c.try_cmd("CLOSE").is_err() {
+                return log;
+            }
+            log.cycles += 1;
+            continue;
+        }
+        let u = live.swap_remove(rng.gen_range(0..live.len()));
+        log.in_flight = Some(u);
+        let store = c.try_cmd(&format!("UID STORE {u} +FLAGS.SILENT (\\Deleted)"));
+        let expunge = store.and_then(|_| c.try_cmd("EXPUNGE"));
+        match expunge {
+            Ok(r) if r.is_ok() => log.expunged.push(u),
+            Ok(r) => panic!("EXPUNGE: {}", r.status),
+            Err(_) => return log,
+        }
+        log.in_flight = None;
+        // The last session's close writes the flags into the file.
+        if c.try_cmd("CLOSE").is_err() {
+            return log;
+        }
+        log.cycles += 1;
+    }
+    log
+}
+
+#[test]
+fn kill_during_mbox_rewrites() {
+    let mut rng = StdRng::seed_from_u64(0x3b0c);
+    let mut srv = Server::with_format("always", "mbox");
+    // Messages from 1 KB to 2 MB; no body line starts with "From " (make_message), so
+    // BODY[] is the message as appended.
+    let mut orig: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    {
+        let mut c = srv.login();
+        for i in 0..80 {
+            let size = random_size(&mut rng);
+            let m = make_message(&mut rng, &format!("<mbox{i}@crash>"), size);
+            let (_, u) = c
+                .append("INBOX", &m, true, m.len(), Duration::ZERO)
+                .expect("append")
+                .expect("APPENDUID");
+            orig.insert(u, m);
+        }
+    }
+    let mut gone: HashSet<u32> = HashSet::new();
+    // Flagged \Deleted when a kill came: gone now, or later by any CLOSE.
+    let mut maybe: HashSet<u32> = HashSet::new();
+    let mut cycles = 0;
+    let mut mid = 0;
+    for round in 0..10u64 {
+        let port = srv.port;
+        let live: Vec<u32> = (orig.keys().copied())
+            .filter(|u| !gone.contains(u) && !maybe.contains(u))
+            .collect();
+        let seed = rng.gen::<u64>();
+        let worker = std::thread::spawn(move || rewrite_loop(port, live, seed));
+        std::thread::sleep(Duration::from_millis(rng.gen_range(100..1500)));
+        srv.kill();
+        // Killed in the middle of a rewrite: its files are still there.
+        if !rewrite_leftovers(&srv).is_empty() {
+            mid += 1;
+        }
+        let log = worker.join().expect("worker");
+        cycles += log.cycles;
+        gone.extend(log.expunged.iter().copied());
+        maybe.extend(log.in_flight);
+        srv.start();
+        let mut c = srv.login();
+        c.ok("EXAMINE INBOX");
+        let bodies = c.bodies();
+        for (uid, m) in &orig {
+            match bodies.get(uid) {
+                Some(b) => {
+                    assert!(
+                        !gone.contains(uid),
+                        "round {round}: expunged UID {uid} came back"
+                    );
+                    assert_eq!(
+                        b, m,
+                        "round {round}: UID {uid} is not byte for byte as appended"
+                    );
+                }
+                None => assert!(
+                    gone.contains(uid) || maybe.contains(uid),
+                    "round {round}: UID {uid} ({} bytes) is lost",
+                    m.len()
+                ),
+            }
+        }
+        for u in maybe.iter().copied().collect::<Vec<_>>() {
+            if !bodies.contains_key(&u) {
+                maybe.remove(&u);
+                gone.insert(u);
+            }
+        }
+        assert_eq!(
+            bodies.len(),
+            orig.len() - gone.len(),
+            "round {round}: messages out of nowhere"
+        );
+        drop(c);
+        let left = rewrite_leftovers(&srv);
+        assert!(
+            left.is_empty(),
+            "round {round}: left beside the file: {left:?}"
+        );
+        srv.assert_alive();
+    }
+    eprintln!(
+        "10 kills ({mid} in the middle of a rewrite) after {cycles} acknowledged cycles; {} messages expunged",
+        gone.len()
+    );
 }

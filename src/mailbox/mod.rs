@@ -427,6 +427,11 @@ pub trait Mailbox: Send + Sync {
     fn expunge(&mut self, only: Option<&[Uid]>) -> Result<Vec<Uid>>;
     /// Copies messages into another mailbox of the same store, keeping flags and dates.
     fn copy_to(&mut self, uids: &[Uid], dest: &str) -> Result<CopyResult>;
+    /// The session is done with the mailbox (CLOSE, UNSELECT, another SELECT, LOGOUT,
+    /// POP3 QUIT): work the store leaves for the last close (an mbox file's pending flag
+    /// write-back) is done now, in the caller's blocking context. A mailbox dropped
+    /// without it (a connection lost) does that work on a thread of its own.
+    fn close(&mut self) {}
 }
 
 /// The storage of this process: the `[storage]` settings and what every store shares

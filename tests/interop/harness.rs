@@ -212,7 +212,11 @@ pub fn maildir_of(dir: &Path) -> PathBuf {
     dir.join("mail").join(USER)
 }
 
+/// Extra `[storage]` keys a test's `prepare` may write (e.g. `format = "mbox"`).
+pub const STORAGE_EXTRA: &str = "storage.extra.toml";
+
 fn write_config(dir: &Path, [port, tls_port, pop3_port, pop3s_port]: [u16; 4]) {
+    let extra = std::fs::read_to_string(dir.join(STORAGE_EXTRA)).unwrap_or_default();
     // The default tls/ paths: Loft generates a self-signed pair there on first start.
     let toml = format!(
         r#"# Written by the interop tests.
@@ -241,6 +245,7 @@ failure_delay = "0s"
 [storage]
 location = "mail/%u"
 fsync = "never"
+{extra}
 
 [log]
 level = "info"

@@ -12,6 +12,7 @@ mod mail;
 mod mbsync;
 mod mbsync_folders;
 mod mbsync_live;
+mod mutt;
 mod pop3;
 mod proc;
 mod python;

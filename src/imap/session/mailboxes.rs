@@ -54,7 +54,7 @@ impl Session {
 
     pub(super) fn select(&mut self, wire: &str, read_only: bool) -> Status {
         // RFC 3501 §6.3.1: a SELECT, even a failing one, first deselects.
-        self.view = None;
+        self.deselect();
         let (name, store) = match self.target(wire) {
             Ok(t) => t,
             Err(s) => return s,
@@ -335,6 +335,7 @@ impl Session {
                 return self.storage_error("close", &e);
             }
         }
+        blocking(|| view.mailbox.close());
         Status::ok(if expunge {
             "Close completed."
         } else {

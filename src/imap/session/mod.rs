@@ -282,6 +282,7 @@ impl Session {
                 break self.end.take().unwrap_or("logout");
             }
         };
+        self.deselect();
         if let Some(user) = &self.user {
             info!(
                 session = %self.id,
@@ -294,6 +295,14 @@ impl Session {
             );
         } else {
             debug!(session = %self.id, remote = %self.remote, "connection closed before login ({reason})");
+        }
+    }
+
+    /// Lets go of the selected mailbox, closing it (the store's work for the last close
+    /// runs here, off the async threads).
+    fn deselect(&mut self) {
+        if let Some(mut view) = self.view.take() {
+            crate::net::blocking(|| view.mailbox.close());
         }
     }
 
@@ -508,7 +517,7 @@ impl Session {
                     user = %self.user_name(),
                     "UIDVALIDITY of {mailbox} changed while selected; disconnecting so the client resynchronises"
                 );
-                self.view = None;
+                self.deselect();
                 self.conn
                     .out
                     .extend_from_slice(b"* BYE Mailbox UIDVALIDITY changed, please reconnect.\r\n");

@@ -22,6 +22,8 @@ pub struct MboxMailbox {
     recent_reported: Uid,
     /// The user's store (COPY finds its destination there).
     store: MboxStore,
+    /// [`Mailbox::close`] ran.
+    closed: bool,
 }
 
 fn no_write() -> Error {
@@ -35,6 +37,7 @@ impl MboxMailbox {
             read_only,
             recent_reported: 0,
             store,
+            closed: false,
         }
     }
 
@@ -51,14 +54,38 @@ impl MboxMailbox {
     }
 }
 
+/// Writes what is pending into the file (the last session of the process on it goes)
+/// and the cache's offered values.
+fn write_pending(state: &FileState) {
+    if let Err(e) = state.flush_if(|_| true) {
+        tracing::warn!(mailbox = %state.place.path.display(), "mbox: writing flags into the file failed: {e}");
+    }
+    if let Some(ix) = state.index() {
+        let _ = ix.cache().flush();
+    }
+}
+
+impl MboxMailbox {
+    /// Whether this is the last session of the process on the file (the registry holds
+    /// only a weak reference).
+    fn last(&self) -> bool {
+        !self.read_only && Arc::strong_count(&self.state) == 1
+    }
+}
+
 impl Drop for MboxMailbox {
-    /// The last session of this process on the file writes what is pending into it.
+    /// Dropped without [`Mailbox::close`] (a connection lost, perhaps on an async
+    /// thread): the last close's write-back runs on a thread of its own.
     fn drop(&mut self) {
-        if Arc::strong_count(&self.state) == 1 && !self.read_only {
-            self.log_flush(self.state.flush_if(|_| true));
+        if self.closed || !self.last() {
+            return;
         }
-        if let Some((ix, _)) = self.cache_target() {
-            let _ = ix.cache().flush();
+        let state = self.state.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mbox-close".into())
+            .spawn(move || write_pending(&state));
+        if let Err(e) = spawned {
+            tracing::warn!("mbox: no thread for the write-back at close: {e}");
         }
     }
 }
@@ -151,6 +178,13 @@ impl Mailbox for MboxMailbox {
             return Err(no_write());
         }
         self.state.expunge(only)
+    }
+
+    fn close(&mut self) {
+        self.closed = true;
+        if self.last() {
+            write_pending(&self.state);
+        }
     }
 
     fn copy_to(&mut self, uids: &[Uid], dest: &str) -> Result<CopyResult> {

@@ -269,6 +269,8 @@ impl<'a, S: Source + ?Sized> Window<'a, S> {
             crc: crc32fast::Hasher::new(),
         };
         let mut open: Option<Open> = None;
+        // In a `Lines:` field: shown to clients but not in the fingerprint.
+        let mut unprinted = false;
         while pos < self.size {
             let (line, next, whole) = self.line_at(pos)?;
             if line.is_empty() || line == b"\r" {
@@ -290,10 +292,12 @@ impl<'a, S: Source + ?Sized> Window<'a, S> {
                             (whole && v.len() <= MAX_VALUE).then_some(v)
                         })
                     }
+                    None if unprinted => {}
                     None => visible_line(&mut h.crc, &line),
                 }
             } else {
                 close(&mut open, pos, &mut h);
+                unprinted = is_lines_field(&line);
                 if let Some(field) = meta::field_of(&line).filter(|_| h.hidden.len() < MAX_HIDDEN) {
                     let colon = line.iter().position(|&c| c == b':').unwrap_or(0);
                     open = Some(Open {
@@ -302,7 +306,7 @@ impl<'a, S: Source + ?Sized> Window<'a, S> {
                         value: whole.then(|| line[colon + 1..].to_vec()),
                     });
                 }
-                if open.is_none() {
+                if open.is_none() && !unprinted {
                     visible_line(&mut h.crc, &line);
                 }
             }
@@ -432,6 +436,13 @@ impl<'a, S: Source + ?Sized> Window<'a, S> {
             region
         })
     }
+}
+
+/// `Lines:`, which mutt (and elm) add when they rewrite a message's header: a message
+/// rewritten so keeps its fingerprint (and its UID).
+fn is_lines_field(line: &[u8]) -> bool {
+    line.get(..6)
+        .is_some_and(|n| n.eq_ignore_ascii_case(b"Lines:"))
 }
 
 /// Takes a header line clients see into the header's fingerprint (line ends left out:

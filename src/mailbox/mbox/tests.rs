@@ -667,6 +667,9 @@ fn prints_survive_flag_rewrites() {
     assert_eq!(print(&a), print(&b));
     assert_eq!(print(&a).header_crc, print(&crlf).header_crc);
     assert_ne!(print(&a), print(&c));
+    // mutt adds `Lines:` to a header it rewrites: the same message still.
+    let with_lines = String::from_utf8_lossy(&b).replacen("To: y\n", "To: y\nLines: 1\n", 1);
+    assert_eq!(print(with_lines.as_bytes()), print(&a), "{with_lines}");
 }
 
 mod plans {

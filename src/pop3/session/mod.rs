@@ -219,6 +219,9 @@ impl Session {
                 };
             }
         };
+        if let State::Transaction(m) = &mut self.state {
+            crate::net::blocking(|| m.close());
+        }
         self.log_end(reason);
     }
 

@@ -56,6 +56,11 @@ impl Maildrop {
         })
     }
 
+    /// The session is over: the store finishes what it left for the last close.
+    pub fn close(&mut self) {
+        self.mailbox.close();
+    }
+
     pub fn count(&self) -> usize {
         self.snapshot.messages.len()
     }
