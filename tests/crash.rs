@@ -1186,7 +1186,7 @@ fn rewrite_loop(port: u16, live: Vec<u32>, seed: u64) -> RewriteLog {
         if !ok {
             return log;
         }
-        if i % 3 != 2 || live.len() < 5 {
+        if i % 3 != 2 || live.len() < 40 {
             if c.try_cmd("CLOSE").is_err() {
                 return log;
             }

@@ -18,6 +18,13 @@
 //!    file is cut to its new length and forced to disk;
 //! 5. the journal is removed (the directory forced to disk), then the temporary file.
 //!
+//! A rewrite that moves nothing (every new piece replaces as many old bytes: flags
+//! written into the room headers had) writes only the new pieces: the temporary file
+//! holds each one with its offset (a *patch*: 8 bytes of offset, 4 of length, the bytes),
+//! the journal says `mode patches`, and step 3 writes each patch at its offset (again,
+//! the same bytes each time). A flag change on 1 % of a 1.5 GB file writes kilobytes,
+//! not the file from the first change on.
+//!
 //! Killed before the journal exists: the mbox was not touched (the temporary file is
 //! removed by the next rewrite or recovery). Killed after: [`recover`] copies the
 //! temporary file again (the copy writes the same bytes each time) and cuts the file,
@@ -128,7 +135,13 @@ struct Journal {
     /// CRC of up to 64 old bytes from `new_len` on (state `truncating`).
     cut_crc: u32,
     cut_len: u64,
+    /// The temporary file holds patches (offset, length, bytes), not the bytes from
+    /// `offset` on.
+    patches: bool,
 }
+
+/// Bytes before each patch's bytes in the temporary file: its offset and length.
+const PATCH_HEAD: usize = 12;
 
 fn names(name: &OsStr) -> (OsString, OsString, OsString) {
     let mut temp = OsString::from(".");
@@ -181,40 +194,18 @@ fn run(
     // 1. The new bytes into the temporary file.
     let _ = beneath::unlink_at(dir, &temp_name);
     let mut temp = beneath::create_new_at(dir, &temp_name, 0o600)?;
-    let mut crc = crc32fast::Hasher::new();
-    let mut temp_len = 0u64;
-    let mut buf = Vec::new();
-    for p in &plan.pieces {
-        match p {
-            Piece::Bytes(b) => {
-                temp.write_all(b)?;
-                crc.update(b);
-                temp_len += b.len() as u64;
-            }
-            Piece::Keep(r) => {
-                if r.start > r.end || r.end > old_len {
-                    return Err(RewriteError::BadPlan);
-                }
-                let mut at = r.start;
-                while at < r.end {
-                    let n = ((r.end - at) as usize).min(COPY);
-                    buf.resize(n, 0);
-                    file.read_exact_at(&mut buf, at)?;
-                    temp.write_all(&buf)?;
-                    crc.update(&buf);
-                    at += n as u64;
-                }
-                temp_len += r.end - r.start;
-            }
-        }
-    }
+    let patches = plan.rest.is_some();
+    let (temp_len, span, crc) = match patches {
+        true => write_patches(&mut temp, plan, old_len)?,
+        false => write_range(&mut temp, file, plan, old_len)?,
+    };
     temp.sync_all()?;
     if stop == Stop::AfterTemp {
         return Ok(());
     }
     let new_len = match plan.rest {
-        None => plan.offset + temp_len,
-        Some(r) if r == plan.offset + temp_len && r <= old_len => old_len,
+        None => plan.offset + span,
+        Some(r) if r == plan.offset + span && r <= old_len => old_len,
         Some(_) => return Err(RewriteError::BadPlan),
     };
     // The file grows: longer first, so that its length never moves during the copy.
@@ -230,10 +221,11 @@ fn run(
         old_len,
         new_len,
         temp_len,
-        temp_crc: crc.finalize(),
+        temp_crc: crc,
         state: State::Copying,
         cut_crc: 0,
         cut_len: 0,
+        patches,
     };
     write_journal(dir, name, &j)?;
     if stop == Stop::AfterJournal {
@@ -241,6 +233,107 @@ fn run(
     }
     // 3-5.
     finish(dir, name, file, &mut j, &temp_name, &journal_name, stop)
+}
+
+/// Writes the pieces of `plan` as they follow one another into `temp`: (bytes written,
+/// bytes the pieces span, CRC).
+fn write_range(
+    temp: &mut File,
+    file: &File,
+    plan: &Plan,
+    old_len: u64,
+) -> Result<(u64, u64, u32), RewriteError> {
+    let mut crc = crc32fast::Hasher::new();
+    let mut len = 0u64;
+    let mut buf = Vec::new();
+    for p in &plan.pieces {
+        match p {
+            Piece::Bytes(b) => {
+                temp.write_all(b)?;
+                crc.update(b);
+                len += b.len() as u64;
+            }
+            Piece::Keep(r) => {
+                if r.start > r.end || r.end > old_len {
+                    return Err(RewriteError::BadPlan);
+                }
+                let mut at = r.start;
+                while at < r.end {
+                    let n = ((r.end - at) as usize).min(COPY);
+                    buf.resize(n, 0);
+                    file.read_exact_at(&mut buf, at)?;
+                    temp.write_all(&buf)?;
+                    crc.update(&buf);
+                    at += n as u64;
+                }
+                len += r.end - r.start;
+            }
+        }
+    }
+    Ok((len, len, crc.finalize()))
+}
+
+/// Writes the new pieces of `plan` (nothing moves) into `temp` as patches, each with its
+/// offset and length: (bytes written, bytes the pieces span, CRC).
+fn write_patches(
+    temp: &mut File,
+    plan: &Plan,
+    old_len: u64,
+) -> Result<(u64, u64, u32), RewriteError> {
+    let mut crc = crc32fast::Hasher::new();
+    let mut out = std::io::BufWriter::new(temp);
+    let (mut at, mut len) = (plan.offset, 0u64);
+    for p in &plan.pieces {
+        match p {
+            Piece::Bytes(b) => {
+                let size = u32::try_from(b.len()).map_err(|_| RewriteError::BadPlan)?;
+                let mut head = [0u8; PATCH_HEAD];
+                head[..8].copy_from_slice(&at.to_le_bytes());
+                head[8..].copy_from_slice(&size.to_le_bytes());
+                for part in [&head[..], b] {
+                    out.write_all(part)?;
+                    crc.update(part);
+                }
+                len += (PATCH_HEAD + b.len()) as u64;
+                at += b.len() as u64;
+            }
+            Piece::Keep(r) if r.start > r.end || r.end > old_len || r.start != at => {
+                return Err(RewriteError::BadPlan)
+            }
+            Piece::Keep(r) => at = r.end,
+        }
+    }
+    out.flush()?;
+    if at > old_len {
+        return Err(RewriteError::BadPlan);
+    }
+    Ok((len, at - plan.offset, crc.finalize()))
+}
+
+/// Writes the patches of `temp` (`len` bytes) at their offsets in `file`, until `limit`
+/// bytes of them are written (a test's stop); `Journal` when one lies outside the file.
+fn apply_patches(temp: &File, file: &File, len: u64, limit: u64) -> Result<(), RewriteError> {
+    let size = beneath::fstat(file)?.size;
+    let mut reader = std::io::BufReader::new(temp);
+    let (mut read, mut written) = (0u64, 0u64);
+    let mut buf = Vec::new();
+    while read < len && written < limit {
+        let mut head = [0u8; PATCH_HEAD];
+        reader.read_exact(&mut head)?;
+        let at = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        let n = u32::from_le_bytes(head[8..].try_into().expect("4 bytes")) as usize;
+        if at.checked_add(n as u64).is_none_or(|end| end > size) {
+            return Err(RewriteError::Journal(
+                "a patch lies outside the file".into(),
+            ));
+        }
+        buf.resize(n, 0);
+        reader.read_exact(&mut buf)?;
+        file.write_all_at(&buf, at)?;
+        read += (PATCH_HEAD + n) as u64;
+        written += n as u64;
+    }
+    Ok(())
 }
 
 /// Copies the temporary file over the mbox, cuts it, removes the journal and the
@@ -257,10 +350,16 @@ fn finish(
     if j.state == State::Copying {
         let temp = beneath::open_read_at(dir, temp_name)?;
         if let Stop::Copied(n) = stop {
-            copy_at(&temp, 0, file, j.offset, n.min(j.temp_len))?;
+            match j.patches {
+                true => apply_patches(&temp, file, j.temp_len, n)?,
+                false => copy_at(&temp, 0, file, j.offset, n.min(j.temp_len))?,
+            }
             return Ok(());
         }
-        copy_at(&temp, 0, file, j.offset, j.temp_len)?;
+        match j.patches {
+            true => apply_patches(&temp, file, j.temp_len, u64::MAX)?,
+            false => copy_at(&temp, 0, file, j.offset, j.temp_len)?,
+        }
         file.sync_all()?;
         let len = beneath::fstat(file)?.size;
         if j.new_len < len {
@@ -400,9 +499,10 @@ fn write_journal(dir: &OwnedFd, name: &OsStr, j: &Journal) -> io::Result<()> {
         State::Copying => "copying",
         State::Truncating => "truncating",
     };
+    let mode = if j.patches { "patches" } else { "range" };
     write!(
         f,
-        "loft-mbox-rewrite 1\ndev {}\nino {}\noffset {}\nold_len {}\nnew_len {}\ntemp_len {}\ntemp_crc {}\nstate {state}\ncut_crc {}\ncut_len {}\n",
+        "loft-mbox-rewrite 1\ndev {}\nino {}\noffset {}\nold_len {}\nnew_len {}\ntemp_len {}\ntemp_crc {}\nstate {state}\ncut_crc {}\ncut_len {}\nmode {mode}\n",
         j.dev, j.ino, j.offset, j.old_len, j.new_len, j.temp_len, j.temp_crc, j.cut_crc, j.cut_len
     )?;
     f.sync_all()?;
@@ -449,7 +549,17 @@ fn parse_journal(text: &str) -> Option<Journal> {
     };
     let cut_crc = u32::try_from(num(field("cut_crc"))?).ok()?;
     let cut_len = num(field("cut_len"))?.min(64);
-    (offset.checked_add(temp_len)? <= new_len).then_some(Journal {
+    // Missing in journals of before patches were written: a range.
+    let patches = match field("mode").as_deref() {
+        Some("patches") => true,
+        Some("range") | None => false,
+        Some(_) => return None,
+    };
+    let fits = match patches {
+        true => new_len == old_len,
+        false => offset.checked_add(temp_len)? <= new_len,
+    };
+    fits.then_some(Journal {
         dev,
         ino,
         offset,
@@ -460,6 +570,7 @@ fn parse_journal(text: &str) -> Option<Journal> {
         state,
         cut_crc,
         cut_len,
+        patches,
     })
 }
 

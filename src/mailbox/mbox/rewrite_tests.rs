@@ -171,10 +171,43 @@ fn a_rewrite_gives_the_planned_file_and_leaves_nothing_behind() {
     ));
 }
 
+/// A plan that moves nothing: the `X-UID` field of every other message rewritten with
+/// as many bytes (patches).
+fn plan_in_place(file: &[u8]) -> Plan {
+    let mails = scan_all(file, file.len() as u64).unwrap();
+    let offset = mails[1].hidden[0].start;
+    let mut pieces = Vec::new();
+    let mut at = offset;
+    for (i, m) in mails.iter().enumerate().skip(1).step_by(2) {
+        let Some(uid) = m.hidden.first().cloned() else {
+            continue;
+        };
+        if uid.start > at {
+            pieces.push(Piece::Keep(at..uid.start));
+        }
+        let mut line = format!("X-UID: {}", 1000 + i).into_bytes();
+        line.resize((uid.end - uid.start) as usize - 1, b' ');
+        line.push(b'\n');
+        pieces.push(Piece::Bytes(line));
+        at = uid.end;
+    }
+    Plan {
+        offset,
+        pieces,
+        rest: Some(at),
+    }
+}
+
 #[test]
 fn stopped_at_any_step_the_next_opener_completes_it() {
     let old = corpus(12);
-    let plan = plan_for(&old);
+    stopped_at_any_step(&old, &plan_for(&old));
+    stopped_at_any_step(&old, &plan_in_place(&old));
+}
+
+fn stopped_at_any_step(old: &[u8], plan: &Plan) {
+    let old = old.to_vec();
+    let plan = plan.clone();
     let want = planned(&old, &plan);
     let steps = [
         Stop::AfterTemp,
@@ -401,6 +434,14 @@ fn bytes_written_into_room_leave_the_rest_in_place() {
     assert_eq!(want.len(), old.len());
     apply(&m.dir, name(), &rw(&m), &plan).unwrap();
     assert_eq!(std::fs::read(&m.path).unwrap(), want);
+    // Many patches over the file: the planned file, its length kept.
+    let m2 = mbox(&old);
+    let many = plan_in_place(&old);
+    assert!(many.pieces.len() > 4);
+    let want2 = planned(&old, &many);
+    apply(&m2.dir, name(), &rw(&m2), &many).unwrap();
+    assert_eq!(std::fs::read(&m2.path).unwrap(), want2);
+    assert!(leftovers(&m2).is_empty());
     // Stopped after the journal, recovery writes the same bytes and cuts nothing.
     let m = mbox(&old);
     run(&m.dir, name(), &rw(&m), &plan, Stop::AfterJournal).unwrap();
