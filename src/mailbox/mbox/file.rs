@@ -135,6 +135,12 @@ impl MboxFile {
         Ok(folder::sync(&self.file, self.stamp()?, f, fresh_validity)?)
     }
 
+    /// Device and inode of the open file.
+    pub fn identity(&self) -> io::Result<(u64, u64)> {
+        let st = beneath::fstat(&self.file)?;
+        Ok((st.dev, st.ino))
+    }
+
     /// Whether the name now leads to another file than the one open (replaced by another
     /// program, or removed): the caller opens it again.
     pub fn replaced(&self) -> bool {
@@ -193,7 +199,19 @@ impl MboxFile {
         let Some(p) = plan::plan(&f.messages, &wants, base, size) else {
             return Ok(delta);
         };
+        let in_place = p.rest.is_some();
+        let changed = match in_place {
+            true => plan::changed(&f.messages, &wants, base),
+            false => Vec::new(),
+        };
         rewrite::apply(&self.dir, &self.name, &self.file, &p)?;
+        // Nothing moved: only the changed headers are read again, not the whole file.
+        if in_place && folder::reread_headers(&self.file, self.stamp()?, f, &changed)? {
+            return Ok(delta);
+        }
+        if in_place {
+            tracing::debug!(file = ?self.name, "mbox: a header written in place reads back otherwise; scanning");
+        }
         let d2 = folder::sync(&self.file, self.stamp()?, f, || validity)?;
         delta.expunged.extend(d2.expunged);
         delta.rewrite = d2.rewrite;
@@ -317,6 +335,32 @@ mod tests {
                 flags,
                 ..Meta::default()
             },
+        }
+    }
+
+    /// Flags written into the room of fields written before: the file keeps its length,
+    /// and the folder, updated from the changed headers alone, is what a whole new scan
+    /// finds.
+    #[test]
+    fn a_write_back_in_place_reads_only_the_changed_headers() {
+        let (_tmp, _dir, f) = spool(6);
+        let (folder, _) = by_value::sync(&f, None, || 77).unwrap();
+        let base = base_of(&folder);
+        let (folder, _) =
+            by_value::write_back(&f, &folder, |m| keep(m, SysFlags::default()), &base).unwrap();
+        let len = f.stamp().unwrap().size;
+        let flags = |m: &Msg| match m.uid % 3 {
+            0 => SysFlags(SysFlags::SEEN.0 | SysFlags::FLAGGED.0),
+            1 => SysFlags::ANSWERED,
+            _ => SysFlags::default(),
+        };
+        let (after, _) = by_value::write_back(&f, &folder, |m| keep(m, flags(m)), &base).unwrap();
+        assert_eq!(f.stamp().unwrap().size, len, "written in place");
+        let (fresh, _) = by_value::sync(&f, None, || panic!("same UIDVALIDITY")).unwrap();
+        assert_eq!(after.messages, fresh.messages);
+        assert_eq!(after.tail, fresh.tail);
+        for m in &after.messages {
+            assert_eq!(m.meta.flags, flags(m), "UID {}", m.uid);
         }
     }
 

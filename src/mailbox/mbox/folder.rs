@@ -90,6 +90,46 @@ pub fn sync<S: Source + ?Sized>(
     full(src, now, f, fresh_validity)
 }
 
+/// After a rewrite that moved nothing (fields written into their room): the headers of
+/// the messages at `changed` (indexes) read again — their hidden fields' values and
+/// places — and the tail taken with the file's new stamp. `false` (`f` may be half
+/// updated: the caller syncs it whole) when a header does not have the shape it had.
+pub fn reread_headers<S: Source + ?Sized>(
+    src: &S,
+    now: Stamp,
+    f: &mut Folder,
+    changed: &[usize],
+) -> Result<bool, ScanError> {
+    for &i in changed {
+        let Some(m) = f.messages.get_mut(i) else {
+            return Ok(false);
+        };
+        let len = (m.body - m.from) as usize;
+        let mut buf = vec![0u8; len];
+        if src.read_full_at(&mut buf, m.from)? < len {
+            return Ok(false);
+        }
+        let mails = scan::scan_all(&buf[..], len as u64)?;
+        let [h] = &mails[..] else {
+            return Ok(false);
+        };
+        // The header's start and its end (the blank line); the body is not in `buf` (a
+        // scan of it may take the blank line for the one before a next message).
+        let same = (h.header, h.blank) == (m.header - m.from, m.blank - m.from)
+            && h.header_crc == m.print.header_crc;
+        if !same {
+            return Ok(false);
+        }
+        m.meta = h.meta.clone();
+        m.hidden = (h.hidden.iter())
+            .map(|r| r.start + m.from..r.end + m.from)
+            .collect();
+    }
+    let last = f.messages.last().map_or(0, |m| m.from);
+    f.tail = Some(change::tail_of(src, now, last)?);
+    Ok(true)
+}
+
 fn print_of(m: &Mail) -> Print {
     super::seen_of(m).print
 }

@@ -63,6 +63,7 @@ fn write_pending(state: &FileState) {
     if let Some(ix) = state.index() {
         let _ = ix.cache().flush();
     }
+    state.save();
 }
 
 impl MboxMailbox {

@@ -20,6 +20,7 @@ pub mod meta;
 pub mod number;
 pub mod plan;
 pub mod rewrite;
+mod saved;
 pub mod scan;
 mod state;
 pub mod store;
@@ -68,6 +69,8 @@ pub fn seen_of(m: &scan::Mail) -> number::Seen {
 /// For the fuzz target: scans `data` as an mbox file and checks what the scan says of
 /// every message (inside the file, in order, hidden fields inside the header).
 pub fn fuzz_check(data: &[u8]) {
+    // The same bytes as a saved scan ([`saved`]): decoded without panic, or not at all.
+    saved::fuzz_check(data);
     let size = data.len() as u64;
     let Ok(mails) = scan::scan_all(data, size) else {
         return;

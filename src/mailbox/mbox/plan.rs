@@ -125,6 +125,23 @@ pub fn plan<P: Placed>(
     })
 }
 
+/// The kept messages (indexes) whose hidden fields [`plan`] changes.
+pub fn changed<P: Placed>(mails: &[P], wants: &[Want], base: Option<&Base>) -> Vec<usize> {
+    let mut first = true;
+    let mut out = Vec::new();
+    for (i, (m, w)) in mails.iter().zip(wants).enumerate() {
+        if !w.keep {
+            continue;
+        }
+        let want_base = base.filter(|_| first);
+        first = false;
+        if needs_fields(m, &w.meta, want_base) {
+            out.push(i);
+        }
+    }
+    out
+}
+
 /// Whether the message's hidden fields say something else than wanted.
 fn needs_fields(m: &impl Placed, want: &Meta, base: Option<&Base>) -> bool {
     let has = m.meta();

@@ -52,6 +52,10 @@ struct Inner {
     sizes: Vec<(Uid, u64)>,
     /// The file was synced once (the index's knowledge was used as the seed).
     synced: bool,
+    /// The tail of the folder last saved to disk ([`super::saved`]).
+    saved: Option<super::change::Tail>,
+    /// Messages the file syncs read, in all (what the syncs cost).
+    scanned: usize,
 }
 
 /// A message to copy: UID, visible bytes, flags, internal date.
@@ -225,6 +229,53 @@ impl FileState {
         Ok(ix)
     }
 
+    /// Messages the syncs of this state read from the file, in all (tests).
+    #[cfg(test)]
+    pub fn scanned(&self) -> usize {
+        lock(&self.inner).scanned
+    }
+
+    /// Takes the folder saved at the last close ([`super::saved`]) when it is this file's
+    /// and holds exactly the index's UIDVALIDITY and UIDs.
+    fn load_saved(&self, c: &mut Inner, ix: &Index) -> Result<bool> {
+        self.open_file(c)?;
+        let Some(Ok((dev, ino))) = c.file.as_ref().map(|f| f.identity()) else {
+            return Ok(false);
+        };
+        let Some(f) = super::saved::load(&self.place.index_dir, dev, ino) else {
+            return Ok(false);
+        };
+        let snap = ix.refresh()?;
+        let same = f.uid_validity == snap.header.uid_validity
+            && f.messages.len() == snap.records.len()
+            && f.messages
+                .iter()
+                .zip(snap.records.iter())
+                .all(|(m, r)| m.uid == r.uid);
+        if same {
+            c.saved = f.tail;
+            c.folder = f;
+        } else {
+            tracing::debug!(mailbox = %self.place.path.display(), "mbox: the saved sync does not match the index; scanning");
+        }
+        Ok(same)
+    }
+
+    /// Saves the folder for the next process or session ([`super::saved`]) when it
+    /// changed since it was last saved.
+    pub fn save(&self) {
+        let mut c = lock(&self.inner);
+        if !c.synced || c.folder.tail.is_none() || c.folder.tail == c.saved {
+            return;
+        }
+        match super::saved::save(&self.place.index_dir, &c.folder) {
+            Ok(()) => c.saved = c.folder.tail,
+            Err(e) => {
+                tracing::debug!(mailbox = %self.place.path.display(), "mbox: scan not saved: {e}")
+            }
+        }
+    }
+
     /// A new index (no message ever numbered in it) takes a UIDVALIDITY from the store's
     /// state, so that a mailbox deleted and made again gets a greater one even across
     /// restarts (RFC 3501 §2.3.1.1).
@@ -262,6 +313,8 @@ impl FileState {
         // equal to it).
         if !c.synced && ix.created() {
             self.fresh_index(&ix)?;
+        } else if !c.synced && self.load_saved(c, &ix)? {
+            // The last sync of before, as it was saved: only changes since are read.
         } else if !c.synced {
             let snap = ix.refresh()?;
             if snap.header.uid_validity != 0 {
@@ -288,6 +341,7 @@ impl FileState {
                 self.file_gone(c, &known.header)
             }
         };
+        c.scanned += delta.scanned;
         let first = !c.synced;
         c.synced = true;
         if first || delta != Delta::default() {

@@ -226,3 +226,86 @@ fn a_damaged_index_is_rebuilt_keeping_uids() {
     );
     assert!(s2.index_verify(None).unwrap().is_empty());
 }
+
+/// The last close saves the sync; the next process (or session after the last one let
+/// go) reads only what changed since: nothing for an unchanged file, the last known and
+/// the new message after a delivery; a damaged save is ignored (the file scanned).
+#[test]
+fn a_saved_sync_spares_the_next_one_the_scan() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let s = store(d.path());
+        std::fs::write(inbox(d.path()), mail("a") + &mail("b") + &mail("c")).unwrap();
+        let st = s.state("INBOX").unwrap();
+        assert_eq!(uids(&st), [1, 2, 3]);
+        assert_eq!(st.scanned(), 3);
+        st.store(&[2], StoreOp::Add, &seen()).unwrap();
+        st.flush_if(|_| true).unwrap();
+        st.save();
+    }
+    let open = || {
+        let s = MboxStore::open(&storage(d.path(), true), "alice", None).unwrap();
+        s.state("INBOX").unwrap()
+    };
+    let st = open();
+    assert_eq!(uids(&st), [1, 2, 3]);
+    assert_eq!(st.scanned(), 0, "the saved sync was used");
+    assert_eq!(
+        st.read(2, super::state::Part::Whole).unwrap(),
+        b"Subject: b\n\nbody of b\n"
+    );
+    drop(st);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(inbox(d.path()))
+        .unwrap();
+    std::io::Write::write_all(&mut f, mail("d").as_bytes()).unwrap();
+    let st = open();
+    assert_eq!(uids(&st), [1, 2, 3, 4]);
+    assert_eq!(st.scanned(), 2, "the last known message and the new one");
+    drop(st);
+    let saved = d
+        .path()
+        .join("mail/alice")
+        .join(LOFT_DIR)
+        .join("m.INBOX/loft.mbox-scan");
+    std::fs::write(&saved, b"LOFTMBS1 damaged").unwrap();
+    let st = open();
+    assert_eq!(uids(&st), [1, 2, 3, 4]);
+    assert_eq!(st.scanned(), 4, "a damaged save: the whole file read");
+}
+
+/// Flags written into the room of fields written before read back only the changed
+/// headers (no scan of the file), and the saved sync is then used whole.
+#[test]
+fn flags_in_place_need_no_scan() {
+    let d = tempfile::tempdir().unwrap();
+    let s = store(d.path());
+    let text: String = (0..50).map(|i| mail(&format!("m{i}"))).collect();
+    std::fs::write(inbox(d.path()), text).unwrap();
+    let st = s.state("INBOX").unwrap();
+    assert_eq!(uids(&st).len(), 50);
+    let flagged = Flags {
+        sys: SysFlags::FLAGGED,
+        keywords: vec![],
+    };
+    st.store(&[3], StoreOp::Add, &flagged).unwrap();
+    st.flush_if(|_| true).unwrap();
+    let len = std::fs::metadata(inbox(d.path())).unwrap().len();
+    let before = st.scanned();
+    st.store(&[10, 20, 30], StoreOp::Add, &flagged).unwrap();
+    st.flush_if(|_| true).unwrap();
+    assert_eq!(
+        std::fs::metadata(inbox(d.path())).unwrap().len(),
+        len,
+        "in place"
+    );
+    assert_eq!(uids(&st).len(), 50);
+    assert_eq!(st.scanned(), before, "nothing scanned");
+    st.save();
+    drop(st);
+    let s2 = MboxStore::open(&storage(d.path(), true), "alice", None).unwrap();
+    let st2 = s2.state("INBOX").unwrap();
+    assert_eq!(uids(&st2).len(), 50);
+    assert_eq!(st2.scanned(), 0, "the saved sync used");
+}
