@@ -80,6 +80,8 @@ pub struct Server {
     pub slots: Arc<Slots>,
     stop: watch::Sender<bool>,
     auth_socket: Option<crate::auth::socket::AuthSocket>,
+    /// The storage every session shares: told at shutdown, once the sessions are gone.
+    storage: Arc<crate::mailbox::Storage>,
 }
 
 impl Server {
@@ -91,6 +93,8 @@ impl Server {
             sock.shutdown().await;
         }
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, self.slots.drained()).await;
+        let storage = self.storage;
+        let _ = tokio::task::spawn_blocking(move || storage.shutdown()).await;
     }
 }
 
@@ -178,7 +182,7 @@ where
             shutdown: stop_rx.clone(),
             user_limits,
             registry: pop3::registry::Registry::new(),
-            storage,
+            storage: Arc::clone(&storage),
         }),
     });
     let slots = Slots::new(
@@ -253,6 +257,7 @@ where
         stop,
         auth_socket,
         slots,
+        storage,
     })
 }
 

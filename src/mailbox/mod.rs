@@ -470,6 +470,12 @@ impl Storage {
         }
     }
 
+    /// The server stops (its sessions are gone): what stores keep for sessions to come
+    /// is let go, each saving what it saves (an mbox file's sync). Blocking.
+    pub fn shutdown(&self) {
+        self.mbox.let_go();
+    }
+
     /// The trim [`Storage::after_command`] promised.
     pub fn trim_deferred(&self) {
         self.trimmer.deferred();

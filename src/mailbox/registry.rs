@@ -26,6 +26,34 @@ impl<T> Registry<T> {
         self.map().get(path).and_then(Weak::upgrade)
     }
 
+    /// The `T` of `path` when someone holds one and `usable` says it still serves, else
+    /// a new one made by `make` that takes its place (holders of the old keep it).
+    pub fn get_usable_or_make(
+        &self,
+        path: &Path,
+        usable: impl Fn(&T) -> bool,
+        make: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        let mut reg = self.map();
+        if let Some(s) = reg.get(path).and_then(Weak::upgrade).filter(|s| usable(s)) {
+            return s;
+        }
+        reg.retain(|_, w| w.strong_count() > 0);
+        let s = Arc::new(make());
+        reg.insert(path.to_path_buf(), Arc::downgrade(&s));
+        s
+    }
+
+    /// Calls `f` with every `T` someone holds whose path is `under` or below it.
+    pub fn each_under(&self, under: &Path, mut f: impl FnMut(&T)) {
+        let reg = self.map();
+        for (p, w) in reg.iter() {
+            if let Some(s) = w.upgrade().filter(|_| p.starts_with(under)) {
+                f(&s);
+            }
+        }
+    }
+
     /// The `T` of `path`, made by `make` when nobody holds one (no I/O inside `make`:
     /// the registry is locked meanwhile).
     pub fn get_or_make(&self, path: &Path, make: impl FnOnce() -> T) -> Arc<T> {

@@ -32,6 +32,7 @@ fn no_write() -> Error {
 
 impl MboxMailbox {
     pub fn open(store: MboxStore, state: Arc<FileState>, read_only: bool) -> MboxMailbox {
+        state.enter();
         MboxMailbox {
             state,
             read_only,
@@ -54,37 +55,30 @@ impl MboxMailbox {
     }
 }
 
-/// Writes what is pending into the file (the last session of the process on it goes)
-/// and the cache's offered values.
-fn write_pending(state: &FileState) {
+/// The last session of the process on the file went: what is pending is written into
+/// the file, the cache's offered values to the cache, and the state kept a while for the
+/// next session ([`MboxStore::linger`]; it saves its sync when it goes).
+fn last_close(store: &MboxStore, state: Arc<FileState>) {
     if let Err(e) = state.flush_if(|_| true) {
         tracing::warn!(mailbox = %state.place.path.display(), "mbox: writing flags into the file failed: {e}");
     }
     if let Some(ix) = state.index() {
         let _ = ix.cache().flush();
     }
-    state.save();
-}
-
-impl MboxMailbox {
-    /// Whether this is the last session of the process on the file (the registry holds
-    /// only a weak reference).
-    fn last(&self) -> bool {
-        !self.read_only && Arc::strong_count(&self.state) == 1
-    }
+    store.linger(state);
 }
 
 impl Drop for MboxMailbox {
     /// Dropped without [`Mailbox::close`] (a connection lost, perhaps on an async
     /// thread): the last close's write-back runs on a thread of its own.
     fn drop(&mut self) {
-        if self.closed || !self.last() {
+        if self.closed || !self.state.leave() {
             return;
         }
-        let state = self.state.clone();
+        let (store, state) = (self.store.clone(), self.state.clone());
         let spawned = std::thread::Builder::new()
             .name("mbox-close".into())
-            .spawn(move || write_pending(&state));
+            .spawn(move || last_close(&store, state));
         if let Err(e) = spawned {
             tracing::warn!("mbox: no thread for the write-back at close: {e}");
         }
@@ -182,9 +176,11 @@ impl Mailbox for MboxMailbox {
     }
 
     fn close(&mut self) {
-        self.closed = true;
-        if self.last() {
-            write_pending(&self.state);
+        if !self.closed {
+            self.closed = true;
+            if self.state.leave() {
+                last_close(&self.store, self.state.clone());
+            }
         }
     }
 

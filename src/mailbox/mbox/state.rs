@@ -38,6 +38,11 @@ pub struct FileState {
     pub place: Place,
     storage: Arc<StorageCtx>,
     inner: Mutex<Inner>,
+    /// Sessions that have the mailbox open ([`FileState::enter`], [`FileState::leave`]).
+    sessions: std::sync::atomic::AtomicUsize,
+    /// The mailbox was deleted or renamed: this state is not handed out again (its
+    /// holders keep it until they let go).
+    gone: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -143,7 +148,31 @@ impl FileState {
             place,
             storage,
             inner: Mutex::new(Inner::default()),
+            sessions: Default::default(),
+            gone: Default::default(),
         }
+    }
+
+    /// The mailbox was deleted or renamed away.
+    pub fn set_gone(&self) {
+        self.gone.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_gone(&self) -> bool {
+        self.gone.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A session opens the mailbox.
+    pub fn enter(&self) {
+        self.sessions
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// A session lets go of it; `true` when it was the last one.
+    pub fn leave(&self) -> bool {
+        self.sessions
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
     }
 
     fn write_headers(&self) -> bool {
@@ -907,6 +936,16 @@ impl FileState {
             }
         }
         Ok(problems)
+    }
+}
+
+impl Drop for FileState {
+    /// The state goes (its last holder let go, or it was kept a while after the last
+    /// session, or the server stops): its sync is saved for the next one.
+    fn drop(&mut self) {
+        if !self.is_gone() {
+            self.save();
+        }
     }
 }
 

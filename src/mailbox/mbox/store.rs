@@ -39,6 +39,10 @@ pub const LOFT_DIR: &str = ".loft-index";
 const MAX_DEPTH: usize = 32;
 /// Most mailboxes listed.
 const MAX_LISTED: usize = 100_000;
+/// How long a file's state is kept after its last session closed it, and how many are
+/// kept so: a client that selects the mailbox again (or reconnects) finds it synced.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(60);
+const MAX_LINGERING: usize = 4;
 
 /// What every mbox store of this process shares.
 pub struct StorageCtx {
@@ -47,6 +51,8 @@ pub struct StorageCtx {
     states: Registry<FileState>,
     /// Paths already warned about (a link not followed is logged once).
     warned: Mutex<std::collections::HashSet<PathBuf>>,
+    /// States whose last session closed lately, kept a while ([`LINGER`]).
+    lingering: Mutex<Vec<(std::time::Instant, Arc<FileState>)>>,
 }
 
 impl StorageCtx {
@@ -56,6 +62,7 @@ impl StorageCtx {
             index: crate::mailbox::index_options(cfg),
             states: Registry::default(),
             warned: Mutex::new(Default::default()),
+            lingering: Mutex::new(Vec::new()),
         })
     }
 
@@ -65,6 +72,38 @@ impl StorageCtx {
 
     pub fn fresh_uid_validity(&self) -> u32 {
         self.index.shared.fresh_uid_validity()
+    }
+
+    /// Keeps `state` a while after its last session closed it (the oldest let go first).
+    fn linger(&self, state: Arc<FileState>) {
+        if state.is_gone() {
+            return;
+        }
+        let mut l = self.lingering.lock().unwrap_or_else(|p| p.into_inner());
+        l.retain(|(_, s)| !Arc::ptr_eq(s, &state));
+        l.push((std::time::Instant::now(), state));
+        let extra = l.len().saturating_sub(MAX_LINGERING);
+        l.drain(..extra);
+    }
+
+    /// The file at `path` and the files below it are deleted or renamed: their states
+    /// are never handed out again, and those kept are let go.
+    fn forget(&self, path: &Path) {
+        self.states.each_under(path, |s| s.set_gone());
+        let mut l = self.lingering.lock().unwrap_or_else(|p| p.into_inner());
+        l.retain(|(_, s)| !s.place.path.starts_with(path));
+    }
+
+    /// Lets go of every kept state (the server stops): each saves its sync.
+    pub fn let_go(&self) {
+        let kept = std::mem::take(&mut *self.lingering.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(kept);
+    }
+
+    /// Lets go of the states kept longer than [`LINGER`].
+    fn prune_lingering(&self) {
+        let mut l = self.lingering.lock().unwrap_or_else(|p| p.into_inner());
+        l.retain(|(t, _)| t.elapsed() < LINGER);
     }
 
     pub fn lock_config(&self) -> lock::Config {
@@ -273,9 +312,10 @@ impl MboxStore {
 
     /// The shared state of mailbox `name`, which must be a file (or INBOX).
     pub fn state(&self, name: &str) -> Result<Arc<FileState>> {
+        self.storage.prune_lingering();
         let name = normalize_name(name);
         let (path, index_dir) = self.paths(&name)?;
-        if let Some(st) = self.storage.states.get(&path) {
+        if let Some(st) = self.storage.states.get(&path).filter(|s| !s.is_gone()) {
             return Ok(st);
         }
         if name != "INBOX" {
@@ -297,10 +337,11 @@ impl MboxStore {
         self.mkdirs(&index_dir)?;
         let place = self.place(&name)?;
         let storage = self.storage.clone();
-        Ok(self
-            .storage
-            .states
-            .get_or_make(&path, || FileState::new(name, place, storage)))
+        Ok(self.storage.states.get_usable_or_make(
+            &path,
+            |s| !s.is_gone(),
+            || FileState::new(name, place, storage),
+        ))
     }
 
     /// Every mailbox under the folder directory: name -> is a file.
@@ -390,7 +431,7 @@ impl MboxStore {
         }
         self.mkdirs(parent)?;
         // A name made again gets a greater UIDVALIDITY than any before it.
-        let stale = self.storage.states.get(&path).is_none();
+        let stale = (self.storage.states.get(&path)).is_none_or(|s| s.is_gone());
         if stale {
             let _ = self.fs.remove_tree(&index_dir);
         }
@@ -466,6 +507,7 @@ impl Store for MboxStore {
             return Err(Error::new(ErrorKind::NoPerm, "INBOX cannot be deleted"));
         }
         let (path, index_dir) = self.paths(&name)?;
+        self.storage.forget(&path);
         match self.fs.lstat(&path) {
             Ok(st) if st.is_dir() => match self.fs.rmdir(&path) {
                 Ok(()) => {}
@@ -520,6 +562,7 @@ impl Store for MboxStore {
             return Err(bad("Cannot rename a mailbox into itself"));
         }
         let (from_path, from_index) = self.paths(&from)?;
+        self.storage.forget(&from_path);
         match self.fs.lstat(&from_path) {
             Ok(st) if st.is_file() || st.is_dir() => {}
             Ok(_) => {
@@ -702,6 +745,11 @@ impl MboxStore {
 }
 
 impl MboxStore {
+    /// Keeps `state` a while after its last session closed it.
+    pub fn linger(&self, state: Arc<FileState>) {
+        self.storage.linger(state);
+    }
+
     /// The state of INBOX and of a new mailbox `to` (created empty) for RENAME INBOX.
     pub fn rename_pair(&self, to: &str) -> Result<(Arc<FileState>, Arc<FileState>)> {
         let inbox = self.state("INBOX")?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::store::{MboxStore, StorageCtx, LOFT_DIR};
 use crate::config::{Config, StorageFormat};
-use crate::mailbox::{ErrorKind, Flags, Store, StoreOp, SysFlags};
+use crate::mailbox::{ErrorKind, Flags, Mailbox, Store, StoreOp, SysFlags};
 
 const D: &str = "Mon Dec  7 16:49:14 2026";
 
@@ -308,4 +308,29 @@ fn flags_in_place_need_no_scan() {
     let st2 = s2.state("INBOX").unwrap();
     assert_eq!(uids(&st2).len(), 50);
     assert_eq!(st2.scanned(), 0, "the saved sync used");
+}
+
+/// The last session's close keeps the state a while (the next SELECT reads nothing);
+/// DELETE lets go of it, and a mailbox made again under the name is a new one.
+#[test]
+fn the_last_close_keeps_the_state_until_delete() {
+    let d = tempfile::tempdir().unwrap();
+    let s = store(d.path());
+    s.create("Box", None).unwrap();
+    let path = d.path().join("mail/alice/Box");
+    std::fs::write(&path, mail("a") + &mail("b")).unwrap();
+    let mut mb = s.open("Box", false).unwrap();
+    let v1 = mb.sync().unwrap().snapshot.uid_validity;
+    mb.close();
+    drop(mb);
+    let st = s.state("Box").unwrap();
+    assert_eq!(st.scanned(), 2, "the kept state, synced already");
+    drop(st);
+    s.delete("Box").unwrap();
+    s.create("Box", None).unwrap();
+    std::fs::write(&path, mail("c")).unwrap();
+    let st = s.state("Box").unwrap();
+    let snap = st.refresh(false).unwrap().0;
+    assert_eq!(snap.messages.uids().collect::<Vec<_>>(), [1]);
+    assert!(snap.uid_validity > v1, "{} after {v1}", snap.uid_validity);
 }
