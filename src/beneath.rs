@@ -763,6 +763,59 @@ pub fn read_full_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
     Ok(got)
 }
 
+/// Copies `len` bytes of `from` at `from_at` to `to` at `to_at` inside the kernel
+/// (`copy_file_range(2)`: no copy through user memory; a file system that can shares or
+/// clones the blocks). Falls back to reads and writes where the call is not supported
+/// (another file system, an old kernel). The files' positions are not used or moved.
+pub fn copy_range(from: &File, from_at: u64, to: &File, to_at: u64, len: u64) -> io::Result<()> {
+    let mut done = 0u64;
+    while done < len {
+        let chunk = (len - done).min(1 << 30) as usize;
+        let mut off_in = i64::try_from(from_at + done).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let mut off_out = i64::try_from(to_at + done).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: both descriptors are open files owned by the callers' `File`s for the
+        // call; the offsets are plain integers the kernel reads and updates.
+        let n = unsafe {
+            libc::copy_file_range(
+                from.as_raw_fd(),
+                &mut off_in,
+                to.as_raw_fd(),
+                &mut off_out,
+                chunk,
+                0,
+            )
+        };
+        match n {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n if n > 0 => done += n as u64,
+            _ => {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => {}
+                    Some(libc::EXDEV | libc::ENOSYS | libc::EOPNOTSUPP | libc::EINVAL) => {
+                        return copy_by_buffer(from, from_at + done, to, to_at + done, len - done)
+                    }
+                    _ => return Err(e),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn copy_by_buffer(from: &File, from_at: u64, to: &File, to_at: u64, len: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; (1usize << 20).min(len as usize)];
+    let mut done = 0u64;
+    while done < len {
+        let n = ((len - done) as usize).min(buf.len());
+        from.read_exact_at(&mut buf[..n], from_at + done)?;
+        to.write_all_at(&buf[..n], to_at + done)?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
 /// The whole of `file`, read into a buffer sized for `expected` bytes (plus one: a file
 /// of that size then needs no second buffer). Unlike `read_to_end` on a `File`, asks
 /// the file system for no size (`std` takes an fstat and an lseek per call to size its

@@ -369,3 +369,31 @@ fn a_filled_file_appears_whole_and_never_over_a_taken_name() {
         "no unnamed file left behind"
     );
 }
+
+/// `copy_range` copies the asked bytes between offsets of two files and leaves the rest
+/// (the kernel's copy and the buffer fallback alike).
+#[test]
+fn copy_range_copies_exactly_the_range() {
+    let d = tempfile::tempdir().unwrap();
+    let src: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(d.path().join("a"), &src).unwrap();
+    std::fs::write(d.path().join("b"), vec![7u8; 100]).unwrap();
+    let a = File::open(d.path().join("a")).unwrap();
+    let b = File::options()
+        .read(true)
+        .write(true)
+        .open(d.path().join("b"))
+        .unwrap();
+    copy_range(&a, 1000, &b, 50, 200_000).unwrap();
+    let got = std::fs::read(d.path().join("b")).unwrap();
+    assert_eq!(got.len(), 200_050);
+    assert_eq!(&got[..50], &[7u8; 50][..]);
+    assert_eq!(&got[50..], &src[1000..201_000]);
+    copy_by_buffer(&a, 0, &b, 0, 10).unwrap();
+    assert_eq!(
+        &std::fs::read(d.path().join("b")).unwrap()[..10],
+        &src[..10]
+    );
+    // Past the end of the source: an error, not a short copy taken for whole.
+    assert!(copy_range(&a, 299_990, &b, 0, 100).is_err());
+}

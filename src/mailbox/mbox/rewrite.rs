@@ -243,34 +243,25 @@ fn write_range(
     plan: &Plan,
     old_len: u64,
 ) -> Result<(u64, u64, u32), RewriteError> {
-    let mut crc = crc32fast::Hasher::new();
+    // The kept ranges are copied inside the kernel; the CRC the journal records is taken
+    // over the temporary file once it is written (what recovery will check it against).
     let mut len = 0u64;
-    let mut buf = Vec::new();
     for p in &plan.pieces {
         match p {
             Piece::Bytes(b) => {
-                temp.write_all(b)?;
-                crc.update(b);
+                temp.write_all_at(b, len)?;
                 len += b.len() as u64;
             }
             Piece::Keep(r) => {
                 if r.start > r.end || r.end > old_len {
                     return Err(RewriteError::BadPlan);
                 }
-                let mut at = r.start;
-                while at < r.end {
-                    let n = ((r.end - at) as usize).min(COPY);
-                    buf.resize(n, 0);
-                    file.read_exact_at(&mut buf, at)?;
-                    temp.write_all(&buf)?;
-                    crc.update(&buf);
-                    at += n as u64;
-                }
+                beneath::copy_range(file, r.start, temp, len, r.end - r.start)?;
                 len += r.end - r.start;
             }
         }
     }
-    Ok((len, len, crc.finalize()))
+    Ok((len, len, crc_of(temp, len)?))
 }
 
 /// Writes the new pieces of `plan` (nothing moves) into `temp` as patches, each with its
@@ -463,15 +454,7 @@ fn was_cut(file: &File, j: &Journal, size: u64) -> io::Result<bool> {
 }
 
 fn copy_at(from: &File, from_off: u64, to: &File, to_off: u64, len: u64) -> io::Result<()> {
-    let mut buf = vec![0u8; COPY.min(len as usize)];
-    let mut done = 0u64;
-    while done < len {
-        let n = ((len - done) as usize).min(COPY);
-        from.read_exact_at(&mut buf[..n], from_off + done)?;
-        to.write_all_at(&buf[..n], to_off + done)?;
-        done += n as u64;
-    }
-    Ok(())
+    beneath::copy_range(from, from_off, to, to_off, len)
 }
 
 fn crc_of(f: &File, len: u64) -> io::Result<u32> {

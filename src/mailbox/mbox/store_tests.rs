@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::store::{MboxStore, StorageCtx, LOFT_DIR};
 use crate::config::{Config, StorageFormat};
-use crate::mailbox::{ErrorKind, Flags, Mailbox, Store, StoreOp, SysFlags};
+use crate::mailbox::{ErrorKind, Flags, Store, StoreOp, SysFlags};
 
 const D: &str = "Mon Dec  7 16:49:14 2026";
 
