@@ -13,17 +13,8 @@ fn day(d: u32) -> String {
     if d == 0 {
         return "never".into();
     }
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = i64::from(d) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let dd = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{dd:02}")
+    let date = crate::mailbox::date::Date::from_days(i64::from(d));
+    format!("{:04}-{:02}-{:02}", date.year, date.month, date.day)
 }
 
 /// The header, counts, cache decisions and sizes of the index `ix` of mailbox `name`

@@ -533,16 +533,8 @@ pub fn asctime(secs: i64) -> String {
     ];
     let days = secs.div_euclid(86_400);
     let tod = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let date = loft::mailbox::date::Date::from_days(days);
+    let (y, m, d) = (date.year, i64::from(date.month), date.day);
     format!(
         "{} {} {:>2} {:02}:{:02}:{:02} {}",
         DAYS[days.rem_euclid(7) as usize],
