@@ -111,12 +111,20 @@ pub fn write_special(root: &Path, list: &[(SpecialUse, String)], fsync: FsyncMod
     fsio::write_atomic(&root.join(SPECIAL_USE_FILE), text.as_bytes(), fsync)
 }
 
+/// How a layout names mailboxes: which names it accepts, and whether a `.` in a line of
+/// an old subscription file separates levels (Maildir++) or is part of a name (mbox).
+#[derive(Clone, Copy)]
+pub struct Names {
+    pub valid: fn(&str) -> bool,
+    pub dots_are_levels: bool,
+}
+
 /// Reads the subscription list (see the module doc for accepted formats).
-/// `valid`: whether a name is one this store's layout accepts.
-pub fn read_subscriptions(root: &Path, valid: fn(&str) -> bool) -> Result<Vec<String>> {
+pub fn read_subscriptions(root: &Path, names: Names) -> Result<Vec<String>> {
+    let valid = names.valid;
     let path = root.join(SUBSCRIPTIONS_FILE);
     match fsio::read(&path) {
-        Ok(bytes) => Ok(parse_subscriptions(&String::from_utf8_lossy(&bytes), valid)),
+        Ok(bytes) => Ok(parse_subscriptions(&String::from_utf8_lossy(&bytes), names)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             match fsio::read(&root.join(COURIER_SUBSCRIPTIONS)) {
                 Ok(bytes) => Ok(parse_courier_subscriptions(
@@ -146,7 +154,7 @@ pub fn write_subscriptions(root: &Path, subs: &[String], fsync: FsyncMode) -> Re
     fsio::write_atomic(&root.join(SUBSCRIPTIONS_FILE), text.as_bytes(), fsync)
 }
 
-pub fn parse_subscriptions(text: &str, valid: fn(&str) -> bool) -> Vec<String> {
+pub fn parse_subscriptions(text: &str, names: Names) -> Vec<String> {
     let mut lines = text.lines().peekable();
     let v2 = lines.peek().is_some_and(|l| l.starts_with("V\t"));
     if v2 {
@@ -158,14 +166,16 @@ pub fn parse_subscriptions(text: &str, valid: fn(&str) -> bool) -> Vec<String> {
             continue;
         }
         // v2 separates levels with tabs; an old v1 file from a Maildir++ setup uses `.`,
-        // which can never be part of a Loft name component.
+        // which can never be part of a Maildir name component (in mbox it can).
         let name = if v2 {
             line.replace('\t', "/")
-        } else {
+        } else if names.dots_are_levels {
             line.replace('.', "/")
+        } else {
+            line.to_string()
         };
         let name = normalize_name(&name);
-        if valid(&name) && !out.contains(&name) {
+        if (names.valid)(&name) && !out.contains(&name) {
             out.push(name);
         }
     }
@@ -222,19 +232,33 @@ mod tests {
         !n.is_empty() && n.split('/').all(|p| !p.is_empty() && !p.contains('.'))
     }
 
+    const MAILDIR: Names = Names {
+        valid,
+        dots_are_levels: true,
+    };
+
     #[test]
     fn subscription_formats() {
         assert_eq!(
-            parse_subscriptions("A\ninbox\nB/C\nD.E\n\n", valid),
+            parse_subscriptions("A\ninbox\nB/C\nD.E\n\n", MAILDIR),
             vec!["A", "INBOX", "B/C", "D/E"]
         );
         assert_eq!(
-            parse_subscriptions("V\t2\n\nA\tB\nC\n", valid),
+            parse_subscriptions("V\t2\n\nA\tB\nC\n", MAILDIR),
             vec!["A/B", "C"]
         );
         assert_eq!(
             parse_courier_subscriptions("INBOX.Sent\nINBOX.A.Entw&APw-rfe\n", valid),
             vec!["Sent", "A/Entw\u{fc}rfe"]
+        );
+        // mbox: a dot is part of a name.
+        let mbox = Names {
+            valid: |n| !n.is_empty(),
+            dots_are_levels: false,
+        };
+        assert_eq!(
+            parse_subscriptions("lists.debian\nA/B\n", mbox),
+            vec!["lists.debian", "A/B"]
         );
     }
 }

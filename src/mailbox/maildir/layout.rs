@@ -588,7 +588,7 @@ impl Store for MaildirStore {
     }
 
     fn subscriptions(&self) -> Result<Vec<String>> {
-        rootfiles::read_subscriptions(&self.ctx.root, valid_name)
+        rootfiles::read_subscriptions(&self.ctx.root, NAMES)
     }
 
     fn set_subscribed(&self, name: &str, subscribed: bool) -> Result<()> {
@@ -726,7 +726,7 @@ impl MaildirStore {
             return Ok(());
         }
         let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut subs = rootfiles::read_subscriptions(root, valid_name)?;
+        let mut subs = rootfiles::read_subscriptions(root, NAMES)?;
         let before = subs.len();
         for name in want {
             if !subs.iter().any(|s| s == name) {
@@ -744,3 +744,9 @@ impl MaildirStore {
 fn valid_name(name: &str) -> bool {
     names::components(name).is_ok()
 }
+
+/// This layout's names, for the subscription list (`.` separates levels in old lists).
+const NAMES: rootfiles::Names = rootfiles::Names {
+    valid: valid_name,
+    dots_are_levels: true,
+};

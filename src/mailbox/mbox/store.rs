@@ -190,6 +190,12 @@ fn valid_name(name: &str) -> bool {
     name == "INBOX" || levels(name).is_ok()
 }
 
+/// This layout's names: a `.` is part of a name.
+const NAMES: rootfiles::Names = rootfiles::Names {
+    valid: valid_name,
+    dots_are_levels: false,
+};
+
 /// Opens the store of `user` (creating the folder directory on first use).
 pub fn open_store(
     storage: &Arc<StorageCtx>,
@@ -390,6 +396,26 @@ impl MboxStore {
             }
         }
         Ok(out)
+    }
+
+    /// Loft's subscription list; until it has one, Dovecot's (`<location>/.subscriptions`,
+    /// names in modified UTF-7 where they decode), so a user moving from Dovecot keeps
+    /// the folders a client shows.
+    fn read_subscriptions(&self) -> Result<Vec<String>> {
+        if self.loft_dir().join(rootfiles::SUBSCRIPTIONS_FILE).exists() {
+            return rootfiles::read_subscriptions(&self.loft_dir(), NAMES);
+        }
+        match crate::mailbox::fsio::read(&self.root.join(".subscriptions")) {
+            Ok(b) => {
+                let text = String::from_utf8_lossy(&b);
+                let subs = rootfiles::parse_subscriptions(&text, NAMES);
+                Ok(subs
+                    .into_iter()
+                    .map(|n| utf7::decode(&n).filter(|d| valid_name(d)).unwrap_or(n))
+                    .collect())
+            }
+            Err(_) => Ok(Vec::new()),
+        }
     }
 
     fn set_special(&self, name: &str, su: SpecialUse) -> Result<()> {
@@ -603,7 +629,7 @@ impl Store for MboxStore {
     }
 
     fn subscriptions(&self) -> Result<Vec<String>> {
-        rootfiles::read_subscriptions(&self.loft_dir(), valid_name)
+        self.read_subscriptions()
     }
 
     fn set_subscribed(&self, name: &str, subscribed: bool) -> Result<()> {
@@ -612,7 +638,7 @@ impl Store for MboxStore {
             return Err(bad("Invalid mailbox name"));
         }
         let _g = self.files_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut subs = rootfiles::read_subscriptions(&self.loft_dir(), valid_name)?;
+        let mut subs = self.read_subscriptions()?;
         let had = subs.contains(&name);
         match subscribed {
             true if !had => subs.push(name),
@@ -670,7 +696,8 @@ impl Store for MboxStore {
         if !self.storage.cfg.autocreate_special_use {
             return Ok(());
         }
-        let never_listed = !self.loft_dir().join(rootfiles::SUBSCRIPTIONS_FILE).exists();
+        let never_listed = !self.loft_dir().join(rootfiles::SUBSCRIPTIONS_FILE).exists()
+            && !self.root.join(".subscriptions").exists();
         let mut created = Vec::new();
         for (name, su) in rootfiles::DEFAULT_SPECIAL {
             if self.create_file(name)? {

@@ -334,3 +334,27 @@ fn the_last_close_keeps_the_state_until_delete() {
     assert_eq!(snap.messages.uids().collect::<Vec<_>>(), [1]);
     assert!(snap.uid_validity > v1, "{} after {v1}", snap.uid_validity);
 }
+
+/// Dovecot's `.subscriptions` is the list until Loft writes its own (carrying it over);
+/// a `.` is part of an mbox name, also in the list read back.
+#[test]
+fn subscriptions_from_dovecot_and_dotted_names() {
+    let d = tempfile::tempdir().unwrap();
+    let s = store(d.path());
+    let root = d.path().join("mail/alice");
+    std::fs::write(
+        root.join(".subscriptions"),
+        "V\t2\n\nlists.debian\nArchiv\tEntw&APw-rfe\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.subscriptions().unwrap(),
+        ["lists.debian", "Archiv/Entwürfe"]
+    );
+    s.set_subscribed("a.b", true).unwrap();
+    assert_eq!(
+        s.subscriptions().unwrap(),
+        ["lists.debian", "Archiv/Entwürfe", "a.b"]
+    );
+    assert!(root.join(LOFT_DIR).join("subscriptions").exists());
+}
