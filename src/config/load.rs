@@ -480,41 +480,66 @@ fn auth_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config, spans:
 
 /// SASL mechanism names: an array of known names, each once (case-insensitive).
 fn mechanisms(w: &mut Walker<'_>, key: &str, v: &Val<'_>) -> Option<Vec<String>> {
-    const KNOWN: [&str; 4] = ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"];
+    const KNOWN: [(&str, &str); 4] = [
+        ("PLAIN", "PLAIN"),
+        ("LOGIN", "LOGIN"),
+        ("CRAM-MD5", "CRAM-MD5"),
+        ("SCRAM-SHA-256", "SCRAM-SHA-256"),
+    ];
+    let what = ("mechanism", "[\"PLAIN\", \"SCRAM-SHA-256\"]");
+    let names = known_list(w, key, v, what, &KNOWN, true)?;
+    Some(names.into_iter().map(str::to_string).collect())
+}
+
+/// An array of names of `known` (name, value), each once; `what`: what a name is and an
+/// example array, for the errors; `any_case`: names match whatever their case.
+fn known_list<T: Copy + PartialEq>(
+    w: &mut Walker<'_>,
+    key: &str,
+    v: &Val<'_>,
+    (what, example): (&str, &str),
+    known: &[(&'static str, T)],
+    any_case: bool,
+) -> Option<Vec<T>> {
+    let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
     let DeValue::Array(items) = v.get_ref() else {
         w.error(
             v.span(),
-            format!(
-                "`{key}` must be an array of mechanism names, e.g. [\"PLAIN\", \"SCRAM-SHA-256\"]"
-            ),
+            format!("`{key}` must be an array of {what} names, e.g. {example}"),
         );
         return None;
     };
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<T> = Vec::new();
     let mut ok = true;
     for item in items.iter() {
         let Some(s) = w.string(key, item) else {
             ok = false;
             continue;
         };
-        let up = s.to_ascii_uppercase();
-        if !KNOWN.contains(&up.as_str()) {
-            let hint = closest(&up, &KNOWN)
-                .map(|c| format!(" (did you mean {c:?}?)"))
-                .unwrap_or_default();
-            w.error(
-                item.span(),
-                format!(
-                    "`{key}`: unknown mechanism {s:?}{hint}; known: {}",
-                    KNOWN.join(", ")
-                ),
-            );
-            ok = false;
-        } else if out.contains(&up) {
-            w.error(item.span(), format!("`{key}`: {s:?} is listed twice"));
-            ok = false;
+        let wanted = if any_case {
+            s.to_ascii_uppercase()
         } else {
-            out.push(up);
+            s.clone()
+        };
+        match known.iter().find(|(n, _)| *n == wanted) {
+            Some((_, t)) if out.contains(t) => {
+                w.error(item.span(), format!("`{key}`: {s:?} is listed twice"));
+                ok = false;
+            }
+            Some((_, t)) => out.push(*t),
+            None => {
+                let hint = closest(&wanted, &names)
+                    .map(|c| format!(" (did you mean {c:?}?)"))
+                    .unwrap_or_default();
+                w.error(
+                    item.span(),
+                    format!(
+                        "`{key}`: unknown {what} {s:?}{hint}; known: {}",
+                        names.join(", ")
+                    ),
+                );
+                ok = false;
+            }
         }
     }
     ok.then_some(out)
@@ -634,15 +659,11 @@ fn storage_key(w: &mut Walker<'_>, key: &str, v: &Val<'_>, cfg: &mut Config, spa
 /// mbox lock methods, taken in the order written: a non-empty array of known names,
 /// each once.
 fn mbox_locks(w: &mut Walker<'_>, key: &str, v: &Val<'_>) -> Option<Vec<MboxLock>> {
-    let names = MboxLock::ALL.map(MboxLock::name);
-    let DeValue::Array(items) = v.get_ref() else {
-        w.error(
-            v.span(),
-            format!("`{key}` must be an array of lock methods, e.g. [\"dotlock\", \"fcntl\"]"),
-        );
-        return None;
-    };
-    if items.is_empty() {
+    let known = MboxLock::ALL.map(|m| (m.name(), m));
+    let what = ("lock method", "[\"dotlock\", \"fcntl\"]");
+    let locks = known_list(w, key, v, what, &known, false)?;
+    if locks.is_empty() {
+        let names = MboxLock::ALL.map(MboxLock::name);
         w.error(
             v.span(),
             format!(
@@ -652,35 +673,7 @@ fn mbox_locks(w: &mut Walker<'_>, key: &str, v: &Val<'_>) -> Option<Vec<MboxLock
         );
         return None;
     }
-    let mut out: Vec<MboxLock> = Vec::new();
-    let mut ok = true;
-    for item in items.iter() {
-        let Some(s) = w.string(key, item) else {
-            ok = false;
-            continue;
-        };
-        match MboxLock::ALL.into_iter().find(|m| m.name() == s) {
-            Some(m) if out.contains(&m) => {
-                w.error(item.span(), format!("`{key}`: {s:?} is listed twice"));
-                ok = false;
-            }
-            Some(m) => out.push(m),
-            None => {
-                let hint = closest(&s, &names)
-                    .map(|c| format!(" (did you mean {c:?}?)"))
-                    .unwrap_or_default();
-                w.error(
-                    item.span(),
-                    format!(
-                        "`{key}`: unknown lock method {s:?}{hint}; known: {}",
-                        names.join(", ")
-                    ),
-                );
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(out)
+    Some(locks)
 }
 
 /// Why a mail location template was refused.

@@ -450,7 +450,7 @@ fn mbox_lock_lists_are_checked() {
             (
                 3,
                 19,
-                "`mbox_read_locks` must be an array of lock methods, e.g. [\"dotlock\", \"fcntl\"]"
+                "`mbox_read_locks` must be an array of lock method names, e.g. [\"dotlock\", \"fcntl\"]"
                     .to_string()
             ),
             (
