@@ -450,6 +450,7 @@ mod tests {
             meta: &meta,
             base: None,
             pad: 10,
+            fields: true,
         };
         let (after, d) =
             by_value::append(&f, &folder, b"Subject: appended\r\n\r\nhello\r\n", &stamp).unwrap();

@@ -96,6 +96,7 @@ pub fn fuzz_check(data: &[u8]) {
             meta: &m.meta,
             base: None,
             pad: 0,
+            fields: true,
         };
         write::append_mail(&mut out, &v, &stamp);
     }

@@ -807,6 +807,7 @@ impl FileState {
             meta: &meta,
             base: base.as_ref(),
             pad: if write { super::plan::PAD } else { 0 },
+            fields: write,
         };
         let inner = &mut *c;
         let file = inner.file.as_ref().expect("created above");

@@ -191,6 +191,26 @@ fn never_writing_headers_leaves_the_messages_as_delivered() {
         st.refresh(false).unwrap().0.messages.get(0).unwrap().flags,
         seen()
     );
+    // An APPEND is stored as given: flags and UID in the index only.
+    let (_, uid) = st.append(b"Subject: new\r\n\r\nx\r\n", &seen(), 0).unwrap();
+    let text = std::fs::read_to_string(inbox(d.path())).unwrap();
+    for field in [
+        "Status:",
+        "X-Status:",
+        "X-Keywords:",
+        "X-UID:",
+        "X-IMAPbase:",
+        "Content-Length:",
+    ] {
+        assert!(!text.contains(field), "{field} in\n{text}");
+    }
+    let snap = st.refresh(false).unwrap().0;
+    let last = snap.messages.last().unwrap();
+    assert_eq!((last.uid, last.flags.clone()), (uid, seen()));
+    assert_eq!(
+        st.read(uid, super::state::Part::Whole).unwrap(),
+        b"Subject: new\n\nx\n"
+    );
 }
 
 /// A damaged index is rebuilt from the file, logged once, the UIDs kept (the file's

@@ -168,6 +168,7 @@ fn stamp<'a>(meta: &'a Meta, base: Option<&'a Base>) -> Stamp<'a> {
         meta,
         base,
         pad: 10,
+        fields: true,
     }
 }
 

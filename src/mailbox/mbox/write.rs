@@ -28,6 +28,9 @@ pub struct Stamp<'a> {
     pub base: Option<&'a Base>,
     /// Spaces of room after `X-Keywords`.
     pub pad: usize,
+    /// Write Loft's fields at all (`[storage] mbox_write_headers`); without them the
+    /// message is stored as given (its hidden fields still removed, `From ` lines quoted).
+    pub fields: bool,
 }
 
 /// Appends `message` (as a client gave it) to `out` as one mbox message.
@@ -47,13 +50,15 @@ pub fn append_mail(out: &mut Vec<u8>, message: &[u8], stamp: &Stamp<'_>) {
     if let Some(b) = body {
         quote_into(&mut stored_body, b);
     }
-    meta::format(
-        out,
-        stamp.base,
-        stamp.meta,
-        stamp.pad,
-        stored_body.len() as u64,
-    );
+    if stamp.fields {
+        meta::format(
+            out,
+            stamp.base,
+            stamp.meta,
+            stamp.pad,
+            stored_body.len() as u64,
+        );
+    }
     out.push(b'\n');
     out.extend_from_slice(&stored_body);
     if !stored_body.is_empty() && !stored_body.ends_with(b"\n") {
