@@ -62,23 +62,10 @@ impl Messages {
         }
     }
 
-    /// The names of keyword bits, sorted (the order FETCH FLAGS lists them in).
-    fn keyword_names(&self, bits: u64) -> Vec<String> {
-        if bits == 0 {
-            return Vec::new();
-        }
-        let mut v: Vec<String> = (self.names.iter().enumerate())
-            .filter(|(i, _)| *i < 64 && bits & (1 << i) != 0)
-            .map(|(_, n)| n.clone())
-            .collect();
-        v.sort();
-        v
-    }
-
     fn flags_of(&self, r: &Record) -> Flags {
         Flags {
             sys: SysFlags(r.flags),
-            keywords: self.keyword_names(r.keywords),
+            keywords: keyword_names(r.keywords, &self.names),
         }
     }
 
@@ -144,7 +131,10 @@ impl Messages {
                 || a.internal_date != b.internal_date
                 || match same_names {
                     true => a.keywords != b.keywords,
-                    false => self.keyword_names(a.keywords) != next.keyword_names(b.keywords),
+                    false => {
+                        keyword_names(a.keywords, &self.names)
+                            != keyword_names(b.keywords, &next.names)
+                    }
                 }
         })
     }
@@ -156,6 +146,20 @@ impl<'a> IntoIterator for &'a Messages {
     fn into_iter(self) -> Self::IntoIter {
         Box::new(self.iter())
     }
+}
+
+/// The names of keyword `bits` among `names`, sorted (the order FETCH FLAGS lists them
+/// in).
+pub fn keyword_names(bits: u64, names: &[String]) -> Vec<String> {
+    if bits == 0 {
+        return Vec::new();
+    }
+    let mut v: Vec<String> = (names.iter().enumerate())
+        .filter(|(i, _)| *i < 64 && bits & (1 << i) != 0)
+        .map(|(_, n)| n.clone())
+        .collect();
+    v.sort();
+    v
 }
 
 /// The bit of keyword `k` among `names` (case-insensitive), adding it while there are

@@ -102,13 +102,15 @@ fn line_crc<S: Source + ?Sized>(src: &S, at: u64) -> io::Result<Option<(u32, u32
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::mailbox::mbox::scan::{scan, Options};
 
     const D: &str = "Mon Dec  7 16:49:14 2026";
 
-    fn stamp(file: &[u8], mtime: i128) -> Stamp {
+    /// The stamp of an in-memory `file` (device 1, inode 2) with `mtime` (other modules'
+    /// tests too).
+    pub(in crate::mailbox::mbox) fn stamp(file: &[u8], mtime: i128) -> Stamp {
         Stamp {
             dev: 1,
             ino: 2,

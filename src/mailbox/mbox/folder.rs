@@ -304,14 +304,7 @@ mod tests {
         format!("From bob@example.org  {D}\nSubject: {subject}\n{extra}\nbody of {subject}\n\n")
     }
 
-    fn stamp(file: &[u8], mtime: i128) -> Stamp {
-        Stamp {
-            dev: 1,
-            ino: 2,
-            size: file.len() as u64,
-            mtime,
-        }
-    }
+    use crate::mailbox::mbox::change::tests::stamp;
 
     fn uids(f: &Folder) -> Vec<u32> {
         f.messages.iter().map(|m| m.uid).collect()

@@ -313,7 +313,11 @@ fn apply_patches(temp: &File, file: &File, len: u64, limit: u64) -> Result<(), R
         reader.read_exact(&mut head)?;
         let at = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
         let n = u32::from_le_bytes(head[8..].try_into().expect("4 bytes")) as usize;
-        if at.checked_add(n as u64).is_none_or(|end| end > size) {
+        // Inside the mbox and inside the temporary file: a damaged length never makes a
+        // buffer bigger than the bytes there are.
+        let rest = len.saturating_sub(read + PATCH_HEAD as u64);
+        let outside = at.checked_add(n as u64).is_none_or(|end| end > size);
+        if outside || n as u64 > rest {
             return Err(RewriteError::Journal(
                 "a patch lies outside the file".into(),
             ));

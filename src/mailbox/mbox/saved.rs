@@ -30,6 +30,8 @@ use crate::mailbox::SysFlags;
 
 pub const FILE: &str = "loft.mbox-scan";
 const MAGIC: &[u8; 8] = b"LOFTMBS1";
+/// The largest save read (about 4 million messages).
+const MAX_LEN: u64 = 512 << 20;
 /// Most keywords or hidden ranges one message may have here (the scan keeps fewer).
 const MAX_LIST: usize = 256;
 
@@ -282,7 +284,11 @@ pub fn save(dir: &Path, f: &Folder) -> io::Result<()> {
 /// The folder saved in `dir` for the file `(dev, ino)`; `None` when there is none, or it
 /// is damaged or another file's.
 pub fn load(dir: &Path, dev: u64, ino: u64) -> Option<Folder> {
-    let b = crate::mailbox::fsio::read(&dir.join(FILE)).ok()?;
+    let path = dir.join(FILE);
+    // Never read more than a save of millions of messages takes (someone else's file).
+    let len = std::fs::symlink_metadata(&path).ok()?.len();
+    (len <= MAX_LEN).then_some(())?;
+    let b = crate::mailbox::fsio::read(&path).ok()?;
     let f = decode(&b)?;
     let t = f.tail.as_ref()?;
     ((t.dev, t.ino) == (dev, ino)).then_some(f)

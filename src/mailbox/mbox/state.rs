@@ -27,6 +27,7 @@ use super::plan::Want;
 use super::store::{Place, StorageCtx};
 use super::write;
 use crate::index::{self, Index, IndexSnapshot, Record, UNKNOWN_SIZE};
+use crate::mailbox::messages::keyword_names;
 use crate::mailbox::{Error, ErrorKind, Flags, Messages, Result, Snapshot, StoreOp, SysFlags, Uid};
 
 /// Flags stored by clients reach the file at the latest this long after the first change.
@@ -130,15 +131,6 @@ fn keyword_bits(txn: &mut index::Transaction<'_>, names: &[String]) -> Option<u6
         bits |= 1u64 << txn.keyword_index(n)?;
     }
     Some(bits)
-}
-
-fn names_of(bits: u64, names: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = (0..64)
-        .filter(|i| bits & (1u64 << i) != 0)
-        .filter_map(|i| names.get(i).cloned())
-        .collect();
-    out.sort();
-    out
 }
 
 impl FileState {
@@ -602,12 +594,15 @@ impl FileState {
                 .read_visible(&c.folder, range, &m.hidden)
                 .map_err(|e| file_err(self, e))?;
             if let Some(bytes) = got {
-                if part == Part::Whole && !c.sizes.iter().any(|(u, _)| *u == uid) {
+                // A size read twice before the next sync is recorded twice (the index
+                // keeps the last): cheaper than looking through the pending ones.
+                let unknown = c.snapshot.messages.records().by_uid(uid);
+                if part == Part::Whole
+                    && unknown.is_some_and(|r| r.size == UNKNOWN_SIZE)
+                    && c.sizes.len() < 100_000
+                {
                     let size = bytes.len() as u64 + crate::mailbox::crlf::bare_lfs(&bytes);
-                    let unknown = c.snapshot.messages.records().by_uid(uid);
-                    if unknown.is_some_and(|r| r.size == UNKNOWN_SIZE) && c.sizes.len() < 100_000 {
-                        c.sizes.push((uid, size));
-                    }
+                    c.sizes.push((uid, size));
                 }
                 return Ok(bytes);
             }
@@ -643,7 +638,7 @@ impl FileState {
             };
             let old = Flags {
                 sys: SysFlags(r.flags),
-                keywords: names_of(r.keywords, &snap.keywords),
+                keywords: keyword_names(r.keywords, &snap.keywords),
             };
             let new = old.apply(op, change);
             if new != old {
@@ -706,7 +701,7 @@ impl FileState {
                     uid: Some(m.uid),
                     flags: SysFlags(r.flags),
                     old: true,
-                    keywords: names_of(r.keywords, &snap.keywords),
+                    keywords: keyword_names(r.keywords, &snap.keywords),
                     ..Meta::default()
                 },
                 _ => m.meta.clone(),
