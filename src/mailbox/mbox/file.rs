@@ -575,20 +575,12 @@ mod killed {
     fn killed_during_write_back_the_next_sync_completes_it() {
         let old = corpus();
         let all = messages(&old);
-        let exe = std::env::current_exe().unwrap();
         let child = |dir: &Path| {
-            std::process::Command::new(&exe)
-                .args([
-                    "--ignored",
-                    "--exact",
-                    "mailbox::mbox::file::killed::write_back_child",
-                    "--test-threads=1",
-                ])
-                .env("LOFT_MBOX_CHILD", dir)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
+            crate::mailbox::mbox::tests::spawn_child(
+                "mailbox::mbox::file::killed::write_back_child",
+                "LOFT_MBOX_CHILD",
+                dir,
+            )
         };
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("box"), &old).unwrap();

@@ -341,21 +341,12 @@ fn killed_at_random_moments_nothing_is_lost() {
     let old = corpus(40);
     let plan = plan_for(&old);
     let want = planned(&old, &plan);
-    let exe = std::env::current_exe().unwrap();
     let child = |dir: &Path| {
-        std::process::Command::new(&exe)
-            .args([
-                "--ignored",
-                "--exact",
-                "mailbox::mbox::rewrite::tests::rewrite_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("LOFT_REWRITE_CHILD", dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+        crate::mailbox::mbox::tests::spawn_child(
+            "mailbox::mbox::rewrite::tests::rewrite_child",
+            "LOFT_REWRITE_CHILD",
+            dir,
+        )
     };
     // How long a whole run takes, to spread the kills over it.
     let tmp = tempfile::tempdir().unwrap();

@@ -1214,3 +1214,21 @@ fn postfix_local_delivers_into_a_spool_loft_reads() {
         assert!(v.ends_with("\n\n>From here on\nbody\n"), "{v:?}");
     }
 }
+
+/// Starts this test binary's ignored test `name` as a child process, with `env` set to
+/// `dir` (the kill tests: a child does the work, the parent kills it at random moments).
+pub(super) fn spawn_child(name: &str, env: &str, dir: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            name,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(env, dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
