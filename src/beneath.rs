@@ -873,6 +873,28 @@ pub fn open_rw_at(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
     openat(dir.as_raw_fd(), &c, open_flags(How::ReadWrite), 0).map(File::from)
 }
 
+/// `flock(2)` on `file` without waiting: shared or exclusive. `Ok(false)` when another
+/// open file holds a lock that conflicts.
+pub fn try_flock(file: &File, exclusive: bool) -> io::Result<bool> {
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    } | libc::LOCK_NB;
+    loop {
+        // SAFETY: plain system call on a descriptor `file` keeps open for the call.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            _ => return Err(e),
+        }
+    }
+}
+
 /// Creates `name`, one component, in the open directory `dir`: a new file (`O_EXCL`, so
 /// never through a link put there) with exactly `mode`, open read-write.
 pub fn create_new_at(dir: &OwnedFd, name: &OsStr, mode: u32) -> io::Result<File> {

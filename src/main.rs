@@ -1,6 +1,7 @@
 //! The `loft` command line: `serve`, `check-config`, `pw`, `user` (passwd-file and
-//! app-password administration) and `index` (rebuild/verify/show a user's index files). Parses arguments, sets up
-//! logging and the runtime, and hands over to the library; holds no daemon logic.
+//! app-password administration), `index` (rebuild/verify/show a user's index files) and
+//! `convert` (a user's mail between Maildir and mbox). Parses arguments, sets up logging
+//! and the runtime, and hands over to the library; holds no daemon logic.
 #![deny(unsafe_code)]
 
 use std::io::{IsTerminal, Read, Write};
@@ -75,6 +76,8 @@ enum CliError {
     NoAppPassword { user: String, name: String },
     #[error(transparent)]
     Password(#[from] PasswordError),
+    #[error(transparent)]
+    Convert(#[from] loft::mailbox::convert::ConvertError),
 }
 
 /// Why no new password was read.
@@ -103,7 +106,7 @@ enum PasswordError {
 #[command(
     name = "loft",
     version,
-    about = "Loft: an IMAP4rev1 mail store daemon on Maildir"
+    about = "Loft: an IMAP4rev1 and POP3 mail store daemon on Maildir and mbox"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -147,6 +150,31 @@ enum Command {
         #[command(subcommand)]
         action: IndexCmd,
     },
+    /// Copy a user's mail into a new store of the other format, keeping UIDVALIDITY,
+    /// UIDs, flags, keywords, dates, subscriptions and special-use mailboxes. Refuses
+    /// while the user has sessions; logins wait until it is done. The source stays as it
+    /// was: switch `[storage]` to the new store and restart, then remove the old one.
+    Convert {
+        /// Configuration file (names the current store and the passwd-file).
+        #[arg(long, short, default_value = "conf/loft.toml")]
+        config: PathBuf,
+        user: String,
+        /// The new store's format.
+        #[arg(long)]
+        to: FormatArg,
+        /// The new store's `location` (`%u`, `%h` as in the config); must be empty.
+        #[arg(long)]
+        location: String,
+        /// mbox: the new store's `inbox` file (`/var/mail/%u`); default `<location>/INBOX`.
+        #[arg(long)]
+        inbox: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Maildir,
+    Mbox,
 }
 
 #[derive(Subcommand)]
@@ -217,6 +245,13 @@ fn main() -> ExitCode {
         Command::Pw { scheme } => pw(scheme),
         Command::User { config, action } => user(&config, action),
         Command::Index { config, action } => index(&config, action),
+        Command::Convert {
+            config,
+            user,
+            to,
+            location,
+            inbox,
+        } => convert(&config, &user, to, location, inbox),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -227,27 +262,108 @@ fn main() -> ExitCode {
     }
 }
 
-/// `loft index ...`: the user's home (for `%h`) comes from the passwd-file when listed.
-fn index(config: &Path, action: IndexCmd) -> Result<(), CliError> {
+/// Loads the config for a mail command and, run as root, becomes the service account
+/// (files made as root in its mail would lock it out); folders it cannot reach by name
+/// are held open first, as `serve` does. Returns the config and what is held.
+fn as_service_account(
+    config: &Path,
+) -> Result<(Config, Option<privilege::anchor::Anchors>), CliError> {
     let mut cfg = load(config)?;
-    // Run as root, index files would be created as root in the service account's mail.
-    // Folders it cannot reach by name are held open first, as `serve` does.
-    let mut _held = None;
+    let mut held = None;
     if let Ok(privilege::Plan::Drop(a)) = privilege::plan(&cfg.server, privilege::current_ids()) {
-        let (held, _) = privilege::anchor::hold_closed(&mut cfg, &a, false).map_err(|err| {
+        let (h, _) = privilege::anchor::hold_closed(&mut cfg, &a, false).map_err(|err| {
             CliError::Anchor {
                 user: a.user.clone(),
                 err,
             }
         })?;
-        _held = Some(held);
+        held = Some(h);
         privilege::drop_to(&a).map_err(CliError::Drop)?;
     }
-    let home = |user: &str| {
-        passwd_file::read(&cfg.auth.passwd_file)
-            .ok()
-            .and_then(|(t, _)| t.get(user).and_then(|e| e.home.clone()))
+    Ok((cfg, held))
+}
+
+/// The home directory (for `%h`) of `user` in the passwd-file, when listed.
+fn home_of(cfg: &Config, user: &str) -> Option<PathBuf> {
+    passwd_file::read(&cfg.auth.passwd_file)
+        .ok()
+        .and_then(|(t, _)| t.get(user).and_then(|e| e.home.clone()))
+}
+
+/// `loft convert USER --to FORMAT --location L [--inbox I]`.
+fn convert(
+    config: &Path,
+    user: &str,
+    to: FormatArg,
+    location: String,
+    inbox: Option<String>,
+) -> Result<(), CliError> {
+    let (cfg, _held) = as_service_account(config)?;
+    let home = home_of(&cfg, user);
+    let mut target = cfg.storage.clone();
+    target.format = match to {
+        FormatArg::Maildir => config::StorageFormat::Maildir,
+        FormatArg::Mbox => config::StorageFormat::Mbox,
     };
+    target.location = location;
+    target.inbox = inbox;
+    let job = loft::mailbox::convert::Job {
+        user,
+        home: home.as_deref(),
+        source: &cfg.storage,
+        target: &target,
+    };
+    let report = loft::mailbox::convert::run(&job)?;
+    for m in &report.mailboxes {
+        let mut line = format!(
+            "{}: {} message{}, {} octets, UIDVALIDITY {}, UIDNEXT {}",
+            m.name,
+            m.messages,
+            plural(m.messages as usize),
+            m.bytes,
+            m.uid_validity,
+            m.uid_next
+        );
+        if m.quoted > 0 {
+            line.push_str(&format!(
+                ", {} with `From ` lines quoted as `>From `",
+                m.quoted
+            ));
+        }
+        if m.vanished > 0 {
+            line.push_str(&format!(
+                ", {} removed by another program meanwhile",
+                m.vanished
+            ));
+        }
+        println!("{line}");
+    }
+    for p in &report.parents {
+        println!("{p}: empty, with sub-mailboxes: now a \\Noselect parent (an mbox directory)");
+    }
+    println!(
+        "converted {} mailbox{} and {} subscription{} of {user} into {}; the old store is unchanged.\n\
+         Next: set [storage] format = \"{}\" and location = {:?}{} in {}, restart, then remove the old store.",
+        report.mailboxes.len(),
+        if report.mailboxes.len() == 1 { "" } else { "es" },
+        report.subscriptions,
+        plural(report.subscriptions),
+        target.location,
+        match to {
+            FormatArg::Maildir => "maildir",
+            FormatArg::Mbox => "mbox",
+        },
+        target.location,
+        target.inbox.as_ref().map(|i| format!(" and inbox = {i:?}")).unwrap_or_default(),
+        config.display()
+    );
+    Ok(())
+}
+
+/// `loft index ...`: the user's home (for `%h`) comes from the passwd-file when listed.
+fn index(config: &Path, action: IndexCmd) -> Result<(), CliError> {
+    let (cfg, _held) = as_service_account(config)?;
+    let home = |user: &str| home_of(&cfg, user);
     match action {
         IndexCmd::Rebuild { user, mailbox } => {
             let h = home(&user);

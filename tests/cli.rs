@@ -192,3 +192,60 @@ fn serve_refuses_a_bad_config() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn convert_copies_a_maildir_into_mbox_once() {
+    let d = tempfile::tempdir().unwrap();
+    let conf = d.path().join("loft.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[server]\nallow_root = true\n[imap]\nlisten = \"127.0.0.1:2143\"\nlisten_tls = []\n[pop3]\nlisten_tls = []\n[auth]\npasswd_file = \"pw\"\n[storage]\nlocation = \"{}/mail/%u\"\n",
+            d.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(d.path().join("pw"), "alice:{PLAIN}x\n").unwrap();
+    let maildir = d.path().join("mail/alice");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    std::fs::write(
+        maildir.join("new/1700000000.M1P1.host"),
+        "From: a@example.org\nSubject: hi\n\nFrom here on, quoted\n",
+    )
+    .unwrap();
+    let target = format!("{}/mbox/%u", d.path().display());
+    let args = [
+        "convert",
+        "alice",
+        "--to",
+        "mbox",
+        "--location",
+        &target,
+        "--config",
+        conf.to_str().unwrap(),
+    ];
+    let out = loft(&args, b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("INBOX: 1 message, "), "{stdout}");
+    assert!(stdout.contains("1 with `From ` lines quoted"), "{stdout}");
+    assert!(stdout.contains("converted 1 mailbox"), "{stdout}");
+    let file = std::fs::read(d.path().join("mbox/alice/INBOX")).unwrap();
+    let file = text(&file);
+    assert!(file.starts_with("From MAILER-DAEMON "), "{file}");
+    assert!(
+        file.contains("\nX-IMAPbase: ") && file.contains("\nX-UID: 1\n"),
+        "{file}"
+    );
+    assert!(file.contains("\n>From here on, quoted\n"), "{file}");
+    // Never twice into the same place.
+    let again = loft(&args, b"");
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("is not empty"),
+        "{}",
+        text(&again.stderr)
+    );
+}

@@ -152,7 +152,7 @@ pub fn code_for(kind: ErrorKind) -> ResponseCode {
         ErrorKind::NoPerm => ResponseCode::NoPerm,
         ErrorKind::Limit => ResponseCode::Limit,
         ErrorKind::OverQuota => ResponseCode::OverQuota,
-        ErrorKind::HasChildren => ResponseCode::InUse,
+        ErrorKind::HasChildren | ErrorKind::InUse => ResponseCode::InUse,
         ErrorKind::Expunged => ResponseCode::ExpungeIssued,
         ErrorKind::Temporary => ResponseCode::Unavailable,
     }

@@ -24,6 +24,9 @@ pub enum ErrorKind {
     Expunged,
     /// Temporary failure: disk, lock timeout, I/O. IMAP: `[UNAVAILABLE]`/`[SERVERBUG]`.
     Temporary,
+    /// Another holds what this needs for itself (the user lock: a conversion running, or
+    /// sessions open when a conversion starts). IMAP: `[INUSE]` (RFC 5530 §3).
+    InUse,
 }
 
 /// A storage error. `text` is safe to show to a client; `detail` goes to the log only.

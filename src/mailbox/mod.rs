@@ -13,6 +13,7 @@
 
 pub mod access;
 mod admin;
+pub mod convert;
 mod crlf;
 pub mod date;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod message;
 mod messages;
 mod registry;
 mod rootfiles;
+pub mod userlock;
 pub use messages::Messages;
 pub mod search;
 pub mod utf7;
@@ -340,7 +342,35 @@ pub trait Store: Send + Sync {
     fn append(&self, name: &str) -> Result<Box<dyn AppendSink>>;
     /// Makes sure the special-use mailboxes exist (first login).
     fn ensure_special_use(&self) -> Result<()>;
+    /// Writes mailbox `folder` whole with the messages `next` gives, keeping their UIDs,
+    /// flags, keywords and dates, and the folder's UIDVALIDITY and UIDNEXT (`loft
+    /// convert`, [`convert`]). The mailbox must not exist yet (INBOX: must hold no mail).
+    /// Returns how many messages were written.
+    fn import(&self, folder: &ImportFolder<'_>, next: NextMessage<'_>) -> Result<u64>;
 }
+
+/// One mailbox for [`Store::import`].
+pub struct ImportFolder<'a> {
+    pub name: &'a str,
+    pub uid_validity: u32,
+    /// Above every message's UID (the importer raises it when it is not).
+    pub uid_next: Uid,
+    /// The mailbox's keywords, in the source's order (those no message has included).
+    pub keywords: &'a [String],
+    pub special_use: Option<SpecialUse>,
+}
+
+/// One message for [`Store::import`]; they come in ascending UID order.
+pub struct ImportMessage {
+    pub uid: Uid,
+    pub flags: Flags,
+    pub internal_date: i64,
+    /// The message as the source served it (CRLF line ends).
+    pub data: MessageData,
+}
+
+/// Gives the next message of an import; `Ok(None)` after the last.
+pub type NextMessage<'a> = &'a mut dyn FnMut() -> Result<Option<ImportMessage>>;
 
 /// A message being saved.
 pub trait AppendSink: Send {
@@ -482,11 +512,26 @@ impl Storage {
         heap::trim();
     }
 
-    /// Opens the store of one user.
+    /// Opens the store of one user for a session: it holds the user lock shared
+    /// ([`userlock`]) until dropped, and fails while a conversion holds it.
     pub fn open_store(&self, user: &str, home: Option<&Path>) -> Result<Arc<dyn Store>> {
+        self.open_store_as(user, home, userlock::Mode::Session)
+    }
+
+    /// Opens the store of one user holding the user lock in `mode`.
+    pub fn open_store_as(
+        &self,
+        user: &str,
+        home: Option<&Path>,
+        mode: userlock::Mode,
+    ) -> Result<Arc<dyn Store>> {
         match self.format {
-            crate::config::StorageFormat::Maildir => maildir::open_store(&self.maildir, user, home),
-            crate::config::StorageFormat::Mbox => mbox::store::open_store(&self.mbox, user, home),
+            crate::config::StorageFormat::Maildir => {
+                maildir::open_store(&self.maildir, user, home, mode)
+            }
+            crate::config::StorageFormat::Mbox => {
+                mbox::store::open_store(&self.mbox, user, home, mode)
+            }
         }
     }
 }

@@ -59,6 +59,19 @@ pub fn read_last_uid_validity(root: &Path) -> u32 {
     }
 }
 
+/// Records that `v` is in use in this store (a folder imported with its own UIDVALIDITY),
+/// so that folders created later get higher values. Never lowers the recorded value.
+pub fn raise_uid_validity(root: &Path, v: u32, fsync: FsyncMode) -> Result<()> {
+    if read_last_uid_validity(root) >= v {
+        return Ok(());
+    }
+    fsio::write_atomic(
+        &root.join(UIDVALIDITY_FILE),
+        format!("{v}\n").as_bytes(),
+        fsync,
+    )
+}
+
 /// A UIDVALIDITY for a new folder: the current time, but above every value handed out
 /// before in this store (`loft-uidvalidity`) and in this process, and recorded before it
 /// is used (`fresh`: the process's next value, [`super::StorageCtx::fresh_uid_validity`]).

@@ -12,6 +12,7 @@ mod basics;
 mod caching;
 mod concurrency;
 mod containment;
+mod convert;
 mod exposure;
 mod first_sync;
 mod lazy_sizes;

@@ -10,6 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+mod import;
+
 use super::mailbox::MaildirMailbox;
 use super::names;
 use super::rootfiles;
@@ -49,6 +51,8 @@ pub struct MaildirStore {
     files_lock: std::sync::Mutex<()>,
     /// Mailboxes the last [`Store::list`] found (`usize::MAX` before the first).
     listed: std::sync::atomic::AtomicUsize,
+    /// The user lock a session or a conversion holds ([`crate::mailbox::userlock`]).
+    _user_lock: Option<crate::mailbox::userlock::UserLock>,
 }
 
 impl MaildirStore {
@@ -57,7 +61,14 @@ impl MaildirStore {
             ctx,
             files_lock: std::sync::Mutex::new(()),
             listed: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            _user_lock: None,
         }
+    }
+
+    /// The store, holding `lock` until dropped.
+    pub fn holding(mut self, lock: crate::mailbox::userlock::UserLock) -> MaildirStore {
+        self._user_lock = Some(lock);
+        self
     }
 
     /// Selectable folders (client name → directory name), from the root listing. A
@@ -176,8 +187,9 @@ impl MaildirStore {
         }
     }
 
-    /// Everything a new folder holds, in directory `dir` (not yet a folder name).
-    fn build_folder(&self, dir: &std::path::Path, uid_validity: u32) -> Result<()> {
+    /// The directories and marker of a new folder, in directory `dir` (not yet a folder
+    /// name).
+    fn make_folder_dirs(&self, dir: &std::path::Path) -> Result<()> {
         let fs = &self.ctx.fs.fs;
         super::mkdir(&self.ctx.fs, dir)?;
         for d in ["cur", "new", "tmp"] {
@@ -187,6 +199,12 @@ impl MaildirStore {
         let mode = fs.file_mode_in(dir).unwrap_or(0o600);
         fs.open_file(&marker, crate::beneath::How::CreateNew(mode))
             .map_err(|e| Error::io(marker.display(), e))?;
+        Ok(())
+    }
+
+    /// Everything a new folder holds, in directory `dir` (not yet a folder name).
+    fn build_folder(&self, dir: &std::path::Path, uid_validity: u32) -> Result<()> {
+        self.make_folder_dirs(dir)?;
         // The index files, with a UIDVALIDITY above every one this store handed out
         // (nothing to import in a new folder). Written whole; the folder is renamed into
         // place afterwards, replacing nothing (a session that still has a deleted folder of
@@ -405,6 +423,14 @@ impl MaildirStore {
 type RenameStep = (std::path::PathBuf, std::path::PathBuf, String, String);
 
 impl Store for MaildirStore {
+    fn import(
+        &self,
+        folder: &crate::mailbox::ImportFolder<'_>,
+        next: crate::mailbox::NextMessage<'_>,
+    ) -> Result<u64> {
+        self.import_folder(folder, next)
+    }
+
     fn list(&self) -> Result<Vec<MailboxEntry>> {
         let folders = self.folders()?;
         let mut all: BTreeMap<String, bool> = BTreeMap::new(); // name -> selectable

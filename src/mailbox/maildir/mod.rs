@@ -190,10 +190,11 @@ pub fn open_store(
     storage: &Arc<StorageCtx>,
     user: &str,
     home: Option<&Path>,
+    mode: crate::mailbox::userlock::Mode,
 ) -> Result<Arc<dyn Store>> {
-    Ok(Arc::new(layout::MaildirStore::new(ctx(
-        storage, user, home,
-    )?)))
+    let ctx = ctx(storage, user, home)?;
+    let lock = crate::mailbox::userlock::take(&ctx.fs.fs, &ctx.root, mode)?;
+    Ok(Arc::new(layout::MaildirStore::new(ctx).holding(lock)))
 }
 
 /// The store context of `user` (creating the root on first use).

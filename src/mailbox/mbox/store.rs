@@ -22,6 +22,8 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+mod import;
+
 use super::lock;
 use super::mailbox::{MboxAppend, MboxMailbox};
 use super::state::FileState;
@@ -153,6 +155,8 @@ pub struct MboxStore {
     fsync: FsyncMode,
     /// Serialises this store's edits of its list files.
     files_lock: Arc<Mutex<()>>,
+    /// The user lock a session or a conversion holds ([`crate::mailbox::userlock`]).
+    user_lock: Option<Arc<crate::mailbox::userlock::UserLock>>,
 }
 
 fn bad(text: &str) -> Error {
@@ -201,8 +205,12 @@ pub fn open_store(
     storage: &Arc<StorageCtx>,
     user: &str,
     home: Option<&Path>,
+    mode: crate::mailbox::userlock::Mode,
 ) -> Result<Arc<dyn Store>> {
-    Ok(Arc::new(MboxStore::open(storage, user, home)?))
+    let mut store = MboxStore::open(storage, user, home)?;
+    let lock = crate::mailbox::userlock::take(&store.fs, &store.loft_dir(), mode)?;
+    store.user_lock = Some(Arc::new(lock));
+    Ok(Arc::new(store))
 }
 
 impl MboxStore {
@@ -236,6 +244,7 @@ impl MboxStore {
             inbox,
             fsync: cfg.fsync,
             files_lock: Arc::new(Mutex::new(())),
+            user_lock: None,
         };
         store.mkdirs(&store.root.join(LOFT_DIR))?;
         Ok(store)
@@ -481,6 +490,14 @@ impl MboxStore {
 }
 
 impl Store for MboxStore {
+    fn import(
+        &self,
+        folder: &crate::mailbox::ImportFolder<'_>,
+        next: crate::mailbox::NextMessage<'_>,
+    ) -> Result<u64> {
+        self.import_folder(folder, next)
+    }
+
     fn list(&self) -> Result<Vec<MailboxEntry>> {
         let all = self.walk()?;
         let special = rootfiles::read_special(&self.loft_dir());

@@ -338,7 +338,13 @@ impl Session {
             }
             Err(e) => {
                 warn!(session = %self.id, user = %user.name, "cannot open INBOX: {e}");
-                self.err("[SYS/TEMP] Mail storage is temporarily unavailable.");
+                match e.kind {
+                    // RFC 2449 §8.1.1: the maildrop is in use (a conversion holds it).
+                    crate::mailbox::ErrorKind::InUse => {
+                        self.err("[IN-USE] Mail is being converted, try again later.")
+                    }
+                    _ => self.err("[SYS/TEMP] Mail storage is temporarily unavailable."),
+                }
             }
         }
     }

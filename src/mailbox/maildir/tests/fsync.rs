@@ -8,8 +8,7 @@ use super::super::fsio::take_synced_dirs;
 
 fn store_with(dir: &Path, fsync: FsyncMode) -> (Arc<dyn Store>, PathBuf) {
     let c = StorageConfig { fsync, ..cfg(dir) };
-    let s = super::super::open_store(&super::super::StorageCtx::new(&c), "bob", None).unwrap();
-    (s, dir.join("mail/bob"))
+    super::store_of(&c, dir)
 }
 
 fn canon(paths: Vec<PathBuf>) -> Vec<PathBuf> {

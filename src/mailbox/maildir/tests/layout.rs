@@ -123,7 +123,8 @@ fn bad_names_refused() {
             crate::mailbox::maildir::open_store(
                 &super::super::StorageCtx::new(&cfg(d.path())),
                 u,
-                None
+                None,
+                crate::mailbox::userlock::Mode::Session,
             )
             .is_err(),
             "{u:?}"

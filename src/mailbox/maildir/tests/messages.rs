@@ -521,8 +521,7 @@ fn append_hands_its_file_to_the_folder_state_without_listing() {
         nfs: true,
         ..cfg(d.path())
     };
-    let s = super::super::open_store(&super::super::StorageCtx::new(&c), "bob", None).unwrap();
-    let root = d.path().join("mail/bob");
+    let (s, root) = super::store_of(&c, d.path());
     append_n(&*s, 3);
     let mut m = s.open("INBOX", true).unwrap();
     assert_eq!(m.sync().unwrap().snapshot.messages.len(), 3);

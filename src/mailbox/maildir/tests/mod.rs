@@ -34,7 +34,18 @@ pub(super) fn cfg(dir: &Path) -> StorageConfig {
 }
 
 pub(super) fn store(dir: &Path) -> (Arc<dyn Store>, PathBuf) {
-    let s = super::open_store(&super::StorageCtx::new(&cfg(dir)), "bob", None).unwrap();
+    store_of(&cfg(dir), dir)
+}
+
+/// bob's store under `c` (a session's), and his Maildir root in `dir`.
+pub(super) fn store_of(c: &StorageConfig, dir: &Path) -> (Arc<dyn Store>, PathBuf) {
+    let s = super::open_store(
+        &super::StorageCtx::new(c),
+        "bob",
+        None,
+        crate::mailbox::userlock::Mode::Session,
+    )
+    .unwrap();
     (s, dir.join("mail/bob"))
 }
 

@@ -9,7 +9,8 @@ use crate::mailbox::maildir::StorageCtx;
 /// A store with its storage context (to look at the folder's shared state).
 fn store_ctx(dir: &Path) -> (Arc<StorageCtx>, Arc<dyn Store>, PathBuf) {
     let ctx = StorageCtx::new(&cfg(dir));
-    let s = super::super::open_store(&ctx, "bob", None).unwrap();
+    let s = super::super::open_store(&ctx, "bob", None, crate::mailbox::userlock::Mode::Session)
+        .unwrap();
     (ctx, s, dir.join("mail/bob"))
 }
 

@@ -1,0 +1,392 @@
+//! `loft convert USER --to maildir|mbox`: one user's mail copied from the configured store
+//! into a new store of the other format, keeping every mailbox's UIDVALIDITY and UIDNEXT,
+//! every message's UID, flags, keywords and INTERNALDATE, the subscriptions and the
+//! special-use attributes — so clients keep their caches and POP3 UIDLs (made from UID
+//! and UIDVALIDITY, `[pop3] uidl_format`) stay the same once the server serves the new
+//! store.
+//!
+//! * Both stores are opened holding the user lock exclusively ([`super::userlock`]): the
+//!   conversion refuses to start while the user has sessions, and logins wait out the
+//!   conversion (refused as temporarily unavailable) instead of changing mail already
+//!   copied. Mail files are read through the source store as a session reads them, under
+//!   its locks (mbox: the read lock per read), so an MTA delivering meanwhile is safe; a
+//!   message delivered after its mailbox was copied is not in the copy.
+//! * The target must be empty: the conversion never overwrites mail.
+//! * Each mailbox is written whole by the target store ([`Store::import`]), then read
+//!   back through it and compared with the source: the same UIDVALIDITY, UIDNEXT, UIDs,
+//!   flags, keywords, dates and bytes. The only difference accepted is mbox's quoting
+//!   (RFC 4155 §2: a line that starts with `From ` is stored, and so served, as
+//!   `>From `). Anything else stops the conversion with the mailbox and UID named.
+//! * The source's mail is left as it was (its index is brought up to date, as by any
+//!   session): the admin switches `[storage]` and removes it.
+//!
+//! This module knows stores, not formats (beyond the quoting rule it checks for).
+
+use std::path::{Path, PathBuf};
+
+use super::userlock::Mode;
+use super::{
+    Error, ErrorKind, Flags, ImportFolder, ImportMessage, Mailbox, MailboxEntry, Snapshot, Storage,
+    Store, UNKNOWN_DATE,
+};
+use crate::config::{StorageConfig, StorageFormat};
+
+/// What to convert.
+pub struct Job<'a> {
+    pub user: &'a str,
+    pub home: Option<&'a Path>,
+    pub source: &'a StorageConfig,
+    pub target: &'a StorageConfig,
+}
+
+/// Why a conversion did not happen or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("the source and the target are both {0:?}: nothing to convert")]
+    SameFormat(StorageFormat),
+    #[error("{user}'s mail is in use (sessions are open, or another conversion runs); try again when they have logged out")]
+    InUse { user: String },
+    #[error("the target {} is not empty: the conversion never writes over mail", .0.display())]
+    TargetNotEmpty(PathBuf),
+    #[error("mbox cannot keep messages in a mailbox that has sub-mailboxes: {0} (move the messages or the sub-mailboxes first)")]
+    FileWithChildren(String),
+    #[error("{mailbox}: {err}{}", .err.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Mailbox { mailbox: String, err: Error },
+    #[error("{mailbox}: the copy differs from the source: {what}")]
+    Mismatch { mailbox: String, what: String },
+    #[error("{err}{}", .err.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Store { err: Error },
+}
+
+/// What was converted, per mailbox.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Converted {
+    pub name: String,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub messages: u64,
+    /// RFC822.SIZE summed over the source's messages.
+    pub bytes: u64,
+    /// Messages whose `From ` lines the mbox target quotes.
+    pub quoted: u64,
+    /// Messages another program removed from the source while it was read.
+    pub vanished: u64,
+}
+
+/// The whole conversion.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub mailboxes: Vec<Converted>,
+    /// Empty mailboxes with sub-mailboxes that became `\Noselect` parents (mbox: a
+    /// directory cannot hold messages).
+    pub parents: Vec<String>,
+    pub subscriptions: usize,
+}
+
+/// Converts `job.user`'s mail; see the module documentation.
+pub fn run(job: &Job<'_>) -> Result<Report, ConvertError> {
+    if job.source.format == job.target.format {
+        return Err(ConvertError::SameFormat(job.source.format));
+    }
+    check_target_empty(job)?;
+    let open = |cfg: &StorageConfig| {
+        Storage::new(cfg)
+            .open_store_as(job.user, job.home, Mode::Exclusive)
+            .map_err(|err| match err.kind {
+                ErrorKind::InUse => ConvertError::InUse {
+                    user: job.user.to_string(),
+                },
+                _ => ConvertError::Store { err },
+            })
+    };
+    let source = open(job.source)?;
+    let target = open(job.target)?;
+    let store_err = |err| ConvertError::Store { err };
+    let mut entries = source.list().map_err(store_err)?;
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut report = Report::default();
+    if job.target.format == StorageFormat::Mbox {
+        report.parents = parents_for_mbox(source.as_ref(), &entries)?;
+    }
+    let parent = |e: &&MailboxEntry| report.parents.contains(&e.name);
+    for e in entries.iter().filter(|e| !e.noselect && !parent(e)) {
+        let done = convert_mailbox(source.as_ref(), target.as_ref(), e, job.target.format)?;
+        report.mailboxes.push(done);
+    }
+    for name in source.subscriptions().map_err(store_err)? {
+        target.set_subscribed(&name, true).map_err(store_err)?;
+        report.subscriptions += 1;
+    }
+    Ok(report)
+}
+
+/// The target's location (and mbox INBOX file) holds nothing yet.
+fn check_target_empty(job: &Job<'_>) -> Result<(), ConvertError> {
+    let expand = |t: &str| {
+        super::location::expand(t, job.user, job.home)
+            .map(PathBuf::from)
+            .map_err(|err| ConvertError::Store { err })
+    };
+    let root = expand(&job.target.location)?;
+    let busy = match std::fs::read_dir(&root) {
+        Ok(mut d) => d.next().is_some(),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    };
+    if busy {
+        return Err(ConvertError::TargetNotEmpty(root));
+    }
+    if let (StorageFormat::Mbox, Some(t)) = (job.target.format, &job.target.inbox) {
+        let inbox = expand(t)?;
+        if std::fs::symlink_metadata(&inbox).is_ok_and(|m| m.len() > 0 || !m.is_file()) {
+            return Err(ConvertError::TargetNotEmpty(inbox));
+        }
+    }
+    Ok(())
+}
+
+/// An mbox file cannot have children: a selectable mailbox with sub-mailboxes (INBOX
+/// aside, a file of its own) becomes a `\Noselect` directory when it holds no message
+/// (Maildir makes such parents on CREATE of `A/B`), and stops the conversion when it
+/// does. Returns those that become parents.
+fn parents_for_mbox(
+    source: &dyn Store,
+    entries: &[MailboxEntry],
+) -> Result<Vec<String>, ConvertError> {
+    let mut out = Vec::new();
+    for e in entries
+        .iter()
+        .filter(|e| !e.noselect && e.has_children && e.name != "INBOX")
+    {
+        let st = source
+            .status(&e.name)
+            .map_err(|err| ConvertError::Mailbox {
+                mailbox: e.name.clone(),
+                err,
+            })?;
+        if st.messages > 0 {
+            return Err(ConvertError::FileWithChildren(e.name.clone()));
+        }
+        out.push(e.name.clone());
+    }
+    Ok(out)
+}
+
+/// Copies one mailbox, then checks the copy against the source.
+fn convert_mailbox(
+    source: &dyn Store,
+    target: &dyn Store,
+    entry: &MailboxEntry,
+    to: StorageFormat,
+) -> Result<Converted, ConvertError> {
+    let name = entry.name.as_str();
+    let fail = |err| ConvertError::Mailbox {
+        mailbox: name.to_string(),
+        err,
+    };
+    let mut from = source.open(name, true).map_err(fail)?;
+    let snap = from.sync().map_err(fail)?.snapshot;
+    let mut done = Converted {
+        name: name.to_string(),
+        uid_validity: snap.uid_validity,
+        uid_next: snap.uid_next,
+        ..Default::default()
+    };
+    let folder = ImportFolder {
+        name,
+        uid_validity: snap.uid_validity,
+        uid_next: snap.uid_next,
+        keywords: &snap.keywords,
+        special_use: entry.special_use,
+    };
+    let mut metas = snap.messages.iter();
+    let mut vanished = Vec::new();
+    let mut next = || -> super::Result<Option<ImportMessage>> {
+        for meta in metas.by_ref() {
+            match read_message(from.as_ref(), meta.uid, meta.flags, meta.internal_date)? {
+                Some(m) => return Ok(Some(m)),
+                None => vanished.push(meta.uid),
+            }
+        }
+        Ok(None)
+    };
+    done.messages = target.import(&folder, &mut next).map_err(fail)?;
+    done.vanished = vanished.len() as u64;
+    let check = Check {
+        name,
+        source: from.as_ref(),
+        snap: &snap,
+        vanished: &vanished,
+        mbox: to == StorageFormat::Mbox,
+    };
+    let (bytes, quoted) = check.against(target)?;
+    done.bytes = bytes;
+    done.quoted = quoted;
+    from.close();
+    Ok(done)
+}
+
+/// One source message; `None` when another program removed it meanwhile.
+fn read_message(
+    from: &dyn Mailbox,
+    uid: u32,
+    flags: Flags,
+    date: i64,
+) -> super::Result<Option<ImportMessage>> {
+    let data = match from.fetch_message(uid) {
+        Ok(d) => d,
+        Err(e) if e.kind == ErrorKind::Expunged || e.kind == ErrorKind::NonExistent => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let internal_date = match date {
+        UNKNOWN_DATE => from.internal_date(uid).unwrap_or(0),
+        d => d,
+    };
+    Ok(Some(ImportMessage {
+        uid,
+        flags,
+        internal_date,
+        data,
+    }))
+}
+
+/// The comparison of a written mailbox with its source.
+struct Check<'a> {
+    name: &'a str,
+    source: &'a dyn Mailbox,
+    snap: &'a Snapshot,
+    vanished: &'a [u32],
+    mbox: bool,
+}
+
+impl Check<'_> {
+    fn differs(&self, what: String) -> ConvertError {
+        ConvertError::Mismatch {
+            mailbox: self.name.to_string(),
+            what,
+        }
+    }
+
+    /// Reads the copy back through `target`; returns the bytes compared and how many
+    /// messages differ only by mbox quoting.
+    fn against(&self, target: &dyn Store) -> Result<(u64, u64), ConvertError> {
+        let fail = |err| ConvertError::Mailbox {
+            mailbox: self.name.to_string(),
+            err,
+        };
+        let mut copy = target.open(self.name, true).map_err(fail)?;
+        let got = copy.sync().map_err(fail)?.snapshot;
+        if got.uid_validity != self.snap.uid_validity || got.uid_next != self.snap.uid_next {
+            return Err(self.differs(format!(
+                "UIDVALIDITY/UIDNEXT {}/{} where the source has {}/{}",
+                got.uid_validity, got.uid_next, self.snap.uid_validity, self.snap.uid_next
+            )));
+        }
+        let want: Vec<_> = (self.snap.messages.iter())
+            .filter(|m| !self.vanished.contains(&m.uid))
+            .collect();
+        if got.messages.len() != want.len() {
+            return Err(self.differs(format!(
+                "{} messages where the source has {}",
+                got.messages.len(),
+                want.len()
+            )));
+        }
+        let mut totals = (0, 0);
+        for (w, g) in want.iter().zip(got.messages.iter()) {
+            let quoted = self.message(copy.as_ref(), w, &g)?;
+            totals.0 += w.size.min(u64::MAX / 2);
+            totals.1 += u64::from(quoted);
+        }
+        copy.close();
+        Ok(totals)
+    }
+
+    /// One message: UID, flags, date and bytes; `true` when it differs only by quoting.
+    fn message(
+        &self,
+        copy: &dyn Mailbox,
+        want: &super::MessageMeta,
+        got: &super::MessageMeta,
+    ) -> Result<bool, ConvertError> {
+        let uid = want.uid;
+        if got.uid != uid {
+            return Err(self.differs(format!("UID {} where the source has UID {uid}", got.uid)));
+        }
+        if !same_flags(&got.flags, &want.flags) {
+            return Err(self.differs(format!(
+                "UID {uid}: flags {:?} where the source has {:?}",
+                got.flags, want.flags
+            )));
+        }
+        let date = |m: &dyn Mailbox, d| match d {
+            UNKNOWN_DATE => m.internal_date(uid).unwrap_or(0),
+            d => d,
+        };
+        let (dg, dw) = (
+            date(copy, got.internal_date),
+            date(self.source, want.internal_date),
+        );
+        if dg != dw {
+            return Err(self.differs(format!(
+                "UID {uid}: INTERNALDATE {dg} where the source has {dw}"
+            )));
+        }
+        let read = |m: &dyn Mailbox| {
+            m.fetch_message(uid).map_err(|err| ConvertError::Mailbox {
+                mailbox: self.name.to_string(),
+                err,
+            })
+        };
+        let (a, b) = (read(self.source)?, read(copy)?);
+        if *a == *b {
+            return Ok(false);
+        }
+        if self.mbox && quote_from_lines(&a) == *b {
+            return Ok(true);
+        }
+        Err(self.differs(format!(
+            "UID {uid}: the message reads back as {} bytes that differ from the source's {}",
+            b.len(),
+            a.len()
+        )))
+    }
+}
+
+/// The same system flags and keywords (keyword names compare without case).
+fn same_flags(a: &Flags, b: &Flags) -> bool {
+    let lower = |f: &Flags| {
+        let mut k: Vec<String> = f.keywords.iter().map(|k| k.to_ascii_lowercase()).collect();
+        k.sort();
+        k
+    };
+    a.sys == b.sys && lower(a) == lower(b)
+}
+
+/// `message` with `>` before every line that starts with `From ` (RFC 4155 §2), as an
+/// mbox store keeps it.
+fn quote_from_lines(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 16);
+    for line in message.split_inclusive(|&c| c == b'\n') {
+        if line.starts_with(b"From ") {
+            out.push(b'>');
+        }
+        out.extend_from_slice(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_marks_only_lines_that_start_with_from() {
+        let m = b"From: a\r\n\r\nFrom here\r\n>From there\r\n From x\r\nFrom ";
+        assert_eq!(
+            quote_from_lines(m),
+            b"From: a\r\n\r\n>From here\r\n>From there\r\n From x\r\n>From ".to_vec()
+        );
+    }
+}
