@@ -539,7 +539,44 @@ fn check_service_access(cfg: &Config, a: &privilege::Account) -> usize {
             problems += 1;
         }
     }
-    problems
+    problems + check_spool_access(cfg, a)
+}
+
+/// mbox with `inbox` in a spool directory (`/var/mail/%u`): the service account must
+/// write there (the spool files, and dotlocks beside them); serve never creates it.
+fn check_spool_access(cfg: &Config, a: &privilege::Account) -> usize {
+    let spool = match (&cfg.storage.format, &cfg.storage.inbox) {
+        (config::StorageFormat::Mbox, Some(t)) => privilege::mail_root(t),
+        _ => None,
+    };
+    let Some(dir) = spool else { return 0 };
+    let why = match dir.is_dir() {
+        false => Some("it does not exist (serve does not create a spool directory)".to_string()),
+        true => privilege::denied(&dir, a, true).map(|why| {
+            // A group-writable spool (Debian's /var/mail: root:mail 2775) is the group's.
+            let group = std::fs::metadata(&dir)
+                .ok()
+                .filter(|m| m.mode() & 0o020 != 0)
+                .map(|m| m.gid());
+            match group.and_then(privilege::group_name) {
+                Some(g) if g != a.group => format!(
+                    "{why}; its group is {g}: `[server] group = \"{g}\"` gives it (Debian's /var/mail is root:mail 2775)"
+                ),
+                _ => why,
+            }
+        }),
+    };
+    let Some(why) = why else { return 0 };
+    let msg = format!(
+        "the service account {} cannot write in the spool directory {} (spool files and their dotlocks): {why}",
+        a.user,
+        dir.display()
+    );
+    eprintln!(
+        "{}",
+        cfg.positions.diagnostic(&cfg.path, "storage", "inbox", msg)
+    );
+    1
 }
 
 /// `check-config`: holds open what serve would (closed when check-config ends), so that

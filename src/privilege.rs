@@ -324,7 +324,7 @@ fn group_by_name(name: &str) -> Option<(u32, String)> {
     })
 }
 
-fn group_name(gid: u32) -> Option<String> {
+pub fn group_name(gid: u32) -> Option<String> {
     group_lookup(|gr, buf, result| {
         // SAFETY: as in `passwd_by_name`.
         unsafe { libc::getgrgid_r(gid, gr, buf.as_mut_ptr().cast(), buf.len(), result) }

@@ -817,3 +817,61 @@ fn root_serves_a_checkout_under_a_closed_folder() {
         text(&out.stdout)
     );
 }
+
+/// mbox with `inbox = "<spool>/%u"`: check-config says when the service account cannot
+/// write in the spool directory (spool files, dotlocks), and names the group that can.
+#[test]
+fn check_config_names_a_spool_directory_the_account_cannot_write_in() {
+    if skip_unless_root("check_config_names_a_spool_directory_the_account_cannot_write_in") {
+        return;
+    }
+    let d = open_tempdir();
+    let spool = d.path().join("spool");
+    let conf = shipped_config(d.path(), free_port(), |t| {
+        t.replacen(
+            "\nformat = \"maildir\"\n",
+            &format!("\nformat = \"mbox\"\ninbox = \"{}/%u\"\n", spool.display()),
+            1,
+        )
+    });
+    let line = line_of(&conf, "inbox = ");
+    let at = format!("{}:{line}:", conf.display());
+    let out = check_config(&conf);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&at) && err.contains("it does not exist"),
+        "{err}"
+    );
+
+    std::fs::create_dir(&spool).unwrap();
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = text(&check_config(&conf).stderr);
+    assert!(
+        err.contains(&format!(
+            "the service account nobody cannot write in the spool directory {}",
+            spool.display()
+        )) && !err.contains("[server] group"),
+        "{err}"
+    );
+
+    // Debian's /var/mail: root:mail 2775.
+    let mail_gid = 8;
+    std::os::unix::fs::chown(&spool, Some(0), Some(mail_gid)).unwrap();
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    let err = text(&check_config(&conf).stderr);
+    assert!(err.contains("`[server] group = \"mail\"`"), "{err}");
+    let ok = check_config(&shipped_config(d.path(), free_port(), |t| {
+        t.replacen(
+            "\nformat = \"maildir\"\n",
+            &format!("\nformat = \"mbox\"\ninbox = \"{}/%u\"\n", spool.display()),
+            1,
+        )
+        .replace("user = \"nobody\"", "user = \"nobody\"\ngroup = \"mail\"")
+    }));
+    assert!(
+        !text(&ok.stderr).contains("spool directory"),
+        "{}",
+        text(&ok.stderr)
+    );
+}
