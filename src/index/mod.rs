@@ -28,7 +28,7 @@ mod log;
 mod op;
 mod records;
 pub use key::Key;
-pub use records::Records;
+pub use records::{Records, Seeker};
 mod salvage;
 mod state;
 mod txn;

@@ -22,6 +22,9 @@ pub struct Records {
     chunks: Vec<Arc<Vec<Record>>>,
     /// Index of the first record of each chunk.
     starts: Vec<usize>,
+    /// UID of the first record of each chunk: a lookup by UID searches this flat list
+    /// instead of touching every chunk on its way.
+    firsts: Vec<u32>,
     len: usize,
 }
 
@@ -87,18 +90,38 @@ impl Records {
         }
     }
 
+    /// The chunk and place in it of `uid` (`Ok`), or the position where it would be
+    /// inserted (`Err`): one search over the chunks' last UIDs, one inside a chunk.
+    fn find_in(&self, uid: u32) -> Result<(usize, usize), usize> {
+        // The last chunk that starts at or below `uid` holds it if anything does.
+        let c = self.firsts.partition_point(|&f| f <= uid);
+        let Some(c) = c.checked_sub(1) else {
+            return Err(0);
+        };
+        let ch = &self.chunks[c];
+        match ch.binary_search_by_key(&uid, |r| r.uid) {
+            Ok(k) => Ok((c, k)),
+            Err(k) => Err(self.starts[c] + k),
+        }
+    }
+
     /// Position of `uid` (`Ok`), or where it would be inserted (`Err`).
     pub fn find(&self, uid: u32) -> Result<usize, usize> {
-        let i = self.partition_point(|r| r.uid < uid);
-        match self.get(i) {
-            Some(r) if r.uid == uid => Ok(i),
-            _ => Err(i),
+        self.find_in(uid).map(|(c, k)| self.starts[c] + k)
+    }
+
+    /// A [`Seeker`] from the start: for many lookups in ascending UID order.
+    pub fn seeker(&self) -> Seeker<'_> {
+        Seeker {
+            r: self,
+            c: 0,
+            k: 0,
         }
     }
 
     /// The record of `uid`.
     pub fn by_uid(&self, uid: u32) -> Option<&Record> {
-        self.find(uid).ok().and_then(|i| self.get(i))
+        self.find_in(uid).ok().map(|(c, k)| &self.chunks[c][k])
     }
 
     /// Appends a record (above every UID held: the caller checks).
@@ -107,6 +130,7 @@ impl Records {
             Some(last) if last.len() < CHUNK => Arc::make_mut(last).push(r),
             _ => {
                 self.starts.push(self.len);
+                self.firsts.push(r.uid);
                 let mut chunk = Vec::with_capacity(CHUNK);
                 chunk.push(r);
                 self.chunks.push(Arc::new(chunk));
@@ -119,14 +143,19 @@ impl Records {
         *self = Records::default();
     }
 
-    /// Calls `f` on every record at positions `range` (chunks copied when shared).
+    /// Calls `f` on every record at positions `range` (chunks copied when shared). `f`
+    /// changes what a record says, never its UID.
     pub fn update_range(&mut self, range: std::ops::Range<usize>, mut f: impl FnMut(&mut Record)) {
         let mut i = range.start;
         while i < range.end {
             let Some((c, k)) = self.locate(i) else { return };
             let chunk = Arc::make_mut(&mut self.chunks[c]);
             let n = (chunk.len() - k).min(range.end - i);
-            chunk[k..k + n].iter_mut().for_each(&mut f);
+            chunk[k..k + n].iter_mut().for_each(|r| {
+                let uid = r.uid;
+                f(r);
+                debug_assert_eq!(r.uid, uid, "update_range changed a UID");
+            });
             i += n;
         }
     }
@@ -161,9 +190,11 @@ impl Records {
             return;
         }
         self.starts.clear();
+        self.firsts.clear();
         let mut at = 0;
         for c in &self.chunks {
             self.starts.push(at);
+            self.firsts.push(c[0].uid);
             at += c.len();
         }
         self.len = at;
@@ -225,6 +256,61 @@ impl Records {
                 .iter()
                 .zip(&other.chunks)
                 .all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+}
+
+/// Lookups by UID that start where the last one ended: in ascending order (a STORE over
+/// every message, a snapshot's changes) each costs a look at the next record, not a
+/// search. Any order gives the right answer; a UID below the last one searches anew.
+pub struct Seeker<'a> {
+    r: &'a Records,
+    c: usize,
+    k: usize,
+}
+
+impl<'a> Seeker<'a> {
+    /// The record of `uid`, as [`Records::by_uid`].
+    pub fn record(&mut self, uid: u32) -> Option<&'a Record> {
+        self.find(uid).ok()?;
+        let r: &'a Records = self.r;
+        Some(&r.chunks[self.c][self.k])
+    }
+
+    /// As [`Records::find`].
+    pub fn find(&mut self, uid: u32) -> Result<usize, usize> {
+        let chunks = &self.r.chunks;
+        // The record after this one: the next of ascending neighbours.
+        let (nc, nk) = match chunks.get(self.c) {
+            Some(ch) if self.k + 1 < ch.len() => (self.c, self.k + 1),
+            _ => (self.c + 1, 0),
+        };
+        if chunks
+            .get(nc)
+            .and_then(|ch| ch.get(nk))
+            .is_some_and(|r| r.uid == uid)
+        {
+            (self.c, self.k) = (nc, nk);
+            return Ok(self.r.starts[nc] + nk);
+        }
+        let here = chunks.get(self.c).and_then(|ch| ch.get(self.k));
+        match here {
+            Some(r) if r.uid == uid => return Ok(self.r.starts[self.c] + self.k),
+            Some(r) if r.uid < uid && chunks[self.c].last().is_some_and(|l| l.uid >= uid) => {
+                let ch = &chunks[self.c];
+                let found = ch[self.k..].binary_search_by_key(&uid, |r| r.uid);
+                let j = found.unwrap_or_else(|j| j);
+                self.k += j;
+                return found
+                    .map(|_| self.r.starts[self.c] + self.k)
+                    .map_err(|_| self.r.starts[self.c] + self.k);
+            }
+            _ => {}
+        }
+        let found = self.r.find_in(uid);
+        if let Ok((c, k)) = found {
+            (self.c, self.k) = (c, k);
+        }
+        found.map(|(c, k)| self.r.starts[c] + k)
     }
 }
 
@@ -407,7 +493,22 @@ mod tests {
             for (i, x) in v.iter().enumerate() {
                 proptest::prop_assert_eq!(r.get(i), Some(x));
                 proptest::prop_assert_eq!(r.find(x.uid), Ok(i));
-                proptest::prop_assert_eq!(r.find(x.uid + 1).is_err(), true);
+                proptest::prop_assert_eq!(r.by_uid(x.uid), Some(x));
+            }
+            // Absent UIDs (odd ones, 0, past the end): where a vector would insert them.
+            for u in (0..=top + 2 * more + 3).filter(|u| u % 2 == 1 || *u == 0) {
+                let want = v.binary_search_by_key(&u, |x| x.uid);
+                proptest::prop_assert_eq!(r.find(u), want);
+                proptest::prop_assert_eq!(r.by_uid(u), None);
+            }
+            // A seeker answers as find, in ascending order and in the order given.
+            let mut s = r.seeker();
+            for u in 0..=top + 2 * more + 3 {
+                proptest::prop_assert_eq!(s.find(u), r.find(u));
+            }
+            let mut s = r.seeker();
+            for &g in &gone {
+                proptest::prop_assert_eq!(s.find(g * 2), r.find(g * 2));
             }
             proptest::prop_assert_eq!(r.get(v.len()), None);
             let cut = v.len() / 2;

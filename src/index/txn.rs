@@ -198,20 +198,21 @@ impl<'a> Transaction<'a> {
 
     /// (uid, value) pairs of records that exist, ascending, the last value of a uid.
     fn existing<T: Copy>(&self, mut v: Vec<(u32, T)>) -> Vec<(u32, T)> {
-        v.retain(|(uid, _)| self.pos(*uid).is_some());
         // Stable: of a uid given twice the later value stays (dedup keeps the first of
         // a run, so the run is reversed first).
         v.reverse();
         v.sort_by_key(|p| p.0);
+        let mut seek = self.base.records.seeker();
+        v.retain(|(uid, _)| self.pos(&mut seek, *uid).is_some());
         v.dedup_by_key(|p| p.0);
         v
     }
 
     /// Position of `uid` among the records as they are after the appends.
-    fn pos(&self, uid: u32) -> Option<usize> {
+    fn pos(&self, seek: &mut super::Seeker<'_>, uid: u32) -> Option<usize> {
         let base = match self.reset.is_some() {
             true => 0,
-            false => match self.base.records.find(uid) {
+            false => match seek.find(uid) {
                 Ok(i) => return Some(i),
                 Err(_) => self.base.records.len(),
             },
@@ -225,6 +226,7 @@ impl<'a> Transaction<'a> {
     fn runs<V: Copy + PartialEq>(&self, mut items: Vec<(u32, V)>) -> Vec<(V, Range)> {
         items.sort_by_key(|e| e.0);
         let mut out: Vec<(V, Range, usize)> = Vec::new();
+        let mut seek = self.base.records.seeker();
         let mut i = 0;
         while i < items.len() {
             let (uid, mut v) = items[i];
@@ -233,7 +235,9 @@ impl<'a> Transaction<'a> {
                 v = items[i].1;
             }
             i += 1;
-            let Some(p) = self.pos(uid) else { continue };
+            let Some(p) = self.pos(&mut seek, uid) else {
+                continue;
+            };
             match out.last_mut() {
                 Some((lv, r, lp)) if *lv == v && *lp + 1 == p => {
                     r.1 = uid;
@@ -286,8 +290,9 @@ impl<'a> Transaction<'a> {
                 ranges,
             });
         }
+        let mut seek = self.base.records.seeker();
         for (uid, key) in std::mem::take(&mut self.keys) {
-            if self.pos(uid).is_some() {
+            if self.pos(&mut seek, uid).is_some() {
                 ops.push(Op::SetKey { uid, key });
             }
         }

@@ -53,7 +53,8 @@ impl Messages {
         &self.records
     }
 
-    fn meta(&self, r: &Record) -> MessageMeta {
+    /// The message a record of these messages describes.
+    pub fn meta(&self, r: &Record) -> MessageMeta {
         MessageMeta {
             uid: r.uid,
             flags: self.flags_of(r),
@@ -97,6 +98,12 @@ impl Messages {
     /// Position of `uid` (`Ok`) or where it would be (`Err`).
     pub fn find(&self, uid: Uid) -> Result<usize, usize> {
         self.records.find(uid)
+    }
+
+    /// For many [`Messages::find`]s in ascending UID order, each from where the last
+    /// ended.
+    pub fn seeker(&self) -> crate::index::Seeker<'_> {
+        self.records.seeker()
     }
 
     /// How many messages have a UID for which `pred` holds (`pred` true for a prefix).

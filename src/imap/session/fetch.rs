@@ -165,8 +165,11 @@ impl Session {
                     new.iter().flat_map(|(_, f)| f.keywords.iter()),
                     &mut self.conn.out,
                 );
-                for (u, f) in new {
-                    view.set_flags(u, f);
+                let seqs = view.seqs_of(new.iter().map(|(u, _)| *u));
+                for ((u, f), seq) in new.into_iter().zip(seqs) {
+                    if seq.is_some() {
+                        view.set_flags_of_seen(u, f);
+                    }
                     changed.insert(u);
                 }
                 Ok(())

@@ -170,12 +170,13 @@ impl Session {
                 .chain(changed.iter().flat_map(|(_, f)| f.keywords.iter())),
             &mut self.conn.out,
         );
-        for (u, f) in changed {
-            view.set_flags(u, f);
+        let seqs = view.seqs_of(changed.iter().map(|(u, _)| *u));
+        for ((u, f), seq) in changed.into_iter().zip(seqs) {
+            let Some(seq) = seq else { continue };
+            view.set_flags_of_seen(u, f);
             if silent {
                 continue;
             }
-            let Some(seq) = view.seq_of(u) else { continue };
             let Some(meta) = view.meta(seq as usize - 1) else {
                 continue;
             };

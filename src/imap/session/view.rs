@@ -155,6 +155,19 @@ impl View {
         }
     }
 
+    /// Sequence numbers of `uids` (`None`: not in the view), found in one walk when
+    /// they ascend (a STORE's results).
+    pub fn seqs_of(&self, uids: impl Iterator<Item = Uid>) -> Vec<Option<u32>> {
+        let mut seek = self.list().seeker();
+        uids.map(|u| seek.find(u).ok().map(|i| i as u32 + 1))
+            .collect()
+    }
+
+    /// [`View::set_flags`] of a message [`View::seqs_of`] found in the view.
+    pub fn set_flags_of_seen(&mut self, uid: Uid, flags: Flags) {
+        self.own_flags.insert(uid, flags);
+    }
+
     /// The FLAGS list of one message, with `\Recent` where this session holds it.
     pub fn flag_list(&self, meta: &MessageMeta, out: &mut Vec<u8>) {
         out.push(b'(');
@@ -269,18 +282,13 @@ impl View {
         uids.extend(self.own_flags.keys().copied());
         uids.sort_unstable();
         uids.dedup();
-        let list = self.list();
+        let (mut in_list, mut in_snap) = (self.list().seeker(), snap.messages.seeker());
         for uid in uids {
-            let Ok(i) = list.find(uid) else {
+            let Ok(i) = in_list.find(uid) else {
                 continue;
             };
             let Some(old) = self.meta(i) else { continue };
-            match snap
-                .messages
-                .find(uid)
-                .ok()
-                .and_then(|j| snap.messages.get(j))
-            {
+            match in_snap.record(uid).map(|r| snap.messages.meta(r)) {
                 Some(now) => {
                     if now.flags != old.flags {
                         flag_updates.push((i, now));
@@ -320,8 +328,9 @@ impl View {
             merged.extend(p);
             Some(Messages::from_metas(merged))
         };
+        let mut seek = self.list().seeker();
         for (_, m) in &flag_updates {
-            if let Some(seq) = self.seq_of(m.uid) {
+            if let Some(seq) = seek.find(m.uid).ok().map(|i| i as u32 + 1) {
                 let mut line = format!("* {seq} FETCH (FLAGS ").into_bytes();
                 self.flag_list(m, &mut line);
                 line.extend_from_slice(b")\r\n");

@@ -408,10 +408,9 @@ impl FileState {
         };
         let appendable = |snap: &IndexSnapshot| {
             let known_last = snap.records.last().map_or(0, |r| r.uid);
-            f.messages
-                .iter()
-                .filter(|m| snap.records.by_uid(m.uid).is_none())
-                .all(|m| m.uid >= snap.header.uid_next && m.uid > known_last)
+            with_records(&f.messages, &snap.records)
+                .filter(|(_, r)| r.is_none())
+                .all(|(m, _)| m.uid >= snap.header.uid_next && m.uid > known_last)
         };
         // `pending`: the file lacks something the index has (flags, UIDs).
         let (snap, pending) = if validity != snap.header.uid_validity || !appendable(&snap) {
@@ -463,9 +462,9 @@ impl FileState {
             txn.expunge(u);
         }
         let mut pending = false;
-        for m in &f.messages {
+        for (m, record) in with_records(&f.messages, &snap.records) {
             pending |= self.needs_uid(m);
-            match snap.records.by_uid(m.uid) {
+            match record {
                 None => {
                     let (flags, kw) = Self::file_flags(&mut txn, m);
                     let key = key_of(&m.print);
@@ -632,8 +631,9 @@ impl FileState {
         let snap = txn.snapshot().clone();
         let mut out = Vec::new();
         let mut changed = false;
+        let mut seek = snap.records.seeker();
         for &uid in uids {
-            let Some(r) = snap.records.by_uid(uid) else {
+            let Some(r) = seek.record(uid) else {
                 continue;
             };
             let old = Flags {
@@ -694,9 +694,12 @@ impl FileState {
             }),
             false => c.folder.base.clone(),
         };
+        // The plan asks message by message, in file order (ascending UIDs).
+        let seek = std::cell::RefCell::new(snap.records.seeker());
         let want = |m: &Msg| {
             let keep = expunge.binary_search(&m.uid).is_err();
-            let meta = match (write, snap.records.by_uid(m.uid)) {
+            let record = seek.borrow_mut().record(m.uid);
+            let meta = match (write, record) {
                 (true, Some(r)) => Meta {
                     uid: Some(m.uid),
                     flags: SysFlags(r.flags),
@@ -943,6 +946,19 @@ impl Drop for FileState {
             self.save();
         }
     }
+}
+
+/// Each message with its index record (`None`: not in the index), in one walk of both
+/// (each in ascending UID order): no lookup per message.
+fn with_records<'a>(
+    messages: &'a [Msg],
+    records: &'a index::Records,
+) -> impl Iterator<Item = (&'a Msg, Option<&'a index::Record>)> {
+    let mut rs = records.iter().peekable();
+    messages.iter().map(move |m| {
+        while rs.next_if(|r| r.uid < m.uid).is_some() {}
+        (m, rs.next_if(|r| r.uid == m.uid))
+    })
 }
 
 /// The snapshot sessions see, from the index.
