@@ -700,6 +700,9 @@ impl FileState {
             let keep = expunge.binary_search(&m.uid).is_err();
             let record = seek.borrow_mut().record(m.uid);
             let meta = match (write, record) {
+                // The file has what the index has (nothing pending, its X-UID right):
+                // as it is, without building the fields to compare them.
+                (true, Some(r)) if !r.dirty && m.meta.uid == Some(m.uid) => m.meta.clone(),
                 (true, Some(r)) => Meta {
                     uid: Some(m.uid),
                     flags: SysFlags(r.flags),
