@@ -43,6 +43,9 @@ use std::os::unix::fs::FileExt;
 
 use crate::beneath;
 
+#[path = "moves.rs"]
+mod moves;
+
 /// Where a test stops a rewrite, as a kill there would (`Never` in production).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stop {
@@ -54,6 +57,16 @@ enum Stop {
     Copied(u64),
     BeforeCut,
     AfterCut,
+    /// In place (`mode moves`): after this many checkpoints.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Records(u64),
+    /// In place: after this many bytes written, then a power loss (what was written since
+    /// the mbox was last forced to disk becomes undefined).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Lost(u64),
+    /// In place: a power loss while this checkpoint (counted from 1) is written.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Torn(u64),
 }
 
 /// Bytes copied at a time.
@@ -135,9 +148,19 @@ struct Journal {
     /// CRC of up to 64 old bytes from `new_len` on (state `truncating`).
     cut_crc: u32,
     cut_len: u64,
-    /// The temporary file holds patches (offset, length, bytes), not the bytes from
-    /// `offset` on.
-    patches: bool,
+    mode: Mode,
+}
+
+/// What the temporary file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// The new bytes from `offset` on.
+    Range,
+    /// Patches (offset, length, bytes): nothing moves.
+    Patches,
+    /// The new bytes, the plan and checkpoints: the kept pieces are moved inside the mbox
+    /// ([`moves`]).
+    Moves,
 }
 
 /// Bytes before each patch's bytes in the temporary file: its offset and length.
@@ -194,10 +217,17 @@ fn run(
     // 1. The new bytes into the temporary file.
     let _ = beneath::unlink_at(dir, &temp_name);
     let mut temp = beneath::create_new_at(dir, &temp_name, 0o600)?;
-    let patches = plan.rest.is_some();
-    let (temp_len, span, crc) = match patches {
-        true => write_patches(&mut temp, plan, old_len)?,
-        false => write_range(&mut temp, file, plan, old_len)?,
+    let moves = match plan.rest {
+        Some(_) => None,
+        None => moves::of_plan(plan, old_len)?,
+    };
+    let (mode, (temp_len, span, crc)) = match (plan.rest, &moves) {
+        (Some(_), _) => (Mode::Patches, write_patches(&mut temp, plan, old_len)?),
+        (None, Some(m)) => {
+            let (len, crc) = moves::write_temp(&temp, plan, m)?;
+            (Mode::Moves, (len, m.new_len - plan.offset, crc))
+        }
+        (None, None) => (Mode::Range, write_range(&mut temp, file, plan, old_len)?),
     };
     temp.sync_all()?;
     if stop == Stop::AfterTemp {
@@ -225,14 +255,15 @@ fn run(
         state: State::Copying,
         cut_crc: 0,
         cut_len: 0,
-        patches,
+        mode,
     };
     write_journal(dir, name, &j)?;
     if stop == Stop::AfterJournal {
         return Ok(());
     }
     // 3-5.
-    finish(dir, name, file, &mut j, &temp_name, &journal_name, stop)
+    finish(dir, name, file, &mut j, &temp_name, &journal_name, stop)?;
+    Ok(())
 }
 
 /// Writes the pieces of `plan` as they follow one another into `temp`: (bytes written,
@@ -332,7 +363,8 @@ fn apply_patches(temp: &File, file: &File, len: u64, limit: u64) -> Result<(), R
 }
 
 /// Copies the temporary file over the mbox, cuts it, removes the journal and the
-/// temporary file (steps 3 to 5; also what recovery does).
+/// temporary file (steps 3 to 5; also what recovery does); `true`: a test's stop came
+/// first.
 fn finish(
     dir: &OwnedFd,
     name: &OsStr,
@@ -341,19 +373,10 @@ fn finish(
     temp_name: &OsStr,
     journal_name: &OsStr,
     stop: Stop,
-) -> Result<(), RewriteError> {
+) -> Result<bool, RewriteError> {
     if j.state == State::Copying {
-        let temp = beneath::open_read_at(dir, temp_name)?;
-        if let Stop::Copied(n) = stop {
-            match j.patches {
-                true => apply_patches(&temp, file, j.temp_len, n)?,
-                false => copy_at(&temp, 0, file, j.offset, n.min(j.temp_len))?,
-            }
-            return Ok(());
-        }
-        match j.patches {
-            true => apply_patches(&temp, file, j.temp_len, u64::MAX)?,
-            false => copy_at(&temp, 0, file, j.offset, j.temp_len)?,
+        if copy(dir, file, j, temp_name, stop)? {
+            return Ok(true);
         }
         file.sync_all()?;
         let len = beneath::fstat(file)?.size;
@@ -369,24 +392,66 @@ fn finish(
         }
     }
     if stop == Stop::BeforeCut {
-        return Ok(());
+        return Ok(true);
     }
     if j.state == State::Truncating {
         file.set_len(j.new_len)?;
         file.sync_all()?;
     }
     if stop == Stop::AfterCut {
-        return Ok(());
+        return Ok(true);
     }
     beneath::unlink_at(dir, journal_name)?;
     sync_dir(dir)?;
     let _ = beneath::unlink_at(dir, temp_name);
-    Ok(())
+    Ok(false)
+}
+
+/// Step 3: the temporary file's bytes into the mbox (not yet forced to disk); `true`: a
+/// test's stop came first.
+fn copy(
+    dir: &OwnedFd,
+    file: &File,
+    j: &Journal,
+    temp_name: &OsStr,
+    stop: Stop,
+) -> Result<bool, RewriteError> {
+    if j.mode == Mode::Moves {
+        let temp = beneath::open_rw_at(dir, temp_name)?;
+        let m = moves::read_temp(&temp, j.offset, j.old_len, j.new_len, j.temp_len)?;
+        let w = moves::run(file, &temp, &m, j.temp_len, stop)?;
+        tracing::debug!(
+            checkpoints = w.records,
+            staged = w.stages,
+            "mbox: kept pieces moved in place"
+        );
+        return Ok(w.stopped);
+    }
+    let temp = beneath::open_read_at(dir, temp_name)?;
+    let limit = match stop {
+        Stop::Copied(n) => n,
+        _ => u64::MAX,
+    };
+    match j.mode {
+        Mode::Patches => apply_patches(&temp, file, j.temp_len, limit)?,
+        _ => copy_at(&temp, 0, file, j.offset, limit.min(j.temp_len))?,
+    }
+    Ok(limit != u64::MAX)
 }
 
 /// Completes a rewrite of the mbox `file` (named `name` in `dir`) that was interrupted;
 /// call under the write lock before reading the file.
 pub fn recover(dir: &OwnedFd, name: &OsStr, file: &File) -> Result<Recovered, RewriteError> {
+    recover_until(dir, name, file, Stop::Never)
+}
+
+/// [`recover`], stopped where a test says (a kill during recovery).
+fn recover_until(
+    dir: &OwnedFd,
+    name: &OsStr,
+    file: &File,
+    stop: Stop,
+) -> Result<Recovered, RewriteError> {
     let (temp_name, journal_name, journal_tmp) = names(name);
     let _ = beneath::unlink_at(dir, &journal_tmp);
     let mut j = match read_journal(dir, &journal_name) {
@@ -407,7 +472,12 @@ pub fn recover(dir: &OwnedFd, name: &OsStr, file: &File) -> Result<Recovered, Re
     }
     let temp = beneath::open_read_at(dir, &temp_name)?;
     let temp_st = beneath::fstat(&temp)?;
-    if temp_st.size != j.temp_len || crc_of(&temp, j.temp_len)? != j.temp_crc {
+    // In place, the checkpoints and staging areas follow the part the journal knows.
+    let size_fits = match j.mode {
+        Mode::Moves => temp_st.size >= j.temp_len,
+        _ => temp_st.size == j.temp_len,
+    };
+    if !size_fits || crc_of(&temp, j.temp_len)? != j.temp_crc {
         return Err(RewriteError::Journal(
             "its temporary file is damaged".into(),
         ));
@@ -426,18 +496,15 @@ pub fn recover(dir: &OwnedFd, name: &OsStr, file: &File) -> Result<Recovered, Re
         appended.resize(extra as usize, 0);
         file.read_exact_at(&mut appended, known_end)?;
     }
-    j.state = State::Copying;
-    // The copy and the cut, as the interrupted rewrite would have made them; then the
-    // appended mail at the new end.
-    finish(
-        dir,
-        name,
-        file,
-        &mut j,
-        &temp_name,
-        &journal_name,
-        Stop::Never,
-    )?;
+    // The copy and the cut, as the interrupted rewrite would have made them (in place,
+    // once the copy is done and the state `truncating`, its sources may be gone: only the
+    // cut); then the appended mail at the new end.
+    if j.mode != Mode::Moves {
+        j.state = State::Copying;
+    }
+    if finish(dir, name, file, &mut j, &temp_name, &journal_name, stop)? {
+        return Ok(Recovered::Completed { kept: 0 });
+    }
     if extra > 0 {
         file.write_all_at(&appended, j.new_len)?;
         file.sync_all()?;
@@ -486,7 +553,11 @@ fn write_journal(dir: &OwnedFd, name: &OsStr, j: &Journal) -> io::Result<()> {
         State::Copying => "copying",
         State::Truncating => "truncating",
     };
-    let mode = if j.patches { "patches" } else { "range" };
+    let mode = match j.mode {
+        Mode::Range => "range",
+        Mode::Patches => "patches",
+        Mode::Moves => "moves",
+    };
     write!(
         f,
         "loft-mbox-rewrite 1\ndev {}\nino {}\noffset {}\nold_len {}\nnew_len {}\ntemp_len {}\ntemp_crc {}\nstate {state}\ncut_crc {}\ncut_len {}\nmode {mode}\n",
@@ -537,14 +608,16 @@ fn parse_journal(text: &str) -> Option<Journal> {
     let cut_crc = u32::try_from(num(field("cut_crc"))?).ok()?;
     let cut_len = num(field("cut_len"))?.min(64);
     // Missing in journals of before patches were written: a range.
-    let patches = match field("mode").as_deref() {
-        Some("patches") => true,
-        Some("range") | None => false,
+    let mode = match field("mode").as_deref() {
+        Some("patches") => Mode::Patches,
+        Some("moves") => Mode::Moves,
+        Some("range") | None => Mode::Range,
         Some(_) => return None,
     };
-    let fits = match patches {
-        true => new_len == old_len,
-        false => offset.checked_add(temp_len)? <= new_len,
+    let fits = match mode {
+        Mode::Patches => new_len == old_len,
+        Mode::Moves => offset <= new_len,
+        Mode::Range => offset.checked_add(temp_len)? <= new_len,
     };
     fits.then_some(Journal {
         dev,
@@ -557,7 +630,7 @@ fn parse_journal(text: &str) -> Option<Journal> {
         state,
         cut_crc,
         cut_len,
-        patches,
+        mode,
     })
 }
 

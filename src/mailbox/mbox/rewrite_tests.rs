@@ -7,10 +7,10 @@ use crate::mailbox::mbox::scan::scan_all;
 use crate::mailbox::mbox::visible;
 use std::path::{Path, PathBuf};
 
-struct Mbox {
+pub(super) struct Mbox {
     _tmp: Option<tempfile::TempDir>,
-    dir: OwnedFd,
-    path: PathBuf,
+    pub(super) dir: OwnedFd,
+    pub(super) path: PathBuf,
 }
 
 fn mbox_at(dir: &Path, content: &[u8]) -> Mbox {
@@ -24,14 +24,14 @@ fn mbox_at(dir: &Path, content: &[u8]) -> Mbox {
     }
 }
 
-fn mbox(content: &[u8]) -> Mbox {
+pub(super) fn mbox(content: &[u8]) -> Mbox {
     let tmp = tempfile::tempdir().unwrap();
     let mut m = mbox_at(tmp.path(), content);
     m._tmp = Some(tmp);
     m
 }
 
-fn rw(m: &Mbox) -> File {
+pub(super) fn rw(m: &Mbox) -> File {
     File::options()
         .read(true)
         .write(true)
@@ -39,12 +39,12 @@ fn rw(m: &Mbox) -> File {
         .unwrap()
 }
 
-fn name() -> &'static OsStr {
+pub(super) fn name() -> &'static OsStr {
     OsStr::new("box")
 }
 
 /// The file's content after `plan`.
-fn planned(old: &[u8], plan: &Plan) -> Vec<u8> {
+pub(super) fn planned(old: &[u8], plan: &Plan) -> Vec<u8> {
     let mut out = old[..plan.offset as usize].to_vec();
     for p in &plan.pieces {
         match p {
@@ -58,7 +58,7 @@ fn planned(old: &[u8], plan: &Plan) -> Vec<u8> {
     out
 }
 
-fn leftovers(m: &Mbox) -> Vec<String> {
+pub(super) fn leftovers(m: &Mbox) -> Vec<String> {
     let dir = m.path.parent().unwrap();
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -70,7 +70,7 @@ fn leftovers(m: &Mbox) -> Vec<String> {
 }
 
 /// An mbox of `n` messages of many sizes (1 byte to about 1 MiB bodies).
-fn corpus(n: usize) -> Vec<u8> {
+pub(super) fn corpus(n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for i in 0..n {
@@ -99,7 +99,7 @@ fn corpus(n: usize) -> Vec<u8> {
 
 /// A plan that expunges every third message from the second on, and rewrites the
 /// `X-UID` field of every fourth (longer) and fifth (shorter).
-fn plan_for(file: &[u8]) -> Plan {
+pub(super) fn plan_for(file: &[u8]) -> Plan {
     let mails = scan_all(file, file.len() as u64).unwrap();
     let offset = mails[1].from;
     let mut pieces = Vec::new();
