@@ -602,4 +602,4 @@ impl Walker<'_> {
 
 #[cfg(test)]
 #[path = "moves_tests.rs"]
-mod tests;
+pub(super) mod tests;

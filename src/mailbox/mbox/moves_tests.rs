@@ -7,7 +7,6 @@ use super::super::tests::{corpus, leftovers, mbox, name, plan_for, planned, rw, 
 use super::super::{apply, recover, recover_until, run as rewrite, Piece, Plan, Recovered, Stop};
 use super::*;
 use crate::mailbox::mbox::scan::scan_all;
-use std::io::Write as _; // write_all on the appending File
 
 /// Toward the start: the second message's `X-UID` one byte shorter (gaps of one byte:
 /// staged), then every third message from the fifth on expunged (gaps of every size).
@@ -157,10 +156,10 @@ fn stops(old: &[u8], plan: &Plan) -> Vec<Stop> {
     let w = walk_alone(old, plan);
     let total = planned(old, plan).len() as u64 - plan.offset;
     let mut out = vec![Stop::Copied(0), Stop::Lost(0), Stop::Lost(1)];
-    for k in spread(w.records, 30) {
+    for k in spread(w.records, 12) {
         out.extend([Stop::Records(k), Stop::Torn(k)]);
     }
-    for n in spread(total + total / 3, 30) {
+    for n in spread(total + total / 3, 14) {
         out.extend([Stop::Copied(n), Stop::Lost(n), Stop::Lost(n + 4093)]);
     }
     out
@@ -263,4 +262,42 @@ fn records_round_trip_and_torn_ones_are_refused() {
     assert_eq!(Record::decode(&b), Some(r));
     b[9] ^= 0x10;
     assert_eq!(Record::decode(&b), None);
+}
+
+#[test]
+fn a_file_that_grows_is_extended_under_the_journal() {
+    let old = corpus(8);
+    let plan = right_plan(&old);
+    let want = planned(&old, &plan);
+    let late = b"From carol Mon Dec  7 17:00:00 2026\nSubject: late\n\nappended\n\n";
+    for (stop, appended) in [
+        (Stop::Growing, false),
+        (Stop::Growing, true),
+        (Stop::Extended, false),
+        (Stop::Extended, true),
+    ] {
+        let m = mbox(&old);
+        rewrite(&m.dir, name(), &rw(&m), &plan, stop).unwrap();
+        let mut expect = match stop {
+            Stop::Growing => old.clone(),
+            _ => want.clone(),
+        };
+        if appended {
+            let mut f = File::options().append(true).open(&m.path).unwrap();
+            f.write_all(late).unwrap();
+            expect.extend_from_slice(late);
+        }
+        let kept = if appended { late.len() as u64 } else { 0 };
+        let got = recover(&m.dir, name(), &rw(&m)).unwrap();
+        match stop {
+            // Not extended yet: nothing changed, the rewrite is dropped.
+            Stop::Growing => assert_eq!(got, Recovered::Dropped),
+            _ => assert_eq!(got, Recovered::Completed { kept }),
+        }
+        assert!(
+            std::fs::read(&m.path).unwrap() == expect,
+            "{stop:?} {appended}"
+        );
+        assert!(leftovers(&m).is_empty(), "{:?}", leftovers(&m));
+    }
 }

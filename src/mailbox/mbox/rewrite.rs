@@ -57,6 +57,10 @@ enum Stop {
     Copied(u64),
     BeforeCut,
     AfterCut,
+    /// A file that grows: after the journal `growing`, before the file is extended.
+    Growing,
+    /// A file that grows: extended, the journal still `growing`.
+    Extended,
     /// In place (`mode moves`): after this many checkpoints.
     #[cfg_attr(not(test), allow(dead_code))]
     Records(u64),
@@ -126,11 +130,17 @@ pub enum Recovered {
     Completed {
         kept: u64,
     },
+    /// A rewrite of a file that grows was interrupted before the file was extended: the
+    /// file is as it was (with any mail appended since), the journal removed.
+    Dropped,
 }
 
 /// The journal's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
+    /// A file that grows: the journal is written, the file maybe extended, nothing else
+    /// changed.
+    Growing,
     Copying,
     Truncating,
 }
@@ -238,11 +248,6 @@ fn run(
         Some(r) if r == plan.offset + span && r <= old_len => old_len,
         Some(_) => return Err(RewriteError::BadPlan),
     };
-    // The file grows: longer first, so that its length never moves during the copy.
-    if new_len > old_len {
-        file.set_len(new_len)?;
-        file.sync_all()?;
-    }
     // 2. The journal.
     let mut j = Journal {
         dev: st.dev,
@@ -257,13 +262,39 @@ fn run(
         cut_len: 0,
         mode,
     };
-    write_journal(dir, name, &j)?;
-    if stop == Stop::AfterJournal {
+    if start(dir, name, file, &mut j, stop)? {
         return Ok(());
     }
     // 3-5.
     finish(dir, name, file, &mut j, &temp_name, &journal_name, stop)?;
     Ok(())
+}
+
+/// Writes the journal (step 2); a file that grows is extended first, so that its length
+/// never moves during the copy, between a journal in state `growing` and one in state
+/// `copying`. `true`: a test's stop came first.
+fn start(
+    dir: &OwnedFd,
+    name: &OsStr,
+    file: &File,
+    j: &mut Journal,
+    stop: Stop,
+) -> Result<bool, RewriteError> {
+    if j.new_len > j.old_len {
+        j.state = State::Growing;
+        write_journal(dir, name, j)?;
+        if stop == Stop::Growing {
+            return Ok(true);
+        }
+        file.set_len(j.new_len)?;
+        file.sync_all()?;
+        if stop == Stop::Extended {
+            return Ok(true);
+        }
+        j.state = State::Copying;
+    }
+    write_journal(dir, name, j)?;
+    Ok(stop == Stop::AfterJournal)
 }
 
 /// Writes the pieces of `plan` as they follow one another into `temp`: (bytes written,
@@ -482,6 +513,16 @@ fn recover_until(
             "its temporary file is damaged".into(),
         ));
     }
+    if j.state == State::Growing {
+        if !extended(file, &j, st.size)? {
+            beneath::unlink_at(dir, &journal_name)?;
+            sync_dir(dir)?;
+            let _ = beneath::unlink_at(dir, &temp_name);
+            tracing::warn!(file = ?name, "dropped an mbox rewrite interrupted before it changed the file");
+            return Ok(Recovered::Dropped);
+        }
+        j.state = State::Copying;
+    }
     // Mail appended by another program after the interruption: beyond the length the
     // file had then (or its new length, once cut).
     let cut = j.state == State::Truncating && was_cut(file, &j, st.size)?;
@@ -511,6 +552,26 @@ fn recover_until(
     }
     tracing::warn!(file = ?name, kept_appended = extra, "completed an mbox rewrite that was interrupted");
     Ok(Recovered::Completed { kept: extra })
+}
+
+/// Whether a file that grows was extended (state `growing`): it reaches the new length
+/// and the bytes it gained are all zero. Mail another program appended to a file not
+/// extended starts with `From ` where those bytes would be.
+fn extended(file: &File, j: &Journal, size: u64) -> io::Result<bool> {
+    if size < j.new_len {
+        return Ok(false);
+    }
+    let mut buf = vec![0u8; COPY.min((j.new_len - j.old_len) as usize)];
+    let mut at = j.old_len;
+    while at < j.new_len {
+        let n = ((j.new_len - at) as usize).min(COPY);
+        file.read_exact_at(&mut buf[..n], at)?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 /// Whether the file was cut at `new_len` already (state `truncating`): the bytes there
@@ -550,6 +611,7 @@ fn write_journal(dir: &OwnedFd, name: &OsStr, j: &Journal) -> io::Result<()> {
     let _ = beneath::unlink_at(dir, &tmp);
     let mut f = beneath::create_new_at(dir, &tmp, 0o600)?;
     let state = match j.state {
+        State::Growing => "growing",
         State::Copying => "copying",
         State::Truncating => "truncating",
     };
@@ -601,6 +663,7 @@ fn parse_journal(text: &str) -> Option<Journal> {
     let temp_len = num(field("temp_len"))?;
     let temp_crc = u32::try_from(num(field("temp_crc"))?).ok()?;
     let state = match field("state")?.as_str() {
+        "growing" => State::Growing,
         "copying" => State::Copying,
         "truncating" => State::Truncating,
         _ => return None,
