@@ -7,30 +7,38 @@
 //! the old file and new bytes), or only `offset..rest` with as many new bytes (flags
 //! written into the room a header had: nothing after it moves):
 //!
-//! 1. the new bytes from `offset` on are written to a temporary file beside the mbox
-//!    (`.<name>.loft-rewrite`) and forced to disk; a file that grows is extended first;
+//! 1. a temporary file beside the mbox (`.<name>.loft-rewrite`) gets what the copy needs
+//!    (below) and is forced to disk;
 //! 2. a journal (`.<name>.loft-rewrite.journal`, written to a temporary name and renamed,
 //!    then the directory forced to disk) records the file's identity, `offset`, the old
-//!    and new lengths, the temporary file's length and CRC-32, and the state `copying`;
-//! 3. the temporary file is copied over the mbox from `offset`, forced to disk;
+//!    and new lengths, the temporary file's length and CRC-32, the mode and the state
+//!    `copying`; a file that grows gets a journal `growing` first, is extended and forced
+//!    to disk, then the journal says `copying`;
+//! 3. the new content is written over the mbox from `offset`, forced to disk;
 //! 4. a file that shrinks: the journal's state becomes `truncating` (with a CRC of the
 //!    old bytes just past the new end, to tell later whether the cut happened), then the
 //!    file is cut to its new length and forced to disk;
 //! 5. the journal is removed (the directory forced to disk), then the temporary file.
 //!
-//! A rewrite that moves nothing (every new piece replaces as many old bytes: flags
-//! written into the room headers had) writes only the new pieces: the temporary file
-//! holds each one with its offset (a *patch*: 8 bytes of offset, 4 of length, the bytes),
-//! the journal says `mode patches`, and step 3 writes each patch at its offset (again,
-//! the same bytes each time). A flag change on 1 % of a 1.5 GB file writes kilobytes,
-//! not the file from the first change on.
+//! The modes (what the temporary file holds, how step 3 writes):
+//!
+//! * `patches`, a rewrite that moves nothing (every new piece replaces as many old bytes:
+//!   flags written into the room headers had): each new piece with its offset (8 bytes
+//!   of offset, 4 of length, the bytes), each written at its offset. A flag change on
+//!   1 % of a 1.5 GB file writes kilobytes, not the file from the first change on.
+//! * `moves`, every kept piece moving the same way (an expunge; fields that grow): the new
+//!   bytes, the plan and checkpoints; the kept pieces are moved inside the mbox, written
+//!   once ([`moves`]).
+//! * `range`, any other plan: the whole new content from `offset`, copied over the mbox.
 //!
 //! Killed before the journal exists: the mbox was not touched (the temporary file is
-//! removed by the next rewrite or recovery). Killed after: [`recover`] copies the
-//! temporary file again (the copy writes the same bytes each time) and cuts the file,
-//! keeping any mail another program appended after the kill (beyond the length the
-//! journal knew) behind the new end. The caller holds the mbox's write lock throughout,
-//! so other writers wait; they could append only after breaking a dead holder's dotlock.
+//! removed by the next rewrite or recovery). Killed after: [`recover`] completes the
+//! copy (`range` and `patches` write the same bytes again; `moves` walks again from its
+//! last checkpoint) and cuts the file, keeping any mail another program appended after
+//! the kill (beyond the length the journal knew) behind the new end; a rewrite of a file
+//! that grows killed before the file was extended is dropped. The caller holds the
+//! mbox's write lock throughout, so other writers wait; they could append only after
+//! breaking a dead holder's dotlock.
 //!
 //! This module knows files and byte ranges, nothing of messages.
 
