@@ -62,6 +62,9 @@ const ENTRY: usize = 17;
 const TRAILER: usize = 16;
 /// A checkpoint slot.
 const SLOT: u64 = 32;
+/// Writing back what the walk wrote is started each time this much more is written.
+const HINT: u64 = 4 << 20;
+const PAGE: u64 = 4096;
 /// Written over what a test's power loss leaves undefined.
 #[cfg(test)]
 const LOST: u8 = 0xA5;
@@ -374,6 +377,7 @@ pub(super) fn run(
         seq: r.seq,
         done: r.pos,
         covered: r.pos + r.staged,
+        hinted: r.pos,
         stop,
         written: 0,
         records: 0,
@@ -410,6 +414,8 @@ struct Walker<'a> {
     done: u64,
     /// Every walk position below `covered` is on disk or staged (the last checkpoint).
     covered: u64,
+    /// Writing back was started for the walk positions below this.
+    hinted: u64,
     stop: Stop,
     /// Bytes written into the mbox, and checkpoints written (a test's stop).
     written: u64,
@@ -504,7 +510,27 @@ impl Walker<'_> {
             return self.halt();
         }
         self.done += c;
+        self.hint();
         Ok(false)
+    }
+
+    /// Starts writing back the whole pages the walk wrote since the last time, every
+    /// [`HINT`] bytes (not the page it is in the middle of), so that the next
+    /// checkpoint's `fdatasync` waits for less. Only a hint: errors are ignored.
+    fn hint(&mut self) {
+        if self.done - self.hinted < HINT {
+            return;
+        }
+        let len = self.done - self.hinted;
+        let lo = self.m.real_start(self.hinted, len);
+        let (lo, hi) = match self.m.dir {
+            Dir::Left => (lo, (lo + len) / PAGE * PAGE),
+            Dir::Right => (lo.div_ceil(PAGE) * PAGE, lo + len),
+        };
+        if hi > lo {
+            let _ = beneath::start_writeback(self.file, lo, hi - lo);
+            self.hinted += hi - lo;
+        }
     }
 
     /// Forces the mbox to disk and writes checkpoint `done` (with `staged` bytes staged
@@ -581,6 +607,7 @@ impl Walker<'_> {
             }
         }
         self.done = at + len;
+        self.hint();
         Ok(false)
     }
 
