@@ -529,7 +529,10 @@ fn recover_until(
             tracing::warn!(file = ?name, "dropped an mbox rewrite interrupted before it changed the file");
             return Ok(Recovered::Dropped);
         }
+        // On disk before the copy changes the bytes it gained (a kill during the copy
+        // must not find `growing` again and take them for another program's mail).
         j.state = State::Copying;
+        write_journal(dir, name, &j)?;
     }
     // Mail appended by another program after the interruption: beyond the length the
     // file had then (or its new length, once cut).
