@@ -509,30 +509,9 @@ fn recover_until(
             j.ino, j.dev, st.ino, st.dev
         )));
     }
-    let temp = beneath::open_read_at(dir, &temp_name)?;
-    let temp_st = beneath::fstat(&temp)?;
-    // In place, the checkpoints and staging areas follow the part the journal knows.
-    let size_fits = match j.mode {
-        Mode::Moves => temp_st.size >= j.temp_len,
-        _ => temp_st.size == j.temp_len,
-    };
-    if !size_fits || crc_of(&temp, j.temp_len)? != j.temp_crc {
-        return Err(RewriteError::Journal(
-            "its temporary file is damaged".into(),
-        ));
-    }
-    if j.state == State::Growing {
-        if !extended(file, &j, st.size)? {
-            beneath::unlink_at(dir, &journal_name)?;
-            sync_dir(dir)?;
-            let _ = beneath::unlink_at(dir, &temp_name);
-            tracing::warn!(file = ?name, "dropped an mbox rewrite interrupted before it changed the file");
-            return Ok(Recovered::Dropped);
-        }
-        // On disk before the copy changes the bytes it gained (a kill during the copy
-        // must not find `growing` again and take them for another program's mail).
-        j.state = State::Copying;
-        write_journal(dir, name, &j)?;
+    check_temp(dir, &temp_name, &j)?;
+    if j.state == State::Growing && !grown(dir, name, file, &mut j, st.size)? {
+        return Ok(Recovered::Dropped);
     }
     // Mail appended by another program after the interruption: beyond the length the
     // file had then (or its new length, once cut).
@@ -563,6 +542,48 @@ fn recover_until(
     }
     tracing::warn!(file = ?name, kept_appended = extra, "completed an mbox rewrite that was interrupted");
     Ok(Recovered::Completed { kept: extra })
+}
+
+/// Checks the temporary file of `j`: its length and CRC as the journal says.
+fn check_temp(dir: &OwnedFd, temp_name: &OsStr, j: &Journal) -> Result<(), RewriteError> {
+    let temp = beneath::open_read_at(dir, temp_name)?;
+    let temp_st = beneath::fstat(&temp)?;
+    // In place, the checkpoints and staging areas follow the part the journal knows.
+    let size_fits = match j.mode {
+        Mode::Moves => temp_st.size >= j.temp_len,
+        _ => temp_st.size == j.temp_len,
+    };
+    if !size_fits || crc_of(&temp, j.temp_len)? != j.temp_crc {
+        return Err(RewriteError::Journal(
+            "its temporary file is damaged".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Recovery of a journal `growing` (the file `size` bytes long): `true` and the journal
+/// `copying` when the file was extended; otherwise nothing of it changed and the rewrite
+/// is dropped (`false`).
+fn grown(
+    dir: &OwnedFd,
+    name: &OsStr,
+    file: &File,
+    j: &mut Journal,
+    size: u64,
+) -> Result<bool, RewriteError> {
+    let (temp_name, journal_name, _) = names(name);
+    if !extended(file, j, size)? {
+        beneath::unlink_at(dir, &journal_name)?;
+        sync_dir(dir)?;
+        let _ = beneath::unlink_at(dir, &temp_name);
+        tracing::warn!(file = ?name, "dropped an mbox rewrite interrupted before it changed the file");
+        return Ok(false);
+    }
+    // On disk before the copy changes the bytes it gained (a kill during the copy must
+    // not find `growing` again and take them for another program's mail).
+    j.state = State::Copying;
+    write_journal(dir, name, j)?;
+    Ok(true)
 }
 
 /// Whether a file that grows was extended (state `growing`): it reaches the new length
