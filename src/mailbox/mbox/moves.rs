@@ -25,6 +25,9 @@
 //! file instead, forced to disk, and named by a checkpoint before they are written into
 //! the mbox: those bytes are written twice, as the whole range was before this mode.
 //!
+//! Each [`HINT`] bytes written, writing back the whole pages written since is started
+//! (`sync_file_range(2)`), so that the next checkpoint's `fdatasync` waits for less.
+//!
 //! **The temporary file**: the new bytes, one after the other; the table (per part: 1
 //! byte kept or new, 8 bytes source, 8 bytes length, in the new content's order); 16
 //! bytes: the new bytes' length and the table's count. The journal's length and CRC cover
