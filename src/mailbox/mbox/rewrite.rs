@@ -7,30 +7,38 @@
 //! the old file and new bytes), or only `offset..rest` with as many new bytes (flags
 //! written into the room a header had: nothing after it moves):
 //!
-//! 1. the new bytes from `offset` on are written to a temporary file beside the mbox
-//!    (`.<name>.loft-rewrite`) and forced to disk; a file that grows is extended first;
+//! 1. a temporary file beside the mbox (`.<name>.loft-rewrite`) gets what the copy needs
+//!    (below) and is forced to disk;
 //! 2. a journal (`.<name>.loft-rewrite.journal`, written to a temporary name and renamed,
 //!    then the directory forced to disk) records the file's identity, `offset`, the old
-//!    and new lengths, the temporary file's length and CRC-32, and the state `copying`;
-//! 3. the temporary file is copied over the mbox from `offset`, forced to disk;
+//!    and new lengths, the temporary file's length and CRC-32, the mode and the state
+//!    `copying`; a file that grows gets a journal `growing` first, is extended and forced
+//!    to disk, then the journal says `copying`;
+//! 3. the new content is written over the mbox from `offset`, forced to disk;
 //! 4. a file that shrinks: the journal's state becomes `truncating` (with a CRC of the
 //!    old bytes just past the new end, to tell later whether the cut happened), then the
 //!    file is cut to its new length and forced to disk;
 //! 5. the journal is removed (the directory forced to disk), then the temporary file.
 //!
-//! A rewrite that moves nothing (every new piece replaces as many old bytes: flags
-//! written into the room headers had) writes only the new pieces: the temporary file
-//! holds each one with its offset (a *patch*: 8 bytes of offset, 4 of length, the bytes),
-//! the journal says `mode patches`, and step 3 writes each patch at its offset (again,
-//! the same bytes each time). A flag change on 1 % of a 1.5 GB file writes kilobytes,
-//! not the file from the first change on.
+//! The modes (what the temporary file holds, how step 3 writes):
+//!
+//! * `patches`, a rewrite that moves nothing (every new piece replaces as many old bytes:
+//!   flags written into the room headers had): each new piece with its offset (8 bytes
+//!   of offset, 4 of length, the bytes), each written at its offset. A flag change on
+//!   1 % of a 1.5 GB file writes kilobytes, not the file from the first change on.
+//! * `moves`, every kept piece moving the same way (an expunge; fields that grow): the new
+//!   bytes, the plan and checkpoints; the kept pieces are moved inside the mbox, written
+//!   once ([`moves`]).
+//! * `range`, any other plan: the whole new content from `offset`, copied over the mbox.
 //!
 //! Killed before the journal exists: the mbox was not touched (the temporary file is
-//! removed by the next rewrite or recovery). Killed after: [`recover`] copies the
-//! temporary file again (the copy writes the same bytes each time) and cuts the file,
-//! keeping any mail another program appended after the kill (beyond the length the
-//! journal knew) behind the new end. The caller holds the mbox's write lock throughout,
-//! so other writers wait; they could append only after breaking a dead holder's dotlock.
+//! removed by the next rewrite or recovery). Killed after: [`recover`] completes the
+//! copy (`range` and `patches` write the same bytes again; `moves` walks again from its
+//! last checkpoint) and cuts the file, keeping any mail another program appended after
+//! the kill (beyond the length the journal knew) behind the new end; a rewrite of a file
+//! that grows killed before the file was extended is dropped. The caller holds the
+//! mbox's write lock throughout, so other writers wait; they could append only after
+//! breaking a dead holder's dotlock.
 //!
 //! This module knows files and byte ranges, nothing of messages.
 
@@ -43,6 +51,9 @@ use std::os::unix::fs::FileExt;
 
 use crate::beneath;
 
+#[path = "moves.rs"]
+mod moves;
+
 /// Where a test stops a rewrite, as a kill there would (`Never` in production).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stop {
@@ -54,6 +65,20 @@ enum Stop {
     Copied(u64),
     BeforeCut,
     AfterCut,
+    /// A file that grows: after the journal `growing`, before the file is extended.
+    Growing,
+    /// A file that grows: extended, the journal still `growing`.
+    Extended,
+    /// In place (`mode moves`): after this many checkpoints.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Records(u64),
+    /// In place: after this many bytes written, then a power loss (what was written since
+    /// the mbox was last forced to disk becomes undefined).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Lost(u64),
+    /// In place: a power loss while this checkpoint (counted from 1) is written.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Torn(u64),
 }
 
 /// Bytes copied at a time.
@@ -113,11 +138,17 @@ pub enum Recovered {
     Completed {
         kept: u64,
     },
+    /// A rewrite of a file that grows was interrupted before the file was extended: the
+    /// file is as it was (with any mail appended since), the journal removed.
+    Dropped,
 }
 
 /// The journal's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
+    /// A file that grows: the journal is written, the file maybe extended, nothing else
+    /// changed.
+    Growing,
     Copying,
     Truncating,
 }
@@ -135,9 +166,19 @@ struct Journal {
     /// CRC of up to 64 old bytes from `new_len` on (state `truncating`).
     cut_crc: u32,
     cut_len: u64,
-    /// The temporary file holds patches (offset, length, bytes), not the bytes from
-    /// `offset` on.
-    patches: bool,
+    mode: Mode,
+}
+
+/// What the temporary file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// The new bytes from `offset` on.
+    Range,
+    /// Patches (offset, length, bytes): nothing moves.
+    Patches,
+    /// The new bytes, the plan and checkpoints: the kept pieces are moved inside the mbox
+    /// ([`moves`]).
+    Moves,
 }
 
 /// Bytes before each patch's bytes in the temporary file: its offset and length.
@@ -194,10 +235,17 @@ fn run(
     // 1. The new bytes into the temporary file.
     let _ = beneath::unlink_at(dir, &temp_name);
     let mut temp = beneath::create_new_at(dir, &temp_name, 0o600)?;
-    let patches = plan.rest.is_some();
-    let (temp_len, span, crc) = match patches {
-        true => write_patches(&mut temp, plan, old_len)?,
-        false => write_range(&mut temp, file, plan, old_len)?,
+    let moves = match plan.rest {
+        Some(_) => None,
+        None => moves::of_plan(plan, old_len)?,
+    };
+    let (mode, (temp_len, span, crc)) = match (plan.rest, &moves) {
+        (Some(_), _) => (Mode::Patches, write_patches(&mut temp, plan, old_len)?),
+        (None, Some(m)) => {
+            let (len, crc) = moves::write_temp(&temp, plan, m)?;
+            (Mode::Moves, (len, m.new_len - plan.offset, crc))
+        }
+        (None, None) => (Mode::Range, write_range(&mut temp, file, plan, old_len)?),
     };
     temp.sync_all()?;
     if stop == Stop::AfterTemp {
@@ -208,11 +256,6 @@ fn run(
         Some(r) if r == plan.offset + span && r <= old_len => old_len,
         Some(_) => return Err(RewriteError::BadPlan),
     };
-    // The file grows: longer first, so that its length never moves during the copy.
-    if new_len > old_len {
-        file.set_len(new_len)?;
-        file.sync_all()?;
-    }
     // 2. The journal.
     let mut j = Journal {
         dev: st.dev,
@@ -225,14 +268,41 @@ fn run(
         state: State::Copying,
         cut_crc: 0,
         cut_len: 0,
-        patches,
+        mode,
     };
-    write_journal(dir, name, &j)?;
-    if stop == Stop::AfterJournal {
+    if start(dir, name, file, &mut j, stop)? {
         return Ok(());
     }
     // 3-5.
-    finish(dir, name, file, &mut j, &temp_name, &journal_name, stop)
+    finish(dir, name, file, &mut j, &temp_name, &journal_name, stop)?;
+    Ok(())
+}
+
+/// Writes the journal (step 2); a file that grows is extended first, so that its length
+/// never moves during the copy, between a journal in state `growing` and one in state
+/// `copying`. `true`: a test's stop came first.
+fn start(
+    dir: &OwnedFd,
+    name: &OsStr,
+    file: &File,
+    j: &mut Journal,
+    stop: Stop,
+) -> Result<bool, RewriteError> {
+    if j.new_len > j.old_len {
+        j.state = State::Growing;
+        write_journal(dir, name, j)?;
+        if stop == Stop::Growing {
+            return Ok(true);
+        }
+        file.set_len(j.new_len)?;
+        file.sync_all()?;
+        if stop == Stop::Extended {
+            return Ok(true);
+        }
+        j.state = State::Copying;
+    }
+    write_journal(dir, name, j)?;
+    Ok(stop == Stop::AfterJournal)
 }
 
 /// Writes the pieces of `plan` as they follow one another into `temp`: (bytes written,
@@ -332,7 +402,8 @@ fn apply_patches(temp: &File, file: &File, len: u64, limit: u64) -> Result<(), R
 }
 
 /// Copies the temporary file over the mbox, cuts it, removes the journal and the
-/// temporary file (steps 3 to 5; also what recovery does).
+/// temporary file (steps 3 to 5; also what recovery does); `true`: a test's stop came
+/// first.
 fn finish(
     dir: &OwnedFd,
     name: &OsStr,
@@ -341,19 +412,10 @@ fn finish(
     temp_name: &OsStr,
     journal_name: &OsStr,
     stop: Stop,
-) -> Result<(), RewriteError> {
+) -> Result<bool, RewriteError> {
     if j.state == State::Copying {
-        let temp = beneath::open_read_at(dir, temp_name)?;
-        if let Stop::Copied(n) = stop {
-            match j.patches {
-                true => apply_patches(&temp, file, j.temp_len, n)?,
-                false => copy_at(&temp, 0, file, j.offset, n.min(j.temp_len))?,
-            }
-            return Ok(());
-        }
-        match j.patches {
-            true => apply_patches(&temp, file, j.temp_len, u64::MAX)?,
-            false => copy_at(&temp, 0, file, j.offset, j.temp_len)?,
+        if copy(dir, file, j, temp_name, stop)? {
+            return Ok(true);
         }
         file.sync_all()?;
         let len = beneath::fstat(file)?.size;
@@ -369,24 +431,66 @@ fn finish(
         }
     }
     if stop == Stop::BeforeCut {
-        return Ok(());
+        return Ok(true);
     }
     if j.state == State::Truncating {
         file.set_len(j.new_len)?;
         file.sync_all()?;
     }
     if stop == Stop::AfterCut {
-        return Ok(());
+        return Ok(true);
     }
     beneath::unlink_at(dir, journal_name)?;
     sync_dir(dir)?;
     let _ = beneath::unlink_at(dir, temp_name);
-    Ok(())
+    Ok(false)
+}
+
+/// Step 3: the temporary file's bytes into the mbox (not yet forced to disk); `true`: a
+/// test's stop came first.
+fn copy(
+    dir: &OwnedFd,
+    file: &File,
+    j: &Journal,
+    temp_name: &OsStr,
+    stop: Stop,
+) -> Result<bool, RewriteError> {
+    if j.mode == Mode::Moves {
+        let temp = beneath::open_rw_at(dir, temp_name)?;
+        let m = moves::read_temp(&temp, j.offset, j.old_len, j.new_len, j.temp_len)?;
+        let w = moves::run(file, &temp, &m, j.temp_len, stop)?;
+        tracing::debug!(
+            checkpoints = w.records,
+            staged = w.stages,
+            "mbox: kept pieces moved in place"
+        );
+        return Ok(w.stopped);
+    }
+    let temp = beneath::open_read_at(dir, temp_name)?;
+    let limit = match stop {
+        Stop::Copied(n) => n,
+        _ => u64::MAX,
+    };
+    match j.mode {
+        Mode::Patches => apply_patches(&temp, file, j.temp_len, limit)?,
+        _ => copy_at(&temp, 0, file, j.offset, limit.min(j.temp_len))?,
+    }
+    Ok(limit != u64::MAX)
 }
 
 /// Completes a rewrite of the mbox `file` (named `name` in `dir`) that was interrupted;
 /// call under the write lock before reading the file.
 pub fn recover(dir: &OwnedFd, name: &OsStr, file: &File) -> Result<Recovered, RewriteError> {
+    recover_until(dir, name, file, Stop::Never)
+}
+
+/// [`recover`], stopped where a test says (a kill during recovery).
+fn recover_until(
+    dir: &OwnedFd,
+    name: &OsStr,
+    file: &File,
+    stop: Stop,
+) -> Result<Recovered, RewriteError> {
     let (temp_name, journal_name, journal_tmp) = names(name);
     let _ = beneath::unlink_at(dir, &journal_tmp);
     let mut j = match read_journal(dir, &journal_name) {
@@ -405,12 +509,9 @@ pub fn recover(dir: &OwnedFd, name: &OsStr, file: &File) -> Result<Recovered, Re
             j.ino, j.dev, st.ino, st.dev
         )));
     }
-    let temp = beneath::open_read_at(dir, &temp_name)?;
-    let temp_st = beneath::fstat(&temp)?;
-    if temp_st.size != j.temp_len || crc_of(&temp, j.temp_len)? != j.temp_crc {
-        return Err(RewriteError::Journal(
-            "its temporary file is damaged".into(),
-        ));
+    check_temp(dir, &temp_name, &j)?;
+    if j.state == State::Growing && !grown(dir, name, file, &mut j, st.size)? {
+        return Ok(Recovered::Dropped);
     }
     // Mail appended by another program after the interruption: beyond the length the
     // file had then (or its new length, once cut).
@@ -426,24 +527,83 @@ pub fn recover(dir: &OwnedFd, name: &OsStr, file: &File) -> Result<Recovered, Re
         appended.resize(extra as usize, 0);
         file.read_exact_at(&mut appended, known_end)?;
     }
-    j.state = State::Copying;
-    // The copy and the cut, as the interrupted rewrite would have made them; then the
-    // appended mail at the new end.
-    finish(
-        dir,
-        name,
-        file,
-        &mut j,
-        &temp_name,
-        &journal_name,
-        Stop::Never,
-    )?;
+    // The copy and the cut, as the interrupted rewrite would have made them (in place,
+    // once the copy is done and the state `truncating`, its sources may be gone: only the
+    // cut); then the appended mail at the new end.
+    if j.mode != Mode::Moves {
+        j.state = State::Copying;
+    }
+    if finish(dir, name, file, &mut j, &temp_name, &journal_name, stop)? {
+        return Ok(Recovered::Completed { kept: 0 });
+    }
     if extra > 0 {
         file.write_all_at(&appended, j.new_len)?;
         file.sync_all()?;
     }
     tracing::warn!(file = ?name, kept_appended = extra, "completed an mbox rewrite that was interrupted");
     Ok(Recovered::Completed { kept: extra })
+}
+
+/// Checks the temporary file of `j`: its length and CRC as the journal says.
+fn check_temp(dir: &OwnedFd, temp_name: &OsStr, j: &Journal) -> Result<(), RewriteError> {
+    let temp = beneath::open_read_at(dir, temp_name)?;
+    let temp_st = beneath::fstat(&temp)?;
+    // In place, the checkpoints and staging areas follow the part the journal knows.
+    let size_fits = match j.mode {
+        Mode::Moves => temp_st.size >= j.temp_len,
+        _ => temp_st.size == j.temp_len,
+    };
+    if !size_fits || crc_of(&temp, j.temp_len)? != j.temp_crc {
+        return Err(RewriteError::Journal(
+            "its temporary file is damaged".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Recovery of a journal `growing` (the file `size` bytes long): `true` and the journal
+/// `copying` when the file was extended; otherwise nothing of it changed and the rewrite
+/// is dropped (`false`).
+fn grown(
+    dir: &OwnedFd,
+    name: &OsStr,
+    file: &File,
+    j: &mut Journal,
+    size: u64,
+) -> Result<bool, RewriteError> {
+    let (temp_name, journal_name, _) = names(name);
+    if !extended(file, j, size)? {
+        beneath::unlink_at(dir, &journal_name)?;
+        sync_dir(dir)?;
+        let _ = beneath::unlink_at(dir, &temp_name);
+        tracing::warn!(file = ?name, "dropped an mbox rewrite interrupted before it changed the file");
+        return Ok(false);
+    }
+    // On disk before the copy changes the bytes it gained (a kill during the copy must
+    // not find `growing` again and take them for another program's mail).
+    j.state = State::Copying;
+    write_journal(dir, name, j)?;
+    Ok(true)
+}
+
+/// Whether a file that grows was extended (state `growing`): it reaches the new length
+/// and the bytes it gained are all zero. Mail another program appended to a file not
+/// extended starts with `From ` where those bytes would be.
+fn extended(file: &File, j: &Journal, size: u64) -> io::Result<bool> {
+    if size < j.new_len {
+        return Ok(false);
+    }
+    let mut buf = vec![0u8; COPY.min((j.new_len - j.old_len) as usize)];
+    let mut at = j.old_len;
+    while at < j.new_len {
+        let n = ((j.new_len - at) as usize).min(COPY);
+        file.read_exact_at(&mut buf[..n], at)?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 /// Whether the file was cut at `new_len` already (state `truncating`): the bytes there
@@ -483,10 +643,15 @@ fn write_journal(dir: &OwnedFd, name: &OsStr, j: &Journal) -> io::Result<()> {
     let _ = beneath::unlink_at(dir, &tmp);
     let mut f = beneath::create_new_at(dir, &tmp, 0o600)?;
     let state = match j.state {
+        State::Growing => "growing",
         State::Copying => "copying",
         State::Truncating => "truncating",
     };
-    let mode = if j.patches { "patches" } else { "range" };
+    let mode = match j.mode {
+        Mode::Range => "range",
+        Mode::Patches => "patches",
+        Mode::Moves => "moves",
+    };
     write!(
         f,
         "loft-mbox-rewrite 1\ndev {}\nino {}\noffset {}\nold_len {}\nnew_len {}\ntemp_len {}\ntemp_crc {}\nstate {state}\ncut_crc {}\ncut_len {}\nmode {mode}\n",
@@ -530,6 +695,7 @@ fn parse_journal(text: &str) -> Option<Journal> {
     let temp_len = num(field("temp_len"))?;
     let temp_crc = u32::try_from(num(field("temp_crc"))?).ok()?;
     let state = match field("state")?.as_str() {
+        "growing" => State::Growing,
         "copying" => State::Copying,
         "truncating" => State::Truncating,
         _ => return None,
@@ -537,14 +703,16 @@ fn parse_journal(text: &str) -> Option<Journal> {
     let cut_crc = u32::try_from(num(field("cut_crc"))?).ok()?;
     let cut_len = num(field("cut_len"))?.min(64);
     // Missing in journals of before patches were written: a range.
-    let patches = match field("mode").as_deref() {
-        Some("patches") => true,
-        Some("range") | None => false,
+    let mode = match field("mode").as_deref() {
+        Some("patches") => Mode::Patches,
+        Some("moves") => Mode::Moves,
+        Some("range") | None => Mode::Range,
         Some(_) => return None,
     };
-    let fits = match patches {
-        true => new_len == old_len,
-        false => offset.checked_add(temp_len)? <= new_len,
+    let fits = match mode {
+        Mode::Patches => new_len == old_len,
+        Mode::Moves => offset <= new_len,
+        Mode::Range => offset.checked_add(temp_len)? <= new_len,
     };
     fits.then_some(Journal {
         dev,
@@ -557,7 +725,7 @@ fn parse_journal(text: &str) -> Option<Journal> {
         state,
         cut_crc,
         cut_len,
-        patches,
+        mode,
     })
 }
 
