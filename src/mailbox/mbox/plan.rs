@@ -101,20 +101,21 @@ pub fn plan<P: Placed>(
         fields(m, &w.meta, want_base, &mut edits);
     }
     let start = edits.first()?.range.start;
+    // Nothing moves only when every edit keeps its length: edits that only cancel out
+    // (a message removed, the next ones grown by as much) move what lies between them.
+    let in_place = (edits.iter()).all(|e| e.bytes.len() as u64 == e.range.end - e.range.start);
     let mut pieces = Vec::new();
     let mut cursor = start;
-    let mut shift = 0i64;
     for e in edits {
         if e.range.start > cursor {
             pieces.push(Piece::Keep(cursor..e.range.start));
         }
-        shift += e.bytes.len() as i64 - (e.range.end - e.range.start) as i64;
         if !e.bytes.is_empty() {
             pieces.push(Piece::Bytes(e.bytes));
         }
         cursor = e.range.end;
     }
-    let rest = (shift == 0).then_some(cursor);
+    let rest = in_place.then_some(cursor);
     if rest.is_none() && cursor < file_len {
         pieces.push(Piece::Keep(cursor..file_len));
     }
