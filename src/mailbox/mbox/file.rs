@@ -76,6 +76,8 @@ pub struct MboxFile {
     name: OsString,
     file: File,
     locks: lock::Config,
+    /// Flags written in place need not be forced to disk ([`rewrite::Plan::lazy`]).
+    lazy_flags: bool,
 }
 
 impl MboxFile {
@@ -85,7 +87,15 @@ impl MboxFile {
             name: name.to_os_string(),
             file: beneath::open_rw_at(dir, name)?,
             locks,
+            lazy_flags: false,
         })
+    }
+
+    /// Flags written in place are not forced to disk (`[storage] fsync` other than
+    /// `always`); moved mail always is.
+    pub fn lazy_flags(mut self, lazy: bool) -> MboxFile {
+        self.lazy_flags = lazy;
+        self
     }
 
     fn lock(&self, kind: Kind) -> Result<lock::Held, LockError> {
@@ -196,9 +206,10 @@ impl MboxFile {
         let mut delta = folder::sync(&self.file, self.stamp()?, f, || validity)?;
         let wants: Vec<Want> = f.messages.iter().map(&want).collect();
         let size = self.stamp()?.size;
-        let Some(p) = plan::plan(&f.messages, &wants, base, size) else {
+        let Some(mut p) = plan::plan(&f.messages, &wants, base, size) else {
             return Ok(delta);
         };
+        p.lazy = self.lazy_flags;
         let in_place = p.rest.is_some();
         let changed = match in_place {
             true => plan::changed(&f.messages, &wants, base),
@@ -475,6 +486,7 @@ mod tests {
             offset: mails[1].from,
             pieces: vec![Piece::Keep(mails[2].from..old.len() as u64)],
             rest: None,
+            lazy: false,
         };
         let raw = File::options().read(true).write(true).open(&path).unwrap();
         rewrite::interrupted(&dir, OsStr::new("box"), &raw, &plan).unwrap();

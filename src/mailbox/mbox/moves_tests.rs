@@ -29,6 +29,7 @@ pub(in crate::mailbox::mbox) fn left_plan(file: &[u8]) -> Plan {
         offset: uid.start,
         pieces,
         rest: None,
+        lazy: false,
     }
 }
 
@@ -55,6 +56,7 @@ pub(in crate::mailbox::mbox) fn right_plan(file: &[u8]) -> Plan {
         offset,
         pieces,
         rest: None,
+        lazy: false,
     }
 }
 
@@ -75,6 +77,7 @@ fn mixed_plan(file: &[u8]) -> Plan {
             Piece::Keep(mails[big].next.unwrap()..len),
         ],
         rest: None,
+        lazy: false,
     }
 }
 
@@ -343,6 +346,7 @@ fn random_plan(len: u64, kind: u8, edits: &[(u32, u32, u32, bool)], seed: u64) -
         offset,
         pieces,
         rest: None,
+        lazy: false,
     }
 }
 

@@ -123,6 +123,7 @@ pub fn plan<P: Placed>(
         offset: start,
         pieces,
         rest,
+        lazy: false,
     })
 }
 

@@ -101,6 +101,11 @@ pub struct Plan {
     /// `offset..rest` (flags written into the room a header had, nothing moved after).
     /// `None`: the file ends after the pieces.
     pub rest: Option<u64>,
+    /// A rewrite that moves nothing (`rest`) need not force the mbox to disk after its
+    /// patches (`[storage] fsync` other than `always`: flag changes are not forced). It
+    /// is as safe against a kill (the journal completes it); a power loss may leave
+    /// some of the flags unwritten, never a message damaged.
+    pub lazy: bool,
 }
 
 #[derive(Debug)]
@@ -274,7 +279,16 @@ fn run(
         return Ok(());
     }
     // 3-5.
-    finish(dir, name, file, &mut j, &temp_name, &journal_name, stop)?;
+    let force = !(plan.lazy && mode == Mode::Patches);
+    finish(
+        dir,
+        name,
+        file,
+        &mut j,
+        (&temp_name, &journal_name),
+        stop,
+        force,
+    )?;
     Ok(())
 }
 
@@ -409,15 +423,17 @@ fn finish(
     name: &OsStr,
     file: &File,
     j: &mut Journal,
-    temp_name: &OsStr,
-    journal_name: &OsStr,
+    (temp_name, journal_name): (&OsStr, &OsStr),
     stop: Stop,
+    force: bool,
 ) -> Result<bool, RewriteError> {
     if j.state == State::Copying {
         if copy(dir, file, j, temp_name, stop)? {
             return Ok(true);
         }
-        file.sync_all()?;
+        if force {
+            file.sync_all()?;
+        }
         let len = beneath::fstat(file)?.size;
         if j.new_len < len {
             // What lies just past the new end now, to tell later whether the cut was made.
@@ -533,7 +549,15 @@ fn recover_until(
     if j.mode != Mode::Moves {
         j.state = State::Copying;
     }
-    if finish(dir, name, file, &mut j, &temp_name, &journal_name, stop)? {
+    if finish(
+        dir,
+        name,
+        file,
+        &mut j,
+        (&temp_name, &journal_name),
+        stop,
+        true,
+    )? {
         return Ok(Recovered::Completed { kept: 0 });
     }
     if extra > 0 {

@@ -130,6 +130,7 @@ pub(super) fn plan_for(file: &[u8]) -> Plan {
         offset,
         pieces,
         rest: None,
+        lazy: false,
     }
 }
 
@@ -152,6 +153,7 @@ fn a_rewrite_gives_the_planned_file_and_leaves_nothing_behind() {
             Piece::Keep(first.header..old.len() as u64),
         ],
         rest: None,
+        lazy: false,
     };
     let want = planned(&old, &plan);
     apply(&m.dir, name(), &rw(&m), &plan).unwrap();
@@ -165,6 +167,7 @@ fn a_rewrite_gives_the_planned_file_and_leaves_nothing_behind() {
                 offset: 1 << 40,
                 pieces: vec![],
                 rest: None,
+                lazy: false,
             }
         ),
         Err(RewriteError::BadPlan)
@@ -195,6 +198,7 @@ fn plan_in_place(file: &[u8]) -> Plan {
         offset,
         pieces,
         rest: Some(at),
+        lazy: false,
     }
 }
 
@@ -203,6 +207,16 @@ fn stopped_at_any_step_the_next_opener_completes_it() {
     let old = corpus(12);
     stopped_at_any_step(&old, &plan_for(&old));
     stopped_at_any_step(&old, &plan_in_place(&old));
+    // Patches not forced to disk (`fsync` other than `always`): the same, kill by kill.
+    let lazy = Plan {
+        lazy: true,
+        ..plan_in_place(&old)
+    };
+    stopped_at_any_step(&old, &lazy);
+    let m = mbox(&old);
+    apply(&m.dir, name(), &rw(&m), &lazy).unwrap();
+    assert_eq!(std::fs::read(&m.path).unwrap(), planned(&old, &lazy));
+    assert!(leftovers(&m).is_empty());
 }
 
 fn stopped_at_any_step(old: &[u8], plan: &Plan) {
@@ -447,6 +461,7 @@ fn bytes_written_into_room_leave_the_rest_in_place() {
         offset: uid.start,
         pieces: vec![Piece::Bytes(line.clone())],
         rest: Some(uid.end),
+        lazy: false,
     };
     let want = planned(&old, &plan);
     assert_eq!(want.len(), old.len());
@@ -471,6 +486,7 @@ fn bytes_written_into_room_leave_the_rest_in_place() {
     // The pieces must fill exactly the room they replace.
     let bad = Plan {
         rest: Some(uid.end + 1),
+        lazy: false,
         ..plan
     };
     assert!(matches!(

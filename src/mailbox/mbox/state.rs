@@ -317,8 +317,9 @@ impl FileState {
             return Ok(());
         }
         let locks = self.storage.lock_config();
+        let lazy = self.storage.cfg.fsync != crate::config::FsyncMode::Always;
         c.file = match MboxFile::open(&self.place.dir, &self.place.name, locks) {
-            Ok(f) => Some(f),
+            Ok(f) => Some(f.lazy_flags(lazy)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(self.storage.io_err(&self.place.path, e)),
         };
