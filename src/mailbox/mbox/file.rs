@@ -70,6 +70,9 @@ impl std::fmt::Display for FileError {
     }
 }
 
+/// Most patches a write-back in place leaves unforced ([`rewrite::Plan::lazy`]).
+const LAZY_PATCHES: usize = 4096;
+
 /// One mbox file, open read-write (never through a link), in its folder's directory.
 pub struct MboxFile {
     dir: OwnedFd,
@@ -209,7 +212,11 @@ impl MboxFile {
         let Some(mut p) = plan::plan(&f.messages, &wants, base, size) else {
             return Ok(delta);
         };
-        p.lazy = self.lazy_flags;
+        // Left to the kernel's write-back only when few: a write-back over the whole
+        // file (STORE 1:*) is forced by the command that made it, not by whoever forces
+        // the file next.
+        let patches = (p.pieces.iter()).filter(|x| matches!(x, rewrite::Piece::Bytes(_))).count();
+        p.lazy = self.lazy_flags && patches <= LAZY_PATCHES;
         let in_place = p.rest.is_some();
         let changed = match in_place {
             true => plan::changed(&f.messages, &wants, base),

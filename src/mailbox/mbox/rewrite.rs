@@ -102,9 +102,9 @@ pub struct Plan {
     /// `None`: the file ends after the pieces.
     pub rest: Option<u64>,
     /// A rewrite that moves nothing (`rest`) need not force the mbox to disk after its
-    /// patches (`[storage] fsync` other than `always`: flag changes are not forced). It
-    /// is as safe against a kill (the journal completes it); a power loss may leave
-    /// some of the flags unwritten, never a message damaged.
+    /// patches (`[storage] fsync` other than `always`, and at most 4,096 patches: flag
+    /// changes are not forced). It is as safe against a kill (the journal completes
+    /// it); a power loss may leave some of the flags unwritten, never a message damaged.
     pub lazy: bool,
 }
 
