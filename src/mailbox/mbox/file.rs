@@ -215,7 +215,9 @@ impl MboxFile {
         // Left to the kernel's write-back only when few: a write-back over the whole
         // file (STORE 1:*) is forced by the command that made it, not by whoever forces
         // the file next.
-        let patches = (p.pieces.iter()).filter(|x| matches!(x, rewrite::Piece::Bytes(_))).count();
+        let patches = (p.pieces.iter())
+            .filter(|x| matches!(x, rewrite::Piece::Bytes(_)))
+            .count();
         p.lazy = self.lazy_flags && patches <= LAZY_PATCHES;
         let in_place = p.rest.is_some();
         let changed = match in_place {
