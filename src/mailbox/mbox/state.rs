@@ -44,6 +44,12 @@ pub struct FileState {
     /// The mailbox was deleted or renamed: this state is not handed out again (its
     /// holders keep it until they let go).
     gone: std::sync::atomic::AtomicBool,
+    /// A write-back of flags and fields holds `inner` (a last close): the file is being
+    /// rewritten, the index already has everything it writes.
+    writing: std::sync::atomic::AtomicBool,
+    /// The snapshot when that write-back began: what a session opening the mailbox
+    /// meanwhile is given, instead of waiting for the whole file to be written.
+    published: Mutex<(Arc<Snapshot>, Option<Arc<Index>>)>,
 }
 
 #[derive(Default)]
@@ -142,6 +148,41 @@ impl FileState {
             inner: Mutex::new(Inner::default()),
             sessions: Default::default(),
             gone: Default::default(),
+            writing: Default::default(),
+            published: Default::default(),
+        }
+    }
+
+    /// Runs `f` as a write-back of flags would leave others: the state held, `writing`
+    /// set, the snapshot and index published (tests).
+    #[cfg(test)]
+    pub(super) fn while_writing(&self, f: impl FnOnce()) {
+        use std::sync::atomic::Ordering::Release;
+        let c = lock(&self.inner);
+        *self.published.lock().unwrap() = (c.snapshot.clone(), c.index.clone());
+        self.writing.store(true, Release);
+        f();
+        self.writing.store(false, Release);
+    }
+
+    fn published_snapshot(&self) -> Arc<Snapshot> {
+        self.published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// The state to work on, or `None` while a write-back of flags holds it: whoever
+    /// waited would wait for the whole file to be written (the first write-back of the
+    /// fields into a file no server has served moves all of it).
+    fn unless_writing(&self) -> Option<std::sync::MutexGuard<'_, Inner>> {
+        use std::sync::atomic::Ordering::Acquire;
+        match self.inner.try_lock() {
+            Ok(c) => Some(c),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if self.writing.load(Acquire) => None,
+            Err(std::sync::TryLockError::WouldBlock) => Some(lock(&self.inner)),
         }
     }
 
@@ -187,18 +228,31 @@ impl FileState {
     /// The current snapshot without looking at the file (may be the empty default
     /// before a first sync).
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        lock(&self.inner).snapshot.clone()
+        match self.unless_writing() {
+            Some(c) => c.snapshot.clone(),
+            None => self.published_snapshot(),
+        }
     }
 
     /// The index, for the cache (after a first sync).
     pub fn index(&self) -> Option<Arc<Index>> {
-        lock(&self.inner).index.clone()
+        match self.unless_writing() {
+            Some(c) => c.index.clone(),
+            None => (self.published.lock().unwrap_or_else(|p| p.into_inner()).1).clone(),
+        }
     }
 
     /// Looks at the file and returns the snapshot and, when `claim`, the UIDs this caller
     /// claimed as `\Recent`.
+    ///
+    /// While a write-back of flags holds the state, the snapshot it began with is given
+    /// at once, without a look at the file (the index has all it writes; mail another
+    /// program would append waits for the write lock) and without claiming `\Recent`:
+    /// those messages stay unclaimed for the next session (RFC 3501 §2.3.2).
     pub fn refresh(&self, claim: bool) -> Result<(Arc<Snapshot>, Vec<Uid>)> {
-        let mut c = lock(&self.inner);
+        let Some(mut c) = self.unless_writing() else {
+            return Ok((self.published_snapshot(), Vec::new()));
+        };
         self.sync_locked(&mut c)?;
         let claimed = match claim {
             true => self.claim_recent(&mut c)?,
@@ -209,7 +263,10 @@ impl FileState {
 
     /// The index's `\Recent` threshold (messages at or above it are unclaimed).
     pub fn recent_threshold(&self) -> Uid {
-        let c = lock(&self.inner);
+        // During a write-back of flags: nothing is reported as \Recent (as `refresh`).
+        let Some(c) = self.unless_writing() else {
+            return self.published_snapshot().uid_next;
+        };
         c.index.as_ref().map_or(1, |ix| {
             ix.refresh().map_or(1, |s| s.header.recent_uid.max(1))
         })
@@ -664,10 +721,22 @@ impl FileState {
 
     /// Writes what the index has and the file not (flags, keywords, UIDs) into the file,
     /// when something is pending and `due` says so.
+    /// While it writes, sessions that open the mailbox are not held up ([`FileState::
+    /// refresh`]); a write-back already running is not waited for.
     pub fn flush_if(&self, due: impl Fn(Instant) -> bool) -> Result<()> {
-        let mut c = lock(&self.inner);
+        use std::sync::atomic::Ordering::Release;
+        let Some(mut c) = self.unless_writing() else {
+            return Ok(());
+        };
         match c.dirty_since {
-            Some(t) if self.write_headers() && due(t) => self.write_back(&mut c, &[]).map(|_| ()),
+            Some(t) if self.write_headers() && due(t) => {
+                *self.published.lock().unwrap_or_else(|p| p.into_inner()) =
+                    (c.snapshot.clone(), c.index.clone());
+                self.writing.store(true, Release);
+                let done = self.write_back(&mut c, &[]).map(|_| ());
+                self.writing.store(false, Release);
+                done
+            }
             _ => Ok(()),
         }
     }

@@ -378,3 +378,37 @@ fn subscriptions_from_dovecot_and_dotted_names() {
     );
     assert!(root.join(LOFT_DIR).join("subscriptions").exists());
 }
+
+#[test]
+fn a_session_opening_during_a_flag_write_back_is_answered_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let s = store(d.path());
+    std::fs::create_dir_all(inbox(d.path()).parent().unwrap()).unwrap();
+    std::fs::write(inbox(d.path()), [mail("a"), mail("b"), mail("c")].concat()).unwrap();
+    let st = s.state("INBOX").unwrap();
+    assert_eq!(uids(&st), vec![1, 2, 3]);
+    st.store(&[2], StoreOp::Add, &seen()).unwrap();
+    st.while_writing(|| {
+        // Another session's SELECT and NOOP: the snapshot the write-back began with,
+        // nothing claimed as \Recent, no wait for the file.
+        let (snap, recent) = st.refresh(true).unwrap();
+        assert_eq!(snap.messages.uids().collect::<Vec<_>>(), vec![1, 2, 3]);
+        let two = snap.messages.get(1).unwrap();
+        assert!(two.flags.sys.contains(SysFlags::SEEN), "the index's flags");
+        assert!(recent.is_empty());
+        assert_eq!(st.recent_threshold(), snap.uid_next);
+        assert!(st.index().is_some(), "the cache stays reachable");
+        // Its own close does not wait for the write-back either.
+        st.flush_if(|_| true).unwrap();
+    });
+    // Afterwards the state is worked on as before: the flag reaches the file.
+    st.flush_if(|_| true).unwrap();
+    let file = std::fs::read_to_string(inbox(d.path())).unwrap();
+    assert!(file.contains("Status: RO"), "{file}");
+    let (_, recent) = st.refresh(true).unwrap();
+    assert_eq!(
+        recent,
+        vec![1, 2, 3],
+        "still unclaimed, for the next session"
+    );
+}
