@@ -13,6 +13,7 @@
 # every message itself). Figures go to target/bench-convert.tsv.
 #
 #   benches/convert.sh            # both tools
+#   CONVERT_ONLY=loft benches/convert.sh   # one (loft or dovecot)
 #   MBOX_BENCH_MESSAGES=1000 benches/convert.sh   # a smoke test on the first 1,000
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -134,6 +135,6 @@ run_dovecot() {
     rm -rf "$work/dovecot"
 }
 
-run_loft
-run_dovecot
+[ "${CONVERT_ONLY:-loft}" = loft ] && run_loft
+[ "${CONVERT_ONLY:-dovecot}" = dovecot ] && run_dovecot
 echo "figures in $out" >&2

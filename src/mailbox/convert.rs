@@ -13,8 +13,10 @@
 //!   message delivered after its mailbox was copied is not in the copy.
 //! * The target must be empty: the conversion never overwrites mail.
 //! * Each mailbox is written whole by the target store ([`Store::import`]), then read
-//!   back through it and compared with the source: the same UIDVALIDITY, UIDNEXT, UIDs,
-//!   flags, keywords, dates and bytes. The only difference accepted is mbox's quoting
+//!   back through it and compared with what was sent (the source is read once; each
+//!   message's length and CRC-32 are taken as it is imported): the same UIDVALIDITY,
+//!   UIDNEXT, UIDs, flags, keywords, dates and bytes. The only difference accepted is
+//!   mbox's quoting
 //!   (RFC 4155 §2: a line that starts with `From ` is stored, and so served, as
 //!   `>From `). Anything else stops the conversion with the mailbox and UID named.
 //! * The source's mail is left as it was (its index is brought up to date, as by any
@@ -171,7 +173,8 @@ fn parents_for_mbox(
     Ok(out)
 }
 
-/// Copies one mailbox, then checks the copy against the source.
+/// Copies one mailbox, then checks the copy against what was sent (the source is read
+/// once: each message's length and CRC-32 are taken as it is imported).
 fn convert_mailbox(
     source: &dyn Store,
     target: &dyn Store,
@@ -185,12 +188,6 @@ fn convert_mailbox(
     };
     let mut from = source.open(name, true).map_err(fail)?;
     let snap = from.sync().map_err(fail)?.snapshot;
-    let mut done = Converted {
-        name: name.to_string(),
-        uid_validity: snap.uid_validity,
-        uid_next: snap.uid_next,
-        ..Default::default()
-    };
     let folder = ImportFolder {
         name,
         uid_validity: snap.uid_validity,
@@ -198,31 +195,33 @@ fn convert_mailbox(
         keywords: &snap.keywords,
         special_use: entry.special_use,
     };
+    let quote = to == StorageFormat::Mbox;
     let mut metas = snap.messages.iter();
-    let mut vanished = Vec::new();
+    let (mut sent, mut vanished) = (Vec::new(), 0u64);
     let mut next = || -> super::Result<Option<ImportMessage>> {
         for meta in metas.by_ref() {
             match read_message(from.as_ref(), meta.uid, meta.flags, meta.internal_date)? {
-                Some(m) => return Ok(Some(m)),
-                None => vanished.push(meta.uid),
+                Some(m) => {
+                    sent.push(Sent::of(&m, quote));
+                    return Ok(Some(m));
+                }
+                None => vanished += 1,
             }
         }
         Ok(None)
     };
-    done.messages = target.import(&folder, &mut next).map_err(fail)?;
-    done.vanished = vanished.len() as u64;
-    let check = Check {
-        name,
-        source: from.as_ref(),
-        snap: &snap,
-        vanished: &vanished,
-        mbox: to == StorageFormat::Mbox,
-    };
-    let (bytes, quoted) = check.against(target)?;
-    done.bytes = bytes;
-    done.quoted = quoted;
+    let messages = target.import(&folder, &mut next).map_err(fail)?;
     from.close();
-    Ok(done)
+    Check { name, snap: &snap }.against(target, &sent)?;
+    Ok(Converted {
+        name: name.to_string(),
+        uid_validity: snap.uid_validity,
+        uid_next: snap.uid_next,
+        messages,
+        bytes: sent.iter().map(|m| m.source_len).sum(),
+        quoted: sent.iter().filter(|m| m.quoted).count() as u64,
+        vanished,
+    })
 }
 
 /// One source message; `None` when another program removed it meanwhile.
@@ -251,13 +250,57 @@ fn read_message(
     }))
 }
 
-/// The comparison of a written mailbox with its source.
+/// What was sent of one message, to check the copy against.
+struct Sent {
+    uid: u32,
+    flags: Flags,
+    internal_date: i64,
+    source_len: u64,
+    /// Length and CRC-32 of the bytes the copy must read back as.
+    len: u64,
+    crc: u32,
+    /// Some line starts with `From `: the mbox target stores it quoted.
+    quoted: bool,
+}
+
+impl Sent {
+    fn of(m: &ImportMessage, quote: bool) -> Sent {
+        let (len, crc, quoted) = digest(&m.data, quote);
+        Sent {
+            uid: m.uid,
+            flags: m.flags.clone(),
+            internal_date: m.internal_date,
+            source_len: m.data.len() as u64,
+            len,
+            crc,
+            quoted,
+        }
+    }
+}
+
+/// Length and CRC-32 of `message`, with `>` before every line that starts with `From `
+/// when `quote` (RFC 4155 §2, as an mbox store keeps it); and whether one does.
+fn digest(message: &[u8], quote: bool) -> (u64, u32, bool) {
+    let mut crc = crc32fast::Hasher::new();
+    let (mut len, mut quoted) = (0u64, false);
+    for line in message.split_inclusive(|&c| c == b'\n') {
+        if line.starts_with(b"From ") {
+            quoted = true;
+            if quote {
+                crc.update(b">");
+                len += 1;
+            }
+        }
+        crc.update(line);
+        len += line.len() as u64;
+    }
+    (len, crc.finalize(), quoted && quote)
+}
+
+/// The comparison of a written mailbox with what was sent.
 struct Check<'a> {
     name: &'a str,
-    source: &'a dyn Mailbox,
     snap: &'a Snapshot,
-    vanished: &'a [u32],
-    mbox: bool,
 }
 
 impl Check<'_> {
@@ -268,9 +311,8 @@ impl Check<'_> {
         }
     }
 
-    /// Reads the copy back through `target`; returns the bytes compared and how many
-    /// messages differ only by mbox quoting.
-    fn against(&self, target: &dyn Store) -> Result<(u64, u64), ConvertError> {
+    /// Reads the copy back through `target` and compares it with `sent`.
+    fn against(&self, target: &dyn Store, sent: &[Sent]) -> Result<(), ConvertError> {
         let fail = |err| ConvertError::Mailbox {
             mailbox: self.name.to_string(),
             err,
@@ -283,33 +325,27 @@ impl Check<'_> {
                 got.uid_validity, got.uid_next, self.snap.uid_validity, self.snap.uid_next
             )));
         }
-        let want: Vec<_> = (self.snap.messages.iter())
-            .filter(|m| !self.vanished.contains(&m.uid))
-            .collect();
-        if got.messages.len() != want.len() {
+        if got.messages.len() != sent.len() {
             return Err(self.differs(format!(
                 "{} messages where the source has {}",
                 got.messages.len(),
-                want.len()
+                sent.len()
             )));
         }
-        let mut totals = (0, 0);
-        for (w, g) in want.iter().zip(got.messages.iter()) {
-            let quoted = self.message(copy.as_ref(), w, &g)?;
-            totals.0 += w.size.min(u64::MAX / 2);
-            totals.1 += u64::from(quoted);
+        for (want, g) in sent.iter().zip(got.messages.iter()) {
+            self.message(copy.as_ref(), want, &g)?;
         }
         copy.close();
-        Ok(totals)
+        Ok(())
     }
 
-    /// One message: UID, flags, date and bytes; `true` when it differs only by quoting.
+    /// One message: UID, flags, date and bytes.
     fn message(
         &self,
         copy: &dyn Mailbox,
-        want: &super::MessageMeta,
+        want: &Sent,
         got: &super::MessageMeta,
-    ) -> Result<bool, ConvertError> {
+    ) -> Result<(), ConvertError> {
         let uid = want.uid;
         if got.uid != uid {
             return Err(self.differs(format!("UID {} where the source has UID {uid}", got.uid)));
@@ -320,37 +356,30 @@ impl Check<'_> {
                 got.flags, want.flags
             )));
         }
-        let date = |m: &dyn Mailbox, d| match d {
-            UNKNOWN_DATE => m.internal_date(uid).unwrap_or(0),
+        let date = match got.internal_date {
+            UNKNOWN_DATE => copy.internal_date(uid).unwrap_or(0),
             d => d,
         };
-        let (dg, dw) = (
-            date(copy, got.internal_date),
-            date(self.source, want.internal_date),
-        );
-        if dg != dw {
+        if date != want.internal_date {
             return Err(self.differs(format!(
-                "UID {uid}: INTERNALDATE {dg} where the source has {dw}"
+                "UID {uid}: INTERNALDATE {date} where the source has {}",
+                want.internal_date
             )));
         }
-        let read = |m: &dyn Mailbox| {
-            m.fetch_message(uid).map_err(|err| ConvertError::Mailbox {
+        let bytes = copy
+            .fetch_message(uid)
+            .map_err(|err| ConvertError::Mailbox {
                 mailbox: self.name.to_string(),
                 err,
-            })
-        };
-        let (a, b) = (read(self.source)?, read(copy)?);
-        if *a == *b {
-            return Ok(false);
+            })?;
+        let (len, crc, _) = digest(&bytes, false);
+        if (len, crc) != (want.len, want.crc) {
+            return Err(self.differs(format!(
+                "UID {uid}: the message reads back as {len} bytes that differ from the {} sent",
+                want.len
+            )));
         }
-        if self.mbox && quote_from_lines(&a) == *b {
-            return Ok(true);
-        }
-        Err(self.differs(format!(
-            "UID {uid}: the message reads back as {} bytes that differ from the source's {}",
-            b.len(),
-            a.len()
-        )))
+        Ok(())
     }
 }
 
@@ -364,29 +393,20 @@ fn same_flags(a: &Flags, b: &Flags) -> bool {
     a.sys == b.sys && lower(a) == lower(b)
 }
 
-/// `message` with `>` before every line that starts with `From ` (RFC 4155 §2), as an
-/// mbox store keeps it.
-fn quote_from_lines(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 16);
-    for line in message.split_inclusive(|&c| c == b'\n') {
-        if line.starts_with(b"From ") {
-            out.push(b'>');
-        }
-        out.extend_from_slice(line);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn quoting_marks_only_lines_that_start_with_from() {
+    fn the_digest_quotes_only_lines_that_start_with_from() {
         let m = b"From: a\r\n\r\nFrom here\r\n>From there\r\n From x\r\nFrom ";
+        let quoted = b"From: a\r\n\r\n>From here\r\n>From there\r\n From x\r\n>From ";
+        let (len, crc, _) = digest(quoted, false);
+        assert_eq!(digest(m, true), (len, crc, true));
         assert_eq!(
-            quote_from_lines(m),
-            b"From: a\r\n\r\n>From here\r\n>From there\r\n From x\r\n>From ".to_vec()
+            digest(m, false),
+            (m.len() as u64, crc32fast::hash(m), false)
         );
+        assert!(!digest(b"From: a\r\n\r\nhi\r\n", true).2);
     }
 }
