@@ -7,10 +7,18 @@ use super::format::{counts, Bad, DELETED, SEEN};
 use super::op::{Op, Range};
 use super::IndexSnapshot;
 
-fn span(s: &IndexSnapshot, (a, b): Range) -> std::ops::Range<usize> {
-    let lo = s.records.partition_point(|r| r.uid < a);
-    let hi = s.records.partition_point(|r| r.uid <= b);
-    lo..hi.max(lo)
+/// The positions of the records in each UID range of `ranges` (ascending, as a
+/// transaction writes them: found in one walk, which a replay of the log does for every
+/// range of every transaction since the index file was written).
+fn spans(s: &IndexSnapshot, ranges: &[Range]) -> Vec<std::ops::Range<usize>> {
+    let mut seek = s.records.seeker();
+    (ranges.iter())
+        .map(|&(a, b)| {
+            let lo = seek.find(a).unwrap_or_else(|i| i);
+            let hi = seek.find(b).map_or_else(|i| i, |i| i + 1);
+            lo..hi.max(lo)
+        })
+        .collect()
 }
 
 /// Applies one transaction (its `Commit` included); `at` = its offset, for errors.
@@ -43,8 +51,7 @@ pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> 
                 dirty,
                 ranges,
             } => {
-                for &rg in ranges {
-                    let sp = span(s, rg);
+                for sp in spans(s, ranges) {
                     let h = &mut s.header;
                     s.records.update_range(sp, |r| {
                         tally(h, r.flags, -1);
@@ -105,8 +112,7 @@ pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> 
                 s.header.recent_uid = *uid;
             }
             Op::DirtyClear { ranges } => {
-                for &rg in ranges {
-                    let sp = span(s, rg);
+                for sp in spans(s, ranges) {
                     s.records.update_range(sp, |r| r.dirty = false);
                 }
             }
@@ -116,21 +122,8 @@ pub fn apply_txn(s: &mut IndexSnapshot, ops: &[Op], at: u64) -> Result<(), Bad> 
                         .update_range(i..i + 1, |r| r.key = key.clone().into());
                 }
             }
-            Op::SetDates { dates } => {
-                for (uid, date) in dates {
-                    if let Ok(i) = s.records.find(*uid) {
-                        s.records
-                            .update_range(i..i + 1, |r| r.internal_date = *date);
-                    }
-                }
-            }
-            Op::SetSizes { sizes } => {
-                for (uid, size) in sizes {
-                    if let Ok(i) = s.records.find(*uid) {
-                        s.records.update_range(i..i + 1, |r| r.size = *size);
-                    }
-                }
-            }
+            Op::SetDates { dates } => s.records.update_uids(dates, |r, d| r.internal_date = *d),
+            Op::SetSizes { sizes } => s.records.update_uids(sizes, |r, n| r.size = *n),
             Op::Commit { modseq, .. } => {
                 s.header.highest_modseq = s.header.highest_modseq.max(*modseq);
             }

@@ -1,4 +1,4 @@
-//! Reading index files into memory, and the two lock syscalls (the only `unsafe` of
+//! How index files are read, and the two lock syscalls (the only `unsafe` of
 //! `index`, see [`try_lock`]).
 //!
 //! Index files are read with `read`/`pread` into buffers, never memory-mapped: any file
@@ -8,16 +8,6 @@
 //! returns fewer bytes, which the CRC checks then reject. See "Reading files" in
 //! `docs/index-format.md` for the reasoning and the measured cost.
 #![allow(unsafe_code)] // system calls without a safe wrapper; each block has a SAFETY comment
-
-use std::fs::File;
-use std::io;
-
-/// The current content of `file`. The length from
-/// fstat only sizes the buffer: a file that grows or shrinks while it is read yields
-/// what `read` returned, which the caller's checks accept or reject.
-pub fn read_whole(file: &File) -> io::Result<Vec<u8>> {
-    crate::beneath::read_sized(file, file.metadata()?.len())
-}
 
 /// One non-blocking attempt at an exclusive lock on the whole of `fd`: an fcntl
 /// open-file-description lock `F_OFD_SETLK` (`fcntl = true`) or `flock(LOCK_EX |

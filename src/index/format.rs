@@ -392,73 +392,45 @@ pub fn decode_record(buf: &[u8], at: usize, keys: &[u8], idx: usize) -> Result<R
 }
 
 pub fn decode_index(buf: &[u8]) -> Result<IndexFile, Bad> {
-    let h = decode_index_header(buf)?;
-    if h.record_len as usize != RECORD_LEN {
+    decode_index_in(buf.len() as u64, &mut |off, out| {
+        let from = usize::try_from(off).unwrap_or(usize::MAX).min(buf.len());
+        let n = out.len().min(buf.len() - from);
+        out[..n].copy_from_slice(&buf[from..from + n]);
+        Ok(n)
+    })
+}
+
+/// Reads the file's bytes at an offset into a buffer: how many (fewer at its end).
+pub type ReadAt<'a> = dyn FnMut(u64, &mut [u8]) -> Result<usize, Bad> + 'a;
+
+/// Bytes of records decoded at a time by [`decode_index_in`] (a multiple of
+/// [`RECORD_LEN`]): the records of a large index never sit in memory as file bytes.
+const RECORD_WINDOW: usize = 256 * 1024;
+
+/// [`decode_index`] of a file of `len` bytes read through `read(offset, buffer)` (the
+/// bytes read, fewer at the end): the header, then the keyword and key blocks at the
+/// end, then the records in windows of [`RECORD_WINDOW`] bytes.
+pub fn decode_index_in(len: u64, read: &mut ReadAt<'_>) -> Result<IndexFile, Bad> {
+    let mut head = vec![0u8; INDEX_HEADER_LEN];
+    let got = read(0, &mut head)?;
+    let h = decode_index_header(&head[..got])?;
+    let n = check_layout(&h, len)?;
+    let mut tail = vec![0u8; (h.total - h.kw_off) as usize];
+    if read(h.kw_off, &mut tail)? < tail.len() {
         return bad(
-            format!("record size {} is not {RECORD_LEN}", h.record_len),
-            52,
+            "file ends inside its keyword and key blocks",
+            h.kw_off as usize,
         );
     }
-    let n = h.header.messages as usize;
-    let room = (buf.len() - INDEX_HEADER_LEN) / RECORD_LEN;
-    if n > room {
-        return bad(
-            format!("header claims {n} records but file holds {room}"),
-            32,
-        );
-    }
-    if h.total != buf.len() as u64 {
-        return bad(
-            format!(
-                "header says the file is {} bytes but it holds {}",
-                h.total,
-                buf.len()
-            ),
-            104,
-        );
-    }
-    let recs_end = (INDEX_HEADER_LEN + n * RECORD_LEN) as u64;
-    if h.kw_off != recs_end || h.keys_off != h.kw_off.saturating_add(h.kw_len) {
-        return bad("block offsets do not follow the records", 72);
-    }
-    if h.keys_off.saturating_add(h.keys_len) != h.total {
-        return bad("key region does not end at the end of the file", 96);
-    }
-    let keywords = decode_keywords(
-        block(buf, h.kw_off, h.kw_len, "keyword")?,
-        h.kw_off as usize,
-    )?;
-    let keys = block(buf, h.keys_off, h.keys_len, "key")?;
+    let shift = |mut b: Bad| {
+        b.offset += h.kw_off;
+        b
+    };
+    let kw = block(&tail, 0, h.kw_len, "keyword").map_err(shift)?;
+    let keywords = decode_keywords(kw, h.kw_off as usize)?;
+    let keys = block(&tail, h.kw_len, h.keys_len, "key").map_err(shift)?;
+    let records = decode_records(&h, n, keys, read)?;
     let hd = h.header;
-    let mut records = super::Records::new();
-    let mut prev = 0u32;
-    for i in 0..n {
-        let at = INDEX_HEADER_LEN + i * RECORD_LEN;
-        let r = decode_record(buf, at, keys, i)?;
-        if r.uid <= prev {
-            return bad(
-                format!("record {i}: uid {} not above previous uid {prev}", r.uid),
-                at,
-            );
-        }
-        if r.uid >= hd.uid_next {
-            return bad(
-                format!(
-                    "record {i}: uid {} not below UIDNEXT {}",
-                    r.uid, hd.uid_next
-                ),
-                at,
-            );
-        }
-        if r.modseq > hd.highest_modseq {
-            return bad(
-                format!("record {i}: modseq {} above HIGHESTMODSEQ", r.modseq),
-                at + 16,
-            );
-        }
-        prev = r.uid;
-        records.push(r);
-    }
     let (_, unseen, deleted, first) = counts(&records);
     if (unseen, deleted, first) != (hd.unseen, hd.deleted, h.first_unseen) {
         return bad(
@@ -478,6 +450,95 @@ pub fn decode_index(buf: &[u8]) -> Result<IndexFile, Bad> {
         keywords,
         records,
     })
+}
+
+/// The header's layout checked against a file of `len` bytes; the record count.
+fn check_layout(h: &RawIndexHeader, len: u64) -> Result<usize, Bad> {
+    if h.record_len as usize != RECORD_LEN {
+        return bad(
+            format!("record size {} is not {RECORD_LEN}", h.record_len),
+            52,
+        );
+    }
+    let n = h.header.messages as usize;
+    let room = (len.saturating_sub(INDEX_HEADER_LEN as u64) / RECORD_LEN as u64) as usize;
+    if n > room {
+        return bad(
+            format!("header claims {n} records but file holds {room}"),
+            32,
+        );
+    }
+    if h.total != len {
+        return bad(
+            format!(
+                "header says the file is {} bytes but it holds {len}",
+                h.total
+            ),
+            104,
+        );
+    }
+    let recs_end = (INDEX_HEADER_LEN + n * RECORD_LEN) as u64;
+    if h.kw_off != recs_end || h.keys_off != h.kw_off.saturating_add(h.kw_len) {
+        return bad("block offsets do not follow the records", 72);
+    }
+    if h.keys_off.saturating_add(h.keys_len) != h.total {
+        return bad("key region does not end at the end of the file", 96);
+    }
+    Ok(n)
+}
+
+/// The `n` records, read window by window, each checked (CRC, ascending UIDs below
+/// UIDNEXT, modseq not above the header's).
+fn decode_records(
+    h: &RawIndexHeader,
+    n: usize,
+    keys: &[u8],
+    read: &mut ReadAt<'_>,
+) -> Result<super::Records, Bad> {
+    let hd = &h.header;
+    let per = RECORD_WINDOW / RECORD_LEN;
+    let mut win = vec![0u8; per.min(n) * RECORD_LEN];
+    let mut records = super::Records::new();
+    let mut prev = 0u32;
+    for first in (0..n).step_by(per.max(1)) {
+        let count = per.min(n - first);
+        let base = INDEX_HEADER_LEN + first * RECORD_LEN;
+        let w = &mut win[..count * RECORD_LEN];
+        if read(base as u64, w)? < w.len() {
+            return bad("file ends inside its records", base);
+        }
+        for j in 0..count {
+            let (i, at) = (first + j, base + j * RECORD_LEN);
+            let r = decode_record(w, j * RECORD_LEN, keys, i).map_err(|mut b| {
+                b.offset += base as u64;
+                b
+            })?;
+            if r.uid <= prev {
+                return bad(
+                    format!("record {i}: uid {} not above previous uid {prev}", r.uid),
+                    at,
+                );
+            }
+            if r.uid >= hd.uid_next {
+                return bad(
+                    format!(
+                        "record {i}: uid {} not below UIDNEXT {}",
+                        r.uid, hd.uid_next
+                    ),
+                    at,
+                );
+            }
+            if r.modseq > hd.highest_modseq {
+                return bad(
+                    format!("record {i}: modseq {} above HIGHESTMODSEQ", r.modseq),
+                    at + 16,
+                );
+            }
+            prev = r.uid;
+            records.push(r);
+        }
+    }
+    Ok(records)
 }
 
 /// `loft.index.log` header.

@@ -139,6 +139,22 @@ impl Records {
         self.len += 1;
     }
 
+    /// Calls `f` on the record of each `(uid, value)` held (UIDs in any order; ascending
+    /// ones, as a transaction's, are found in one walk), never changing a UID.
+    pub fn update_uids<T>(&mut self, items: &[(u32, T)], mut f: impl FnMut(&mut Record, &T)) {
+        let at: Vec<Option<usize>> = {
+            let mut seek = self.seeker();
+            items.iter().map(|(u, _)| seek.find(*u).ok()).collect()
+        };
+        for (i, (_, v)) in at.into_iter().zip(items) {
+            if let Some(r) = i.and_then(|i| self.get_mut(i)) {
+                let uid = r.uid;
+                f(r, v);
+                debug_assert_eq!(r.uid, uid, "update_uids changed a UID");
+            }
+        }
+    }
+
     pub fn clear(&mut self) {
         *self = Records::default();
     }

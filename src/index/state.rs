@@ -16,8 +16,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::apply::apply_txn;
 use super::create::write_index;
-use super::format::{decode_index, decode_log_header, LogHeader, LOG_HEADER_LEN};
-use super::{fileio, log, Dir, Error, FsyncMode, IndexSnapshot, LockMethod, Options};
+use super::format::{
+    decode_index_in, decode_log_header, Bad, IndexFile, LogHeader, LOG_HEADER_LEN,
+};
+use super::{log, Dir, Error, FsyncMode, IndexSnapshot, LockMethod, Options};
 use super::{INDEX_FILE, LOG_COMPACT_RECORDS, LOG_FILE};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -298,6 +300,34 @@ enum LoadErr {
 }
 use LoadErr::{Fatal, Retry};
 
+/// `loft.index` decoded from the open file, read piece by piece (never whole: the
+/// records are decoded from a window of the file's bytes).
+fn read_index(f: &std::fs::File, ipath: &Path) -> Result<IndexFile, LoadErr> {
+    let io_err = |err| {
+        Fatal(Error::Io {
+            file: ipath.into(),
+            err,
+        })
+    };
+    let len = f.metadata().map_err(io_err)?.len();
+    let mut failed = None;
+    let decoded = decode_index_in(len, &mut |off, buf| {
+        crate::beneath::read_full_at(f, buf, off).map_err(|e| {
+            let b = Bad {
+                what: format!("read error: {e}"),
+                offset: off,
+            };
+            failed = Some(e);
+            b
+        })
+    });
+    match (decoded, failed) {
+        (_, Some(e)) => Err(io_err(e)),
+        (Ok(x), None) => Ok(x),
+        (Err(b), None) => Err(Fatal(Error::corrupted(ipath.into(), b))),
+    }
+}
+
 /// `ipath` and `lpath` name the files of `dir` in errors.
 fn load_once(dir: &Dir, ipath: &Path, lpath: &Path) -> Result<Option<Inner>, LoadErr> {
     let f = match dir.open_ro(INDEX_FILE) {
@@ -339,10 +369,7 @@ fn load_once(dir: &Dir, ipath: &Path, lpath: &Path) -> Result<Option<Inner>, Loa
         move |err| Fatal(Error::Io { file: p, err })
     };
     let iid = index_id(&f.metadata().map_err(ioerr(ipath))?);
-    let idx = {
-        let bytes = fileio::read_whole(&f).map_err(ioerr(ipath))?;
-        decode_index(&bytes).map_err(|b| Fatal(Error::corrupted(ipath.into(), b)))?
-    };
+    let idx = read_index(&f, ipath)?;
     let lf = match dir.open_ro(LOG_FILE) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => {

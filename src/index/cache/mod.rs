@@ -29,6 +29,8 @@
 //! compaction writes a new file and renames it over the old one. Damage found at open
 //! is `Error::Corrupted` (the caller logs it and calls [`Cache::rebuild_empty`], or uses
 //! [`Cache::open_or_rebuild`]); damage found later is logged once and healed in place.
+//! The index opens its cache lazily: header and field table at open, the records
+//! indexed at the first use, where damage among them is healed as any found later.
 //!
 //! This module must not know IMAP, MIME or any storage format.
 
@@ -118,18 +120,23 @@ impl Cache {
     /// Opens `dir/loft.index.cache`, creating an empty one when absent. Damage of any
     /// kind is `Err(Corrupted)`; never half-valid state.
     pub fn open(dir: &Path, opts: &Options) -> Result<Cache, Error> {
-        Cache::open_in(&Arc::new(open_dir(dir)?), opts)
+        Cache::open_in(&Arc::new(open_dir(dir)?), opts, false)
     }
 
-    /// [`Cache::open`] in a folder directory held open ([`Dir`]).
-    pub(crate) fn open_in(dir: &Arc<Dir>, opts: &Options) -> Result<Cache, Error> {
+    /// [`Cache::open`] in a folder directory held open ([`Dir`]). `lazy`: the records
+    /// are indexed at the first use instead of now, and damage among them is then healed
+    /// as damage found later is (see the module doc).
+    pub(crate) fn open_in(dir: &Arc<Dir>, opts: &Options, lazy: bool) -> Result<Cache, Error> {
         let dir = dir.clone();
         let path = dir.file(FILE_NAME);
         let set = settings(opts);
         if dir.metadata(FILE_NAME).is_err() {
             write::create(&dir, &set, &[], 0, false)?;
         }
-        let inner = Inner::load(&dir)?;
+        let inner = match lazy {
+            true => Inner::open_unscanned(&dir)?,
+            false => Inner::load(&dir)?,
+        };
         Ok(Cache {
             dir,
             path,
@@ -182,9 +189,11 @@ impl Cache {
         Cache::open_or_rebuild_in(&Arc::new(open_dir(dir)?), opts)
     }
 
-    /// [`Cache::open_or_rebuild`] in a folder directory held open (shared with the index).
+    /// [`Cache::open_or_rebuild`] in a folder directory held open (shared with the index);
+    /// the records are indexed at the first use (an index opened for flags only, as a
+    /// SELECT after a restart, never reads the cache's values).
     pub(crate) fn open_or_rebuild_in(dir: &Arc<Dir>, opts: &Options) -> Result<Cache, Error> {
-        match Cache::open_in(dir, opts) {
+        match Cache::open_in(dir, opts, true) {
             Err(e @ Error::Corrupted { .. }) => {
                 tracing::warn!("{}; starting an empty cache", describe(&e));
                 Cache::rebuild_empty_in(dir, opts)
@@ -197,13 +206,27 @@ impl Cache {
         &self.path
     }
 
+    /// The state with every record indexed (the deferred scan of a lazy open runs here,
+    /// its damage healed as any found later).
     fn lock(&self) -> MutexGuard<'_, Inner> {
+        let mut g = self.lock_unscanned();
+        if g.unscanned.is_some() {
+            let r = g.scan_deferred();
+            if let Err(e) = self.heal(&mut g, r) {
+                tracing::warn!(file = %self.path.display(), "index cache: {}", describe(&e));
+            }
+        }
+        g
+    }
+
+    /// The state as it is: only for what needs the header alone.
+    fn lock_unscanned(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Fixes "today" (unix day) for decisions instead of the clock; for tests and tools.
     pub fn set_day(&self, day: Option<u32>) {
-        self.lock().day_override = day;
+        self.lock_unscanned().day_override = day;
     }
 
     /// The value of `field` for `uid`, if cached. Records the use: see the module doc.
@@ -331,17 +354,17 @@ impl Cache {
 
     /// The UIDVALIDITY the cached values belong to (0 = not bound yet).
     pub fn uid_validity(&self) -> u32 {
-        self.lock().disk.pre.uid_validity
+        self.lock_unscanned().disk.pre.uid_validity
     }
 
     /// Binds the cache to the mailbox's UIDVALIDITY: when it differs from the stored one,
     /// every value is dropped (uids are about to mean other messages; RFC 3501 section
     /// 2.3.1.1), decisions are kept.
     pub fn bind_uid_validity(&self, uid_validity: u32) -> Result<(), Error> {
-        let mut g = self.lock();
-        if g.disk.pre.uid_validity == uid_validity {
+        if self.lock_unscanned().disk.pre.uid_validity == uid_validity {
             return Ok(());
         }
+        let mut g = self.lock();
         let _file_lock = g.lock(&self.set)?;
         if g.disk.pre.uid_validity == uid_validity {
             return Ok(());
@@ -358,7 +381,9 @@ impl Cache {
     /// Writes values offered since the last flush and changed decisions (fsynced with
     /// `fsync = "always"`; the cache holds only derivable data, so never otherwise).
     pub fn flush(&self) -> Result<(), Error> {
-        let mut g = self.lock();
+        // Nothing is offered or used before the records are indexed: a cache not yet
+        // scanned has nothing to write.
+        let mut g = self.lock_unscanned();
         let r = self.write(&mut g);
         self.heal(&mut g, r)
     }
@@ -376,7 +401,12 @@ impl Cache {
     /// Damage found here or in `flush`/`compact` is logged once and healed in place (an
     /// empty file keeping the decisions); only I/O and lock errors are returned.
     pub fn refresh(&self) -> Result<(), Error> {
-        let mut g = self.lock();
+        let mut g = self.lock_unscanned();
+        if g.unscanned.is_some() {
+            // Its first use indexes the records there were at open; the refresh after
+            // that catches up with what was appended since.
+            return Ok(());
+        }
         let r = g.refresh(&self.set);
         self.heal(&mut g, r)
     }

@@ -98,6 +98,9 @@ pub(super) struct Inner {
     /// A record indexed earlier no longer reads back as it was: the file was changed
     /// in place behind our back. Set by reads, healed (and logged) by the caller.
     pub damage: Option<Error>,
+    /// Opened without indexing its records ([`Inner::open_unscanned`]): the file size to
+    /// index up to at the first use ([`Inner::scan_deferred`]).
+    pub unscanned: Option<u64>,
 }
 
 /// Bytes read at a time when indexing records: more than twice the largest record
@@ -137,18 +140,39 @@ enum CatchUp {
 impl Inner {
     /// Opens the cache file of `dir` and indexes every record (one sequential pass).
     pub fn load(dir: &Arc<Dir>) -> Result<Inner, Error> {
+        let mut inner = Inner::open_unscanned(dir)?;
+        inner.scan_deferred()?;
+        Ok(inner)
+    }
+
+    /// Opens the cache file of `dir` (header and field table checked) without indexing
+    /// its records yet: a mailbox opened only for its flags (SELECT after a restart,
+    /// STATUS) never reads the values. [`Inner::scan_deferred`] must run before any use
+    /// of the locations.
+    pub fn open_unscanned(dir: &Arc<Dir>) -> Result<Inner, Error> {
         let (disk, entries) = Disk::open(dir)?;
-        let mut inner = Inner {
+        let size = disk.open_size;
+        Ok(Inner {
             disk,
             fields: entries.iter().map(Field::from_entry).collect(),
             pending: Vec::new(),
             pending_bytes: 0,
             day_override: None,
             damage: None,
-        };
-        let size = inner.disk.open_size;
-        inner.scan_tail(false, size)?;
-        Ok(inner)
+            unscanned: Some(size),
+        })
+    }
+
+    /// Indexes the records an [`Inner::open_unscanned`] left, up to the size measured at
+    /// open (later appends are caught up with by `refresh` as usual).
+    pub fn scan_deferred(&mut self) -> Result<(), Error> {
+        match self.unscanned.take() {
+            // Loft only appends and cuts torn bytes after the last good record, so the
+            // size measured at open is never below `disk.end` (the start of the records)
+            // here; `Reload` cannot come back.
+            Some(size) => self.scan_tail(false, size).map(drop),
+            None => Ok(()),
+        }
     }
 
     /// Indexes records appended after `disk.end`. Under the lock a torn tail is cut off.

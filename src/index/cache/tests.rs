@@ -647,3 +647,54 @@ fn big_file_is_scanned_in_windows() {
         assert_eq!(c.get(u, "big", 12), Some(value(u)), "uid {u}");
     }
 }
+
+/// The index opens its cache lazily: header and field table at open, the records at
+/// the first use (a SELECT that needs only flags never reads them). Values are there
+/// when asked for; damage among the records found then is healed as damage found later.
+#[test]
+fn a_lazy_open_indexes_the_records_at_the_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = filled(dir.path());
+    let lazy = |dir: &Path| {
+        let c = ok(Cache::open_or_rebuild(dir, &opts()));
+        c.set_day(Some(DAY));
+        c
+    };
+    let c = lazy(dir.path());
+    assert!(
+        c.lock_unscanned().unscanned.is_some(),
+        "nothing indexed at open"
+    );
+    let _ = c.uid_validity();
+    ok(c.refresh());
+    ok(c.flush());
+    assert!(
+        c.lock_unscanned().unscanned.is_some(),
+        "header-only calls index nothing"
+    );
+    assert_eq!(c.get(3, "hdr", 40), Some(b"h3".to_vec()));
+    assert_eq!(c.get(7, "imap.envelope", 40), Some(env(7)));
+    assert!(c.lock_unscanned().unscanned.is_none());
+    drop(c);
+    // Garbage in the middle: eager open refuses it, the lazy one heals it at first use.
+    let mut b = good.clone();
+    b.extend_from_slice(&[9; 40]);
+    b.extend_from_slice(&good[good.len() - 20..]);
+    std::fs::write(dir.path().join(FILE_NAME), &b).unwrap();
+    assert!(matches!(
+        Cache::open(dir.path(), &opts()),
+        Err(Error::Corrupted { .. })
+    ));
+    let c = lazy(dir.path());
+    assert_eq!(c.get(3, "hdr", 40), None, "healed: an empty file");
+    assert_eq!(
+        info(&c, "hdr").unwrap().decision,
+        Decision::Yes,
+        "decisions kept"
+    );
+    assert_ne!(std::fs::read(dir.path().join(FILE_NAME)).unwrap(), b);
+    c.offer(3, "hdr", b"h3", 40);
+    ok(c.flush());
+    drop(c);
+    assert_eq!(lazy(dir.path()).get(3, "hdr", 40), Some(b"h3".to_vec()));
+}

@@ -20,7 +20,7 @@ use std::ops::Range;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 
-use super::change::Stamp;
+use super::change::{Stamp, Tail};
 use super::folder::{self, Delta, Folder, Msg};
 use super::lock::{self, Kind, LockError};
 use super::meta::Base;
@@ -146,6 +146,18 @@ impl MboxFile {
         }
         let _r = self.lock(Kind::Read)?;
         Ok(folder::sync(&self.file, self.stamp()?, f, fresh_validity)?)
+    }
+
+    /// Whether the file is still exactly as `tail` found it (same file, size and
+    /// modification time, under the read lock), with no interrupted rewrite or dead
+    /// dotlock to see to: a sync would find nothing ([`super::change::since`]).
+    pub fn unchanged_since(&self, tail: &Tail) -> Result<bool, FileError> {
+        if self.rewrite_left() || lock::dead_dotlock(&self.dir, &self.name) {
+            return Ok(false);
+        }
+        let _r = self.lock(Kind::Read)?;
+        let now = self.stamp()?;
+        Ok((now.dev, now.ino, now.size, now.mtime) == (tail.dev, tail.ino, tail.size, tail.mtime))
     }
 
     /// Device and inode of the open file.

@@ -4,17 +4,24 @@
 //! of scanning all of it.
 //!
 //! It is a cache: written at the last close (temporary file, rename; not forced to disk —
-//! a torn or stale one is detected and ignored), checked whole (CRC-32 over everything,
-//! offsets inside the file's length and ascending, UIDs ascending) before use, and used
-//! only for the same file (device and inode) with the index's UIDVALIDITY and exactly the
-//! index's UIDs. Anything else: the file is scanned as if there were none.
+//! a torn or stale one is detected and ignored), and used only for the same file (device
+//! and inode) with the index's UIDVALIDITY and exactly the index's UIDs. Anything else:
+//! the file is scanned as if there were none.
 //!
-//! Format (little-endian): `LOFTMBS1`; the tail (device, inode, size, mtime as i128 ns,
+//! Two steps, so that opening an unchanged file reads a few hundred bytes, not the
+//! whole save: [`peek`] reads the header alone (its own CRC-32): the file's tail, what
+//! the folder knows besides its messages, the message count, a CRC-32 of their UIDs (to
+//! compare with the index's) and whether any lacks its `X-UID` in the file. [`load`]
+//! reads everything, checked whole (CRC-32 over all, offsets inside the file's length
+//! and ascending, UIDs ascending and as the header says).
+//!
+//! Format (little-endian): `LOFTMBS2`; the tail (device, inode, size, mtime as i128 ns,
 //! last `From ` line's offset, length and CRC); UIDVALIDITY, UIDNEXT; `X-IMAPbase`
 //! (flag, UIDVALIDITY, UIDNEXT, keywords); the pseudo message's range (flag, start, end);
-//! the message count; per message its UID, offsets (`From ` line, header, blank line,
-//! body, end, next or none), date, fingerprint, hidden fields' values and ranges; the
-//! CRC-32 of all before it.
+//! the message count, the UIDs' CRC, the missing-`X-UID` flag; the CRC-32 of the header.
+//! Then per message its UID, offsets (`From ` line, header, blank line, body, end, next
+//! or none), date, fingerprint, hidden fields' values and ranges; the CRC-32 of all
+//! before it. A save of another version (`LOFTMBS1`) is not used.
 //!
 //! This module knows the folder's shape and bytes, nothing of the index or sessions.
 
@@ -29,7 +36,9 @@ use super::number::Print;
 use crate::mailbox::SysFlags;
 
 pub const FILE: &str = "loft.mbox-scan";
-const MAGIC: &[u8; 8] = b"LOFTMBS1";
+const MAGIC: &[u8; 8] = b"LOFTMBS2";
+/// The most header bytes read (a base with [`MAX_LIST`] keywords of any length fits).
+const MAX_HEADER: usize = 1 << 20;
 /// The largest save read (about 4 million messages).
 const MAX_LEN: u64 = 512 << 20;
 /// Most keywords or hidden ranges one message may have here (the scan keeps fewer).
@@ -202,10 +211,54 @@ fn get_msg(i: &mut In<'_>) -> Option<Msg> {
     })
 }
 
-/// The bytes of `f` (with its tail) as saved.
-fn encode(f: &Folder, t: &Tail) -> Vec<u8> {
-    let mut o = Out(Vec::with_capacity(64 + f.messages.len() * 112));
+/// What a save says besides its messages ([`peek`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peek {
+    pub tail: Tail,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub base: Option<Base>,
+    pub pseudo: Option<Range<u64>>,
+    pub count: u32,
+    /// [`uids_crc`] of the messages' UIDs.
+    pub uids_crc: u32,
+    /// Some message's `X-UID` in the file is missing or not its UID.
+    pub uid_missing: bool,
+}
+
+/// The CRC-32 of `uids` as little-endian words (what a save keeps of its UIDs).
+pub fn uids_crc(uids: impl Iterator<Item = u32>) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = [0u8; 1024];
+    let mut n = 0;
+    for u in uids {
+        buf[n..n + 4].copy_from_slice(&u.to_le_bytes());
+        n += 4;
+        if n == buf.len() {
+            h.update(&buf);
+            n = 0;
+        }
+    }
+    h.update(&buf[..n]);
+    h.finalize()
+}
+
+fn peek_of(f: &Folder, t: &Tail) -> Peek {
+    Peek {
+        tail: *t,
+        uid_validity: f.uid_validity,
+        uid_next: f.uid_next,
+        base: f.base.clone(),
+        pseudo: f.pseudo.clone(),
+        count: f.messages.len() as u32,
+        uids_crc: uids_crc(f.messages.iter().map(|m| m.uid)),
+        uid_missing: f.messages.iter().any(|m| m.meta.uid != Some(m.uid)),
+    }
+}
+
+fn put_header(o: &mut Out, p: &Peek) {
     o.0.extend_from_slice(MAGIC);
+    let t = &p.tail;
     for v in [t.dev, t.ino, t.size] {
         o.u64(v);
     }
@@ -213,23 +266,20 @@ fn encode(f: &Folder, t: &Tail) -> Vec<u8> {
     o.u64(t.last_from);
     o.u32(t.from_len);
     o.u32(t.from_crc);
-    o.u32(f.uid_validity);
-    o.u32(f.uid_next);
-    o.base(f.base.as_ref());
-    o.u8(u8::from(f.pseudo.is_some()));
-    o.range(&f.pseudo.clone().unwrap_or(0..0));
-    o.u32(f.messages.len() as u32);
-    f.messages.iter().for_each(|m| put_msg(&mut o, m));
+    o.u32(p.uid_validity);
+    o.u32(p.uid_next);
+    o.base(p.base.as_ref());
+    o.u8(u8::from(p.pseudo.is_some()));
+    o.range(&p.pseudo.clone().unwrap_or(0..0));
+    o.u32(p.count);
+    o.u32(p.uids_crc);
+    o.u8(u8::from(p.uid_missing));
     let crc = crc32fast::hash(&o.0);
     o.u32(crc);
-    o.0
 }
 
-/// The folder saved in `b`, when it is whole and consistent.
-fn decode(b: &[u8]) -> Option<Folder> {
-    let (body, crc) = b.split_at_checked(b.len().checked_sub(4)?)?;
-    (crc32fast::hash(body) == u32::from_le_bytes(crc.try_into().ok()?)).then_some(())?;
-    let mut i = In { b: body, at: 0 };
+/// The header at the start of `b`, when whole and its CRC checks out.
+fn get_header(i: &mut In<'_>) -> Option<Peek> {
     (i.take(8)? == MAGIC).then_some(())?;
     let tail = Tail {
         dev: i.u64()?,
@@ -244,28 +294,61 @@ fn decode(b: &[u8]) -> Option<Folder> {
     let base = i.base()?;
     let pseudo = i.flag()?.then_some(());
     let range = i.range()?;
-    let n = i.u32()? as usize;
+    let (count, uids_crc, uid_missing) = (i.u32()?, i.u32()?, i.flag()?);
+    let end = i.at;
+    let crc = i.u32()?;
+    (crc32fast::hash(&i.b[..end]) == crc).then_some(Peek {
+        tail,
+        uid_validity,
+        uid_next,
+        base,
+        pseudo: pseudo.map(|_| range),
+        count,
+        uids_crc,
+        uid_missing,
+    })
+}
+
+/// The bytes of `f` (with its tail) as saved.
+fn encode(f: &Folder, t: &Tail) -> Vec<u8> {
+    let mut o = Out(Vec::with_capacity(128 + f.messages.len() * 112));
+    put_header(&mut o, &peek_of(f, t));
+    f.messages.iter().for_each(|m| put_msg(&mut o, m));
+    let crc = crc32fast::hash(&o.0);
+    o.u32(crc);
+    o.0
+}
+
+/// The folder saved in `b`, when it is whole and consistent.
+fn decode(b: &[u8]) -> Option<Folder> {
+    let (body, crc) = b.split_at_checked(b.len().checked_sub(4)?)?;
+    (crc32fast::hash(body) == u32::from_le_bytes(crc.try_into().ok()?)).then_some(())?;
+    let mut i = In { b: body, at: 0 };
+    let p = get_header(&mut i)?;
+    let n = p.count as usize;
     // Each message takes more than 64 bytes: a count the bytes cannot hold is damage.
     (n <= body.len() / 64).then_some(())?;
     let mut messages = Vec::with_capacity(n);
     let mut last = (0u32, 0u64);
     for _ in 0..n {
         let m = get_msg(&mut i)?;
-        let fits = m.uid > last.0 && m.from >= last.1 && m.end <= tail.size;
+        let fits = m.uid > last.0 && m.from >= last.1 && m.end <= p.tail.size;
         fits.then_some(())?;
         last = (m.uid, m.next.unwrap_or(m.end));
         messages.push(m);
     }
-    (i.at == body.len() && uid_next > last.0).then_some(())?;
-    Some(Folder {
-        uid_validity,
-        uid_next,
+    (i.at == body.len() && p.uid_next > last.0).then_some(())?;
+    let f = Folder {
+        uid_validity: p.uid_validity,
+        uid_next: p.uid_next,
         messages,
-        base,
-        pseudo: pseudo.map(|_| range),
-        tail: Some(tail),
+        base: p.base.clone(),
+        pseudo: p.pseudo.clone(),
+        tail: Some(p.tail),
         seed: None,
-    })
+    };
+    // What the header says of the messages is what they are.
+    (peek_of(&f, &p.tail) == p).then_some(f)
 }
 
 /// Saves `f` (synced: it has its tail) into the index directory `dir`.
@@ -294,9 +377,32 @@ pub fn load(dir: &Path, dev: u64, ino: u64) -> Option<Folder> {
     ((t.dev, t.ino) == (dev, ino)).then_some(f)
 }
 
+/// The header of the folder saved in `dir` for the file `(dev, ino)` (its first bytes
+/// only); `None` as for [`load`]. The messages may still be damaged: [`load`] finds out.
+pub fn peek(dir: &Path, dev: u64, ino: u64) -> Option<Peek> {
+    let file = crate::beneath::open_nofollow(&dir.join(FILE), crate::beneath::How::Read).ok()?;
+    let mut want = 4096;
+    loop {
+        let mut buf = vec![0u8; want];
+        let got = crate::beneath::read_full_at(&file, &mut buf, 0).ok()?;
+        if let Some(p) = get_header(&mut In {
+            b: &buf[..got],
+            at: 0,
+        }) {
+            return ((p.tail.dev, p.tail.ino) == (dev, ino)).then_some(p);
+        }
+        // Too short for its keywords, or not a header at all.
+        if got < want || want >= MAX_HEADER {
+            return None;
+        }
+        want *= 16;
+    }
+}
+
 /// For the fuzz target: any bytes decode without panicking; what decodes encodes back the
 /// same.
 pub fn fuzz_check(b: &[u8]) {
+    let _ = get_header(&mut In { b, at: 0 });
     if let Some(f) = decode(b) {
         let t = f.tail.expect("decoded with a tail");
         assert_eq!(encode(&f, &t), b);
@@ -335,6 +441,47 @@ mod tests {
         assert_eq!(g.tail, f.tail);
         // Another file (inode) under the name: not used.
         assert!(load(d.path(), 5, 10).is_none());
+        // The header alone says what the folder is besides its messages.
+        let p = peek(d.path(), 5, 9).expect("peeks");
+        assert_eq!(p, peek_of(&f, f.tail.as_ref().unwrap()));
+        assert_eq!((p.count, p.uid_validity), (2, f.uid_validity));
+        let uids: Vec<u32> = f.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(p.uids_crc, uids_crc(uids.iter().copied()));
+        assert_ne!(p.uids_crc, uids_crc(uids.iter().map(|u| u + 1)));
+        assert!(p.uid_missing, "the second message has no X-UID");
+        assert!(peek(d.path(), 5, 10).is_none());
+    }
+
+    #[test]
+    fn a_header_too_long_for_one_read_is_read_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let mut f = folder();
+        let long: Vec<String> = (0..200)
+            .map(|i| format!("$keyword{i:04}{}", "x".repeat(60)))
+            .collect();
+        f.base.as_mut().unwrap().keywords = long;
+        save(d.path(), &f).unwrap();
+        let p = peek(d.path(), 5, 9).expect("peeks past 4 KiB");
+        assert_eq!(p.base, f.base);
+        assert_eq!(load(d.path(), 5, 9).unwrap().base, f.base);
+    }
+
+    #[test]
+    fn a_damaged_header_is_never_used_and_damaged_messages_are_found_by_load() {
+        let d = tempfile::tempdir().unwrap();
+        let f = folder();
+        save(d.path(), &f).unwrap();
+        let b = std::fs::read(d.path().join(FILE)).unwrap();
+        let mut c = b.clone();
+        c[20] ^= 1; // the tail's inode
+        std::fs::write(d.path().join(FILE), &c).unwrap();
+        assert!(peek(d.path(), 5, 9).is_none());
+        let mut c = b.clone();
+        let at = c.len() - 10; // a message's bytes
+        c[at] ^= 1;
+        std::fs::write(d.path().join(FILE), &c).unwrap();
+        assert!(peek(d.path(), 5, 9).is_some());
+        assert!(load(d.path(), 5, 9).is_none());
     }
 
     #[test]

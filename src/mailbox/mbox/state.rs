@@ -66,6 +66,13 @@ struct Inner {
     synced: bool,
     /// The tail of the folder last saved to disk ([`super::saved`]).
     saved: Option<super::change::Tail>,
+    /// The folder's messages are still only on disk, in the save whose header the first
+    /// sync read ([`super::saved::peek`]): the file has not changed since, so nothing
+    /// needed them. `folder` holds everything else; [`FileState::materialize`] reads
+    /// them when something does.
+    lazy: Option<super::change::Tail>,
+    /// A save turned out damaged or stale: the next first sync scans the file.
+    no_saved: bool,
     /// Messages the file syncs read, in all (what the syncs cost).
     scanned: usize,
 }
@@ -313,30 +320,77 @@ impl FileState {
         lock(&self.inner).scanned
     }
 
+    /// Whether the folder's messages are still only in the save on disk (tests).
+    #[cfg(test)]
+    pub fn messages_on_disk(&self) -> bool {
+        lock(&self.inner).lazy.is_some()
+    }
+
     /// Takes the folder saved at the last close ([`super::saved`]) when it is this file's
-    /// and holds exactly the index's UIDVALIDITY and UIDs.
+    /// and holds exactly the index's UIDVALIDITY and UIDs (as its header says: only the
+    /// header is read here).
     fn load_saved(&self, c: &mut Inner, ix: &Index) -> Result<bool> {
         self.open_file(c)?;
         let Some(Ok((dev, ino))) = c.file.as_ref().map(|f| f.identity()) else {
             return Ok(false);
         };
-        let Some(f) = super::saved::load(&self.place.index_dir, dev, ino) else {
+        if c.no_saved {
+            return Ok(false);
+        }
+        let Some(p) = super::saved::peek(&self.place.index_dir, dev, ino) else {
             return Ok(false);
         };
         let snap = ix.refresh()?;
-        let same = f.uid_validity == snap.header.uid_validity
-            && f.messages.len() == snap.records.len()
-            && f.messages
-                .iter()
-                .zip(snap.records.iter())
-                .all(|(m, r)| m.uid == r.uid);
-        if same {
-            c.saved = f.tail;
-            c.folder = f;
-        } else {
+        let same = p.uid_validity == snap.header.uid_validity
+            && p.count as usize == snap.records.len()
+            && p.uids_crc == super::saved::uids_crc(snap.records.iter().map(|r| r.uid));
+        if !same {
             tracing::debug!(mailbox = %self.place.path.display(), "mbox: the saved sync does not match the index; scanning");
+            return Ok(false);
         }
-        Ok(same)
+        // The messages are read only when the file changed since, or when something
+        // needs them ([`FileState::materialize`]).
+        c.folder = Folder {
+            uid_validity: p.uid_validity,
+            uid_next: p.uid_next,
+            messages: Vec::new(),
+            base: p.base,
+            pseudo: p.pseudo,
+            tail: Some(p.tail),
+            seed: None,
+        };
+        c.saved = Some(p.tail);
+        c.lazy = Some(p.tail);
+        if p.uid_missing && self.write_headers() && c.dirty_since.is_none() {
+            c.dirty_since = Some(Instant::now());
+        }
+        Ok(true)
+    }
+
+    /// Reads the messages a first sync left on disk ([`Inner::lazy`]); `false` when the
+    /// save turned out damaged or replaced meanwhile: then it is not used again, and the
+    /// file was scanned whole instead (numbered by the index, as without a save).
+    fn materialize(&self, c: &mut Inner) -> Result<bool> {
+        let Some(tail) = c.lazy.take() else {
+            return Ok(true);
+        };
+        let loaded = super::saved::load(&self.place.index_dir, tail.dev, tail.ino)
+            .filter(|f| f.tail == Some(tail));
+        if let Some(f) = loaded {
+            c.folder.messages = f.messages;
+            return Ok(true);
+        }
+        tracing::info!(mailbox = %self.place.path.display(), "mbox: the saved sync is damaged or was replaced; scanning the file");
+        c.no_saved = true;
+        c.synced = false;
+        c.saved = None;
+        c.folder = Folder::default();
+        self.sync_locked(c).map(|_| false)
+    }
+
+    /// [`FileState::materialize`] for what reads the folder's messages after a sync.
+    fn messages_at_hand(&self, c: &mut Inner) -> Result<()> {
+        self.materialize(c).map(drop)
     }
 
     /// Saves the folder for the next process or session ([`super::saved`]) when it
@@ -409,6 +463,18 @@ impl FileState {
         self.open_file(c)?;
         // UIDs the index handed out are never given again (an expunged last message).
         c.folder.uid_next = c.folder.uid_next.max(c.snapshot.uid_next);
+        if let Some(tail) = c.lazy {
+            let same = match &c.file {
+                Some(f) => f.unchanged_since(&tail).map_err(|e| file_err(self, e))?,
+                None => false,
+            };
+            if same {
+                return self.first_reconcile(c, &ix, &Delta::default());
+            }
+            if !self.materialize(c)? {
+                return Ok(()); // synced whole by the scan
+            }
+        }
         let delta = match &c.file {
             Some(f) => {
                 let fresh = || self.fresh_uid_validity();
@@ -421,10 +487,15 @@ impl FileState {
             }
         };
         c.scanned += delta.scanned;
+        self.first_reconcile(c, &ix, &delta)
+    }
+
+    /// The index brought in step with the file after a sync (always after the first).
+    fn first_reconcile(&self, c: &mut Inner, ix: &Arc<Index>, delta: &Delta) -> Result<()> {
         let first = !c.synced;
         c.synced = true;
-        if first || delta != Delta::default() {
-            self.reconcile(c, &ix, &delta)?;
+        if first || *delta != Delta::default() {
+            self.reconcile(c, ix, delta)?;
         }
         Ok(())
     }
@@ -636,6 +707,7 @@ impl FileState {
             if attempt == 1 {
                 self.sync_locked(&mut c)?;
             }
+            self.messages_at_hand(&mut c)?;
             let Some(file) = &c.file else {
                 continue;
             };
@@ -669,7 +741,8 @@ impl FileState {
 
     /// The internal date (the `From ` line's) of `uid`.
     pub fn date(&self, uid: Uid) -> Option<i64> {
-        let c = lock(&self.inner);
+        let mut c = lock(&self.inner);
+        self.messages_at_hand(&mut c).ok()?;
         let i = c
             .folder
             .messages
@@ -745,6 +818,7 @@ impl FileState {
     /// fields as the index has them (when written at all). Returns the UIDs removed.
     fn write_back(&self, c: &mut Inner, expunge: &[Uid]) -> Result<Vec<Uid>> {
         self.sync_locked(c)?;
+        self.messages_at_hand(c)?;
         if expunge.is_empty() && c.dirty_since.is_none() {
             return Ok(Vec::new());
         }
@@ -849,6 +923,7 @@ impl FileState {
             self.create_file()?;
         }
         self.sync_locked(&mut c)?;
+        self.messages_at_hand(&mut c)?;
         let Some(ix) = c.index.clone() else {
             return Err(Error::new(
                 ErrorKind::Temporary,

@@ -250,23 +250,35 @@ fn a_damaged_index_is_rebuilt_keeping_uids() {
 /// The last close saves the sync; the next process (or session after the last one let
 /// go) reads only what changed since: nothing for an unchanged file, the last known and
 /// the new message after a delivery; a damaged save is ignored (the file scanned).
+/// Three messages, the second `\Seen`, written into the file and the sync saved (as
+/// at a last close); the INBOX state of a new store (as of a new process), and the
+/// save's path.
+fn saved_three(
+    d: &Path,
+) -> (
+    impl Fn() -> Arc<super::state::FileState> + '_,
+    std::path::PathBuf,
+) {
+    let s = store(d);
+    std::fs::write(inbox(d), mail("a") + &mail("b") + &mail("c")).unwrap();
+    let st = s.state("INBOX").unwrap();
+    assert_eq!(uids(&st), [1, 2, 3]);
+    assert_eq!(st.scanned(), 3);
+    st.store(&[2], StoreOp::Add, &seen()).unwrap();
+    st.flush_if(|_| true).unwrap();
+    st.save();
+    let open = move || {
+        let s = MboxStore::open(&storage(d, true), "alice", None).unwrap();
+        s.state("INBOX").unwrap()
+    };
+    let saved = (d.join("mail/alice").join(LOFT_DIR)).join("m.INBOX/loft.mbox-scan");
+    (open, saved)
+}
+
 #[test]
 fn a_saved_sync_spares_the_next_one_the_scan() {
     let d = tempfile::tempdir().unwrap();
-    {
-        let s = store(d.path());
-        std::fs::write(inbox(d.path()), mail("a") + &mail("b") + &mail("c")).unwrap();
-        let st = s.state("INBOX").unwrap();
-        assert_eq!(uids(&st), [1, 2, 3]);
-        assert_eq!(st.scanned(), 3);
-        st.store(&[2], StoreOp::Add, &seen()).unwrap();
-        st.flush_if(|_| true).unwrap();
-        st.save();
-    }
-    let open = || {
-        let s = MboxStore::open(&storage(d.path(), true), "alice", None).unwrap();
-        s.state("INBOX").unwrap()
-    };
+    let (open, saved) = saved_three(d.path());
     let st = open();
     assert_eq!(uids(&st), [1, 2, 3]);
     assert_eq!(st.scanned(), 0, "the saved sync was used");
@@ -284,15 +296,46 @@ fn a_saved_sync_spares_the_next_one_the_scan() {
     assert_eq!(uids(&st), [1, 2, 3, 4]);
     assert_eq!(st.scanned(), 2, "the last known message and the new one");
     drop(st);
-    let saved = d
-        .path()
-        .join("mail/alice")
-        .join(LOFT_DIR)
-        .join("m.INBOX/loft.mbox-scan");
-    std::fs::write(&saved, b"LOFTMBS1 damaged").unwrap();
+    std::fs::write(&saved, b"LOFTMBS2 damaged").unwrap();
     let st = open();
     assert_eq!(uids(&st), [1, 2, 3, 4]);
     assert_eq!(st.scanned(), 4, "a damaged save: the whole file read");
+}
+
+/// A restart on an unchanged file reads only the save's header (UIDs checked against the
+/// index by their CRC); the messages are read when something needs them (a body). A save
+/// whose messages turn out damaged then costs a scan of the file, never a wrong answer.
+#[test]
+fn an_unchanged_file_opens_from_the_saves_header_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let (open, saved) = saved_three(d.path());
+    let st = open();
+    assert_eq!(uids(&st), [1, 2, 3]);
+    assert!(st.messages_on_disk(), "only the header read");
+    let b = |st: &super::state::FileState, uid| st.read(uid, super::state::Part::Whole).unwrap();
+    assert_eq!(b(&st, 2), b"Subject: b\n\nbody of b\n");
+    assert!(!st.messages_on_disk());
+    assert_eq!(st.scanned(), 0, "the saved messages were used");
+    drop(st);
+    let mut bytes = std::fs::read(&saved).unwrap();
+    let at = bytes.len() - 20; // the last message's record, not the header
+    bytes[at] ^= 0x40;
+    std::fs::write(&saved, &bytes).unwrap();
+    let st = open();
+    assert_eq!(uids(&st), [1, 2, 3]);
+    assert!(st.messages_on_disk(), "the header is whole");
+    assert_eq!(b(&st, 3), b"Subject: c\n\nbody of c\n");
+    assert_eq!(st.scanned(), 3, "the damaged save: the file scanned");
+    assert_eq!(uids(&st), [1, 2, 3]);
+    let snap = st.snapshot();
+    let flags = |uid| {
+        snap.messages
+            .get(snap.messages.find(uid).unwrap())
+            .unwrap()
+            .flags
+            .sys
+    };
+    assert!(flags(2).contains(SysFlags::SEEN) && !flags(1).contains(SysFlags::SEEN));
 }
 
 /// Flags written into the room of fields written before read back only the changed
