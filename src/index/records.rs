@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::Record;
 
 /// Records per chunk when chunks are (re)built; appends fill the last chunk up to it.
-const CHUNK: usize = 256;
+const CHUNK: usize = 16;
 
 /// Ascending-UID records in shared, copy-on-write chunks (never an empty chunk).
 #[derive(Clone, Default)]

@@ -3,6 +3,7 @@
 //! (RFC 2177).
 
 use std::borrow::Cow;
+use std::io::Write as _;
 use std::time::Duration;
 
 use tracing::debug;
@@ -74,11 +75,9 @@ impl Session {
         } else {
             view.resolve_seq(set).map_err(Status::bad)?
         };
-        Ok(ix
-            .into_iter()
-            .filter_map(|i| view.uid_at(i).map(|u| (i, u)))
-            .filter(|(_, u)| !view.is_expunged(*u))
-            .collect())
+        let mut found = view.uids_at(&ix);
+        found.retain(|(_, u)| !view.is_expunged(*u));
+        Ok(found)
     }
 
     pub(super) fn search(&mut self, uid: bool, key: &SearchKey) -> Status {
@@ -171,23 +170,21 @@ impl Session {
             &mut self.conn.out,
         );
         let seqs = view.seqs_of(changed.iter().map(|(u, _)| *u));
+        view.reserve_flags(changed.len());
+        let out = &mut self.conn.out;
         for ((u, f), seq) in changed.into_iter().zip(seqs) {
             let Some(seq) = seq else { continue };
+            if !silent {
+                // The message's new flags as this session set them (RFC 3501 §6.4.6).
+                let _ = write!(out, "* {seq} FETCH (");
+                if uid {
+                    let _ = write!(out, "UID {u} ");
+                }
+                out.extend_from_slice(b"FLAGS ");
+                view.flag_list_of(u, &f, out);
+                out.extend_from_slice(b")\r\n");
+            }
             view.set_flags_of_seen(u, f);
-            if silent {
-                continue;
-            }
-            let Some(meta) = view.meta(seq as usize - 1) else {
-                continue;
-            };
-            let mut line = format!("* {seq} FETCH (").into_bytes();
-            if uid {
-                line.extend_from_slice(format!("UID {u} ").as_bytes());
-            }
-            line.extend_from_slice(b"FLAGS ");
-            view.flag_list(&meta, &mut line);
-            line.extend_from_slice(b")\r\n");
-            self.conn.out.extend_from_slice(&line);
         }
         Status::ok("Store completed.")
     }

@@ -70,15 +70,40 @@ impl View {
 
     /// The message at index `i` (sequence number i+1) with the flags the client was told.
     pub fn meta(&self, i: usize) -> Option<Cow<'_, MessageMeta>> {
-        let mut m = self.list().get(i)?;
+        self.list().get(i).map(|m| Cow::Owned(self.as_told(m)))
+    }
+
+    /// `m` with the flags this session set itself, where it did.
+    fn as_told(&self, mut m: MessageMeta) -> MessageMeta {
         if let Some(f) = self.own_flags.get(&m.uid) {
             m.flags = f.clone();
         }
-        Some(Cow::Owned(m))
+        m
     }
 
     pub fn uid_at(&self, i: usize) -> Option<Uid> {
         self.list().uid(i)
+    }
+
+    /// `(i, uid)` of each index of `ix` (ascending, as `resolve_*` give them) that is in
+    /// the view: a search each when they are few, one walk when they are many (`1:*`).
+    pub fn uids_at(&self, ix: &[usize]) -> Vec<(usize, Uid)> {
+        let records = self.list().records();
+        if ix.len().saturating_mul(16) < records.len() {
+            return (ix.iter())
+                .filter_map(|&i| records.get(i).map(|r| (i, r.uid)))
+                .collect();
+        }
+        let mut walk = records.iter().enumerate();
+        let mut out = Vec::with_capacity(ix.len());
+        for &i in ix {
+            match walk.find(|(k, _)| *k >= i) {
+                Some((k, r)) if k == i => out.push((i, r.uid)),
+                Some(_) => debug_assert!(false, "indexes not ascending"),
+                None => break,
+            }
+        }
+        out
     }
 
     pub fn exists(&self) -> u32 {
@@ -168,12 +193,22 @@ impl View {
         self.own_flags.insert(uid, flags);
     }
 
+    /// Room for `n` more [`View::set_flags_of_seen`] (a STORE over many messages).
+    pub fn reserve_flags(&mut self, n: usize) {
+        self.own_flags.reserve(n);
+    }
+
     /// The FLAGS list of one message, with `\Recent` where this session holds it.
     pub fn flag_list(&self, meta: &MessageMeta, out: &mut Vec<u8>) {
+        self.flag_list_of(meta.uid, &meta.flags, out)
+    }
+
+    /// [`View::flag_list`] of message `uid` with `flags`.
+    pub fn flag_list_of(&self, uid: Uid, flags: &Flags, out: &mut Vec<u8>) {
         out.push(b'(');
         let mut first = true;
         for (flag, name) in SysFlags::ALL {
-            if meta.flags.sys.contains(flag) {
+            if flags.sys.contains(flag) {
                 if !first {
                     out.push(b' ');
                 }
@@ -181,14 +216,14 @@ impl View {
                 first = false;
             }
         }
-        if self.recent.contains(&meta.uid) {
+        if self.recent.contains(&uid) {
             if !first {
                 out.push(b' ');
             }
             out.extend_from_slice(b"\\Recent");
             first = false;
         }
-        for kw in &meta.flags.keywords {
+        for kw in &flags.keywords {
             if !first {
                 out.push(b' ');
             }
@@ -287,14 +322,20 @@ impl View {
             let Ok(i) = in_list.find(uid) else {
                 continue;
             };
-            let Some(old) = self.meta(i) else { continue };
+            // The record the seeker stands on (no search by position).
+            let Some(old) = in_list
+                .record(uid)
+                .map(|r| self.as_told(self.list().meta(r)))
+            else {
+                continue;
+            };
             match in_snap.record(uid).map(|r| snap.messages.meta(r)) {
                 Some(now) => {
                     if now.flags != old.flags {
                         flag_updates.push((i, now));
                     }
                 }
-                None => vanished.push(old.into_owned()),
+                None => vanished.push(old),
             }
         }
         let max = self.max_uid();

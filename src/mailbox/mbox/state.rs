@@ -862,12 +862,12 @@ impl FileState {
         let file = c.file.as_ref().expect("checked above");
         file.write_back(&mut c.folder, want, base.as_ref())
             .map_err(|e| file_err(self, e))?;
+        // Both in ascending UIDs: one merge walk (not a search per message).
+        let mut after = c.folder.messages.iter().map(|m| m.uid).peekable();
         let removed: Vec<Uid> = (before.into_iter())
             .filter(|u| {
-                c.folder
-                    .messages
-                    .binary_search_by_key(u, |m| m.uid)
-                    .is_err()
+                while after.next_if(|a| a < u).is_some() {}
+                after.peek() != Some(u)
             })
             .collect();
         let mut txn = ix.begin()?;
