@@ -171,9 +171,12 @@ enum Waited {
 }
 
 /// Calls `attempt` until it gives `Ok(true)` or the deadline passes; `Ok(false)` means
-/// "held by someone else, try again".
+/// "held by someone else, try again". The pauses start at 2 ms and grow to 25 ms, not
+/// more: a delivery agent holds a lock for milliseconds, and a longer pause would leave
+/// the file unlocked and unread (an IDLE session's new mail late by up to the pause)
+/// while it delivers the next message. An attempt costs one system call (or a link).
 fn poll(deadline: Instant, mut attempt: impl FnMut() -> io::Result<bool>) -> Result<(), Waited> {
-    let mut pause = Duration::from_millis(10);
+    let mut pause = Duration::from_millis(2);
     loop {
         if attempt().map_err(Waited::Io)? {
             return Ok(());
@@ -183,7 +186,7 @@ fn poll(deadline: Instant, mut attempt: impl FnMut() -> io::Result<bool>) -> Res
             return Err(Waited::Timeout);
         }
         std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(200));
+        pause = (pause * 2).min(Duration::from_millis(25));
     }
 }
 
