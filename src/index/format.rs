@@ -392,7 +392,7 @@ pub fn decode_record(buf: &[u8], at: usize, keys: &[u8], idx: usize) -> Result<R
 }
 
 pub fn decode_index(buf: &[u8]) -> Result<IndexFile, Bad> {
-    decode_index_in(buf.len() as u64, &mut |off, out| {
+    decode_index_in(buf.len() as u64, &|off, out| {
         let from = usize::try_from(off).unwrap_or(usize::MAX).min(buf.len());
         let n = out.len().min(buf.len() - from);
         out[..n].copy_from_slice(&buf[from..from + n]);
@@ -401,7 +401,7 @@ pub fn decode_index(buf: &[u8]) -> Result<IndexFile, Bad> {
 }
 
 /// Reads the file's bytes at an offset into a buffer: how many (fewer at its end).
-pub type ReadAt<'a> = dyn FnMut(u64, &mut [u8]) -> Result<usize, Bad> + 'a;
+pub type ReadAt<'a> = dyn Fn(u64, &mut [u8]) -> Result<usize, Bad> + Sync + 'a;
 
 /// Bytes of records decoded at a time by [`decode_index_in`] (a multiple of
 /// [`RECORD_LEN`]): the records of a large index never sit in memory as file bytes.
@@ -410,7 +410,7 @@ const RECORD_WINDOW: usize = 256 * 1024;
 /// [`decode_index`] of a file of `len` bytes read through `read(offset, buffer)` (the
 /// bytes read, fewer at the end): the header, then the keyword and key blocks at the
 /// end, then the records in windows of [`RECORD_WINDOW`] bytes.
-pub fn decode_index_in(len: u64, read: &mut ReadAt<'_>) -> Result<IndexFile, Bad> {
+pub fn decode_index_in(len: u64, read: &ReadAt<'_>) -> Result<IndexFile, Bad> {
     let mut head = vec![0u8; INDEX_HEADER_LEN];
     let got = read(0, &mut head)?;
     let h = decode_index_header(&head[..got])?;
@@ -487,21 +487,65 @@ fn check_layout(h: &RawIndexHeader, len: u64) -> Result<usize, Bad> {
     Ok(n)
 }
 
+/// At least this many records are decoded in two parts at once (a second thread for
+/// the second half): most of a large index's decode is the kernel handing out fresh
+/// pages for the records, which two cores do side by side.
+const PARALLEL_RECORDS: usize = 32_768;
+
 /// The `n` records, read window by window, each checked (CRC, ascending UIDs below
 /// UIDNEXT, modseq not above the header's).
 fn decode_records(
     h: &RawIndexHeader,
     n: usize,
     keys: &[u8],
-    read: &mut ReadAt<'_>,
+    read: &ReadAt<'_>,
 ) -> Result<super::Records, Bad> {
-    let hd = &h.header;
+    let mid = if n >= PARALLEL_RECORDS { n / 2 } else { n };
+    let (first, second) = std::thread::scope(|s| {
+        let second = (mid < n)
+            .then(|| {
+                std::thread::Builder::new().spawn_scoped(s, || decode_part(h, mid..n, keys, read))
+            })
+            .and_then(Result::ok);
+        let first = decode_part(h, 0..mid, keys, read);
+        // No thread to be had: the second half here too.
+        let second = match second {
+            Some(t) => t.join().unwrap_or_else(|_| bad("record decode failed", 0)),
+            None => decode_part(h, mid..n, keys, read),
+        };
+        (first, second)
+    });
+    let (mut chunks, last) = first?;
+    let (more, _) = second?;
+    // The halves in order: the second's first UID above the first's last.
+    if let (Some(prev), Some(r)) = (last, more.first().and_then(|c| c.first())) {
+        if r.uid <= prev {
+            let at = INDEX_HEADER_LEN + mid * RECORD_LEN;
+            return bad(
+                format!("record {mid}: uid {} not above previous uid {prev}", r.uid),
+                at,
+            );
+        }
+    }
+    chunks.extend(more);
+    Ok(super::Records::from_chunks(chunks))
+}
+
+/// Records `range` decoded and checked, in chunks of [`super::records::CHUNK`], with the
+/// last UID.
+fn decode_part(
+    h: &RawIndexHeader,
+    range: std::ops::Range<usize>,
+    keys: &[u8],
+    read: &ReadAt<'_>,
+) -> Result<(Vec<Vec<Record>>, Option<u32>), Bad> {
+    let (hd, chunk) = (&h.header, super::records::CHUNK);
     let per = RECORD_WINDOW / RECORD_LEN;
-    let mut win = vec![0u8; per.min(n) * RECORD_LEN];
-    let mut records = super::Records::new();
-    let mut prev = 0u32;
-    for first in (0..n).step_by(per.max(1)) {
-        let count = per.min(n - first);
+    let mut win = vec![0u8; per.min(range.len()) * RECORD_LEN];
+    let mut chunks: Vec<Vec<Record>> = Vec::with_capacity(range.len().div_ceil(chunk));
+    let mut prev: Option<u32> = None;
+    for first in range.clone().step_by(per.max(1)) {
+        let count = per.min(range.end - first);
         let base = INDEX_HEADER_LEN + first * RECORD_LEN;
         let w = &mut win[..count * RECORD_LEN];
         if read(base as u64, w)? < w.len() {
@@ -513,32 +557,53 @@ fn decode_records(
                 b.offset += base as u64;
                 b
             })?;
-            if r.uid <= prev {
-                return bad(
-                    format!("record {i}: uid {} not above previous uid {prev}", r.uid),
-                    at,
-                );
+            check_record(hd, &r, prev, i, at)?;
+            prev = Some(r.uid);
+            match chunks.last_mut() {
+                Some(c) if c.len() < chunk => c.push(r),
+                _ => {
+                    let mut c = Vec::with_capacity(chunk);
+                    c.push(r);
+                    chunks.push(c);
+                }
             }
-            if r.uid >= hd.uid_next {
-                return bad(
-                    format!(
-                        "record {i}: uid {} not below UIDNEXT {}",
-                        r.uid, hd.uid_next
-                    ),
-                    at,
-                );
-            }
-            if r.modseq > hd.highest_modseq {
-                return bad(
-                    format!("record {i}: modseq {} above HIGHESTMODSEQ", r.modseq),
-                    at + 16,
-                );
-            }
-            prev = r.uid;
-            records.push(r);
         }
     }
-    Ok(records)
+    Ok((chunks, prev))
+}
+
+/// A decoded record against the header and the record before it (`i`, `at`: its number
+/// and offset, for the error).
+fn check_record(
+    hd: &Header,
+    r: &Record,
+    prev: Option<u32>,
+    i: usize,
+    at: usize,
+) -> Result<(), Bad> {
+    let prev = prev.unwrap_or(0);
+    if r.uid <= prev {
+        return bad(
+            format!("record {i}: uid {} not above previous uid {prev}", r.uid),
+            at,
+        );
+    }
+    if r.uid >= hd.uid_next {
+        return bad(
+            format!(
+                "record {i}: uid {} not below UIDNEXT {}",
+                r.uid, hd.uid_next
+            ),
+            at,
+        );
+    }
+    if r.modseq > hd.highest_modseq {
+        return bad(
+            format!("record {i}: modseq {} above HIGHESTMODSEQ", r.modseq),
+            at + 16,
+        );
+    }
+    Ok(())
 }
 
 /// `loft.index.log` header.

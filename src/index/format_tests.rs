@@ -181,3 +181,50 @@ fn log_header_and_ops_round_trip() {
         let _ = super::super::log::scan(&buf[..cut], 40);
     }
 }
+
+/// An index large enough to be decoded in two halves at once: the same records as one
+/// decode would give, and damage or disorder in either half (or across the halves) is
+/// reported with the record's number and offset.
+#[test]
+fn a_large_index_decodes_in_two_halves_the_same() {
+    let n = PARALLEL_RECORDS as u32 + 1001;
+    let records: Vec<Record> = (1..=n).map(|u| rec(u * 2, &format!("k{u}"))).collect();
+    let header = Header {
+        uid_validity: 7,
+        uid_next: 2 * n + 1,
+        highest_modseq: 2 * u64::from(n),
+        recent_uid: 1,
+        ..Header::default()
+    };
+    let encode = |records: &[Record]| {
+        encode_index(&IndexParts {
+            header: &header,
+            generation: 1,
+            log_offset: 40,
+            pair_id: 5,
+            keywords: &[],
+            records: &records.to_vec().into(),
+        })
+    };
+    let b = encode(&records);
+    let f = decode_index(&b).unwrap();
+    assert_eq!(f.records.len(), n as usize);
+    assert!(
+        f.records.iter().eq(records.iter()),
+        "same records in the same order"
+    );
+    assert_eq!(f.records.find(2 * (n / 2 + 3)), Ok(n as usize / 2 + 2));
+    // A record of the second half damaged: named by its number.
+    let i = n as usize - 10;
+    let mut c = b.clone();
+    c[INDEX_HEADER_LEN + i * RECORD_LEN + 20] ^= 1;
+    let e = decode_index(&c).unwrap_err();
+    assert!(e.what.contains(&format!("record {i} ")), "{}", e.what);
+    // Disorder exactly where the halves meet.
+    let mid = n as usize / 2;
+    let mut bad = records.clone();
+    bad[mid].uid = bad[mid - 1].uid;
+    let e = decode_index(&encode(&bad)).unwrap_err();
+    assert!(e.what.contains(&format!("record {mid}: uid")), "{}", e.what);
+    assert_eq!(e.offset, (INDEX_HEADER_LEN + mid * RECORD_LEN) as u64);
+}

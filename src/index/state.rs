@@ -310,17 +310,18 @@ fn read_index(f: &std::fs::File, ipath: &Path) -> Result<IndexFile, LoadErr> {
         })
     };
     let len = f.metadata().map_err(io_err)?.len();
-    let mut failed = None;
-    let decoded = decode_index_in(len, &mut |off, buf| {
+    let failed = std::sync::Mutex::new(None);
+    let decoded = decode_index_in(len, &|off, buf| {
         crate::beneath::read_full_at(f, buf, off).map_err(|e| {
             let b = Bad {
                 what: format!("read error: {e}"),
                 offset: off,
             };
-            failed = Some(e);
+            *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             b
         })
     });
+    let failed = failed.into_inner().unwrap_or_else(|p| p.into_inner());
     match (decoded, failed) {
         (_, Some(e)) => Err(io_err(e)),
         (Ok(x), None) => Ok(x),
