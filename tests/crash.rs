@@ -174,6 +174,11 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // A failing test shows what the server said (a panic in a session ends its
+        // connection: the test sees only the end of file).
+        if std::thread::panicking() {
+            eprintln!("server log:\n{}", self.log());
+        }
         self.kill();
     }
 }

@@ -115,12 +115,13 @@ impl MboxFile {
         })
     }
 
-    /// Whether a rewrite left its temporary file (and perhaps its journal) behind.
+    /// Whether a rewrite left its temporary file (and perhaps its journal) behind, or a
+    /// recovery mail it kept aside.
     fn rewrite_left(&self) -> bool {
         let mut t = OsString::from(".");
         t.push(&self.name);
         t.push(".loft-rewrite");
-        beneath::lstat_at(&self.dir, &t).is_ok()
+        beneath::lstat_at(&self.dir, &t).is_ok() || rewrite::mail_kept_aside(&self.dir, &self.name)
     }
 
     /// Completes an interrupted rewrite, or removes what one killed before its journal

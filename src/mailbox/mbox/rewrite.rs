@@ -54,6 +54,10 @@ use crate::beneath;
 #[path = "moves.rs"]
 mod moves;
 
+#[path = "aside.rs"]
+mod aside;
+pub use aside::exists as mail_kept_aside;
+
 /// Where a test stops a rewrite, as a kill there would (`Never` in production).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stop {
@@ -79,6 +83,9 @@ enum Stop {
     /// In place: a power loss while this checkpoint (counted from 1) is written.
     #[cfg_attr(not(test), allow(dead_code))]
     Torn(u64),
+    /// A recovery: the rewrite completed (journal gone), appended mail still aside.
+    #[cfg_attr(not(test), allow(dead_code))]
+    BeforePutBack,
 }
 
 /// Bytes copied at a time.
@@ -512,9 +519,13 @@ fn recover_until(
     let mut j = match read_journal(dir, &journal_name) {
         Ok(Some(j)) => j,
         Ok(None) => {
-            // A temporary file without a journal: killed before step 2, mbox untouched.
+            // A temporary file without a journal: killed before step 2, mbox untouched;
+            // or a recovery killed after completing the rewrite, with mail still aside.
             let _ = beneath::unlink_at(dir, &temp_name);
-            return Ok(Recovered::Nothing);
+            return match aside::put_back(dir, name, file)? {
+                0 => Ok(Recovered::Nothing),
+                kept => Ok(Recovered::Completed { kept }),
+            };
         }
         Err(e) => return Err(e),
     };
@@ -537,11 +548,15 @@ fn recover_until(
     } else {
         j.old_len.max(j.new_len)
     };
-    let extra = st.size.saturating_sub(known_end);
-    let mut appended = Vec::new();
-    if extra > 0 {
-        appended.resize(extra as usize, 0);
-        file.read_exact_at(&mut appended, known_end)?;
+    // Kept aside on disk (the completion cuts the file), after what an earlier recovery
+    // kept (then `known_end` does not tell where the new mail starts: the journal's cut
+    // record may be over that mail, not over old bytes).
+    let from = match aside::new_mail_from(dir, name, file, st.size, j.new_len)? {
+        Some(from) => Some(from),
+        None => (st.size > known_end).then_some(known_end),
+    };
+    if let Some(from) = from {
+        aside::keep(dir, name, file, (from, st.size), j.new_len)?;
     }
     // The copy and the cut, as the interrupted rewrite would have made them (in place,
     // once the copy is done and the state `truncating`, its sources may be gone: only the
@@ -557,15 +572,13 @@ fn recover_until(
         (&temp_name, &journal_name),
         stop,
         true,
-    )? {
+    )? || stop == Stop::BeforePutBack
+    {
         return Ok(Recovered::Completed { kept: 0 });
     }
-    if extra > 0 {
-        file.write_all_at(&appended, j.new_len)?;
-        file.sync_all()?;
-    }
-    tracing::warn!(file = ?name, kept_appended = extra, "completed an mbox rewrite that was interrupted");
-    Ok(Recovered::Completed { kept: extra })
+    let kept = aside::put_back(dir, name, file)?;
+    tracing::warn!(file = ?name, kept_appended = kept, "completed an mbox rewrite that was interrupted");
+    Ok(Recovered::Completed { kept })
 }
 
 /// Checks the temporary file of `j`: its length and CRC as the journal says.

@@ -287,6 +287,56 @@ fn mail_appended_after_an_interruption_is_kept() {
     }
 }
 
+/// The mail appended after an interruption survives a second kill during the recovery,
+/// wherever it falls: after the recovery's cut (the mail then only aside on disk), and
+/// after the rewrite completed but before the mail went back; more mail appended between
+/// the kills is kept too, nothing twice.
+#[test]
+fn mail_appended_after_an_interruption_survives_a_second_kill() {
+    let old = corpus(12);
+    let plan = plan_for(&old);
+    let want = planned(&old, &plan);
+    let late = b"From carol Mon Dec  7 17:00:00 2026\nSubject: late\n\nappended by Postfix\n\n";
+    let later = b"From dave Mon Dec  7 17:01:00 2026\nSubject: later\n\nbetween the kills\n\n";
+    let append = |m: &Mbox, b: &[u8]| {
+        let mut f = File::options().append(true).open(&m.path).unwrap();
+        f.write_all(b).unwrap();
+    };
+    for first in [Stop::AfterJournal, Stop::BeforeCut, Stop::AfterCut] {
+        for second in [Stop::BeforeCut, Stop::AfterCut, Stop::BeforePutBack] {
+            let m = mbox(&old);
+            run(&m.dir, name(), &rw(&m), &plan, first).unwrap();
+            append(&m, late);
+            recover_until(&m.dir, name(), &rw(&m), second).unwrap();
+            append(&m, later);
+            let got = recover(&m.dir, name(), &rw(&m)).unwrap();
+            assert!(
+                matches!(got, Recovered::Completed { .. }),
+                "{first:?} {second:?}: {got:?}"
+            );
+            let mut expect = want.clone();
+            let file = std::fs::read(&m.path).unwrap();
+            // `later` went in after the first recovery cut the file (or not): it is kept
+            // either way, before or after `late`.
+            let mut other = expect.clone();
+            expect.extend_from_slice(late);
+            expect.extend_from_slice(later);
+            other.extend_from_slice(later);
+            other.extend_from_slice(late);
+            assert!(
+                file == expect || file == other,
+                "{first:?} {second:?}: {}",
+                String::from_utf8_lossy(&file[want.len().min(file.len())..])
+            );
+            assert!(!aside::exists(&m.dir, name()), "the aside file removed");
+            assert_eq!(
+                recover(&m.dir, name(), &rw(&m)).unwrap(),
+                Recovered::Nothing
+            );
+        }
+    }
+}
+
 #[test]
 fn a_journal_that_does_not_fit_is_left_alone() {
     let old = corpus(6);
