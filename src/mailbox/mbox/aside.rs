@@ -8,7 +8,9 @@
 //! disk, then renamed, so it is whole or absent): `LOFTAPP1`, the offset where the mail
 //! belongs (the rewrite's new length) and the mbox's length when the mail was taken
 //! (little-endian u64s), the length and CRC-32 of the mbox's last bytes then (u32s),
-//! then the mail's bytes. A later recovery (a second kill) takes after it only what came
+//! the mbox's device and inode (u64s: a file naming another mbox — planted, or left
+//! from a file since replaced — is removed with a warning, never put back), then the
+//! mail's bytes. A later recovery (a second kill) takes after it only what came
 //! after that length when the file still ends there as it did, else (the completion cut
 //! the file since) all past the new length. After
 //! the rewrite is complete the bytes go back at the end of the mbox (forced to disk) and
@@ -29,7 +31,7 @@ use super::{sync_dir, RewriteError, COPY};
 use crate::beneath;
 
 const MAGIC: &[u8; 8] = b"LOFTAPP1";
-const HEADER: u64 = 32;
+const HEADER: u64 = 48;
 /// The mbox's last bytes recorded with the length.
 const TAIL: u64 = 64;
 
@@ -56,8 +58,27 @@ struct Kept {
     end: u64,
     tail: (u32, u32),
     len: u64,
+    /// Device and inode of the mbox it was taken from.
+    of: (u64, u64),
 }
 
+/// The mail kept aside for this very file (device and inode), if any; one kept for
+/// another file is removed, with a warning.
+fn open_for(dir: &OwnedFd, name: &OsStr, mbox: &File) -> Result<Option<Kept>, RewriteError> {
+    let Some(k) = open(dir, name)? else {
+        return Ok(None);
+    };
+    let st = beneath::fstat(mbox)?;
+    if k.of == (st.dev, st.ino) {
+        return Ok(Some(k));
+    }
+    tracing::warn!(file = ?name, aside_for = ?k.of, this = ?(st.dev, st.ino),
+        "removed a file of mail kept aside that names another mbox file (device, inode)");
+    beneath::unlink_at(dir, &names(name).0)?;
+    Ok(None)
+}
+
+/// The mail kept aside, whichever mbox it was taken from.
 fn open(dir: &OwnedFd, name: &OsStr) -> Result<Option<Kept>, RewriteError> {
     let file = match beneath::open_read_at(dir, &names(name).0) {
         Ok(f) => f,
@@ -79,6 +100,7 @@ fn open(dir: &OwnedFd, name: &OsStr) -> Result<Option<Kept>, RewriteError> {
         end: word(16),
         tail: (half(24), half(28)),
         len: size - HEADER,
+        of: (word(32), word(40)),
     }))
 }
 
@@ -135,7 +157,7 @@ pub fn new_mail_from(
     size: u64,
     new_len: u64,
 ) -> Result<Option<u64>, RewriteError> {
-    let Some(k) = open(dir, name)? else {
+    let Some(k) = open_for(dir, name, mbox)? else {
         return Ok(None);
     };
     let same = size >= k.end && tail_of(mbox, k.end)? == k.tail;
@@ -151,7 +173,7 @@ pub fn keep(
     (from, to): (u64, u64),
     target: u64,
 ) -> Result<(), RewriteError> {
-    let earlier = open(dir, name)?;
+    let earlier = open_for(dir, name, mbox)?;
     let (aside, tmp) = names(name);
     let _ = beneath::unlink_at(dir, &tmp);
     let out = beneath::create_new_at(dir, &tmp, 0o600)?;
@@ -161,6 +183,9 @@ pub fn keep(
     head.extend_from_slice(&to.to_le_bytes());
     head.extend_from_slice(&tail_len.to_le_bytes());
     head.extend_from_slice(&tail_crc.to_le_bytes());
+    let st = beneath::fstat(mbox)?;
+    head.extend_from_slice(&st.dev.to_le_bytes());
+    head.extend_from_slice(&st.ino.to_le_bytes());
     out.write_all_at(&head, 0)?;
     let mut at = HEADER;
     if let Some(k) = &earlier {
@@ -177,7 +202,7 @@ pub fn keep(
 /// Puts the mail kept aside back at the end of `mbox` (unless it is there already: see
 /// the module doc), forced to disk, and removes the file; the bytes put back (or found).
 pub fn put_back(dir: &OwnedFd, name: &OsStr, mbox: &File) -> Result<u64, RewriteError> {
-    let Some(k) = open(dir, name)? else {
+    let Some(k) = open_for(dir, name, mbox)? else {
         return Ok(0);
     };
     let size = beneath::fstat(mbox)?.size;

@@ -337,6 +337,29 @@ fn mail_appended_after_an_interruption_survives_a_second_kill() {
     }
 }
 
+/// A file of mail kept aside that names another mbox file (planted by someone who may
+/// write in the directory, or left from a file since replaced) is removed, never put
+/// into this one.
+#[test]
+fn mail_kept_aside_for_another_file_is_never_put_back() {
+    let old = corpus(3);
+    let m = mbox(&old);
+    let mut planted = b"LOFTAPP1".to_vec();
+    for v in [old.len() as u64, old.len() as u64, 0, 0, 0] {
+        planted.extend_from_slice(&v.to_le_bytes());
+    }
+    planted.extend_from_slice(b"From evil Mon Dec  7 17:00:00 2026\n\nplanted\n");
+    let aside = m.path.with_file_name(".box.loft-appended");
+    std::fs::write(&aside, &planted).unwrap();
+    assert!(aside::exists(&m.dir, name()));
+    assert_eq!(
+        recover(&m.dir, name(), &rw(&m)).unwrap(),
+        Recovered::Nothing
+    );
+    assert_eq!(std::fs::read(&m.path).unwrap(), old);
+    assert!(!aside.exists());
+}
+
 #[test]
 fn a_journal_that_does_not_fit_is_left_alone() {
     let old = corpus(6);
