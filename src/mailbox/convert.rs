@@ -397,6 +397,63 @@ fn same_flags(a: &Flags, b: &Flags) -> bool {
 mod tests {
     use super::*;
 
+    /// The check reads the copy back: a message damaged in it (same length, one byte
+    /// changed, as a disk or another program may leave it) is reported with its UID and
+    /// mailbox; the copy as written passes.
+    #[test]
+    fn a_damaged_copy_fails_the_check() {
+        use crate::mailbox::mbox::store::{MboxStore, StorageCtx};
+        let d = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::Config::for_tests(d.path()).storage;
+        cfg.format = StorageFormat::Mbox;
+        cfg.location = d.path().join("mail/%u").to_string_lossy().into_owned();
+        cfg.autocreate_special_use = false;
+        let inbox = d.path().join("mail/alice/INBOX");
+        std::fs::create_dir_all(inbox.parent().unwrap()).unwrap();
+        let date = "Mon Dec  7 16:49:14 2026";
+        let text = format!(
+            "From a@b  {date}\nSubject: one\n\nfirst body\n\nFrom a@b  {date}\nSubject: two\n\nsecond body\n"
+        );
+        std::fs::write(&inbox, &text).unwrap();
+        let store = MboxStore::open(&StorageCtx::new(&cfg), "alice", None).unwrap();
+        let mut mb = store.open("INBOX", false).unwrap();
+        let snap = mb.sync().unwrap().snapshot;
+        let sent: Vec<Sent> = (snap.messages.iter())
+            .map(|m| {
+                let data = mb.fetch_message(m.uid).unwrap();
+                Sent::of(
+                    &ImportMessage {
+                        uid: m.uid,
+                        flags: m.flags.clone(),
+                        internal_date: m.internal_date,
+                        data,
+                    },
+                    false,
+                )
+            })
+            .collect();
+        mb.close();
+        drop(mb);
+        let check = Check {
+            name: "INBOX",
+            snap: &snap,
+        };
+        check.against(&store, &sent).expect("the copy as written");
+        let mut bytes = std::fs::read(&inbox).unwrap();
+        let at = bytes.windows(6).position(|w| w == b"second").unwrap();
+        bytes[at] = b'S';
+        std::fs::write(&inbox, &bytes).unwrap();
+        let second = sent[1].uid;
+        match check.against(&store, &sent) {
+            Err(ConvertError::Mismatch { mailbox, what }) => {
+                assert_eq!(mailbox, "INBOX");
+                assert!(what.contains(&format!("UID {second}:")), "{what}");
+            }
+            Err(e) => panic!("{e}"),
+            Ok(()) => panic!("a damaged copy passed the check"),
+        }
+    }
+
     #[test]
     fn the_digest_quotes_only_lines_that_start_with_from() {
         let m = b"From: a\r\n\r\nFrom here\r\n>From there\r\n From x\r\nFrom ";
