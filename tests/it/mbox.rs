@@ -87,11 +87,13 @@ fn header_in_file(srv: &TestServer, needle: &str) -> String {
     mbox_header(msgs[0].as_bytes())
 }
 
-/// (UID, INTERNALDATE, BODY[]) of every message of the selected mailbox.
+/// (UID, INTERNALDATE, BODY[]) of every message of the selected mailbox. Other untagged
+/// data the server sends meanwhile (a flag update, RFC 3501 §7: at any time) is not one.
 async fn uids_dates_bodies(c: &mut Client) -> Vec<(u32, String, String)> {
     c.ok("UID FETCH 1:* (UID INTERNALDATE BODY.PEEK[])")
         .await
         .iter()
+        .filter(|u| u.contains(" FETCH (") && u.contains("BODY[] {"))
         .map(|u| {
             let date = u.split("INTERNALDATE \"").nth(1).expect("INTERNALDATE");
             let date = date.split('"').next().unwrap().to_string();
