@@ -860,7 +860,8 @@ impl FileState {
         };
         let before: Vec<Uid> = c.folder.messages.iter().map(|m| m.uid).collect();
         let file = c.file.as_ref().expect("checked above");
-        file.write_back(&mut c.folder, want, base.as_ref())
+        let meanwhile = file
+            .write_back(&mut c.folder, want, base.as_ref())
             .map_err(|e| file_err(self, e))?;
         // Both in ascending UIDs: one merge walk (not a search per message).
         let mut after = c.folder.messages.iter().map(|m| m.uid).peekable();
@@ -882,6 +883,18 @@ impl FileState {
         let snap = txn.commit()?;
         c.snapshot = Arc::new(snapshot_of(&snap));
         c.dirty_since = None;
+        // Mail another program appended (or a rewrite it made) while this write-back
+        // waited for its lock: found by the write-back's own sync, now in the folder, and
+        // into the index here (no later sync sees the file change again).
+        if meanwhile.added.len() + usize::from(meanwhile.renumbered) + usize::from(meanwhile.full)
+            > 0
+        {
+            let rest = Delta {
+                expunged: Vec::new(),
+                ..meanwhile
+            };
+            self.reconcile(c, &ix, &rest)?;
+        }
         Ok(removed)
     }
 
