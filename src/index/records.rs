@@ -158,6 +158,19 @@ impl Records {
         }
     }
 
+    /// Records made of `chunks` as they are (ascending UIDs across them: the caller
+    /// checked); empty ones are left out.
+    pub fn from_chunks(chunks: impl IntoIterator<Item = Vec<Record>>) -> Records {
+        let mut r = Records::default();
+        for c in chunks.into_iter().filter(|c| !c.is_empty()) {
+            r.starts.push(r.len);
+            r.firsts.push(c[0].uid);
+            r.len += c.len();
+            r.chunks.push(Arc::new(c));
+        }
+        r
+    }
+
     pub fn clear(&mut self) {
         *self = Records::default();
     }
@@ -380,21 +393,6 @@ impl<'a> Cursor<'a> {
     fn next_chunk(&mut self) {
         self.c += 1;
         self.k = 0;
-    }
-}
-
-impl Records {
-    /// Records made of `chunks` as they are (ascending UIDs across them: the caller
-    /// checked); empty ones are left out.
-    pub fn from_chunks(chunks: impl IntoIterator<Item = Vec<Record>>) -> Records {
-        let mut r = Records::default();
-        for c in chunks.into_iter().filter(|c| !c.is_empty()) {
-            r.starts.push(r.len);
-            r.firsts.push(c[0].uid);
-            r.len += c.len();
-            r.chunks.push(Arc::new(c));
-        }
-        r
     }
 }
 

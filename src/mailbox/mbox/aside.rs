@@ -147,33 +147,27 @@ fn tail_of(mbox: &File, end: u64) -> io::Result<(u32, u32)> {
     Ok((n as u32, crc32fast::hash(&b)))
 }
 
-/// Where the mail appended since an earlier recovery kept mail aside starts in `mbox`
-/// (`size` bytes; `new_len`: the rewrite's new length), if one did: where it took up to
-/// when the file still ends there as it did, else (cut since) the new length.
-pub fn new_mail_from(
-    dir: &OwnedFd,
-    name: &OsStr,
-    mbox: &File,
-    size: u64,
-    new_len: u64,
-) -> Result<Option<u64>, RewriteError> {
-    let Some(k) = open_for(dir, name, mbox)? else {
-        return Ok(None);
-    };
-    let same = size >= k.end && tail_of(mbox, k.end)? == k.tail;
-    Ok(Some(if same { k.end } else { new_len }))
-}
-
-/// Keeps bytes `[from, to)` of `mbox` aside (`to`: its length now), after what an earlier
-/// recovery kept ([`new_mail_from`] gave `from`), to go back at `target`.
+/// Keeps the mail appended to `mbox` (`to` bytes long now) since the interruption aside,
+/// after what an earlier recovery kept, to go back at `target` (the rewrite's new
+/// length). Without an earlier one, the new mail is what lies past `known_end` (the
+/// length the journal knew). With one, `known_end` does not tell where it starts (the
+/// journal's cut record may be over that mail, not old bytes): it starts where that
+/// recovery took up to when the file still ends there as it did, else (cut since) at
+/// `target`. Nothing to keep: no file.
 pub fn keep(
     dir: &OwnedFd,
     name: &OsStr,
     mbox: &File,
-    (from, to): (u64, u64),
+    (known_end, to): (u64, u64),
     target: u64,
 ) -> Result<(), RewriteError> {
     let earlier = open_for(dir, name, mbox)?;
+    let from = match &earlier {
+        Some(k) if to >= k.end && tail_of(mbox, k.end)? == k.tail => k.end,
+        Some(_) => target,
+        None if to > known_end => known_end,
+        None => return Ok(()),
+    };
     let (aside, tmp) = names(name);
     let _ = beneath::unlink_at(dir, &tmp);
     let out = beneath::create_new_at(dir, &tmp, 0o600)?;

@@ -549,15 +549,8 @@ fn recover_until(
         j.old_len.max(j.new_len)
     };
     // Kept aside on disk (the completion cuts the file), after what an earlier recovery
-    // kept (then `known_end` does not tell where the new mail starts: the journal's cut
-    // record may be over that mail, not over old bytes).
-    let from = match aside::new_mail_from(dir, name, file, st.size, j.new_len)? {
-        Some(from) => Some(from),
-        None => (st.size > known_end).then_some(known_end),
-    };
-    if let Some(from) = from {
-        aside::keep(dir, name, file, (from, st.size), j.new_len)?;
-    }
+    // kept.
+    aside::keep(dir, name, file, (known_end, st.size), j.new_len)?;
     // The copy and the cut, as the interrupted rewrite would have made them (in place,
     // once the copy is done and the state `truncating`, its sources may be gone: only the
     // cut); then the appended mail at the new end.

@@ -8,10 +8,11 @@
 //! and inode) with the index's UIDVALIDITY and exactly the index's UIDs. Anything else:
 //! the file is scanned as if there were none.
 //!
-//! Two steps, so that opening an unchanged file reads a few hundred bytes, not the
-//! whole save: [`peek`] reads the header alone (its own CRC-32): the file's tail, what
-//! the folder knows besides its messages, the message count, a CRC-32 of their UIDs (to
-//! compare with the index's) and whether any lacks its `X-UID` in the file. [`load`]
+//! Two steps, so that opening an unchanged file reads one 4 KiB piece (the header: a
+//! few hundred bytes), not the whole save: [`peek`] reads the header alone (its own
+//! CRC-32): the file's tail, what the folder knows besides its messages, the message
+//! count, a CRC-32 of their UIDs (to compare with the index's) and whether any lacks its
+//! `X-UID` in the file. [`load`]
 //! reads everything, checked whole (CRC-32 over all, offsets inside the file's length
 //! and ascending, UIDs ascending and as the header says).
 //!

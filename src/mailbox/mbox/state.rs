@@ -388,11 +388,6 @@ impl FileState {
         self.sync_locked(c).map(|_| false)
     }
 
-    /// [`FileState::materialize`] for what reads the folder's messages after a sync.
-    fn messages_at_hand(&self, c: &mut Inner) -> Result<()> {
-        self.materialize(c).map(drop)
-    }
-
     /// Saves the folder for the next process or session ([`super::saved`]) when it
     /// changed since it was last saved.
     pub fn save(&self) {
@@ -707,7 +702,7 @@ impl FileState {
             if attempt == 1 {
                 self.sync_locked(&mut c)?;
             }
-            self.messages_at_hand(&mut c)?;
+            self.materialize(&mut c)?;
             let Some(file) = &c.file else {
                 continue;
             };
@@ -742,7 +737,7 @@ impl FileState {
     /// The internal date (the `From ` line's) of `uid`.
     pub fn date(&self, uid: Uid) -> Option<i64> {
         let mut c = lock(&self.inner);
-        self.messages_at_hand(&mut c).ok()?;
+        self.materialize(&mut c).ok()?;
         let i = c
             .folder
             .messages
@@ -818,7 +813,7 @@ impl FileState {
     /// fields as the index has them (when written at all). Returns the UIDs removed.
     fn write_back(&self, c: &mut Inner, expunge: &[Uid]) -> Result<Vec<Uid>> {
         self.sync_locked(c)?;
-        self.messages_at_hand(c)?;
+        self.materialize(c)?;
         if expunge.is_empty() && c.dirty_since.is_none() {
             return Ok(Vec::new());
         }
@@ -886,9 +881,8 @@ impl FileState {
         // Mail another program appended (or a rewrite it made) while this write-back
         // waited for its lock: found by the write-back's own sync, now in the folder, and
         // into the index here (no later sync sees the file change again).
-        if meanwhile.added.len() + usize::from(meanwhile.renumbered) + usize::from(meanwhile.full)
-            > 0
-        {
+        c.scanned += meanwhile.scanned;
+        if !meanwhile.added.is_empty() || meanwhile.renumbered || meanwhile.full {
             let rest = Delta {
                 expunged: Vec::new(),
                 ..meanwhile
@@ -936,7 +930,7 @@ impl FileState {
             self.create_file()?;
         }
         self.sync_locked(&mut c)?;
-        self.messages_at_hand(&mut c)?;
+        self.materialize(&mut c)?;
         let Some(ix) = c.index.clone() else {
             return Err(Error::new(
                 ErrorKind::Temporary,
